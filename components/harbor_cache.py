@@ -1,0 +1,42 @@
+"""HarborCache: the whole deployment for one stack, composed from its parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.harbor_dns import HarborDns, HarborDnsArgs
+from components.harbor_vm import HarborVm, HarborVmArgs
+from components.settings import Settings
+
+
+@dataclass(frozen=True)
+class HarborCacheArgs:
+    settings: Settings
+
+
+class HarborCache(pulumi.ComponentResource):
+    def __init__(self, name: str, args: HarborCacheArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("harbor-cache:index:HarborCache", name, None, opts)
+        settings = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.vm = HarborVm(f"{name}-vm", HarborVmArgs(settings=settings), opts=child)
+        self.dns = HarborDns(
+            f"{name}-dns",
+            HarborDnsArgs(settings=settings, public_ip=self.vm.public_ip, instance_role_name=self.vm.role.name),
+            opts=child,
+        )
+
+        self.outputs: dict[str, pulumi.Input] = {
+            "url": settings.url,
+            "hostname": settings.hostname,
+            "publicIp": self.vm.public_ip,
+            "instanceId": self.vm.instance.id,
+            "dataVolumeId": self.vm.data_volume.id,
+            "sshUser": settings.ssh_user,
+            "sshHost": self.vm.public_ip,
+            "sshPrivateKey": self.vm.ssh_private_key,
+        }
+        self.register_outputs(self.outputs)

@@ -1,0 +1,230 @@
+"""HarborVm: the EC2 instance Harbor runs on, its kept data volume, network access and identity."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_tls as tls
+
+from components.settings import Settings
+from components.tagging import SNAPSHOT_TAG, resource_tags
+
+# Ubuntu 24.04 LTS (supported to 2029) from Canonical's own account: its archive carries Docker
+# Engine (docker.io) and the compose v2 plugin (docker-compose-v2) as signed distribution packages.
+UBUNTU_OWNER = "099720109477"
+UBUNTU_IMAGE_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
+DATA_DEVICE_NAME = "/dev/sdf"
+DLM_SERVICE_POLICY = "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole"
+
+
+@dataclass(frozen=True)
+class HarborVmArgs:
+    settings: Settings
+
+
+def egress_ports(settings: Settings) -> list[int]:
+    """Ports the VM dials out on: HTTP(S) for packages and registries, plus any custom upstream port."""
+    ports = {80, 443}
+    for upstream in settings.upstreams:
+        port = urlsplit(upstream.url).port
+        if port:
+            ports.add(port)
+    return sorted(ports)
+
+
+def _split_cidrs(cidrs: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    return [c for c in cidrs if ":" not in c], [c for c in cidrs if ":" in c]
+
+
+def ingress_rules(settings: Settings) -> list[dict]:
+    web_v4, web_v6 = _split_cidrs(settings.allowed_cidrs)
+    ssh_v4, ssh_v6 = _split_cidrs(settings.ssh_allowed_cidrs)
+    rules = [
+        {
+            "description": f"{port} from allowedCidrs",
+            "protocol": "tcp",
+            "from_port": port,
+            "to_port": port,
+            "cidr_blocks": web_v4,
+            "ipv6_cidr_blocks": web_v6,
+        }
+        for port in (443, 80)
+    ]
+    rules.append(
+        {
+            "description": "SSH from sshAllowedCidrs",
+            "protocol": "tcp",
+            "from_port": 22,
+            "to_port": 22,
+            "cidr_blocks": ssh_v4,
+            "ipv6_cidr_blocks": ssh_v6,
+        }
+    )
+    return rules
+
+
+def egress_rules(settings: Settings) -> list[dict]:
+    # DNS, NTP and the instance metadata service are link-local in a VPC and need no rule.
+    return [
+        {
+            "description": f"tcp {port} out (packages, upstream registries, OIDC, ACME)",
+            "protocol": "tcp",
+            "from_port": port,
+            "to_port": port,
+            "cidr_blocks": ["0.0.0.0/0"],
+            "ipv6_cidr_blocks": ["::/0"],
+        }
+        for port in egress_ports(settings)
+    ]
+
+
+def assume_role_policy(service: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+        }
+    )
+
+
+class HarborVm(pulumi.ComponentResource):
+    """The VM, with everything that must outlive it (data volume, Elastic IP) as separate resources."""
+
+    def __init__(self, name: str, args: HarborVmArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("harbor-cache:index:HarborVm", name, None, opts)
+        settings = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.ssh_key = tls.PrivateKey(f"{name}-ssh-key", algorithm="ED25519", opts=child)
+        key_pair = aws.ec2.KeyPair(
+            f"{name}-key-pair",
+            public_key=self.ssh_key.public_key_openssh,
+            tags=resource_tags(settings, f"{name}-key-pair"),
+            opts=child,
+        )
+
+        subnet = aws.ec2.get_subnet_output(
+            id=settings.subnet_id or None,
+            default_for_az=None if settings.subnet_id else True,
+            availability_zone=None if settings.subnet_id else settings.availability_zone,
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        )
+        self.security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            description=f"harbor-cache {settings.hostname}: HTTPS from allowedCidrs, SSH from sshAllowedCidrs",
+            vpc_id=subnet.vpc_id,
+            ingress=ingress_rules(settings),
+            egress=egress_rules(settings),
+            tags=resource_tags(settings, f"{name}-sg"),
+            opts=child,
+        )
+
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
+            description=f"harbor-cache {settings.hostname}: Traefik's DNS-01 challenge",
+            tags=resource_tags(settings, f"{name}-role"),
+            opts=child,
+        )
+        profile = aws.iam.InstanceProfile(f"{name}-profile", role=self.role.name, opts=child)
+
+        ami = aws.ec2.get_ami_output(
+            most_recent=True,
+            owners=[UBUNTU_OWNER],
+            filters=[
+                {"name": "name", "values": [UBUNTU_IMAGE_NAME]},
+                {"name": "architecture", "values": ["x86_64"]},
+                {"name": "virtualization-type", "values": ["hvm"]},
+            ],
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        )
+        self.instance = aws.ec2.Instance(
+            f"{name}-instance",
+            ami=ami.id,
+            instance_type=settings.instance_type,
+            subnet_id=subnet.id,
+            availability_zone=settings.availability_zone,
+            vpc_security_group_ids=[self.security_group.id],
+            iam_instance_profile=profile.name,
+            key_name=key_pair.key_name,
+            # Tokens only; hop limit 2 so Traefik, one network hop away in a container, reaches IMDS.
+            metadata_options={"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 2},
+            root_block_device={
+                "encrypted": True,
+                "volume_type": "gp3",
+                "volume_size": settings.root_volume_size_gb,
+                "delete_on_termination": True,
+            },
+            tags=resource_tags(settings, f"{name}-instance"),
+            # A newer Ubuntu image must not replace the VM on an unrelated `pulumi up`; roll it on
+            # purpose with `pulumi up --replace <instance urn>` (the data volume survives).
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),
+        )
+
+        # Harbor's data (cached layers, database, Traefik's certificates) lives here. It is its own
+        # resource so it survives instance replacement; protect stops a replace or destroy, and
+        # retain_on_delete keeps it in AWS even after an unprotect + destroy.
+        self.data_volume = aws.ebs.Volume(
+            f"{name}-data",
+            availability_zone=settings.availability_zone,
+            size=settings.data_volume_size_gb,
+            type="gp3",
+            encrypted=True,
+            tags=resource_tags(settings, f"{name}-data", **{SNAPSHOT_TAG: settings.stack}),
+            opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
+        )
+        self.data_attachment = aws.ec2.VolumeAttachment(
+            f"{name}-data-attachment",
+            device_name=DATA_DEVICE_NAME,
+            volume_id=self.data_volume.id,
+            instance_id=self.instance.id,
+            # Stop the VM before detaching so the filesystem is unmounted cleanly on replacement.
+            stop_instance_before_detaching=True,
+            # A volume attaches to one instance at a time: detach from the old VM before the new.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+
+        self.eip = aws.ec2.Eip(f"{name}-eip", domain="vpc", tags=resource_tags(settings, f"{name}-eip"), opts=child)
+        aws.ec2.EipAssociation(f"{name}-eip-association", allocation_id=self.eip.id, instance_id=self.instance.id, opts=child)
+
+        dlm_role = aws.iam.Role(
+            f"{name}-dlm-role",
+            assume_role_policy=assume_role_policy("dlm.amazonaws.com"),
+            tags=resource_tags(settings, f"{name}-dlm-role"),
+            opts=child,
+        )
+        aws.iam.RolePolicyAttachment(f"{name}-dlm-policy", role=dlm_role.name, policy_arn=DLM_SERVICE_POLICY, opts=child)
+        self.snapshot_policy = aws.dlm.LifecyclePolicy(
+            f"{name}-snapshots",
+            description=f"harbor-cache {settings.stack}: daily data volume snapshots",
+            execution_role_arn=dlm_role.arn,
+            state="ENABLED",
+            policy_details={
+                "resource_types": ["VOLUME"],
+                "target_tags": {SNAPSHOT_TAG: settings.stack},
+                "schedules": [
+                    {
+                        "name": "daily",
+                        "create_rule": {"interval": 24, "interval_unit": "HOURS", "times": "03:30"},
+                        "retain_rule": {"interval": settings.snapshot_retention_days, "interval_unit": "DAYS"},
+                        "copy_tags": True,
+                    }
+                ],
+            },
+            tags=resource_tags(settings, f"{name}-snapshots"),
+            opts=child,
+        )
+
+        self.public_ip = self.eip.public_ip
+        self.ssh_private_key = pulumi.Output.secret(self.ssh_key.private_key_openssh)
+        self.register_outputs(
+            {
+                "instanceId": self.instance.id,
+                "dataVolumeId": self.data_volume.id,
+                "publicIp": self.public_ip,
+            }
+        )

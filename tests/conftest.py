@@ -1,0 +1,29 @@
+"""Under HARBOR_CACHE_REQUIRE_INTEGRATION=1 (CI) a skipped test is a failure: integration tests may
+skip on a laptop that lacks containerd or sshd, never in CI. Only tests marked `live_harbor` (they
+need a real Harbor that CI does not have) may still skip."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+REQUIRE_INTEGRATION = os.environ.get("HARBOR_CACHE_REQUIRE_INTEGRATION") == "1"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "live_harbor: needs a real Harbor (HARBOR_URL); may skip even in CI")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_INTEGRATION and report.skipped and item.get_closest_marker("live_harbor") is None:
+        report.outcome = "failed"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.longrepr = f"skipped under HARBOR_CACHE_REQUIRE_INTEGRATION=1: {reason}"

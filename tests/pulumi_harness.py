@@ -1,0 +1,202 @@
+"""Runs the Pulumi program under mocks and records every RegisterResource request as sent.
+
+MockResourceArgs carries no resource options, so the monitor keeps the raw request: tests read
+protect, retainOnDelete, dependencies and secret markers from it.
+"""
+
+from __future__ import annotations
+
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import config as runtime_config
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+
+ROOT = Path(__file__).resolve().parent.parent
+MAIN = ROOT / "__main__.py"
+SECRET_SIG = rpc._special_secret_sig  # "1b47061264138c4ac30d75fd1eb44270"
+
+FAKE_ZONE_ID = "Z0123456789EXAMPLE"
+FAKE_PUBLIC_IP = "192.0.2.10"
+
+
+class AwsMocks(pulumi.runtime.Mocks):
+    """Answers what the cloud would: ids and the computed properties the program reads."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        state = dict(args.inputs)
+        kind = args.typ
+        if kind == "tls:index/privateKey:PrivateKey":
+            state.update(
+                publicKeyOpenssh="ssh-ed25519 AAAAC3NzaTEST test", privateKeyOpenssh="-----BEGIN OPENSSH PRIVATE KEY-----\nTEST\n"
+            )
+        elif kind == "aws:ec2/eip:Eip":
+            state.update(publicIp=FAKE_PUBLIC_IP)
+        elif kind == "aws:iam/role:Role":
+            state.update(arn=f"arn:aws:iam::123456789012:role/{args.name}", name=args.name)
+        elif kind == "aws:ec2/keyPair:KeyPair":
+            state.update(keyName=args.name)
+        elif kind == "aws:route53/record:Record":
+            state.update(fqdn=args.inputs.get("name"))
+        elif kind == "random:index/randomPassword:RandomPassword":
+            state.update(result="Generated-Passw0rd-" + args.name[-6:])
+        elif kind == "random:index/randomBytes:RandomBytes":
+            state.update(base64="c2VjcmV0LWNsaWVudC1ieXRlcy0yMA==", hex="00" * 20)
+        elif kind == "command:remote:Command":
+            state.update(stdout="", stderr="")
+        elif kind == "pulumi-python:dynamic:Resource":
+            state.update(harbor_id=1)
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        token = args.token
+        if token == "aws:ec2/getSubnet:getSubnet":
+            return {
+                "id": args.args.get("id") or "subnet-0a1b2c3d4e5f60718",
+                "vpcId": "vpc-0a1b2c3d",
+                "availabilityZone": args.args.get("availabilityZone", "eu-central-1a"),
+            }
+        if token == "aws:ec2/getAmi:getAmi":
+            return {"id": "ami-0123456789abcdef0", "name": "ubuntu-noble-24.04-amd64-server-20261101"}
+        if token == "aws:route53/getZone:getZone":
+            return {"zoneId": FAKE_ZONE_ID, "id": FAKE_ZONE_ID, "name": args.args.get("name")}
+        return {}
+
+
+@dataclass
+class Registration:
+    type: str
+    name: str
+    parent: str
+    inputs: dict
+    raw: dict
+    protect: bool
+    retain_on_delete: bool
+    delete_before_replace: bool
+    dependencies: list[str]
+    additional_secret_outputs: list[str]
+    ignore_changes: list[str]
+    replace_on_changes: list[str]
+    urn: str = ""
+
+    def secret_keys(self) -> set[str]:
+        """Top-level input keys sent to the engine as secrets."""
+        return {key for key, value in self.raw.items() if _contains_secret(value)}
+
+
+def _contains_secret(value: Any) -> bool:
+    if isinstance(value, dict):
+        return value.get(rpc._special_sig_key) == SECRET_SIG or any(_contains_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_contains_secret(v) for v in value)
+    return False
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.registrations.append(
+                Registration(
+                    type=request.type,
+                    name=request.name,
+                    parent=request.parent,
+                    inputs=rpc.deserialize_properties(request.object),
+                    raw=json_format.MessageToDict(request.object),
+                    protect=bool(request.protect),
+                    retain_on_delete=bool(request.retainOnDelete),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
+                    dependencies=list(request.dependencies),
+                    additional_secret_outputs=list(request.additionalSecretOutputs),
+                    ignore_changes=list(request.ignoreChanges),
+                    replace_on_changes=list(request.replaceOnChanges),
+                    urn=response.urn,
+                )
+            )
+        return response
+
+
+@dataclass
+class ProgramRun:
+    registrations: list[Registration]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+    namespace: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, kind: str) -> list[Registration]:
+        return [r for r in self.registrations if r.type == kind]
+
+    def one(self, kind: str) -> Registration:
+        found = self.of_type(kind)
+        assert len(found) == 1, f"expected one {kind}, found {[r.name for r in found]}"
+        return found[0]
+
+    def named(self, name: str) -> Registration:
+        found = [r for r in self.registrations if r.name == name]
+        assert len(found) == 1, f"expected one resource named {name}, found {len(found)}"
+        return found[0]
+
+
+def dev_config(path: Path = ROOT / "Pulumi.dev.yaml") -> dict[str, Any]:
+    """The dev stack file's values keyed as the engine keys them (project:key)."""
+    return dict(yaml.safe_load(path.read_text())["config"])
+
+
+def run_program(
+    config: dict[str, Any],
+    stack: str = "dev",
+    preview: bool = False,
+    secret_keys: tuple[str, ...] = (),
+    recorder: dict | None = None,
+) -> ProgramRun:
+    """Runs __main__.py as the engine would, with `config` as the stack's configuration.
+
+    `recorder` receives the registration list before the program runs, so a test can inspect
+    what was registered even when the program raises.
+    """
+    mocks = AwsMocks()
+    monitor = RecordingMonitor(mocks)
+    if recorder is not None:
+        recorder["registrations"] = monitor.registrations
+    pulumi.runtime.set_mocks(mocks, project="harbor-cache", stack=stack, preview=preview, monitor=monitor)
+    # The engine hands the program strings; objects and lists arrive as JSON.
+    as_strings = {key: value if isinstance(value, str) else _json(value) for key, value in config.items()}
+    runtime_config.set_all_config(as_strings, list(secret_keys))
+    run = ProgramRun(registrations=monitor.registrations)
+
+    @pulumi.runtime.test
+    def program():
+        run.namespace = runpy.run_path(str(MAIN), run_name="__pulumi_main__")
+        cache = run.namespace["cache"]
+
+        async def collect():
+            for key, value in cache.outputs.items():
+                output = pulumi.Output.from_input(value)
+                run.outputs[key] = await output.future()
+                if await output.is_secret():
+                    run.secret_outputs.add(key)
+
+        return pulumi.Output.from_input(collect())
+
+    program()
+    return run
+
+
+def _json(value: Any) -> str:
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value)

@@ -1,0 +1,237 @@
+"""Settings: defaults, parsing of engine strings, and a clear error for every bad value."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from components import settings as s
+from tests.pulumi_harness import ROOT, dev_config
+
+
+def dev_raw() -> dict:
+    return {k.split(":", 1)[1]: v for k, v in dev_config().items() if k.startswith("harbor-cache:")}
+
+
+def parse(**overrides):
+    raw = {**dev_raw(), **overrides}
+    raw = {k: v for k, v in raw.items() if v is not None}
+    return s.parse_settings(raw, stack="dev", region="eu-central-1")
+
+
+def problems_of(**overrides) -> list[str]:
+    with pytest.raises(s.SettingsError) as caught:
+        parse(**overrides)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_dev_stack_parses_with_defaults_from_the_project_file():
+    settings = parse()
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    assert settings.instance_type == declared["instanceType"]["default"] == "t3.large"
+    assert settings.root_volume_size_gb == declared["rootVolumeSizeGb"]["default"]
+    assert settings.gc_schedule == declared["gcSchedule"]["default"]
+    assert settings.availability_zone == "eu-central-1a"
+    assert [u.registry_host for u in settings.upstreams] == ["docker.io", "ghcr.io", "quay.io", "registry.k8s.io", "gcr.io"]
+    assert [u.project for u in settings.upstreams][0] == "dockerhub-proxy"
+    assert settings.upstreams[0].server == "https://registry-1.docker.io"
+    assert settings.oidc.client_id == "harbor-cache-oidc-dex"
+    assert settings.oidc.admin_group == "cluster_admins"
+    assert settings.oidc.scope == "openid,profile,email,groups"
+    assert settings.oidc.verify_cert is True and settings.oidc.auto_onboard is False
+
+
+def test_engine_strings_are_parsed_like_typed_values():
+    typed = parse()
+    as_engine_strings = {k: v if isinstance(v, str) else json.dumps(v) for k, v in dev_raw().items()}
+    as_engine_strings["dataVolumeSizeGb"] = "200"
+    assert s.parse_settings(as_engine_strings, "dev", "eu-central-1") == typed
+
+
+def test_every_scalar_key_of_the_project_file_is_read_and_every_structured_key_documented():
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    readme = (ROOT / "README.md").read_text()
+    for key in (*declared, *s.STRUCTURED_KEYS):
+        assert f"`{key}`" in readme, f"README does not document {key}"
+    source = (ROOT / "components" / "settings.py").read_text()
+    for key in declared:
+        assert f'"{key}"' in source, f"settings.py never reads {key}"
+
+
+def test_project_file_config_uses_only_types_pulumi_accepts():
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    for key, spec in declared.items():
+        assert spec["type"] in ("string", "integer", "boolean", "array"), key
+        assert set(spec) <= {"type", "items", "description", "secret", "default"}, key
+        if spec["type"] == "array":
+            assert spec["items"]["type"] in ("string", "integer", "boolean")
+
+
+def test_upstream_credentials_are_kept_secret():
+    settings = parse(upstreamCredentials={"dockerhub": {"username": "bot", "password": "hunter2-Secret"}})
+    credential = settings.upstreams[0].credential
+    assert credential.password.value == "hunter2-Secret"
+    assert "hunter2" not in repr(settings)
+
+
+BAD_VALUES = [
+    ({"hostname": "Harbor.Example.com"}, "hostname", "Harbor.Example.com"),
+    ({"hostname": "harbor"}, "hostname", "two labels"),
+    ({"hostname": "harbor.other.org"}, "hostname", "not inside zoneName"),
+    ({"hostname": "har_bor.dev.example.com"}, "hostname", "har_bor"),
+    ({"hostname": None}, "hostname", "is required"),
+    ({"zoneName": "dev..example.com"}, "zoneName", "not a DNS label"),
+    ({"instanceType": "large"}, "instanceType", "not an EC2 instance type"),
+    ({"instanceType": "t4g.large"}, "instanceType", "Graviton"),
+    ({"instanceType": "t3.micro"}, "instanceType", "too small"),
+    ({"dataVolumeSizeGb": 0}, "dataVolumeSizeGb", "out of range"),
+    ({"dataVolumeSizeGb": "lots"}, "dataVolumeSizeGb", "not a whole number"),
+    ({"rootVolumeSizeGb": -5}, "rootVolumeSizeGb", "out of range"),
+    ({"snapshotRetentionDays": 0}, "snapshotRetentionDays", "1..365"),
+    ({"allowedCidrs": ["10.0.0.1/24"]}, "allowedCidrs", "host bits set"),
+    ({"allowedCidrs": ["0.0.0.0/0"]}, "allowedCidrs", "allowPublicAccess"),
+    ({"allowedCidrs": []}, "allowedCidrs", "is required"),
+    ({"allowedCidrs": ["not-a-cidr"]}, "allowedCidrs", "not-a-cidr"),
+    ({"sshAllowedCidrs": ["::/0"]}, "sshAllowedCidrs", "whole internet"),
+    ({"acmeEmail": "platform.example.com"}, "acmeEmail", "not an e-mail"),
+    ({"harborVersion": "2.15.2"}, "harborVersion", "release tag"),
+    ({"harborVersion": "v2.4.0"}, "harborVersion", "too old"),
+    ({"harborInstallerSha256": "abc123"}, "harborInstallerSha256", "64 hex"),
+    ({"gcSchedule": "0 3 * * 0"}, "gcSchedule", "6-field"),
+    ({"availabilityZone": "us-east-1a"}, "availabilityZone", "not in region"),
+    ({"subnetId": "sn-123"}, "subnetId", "not a subnet id"),
+    ({"sshUser": "Root User"}, "sshUser", "Linux user"),
+    ({"allowPublicAccess": "yes"}, "allowPublicAccess", "true or false"),
+    ({"upstreams": [{"name": "q", "type": "quay", "url": "https://quay.io"}]}, "upstreams[0].type", "docker-registry"),
+    ({"upstreams": [{"name": "x", "type": "nexus", "url": "https://x.io"}]}, "upstreams[0].type", "docker-hub, harbor"),
+    ({"upstreams": [{"name": "x", "type": "docker-registry", "url": "ftp://x.io"}]}, "upstreams[0].url", "ftp://x.io"),
+    ({"upstreams": [{"name": "x", "type": "docker-registry", "url": "http://x.io"}]}, "upstreams[0].url", "plain http"),
+    (
+        {"upstreams": [{"name": "x", "type": "docker-registry", "url": "https://x.io", "project": "Bad_Name"}]},
+        "upstreams[0].project",
+        "Harbor project name",
+    ),
+    (
+        {
+            "upstreams": [
+                {"name": "a", "type": "docker-registry", "url": "https://a.io", "project": "p"},
+                {"name": "b", "type": "docker-registry", "url": "https://b.io", "project": "p"},
+            ]
+        },
+        "upstreams",
+        "duplicate project 'p'",
+    ),
+    (
+        {
+            "upstreams": [
+                {"name": "a", "type": "docker-registry", "url": "https://a.io"},
+                {"name": "a", "type": "docker-registry", "url": "https://b.io"},
+            ]
+        },
+        "upstreams",
+        "duplicate name",
+    ),
+    (
+        {"upstreams": [{"name": "a", "type": "docker-registry", "url": "https://a.io", "mirror": "x"}]},
+        "upstreams[0]",
+        "unknown field(s) ['mirror']",
+    ),
+    (
+        {"upstreams": [{"name": "a", "type": "docker-registry", "url": "https://a.io", "storageQuotaGb": 0}]},
+        "upstreams[0].storageQuotaGb",
+        "-1 (unlimited)",
+    ),
+    ({"upstreams": []}, "upstreams", "non-empty"),
+    ({"upstreams": "{not json"}, "upstreams", "not valid JSON"),
+    ({"oidc": {"issuer": "http://dex.example.com"}}, "oidc.issuer", "https URL"),
+    ({"oidc": {"issuer": "https://dex.example.com", "scope": "profile,email"}}, "oidc.scope", "openid"),
+    ({"oidc": {"issuer": "https://dex.example.com", "verifyCert": "no"}}, "oidc.verifyCert", "boolean"),
+    ({"tags": {"aws:owner": "x"}}, "tags.aws:owner", "aws:"),
+    ({"hostnam": "x"}, "hostnam", "did you mean 'hostname'"),
+    ({"upstreamCredentials": {"nobody": {"username": "u", "password": "p"}}}, "upstreamCredentials.nobody", "names no upstream"),
+]
+
+
+@pytest.mark.parametrize("overrides,key,fragment", BAD_VALUES, ids=[f"{b[1]}-{i}" for i, b in enumerate(BAD_VALUES)])
+def test_bad_value_names_key_value_and_what_is_accepted(overrides, key, fragment):
+    problems = problems_of(**overrides)
+    matching = [p for p in problems if p.startswith(f"harbor-cache:{key}: ")]
+    assert matching, problems
+    assert any(fragment in p for p in matching), matching
+
+
+def test_secret_values_never_appear_in_errors():
+    password = "short#Secret"
+    problems = problems_of(
+        adminPassword="weakpass", upstreamCredentials={"dockerhub": {"username": "u", "password": password, "extra": 1}}
+    )
+    text = "\n".join(problems)
+    assert "weakpass" not in text and password not in text
+    assert "adminPassword" in text and "upstreamCredentials.dockerhub" in text
+
+
+def test_region_is_required():
+    with pytest.raises(s.SettingsError, match="aws:region: is required"):
+        s.parse_settings(dev_raw(), stack="dev", region=None)
+
+
+def test_all_problems_are_reported_at_once():
+    problems = problems_of(hostname="x", acmeEmail="nope", dataVolumeSizeGb=-1)
+    assert len(problems) == 3
+
+
+# Property tests of the validators.
+
+labels = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)
+
+
+@given(st.lists(labels, min_size=1, max_size=4), st.from_regex(r"[a-z]{2,6}", fullmatch=True))
+def test_generated_dns_names_are_accepted(parts, tld):
+    assert s.validate_dns_name(".".join([*parts, tld])) is None
+
+
+@given(st.text(min_size=1, max_size=40))
+def test_dns_validator_rejects_anything_with_characters_outside_the_rule(text):
+    if any(c not in "abcdefghijklmnopqrstuvwxyz0123456789-." for c in text):
+        assert s.validate_dns_name(text) is not None
+
+
+@given(st.ip_addresses(v=4), st.integers(min_value=0, max_value=32))
+def test_cidr_validator_agrees_with_ipaddress(address, prefix):
+    text = f"{address}/{prefix}"
+    try:
+        ipaddress.ip_network(text, strict=True)
+        valid = True
+    except ValueError:
+        valid = False
+    assert (s.validate_cidr(text) is None) == valid
+
+
+@given(st.text(max_size=30))
+def test_project_name_validator_matches_harbors_rule(name):
+    import re
+
+    expected = bool(re.fullmatch(r"[a-z0-9]+(?:[._-][a-z0-9]+)*", name))
+    assert (s.validate_project_name(name) is None) == expected
+
+
+@given(st.lists(st.sampled_from(["0", "*", "3", "1-5", "*/2"]), min_size=5, max_size=5))
+def test_gc_cron_accepts_six_fields_starting_with_zero(fields):
+    assert s.validate_gc_cron(" ".join(["0", *fields])) is None
+    assert s.validate_gc_cron(" ".join(fields)) is not None
+
+
+@given(st.text(max_size=40))
+def test_admin_password_is_never_echoed(password):
+    """Whatever the bad password, the error is the same text: nothing of the value leaks."""
+    with pytest.raises(s.SettingsError) as reference:
+        parse(adminPassword="weak")
+    try:
+        parse(adminPassword=password)
+    except s.SettingsError as error:
+        assert str(error) == str(reference.value)
