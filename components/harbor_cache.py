@@ -8,6 +8,7 @@ import pulumi
 
 from components.harbor_dns import HarborDns, HarborDnsArgs
 from components.harbor_vm import HarborVm, HarborVmArgs
+from components.node_files import MirrorOptions, stack_outputs
 from components.settings import Settings
 
 
@@ -38,5 +39,10 @@ class HarborCache(pulumi.ComponentResource):
             "sshUser": settings.ssh_user,
             "sshHost": self.vm.public_ip,
             "sshPrivateKey": self.vm.ssh_private_key,
+            **stack_outputs(
+                settings.hostname,
+                settings.upstreams,
+                MirrorOptions(ca_file=settings.mirror_ca_file, fail_closed=settings.mirror_fail_closed),
+            ),
         }
         self.register_outputs(self.outputs)

@@ -148,10 +148,14 @@ class Upstream:
     storage_quota_gb: int = -1
     speed_limit_kbps: int = -1
     credential: Credential | None = None
+    # Where nodes fall back to when the cache is down; derived from registry_host unless set.
+    server_url: str = ""
 
     @property
     def server(self) -> str:
         """The real upstream a node falls back to (Docker Hub's registry API is not hub.docker.com)."""
+        if self.server_url:
+            return self.server_url
         if self.registry_host == "docker.io":
             return "https://registry-1.docker.io"
         return f"https://{self.registry_host}"
@@ -194,6 +198,8 @@ class Settings:
     gc_schedule: str
     upstreams: tuple[Upstream, ...]
     oidc: OidcSettings | None
+    mirror_ca_file: str = ""
+    mirror_fail_closed: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -587,7 +593,13 @@ def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defau
     if gc_schedule and validate_gc_cron(gc_schedule):
         reader.fail("gcSchedule", f"{gc_schedule!r} {validate_gc_cron(gc_schedule)}")
 
+    mirror_ca_file = reader.string("mirrorCaFile")
+    if mirror_ca_file and not mirror_ca_file.startswith("/"):
+        reader.fail("mirrorCaFile", f"{mirror_ca_file!r} is not an absolute path on the nodes (e.g. /etc/pki/harbor-ca.crt)")
+
     settings_values = dict(
+        mirror_ca_file=mirror_ca_file,
+        mirror_fail_closed=reader.boolean("mirrorFailClosed"),
         root_volume_size_gb=reader.integer("rootVolumeSizeGb", 20, 1024),
         data_volume_size_gb=reader.integer("dataVolumeSizeGb", 20, 16384),
         snapshot_retention_days=reader.integer("snapshotRetentionDays", 1, 365),

@@ -23,5 +23,6 @@ python3 -m venv venv
 venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
 
 venv/bin/ruff check .
-venv/bin/shellcheck -S warning files/*.sh scripts/*.sh .ci/run
+shopt -s nullglob globstar
+venv/bin/shellcheck -S warning files/**/*.sh scripts/*.sh .ci/run
 venv/bin/python -m pytest "$@"

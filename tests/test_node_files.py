@@ -1,0 +1,120 @@
+"""Every node-side file parses and names the right project and host."""
+
+from __future__ import annotations
+
+import email
+import tomllib
+
+import pytest
+import yaml
+
+from components import node_files as nf
+from tests.pulumi_harness import dev_config, run_program
+from tests.test_settings import parse
+
+HOST = "harbor.dev.example.com"
+
+
+@pytest.fixture(scope="module")
+def settings():
+    return parse()
+
+
+def test_hosts_toml_for_every_upstream(settings):
+    for upstream in settings.upstreams:
+        document = tomllib.loads(nf.render_containerd_hosts_toml(HOST, upstream))
+        assert document["server"] == upstream.server
+        assert document["host"] == {
+            f"https://{HOST}/v2/{upstream.project}": {"capabilities": ["pull", "resolve"], "override_path": True}
+        }
+    docker = tomllib.loads(nf.render_containerd_hosts_toml(HOST, settings.upstreams[0]))
+    assert docker["server"] == "https://registry-1.docker.io"
+
+
+def test_hosts_toml_fail_closed_and_ca(settings):
+    upstream = settings.upstreams[1]
+    document = tomllib.loads(
+        nf.render_containerd_hosts_toml(HOST, upstream, nf.MirrorOptions(ca_file="/etc/ca.crt", fail_closed=True))
+    )
+    assert document["server"] == f"https://{HOST}/v2/ghcr-proxy" and document["override_path"] is True
+    assert document["ca"] == "/etc/ca.crt"
+    assert list(document["host"]) == [f"https://{HOST}/v2/ghcr-proxy"]
+
+
+def test_containerd_config_snippets_name_the_right_plugin():
+    one = tomllib.loads(nf.render_containerd_config_snippet(1))
+    two = tomllib.loads(nf.render_containerd_config_snippet(2))
+    assert (
+        one["version"] == 2
+        and one["plugins"]["io.containerd.grpc.v1.cri"]["registry"]["config_path"] == "/etc/containerd/certs.d"
+    )
+    assert (
+        two["version"] == 3
+        and two["plugins"]["io.containerd.cri.v1.images"]["registry"]["config_path"] == "/etc/containerd/certs.d"
+    )
+
+
+def test_k3s_registries_yaml_rewrites_into_each_project(settings):
+    document = yaml.safe_load(nf.render_k3s_registries_yaml(HOST, settings.upstreams, nf.MirrorOptions(ca_file="/etc/ca.crt")))
+    assert document["mirrors"]["docker.io"] == {"endpoint": [f"https://{HOST}"], "rewrite": {"^(.*)$": "dockerhub-proxy/$1"}}
+    assert document["mirrors"]["registry.k8s.io"]["rewrite"] == {"^(.*)$": "k8s-proxy/$1"}
+    assert document["configs"][HOST]["tls"]["ca_file"] == "/etc/ca.crt"
+    assert "configs" not in yaml.safe_load(nf.render_k3s_registries_yaml(HOST, settings.upstreams))
+
+
+def test_crio_dropins(settings):
+    quay = next(u for u in settings.upstreams if u.registry_host == "quay.io")
+    document = tomllib.loads(nf.render_crio_registries_conf(HOST, quay))
+    assert document["registry"] == [{"prefix": "quay.io", "location": "quay.io", "mirror": [{"location": f"{HOST}/quay-proxy"}]}]
+    closed = tomllib.loads(nf.render_crio_registries_conf(HOST, quay, nf.MirrorOptions(fail_closed=True)))
+    assert closed["registry"] == [{"prefix": "quay.io", "location": f"{HOST}/quay-proxy"}]
+
+
+def test_talos_patch(settings):
+    document = yaml.safe_load(nf.render_talos_patch(HOST, settings.upstreams))
+    mirror = document["machine"]["registries"]["mirrors"]["ghcr.io"]
+    assert mirror == {"endpoints": [f"https://{HOST}/v2/ghcr-proxy"], "overridePath": True, "skipFallback": False}
+
+
+def test_eks_user_data_writes_every_hosts_toml(settings):
+    message = email.message_from_string(nf.render_eks_user_data(HOST, settings.upstreams))
+    assert message.is_multipart()
+    (part,) = message.get_payload()
+    assert part.get_content_type() == "text/cloud-config"
+    body = part.get_payload(decode=True).decode()
+    assert body.startswith("#cloud-config\n")
+    files = {f["path"]: f["content"] for f in yaml.safe_load(body)["write_files"]}
+    assert set(files) == {f"/etc/containerd/certs.d/{u.registry_host}/hosts.toml" for u in settings.upstreams}
+    assert tomllib.loads(files["/etc/containerd/certs.d/docker.io/hosts.toml"])["server"] == "https://registry-1.docker.io"
+
+
+def test_image_prefixes_and_summary(settings):
+    summary = nf.mirror_summary(HOST, settings.upstreams)
+    assert summary["docker.io"]["exampleImage"] == f"{HOST}/dockerhub-proxy/library/alpine:3.20"
+    assert summary["gcr.io"]["imagePrefix"] == f"{HOST}/gcr-proxy"
+    assert summary["ghcr.io"]["mirrorUrl"] == f"https://{HOST}/v2/ghcr-proxy"
+
+
+def test_node_files_paths(settings):
+    files = nf.node_files(HOST, settings.upstreams)
+    assert "nodes/containerd/certs.d/docker.io/hosts.toml" in files
+    assert "nodes/k3s/registries.yaml" in files
+    assert "nodes/crio/registries.conf.d/harbor-cache-quay.conf" in files
+    assert "nodes/talos/harbor-cache-mirrors.yaml" in files
+
+
+def test_rendering_is_deterministic(settings):
+    assert nf.node_files(HOST, settings.upstreams) == nf.node_files(HOST, settings.upstreams)
+
+
+def test_stack_exports_the_node_outputs():
+    config = {**dev_config(), "harbor-cache:mirrorFailClosed": True}
+    run = run_program(config)
+    assert run.outputs["mirrors"]["docker.io"]["project"] == "dockerhub-proxy"
+    hosts = tomllib.loads(run.outputs["containerdHostsToml"]["ghcr.io"])
+    assert hosts["server"] == "https://harbor.dev.example.com/v2/ghcr-proxy"
+    assert yaml.safe_load(run.outputs["k3sRegistriesYaml"])["mirrors"]["quay.io"]["endpoint"] == [
+        "https://harbor.dev.example.com"
+    ]
+    assert set(run.outputs["dockerImagePrefixes"]) == {"docker.io", "ghcr.io", "quay.io", "registry.k8s.io", "gcr.io"}
+    assert "1.x" in run.outputs["containerdConfigSnippet"]
