@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components.harbor_dns import HarborDns, HarborDnsArgs
+from components.harbor_install import HarborInstall, HarborInstallArgs
 from components.harbor_vm import HarborVm, HarborVmArgs
 from components.node_files import MirrorOptions, stack_outputs
 from components.settings import Settings
@@ -30,6 +31,19 @@ class HarborCache(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.install = HarborInstall(
+            f"{name}-install",
+            HarborInstallArgs(
+                settings=settings,
+                host=self.vm.public_ip,
+                private_key=self.vm.ssh_private_key,
+                instance_id=self.vm.instance.id,
+                data_volume_id=self.vm.data_volume.id,
+                depends_on=[self.vm.data_attachment, self.vm.eip_association, self.dns.record, self.dns.dns01_policy],
+            ),
+            opts=child,
+        )
+
         self.outputs: dict[str, pulumi.Input] = {
             "url": settings.url,
             "hostname": settings.hostname,
@@ -39,6 +53,7 @@ class HarborCache(pulumi.ComponentResource):
             "sshUser": settings.ssh_user,
             "sshHost": self.vm.public_ip,
             "sshPrivateKey": self.vm.ssh_private_key,
+            "harborAdminPassword": self.install.admin_password,
             **stack_outputs(
                 settings.hostname,
                 settings.upstreams,

@@ -189,7 +189,9 @@ class HarborVm(pulumi.ComponentResource):
         )
 
         self.eip = aws.ec2.Eip(f"{name}-eip", domain="vpc", tags=resource_tags(settings, f"{name}-eip"), opts=child)
-        aws.ec2.EipAssociation(f"{name}-eip-association", allocation_id=self.eip.id, instance_id=self.instance.id, opts=child)
+        self.eip_association = aws.ec2.EipAssociation(
+            f"{name}-eip-association", allocation_id=self.eip.id, instance_id=self.instance.id, opts=child
+        )
 
         dlm_role = aws.iam.Role(
             f"{name}-dlm-role",

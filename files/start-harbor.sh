@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Puts the rendered harbor.yml and compose override into the current install, runs Harbor's
+# `prepare` as the harbor user, hands the generated env files to UID 10000 and (re)starts the
+# compose stack through systemd. It does not run install.sh, whose `docker compose down -v` would
+# delete named volumes. Safe to run again.
+set -euo pipefail
+
+root=${HARBOR_ROOT:-/opt/harbor}
+data=${HARBOR_DATA:-/data}
+dir=$root/harbor
+
+install -m 0600 -o 10000 -g 10000 "$root/harbor.yml" "$dir/harbor.yml"
+install -m 0644 -o 10000 -g 10000 "$root/docker-compose.override.yml" "$dir/docker-compose.override.yml"
+# Traefik's certificates live on the data volume so no reinstall or VM replacement re-issues them.
+install -d -m 0700 "$data/traefik"
+
+echo "running prepare"
+(cd "$dir" && sudo -u harbor ./prepare)
+
+for component in core registryctl db jobservice; do
+  env_file=$dir/common/config/$component/env
+  chown 10000:10000 "$env_file"
+  chmod 0600 "$env_file"
+done
+
+systemctl daemon-reload
+systemctl enable harbor.service
+systemctl restart harbor.service
+echo "harbor.service restarted"

