@@ -90,6 +90,17 @@ class Registration:
         return {key for key, value in self.raw.items() if _contains_secret(value)}
 
 
+def unwrap_secrets(value: Any) -> Any:
+    """Inputs as plain values; secrets arrive wrapped as {sig: secret-sig, value: ...}."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == SECRET_SIG:
+            return unwrap_secrets(value.get("value"))
+        return {k: unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap_secrets(v) for v in value]
+    return value
+
+
 def _contains_secret(value: Any) -> bool:
     if isinstance(value, dict):
         return value.get(rpc._special_sig_key) == SECRET_SIG or any(_contains_secret(v) for v in value.values())
@@ -111,7 +122,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     type=request.type,
                     name=request.name,
                     parent=request.parent,
-                    inputs=rpc.deserialize_properties(request.object),
+                    inputs=unwrap_secrets(rpc.deserialize_properties(request.object)),
                     raw=json_format.MessageToDict(request.object),
                     protect=bool(request.protect),
                     retain_on_delete=bool(request.retainOnDelete),

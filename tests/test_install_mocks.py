@@ -1,0 +1,119 @@
+"""HarborInstall under Pulumi mocks: the remote commands, their order, their secrets and triggers."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from components import vm_files
+from tests.pulumi_harness import FAKE_PUBLIC_IP, dev_config, run_program
+
+COMMAND = "command:remote:Command"
+STEPS = ["docker", "harbor-user", "data-volume", "harbor-yml", "compose-override", "envrc", "systemd-unit",
+         "installer", "start", "ready"]
+
+
+def commands(run) -> dict:
+    return {r.name.removeprefix("harbor-install-"): r for r in run.of_type(COMMAND)}
+
+
+@pytest.fixture(scope="module")
+def run():
+    return run_program({**dev_config(), "harbor-cache:adminPassword": "User-Set Pa#ss: 'w0rd'"},
+                       secret_keys=("harbor-cache:adminPassword",))
+
+
+def test_every_step_exists_and_connects_to_the_vm_as_the_ssh_user(run):
+    steps = commands(run)
+    assert sorted(steps) == sorted(STEPS)
+    for step in steps.values():
+        connection = step.inputs["connection"]
+        assert connection["host"] == FAKE_PUBLIC_IP and connection["user"] == "ubuntu"
+        assert "connection" in step.secret_keys(), "the private key travels as a secret"
+
+
+def depends(run, step: str) -> set[str]:
+    urns = {r.urn: r.name.removeprefix("harbor-install-") for r in run.registrations}
+    return {urns.get(urn, urn) for urn in commands(run)[step].dependencies}
+
+
+def test_steps_run_in_order_after_the_vm_is_ready(run):
+    first = depends(run, "docker")
+    assert {"harbor-vm-data-attachment", "harbor-vm-eip-association", "harbor-dns-a", "harbor-dns-dns01"} <= first
+    assert "docker" in depends(run, "harbor-user")
+    assert "harbor-user" in depends(run, "data-volume")
+    for write in ("harbor-yml", "compose-override", "envrc", "systemd-unit"):
+        assert "data-volume" in depends(run, write)
+        assert write in depends(run, "installer") and write in depends(run, "start")
+    assert "installer" in depends(run, "start")
+    assert "start" in depends(run, "ready")
+
+
+def test_scripts_arrive_on_stdin_and_command_lines_carry_no_secret(run):
+    steps = commands(run)
+    for step, script in (("docker", "install-docker.sh"), ("data-volume", "data-volume.sh"), ("installer", "install-harbor.sh"),
+                         ("start", "start-harbor.sh"), ("ready", "wait-healthy.sh")):
+        assert steps[step].inputs["stdin"] == vm_files.script(script)
+    assert steps["data-volume"].inputs["create"] == "sudo DATA_VOLUME_ID=harbor-vm-data-id DATA_MOUNT=/data bash -s"
+    assert steps["installer"].inputs["create"] == (
+        "sudo HARBOR_VERSION=v2.15.2 HARBOR_SHA256=" + "0" * 64 + " bash -s"
+    )
+    assert steps["ready"].inputs["create"] == "sudo ACME_STAGING=0 bash -s -- harbor.dev.example.com 900"
+    for name, step in steps.items():
+        assert "w0rd" not in step.inputs["create"], name
+        assert "Generated-Passw0rd" not in step.inputs["create"], name
+
+
+def test_harbor_yml_goes_only_on_stdin_as_a_secret_and_lands_mode_0600(run):
+    write = commands(run)["harbor-yml"]
+    assert write.inputs["create"] == "sudo install -D -m 0600 -o root -g root /dev/stdin /opt/harbor/harbor.yml"
+    assert "stdin" in write.secret_keys()
+    harbor = yaml.safe_load(write.inputs["stdin"])
+    assert harbor["harbor_admin_password"] == "User-Set Pa#ss: 'w0rd'"
+    assert harbor["database"]["password"].startswith("Generated-Passw0rd")
+    for name, step in commands(run).items():
+        if name != "harbor-yml":
+            assert "w0rd" not in str(step.inputs.get("stdin", "")), name
+
+
+def test_generated_passwords_use_a_safe_charset_and_admin_password_is_a_secret_output():
+    run = run_program(dev_config())
+    passwords = {r.name: r.inputs for r in run.of_type("random:index/randomPassword:RandomPassword")}
+    assert passwords["harbor-install-admin-password"]["special"] is False
+    assert passwords["harbor-install-database-password"]["special"] is False
+    assert "harborAdminPassword" in run.secret_outputs
+
+
+def triggers(run) -> dict[str, list]:
+    return {name: step.inputs.get("triggers") for name, step in commands(run).items()}
+
+
+def test_unchanged_config_gives_identical_commands():
+    first, second = run_program(dev_config()), run_program(dev_config())
+    for name, step in commands(first).items():
+        other = commands(second)[name]
+        assert (step.inputs["create"], step.inputs["stdin"], step.inputs.get("triggers")) == (
+            other.inputs["create"], other.inputs["stdin"], other.inputs.get("triggers")), name
+
+
+def test_triggers_change_only_with_the_content_they_guard():
+    base = triggers(run_program(dev_config()))
+    unrelated = triggers(run_program({**dev_config(), "harbor-cache:gcSchedule": "0 0 4 * * *"}))
+    assert unrelated == base, "a setting the VM does not use re-runs nothing"
+
+    new_email = triggers(run_program({**dev_config(), "harbor-cache:acmeEmail": "ops@example.com"}))
+    assert new_email["start"] != base["start"], "a changed compose override restarts Harbor"
+    assert {k: v for k, v in new_email.items() if k != "start"} == {k: v for k, v in base.items() if k != "start"}
+
+    new_password = triggers(run_program({**dev_config(), "harbor-cache:adminPassword": "Another-Passw0rd"}))
+    assert new_password["start"] != base["start"] and new_password["docker"] == base["docker"]
+
+    upgrade = run_program({**dev_config(), "harbor-cache:harborVersion": "v2.15.3"})
+    assert triggers(upgrade)["start"] != base["start"]
+    assert "HARBOR_VERSION=v2.15.3" in commands(upgrade)["installer"].inputs["create"]
+
+
+def test_every_step_reruns_on_a_new_vm(run):
+    for name, value in triggers(run).items():
+        if name != "ready":
+            assert "harbor-vm-instance-id" in value, name
