@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.harbor_config import HarborConfig, HarborConfigArgs, oidc_redirect_uri
 from components.harbor_dns import HarborDns, HarborDnsArgs
 from components.harbor_install import HarborInstall, HarborInstallArgs
 from components.harbor_vm import HarborVm, HarborVmArgs
@@ -44,6 +45,12 @@ class HarborCache(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.config = HarborConfig(
+            f"{name}-config",
+            HarborConfigArgs(settings=settings, admin_password=self.install.admin_password, ready=self.install.ready),
+            opts=child,
+        )
+
         self.outputs: dict[str, pulumi.Input] = {
             "url": settings.url,
             "hostname": settings.hostname,
@@ -54,10 +61,14 @@ class HarborCache(pulumi.ComponentResource):
             "sshHost": self.vm.public_ip,
             "sshPrivateKey": self.vm.ssh_private_key,
             "harborAdminPassword": self.install.admin_password,
+            "projects": self.config.projects,
             **stack_outputs(
                 settings.hostname,
                 settings.upstreams,
                 MirrorOptions(ca_file=settings.mirror_ca_file, fail_closed=settings.mirror_fail_closed),
             ),
         }
+        if self.config.dex_static_client is not None:
+            self.outputs["dexStaticClient"] = self.config.dex_static_client
+            self.outputs["oidcRedirectUri"] = oidc_redirect_uri(settings.hostname)
         self.register_outputs(self.outputs)

@@ -52,7 +52,7 @@ SUBNET_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 GC_CRON_RE = re.compile(r"^0( \S+){5}$")
 
 SECRET_KEYS = frozenset({"adminPassword", "upstreamCredentials"})
-STRUCTURED_KEYS = ("upstreams", "upstreamCredentials", "oidc", "tags")
+STRUCTURED_KEYS = ("upstreams", "upstreamCredentials", "oidc", "tags", "harborImports")
 
 DEFAULT_UPSTREAMS: tuple[dict[str, Any], ...] = (
     {"name": "dockerhub", "type": "docker-hub", "url": "https://hub.docker.com", "registryHost": "docker.io"},
@@ -75,6 +75,7 @@ UPSTREAM_KEYS = {
     "public": "anonymous pulls from the project (default true)",
     "storageQuotaGb": "project storage quota in GiB, -1 = unlimited",
     "speedLimitKbps": "proxy bandwidth limit in KiB/s, -1 = unlimited",
+    "forceDestroy": "delete the project's cached repositories with it (default false)",
 }
 
 OIDC_DEFAULTS: dict[str, Any] = {
@@ -148,6 +149,7 @@ class Upstream:
     storage_quota_gb: int = -1
     speed_limit_kbps: int = -1
     credential: Credential | None = None
+    force_destroy: bool = False
     # Where nodes fall back to when the cache is down; derived from registry_host unless set.
     server_url: str = ""
 
@@ -201,11 +203,18 @@ class Settings:
     oidc: OidcSettings | None
     mirror_ca_file: str = ""
     mirror_fail_closed: bool = False
+    harbor_api_url: str = ""
+    harbor_imports: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
         return f"https://{self.hostname}"
+
+    @property
+    def api_url(self) -> str:
+        """Where `pulumi up` reaches Harbor's API: the public URL, or a tunnel through SSH."""
+        return self.harbor_api_url or self.url
 
     @property
     def data_mount(self) -> str:
@@ -322,6 +331,21 @@ def validate_project_name(name: Any) -> str | None:
     return None
 
 
+def validate_api_url(url: Any) -> str | None:
+    """https anywhere; plain http only to loopback (an SSH tunnel to the VM)."""
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or not parts.hostname or parts.scheme not in ("https", "http") or parts.path not in ("", "/"):
+        return "is not a Harbor URL (https://<host>, or http://127.0.0.1:<port> through an SSH tunnel)"
+    if parts.scheme == "http":
+        try:
+            loopback = ipaddress.ip_address(parts.hostname).is_loopback
+        except ValueError:
+            loopback = parts.hostname == "localhost"
+        if not loopback:
+            return "uses plain http; only loopback (an SSH tunnel) may, anything else must be https"
+    return None
+
+
 def validate_gc_cron(cron: str) -> str | None:
     if not GC_CRON_RE.match(cron):
         return "is not a 6-field cron with seconds fixed at 0 (e.g. '0 0 3 * * 0')"
@@ -390,7 +414,7 @@ def _upstream(reader: _Reader, index: int, item: Any, credentials: Mapping[str, 
             ok = False
         numbers[field_name] = value
     flags = {}
-    for field_name, default in (("insecure", False), ("public", True)):
+    for field_name, default in (("insecure", False), ("public", True), ("forceDestroy", False)):
         value = item.get(field_name, default)
         if not isinstance(value, bool):
             reader.fail(f"{key}.{field_name}", f"{value!r} is not a boolean")
@@ -414,6 +438,7 @@ def _upstream(reader: _Reader, index: int, item: Any, credentials: Mapping[str, 
         storage_quota_gb=numbers["storageQuotaGb"],
         speed_limit_kbps=numbers["speedLimitKbps"],
         credential=credentials.get(name),
+        force_destroy=flags["forceDestroy"],
     )
 
 
@@ -601,11 +626,23 @@ def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defau
     if gc_schedule and validate_gc_cron(gc_schedule):
         reader.fail("gcSchedule", f"{gc_schedule!r} {validate_gc_cron(gc_schedule)}")
 
+    harbor_api_url = reader.string("harborApiUrl")
+    if harbor_api_url and validate_api_url(harbor_api_url):
+        reader.fail("harborApiUrl", f"{harbor_api_url!r} {validate_api_url(harbor_api_url)}")
+    imports = reader.structured("harborImports", {})
+    if not isinstance(imports, dict) or not all(
+        isinstance(k, str) and re.match(r"^(registry|project)/\S+$", k) and isinstance(v, str) and v for k, v in imports.items()
+    ):
+        reader.fail("harborImports", f"{imports!r} must map 'registry/<name>' or 'project/<name>' to the Harbor name to import")
+        imports = {}
+
     mirror_ca_file = reader.string("mirrorCaFile")
     if mirror_ca_file and not mirror_ca_file.startswith("/"):
         reader.fail("mirrorCaFile", f"{mirror_ca_file!r} is not an absolute path on the nodes (e.g. /etc/pki/harbor-ca.crt)")
 
     settings_values = dict(
+        harbor_api_url=harbor_api_url.rstrip("/"),
+        harbor_imports=imports,
         mirror_ca_file=mirror_ca_file,
         mirror_fail_closed=reader.boolean("mirrorFailClosed"),
         root_volume_size_gb=reader.integer("rootVolumeSizeGb", 20, 1024),

@@ -50,8 +50,10 @@ class AwsMocks(pulumi.runtime.Mocks):
             state.update(base64="c2VjcmV0LWNsaWVudC1ieXRlcy0yMA==", hex="00" * 20)
         elif kind == "command:remote:Command":
             state.update(stdout="", stderr="")
-        elif kind == "pulumi-python:dynamic:Resource":
-            state.update(harbor_id=1)
+        elif kind == "pulumi-python:dynamic/harbor:Registry":
+            state.update(registry_id=len(args.name), credential_hash="0" * 64)
+        elif kind == "pulumi-python:dynamic/harbor:Project":
+            state.update(project_id=len(args.name) + 100)
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -83,6 +85,7 @@ class Registration:
     additional_secret_outputs: list[str]
     ignore_changes: list[str]
     replace_on_changes: list[str]
+    import_id: str = ""
     urn: str = ""
 
     def secret_keys(self) -> set[str]:
@@ -131,6 +134,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     additional_secret_outputs=list(request.additionalSecretOutputs),
                     ignore_changes=list(request.ignoreChanges),
                     replace_on_changes=list(request.replaceOnChanges),
+                    import_id=request.importId,
                     urn=response.urn,
                 )
             )

@@ -9,8 +9,18 @@ from components import vm_files
 from tests.pulumi_harness import FAKE_PUBLIC_IP, dev_config, run_program
 
 COMMAND = "command:remote:Command"
-STEPS = ["docker", "harbor-user", "data-volume", "harbor-yml", "compose-override", "envrc", "systemd-unit",
-         "installer", "start", "ready"]
+STEPS = [
+    "docker",
+    "harbor-user",
+    "data-volume",
+    "harbor-yml",
+    "compose-override",
+    "envrc",
+    "systemd-unit",
+    "installer",
+    "start",
+    "ready",
+]
 
 
 def commands(run) -> dict:
@@ -19,8 +29,9 @@ def commands(run) -> dict:
 
 @pytest.fixture(scope="module")
 def run():
-    return run_program({**dev_config(), "harbor-cache:adminPassword": "User-Set Pa#ss: 'w0rd'"},
-                       secret_keys=("harbor-cache:adminPassword",))
+    return run_program(
+        {**dev_config(), "harbor-cache:adminPassword": "User-Set Pa#ss: 'w0rd'"}, secret_keys=("harbor-cache:adminPassword",)
+    )
 
 
 def test_every_step_exists_and_connects_to_the_vm_as_the_ssh_user(run):
@@ -51,13 +62,16 @@ def test_steps_run_in_order_after_the_vm_is_ready(run):
 
 def test_scripts_arrive_on_stdin_and_command_lines_carry_no_secret(run):
     steps = commands(run)
-    for step, script in (("docker", "install-docker.sh"), ("data-volume", "data-volume.sh"), ("installer", "install-harbor.sh"),
-                         ("start", "start-harbor.sh"), ("ready", "wait-healthy.sh")):
+    for step, script in (
+        ("docker", "install-docker.sh"),
+        ("data-volume", "data-volume.sh"),
+        ("installer", "install-harbor.sh"),
+        ("start", "start-harbor.sh"),
+        ("ready", "wait-healthy.sh"),
+    ):
         assert steps[step].inputs["stdin"] == vm_files.script(script)
     assert steps["data-volume"].inputs["create"] == "sudo DATA_VOLUME_ID=harbor-vm-data-id DATA_MOUNT=/data bash -s"
-    assert steps["installer"].inputs["create"] == (
-        "sudo HARBOR_VERSION=v2.15.2 HARBOR_SHA256=" + "0" * 64 + " bash -s"
-    )
+    assert steps["installer"].inputs["create"] == ("sudo HARBOR_VERSION=v2.15.2 HARBOR_SHA256=" + "0" * 64 + " bash -s")
     assert steps["ready"].inputs["create"] == "sudo ACME_STAGING=0 bash -s -- harbor.dev.example.com 900"
     for name, step in steps.items():
         assert "w0rd" not in step.inputs["create"], name
@@ -93,7 +107,10 @@ def test_unchanged_config_gives_identical_commands():
     for name, step in commands(first).items():
         other = commands(second)[name]
         assert (step.inputs["create"], step.inputs["stdin"], step.inputs.get("triggers")) == (
-            other.inputs["create"], other.inputs["stdin"], other.inputs.get("triggers")), name
+            other.inputs["create"],
+            other.inputs["stdin"],
+            other.inputs.get("triggers"),
+        ), name
 
 
 def test_triggers_change_only_with_the_content_they_guard():

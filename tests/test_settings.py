@@ -155,6 +155,14 @@ BAD_VALUES = [
     ({"traefikVersion": "latest"}, "traefikVersion", "Traefik v3 tag"),
     ({"adminPassword": "Pa$$w0rdLong"}, "adminPassword", "must not contain '$'"),
     ({"mirrorCaFile": "ca.crt"}, "mirrorCaFile", "absolute path"),
+    ({"harborApiUrl": "http://harbor.dev.example.com"}, "harborApiUrl", "only loopback"),
+    ({"harborApiUrl": "ftp://x"}, "harborApiUrl", "SSH tunnel"),
+    ({"harborImports": {"registries/x": "x"}}, "harborImports", "'registry/<name>'"),
+    (
+        {"upstreams": [{"name": "a", "type": "docker-registry", "url": "https://a.io", "forceDestroy": "yes"}]},
+        "upstreams[0].forceDestroy",
+        "boolean",
+    ),
     ({"hostnam": "x"}, "hostnam", "did you mean 'hostname'"),
     ({"upstreamCredentials": {"nobody": {"username": "u", "password": "p"}}}, "upstreamCredentials.nobody", "names no upstream"),
 ]

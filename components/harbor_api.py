@@ -1,0 +1,142 @@
+"""A small client for Harbor's REST API v2.0, used by the dynamic provider.
+
+Built fresh inside every provider call (never kept on the pickled provider). Retries connection
+errors, timeouts and 502/503/504 (Harbor just started) with bounded backoff; never retries other
+statuses. Errors carry the method, path and Harbor's own messages, never a credential or body.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+API_BASE = "/api/v2.0"
+RETRY_STATUSES = frozenset({502, 503, 504})
+PAGE_SIZE = 100
+
+
+class HarborApiError(Exception):
+    """A failed call: method, path, status (None when no answer came) and Harbor's messages."""
+
+    def __init__(self, method: str, path: str, status: int | None, messages: list[str], hint: str = "") -> None:
+        self.method, self.path, self.status, self.messages = method, path, status, messages
+        answer = f"HTTP {status}" if status is not None else "no answer"
+        text = "; ".join(messages) if messages else "no message"
+        super().__init__(f"Harbor API {method} {path} failed ({answer}): {text}{(' - ' + hint) if hint else ''}")
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+    def location_id(self) -> str:
+        """The last path segment of Location (an id, or a name with X-Resource-Name-In-Location)."""
+        return self.headers.get("location", "").rstrip("/").rsplit("/", 1)[-1]
+
+
+def _float_env(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+class HarborClient:
+    def __init__(
+        self,
+        url: str,
+        username: str,
+        password: str,
+        timeout: float | None = None,
+        attempts: int = 5,
+        base_delay: float | None = None,
+    ) -> None:
+        self.base = url.rstrip("/") + API_BASE
+        self._authorization = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+        # Environment knobs exist for tests and slow links; defaults suit a real Harbor.
+        self.timeout = timeout if timeout is not None else _float_env("HARBOR_CACHE_HTTP_TIMEOUT", 30.0)
+        self.base_delay = base_delay if base_delay is not None else _float_env("HARBOR_CACHE_RETRY_BASE_DELAY", 1.0)
+        self.attempts = attempts
+
+    def __repr__(self) -> str:
+        return f"HarborClient({self.base!r})"
+
+    def request(
+        self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> Response:
+        shown_path = API_BASE + path
+        url = self.base + path
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+            shown_path += "?" + urllib.parse.urlencode(query)
+        data = json.dumps(body).encode() if body is not None else None
+        request_headers = {"Authorization": self._authorization, "Accept": "application/json", **(headers or {})}
+        if data is not None:
+            request_headers["Content-Type"] = "application/json"
+        last_error = ""
+        for attempt in range(self.attempts):
+            if attempt:
+                time.sleep(min(self.base_delay * 2 ** (attempt - 1), 30.0))
+            request = urllib.request.Request(url, data=data, method=method, headers=request_headers)  # noqa: S310
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310 - URL checked in check()
+                    return Response(answer.status, {k.lower(): v for k, v in answer.headers.items()}, _json(answer.read()))
+            except urllib.error.HTTPError as error:
+                messages = _messages(error.read())
+                if error.code in RETRY_STATUSES and attempt + 1 < self.attempts:
+                    last_error = f"HTTP {error.code}"
+                    continue
+                raise HarborApiError(method, shown_path, error.code, messages) from None
+            except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as error:
+                reason = getattr(error, "reason", error)
+                last_error = f"{type(reason).__name__}: {reason}"
+        raise HarborApiError(method, shown_path, None, [f"gave up after {self.attempts} attempts, last: {last_error}"])
+
+    def get(self, path: str, **query: Any) -> Any:
+        return self.request("GET", path, query=query or None).body
+
+    def list_all(self, path: str, **query: Any) -> list[dict]:
+        """Every item of a paged list (Harbor pages by 10 unless asked, at most 100)."""
+        items: list[dict] = []
+        page = 1
+        while True:
+            answer = self.request("GET", path, query={**query, "page": page, "page_size": PAGE_SIZE})
+            batch = answer.body or []
+            items.extend(batch)
+            total = int(answer.headers.get("x-total-count", len(items)))
+            if not batch or len(items) >= total:
+                return items
+            page += 1
+
+    def find_by_name(self, path: str, name: str, key: str = "name") -> dict | None:
+        """Exact lookup by name: `q=name=<name>` (`name=` alone is a fuzzy match), across pages."""
+        for item in self.list_all(path, q=f"name={name}"):
+            if item.get(key) == name:
+                return item
+        return None
+
+
+def _json(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw.decode(errors="replace")
+
+
+def _messages(raw: bytes) -> list[str]:
+    body = _json(raw)
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):
+        return [str(e.get("message", "")) for e in body["errors"] if isinstance(e, dict)]
+    return [body[:200]] if isinstance(body, str) and body else []

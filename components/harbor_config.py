@@ -1,0 +1,122 @@
+"""HarborConfig: Harbor's configuration as code, once the install reports Harbor healthy.
+
+One registry endpoint and one proxy-cache project per upstream, OIDC login through dex with a
+generated client secret, and a garbage-collection schedule (proxy projects get a retention policy
+but no GC: without it the disk only grows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_random as random
+
+from components.harbor_provider import HarborConnection, HarborGcSchedule, HarborOidcAuth, HarborProject, HarborRegistry
+from components.settings import Settings, Upstream
+
+GC_WORKERS = 1
+
+
+@dataclass(frozen=True)
+class HarborConfigArgs:
+    settings: Settings
+    admin_password: pulumi.Input[str]
+    # The readiness gate of the install: nothing here may talk to Harbor before it is healthy.
+    ready: pulumi.Resource
+
+
+def oidc_redirect_uri(hostname: str) -> str:
+    return f"https://{hostname}/c/oidc/callback"
+
+
+def dex_static_client(settings: Settings, secret: str) -> dict:
+    """A dex `staticClients` entry for Harbor, for the cluster's dex values."""
+    return {
+        "id": settings.oidc.client_id,
+        "name": "Harbor",
+        "secret": secret,
+        "redirectURIs": [oidc_redirect_uri(settings.hostname)],
+    }
+
+
+class HarborConfig(pulumi.ComponentResource):
+    def __init__(self, name: str, args: HarborConfigArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("harbor-cache:index:HarborConfig", name, None, opts)
+        settings = args.settings
+        self._settings = settings
+        self._name = name
+        self._connection = HarborConnection(url=settings.api_url, username="admin", password=args.admin_password)
+        self._after_ready = [args.ready]
+
+        self.projects: dict[str, pulumi.Output[str]] = {}
+        for upstream in settings.upstreams:
+            registry = self._registry(upstream)
+            project = self._project(upstream, registry)
+            self.projects[upstream.registry_host] = project.name
+
+        self.dex_static_client: pulumi.Output[dict] | None = None
+        if settings.oidc is not None:
+            # 20 random bytes, base64: what `openssl rand -base64 20` gave in the manual setup.
+            client_secret = random.RandomBytes(f"{name}-oidc-client-secret", length=20, opts=pulumi.ResourceOptions(parent=self))
+            secret = pulumi.Output.secret(client_secret.base64)
+            HarborOidcAuth(f"{name}-oidc", self._connection, self._oidc_props(secret), opts=self._options())
+            self.dex_static_client = pulumi.Output.secret(secret.apply(lambda value: dex_static_client(settings, value)))
+
+        HarborGcSchedule(
+            f"{name}-gc",
+            self._connection,
+            {"cron": settings.gc_schedule, "delete_untagged": True, "workers": GC_WORKERS},
+            opts=self._options(),
+        )
+        self.register_outputs({"projects": self.projects})
+
+    def _options(self, import_key: str | None = None, depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
+        import_id = self._settings.harbor_imports.get(import_key) if import_key else None
+        return pulumi.ResourceOptions(parent=self, depends_on=[*self._after_ready, *(depends_on or [])], import_=import_id)
+
+    def _registry(self, upstream: Upstream) -> HarborRegistry:
+        props = {
+            "name": upstream.name,
+            "type": upstream.type,
+            "url": upstream.url,
+            "description": upstream.description or f"harbor-cache upstream {upstream.registry_host}",
+            "insecure": upstream.insecure,
+        }
+        if upstream.credential is not None:
+            props["access_key"] = pulumi.Output.secret(upstream.credential.username.value)
+            props["access_secret"] = pulumi.Output.secret(upstream.credential.password.value)
+        return HarborRegistry(
+            f"{self._name}-registry-{upstream.name}", self._connection, props, opts=self._options(f"registry/{upstream.name}")
+        )
+
+    def _project(self, upstream: Upstream, registry: HarborRegistry) -> HarborProject:
+        props = {
+            "name": upstream.project,
+            "registry_id": registry.registry_id,
+            "public": upstream.public,
+            "storage_quota_gb": upstream.storage_quota_gb,
+            "speed_limit_kbps": upstream.speed_limit_kbps,
+            "force_destroy": upstream.force_destroy,
+        }
+        return HarborProject(
+            f"{self._name}-project-{upstream.name}",
+            self._connection,
+            props,
+            opts=self._options(f"project/{upstream.project}", depends_on=[registry]),
+        )
+
+    def _oidc_props(self, secret: pulumi.Output[str]) -> dict:
+        oidc = self._settings.oidc
+        return {
+            "oidc_name": oidc.name,
+            "oidc_endpoint": oidc.issuer,
+            "oidc_client_id": oidc.client_id,
+            "oidc_client_secret": secret,
+            "oidc_groups_claim": oidc.groups_claim,
+            "oidc_admin_group": oidc.admin_group,
+            "oidc_scope": oidc.scope,
+            "oidc_verify_cert": oidc.verify_cert,
+            "oidc_auto_onboard": oidc.auto_onboard,
+            "oidc_user_claim": oidc.user_claim,
+        }
