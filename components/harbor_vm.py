@@ -11,7 +11,7 @@ import pulumi_aws as aws
 import pulumi_tls as tls
 
 from components.settings import Settings
-from components.tagging import SNAPSHOT_TAG, resource_tags
+from components.tagging import PUBLIC_ACCESS_TAG, SNAPSHOT_TAG, resource_tags
 
 # Ubuntu 24.04 LTS (supported to 2029) from Canonical's own account: its archive carries Docker
 # Engine (docker.io) and the compose v2 plugin (docker-compose-v2) as signed distribution packages.
@@ -119,7 +119,8 @@ class HarborVm(pulumi.ComponentResource):
             vpc_id=subnet.vpc_id,
             ingress=ingress_rules(settings),
             egress=egress_rules(settings),
-            tags=resource_tags(settings, f"{name}-sg"),
+            # The policy pack reads this tag: an open 443/80 is a decision, stated where reviewers see it.
+            tags=resource_tags(settings, f"{name}-sg", **({PUBLIC_ACCESS_TAG: "true"} if settings.allow_public_access else {})),
             opts=child,
         )
 

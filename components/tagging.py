@@ -5,6 +5,7 @@ from __future__ import annotations
 from components.settings import Settings
 
 SNAPSHOT_TAG = "harbor-cache:snapshot"
+PUBLIC_ACCESS_TAG = "harbor-cache:allow-public-access"
 
 
 def resource_tags(settings: Settings, name: str, **extra: str) -> dict[str, str]:
