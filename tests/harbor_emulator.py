@@ -121,6 +121,7 @@ class HarborEmulator:
         self.state = HarborState(admin_password=admin_password)
         self.validator = SwaggerValidator() if validate and SWAGGER.exists() else None
         self.calls: list[tuple[str, str]] = []
+        self.queries: list[tuple[str, str, dict]] = []
         self.violations: list[str] = []
         self.faults: list[Fault] = []
         self.lock = threading.Lock()
@@ -176,6 +177,7 @@ class HarborEmulator:
 
     def reset_calls(self) -> None:
         self.calls.clear()
+        self.queries.clear()
 
     # HTTP
 
@@ -187,6 +189,7 @@ class HarborEmulator:
         raw = handler.rfile.read(length) if length else b""
         with self.lock:
             self.calls.append((method, path))
+            self.queries.append((method, path, query))
             fault = self._take_fault(method, path)
         if fault is not None:
             if fault.delay:

@@ -155,17 +155,32 @@ def test_registry_409_says_how_to_import_and_import_by_name_works(harbor, host_f
     assert "already exists" in error.value.details() and "harborImports" in error.value.details()
     assert "s3cret-token" not in error.value.details() and ADMIN_PASSWORD not in error.value.details()
 
-    for index in range(12):  # push the wanted one past the first page
-        harbor.state.registries[1000 + index] = {
-            **harbor.state.registries[int(registry_id)],
-            "id": 1000 + index,
-            "name": f"dockerhub-{index}",
-        }
+    original = harbor.state.registries.pop(int(registry_id))
+    for index in range(150):  # names that a fuzzy match would also find, filling the first page
+        harbor.state.registries[1000 + index] = {**original, "id": 1000 + index, "name": f"dockerhub-{index}"}
+    harbor.state.registries[int(registry_id)] = original  # listed last: on the second page
     harbor.reset_calls()
     imported_id, imported = host.read(urn, "dockerhub", {}, inputs=inputs)
     assert imported_id == registry_id and imported["name"] == "dockerhub"
-    assert all("q=name" not in path for _, path in harbor.calls)
-    assert harbor.calls[0] == ("GET", "/registries")
+    assert harbor.queries[0] == ("GET", "/registries", {"q": "name=dockerhub", "page": "1", "page_size": "100"})
+    # The emulator's q=name= is exact, so one page; the client follows pages while X-Total-Count says so.
+    assert len(harbor.queries) == 1
+
+
+def test_name_lookups_follow_pagination(harbor):
+    from components.harbor_api import HarborClient
+
+    client = HarborClient(harbor.url, "admin", ADMIN_PASSWORD)
+    for index in range(230):
+        harbor.state.registries[5000 + index] = {"id": 5000 + index, "name": f"mirror-{index}", "type": "docker-registry",
+                                                 "url": "https://r.example.com", "description": "", "insecure": False,
+                                                 "credential": {"type": "basic"}}
+    items = client.list_all("/registries")
+    assert len(items) == 230 and [q[2]["page"] for q in harbor.queries] == ["1", "2", "3"]
+    harbor.reset_calls()
+    assert client.find_by_name("/registries", "mirror-229")["id"] == 5229
+    assert harbor.queries == [("GET", "/registries", {"q": "name=mirror-229", "page": "1", "page_size": "100"})]
+    assert harbor.filter_name(list(harbor.state.registries.values()), {"name": "mirror-22"}) != [], "name= is fuzzy"
 
 
 def test_unhealthy_upstream_and_401_are_reported_without_secrets(harbor, host_for):
