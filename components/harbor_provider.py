@@ -144,6 +144,26 @@ class HarborProvider(ResourceProvider):
         same_hashes = all(olds.get(k) == v for k, v in self.secret_hashes(news).items())
         return same_hashes and all(old[k] == new[k] for k in self.FIELDS)
 
+    def create_in(self, props: dict[str, Any], collection: str, body: dict[str, Any]) -> int:
+        """POST to a collection; the new object's id comes back in Location (one call)."""
+        try:
+            answer = self.client(props).request("POST", collection, body)
+        except HarborApiError as error:
+            raise self.already_exists(error, props["name"]) from None
+        return int(answer.location_id())
+
+    def fetch(self, props: dict[str, Any], collection: str, id_: str, gone: tuple[int, ...] = (404,)) -> dict | None:
+        """One GET by id, or an exact lookup by name when importing; None when Harbor has no such object."""
+        client = self.client(props)
+        if not id_.isdigit():
+            return client.find_by_name(collection, id_)
+        try:
+            return client.get(f"{collection}/{id_}")
+        except HarborApiError as error:
+            if error.status in gone:
+                return None
+            raise
+
     def already_exists(self, error: HarborApiError, name: str) -> HarborApiError:
         if error.status != 409:
             return error
@@ -221,27 +241,14 @@ class HarborRegistryProvider(HarborProvider):
         body = {key: props[key] for key in ("name", "type", "url", "description", "insecure")}
         if props.get("access_key"):
             body["credential"] = {"type": "basic", "access_key": props["access_key"], "access_secret": props["access_secret"]}
-        try:
-            answer = self.client(props).request("POST", "/registries", body)
-        except HarborApiError as error:
-            raise self.already_exists(error, props["name"]) from None
-        registry_id = int(answer.location_id())
+        registry_id = self.create_in(props, "/registries", body)
         return CreateResult(str(registry_id), self.outputs(props, None, registry_id))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         props = self.typed(props)
-        client = self.client(props)
-        if id_.isdigit():
-            try:
-                registry = client.get(f"/registries/{id_}")
-            except HarborApiError as error:
-                if error.status == 404:
-                    return ReadResult(None, {})
-                raise
-        else:  # import by name
-            registry = client.find_by_name("/registries", id_)
-            if registry is None:
-                return ReadResult(None, {})
+        registry = self.fetch(props, "/registries", id_)
+        if registry is None:
+            return ReadResult(None, {})
         return ReadResult(str(registry["id"]), self.outputs(props, registry, int(registry["id"])))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -334,27 +341,15 @@ class HarborProjectProvider(HarborProvider):
             "metadata": self.metadata(props),
             "storage_limit": self.storage_limit(props),
         }
-        try:
-            answer = self.client(props).request("POST", "/projects", body)
-        except HarborApiError as error:
-            raise self.already_exists(error, props["name"]) from None
-        project_id = int(answer.location_id())
+        project_id = self.create_in(props, "/projects", body)
         return CreateResult(str(project_id), self.outputs(props, None, project_id))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         props = self.typed(props)
-        client = self.client(props)
-        if id_.isdigit():
-            try:
-                project = client.get(f"/projects/{id_}")
-            except HarborApiError as error:
-                if error.status in (403, 404):
-                    return ReadResult(None, {})
-                raise
-        else:  # import by name
-            project = client.find_by_name("/projects", id_)
-            if project is None:
-                return ReadResult(None, {})
+        # A project that is gone answers 403 to an admin as often as 404.
+        project = self.fetch(props, "/projects", id_, gone=(403, 404))
+        if project is None:
+            return ReadResult(None, {})
         return ReadResult(str(project["project_id"]), self.outputs(props, project, int(project["project_id"])))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:

@@ -34,6 +34,15 @@ def require_binaries(*names: str) -> None:
         pytest.skip(message)
 
 
+def stop_process(process: subprocess.Popen, log) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -144,12 +153,7 @@ class Registry:
         return lines
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
+        stop_process(self.process, self.log)
 
 
 def _blob(directory: Path, data: bytes) -> dict:
@@ -269,9 +273,4 @@ class Containerd:
         )
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
+        stop_process(self.process, self.log)

@@ -172,9 +172,15 @@ def test_name_lookups_follow_pagination(harbor):
 
     client = HarborClient(harbor.url, "admin", ADMIN_PASSWORD)
     for index in range(230):
-        harbor.state.registries[5000 + index] = {"id": 5000 + index, "name": f"mirror-{index}", "type": "docker-registry",
-                                                 "url": "https://r.example.com", "description": "", "insecure": False,
-                                                 "credential": {"type": "basic"}}
+        harbor.state.registries[5000 + index] = {
+            "id": 5000 + index,
+            "name": f"mirror-{index}",
+            "type": "docker-registry",
+            "url": "https://r.example.com",
+            "description": "",
+            "insecure": False,
+            "credential": {"type": "basic"},
+        }
     items = client.list_all("/registries")
     assert len(items) == 230 and [q[2]["page"] for q in harbor.queries] == ["1", "2", "3"]
     harbor.reset_calls()
