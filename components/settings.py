@@ -52,7 +52,8 @@ SUBNET_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 GC_CRON_RE = re.compile(r"^0( \S+){5}$")
 
 SECRET_KEYS = frozenset({"adminPassword", "upstreamCredentials"})
-STRUCTURED_KEYS = ("upstreams", "upstreamCredentials", "oidc", "tags", "harborImports")
+# Keys Pulumi.yaml cannot declare: objects and lists of objects, and an optional key without default.
+UNDECLARED_KEYS = ("upstreams", "upstreamCredentials", "oidc", "tags", "harborImports", "adminPassword")
 
 DEFAULT_UPSTREAMS: tuple[dict[str, Any], ...] = (
     {"name": "dockerhub", "type": "docker-hub", "url": "https://hub.docker.com", "registryHost": "docker.io"},
@@ -229,7 +230,7 @@ def project_defaults(path: Path = PROJECT_FILE) -> dict[str, Any]:
 
 
 def declared_keys(path: Path = PROJECT_FILE) -> tuple[str, ...]:
-    return (*yaml.safe_load(path.read_text())["config"], *STRUCTURED_KEYS)
+    return (*yaml.safe_load(path.read_text())["config"], *UNDECLARED_KEYS)
 
 
 class _Reader:

@@ -56,11 +56,23 @@ def test_engine_strings_are_parsed_like_typed_values():
 def test_every_scalar_key_of_the_project_file_is_read_and_every_structured_key_documented():
     declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
     readme = (ROOT / "README.md").read_text()
-    for key in (*declared, *s.STRUCTURED_KEYS):
+    for key in (*declared, *s.UNDECLARED_KEYS):
         assert f"`{key}`" in readme, f"README does not document {key}"
     source = (ROOT / "components" / "settings.py").read_text()
     for key in declared:
         assert f'"{key}"' in source, f"settings.py never reads {key}"
+
+
+def test_keys_the_cli_requires_are_the_keys_the_program_requires():
+    """Pulumi requires every key declared without a default; so must the program, and no other."""
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    required = {key for key, spec in declared.items() if "default" not in spec}
+    assert required == {"hostname", "zoneName", "allowedCidrs", "sshAllowedCidrs", "acmeEmail", "harborInstallerSha256"}
+    for key in required:
+        with pytest.raises(s.SettingsError, match=f"harbor-cache:{key}: is required"):
+            parse(**{key: None})
+    for key in s.UNDECLARED_KEYS:
+        parse(**{key: None})  # optional: absent is fine
 
 
 def test_project_file_config_uses_only_types_pulumi_accepts():
