@@ -4,6 +4,8 @@ counts, faults and secrets checked."""
 
 from __future__ import annotations
 
+import base64
+
 import grpc
 import pytest
 from pulumi.output import Unknown
@@ -445,3 +447,15 @@ def test_gc_check_failures(harbor, host_for):
     host = host_for(HarborGcScheduleProvider())
     _, failures = host.check(host.urn("gc", "GcSchedule"), {**connection(harbor), "cron": "0 3 * * 0", "workers": 11})
     assert {f[0] for f in failures} == {"cron", "workers"}
+
+
+def test_providers_carry_no_state_into_the_pickle():
+    """Pulumi pickles the provider into every resource's state: nothing may ride along."""
+    from pulumi.dynamic.dynamic import serialize_provider
+
+    for provider in (HarborRegistryProvider(), HarborProjectProvider(), HarborOidcProvider(), HarborGcScheduleProvider()):
+        assert vars(provider) == {}
+        pickled = base64.b64decode(serialize_provider(provider))
+        # By reference: the module path and class name, not the class's code.
+        assert b"components.harbor_provider" in pickled and type(provider).__name__.encode() in pickled
+        assert len(pickled) < 1000 and b"HarborClient" not in pickled
