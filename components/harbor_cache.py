@@ -10,7 +10,7 @@ from components.harbor_config import HarborConfig, HarborConfigArgs, oidc_redire
 from components.harbor_dns import HarborDns, HarborDnsArgs
 from components.harbor_install import HarborInstall, HarborInstallArgs
 from components.harbor_vm import HarborVm, HarborVmArgs
-from components.node_files import MirrorOptions, stack_outputs
+from components.node_files import mirror_options, stack_outputs
 from components.settings import Settings
 
 
@@ -62,11 +62,7 @@ class HarborCache(pulumi.ComponentResource):
             "sshPrivateKey": self.vm.ssh_private_key,
             "harborAdminPassword": self.install.admin_password,
             "projects": self.config.projects,
-            **stack_outputs(
-                settings.hostname,
-                settings.upstreams,
-                MirrorOptions(ca_file=settings.mirror_ca_file, fail_closed=settings.mirror_fail_closed),
-            ),
+            **stack_outputs(settings.hostname, settings.upstreams, mirror_options(settings)),
         }
         if self.config.dex_static_client is not None:
             self.outputs["dexStaticClient"] = self.config.dex_static_client

@@ -13,7 +13,7 @@ from email.mime.text import MIMEText
 import tomli_w
 import yaml
 
-from components.settings import Upstream
+from components.settings import Settings, Upstream
 
 CERTS_DIR = "/etc/containerd/certs.d"
 # The CRI plugin that owns the registry settings moved in containerd 2.0.
@@ -27,6 +27,10 @@ class MirrorOptions:
 
     ca_file: str = ""
     fail_closed: bool = False
+
+
+def mirror_options(settings: Settings) -> MirrorOptions:
+    return MirrorOptions(ca_file=settings.mirror_ca_file, fail_closed=settings.mirror_fail_closed)
 
 
 def mirror_url(cache_host: str, upstream: Upstream) -> str:

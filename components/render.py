@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from components.node_files import MirrorOptions, node_files
+from components.node_files import mirror_options, node_files
 from components.settings import PROJECT, Settings, SettingsError, parse_settings
 from components.vm_files import HarborSecrets, vm_files
 
@@ -72,8 +72,7 @@ def render_all(settings: Settings, admin_password: str | None = None) -> dict[st
         admin_password = settings.admin_password.value if settings.admin_password else PLACEHOLDER_ADMIN_PASSWORD
     secrets = HarborSecrets(admin_password=admin_password, database_password=PLACEHOLDER_DATABASE_PASSWORD)
     files = {path.lstrip("/"): text for path, text in vm_files(settings, secrets).items()}
-    options = MirrorOptions(ca_file=settings.mirror_ca_file, fail_closed=settings.mirror_fail_closed)
-    files.update(node_files(settings.hostname, settings.upstreams, options))
+    files.update(node_files(settings.hostname, settings.upstreams, mirror_options(settings)))
     return files
 
 
