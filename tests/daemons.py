@@ -18,20 +18,16 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import tomli_w
 import yaml
 
-from tests.conftest import REQUIRE_INTEGRATION
+from tests.conftest import unavailable
 
 
 def require_binaries(*names: str) -> None:
     missing = [name for name in names if shutil.which(name) is None]
     if missing:
-        message = f"needs {', '.join(missing)} (Debian packages; scripts/test.sh installs them as root)"
-        if REQUIRE_INTEGRATION:
-            pytest.fail(f"HARBOR_CACHE_REQUIRE_INTEGRATION=1 but {message}")
-        pytest.skip(message)
+        unavailable(f"needs {', '.join(missing)} (Debian packages; scripts/test.sh installs them as root)")
 
 
 def stop_process(process: subprocess.Popen, log) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from components.harbor_install import write_file_command
-from tests.conftest import REQUIRE_INTEGRATION
+from tests.conftest import unavailable
 from tests.daemons import free_port, require_binaries, stop_process, wait_until
 from tests.pulumi_harness import dev_config, run_program
 
@@ -55,30 +55,13 @@ class SshServer:
         self.process = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stdout=self.log, stderr=self.log)
         wait_until(lambda: self.run("true").returncode == 0, 20, "sshd")
 
+    def argv(self, command: str) -> list[str]:
+        options = ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "LogLevel=ERROR", "BatchMode=yes"]
+        flags = [part for option in options for part in ("-o", option)]
+        return ["ssh", "-i", str(self.client_key), "-p", str(self.port), *flags, "root@127.0.0.1", command]
+
     def run(self, command: str, stdin: str = "") -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [
-                "ssh",
-                "-i",
-                str(self.client_key),
-                "-p",
-                str(self.port),
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-                "-o",
-                "BatchMode=yes",
-                "root@127.0.0.1",
-                command,
-            ],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return subprocess.run(self.argv(command), input=stdin, capture_output=True, text=True, timeout=60)
 
     def stop(self) -> None:
         stop_process(self.process, self.log)
@@ -87,9 +70,7 @@ class SshServer:
 @pytest.fixture(scope="module")
 def ssh(tmp_path_factory):
     if os.geteuid() != 0:
-        if REQUIRE_INTEGRATION:
-            pytest.fail("the SSH tests log in as root to a loopback sshd; CI runs as root")
-        pytest.skip("needs root")
+        unavailable("the SSH tests log in as root to a loopback sshd; CI runs as root")
     require_binaries("ssh", "ssh-keygen", "sudo", "/usr/sbin/sshd")
     server = SshServer(tmp_path_factory.mktemp("sshd"))
     yield server
@@ -132,21 +113,7 @@ def test_a_secret_on_stdin_is_not_visible_in_ps_while_the_command_runs(ssh, tmp_
     marker = tmp_path / "started"
     script = f"touch {marker}\nsleep 3\ncat > /dev/null\n"
     process = subprocess.Popen(
-        [
-            "ssh",
-            "-i",
-            str(ssh.client_key),
-            "-p",
-            str(ssh.port),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "root@127.0.0.1",
-            "sudo bash -s",
-        ],
+        ssh.argv("sudo bash -s"),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from components.vm_files import FILES_DIR
-from tests.conftest import REQUIRE_INTEGRATION
+from tests.conftest import unavailable
 from tests.daemons import free_port, make_test_ca, require_binaries
 
 VOLUME_ID = "vol-0123456789abcdef0"
@@ -25,9 +25,7 @@ VOLUME_ID = "vol-0123456789abcdef0"
 
 def require_root() -> None:
     if os.geteuid() != 0:
-        if REQUIRE_INTEGRATION:
-            pytest.fail("these script tests need root (CI runs as root)")
-        pytest.skip("needs root")
+        unavailable("these script tests need root (CI runs as root)")
 
 
 def run_script(name: str, env: dict[str, str], *args: str, path_prefix: Path | None = None) -> subprocess.CompletedProcess:
@@ -122,10 +120,7 @@ def test_loop_device_is_formatted_and_mounted(tmp_path):
     subprocess.run(["truncate", "-s", "64M", str(image)], check=True)
     attach = subprocess.run(["losetup", "--find", "--show", str(image)], capture_output=True, text=True)
     if attach.returncode != 0:
-        message = f"no loop device here: {attach.stderr.strip()}"
-        if REQUIRE_INTEGRATION:
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"no loop device here: {attach.stderr.strip()}")
     loop = attach.stdout.strip()
     mount_point = tmp_path / "data"
     env = {"DATA_VOLUME_ID": VOLUME_ID, "DATA_DEVICE": loop, "FSTAB": str(tmp_path / "fstab"), "DATA_MOUNT": str(mount_point)}

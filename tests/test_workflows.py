@@ -7,10 +7,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
-from tests.conftest import REQUIRE_INTEGRATION, find_tool
+from tests.conftest import find_tool, unavailable
 
 WORKFLOWS = Path(__file__).resolve().parent.parent / ".github" / "workflows"
 
@@ -29,10 +28,7 @@ def steps_using(job: dict, action: str) -> list[dict]:
 def test_workflows_validate_against_githubs_schema():
     tool = find_tool("check-jsonschema")
     if tool is None:
-        message = "check-jsonschema is not installed (requirements-dev.txt)"
-        if REQUIRE_INTEGRATION:
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("check-jsonschema is not installed (requirements-dev.txt)")
     files = sorted(str(path) for path in WORKFLOWS.glob("*.yml"))
     assert len(files) == 2
     result = subprocess.run([tool, "--builtin-schema", "vendor.github-workflows", *files], capture_output=True, text=True)
