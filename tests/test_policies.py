@@ -155,3 +155,42 @@ def test_secrets_on_stdin_are_the_sanctioned_path(run):
 def test_pack_entry_point_only_starts_the_server():
     text = (Path(harbor_policies.__file__).parent / "__main__.py").read_text()
     assert "PolicyPack(" in text and "ResourceValidationPolicy" not in text
+
+
+def test_the_pack_runs_as_an_analyzer_and_reports_violations(run):
+    """The pack's own entry point, started as the engine starts it, answering over gRPC."""
+    import subprocess
+
+    import grpc
+    from google.protobuf import empty_pb2, json_format, struct_pb2
+    from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+
+    policy_dir = Path(harbor_policies.__file__).parent
+    process = subprocess.Popen([sys.executable, "__main__.py"], cwd=policy_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        port = process.stdout.readline().decode().strip()
+        assert port.isdigit(), process.stderr.read().decode()[-2000:]
+        stub = analyzer_pb2_grpc.AnalyzerStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+        info = stub.GetAnalyzerInfo(empty_pb2.Empty())
+        assert info.name == "harbor-cache"
+        assert sorted(p.name for p in info.policies) == sorted(harbor_policies.CHECKS)
+        assert {p.enforcementLevel for p in info.policies} == {analyzer_pb2.MANDATORY}
+
+        def analyze(registration, props):
+            properties = struct_pb2.Struct()
+            json_format.ParseDict(props, properties)
+            request = analyzer_pb2.AnalyzeRequest(type=registration.type, properties=properties, urn=registration.urn,
+                                                  name=registration.name,
+                                                  options=analyzer_pb2.AnalyzerResourceOptions(protect=registration.protect))
+            return stub.Analyze(request).diagnostics
+
+        instance = resource(run, "aws:ec2/instance:Instance")
+        assert list(analyze(instance, instance.raw)) == []
+        weakened = copy.deepcopy(instance.raw)
+        weakened["metadataOptions"]["httpTokens"] = "optional"
+        (diagnostic,) = analyze(instance, weakened)
+        assert diagnostic.policyName == "imdsv2-required" and "http_tokens='required'" in diagnostic.message
+        assert diagnostic.enforcementLevel == analyzer_pb2.MANDATORY
+    finally:
+        process.kill()
+        process.wait(10)
