@@ -93,7 +93,12 @@ class HarborInstall(pulumi.ComponentResource):
         volume = self._run(
             "data-volume",
             "data-volume.sh",
-            env={"DATA_VOLUME_ID": args.data_volume_id, "DATA_MOUNT": settings.data_mount},
+            # The size is passed so that growing the volume re-runs the step, which grows the filesystem.
+            env={
+                "DATA_VOLUME_ID": args.data_volume_id,
+                "DATA_MOUNT": settings.data_mount,
+                "DATA_VOLUME_SIZE_GB": str(settings.data_volume_size_gb),
+            },
             triggers=[*machine, args.data_volume_id],
             depends_on=[user],
         )

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Finds Harbor's data volume by its EBS volume id, creates a filesystem only when the volume is
 # empty (never on a volume holding anything), and mounts it by UUID through fstab with nofail.
-# Safe to run again. DATA_DEVICE, FSTAB and DATA_DO_MOUNT=0 let tests use a file-backed device.
+# Grows the filesystem when the volume has grown. Safe to run again. DATA_DEVICE, FSTAB and
+# DATA_DO_MOUNT=0 let tests use a file-backed device.
 set -euo pipefail
 
 volume_id=${DATA_VOLUME_ID:?DATA_VOLUME_ID (vol-...) is required}
@@ -73,7 +74,22 @@ if ! grep -qxF "$entry" "$fstab"; then
   echo "fstab: $entry"
 fi
 
+# A volume grown in AWS (dataVolumeSizeGb raised) needs its filesystem grown too.
+device_bytes() { if [ -b "$device" ]; then blockdev --getsize64 "$device"; else stat -c %s "$device"; fi; }
+filesystem_bytes() {
+  dumpe2fs -h "$device" 2>/dev/null | awk -F: '/^Block count/ { c = $2 } /^Block size/ { s = $2 } END { print c * s }'
+}
 mkdir -p "$mount_point"
+if [ "$fstype" = ext4 ] && [ "$(device_bytes)" -gt "$(( $(filesystem_bytes) + 1048576 ))" ]; then
+  if mountpoint -q "$mount_point"; then
+    resize2fs "$device"  # ext4 grows online
+  else
+    e2fsck -f -p "$device"
+    resize2fs "$device"
+  fi
+  echo "grew the filesystem to the volume's $(( $(device_bytes) / 1048576 )) MiB"
+fi
+
 if [ "${DATA_DO_MOUNT:-1}" = 1 ] && ! mountpoint -q "$mount_point"; then
   mount "$mount_point"
   echo "mounted $mount_point"

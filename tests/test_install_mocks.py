@@ -70,7 +70,9 @@ def test_scripts_arrive_on_stdin_and_command_lines_carry_no_secret(run):
         ("ready", "wait-healthy.sh"),
     ):
         assert steps[step].inputs["stdin"] == vm_files.script(script)
-    assert steps["data-volume"].inputs["create"] == "sudo DATA_VOLUME_ID=harbor-vm-data-id DATA_MOUNT=/data bash -s"
+    assert steps["data-volume"].inputs["create"] == (
+        "sudo DATA_VOLUME_ID=harbor-vm-data-id DATA_MOUNT=/data DATA_VOLUME_SIZE_GB=200 bash -s"
+    )
     assert steps["installer"].inputs["create"] == ("sudo HARBOR_VERSION=v2.15.2 HARBOR_SHA256=" + "0" * 64 + " bash -s")
     assert steps["ready"].inputs["create"] == "sudo ACME_STAGING=0 bash -s -- harbor.dev.example.com 900"
     for name, step in steps.items():
@@ -124,6 +126,9 @@ def test_triggers_change_only_with_the_content_they_guard():
 
     new_password = triggers(run_program({**dev_config(), "harbor-cache:adminPassword": "Another-Passw0rd"}))
     assert new_password["start"] != base["start"] and new_password["docker"] == base["docker"]
+
+    grown = commands(run_program({**dev_config(), "harbor-cache:dataVolumeSizeGb": 300}))
+    assert "DATA_VOLUME_SIZE_GB=300" in grown["data-volume"].inputs["create"], "growing the volume re-runs the step"
 
     upgrade = run_program({**dev_config(), "harbor-cache:harborVersion": "v2.15.3"})
     assert triggers(upgrade)["start"] != base["start"]

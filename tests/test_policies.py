@@ -179,9 +179,13 @@ def test_the_pack_runs_as_an_analyzer_and_reports_violations(run):
         def analyze(registration, props):
             properties = struct_pb2.Struct()
             json_format.ParseDict(props, properties)
-            request = analyzer_pb2.AnalyzeRequest(type=registration.type, properties=properties, urn=registration.urn,
-                                                  name=registration.name,
-                                                  options=analyzer_pb2.AnalyzerResourceOptions(protect=registration.protect))
+            request = analyzer_pb2.AnalyzeRequest(
+                type=registration.type,
+                properties=properties,
+                urn=registration.urn,
+                name=registration.name,
+                options=analyzer_pb2.AnalyzerResourceOptions(protect=registration.protect),
+            )
             return stub.Analyze(request).diagnostics
 
         instance = resource(run, "aws:ec2/instance:Instance")

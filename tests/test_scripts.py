@@ -94,6 +94,30 @@ def test_volume_with_data_is_never_touched(volume_env, tmp_path):
     assert f"UUID={uuid} {env['DATA_MOUNT']} ext4" in fstab.read_text()
 
 
+def test_a_grown_volume_gets_a_grown_filesystem_once(volume_env, tmp_path):
+    require_binaries("debugfs", "resize2fs", "e2fsck", "dumpe2fs")
+    device, _fstab, env = volume_env
+    assert run_script("data-volume.sh", env).returncode == 0
+    keep = tmp_path / "keep.txt"
+    keep.write_text("cached layers")
+    subprocess.run(["debugfs", "-w", "-R", f"write {keep} keep.txt", str(device)], check=True, capture_output=True)
+    uuid = blkid(device, "UUID")
+    subprocess.run(["truncate", "-s", "128M", str(device)], check=True)
+
+    grown = run_script("data-volume.sh", env)
+    assert grown.returncode == 0, grown.stderr
+    assert "grew the filesystem to the volume's 128 MiB" in grown.stdout
+    header = subprocess.run(["dumpe2fs", "-h", str(device)], capture_output=True, text=True).stdout
+    fields = dict(line.split(":", 1) for line in header.splitlines() if ":" in line)
+    assert int(fields["Block count"]) * int(fields["Block size"]) == 128 * 1024 * 1024
+    assert blkid(device, "UUID") == uuid
+    content = subprocess.run(["debugfs", "-R", "cat keep.txt", str(device)], capture_output=True, text=True).stdout
+    assert content == "cached layers"
+
+    again = run_script("data-volume.sh", env)
+    assert again.returncode == 0 and "grew" not in again.stdout
+
+
 def test_unknown_bytes_without_a_filesystem_are_refused(volume_env):
     device, _fstab, env = volume_env
     with device.open("r+b") as handle:
@@ -113,9 +137,9 @@ def test_stale_fstab_line_for_the_mount_point_is_replaced(volume_env):
     assert len(lines) == 1 and "dead-beef" not in lines[0]
 
 
-def test_loop_device_is_formatted_and_mounted(tmp_path):
+def test_loop_device_is_formatted_mounted_kept_and_grown(tmp_path):
     require_root()
-    require_binaries("losetup", "mount", "umount", "mountpoint")
+    require_binaries("losetup", "mount", "umount", "mountpoint", "unshare", "resize2fs")
     image = tmp_path / "loop.img"
     subprocess.run(["truncate", "-s", "64M", str(image)], check=True)
     attach = subprocess.run(["losetup", "--find", "--show", str(image)], capture_output=True, text=True)
@@ -123,43 +147,30 @@ def test_loop_device_is_formatted_and_mounted(tmp_path):
         unavailable(f"no loop device here: {attach.stderr.strip()}")
     loop = attach.stdout.strip()
     mount_point = tmp_path / "data"
-    env = {"DATA_VOLUME_ID": VOLUME_ID, "DATA_DEVICE": loop, "FSTAB": str(tmp_path / "fstab"), "DATA_MOUNT": str(mount_point)}
-    (tmp_path / "fstab").write_text("")
+    fstab = tmp_path / "fstab"
+    fstab.write_text("")
+    env = {**os.environ, "DATA_VOLUME_ID": VOLUME_ID, "DATA_DEVICE": loop, "FSTAB": str(fstab), "DATA_MOUNT": str(mount_point)}
+
+    def in_private_mounts(then: str) -> subprocess.CompletedProcess:
+        # `mount <dir>` reads /etc/fstab: give it ours in a mount namespace of its own.
+        script = f"mount --bind {fstab} /etc/fstab && bash {FILES_DIR / 'data-volume.sh'} && {then}; umount {mount_point}"
+        return subprocess.run(["unshare", "--mount", "bash", "-c", script], env=env, capture_output=True, text=True, timeout=120)
+
     try:
-        # `mount <dir>` reads /etc/fstab; point it at ours through a private mount namespace.
-        result = subprocess.run(
-            [
-                "unshare",
-                "--mount",
-                "bash",
-                "-c",
-                f"mount --bind {tmp_path / 'fstab'} /etc/fstab && "
-                f"bash {FILES_DIR / 'data-volume.sh'} && mountpoint -q {mount_point} && echo MOUNTED && "
-                f"touch {mount_point}/marker && umount {mount_point}",
-            ],
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert result.returncode == 0, result.stderr
-        assert "MOUNTED" in result.stdout and "created an ext4 filesystem" in result.stdout
-        again = subprocess.run(
-            [
-                "unshare",
-                "--mount",
-                "bash",
-                "-c",
-                f"mount --bind {tmp_path / 'fstab'} /etc/fstab; bash {FILES_DIR / 'data-volume.sh'} && "
-                f"test -e {mount_point}/marker && echo KEPT; umount {mount_point}",
-            ],
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert "KEPT" in again.stdout, again.stderr
+        first = in_private_mounts(f"mountpoint -q {mount_point} && echo MOUNTED && echo kept > {mount_point}/marker")
+        assert "MOUNTED" in first.stdout and "created an ext4 filesystem" in first.stdout, first.stderr
+
+        again = in_private_mounts(f"cat {mount_point}/marker")
+        assert again.stdout.strip().endswith("kept"), again.stderr
         assert "already has a ext4 filesystem" in again.stdout
+
+        # The EBS volume grows (dataVolumeSizeGb raised): the filesystem follows, data intact.
+        subprocess.run(["truncate", "-s", "128M", str(image)], check=True)
+        subprocess.run(["losetup", "--set-capacity", loop], check=True)
+        grown = in_private_mounts(f"cat {mount_point}/marker && df --output=size -k {mount_point} | tail -n 1")
+        lines = grown.stdout.strip().splitlines()
+        assert "grew the filesystem to the volume's 128 MiB" in grown.stdout, grown.stdout + grown.stderr
+        assert "kept" in lines and int(lines[-1]) > 100_000, grown.stdout + grown.stderr
     finally:
         subprocess.run(["losetup", "-d", loop], check=False)
 
