@@ -37,6 +37,7 @@ class HarborCache(pulumi.ComponentResource):
             HarborInstallArgs(
                 settings=settings,
                 host=self.vm.public_ip,
+                host_public_key=self.vm.host_public_key,
                 private_key=self.vm.ssh_private_key,
                 instance_id=self.vm.instance.id,
                 data_volume_id=self.vm.data_volume.id,

@@ -22,6 +22,7 @@ from components.settings import Settings
 class HarborInstallArgs:
     settings: Settings
     host: pulumi.Input[str]
+    host_public_key: pulumi.Input[str]
     private_key: pulumi.Input[str]
     instance_id: pulumi.Input[str]
     data_volume_id: pulumi.Input[str]
@@ -54,6 +55,7 @@ class HarborInstall(pulumi.ComponentResource):
             host=args.host,
             user=settings.ssh_user,
             private_key=args.private_key,
+            host_key=args.host_public_key,
             # The VM may still be booting on the first up.
             dial_error_limit=40,
             per_dial_timeout=15,

@@ -12,6 +12,7 @@ import pulumi_tls as tls
 
 from components.settings import Settings
 from components.tagging import PUBLIC_ACCESS_TAG, SNAPSHOT_TAG, resource_tags
+from components.vm_files import render_cloud_init
 
 # Ubuntu 24.04 LTS (supported to 2029) from Canonical's own account: its archive carries Docker
 # Engine (docker.io) and the compose v2 plugin (docker-compose-v2) as signed distribution packages.
@@ -100,6 +101,10 @@ class HarborVm(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         self.ssh_key = tls.PrivateKey(f"{name}-ssh-key", algorithm="ED25519", opts=child)
+        # The VM's SSH host key, made here and handed to it in user data, so the remote commands
+        # verify the host they send secrets to.
+        host_key = tls.PrivateKey(f"{name}-host-key", algorithm="ED25519", opts=child)
+        self.host_public_key = host_key.public_key_openssh
         key_pair = aws.ec2.KeyPair(
             f"{name}-key-pair",
             public_key=self.ssh_key.public_key_openssh,
@@ -152,6 +157,11 @@ class HarborVm(pulumi.ComponentResource):
             vpc_security_group_ids=[self.security_group.id],
             iam_instance_profile=profile.name,
             key_name=key_pair.key_name,
+            user_data=pulumi.Output.secret(
+                pulumi.Output.all(host_key.private_key_openssh, host_key.public_key_openssh).apply(
+                    lambda keys: render_cloud_init(*keys)
+                )
+            ),
             # Tokens only; hop limit 2 so Traefik, one network hop away in a container, reaches IMDS.
             metadata_options={"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 2},
             root_block_device={

@@ -20,12 +20,13 @@ import yaml
 
 from components.node_files import mirror_options, node_files
 from components.settings import PROJECT, Settings, SettingsError, parse_settings
-from components.vm_files import HarborSecrets, vm_files
+from components.vm_files import HarborSecrets, render_cloud_init, vm_files
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER_ADMIN_PASSWORD = "PLACEHOLDER-not-the-real-admin-Passw0rd"  # noqa: S105 - a visible fake
 PLACEHOLDER_DATABASE_PASSWORD = "PLACEHOLDER-not-the-real-database-password"  # noqa: S105
 PLACEHOLDER_SECRET = "PLACEHOLDER-encrypted-in-stack-file"  # noqa: S105
+PLACEHOLDER_HOST_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nPLACEHOLDER-generated-per-stack\n-----END OPENSSH PRIVATE KEY-----\n"
 
 
 def stack_config(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], str | None]:
@@ -72,6 +73,8 @@ def render_all(settings: Settings, admin_password: str | None = None) -> dict[st
         admin_password = settings.admin_password.value if settings.admin_password else PLACEHOLDER_ADMIN_PASSWORD
     secrets = HarborSecrets(admin_password=admin_password, database_password=PLACEHOLDER_DATABASE_PASSWORD)
     files = {path.lstrip("/"): text for path, text in vm_files(settings, secrets).items()}
+    # User data as cloud-init keeps it; the host key is generated per stack.
+    files["var/lib/cloud/instance/user-data.txt"] = render_cloud_init(PLACEHOLDER_HOST_KEY, "ssh-ed25519 PLACEHOLDER")
     files.update(node_files(settings.hostname, settings.upstreams, mirror_options(settings)))
     return files
 

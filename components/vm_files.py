@@ -44,6 +44,20 @@ class HarborSecrets:
         return "HarborSecrets(***)"
 
 
+def cloud_init(host_private_key: str, host_public_key: str) -> dict:
+    """User data: the SSH host key is ours, so the remote commands can pin it (no trust on first use)."""
+    return {
+        "ssh_deletekeys": True,
+        "ssh_genkeytypes": [],
+        "ssh_keys": {"ed25519_private": host_private_key, "ed25519_public": host_public_key.strip()},
+    }
+
+
+def render_cloud_init(host_private_key: str, host_public_key: str) -> str:
+    body = yaml.safe_dump(cloud_init(host_private_key, host_public_key), sort_keys=False, default_flow_style=False, width=1000)
+    return "#cloud-config\n" + body
+
+
 def harbor_config_version(harbor_version: str) -> str:
     """The `_version` harbor.yml carries: the release's minor line (v2.15.2 -> 2.15.0)."""
     major, minor, _patch = harbor_version.lstrip("v").split(".")

@@ -34,7 +34,8 @@ class AwsMocks(pulumi.runtime.Mocks):
         kind = args.typ
         if kind == "tls:index/privateKey:PrivateKey":
             state.update(
-                publicKeyOpenssh="ssh-ed25519 AAAAC3NzaTEST test", privateKeyOpenssh="-----BEGIN OPENSSH PRIVATE KEY-----\nTEST\n"
+                publicKeyOpenssh=f"ssh-ed25519 AAAAC3Nza-{args.name} test\n",
+                privateKeyOpenssh=f"-----BEGIN OPENSSH PRIVATE KEY-----\n{args.name}\n-----END OPENSSH PRIVATE KEY-----\n",
             )
         elif kind == "aws:ec2/eip:Eip":
             state.update(publicIp=FAKE_PUBLIC_IP)

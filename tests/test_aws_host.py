@@ -167,3 +167,16 @@ def test_missing_required_key_registers_nothing():
     with pytest.raises(SettingsError, match="acmeEmail: is required"):
         run_program(config, recorder=captured)
     assert captured["registrations"] == []
+
+
+def test_the_vm_gets_a_host_key_made_here_in_secret_user_data(run):
+    import yaml
+
+    instance = run.one("aws:ec2/instance:Instance")
+    assert "userData" in instance.secret_keys()
+    text = instance.inputs["userData"]
+    assert text.startswith("#cloud-config\n")
+    document = yaml.safe_load(text)
+    assert document["ssh_deletekeys"] is True and document["ssh_genkeytypes"] == []
+    assert document["ssh_keys"]["ed25519_public"] == "ssh-ed25519 AAAAC3Nza-harbor-vm-host-key test"
+    assert "harbor-vm-host-key" in document["ssh_keys"]["ed25519_private"]

@@ -40,6 +40,9 @@ def test_every_step_exists_and_connects_to_the_vm_as_the_ssh_user(run):
     for step in steps.values():
         connection = step.inputs["connection"]
         assert connection["host"] == FAKE_PUBLIC_IP and connection["user"] == "ubuntu"
+        # The host key is pinned to the one the VM got in its user data: no trust on first use.
+        assert connection["hostKey"] == "ssh-ed25519 AAAAC3Nza-harbor-vm-host-key test\n"
+        assert "harbor-vm-ssh-key" in connection["privateKey"]
         assert "connection" in step.secret_keys(), "the private key travels as a secret"
 
 
