@@ -438,7 +438,7 @@ class HarborEmulator:
         if method == "GET":
             return 200, {k: {"value": v, "editable": True} for k, v in config.items() if k != "oidc_client_secret"}, {}
         if "auth_mode" in body and body["auth_mode"] != config["auth_mode"] and len(self.state.users) > 1:
-            return 400, _errors("BAD_REQUEST", "auth_mode cannot be changed: users other than admin exist"), {}
+            return 400, _errors("BAD_REQUEST", "auth mode can not be modified as new users have been inserted into db"), {}
         config.update(body)
         return 200, None, {}
 
