@@ -490,6 +490,7 @@ def _oidc(reader: _Reader) -> OidcSettings | None:
     if not isinstance(value, dict):
         reader.fail("oidc", f"{value!r} is not an object with at least issuer")
         return None
+    problems_before = len(reader.problems)
     unknown = sorted(set(value) - set(OIDC_KEYS))
     if unknown:
         reader.fail("oidc", f"unknown field(s) {unknown}; accepted: {list(OIDC_KEYS)}")
@@ -506,7 +507,7 @@ def _oidc(reader: _Reader) -> OidcSettings | None:
     for name in ("verifyCert", "autoOnboard"):
         if not isinstance(merged[name], bool):
             reader.fail(f"oidc.{name}", f"{merged[name]!r} is not a boolean")
-    if len(reader.problems):
+    if len(reader.problems) > problems_before:
         return None
     return OidcSettings(
         issuer=issuer.rstrip("/"),
