@@ -142,3 +142,28 @@ def test_every_step_reruns_on_a_new_vm(run):
     for name, value in triggers(run).items():
         if name != "ready":
             assert "harbor-vm-instance-id" in value, name
+
+
+def test_what_is_reviewed_is_what_is_deployed():
+    """The remote commands carry exactly what `python -m components.render` shows for the same settings."""
+    from components import render
+    from components.settings import parse_settings
+
+    config = {**dev_config(), "harbor-cache:adminPassword": "Review-Me-Passw0rd"}
+    steps = commands(run_program(config))
+    raw = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith("harbor-cache:")}
+    rendered = render.render_all(parse_settings(raw, stack="dev", region="eu-central-1"))
+    assert steps["compose-override"].inputs["stdin"] == rendered["opt/harbor/docker-compose.override.yml"]
+    assert steps["systemd-unit"].inputs["stdin"] == rendered["etc/systemd/system/harbor.service"]
+    assert steps["envrc"].inputs["stdin"] == rendered["opt/harbor/.envrc"]
+    deployed = yaml.safe_load(steps["harbor-yml"].inputs["stdin"])
+    reviewed = yaml.safe_load(rendered["opt/harbor/harbor.yml"])
+    deployed["database"]["password"] = reviewed["database"]["password"]  # generated: a placeholder in review
+    assert deployed == reviewed
+    for name, script in (("docker", "install-docker.sh"), ("installer", "install-harbor.sh"), ("start", "start-harbor.sh")):
+        assert steps[name].inputs["stdin"] == rendered[f"opt/harbor/bin/{script}"]
+
+
+def test_preview_registers_the_same_resources():
+    names = sorted(r.name for r in run_program(dev_config()).registrations)
+    assert sorted(r.name for r in run_program(dev_config(), preview=True).registrations) == names
