@@ -12,6 +12,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from components import render, vm_files
 from components.settings import Secret
@@ -252,3 +254,12 @@ def test_render_cli_reports_bad_overrides(tmp_path):
     assert result.returncode == 2
     assert "harbor-cache:hostname: 'Bad Name'" in result.stderr
     assert not any(tmp_path.iterdir())
+
+
+@given(st.text(max_size=60))
+def test_any_password_round_trips_through_harbor_yml(password):
+    settings = parse()
+    secrets = vm_files.HarborSecrets(admin_password=password, database_password=password[::-1])
+    rendered = yaml.safe_load(vm_files.render_harbor_yml(settings, secrets))
+    assert rendered["harbor_admin_password"] == password
+    assert rendered["database"]["password"] == password[::-1]
