@@ -24,6 +24,8 @@ import jsonschema
 import yaml
 
 SWAGGER = Path(__file__).resolve().parents[2] / "shared" / "reference" / "harbor-v2.15.2-swagger.yaml"
+# Harbor's list, written out here rather than imported from components.settings on purpose: the
+# emulator stands for Harbor, so a wrong list in our code must disagree with it, not follow it.
 PERMITTED_PROXY_TYPES = {
     "docker-hub",
     "harbor",
