@@ -72,12 +72,9 @@ class HarborProvider(ResourceProvider):
         values = {key: props.get(key) for key in CONNECTION}
         for key, spec in self.FIELDS.items():
             value = props.get(key, spec.default)
-            if value is None or is_unknown(value):
-                values[key] = value
-            elif spec.kind is int and isinstance(value, float) and value.is_integer():
-                values[key] = int(value)
-            else:
-                values[key] = value
+            if spec.kind is int and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            values[key] = value
         return values
 
     def typed(self, props: dict[str, Any]) -> dict[str, Any]:
@@ -94,9 +91,7 @@ class HarborProvider(ResourceProvider):
             value = inputs[key]
             if value is None:
                 failures.append(CheckFailure(key, f"{key} is required"))
-            elif not is_unknown(value) and not (
-                isinstance(value, spec.kind) and not (spec.kind is int and isinstance(value, bool))
-            ):
+            elif not is_unknown(value) and not _is_a(value, spec.kind):
                 failures.append(CheckFailure(key, f"{key} must be a {spec.kind.__name__}, got {type(value).__name__}"))
         if not failures:
             failures = self.validate(inputs)
