@@ -23,7 +23,6 @@ HARBOR_YML_PATH = f"{HARBOR_ROOT}/harbor.yml"
 COMPOSE_OVERRIDE_PATH = f"{HARBOR_ROOT}/docker-compose.override.yml"
 ENVRC_PATH = f"{HARBOR_ROOT}/.envrc"
 SYSTEMD_UNIT_PATH = "/etc/systemd/system/harbor.service"
-HARBOR_UID = 10000  # hard-coded in Harbor's images
 HARBOR_HTTP_PORT = 8080
 # Harbor's compose project is named after its directory; its network is <project>_harbor.
 HARBOR_NETWORK = "harbor_harbor"
@@ -62,10 +61,6 @@ def harbor_config_version(harbor_version: str) -> str:
     """The `_version` harbor.yml carries: the release's minor line (v2.15.2 -> 2.15.0)."""
     major, minor, _patch = harbor_version.lstrip("v").split(".")
     return f"{major}.{minor}.0"
-
-
-def installer_url(harbor_version: str) -> str:
-    return f"https://github.com/goharbor/harbor/releases/download/{harbor_version}/harbor-offline-installer-{harbor_version}.tgz"
 
 
 def harbor_yml(settings: Settings, secrets: HarborSecrets) -> dict:

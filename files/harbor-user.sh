@@ -12,33 +12,31 @@ field() { # field <file> <name> <index>: a field of a passwd/group line, empty w
   awk -F: -v name="$2" -v index_="$3" '$1 == name { print $index_ }' "$root/etc/$1"
 }
 
-gid=$(field group harbor 3)
-if [ -z "$gid" ]; then
-  taken=$(awk -F: -v id="$id" '$3 == id { print $1 }' "$root/etc/group")
-  if [ -n "$taken" ]; then
-    echo "GID $id is taken by group '$taken'; Harbor needs it for its own group" >&2
+# needs_creating <file> <kind> <label>: true when harbor must be created in <file>, false when it
+# already exists with ID 10000; exits when the name or the ID belongs to something else.
+needs_creating() {
+  local file=$1 kind=$2 label=$3 current taken
+  current=$(field "$file" harbor 3)
+  if [ -n "$current" ]; then
+    [ "$current" = "$id" ] && return 1
+    echo "$kind harbor exists with $label $current, Harbor needs $id" >&2
     exit 1
   fi
+  taken=$(awk -F: -v id="$id" '$3 == id { print $1 }' "$root/etc/$file")
+  if [ -n "$taken" ]; then
+    echo "$label $id is taken by $kind '$taken'; Harbor needs it for its own $kind" >&2
+    exit 1
+  fi
+}
+
+if needs_creating group group GID; then
   groupadd "${prefix[@]}" --gid "$id" harbor
   echo "created group harbor ($id)"
-elif [ "$gid" != "$id" ]; then
-  echo "group harbor exists with GID $gid, Harbor needs $id" >&2
-  exit 1
 fi
-
-uid=$(field passwd harbor 3)
-if [ -z "$uid" ]; then
-  taken=$(awk -F: -v id="$id" '$3 == id { print $1 }' "$root/etc/passwd")
-  if [ -n "$taken" ]; then
-    echo "UID $id is taken by user '$taken'; Harbor needs it for its own user" >&2
-    exit 1
-  fi
+if needs_creating passwd user UID; then
   useradd "${prefix[@]}" --uid "$id" --gid "$id" --no-create-home --home-dir /opt/harbor \
     --shell /usr/sbin/nologin --comment "Harbor image cache" harbor
   echo "created user harbor ($id)"
-elif [ "$uid" != "$id" ]; then
-  echo "user harbor exists with UID $uid, Harbor needs $id" >&2
-  exit 1
 fi
 
 # The installer runs as harbor; it talks to Docker.

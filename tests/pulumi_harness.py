@@ -85,7 +85,6 @@ class Registration:
     dependencies: list[str]
     additional_secret_outputs: list[str]
     ignore_changes: list[str]
-    replace_on_changes: list[str]
     import_id: str = ""
     urn: str = ""
 
@@ -134,7 +133,6 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     dependencies=list(request.dependencies),
                     additional_secret_outputs=list(request.additionalSecretOutputs),
                     ignore_changes=list(request.ignoreChanges),
-                    replace_on_changes=list(request.replaceOnChanges),
                     import_id=request.importId,
                     urn=response.urn,
                 )

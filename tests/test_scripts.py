@@ -354,30 +354,30 @@ def health_ca(tmp_path):
     return make_test_ca(tmp_path / "ca", names=("harbor.test.example",))
 
 
-def wait(server, ca_bundle: Path | None, timeout: str) -> subprocess.CompletedProcess:
-    env = {"HEALTH_PORT": str(server.port), "HEALTH_INTERVAL": "0.2", "HEALTH_LOG_CONTAINERS": "traefik"}
-    if ca_bundle is not None:
-        env["CURL_CA_BUNDLE"] = str(ca_bundle)
-    return run_script("wait-healthy.sh", env, "harbor.test.example", timeout)
+def wait(ca, unhealthy_for: int, ca_bundle: Path, timeout: str) -> tuple[subprocess.CompletedProcess, int]:
+    """Runs the readiness gate against a fresh health server; returns its result and the answers served."""
+    server = HealthServer(ca, unhealthy_for=unhealthy_for)
+    env = {
+        "HEALTH_PORT": str(server.port),
+        "HEALTH_INTERVAL": "0.2",
+        "HEALTH_LOG_CONTAINERS": "traefik",
+        "CURL_CA_BUNDLE": str(ca_bundle),
+    }
+    try:
+        return run_script("wait-healthy.sh", env, "harbor.test.example", timeout), server.answers["count"]
+    finally:
+        server.stop()
 
 
 def test_readiness_gate_waits_for_healthy_with_progress(health_ca):
-    server = HealthServer(health_ca, unhealthy_for=3)
-    try:
-        result = wait(server, health_ca.ca_cert, "30")
-    finally:
-        server.stop()
+    result, _ = wait(health_ca, 3, health_ca.ca_cert, "30")
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("waiting for Harbor") == 3
     assert "Harbor is healthy at https://harbor.test.example" in result.stdout
 
 
 def test_readiness_gate_times_out_with_the_last_answer(health_ca):
-    server = HealthServer(health_ca, unhealthy_for=10_000)
-    try:
-        result = wait(server, health_ca.ca_cert, "2")
-    finally:
-        server.stop()
+    result, _ = wait(health_ca, 10_000, health_ca.ca_cert, "2")
     assert result.returncode == 1
     assert "did not become healthy within 2s" in result.stderr
     assert '"status": "unhealthy"' in result.stderr
@@ -385,11 +385,7 @@ def test_readiness_gate_times_out_with_the_last_answer(health_ca):
 
 
 def test_readiness_gate_requires_a_certificate_that_verifies(health_ca, tmp_path):
-    server = HealthServer(health_ca, unhealthy_for=0)
     other = make_test_ca(tmp_path / "other-ca")
-    try:
-        result = wait(server, other.ca_cert, "1")
-    finally:
-        server.stop()
+    result, answers = wait(health_ca, 0, other.ca_cert, "1")
     assert result.returncode == 1
-    assert server.answers["count"] == 0, "no answer is accepted over a certificate that does not verify"
+    assert answers == 0, "no answer is accepted over a certificate that does not verify"
