@@ -13,7 +13,8 @@ import pulumi
 import pulumi_random as random
 
 from components.harbor_provider import HarborConnection, HarborGcSchedule, HarborOidcAuth, HarborProject, HarborRegistry
-from components.settings import Settings, Upstream
+from components.settings import Settings
+from components.upstreams import Upstream
 
 GC_WORKERS = 1
 

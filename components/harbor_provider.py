@@ -22,7 +22,8 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from components.harbor_api import HarborApiError, HarborClient
-from components.settings import HARBOR_NAME_RE, PROXY_CACHE_TYPES, validate_api_url, validate_gc_cron
+from components.upstreams import PROXY_CACHE_TYPES
+from components.validators import HARBOR_NAME_RE, validate_api_url, validate_gc_cron
 
 UNKNOWN = rpc.UNKNOWN
 CONNECTION = ("harbor_url", "harbor_username", "harbor_password")

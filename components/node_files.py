@@ -13,7 +13,8 @@ from email.mime.text import MIMEText
 import tomli_w
 import yaml
 
-from components.settings import Settings, Upstream
+from components.settings import Settings
+from components.upstreams import Upstream
 
 CERTS_DIR = "/etc/containerd/certs.d"
 # The CRI plugin that owns the registry settings moved in containerd 2.0.

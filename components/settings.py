@@ -11,8 +11,6 @@ them under mocks or in the offline renderer); defaults of structured keys live o
 from __future__ import annotations
 
 import difflib
-import ipaddress
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -23,61 +21,50 @@ from urllib.parse import urlsplit
 
 import yaml
 
-PROJECT = "harbor-cache"
-PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
-
-# Registry types that Harbor's compose installer permits for proxy-cache projects
-# (PERMITTED_REGISTRY_TYPES_FOR_PROXY_CACHE). `quay` was removed upstream in 2025.
-PROXY_CACHE_TYPES = (
-    "docker-hub",
-    "harbor",
-    "azure-acr",
-    "ali-acr",
-    "aws-ecr",
-    "google-gcr",
-    "docker-registry",
-    "github-ghcr",
-    "jfrog-artifactory",
+from components.config_reader import PROJECT, ConfigReader, Problem, Secret, SettingsError
+from components.upstreams import PROXY_CACHE_TYPES, Credential, Upstream, parse_upstreams
+from components.validators import (
+    AZ_RE,
+    EMAIL_RE,
+    HARBOR_NAME_RE,
+    HARBOR_VERSION_RE,
+    INSTANCE_TYPE_RE,
+    SHA256_RE,
+    SUBNET_RE,
+    is_world,
+    validate_api_url,
+    validate_cidr,
+    validate_dns_name,
+    validate_gc_cron,
+    validate_project_name,
 )
 
-# Harbor's own rule for project names (and the one we apply to registry endpoint names).
-HARBOR_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-DNS_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
-HARBOR_VERSION_RE = re.compile(r"^v2\.(\d+)\.(\d+)$")
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-INSTANCE_TYPE_RE = re.compile(r"^([a-z]+)(\d+)([a-z-]*)\.(\d*[a-z]+)$")
-AZ_RE = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d[a-z]$")
-SUBNET_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
-GC_CRON_RE = re.compile(r"^0( \S+){5}$")
+# Re-exported: the rest of the program and the tests know these as settings' names.
+__all__ = [
+    "HARBOR_NAME_RE",
+    "PROJECT",
+    "PROXY_CACHE_TYPES",
+    "Credential",
+    "OidcSettings",
+    "Problem",
+    "Secret",
+    "Settings",
+    "SettingsError",
+    "Upstream",
+    "is_world",
+    "load_settings",
+    "parse_settings",
+    "validate_api_url",
+    "validate_cidr",
+    "validate_dns_name",
+    "validate_gc_cron",
+    "validate_project_name",
+]
+PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
 SECRET_KEYS = frozenset({"adminPassword", "upstreamCredentials"})
 # Keys Pulumi.yaml cannot declare: objects and lists of objects, and an optional key without default.
 UNDECLARED_KEYS = ("upstreams", "upstreamCredentials", "oidc", "tags", "harborImports", "adminPassword")
-
-DEFAULT_UPSTREAMS: tuple[dict[str, Any], ...] = (
-    {"name": "dockerhub", "type": "docker-hub", "url": "https://hub.docker.com", "registryHost": "docker.io"},
-    {"name": "ghcr", "type": "github-ghcr", "url": "https://ghcr.io"},
-    # quay.io speaks the plain registry API; Harbor dropped its `quay` adapter (#22237).
-    {"name": "quay", "type": "docker-registry", "url": "https://quay.io"},
-    {"name": "k8s", "type": "docker-registry", "url": "https://registry.k8s.io"},
-    # google-gcr needs a service-account key; anonymous pulls of public images work as a registry.
-    {"name": "gcr", "type": "docker-registry", "url": "https://gcr.io"},
-)
-
-UPSTREAM_KEYS = {
-    "name": "Harbor registry endpoint name",
-    "type": "Harbor registry type",
-    "url": "upstream endpoint URL",
-    "project": "proxy-cache project name (default <name>-proxy)",
-    "registryHost": "registry host nodes pull from (default: the URL's host; docker.io for docker-hub)",
-    "description": "free text",
-    "insecure": "skip TLS verification of the upstream",
-    "public": "anonymous pulls from the project (default true)",
-    "storageQuotaGb": "project storage quota in GiB, -1 = unlimited",
-    "speedLimitKbps": "proxy bandwidth limit in KiB/s, -1 = unlimited",
-    "forceDestroy": "delete the project's cached repositories with it (default false)",
-}
 
 OIDC_DEFAULTS: dict[str, Any] = {
     "name": "dex",
@@ -90,78 +77,6 @@ OIDC_DEFAULTS: dict[str, Any] = {
     "userClaim": "",
 }
 OIDC_KEYS = ("issuer", *OIDC_DEFAULTS)
-
-
-class Secret:
-    """A plain value that must never be printed: repr and str hide it."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def __repr__(self) -> str:
-        return "Secret(***)"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other.value == self.value
-
-    def __hash__(self) -> int:
-        return hash(self.value)
-
-
-@dataclass(frozen=True)
-class Problem:
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        prefix = "" if self.key.startswith("aws:") else f"{PROJECT}:"
-        return f"{prefix}{self.key}: {self.message}"
-
-
-class SettingsError(ValueError):
-    """Every problem found in the configuration, each naming its key."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"invalid configuration ({len(problems)} problem(s)); nothing was created:\n{lines}")
-
-
-@dataclass(frozen=True)
-class Credential:
-    username: Secret
-    password: Secret
-
-
-@dataclass(frozen=True)
-class Upstream:
-    name: str
-    type: str
-    url: str
-    project: str
-    registry_host: str
-    description: str = ""
-    insecure: bool = False
-    public: bool = True
-    storage_quota_gb: int = -1
-    speed_limit_kbps: int = -1
-    credential: Credential | None = None
-    force_destroy: bool = False
-    # Where nodes fall back to when the cache is down; derived from registry_host unless set.
-    server_url: str = ""
-
-    @property
-    def server(self) -> str:
-        """The real upstream a node falls back to (Docker Hub's registry API is not hub.docker.com)."""
-        if self.server_url:
-            return self.server_url
-        if self.registry_host == "docker.io":
-            return "https://registry-1.docker.io"
-        return f"https://{self.registry_host}"
 
 
 @dataclass(frozen=True)
@@ -233,127 +148,7 @@ def declared_keys(path: Path = PROJECT_FILE) -> tuple[str, ...]:
     return (*yaml.safe_load(path.read_text())["config"], *UNDECLARED_KEYS)
 
 
-class _Reader:
-    """Reads raw values (strings from the Pulumi engine, typed values from a stack file) into types."""
-
-    def __init__(self, raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
-        self.raw = raw
-        self.defaults = defaults
-        self.problems: list[Problem] = []
-
-    def fail(self, key: str, message: str) -> None:
-        self.problems.append(Problem(key, message))
-
-    def value(self, key: str) -> Any:
-        value = self.raw.get(key)
-        return self.defaults.get(key) if value is None else value
-
-    def string(self, key: str, required: bool = False) -> str:
-        value = self.value(key)
-        if value is None or value == "":
-            if required:
-                self.fail(key, f"is required; set it with `pulumi config set {key} <value>`")
-            return ""
-        if not isinstance(value, str):
-            self.fail(key, f"{value!r} is not a string")
-            return ""
-        return value
-
-    def integer(self, key: str, low: int, high: int) -> int:
-        value = self.value(key)
-        try:
-            number = int(value) if not isinstance(value, bool) and str(value).strip().lstrip("-").isdigit() else None
-        except (TypeError, ValueError):
-            number = None
-        if number is None:
-            self.fail(key, f"{value!r} is not a whole number; accepted: {low}..{high}")
-            return low
-        if not low <= number <= high:
-            self.fail(key, f"{number} is out of range; accepted: {low}..{high}")
-        return number
-
-    def boolean(self, key: str) -> bool:
-        value = self.value(key)
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        self.fail(key, f"{value!r} is not a boolean; accepted: true or false")
-        return False
-
-    def structured(self, key: str, default: Any) -> Any:
-        value = self.raw.get(key)
-        if value is None:
-            return default
-        if isinstance(value, str):
-            try:
-                return json.loads(value)
-            except json.JSONDecodeError as error:
-                shown = "the value" if key in SECRET_KEYS else repr(value)
-                self.fail(key, f"{shown} is not valid JSON ({error.msg})")
-                return default
-        return value
-
-
-def validate_dns_name(name: str) -> str | None:
-    """None when `name` is a lowercase FQDN without trailing dot, else why not."""
-    if not name or len(name) > 253:
-        return "must be 1..253 characters"
-    labels = name.split(".")
-    if len(labels) < 2:
-        return "must have at least two labels (e.g. harbor.example.com)"
-    bad = [label for label in labels if not DNS_LABEL_RE.match(label)]
-    if bad:
-        return f"label {bad[0]!r} is not a DNS label (lowercase a-z, 0-9, inner '-', 1..63 chars)"
-    if labels[-1].isdigit():
-        return "the top-level label cannot be numeric"
-    return None
-
-
-def validate_cidr(text: Any) -> str | None:
-    if not isinstance(text, str):
-        return "is not a string"
-    try:
-        ipaddress.ip_network(text, strict=True)
-    except ValueError as error:
-        return f"is not a CIDR ({error})"
-    if "/" not in text:
-        return "needs a prefix length (e.g. 203.0.113.7/32)"
-    return None
-
-
-def is_world(cidr: str) -> bool:
-    return ipaddress.ip_network(cidr).prefixlen == 0
-
-
-def validate_project_name(name: Any) -> str | None:
-    if not isinstance(name, str) or not HARBOR_NAME_RE.match(name) or len(name) > 255:
-        return "is not a Harbor project name (lowercase [a-z0-9] groups joined by '.', '_' or '-', at most 255)"
-    return None
-
-
-def validate_api_url(url: Any) -> str | None:
-    """https anywhere; plain http only to loopback (an SSH tunnel to the VM)."""
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or not parts.hostname or parts.scheme not in ("https", "http") or parts.path not in ("", "/"):
-        return "is not a Harbor URL (https://<host>, or http://127.0.0.1:<port> through an SSH tunnel)"
-    if parts.scheme == "http":
-        try:
-            loopback = ipaddress.ip_address(parts.hostname).is_loopback
-        except ValueError:
-            loopback = parts.hostname == "localhost"
-        if not loopback:
-            return "uses plain http; only loopback (an SSH tunnel) may, anything else must be https"
-    return None
-
-
-def validate_gc_cron(cron: str) -> str | None:
-    if not GC_CRON_RE.match(cron):
-        return "is not a 6-field cron with seconds fixed at 0 (e.g. '0 0 3 * * 0')"
-    return None
-
-
-def _cidr_list(reader: _Reader, key: str, allow_world: bool, world_hint: str) -> tuple[str, ...]:
+def _cidr_list(reader: ConfigReader, key: str, allow_world: bool, world_hint: str) -> tuple[str, ...]:
     value = reader.structured(key, None)
     if value is None or value == []:
         reader.fail(key, "is required: a non-empty list of CIDRs such as ['203.0.113.0/24']")
@@ -370,120 +165,7 @@ def _cidr_list(reader: _Reader, key: str, allow_world: bool, world_hint: str) ->
     return tuple(value)
 
 
-def _upstream(reader: _Reader, index: int, item: Any, credentials: Mapping[str, Credential]) -> Upstream | None:
-    key = f"upstreams[{index}]"
-    if not isinstance(item, dict):
-        reader.fail(key, f"{item!r} is not an object with name, type and url")
-        return None
-    unknown = sorted(set(item) - set(UPSTREAM_KEYS))
-    if unknown:
-        reader.fail(key, f"unknown field(s) {unknown}; accepted: {sorted(UPSTREAM_KEYS)}")
-    name, kind, url = item.get("name"), item.get("type"), item.get("url")
-    ok = True
-    if not isinstance(name, str) or not HARBOR_NAME_RE.match(name):
-        reader.fail(f"{key}.name", f"{name!r} is not a name (lowercase [a-z0-9] groups joined by '.', '_' or '-')")
-        ok = False
-    if kind == "quay":
-        reader.fail(f"{key}.type", "'quay' was removed from Harbor in 2025; use type docker-registry with url https://quay.io")
-        ok = False
-    elif kind not in PROXY_CACHE_TYPES:
-        reader.fail(f"{key}.type", f"{kind!r} is not a proxy-cache registry type; accepted: {', '.join(PROXY_CACHE_TYPES)}")
-        ok = False
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/"):
-        reader.fail(f"{key}.url", f"{url!r} is not a registry URL (https://host[:port], no path)")
-        ok = False
-    elif parts.scheme == "http" and not item.get("insecure"):
-        reader.fail(f"{key}.url", f"{url!r} is plain http; use https or set insecure: true")
-        ok = False
-    project = item.get("project", f"{name}-proxy")
-    problem = validate_project_name(project)
-    if problem:
-        reader.fail(f"{key}.project", f"{project!r} {problem}")
-        ok = False
-    default_host = "docker.io" if kind == "docker-hub" else (parts.netloc if parts else "")
-    registry_host = item.get("registryHost", default_host)
-    host_only = registry_host.rsplit(":", 1)[0] if isinstance(registry_host, str) else ""
-    if validate_dns_name(host_only):
-        reader.fail(f"{key}.registryHost", f"{registry_host!r} is not a registry host name (e.g. docker.io)")
-        ok = False
-    numbers = {}
-    for field_name, low in (("storageQuotaGb", -1), ("speedLimitKbps", -1)):
-        value = item.get(field_name, -1)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low or value == 0:
-            reader.fail(f"{key}.{field_name}", f"{value!r} is not accepted; use -1 (unlimited) or a positive whole number")
-            ok = False
-        numbers[field_name] = value
-    flags = {}
-    for field_name, default in (("insecure", False), ("public", True), ("forceDestroy", False)):
-        value = item.get(field_name, default)
-        if not isinstance(value, bool):
-            reader.fail(f"{key}.{field_name}", f"{value!r} is not a boolean")
-            ok = False
-        flags[field_name] = value
-    description = item.get("description", "")
-    if not isinstance(description, str):
-        reader.fail(f"{key}.description", f"{description!r} is not a string")
-        ok = False
-    if not ok:
-        return None
-    return Upstream(
-        name=name,
-        type=kind,
-        url=url.rstrip("/"),
-        project=project,
-        registry_host=registry_host,
-        description=description,
-        insecure=flags["insecure"],
-        public=flags["public"],
-        storage_quota_gb=numbers["storageQuotaGb"],
-        speed_limit_kbps=numbers["speedLimitKbps"],
-        credential=credentials.get(name),
-        force_destroy=flags["forceDestroy"],
-    )
-
-
-def _credentials(reader: _Reader) -> dict[str, Credential]:
-    value = reader.structured("upstreamCredentials", {})
-    if not isinstance(value, dict):
-        reader.fail("upstreamCredentials", "must be an object: {<upstream name>: {username, password}}")
-        return {}
-    result = {}
-    for name, entry in value.items():
-        if (
-            not isinstance(entry, dict)
-            or set(entry) != {"username", "password"}
-            or not all(isinstance(v, str) and v for v in entry.values())
-        ):
-            reader.fail(
-                f"upstreamCredentials.{name}", "must be {username: <non-empty>, password: <non-empty>} (value not shown: secret)"
-            )
-            continue
-        result[name] = Credential(Secret(entry["username"]), Secret(entry["password"]))
-    return result
-
-
-def _upstreams(reader: _Reader) -> tuple[Upstream, ...]:
-    credentials = _credentials(reader)
-    items = reader.structured("upstreams", [dict(u) for u in DEFAULT_UPSTREAMS])
-    if not isinstance(items, list) or not items:
-        reader.fail("upstreams", f"{items!r} is not a non-empty list of upstream objects")
-        return ()
-    upstreams = [u for i, item in enumerate(items) if (u := _upstream(reader, i, item, credentials))]
-    for attribute, label in (("name", "name"), ("project", "project"), ("registry_host", "registryHost")):
-        seen: set[str] = set()
-        for upstream in upstreams:
-            value = getattr(upstream, attribute)
-            if value in seen:
-                reader.fail("upstreams", f"duplicate {label} {value!r}; every upstream needs its own")
-            seen.add(value)
-    names = {u.name for u in upstreams}
-    for name in sorted(set(credentials) - names):
-        reader.fail(f"upstreamCredentials.{name}", f"names no upstream; accepted: {sorted(names)}")
-    return tuple(upstreams)
-
-
-def _oidc(reader: _Reader) -> OidcSettings | None:
+def _oidc(reader: ConfigReader) -> OidcSettings | None:
     value = reader.structured("oidc", None)
     if value is None:
         return None
@@ -522,7 +204,7 @@ def _oidc(reader: _Reader) -> OidcSettings | None:
     )
 
 
-def _tags(reader: _Reader) -> dict[str, str]:
+def _tags(reader: ConfigReader) -> dict[str, str]:
     value = reader.structured("tags", {})
     if not isinstance(value, dict):
         reader.fail("tags", f"{value!r} is not an object of string keys and values")
@@ -535,7 +217,7 @@ def _tags(reader: _Reader) -> dict[str, str]:
 
 def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defaults: Mapping[str, Any] | None = None) -> Settings:
     """Builds Settings from raw config values (keys without the project prefix) or raises SettingsError."""
-    reader = _Reader(raw, project_defaults() if defaults is None else defaults)
+    reader = ConfigReader(raw, project_defaults() if defaults is None else defaults, SECRET_KEYS)
     known = set(declared_keys())
     for key in sorted(set(raw) - known):
         close = difflib.get_close_matches(key, known, n=1)
@@ -651,7 +333,7 @@ def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defau
         data_volume_size_gb=reader.integer("dataVolumeSizeGb", 20, 16384),
         snapshot_retention_days=reader.integer("snapshotRetentionDays", 1, 365),
         acme_staging=reader.boolean("acmeStaging"),
-        upstreams=_upstreams(reader),
+        upstreams=parse_upstreams(reader),
         oidc=_oidc(reader),
         tags=_tags(reader),
     )

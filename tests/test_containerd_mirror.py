@@ -10,7 +10,7 @@ import pytest
 import tomli_w
 
 from components.node_files import MirrorOptions, render_containerd_hosts_toml
-from components.settings import Upstream
+from components.upstreams import Upstream
 from tests.daemons import Containerd, Registry, build_oci_image, make_test_ca, push_image, require_binaries
 
 DOCKER_HUB = Upstream(

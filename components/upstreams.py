@@ -1,0 +1,195 @@
+"""The upstream registries the cache proxies, and their (secret) credentials, as settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from components.config_reader import ConfigReader, Secret
+from components.validators import HARBOR_NAME_RE, validate_dns_name, validate_project_name
+
+# Registry types that Harbor's compose installer permits for proxy-cache projects
+# (PERMITTED_REGISTRY_TYPES_FOR_PROXY_CACHE). `quay` was removed upstream in 2025.
+PROXY_CACHE_TYPES = (
+    "docker-hub",
+    "harbor",
+    "azure-acr",
+    "ali-acr",
+    "aws-ecr",
+    "google-gcr",
+    "docker-registry",
+    "github-ghcr",
+    "jfrog-artifactory",
+)
+
+DEFAULT_UPSTREAMS: tuple[dict[str, Any], ...] = (
+    {"name": "dockerhub", "type": "docker-hub", "url": "https://hub.docker.com", "registryHost": "docker.io"},
+    {"name": "ghcr", "type": "github-ghcr", "url": "https://ghcr.io"},
+    # quay.io speaks the plain registry API; Harbor dropped its `quay` adapter (#22237).
+    {"name": "quay", "type": "docker-registry", "url": "https://quay.io"},
+    {"name": "k8s", "type": "docker-registry", "url": "https://registry.k8s.io"},
+    # google-gcr needs a service-account key; anonymous pulls of public images work as a registry.
+    {"name": "gcr", "type": "docker-registry", "url": "https://gcr.io"},
+)
+
+UPSTREAM_KEYS = {
+    "name": "Harbor registry endpoint name",
+    "type": "Harbor registry type",
+    "url": "upstream endpoint URL",
+    "project": "proxy-cache project name (default <name>-proxy)",
+    "registryHost": "registry host nodes pull from (default: the URL's host; docker.io for docker-hub)",
+    "description": "free text",
+    "insecure": "skip TLS verification of the upstream",
+    "public": "anonymous pulls from the project (default true)",
+    "storageQuotaGb": "project storage quota in GiB, -1 = unlimited",
+    "speedLimitKbps": "proxy bandwidth limit in KiB/s, -1 = unlimited",
+    "forceDestroy": "delete the project's cached repositories with it (default false)",
+}
+
+
+@dataclass(frozen=True)
+class Credential:
+    username: Secret
+    password: Secret
+
+
+@dataclass(frozen=True)
+class Upstream:
+    name: str
+    type: str
+    url: str
+    project: str
+    registry_host: str
+    description: str = ""
+    insecure: bool = False
+    public: bool = True
+    storage_quota_gb: int = -1
+    speed_limit_kbps: int = -1
+    credential: Credential | None = None
+    force_destroy: bool = False
+    # Where nodes fall back to when the cache is down; derived from registry_host unless set.
+    server_url: str = ""
+
+    @property
+    def server(self) -> str:
+        """The real upstream a node falls back to (Docker Hub's registry API is not hub.docker.com)."""
+        if self.server_url:
+            return self.server_url
+        if self.registry_host == "docker.io":
+            return "https://registry-1.docker.io"
+        return f"https://{self.registry_host}"
+
+
+def _upstream(reader: ConfigReader, index: int, item: Any, credentials: Mapping[str, Credential]) -> Upstream | None:
+    key = f"upstreams[{index}]"
+    if not isinstance(item, dict):
+        reader.fail(key, f"{item!r} is not an object with name, type and url")
+        return None
+    unknown = sorted(set(item) - set(UPSTREAM_KEYS))
+    if unknown:
+        reader.fail(key, f"unknown field(s) {unknown}; accepted: {sorted(UPSTREAM_KEYS)}")
+    name, kind, url = item.get("name"), item.get("type"), item.get("url")
+    ok = True
+    if not isinstance(name, str) or not HARBOR_NAME_RE.match(name):
+        reader.fail(f"{key}.name", f"{name!r} is not a name (lowercase [a-z0-9] groups joined by '.', '_' or '-')")
+        ok = False
+    if kind == "quay":
+        reader.fail(f"{key}.type", "'quay' was removed from Harbor in 2025; use type docker-registry with url https://quay.io")
+        ok = False
+    elif kind not in PROXY_CACHE_TYPES:
+        reader.fail(f"{key}.type", f"{kind!r} is not a proxy-cache registry type; accepted: {', '.join(PROXY_CACHE_TYPES)}")
+        ok = False
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/"):
+        reader.fail(f"{key}.url", f"{url!r} is not a registry URL (https://host[:port], no path)")
+        ok = False
+    elif parts.scheme == "http" and not item.get("insecure"):
+        reader.fail(f"{key}.url", f"{url!r} is plain http; use https or set insecure: true")
+        ok = False
+    project = item.get("project", f"{name}-proxy")
+    problem = validate_project_name(project)
+    if problem:
+        reader.fail(f"{key}.project", f"{project!r} {problem}")
+        ok = False
+    default_host = "docker.io" if kind == "docker-hub" else (parts.netloc if parts else "")
+    registry_host = item.get("registryHost", default_host)
+    host_only = registry_host.rsplit(":", 1)[0] if isinstance(registry_host, str) else ""
+    if validate_dns_name(host_only):
+        reader.fail(f"{key}.registryHost", f"{registry_host!r} is not a registry host name (e.g. docker.io)")
+        ok = False
+    numbers = {}
+    for field_name, low in (("storageQuotaGb", -1), ("speedLimitKbps", -1)):
+        value = item.get(field_name, -1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or value == 0:
+            reader.fail(f"{key}.{field_name}", f"{value!r} is not accepted; use -1 (unlimited) or a positive whole number")
+            ok = False
+        numbers[field_name] = value
+    flags = {}
+    for field_name, default in (("insecure", False), ("public", True), ("forceDestroy", False)):
+        value = item.get(field_name, default)
+        if not isinstance(value, bool):
+            reader.fail(f"{key}.{field_name}", f"{value!r} is not a boolean")
+            ok = False
+        flags[field_name] = value
+    description = item.get("description", "")
+    if not isinstance(description, str):
+        reader.fail(f"{key}.description", f"{description!r} is not a string")
+        ok = False
+    if not ok:
+        return None
+    return Upstream(
+        name=name,
+        type=kind,
+        url=url.rstrip("/"),
+        project=project,
+        registry_host=registry_host,
+        description=description,
+        insecure=flags["insecure"],
+        public=flags["public"],
+        storage_quota_gb=numbers["storageQuotaGb"],
+        speed_limit_kbps=numbers["speedLimitKbps"],
+        credential=credentials.get(name),
+        force_destroy=flags["forceDestroy"],
+    )
+
+
+def _credentials(reader: ConfigReader) -> dict[str, Credential]:
+    value = reader.structured("upstreamCredentials", {})
+    if not isinstance(value, dict):
+        reader.fail("upstreamCredentials", "must be an object: {<upstream name>: {username, password}}")
+        return {}
+    result = {}
+    for name, entry in value.items():
+        if (
+            not isinstance(entry, dict)
+            or set(entry) != {"username", "password"}
+            or not all(isinstance(v, str) and v for v in entry.values())
+        ):
+            reader.fail(
+                f"upstreamCredentials.{name}", "must be {username: <non-empty>, password: <non-empty>} (value not shown: secret)"
+            )
+            continue
+        result[name] = Credential(Secret(entry["username"]), Secret(entry["password"]))
+    return result
+
+
+def parse_upstreams(reader: ConfigReader) -> tuple[Upstream, ...]:
+    credentials = _credentials(reader)
+    items = reader.structured("upstreams", [dict(u) for u in DEFAULT_UPSTREAMS])
+    if not isinstance(items, list) or not items:
+        reader.fail("upstreams", f"{items!r} is not a non-empty list of upstream objects")
+        return ()
+    upstreams = [u for i, item in enumerate(items) if (u := _upstream(reader, i, item, credentials))]
+    for attribute, label in (("name", "name"), ("project", "project"), ("registry_host", "registryHost")):
+        seen: set[str] = set()
+        for upstream in upstreams:
+            value = getattr(upstream, attribute)
+            if value in seen:
+                reader.fail("upstreams", f"duplicate {label} {value!r}; every upstream needs its own")
+            seen.add(value)
+    names = {u.name for u in upstreams}
+    for name in sorted(set(credentials) - names):
+        reader.fail(f"upstreamCredentials.{name}", f"names no upstream; accepted: {sorted(names)}")
+    return tuple(upstreams)
