@@ -44,9 +44,6 @@ KEY_LINE_RE = re.compile(r"(?:^|\s)ssh-ed25519 ([A-Za-z0-9+/]+={0,2})(?:\s|$)")
 # EC2 error codes (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html).
 DENIED = {"UnauthorizedOperation", "AuthFailure", "AccessDenied", "AccessDeniedException", "OptInRequired", "Blocked"}
 NOT_YET = {"InvalidInstanceID.NotFound", "IncorrectInstanceState", "RequestLimitExceeded", "Throttling", "Unavailable"}
-# `Latest` (the serial console as it is now) exists only on Nitro instance types; others answer
-# with an error and get the buffered output, posted shortly after boot.
-LATEST_UNSUPPORTED = {"UnsupportedOperation", "InvalidParameterCombination", "InvalidParameterValue", "InvalidParameter"}
 
 
 class HostKeyError(Exception):
@@ -134,8 +131,11 @@ def wait_for_host_key(
                     f"ec2:GetConsoleOutput on {instance_id} in {region} was refused ({code}: {message}); "
                     "the identity that runs `pulumi up` needs ec2:GetConsoleOutput on the instance"
                 ) from None
-            if latest and code in LATEST_UNSUPPORTED:
-                latest = False  # not a Nitro instance type: read the buffered output instead
+            if latest and code not in NOT_YET:
+                # `Latest` (the live serial console) exists on Nitro instance types only; AWS does not
+                # document the error others give, so any other refusal falls back to the buffered
+                # output, posted shortly after boot (as avocado-cloud's EC2 console reader does).
+                latest = False
                 last = f"{code}: {message} (reading the buffered console output instead)"
                 continue
             if code not in NOT_YET:

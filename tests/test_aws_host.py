@@ -180,6 +180,13 @@ def test_the_host_key_is_made_on_the_vm_read_from_its_console_and_pinned_and_use
     assert "PRIVATE KEY" not in text and "ssh_keys" not in yaml.safe_load(text)
     assert yaml.safe_load(text)["ssh_genkeytypes"] == ["ed25519"]
     assert not [r.name for r in run.of_type("tls:index/privateKey:PrivateKey") if "host" in r.name], "no host key made here"
+    # What `python -m components.render` shows a reviewer is exactly what the VM gets.
+    from components import render
+    from components.settings import parse_settings
+
+    raw = {k.split(":", 1)[1]: v for k, v in dev_config().items() if k.startswith("harbor-cache:")}
+    rendered = render.render_all(parse_settings(raw, stack="dev", region=dev_config()["aws:region"]))
+    assert rendered["var/lib/cloud/instance/user-data.txt"] == text
 
     host_key = run.one("pulumi-python:dynamic/ec2:ConsoleHostKey")
     assert host_key.inputs["instance_id"] == "harbor-vm-instance-id"
