@@ -48,6 +48,8 @@ def require_cloud_init_console() -> None:
         unavailable("needs Debian's cloud-init package (write-ssh-key-fingerprints), unshare and logger")
     if subprocess.run([SYSTEM_PYTHON, "-c", "import cloudinit.config.cc_keys_to_console"], capture_output=True).returncode:
         unavailable("needs Debian's cloud-init package (python3 module cloudinit)")
+    if subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode:
+        unavailable("cannot create a mount namespace here (unshare --mount)")
 
 
 def keys_to_console(keys_dir: Path, user_data: str, work: Path) -> str:
