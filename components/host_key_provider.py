@@ -5,7 +5,8 @@ The VM generates its own host key on first boot (cloud-init `cc_ssh`) and cloud-
 `-----BEGIN SSH HOST KEY KEYS-----` and `-----END SSH HOST KEY KEYS-----`
 (cloudinit/config/cc_keys_to_console.py runs tools/write-ssh-key-fingerprints, which `cat`s each
 /etc/ssh/ssh_host_*key.pub; both read in canonical/cloud-init 26.2 and in Debian's cloud-init
-22.4, /usr/lib/cloud-init/write-ssh-key-fingerprints). EC2 hands the console out through
+22.4, /usr/lib/cloud-init/write-ssh-key-fingerprints; config/cloud.cfg.tmpl runs the module in
+the final stage on every distro). EC2 hands the console out through
 GetConsoleOutput (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetConsoleOutput.html),
 to the deploying identity, not to the VM or anything on it. Only public keys cross: no private
 host key exists outside the VM, and nothing on the VM can read it from user data or IMDS.
