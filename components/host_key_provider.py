@@ -10,7 +10,9 @@ the final stage on every distro). EC2 hands the console out through
 GetConsoleOutput (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetConsoleOutput.html),
 to the deploying identity, not to the VM or anything on it. Only public keys cross: no private
 host key exists outside the VM, and nothing on the VM can read it from user data or IMDS.
-Jenkins' EC2 plugin verifies new agents the same way (JENKINS-62939).
+Jenkins' EC2 plugin verifies new agents the same way (JENKINS-62939). Who could forge the console:
+AWS, or root on the VM (who holds the private key anyway); the key is read before the install puts
+anything on the VM, and a console that shows two different ed25519 keys pins neither.
 
 This module's path is part of every stack's state (Pulumi pickles a dynamic provider by reference:
 module + class name). Never rename or move it, nor the provider class in it. The provider holds
