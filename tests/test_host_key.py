@@ -12,6 +12,8 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
 
 from components.host_key_provider import BEGIN_KEYS, END_KEYS, ConsoleHostKeyProvider, HostKeyError, ed25519_host_key
 from components.vm_files import cloud_init, render_cloud_init
@@ -252,3 +254,13 @@ def test_check_refuses_what_is_not_an_instance_id_or_a_bound(ec2, host_for):
     host = host_for(ec2([Console(None)]))
     _inputs, failures = host.check(URN, inputs(instance_id="vol-0123", timeout_seconds=0))
     assert {name for name, _reason in failures} == {"instance_id", "timeout_seconds"}
+
+
+def test_a_preview_with_the_instance_not_yet_known_checks_and_plans_a_new_read(ec2, host_for):
+    emulator = ec2([Console(None)])
+    host = host_for(emulator)
+    checked, failures = host.check(URN, {**inputs(), "instance_id": rpc.UNKNOWN})
+    assert failures == [] and isinstance(checked["instance_id"], Unknown)
+    planned = host.diff(URN, INSTANCE_ID, {**inputs(), "public_key": REAL_KEY}, {**inputs(), "instance_id": rpc.UNKNOWN})
+    assert list(planned.replaces) == ["instance_id"]
+    assert emulator.requests == [], "a preview asks EC2 nothing"
