@@ -55,6 +55,9 @@ class HarborInstall(pulumi.ComponentResource):
             host=args.host,
             user=settings.ssh_user,
             private_key=args.private_key,
+            # The key the VM printed on its console (components/host_key_provider.py). pulumi-command
+            # reads it with ssh.ParseAuthorizedKey and accepts that key only (ssh.FixedHostKey in
+            # provider/pkg/provider/remote/connection.go), so no secret goes to an unverified host.
             host_key=args.host_public_key,
             # The VM may still be booting on the first up.
             dial_error_limit=40,

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_tls as tls
 
+from components.host_key_provider import ConsoleHostKey
 from components.settings import Settings
 from components.tagging import PUBLIC_ACCESS_TAG, SNAPSHOT_TAG, resource_tags
 from components.vm_files import render_cloud_init
@@ -20,6 +21,10 @@ UBUNTU_OWNER = "099720109477"
 UBUNTU_IMAGE_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
 DATA_DEVICE_NAME = "/dev/sdf"
 DLM_SERVICE_POLICY = "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole"
+# cloud-init prints the host keys at the end of the first boot (about 1-3 minutes on Nitro, whose
+# `Latest` console is live); other types post their buffered console later, up to ~20 minutes.
+HOST_KEY_TIMEOUT_SECONDS = 1500
+HOST_KEY_POLL_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -101,10 +106,6 @@ class HarborVm(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         self.ssh_key = tls.PrivateKey(f"{name}-ssh-key", algorithm="ED25519", opts=child)
-        # The VM's SSH host key, made here and handed to it in user data, so the remote commands
-        # verify the host they send secrets to.
-        host_key = tls.PrivateKey(f"{name}-host-key", algorithm="ED25519", opts=child)
-        self.host_public_key = host_key.public_key_openssh
         key_pair = aws.ec2.KeyPair(
             f"{name}-key-pair",
             public_key=self.ssh_key.public_key_openssh,
@@ -157,11 +158,9 @@ class HarborVm(pulumi.ComponentResource):
             vpc_security_group_ids=[self.security_group.id],
             iam_instance_profile=profile.name,
             key_name=key_pair.key_name,
-            user_data=pulumi.Output.secret(
-                pulumi.Output.all(host_key.private_key_openssh, host_key.public_key_openssh).apply(
-                    lambda keys: render_cloud_init(*keys)
-                )
-            ),
+            # Nothing secret: the VM makes its own SSH host key (user data is readable through
+            # ec2:DescribeInstanceAttribute and IMDS).
+            user_data=render_cloud_init(),
             # Tokens only; hop limit 2 so Traefik, one network hop away in a container, reaches IMDS.
             metadata_options={"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 2},
             root_block_device={
@@ -198,6 +197,18 @@ class HarborVm(pulumi.ComponentResource):
             # A volume attaches to one instance at a time: detach from the old VM before the new.
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
+
+        # The host key the VM printed on its console, read by the deploying identity and pinned by
+        # the remote commands: they never send secrets to a host they have not verified.
+        self.host_key = ConsoleHostKey(
+            f"{name}-host-key",
+            instance_id=self.instance.id,
+            region=settings.region,
+            timeout_seconds=HOST_KEY_TIMEOUT_SECONDS,
+            poll_seconds=HOST_KEY_POLL_SECONDS,
+            opts=child,
+        )
+        self.host_public_key = self.host_key.public_key
 
         self.eip = aws.ec2.Eip(f"{name}-eip", domain="vpc", tags=resource_tags(settings, f"{name}-eip"), opts=child)
         self.eip_association = aws.ec2.EipAssociation(

@@ -26,7 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER_ADMIN_PASSWORD = "PLACEHOLDER-not-the-real-admin-Passw0rd"  # noqa: S105 - a visible fake
 PLACEHOLDER_DATABASE_PASSWORD = "PLACEHOLDER-not-the-real-database-password"  # noqa: S105
 PLACEHOLDER_SECRET = "PLACEHOLDER-encrypted-in-stack-file"  # noqa: S105
-PLACEHOLDER_HOST_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nPLACEHOLDER-generated-per-stack\n-----END OPENSSH PRIVATE KEY-----\n"
 
 
 def stack_config(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], str | None]:
@@ -73,8 +72,8 @@ def render_all(settings: Settings, admin_password: str | None = None) -> dict[st
         admin_password = settings.admin_password.value if settings.admin_password else PLACEHOLDER_ADMIN_PASSWORD
     secrets = HarborSecrets(admin_password=admin_password, database_password=PLACEHOLDER_DATABASE_PASSWORD)
     files = {path.lstrip("/"): text for path, text in vm_files(settings, secrets).items()}
-    # User data as cloud-init keeps it; the host key is generated per stack.
-    files["var/lib/cloud/instance/user-data.txt"] = render_cloud_init(PLACEHOLDER_HOST_KEY, "ssh-ed25519 PLACEHOLDER")
+    # User data as cloud-init keeps it: nothing secret, the VM makes its own host key.
+    files["var/lib/cloud/instance/user-data.txt"] = render_cloud_init()
     files.update(node_files(settings.hostname, settings.upstreams, mirror_options(settings)))
     return files
 

@@ -24,6 +24,8 @@ SECRET_SIG = rpc._special_secret_sig  # "1b47061264138c4ac30d75fd1eb44270"
 
 FAKE_ZONE_ID = "Z0123456789EXAMPLE"
 FAKE_PUBLIC_IP = "192.0.2.10"
+# What ConsoleHostKeyProvider.create outputs: the key line the VM printed on its console.
+FAKE_HOST_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDUk9grdco30xPt6cY3mqXqsAFyhbRTQM4qtk39M/wXN"
 
 
 class AwsMocks(pulumi.runtime.Mocks):
@@ -53,6 +55,8 @@ class AwsMocks(pulumi.runtime.Mocks):
             state.update(stdout="", stderr="")
         elif kind == "pulumi-python:dynamic/harbor:Registry":
             state.update(registry_id=len(args.name), credential_hash="0" * 64)
+        elif kind == "pulumi-python:dynamic/ec2:ConsoleHostKey":
+            state.update(public_key=FAKE_HOST_PUBLIC_KEY)
         elif kind == "pulumi-python:dynamic/harbor:Project":
             state.update(project_id=len(args.name) + 100)
         return f"{args.name}-id", state

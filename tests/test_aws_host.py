@@ -7,7 +7,7 @@ import json
 import pytest
 
 from components.settings import SettingsError
-from tests.pulumi_harness import FAKE_PUBLIC_IP, FAKE_ZONE_ID, dev_config, run_program
+from tests.pulumi_harness import FAKE_HOST_PUBLIC_KEY, FAKE_PUBLIC_IP, FAKE_ZONE_ID, dev_config, run_program
 
 
 @pytest.fixture(scope="module")
@@ -169,14 +169,30 @@ def test_missing_required_key_registers_nothing():
     assert captured["registrations"] == []
 
 
-def test_the_vm_gets_a_host_key_made_here_in_secret_user_data(run):
+def test_the_host_key_is_made_on_the_vm_read_from_its_console_and_pinned_and_user_data_holds_no_private_key(run):
     import yaml
 
+    from components.vm_files import render_cloud_init
+
     instance = run.one("aws:ec2/instance:Instance")
-    assert "userData" in instance.secret_keys()
     text = instance.inputs["userData"]
-    assert text.startswith("#cloud-config\n")
-    document = yaml.safe_load(text)
-    assert document["ssh_deletekeys"] is True and document["ssh_genkeytypes"] == []
-    assert document["ssh_keys"]["ed25519_public"] == "ssh-ed25519 AAAAC3Nza-harbor-vm-host-key test"
-    assert "harbor-vm-host-key" in document["ssh_keys"]["ed25519_private"]
+    assert text == render_cloud_init() and text.startswith("#cloud-config\n")
+    assert "PRIVATE KEY" not in text and "ssh_keys" not in yaml.safe_load(text)
+    assert yaml.safe_load(text)["ssh_genkeytypes"] == ["ed25519"]
+    assert not [r.name for r in run.of_type("tls:index/privateKey:PrivateKey") if "host" in r.name], "no host key made here"
+    # What `python -m components.render` shows a reviewer is exactly what the VM gets.
+    from components import render
+    from components.settings import parse_settings
+
+    raw = {k.split(":", 1)[1]: v for k, v in dev_config().items() if k.startswith("harbor-cache:")}
+    rendered = render.render_all(parse_settings(raw, stack="dev", region=dev_config()["aws:region"]))
+    assert rendered["var/lib/cloud/instance/user-data.txt"] == text
+
+    host_key = run.one("pulumi-python:dynamic/ec2:ConsoleHostKey")
+    assert host_key.inputs["instance_id"] == "harbor-vm-instance-id"
+    assert host_key.inputs["region"] == dev_config()["aws:region"]
+    assert instance.urn in host_key.dependencies
+    assert host_key.secret_keys() - {"__provider"} == set(), "only a public key: nothing secret in or out"
+    for command in run.of_type("command:remote:Command"):
+        assert command.inputs["connection"]["hostKey"] == FAKE_HOST_PUBLIC_KEY
+        assert host_key.urn in command.dependencies, "no command connects before the key is pinned"

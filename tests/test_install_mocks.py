@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from components import vm_files
-from tests.pulumi_harness import FAKE_PUBLIC_IP, dev_config, run_program
+from tests.pulumi_harness import FAKE_HOST_PUBLIC_KEY, FAKE_PUBLIC_IP, dev_config, run_program
 
 COMMAND = "command:remote:Command"
 STEPS = [
@@ -40,8 +40,8 @@ def test_every_step_exists_and_connects_to_the_vm_as_the_ssh_user(run):
     for step in steps.values():
         connection = step.inputs["connection"]
         assert connection["host"] == FAKE_PUBLIC_IP and connection["user"] == "ubuntu"
-        # The host key is pinned to the one the VM got in its user data: no trust on first use.
-        assert connection["hostKey"] == "ssh-ed25519 AAAAC3Nza-harbor-vm-host-key test\n"
+        # The host key is pinned to the one the VM printed on its console: no trust on first use.
+        assert connection["hostKey"] == FAKE_HOST_PUBLIC_KEY
         assert "harbor-vm-ssh-key" in connection["privateKey"]
         assert "connection" in step.secret_keys(), "the private key travels as a secret"
 
