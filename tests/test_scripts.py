@@ -10,8 +10,10 @@ import json
 import os
 import ssl
 import subprocess
+import sys
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -216,6 +218,135 @@ def test_harbor_user_refuses_a_taken_gid(scratch_root):
     result = run_script("harbor-user.sh", {"TARGET_ROOT": str(scratch_root)})
     assert result.returncode == 1
     assert "GID 10000 is taken by group 'someone'" in result.stderr
+
+
+# install-docker.sh
+
+
+APT_GET = "/usr/bin/apt-get"
+
+
+@pytest.fixture
+def docker_lab(tmp_path):
+    """install-docker.sh against the real apt-get with a scratch apt configuration (APT_CONFIG, apt's
+    own variable): an empty source list, so `update` touches nothing but takes the real lists lock.
+    dpkg-query reports docker missing; `apt-get install`, systemctl, docker and cloud-init are doubles."""
+    require_root()
+    require_binaries("apt-get", "apt-config", "python3")
+    lists = tmp_path / "apt/lists"
+    (lists / "partial").mkdir(parents=True)
+    (tmp_path / "apt/parts").mkdir()
+    apt_conf = tmp_path / "apt/apt.conf"
+    apt_conf.write_text(
+        f'Dir::State::Lists "{lists}/";\nDir::Etc::SourceList "/dev/null";\nDir::Etc::SourceParts "{tmp_path}/apt/parts";\n'
+    )
+    calls = tmp_path / "calls.log"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    doubles = {
+        "apt-get": f'echo "apt-get $*" >> {calls}\ncase " $* " in *" update "*) exec {APT_GET} "$@";; esac\nexit 0',
+        "dpkg-query": "exit 1",
+        "cloud-init": "exit 0",
+        "systemctl": f'echo "systemctl $*" >> {calls}',
+        "docker": "echo docker",
+    }
+    for name, body in doubles.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    env = {
+        "APT_CONFIG": str(apt_conf),
+        "APT_LOCK_INTERVAL": "1",
+        "DOCKER_DAEMON_JSON": str(tmp_path / "docker/daemon.json"),
+    }
+    return {"lock": lists / "lock", "calls": calls, "bin": bin_dir, "env": env, "daemon_json": tmp_path / "docker/daemon.json"}
+
+
+def hold_apt_lock(lock: Path, seconds: float) -> subprocess.Popen:
+    """Holds `lock` the way apt does (an fcntl write lock; Python's lockf is fcntl F_SETLK) for `seconds`."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time\n"
+            "lock = open(sys.argv[1], 'a')\n"
+            "fcntl.lockf(lock, fcntl.LOCK_EX)\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(float(sys.argv[2]))",
+            str(lock),
+            str(seconds),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_the_lock_holder_is_the_kind_apt_fails_on_and_flock_is_not(docker_lab):
+    """Why the script probes with fcntl: real apt-get update exits 100 at once under an fcntl holder,
+    while a `flock` holder does not stop it at all."""
+    env = {**os.environ, "APT_CONFIG": docker_lab["env"]["APT_CONFIG"]}
+    holder = hold_apt_lock(docker_lab["lock"], 30)
+    try:
+        blocked = subprocess.run([APT_GET, "update", "-q"], env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert blocked.returncode == 100 and "Could not get lock" in blocked.stderr
+    with subprocess.Popen(["flock", str(docker_lab["lock"]), "sleep", "5"]) as flocker:
+        time.sleep(0.5)
+        unblocked = subprocess.run([APT_GET, "update", "-q"], env=env, capture_output=True, text=True, timeout=60)
+        flocker.kill()
+    assert unblocked.returncode == 0, unblocked.stderr
+
+
+def test_apt_update_waits_for_the_lists_lock_then_installs(docker_lab):
+    holder = hold_apt_lock(docker_lab["lock"], 3)
+    try:
+        result = run_script("install-docker.sh", docker_lab["env"], path_prefix=docker_lab["bin"])
+    finally:
+        holder.wait()
+    assert result.returncode == 0, result.stderr
+    assert f"waiting for apt's package lists lock (held by process {holder.pid}" in result.stdout
+    calls = docker_lab["calls"].read_text()
+    assert "update -q" in calls and "install -y -q --no-install-recommends docker.io" in calls
+
+
+def test_apt_update_gives_up_with_a_clear_error_when_the_lock_stays_held(docker_lab):
+    holder = hold_apt_lock(docker_lab["lock"], 60)
+    try:
+        started = time.monotonic()
+        result = run_script("install-docker.sh", {**docker_lab["env"], "APT_LOCK_TIMEOUT": "3"}, path_prefix=docker_lab["bin"])
+        waited = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 1
+    assert f"apt's package lists lock {docker_lab['lock']} is still held after 3s by process {holder.pid}" in result.stderr
+    assert "unattended-upgrades" in result.stderr
+    assert 3 <= waited < 30
+    assert not docker_lab["calls"].exists(), "apt-get is not even called while the lock is held"
+
+
+def test_container_logs_are_capped_without_touching_other_daemon_settings(docker_lab):
+    daemon_json = docker_lab["daemon_json"]
+    first = run_script("install-docker.sh", docker_lab["env"], path_prefix=docker_lab["bin"])
+    assert first.returncode == 0, first.stderr
+    assert json.loads(daemon_json.read_text()) == {"log-opts": {"max-file": "5", "max-size": "10m"}}
+    assert "systemctl restart docker.service" in docker_lab["calls"].read_text()
+
+    docker_lab["calls"].write_text("")
+    second = run_script("install-docker.sh", docker_lab["env"], path_prefix=docker_lab["bin"])
+    assert second.returncode == 0, second.stderr
+    assert "restart" not in docker_lab["calls"].read_text(), "an unchanged daemon.json restarts nothing"
+
+    daemon_json.write_text(json.dumps({"data-root": "/srv/docker", "log-opts": {"max-size": "100m"}}))
+    run_script("install-docker.sh", docker_lab["env"], path_prefix=docker_lab["bin"])
+    assert json.loads(daemon_json.read_text()) == {"data-root": "/srv/docker", "log-opts": {"max-file": "5", "max-size": "100m"}}
+
+    daemon_json.write_text(json.dumps({"log-driver": "journald"}))
+    run_script("install-docker.sh", docker_lab["env"], path_prefix=docker_lab["bin"])
+    assert json.loads(daemon_json.read_text()) == {"log-driver": "journald"}, "journald takes no max-size"
 
 
 # install-harbor.sh
