@@ -9,6 +9,7 @@ import http.server
 import json
 import os
 import ssl
+import stat
 import subprocess
 import sys
 import tarfile
@@ -373,16 +374,33 @@ def installer_lab(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / "calls.log"
-    # Doubles for the two daemons the script drives; they record what they were asked.
+    images = tmp_path / "images.txt"
+    images.write_text("traefik:v3.6\n")
+    # Doubles for the two daemons the script drives; they record what they were asked. The docker
+    # double keeps an image list: `load` adds the version's goharbor images, `image rm` removes one,
+    # and `image ls --filter reference=goharbor/*` lists those (docker's glob on the reference).
     (bin_dir / "docker").write_text(f"""#!/bin/sh
 echo "docker $*" >> {calls}
-if [ "$1" = image ] && [ "$2" = inspect ]; then grep -q "docker load" {calls} 2>/dev/null; exit $?; fi
+case "$1 $2" in
+  "image inspect") grep -qx "$3" {images}; exit $?;;
+  "image ls") grep '^goharbor/' {images}; exit 0;;
+  "image rm") grep -vx "$3" {images} > {images}.new; mv {images}.new {images}; exit 0;;
+  "load "*) version=$(basename "$3" .tar.gz); version=${{version#harbor.}}
+    for name in harbor-core prepare registry-photon; do echo "goharbor/$name:$version" >> {images}; done;;
+esac
 exit 0
 """)
     (bin_dir / "systemctl").write_text(f'#!/bin/sh\necho "systemctl $*" >> {calls}\n')
     for tool in ("docker", "systemctl"):
         (bin_dir / tool).chmod(0o755)
-    return {"tmp": tmp_path, "bin": bin_dir, "calls": calls, "root": tmp_path / "opt", "data": tmp_path / "data"}
+    return {
+        "tmp": tmp_path,
+        "bin": bin_dir,
+        "calls": calls,
+        "images": images,
+        "root": tmp_path / "opt",
+        "data": tmp_path / "data",
+    }
 
 
 def install(lab, version: str, tarball: Path, sha256: str) -> subprocess.CompletedProcess:
@@ -415,9 +433,13 @@ def test_installer_is_verified_unpacked_loaded_and_linked_once(installer_lab):
     assert (link / "prepare").stat().st_uid == 10000
     assert installer_lab["calls"].read_text().count("docker load") == 1
 
+    assert first.stdout.splitlines()[-1] == f"installer-sha256={sha}", "the installed digest, for the stack output"
+    assert not list((installer_lab["root"] / "downloads").iterdir()), "the download is not kept once unpacked"
+
     second = install(installer_lab, "v2.15.2", tarball, sha)
     assert second.returncode == 0, second.stderr
-    assert "already downloaded and verified" in second.stdout and "already loaded" in second.stdout
+    assert "already verified and unpacked" in second.stdout and "already loaded" in second.stdout
+    assert second.stdout.splitlines()[-1] == f"installer-sha256={sha}"
     assert installer_lab["calls"].read_text().count("docker load") == 1
     assert "systemctl stop" not in installer_lab["calls"].read_text()
 
@@ -442,6 +464,77 @@ def test_upgrade_stops_harbor_and_backs_up_before_switching(installer_lab):
     assert (database / "PG_VERSION").read_text() == "15\n", "the live database is never removed"
     assert os.readlink(installer_lab["root"] / "harbor").endswith("releases/v2.15.3/harbor")
     assert (installer_lab["root"] / "releases/v2.15.2/harbor/prepare").exists(), "the old release stays for a rollback"
+
+
+def test_upgrade_backup_is_readable_by_root_only(installer_lab):
+    """The backup holds the old harbor.yml and env files (passwords): directories 0700, files 0600."""
+    old, old_sha = make_installer(installer_lab["tmp"], "v2.15.2")
+    new, new_sha = make_installer(installer_lab["tmp"], "v2.15.3")
+    assert install(installer_lab, "v2.15.2", old, old_sha).returncode == 0
+    database = installer_lab["data"] / "database"
+    database.mkdir(parents=True, mode=0o755)
+    (database / "PG_VERSION").write_text("15\n")
+    (database / "PG_VERSION").chmod(0o644)
+    assert install(installer_lab, "v2.15.3", new, new_sha).returncode == 0
+    backup_root = installer_lab["data"] / "backup"
+    assert stat.S_IMODE(backup_root.stat().st_mode) == 0o700
+    for path in [backup_root, *backup_root.rglob("*")]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        assert mode & 0o077 == 0, f"{path} is {oct(mode)}"
+    (backup,) = backup_root.iterdir()
+    assert stat.S_IMODE((backup / "install-dir.tgz").stat().st_mode) == 0o600
+    assert stat.S_IMODE((backup / "database/PG_VERSION").stat().st_mode) == 0o600
+
+
+def test_upgrades_keep_the_previous_release_and_prune_older_ones(installer_lab):
+    versions = ["v2.15.1", "v2.15.2", "v2.15.3"]
+    installers = {version: make_installer(installer_lab["tmp"], version) for version in versions}
+    for version in versions:
+        result = install(installer_lab, version, *installers[version])
+        assert result.returncode == 0, result.stderr
+    releases = installer_lab["root"] / "releases"
+    assert sorted(path.name for path in releases.iterdir()) == ["v2.15.2", "v2.15.3"], "one previous release for a rollback"
+    assert "pruned release v2.15.1" in result.stdout
+    assert not list((installer_lab["root"] / "downloads").iterdir())
+    images = installer_lab["images"].read_text().split()
+    assert sorted(images) == [
+        "goharbor/harbor-core:v2.15.3",
+        "goharbor/prepare:v2.15.3",
+        "goharbor/registry-photon:v2.15.3",
+        "traefik:v3.6",
+    ]
+    assert "docker image rm goharbor/harbor-core:v2.15.2" in installer_lab["calls"].read_text()
+    assert "traefik" not in installer_lab["calls"].read_text(), "only Harbor's own images are pruned"
+
+    # A same-version run prunes nothing and reloads nothing.
+    calls = installer_lab["calls"].read_text()
+    again = install(installer_lab, "v2.15.3", *installers["v2.15.3"])
+    assert again.returncode == 0, again.stderr
+    assert "pruned" not in again.stdout and installer_lab["calls"].read_text().count("docker load") == calls.count("docker load")
+
+
+def test_downgrade_is_refused_with_the_restore_path_until_the_data_is_restored(installer_lab):
+    old, old_sha = make_installer(installer_lab["tmp"], "v2.15.2")
+    new, new_sha = make_installer(installer_lab["tmp"], "v2.15.10")
+    assert install(installer_lab, "v2.15.2", old, old_sha).returncode == 0
+    (installer_lab["data"] / "database").mkdir(parents=True)
+    assert install(installer_lab, "v2.15.10", new, new_sha).returncode == 0, "v2.15.10 is newer than v2.15.2"
+    link = installer_lab["root"] / "harbor"
+    calls = installer_lab["calls"].read_text()
+
+    refused = install(installer_lab, "v2.15.2", old, old_sha)
+    assert refused.returncode == 1
+    assert "refusing to downgrade Harbor v2.15.10 -> v2.15.2" in refused.stderr
+    (backup,) = (installer_lab["data"] / "backup").iterdir()
+    assert str(backup) in refused.stderr and "snapshot" in refused.stderr
+    assert installer_lab["calls"].read_text() == calls, "nothing stopped, loaded or pruned"
+    assert os.readlink(link).endswith("releases/v2.15.10/harbor")
+
+    # The restore path the message gives: the kept release linked back (with the data restored).
+    os.symlink(installer_lab["root"] / "releases/v2.15.2/harbor", f"{link}.new")
+    os.replace(f"{link}.new", link)
+    restored = install(installer_lab, "v2.15.2", old, old_sha)
+    assert restored.returncode == 0, restored.stderr
 
 
 # wait-healthy.sh
