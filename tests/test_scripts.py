@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from components.harbor_install import installed_digest
 from components.vm_files import FILES_DIR
 from tests.conftest import unavailable
 from tests.daemons import free_port, make_test_ca, require_binaries
@@ -433,13 +434,13 @@ def test_installer_is_verified_unpacked_loaded_and_linked_once(installer_lab):
     assert (link / "prepare").stat().st_uid == 10000
     assert installer_lab["calls"].read_text().count("docker load") == 1
 
-    assert first.stdout.splitlines()[-1] == f"installer-sha256={sha}", "the installed digest, for the stack output"
+    assert installed_digest(first.stdout) == sha, "the installed digest, for the stack output"
     assert not list((installer_lab["root"] / "downloads").iterdir()), "the download is not kept once unpacked"
 
     second = install(installer_lab, "v2.15.2", tarball, sha)
     assert second.returncode == 0, second.stderr
     assert "already verified and unpacked" in second.stdout and "already loaded" in second.stdout
-    assert second.stdout.splitlines()[-1] == f"installer-sha256={sha}"
+    assert installed_digest(second.stdout) == sha
     assert installer_lab["calls"].read_text().count("docker load") == 1
     assert "systemctl stop" not in installer_lab["calls"].read_text()
 
