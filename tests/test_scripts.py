@@ -326,7 +326,7 @@ def test_apt_update_gives_up_with_a_clear_error_when_the_lock_stays_held(docker_
     assert result.returncode == 1
     assert f"apt's package lists lock {docker_lab['lock']} is still held after 3s by process {holder.pid}" in result.stderr
     assert "unattended-upgrades" in result.stderr
-    assert 3 <= waited < 30
+    assert 2 <= waited < 30, "bash counts whole seconds: it waited about 3 s, not much longer"
     assert not docker_lab["calls"].exists(), "apt-get is not even called while the lock is held"
 
 
