@@ -62,6 +62,7 @@ class HarborCache(pulumi.ComponentResource):
             "sshHost": self.vm.public_ip,
             "sshPrivateKey": self.vm.ssh_private_key,
             "harborAdminPassword": self.install.admin_password,
+            "harborInstallerSha256": self.install.installer_sha256,
             "projects": self.config.projects,
             **stack_outputs(settings.hostname, settings.upstreams, mirror_options(settings)),
         }

@@ -7,6 +7,7 @@ runs nothing. Secrets (harbor.yml) travel only on stdin, never on a command line
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 
@@ -40,6 +41,16 @@ def script_command(env: dict[str, pulumi.Input[str]] | None = None, args: list[s
         return " ".join(["sudo", *assignments, "bash", "-s", *arguments])
 
     return pulumi.Output.all(*env.values()).apply(build)
+
+
+INSTALLED_DIGEST_RE = re.compile(r"^installer-sha256=([0-9a-f]{64})$", re.MULTILINE)
+
+
+def installed_digest(installer_stdout: str | None) -> str | None:
+    """The sha256 of the installer the VM runs, from the last `installer-sha256=` line that
+    files/install-harbor.sh prints; None before the step has run (preview)."""
+    found = INSTALLED_DIGEST_RE.findall(installer_stdout or "")
+    return found[-1] if found else None
 
 
 def write_file_command(path: str, mode: str) -> str:
@@ -120,6 +131,7 @@ class HarborInstall(pulumi.ComponentResource):
             triggers=machine,
             depends_on=[volume, *written],
         )
+        self.installer_sha256 = installer.stdout.apply(installed_digest)
         # Restart Harbor only when what it runs from changes.
         self.start = self._run(
             "start",
@@ -141,7 +153,7 @@ class HarborInstall(pulumi.ComponentResource):
             triggers=[self.start.id],
             depends_on=[self.start],
         )
-        self.register_outputs({"ready": self.ready.stdout})
+        self.register_outputs({"ready": self.ready.stdout, "installer_sha256": self.installer_sha256})
 
     def _run(
         self,

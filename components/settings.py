@@ -61,6 +61,8 @@ __all__ = [
     "validate_project_name",
 ]
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
+# The oldest Harbor accepted, as (minor, patch) of v2: see parse_settings' harborVersion check.
+MIN_HARBOR_VERSION = (15, 1)
 
 SECRET_KEYS = frozenset({"adminPassword", "upstreamCredentials"})
 # Keys Pulumi.yaml cannot declare: objects and lists of objects, and an optional key without default.
@@ -278,10 +280,9 @@ def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defau
     version_match = HARBOR_VERSION_RE.match(version)
     if version and not version_match:
         reader.fail("harborVersion", f"{version!r} is not a Harbor release tag (e.g. v2.15.2)")
-    elif version_match and int(version_match.group(1)) < 10:
-        reader.fail(
-            "harborVersion", f"{version!r} is too old; accepted: v2.10.0 or newer (proxy-cache and OIDC settings used here)"
-        )
+    elif version_match and (int(version_match.group(1)), int(version_match.group(2))) < MIN_HARBOR_VERSION:
+        # v2.15.0 sends no User-Agent to Docker Hub and cannot proxy it (goharbor/harbor#23025, fixed in v2.15.1).
+        reader.fail("harborVersion", f"{version!r} is too old; accepted: v2.15.1 or newer (v2.15.0 cannot proxy Docker Hub)")
     sha256 = reader.string("harborInstallerSha256", required=True).lower()
     if sha256 and not SHA256_RE.match(sha256):
         reader.fail("harborInstallerSha256", f"{sha256!r} is not a sha256 hex digest (64 hex characters)")

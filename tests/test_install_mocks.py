@@ -167,3 +167,14 @@ def test_what_is_reviewed_is_what_is_deployed():
 def test_preview_registers_the_same_resources():
     names = sorted(r.name for r in run_program(dev_config()).registrations)
     assert sorted(r.name for r in run_program(dev_config(), preview=True).registrations) == names
+
+
+def test_installed_digest_is_a_stack_output_read_from_the_installer_step():
+    from components.harbor_install import installed_digest
+
+    run = run_program(dev_config())
+    assert "harborInstallerSha256" in run.outputs
+    assert run.outputs["harborInstallerSha256"] is None, "under mocks the installer printed nothing"
+    digest = "ab" * 32
+    assert installed_digest(f"downloading x\ninstaller-sha256={digest}\n") == digest
+    assert installed_digest("installer checksum mismatch") is None

@@ -9,13 +9,17 @@ import http.server
 import json
 import os
 import ssl
+import stat
 import subprocess
+import sys
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from components.harbor_install import installed_digest
 from components.vm_files import FILES_DIR
 from tests.conftest import unavailable
 from tests.daemons import free_port, make_test_ca, require_binaries
@@ -218,6 +222,135 @@ def test_harbor_user_refuses_a_taken_gid(scratch_root):
     assert "GID 10000 is taken by group 'someone'" in result.stderr
 
 
+# install-docker.sh
+
+
+APT_GET = "/usr/bin/apt-get"
+
+
+@pytest.fixture
+def docker_lab(tmp_path):
+    """install-docker.sh against the real apt-get with a scratch apt configuration (APT_CONFIG, apt's
+    own variable): an empty source list, so `update` touches nothing but takes the real lists lock.
+    dpkg-query reports docker missing; `apt-get install`, systemctl, docker and cloud-init are doubles."""
+    require_root()
+    require_binaries("apt-get", "apt-config", "python3")
+    lists = tmp_path / "apt/lists"
+    (lists / "partial").mkdir(parents=True)
+    (tmp_path / "apt/parts").mkdir()
+    apt_conf = tmp_path / "apt/apt.conf"
+    apt_conf.write_text(
+        f'Dir::State::Lists "{lists}/";\nDir::Etc::SourceList "/dev/null";\nDir::Etc::SourceParts "{tmp_path}/apt/parts";\n'
+    )
+    calls = tmp_path / "calls.log"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    doubles = {
+        "apt-get": f'echo "apt-get $*" >> {calls}\ncase " $* " in *" update "*) exec {APT_GET} "$@";; esac\nexit 0',
+        "dpkg-query": "exit 1",
+        "cloud-init": "exit 0",
+        "systemctl": f'echo "systemctl $*" >> {calls}',
+        "docker": "echo docker",
+    }
+    for name, body in doubles.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    env = {
+        "APT_CONFIG": str(apt_conf),
+        "APT_LOCK_INTERVAL": "1",
+        "DOCKER_DAEMON_JSON": str(tmp_path / "docker/daemon.json"),
+    }
+    return {"lock": lists / "lock", "calls": calls, "bin": bin_dir, "env": env, "daemon_json": tmp_path / "docker/daemon.json"}
+
+
+def hold_apt_lock(lock: Path, seconds: float) -> subprocess.Popen:
+    """Holds `lock` the way apt does (an fcntl write lock; Python's lockf is fcntl F_SETLK) for `seconds`."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time\n"
+            "lock = open(sys.argv[1], 'a')\n"
+            "fcntl.lockf(lock, fcntl.LOCK_EX)\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(float(sys.argv[2]))",
+            str(lock),
+            str(seconds),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_the_lock_holder_is_the_kind_apt_fails_on_and_flock_is_not(docker_lab):
+    """Why the script probes with fcntl: real apt-get update exits 100 at once under an fcntl holder,
+    while a `flock` holder does not stop it at all."""
+    env = {**os.environ, "APT_CONFIG": docker_lab["env"]["APT_CONFIG"]}
+    holder = hold_apt_lock(docker_lab["lock"], 30)
+    try:
+        blocked = subprocess.run([APT_GET, "update", "-q"], env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert blocked.returncode == 100 and "Could not get lock" in blocked.stderr
+    with subprocess.Popen(["flock", str(docker_lab["lock"]), "sleep", "5"]) as flocker:
+        time.sleep(0.5)
+        unblocked = subprocess.run([APT_GET, "update", "-q"], env=env, capture_output=True, text=True, timeout=60)
+        flocker.kill()
+    assert unblocked.returncode == 0, unblocked.stderr
+
+
+def test_apt_update_waits_for_the_lists_lock_then_installs(docker_lab):
+    holder = hold_apt_lock(docker_lab["lock"], 3)
+    try:
+        result = run_script("install-docker.sh", docker_lab["env"], path_prefix=docker_lab["bin"])
+    finally:
+        holder.wait()
+    assert result.returncode == 0, result.stderr
+    assert f"waiting for apt's package lists lock (held by process {holder.pid}" in result.stdout
+    calls = docker_lab["calls"].read_text()
+    assert "update -q" in calls and "install -y -q --no-install-recommends docker.io" in calls
+
+
+def test_apt_update_gives_up_with_a_clear_error_when_the_lock_stays_held(docker_lab):
+    holder = hold_apt_lock(docker_lab["lock"], 60)
+    try:
+        started = time.monotonic()
+        result = run_script("install-docker.sh", {**docker_lab["env"], "APT_LOCK_TIMEOUT": "3"}, path_prefix=docker_lab["bin"])
+        waited = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 1
+    assert f"apt's package lists lock {docker_lab['lock']} is still held after 3s by process {holder.pid}" in result.stderr
+    assert "unattended-upgrades" in result.stderr
+    assert 2 <= waited < 30, "bash counts whole seconds: it waited about 3 s, not much longer"
+    assert not docker_lab["calls"].exists(), "apt-get is not even called while the lock is held"
+
+
+def test_container_logs_are_capped_without_touching_other_daemon_settings(docker_lab):
+    daemon_json = docker_lab["daemon_json"]
+    first = run_script("install-docker.sh", docker_lab["env"], path_prefix=docker_lab["bin"])
+    assert first.returncode == 0, first.stderr
+    assert json.loads(daemon_json.read_text()) == {"log-opts": {"max-file": "5", "max-size": "10m"}}
+    assert "systemctl restart docker.service" in docker_lab["calls"].read_text()
+
+    docker_lab["calls"].write_text("")
+    second = run_script("install-docker.sh", docker_lab["env"], path_prefix=docker_lab["bin"])
+    assert second.returncode == 0, second.stderr
+    assert "restart" not in docker_lab["calls"].read_text(), "an unchanged daemon.json restarts nothing"
+
+    daemon_json.write_text(json.dumps({"data-root": "/srv/docker", "log-opts": {"max-size": "100m"}}))
+    run_script("install-docker.sh", docker_lab["env"], path_prefix=docker_lab["bin"])
+    assert json.loads(daemon_json.read_text()) == {"data-root": "/srv/docker", "log-opts": {"max-file": "5", "max-size": "100m"}}
+
+    daemon_json.write_text(json.dumps({"log-driver": "journald"}))
+    run_script("install-docker.sh", docker_lab["env"], path_prefix=docker_lab["bin"])
+    assert json.loads(daemon_json.read_text()) == {"log-driver": "journald"}, "journald takes no max-size"
+
+
 # install-harbor.sh
 
 
@@ -242,16 +375,33 @@ def installer_lab(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / "calls.log"
-    # Doubles for the two daemons the script drives; they record what they were asked.
+    images = tmp_path / "images.txt"
+    images.write_text("traefik:v3.6\n")
+    # Doubles for the two daemons the script drives; they record what they were asked. The docker
+    # double keeps an image list: `load` adds the version's goharbor images, `image rm` removes one,
+    # and `image ls --filter reference=goharbor/*` lists those (docker's glob on the reference).
     (bin_dir / "docker").write_text(f"""#!/bin/sh
 echo "docker $*" >> {calls}
-if [ "$1" = image ] && [ "$2" = inspect ]; then grep -q "docker load" {calls} 2>/dev/null; exit $?; fi
+case "$1 $2" in
+  "image inspect") grep -qx "$3" {images}; exit $?;;
+  "image ls") grep '^goharbor/' {images}; exit 0;;
+  "image rm") grep -vx "$3" {images} > {images}.new; mv {images}.new {images}; exit 0;;
+  "load "*) version=$(basename "$3" .tar.gz); version=${{version#harbor.}}
+    for name in harbor-core prepare registry-photon; do echo "goharbor/$name:$version" >> {images}; done;;
+esac
 exit 0
 """)
     (bin_dir / "systemctl").write_text(f'#!/bin/sh\necho "systemctl $*" >> {calls}\n')
     for tool in ("docker", "systemctl"):
         (bin_dir / tool).chmod(0o755)
-    return {"tmp": tmp_path, "bin": bin_dir, "calls": calls, "root": tmp_path / "opt", "data": tmp_path / "data"}
+    return {
+        "tmp": tmp_path,
+        "bin": bin_dir,
+        "calls": calls,
+        "images": images,
+        "root": tmp_path / "opt",
+        "data": tmp_path / "data",
+    }
 
 
 def install(lab, version: str, tarball: Path, sha256: str) -> subprocess.CompletedProcess:
@@ -284,9 +434,13 @@ def test_installer_is_verified_unpacked_loaded_and_linked_once(installer_lab):
     assert (link / "prepare").stat().st_uid == 10000
     assert installer_lab["calls"].read_text().count("docker load") == 1
 
+    assert installed_digest(first.stdout) == sha, "the installed digest, for the stack output"
+    assert not list((installer_lab["root"] / "downloads").iterdir()), "the download is not kept once unpacked"
+
     second = install(installer_lab, "v2.15.2", tarball, sha)
     assert second.returncode == 0, second.stderr
-    assert "already downloaded and verified" in second.stdout and "already loaded" in second.stdout
+    assert "already verified and unpacked" in second.stdout and "already loaded" in second.stdout
+    assert installed_digest(second.stdout) == sha
     assert installer_lab["calls"].read_text().count("docker load") == 1
     assert "systemctl stop" not in installer_lab["calls"].read_text()
 
@@ -311,6 +465,77 @@ def test_upgrade_stops_harbor_and_backs_up_before_switching(installer_lab):
     assert (database / "PG_VERSION").read_text() == "15\n", "the live database is never removed"
     assert os.readlink(installer_lab["root"] / "harbor").endswith("releases/v2.15.3/harbor")
     assert (installer_lab["root"] / "releases/v2.15.2/harbor/prepare").exists(), "the old release stays for a rollback"
+
+
+def test_upgrade_backup_is_readable_by_root_only(installer_lab):
+    """The backup holds the old harbor.yml and env files (passwords): directories 0700, files 0600."""
+    old, old_sha = make_installer(installer_lab["tmp"], "v2.15.2")
+    new, new_sha = make_installer(installer_lab["tmp"], "v2.15.3")
+    assert install(installer_lab, "v2.15.2", old, old_sha).returncode == 0
+    database = installer_lab["data"] / "database"
+    database.mkdir(parents=True, mode=0o755)
+    (database / "PG_VERSION").write_text("15\n")
+    (database / "PG_VERSION").chmod(0o644)
+    assert install(installer_lab, "v2.15.3", new, new_sha).returncode == 0
+    backup_root = installer_lab["data"] / "backup"
+    assert stat.S_IMODE(backup_root.stat().st_mode) == 0o700
+    for path in [backup_root, *backup_root.rglob("*")]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        assert mode & 0o077 == 0, f"{path} is {oct(mode)}"
+    (backup,) = backup_root.iterdir()
+    assert stat.S_IMODE((backup / "install-dir.tgz").stat().st_mode) == 0o600
+    assert stat.S_IMODE((backup / "database/PG_VERSION").stat().st_mode) == 0o600
+
+
+def test_upgrades_keep_the_previous_release_and_prune_older_ones(installer_lab):
+    versions = ["v2.15.1", "v2.15.2", "v2.15.3"]
+    installers = {version: make_installer(installer_lab["tmp"], version) for version in versions}
+    for version in versions:
+        result = install(installer_lab, version, *installers[version])
+        assert result.returncode == 0, result.stderr
+    releases = installer_lab["root"] / "releases"
+    assert sorted(path.name for path in releases.iterdir()) == ["v2.15.2", "v2.15.3"], "one previous release for a rollback"
+    assert "pruned release v2.15.1" in result.stdout
+    assert not list((installer_lab["root"] / "downloads").iterdir())
+    images = installer_lab["images"].read_text().split()
+    assert sorted(images) == [
+        "goharbor/harbor-core:v2.15.3",
+        "goharbor/prepare:v2.15.3",
+        "goharbor/registry-photon:v2.15.3",
+        "traefik:v3.6",
+    ]
+    assert "docker image rm goharbor/harbor-core:v2.15.2" in installer_lab["calls"].read_text()
+    assert "traefik" not in installer_lab["calls"].read_text(), "only Harbor's own images are pruned"
+
+    # A same-version run prunes nothing and reloads nothing.
+    calls = installer_lab["calls"].read_text()
+    again = install(installer_lab, "v2.15.3", *installers["v2.15.3"])
+    assert again.returncode == 0, again.stderr
+    assert "pruned" not in again.stdout and installer_lab["calls"].read_text().count("docker load") == calls.count("docker load")
+
+
+def test_downgrade_is_refused_with_the_restore_path_until_the_data_is_restored(installer_lab):
+    old, old_sha = make_installer(installer_lab["tmp"], "v2.15.2")
+    new, new_sha = make_installer(installer_lab["tmp"], "v2.15.10")
+    assert install(installer_lab, "v2.15.2", old, old_sha).returncode == 0
+    (installer_lab["data"] / "database").mkdir(parents=True)
+    assert install(installer_lab, "v2.15.10", new, new_sha).returncode == 0, "v2.15.10 is newer than v2.15.2"
+    link = installer_lab["root"] / "harbor"
+    calls = installer_lab["calls"].read_text()
+
+    refused = install(installer_lab, "v2.15.2", old, old_sha)
+    assert refused.returncode == 1
+    assert "refusing to downgrade Harbor v2.15.10 -> v2.15.2" in refused.stderr
+    (backup,) = (installer_lab["data"] / "backup").iterdir()
+    assert str(backup) in refused.stderr and "snapshot" in refused.stderr
+    assert installer_lab["calls"].read_text() == calls, "nothing stopped, loaded or pruned"
+    assert os.readlink(link).endswith("releases/v2.15.10/harbor")
+
+    # The restore path the message gives: the kept release linked back (with the data restored).
+    os.symlink(installer_lab["root"] / "releases/v2.15.2/harbor", f"{link}.new")
+    os.replace(f"{link}.new", link)
+    restored = install(installer_lab, "v2.15.2", old, old_sha)
+    assert restored.returncode == 0, restored.stderr
 
 
 # wait-healthy.sh

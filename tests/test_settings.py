@@ -113,6 +113,8 @@ BAD_VALUES = [
     ({"acmeEmail": "platform.example.com"}, "acmeEmail", "not an e-mail"),
     ({"harborVersion": "2.15.2"}, "harborVersion", "release tag"),
     ({"harborVersion": "v2.4.0"}, "harborVersion", "too old"),
+    ({"harborVersion": "v2.15.0"}, "harborVersion", "v2.15.1 or newer (v2.15.0 cannot proxy Docker Hub)"),
+    ({"harborVersion": "v2.14.9"}, "harborVersion", "too old"),
     ({"harborInstallerSha256": "abc123"}, "harborInstallerSha256", "64 hex"),
     ({"gcSchedule": "0 3 * * 0"}, "gcSchedule", "6-field"),
     ({"availabilityZone": "us-east-1a"}, "availabilityZone", "not in region"),
@@ -261,3 +263,8 @@ def test_admin_password_is_never_echoed(password):
         parse(adminPassword=password)
     except s.SettingsError as error:
         assert str(error) in references
+
+
+@pytest.mark.parametrize("version", ["v2.15.1", "v2.15.2", "v2.16.0", "v2.20.3"])
+def test_harbor_releases_from_v2_15_1_on_are_accepted(version):
+    assert parse(harborVersion=version).harbor_version == version
