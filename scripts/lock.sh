@@ -17,10 +17,11 @@ compile() {
   CUSTOM_COMPILE_COMMAND="scripts/lock.sh" "$python" -m piptools compile --quiet --generate-hashes --allow-unsafe \
     --strip-extras --no-emit-index-url --no-emit-find-links --output-file "$output" "$input" "$@"
 }
-compile requirements.txt requirements.lock "$@"
 compile requirements-dev.txt requirements-dev.lock "$@"
+# The others take their versions from the dev lock, so what the tests ran is what deploys run.
+compile requirements.txt requirements.lock --constraint requirements-dev.lock "$@"
+compile policy/requirements.txt policy/requirements.lock --constraint requirements-dev.lock "$@"
 compile requirements-build.txt requirements-build.lock "$@"
-compile policy/requirements.txt policy/requirements.lock "$@"
 # A new sdist-only package whose backend is missing from requirements-build.txt fails the install in
 # scripts/test.sh (built with --no-build-isolation): add its backend there and run this again.
 
