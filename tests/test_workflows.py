@@ -196,24 +196,65 @@ def test_manual_deploys_name_an_environment_and_a_kms_secrets_provider():
     assert "awskms://alias/harbor-cache-${STACK}" in check
 
 
-def pip_installs() -> list[tuple[str, str]]:
+def pip_lines() -> list[tuple[str, str]]:
     found = []
-    for path in [*WORKFLOWS.glob("*.yml"), ROOT / "scripts" / "test.sh"]:
-        text = path.read_text()
-        found += [(path.name, line) for line in text.splitlines() if "pip install" in line or "pip_install" in line]
+    for path in [*WORKFLOWS.glob("*.yml"), ROOT / "scripts" / "test.sh", ROOT / "scripts" / "deploy.sh"]:
+        for line in path.read_text().splitlines():
+            if re.search(r"\bpip\b|pip_", line) and not line.lstrip().startswith("#"):
+                found.append((path.name, line))
     return found
 
 
 def test_every_install_uses_a_hashed_lock():
-    installs = pip_installs()
-    assert len(installs) >= 6
+    lines = pip_lines()
+    arrays = {re.match(r"\s*(\w+)=\(", line).group(1): line for _, line in lines if re.match(r"\s*\w+=\(", line)}
+    assert arrays and all("--require-hashes" in line for line in arrays.values())
+    installs = [(where, line) for where, line in lines if " -r " in line]
+    assert {where for where, _ in installs} == {"pull-request.yml", "deploy.yml", "test.sh", "deploy.sh"}
     for where, line in installs:
-        if "pip_install=(" in line:
-            assert "--require-hashes" in line, where
-        elif "pip install" in line:
-            assert "--require-hashes -r " in line and ".lock" in line, (where, line)
-        else:
-            assert re.search(r"-r \S+\.lock", line), (where, line)
+        assert re.search(r" -r \S+\.lock\b", line), (where, line)
+        uses_array = any(f"${{{name}[@]}}" in line for name in arrays)
+        assert "--require-hashes" in line or uses_array, (where, line)
+
+
+def deploy_sh_in(tmp_path: Path, stack_file: str) -> tuple[Path, dict]:
+    """scripts/deploy.sh in a copy of the repository's layout, with a `pulumi` and venvs that record
+    their arguments (the flags are those of `pulumi stack select` and `pulumi up`, per Pulumi's CLI
+    reference), so what the script would run can be read back."""
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "deploy.sh").write_text((ROOT / "scripts" / "deploy.sh").read_text())
+    (tmp_path / "scripts" / "deploy.sh").chmod(0o755)
+    (tmp_path / "Pulumi.dev.yaml").write_text(stack_file)
+    log = tmp_path / "log"
+    recorder = f'#!/bin/sh\necho "$(basename "$0") $*" >> {log}\n'
+    for tool in ("bin/pulumi", "venv/bin/python", "venv/bin/pip", "policy/venv/bin/python", "policy/venv/bin/pip"):
+        (tmp_path / tool).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / tool).write_text(recorder)
+        (tmp_path / tool).chmod(0o755)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+    environment |= {"PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", "HOME": str(tmp_path)}
+    return log, environment
+
+
+def test_deploy_sh_uses_the_stacks_own_secrets_provider(tmp_path):
+    log, environment = deploy_sh_in(tmp_path, "config: {}\n")
+    script = [str(tmp_path / "scripts" / "deploy.sh"), "dev"]
+    refused = subprocess.run(script, capture_output=True, text=True, env=environment)
+    assert refused.returncode == 2 and "awskms://alias/harbor-cache-dev?region=" in refused.stderr
+    assert not log.exists()
+
+    kms = "awskms://alias/harbor-cache-dev?region=eu-central-1"
+    subprocess.run(script, capture_output=True, text=True, env={**environment, "PULUMI_SECRETS_PROVIDER": kms}, check=True)
+    calls = log.read_text().splitlines()
+    assert "pip install -q --disable-pip-version-check --require-hashes -r requirements.lock" in calls
+    assert "pip install -q --disable-pip-version-check --require-hashes -r policy/requirements.lock" in calls
+    assert f"pulumi stack select --create dev --secrets-provider {kms}" in calls
+    assert calls[-1] == "pulumi up --stack dev --policy-pack policy"
+
+    log.unlink()
+    (tmp_path / "Pulumi.dev.yaml").write_text(f"secretsprovider: {kms}\nencryptedkey: AQICAHg=\nconfig: {{}}\n")
+    subprocess.run(script, capture_output=True, text=True, env=environment, check=True)
+    assert "pulumi stack select --create dev" in log.read_text().splitlines()
 
 
 def pins(lock: Path) -> dict[str, str]:
