@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -296,3 +297,46 @@ def test_the_pulumi_cli_matches_the_locked_sdk():
     for workflow, name, job in all_jobs():
         for step in steps_using(job, "pulumi/actions"):
             assert step["with"]["pulumi-version"] == sdk, f"{workflow}:{name}"
+
+
+def test_fetch_references_takes_pinned_commits_and_refuses_other_bytes(tmp_path):
+    """The script against a `curl` that serves the shared reference copies (their git blobs match
+    goharbor/harbor 080b0220574c and compose-spec/compose-spec 170098ba07d9), then a tampered one."""
+    from tests.test_vm_files import reference_file
+
+    sources = {
+        name: reference_file(name)
+        for name in ("harbor-v2.15.2-swagger.yaml", "harbor-v2.15.2-harbor.yml.tmpl", "compose-spec.json")
+    }
+    served = tmp_path / "served"
+    served.mkdir()
+    by_url = {
+        "goharbor/harbor/080b0220574cc853ae1e2946ce7a5610ba855757/api/v2.0/swagger.yaml": "harbor-v2.15.2-swagger.yaml",
+        "goharbor/harbor/080b0220574cc853ae1e2946ce7a5610ba855757/make/harbor.yml.tmpl": "harbor-v2.15.2-harbor.yml.tmpl",
+        "compose-spec/compose-spec/170098ba07d9f53c383a41bfd4c5166b0a4529a6/schema/compose-spec.json": "compose-spec.json",
+    }
+    for name, path in sources.items():
+        (served / name).write_bytes(path.read_bytes())
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    curl = bin_dir / "curl"
+    curl.write_text(
+        f"#!{sys.executable}\n"
+        "import shutil, sys\n"
+        f"by_url = {by_url!r}\n"
+        "args = sys.argv[1:]\n"
+        "url = args[-1].removeprefix('https://raw.githubusercontent.com/')\n"
+        "if url not in by_url:\n"
+        "    sys.exit(22)\n"
+        f"shutil.copy({str(served)!r} + '/' + by_url[url], args[args.index('--output') + 1])\n"
+    )
+    curl.chmod(0o755)
+    environment = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    script = ["bash", str(ROOT / "scripts" / "fetch-references.sh"), str(tmp_path / "out")]
+    subprocess.run(script, capture_output=True, text=True, env=environment, check=True)
+    for name, path in sources.items():
+        assert (tmp_path / "out" / name).read_bytes() == path.read_bytes()
+    with (served / "compose-spec.json").open("a") as tampered:
+        tampered.write("\n")
+    refused = subprocess.run(script, capture_output=True, text=True, env=environment)
+    assert refused.returncode != 0 and "does not have sha256" in refused.stderr
