@@ -132,6 +132,10 @@ def test_previews_judge_the_pull_request_with_the_base_branchs_policy_pack():
     assert pulumi["with"]["policyPacks"] == f"{path}/policy"
     installs = "\n".join(step.get("run", "") for step in preview["steps"])
     assert f"{path}/policy/venv/bin/pip install --require-hashes -r {path}/policy/requirements.lock" in installs
+    verify = next(step["run"] for step in preview["steps"] if step.get("name") == "The policy pack is the base commit's")
+    assert f"git -C {path} rev-parse HEAD" in verify and "status --porcelain --ignored" in verify
+    names = [step.get("name", step.get("uses")) for step in preview["steps"]]
+    assert names.index("The policy pack is the base commit's") == names.index("Policy pack of the default branch") + 1
     # The pull request's own policy/ is never the pack, nor its venv.
     assert "policy/venv/bin/pip" not in installs.replace(f"{path}/policy/venv/bin/pip", "")
 
