@@ -312,6 +312,19 @@ def dlm_policy_on_the_dlm_role(resources: list[tuple[str, Mapping[str, Any]]]) -
     ]
 
 
+def no_world_ssh_across_rule_resources(resources: list[tuple[str, Mapping[str, Any]]]) -> list[Violation]:
+    """Stand-alone ingress rules of one security group, taken together (each alone passes `no-world-ssh`)."""
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for kind, props in resources:
+        if kind in INGRESS_RULE_TYPES and props.get("type", "ingress") == "ingress" and props.get("securityGroupId"):
+            by_group.setdefault(str(props["securityGroupId"]), []).append(_single_rule(props))
+    return [
+        f"the ingress rules of security group {group} together open 22 to every address: list your addresses in sshAllowedCidrs"
+        for group, rules in by_group.items()
+        if len(rules) > 1 and _rules_open_to_world(rules, 22)
+    ]
+
+
 CHECKS: dict[str, tuple[str, Check]] = {
     "imdsv2-required": ("EC2 instances require IMDSv2 tokens with hop limit 1.", imdsv2_required),
     "ebs-encrypted": ("Every EBS volume and root device is encrypted.", volumes_encrypted),
@@ -329,6 +342,10 @@ CHECKS: dict[str, tuple[str, Check]] = {
     ),
 }
 STACK_CHECKS: dict[str, tuple[str, StackCheck]] = {
+    "no-world-ssh-across-rules": (
+        "Stand-alone ingress rules of one security group do not together open 22 to all addresses.",
+        no_world_ssh_across_rule_resources,
+    ),
     "dlm-policy-on-the-dlm-role": (
         "AWS's DLM service policy is attached only to a role only DLM assumes.",
         dlm_policy_on_the_dlm_role,

@@ -101,7 +101,7 @@ def resource(run, kind: str, name: str | None = None):
 
 
 def test_the_dev_stack_passes_every_policy(run):
-    assert len(harbor_policies.POLICIES) == len(harbor_policies.CHECKS) + len(harbor_policies.STACK_CHECKS) == 9
+    assert len(harbor_policies.POLICIES) == len(harbor_policies.CHECKS) + len(harbor_policies.STACK_CHECKS) == 10
     kinds = {registration.type for registration in run.registrations}
     # The resources the IAM rules judge are really in the stack, so "no violation" means something.
     assert {"aws:iam/role:Role", "aws:iam/rolePolicy:RolePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment"} <= kinds
@@ -456,3 +456,15 @@ def test_local_commands_are_held_to_the_same_rule(props, field):
     found = violations("command:local:Command", props)
     assert f"local command's {field}" in found["no-credentials-in-commands"][0]
     assert violations("command:local:Command", {"create": "./sync.sh", "environment": {"REGION": "eu-central-1"}}) == {}
+
+
+def test_separate_rule_resources_of_one_group_are_judged_together(run):
+    def rule(block: str, group: str = "sg-1") -> tuple[str, dict]:
+        props = {"type": "ingress", "securityGroupId": group, "protocol": "tcp", "fromPort": 22, "toPort": 22}
+        return "aws:ec2/securityGroupRule:SecurityGroupRule", {**props, "cidrBlocks": [block]}
+
+    halves = [rule("0.0.0.0/1"), rule("128.0.0.0/1")]
+    assert all(violations(kind, props) == {} for kind, props in halves)  # each alone is fine
+    found = stack_violations([*stack_resources(run), *halves])
+    assert "security group sg-1 together open 22" in found["no-world-ssh-across-rules"][0]
+    assert stack_violations([*stack_resources(run), rule("0.0.0.0/1"), rule("128.0.0.0/1", "sg-2")]) == {}
