@@ -6,42 +6,80 @@ without the Pulumi CLI (tests/test_policies.py); `POLICIES` wraps them for the p
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pulumi_policy import EnforcementLevel, ResourceValidationArgs, ResourceValidationPolicy
+from pulumi_policy import (
+    EnforcementLevel,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 
 PUBLIC_ACCESS_TAG = "harbor-cache:allow-public-access"
 WORLD = ("0.0.0.0/0", "::/0")
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 INGRESS_RULE_TYPES = ("aws:ec2/securityGroupRule:SecurityGroupRule", "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-REMOTE_COMMAND = "command:remote:Command"
+# Command lines, environment, triggers (and a local command's interpreter and dir) of both kinds.
+COMMAND_FIELDS = {
+    "command:remote:Command": ("create", "update", "delete", "environment", "triggers"),
+    "command:local:Command": ("create", "update", "delete", "environment", "triggers", "interpreter", "dir"),
+}
 # What a credential looks like on a command line, in an environment or in triggers.
 CREDENTIAL_PATTERNS = (
-    re.compile(r"(?i)\b[\w-]*(password|passwd|secret|token|api[_-]?key)[\w-]*\s*[=:]\s*\S+"),
+    # NAME=value / name: value with a credential-ish name: DB_PASS=, PASS=, PWD=, DOCKER_PASSWORD=, API_KEY=...
+    re.compile(r"(?i)\b[\w-]*(pass(word|wd)?|pwd|secret|token|api[_-]?key|credentials?)[\w-]*\s*[=:]\s*\S+"),
+    # --password x, --password=x, --pass x (not --password-stdin, which is the sanctioned way).
+    re.compile(r"(?i)(^|\s)--?pass(word|wd)?(=|\s+)(?!-)\S+"),
+    # -p <secret> / -p<secret> after a login, a user (-u) or a tool whose -p is a password
+    # (docker/podman/skopeo login, sshpass, mysql...); not `-p 443:443`, `mkdir -p /data`.
+    re.compile(
+        r"(?i)(\blogin\b|\bsshpass\b|\bmysql\w*|\bmariadb\w*|\s-u\s*\S+)[^;&|\n]*?\s-p\s*"
+        r"(?![/.~$-]|\d+(:\d+)*(/\w+)?(\s|$))\S+"
+    ),
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
     re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
     re.compile(r"\b(ghp|gho|ghs|github_pat|dckr_pat|glpat)_[A-Za-z0-9_-]{16,}"),
     re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\."),
 )
+# The one permission the instance role holds: Traefik's DNS-01 challenge through lego's route53
+# provider. Spelled exactly: IAM matches actions case-insensitively and with wildcards, so
+# `route53:changeresourcerecordsets` or `route53:Change*` would grant it (or more) unnoticed.
+DNS01_CHANGE = "route53:ChangeResourceRecordSets"
+DNS01_ACTIONS = (DNS01_CHANGE, "route53:ListResourceRecordSets", "route53:GetChange", "route53:ListHostedZonesByName")
+# The only managed policy the program attaches: AWS's service policy for the DLM snapshot role.
+DLM_SERVICE_POLICY = "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole"
+ROLE_POLICY_TYPES = ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")
+MAX_IMDS_HOP_LIMIT = 1  # Traefik runs on the host network; containers one hop away must not reach IMDS
 
 Violation = str
 Check = Callable[[str, Mapping[str, Any], bool], list[Violation]]
+StackCheck = Callable[[list[tuple[str, Mapping[str, Any]]]], list[Violation]]
+
+
+def _covers_everything(blocks: Iterable[str]) -> bool:
+    """Whether the union of the blocks is all of IPv4 or all of IPv6: 0.0.0.0/1 + 128.0.0.0/1 is the world too."""
+    networks = [ipaddress.ip_network(block, strict=False) for block in blocks]
+    for version, world in ((4, ipaddress.ip_network("0.0.0.0/0")), (6, ipaddress.ip_network("::/0"))):
+        if list(ipaddress.collapse_addresses(n for n in networks if n.version == version)) == [world]:
+            return True
+    return False
 
 
 def _rules_open_to_world(rules: Iterable[Mapping[str, Any]], port: int) -> bool:
+    """Whether the rules that admit `port`, taken together, admit every address."""
+    blocks = []
     for rule in rules or []:
         low, high = rule.get("fromPort", 0), rule.get("toPort", 65535)
         all_traffic = str(rule.get("protocol")) in ("-1", "all")
-        if not (all_traffic or low <= port <= high):
-            continue
-        blocks = [*(rule.get("cidrBlocks") or []), *(rule.get("ipv6CidrBlocks") or [])]
-        if any(ipaddress.ip_network(block, strict=False).prefixlen == 0 for block in blocks):
-            return True
-    return False
+        if all_traffic or low <= port <= high:
+            blocks += [*(rule.get("cidrBlocks") or []), *(rule.get("ipv6CidrBlocks") or [])]
+    return _covers_everything(blocks)
 
 
 def _single_rule(props: Mapping[str, Any]) -> dict[str, Any]:
@@ -69,9 +107,18 @@ def imdsv2_required(resource_type: str, props: Mapping[str, Any], _protect: bool
     if resource_type != "aws:ec2/instance:Instance":
         return []
     options = props.get("metadataOptions") or {}
+    problems = []
     if options.get("httpTokens") != "required":
-        return ["IMDSv1 is allowed: set metadata_options.http_tokens='required' (hop limit 2 for Traefik in a container)"]
-    return []
+        problems.append("IMDSv1 is allowed: set metadata_options.http_tokens='required'")
+    # Unset, the hop limit is the AMI's or the account's default (2 for many current AMIs). Over the
+    # analyzer's gRPC the number arrives as a protobuf Struct double (1.0), not an int.
+    hop_limit = options.get("httpPutResponseHopLimit")
+    if isinstance(hop_limit, bool) or not isinstance(hop_limit, int | float) or hop_limit > MAX_IMDS_HOP_LIMIT:
+        problems.append(
+            f"IMDS hop limit is {hop_limit}: set metadata_options.http_put_response_hop_limit={MAX_IMDS_HOP_LIMIT} "
+            "(above 1, every container on a bridge network reaches the instance role and the user data)"
+        )
+    return problems
 
 
 def volumes_encrypted(resource_type: str, props: Mapping[str, Any], _protect: bool) -> list[Violation]:
@@ -130,15 +177,18 @@ def _as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
 
 
+def _action_matches(pattern: str, action: str) -> bool:
+    """IAM's matching: case-insensitive, `*` and `?` wildcards."""
+    return fnmatch.fnmatchcase(action.lower(), str(pattern).lower())
+
+
 def route53_scoped(resource_type: str, props: Mapping[str, Any], _protect: bool) -> list[Violation]:
-    if resource_type not in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy"):
+    if resource_type not in ROLE_POLICY_TYPES:
         return []
     problems = []
     for statement in _statements(props.get("policy")):
         actions = _as_list(statement.get("Action", []))
-        if statement.get("Effect") != "Allow" or not any(
-            a in ("route53:ChangeResourceRecordSets", "route53:*", "*") for a in actions
-        ):
+        if statement.get("Effect") != "Allow" or not any(_action_matches(a, DNS01_CHANGE) for a in actions):
             continue
         resources = _as_list(statement.get("Resource", []))
         if len(resources) != 1 or not str(resources[0]).startswith("arn:aws:route53:::hostedzone/") or "*" in str(resources[0]):
@@ -159,6 +209,60 @@ def route53_scoped(resource_type: str, props: Mapping[str, Any], _protect: bool)
     return problems
 
 
+def _statement_problems(statement: Mapping[str, Any]) -> list[Violation]:
+    if statement.get("Effect") != "Allow":
+        return []
+    if "NotAction" in statement or "NotResource" in statement:
+        return [
+            "an Allow statement with NotAction/NotResource grants everything it does not name: "
+            f"list the actions ({', '.join(DNS01_ACTIONS)}) and resources instead"
+        ]
+    problems = []
+    for action in _as_list(statement.get("Action", [])):
+        if action in DNS01_ACTIONS:
+            continue
+        covered = [name for name in DNS01_ACTIONS if _action_matches(action, name)]
+        if covered and not any(c in str(action) for c in "*?"):
+            problems.append(f"IAM action {action!r} is {covered[0]} in another spelling: write it exactly so reviews see it")
+        else:
+            problems.append(
+                f"IAM action {action!r} widens the instance role beyond DNS-01: only {', '.join(DNS01_ACTIONS)} "
+                "are allowed, spelled out (no wildcards)"
+            )
+    return problems
+
+
+def iam_grants_only_the_design(resource_type: str, props: Mapping[str, Any], _protect: bool) -> list[Violation]:
+    """The instance role holds the DNS-01 permission and nothing else; the DLM role AWS's DLM policy.
+
+    A resource-level check cannot tell which role a policy lands on, so every role policy must be a
+    DNS-01 policy and every managed attachment the DLM one (stack policy `dlm-policy-on-the-dlm-role`
+    checks where that one lands).
+    """
+    if resource_type in ROLE_POLICY_TYPES:
+        return [problem for statement in _statements(props.get("policy")) for problem in _statement_problems(statement)]
+    if resource_type == "aws:iam/rolePolicyAttachment:RolePolicyAttachment":
+        arns = [props.get("policyArn")]
+    elif resource_type == "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive":
+        arns = list(props.get("policyArns") or [])
+    elif resource_type == "aws:iam/policyAttachment:PolicyAttachment":
+        return ["aws.iam.PolicyAttachment attaches a managed policy exclusively across roles, users and groups: not used here"]
+    elif resource_type == "aws:iam/role:Role":
+        problems = []
+        if props.get("managedPolicyArns"):
+            problems.append(f"the role carries managed_policy_arns {list(props['managedPolicyArns'])}: remove them")
+        if any((policy or {}).get("policy") for policy in props.get("inlinePolicies") or []):
+            problems.append("the role carries inline_policies: remove them (the DNS-01 permission is its own RolePolicy)")
+        return problems
+    else:
+        return []
+    return [
+        f"managed policy {arn} is attached to a role: only {DLM_SERVICE_POLICY} (the snapshot role) is"
+        for arn in arns
+        if arn != DLM_SERVICE_POLICY
+    ]
+
+
 def _strings(value: Any) -> Iterable[str]:
     if isinstance(value, str):
         yield value
@@ -170,37 +274,81 @@ def _strings(value: Any) -> Iterable[str]:
             yield from _strings(item)
 
 
-def no_credentials_in_remote_commands(resource_type: str, props: Mapping[str, Any], _protect: bool) -> list[Violation]:
+def no_credentials_in_commands(resource_type: str, props: Mapping[str, Any], _protect: bool) -> list[Violation]:
     """Command lines, environment and triggers show up in `ps`, logs and previews, secret or not.
 
     Pulumi's Python policy SDK hands policies unwrapped values, so a policy cannot see whether a
     value is marked secret; the rule is therefore the stronger one: nothing that looks like a
     credential in those fields at all. Secrets go on stdin (marked secret by the program).
     """
-    if resource_type != REMOTE_COMMAND:
-        return []
+    kind = "local" if resource_type == "command:local:Command" else "remote"
     problems = []
-    for field in ("create", "update", "delete", "environment", "triggers"):
+    for field in COMMAND_FIELDS.get(resource_type, ()):
         for text in _strings(props.get(field)):
             if any(pattern.search(text) for pattern in CREDENTIAL_PATTERNS):
                 problems.append(
-                    f"the remote command's {field} carries what looks like a password or token: "
+                    f"the {kind} command's {field} carries what looks like a password or token: "
                     "pass it on stdin as a Pulumi secret instead"
                 )
                 break
     return problems
 
 
+def _trusts_only(role: Mapping[str, Any], service: str) -> bool:
+    statements = _statements(role.get("assumeRolePolicy"))
+    principals = [_as_list((s.get("Principal") or {}).get("Service", [])) for s in statements if s.get("Effect") == "Allow"]
+    return bool(principals) and all(p == [service] for p in principals)
+
+
+def dlm_policy_on_the_dlm_role(resources: list[tuple[str, Mapping[str, Any]]]) -> list[Violation]:
+    """AWS's DLM service policy (snapshot create/delete on every volume) only on a role that only DLM assumes."""
+    roles = {props.get("name"): props for kind, props in resources if kind == "aws:iam/role:Role"}
+    return [
+        f"the DLM service policy is attached to role {props.get('role')!r}, which not only dlm.amazonaws.com assumes"
+        for kind, props in resources
+        if kind == "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+        and props.get("policyArn") == DLM_SERVICE_POLICY
+        and not _trusts_only(roles.get(props.get("role")) or {}, "dlm.amazonaws.com")
+    ]
+
+
+def no_world_ssh_across_rule_resources(resources: list[tuple[str, Mapping[str, Any]]]) -> list[Violation]:
+    """Stand-alone ingress rules of one security group, taken together (each alone passes `no-world-ssh`)."""
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for kind, props in resources:
+        if kind in INGRESS_RULE_TYPES and props.get("type", "ingress") == "ingress" and props.get("securityGroupId"):
+            by_group.setdefault(str(props["securityGroupId"]), []).append(_single_rule(props))
+    return [
+        f"the ingress rules of security group {group} together open 22 to every address: list your addresses in sshAllowedCidrs"
+        for group, rules in by_group.items()
+        if len(rules) > 1 and _rules_open_to_world(rules, 22)
+    ]
+
+
 CHECKS: dict[str, tuple[str, Check]] = {
-    "imdsv2-required": ("EC2 instances require IMDSv2 tokens.", imdsv2_required),
+    "imdsv2-required": ("EC2 instances require IMDSv2 tokens with hop limit 1.", imdsv2_required),
     "ebs-encrypted": ("Every EBS volume and root device is encrypted.", volumes_encrypted),
-    "no-world-ssh": ("No security-group rule opens 22 to 0.0.0.0/0 or ::/0.", no_world_ssh),
+    "no-world-ssh": ("No security-group rules open 22 to all addresses (by the union of their blocks).", no_world_ssh),
     "web-not-public": ("443/80 are not open to the world unless allowPublicAccess says so.", web_not_public_unless_allowed),
     "data-volume-protected": ("The data volume is protected (and retained on delete).", data_volume_protected),
     "route53-dns01-scoped": ("The DNS-01 permission names one zone and the _acme-challenge record.", route53_scoped),
-    "no-credentials-in-remote-commands": (
-        "Remote commands carry no credential outside stdin.",
-        no_credentials_in_remote_commands,
+    "iam-grants-only-the-design": (
+        "Role policies grant only the DNS-01 actions, spelled out; the only managed policy is DLM's.",
+        iam_grants_only_the_design,
+    ),
+    "no-credentials-in-commands": (
+        "Remote and local commands carry no credential outside stdin.",
+        no_credentials_in_commands,
+    ),
+}
+STACK_CHECKS: dict[str, tuple[str, StackCheck]] = {
+    "no-world-ssh-across-rules": (
+        "Stand-alone ingress rules of one security group do not together open 22 to all addresses.",
+        no_world_ssh_across_rule_resources,
+    ),
+    "dlm-policy-on-the-dlm-role": (
+        "AWS's DLM service policy is attached only to a role only DLM assumes.",
+        dlm_policy_on_the_dlm_role,
     ),
 }
 
@@ -215,4 +363,17 @@ def _policy(name: str, description: str, check: Check) -> ResourceValidationPoli
     )
 
 
-POLICIES = [_policy(name, description, check) for name, (description, check) in CHECKS.items()]
+def _stack_policy(name: str, description: str, check: StackCheck) -> StackValidationPolicy:
+    def validate(args: StackValidationArgs, report_violation) -> None:
+        for message in check([(resource.resource_type, resource.props) for resource in args.resources]):
+            report_violation(message, None)
+
+    return StackValidationPolicy(
+        name=name, description=description, validate=validate, enforcement_level=EnforcementLevel.MANDATORY
+    )
+
+
+POLICIES = [
+    *(_policy(name, description, check) for name, (description, check) in CHECKS.items()),
+    *(_stack_policy(name, description, check) for name, (description, check) in STACK_CHECKS.items()),
+]

