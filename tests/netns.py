@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -40,7 +41,14 @@ class Netns:
 
     def start(self, *command: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
         handle = log.open("w")
-        process = subprocess.Popen(["ip", "netns", "exec", self.name, *command], stdout=handle, stderr=subprocess.STDOUT, env=env)
+        # Its own process group, so that whatever it starts ends with it.
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", self.name, *command],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
         handle.close()
         self._processes.append(process)
         return process
@@ -53,12 +61,15 @@ class Netns:
 
     def _delete(self) -> None:
         for process in self._processes:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+            for signal_number in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(process.pid, signal_number)
+                    process.wait(5)
+                    break
+                except ProcessLookupError:
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
         shutil.rmtree(Path("/etc/netns") / self.name, ignore_errors=True)
         subprocess.run(["ip", "netns", "del", self.name], check=False)
 
