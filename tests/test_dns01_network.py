@@ -26,6 +26,7 @@ change being live before the provider returns).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -132,16 +133,22 @@ def network(tmp_path_factory):
             check=True,
             capture_output=True,
         )
-        (work / "pebble.json").write_text(
-            '{"pebble": {"listenAddress": "%s:443", "managementListenAddress": "%s:15000", "certificate": "%s",'
-            ' "privateKey": "%s", "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "",'
-            ' "externalAccountBindingRequired": false}}' % (PEBBLE, PEBBLE, work / "pebble.pem", work / "pebble.key")
-        )
+        # pebble's own example config (Debian: /usr/share/doc/pebble/examples/pebble-config.json), on 443.
+        pebble_config = {
+            "listenAddress": f"{PEBBLE}:443",
+            "managementListenAddress": f"{PEBBLE}:15000",
+            "certificate": str(work / "pebble.pem"),
+            "privateKey": str(work / "pebble.key"),
+            "httpPort": 80,
+            "tlsPort": 443,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": False,
+        }
+        (work / "pebble.json").write_text(json.dumps({"pebble": pebble_config}))
         pebble_env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"}
         # Like Let's Encrypt, pebble validates by asking DNS for the TXT record (here: the zone's nameserver).
-        internet.start(
-            "pebble", "-config", str(work / "pebble.json"), "-dnsserver", f"{NAMESERVER}:53", log=work / "pebble.log", env=pebble_env
-        )
+        pebble = ["pebble", "-config", str(work / "pebble.json"), "-dnsserver", f"{NAMESERVER}:53"]
+        internet.start(*pebble, log=work / "pebble.log", env=pebble_env)
 
         provider = work / "exec-provider.sh"
         provider.write_text(EXEC_PROVIDER.format(records=records, pidfile=work / "auth.pid"))
