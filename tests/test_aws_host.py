@@ -88,7 +88,7 @@ def test_ipv6_cidrs_land_in_ipv6_blocks():
 
 
 def test_dns_record_points_at_the_elastic_ip(run):
-    record = run.one("aws:route53/record:Record")
+    record = run.named("harbor-dns-a")
     assert record.inputs["name"] == "harbor.dev.example.com"
     assert record.inputs["type"] == "A" and record.inputs["records"] == [FAKE_PUBLIC_IP]
     assert record.inputs["zoneId"] == FAKE_ZONE_ID
