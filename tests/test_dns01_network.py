@@ -9,19 +9,22 @@ group lets the VM out on TCP 80/443 only, so that last step cannot work; the VPC
 filtered by a security group.
 
 Traefik's `propagation.disableANSChecks=true` is lego's DisableAuthoritativeNssPropagationRequirement
-(traefik v3.6.24 pkg/provider/acme/provider.go); setting any `propagation` option also drops the
-"all recursive nameservers" check (RequireAllRNS defaults to false), so what is left is one TXT query
-to the recursive resolver. lego 4.9.1's CLI has the same switch as `--dns.disable-cp`
-(DisableCompletePropagationRequirement: one recursive query, then done). Renewals run the same code.
+(traefik v3.6.24 pkg/provider/acme/provider.go; the `traefikVersion` default `v3.6` floats: v3.6.0
+vendors lego v4.28.0, v3.6.20 v4.35.2, v3.6.24 lego/v5 v5.2.2, all with this option); setting any
+`propagation` option also drops the "all recursive nameservers" check (RequireAllRNS defaults to
+false), so what is left is one TXT query to the recursive resolver. lego 4.9.1's CLI has the same
+switch as `--dns.disable-cp` (DisableCompletePropagationRequirement: one recursive query, then
+done). Renewals run the same code.
 
-Namespaces: `vm` (lego; OUTPUT filtered like the security group: the program's egress rules, plus
-the VPC resolver), `internet` (pebble on 443, the zone's authoritative nameserver, the resolver).
+Namespaces: `vm` (lego), `internet` (pebble on 443, the zone's authoritative nameserver, the resolver).
 DNS is dnsmasq: authoritative for the zone (SOA, NS, the TXT record) and, as the VPC resolver, a
 forwarder to it with no cache. pebble-challtestsrv's DNS answers no SOA or NS queries (pebble v2.4.0
 vendor/github.com/letsencrypt/challtestsrv/dns.go), which lego needs to find the zone, so it is not
-used here. lego's `exec` provider stands in for the route53 API call: it writes the TXT record into
-the authoritative server's data and restarts it (the route53 provider's wait for INSYNC is this
-change being live before the provider returns).
+used here. The security group sits outside the VM, like the ENI's filter: on the internet side of
+the VM's link, packets from the VM pass only by one of the program's egress rules (or to the VPC
+resolver) and are otherwise dropped silently. lego's `exec` provider stands in for the route53 API
+call: it writes the TXT record into the authoritative server's data and restarts it (the route53
+provider's wait for INSYNC is this change being live before the provider returns).
 """
 
 from __future__ import annotations
