@@ -111,6 +111,9 @@ def test_the_caa_record_names_our_account_after_the_readiness_gate(run):
     assert account.inputs["triggers"] == ["harbor-install-ready-id"], "re-read only when the gate ran again"
     assert account.inputs["create"] == f"sudo bash -s -- /data/traefik/acme.json letsencrypt {ACCOUNT_URL_PREFIX}"
     assert account.inputs["stdin"] == SCRIPT.read_text()
+    component = run.named("harbor-caa")
+    assert component.type == "harbor-cache:index:HarborCaa"
+    assert account.parent == record.parent == component.urn
 
 
 def test_staging_reads_a_staging_account():
