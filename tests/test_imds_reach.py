@@ -23,9 +23,13 @@ IMDS = "169.254.169.254"
 STAND_IN = Path(__file__).with_name("imds_stand_in.py")
 
 
-def fetch_credentials(namespace) -> dict:
+# A container with `network_mode: host`: its own PID, mount, UTS and IPC namespaces, the host's network.
+HOST_NETWORK_CONTAINER = ["unshare", "--pid", "--fork", "--mount-proc", "--uts", "--ipc"]
+
+
+def fetch_credentials(namespace, prefix: tuple[str, ...] = ()) -> dict:
     """What an AWS SDK does: a token, then the role's credentials; bounded by curl's --max-time."""
-    curl = ["curl", "--silent", "--show-error", "--fail", "--max-time", "3"]
+    curl = [*prefix, "curl", "--silent", "--show-error", "--fail", "--max-time", "3"]
     token = namespace.run(
         *curl, "-X", "PUT", "-H", "X-aws-ec2-metadata-token-ttl-seconds: 60", f"http://{IMDS}/latest/api/token", check=False
     )
@@ -64,19 +68,24 @@ def reach(hop_limit: int, tmp_path: Path) -> dict[str, dict]:
         # A container can always open the connection: the handshake is not TTL-limited.
         connect = bridged.run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3", f"http://{IMDS}/")
         assert connect.stdout == "401", "the bridged container must reach IMDS at the TCP level for this test to mean anything"
-        return {"host": fetch_credentials(host), "bridged": fetch_credentials(bridged)}
+        return {
+            "host": fetch_credentials(host),
+            "host-network": fetch_credentials(host, tuple(HOST_NETWORK_CONTAINER)),
+            "bridged": fetch_credentials(bridged),
+        }
 
 
 @pytest.fixture(autouse=True)
 def _requirements():
-    require_netns("curl")
+    require_netns("curl", "unshare")
 
 
 def test_with_the_programs_hop_limit_only_the_host_network_gets_the_role(tmp_path):
     result = reach(IMDS_HOP_LIMIT, tmp_path)
     # The VM itself, and Traefik with network_mode: host (same network stack), get the credentials.
-    assert result["host"]["token"] and result["host"]["role"] == "harbor-vm-role"
-    assert result["host"]["credentials"]["AccessKeyId"].startswith("ASIA")
+    for who in ("host", "host-network"):
+        assert result[who]["token"] and result[who]["role"] == "harbor-vm-role", who
+        assert result[who]["credentials"]["AccessKeyId"].startswith("ASIA"), who
     # Harbor's containers on their bridge network never get a token: no credentials, no user data.
     assert result["bridged"] == {"token": False, "error": result["bridged"]["error"]}
     assert "timed out" in result["bridged"]["error"]
