@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.harbor_caa import HarborCaa, HarborCaaArgs
 from components.harbor_config import HarborConfig, HarborConfigArgs, oidc_redirect_uri
 from components.harbor_dns import HarborDns, HarborDnsArgs
 from components.harbor_install import HarborInstall, HarborInstallArgs
@@ -42,6 +43,14 @@ class HarborCache(pulumi.ComponentResource):
                 instance_id=self.vm.instance.id,
                 data_volume_id=self.vm.data_volume.id,
                 depends_on=[self.vm.data_attachment, self.vm.eip_association, self.dns.record, self.dns.dns01_policy],
+            ),
+            opts=child,
+        )
+
+        self.caa = HarborCaa(
+            f"{name}-caa",
+            HarborCaaArgs(
+                settings=settings, zone_id=self.dns.zone_id, connection=self.install.connection, ready=self.install.ready
             ),
             opts=child,
         )

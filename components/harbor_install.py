@@ -75,6 +75,7 @@ class HarborInstall(pulumi.ComponentResource):
             per_dial_timeout=15,
         )
         self._name = name
+        self.connection = self._connection
 
         if settings.admin_password is not None:
             self.admin_password = pulumi.Output.secret(settings.admin_password.value)

@@ -25,6 +25,7 @@ DLM_SERVICE_POLICY = "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManag
 # `Latest` console is live); other types post their buffered console later, up to ~20 minutes.
 HOST_KEY_TIMEOUT_SECONDS = 1500
 HOST_KEY_POLL_SECONDS = 10
+IMDS_HOP_LIMIT = 1
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,10 @@ def ingress_rules(settings: Settings) -> list[dict]:
 
 
 def egress_rules(settings: Settings) -> list[dict]:
-    # DNS, NTP and the instance metadata service are link-local in a VPC and need no rule.
+    # No port 53: security groups never filter the VPC resolver, NTP (169.254.169.123) or IMDS, and
+    # Traefik's DNS-01 skips the direct queries to the zone's authoritative nameservers
+    # (propagation.disableANSChecks; the route53 provider waits for INSYNC instead), so nothing
+    # needs DNS to the internet (tests/test_dns01_network.py proves it with pebble and lego).
     return [
         {
             "description": f"tcp {port} out (packages, upstream registries, OIDC, ACME)",
@@ -161,8 +165,15 @@ class HarborVm(pulumi.ComponentResource):
             # Nothing secret: the VM makes its own SSH host key (user data is readable through
             # ec2:DescribeInstanceAttribute and IMDS).
             user_data=render_cloud_init(),
-            # Tokens only; hop limit 2 so Traefik, one network hop away in a container, reaches IMDS.
-            metadata_options={"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 2},
+            # Tokens only, hop limit 1: IMDS sends the token response with IP TTL = hop limit, so
+            # a container behind Docker's bridge (one routed hop) never gets a token, hence neither
+            # the role's credentials nor the user data. Traefik, the one process that needs the role
+            # (DNS-01), runs on the host network (tests/test_imds_reach.py shows both).
+            metadata_options={
+                "http_endpoint": "enabled",
+                "http_tokens": "required",
+                "http_put_response_hop_limit": IMDS_HOP_LIMIT,
+            },
             root_block_device={
                 "encrypted": True,
                 "volume_type": "gp3",

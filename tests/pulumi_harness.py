@@ -26,6 +26,8 @@ FAKE_ZONE_ID = "Z0123456789EXAMPLE"
 FAKE_PUBLIC_IP = "192.0.2.10"
 # What ConsoleHostKeyProvider.create outputs: the key line the VM printed on its console.
 FAKE_HOST_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDUk9grdco30xPt6cY3mqXqsAFyhbRTQM4qtk39M/wXN"
+# What files/acme-account-uri.sh prints on the VM once Traefik has registered.
+FAKE_ACME_ACCOUNT_URI = "https://acme-v02.api.letsencrypt.org/acme/acct/123456789\n"
 
 
 class AwsMocks(pulumi.runtime.Mocks):
@@ -52,7 +54,7 @@ class AwsMocks(pulumi.runtime.Mocks):
         elif kind == "random:index/randomBytes:RandomBytes":
             state.update(base64="c2VjcmV0LWNsaWVudC1ieXRlcy0yMA==", hex="00" * 20)
         elif kind == "command:remote:Command":
-            state.update(stdout="", stderr="")
+            state.update(stdout=FAKE_ACME_ACCOUNT_URI if args.name.endswith("-acme-account") else "", stderr="")
         elif kind == "pulumi-python:dynamic/harbor:Registry":
             state.update(registry_id=len(args.name), credential_hash="0" * 64)
         elif kind == "pulumi-python:dynamic/ec2:ConsoleHostKey":
