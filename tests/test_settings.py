@@ -253,7 +253,9 @@ def test_gc_cron_accepts_six_fields_starting_with_zero(fields):
 def test_admin_password_is_never_echoed(password):
     """Whatever the bad password, the error is one of the fixed texts: nothing of the value leaks."""
     references = set()
-    for bad in ("weak", "Valid$Passw0rd"):
+    # One example of each reason adminPassword can be refused for.
+    examples = ("weak", "Valid$Passw0rd", "Valid Passw0rd #x", " Valid-Passw0rd", "'Valid-Passw0rd", "Valid-Passw\u00f6rd1", 1)
+    for bad in examples:
         with pytest.raises(s.SettingsError) as reference:
             parse(adminPassword=bad)
         references.add(str(reference.value))
