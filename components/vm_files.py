@@ -195,11 +195,11 @@ def render_traefik_dynamic_config(settings: Settings) -> str:
 class ComposeOverride(list):
     """A sequence that replaces, not extends, the one in Harbor's compose file: YAML tag `!override`.
 
-    Compose merges `ports` of an override file by union; only `!override` replaces them. The tag
-    needs Docker Compose 2.24.4 or later (docs.docker.com/reference/compose-file/merge/, "Replace
-    value"); Ubuntu 24.04's docker-compose-v2 is 2.24.6 or newer (not verified from here). An older
-    compose rejects the unknown tag, so harbor.service fails loudly rather than publishing nginx on
-    every address.
+    Compose merges `ports` of an override file by union; only `!override` replaces them. The tag came
+    with compose-go v2.0.0-rc.3 (commit 38547bf, loader/reset.go), i.e. Docker Compose 2.24.4 or
+    later (docs.docker.com/reference/compose-file/merge/); Ubuntu 24.04's docker-compose-v2 is newer
+    (2.24.6 at release, not verifiable from here); what an older compose would make of the tag is
+    not verified either.
     """
 
 
