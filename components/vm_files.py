@@ -44,7 +44,8 @@ TRAEFIK_IDLE_TIMEOUT = "180s"
 # Docker's json-file driver keeps Traefik's output (access log included) to 5 x 10 MB.
 CONTAINER_LOGGING = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "5"}}
 # Harbor's own logs (every component through its syslog container) go to /var/log/harbor on the
-# root disk; its logrotate runs hourly: 10 compressed files of 50 MB per component, not 50 x 200 MB.
+# root disk; its logrotate runs hourly (goharbor/harbor make/photon/log/Dockerfile: cron.hourly)
+# and compresses: 10 files of 50 MB per component are kept, not 50 x 200 MB.
 HARBOR_LOG_ROTATE_COUNT = 10
 HARBOR_LOG_ROTATE_SIZE = "50M"
 HARBOR_LOG_DIR = "/var/log/harbor"

@@ -156,6 +156,14 @@ def test_traefiks_route_reaches_nginx_where_compose_publishes_it(dev_settings, m
     assert route["routers"]["harbor"]["rule"] == f"Host(`{dev_settings.hostname}`)"
 
 
+def test_prepare_bounds_harbors_logs_as_harbor_yml_says(prepared):
+    """Harbor's syslog container rotates /var/log/harbor with the logrotate.conf prepare writes."""
+    logrotate = (prepared / "config" / "log" / "logrotate.conf").read_text().split()
+    assert logrotate[logrotate.index("rotate") + 1] == str(vm_files.HARBOR_LOG_ROTATE_COUNT) == "10"
+    assert logrotate[logrotate.index("size") + 1] == vm_files.HARBOR_LOG_ROTATE_SIZE == "50M"
+    assert "compress" in logrotate
+
+
 def harbor_reads(password: str, work: Path) -> str | None:
     """The admin password Harbor's core gets: prepare's env file as compose reads it (None: compose refuses it)."""
     settings = replace(parse(), admin_password=None)
