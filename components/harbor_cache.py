@@ -42,6 +42,7 @@ class HarborCache(pulumi.ComponentResource):
                 private_key=self.vm.ssh_private_key,
                 instance_id=self.vm.instance.id,
                 data_volume_id=self.vm.data_volume.id,
+                zone_id=self.dns.zone_id,
                 depends_on=[self.vm.data_attachment, self.vm.eip_association, self.dns.record, self.dns.dns01_policy],
             ),
             opts=child,

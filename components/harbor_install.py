@@ -27,6 +27,8 @@ class HarborInstallArgs:
     private_key: pulumi.Input[str]
     instance_id: pulumi.Input[str]
     data_volume_id: pulumi.Input[str]
+    # The Route53 hosted zone of the hostname: Traefik's DNS-01 (lego route53) is told it, not left to look it up.
+    zone_id: pulumi.Input[str]
     # The VM must have its volume attached, its DNS name and its DNS-01 permission before install.
     depends_on: list[pulumi.Resource]
 
@@ -100,8 +102,12 @@ class HarborInstall(pulumi.ComponentResource):
                 lambda values: vm_files.render_harbor_yml(settings, vm_files.HarborSecrets(*values))
             )
         )
-        override = vm_files.render_compose_override(settings)
+        override = pulumi.Output.from_input(args.zone_id).apply(
+            lambda zone_id: vm_files.render_compose_override(settings, zone_id)
+        )
+        traefik_routes = vm_files.render_traefik_dynamic_config(settings)
         unit = vm_files.render_systemd_unit(settings)
+        docker_dropin = vm_files.render_docker_dropin(settings)
         # A new VM is a new machine: every step runs again there.
         machine = [args.instance_id]
 
@@ -123,7 +129,10 @@ class HarborInstall(pulumi.ComponentResource):
             self._write("harbor-yml", vm_files.HARBOR_YML_PATH, harbor_yml, "0600", machine, [volume]),
             self._write("compose-override", vm_files.COMPOSE_OVERRIDE_PATH, override, "0644", machine, [volume]),
             self._write("envrc", vm_files.ENVRC_PATH, vm_files.render_envrc(settings), "0644", machine, [volume]),
+            self._write("traefik-routes", vm_files.TRAEFIK_DYNAMIC_PATH, traefik_routes, "0644", machine, [volume]),
             self._write("systemd-unit", vm_files.SYSTEMD_UNIT_PATH, unit, "0644", machine, [volume]),
+            # start-harbor.sh's `systemctl daemon-reload` makes it count from the next start of docker.
+            self._write("docker-dropin", vm_files.DOCKER_DROPIN_PATH, docker_dropin, "0644", machine, [volume]),
         ]
         installer = self._run(
             "installer",
@@ -141,8 +150,10 @@ class HarborInstall(pulumi.ComponentResource):
                 *machine,
                 settings.harbor_version,
                 harbor_yml.apply(vm_files.content_hash),
-                vm_files.content_hash(override),
+                override.apply(vm_files.content_hash),
+                vm_files.content_hash(traefik_routes),
                 vm_files.content_hash(unit),
+                vm_files.content_hash(docker_dropin),
             ],
             depends_on=[installer, *written],
         )

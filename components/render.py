@@ -3,7 +3,8 @@
     python -m components.render --stack dev --out DIR [--set KEY=VALUE ...]
 
 Reads Pulumi.<stack>.yaml plus the --set overrides (plain values, secrets included; JSON for lists
-and objects) and writes each file under DIR at the path it gets on the VM (DIR/opt/harbor/harbor.yml)
+and objects) and writes each file under DIR at the path it gets on the VM (DIR/opt/harbor/harbor.yml),
+the scripts the install runs over SSH (on stdin, never stored on the VM) under DIR/remote-commands/,
 and node files under DIR/nodes/. No AWS, no Pulumi CLI. Secrets that the stack file holds only
 encrypted, and generated ones, are replaced by clearly fake placeholders.
 """
@@ -20,12 +21,13 @@ import yaml
 
 from components.node_files import mirror_options, node_files
 from components.settings import PROJECT, Settings, SettingsError, parse_settings
-from components.vm_files import HarborSecrets, render_cloud_init, vm_files
+from components.vm_files import HarborSecrets, remote_commands, render_cloud_init, vm_files
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER_ADMIN_PASSWORD = "PLACEHOLDER-not-the-real-admin-Passw0rd"  # noqa: S105 - a visible fake
 PLACEHOLDER_DATABASE_PASSWORD = "PLACEHOLDER-not-the-real-database-password"  # noqa: S105
 PLACEHOLDER_SECRET = "PLACEHOLDER-encrypted-in-stack-file"  # noqa: S105
+PLACEHOLDER_ZONE_ID = "PLACEHOLDER-route53-zone-id"
 
 
 def stack_config(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], str | None]:
@@ -66,12 +68,13 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, parsed if not isinstance(parsed, str) else value
 
 
-def render_all(settings: Settings, admin_password: str | None = None) -> dict[str, str]:
+def render_all(settings: Settings, admin_password: str | None = None, zone_id: str = PLACEHOLDER_ZONE_ID) -> dict[str, str]:
     """Every file, keyed by its relative path under the output folder."""
     if admin_password is None:
         admin_password = settings.admin_password.value if settings.admin_password else PLACEHOLDER_ADMIN_PASSWORD
     secrets = HarborSecrets(admin_password=admin_password, database_password=PLACEHOLDER_DATABASE_PASSWORD)
-    files = {path.lstrip("/"): text for path, text in vm_files(settings, secrets).items()}
+    files = {path.lstrip("/"): text for path, text in vm_files(settings, secrets, zone_id).items()}
+    files.update({f"remote-commands/{name}": text for name, text in remote_commands().items()})
     # User data as cloud-init keeps it: nothing secret, the VM makes its own host key.
     files["var/lib/cloud/instance/user-data.txt"] = render_cloud_init()
     files.update(node_files(settings.hostname, settings.upstreams, mirror_options(settings)))

@@ -23,10 +23,32 @@ HARBOR_YML_PATH = f"{HARBOR_ROOT}/harbor.yml"
 COMPOSE_OVERRIDE_PATH = f"{HARBOR_ROOT}/docker-compose.override.yml"
 ENVRC_PATH = f"{HARBOR_ROOT}/.envrc"
 SYSTEMD_UNIT_PATH = "/etc/systemd/system/harbor.service"
+# dockerd restarts `restart: always` containers itself at boot: it must wait for the data volume.
+DOCKER_DROPIN_PATH = "/etc/systemd/system/docker.service.d/harbor-cache-data.conf"
+# Traefik's dynamic configuration (file provider): the one route to Harbor. The folder is mounted,
+# not the file, so a rewritten file (new inode) is still what the container sees.
+TRAEFIK_DYNAMIC_DIR = f"{HARBOR_ROOT}/traefik"
+TRAEFIK_DYNAMIC_PATH = f"{TRAEFIK_DYNAMIC_DIR}/harbor.yml"
+TRAEFIK_DYNAMIC_MOUNT = "/etc/traefik/dynamic"
 HARBOR_HTTP_PORT = 8080
-# Harbor's compose project is named after its directory; its network is <project>_harbor.
-HARBOR_NETWORK = "harbor_harbor"
+# Harbor's nginx, published on the host's loopback only: Traefik (host network) and the SSH tunnel
+# (`ssh -L 18080:127.0.0.1:8080`) reach it there, nothing else does.
+HARBOR_LOOPBACK = f"127.0.0.1:{HARBOR_HTTP_PORT}"
 CERTIFICATE_RESOLVER = "letsencrypt"
+# Traefik v3.6 defaults (pkg/config/static/static_config.go): readTimeout 60s for the whole request
+# *including its body*, idleTimeout 180s, writeTimeout none. 60s cuts a blob upload slower than
+# ~1 MB/s per 60 MB; 600s lets a 1 GB layer in at ~2 MB/s while a stalled or slow-loris request
+# still ends. The write timeout stays off: a client downloading a multi-GB layer slowly is normal.
+TRAEFIK_READ_TIMEOUT = "600s"
+TRAEFIK_IDLE_TIMEOUT = "180s"
+# Docker's json-file driver keeps Traefik's output (access log included) to 5 x 10 MB.
+CONTAINER_LOGGING = {"driver": "json-file", "options": {"max-size": "10m", "max-file": "5"}}
+# Harbor's own logs (every component through its syslog container) go to /var/log/harbor on the
+# root disk; its logrotate runs hourly (goharbor/harbor make/photon/log/Dockerfile: cron.hourly)
+# and compresses: 10 files of 50 MB per component are kept, not 50 x 200 MB.
+HARBOR_LOG_ROTATE_COUNT = 10
+HARBOR_LOG_ROTATE_SIZE = "50M"
+HARBOR_LOG_DIR = "/var/log/harbor"
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 # Scripts in files/ and the order the install runs them in.
 SCRIPTS = ("install-docker.sh", "harbor-user.sh", "data-volume.sh", "install-harbor.sh", "start-harbor.sh", "wait-healthy.sh")
@@ -104,7 +126,14 @@ def harbor_yml(settings: Settings, secrets: HarborSecrets) -> dict:
             "logger_sweeper_duration": 1,
         },
         "notification": {"webhook_job_max_retry": 3, "webhook_job_http_client_timeout": 3},
-        "log": {"level": "info", "local": {"rotate_count": 50, "rotate_size": "200M", "location": "/var/log/harbor"}},
+        "log": {
+            "level": "info",
+            "local": {
+                "rotate_count": HARBOR_LOG_ROTATE_COUNT,
+                "rotate_size": HARBOR_LOG_ROTATE_SIZE,
+                "location": HARBOR_LOG_DIR,
+            },
+        },
         "_version": harbor_config_version(settings.harbor_version),
         "proxy": {"http_proxy": "", "https_proxy": "", "no_proxy": "", "components": ["core", "jobservice", "trivy"]},
         "upload_purging": {"enabled": True, "age": "168h", "interval": "24h", "dryrun": False},
@@ -117,34 +146,83 @@ def render_harbor_yml(settings: Settings, secrets: HarborSecrets) -> str:
 
 
 def traefik_command(settings: Settings) -> list[str]:
+    """Traefik's static configuration. No API, dashboard or ping: any of them would open Traefik's
+    internal entry point on :8080 of the host (static_config.go SetEffectiveConfiguration), where
+    Harbor's nginx is published."""
     resolver = f"--certificatesresolvers.{CERTIFICATE_RESOLVER}.acme"
     command = [
-        "--providers.docker=true",
-        "--providers.docker.exposedbydefault=false",
-        f"--providers.docker.network={HARBOR_NETWORK}",
+        f"--providers.file.filename={TRAEFIK_DYNAMIC_MOUNT}/{Path(TRAEFIK_DYNAMIC_PATH).name}",
+        "--providers.file.watch=true",
         "--entrypoints.web.address=:80",
         "--entrypoints.web.http.redirections.entrypoint.to=websecure",
         "--entrypoints.web.http.redirections.entrypoint.scheme=https",
         "--entrypoints.websecure.address=:443",
-        # Large image layers: no read timeout on uploads through the proxy.
-        "--entrypoints.websecure.transport.respondingtimeouts.readtimeout=0",
-        "--api.dashboard=false",
-        "--ping=true",
+    ]
+    for entrypoint in ("web", "websecure"):
+        timeouts = f"--entrypoints.{entrypoint}.transport.respondingtimeouts"
+        command += [f"{timeouts}.readtimeout={TRAEFIK_READ_TIMEOUT}", f"{timeouts}.idletimeout={TRAEFIK_IDLE_TIMEOUT}"]
+    command += [
         "--log.level=INFO",
+        # To stdout (no filePath): bounded by the container's json-file logging options.
         "--accesslog=true",
         f"{resolver}.email={settings.acme_email}",
         f"{resolver}.storage=/certificates/acme.json",
         f"{resolver}.dnschallenge=true",
         f"{resolver}.dnschallenge.provider=route53",
+        # lego otherwise asks the zone's authoritative nameservers directly on port 53
+        # (challenge/dns01/precheck.go), which the security group does not let out. Route53's
+        # provider already waits until the change is INSYNC (lego v4.32.0 providers/dns/route53),
+        # so the CA sees the record. Flag: traefik v3.6.9 pkg/provider/acme/provider.go Propagation.
+        f"{resolver}.dnschallenge.propagation.disableANSChecks=true",
     ]
     if settings.acme_staging:
         command.append(f"{resolver}.caserver={LETSENCRYPT_STAGING}")
     return command
 
 
-def compose_override(settings: Settings) -> dict:
-    """docker-compose.override.yml next to Harbor's own compose file: Traefik, and labels on Harbor's nginx."""
-    router = "traefik.http.routers.harbor"
+def traefik_dynamic_config(settings: Settings) -> dict:
+    """The file provider's routes: the cache's name on :443 with a Let's Encrypt certificate, to
+    Harbor's nginx on the host's loopback. Keys are the yaml tags of traefik v3.6.9
+    pkg/config/dynamic/http_config.go (Router, RouterTLSConfig, ServersLoadBalancer, Server)."""
+    return {
+        "http": {
+            "routers": {
+                "harbor": {
+                    "rule": f"Host(`{settings.hostname}`)",
+                    "entryPoints": ["websecure"],
+                    "service": "harbor",
+                    "tls": {"certResolver": CERTIFICATE_RESOLVER},
+                }
+            },
+            "services": {"harbor": {"loadBalancer": {"servers": [{"url": f"http://{HARBOR_LOOPBACK}"}], "passHostHeader": True}}},
+        }
+    }
+
+
+def render_traefik_dynamic_config(settings: Settings) -> str:
+    return yaml.safe_dump(traefik_dynamic_config(settings), sort_keys=False, default_flow_style=False, width=1000)
+
+
+class ComposeOverride(list):
+    """A sequence that replaces, not extends, the one in Harbor's compose file: YAML tag `!override`.
+
+    Compose merges `ports` of an override file by union; only `!override` replaces them. The tag came
+    with compose-go v2.0.0-rc.3 (commit 38547bf, loader/reset.go), i.e. Docker Compose 2.24.4 or
+    later (docs.docker.com/reference/compose-file/merge/); Ubuntu 24.04's docker-compose-v2 is newer
+    (2.24.6 at release, not verifiable from here); what an older compose would make of the tag is
+    not verified either.
+    """
+
+
+class ComposeDumper(yaml.SafeDumper):
+    pass
+
+
+ComposeDumper.add_representer(ComposeOverride, lambda dumper, data: dumper.represent_sequence("!override", list(data)))
+
+
+def compose_override(settings: Settings, zone_id: str) -> dict:
+    """docker-compose.override.yml next to Harbor's own compose file: Traefik, and nginx on loopback only."""
     return {
         "services": {
             "traefik": {
@@ -152,34 +230,32 @@ def compose_override(settings: Settings) -> dict:
                 "container_name": "traefik",
                 "restart": "always",
                 "command": traefik_command(settings),
-                "ports": ["80:80", "443:443"],
-                # The route53 provider uses the instance role through IMDSv2 (hop limit 2); no keys.
-                "environment": {"AWS_REGION": settings.region, "TZ": "UTC"},
+                # With IMDS hop limit 1 only the host network reaches the instance role, which the
+                # route53 provider needs for DNS-01; Traefik binds 80/443 on the host itself. No
+                # Docker socket: routes come from the file provider.
+                "network_mode": "host",
+                # AWS_HOSTED_ZONE_ID: lego's route53 provider uses it instead of looking the zone up
+                # (ListHostedZonesByName), lego v4.32.0 providers/dns/route53/route53.go getHostedZoneID.
+                "environment": {"AWS_REGION": settings.region, "AWS_HOSTED_ZONE_ID": zone_id, "TZ": "UTC"},
                 "volumes": [
-                    "/var/run/docker.sock:/var/run/docker.sock:ro",
                     # On the data volume, not a named volume: `down -v` would delete the certificates.
                     f"{settings.data_mount}/traefik:/certificates",
+                    f"{TRAEFIK_DYNAMIC_DIR}:{TRAEFIK_DYNAMIC_MOUNT}:ro",
                 ],
-                "networks": ["harbor"],
                 "depends_on": ["proxy"],
                 "security_opt": ["no-new-privileges:true"],
+                "logging": CONTAINER_LOGGING,
             },
-            "proxy": {
-                "labels": {
-                    "traefik.enable": "true",
-                    f"{router}.rule": f"Host(`{settings.hostname}`)",
-                    f"{router}.entrypoints": "websecure",
-                    f"{router}.tls.certresolver": CERTIFICATE_RESOLVER,
-                    "traefik.http.services.harbor.loadbalancer.server.port": str(HARBOR_HTTP_PORT),
-                    "traefik.http.services.harbor.loadbalancer.passhostheader": "true",
-                }
-            },
+            # Harbor's compose publishes nginx (plain HTTP, basic auth) on every address.
+            "proxy": {"ports": ComposeOverride([f"{HARBOR_LOOPBACK}:{HARBOR_HTTP_PORT}"])},
         }
     }
 
 
-def render_compose_override(settings: Settings) -> str:
-    return yaml.safe_dump(compose_override(settings), sort_keys=False, default_flow_style=False, width=1000)
+def render_compose_override(settings: Settings, zone_id: str) -> str:
+    return yaml.dump(
+        compose_override(settings, zone_id), Dumper=ComposeDumper, sort_keys=False, default_flow_style=False, width=1000
+    )
 
 
 def envrc(settings: Settings) -> dict[str, str]:
@@ -226,11 +302,27 @@ def systemd_unit(settings: Settings) -> dict[str, dict[str, str]]:
     }
 
 
+def docker_dropin(settings: Settings) -> dict[str, dict[str, str]]:
+    """docker.service waits for the data volume: its fstab entry has `nofail`, so nothing else
+    orders dockerd after it, and after an unclean stop dockerd would restart Harbor's containers
+    on the empty mount point."""
+    return {"Unit": {"RequiresMountsFor": settings.data_mount}}
+
+
+def render_unit(sections: dict[str, dict[str, str]]) -> str:
+    """A systemd unit or drop-in: INI sections of key=value lines."""
+    rendered = []
+    for section, entries in sections.items():
+        rendered.append("\n".join([f"[{section}]", *(f"{key}={value}" for key, value in entries.items())]))
+    return "\n\n".join(rendered) + "\n"
+
+
 def render_systemd_unit(settings: Settings) -> str:
-    sections = []
-    for section, entries in systemd_unit(settings).items():
-        sections.append("\n".join([f"[{section}]", *(f"{key}={value}" for key, value in entries.items())]))
-    return "\n\n".join(sections) + "\n"
+    return render_unit(systemd_unit(settings))
+
+
+def render_docker_dropin(settings: Settings) -> str:
+    return render_unit(docker_dropin(settings))
 
 
 def script(name: str) -> str:
@@ -241,14 +333,19 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def vm_files(settings: Settings, secrets: HarborSecrets) -> dict[str, str]:
+def vm_files(settings: Settings, secrets: HarborSecrets, zone_id: str) -> dict[str, str]:
     """Every file that lands on the VM, keyed by its path there."""
-    files = {
+    return {
         HARBOR_YML_PATH: render_harbor_yml(settings, secrets),
-        COMPOSE_OVERRIDE_PATH: render_compose_override(settings),
+        COMPOSE_OVERRIDE_PATH: render_compose_override(settings, zone_id),
+        TRAEFIK_DYNAMIC_PATH: render_traefik_dynamic_config(settings),
         ENVRC_PATH: render_envrc(settings),
         SYSTEMD_UNIT_PATH: render_systemd_unit(settings),
+        DOCKER_DROPIN_PATH: render_docker_dropin(settings),
     }
-    for name in SCRIPTS:
-        files[f"{HARBOR_ROOT}/bin/{name}"] = script(name)
-    return files
+
+
+def remote_commands() -> dict[str, str]:
+    """The scripts the install runs, in order, keyed by name. They are not files on the VM: each
+    arrives on the stdin of `sudo bash -s` and is gone when it ends."""
+    return {name: script(name) for name in SCRIPTS}

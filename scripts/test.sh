@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything the tests need and runs the whole suite: lint, shell checks, pytest.
-# Debian packages (containerd, docker-registry, skopeo, openssh-server) are installed when running
+# Debian packages (containerd, docker-registry, skopeo, openssh-server; apache2-utils for the htpasswd
+# that Harbor's prepare calls; systemd for systemd-analyze verify) are installed when running
 # as root on Debian/Ubuntu; elsewhere the integration tests say what is missing and skip (and fail
 # under HARBOR_CACHE_REQUIRE_INTEGRATION=1, as in CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian_packages=(containerd docker-registry skopeo openssh-server openssh-client sudo openssl e2fsprogs util-linux curl procps cloud-init iproute2 iptables dnsmasq pebble lego)
+debian_packages=(containerd docker-registry skopeo openssh-server openssh-client sudo openssl e2fsprogs util-linux curl procps
+  cloud-init iproute2 iptables dnsmasq pebble lego apache2-utils systemd)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for package in "${debian_packages[@]}"; do

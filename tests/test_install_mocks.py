@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from components import vm_files
-from tests.pulumi_harness import FAKE_HOST_PUBLIC_KEY, FAKE_PUBLIC_IP, dev_config, run_program
+from tests.pulumi_harness import FAKE_HOST_PUBLIC_KEY, FAKE_PUBLIC_IP, FAKE_ZONE_ID, dev_config, run_program
 
 COMMAND = "command:remote:Command"
 STEPS = [
@@ -16,7 +16,9 @@ STEPS = [
     "harbor-yml",
     "compose-override",
     "envrc",
+    "traefik-routes",
     "systemd-unit",
+    "docker-dropin",
     "installer",
     "start",
     "ready",
@@ -56,7 +58,7 @@ def test_steps_run_in_order_after_the_vm_is_ready(run):
     assert {"harbor-vm-data-attachment", "harbor-vm-eip-association", "harbor-dns-a", "harbor-dns-dns01"} <= first
     assert "docker" in depends(run, "harbor-user")
     assert "harbor-user" in depends(run, "data-volume")
-    for write in ("harbor-yml", "compose-override", "envrc", "systemd-unit"):
+    for write in ("harbor-yml", "compose-override", "traefik-routes", "envrc", "systemd-unit", "docker-dropin"):
         assert "data-volume" in depends(run, write)
         assert write in depends(run, "installer") and write in depends(run, "start")
     assert "installer" in depends(run, "start")
@@ -152,16 +154,24 @@ def test_what_is_reviewed_is_what_is_deployed():
     config = {**dev_config(), "harbor-cache:adminPassword": "Review-Me-Passw0rd"}
     steps = commands(run_program(config))
     raw = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith("harbor-cache:")}
-    rendered = render.render_all(parse_settings(raw, stack="dev", region="eu-central-1"))
+    # The zone id comes from Route53 at deploy time; the offline render shows a placeholder unless told.
+    rendered = render.render_all(parse_settings(raw, stack="dev", region="eu-central-1"), zone_id=FAKE_ZONE_ID)
     assert steps["compose-override"].inputs["stdin"] == rendered["opt/harbor/docker-compose.override.yml"]
+    assert f"AWS_HOSTED_ZONE_ID: {FAKE_ZONE_ID}" in steps["compose-override"].inputs["stdin"]
+    assert steps["traefik-routes"].inputs["stdin"] == rendered["opt/harbor/traefik/harbor.yml"]
     assert steps["systemd-unit"].inputs["stdin"] == rendered["etc/systemd/system/harbor.service"]
+    assert steps["docker-dropin"].inputs["stdin"] == rendered["etc/systemd/system/docker.service.d/harbor-cache-data.conf"]
     assert steps["envrc"].inputs["stdin"] == rendered["opt/harbor/.envrc"]
     deployed = yaml.safe_load(steps["harbor-yml"].inputs["stdin"])
     reviewed = yaml.safe_load(rendered["opt/harbor/harbor.yml"])
     deployed["database"]["password"] = reviewed["database"]["password"]  # generated: a placeholder in review
     assert deployed == reviewed
     for name, script in (("docker", "install-docker.sh"), ("installer", "install-harbor.sh"), ("start", "start-harbor.sh")):
-        assert steps[name].inputs["stdin"] == rendered[f"opt/harbor/bin/{script}"]
+        assert steps[name].inputs["stdin"] == rendered[f"remote-commands/{script}"]
+    # Every rendered VM path is written by a step; the scripts are shown as what they are: stdin.
+    written = {step.inputs["create"].rsplit(" ", 1)[1] for step in steps.values() if "/dev/stdin" in step.inputs["create"]}
+    on_the_vm = {path for path in rendered if not path.startswith(("nodes/", "remote-commands/", "var/lib/cloud/"))}
+    assert {path.lstrip("/") for path in written} == on_the_vm
 
 
 def test_preview_registers_the_same_resources():

@@ -22,6 +22,7 @@ from tests.test_settings import parse
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 SECRETS = vm_files.HarborSecrets(admin_password="Admin-Passw0rd", database_password="db-password-1")
+ZONE_ID = "Z0123456789EXAMPLE"
 TRICKY_PASSWORDS = [
     "Pa#ss: w0rd",
     'It\'s "quoted" & spaced 1A',
@@ -32,6 +33,22 @@ TRICKY_PASSWORDS = [
     "{braces} [brackets] 1Aa",
     "tab\tand %percent@ 1Aa!",
 ]
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """Reads the override's `!override` sequences (compose's tag) as plain lists, remembering which."""
+
+    overridden: list[list] = []
+
+
+ComposeLoader.add_constructor(
+    "!override",
+    lambda loader, node: ComposeLoader.overridden.append(loader.construct_sequence(node)) or ComposeLoader.overridden[-1],
+)
+
+
+def load_override(settings, zone_id: str = ZONE_ID) -> dict:
+    return yaml.load(vm_files.render_compose_override(settings, zone_id), Loader=ComposeLoader)  # noqa: S506 - SafeLoader subclass
 
 
 def reference_file(name: str) -> Path:
@@ -103,44 +120,98 @@ def test_user_set_password_reaches_harbor_yml_through_render(settings):
 
 def test_compose_override_validates_against_the_compose_spec(settings):
     schema = json.loads(reference_file("compose-spec.json").read_text())
-    document = yaml.safe_load(vm_files.render_compose_override(settings))
-    jsonschema.Draft7Validator(schema).validate(document)
+    jsonschema.Draft7Validator(schema).validate(load_override(settings))
 
 
 def test_traefik_is_configured_for_route53_dns01_with_certificates_on_the_data_volume(settings):
-    traefik = yaml.safe_load(vm_files.render_compose_override(settings))["services"]["traefik"]
+    traefik = load_override(settings)["services"]["traefik"]
     command = traefik["command"]
     assert "--certificatesresolvers.letsencrypt.acme.dnschallenge.provider=route53" in command
     assert "--certificatesresolvers.letsencrypt.acme.email=platform@example.com" in command
-    assert "--providers.docker.exposedbydefault=false" in command
-    assert "--api.dashboard=false" in command
     assert "--entrypoints.web.http.redirections.entrypoint.to=websecure" in command
     assert not any("caserver" in c for c in command)
-    assert "/var/run/docker.sock:/var/run/docker.sock:ro" in traefik["volumes"]
     assert "/data/traefik:/certificates" in traefik["volumes"]
     assert "--certificatesresolvers.letsencrypt.acme.storage=/certificates/acme.json" in command
     assert traefik["environment"]["AWS_REGION"] == "eu-central-1"
     assert not any(key.startswith("AWS_ACCESS_KEY") or key.startswith("AWS_SECRET") for key in traefik["environment"])
     assert traefik["image"] == "traefik:v3.6"
     # No named volumes anywhere: install or `down -v` must not be able to delete certificates.
-    assert "volumes" not in yaml.safe_load(vm_files.render_compose_override(settings))
+    assert "volumes" not in load_override(settings)
+
+
+def test_dns01_needs_no_port_53_egress_and_no_zone_lookup(settings):
+    traefik = load_override(settings, zone_id="Z0ABCDEF")["services"]["traefik"]
+    # Flag name: traefik v3.6.9 pkg/provider/acme/provider.go (Propagation.DisableANSChecks).
+    assert "--certificatesresolvers.letsencrypt.acme.dnschallenge.propagation.disableANSChecks=true" in traefik["command"]
+    # lego's route53 provider skips ListHostedZonesByName when it is told the zone.
+    assert traefik["environment"]["AWS_HOSTED_ZONE_ID"] == "Z0ABCDEF"
+
+
+def test_traefik_has_no_docker_socket_and_runs_on_the_host_network(settings):
+    traefik = load_override(settings)["services"]["traefik"]
+    assert not any("docker.sock" in volume for volume in traefik["volumes"])
+    assert not any(flag.startswith("--providers.docker") for flag in traefik["command"])
+    assert traefik["network_mode"] == "host"
+    assert "ports" not in traefik and "networks" not in traefik
+    assert "/opt/harbor/traefik:/etc/traefik/dynamic:ro" in traefik["volumes"]
+    assert "--providers.file.filename=/etc/traefik/dynamic/harbor.yml" in traefik["command"]
+
+
+def test_traefik_opens_nothing_on_harbors_loopback_port(settings):
+    """On the host network, Traefik's internal entry point (:8080, opened for api, dashboard or
+    ping: traefik v3.6.9 static_config.go SetEffectiveConfiguration) would collide with nginx."""
+    command = load_override(settings)["services"]["traefik"]["command"]
+    assert not any(flag.startswith(("--api", "--ping", "--metrics")) for flag in command)
+    addresses = {flag.split("=", 1)[1] for flag in command if flag.startswith("--entrypoints.") and ".address=" in flag}
+    assert addresses == {":80", ":443"}
+
+
+def test_traefik_timeouts_are_finite_and_its_log_is_bounded(settings):
+    traefik = load_override(settings)["services"]["traefik"]
+    flags = dict(flag.split("=", 1) for flag in traefik["command"] if "=" in flag)
+    for entrypoint in ("web", "websecure"):
+        prefix = f"--entrypoints.{entrypoint}.transport.respondingtimeouts"
+        assert flags[f"{prefix}.readtimeout"] == "600s"
+        assert flags[f"{prefix}.idletimeout"] == "180s"
+    assert flags["--accesslog"] == "true" and not any(flag.startswith("--accesslog.filepath") for flag in flags)
+    assert traefik["logging"] == {"driver": "json-file", "options": {"max-size": "10m", "max-file": "5"}}
+
+
+def test_harbors_own_logs_are_bounded(settings):
+    local = yaml.safe_load(vm_files.render_harbor_yml(settings, SECRETS))["log"]["local"]
+    assert local == {"rotate_count": 10, "rotate_size": "50M", "location": "/var/log/harbor"}
 
 
 def test_staging_switches_the_ca_server(settings):
     from dataclasses import replace
 
-    command = yaml.safe_load(vm_files.render_compose_override(replace(settings, acme_staging=True)))["services"]["traefik"][
-        "command"
-    ]
+    command = load_override(replace(settings, acme_staging=True))["services"]["traefik"]["command"]
     assert f"--certificatesresolvers.letsencrypt.acme.caserver={vm_files.LETSENCRYPT_STAGING}" in command
 
 
-def test_harbor_nginx_is_routed_on_8080_over_https_only(settings):
-    labels = yaml.safe_load(vm_files.render_compose_override(settings))["services"]["proxy"]["labels"]
-    assert labels["traefik.enable"] == "true"
-    assert labels["traefik.http.routers.harbor.rule"] == "Host(`harbor.dev.example.com`)"
-    assert labels["traefik.http.routers.harbor.entrypoints"] == "websecure"
-    assert labels["traefik.http.services.harbor.loadbalancer.server.port"] == "8080"
+def test_nginx_is_published_on_loopback_only_replacing_harbors_ports(settings):
+    ComposeLoader.overridden.clear()
+    proxy = load_override(settings)["services"]["proxy"]
+    assert proxy == {"ports": ["127.0.0.1:8080:8080"]}
+    assert ComposeLoader.overridden == [["127.0.0.1:8080:8080"]]  # tagged !override, not merged by union
+    assert "ports: !override\n" in vm_files.render_compose_override(settings, ZONE_ID)
+
+
+def test_traefik_routes_the_hostname_over_https_to_nginx_on_loopback(settings):
+    dynamic = yaml.safe_load(vm_files.render_traefik_dynamic_config(settings))
+    assert dynamic == {
+        "http": {
+            "routers": {
+                "harbor": {
+                    "rule": "Host(`harbor.dev.example.com`)",
+                    "entryPoints": ["websecure"],
+                    "service": "harbor",
+                    "tls": {"certResolver": "letsencrypt"},
+                }
+            },
+            "services": {"harbor": {"loadBalancer": {"servers": [{"url": "http://127.0.0.1:8080"}], "passHostHeader": True}}},
+        }
+    }
 
 
 def test_systemd_unit_parses_and_never_deletes_volumes(settings):
@@ -152,6 +223,11 @@ def test_systemd_unit_parses_and_never_deletes_volumes(settings):
     assert parser["Service"]["WorkingDirectory"] == "/opt/harbor/harbor"
     assert parser["Unit"]["RequiresMountsFor"] == "/data"
     assert parser["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_docker_waits_for_the_data_volume(settings):
+    assert vm_files.DOCKER_DROPIN_PATH == "/etc/systemd/system/docker.service.d/harbor-cache-data.conf"
+    assert vm_files.render_docker_dropin(settings) == "[Unit]\nRequiresMountsFor=/data\n"
 
 
 def test_envrc_holds_only_non_secret_settings(settings):
@@ -197,6 +273,20 @@ def test_rendering_is_deterministic(settings):
     assert "opt/harbor/harbor.yml" in first and "etc/systemd/system/harbor.service" in first
 
 
+def test_render_shows_scripts_as_remote_commands_not_as_files_on_the_vm(settings):
+    files = render.render_all(settings)
+    assert not any(path.startswith("opt/harbor/bin/") for path in files)
+    assert {path for path in files if path.startswith("remote-commands/")} == {f"remote-commands/{n}" for n in vm_files.SCRIPTS}
+    assert set(vm_files.vm_files(settings, SECRETS, ZONE_ID)) == {
+        "/opt/harbor/harbor.yml",
+        "/opt/harbor/docker-compose.override.yml",
+        "/opt/harbor/traefik/harbor.yml",
+        "/opt/harbor/.envrc",
+        "/etc/systemd/system/harbor.service",
+        "/etc/systemd/system/docker.service.d/harbor-cache-data.conf",
+    }
+
+
 def test_render_cli_writes_every_file_at_its_vm_path(tmp_path):
     out = tmp_path / "out"
     result = subprocess.run(
@@ -226,12 +316,15 @@ def test_render_cli_writes_every_file_at_its_vm_path(tmp_path):
     assert harbor["database"]["password"] == render.PLACEHOLDER_DATABASE_PASSWORD
     assert (out / "opt/harbor/docker-compose.override.yml").exists()
     assert (out / "etc/systemd/system/harbor.service").exists()
-    assert (out / "opt/harbor/bin/data-volume.sh").stat().st_mode & 0o111
+    assert (out / "remote-commands/data-volume.sh").stat().st_mode & 0o111
+    assert not (out / "opt/harbor/bin").exists()
+    assert (out / "opt/harbor/traefik/harbor.yml").exists()
+    assert (out / "etc/systemd/system/docker.service.d/harbor-cache-data.conf").exists()
     assert (out / "nodes/containerd/certs.d/docker.io/hosts.toml").exists()
     assert (out / "nodes/k3s/registries.yaml").exists()
     assert (out / "nodes/crio/registries.conf.d/harbor-cache-dockerhub.conf").exists()
     assert (out / "nodes/talos/harbor-cache-mirrors.yaml").exists()
-    override = yaml.safe_load((out / "opt/harbor/docker-compose.override.yml").read_text())
+    override = yaml.load((out / "opt/harbor/docker-compose.override.yml").read_text(), Loader=ComposeLoader)  # noqa: S506
     assert any("caserver" in c for c in override["services"]["traefik"]["command"])
 
 
