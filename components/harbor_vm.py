@@ -179,9 +179,14 @@ class HarborVm(pulumi.ComponentResource):
         # Harbor's data (cached layers, database, Traefik's certificates) lives here. It is its own
         # resource so it survives instance replacement; protect stops a replace or destroy, and
         # retain_on_delete keeps it in AWS even after an unprotect + destroy.
+        # dataVolumeSnapshotId restores the volume from a snapshot. In the AWS provider snapshot_id is
+        # Optional+Computed+ForceNew (terraform-provider-aws internal/service/ec2/ebs_volume.go): set
+        # on an existing volume it plans a replacement, which `protect` refuses; removed again later
+        # it plans nothing (the computed value stays). So it acts only when the volume is created.
         self.data_volume = aws.ebs.Volume(
             f"{name}-data",
             availability_zone=settings.availability_zone,
+            snapshot_id=settings.data_volume_snapshot_id or None,
             size=settings.data_volume_size_gb,
             type="gp3",
             encrypted=True,

@@ -66,6 +66,8 @@ SECRET_KEYS = frozenset({"adminPassword", "upstreamCredentials"})
 # Keys Pulumi.yaml cannot declare: objects and lists of objects, and an optional key without default.
 UNDECLARED_KEYS = ("upstreams", "upstreamCredentials", "oidc", "tags", "harborImports", "adminPassword")
 
+SNAPSHOT_RE = re.compile(r"^snap-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+
 OIDC_DEFAULTS: dict[str, Any] = {
     "name": "dex",
     "clientId": "harbor-cache-oidc-dex",
@@ -122,6 +124,7 @@ class Settings:
     harbor_api_url: str = ""
     harbor_imports: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    data_volume_snapshot_id: str = ""
 
     @property
     def url(self) -> str:
@@ -324,7 +327,14 @@ def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defau
     if mirror_ca_file and not mirror_ca_file.startswith("/"):
         reader.fail("mirrorCaFile", f"{mirror_ca_file!r} is not an absolute path on the nodes (e.g. /etc/pki/harbor-ca.crt)")
 
+    # Only read when the data volume is created: on an existing stack it would replace the
+    # protected volume, which Pulumi refuses (see README, Operate: restore).
+    snapshot_id = reader.string("dataVolumeSnapshotId")
+    if snapshot_id and not SNAPSHOT_RE.match(snapshot_id):
+        reader.fail("dataVolumeSnapshotId", f"{snapshot_id!r} is not an EBS snapshot id (snap-0123abcd..., 8 or 17 hex digits)")
+
     settings_values = dict(
+        data_volume_snapshot_id=snapshot_id,
         harbor_api_url=harbor_api_url.rstrip("/"),
         harbor_imports=imports,
         mirror_ca_file=mirror_ca_file,
