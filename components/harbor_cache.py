@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.harbor_alarms import HarborAlarms, HarborAlarmsArgs
 from components.harbor_config import HarborConfig, HarborConfigArgs, oidc_redirect_uri
 from components.harbor_dns import HarborDns, HarborDnsArgs
 from components.harbor_install import HarborInstall, HarborInstallArgs
@@ -52,6 +53,17 @@ class HarborCache(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.alarms = HarborAlarms(
+            f"{name}-alarms",
+            HarborAlarmsArgs(
+                settings=settings,
+                instance_id=self.vm.instance.id,
+                instance_role_name=self.vm.role.name,
+                reporting=[self.install.timers],
+            ),
+            opts=child,
+        )
+
         self.outputs: dict[str, pulumi.Input] = {
             "url": settings.url,
             "hostname": settings.hostname,
@@ -63,6 +75,7 @@ class HarborCache(pulumi.ComponentResource):
             "sshPrivateKey": self.vm.ssh_private_key,
             "harborAdminPassword": self.install.admin_password,
             "projects": self.config.projects,
+            "alarmTopicArn": self.alarms.topic_arn,
             **stack_outputs(settings.hostname, settings.upstreams, mirror_options(settings)),
         }
         if self.config.dex_static_client is not None:

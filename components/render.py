@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from components.node_files import mirror_options, node_files
+from components.operate_files import operate_files
 from components.settings import PROJECT, Settings, SettingsError, parse_settings
 from components.vm_files import HarborSecrets, render_cloud_init, vm_files
 
@@ -73,6 +74,7 @@ def render_all(settings: Settings, admin_password: str | None = None) -> dict[st
         admin_password = settings.admin_password.value if settings.admin_password else PLACEHOLDER_ADMIN_PASSWORD
     secrets = HarborSecrets(admin_password=admin_password, database_password=PLACEHOLDER_DATABASE_PASSWORD)
     files = {path.lstrip("/"): text for path, text in vm_files(settings, secrets).items()}
+    files.update({path.lstrip("/"): text for path, text in operate_files(settings).items()})
     # User data as cloud-init keeps it; the host key is generated per stack.
     files["var/lib/cloud/instance/user-data.txt"] = render_cloud_init(PLACEHOLDER_HOST_KEY, "ssh-ed25519 PLACEHOLDER")
     files.update(node_files(settings.hostname, settings.upstreams, mirror_options(settings)))

@@ -125,6 +125,9 @@ class Settings:
     harbor_imports: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
     data_volume_snapshot_id: str = ""
+    alarm_email: str = ""
+    alarm_disk_used_percent: int = 85
+    alarm_harbor_unhealthy_minutes: int = 5
 
     @property
     def url(self) -> str:
@@ -333,8 +336,15 @@ def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defau
     if snapshot_id and not SNAPSHOT_RE.match(snapshot_id):
         reader.fail("dataVolumeSnapshotId", f"{snapshot_id!r} is not an EBS snapshot id (snap-0123abcd..., 8 or 17 hex digits)")
 
+    alarm_email = reader.string("alarmEmail")
+    if alarm_email and not EMAIL_RE.match(alarm_email):
+        reader.fail("alarmEmail", f"{alarm_email!r} is not an e-mail address (or leave it empty: no e-mail subscription)")
+
     settings_values = dict(
         data_volume_snapshot_id=snapshot_id,
+        alarm_email=alarm_email,
+        alarm_disk_used_percent=reader.integer("alarmDiskUsedPercent", 50, 99),
+        alarm_harbor_unhealthy_minutes=reader.integer("alarmHarborUnhealthyMinutes", 2, 1440),
         harbor_api_url=harbor_api_url.rstrip("/"),
         harbor_imports=imports,
         mirror_ca_file=mirror_ca_file,

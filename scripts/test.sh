@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian_packages=(containerd docker-registry skopeo openssh-server openssh-client sudo openssl e2fsprogs util-linux curl procps)
+debian_packages=(containerd docker-registry skopeo openssh-server openssh-client sudo openssl e2fsprogs util-linux curl procps systemd)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for package in "${debian_packages[@]}"; do

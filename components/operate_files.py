@@ -1,0 +1,77 @@
+"""Renders the files that operate the cache on the VM: the CloudWatch metrics reporter and its
+timer, from settings to text (pure functions, like components/vm_files.py)."""
+
+from __future__ import annotations
+
+from components.settings import Settings
+from components.vm_files import script
+
+BIN_DIR = "/opt/harbor/bin"
+SYSTEMD_DIR = "/etc/systemd/system"
+# CloudWatch namespace of everything the VM reports; the instance role may put metrics here only.
+METRICS_NAMESPACE = "HarborCache"
+METRICS_SCRIPT = "harbor-metrics.py"
+METRICS_SERVICE = "harbor-metrics.service"
+METRICS_TIMER = "harbor-metrics.timer"
+# Harbor's own health, asked of its nginx on the host port (no DNS, no TLS: the smoke test covers those).
+LOCAL_HEALTH_URL = "http://127.0.0.1:8080/api/v2.0/health"
+
+
+def render_unit(sections: dict[str, dict[str, str | list[str]]]) -> str:
+    """systemd unit text from data; a list value repeats its key (Environment=...)."""
+    blocks = []
+    for section, entries in sections.items():
+        lines = [f"[{section}]"]
+        for key, value in entries.items():
+            lines += [f"{key}={item}" for item in (value if isinstance(value, list) else [value])]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def metrics_environment(settings: Settings) -> dict[str, str]:
+    return {
+        "METRICS_NAMESPACE": METRICS_NAMESPACE,
+        "HARBOR_CACHE_STACK": settings.stack,
+        "AWS_REGION": settings.region,
+        "DATA_MOUNT": settings.data_mount,
+        "HEALTH_URL": LOCAL_HEALTH_URL,
+    }
+
+
+def metrics_service(settings: Settings) -> dict[str, dict[str, str | list[str]]]:
+    return {
+        "Unit": {
+            "Description": "Harbor cache: disk usage and Harbor health to CloudWatch",
+            "Wants": "network-online.target",
+            "After": "network-online.target",
+        },
+        "Service": {
+            "Type": "oneshot",
+            "Environment": [f"{key}={value}" for key, value in metrics_environment(settings).items()],
+            "ExecStart": f"/usr/bin/python3 {BIN_DIR}/{METRICS_SCRIPT} report",
+            # Reads statvfs, the loopback health URL and IMDS: no privileges needed.
+            "DynamicUser": "yes",
+            "NoNewPrivileges": "yes",
+            "ProtectSystem": "strict",
+            "ProtectHome": "yes",
+            "PrivateTmp": "yes",
+            "TimeoutStartSec": "50",
+        },
+    }
+
+
+def metrics_timer() -> dict[str, dict[str, str | list[str]]]:
+    return {
+        "Unit": {"Description": "Harbor cache: report to CloudWatch every minute"},
+        "Timer": {"OnBootSec": "2min", "OnUnitActiveSec": "1min", "AccuracySec": "5s", "Unit": METRICS_SERVICE},
+        "Install": {"WantedBy": "timers.target"},
+    }
+
+
+def operate_files(settings: Settings) -> dict[str, str]:
+    """Every file of this module, keyed by its path on the VM."""
+    return {
+        f"{BIN_DIR}/{METRICS_SCRIPT}": script(METRICS_SCRIPT),
+        f"{SYSTEMD_DIR}/{METRICS_SERVICE}": render_unit(metrics_service(settings)),
+        f"{SYSTEMD_DIR}/{METRICS_TIMER}": render_unit(metrics_timer()),
+    }
