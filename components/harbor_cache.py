@@ -12,6 +12,7 @@ from components.harbor_dns import HarborDns, HarborDnsArgs
 from components.harbor_install import HarborInstall, HarborInstallArgs
 from components.harbor_vm import HarborVm, HarborVmArgs
 from components.node_files import mirror_options, stack_outputs
+from components.operate_files import render_prometheus_scrape_configs
 from components.settings import Settings
 
 
@@ -76,6 +77,7 @@ class HarborCache(pulumi.ComponentResource):
             "harborAdminPassword": self.install.admin_password,
             "projects": self.config.projects,
             "alarmTopicArn": self.alarms.topic_arn,
+            "prometheusScrapeConfig": render_prometheus_scrape_configs(settings),
             **stack_outputs(settings.hostname, settings.upstreams, mirror_options(settings)),
         }
         if self.config.dex_static_client is not None:

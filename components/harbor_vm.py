@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_tls as tls
 
+from components.operate_files import METRICS_PORT
 from components.settings import Settings
 from components.tagging import PUBLIC_ACCESS_TAG, SNAPSHOT_TAG, resource_tags
 from components.vm_files import render_cloud_init
@@ -65,6 +66,18 @@ def ingress_rules(settings: Settings) -> list[dict]:
             "ipv6_cidr_blocks": ssh_v6,
         }
     )
+    if settings.metrics_allowed_cidrs:
+        metrics_v4, metrics_v6 = _split_cidrs(settings.metrics_allowed_cidrs)
+        rules.append(
+            {
+                "description": f"Harbor metrics {METRICS_PORT} from metricsAllowedCidrs",
+                "protocol": "tcp",
+                "from_port": METRICS_PORT,
+                "to_port": METRICS_PORT,
+                "cidr_blocks": metrics_v4,
+                "ipv6_cidr_blocks": metrics_v6,
+            }
+        )
     return rules
 
 

@@ -3,6 +3,8 @@ timer, from settings to text (pure functions, like components/vm_files.py)."""
 
 from __future__ import annotations
 
+import yaml
+
 from components.settings import Settings
 from components.vm_files import script
 
@@ -13,6 +15,10 @@ METRICS_NAMESPACE = "HarborCache"
 METRICS_SCRIPT = "harbor-metrics.py"
 METRICS_SERVICE = "harbor-metrics.service"
 METRICS_TIMER = "harbor-metrics.timer"
+# Host port of Harbor's metrics (harbor.yml `metric.port`; nginx serves /metrics there, proxying to
+# the exporter, or with ?comp=core|registry|jobservice to that component).
+METRICS_PORT = 9090
+METRICS_COMPONENTS = ("exporter", "core", "registry", "jobservice")
 # Harbor's own health, asked of its nginx on the host port (no DNS, no TLS: the smoke test covers those).
 LOCAL_HEALTH_URL = "http://127.0.0.1:8080/api/v2.0/health"
 
@@ -66,6 +72,27 @@ def metrics_timer() -> dict[str, dict[str, str | list[str]]]:
         "Timer": {"OnBootSec": "2min", "OnUnitActiveSec": "1min", "AccuracySec": "5s", "Unit": METRICS_SERVICE},
         "Install": {"WantedBy": "timers.target"},
     }
+
+
+def prometheus_scrape_configs(settings: Settings) -> list[dict]:
+    """One Prometheus job per Harbor component, as Harbor's metrics docs lay them out."""
+    jobs = []
+    for component in METRICS_COMPONENTS:
+        job = {
+            "job_name": f"harbor-cache-{settings.stack}-{component}",
+            "scheme": "http",
+            "metrics_path": "/metrics",
+            "static_configs": [{"targets": [f"{settings.hostname}:{METRICS_PORT}"], "labels": {"stack": settings.stack}}],
+        }
+        if component != "exporter":
+            job["params"] = {"comp": [component]}
+        jobs.append(job)
+    return jobs
+
+
+def render_prometheus_scrape_configs(settings: Settings) -> str:
+    """`scrape_configs:` entries to paste into prometheus.yml."""
+    return yaml.safe_dump({"scrape_configs": prometheus_scrape_configs(settings)}, sort_keys=False, default_flow_style=False)
 
 
 def operate_files(settings: Settings) -> dict[str, str]:

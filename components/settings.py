@@ -64,7 +64,7 @@ PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
 SECRET_KEYS = frozenset({"adminPassword", "upstreamCredentials"})
 # Keys Pulumi.yaml cannot declare: objects and lists of objects, and an optional key without default.
-UNDECLARED_KEYS = ("upstreams", "upstreamCredentials", "oidc", "tags", "harborImports", "adminPassword")
+UNDECLARED_KEYS = ("upstreams", "upstreamCredentials", "oidc", "tags", "harborImports", "adminPassword", "metricsAllowedCidrs")
 
 SNAPSHOT_RE = re.compile(r"^snap-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 
@@ -128,6 +128,7 @@ class Settings:
     alarm_email: str = ""
     alarm_disk_used_percent: int = 85
     alarm_harbor_unhealthy_minutes: int = 5
+    metrics_allowed_cidrs: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -340,7 +341,20 @@ def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defau
     if alarm_email and not EMAIL_RE.match(alarm_email):
         reader.fail("alarmEmail", f"{alarm_email!r} is not an e-mail address (or leave it empty: no e-mail subscription)")
 
+    # Optional, default none: Harbor's metrics port (plain HTTP) gets no ingress rule at all.
+    metrics_cidrs = reader.structured("metricsAllowedCidrs", [])
+    if not isinstance(metrics_cidrs, list):
+        reader.fail("metricsAllowedCidrs", f"{metrics_cidrs!r} is not a list of CIDRs")
+        metrics_cidrs = []
+    for item in metrics_cidrs:
+        problem = validate_cidr(item)
+        if problem:
+            reader.fail("metricsAllowedCidrs", f"{item!r} {problem}")
+        elif is_world(item):
+            reader.fail("metricsAllowedCidrs", f"{item!r} opens metrics (plain HTTP) to the internet; list your Prometheus")
+
     settings_values = dict(
+        metrics_allowed_cidrs=tuple(metrics_cidrs),
         data_volume_snapshot_id=snapshot_id,
         alarm_email=alarm_email,
         alarm_disk_used_percent=reader.integer("alarmDiskUsedPercent", 50, 99),

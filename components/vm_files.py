@@ -99,6 +99,10 @@ def harbor_yml(settings: Settings, secrets: HarborSecrets) -> dict:
         "proxy": {"http_proxy": "", "https_proxy": "", "no_proxy": "", "components": ["core", "jobservice", "trivy"]},
         "upload_purging": {"enabled": True, "age": "168h", "interval": "24h", "dryrun": False},
         "cache": {"enabled": False, "expire_hours": 24},
+        # Prometheus metrics: prepare adds the harbor-exporter service and publishes nginx's 9090 on
+        # this host port (docker-compose.yml.jinja `{{metric.port}}:9090`); the security group
+        # opens it to metricsAllowedCidrs only (operate_files.METRICS_PORT is the same number).
+        "metric": {"enabled": True, "port": 9090, "path": "/metrics"},
     }
 
 
