@@ -140,7 +140,7 @@ class HarborInstall(pulumi.ComponentResource):
         )
         # Operating the cache: the CloudWatch reporter and its timer, once Harbor is healthy (so the
         # "Harbor unhealthy" alarm does not fire during the first install).
-        operate = operate_files.operate_files(settings)
+        operate = operate_files.metrics_files(settings)
         operate_written = [
             self._write(f"file-{path.rsplit('/', 1)[1]}", path, content, mode, machine, [self.ready])
             for path, content in operate.items()

@@ -15,6 +15,9 @@ METRICS_NAMESPACE = "HarborCache"
 METRICS_SCRIPT = "harbor-metrics.py"
 METRICS_SERVICE = "harbor-metrics.service"
 METRICS_TIMER = "harbor-metrics.timer"
+PROBE_SCRIPT = "harbor-probe.py"
+PROBE_SERVICE = "harbor-probe.service"
+PROBE_TIMER = "harbor-probe.timer"
 # Host port of Harbor's metrics (harbor.yml `metric.port`; nginx serves /metrics there, proxying to
 # the exporter, or with ?comp=core|registry|jobservice to that component).
 METRICS_PORT = 9090
@@ -95,10 +98,76 @@ def render_prometheus_scrape_configs(settings: Settings) -> str:
     return yaml.safe_dump({"scrape_configs": prometheus_scrape_configs(settings)}, sort_keys=False, default_flow_style=False)
 
 
-def operate_files(settings: Settings) -> dict[str, str]:
-    """Every file of this module, keyed by its path on the VM."""
+def probe_command(settings: Settings, metric: str, images: list[str], all_blobs: bool) -> str:
+    """One ExecStart line; `-` so a failing smoke run does not skip the prewarm run after it."""
+    flags = ["--metric", metric, *(["--all-blobs"] if all_blobs else [])]
+    return " ".join([f"-/usr/bin/python3 {BIN_DIR}/{PROBE_SCRIPT}", *flags, settings.url, *images])
+
+
+def probe_service(settings: Settings) -> dict[str, dict[str, str | list[str]]]:
+    commands = [probe_command(settings, "SmokeFailures", [image for _name, image in settings.smoke_images], False)]
+    if settings.prewarm:
+        commands.append(probe_command(settings, "PrewarmFailures", list(settings.prewarm), True))
+    else:
+        # No prewarm list: report zero failures so the alarm's metric exists.
+        commands.append(f"/usr/bin/python3 {BIN_DIR}/{METRICS_SCRIPT} put PrewarmFailures 0")
+    return {
+        "Unit": {
+            "Description": "Harbor cache: pull the smoke images and the prewarm list through the cache",
+            "Wants": "network-online.target",
+            "After": "network-online.target harbor.service",
+        },
+        "Service": {
+            "Type": "oneshot",
+            "Environment": [
+                # Ask the local Traefik under the public name (the security group admits 443 only
+                # from allowedCidrs); DNS is still checked.
+                "PROBE_CONNECT_HOST=127.0.0.1",
+                *(f"{key}={value}" for key, value in metrics_environment(settings).items()),
+            ],
+            "ExecStart": commands,
+            "DynamicUser": "yes",
+            "NoNewPrivileges": "yes",
+            "ProtectSystem": "strict",
+            "ProtectHome": "yes",
+            "PrivateTmp": "yes",
+            "TimeoutStartSec": "3600",
+        },
+    }
+
+
+def probe_timer(settings: Settings) -> dict[str, dict[str, str | list[str]]]:
+    return {
+        "Unit": {"Description": f"Harbor cache: probe and prewarm every {settings.prewarm_interval_hours} h"},
+        "Timer": {
+            "OnActiveSec": "15min",
+            "OnUnitActiveSec": f"{settings.prewarm_interval_hours}h",
+            "RandomizedDelaySec": "5min",
+            "Persistent": "false",
+            "Unit": PROBE_SERVICE,
+        },
+        "Install": {"WantedBy": "timers.target"},
+    }
+
+
+def metrics_files(settings: Settings) -> dict[str, str]:
+    """The CloudWatch reporter and its timer, keyed by path on the VM (installed once Harbor is ready)."""
     return {
         f"{BIN_DIR}/{METRICS_SCRIPT}": script(METRICS_SCRIPT),
         f"{SYSTEMD_DIR}/{METRICS_SERVICE}": render_unit(metrics_service(settings)),
         f"{SYSTEMD_DIR}/{METRICS_TIMER}": render_unit(metrics_timer()),
     }
+
+
+def probe_files(settings: Settings) -> dict[str, str]:
+    """The probe and its timer (installed once Harbor's projects exist)."""
+    return {
+        f"{BIN_DIR}/{PROBE_SCRIPT}": script(PROBE_SCRIPT),
+        f"{SYSTEMD_DIR}/{PROBE_SERVICE}": render_unit(probe_service(settings)),
+        f"{SYSTEMD_DIR}/{PROBE_TIMER}": render_unit(probe_timer(settings)),
+    }
+
+
+def operate_files(settings: Settings) -> dict[str, str]:
+    """Every file of this module, keyed by its path on the VM."""
+    return {**metrics_files(settings), **probe_files(settings)}

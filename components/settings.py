@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from components.config_reader import PROJECT, ConfigReader, Problem, Secret, SettingsError
+from components.probe_settings import prewarm_images, smoke_images
 from components.upstreams import PROXY_CACHE_TYPES, Credential, Upstream, parse_upstreams
 from components.validators import (
     AZ_RE,
@@ -64,7 +65,17 @@ PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
 SECRET_KEYS = frozenset({"adminPassword", "upstreamCredentials"})
 # Keys Pulumi.yaml cannot declare: objects and lists of objects, and an optional key without default.
-UNDECLARED_KEYS = ("upstreams", "upstreamCredentials", "oidc", "tags", "harborImports", "adminPassword", "metricsAllowedCidrs")
+UNDECLARED_KEYS = (
+    "upstreams",
+    "upstreamCredentials",
+    "oidc",
+    "tags",
+    "harborImports",
+    "adminPassword",
+    "metricsAllowedCidrs",
+    "smokeImages",
+    "prewarm",
+)
 
 SNAPSHOT_RE = re.compile(r"^snap-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 
@@ -129,6 +140,10 @@ class Settings:
     alarm_disk_used_percent: int = 85
     alarm_harbor_unhealthy_minutes: int = 5
     metrics_allowed_cidrs: tuple[str, ...] = ()
+    # (upstream name, "<project>/<repository>:<tag>") pulled by the smoke step; prewarm paths likewise.
+    smoke_images: tuple[tuple[str, str], ...] = ()
+    prewarm: tuple[str, ...] = ()
+    prewarm_interval_hours: int = 6
 
     @property
     def url(self) -> str:
@@ -353,8 +368,12 @@ def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defau
         elif is_world(item):
             reader.fail("metricsAllowedCidrs", f"{item!r} opens metrics (plain HTTP) to the internet; list your Prometheus")
 
+    upstreams = parse_upstreams(reader)
     settings_values = dict(
         metrics_allowed_cidrs=tuple(metrics_cidrs),
+        smoke_images=smoke_images(reader, upstreams),
+        prewarm=prewarm_images(reader, upstreams),
+        prewarm_interval_hours=reader.integer("prewarmIntervalHours", 1, 168),
         data_volume_snapshot_id=snapshot_id,
         alarm_email=alarm_email,
         alarm_disk_used_percent=reader.integer("alarmDiskUsedPercent", 50, 99),
@@ -367,7 +386,7 @@ def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defau
         data_volume_size_gb=reader.integer("dataVolumeSizeGb", 20, 16384),
         snapshot_retention_days=reader.integer("snapshotRetentionDays", 1, 365),
         acme_staging=reader.boolean("acmeStaging"),
-        upstreams=parse_upstreams(reader),
+        upstreams=upstreams,
         oidc=_oidc(reader),
         tags=_tags(reader),
     )

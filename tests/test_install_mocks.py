@@ -29,7 +29,7 @@ STEPS = [
 
 
 def commands(run) -> dict:
-    return {r.name.removeprefix("harbor-install-"): r for r in run.of_type(COMMAND)}
+    return {r.name.removeprefix("harbor-install-"): r for r in run.of_type(COMMAND) if r.name.startswith("harbor-install-")}
 
 
 @pytest.fixture(scope="module")
