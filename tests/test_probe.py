@@ -290,3 +290,31 @@ def test_connect_host_sends_the_public_name_to_another_address(lab):
     assert line["error"].startswith("connect: cannot reach localhost:"), line
     result, (line,) = probe(lab["url"], f"{IMAGE}:1.37", ca_file=lab["ca"].ca_cert, PROBE_CONNECT_HOST="127.0.0.1")
     assert line["ok"] is True, line
+
+
+def test_the_failure_count_goes_to_cloudwatch(lab):
+    from tests.test_alarms import Loopback
+
+    cloud = Loopback(health=None)
+    harbor = FaultyHarbor(lab["ca"], 429, "TOOMANYREQUESTS", "You have reached your pull rate limit")
+    try:
+        result, lines = probe(
+            "--metric",
+            "PrewarmFailures",
+            f"https://localhost:{harbor.port}",
+            f"{IMAGE}:1.37",
+            f"{IMAGE}:1.36",
+            ca_file=lab["ca"].ca_cert,
+            IMDS_ENDPOINT=cloud.url,
+            CLOUDWATCH_ENDPOINT=f"{cloud.url}/",
+            AWS_REGION="eu-central-1",
+            HARBOR_CACHE_STACK="dev",
+        )
+    finally:
+        harbor.stop()
+        cloud.stop()
+    assert result.returncode == 1 and len(lines) == 2
+    (request,) = cloud.requests
+    (datum,) = json.loads(request["body"])["MetricData"]
+    assert datum["MetricName"] == "PrewarmFailures" and datum["Value"] == 2.0
+    assert datum["Dimensions"] == [{"Name": "Stack", "Value": "dev"}]
