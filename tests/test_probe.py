@@ -226,8 +226,9 @@ def test_a_missing_image_names_the_upstream(lab):
 
 class FaultyHarbor:
     """A TLS endpoint that challenges, issues a token, then answers manifests with `status` and a
-    registry error body, as Harbor relays an upstream's refusal (stands in for upstream faults
-    that a loopback registry cannot produce)."""
+    registry error body ({"errors": [{"code", "message"}]}, the v2 error format Harbor and
+    distribution share). It stands in for answers a loopback registry cannot give (a rate limit,
+    an upstream timeout); the status-to-message mapping under test is the probe's own."""
 
     def __init__(self, ca, status: int, code: str, message: str) -> None:
         outer = self
