@@ -61,15 +61,18 @@ class HarborProbe(pulumi.ComponentResource):
         )
         script = vm_files.script(operate_files.PROBE_SCRIPT)
         smoke_images = [image for _name, image in settings.smoke_images]
-        self.smoke = self._command(
-            "smoke",
-            pulumi.Output.from_input(args.public_ip).apply(lambda ip: probe_command(settings, ip, smoke_images, False)),
-            script,
-            [*args.triggers, *smoke_images],
-            args.depends_on,
-        )
-        self.results = self.smoke.stdout.apply(parse_results)
-        after = [self.smoke]
+        self.results: pulumi.Output[list[dict]] = pulumi.Output.from_input([])
+        after: list[pulumi.Resource] = list(args.depends_on)
+        if smoke_images:  # every smokeImages entry set to "" leaves nothing to pull
+            self.smoke = self._command(
+                "smoke",
+                pulumi.Output.from_input(args.public_ip).apply(lambda ip: probe_command(settings, ip, smoke_images, False)),
+                script,
+                [*args.triggers, *smoke_images],
+                args.depends_on,
+            )
+            self.results = self.smoke.stdout.apply(parse_results)
+            after = [self.smoke]
         if settings.prewarm:
             self.prewarm = self._command(
                 "prewarm",

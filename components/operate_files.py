@@ -105,12 +105,14 @@ def probe_command(settings: Settings, metric: str, images: list[str], all_blobs:
 
 
 def probe_service(settings: Settings) -> dict[str, dict[str, str | list[str]]]:
-    commands = [probe_command(settings, "SmokeFailures", [image for _name, image in settings.smoke_images], False)]
-    if settings.prewarm:
-        commands.append(probe_command(settings, "PrewarmFailures", list(settings.prewarm), True))
-    else:
-        # No prewarm list: report zero failures so the alarm's metric exists.
-        commands.append(f"/usr/bin/python3 {BIN_DIR}/{METRICS_SCRIPT} put PrewarmFailures 0")
+    commands = []
+    for metric, images, all_blobs in (
+        ("SmokeFailures", [image for _name, image in settings.smoke_images], False),
+        ("PrewarmFailures", list(settings.prewarm), True),
+    ):
+        # An empty list reports zero failures, so the alarm's metric exists all the same.
+        zero = f"/usr/bin/python3 {BIN_DIR}/{METRICS_SCRIPT} put {metric} 0"
+        commands.append(probe_command(settings, metric, images, all_blobs) if images else zero)
     return {
         "Unit": {
             "Description": "Harbor cache: pull the smoke images and the prewarm list through the cache",

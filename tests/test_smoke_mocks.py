@@ -99,3 +99,11 @@ def test_the_smoke_output_lists_what_was_pulled_and_how_long():
     stdout = json.dumps({"image": "dockerhub-proxy/library/busybox:1.37", "ok": True, "seconds": 1.5}) + "\nnoise\n"
     assert parse_results(stdout) == [{"image": "dockerhub-proxy/library/busybox:1.37", "ok": True, "seconds": 1.5}]
     assert "smoke" in run_program(dev_config()).outputs
+
+
+def test_no_smoke_images_no_smoke_step_and_a_zero_metric():
+    config = {**dev_config(), "harbor-cache:smokeImages": {name: "" for name in ("dockerhub", "ghcr", "quay", "k8s", "gcr")}}
+    found = steps(run_program(config))
+    assert "smoke" not in found and "timer" in found
+    service = found["file-harbor-probe.service"].inputs["stdin"]
+    assert "harbor-metrics.py put SmokeFailures 0" in service and "harbor-metrics.py put PrewarmFailures 0" in service
