@@ -6,12 +6,15 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.harbor_alarms import HarborAlarms, HarborAlarmsArgs
 from components.harbor_caa import HarborCaa, HarborCaaArgs
 from components.harbor_config import HarborConfig, HarborConfigArgs, oidc_redirect_uri
 from components.harbor_dns import HarborDns, HarborDnsArgs
 from components.harbor_install import HarborInstall, HarborInstallArgs
+from components.harbor_probe import HarborProbe, HarborProbeArgs
 from components.harbor_vm import HarborVm, HarborVmArgs
 from components.node_files import mirror_options, stack_outputs
+from components.operate_files import render_prometheus_scrape_configs
 from components.settings import Settings
 
 
@@ -62,6 +65,31 @@ class HarborCache(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.alarms = HarborAlarms(
+            f"{name}-alarms",
+            HarborAlarmsArgs(
+                settings=settings,
+                instance_id=self.vm.instance.id,
+                instance_role_name=self.vm.role.name,
+                reporting=[self.install.timers],
+            ),
+            opts=child,
+        )
+
+        self.probe = HarborProbe(
+            f"{name}-probe",
+            HarborProbeArgs(
+                settings=settings,
+                host=self.vm.public_ip,
+                host_public_key=self.vm.host_public_key,
+                private_key=self.vm.ssh_private_key,
+                public_ip=self.vm.public_ip,
+                triggers=[self.vm.instance.id, self.install.start.id, *self.config.projects.values()],
+                depends_on=[self.config],
+            ),
+            opts=child,
+        )
+
         self.outputs: dict[str, pulumi.Input] = {
             "url": settings.url,
             "hostname": settings.hostname,
@@ -74,6 +102,9 @@ class HarborCache(pulumi.ComponentResource):
             "harborAdminPassword": self.install.admin_password,
             "harborInstallerSha256": self.install.installer_sha256,
             "projects": self.config.projects,
+            "alarmTopicArn": self.alarms.topic_arn,
+            "smoke": self.probe.results,
+            "prometheusScrapeConfig": render_prometheus_scrape_configs(settings),
             **stack_outputs(settings.hostname, settings.upstreams, mirror_options(settings)),
         }
         if self.config.dex_static_client is not None:

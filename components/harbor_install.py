@@ -15,7 +15,7 @@ import pulumi
 import pulumi_random as random
 from pulumi_command import remote
 
-from components import vm_files
+from components import operate_files, vm_files
 from components.settings import Settings
 
 
@@ -164,6 +164,21 @@ class HarborInstall(pulumi.ComponentResource):
             args=[settings.hostname, "900"],
             triggers=[self.start.id],
             depends_on=[self.start],
+        )
+        # Operating the cache: the CloudWatch reporter and its timer, once Harbor is healthy (so the
+        # "Harbor unhealthy" alarm does not fire during the first install).
+        operate = operate_files.metrics_files(settings)
+        operate_written = [
+            self._write(f"file-{path.rsplit('/', 1)[1]}", path, content, mode, machine, [self.ready])
+            for path, content in operate.items()
+            for mode in ["0755" if path.startswith(operate_files.BIN_DIR) else "0644"]
+        ]
+        self.timers = self._run(
+            "timers",
+            "enable-timers.sh",
+            args=[operate_files.METRICS_TIMER],
+            triggers=[*machine, vm_files.content_hash("".join(operate.values()))],
+            depends_on=operate_written,
         )
         self.register_outputs({"ready": self.ready.stdout, "installer_sha256": self.installer_sha256})
 

@@ -11,6 +11,7 @@ import pulumi_aws as aws
 import pulumi_tls as tls
 
 from components.host_key_provider import ConsoleHostKey
+from components.operate_files import METRICS_PORT
 from components.settings import Settings
 from components.tagging import PUBLIC_ACCESS_TAG, SNAPSHOT_TAG, resource_tags
 from components.vm_files import render_cloud_init
@@ -71,6 +72,18 @@ def ingress_rules(settings: Settings) -> list[dict]:
             "ipv6_cidr_blocks": ssh_v6,
         }
     )
+    if settings.metrics_allowed_cidrs:
+        metrics_v4, metrics_v6 = _split_cidrs(settings.metrics_allowed_cidrs)
+        rules.append(
+            {
+                "description": f"Harbor metrics {METRICS_PORT} from metricsAllowedCidrs",
+                "protocol": "tcp",
+                "from_port": METRICS_PORT,
+                "to_port": METRICS_PORT,
+                "cidr_blocks": metrics_v4,
+                "ipv6_cidr_blocks": metrics_v6,
+            }
+        )
     return rules
 
 
@@ -189,9 +202,14 @@ class HarborVm(pulumi.ComponentResource):
         # Harbor's data (cached layers, database, Traefik's certificates) lives here. It is its own
         # resource so it survives instance replacement; protect stops a replace or destroy, and
         # retain_on_delete keeps it in AWS even after an unprotect + destroy.
+        # dataVolumeSnapshotId restores the volume from a snapshot. In the AWS provider snapshot_id is
+        # Optional+Computed+ForceNew (terraform-provider-aws internal/service/ec2/ebs_volume.go): set
+        # on an existing volume it plans a replacement, which `protect` refuses; removed again later
+        # it plans nothing (the computed value stays). So it acts only when the volume is created.
         self.data_volume = aws.ebs.Volume(
             f"{name}-data",
             availability_zone=settings.availability_zone,
+            snapshot_id=settings.data_volume_snapshot_id or None,
             size=settings.data_volume_size_gb,
             type="gp3",
             encrypted=True,

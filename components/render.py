@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from components.node_files import mirror_options, node_files
+from components.operate_files import operate_files
 from components.settings import PROJECT, Settings, SettingsError, parse_settings
 from components.vm_files import HarborSecrets, remote_commands, render_cloud_init, vm_files
 
@@ -74,6 +75,7 @@ def render_all(settings: Settings, admin_password: str | None = None, zone_id: s
         admin_password = settings.admin_password.value if settings.admin_password else PLACEHOLDER_ADMIN_PASSWORD
     secrets = HarborSecrets(admin_password=admin_password, database_password=PLACEHOLDER_DATABASE_PASSWORD)
     files = {path.lstrip("/"): text for path, text in vm_files(settings, secrets, zone_id).items()}
+    files.update({path.lstrip("/"): text for path, text in operate_files(settings).items()})
     files.update({f"remote-commands/{name}": text for name, text in remote_commands().items()})
     # User data as cloud-init keeps it: nothing secret, the VM makes its own host key.
     files["var/lib/cloud/instance/user-data.txt"] = render_cloud_init()

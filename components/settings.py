@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from components.config_reader import PROJECT, ConfigReader, Problem, Secret, SettingsError
+from components.probe_settings import prewarm_images, smoke_images
 from components.upstreams import PROXY_CACHE_TYPES, Credential, Upstream, parse_upstreams
 from components.validators import (
     AZ_RE,
@@ -66,7 +67,19 @@ MIN_HARBOR_VERSION = (15, 1)
 
 SECRET_KEYS = frozenset({"adminPassword", "upstreamCredentials"})
 # Keys Pulumi.yaml cannot declare: objects and lists of objects, and an optional key without default.
-UNDECLARED_KEYS = ("upstreams", "upstreamCredentials", "oidc", "tags", "harborImports", "adminPassword")
+UNDECLARED_KEYS = (
+    "upstreams",
+    "upstreamCredentials",
+    "oidc",
+    "tags",
+    "harborImports",
+    "adminPassword",
+    "metricsAllowedCidrs",
+    "smokeImages",
+    "prewarm",
+)
+
+SNAPSHOT_RE = re.compile(r"^snap-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 
 OIDC_DEFAULTS: dict[str, Any] = {
     "name": "dex",
@@ -124,6 +137,15 @@ class Settings:
     harbor_api_url: str = ""
     harbor_imports: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    data_volume_snapshot_id: str = ""
+    alarm_email: str = ""
+    alarm_disk_used_percent: int = 85
+    alarm_harbor_unhealthy_minutes: int = 5
+    metrics_allowed_cidrs: tuple[str, ...] = ()
+    # (upstream name, "<project>/<repository>:<tag>") pulled by the smoke step; prewarm paths likewise.
+    smoke_images: tuple[tuple[str, str], ...] = ()
+    prewarm: tuple[str, ...] = ()
+    prewarm_interval_hours: int = 6
 
     @property
     def url(self) -> str:
@@ -347,7 +369,38 @@ def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defau
     if mirror_ca_file and not mirror_ca_file.startswith("/"):
         reader.fail("mirrorCaFile", f"{mirror_ca_file!r} is not an absolute path on the nodes (e.g. /etc/pki/harbor-ca.crt)")
 
+    # Only read when the data volume is created: on an existing stack it would replace the
+    # protected volume, which Pulumi refuses (see README, Operate: restore).
+    snapshot_id = reader.string("dataVolumeSnapshotId")
+    if snapshot_id and not SNAPSHOT_RE.match(snapshot_id):
+        reader.fail("dataVolumeSnapshotId", f"{snapshot_id!r} is not an EBS snapshot id (snap-0123abcd..., 8 or 17 hex digits)")
+
+    alarm_email = reader.string("alarmEmail")
+    if alarm_email and not EMAIL_RE.match(alarm_email):
+        reader.fail("alarmEmail", f"{alarm_email!r} is not an e-mail address (or leave it empty: no e-mail subscription)")
+
+    # Optional, default none: Harbor's metrics port (plain HTTP) gets no ingress rule at all.
+    metrics_cidrs = reader.structured("metricsAllowedCidrs", [])
+    if not isinstance(metrics_cidrs, list):
+        reader.fail("metricsAllowedCidrs", f"{metrics_cidrs!r} is not a list of CIDRs")
+        metrics_cidrs = []
+    for item in metrics_cidrs:
+        problem = validate_cidr(item)
+        if problem:
+            reader.fail("metricsAllowedCidrs", f"{item!r} {problem}")
+        elif is_world(item):
+            reader.fail("metricsAllowedCidrs", f"{item!r} opens metrics (plain HTTP) to the internet; list your Prometheus")
+
+    upstreams = parse_upstreams(reader)
     settings_values = dict(
+        metrics_allowed_cidrs=tuple(metrics_cidrs),
+        smoke_images=smoke_images(reader, upstreams),
+        prewarm=prewarm_images(reader, upstreams),
+        prewarm_interval_hours=reader.integer("prewarmIntervalHours", 1, 168),
+        data_volume_snapshot_id=snapshot_id,
+        alarm_email=alarm_email,
+        alarm_disk_used_percent=reader.integer("alarmDiskUsedPercent", 50, 99),
+        alarm_harbor_unhealthy_minutes=reader.integer("alarmHarborUnhealthyMinutes", 2, 1440),
         harbor_api_url=harbor_api_url.rstrip("/"),
         harbor_imports=imports,
         mirror_ca_file=mirror_ca_file,
@@ -356,7 +409,7 @@ def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defau
         data_volume_size_gb=reader.integer("dataVolumeSizeGb", 20, 16384),
         snapshot_retention_days=reader.integer("snapshotRetentionDays", 1, 365),
         acme_staging=reader.boolean("acmeStaging"),
-        upstreams=parse_upstreams(reader),
+        upstreams=upstreams,
         oidc=_oidc(reader),
         tags=_tags(reader),
     )

@@ -34,6 +34,8 @@ HARBOR_HTTP_PORT = 8080
 # Harbor's nginx, published on the host's loopback only: Traefik (host network) and the SSH tunnel
 # (`ssh -L 18080:127.0.0.1:8080`) reach it there, nothing else does.
 HARBOR_LOOPBACK = f"127.0.0.1:{HARBOR_HTTP_PORT}"
+# Harbor's Prometheus metrics, published by nginx (prepare's docker-compose.yml.jinja `{{metric.port}}:9090`).
+HARBOR_METRICS_PORT = 9090
 CERTIFICATE_RESOLVER = "letsencrypt"
 # Traefik v3.6 defaults (pkg/config/static/static_config.go): readTimeout 60s for the whole request
 # *including its body*, idleTimeout 180s, writeTimeout none. 60s cuts a blob upload slower than
@@ -138,6 +140,10 @@ def harbor_yml(settings: Settings, secrets: HarborSecrets) -> dict:
         "proxy": {"http_proxy": "", "https_proxy": "", "no_proxy": "", "components": ["core", "jobservice", "trivy"]},
         "upload_purging": {"enabled": True, "age": "168h", "interval": "24h", "dryrun": False},
         "cache": {"enabled": False, "expire_hours": 24},
+        # Prometheus metrics: prepare adds the harbor-exporter service and publishes nginx's 9090 on
+        # this host port (docker-compose.yml.jinja `{{metric.port}}:9090`); the security group
+        # opens it to metricsAllowedCidrs only (operate_files.METRICS_PORT is the same number).
+        "metric": {"enabled": True, "port": HARBOR_METRICS_PORT, "path": "/metrics"},
     }
 
 
@@ -221,6 +227,13 @@ class ComposeDumper(yaml.SafeDumper):
 ComposeDumper.add_representer(ComposeOverride, lambda dumper, data: dumper.represent_sequence("!override", list(data)))
 
 
+def metrics_port_binding(settings: Settings) -> str:
+    """nginx's metrics port: on every address only when metricsAllowedCidrs lets someone in (the
+    security group then admits just them); otherwise on loopback, where the VM's own reporter reads it."""
+    address = "" if settings.metrics_allowed_cidrs else "127.0.0.1:"
+    return f"{address}{HARBOR_METRICS_PORT}:{HARBOR_METRICS_PORT}"
+
+
 def compose_override(settings: Settings, zone_id: str) -> dict:
     """docker-compose.override.yml next to Harbor's own compose file: Traefik, and nginx on loopback only."""
     return {
@@ -247,7 +260,7 @@ def compose_override(settings: Settings, zone_id: str) -> dict:
                 "logging": CONTAINER_LOGGING,
             },
             # Harbor's compose publishes nginx (plain HTTP, basic auth) on every address.
-            "proxy": {"ports": ComposeOverride([f"{HARBOR_LOOPBACK}:{HARBOR_HTTP_PORT}"])},
+            "proxy": {"ports": ComposeOverride([f"{HARBOR_LOOPBACK}:{HARBOR_HTTP_PORT}", metrics_port_binding(settings)])},
         }
     }
 

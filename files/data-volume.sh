@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Finds Harbor's data volume by its EBS volume id, creates a filesystem only when the volume is
 # empty (never on a volume holding anything), and mounts it by UUID through fstab with nofail.
-# Grows the filesystem when the volume has grown. Safe to run again. DATA_DEVICE, FSTAB and
+# Grows the filesystem when the volume has grown. A volume restored from a snapshot is such a
+# volume: mounted as it is, never formatted. Safe to run again. DATA_DEVICE, FSTAB and
 # DATA_DO_MOUNT=0 let tests use a file-backed device.
 set -euo pipefail
 
@@ -93,4 +94,18 @@ fi
 if [ "${DATA_DO_MOUNT:-1}" = 1 ] && ! mountpoint -q "$mount_point"; then
   mount "$mount_point"
   echo "mounted $mount_point"
+fi
+
+# A volume restored from a snapshot (dataVolumeSnapshotId) or kept from an earlier VM carries
+# Harbor's data: it was mounted as it is above, and Harbor starts on it. Say so in the log.
+if mountpoint -q "$mount_point"; then
+  found=()
+  for entry in database registry secret traefik/acme.json; do
+    if [ -e "$mount_point/$entry" ]; then found+=("$entry"); fi
+  done
+  if [ "${#found[@]}" -gt 0 ]; then
+    echo "the volume holds Harbor data from before (${found[*]}): kept as it is, Harbor starts on it"
+  else
+    echo "the volume holds no Harbor data yet: Harbor starts empty"
+  fi
 fi

@@ -17,7 +17,8 @@ install -d -m 0700 "$data/traefik"
 echo "running prepare"
 (cd "$dir" && sudo -u harbor ./prepare)
 
-for component in core registryctl db jobservice; do
+# exporter (metrics, enabled in harbor.yml) carries the database password too.
+for component in core registryctl db jobservice exporter; do
   env_file=$dir/common/config/$component/env
   chown 10000:10000 "$env_file"
   chmod 0600 "$env_file"

@@ -45,6 +45,8 @@ class AwsMocks(pulumi.runtime.Mocks):
             state.update(publicIp=FAKE_PUBLIC_IP)
         elif kind == "aws:iam/role:Role":
             state.update(arn=f"arn:aws:iam::123456789012:role/{args.name}", name=args.name)
+        elif kind == "aws:sns/topic:Topic":
+            state.update(arn=f"arn:aws:sns:eu-central-1:123456789012:{args.name}")
         elif kind == "aws:ec2/keyPair:KeyPair":
             state.update(keyName=args.name)
         elif kind == "aws:route53/record:Record":

@@ -95,8 +95,8 @@ def test_dns_record_points_at_the_elastic_ip(run):
 
 
 def test_dns01_policy_is_scoped_to_one_zone_and_the_challenge_name(run):
-    policy = json.loads(run.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
-    assert run.one("aws:iam/rolePolicy:RolePolicy").inputs["role"] == "harbor-vm-role"
+    policy = json.loads(run.named("harbor-dns-dns01").inputs["policy"])
+    assert run.named("harbor-dns-dns01").inputs["role"] == "harbor-vm-role"
     statements = {s["Sid"]: s for s in policy["Statement"]}
     change = statements["ChangeOnlyTheAcmeChallengeRecord"]
     assert change["Action"] == "route53:ChangeResourceRecordSets"

@@ -22,6 +22,11 @@ STEPS = [
     "installer",
     "start",
     "ready",
+    # Operate (issue 12): the CloudWatch reporter and its timer.
+    "file-harbor-metrics.py",
+    "file-harbor-metrics.service",
+    "file-harbor-metrics.timer",
+    "timers",
 ]
 
 

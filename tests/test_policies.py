@@ -185,9 +185,9 @@ def test_broad_route53_permission_fails(run):
         del policy["Statement"][0]["Condition"]
         props["policy"] = json.dumps(policy)
 
-    found = violations(*mutate(run, "aws:iam/rolePolicy:RolePolicy", widen))
+    found = violations(*mutate(run, "aws:iam/rolePolicy:RolePolicy", widen, "harbor-dns-dns01"))
     assert "exactly one hosted zone" in found["route53-dns01-scoped"][0]
-    found = violations(*mutate(run, "aws:iam/rolePolicy:RolePolicy", any_name))
+    found = violations(*mutate(run, "aws:iam/rolePolicy:RolePolicy", any_name, "harbor-dns-dns01"))
     assert "_acme-challenge.<hostname>" in found["route53-dns01-scoped"][0]
 
 
