@@ -51,7 +51,11 @@ CREDENTIAL_PATTERNS = (
 # provider. Spelled exactly: IAM matches actions case-insensitively and with wildcards, so
 # `route53:changeresourcerecordsets` or `route53:Change*` would grant it (or more) unnoticed.
 DNS01_CHANGE = "route53:ChangeResourceRecordSets"
-DNS01_ACTIONS = (DNS01_CHANGE, "route53:ListResourceRecordSets", "route53:GetChange", "route53:ListHostedZonesByName")
+# Traefik is given the zone id (AWS_HOSTED_ZONE_ID), so ListHostedZonesByName is not part of the design.
+DNS01_ACTIONS = (DNS01_CHANGE, "route53:ListResourceRecordSets", "route53:GetChange")
+# The VM's metrics reporter (components/harbor_alarms.py) may put metrics into its own namespace only.
+METRICS_ACTION = "cloudwatch:PutMetricData"
+METRICS_NAMESPACE = "HarborCache"
 # The only managed policy the program attaches: AWS's service policy for the DLM snapshot role.
 DLM_SERVICE_POLICY = "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole"
 ROLE_POLICY_TYPES = ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")
@@ -221,13 +225,21 @@ def _statement_problems(statement: Mapping[str, Any]) -> list[Violation]:
     for action in _as_list(statement.get("Action", [])):
         if action in DNS01_ACTIONS:
             continue
+        if action == METRICS_ACTION:
+            namespace = ((statement.get("Condition") or {}).get("StringEquals") or {}).get("cloudwatch:namespace")
+            if namespace != METRICS_NAMESPACE:
+                problems.append(
+                    f"{METRICS_ACTION} must be limited to the namespace {METRICS_NAMESPACE!r} with a StringEquals "
+                    "condition on cloudwatch:namespace"
+                )
+            continue
         covered = [name for name in DNS01_ACTIONS if _action_matches(action, name)]
         if covered and not any(c in str(action) for c in "*?"):
             problems.append(f"IAM action {action!r} is {covered[0]} in another spelling: write it exactly so reviews see it")
         else:
             problems.append(
-                f"IAM action {action!r} widens the instance role beyond DNS-01: only {', '.join(DNS01_ACTIONS)} "
-                "are allowed, spelled out (no wildcards)"
+                f"IAM action {action!r} widens the instance role beyond DNS-01 and metrics: only "
+                f"{', '.join((*DNS01_ACTIONS, METRICS_ACTION))} are allowed, spelled out (no wildcards)"
             )
     return problems
 

@@ -157,7 +157,8 @@ def test_what_is_reviewed_is_what_is_deployed():
     from components.settings import parse_settings
 
     config = {**dev_config(), "harbor-cache:adminPassword": "Review-Me-Passw0rd"}
-    steps = commands(run_program(config))
+    run = run_program(config)
+    steps = commands(run)
     raw = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith("harbor-cache:")}
     # The zone id comes from Route53 at deploy time; the offline render shows a placeholder unless told.
     rendered = render.render_all(parse_settings(raw, stack="dev", region="eu-central-1"), zone_id=FAKE_ZONE_ID)
@@ -174,7 +175,8 @@ def test_what_is_reviewed_is_what_is_deployed():
     for name, script in (("docker", "install-docker.sh"), ("installer", "install-harbor.sh"), ("start", "start-harbor.sh")):
         assert steps[name].inputs["stdin"] == rendered[f"remote-commands/{script}"]
     # Every rendered VM path is written by a step; the scripts are shown as what they are: stdin.
-    written = {step.inputs["create"].rsplit(" ", 1)[1] for step in steps.values() if "/dev/stdin" in step.inputs["create"]}
+    every_command = run.of_type(COMMAND)  # the install's, and the probe's files written after it
+    written = {step.inputs["create"].rsplit(" ", 1)[1] for step in every_command if "/dev/stdin" in step.inputs["create"]}
     on_the_vm = {path for path in rendered if not path.startswith(("nodes/", "remote-commands/", "var/lib/cloud/"))}
     assert {path.lstrip("/") for path in written} == on_the_vm
 

@@ -62,18 +62,9 @@ def stack_violations(resources: list[tuple[str, dict]]) -> dict[str, list[str]]:
     return found
 
 
-# The design's IMDS hop limit (Traefik on the host network). Until the change that makes the program
-# set it (issue 11, the IMDS item) is merged, the program still registers 2: the dev-stack tests
-# apply the design's value to the instance so they check everything else. Remove this override once
-# the program sets 1 (then `program_hop_limit` is already 1 and the override does nothing).
-DESIGN_HOP_LIMIT = 1
-
-
 def as_designed(registration) -> dict:
-    props = copy.deepcopy(registration.inputs)
-    if registration.type == "aws:ec2/instance:Instance":
-        props["metadataOptions"]["httpPutResponseHopLimit"] = DESIGN_HOP_LIMIT
-    return props
+    """The inputs as the program registers them (a copy a test may change)."""
+    return copy.deepcopy(registration.inputs)
 
 
 def stack_resources(run) -> list[tuple[str, dict]]:
@@ -253,7 +244,6 @@ def test_the_pack_runs_as_an_analyzer_and_reports_violations(run):
 
         instance = resource(run, "aws:ec2/instance:Instance")
         designed = copy.deepcopy(instance.raw)
-        designed["metadataOptions"]["httpPutResponseHopLimit"] = DESIGN_HOP_LIMIT
         assert list(analyze(instance, designed)) == []
         weakened = copy.deepcopy(designed)
         weakened["metadataOptions"]["httpTokens"] = "optional"
@@ -468,3 +458,17 @@ def test_separate_rule_resources_of_one_group_are_judged_together(run):
     found = stack_violations([*stack_resources(run), *halves])
     assert "security group sg-1 together open 22" in found["no-world-ssh-across-rules"][0]
     assert stack_violations([*stack_resources(run), rule("0.0.0.0/1"), rule("128.0.0.0/1", "sg-2")]) == {}
+
+
+def test_metrics_permission_only_into_the_caches_namespace(run):
+    """The reporter's PutMetricData passes only with its namespace condition; without it, or with another
+    namespace, the instance role could write any metric (and so silence or fake other alarms)."""
+    metrics = run.named("harbor-alarms-put-metrics")
+    assert violations(metrics.type, metrics.inputs) == {}
+    for condition in ({}, {"StringEquals": {"cloudwatch:namespace": "AWS/EC2"}}):
+        props = copy.deepcopy(metrics.inputs)
+        policy = json.loads(props["policy"])
+        policy["Statement"][0]["Condition"] = condition
+        props["policy"] = json.dumps(policy)
+        found = violations(metrics.type, props)
+        assert "cloudwatch:namespace" in found["iam-grants-only-the-design"][0]

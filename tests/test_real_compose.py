@@ -125,10 +125,22 @@ def test_only_traefik_takes_80_and_443_on_the_host_network_without_the_docker_so
 
 
 def test_nginx_is_published_on_loopback_only(merged):
-    assert published(merged["services"]["proxy"]) == [("127.0.0.1", "8080", 8080)]
+    # Harbor's plain HTTP, and its metrics while metricsAllowedCidrs lets nobody in.
+    assert published(merged["services"]["proxy"]) == [("127.0.0.1", "8080", 8080), ("127.0.0.1", "9090", 9090)]
     # Whatever Harbor publishes at all is on loopback (its syslog port 1514 included).
     for name, service in merged["services"].items():
         assert all(host_ip == "127.0.0.1" for host_ip, _, _ in published(service)), name
+
+
+def test_metrics_leave_loopback_only_for_metrics_allowed_cidrs(dev_settings, prepared, tmp_path):
+    """With metricsAllowedCidrs the metrics port is on every address (the security group admits just
+    those CIDRs); Harbor's plain HTTP stays on loopback."""
+    from dataclasses import replace
+
+    opened = replace(dev_settings, metrics_allowed_cidrs=("203.0.113.0/24",))
+    override = vm_files.render_compose_override(opened, ZONE_ID)
+    ports = published(compose_config(vm_layout(prepared, override, tmp_path))["services"]["proxy"])
+    assert ports == [("127.0.0.1", "8080", 8080), ("", "9090", 9090)]
 
 
 def test_without_the_override_tag_compose_would_keep_nginx_on_every_address(dev_settings, prepared, tmp_path):

@@ -192,8 +192,8 @@ def test_staging_switches_the_ca_server(settings):
 def test_nginx_is_published_on_loopback_only_replacing_harbors_ports(settings):
     ComposeLoader.overridden.clear()
     proxy = load_override(settings)["services"]["proxy"]
-    assert proxy == {"ports": ["127.0.0.1:8080:8080"]}
-    assert ComposeLoader.overridden == [["127.0.0.1:8080:8080"]]  # tagged !override, not merged by union
+    assert proxy == {"ports": ["127.0.0.1:8080:8080", "127.0.0.1:9090:9090"]}
+    assert ComposeLoader.overridden == [["127.0.0.1:8080:8080", "127.0.0.1:9090:9090"]]  # tagged !override, not merged by union
     assert "ports: !override\n" in vm_files.render_compose_override(settings, ZONE_ID)
 
 
@@ -275,7 +275,9 @@ def test_rendering_is_deterministic(settings):
 
 def test_render_shows_scripts_as_remote_commands_not_as_files_on_the_vm(settings):
     files = render.render_all(settings)
-    assert not any(path.startswith("opt/harbor/bin/") for path in files)
+    # The install scripts travel on stdin: none is shown as a file on the VM (the operate scripts
+    # under /opt/harbor/bin are written there for real, by their own steps).
+    assert not any(path == f"opt/harbor/bin/{name}" for path in files for name in vm_files.SCRIPTS)
     assert {path for path in files if path.startswith("remote-commands/")} == {f"remote-commands/{n}" for n in vm_files.SCRIPTS}
     assert set(vm_files.vm_files(settings, SECRETS, ZONE_ID)) == {
         "/opt/harbor/harbor.yml",
@@ -317,7 +319,7 @@ def test_render_cli_writes_every_file_at_its_vm_path(tmp_path):
     assert (out / "opt/harbor/docker-compose.override.yml").exists()
     assert (out / "etc/systemd/system/harbor.service").exists()
     assert (out / "remote-commands/data-volume.sh").stat().st_mode & 0o111
-    assert not (out / "opt/harbor/bin").exists()
+    assert not any((out / "opt/harbor/bin" / name).exists() for name in vm_files.SCRIPTS)
     assert (out / "opt/harbor/traefik/harbor.yml").exists()
     assert (out / "etc/systemd/system/docker.service.d/harbor-cache-data.conf").exists()
     assert (out / "nodes/containerd/certs.d/docker.io/hosts.toml").exists()
