@@ -169,7 +169,7 @@ def _cidr_list(reader: ConfigReader, key: str, allow_world: bool, world_hint: st
             valid.append(item)
     if not allow_world:
         for family in world_families(valid):
-            reader.fail(key, f"{valid!r} together cover the whole {family} internet; {world_hint}")
+            reader.fail(key, f"{valid!r} open the port to the whole internet ({family}, counting how they add up); {world_hint}")
     return tuple(value)
 
 
@@ -194,6 +194,13 @@ def _kms_key_arn(reader: ConfigReader, region: str) -> str:
     elif arn and region and match.group(1) != region:
         reader.fail("kmsKeyArn", f"{arn!r} is in region {match.group(1)!r}; EBS needs a key in {region!r}")
     return arn
+
+
+def _default_quota_gb(reader: ConfigReader) -> int:
+    quota = reader.integer("defaultStorageQuotaGb", -1, 1024 * 1024)
+    if quota == 0:
+        reader.fail("defaultStorageQuotaGb", "0 is not accepted; use -1 (unlimited) or a positive whole number of GiB")
+    return quota
 
 
 def _plain_secrets(reader: ConfigReader, plain_keys: Collection[str]) -> None:
@@ -397,7 +404,7 @@ def parse_settings(
         data_volume_size_gb=reader.integer("dataVolumeSizeGb", 20, 16384),
         snapshot_retention_days=reader.integer("snapshotRetentionDays", 1, 365),
         acme_staging=reader.boolean("acmeStaging"),
-        upstreams=parse_upstreams(reader),
+        upstreams=parse_upstreams(reader, _default_quota_gb(reader)),
         oidc=_oidc(reader),
         tags=_tags(reader),
         kms_key_arn=_kms_key_arn(reader, region),

@@ -206,11 +206,8 @@ def _credentials(reader: ConfigReader) -> dict[str, Credential]:
     return result
 
 
-def parse_upstreams(reader: ConfigReader) -> tuple[Upstream, ...]:
+def parse_upstreams(reader: ConfigReader, default_quota_gb: int = -1) -> tuple[Upstream, ...]:
     credentials = _credentials(reader)
-    default_quota_gb = reader.integer("defaultStorageQuotaGb", -1, 1024 * 1024)
-    if default_quota_gb == 0:
-        reader.fail("defaultStorageQuotaGb", "0 is not accepted; use -1 (unlimited) or a positive whole number of GiB")
     items = reader.structured("upstreams", [dict(u) for u in DEFAULT_UPSTREAMS])
     if not isinstance(items, list) or not items:
         reader.fail("upstreams", f"{items!r} is not a non-empty list of upstream objects")
