@@ -116,9 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     options = parser.parse_args(argv)
 
-    raw, region = stack_config(options.stack)
+    raw, region = stack_config(options.stack, ROOT)
     # Values given with --set come from the reviewer's command line, not from git.
-    plain = plain_keys(options.stack)
+    plain = plain_keys(options.stack, ROOT)
     for text in options.set:
         key, value = parse_override(text)
         if key == "aws:region":

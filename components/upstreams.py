@@ -220,7 +220,8 @@ def parse_upstreams(reader: ConfigReader, default_quota_gb: int = -1) -> tuple[U
             if value in seen:
                 reader.fail("upstreams", f"duplicate {label} {value!r}; every upstream needs its own")
             seen.add(value)
-    names = {u.name for u in upstreams}
+    # Names of entries that failed validation count too: their credential is not the problem.
+    names = {item["name"] for item in items if isinstance(item, dict) and isinstance(item.get("name"), str)}
     for name in sorted(set(credentials) - names):
         reader.fail(f"upstreamCredentials.{name}", f"names no upstream; accepted: {sorted(names)}")
     return tuple(upstreams)

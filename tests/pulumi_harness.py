@@ -53,6 +53,9 @@ class AwsMocks(pulumi.runtime.Mocks):
             state.update(stdout="", stderr="")
         elif kind == "pulumi-python:dynamic/harbor:Registry":
             state.update(registry_id=len(args.name), credential_hash="0" * 64)
+        elif kind == "pulumi-python:dynamic/harbor:Robot":
+            # As Harbor answers a create (handler/robot.go): the prefixed name and a one-time secret.
+            state.update(robot_id=7, robot_name=f"robot${args.inputs['name']}", secret="Robot-Secret-0123456789abcdef")
         elif kind == "pulumi-python:dynamic/harbor:Project":
             state.update(project_id=len(args.name) + 100)
         return f"{args.name}-id", state

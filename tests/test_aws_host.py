@@ -72,7 +72,14 @@ def test_security_group_opens_web_to_allowed_cidrs_and_ssh_to_ssh_cidrs_only(run
 def test_custom_upstream_port_gets_an_egress_rule():
     config = {
         **dev_config(),
-        "harbor-cache:upstreams": [{"name": "internal", "type": "docker-registry", "url": "https://registry.corp.example:5000"}],
+        "harbor-cache:upstreams": [
+            {
+                "name": "internal",
+                "type": "docker-registry",
+                "url": "https://registry.corp.example:5000",
+                "allowCustomPortEgress": True,  # refused without: it opens tcp 5000 out to the world
+            }
+        ],
     }
     group = run_program(config).one("aws:ec2/securityGroup:SecurityGroup")
     assert sorted(rule["fromPort"] for rule in group.inputs["egress"]) == [80, 443, 5000]

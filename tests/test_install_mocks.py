@@ -127,7 +127,8 @@ def test_triggers_change_only_with_the_content_they_guard():
     assert new_email["start"] != base["start"], "a changed compose override restarts Harbor"
     assert {k: v for k, v in new_email.items() if k != "start"} == {k: v for k, v in base.items() if k != "start"}
 
-    new_password = triggers(run_program({**dev_config(), "harbor-cache:adminPassword": "Another-Passw0rd"}))
+    secret = ("harbor-cache:adminPassword",)  # a plain adminPassword is refused
+    new_password = triggers(run_program({**dev_config(), "harbor-cache:adminPassword": "Another-Passw0rd"}, secret_keys=secret))
     assert new_password["start"] != base["start"] and new_password["docker"] == base["docker"]
 
     grown = commands(run_program({**dev_config(), "harbor-cache:dataVolumeSizeGb": 300}))
@@ -150,7 +151,7 @@ def test_what_is_reviewed_is_what_is_deployed():
     from components.settings import parse_settings
 
     config = {**dev_config(), "harbor-cache:adminPassword": "Review-Me-Passw0rd"}
-    steps = commands(run_program(config))
+    steps = commands(run_program(config, secret_keys=("harbor-cache:adminPassword",)))
     raw = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith("harbor-cache:")}
     rendered = render.render_all(parse_settings(raw, stack="dev", region="eu-central-1"))
     assert steps["compose-override"].inputs["stdin"] == rendered["opt/harbor/docker-compose.override.yml"]

@@ -369,3 +369,45 @@ def test_secrets_given_as_plain_config_are_refused(key, value):
     assert "Plain-Passw0rd" not in problem and "hunter2" not in problem
     secret = s.parse_settings(raw, stack="dev", region="eu-central-1", plain_keys=set(raw) - {key})
     assert secret.hostname == "harbor.dev.example.com"
+
+
+def test_the_program_refuses_secrets_the_engine_holds_in_plain(monkeypatch):
+    from tests.pulumi_harness import run_program
+
+    config = {**dev_config(), "harbor-cache:adminPassword": "Plain-Passw0rd"}
+    captured = {}
+    with pytest.raises(s.SettingsError, match="adminPassword: is set as plain config") as caught:
+        run_program(config, recorder=captured)
+    assert "Plain-Passw0rd" not in str(caught.value) and captured["registrations"] == []
+    assert run_program(config, secret_keys=("harbor-cache:adminPassword",)).registrations
+    # Older language hosts pass the secret keys in the environment only.
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["harbor-cache:adminPassword"]))
+    assert run_program(config).registrations
+
+
+def test_the_renderer_refuses_a_plain_secret_in_the_stack_file(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    stack["config"]["harbor-cache:adminPassword"] = "Plain-Passw0rd"
+    (tmp_path / "Pulumi.plain.yaml").write_text(yaml.safe_dump(stack))
+    stack["config"]["harbor-cache:adminPassword"] = {"secure": "v1:AAAAencrypted"}
+    (tmp_path / "Pulumi.enc.yaml").write_text(yaml.safe_dump(stack))
+
+    def render(name: str, *extra: str) -> subprocess.CompletedProcess:
+        code = (
+            "import sys; from pathlib import Path; from components import render; "
+            f"render.ROOT = Path({str(tmp_path)!r}); sys.exit(render.main(sys.argv[1:]))"
+        )
+        arguments = [sys.executable, "-c", code, "--stack", name, "--out", str(tmp_path / f"out-{name}"), *extra]
+        return subprocess.run(arguments, cwd=ROOT, capture_output=True, text=True)
+
+    plain = render("plain")
+    assert plain.returncode == 2 and "adminPassword: is set as plain config" in plain.stderr
+    assert "Plain-Passw0rd" not in plain.stderr + plain.stdout
+    assert render("enc").returncode == 0
+    assert render("plain", "--set", "adminPassword=From-The-Command-L1ne").returncode == 0, "--set values are not in git"
