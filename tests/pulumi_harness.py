@@ -24,6 +24,7 @@ SECRET_SIG = rpc._special_secret_sig  # "1b47061264138c4ac30d75fd1eb44270"
 
 FAKE_ZONE_ID = "Z0123456789EXAMPLE"
 FAKE_PUBLIC_IP = "192.0.2.10"
+FAKE_ACCOUNT_ID = "123456789012"
 
 
 class AwsMocks(pulumi.runtime.Mocks):
@@ -70,6 +71,10 @@ class AwsMocks(pulumi.runtime.Mocks):
             }
         if token == "aws:ec2/getAmi:getAmi":
             return {"id": "ami-0123456789abcdef0", "name": "ubuntu-noble-24.04-amd64-server-20261101"}
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": FAKE_ACCOUNT_ID, "arn": f"arn:aws:iam::{FAKE_ACCOUNT_ID}:user/deployer", "userId": "AIDA"}
+        if token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
         if token == "aws:route53/getZone:getZone":
             return {"zoneId": FAKE_ZONE_ID, "id": FAKE_ZONE_ID, "name": args.args.get("name")}
         return {}
