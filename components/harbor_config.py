@@ -72,6 +72,7 @@ class HarborConfig(pulumi.ComponentResource):
                 password=args.admin_password,
                 robot_name=PULL_ROBOT_NAME,
                 projects=[u.project for u in settings.upstreams if not u.public],
+                project_ids=[project.id for project in private_projects],
                 description="harbor-cache: nodes pull the private proxy projects",
                 opts=self._options(depends_on=private_projects),
             )

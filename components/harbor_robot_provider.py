@@ -31,6 +31,10 @@ from components.harbor_api import HarborApiError, HarborClient
 from components.validators import HARBOR_NAME_RE, validate_api_url
 
 CONNECTION = ("harbor_url", "harbor_username", "harbor_password")
+# Harbor keeps a robot's permission by project *id* (scope /project/<id>) and drops it silently when
+# that project is deleted: a project re-created under the same name needs the robot updated, which
+# its name alone would never show. `project_ids` are the projects' resource ids, known in previews.
+INPUTS = ("name", "description", "projects", "project_ids")
 PULL = {"resource": "repository", "action": "pull"}
 
 
@@ -52,7 +56,7 @@ def robot_body(name: str, description: str, projects: list[str]) -> dict[str, An
 
 class HarborRobotProvider(ResourceProvider):
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        inputs = {key: news.get(key) for key in (*CONNECTION, "name", "description", "projects")}
+        inputs = {key: news.get(key) for key in (*CONNECTION, *INPUTS)}
         inputs["description"] = inputs["description"] or ""
         failures = [CheckFailure(key, f"{key} is required") for key in CONNECTION if not inputs[key]]
         url = inputs["harbor_url"]
@@ -75,7 +79,7 @@ class HarborRobotProvider(ResourceProvider):
 
     @staticmethod
     def _outputs(props: dict[str, Any], robot_id: int, full_name: str, secret: str) -> dict[str, Any]:
-        values = {key: props.get(key) for key in (*CONNECTION, "name", "description", "projects")}
+        values = {key: props.get(key) for key in (*CONNECTION, *INPUTS)}
         return {**values, "robot_id": robot_id, "robot_name": full_name, "secret": secret}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -109,11 +113,11 @@ class HarborRobotProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         def same(key: str) -> bool:
-            if key == "projects":
+            if key in ("projects", "project_ids"):
                 return sorted(news.get(key) or []) == sorted(olds.get(key) or [])
             return news.get(key) == olds.get(key)
 
-        changed = [key for key in ("name", "description", "projects", *CONNECTION) if _unknown(news.get(key)) or not same(key)]
+        changed = [key for key in (*INPUTS, *CONNECTION) if _unknown(news.get(key)) or not same(key)]
         # Harbor cannot rename a robot (400): a new name is a new robot, and a new secret.
         return DiffResult(changes=bool(changed), replaces=[k for k in changed if k == "name"], delete_before_replace=True)
 
@@ -145,6 +149,7 @@ class HarborRobot(pulumi.dynamic.Resource, module="harbor", name="Robot"):
         password: pulumi.Input[str],
         robot_name: str,
         projects: pulumi.Input[list[str]],
+        project_ids: pulumi.Input[list[str]] | None = None,
         description: str = "",
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -155,6 +160,7 @@ class HarborRobot(pulumi.dynamic.Resource, module="harbor", name="Robot"):
             "name": robot_name,
             "description": description,
             "projects": projects,
+            "project_ids": project_ids or [],
             "robot_id": None,
             "robot_name": None,
             "secret": None,

@@ -36,6 +36,7 @@ def test_one_robot_pulls_only_the_private_projects_after_they_exist(run):
     robot = run.one(ROBOT)
     assert robot.inputs["projects"] == ["dockerhub-proxy", "quay-proxy"]
     assert robot.inputs["name"] == "harbor-cache-pull"
+    assert robot.inputs["project_ids"] == ["harbor-config-project-dockerhub-id", "harbor-config-project-quay-id"]
     for project in ("harbor-config-project-dockerhub", "harbor-config-project-quay"):
         assert run.named(project).urn in robot.dependencies
     assert run.named("harbor-install-ready").urn in robot.dependencies

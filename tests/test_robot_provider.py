@@ -47,6 +47,7 @@ def inputs(harbor, **overrides) -> dict:
         "name": "harbor-cache-pull",
         "description": "nodes pull private proxy projects",
         "projects": ["ghcr-proxy", "quay-proxy"],
+        "project_ids": ["2", "3"],
         **overrides,
     }
 
@@ -76,6 +77,10 @@ def test_create_read_update_delete(harbor, host):
     updated = host.update(urn, robot_id, read, fewer)
     assert [p["namespace"] for p in harbor.state.robots[int(robot_id)]["permissions"]] == ["quay-proxy"]
     assert updated["secret"] == outputs["secret"], "an update keeps the credential nodes hold"
+
+    recreated, _ = host.check(urn, inputs(harbor, projects=["quay-proxy"], project_ids=["99"]))
+    diff = host.diff(urn, robot_id, updated, recreated)
+    assert diff.changes == DiffResponse.DIFF_SOME, "a project re-created under its name (new id) needs the robot again"
 
     renamed, _ = host.check(urn, inputs(harbor, name="other"))
     assert list(host.diff(urn, robot_id, updated, renamed).replaces) == ["name"]
