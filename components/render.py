@@ -45,7 +45,12 @@ def stack_config(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], str | N
 
 
 def plain_keys(stack: str, root: Path = ROOT) -> set[str]:
-    """Project keys whose value the stack file holds with no encrypted (`secure:`) part."""
+    """Project keys whose value the stack file holds with no encrypted (`secure:`) part.
+
+    The engine's own rule: an object value counts as secret when any value inside it is
+    `{secure: ...}` (pulumi sdk/go/common/resource/config/value.go, hasSecureValue), which is what
+    `pulumi config set --secret --path 'upstreamCredentials.<name>.password'` writes.
+    """
     config = (yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text()) or {}).get("config") or {}
     return {key.split(":", 1)[1] for key, value in config.items() if key.startswith(f"{PROJECT}:") and not _has_secure(value)}
 
