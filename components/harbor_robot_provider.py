@@ -13,6 +13,9 @@ Harbor's robot API (v2.15.2, src/server/v2.0/handler/robot.go and src/controller
   only here: GET never shows it, so the state is its only copy (kept as a secret).
 - `PUT /robots/{id}` replaces description and permissions; name and level must not change (400).
 - Duplicate name: 409. `DELETE` of a missing robot: 404.
+- `repository:pull` is enough to pull through a proxy-cache project: whether Harbor fetches from
+  the upstream depends on the project's registry only (middleware/repoproxy/proxy.go, canProxy);
+  Harbor stores what it fetched under its own proxy-cache session, not the robot's.
 
 The provider holds nothing: admin credentials come with the inputs, the client is built per call.
 Errors name the method, path and Harbor's messages (HarborApiError), never the robot's secret.
