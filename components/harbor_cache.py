@@ -107,6 +107,8 @@ class HarborCache(pulumi.ComponentResource):
             "prometheusScrapeConfig": render_prometheus_scrape_configs(settings),
             **stack_outputs(settings.hostname, settings.upstreams, mirror_options(settings)),
         }
+        if self.config.pull_credential is not None:
+            self.outputs["registryPullCredentials"] = self.config.pull_credential
         if self.config.dex_static_client is not None:
             self.outputs["dexStaticClient"] = self.config.dex_static_client
             self.outputs["oidcRedirectUri"] = oidc_redirect_uri(settings.hostname)

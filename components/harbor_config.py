@@ -13,10 +13,13 @@ import pulumi
 import pulumi_random as random
 
 from components.harbor_provider import HarborConnection, HarborGcSchedule, HarborOidcAuth, HarborProject, HarborRegistry
+from components.harbor_robot_provider import HarborRobot
+from components.node_files import PullCredential, mirror_options, pull_credential_outputs
 from components.settings import Settings
 from components.upstreams import Upstream
 
 GC_WORKERS = 1
+PULL_ROBOT_NAME = "harbor-cache-pull"
 
 
 @dataclass(frozen=True)
@@ -51,10 +54,35 @@ class HarborConfig(pulumi.ComponentResource):
         self._after_ready = [args.ready]
 
         self.projects: dict[str, pulumi.Output[str]] = {}
+        private_projects: list[HarborProject] = []
         for upstream in settings.upstreams:
             registry = self._registry(upstream)
             project = self._project(upstream, registry)
             self.projects[upstream.registry_host] = project.name
+            if not upstream.public:
+                private_projects.append(project)
+
+        # Private proxy projects: nodes pull with a robot that may only pull, from those projects.
+        self.pull_credential: pulumi.Output[dict] | None = None
+        if private_projects:
+            robot = HarborRobot(
+                f"{name}-pull-robot",
+                url=settings.api_url,
+                username="admin",
+                password=args.admin_password,
+                robot_name=PULL_ROBOT_NAME,
+                projects=[u.project for u in settings.upstreams if not u.public],
+                project_ids=[project.id for project in private_projects],
+                description="harbor-cache: nodes pull the private proxy projects",
+                opts=self._options(depends_on=private_projects),
+            )
+            self.pull_credential = pulumi.Output.secret(
+                pulumi.Output.all(robot.robot_name, robot.secret).apply(
+                    lambda login: pull_credential_outputs(
+                        settings.hostname, settings.upstreams, PullCredential(*login), mirror_options(settings)
+                    )
+                )
+            )
 
         self.dex_static_client: pulumi.Output[dict] | None = None
         if settings.oidc is not None:

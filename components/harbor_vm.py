@@ -27,6 +27,9 @@ DLM_SERVICE_POLICY = "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManag
 HOST_KEY_TIMEOUT_SECONDS = 1500
 HOST_KEY_POLL_SECONDS = 10
 IMDS_HOP_LIMIT = 1
+# Every IAM role and instance profile of the program lives under this path, so a deploy role can be
+# limited to arn:aws:iam::<account>:role/harbor-cache/* (iam:CreateRole, iam:PassRole, ...).
+IAM_PATH = "/harbor-cache/"
 
 
 @dataclass(frozen=True)
@@ -105,12 +108,27 @@ def egress_rules(settings: Settings) -> list[dict]:
     ]
 
 
-def assume_role_policy(service: str) -> str:
-    return json.dumps(
+def assume_role_policy(service: str, condition: dict | None = None) -> str:
+    statement: dict = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    if condition:
+        statement["Condition"] = condition
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def dlm_assume_role_policy(partition: str, region: str, account_id: str) -> str:
+    """DLM may assume the role only for this account's lifecycle policies in this region.
+
+    The confused-deputy conditions AWS recommends for service roles (IAM User Guide, "The confused
+    deputy problem": aws:SourceAccount and aws:SourceArn); a DLM policy's ARN is
+    arn:<partition>:dlm:<region>:<account>:policy/<id> (Service Authorization Reference, Amazon
+    Data Lifecycle Manager). The id is not known before the policy exists, hence policy/*.
+    """
+    return assume_role_policy(
+        "dlm.amazonaws.com",
         {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
-        }
+            "StringEquals": {"aws:SourceAccount": account_id},
+            "ArnLike": {"aws:SourceArn": f"arn:{partition}:dlm:{region}:{account_id}:policy/*"},
+        },
     )
 
 
@@ -151,10 +169,11 @@ class HarborVm(pulumi.ComponentResource):
             f"{name}-role",
             assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
             description=f"harbor-cache {settings.hostname}: Traefik's DNS-01 challenge",
+            path=IAM_PATH,
             tags=resource_tags(settings, f"{name}-role"),
             opts=child,
         )
-        profile = aws.iam.InstanceProfile(f"{name}-profile", role=self.role.name, opts=child)
+        profile = aws.iam.InstanceProfile(f"{name}-profile", role=self.role.name, path=IAM_PATH, opts=child)
 
         ami = aws.ec2.get_ami_output(
             most_recent=True,
@@ -189,6 +208,8 @@ class HarborVm(pulumi.ComponentResource):
             },
             root_block_device={
                 "encrypted": True,
+                # Empty: the account's default EBS key (aws/ebs).
+                "kms_key_id": settings.kms_key_arn or None,
                 "volume_type": "gp3",
                 "volume_size": settings.root_volume_size_gb,
                 "delete_on_termination": True,
@@ -213,6 +234,9 @@ class HarborVm(pulumi.ComponentResource):
             size=settings.data_volume_size_gb,
             type="gp3",
             encrypted=True,
+            # A snapshot of an encrypted volume is encrypted with the volume's key, so DLM's daily
+            # snapshots use this key too. Changing it later means a new volume (protect stops that).
+            kms_key_id=settings.kms_key_arn or None,
             tags=resource_tags(settings, f"{name}-data", **{SNAPSHOT_TAG: settings.stack}),
             opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
         )
@@ -244,9 +268,15 @@ class HarborVm(pulumi.ComponentResource):
             f"{name}-eip-association", allocation_id=self.eip.id, instance_id=self.instance.id, opts=child
         )
 
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        caller = aws.get_caller_identity_output(opts=invoke)
+        partition = aws.get_partition_output(opts=invoke)
         dlm_role = aws.iam.Role(
             f"{name}-dlm-role",
-            assume_role_policy=assume_role_policy("dlm.amazonaws.com"),
+            assume_role_policy=pulumi.Output.all(partition.partition, caller.account_id).apply(
+                lambda values: dlm_assume_role_policy(values[0], settings.region, values[1])
+            ),
+            path=IAM_PATH,
             tags=resource_tags(settings, f"{name}-dlm-role"),
             opts=child,
         )

@@ -6,6 +6,9 @@ serialised (TOML with tomli_w, YAML with PyYAML), never templated as strings.
 
 from __future__ import annotations
 
+import base64
+import json
+import posixpath
 from dataclasses import dataclass
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -51,7 +54,15 @@ def example_image(cache_host: str, upstream: Upstream) -> str:
 
 
 def containerd_hosts_path(upstream: Upstream) -> str:
-    return f"{CERTS_DIR}/{upstream.registry_host}/hosts.toml"
+    """/etc/containerd/certs.d/<host>/hosts.toml; refuses a host that would put it anywhere else.
+
+    Settings already allow only host[:port] here; this keeps the EKS user data, which writes the
+    path on every node, from leaving certs.d whatever an Upstream holds.
+    """
+    path = posixpath.normpath(f"{CERTS_DIR}/{upstream.registry_host}/hosts.toml")
+    if posixpath.dirname(posixpath.dirname(path)) != CERTS_DIR or upstream.registry_host in ("", ".", ".."):
+        raise ValueError(f"registry host {upstream.registry_host!r} would put hosts.toml outside {CERTS_DIR}")
+    return path
 
 
 def render_containerd_hosts_toml(cache_host: str, upstream: Upstream, options: MirrorOptions = MirrorOptions()) -> str:
@@ -81,8 +92,32 @@ def render_containerd_config_snippet(major_version: int) -> str:
     return tomli_w.dumps(document)
 
 
-def render_k3s_registries_yaml(cache_host: str, upstreams: tuple[Upstream, ...], options: MirrorOptions = MirrorOptions()) -> str:
-    """/etc/rancher/{k3s,rke2}/registries.yaml: one mirror per upstream, rewritten into its project."""
+@dataclass(frozen=True)
+class PullCredential:
+    """The pull-only robot account nodes log in to the cache with (private proxy projects)."""
+
+    username: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"PullCredential({self.username!r}, ***)"
+
+    @property
+    def basic(self) -> str:
+        return base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+
+
+def render_k3s_registries_yaml(
+    cache_host: str,
+    upstreams: tuple[Upstream, ...],
+    options: MirrorOptions = MirrorOptions(),
+    credential: PullCredential | None = None,
+) -> str:
+    """/etc/rancher/{k3s,rke2}/registries.yaml: one mirror per upstream, rewritten into its project.
+
+    With a credential, `configs.<cache host>.auth` carries it (k3s and RKE2 log in to the endpoint
+    with it): the file is then a secret.
+    """
     mirrors = {
         upstream.registry_host: {
             "endpoint": [f"https://{cache_host}"],
@@ -91,9 +126,48 @@ def render_k3s_registries_yaml(cache_host: str, upstreams: tuple[Upstream, ...],
         for upstream in upstreams
     }
     document: dict = {"mirrors": mirrors}
+    config: dict = {}
+    if credential is not None:
+        config["auth"] = {"username": credential.username, "password": credential.password}
     if options.ca_file:
-        document["configs"] = {cache_host: {"tls": {"ca_file": options.ca_file}}}
+        config["tls"] = {"ca_file": options.ca_file}
+    if config:
+        document["configs"] = {cache_host: config}
     return yaml.safe_dump(document, sort_keys=False)
+
+
+def render_docker_config_json(cache_host: str, credential: PullCredential) -> str:
+    """The `.dockerconfigjson` of a Kubernetes `kubernetes.io/dockerconfigjson` Secret (imagePullSecrets),
+    also Docker's ~/.docker/config.json."""
+    entry = {"username": credential.username, "password": credential.password, "auth": credential.basic}
+    return json.dumps({"auths": {cache_host: entry}}, indent=2)
+
+
+def render_containers_auth_json(cache_host: str, credential: PullCredential) -> str:
+    """containers-auth.json(5), the auth file of CRI-O (`global_auth_file`) and podman (`--authfile`)."""
+    return json.dumps({"auths": {cache_host: {"auth": credential.basic}}}, indent=2)
+
+
+def render_talos_auth_patch(cache_host: str, credential: PullCredential) -> str:
+    """A Talos machine-config patch: `machine.registries.config.<cache host>.auth`."""
+    auth = {"username": credential.username, "password": credential.password}
+    return yaml.safe_dump({"machine": {"registries": {"config": {cache_host: {"auth": auth}}}}}, sort_keys=False)
+
+
+def pull_credential_outputs(
+    cache_host: str, upstreams: tuple[Upstream, ...], credential: PullCredential, options: MirrorOptions = MirrorOptions()
+) -> dict:
+    """The `registryPullCredentials` stack output (a secret): the robot's login in every shape nodes take."""
+    return {
+        "registry": cache_host,
+        "username": credential.username,
+        "password": credential.password,
+        "privateProjects": [u.project for u in upstreams if not u.public],
+        "dockerConfigJson": render_docker_config_json(cache_host, credential),
+        "containersAuthJson": render_containers_auth_json(cache_host, credential),
+        "k3sRegistriesYaml": render_k3s_registries_yaml(cache_host, upstreams, options, credential),
+        "talosAuthPatch": render_talos_auth_patch(cache_host, credential),
+    }
 
 
 def crio_dropin_name(upstream: Upstream) -> str:

@@ -46,6 +46,25 @@ def stack_config(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], str | N
     return raw, config.get("aws:region")
 
 
+def plain_keys(stack: str, root: Path = ROOT) -> set[str]:
+    """Project keys whose value the stack file holds with no encrypted (`secure:`) part.
+
+    The engine's own rule: an object value counts as secret when any value inside it is
+    `{secure: ...}` (pulumi sdk/go/common/resource/config/value.go, hasSecureValue), which is what
+    `pulumi config set --secret --path 'upstreamCredentials.<name>.password'` writes.
+    """
+    config = (yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text()) or {}).get("config") or {}
+    return {key.split(":", 1)[1] for key, value in config.items() if key.startswith(f"{PROJECT}:") and not _has_secure(value)}
+
+
+def _has_secure(value: Any) -> bool:
+    if isinstance(value, dict):
+        return set(value) == {"secure"} or any(_has_secure(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_secure(v) for v in value)
+    return False
+
+
 def _placeholders(value: Any) -> Any:
     if isinstance(value, dict):
         if set(value) == {"secure"}:
@@ -84,8 +103,15 @@ def render_all(settings: Settings, admin_password: str | None = None, zone_id: s
 
 
 def write_files(files: dict[str, str], out: Path) -> None:
+    """Writes every file under `out`; refuses, before writing anything, a path that would leave it."""
+    root = out.resolve()
+    targets = {}
     for relative, text in sorted(files.items()):
-        target = out / relative
+        target = (root / relative).resolve()
+        if Path(relative).is_absolute() or not target.is_relative_to(root) or target == root:
+            raise ValueError(f"refusing to write {relative!r}: it is not inside {str(out)!r}")
+        targets[target] = (relative, text)
+    for target, (relative, text) in targets.items():
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
         if relative.endswith(".sh"):
@@ -99,17 +125,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     options = parser.parse_args(argv)
 
-    raw, region = stack_config(options.stack)
+    raw, region = stack_config(options.stack, ROOT)
+    # Values given with --set come from the reviewer's command line, not from git.
+    plain = plain_keys(options.stack, ROOT)
     for text in options.set:
         key, value = parse_override(text)
         if key == "aws:region":
             region = value
         else:
             raw[key] = value
+            plain.discard(key)
     if raw.get("adminPassword") == PLACEHOLDER_SECRET:
         raw.pop("adminPassword")  # encrypted in the stack file: render with the placeholder instead
     try:
-        settings = parse_settings(raw, stack=options.stack, region=region)
+        settings = parse_settings(raw, stack=options.stack, region=region, plain_keys=plain)
     except SettingsError as error:
         print(error, file=sys.stderr)
         return 2

@@ -11,9 +11,10 @@ them under mocks or in the offline renderer); defaults of structured keys live o
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from components.validators import (
     HARBOR_NAME_RE,
     HARBOR_VERSION_RE,
     INSTANCE_TYPE_RE,
+    KMS_KEY_ARN_RE,
     SHA256_RE,
     SUBNET_RE,
     is_world,
@@ -38,6 +40,7 @@ from components.validators import (
     validate_dns_name,
     validate_gc_cron,
     validate_project_name,
+    world_families,
 )
 
 # Re-exported: the rest of the program and the tests know these as settings' names.
@@ -134,6 +137,7 @@ class Settings:
     oidc: OidcSettings | None
     mirror_ca_file: str = ""
     mirror_fail_closed: bool = False
+    kms_key_arn: str = ""
     harbor_api_url: str = ""
     harbor_imports: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -180,13 +184,59 @@ def _cidr_list(reader: ConfigReader, key: str, allow_world: bool, world_hint: st
     if not isinstance(value, list):
         reader.fail(key, f"{value!r} is not a list of CIDRs")
         return ()
+    valid = []
     for item in value:
         problem = validate_cidr(item)
         if problem:
             reader.fail(key, f"{item!r} {problem}")
-        elif is_world(item) and not allow_world:
-            reader.fail(key, f"{item!r} opens the port to the whole internet; {world_hint}")
+        else:
+            valid.append(item)
+    if not allow_world:
+        for family in world_families(valid):
+            reader.fail(key, f"{valid!r} open the port to the whole internet ({family}, counting how they add up); {world_hint}")
     return tuple(value)
+
+
+def _is_cache_or_loopback(host: str | None, hostname: str) -> bool:
+    if host == hostname or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def _kms_key_arn(reader: ConfigReader, region: str) -> str:
+    arn = reader.string("kmsKeyArn")
+    match = KMS_KEY_ARN_RE.match(arn)
+    if arn and not match:
+        reader.fail(
+            "kmsKeyArn",
+            f"{arn!r} is not a KMS key ARN; accepted: arn:aws:kms:<region>:<account>:key/<key id> (not an alias), "
+            "or empty for the account's default EBS key",
+        )
+    elif arn and region and match.group(1) != region:
+        reader.fail("kmsKeyArn", f"{arn!r} is in region {match.group(1)!r}; EBS needs a key in {region!r}")
+    return arn
+
+
+def _default_quota_gb(reader: ConfigReader) -> int:
+    quota = reader.integer("defaultStorageQuotaGb", -1, 1024 * 1024)
+    if quota == 0:
+        reader.fail("defaultStorageQuotaGb", "0 is not accepted; use -1 (unlimited) or a positive whole number of GiB")
+    return quota
+
+
+def _plain_secrets(reader: ConfigReader, plain_keys: Collection[str]) -> None:
+    """Secret keys given as plain config land in git (the stack file) and in the rendered-files artifact."""
+    for key in sorted(SECRET_KEYS & set(plain_keys)):
+        if key in reader.raw:
+            how = (
+                "pulumi config set --secret adminPassword"
+                if key == "adminPassword"
+                else "pulumi config set --secret --path 'upstreamCredentials.<upstream>.password'"
+            )
+            reader.fail(key, f"is set as plain config (value not shown); store it encrypted: `{how}`")
 
 
 def _oidc(reader: ConfigReader) -> OidcSettings | None:
@@ -271,9 +321,20 @@ def admin_password_problem(password: object) -> str | None:
     return None
 
 
-def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defaults: Mapping[str, Any] | None = None) -> Settings:
-    """Builds Settings from raw config values (keys without the project prefix) or raises SettingsError."""
+def parse_settings(
+    raw: Mapping[str, Any],
+    stack: str,
+    region: str | None,
+    defaults: Mapping[str, Any] | None = None,
+    plain_keys: Collection[str] = (),
+) -> Settings:
+    """Builds Settings from raw config values (keys without the project prefix) or raises SettingsError.
+
+    `plain_keys`: the keys the stack holds unencrypted (load_settings and the offline renderer know
+    them); a secret key among them is refused.
+    """
     reader = ConfigReader(raw, project_defaults() if defaults is None else defaults, SECRET_KEYS)
+    _plain_secrets(reader, plain_keys)
     known = set(declared_keys())
     for key in sorted(set(raw) - known):
         close = difflib.get_close_matches(key, known, n=1)
@@ -329,6 +390,9 @@ def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defau
     acme_email = reader.string("acmeEmail", required=True)
     if acme_email and not EMAIL_RE.match(acme_email):
         reader.fail("acmeEmail", f"{acme_email!r} is not an e-mail address")
+    elif "$" in acme_email:
+        # The address lands in Traefik's command in the compose override, where compose interpolates `$`.
+        reader.fail("acmeEmail", f"{acme_email!r} contains '$', which docker compose would interpolate; accepted: no '$'")
 
     version = reader.string("harborVersion", required=True)
     version_match = HARBOR_VERSION_RE.match(version)
@@ -358,6 +422,13 @@ def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defau
     harbor_api_url = reader.string("harborApiUrl")
     if harbor_api_url and validate_api_url(harbor_api_url):
         reader.fail("harborApiUrl", f"{harbor_api_url!r} {validate_api_url(harbor_api_url)}")
+    elif harbor_api_url and not _is_cache_or_loopback(urlsplit(harbor_api_url).hostname, hostname):
+        # `pulumi up` sends the admin password there: only the cache itself, or a tunnel to it.
+        reader.fail(
+            "harborApiUrl",
+            f"{harbor_api_url!r} points at another host; accepted: https://{hostname or '<hostname>'}[:port] "
+            "or a loopback address (an SSH tunnel to the VM)",
+        )
     imports = reader.structured("harborImports", {})
     if not isinstance(imports, dict) or not all(
         isinstance(k, str) and re.match(r"^(registry|project)/\S+$", k) and isinstance(v, str) and v for k, v in imports.items()
@@ -391,7 +462,7 @@ def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defau
         elif is_world(item):
             reader.fail("metricsAllowedCidrs", f"{item!r} opens metrics (plain HTTP) to the internet; list your Prometheus")
 
-    upstreams = parse_upstreams(reader)
+    upstreams = parse_upstreams(reader, _default_quota_gb(reader))
     settings_values = dict(
         metrics_allowed_cidrs=tuple(metrics_cidrs),
         smoke_images=smoke_images(reader, upstreams),
@@ -412,6 +483,7 @@ def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defau
         upstreams=upstreams,
         oidc=_oidc(reader),
         tags=_tags(reader),
+        kms_key_arn=_kms_key_arn(reader, region),
     )
     if reader.problems:
         raise SettingsError(reader.problems)
@@ -446,4 +518,13 @@ def load_settings() -> Settings:
     keys = {*runtime_config.CONFIG.get(), *runtime_config.get_config_env()}
     raw = {key[len(prefix) :]: runtime_config.get_config(key) for key in keys if key.startswith(prefix)}
     region = runtime_config.get_config("aws:region") or os.environ.get("AWS_REGION")
-    return parse_settings(raw, stack=pulumi.get_stack(), region=region)
+    # The engine names the keys whose values were encrypted in the stack (`--secret`): the language
+    # host hands them to set_all_config, and older hosts through PULUMI_CONFIG_SECRET_KEYS
+    # (pulumi sdk/python/lib/pulumi/runtime/config.py: is_config_secret, get_config_secret_keys_env).
+    env_secret = set(runtime_config.get_config_secret_keys_env())
+    plain = {
+        key[len(prefix) :]
+        for key in keys
+        if key.startswith(prefix) and not runtime_config.is_config_secret(key) and key not in env_secret
+    }
+    return parse_settings(raw, stack=pulumi.get_stack(), region=region, plain_keys=plain)

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from components.config_reader import ConfigReader, Secret
-from components.validators import HARBOR_NAME_RE, validate_dns_name, validate_project_name
+from components.validators import HARBOR_NAME_RE, validate_project_name, validate_registry_host, validate_upstream_url
 
 # Registry types that Harbor's compose installer permits for proxy-cache projects
 # (PERMITTED_REGISTRY_TYPES_FOR_PROXY_CACHE). `quay` was removed upstream in 2025.
@@ -43,9 +43,11 @@ UPSTREAM_KEYS = {
     "description": "free text",
     "insecure": "skip TLS verification of the upstream",
     "public": "anonymous pulls from the project (default true)",
-    "storageQuotaGb": "project storage quota in GiB, -1 = unlimited",
+    "storageQuotaGb": "project storage quota in GiB, -1 = unlimited (default: defaultStorageQuotaGb)",
     "speedLimitKbps": "proxy bandwidth limit in KiB/s, -1 = unlimited",
     "forceDestroy": "delete the project's cached repositories with it (default false)",
+    "allowCredentialedPublic": "accept public: true together with upstreamCredentials (default false)",
+    "allowCustomPortEgress": "accept a URL port other than 443/80, which opens that port to the internet (default false)",
 }
 
 
@@ -82,7 +84,9 @@ class Upstream:
         return f"https://{self.registry_host}"
 
 
-def _upstream(reader: ConfigReader, index: int, item: Any, credentials: Mapping[str, Credential]) -> Upstream | None:
+def _upstream(
+    reader: ConfigReader, index: int, item: Any, credentials: Mapping[str, Credential], default_quota_gb: int
+) -> Upstream | None:
     key = f"upstreams[{index}]"
     if not isinstance(item, dict):
         reader.fail(key, f"{item!r} is not an object with name, type and url")
@@ -101,12 +105,23 @@ def _upstream(reader: ConfigReader, index: int, item: Any, credentials: Mapping[
     elif kind not in PROXY_CACHE_TYPES:
         reader.fail(f"{key}.type", f"{kind!r} is not a proxy-cache registry type; accepted: {', '.join(PROXY_CACHE_TYPES)}")
         ok = False
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/"):
-        reader.fail(f"{key}.url", f"{url!r} is not a registry URL (https://host[:port], no path)")
+    url_problem = validate_upstream_url(url)
+    parts = urlsplit(url) if url_problem is None else None
+    if url_problem is not None:
+        # A URL with user info holds a credential: never echo it.
+        shown = "the value (not shown: it holds a credential)" if isinstance(url, str) and "@" in url else repr(url)
+        reader.fail(f"{key}.url", f"{shown} {url_problem}")
         ok = False
     elif parts.scheme == "http" and not item.get("insecure"):
         reader.fail(f"{key}.url", f"{url!r} is plain http; use https or set insecure: true")
+        ok = False
+    elif parts.port not in (None, 80, 443) and item.get("allowCustomPortEgress") is not True:
+        # The security group then lets the VM out to the whole internet on that port.
+        reader.fail(
+            f"{key}.url",
+            f"{url!r} uses port {parts.port}: the VM's security group would allow tcp {parts.port} out to the whole "
+            "internet. Set allowCustomPortEgress: true on this upstream to accept that, or use the registry on 443",
+        )
         ok = False
     project = item.get("project", f"{name}-proxy")
     problem = validate_project_name(project)
@@ -115,19 +130,25 @@ def _upstream(reader: ConfigReader, index: int, item: Any, credentials: Mapping[
         ok = False
     default_host = "docker.io" if kind == "docker-hub" else (parts.netloc if parts else "")
     registry_host = item.get("registryHost", default_host)
-    host_only = registry_host.rsplit(":", 1)[0] if isinstance(registry_host, str) else ""
-    if validate_dns_name(host_only):
-        reader.fail(f"{key}.registryHost", f"{registry_host!r} is not a registry host name (e.g. docker.io)")
+    host_problem = validate_registry_host(registry_host)
+    if host_problem and (parts is not None or "registryHost" in item):
+        reader.fail(f"{key}.registryHost", f"{registry_host!r} {host_problem}; accepted: host[:port] such as docker.io")
         ok = False
     numbers = {}
-    for field_name, low in (("storageQuotaGb", -1), ("speedLimitKbps", -1)):
-        value = item.get(field_name, -1)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low or value == 0:
+    for field_name, default in (("storageQuotaGb", default_quota_gb), ("speedLimitKbps", -1)):
+        value = item.get(field_name, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < -1 or value == 0:
             reader.fail(f"{key}.{field_name}", f"{value!r} is not accepted; use -1 (unlimited) or a positive whole number")
             ok = False
         numbers[field_name] = value
     flags = {}
-    for field_name, default in (("insecure", False), ("public", True), ("forceDestroy", False)):
+    for field_name, default in (
+        ("insecure", False),
+        ("public", True),
+        ("forceDestroy", False),
+        ("allowCredentialedPublic", False),
+        ("allowCustomPortEgress", False),
+    ):
         value = item.get(field_name, default)
         if not isinstance(value, bool):
             reader.fail(f"{key}.{field_name}", f"{value!r} is not a boolean")
@@ -136,6 +157,16 @@ def _upstream(reader: ConfigReader, index: int, item: Any, credentials: Mapping[
     description = item.get("description", "")
     if not isinstance(description, str):
         reader.fail(f"{key}.description", f"{description!r} is not a string")
+        ok = False
+    if flags["public"] is True and name in credentials and flags["allowCredentialedPublic"] is not True:
+        reader.fail(
+            f"{key}.public",
+            f"upstream {name!r} is public and has upstreamCredentials: Harbor pulls with that credential for every "
+            "client allowed in, so anyone in allowedCidrs could pull what the account can read (its private images "
+            "too). Use a credential that reads public content only (Docker Hub: an access token with scope "
+            "'Public Repo Read-only') and set allowCredentialedPublic: true on this upstream, or set public: false: "
+            "nodes then pull with the pull-only robot account (stack output registryPullCredentials)",
+        )
         ok = False
     if not ok:
         return None
@@ -175,13 +206,13 @@ def _credentials(reader: ConfigReader) -> dict[str, Credential]:
     return result
 
 
-def parse_upstreams(reader: ConfigReader) -> tuple[Upstream, ...]:
+def parse_upstreams(reader: ConfigReader, default_quota_gb: int = -1) -> tuple[Upstream, ...]:
     credentials = _credentials(reader)
     items = reader.structured("upstreams", [dict(u) for u in DEFAULT_UPSTREAMS])
     if not isinstance(items, list) or not items:
         reader.fail("upstreams", f"{items!r} is not a non-empty list of upstream objects")
         return ()
-    upstreams = [u for i, item in enumerate(items) if (u := _upstream(reader, i, item, credentials))]
+    upstreams = [u for i, item in enumerate(items) if (u := _upstream(reader, i, item, credentials, default_quota_gb))]
     for attribute, label in (("name", "name"), ("project", "project"), ("registry_host", "registryHost")):
         seen: set[str] = set()
         for upstream in upstreams:
@@ -189,7 +220,8 @@ def parse_upstreams(reader: ConfigReader) -> tuple[Upstream, ...]:
             if value in seen:
                 reader.fail("upstreams", f"duplicate {label} {value!r}; every upstream needs its own")
             seen.add(value)
-    names = {u.name for u in upstreams}
+    # Names of entries that failed validation count too: their credential is not the problem.
+    names = {item["name"] for item in items if isinstance(item, dict) and isinstance(item.get("name"), str)}
     for name in sorted(set(credentials) - names):
         reader.fail(f"upstreamCredentials.{name}", f"names no upstream; accepted: {sorted(names)}")
     return tuple(upstreams)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,6 +16,9 @@ HARBOR_VERSION_RE = re.compile(r"^v2\.(\d+)\.(\d+)$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 INSTANCE_TYPE_RE = re.compile(r"^([a-z]+)(\d+)([a-z-]*)\.(\d*[a-z]+)$")
 AZ_RE = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d[a-z]$")
+# A key ARN (single- or multi-Region key); EBS also takes aliases, but then AWS reports the key ARN
+# back and every `pulumi up` would see a change.
+KMS_KEY_ARN_RE = re.compile(r"^arn:aws(?:-[a-z]+)*:kms:([a-z]{2}(?:-[a-z]+)+-\d):\d{12}:key/(?:mrk-[0-9a-f]{32}|[0-9a-f-]{36})$")
 SUBNET_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 GC_CRON_RE = re.compile(r"^0( \S+){5}$")
 
@@ -50,9 +54,63 @@ def is_world(cidr: str) -> bool:
     return ipaddress.ip_network(cidr).prefixlen == 0
 
 
+def world_families(cidrs: Iterable[str]) -> list[str]:
+    """The address families ('IPv4', 'IPv6') whose whole space the CIDRs cover together.
+
+    Judged by coverage, not by a /0: 0.0.0.0/1 + 128.0.0.0/1 is the whole internet as surely as
+    0.0.0.0/0. Networks of one family collapse into their union; the family is covered when that
+    union is its single /0.
+    """
+    covered = []
+    for version, label in ((4, "IPv4"), (6, "IPv6")):
+        networks = [ipaddress.ip_network(c) for c in cidrs if ipaddress.ip_network(c).version == version]
+        if [n.prefixlen for n in ipaddress.collapse_addresses(networks)] == [0]:
+            covered.append(label)
+    return covered
+
+
 def validate_project_name(name: Any) -> str | None:
     if not isinstance(name, str) or not HARBOR_NAME_RE.match(name) or len(name) > 255:
         return "is not a Harbor project name (lowercase [a-z0-9] groups joined by '.', '_' or '-', at most 255)"
+    return None
+
+
+def validate_registry_host(text: Any) -> str | None:
+    """None when `text` is host[:port] (a DNS name, port 1..65535), else why not.
+
+    The value becomes a directory name on nodes (/etc/containerd/certs.d/<host>/hosts.toml), so
+    nothing but a name and a port may pass: no path, no `..`.
+    """
+    if not isinstance(text, str):
+        return "is not a string"
+    host, separator, port = text.partition(":")
+    if validate_dns_name(host):
+        return f"host {host!r} {validate_dns_name(host)}"
+    if separator and (not port.isdigit() or not port.isascii() or not 1 <= int(port) <= 65535):
+        return f"port {port!r} is not a number 1..65535"
+    return None
+
+
+def validate_upstream_url(url: Any) -> str | None:
+    """None when `url` is scheme://host[:port] with nothing else, else why not."""
+    if not isinstance(url, str):
+        return "is not a string"
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "is not a registry URL (https://host[:port], no path)"
+    if "@" in parts.netloc:
+        # A credential in the URL would land in Harbor's registry list, the state and logs.
+        return "carries user info (user:secret@); put credentials in upstreamCredentials (a secret)"
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        return "has a query or fragment; accepted: https://host[:port], no path"
+    if parts.path not in ("", "/"):
+        return "has a path; accepted: https://host[:port], no path"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 and parts.netloc.rpartition("]")[2].count(":"):
+        return "has a port outside 1..65535"
     return None
 
 

@@ -110,6 +110,7 @@ class HarborState:
     quotas: dict[int, dict] = field(default_factory=dict)
     configurations: dict[str, Any] = field(default_factory=lambda: {"auth_mode": "db_auth", "oidc_client_secret": ""})
     gc_schedule: dict | None = None
+    robots: dict[int, dict] = field(default_factory=dict)
     users: list[str] = field(default_factory=lambda: ["admin"])
     next_id: int = 1
 
@@ -264,6 +265,8 @@ class HarborEmulator:
             return self.configurations(method, body)
         if path == "/system/gc/schedule":
             return self.gc(method, body)
+        if segments[0] == "robots":
+            return self.robots(method, segments[1:], body)
         return 404, _errors("NOT_FOUND", f"{path} not found"), {}
 
     @staticmethod
@@ -456,6 +459,60 @@ class HarborEmulator:
                 "parameters": dict(body.get("parameters") or {}),
             }
         return (201 if method == "POST" else 200), None, {}
+
+    def robots(self, method: str, rest: list[str], body: Any) -> tuple[int, Any, dict]:
+        """Harbor v2.15.2's robot API (handler/robot.go, controller/robot/controller.go), system robots.
+
+        The stored name has no prefix; every answer shows it with `robot$` (controller populate).
+        The secret is answered on create only. A permission naming a missing project fails the
+        create with 404 (toScope); the request's transaction leaves no robot behind.
+        """
+        robots = self.state.robots
+        if not rest and method == "POST":
+            if not PROJECT_NAME_RE.match(body.get("name", "")):  # validateName: the same pattern
+                return 400, _errors("BAD_REQUEST", "robot name is not in lower case or contains illegal characters"), {}
+            permissions = body.get("permissions") or []
+            if body.get("level") not in ("system", "project") or not permissions or not all(p.get("access") for p in permissions):
+                return 400, _errors("BAD_REQUEST", "bad request empty permission"), {}
+            if body["level"] == "project" and len(permissions) > 1:
+                return 400, _errors("BAD_REQUEST", "bad request permission"), {}
+            names = {p["name"] for p in self.state.projects.values()}
+            missing = [p["namespace"] for p in permissions if p.get("kind") == "project" and p["namespace"] not in names]
+            if missing:
+                return 404, _errors("NOT_FOUND", f"project {missing[0]} not found"), {}
+            if any(r["name"] == body["name"] for r in robots.values()):
+                return 409, _errors("CONFLICT", f"robot account 0:{body['name']} already exists"), {}
+            robot_id = self.state.new_id()
+            secret = base64.b32encode(robot_id.to_bytes(4, "big") * 5).decode().rstrip("=")  # Harbor: 32 random chars
+            robots[robot_id] = {"id": robot_id, "name": body["name"], "level": body["level"], "secret": secret}
+            robots[robot_id].update(description=body.get("description", ""), duration=body.get("duration", -1))
+            robots[robot_id].update(permissions=copy.deepcopy(permissions), disable=bool(body.get("disable")))
+            created = {"id": robot_id, "name": f"robot${body['name']}", "secret": secret, "expires_at": -1}
+            created["creation_time"] = "2026-11-28T06:00:00.000Z"
+            return 201, created, {"Location": f"/api/v2.0/robots/{robot_id}"}
+        robot = robots.get(int(rest[0])) if rest and rest[0].isdigit() else None
+        if not rest and method == "GET":
+            return self.page([self.shown_robot(r) for r in robots.values()], {})
+        if robot is None:
+            return 404, _errors("NOT_FOUND", f"robot {rest[0] if rest else ''} not found"), {}
+        if method == "GET":
+            return 200, self.shown_robot(robot), {}
+        if method == "PUT":
+            if body.get("name") != f"robot${robot['name']}" or body.get("level") != robot["level"]:
+                return 400, _errors("BAD_REQUEST", "cannot update the level or name of robot"), {}
+            robot.update(description=body.get("description", ""), permissions=copy.deepcopy(body.get("permissions") or []))
+            return 200, None, {}
+        if method == "DELETE":
+            del robots[robot["id"]]
+            return 200, None, {}
+        return 405, _errors("METHOD_NOT_ALLOWED", method), {}
+
+    def shown_robot(self, robot: dict) -> dict:
+        names = {p["name"] for p in self.state.projects.values()}
+        # Permissions on a project that is gone are not listed (controller populatePermissions).
+        permissions = [p for p in robot["permissions"] if p.get("kind") != "project" or p["namespace"] in names]
+        shown = {k: v for k, v in robot.items() if k != "secret"}
+        return {**shown, "name": f"robot${robot['name']}", "permissions": permissions, "editable": True, "expires_at": -1}
 
 
 def _errors(code: str, message: str) -> dict:

@@ -28,6 +28,7 @@ FAKE_PUBLIC_IP = "192.0.2.10"
 FAKE_HOST_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDUk9grdco30xPt6cY3mqXqsAFyhbRTQM4qtk39M/wXN"
 # What files/acme-account-uri.sh prints on the VM once Traefik has registered.
 FAKE_ACME_ACCOUNT_URI = "https://acme-v02.api.letsencrypt.org/acme/acct/123456789\n"
+FAKE_ACCOUNT_ID = "123456789012"
 
 
 class AwsMocks(pulumi.runtime.Mocks):
@@ -61,6 +62,9 @@ class AwsMocks(pulumi.runtime.Mocks):
             state.update(registry_id=len(args.name), credential_hash="0" * 64)
         elif kind == "pulumi-python:dynamic/ec2:ConsoleHostKey":
             state.update(public_key=FAKE_HOST_PUBLIC_KEY)
+        elif kind == "pulumi-python:dynamic/harbor:Robot":
+            # As Harbor answers a create (handler/robot.go): the prefixed name and a one-time secret.
+            state.update(robot_id=7, robot_name=f"robot${args.inputs['name']}", secret="Robot-Secret-0123456789abcdef")
         elif kind == "pulumi-python:dynamic/harbor:Project":
             state.update(project_id=len(args.name) + 100)
         return f"{args.name}-id", state
@@ -75,6 +79,10 @@ class AwsMocks(pulumi.runtime.Mocks):
             }
         if token == "aws:ec2/getAmi:getAmi":
             return {"id": "ami-0123456789abcdef0", "name": "ubuntu-noble-24.04-amd64-server-20261101"}
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": FAKE_ACCOUNT_ID, "arn": f"arn:aws:iam::{FAKE_ACCOUNT_ID}:user/deployer", "userId": "AIDA"}
+        if token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
         if token == "aws:route53/getZone:getZone":
             return {"zoneId": FAKE_ZONE_ID, "id": FAKE_ZONE_ID, "name": args.args.get("name")}
         return {}

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from components.settings import SettingsError
-from tests.pulumi_harness import FAKE_HOST_PUBLIC_KEY, FAKE_PUBLIC_IP, FAKE_ZONE_ID, dev_config, run_program
+from tests.pulumi_harness import FAKE_ACCOUNT_ID, FAKE_HOST_PUBLIC_KEY, FAKE_PUBLIC_IP, FAKE_ZONE_ID, dev_config, run_program
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,14 @@ def test_security_group_opens_web_to_allowed_cidrs_and_ssh_to_ssh_cidrs_only(run
 def test_custom_upstream_port_gets_an_egress_rule():
     config = {
         **dev_config(),
-        "harbor-cache:upstreams": [{"name": "internal", "type": "docker-registry", "url": "https://registry.corp.example:5000"}],
+        "harbor-cache:upstreams": [
+            {
+                "name": "internal",
+                "type": "docker-registry",
+                "url": "https://registry.corp.example:5000",
+                "allowCustomPortEgress": True,  # refused without: it opens tcp 5000 out to the world
+            }
+        ],
     }
     group = run_program(config).one("aws:ec2/securityGroup:SecurityGroup")
     assert sorted(rule["fromPort"] for rule in group.inputs["egress"]) == [80, 443, 5000]
@@ -197,3 +204,32 @@ def test_the_host_key_is_made_on_the_vm_read_from_its_console_and_pinned_and_use
     for command in run.of_type("command:remote:Command"):
         assert command.inputs["connection"]["hostKey"] == FAKE_HOST_PUBLIC_KEY
         assert host_key.urn in command.dependencies, "no command connects before the key is pinned"
+
+
+def test_iam_roles_and_profile_live_under_the_program_path(run):
+    for role in run.of_type("aws:iam/role:Role"):
+        assert role.inputs["path"] == "/harbor-cache/", role.name
+    assert run.one("aws:iam/instanceProfile:InstanceProfile").inputs["path"] == "/harbor-cache/"
+
+
+def test_dlm_may_assume_its_role_only_for_this_accounts_policies(run):
+    (statement,) = json.loads(run.named("harbor-vm-dlm-role").inputs["assumeRolePolicy"])["Statement"]
+    assert statement["Principal"] == {"Service": "dlm.amazonaws.com"} and statement["Action"] == "sts:AssumeRole"
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": FAKE_ACCOUNT_ID},
+        "ArnLike": {"aws:SourceArn": f"arn:aws:dlm:eu-central-1:{FAKE_ACCOUNT_ID}:policy/*"},
+    }
+
+
+def test_volumes_use_the_accounts_ebs_key_unless_a_key_is_set(run):
+    assert "kmsKeyId" not in run.one("aws:ebs/volume:Volume").inputs
+    assert "kmsKeyId" not in run.one("aws:ec2/instance:Instance").inputs["rootBlockDevice"]
+    key = f"arn:aws:kms:eu-central-1:{FAKE_ACCOUNT_ID}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    keyed = run_program({**dev_config(), "harbor-cache:kmsKeyArn": key})
+    volume = keyed.one("aws:ebs/volume:Volume")
+    assert volume.inputs["kmsKeyId"] == key and volume.inputs["encrypted"] is True
+    root = keyed.one("aws:ec2/instance:Instance").inputs["rootBlockDevice"]
+    assert root["kmsKeyId"] == key and root["encrypted"] is True
+    # DLM's snapshots of the data volume are encrypted with the volume's key and keep its tags.
+    schedule = keyed.one("aws:dlm/lifecyclePolicy:LifecyclePolicy").inputs["policyDetails"]["schedules"][0]
+    assert schedule["copyTags"] is True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from components.upstreams import DEFAULT_UPSTREAMS
 from tests.pulumi_harness import dev_config, run_program
 
 REGISTRY = "pulumi-python:dynamic/harbor:Registry"
@@ -14,7 +15,13 @@ GC = "pulumi-python:dynamic/harbor:GcSchedule"
 
 @pytest.fixture(scope="module")
 def run():
-    config = {**dev_config(), "harbor-cache:upstreamCredentials": {"dockerhub": {"username": "bot", "password": "hub-Token-1"}}}
+    # A public project with a credential needs the opt-in (a read-only token, issue 11).
+    upstreams = [{**u, "allowCredentialedPublic": True} if u["name"] == "dockerhub" else dict(u) for u in DEFAULT_UPSTREAMS]
+    config = {
+        **dev_config(),
+        "harbor-cache:upstreams": upstreams,
+        "harbor-cache:upstreamCredentials": {"dockerhub": {"username": "bot", "password": "hub-Token-1"}},
+    }
     return run_program(config, secret_keys=("harbor-cache:upstreamCredentials",))
 
 
@@ -26,7 +33,7 @@ def test_one_registry_and_project_per_upstream(run):
     assert registries["quay"].inputs["type"] == "docker-registry" and registries["quay"].inputs["url"] == "https://quay.io"
     assert projects["dockerhub-proxy"].inputs["registry_id"] == len("harbor-config-registry-dockerhub")
     assert projects["dockerhub-proxy"].inputs["public"] is True
-    assert projects["dockerhub-proxy"].inputs["storage_quota_gb"] == -1
+    assert projects["dockerhub-proxy"].inputs["storage_quota_gb"] == 50, "defaultStorageQuotaGb"
 
 
 def test_everything_waits_for_the_readiness_gate(run):

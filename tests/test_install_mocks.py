@@ -134,7 +134,8 @@ def test_triggers_change_only_with_the_content_they_guard():
     assert new_email["start"] != base["start"], "a changed compose override restarts Harbor"
     assert {k: v for k, v in new_email.items() if k != "start"} == {k: v for k, v in base.items() if k != "start"}
 
-    new_password = triggers(run_program({**dev_config(), "harbor-cache:adminPassword": "Another-Passw0rd"}))
+    secret = ("harbor-cache:adminPassword",)  # a plain adminPassword is refused
+    new_password = triggers(run_program({**dev_config(), "harbor-cache:adminPassword": "Another-Passw0rd"}, secret_keys=secret))
     assert new_password["start"] != base["start"] and new_password["docker"] == base["docker"]
 
     grown = commands(run_program({**dev_config(), "harbor-cache:dataVolumeSizeGb": 300}))
@@ -157,7 +158,7 @@ def test_what_is_reviewed_is_what_is_deployed():
     from components.settings import parse_settings
 
     config = {**dev_config(), "harbor-cache:adminPassword": "Review-Me-Passw0rd"}
-    run = run_program(config)
+    run = run_program(config, secret_keys=("harbor-cache:adminPassword",))
     steps = commands(run)
     raw = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith("harbor-cache:")}
     # The zone id comes from Route53 at deploy time; the offline render shows a placeholder unless told.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import tomllib
 
@@ -118,3 +119,31 @@ def test_stack_exports_the_node_outputs():
     ]
     assert set(run.outputs["dockerImagePrefixes"]) == {"docker.io", "ghcr.io", "quay.io", "registry.k8s.io", "gcr.io"}
     assert "1.x" in run.outputs["containerdConfigSnippet"]
+
+
+def test_eks_user_data_never_writes_outside_certs_d(settings):
+    # Upstreams that settings would refuse, built directly: the file writers must refuse them too.
+    escaping = dataclasses.replace(settings.upstreams[1], registry_host="x.example.com:1/../../../../etc/cron.d")
+    with pytest.raises(ValueError, match="outside /etc/containerd/certs.d"):
+        nf.render_eks_user_data(HOST, (escaping,))
+    with pytest.raises(ValueError, match="outside"):
+        nf.containerd_hosts_path(dataclasses.replace(settings.upstreams[1], registry_host=".."))
+
+
+def test_renderer_never_writes_outside_its_folder(settings, tmp_path):
+    from components import render
+
+    out = tmp_path / "out"
+    files = {"nodes/ok.txt": "fine", "nodes/containerd/certs.d/x.example.com:1/../../../../../escaped.txt": "no"}
+    with pytest.raises(ValueError, match="not inside"):
+        render.write_files(files, out)
+    assert not (tmp_path / "escaped.txt").exists() and not out.exists(), "nothing is written when one path escapes"
+    with pytest.raises(ValueError, match="not inside"):
+        render.write_files({"/etc/passwd": "no"}, out)
+    (tmp_path / "elsewhere").mkdir()
+    out.mkdir()
+    (out / "link").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ValueError, match="not inside"):
+        render.write_files({"link/file": "no"}, out)
+    render.write_files({"nodes/a/b.txt": "fine"}, out)
+    assert (out / "nodes/a/b.txt").read_text() == "fine"

@@ -85,8 +85,16 @@ def test_project_file_config_uses_only_types_pulumi_accepts():
             assert spec["items"]["type"] in ("string", "integer", "boolean")
 
 
+HUB = {"name": "dockerhub", "type": "docker-hub", "url": "https://hub.docker.com", "registryHost": "docker.io"}
+HUB_CREDENTIALS = {"dockerhub": {"username": "bot", "password": "hunter2-Secret"}}
+
+
+def upstream(**fields) -> list[dict]:
+    return [{"name": "x", "type": "docker-registry", "url": "https://x.example.com", **fields}]
+
+
 def test_upstream_credentials_are_kept_secret():
-    settings = parse(upstreamCredentials={"dockerhub": {"username": "bot", "password": "hunter2-Secret"}})
+    settings = parse(upstreams=[{**HUB, "public": False}], upstreamCredentials=HUB_CREDENTIALS)
     credential = settings.upstreams[0].credential
     assert credential.password.value == "hunter2-Secret"
     assert "hunter2" not in repr(settings)
@@ -180,6 +188,29 @@ BAD_VALUES = [
     ),
     ({"hostnam": "x"}, "hostnam", "did you mean 'hostname'"),
     ({"upstreamCredentials": {"nobody": {"username": "u", "password": "p"}}}, "upstreamCredentials.nobody", "names no upstream"),
+    # Issue 11, low: every one of these passed before.
+    ({"upstreams": upstream(registryHost="x.example.com:1/../../..")}, "upstreams[0].registryHost", "port '1/../../..'"),
+    ({"upstreams": upstream(registryHost="x.example.com:0")}, "upstreams[0].registryHost", "1..65535"),
+    ({"upstreams": upstream(registryHost="../../etc")}, "upstreams[0].registryHost", "host '../../etc'"),
+    ({"upstreams": upstream(url="https://x.example.com?x=1")}, "upstreams[0].url", "query or fragment"),
+    ({"upstreams": upstream(url="https://x.example.com#top")}, "upstreams[0].url", "query or fragment"),
+    ({"upstreams": upstream(url="https://x.example.com:99999")}, "upstreams[0].url", "outside 1..65535"),
+    ({"upstreams": upstream(url="https://x.example.com:5000")}, "upstreams[0].url", "allowCustomPortEgress"),
+    ({"upstreams": upstream(allowCustomPortEgress="yes")}, "upstreams[0].allowCustomPortEgress", "boolean"),
+    ({"allowedCidrs": ["0.0.0.0/1", "128.0.0.0/1"]}, "allowedCidrs", "whole internet (IPv4"),
+    ({"allowedCidrs": ["::/1", "8000::/1"]}, "allowedCidrs", "whole internet (IPv6"),
+    ({"sshAllowedCidrs": ["0.0.0.0/2", "64.0.0.0/2", "128.0.0.0/1"]}, "sshAllowedCidrs", "whole internet"),
+    ({"harborApiUrl": "https://attacker.example.net"}, "harborApiUrl", "another host"),
+    ({"harborApiUrl": "https://harbor.dev.example.com.attacker.net"}, "harborApiUrl", "another host"),
+    ({"acmeEmail": "ops$HOME@example.com"}, "acmeEmail", "interpolate"),
+    ({"defaultStorageQuotaGb": 0}, "defaultStorageQuotaGb", "-1 (unlimited)"),
+    ({"kmsKeyArn": "alias/aws/ebs"}, "kmsKeyArn", "not a KMS key ARN"),
+    (
+        {"kmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+        "kmsKeyArn",
+        "EBS needs a key in 'eu-central-1'",
+    ),
+    ({"upstreamCredentials": HUB_CREDENTIALS}, "upstreams[0].public", "Public Repo Read-only"),
 ]
 
 
@@ -276,3 +307,122 @@ def test_admin_password_is_never_echoed(password):
 @pytest.mark.parametrize("version", ["v2.15.1", "v2.15.2", "v2.16.0", "v2.20.3"])
 def test_harbor_releases_from_v2_15_1_on_are_accepted(version):
     assert parse(harborVersion=version).harbor_version == version
+
+
+def test_a_url_with_user_info_is_refused_without_showing_it():
+    problems = problems_of(upstreams=upstream(url="https://bot:hunter2-Secret@x.example.com"))
+    (problem,) = [p for p in problems if p.startswith("harbor-cache:upstreams[0].url")]
+    assert "user info" in problem and "hunter2" not in problem and "bot" not in problem
+
+
+def test_coverage_not_prefix_zero_decides_what_is_the_whole_internet():
+    assert s.world_families(["0.0.0.0/1", "128.0.0.0/1"]) == ["IPv4"]
+    assert s.world_families(["::/1", "8000::/1", "10.0.0.0/8"]) == ["IPv6"]
+    assert s.world_families(["0.0.0.0/1", "128.0.0.0/2"]) == []
+    allowed = parse(allowedCidrs=["0.0.0.0/1", "128.0.0.0/1"], allowPublicAccess=True)
+    assert allowed.allowed_cidrs == ("0.0.0.0/1", "128.0.0.0/1"), "allowPublicAccess still opens it on purpose"
+
+
+# Short prefixes, so that generated lists often do cover a whole family.
+networks_strategy = st.builds(
+    lambda address, prefix: ipaddress.ip_network(f"{address}/{prefix}", strict=False),
+    st.ip_addresses(v=4) | st.ip_addresses(v=6),
+    st.integers(min_value=0, max_value=2),
+)
+
+
+@given(st.lists(networks_strategy, min_size=1, max_size=8))
+def test_world_families_agrees_with_counting_addresses(networks):
+    for version, label in ((4, "IPv4"), (6, "IPv6")):
+        union = ipaddress.collapse_addresses([n for n in networks if n.version == version])
+        total = sum(n.num_addresses for n in union)
+        assert (label in s.world_families([str(n) for n in networks])) == (total == 2 ** (32 if version == 4 else 128))
+
+
+def test_api_url_may_name_the_cache_itself_or_loopback():
+    assert parse(harborApiUrl="https://harbor.dev.example.com:8443").api_url == "https://harbor.dev.example.com:8443"
+    assert parse(harborApiUrl="http://[::1]:18080").api_url == "http://[::1]:18080"
+    assert parse(harborApiUrl="https://localhost:18443").api_url == "https://localhost:18443"
+
+
+def test_custom_port_with_acknowledgement_and_valid_ports_pass():
+    settings = parse(upstreams=upstream(url="https://x.example.com:5000", allowCustomPortEgress=True))
+    assert settings.upstreams[0].registry_host == "x.example.com:5000"
+    assert parse(upstreams=upstream(registryHost="x.example.com:65535")).upstreams[0].registry_host == "x.example.com:65535"
+
+
+def test_credentialed_public_project_only_with_explicit_opt_in():
+    settings = parse(upstreams=[{**HUB, "allowCredentialedPublic": True}], upstreamCredentials=HUB_CREDENTIALS)
+    assert settings.upstreams[0].public and settings.upstreams[0].credential is not None
+    problems = problems_of(upstreams=[HUB], upstreamCredentials=HUB_CREDENTIALS)
+    assert any("public: false" in p and "pull-only robot" in p for p in problems)
+    assert not any("hunter2" in p for p in problems)
+
+
+def test_default_storage_quota_applies_where_an_upstream_sets_none():
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    unlimited = {**upstream()[0], "name": "y", "url": "https://y.example.com", "storageQuotaGb": -1}
+    settings = parse(upstreams=[*upstream(), unlimited])
+    assert settings.upstreams[0].storage_quota_gb == declared["defaultStorageQuotaGb"]["default"] == 50
+    assert settings.upstreams[1].storage_quota_gb == -1, "an explicit -1 stays unlimited"
+    assert parse(defaultStorageQuotaGb=7).upstreams[0].storage_quota_gb == 7
+
+
+def test_kms_key_arn_is_read():
+    arn = "arn:aws:kms:eu-central-1:123456789012:key/mrk-1234567890abcdef1234567890abcdef"
+    assert parse(kmsKeyArn=arn).kms_key_arn == arn
+    assert parse().kms_key_arn == ""
+
+
+@pytest.mark.parametrize("key,value", [("adminPassword", "Plain-Passw0rd"), ("upstreamCredentials", HUB_CREDENTIALS)])
+def test_secrets_given_as_plain_config_are_refused(key, value):
+    raw = {**dev_raw(), key: value, "upstreams": [{**HUB, "public": False}]}
+    with pytest.raises(s.SettingsError) as caught:
+        s.parse_settings(raw, stack="dev", region="eu-central-1", plain_keys=set(raw))
+    (problem,) = [str(p) for p in caught.value.problems]
+    assert problem.startswith(f"harbor-cache:{key}: is set as plain config") and "--secret" in problem
+    assert "Plain-Passw0rd" not in problem and "hunter2" not in problem
+    secret = s.parse_settings(raw, stack="dev", region="eu-central-1", plain_keys=set(raw) - {key})
+    assert secret.hostname == "harbor.dev.example.com"
+
+
+def test_the_program_refuses_secrets_the_engine_holds_in_plain(monkeypatch):
+    from tests.pulumi_harness import run_program
+
+    config = {**dev_config(), "harbor-cache:adminPassword": "Plain-Passw0rd"}
+    captured = {}
+    with pytest.raises(s.SettingsError, match="adminPassword: is set as plain config") as caught:
+        run_program(config, recorder=captured)
+    assert "Plain-Passw0rd" not in str(caught.value) and captured["registrations"] == []
+    assert run_program(config, secret_keys=("harbor-cache:adminPassword",)).registrations
+    # Older language hosts pass the secret keys in the environment only.
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["harbor-cache:adminPassword"]))
+    assert run_program(config).registrations
+
+
+def test_the_renderer_refuses_a_plain_secret_in_the_stack_file(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    stack["config"]["harbor-cache:adminPassword"] = "Plain-Passw0rd"
+    (tmp_path / "Pulumi.plain.yaml").write_text(yaml.safe_dump(stack))
+    stack["config"]["harbor-cache:adminPassword"] = {"secure": "v1:AAAAencrypted"}
+    (tmp_path / "Pulumi.enc.yaml").write_text(yaml.safe_dump(stack))
+
+    def render(name: str, *extra: str) -> subprocess.CompletedProcess:
+        code = (
+            "import sys; from pathlib import Path; from components import render; "
+            f"render.ROOT = Path({str(tmp_path)!r}); sys.exit(render.main(sys.argv[1:]))"
+        )
+        arguments = [sys.executable, "-c", code, "--stack", name, "--out", str(tmp_path / f"out-{name}"), *extra]
+        return subprocess.run(arguments, cwd=ROOT, capture_output=True, text=True)
+
+    plain = render("plain")
+    assert plain.returncode == 2 and "adminPassword: is set as plain config" in plain.stderr
+    assert "Plain-Passw0rd" not in plain.stderr + plain.stdout
+    assert render("enc").returncode == 0
+    assert render("plain", "--set", "adminPassword=From-The-Command-L1ne").returncode == 0, "--set values are not in git"
