@@ -64,14 +64,16 @@ PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
 SECRET_KEYS = frozenset({"adminPassword", "upstreamCredentials"})
 # Keys Pulumi.yaml cannot declare: objects and lists of objects, and an optional key without default.
-UNDECLARED_KEYS = ("upstreams", "upstreamCredentials", "oidc", "tags", "harborImports", "adminPassword")
+UNDECLARED_KEYS = ("upstreams", "upstreamCredentials", "oidc", "tags", "adminPassword")
 
 OIDC_DEFAULTS: dict[str, Any] = {
     "name": "dex",
     "clientId": "harbor-cache-oidc-dex",
     "adminGroup": "cluster_admins",
     "groupsClaim": "groups",
-    "scope": "openid,profile,email,groups",
+    # offline_access: without a refresh token Harbor cannot renew a user's session, and the CLI
+    # secret (docker login) stops working when the ID token expires (Harbor pkg/oidc/secret.go).
+    "scope": "openid,profile,email,groups,offline_access",
     "verifyCert": True,
     "autoOnboard": False,
     "userClaim": "",
@@ -120,7 +122,6 @@ class Settings:
     mirror_ca_file: str = ""
     mirror_fail_closed: bool = False
     harbor_api_url: str = ""
-    harbor_imports: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -313,12 +314,6 @@ def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defau
     harbor_api_url = reader.string("harborApiUrl")
     if harbor_api_url and validate_api_url(harbor_api_url):
         reader.fail("harborApiUrl", f"{harbor_api_url!r} {validate_api_url(harbor_api_url)}")
-    imports = reader.structured("harborImports", {})
-    if not isinstance(imports, dict) or not all(
-        isinstance(k, str) and re.match(r"^(registry|project)/\S+$", k) and isinstance(v, str) and v for k, v in imports.items()
-    ):
-        reader.fail("harborImports", f"{imports!r} must map 'registry/<name>' or 'project/<name>' to the Harbor name to import")
-        imports = {}
 
     mirror_ca_file = reader.string("mirrorCaFile")
     if mirror_ca_file and not mirror_ca_file.startswith("/"):
@@ -326,7 +321,6 @@ def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defau
 
     settings_values = dict(
         harbor_api_url=harbor_api_url.rstrip("/"),
-        harbor_imports=imports,
         mirror_ca_file=mirror_ca_file,
         mirror_fail_closed=reader.boolean("mirrorFailClosed"),
         root_volume_size_gb=reader.integer("rootVolumeSizeGb", 20, 1024),
