@@ -645,6 +645,13 @@ def test_oidc_lifecycle(harbor, host_for):
     assert config["auth_mode"] == "db_auth"
 
 
+def test_oidc_scope_asks_for_a_refresh_token_by_default(harbor, host_for):
+    host = host_for(HarborOidcProvider())
+    inputs = {k: v for k, v in oidc_inputs(harbor).items() if k != "oidc_scope"}
+    checked, _ = host.check(host.urn("oidc", "OidcAuth"), inputs)
+    assert "offline_access" in checked["oidc_scope"].split(",")
+
+
 def test_oidc_says_exactly_why_it_cannot_be_switched_on(harbor, host_for):
     harbor.add_user("alice")
     host = host_for(HarborOidcProvider())
@@ -675,6 +682,10 @@ def test_gc_schedule_lifecycle(harbor, host_for):
 
     _, read = host.read(urn, gc_id, outputs)
     assert read["cron"] == "0 0 3 * * 0" and read["workers"] == 2
+    # Harbor reports the parameters as a JSON string (job_parameters): refresh reads them from it.
+    harbor.state.gc_schedule["parameters"] = {"delete_untagged": False, "workers": 5}
+    _, drifted = host.read(urn, gc_id, outputs)
+    assert (drifted["workers"], drifted["delete_untagged"]) == (5, False)
     changed, _ = host.check(urn, {**inputs, "cron": "0 30 2 * * *"}, olds=read)
     assert host.diff(urn, gc_id, read, changed).changes == 2
     updated = host.update(urn, gc_id, read, changed)
@@ -688,6 +699,30 @@ def test_gc_check_failures(harbor, host_for):
     host = host_for(HarborGcScheduleProvider())
     _, failures = host.check(host.urn("gc", "GcSchedule"), {**connection(harbor), "cron": "0 3 * * 0", "workers": 11})
     assert {f[0] for f in failures} == {"cron", "workers"}
+    for cron, fragment in (("0 0 25 * * *", "hours '25'"), ("0 0 3 * * 7", "day of week '7'"), ("0 61 3 * * *", "minutes")):
+        _, failures = host.check(host.urn("gc", "GcSchedule"), {**connection(harbor), "cron": cron})
+        assert [f[0] for f in failures] == ["cron"] and fragment in failures[0][1], cron
+    assert harbor.calls == []
+
+
+def test_check_enforces_harbors_limits_at_preview(harbor, host_for):
+    registries = host_for(HarborRegistryProvider())
+    _, failures = registries.check(registries.urn("long", "Registry"), registry_inputs(harbor, name="r" * 65))
+    assert [f[0] for f in failures] == ["name"] and "64" in failures[0][1]
+    projects = host_for(HarborProjectProvider())
+    urn = projects.urn("p", "Project")
+    for key, bad in (
+        ("speed_limit_kbps", 2**31),
+        ("max_upstream_conn", 2**31),
+        ("storage_quota_gb", 1024 * 1024 + 1),
+        ("retention_days", 0),
+        ("max_upstream_conn", 0),
+    ):
+        _, failures = projects.check(urn, as_engine_sends(project_inputs(harbor, 3, **{key: bad})))
+        assert [f[0] for f in failures] == [key], (key, bad, failures)
+    _, failures = projects.check(urn, as_engine_sends(project_inputs(harbor, 3, storage_quota_gb=1024 * 1024)))
+    assert failures == [], "1024 TB is Harbor's maximum, and allowed"
+    assert harbor.calls == []
 
 
 def test_providers_carry_no_state_into_the_pickle():
@@ -700,3 +735,46 @@ def test_providers_carry_no_state_into_the_pickle():
         # By reference: the module path and class name, not the class's code.
         assert b"components.harbor_provider" in pickled and type(provider).__name__.encode() in pickled
         assert len(pickled) < 1000 and b"HarborClient" not in pickled
+
+
+def test_a_lost_answer_to_a_project_create_is_recovered_by_name(harbor, host_for, registry_id):
+    harbor.inject("POST", "^/projects$", "drop-after")
+    host = host_for(HarborProjectProvider())
+    urn = host.urn("dockerhub-proxy", "Project")
+    inputs, _ = host.check(urn, project_inputs(harbor, registry_id, retention_days=9))
+    project_id, _ = host.create(urn, inputs)
+    assert harbor.count("POST", "/projects") == 1 and list(harbor.state.projects) == [int(project_id)]
+    assert retention_days_in_harbor(harbor, "dockerhub-proxy") == 9
+
+
+# The emulator itself, against what Harbor's handlers do
+
+
+def test_emulator_ignores_unknown_fields_as_harbors_go_swagger_server_does(harbor):
+    from components.harbor_api import HarborClient
+
+    client = HarborClient(harbor.url, "admin", ADMIN_PASSWORD)
+    body = {"name": "r", "type": "docker-registry", "url": "https://r.example.com", "no_such_field": 1}
+    registry_id = client.request("POST", "/registries", body).location_id()
+    # RegistryUpdate has no nested `credential`: ignored, the stored secret stays.
+    harbor.state.registries[int(registry_id)]["credential"]["access_secret"] = "kept"
+    client.request("PUT", f"/registries/{registry_id}", {"url": "https://s.example.com", "credential": {"access_secret": "x"}})
+    assert harbor.state.registries[int(registry_id)]["credential"]["access_secret"] == "kept"
+    assert harbor.state.registries[int(registry_id)]["url"] == "https://s.example.com"
+    with pytest.raises(Exception, match="422"):
+        client.request("POST", "/registries", {"name": 5, "type": "docker-registry", "url": "https://x"})
+    harbor.violations.clear()  # the type error above was the point
+
+
+def test_emulator_registry_health_check_runs_on_after_the_client_left(harbor):
+    import time
+
+    from components.harbor_api import HarborClient, MaybeSent
+
+    harbor.ping_delay = 1.0
+    client = HarborClient(harbor.url, "admin", ADMIN_PASSWORD, timeout=0.2)
+    with pytest.raises(MaybeSent):
+        client.request("POST", "/registries", {"name": "slow", "type": "docker-registry", "url": "https://r.example.com"})
+    assert harbor.state.registries == {}
+    time.sleep(1.5)
+    assert [r["name"] for r in harbor.state.registries.values()] == ["slow"]
