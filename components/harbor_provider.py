@@ -121,6 +121,9 @@ class HarborProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         old, new = self.comparable(olds), self.comparable(news)
         changed = [key for key in new if is_unknown(new[key]) or new[key] != old.get(key)]
+        # A setting this provider did not have when the state was written: never applied yet, so
+        # its default is no proof of what Harbor holds (e.g. retention_days on an older stack).
+        changed += [key for key in new if key in self.FIELDS and key not in olds and key not in changed]
         for key, value in self.secret_hashes(news).items():
             if is_unknown(value) or value != olds.get(key):
                 changed.append(key)
@@ -550,14 +553,19 @@ class HarborProjectProvider(HarborProvider):
         return ReadResult(str(project["project_id"]), self.outputs(props, project, int(project["project_id"]), days))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        unapplied = {key for key in self.FIELDS if key not in olds}  # see diff: an older state
         olds, news = self.typed(olds), self.typed(news)
         old, new = olds, news
         client = self.client(news)
-        if any(old[key] != new[key] for key in self.METADATA_FIELDS):
+
+        def changed(*keys: str) -> bool:
+            return any(old[key] != new[key] or key in unapplied for key in keys)
+
+        if changed(*self.METADATA_FIELDS):
             client.request("PUT", f"/projects/{id_}", {"metadata": self.metadata(new)})
-        if old["storage_quota_gb"] != new["storage_quota_gb"]:
+        if changed("storage_quota_gb"):
             self.set_quota(client, id_, new)
-        if old["retention_days"] != new["retention_days"]:
+        if changed("retention_days"):
             self.apply_retention(client, int(id_), new["retention_days"])
         return UpdateResult(self.outputs(new, None, int(id_)))
 

@@ -778,3 +778,19 @@ def test_emulator_registry_health_check_runs_on_after_the_client_left(harbor):
     assert harbor.state.registries == {}
     time.sleep(1.5)
     assert [r["name"] for r in harbor.state.registries.values()] == ["slow"]
+
+
+def test_settings_missing_from_an_older_state_are_applied_once(harbor, host_for, registry_id):
+    host = host_for(HarborProjectProvider())
+    urn = host.urn("dockerhub-proxy", "Project")
+    inputs, _ = host.check(urn, project_inputs(harbor, registry_id))
+    project_id, outputs = host.create(urn, inputs)
+    assert host.diff(urn, project_id, outputs, inputs).changes == 1, "nothing to do"
+    older = {k: v for k, v in outputs.items() if k not in ("local_on_not_found", "max_upstream_conn", "retention_days")}
+    diff = host.diff(urn, project_id, older, inputs)
+    assert diff.changes == 2 and list(diff.replaces) == []
+    harbor.project_by_name("dockerhub-proxy")["metadata"].pop("proxy_cache_local_on_not_found")
+    harbor.state.retentions[project_retention(harbor)]["rules"][0]["params"]["nDaysSinceLastPull"] = 30
+    host.update(urn, project_id, older, inputs)
+    assert harbor.project_by_name("dockerhub-proxy")["metadata"]["proxy_cache_local_on_not_found"] == "true"
+    assert retention_days_in_harbor(harbor, "dockerhub-proxy") == 7
