@@ -70,7 +70,7 @@ class Response:
         return self.headers.get("location", "").rstrip("/").rsplit("/", 1)[-1]
 
 
-def _float_env(name: str, default: float) -> float:
+def float_env(name: str, default: float) -> float:
     try:
         return float(os.environ.get(name, default))
     except ValueError:
@@ -79,7 +79,7 @@ def _float_env(name: str, default: float) -> float:
 
 def registry_write_timeout() -> float:
     """Timeout of a registry POST/PUT (the environment knob exists for tests)."""
-    return _float_env("HARBOR_CACHE_REGISTRY_WRITE_TIMEOUT", REGISTRY_WRITE_TIMEOUT)
+    return float_env("HARBOR_CACHE_REGISTRY_WRITE_TIMEOUT", REGISTRY_WRITE_TIMEOUT)
 
 
 class HarborClient:
@@ -95,8 +95,8 @@ class HarborClient:
         self.base = url.rstrip("/") + API_BASE
         self._authorization = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
         # Environment knobs exist for tests and slow links; defaults suit a real Harbor.
-        self.timeout = timeout if timeout is not None else _float_env("HARBOR_CACHE_HTTP_TIMEOUT", 30.0)
-        self.base_delay = base_delay if base_delay is not None else _float_env("HARBOR_CACHE_RETRY_BASE_DELAY", 1.0)
+        self.timeout = timeout if timeout is not None else float_env("HARBOR_CACHE_HTTP_TIMEOUT", 30.0)
+        self.base_delay = base_delay if base_delay is not None else float_env("HARBOR_CACHE_RETRY_BASE_DELAY", 1.0)
         self.attempts = attempts
 
     def __repr__(self) -> str:

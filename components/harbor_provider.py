@@ -23,7 +23,7 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from components.harbor_api import HarborApiError, HarborClient, MaybeSent, _float_env, registry_write_timeout
+from components.harbor_api import HarborApiError, HarborClient, MaybeSent, float_env, registry_write_timeout
 from components.upstreams import DEFAULT_RETENTION_DAYS, INT32_MAX, MAX_RETENTION_DAYS, MAX_STORAGE_QUOTA_GB, PROXY_CACHE_TYPES
 from components.validators import HARBOR_NAME_RE, validate_api_url, validate_gc_cron
 
@@ -186,7 +186,7 @@ class HarborProvider(ResourceProvider):
     @staticmethod
     def settle(client: HarborClient, collection: str, name: str, key: str) -> dict | None:
         """Look the name up until Harbor is surely done with a request that got no answer."""
-        deadline = time.monotonic() + _float_env("HARBOR_CACHE_SETTLE_SECONDS", SETTLE_SECONDS)
+        deadline = time.monotonic() + float_env("HARBOR_CACHE_SETTLE_SECONDS", SETTLE_SECONDS)
         while True:
             found = client.find_by_name(collection, name, key)
             if found is not None or time.monotonic() >= deadline:

@@ -53,8 +53,9 @@ class SwaggerValidator:
     """Validates bodies against the spec's definitions: the types of the keys the spec knows.
 
     Unknown keys are accepted, as Harbor accepts them: its generated server decodes bodies with
-    go-openapi/runtime's JSONConsumer (encoding/json without DisallowUnknownFields), so a key the
-    model does not have is dropped silently. `unknown_keys` records them for tests.
+    go-openapi/runtime's default JSONConsumer (json.go: encoding/json without
+    DisallowUnknownFields; Harbor's src/server sets no other consumer), so a key the model does not
+    have is dropped silently.
     """
 
     def __init__(self, path: Path = SWAGGER) -> None:
