@@ -2,7 +2,10 @@
 
 Built fresh inside every provider call (never kept on the pickled provider). Retries connection
 errors, timeouts and 502/503/504 (Harbor just started) with bounded backoff; never retries other
-statuses. Errors carry the method, path and Harbor's own messages, never a credential or body.
+statuses, nor a TLS verification failure (it will not heal by itself). A non-idempotent request
+(POST) is never sent twice once it may have reached Harbor: a timeout or dropped connection after
+sending raises `MaybeSent`, and the caller finds out by looking the object up by name. Errors
+carry the method, path and Harbor's own messages, never a credential or body.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import base64
 import http.client
 import json
 import os
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -20,6 +24,9 @@ from typing import Any
 
 API_BASE = "/api/v2.0"
 RETRY_STATUSES = frozenset({502, 503, 504})
+# Harbor pings the upstream inside every registry POST and PUT and its dialer waits up to 30 s
+# (src/controller/registry/controller.go validate -> IsHealthy): wait well past that.
+REGISTRY_WRITE_TIMEOUT = 75.0
 PAGE_SIZE = 100
 
 
@@ -37,6 +44,21 @@ class HarborApiError(Exception):
         return HarborApiError(self.method, self.path, self.status, self.messages, hint=hint)
 
 
+class MaybeSent(HarborApiError):
+    """A non-idempotent request that may have reached Harbor, with no answer: never re-send it blindly."""
+
+
+IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
+
+
+def _not_sent(reason: object) -> bool:
+    """Connection refused or DNS failure: the request never left this machine."""
+    if isinstance(reason, ConnectionRefusedError):
+        return True
+    # urllib wraps DNS failures (socket.gaierror) in URLError; gaierror is an OSError, not a timeout.
+    return type(reason).__name__ == "gaierror"
+
+
 @dataclass(frozen=True)
 class Response:
     status: int
@@ -48,11 +70,16 @@ class Response:
         return self.headers.get("location", "").rstrip("/").rsplit("/", 1)[-1]
 
 
-def _float_env(name: str, default: float) -> float:
+def float_env(name: str, default: float) -> float:
     try:
         return float(os.environ.get(name, default))
     except ValueError:
         return default
+
+
+def registry_write_timeout() -> float:
+    """Timeout of a registry POST/PUT (the environment knob exists for tests)."""
+    return float_env("HARBOR_CACHE_REGISTRY_WRITE_TIMEOUT", REGISTRY_WRITE_TIMEOUT)
 
 
 class HarborClient:
@@ -68,15 +95,21 @@ class HarborClient:
         self.base = url.rstrip("/") + API_BASE
         self._authorization = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
         # Environment knobs exist for tests and slow links; defaults suit a real Harbor.
-        self.timeout = timeout if timeout is not None else _float_env("HARBOR_CACHE_HTTP_TIMEOUT", 30.0)
-        self.base_delay = base_delay if base_delay is not None else _float_env("HARBOR_CACHE_RETRY_BASE_DELAY", 1.0)
+        self.timeout = timeout if timeout is not None else float_env("HARBOR_CACHE_HTTP_TIMEOUT", 30.0)
+        self.base_delay = base_delay if base_delay is not None else float_env("HARBOR_CACHE_RETRY_BASE_DELAY", 1.0)
         self.attempts = attempts
 
     def __repr__(self) -> str:
         return f"HarborClient({self.base!r})"
 
     def request(
-        self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Response:
         shown_path = API_BASE + path
         url = self.base + path
@@ -88,15 +121,19 @@ class HarborClient:
         if data is not None:
             request_headers["Content-Type"] = "application/json"
         last_error = ""
+        timeout = timeout if timeout is not None else self.timeout
         for attempt in range(self.attempts):
             if attempt:
                 time.sleep(min(self.base_delay * 2 ** (attempt - 1), 30.0))
             request = urllib.request.Request(url, data=data, method=method, headers=request_headers)  # noqa: S310
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310 - URL checked in check()
+                with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 - URL checked in check()
                     return Response(answer.status, {k.lower(): v for k, v in answer.headers.items()}, _json(answer.read()))
             except urllib.error.HTTPError as error:
                 messages = _messages(error.read())
+                if method not in IDEMPOTENT and error.code == 504:
+                    # The gateway gave up waiting for Harbor's core: the request reached it.
+                    raise MaybeSent(method, shown_path, error.code, messages) from None
                 if error.code in RETRY_STATUSES and attempt + 1 < self.attempts:
                     last_error = f"HTTP {error.code}"
                     continue
@@ -104,6 +141,14 @@ class HarborClient:
             except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as error:
                 reason = getattr(error, "reason", error)
                 last_error = f"{type(reason).__name__}: {reason}"
+                if isinstance(reason, ssl.SSLCertVerificationError):
+                    raise HarborApiError(
+                        method, shown_path, None, [f"TLS certificate verification failed: {reason.verify_message}"]
+                    ) from None
+                if method not in IDEMPOTENT and not _not_sent(reason):
+                    raise MaybeSent(
+                        method, shown_path, None, [f"no answer ({last_error}); the request may have reached Harbor"]
+                    ) from None
         raise HarborApiError(method, shown_path, None, [f"gave up after {self.attempts} attempts, last: {last_error}"])
 
     def get(self, path: str, **query: Any) -> Any:

@@ -1,8 +1,8 @@
 """HarborConfig: Harbor's configuration as code, once the install reports Harbor healthy.
 
 One registry endpoint and one proxy-cache project per upstream, OIDC login through dex with a
-generated client secret, and a garbage-collection schedule (proxy projects get a retention policy
-but no GC: without it the disk only grows).
+generated client secret, and a garbage-collection schedule. Each proxy project's retention policy
+(keep what was pulled in the last N days) is set explicitly; GC then frees the disk.
 """
 
 from __future__ import annotations
@@ -100,9 +100,10 @@ class HarborConfig(pulumi.ComponentResource):
         )
         self.register_outputs({"projects": self.projects})
 
-    def _options(self, import_key: str | None = None, depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
-        import_id = self._settings.harbor_imports.get(import_key) if import_key else None
-        return pulumi.ResourceOptions(parent=self, depends_on=[*self._after_ready, *(depends_on or [])], import_=import_id)
+    def _options(self, depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
+        # Objects that already exist in Harbor are adopted by the providers' create (the engine
+        # cannot import dynamic resources).
+        return pulumi.ResourceOptions(parent=self, depends_on=[*self._after_ready, *(depends_on or [])])
 
     def _registry(self, upstream: Upstream) -> HarborRegistry:
         props = {
@@ -111,28 +112,33 @@ class HarborConfig(pulumi.ComponentResource):
             "url": upstream.url,
             "description": upstream.description or f"harbor-cache upstream {upstream.registry_host}",
             "insecure": upstream.insecure,
+            "ca_certificate": upstream.ca_certificate,
         }
         if upstream.credential is not None:
             props["access_key"] = pulumi.Output.secret(upstream.credential.username.value)
             props["access_secret"] = pulumi.Output.secret(upstream.credential.password.value)
-        return HarborRegistry(
-            f"{self._name}-registry-{upstream.name}", self._connection, props, opts=self._options(f"registry/{upstream.name}")
-        )
+        return HarborRegistry(f"{self._name}-registry-{upstream.name}", self._connection, props, opts=self._options())
 
     def _project(self, upstream: Upstream, registry: HarborRegistry) -> HarborProject:
         props = {
             "name": upstream.project,
-            "registry_id": registry.registry_id,
+            # The registry's id, not its registry_id output: in a preview of an update the engine
+            # only knows a dynamic resource's new inputs, so every output is unknown and a project
+            # fed from one would show a replace. `id` stays known for an existing resource.
+            "registry_id": registry.id.apply(int),
             "public": upstream.public,
             "storage_quota_gb": upstream.storage_quota_gb,
             "speed_limit_kbps": upstream.speed_limit_kbps,
+            "local_on_not_found": upstream.local_on_not_found,
+            "max_upstream_conn": upstream.max_upstream_conn,
+            "retention_days": upstream.retention_days,
             "force_destroy": upstream.force_destroy,
         }
         return HarborProject(
             f"{self._name}-project-{upstream.name}",
             self._connection,
             props,
-            opts=self._options(f"project/{upstream.project}", depends_on=[registry]),
+            opts=self._options(depends_on=[registry]),
         )
 
     def _oidc_props(self, secret: pulumi.Output[str]) -> dict:

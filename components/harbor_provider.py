@@ -12,6 +12,8 @@ so every input is normalised first.
 from __future__ import annotations
 
 import hashlib
+import json
+import time
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -21,13 +23,17 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from components.harbor_api import HarborApiError, HarborClient
-from components.upstreams import PROXY_CACHE_TYPES
+from components.harbor_api import HarborApiError, HarborClient, MaybeSent, float_env, registry_write_timeout
+from components.upstreams import DEFAULT_RETENTION_DAYS, INT32_MAX, MAX_RETENTION_DAYS, MAX_STORAGE_QUOTA_GB, PROXY_CACHE_TYPES
 from components.validators import HARBOR_NAME_RE, validate_api_url, validate_gc_cron
 
 UNKNOWN = rpc.UNKNOWN
 CONNECTION = ("harbor_url", "harbor_username", "harbor_password")
 GIB = 1024**3
+# How long to keep looking for an object whose create got no answer: past Harbor's 30 s upstream ping.
+SETTLE_SECONDS = 40.0
+# Harbor's limit on registry names (src/controller/registry/controller.go validate).
+REGISTRY_NAME_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,7 @@ class HarborProvider(ResourceProvider):
 
     FIELDS: ClassVar[dict[str, Field]] = {}
     KIND: ClassVar[str] = "object"
+    ID_KEY: ClassVar[str] = "id"
 
     # Inputs
 
@@ -114,6 +121,9 @@ class HarborProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         old, new = self.comparable(olds), self.comparable(news)
         changed = [key for key in new if is_unknown(new[key]) or new[key] != old.get(key)]
+        # A setting this provider did not have when the state was written: never applied yet, so
+        # its default is no proof of what Harbor holds (e.g. retention_days on an older stack).
+        changed += [key for key in new if key in self.FIELDS and key not in olds and key not in changed]
         for key, value in self.secret_hashes(news).items():
             if is_unknown(value) or value != olds.get(key):
                 changed.append(key)
@@ -140,34 +150,62 @@ class HarborProvider(ResourceProvider):
         same_hashes = all(olds.get(k) == v for k, v in self.secret_hashes(news).items())
         return same_hashes and all(old[k] == new[k] for k in self.FIELDS)
 
-    def create_in(self, props: dict[str, Any], collection: str, body: dict[str, Any]) -> int:
-        """POST to a collection; the new object's id comes back in Location (one call)."""
-        try:
-            answer = self.client(props).request("POST", collection, body)
-        except HarborApiError as error:
-            raise self.already_exists(error, props["name"]) from None
-        return int(answer.location_id())
+    def create_or_adopt(
+        self, props: dict[str, Any], collection: str, body: dict[str, Any], key: str = "name", timeout: float | None = None
+    ) -> tuple[int, dict | None]:
+        """Create the object, or find the one of that exact name: (id, None) when this call created it
+        (also when the answer was lost and the name lookup found it), (id, found) to adopt.
 
-    def fetch(self, props: dict[str, Any], collection: str, id_: str, gone: tuple[int, ...] = (404,)) -> dict | None:
-        """One GET by id, or an exact lookup by name when importing; None when Harbor has no such object."""
+        The engine cannot import dynamic resources (it sends Read with the id only), so adoption
+        happens here. The POST is sent at most once: when it may have reached Harbor without an
+        answer, the name is looked up instead, until Harbor has finished what it was doing.
+        """
         client = self.client(props)
-        if not id_.isdigit():
-            return client.find_by_name(collection, id_)
+        name = props["name"]
+        found = client.find_by_name(collection, name, key)
+        if found is not None:
+            return int(found[self.ID_KEY]), found
         try:
-            return client.get(f"{collection}/{id_}")
+            answer = client.request("POST", collection, body, timeout=timeout)
+        except MaybeSent as error:
+            found = self.settle(client, collection, name, key)
+            if found is None:
+                raise error.with_hint(
+                    f"Harbor did not answer and has no {self.KIND} named {name!r}; run `pulumi up` again "
+                    "(it adopts what Harbor may have created meanwhile)"
+                ) from None
+            # Absent a moment ago, present now: our own POST made it, with our body.
+            return int(found[self.ID_KEY]), None
         except HarborApiError as error:
-            if error.status in gone:
+            found = client.find_by_name(collection, name, key) if error.status == 409 else None
+            if found is None:
+                raise self.explain(error, props) from None
+            return int(found[self.ID_KEY]), found
+        return int(answer.location_id()), None
+
+    @staticmethod
+    def settle(client: HarborClient, collection: str, name: str, key: str) -> dict | None:
+        """Look the name up until Harbor is surely done with a request that got no answer."""
+        deadline = time.monotonic() + float_env("HARBOR_CACHE_SETTLE_SECONDS", SETTLE_SECONDS)
+        while True:
+            found = client.find_by_name(collection, name, key)
+            if found is not None or time.monotonic() >= deadline:
+                return found
+            time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))
+
+    def explain(self, error: HarborApiError, props: dict[str, Any]) -> HarborApiError:
+        """The same error with what to do about it, where Harbor's own message does not say."""
+        return error
+
+    def fetch(self, props: dict[str, Any], collection: str, id_: str) -> dict | None:
+        """One GET by id; None when Harbor has no such object (404 only: admin passes every RBAC check,
+        so a 403 is a real problem, not a deleted object)."""
+        try:
+            return self.client(props).get(f"{collection}/{id_}")
+        except HarborApiError as error:
+            if error.status == 404:
                 return None
             raise
-
-    def already_exists(self, error: HarborApiError, name: str) -> HarborApiError:
-        if error.status != 409:
-            return error
-        return error.with_hint(
-            f"{self.KIND} {name!r} already exists in Harbor. Import it instead of creating it: "
-            f"""`pulumi config set --path 'harborImports["{self.KIND}/{name}"]' {name}` and run `pulumi up` again, """
-            "or delete it in Harbor"
-        )
 
 
 # Registries
@@ -181,9 +219,11 @@ class HarborRegistryProvider(HarborProvider):
         "url": Field(str),
         "description": Field(str, ""),
         "insecure": Field(bool, False),
+        "ca_certificate": Field(str, ""),
         "access_key": Field(str, ""),
         "access_secret": Field(str, ""),
     }
+    SHOWN = ("name", "url", "description", "insecure", "ca_certificate")
 
     def comparable(self, props: dict[str, Any]) -> dict[str, Any]:
         values = super().comparable(props)
@@ -200,6 +240,9 @@ class HarborRegistryProvider(HarborProvider):
 
     def validate(self, inputs: dict[str, Any]) -> list[CheckFailure]:
         failures = []
+        name = inputs["name"]
+        if not is_unknown(name) and not 1 <= len(name) <= REGISTRY_NAME_MAX:
+            failures.append(CheckFailure("name", f"{name!r} is longer than Harbor's {REGISTRY_NAME_MAX} characters"))
         if inputs["type"] == "quay":
             failures.append(CheckFailure("type", "'quay' was removed from Harbor; use docker-registry with https://quay.io"))
         elif not is_unknown(inputs["type"]) and inputs["type"] not in PROXY_CACHE_TYPES:
@@ -211,6 +254,9 @@ class HarborRegistryProvider(HarborProvider):
             failures.append(CheckFailure("url", f"{url!r} is not an http(s) URL"))
         if bool(inputs["access_key"]) != bool(inputs["access_secret"]):
             failures.append(CheckFailure("access_secret", "access_key and access_secret go together"))
+        ca = inputs["ca_certificate"]
+        if not is_unknown(ca) and ca and "-----BEGIN CERTIFICATE-----" not in ca:
+            failures.append(CheckFailure("ca_certificate", "ca_certificate is not a PEM certificate"))
         return failures
 
     def outputs(self, props: dict[str, Any], registry: dict | None, registry_id: int) -> dict[str, Any]:
@@ -222,17 +268,72 @@ class HarborRegistryProvider(HarborProvider):
             "url": source["url"],
             "description": source.get("description") or "",
             "insecure": bool(source.get("insecure", False)),
+            "ca_certificate": source.get("ca_certificate") or "",
             "registry_id": registry_id,
             "credential_hash": props.get("credential_hash") or self.secret_hashes(props)["credential_hash"],
         }
 
+    def explain(self, error: HarborApiError, props: dict[str, Any]) -> HarborApiError:
+        name, url = props.get("name"), props.get("url")
+        if error.status == 400 and any("unhealthy" in m for m in error.messages):
+            reach = "https://hub.docker.com (Docker Hub's login)" if props.get("type") == "docker-hub" else url
+            credential = f", and that the credential in upstreamCredentials.{name} is valid" if props.get("access_key") else ""
+            return error.with_hint(
+                f"Harbor (on the VM) could not reach {reach} for registry {name!r}: check the VM's outbound access "
+                f"(security group egress, network ACL, proxy, DNS) to that URL{credential}"
+            )
+        if error.status == 500 and props.get("type") == "docker-hub":
+            # Harbor answers a failed Docker Hub login with 500 (pkg/reg/adapter/dockerhub/client.go).
+            return error.with_hint(
+                f"Harbor could not log in to Docker Hub for registry {name!r}: check upstreamCredentials.{name} "
+                "(a Docker Hub username and a valid access token)"
+            )
+        return error
+
+    def body(self, props: dict[str, Any]) -> dict[str, Any]:
+        return {key: props[key] for key in self.SHOWN}
+
+    def put(self, props: dict[str, Any], id_: str, body: dict[str, Any]) -> None:
+        try:
+            self.client(props).request("PUT", f"/registries/{id_}", body, timeout=registry_write_timeout())
+        except HarborApiError as error:
+            raise self.explain(error, props) from None
+
+    def credential_body(self, props: dict[str, Any]) -> dict[str, Any]:
+        """PUT's flat credential fields; empty ones remove a credential."""
+        return {
+            "credential_type": "basic",
+            "access_key": props.get("access_key") or "",
+            "access_secret": props.get("access_secret") or "",
+        }
+
     def create(self, props: dict[str, Any]) -> CreateResult:
         props = self.typed(props)
-        body = {key: props[key] for key in ("name", "type", "url", "description", "insecure")}
+        body = {key: props[key] for key in ("type", *self.SHOWN)}
         if props.get("access_key"):
             body["credential"] = {"type": "basic", "access_key": props["access_key"], "access_secret": props["access_secret"]}
-        registry_id = self.create_in(props, "/registries", body)
+        registry_id, found = self.create_or_adopt(props, "/registries", body, timeout=registry_write_timeout())
+        if found is not None:
+            self.adopt(props, found)
         return CreateResult(str(registry_id), self.outputs(props, None, registry_id))
+
+    def adopt(self, props: dict[str, Any], found: dict) -> None:
+        """Take over a registry of our name when it points where ours would; set it to the desired state."""
+        differences = []
+        if found.get("type") != props["type"]:
+            differences.append(f"type {found.get('type')!r} (wanted {props['type']!r})")
+        if (found.get("url") or "").rstrip("/") != props["url"].rstrip("/"):
+            differences.append(f"URL {found.get('url')!r} (wanted {props['url']!r})")
+        if differences:
+            raise HarborApiError(
+                "POST",
+                "/api/v2.0/registries",
+                409,
+                [f"registry {props['name']!r} already exists with {' and '.join(differences)}"],
+                hint="rename the upstream, or change or delete that registry in Harbor",
+            )
+        # The stored secret cannot be read back: send ours so the adopted registry uses it.
+        self.put(props, str(found["id"]), {**self.body(props), **self.credential_body(props)})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         props = self.typed(props)
@@ -246,14 +347,12 @@ class HarborRegistryProvider(HarborProvider):
         outputs = self.outputs({**news, "credential_hash": None}, None, int(id_))
         if self.only_connection_changed(olds, news):
             return UpdateResult(outputs)
-        # PUT takes a flat body. Send the secret whenever there is one: a URL change without it
-        # clears the stored secret.
-        body = {key: news[key] for key in ("name", "url", "description", "insecure")}
-        if news.get("access_key") or olds.get("credential_hash"):
-            body.update(
-                credential_type="basic", access_key=news.get("access_key", ""), access_secret=news.get("access_secret", "")
-            )
-        self.client(news).request("PUT", f"/registries/{id_}", body)
+        # PUT takes a flat body and changes only the fields sent: without access_secret Harbor
+        # keeps the stored secret (handler/registry.go UpdateRegistry). Send it only when it changed.
+        body = self.body(news)
+        if olds.get("credential_hash") != outputs["credential_hash"]:
+            body.update(self.credential_body(news))
+        self.put(news, id_, body)
         return UpdateResult(outputs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -276,14 +375,19 @@ class HarborRegistryProvider(HarborProvider):
 
 class HarborProjectProvider(HarborProvider):
     KIND = "project"
+    ID_KEY = "project_id"
     FIELDS = {
         "name": Field(str, replace=True),
         "registry_id": Field(int, replace=True),
         "public": Field(bool, True),
         "storage_quota_gb": Field(int, -1),
         "speed_limit_kbps": Field(int, -1),
+        "local_on_not_found": Field(bool, True),
+        "max_upstream_conn": Field(int, -1),
+        "retention_days": Field(int, DEFAULT_RETENTION_DAYS),
         "force_destroy": Field(bool, False),
     }
+    METADATA_FIELDS = ("public", "speed_limit_kbps", "local_on_not_found", "max_upstream_conn")
 
     def validate(self, inputs: dict[str, Any]) -> list[CheckFailure]:
         failures = []
@@ -292,22 +396,59 @@ class HarborProjectProvider(HarborProvider):
             failures.append(CheckFailure("name", f"{name!r} is not a Harbor project name ([a-z0-9] groups joined by . _ -)"))
         if not is_unknown(inputs["registry_id"]) and inputs["registry_id"] < 1:
             failures.append(CheckFailure("registry_id", "registry_id must be a Harbor registry id (1 or more)"))
-        for key in ("storage_quota_gb", "speed_limit_kbps"):
+        # Harbor's limits: int32 metadata (handler/project.go validateProjectReq), quotas up to 1024 TB.
+        for key, high in (
+            ("storage_quota_gb", MAX_STORAGE_QUOTA_GB),
+            ("speed_limit_kbps", INT32_MAX),
+            ("max_upstream_conn", INT32_MAX),
+        ):
             value = inputs[key]
-            if not is_unknown(value) and (value == 0 or value < -1):
-                failures.append(CheckFailure(key, f"{key} must be -1 (unlimited) or positive, got {value}"))
+            if not is_unknown(value) and (value == 0 or value < -1 or value > high):
+                failures.append(CheckFailure(key, f"{key} must be -1 (unlimited) or 1..{high}, got {value}"))
+        days = inputs["retention_days"]
+        if not is_unknown(days) and not 1 <= days <= MAX_RETENTION_DAYS:
+            failures.append(CheckFailure("retention_days", f"retention_days must be 1..{MAX_RETENTION_DAYS}, got {days}"))
         return failures
 
     @staticmethod
     def metadata(props: dict[str, Any]) -> dict[str, str]:
-        # Harbor's project metadata values are strings.
-        return {"public": "true" if props["public"] else "false", "proxy_speed_kb": str(props["speed_limit_kbps"])}
+        # Harbor's project metadata values are strings (pkg/project/models/pro_meta.go).
+        return {
+            "public": "true" if props["public"] else "false",
+            "proxy_speed_kb": str(props["speed_limit_kbps"]),
+            "proxy_cache_local_on_not_found": "true" if props["local_on_not_found"] else "false",
+            "max_upstream_conn": str(props["max_upstream_conn"]),
+        }
 
     @staticmethod
     def storage_limit(props: dict[str, Any]) -> int:
         return -1 if props["storage_quota_gb"] == -1 else props["storage_quota_gb"] * GIB
 
-    def outputs(self, props: dict[str, Any], project: dict | None, project_id: int) -> dict[str, Any]:
+    @staticmethod
+    def retention_policy(project_id: int, days: int) -> dict[str, Any]:
+        """Harbor's own proxy-project default (pkg/retention/policy/models.go WithNDaysSinceLastPull),
+        with our number of days: keep what was pulled in the last N days, checked daily."""
+        return {
+            "algorithm": "or",
+            "rules": [
+                {
+                    "id": 1,
+                    "priority": 1,
+                    "disabled": False,
+                    "action": "retain",
+                    "template": "nDaysSinceLastPull",
+                    "params": {"nDaysSinceLastPull": days},
+                    "tag_selectors": [{"kind": "doublestar", "decoration": "matches", "pattern": "**"}],
+                    "scope_selectors": {"repository": [{"kind": "doublestar", "decoration": "repoMatches", "pattern": "**"}]},
+                }
+            ],
+            "trigger": {"kind": "Schedule", "settings": {"cron": "0 0 0 * * *"}},
+            "scope": {"level": "project", "ref": project_id},
+        }
+
+    def outputs(
+        self, props: dict[str, Any], project: dict | None, project_id: int, retention_days: int | None = None
+    ) -> dict[str, Any]:
         values = {**self.connection(props), **{key: props[key] for key in self.FIELDS}, "project_id": project_id}
         if project is not None:
             metadata = project.get("metadata") or {}
@@ -316,8 +457,65 @@ class HarborProjectProvider(HarborProvider):
                 registry_id=int(project.get("registry_id") or 0),
                 public=metadata.get("public", "false") == "true",
                 speed_limit_kbps=int(metadata.get("proxy_speed_kb", "-1")),
+                # Absent means false and no limit (pkg/project/models/project.go).
+                local_on_not_found=metadata.get("proxy_cache_local_on_not_found", "false") == "true",
+                max_upstream_conn=int(metadata.get("max_upstream_conn", "-1")),
             )
+        if retention_days is not None:
+            values["retention_days"] = retention_days
         return values
+
+    def apply_retention(self, client: HarborClient, project_id: int, days: int) -> None:
+        """Set the project's retention policy to ours: Harbor made one on create, else we make it."""
+        project = client.get(f"/projects/{project_id}") or {}
+        retention_id = (project.get("metadata") or {}).get("retention_id")
+        policy = self.retention_policy(project_id, days)
+        if retention_id:
+            client.request("PUT", f"/retentions/{retention_id}", {**policy, "id": int(retention_id)})
+            return
+        try:
+            client.request("POST", "/retentions", policy)
+        except (MaybeSent, HarborApiError) as error:
+            # Answered "already has retention policy", or no answer: Harbor may hold ours already.
+            if not isinstance(error, MaybeSent) and error.status != 400:
+                raise
+            project = client.get(f"/projects/{project_id}") or {}
+            retention_id = (project.get("metadata") or {}).get("retention_id")
+            if not retention_id:
+                raise
+            client.request("PUT", f"/retentions/{retention_id}", {**policy, "id": int(retention_id)})
+
+    def read_retention_days(self, client: HarborClient, project: dict) -> int:
+        """The days of the nDaysSinceLastPull rule; 0 when the project has none (a diff then restores it)."""
+        retention_id = (project.get("metadata") or {}).get("retention_id")
+        if not retention_id:
+            return 0
+        try:
+            policy = client.get(f"/retentions/{retention_id}") or {}
+        except HarborApiError as error:
+            if error.status == 404:
+                return 0
+            raise
+        for rule in policy.get("rules") or []:
+            if rule.get("template") == "nDaysSinceLastPull" and rule.get("action") == "retain" and not rule.get("disabled"):
+                return int((rule.get("params") or {}).get("nDaysSinceLastPull", 0))
+        return 0
+
+    def set_quota(self, client: HarborClient, project_id: str, props: dict[str, Any]) -> None:
+        quotas = client.get("/quotas", reference="project", reference_id=project_id) or []
+        if not quotas:
+            raise HarborApiError(
+                "GET", f"/api/v2.0/quotas?reference_id={project_id}", 200, [f"project {project_id} has no quota"]
+            )
+        client.request("PUT", f"/quotas/{quotas[0]['id']}", {"hard": {"storage": self.storage_limit(props)}})
+
+    def explain(self, error: HarborApiError, props: dict[str, Any]) -> HarborApiError:
+        if error.status == 500 and props.get("registry_id"):
+            # validateProjectReq wraps a failed registry lookup in a plain error: HTTP 500.
+            return error.with_hint(
+                f"Harbor answers 500 when registry id {props['registry_id']} does not exist; is the registry there?"
+            )
+        return error
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         props = self.typed(props)
@@ -327,28 +525,48 @@ class HarborProjectProvider(HarborProvider):
             "metadata": self.metadata(props),
             "storage_limit": self.storage_limit(props),
         }
-        project_id = self.create_in(props, "/projects", body)
+        project_id, found = self.create_or_adopt(props, "/projects", body)
+        client = self.client(props)
+        if found is not None:
+            if int(found.get("registry_id") or 0) != props["registry_id"]:
+                raise HarborApiError(
+                    "POST",
+                    "/api/v2.0/projects",
+                    409,
+                    [
+                        f"project {props['name']!r} already exists with registry id {found.get('registry_id') or 'none'} "
+                        f"(wanted {props['registry_id']})"
+                    ],
+                    hint="its registry cannot be changed: rename the project, or delete it in Harbor",
+                )
+            client.request("PUT", f"/projects/{project_id}", {"metadata": self.metadata(props)})
+            self.set_quota(client, str(project_id), props)
+        self.apply_retention(client, project_id, props["retention_days"])
         return CreateResult(str(project_id), self.outputs(props, None, project_id))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         props = self.typed(props)
-        # A project that is gone answers 403 to an admin as often as 404.
-        project = self.fetch(props, "/projects", id_, gone=(403, 404))
+        project = self.fetch(props, "/projects", id_)
         if project is None:
             return ReadResult(None, {})
-        return ReadResult(str(project["project_id"]), self.outputs(props, project, int(project["project_id"])))
+        days = self.read_retention_days(self.client(props), project)
+        return ReadResult(str(project["project_id"]), self.outputs(props, project, int(project["project_id"]), days))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        unapplied = {key for key in self.FIELDS if key not in olds}  # see diff: an older state
         olds, news = self.typed(olds), self.typed(news)
         old, new = olds, news
         client = self.client(news)
-        if (old["public"], old["speed_limit_kbps"]) != (new["public"], new["speed_limit_kbps"]):
+
+        def changed(*keys: str) -> bool:
+            return any(old[key] != new[key] or key in unapplied for key in keys)
+
+        if changed(*self.METADATA_FIELDS):
             client.request("PUT", f"/projects/{id_}", {"metadata": self.metadata(new)})
-        if old["storage_quota_gb"] != new["storage_quota_gb"]:
-            quotas = client.get("/quotas", reference="project", reference_id=id_) or []
-            if not quotas:
-                raise HarborApiError("GET", f"/api/v2.0/quotas?reference_id={id_}", 200, [f"project {id_} has no quota"])
-            client.request("PUT", f"/quotas/{quotas[0]['id']}", {"hard": {"storage": self.storage_limit(new)}})
+        if changed("storage_quota_gb"):
+            self.set_quota(client, id_, new)
+        if changed("retention_days"):
+            self.apply_retention(client, int(id_), new["retention_days"])
         return UpdateResult(self.outputs(new, None, int(id_)))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -390,7 +608,7 @@ class HarborOidcProvider(HarborProvider):
         "oidc_client_secret": Field(str),
         "oidc_groups_claim": Field(str, "groups"),
         "oidc_admin_group": Field(str, ""),
-        "oidc_scope": Field(str, "openid,profile,email,groups"),
+        "oidc_scope": Field(str, "openid,profile,email,groups,offline_access"),
         "oidc_verify_cert": Field(bool, True),
         "oidc_auto_onboard": Field(bool, False),
         "oidc_user_claim": Field(str, ""),
@@ -502,7 +720,14 @@ class HarborGcScheduleProvider(HarborProvider):
         schedule = (current or {}).get("schedule") if isinstance(current, dict) else None
         if not schedule or schedule.get("type") in (None, "", "None"):
             return ReadResult(None, {})
-        parameters = current.get("parameters") or {}
+        # Harbor reports the parameters as `job_parameters`, a JSON string (handler/model/gc.go
+        # GCSchedule.ToSwagger), not as the `parameters` object it takes.
+        try:
+            parameters = json.loads(current.get("job_parameters") or "{}")
+        except json.JSONDecodeError:
+            parameters = {}
+        if not isinstance(parameters, dict):
+            parameters = {}
         values = {
             "cron": schedule.get("cron", props.get("cron")),
             "delete_untagged": bool(parameters.get("delete_untagged", props.get("delete_untagged", True))),

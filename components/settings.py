@@ -75,7 +75,6 @@ UNDECLARED_KEYS = (
     "upstreamCredentials",
     "oidc",
     "tags",
-    "harborImports",
     "adminPassword",
     "metricsAllowedCidrs",
     "smokeImages",
@@ -89,7 +88,9 @@ OIDC_DEFAULTS: dict[str, Any] = {
     "clientId": "harbor-cache-oidc-dex",
     "adminGroup": "cluster_admins",
     "groupsClaim": "groups",
-    "scope": "openid,profile,email,groups",
+    # offline_access: without a refresh token Harbor cannot renew a user's session, and the CLI
+    # secret (docker login) stops working when the ID token expires (Harbor pkg/oidc/secret.go).
+    "scope": "openid,profile,email,groups,offline_access",
     "verifyCert": True,
     "autoOnboard": False,
     "userClaim": "",
@@ -139,7 +140,6 @@ class Settings:
     mirror_fail_closed: bool = False
     kms_key_arn: str = ""
     harbor_api_url: str = ""
-    harbor_imports: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
     data_volume_snapshot_id: str = ""
     alarm_email: str = ""
@@ -429,12 +429,6 @@ def parse_settings(
             f"{harbor_api_url!r} points at another host; accepted: https://{hostname or '<hostname>'}[:port] "
             "or a loopback address (an SSH tunnel to the VM)",
         )
-    imports = reader.structured("harborImports", {})
-    if not isinstance(imports, dict) or not all(
-        isinstance(k, str) and re.match(r"^(registry|project)/\S+$", k) and isinstance(v, str) and v for k, v in imports.items()
-    ):
-        reader.fail("harborImports", f"{imports!r} must map 'registry/<name>' or 'project/<name>' to the Harbor name to import")
-        imports = {}
 
     mirror_ca_file = reader.string("mirrorCaFile")
     if mirror_ca_file and not mirror_ca_file.startswith("/"):
@@ -473,7 +467,6 @@ def parse_settings(
         alarm_disk_used_percent=reader.integer("alarmDiskUsedPercent", 50, 99),
         alarm_harbor_unhealthy_minutes=reader.integer("alarmHarborUnhealthyMinutes", 2, 1440),
         harbor_api_url=harbor_api_url.rstrip("/"),
-        harbor_imports=imports,
         mirror_ca_file=mirror_ca_file,
         mirror_fail_closed=reader.boolean("mirrorFailClosed"),
         root_volume_size_gb=reader.integer("rootVolumeSizeGb", 20, 1024),

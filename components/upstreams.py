@@ -48,7 +48,17 @@ UPSTREAM_KEYS = {
     "forceDestroy": "delete the project's cached repositories with it (default false)",
     "allowCredentialedPublic": "accept public: true together with upstreamCredentials (default false)",
     "allowCustomPortEgress": "accept a URL port other than 443/80, which opens that port to the internet (default false)",
+    "localOnNotFound": "keep serving the cached copy when the upstream says a tag is gone (default true)",
+    "maxUpstreamConn": "concurrent upstream connections per artifact, -1 = no limit (default -1)",
+    "caCertificate": "PEM CA certificate Harbor trusts for this upstream (Harbor 2.15+, default none)",
+    "retentionDays": "keep artifacts pulled within the last N days, the rest goes at the next GC (default 7)",
 }
+INT32_MAX = 2**31 - 1
+# Harbor keeps storage quotas up to 1024 TB (src/pkg/quota/types/resources.go MaxLimitedValue = 2^50 bytes).
+MAX_STORAGE_QUOTA_GB = 1024 * 1024
+# Harbor's own default for proxy projects (handler/project.go defaultDaysToRetentionForProxyCacheProject).
+DEFAULT_RETENTION_DAYS = 7
+MAX_RETENTION_DAYS = 3650
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,12 @@ class Upstream:
     force_destroy: bool = False
     # Where nodes fall back to when the cache is down; derived from registry_host unless set.
     server_url: str = ""
+    local_on_not_found: bool = True
+    # -1: no cap. A cap answers 429 to the nodes past it; Docker Hub counts manifest pulls, not
+    # connections, so a cap buys no rate limit and costs availability.
+    max_upstream_conn: int = -1
+    ca_certificate: str = ""
+    retention_days: int = DEFAULT_RETENTION_DAYS
 
     @property
     def server(self) -> str:
@@ -135,12 +151,28 @@ def _upstream(
         reader.fail(f"{key}.registryHost", f"{registry_host!r} {host_problem}; accepted: host[:port] such as docker.io")
         ok = False
     numbers = {}
-    for field_name, default in (("storageQuotaGb", default_quota_gb), ("speedLimitKbps", -1)):
+    # Harbor's limits: proxy_speed_kb and max_upstream_conn parse as int32 (handler/project.go
+    # validateProjectReq); storage quotas stop at 1024 TB.
+    for field_name, default, high in (
+        ("storageQuotaGb", default_quota_gb, MAX_STORAGE_QUOTA_GB),
+        ("speedLimitKbps", -1, INT32_MAX),
+        ("maxUpstreamConn", -1, INT32_MAX),
+    ):
         value = item.get(field_name, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < -1 or value == 0:
-            reader.fail(f"{key}.{field_name}", f"{value!r} is not accepted; use -1 (unlimited) or a positive whole number")
+        if isinstance(value, bool) or not isinstance(value, int) or value < -1 or value == 0 or value > high:
+            reader.fail(f"{key}.{field_name}", f"{value!r} is not accepted; use -1 (unlimited) or a whole number 1..{high}")
             ok = False
         numbers[field_name] = value
+    retention_days = item.get("retentionDays", DEFAULT_RETENTION_DAYS)
+    if isinstance(retention_days, bool) or not isinstance(retention_days, int) or not 1 <= retention_days <= MAX_RETENTION_DAYS:
+        reader.fail(
+            f"{key}.retentionDays", f"{retention_days!r} is not accepted; use a whole number of days 1..{MAX_RETENTION_DAYS}"
+        )
+        ok = False
+    ca_certificate = item.get("caCertificate", "")
+    if not isinstance(ca_certificate, str) or (ca_certificate and "-----BEGIN CERTIFICATE-----" not in ca_certificate):
+        reader.fail(f"{key}.caCertificate", "is not a PEM certificate (-----BEGIN CERTIFICATE----- ...)")
+        ok = False
     flags = {}
     for field_name, default in (
         ("insecure", False),
@@ -148,6 +180,7 @@ def _upstream(
         ("forceDestroy", False),
         ("allowCredentialedPublic", False),
         ("allowCustomPortEgress", False),
+        ("localOnNotFound", True),
     ):
         value = item.get(field_name, default)
         if not isinstance(value, bool):
@@ -183,6 +216,10 @@ def _upstream(
         speed_limit_kbps=numbers["speedLimitKbps"],
         credential=credentials.get(name),
         force_destroy=flags["forceDestroy"],
+        local_on_not_found=flags["localOnNotFound"],
+        max_upstream_conn=numbers["maxUpstreamConn"],
+        ca_certificate=ca_certificate,
+        retention_days=retention_days,
     )
 
 

@@ -20,7 +20,17 @@ AZ_RE = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d[a-z]$")
 # back and every `pulumi up` would see a change.
 KMS_KEY_ARN_RE = re.compile(r"^arn:aws(?:-[a-z]+)*:kms:([a-z]{2}(?:-[a-z]+)+-\d):\d{12}:key/(?:mrk-[0-9a-f]{32}|[0-9a-f-]{36})$")
 SUBNET_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
-GC_CRON_RE = re.compile(r"^0( \S+){5}$")
+# Harbor parses schedules with robfig/cron's 6-field parser and wants seconds at 0
+# (src/common/utils/utils.go ValidateCronString). Per field: name, low, high, named values.
+CRON_FIELDS = (
+    ("seconds", 0, 0, ()),
+    ("minutes", 0, 59, ()),
+    ("hours", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
+    ("day of week", 0, 6, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
+CRON_ITEM_RE = re.compile(r"^(?:(\*|\?)|([0-9a-z]+)(?:-([0-9a-z]+))?)(?:/([0-9]+))?$", re.IGNORECASE)
 
 
 def validate_dns_name(name: str) -> str | None:
@@ -129,7 +139,47 @@ def validate_api_url(url: Any) -> str | None:
     return None
 
 
+def _cron_value(text: str, low: int, names: tuple[str, ...]) -> int | None:
+    if text.isdigit():
+        return int(text)
+    if text.lower() in names:
+        return names.index(text.lower()) + low
+    return None
+
+
+def _cron_field_problem(text: str, name: str, low: int, high: int, names: tuple[str, ...]) -> str | None:
+    accepted = f"{low}..{high}" + (f" or {names[0].upper()}..{names[-1].upper()}" if names else "")
+    for item in text.split(","):
+        match = CRON_ITEM_RE.match(item)
+        if not match:
+            return f"{name} {item!r} is not *, a value, a range a-b or a step x/n"
+        wildcard, start, end, step = match.groups()
+        if wildcard == "?" and name not in ("day of month", "day of week"):
+            return f"{name} cannot be '?'"
+        if name == "seconds" and text != "0":
+            break
+        for part in (start, end):
+            if part is None:
+                continue
+            value = _cron_value(part, low, names)
+            if value is None or not low <= value <= high:
+                return f"{name} {part!r} is out of range; accepted: {accepted}"
+        if start and end and _cron_value(start, low, names) > _cron_value(end, low, names):
+            return f"{name} range {item!r} runs backwards"
+        if step is not None and int(step) < 1:
+            return f"{name} step {item!r} must be 1 or more"
+    if name == "seconds" and text != "0":
+        return "seconds must be 0 (Harbor's rule)"
+    return None
+
+
 def validate_gc_cron(cron: str) -> str | None:
-    if not GC_CRON_RE.match(cron):
+    """Harbor's schedule cron: 6 space-separated fields, each valid for its position."""
+    fields = cron.split(" ") if isinstance(cron, str) else []
+    if len(fields) != 6:
         return "is not a 6-field cron with seconds fixed at 0 (e.g. '0 0 3 * * 0')"
+    for text, (name, low, high, names) in zip(fields, CRON_FIELDS, strict=True):
+        problem = _cron_field_problem(text, name, low, high, names)
+        if problem:
+            return f"is not a valid cron: {problem} (fields: seconds minutes hours day-of-month month day-of-week)"
     return None

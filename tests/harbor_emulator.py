@@ -1,9 +1,13 @@
 """A stateful Harbor API emulator: a real HTTP server on loopback with Harbor's semantics as
-DESIGN.md records them (201 + Location, 409, 412, fuzzy `name` vs exact `q=name=`, paging, masked
-secrets, flat registry PUT, string metadata, 401 without auth, 400 for an unhealthy upstream or an
-unsupported proxy type, the auth-mode lock). Every request body and response is validated against
-Harbor v2.15.2's swagger when shared/reference holds it; a request that does not fit fails the call
-with 422 and is recorded in `violations`, so a test sees it.
+DESIGN.md records them and as goharbor/harbor v2.15.2's handlers (src/server/v2.0/handler/) and
+controllers do them: 201 + Location, 409, 412, fuzzy `name` vs exact `q=name=`, paging, masked
+secrets, flat registry PUT that keeps what is not sent, the upstream health check inside registry
+POST and PUT (with a configurable latency that runs on after the client gave up), string metadata,
+the default retention policy of a proxy project, GC parameters as a JSON string, 401 without auth,
+the auth-mode lock. Every request body and response is validated against Harbor v2.15.2's swagger
+when shared/reference holds it (types of known keys only: Harbor's go-swagger server ignores
+unknown JSON keys); a request that does not fit fails the call with 422 and is recorded in
+`violations`, so a test sees it.
 """
 
 from __future__ import annotations
@@ -41,20 +45,27 @@ PERMITTED_PROXY_TYPES = {
 OTHER_ADAPTER_TYPES = {"gitlab", "huawei-SWR", "tencent-tcr", "volcengine-cr", "dtr"}
 PROJECT_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 MASK = "*****"
+# src/pkg/quota/types/resources.go MaxLimitedValue: 1024 TB.
+MAX_STORAGE_BYTES = 1125899906842624
 
 
 class SwaggerValidator:
-    """Validates bodies against the spec's definitions; request bodies also reject unknown keys."""
+    """Validates bodies against the spec's definitions: the types of the keys the spec knows.
+
+    Unknown keys are accepted, as Harbor accepts them: its generated server decodes bodies with
+    go-openapi/runtime's default JSONConsumer (json.go: encoding/json without
+    DisallowUnknownFields; Harbor's src/server sets no other consumer), so a key the model does not
+    have is dropped silently.
+    """
 
     def __init__(self, path: Path = SWAGGER) -> None:
         self.spec = yaml.safe_load(path.read_text())
-        strict = copy.deepcopy(self.spec)
-        for definition in strict["definitions"].values():
-            if "properties" in definition and "additionalProperties" not in definition:
-                definition["additionalProperties"] = False
-        # Known spec error (DESIGN.md): Schedule.parameters takes booleans and integers.
-        strict["definitions"]["Schedule"]["properties"]["parameters"] = {"type": "object"}
-        self.strict = strict
+        fixed = copy.deepcopy(self.spec)
+        # Known spec errors (DESIGN.md): Schedule.parameters and RetentionRule.params take booleans
+        # and integers (pkg/retention/policy/models.go WithNDaysSinceLastPull: an int).
+        fixed["definitions"]["Schedule"]["properties"]["parameters"] = {"type": "object"}
+        fixed["definitions"]["RetentionRule"]["properties"]["params"] = {"type": "object"}
+        self.fixed = fixed
 
     def _operation(self, method: str, path: str) -> dict | None:
         for template, operations in self.spec["paths"].items():
@@ -74,7 +85,7 @@ class SwaggerValidator:
         parameters = [p for p in operation.get("parameters", []) if p.get("in") == "body"]
         if parameters and body is not None:
             try:
-                self._validate(self.strict, parameters[0]["schema"], body)
+                self._validate(self.fixed, parameters[0]["schema"], body)
             except jsonschema.ValidationError as error:
                 return f"request body of {method} {path}: {error.message} at {list(error.absolute_path)}"
         return None
@@ -85,7 +96,7 @@ class SwaggerValidator:
         if schema is None or body is None:
             return None
         try:
-            self._validate(self.spec, schema, body)
+            self._validate(self.fixed, schema, body)
         except jsonschema.ValidationError as error:
             return f"response of {method} {path} ({status}): {error.message}"
         return None
@@ -93,7 +104,8 @@ class SwaggerValidator:
 
 @dataclass
 class Fault:
-    """An injected failure for matching requests: status code, 'drop' (close the connection) or a delay."""
+    """An injected failure for matching requests: a status code, 'drop' (close the connection before
+    Harbor acts), 'drop-after' (Harbor acts, the answer is lost) or a delay."""
 
     method: str
     path_pattern: str
@@ -111,6 +123,7 @@ class HarborState:
     configurations: dict[str, Any] = field(default_factory=lambda: {"auth_mode": "db_auth", "oidc_client_secret": ""})
     gc_schedule: dict | None = None
     robots: dict[int, dict] = field(default_factory=dict)
+    retentions: dict[int, dict] = field(default_factory=dict)
     users: list[str] = field(default_factory=lambda: ["admin"])
     next_id: int = 1
 
@@ -125,8 +138,14 @@ class HarborEmulator:
         self.validator = SwaggerValidator() if validate and SWAGGER.exists() else None
         self.calls: list[tuple[str, str]] = []
         self.queries: list[tuple[str, str, dict]] = []
+        self.bodies: list[tuple[str, str, Any]] = []
         self.violations: list[str] = []
         self.faults: list[Fault] = []
+        # Seconds Harbor spends pinging the upstream inside a registry POST or PUT (up to ~30 s when
+        # the VM's packets are dropped); the request completes even after the client gave up.
+        self.ping_delay = 0.0
+        # Docker Hub tokens whose login fails (-> 500).
+        self.rejected_tokens: set[str] = {"bad-token"}
         self.lock = threading.Lock()
         emulator = self
 
@@ -181,6 +200,7 @@ class HarborEmulator:
     def reset_calls(self) -> None:
         self.calls.clear()
         self.queries.clear()
+        self.bodies.clear()
 
     # HTTP
 
@@ -194,7 +214,7 @@ class HarborEmulator:
             self.calls.append((method, path))
             self.queries.append((method, path, query))
             fault = self._take_fault(method, path)
-        if fault is not None:
+        if fault is not None and fault.kind != "drop-after":
             if fault.delay:
                 time.sleep(fault.delay)
             if fault.kind == "drop":
@@ -208,6 +228,8 @@ class HarborEmulator:
             body = json.loads(raw) if raw else None
         except json.JSONDecodeError:
             return self._send(handler, 400, _errors("BAD_REQUEST", "invalid JSON"))
+        with self.lock:
+            self.bodies.append((method, path, body))
         if path != "/health" and not self._authorised(handler):
             return self._send(handler, 401, _errors("UNAUTHORIZED", "unauthorized"))
         if self.validator is not None:
@@ -215,12 +237,19 @@ class HarborEmulator:
             if problem:
                 self.violations.append(problem)
                 return self._send(handler, 422, _errors("SPEC_VIOLATION", problem))
+        if self.ping_delay and method in ("POST", "PUT") and re.match(r"^/registries(/\d+)?$", path):
+            time.sleep(self.ping_delay)  # outside the lock: Harbor serves other requests meanwhile
         with self.lock:
             status, payload, headers = self.route(method, path, query, body, handler.headers)
         if self.validator is not None and 200 <= status < 300:
             problem = self.validator.response(method, path, status, payload)
             if problem:
                 self.violations.append(problem)
+        if fault is not None and fault.kind == "drop-after":
+            # Harbor did the work; the answer is lost on the way (proxy restart, network).
+            handler.close_connection = True
+            handler.connection.shutdown(2)
+            return
         self._send(handler, status, payload, headers)
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
@@ -240,14 +269,17 @@ class HarborEmulator:
     @staticmethod
     def _send(handler, status: int, payload: Any = None, headers: dict[str, str] | None = None) -> None:
         data = b"" if payload is None else json.dumps(payload).encode()
-        handler.send_response(status)
-        for key, value in (headers or {}).items():
-            handler.send_header(key, value)
-        if data:
-            handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        try:
+            handler.send_response(status)
+            for key, value in (headers or {}).items():
+                handler.send_header(key, value)
+            if data:
+                handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            handler.close_connection = True  # the client gave up; what was done stays done
 
     # Harbor's behaviour
 
@@ -267,6 +299,8 @@ class HarborEmulator:
             return self.gc(method, body)
         if segments[0] == "robots":
             return self.robots(method, segments[1:], body)
+        if segments[0] == "retentions":
+            return self.retentions(method, segments[1:], body)
         return 404, _errors("NOT_FOUND", f"{path} not found"), {}
 
     @staticmethod
@@ -287,27 +321,46 @@ class HarborEmulator:
             return [i for i in items if query["name"] in i[key]]
         return items
 
+    def registry_problem(self, registry: dict) -> tuple[int, Any, dict] | None:
+        """src/controller/registry/controller.go validate: name length, then the upstream health check."""
+        if not registry["name"]:
+            return 400, _errors("BAD_REQUEST", "name cannot be empty"), {}
+        if len(registry["name"]) > 64:
+            return 400, _errors("BAD_REQUEST", "the max length of name is 64"), {}
+        if registry["type"] not in PERMITTED_PROXY_TYPES | OTHER_ADAPTER_TYPES:
+            return 400, _errors("BAD_REQUEST", f"adapter factory for {registry['type']} not found"), {}
+        credential = registry.get("credential") or {}
+        if registry["type"] == "docker-hub" and credential.get("access_secret") in self.rejected_tokens:
+            # The docker-hub adapter logs in to hub.docker.com and a failed login surfaces as an
+            # error, which Harbor answers with 500 (pkg/reg/adapter/dockerhub/client.go).
+            return 500, _errors("UNKNOWN", "internal server error"), {}
+        if "unreachable" in registry["url"]:
+            return 400, _errors("BAD_REQUEST", "the registry is unhealthy"), {}
+        return None
+
     def registries(self, method: str, rest: list[str], query: dict, body: Any) -> tuple[int, Any, dict]:
         state = self.state
         if not rest and method == "POST":
-            if any(r["name"] == body["name"] for r in state.registries.values()):
-                return 409, _errors("CONFLICT", f"registry {body['name']} already exists"), {}
-            if body["type"] not in PERMITTED_PROXY_TYPES | OTHER_ADAPTER_TYPES:
-                return 400, _errors("BAD_REQUEST", f"adapter factory for {body['type']} not found"), {}
-            if "unreachable" in body["url"]:
-                return 400, _errors("BAD_REQUEST", "the registry is unhealthy"), {}
-            registry_id = state.new_id()
+            # handler/registry.go CreateRegistry: only the model's fields are taken.
             credential = body.get("credential") or {"type": "basic", "access_key": "", "access_secret": ""}
-            state.registries[registry_id] = {
-                "id": registry_id,
-                "name": body["name"],
-                "type": body["type"],
-                "url": body["url"],
+            registry = {
+                "name": body.get("name", ""),
+                "type": body.get("type", ""),
+                "url": body.get("url", ""),
                 "description": body.get("description", ""),
                 "insecure": body.get("insecure", False),
                 "credential": dict(credential),
+                "ca_certificate": body.get("ca_certificate") or "",
                 "status": "healthy",
             }
+            problem = self.registry_problem(registry)
+            if problem:
+                return problem
+            # The name is unique in the database: the conflict shows after the health check.
+            if any(r["name"] == registry["name"] for r in state.registries.values()):
+                return 409, _errors("CONFLICT", f"registry {registry['name']} already exists"), {}
+            registry_id = state.new_id()
+            state.registries[registry_id] = {"id": registry_id, **registry}
             return 201, None, {"Location": f"/api/v2.0/registries/{registry_id}"}
         if not rest and method == "GET":
             items = [self.shown_registry(r) for r in state.registries.values()]
@@ -318,20 +371,22 @@ class HarborEmulator:
         if method == "GET":
             return 200, self.shown_registry(registry), {}
         if method == "PUT":
-            if "credential" in body:
-                return 400, _errors("BAD_REQUEST", "unknown field credential"), {}
-            old_url = registry["url"]
-            for key in ("name", "description", "url", "insecure"):
+            # handler/registry.go UpdateRegistry: each field changes only when sent; the stored
+            # secret stays unless access_secret is sent (whatever happens to the URL). A nested
+            # `credential` is no field of RegistryUpdate: ignored.
+            updated = copy.deepcopy(registry)
+            for key in ("name", "description", "url", "insecure", "ca_certificate"):
                 if key in body:
-                    registry[key] = body[key]
-            if "access_secret" in body and body["access_secret"] != MASK:
-                registry["credential"] = {
-                    "type": body.get("credential_type", "basic"),
-                    "access_key": body.get("access_key", ""),
-                    "access_secret": body["access_secret"],
-                }
-            elif registry["url"] != old_url:
-                registry["credential"]["access_secret"] = ""  # Harbor clears it when the URL changes
+                    updated[key] = body[key]
+            for source, target in (("credential_type", "type"), ("access_key", "access_key"), ("access_secret", "access_secret")):
+                if source in body:
+                    updated["credential"][target] = body[source]
+            problem = self.registry_problem(updated)
+            if problem:
+                return problem
+            if any(r["name"] == updated["name"] and r["id"] != registry["id"] for r in state.registries.values()):
+                return 409, _errors("CONFLICT", f"registry {updated['name']} already exists"), {}
+            registry.update(updated)
             return 200, None, {}
         if method == "DELETE":
             if any(p["registry_id"] == registry["id"] for p in state.projects.values()):
@@ -342,9 +397,12 @@ class HarborEmulator:
 
     @staticmethod
     def shown_registry(registry: dict) -> dict:
+        """handler/replication.go convertRegistry: secret masked, ca_certificate only when set."""
         shown = copy.deepcopy(registry)
         if shown["credential"].get("access_secret"):
             shown["credential"]["access_secret"] = MASK
+        if not shown.get("ca_certificate"):
+            shown.pop("ca_certificate", None)
         return shown
 
     def projects(self, method: str, rest: list[str], query: dict, body: Any, headers) -> tuple[int, Any, dict]:
@@ -353,30 +411,47 @@ class HarborEmulator:
             name = body["project_name"]
             if not PROJECT_NAME_RE.match(name) or len(name) > 255:
                 return 400, _errors("BAD_REQUEST", "project name is invalid"), {}
-            if any(p["name"] == name for p in state.projects.values()):
-                return 409, _errors("CONFLICT", f"The project named {name} already exists"), {}
+            metadata = dict(body.get("metadata") or {"public": "false"})
             registry_id = body.get("registry_id")
-            if registry_id:
+            # handler/project.go validateProjectReq.
+            if registry_id is not None:
+                if registry_id <= 0:
+                    return 400, _errors("BAD_REQUEST", f"{registry_id} is invalid value of registry_id"), {}
                 registry = state.registries.get(registry_id)
                 if registry is None:
-                    return 400, _errors("BAD_REQUEST", f"registry {registry_id} not found"), {}
+                    # A failed registry lookup comes back as a plain error: 500, message replaced.
+                    return 500, _errors("UNKNOWN", "internal server error"), {}
                 if registry["type"] not in PERMITTED_PROXY_TYPES:
                     return 400, _errors("BAD_REQUEST", f"unsupported registry type {registry['type']}"), {}
+                for key in ("proxy_speed_kb", "max_upstream_conn"):
+                    if key in metadata and not _is_int32(metadata[key]):
+                        return 400, _errors("BAD_REQUEST", f"metadata.{key} should be an int32, but got '{metadata[key]}'"), {}
+            storage = body.get("storage_limit", -1)
+            if storage > MAX_STORAGE_BYTES:
+                return 400, _errors("BAD_REQUEST", "storage limit is out of range"), {}
+            if any(p["name"] == name for p in state.projects.values()):
+                return 409, _errors("CONFLICT", f"The project named {name} already exists"), {}
+            metadata.pop("retention_id", None)
             project_id = state.new_id()
             state.projects[project_id] = {
                 "project_id": project_id,
                 "name": name,
                 "registry_id": registry_id or 0,
-                "metadata": dict(body.get("metadata") or {"public": "false"}),
+                "metadata": metadata,
                 "repositories": [],
             }
             quota_id = state.new_id()
             state.quotas[quota_id] = {
                 "id": quota_id,
                 "ref": {"id": project_id, "name": name, "owner_name": "admin"},
-                "hard": {"storage": body.get("storage_limit", -1)},
+                "hard": {"storage": storage},
                 "used": {"storage": 0},
             }
+            if registry_id:
+                # handler/project.go CreateProject: a proxy project gets Harbor's default policy,
+                # keep what was pulled in the last 7 days (policy.WithNDaysSinceLastPull).
+                retention_id = self.add_retention(default_retention(project_id, 7))
+                metadata["retention_id"] = str(retention_id)
             location = name if headers.get("X-Resource-Name-In-Location") == "true" else str(project_id)
             return 201, None, {"Location": f"/api/v2.0/projects/{location}"}
         if not rest and method == "GET":
@@ -395,7 +470,11 @@ class HarborEmulator:
         if method == "PUT":
             if body.get("registry_id") not in (None, project["registry_id"]):
                 return 400, _errors("BAD_REQUEST", "the registry of a proxy-cache project cannot be changed"), {}
-            project["metadata"].update(body.get("metadata") or {})
+            metadata = body.get("metadata") or {}
+            for key in ("proxy_speed_kb", "max_upstream_conn"):
+                if key in metadata and not _is_int32(metadata[key]):
+                    return 400, _errors("BAD_REQUEST", f"metadata.{key} should be an int32, but got '{metadata[key]}'"), {}
+            project["metadata"].update(metadata)
             return 200, None, {}
         if method == "DELETE":
             if project["repositories"]:
@@ -449,7 +528,26 @@ class HarborEmulator:
 
     def gc(self, method: str, body: Any) -> tuple[int, Any, dict]:
         if method == "GET":
-            return 200, self.state.gc_schedule, {}
+            # handler/gc.go GetGCSchedule: an empty 200 without a schedule; otherwise a GCHistory
+            # whose parameters are a JSON *string* (handler/model/gc.go GCSchedule.ToSwagger).
+            schedule = self.state.gc_schedule
+            if schedule is None:
+                return 200, None, {}
+            return (
+                200,
+                {
+                    "id": schedule["id"],
+                    "job_name": "",
+                    "job_kind": schedule["schedule"]["cron"],
+                    "job_parameters": json.dumps(schedule["parameters"]),
+                    "job_status": "",
+                    "deleted": False,
+                    "schedule": {**schedule["schedule"], "next_scheduled_time": "2026-01-04T03:00:00.000Z"},
+                    "creation_time": "2026-01-01T00:00:00.000Z",
+                    "update_time": "2026-01-01T00:00:00.000Z",
+                },
+                {},
+            )
         if body["schedule"]["type"] == "None":
             self.state.gc_schedule = None
         else:
@@ -513,6 +611,66 @@ class HarborEmulator:
         permissions = [p for p in robot["permissions"] if p.get("kind") != "project" or p["namespace"] in names]
         shown = {k: v for k, v in robot.items() if k != "secret"}
         return {**shown, "name": f"robot${robot['name']}", "permissions": permissions, "editable": True, "expires_at": -1}
+
+    def add_retention(self, policy: dict) -> int:
+        retention_id = self.state.new_id()
+        self.state.retentions[retention_id] = {**copy.deepcopy(policy), "id": retention_id}
+        return retention_id
+
+    def retentions(self, method: str, rest: list[str], body: Any) -> tuple[int, Any, dict]:
+        """handler/retention.go: Create refuses a second policy for a project; Update replaces it."""
+        state = self.state
+        if not rest and method == "POST":
+            project = state.projects.get((body.get("scope") or {}).get("ref", 0))
+            if project is None:
+                return 400, _errors("BAD_REQUEST", "invalid Project id"), {}
+            if project["metadata"].get("retention_id"):
+                return (
+                    400,
+                    _errors(
+                        "BAD_REQUEST",
+                        f"project {project['project_id']} already has retention policy {project['metadata']['retention_id']}",
+                    ),
+                    {},
+                )
+            retention_id = self.add_retention(body)
+            project["metadata"]["retention_id"] = str(retention_id)
+            return 201, None, {"Location": f"/api/v2.0/retentions/{retention_id}"}
+        policy = state.retentions.get(int(rest[0])) if rest and rest[0].isdigit() else None
+        if policy is None:
+            return 404, _errors("NOT_FOUND", "retention policy not found"), {}
+        if method == "GET":
+            return 200, copy.deepcopy(policy), {}
+        if method == "PUT":
+            state.retentions[policy["id"]] = {**copy.deepcopy(body), "id": policy["id"]}
+            return 200, None, {}
+        return 405, _errors("METHOD_NOT_ALLOWED", method), {}
+
+
+def default_retention(project_id: int, days: int) -> dict:
+    """pkg/retention/policy/models.go WithNDaysSinceLastPull, as the API shows it."""
+    return {
+        "algorithm": "or",
+        "rules": [
+            {
+                "id": 1,
+                "priority": 1,
+                "disabled": False,
+                "action": "retain",
+                "template": "nDaysSinceLastPull",
+                "params": {"nDaysSinceLastPull": days},
+                "tag_selectors": [{"kind": "doublestar", "decoration": "matches", "pattern": "**"}],
+                "scope_selectors": {"repository": [{"kind": "doublestar", "decoration": "repoMatches", "pattern": "**"}]},
+            }
+        ],
+        "trigger": {"kind": "Schedule", "settings": {"cron": "0 0 0 * * *"}},
+        "scope": {"level": "project", "ref": project_id},
+    }
+
+
+def _is_int32(text: Any) -> bool:
+    """strconv.ParseInt(text, 10, 32) succeeds."""
+    return isinstance(text, str) and re.fullmatch(r"[+-]?[0-9]+", text) is not None and -(2**31) <= int(text) < 2**31
 
 
 def _errors(code: str, message: str) -> dict:

@@ -95,6 +95,12 @@ class ProviderHost:
         outputs.pop(PROVIDER_KEY, None)
         return answer.id, outputs
 
+    def import_read(self, urn: str, id_: str) -> tuple[str, dict]:
+        """What `pulumi import` (or the `import` option) sends: Read with the id only, no inputs and
+        no state (pkg/resource/deploy/step.go ImportStep.Apply -> prov.Read{URN, ID})."""
+        answer = self.stub.Read(provider_pb2.ReadRequest(urn=urn, id=id_))
+        return answer.id, _deserialize(answer.properties)
+
     def diff(self, urn: str, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> provider_pb2.DiffResponse:
         return self.stub.Diff(provider_pb2.DiffRequest(urn=urn, id=id_, olds=self.props(olds), news=self.props(news)))
 
@@ -106,6 +112,13 @@ class ProviderHost:
 
     def delete(self, urn: str, id_: str, props: dict[str, Any]) -> None:
         self.stub.Delete(provider_pb2.DeleteRequest(urn=urn, id=id_, properties=self.props(props)))
+
+
+def previewed_outputs(inputs: dict[str, Any], output_keys: tuple[str, ...]) -> dict[str, Any]:
+    """The outputs the engine shows for a dynamic resource in a preview of an update: dynamic
+    providers do not preview, so the new inputs stand for the outputs and every output-only key
+    is unknown (DESIGN.md "Pulumi")."""
+    return {**inputs, **{key: rpc.UNKNOWN for key in output_keys}}
 
 
 def as_engine_sends(values: dict[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,11 @@ FAKE_ACCOUNT_ID = "123456789012"
 class AwsMocks(pulumi.runtime.Mocks):
     """Answers what the cloud would: ids and the computed properties the program reads."""
 
+    # A preview of an update of existing dynamic resources: dynamic providers do not preview, so
+    # the engine takes the new inputs as the outputs and every output-only key is unknown, while
+    # the resource's id stays known (DESIGN.md "Pulumi"; pkg/resource/deploy/step.go).
+    dynamic_update_preview = False
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = dict(args.inputs)
         kind = args.typ
@@ -58,8 +63,13 @@ class AwsMocks(pulumi.runtime.Mocks):
             state.update(base64="c2VjcmV0LWNsaWVudC1ieXRlcy0yMA==", hex="00" * 20)
         elif kind == "command:remote:Command":
             state.update(stdout=FAKE_ACME_ACCOUNT_URI if args.name.endswith("-acme-account") else "", stderr="")
+        elif kind.startswith("pulumi-python:dynamic/harbor:") and self.dynamic_update_preview:
+            state = {key: rpc.UNKNOWN if value is None else value for key, value in state.items()}
+            return (str(len(args.name)) if kind.endswith(":Registry") else f"{args.name}-id"), state
         elif kind == "pulumi-python:dynamic/harbor:Registry":
+            # The provider's id is Harbor's registry id, a number (HarborRegistryProvider.create).
             state.update(registry_id=len(args.name), credential_hash="0" * 64)
+            return str(len(args.name)), state
         elif kind == "pulumi-python:dynamic/ec2:ConsoleHostKey":
             state.update(public_key=FAKE_HOST_PUBLIC_KEY)
         elif kind == "pulumi-python:dynamic/harbor:Robot":

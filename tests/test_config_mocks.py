@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.upstreams import DEFAULT_UPSTREAMS
-from tests.pulumi_harness import dev_config, run_program
+from tests.pulumi_harness import AwsMocks, dev_config, run_program
 
 REGISTRY = "pulumi-python:dynamic/harbor:Registry"
 PROJECT = "pulumi-python:dynamic/harbor:Project"
@@ -31,9 +31,47 @@ def test_one_registry_and_project_per_upstream(run):
     assert sorted(registries) == ["dockerhub", "gcr", "ghcr", "k8s", "quay"]
     assert sorted(projects) == ["dockerhub-proxy", "gcr-proxy", "ghcr-proxy", "k8s-proxy", "quay-proxy"]
     assert registries["quay"].inputs["type"] == "docker-registry" and registries["quay"].inputs["url"] == "https://quay.io"
-    assert projects["dockerhub-proxy"].inputs["registry_id"] == len("harbor-config-registry-dockerhub")
     assert projects["dockerhub-proxy"].inputs["public"] is True
     assert projects["dockerhub-proxy"].inputs["storage_quota_gb"] == 50, "defaultStorageQuotaGb"
+
+
+def test_proxy_settings_favour_availability_and_retention_is_explicit(run):
+    for project in run.of_type(PROJECT):
+        assert project.inputs["local_on_not_found"] is True, project.name
+        assert project.inputs["max_upstream_conn"] == -1, project.name
+        assert project.inputs["retention_days"] == 7, project.name
+    assert all(r.inputs["ca_certificate"] == "" for r in run.of_type(REGISTRY))
+
+
+def test_per_upstream_proxy_settings_reach_the_resources():
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    upstream = {
+        "name": "mirror",
+        "type": "docker-registry",
+        "url": "https://mirror.internal.example",
+        "localOnNotFound": False,
+        "maxUpstreamConn": 8,
+        "retentionDays": 30,
+        "caCertificate": pem,
+    }
+    run = run_program({**dev_config(), "harbor-cache:upstreams": [upstream]})
+    project = run.one(PROJECT)
+    assert (project.inputs["local_on_not_found"], project.inputs["max_upstream_conn"], project.inputs["retention_days"]) == (
+        False,
+        8,
+        30,
+    )
+    assert run.one(REGISTRY).inputs["ca_certificate"] == pem
+
+
+def test_preview_of_a_registry_update_keeps_the_project_registry_id_known(monkeypatch):
+    """In a preview of an update the engine knows only a dynamic resource's inputs: registry_id
+    (an output) is unknown there, and a project fed from it would show a replace. The id stays known."""
+    monkeypatch.setattr(AwsMocks, "dynamic_update_preview", True)
+    run = run_program(dev_config(), preview=True)
+    for upstream in ("dockerhub", "ghcr", "quay", "k8s", "gcr"):
+        project = run.named(f"harbor-config-project-{upstream}")
+        assert project.inputs["registry_id"] == len(f"harbor-config-registry-{upstream}"), project.inputs["registry_id"]
 
 
 def test_everything_waits_for_the_readiness_gate(run):
@@ -98,13 +136,9 @@ def test_without_oidc_no_oidc_resource_and_no_dex_output():
     assert len(run.of_type(GC)) == 1
 
 
-def test_api_url_through_a_tunnel_and_imports():
-    config = {
-        **dev_config(),
-        "harbor-cache:harborApiUrl": "http://127.0.0.1:18080",
-        "harbor-cache:harborImports": {"project/dockerhub-proxy": "dockerhub-proxy"},
-    }
+def test_api_url_through_a_tunnel_and_no_imports():
+    config = {**dev_config(), "harbor-cache:harborApiUrl": "http://127.0.0.1:18080"}
     run = run_program(config)
     assert {r.inputs["harbor_url"] for r in run.of_type(PROJECT)} == {"http://127.0.0.1:18080"}
-    assert run.named("harbor-config-project-dockerhub").import_id == "dockerhub-proxy"
-    assert run.named("harbor-config-project-ghcr").import_id == ""
+    # The engine cannot import dynamic resources: existing objects are adopted by create instead.
+    assert all(r.import_id == "" for r in run.registrations if r.type.startswith("pulumi-python:dynamic/harbor"))

@@ -1,5 +1,7 @@
 """Opt-in: the providers against a real Harbor. Set HARBOR_URL, HARBOR_USERNAME and HARBOR_PASSWORD
-(an admin); the test creates a throwaway registry and proxy-cache project and deletes both."""
+(an admin); the test creates a throwaway registry and proxy-cache project (Harbor 2.15 settings and
+an explicit retention policy), creates both again to see them adopted rather than duplicated, and
+deletes both."""
 
 from __future__ import annotations
 
@@ -38,14 +40,26 @@ def test_throwaway_registry_and_project_on_a_real_harbor():
         assert failures == []
         registry_id, registry = registries.create(registry_urn, inputs)
         try:
+            # A second create (a re-run after a half-finished `up`) adopts the registry.
+            assert registries.create(registry_urn, inputs)[0] == registry_id
             project_urn = projects.urn(f"hc-test-{suffix}", "Project")
             project_inputs, failures = projects.check(
-                project_urn, {**connection, "name": f"hc-test-{suffix}", "registry_id": int(registry_id)}
+                project_urn,
+                {
+                    **connection,
+                    "name": f"hc-test-{suffix}",
+                    "registry_id": int(registry_id),
+                    "retention_days": 3,
+                    "max_upstream_conn": 4,
+                },
             )
             assert failures == []
             project_id, project = projects.create(project_urn, project_inputs)
             try:
-                assert projects.read(project_urn, project_id, project)[1]["registry_id"] == int(registry_id)
+                read = projects.read(project_urn, project_id, project)[1]
+                assert read["registry_id"] == int(registry_id)
+                assert (read["retention_days"], read["max_upstream_conn"], read["local_on_not_found"]) == (3, 4, True)
+                assert projects.create(project_urn, project_inputs)[0] == project_id
             finally:
                 projects.delete(project_urn, project_id, project)
         finally:

@@ -43,7 +43,7 @@ def test_dev_stack_parses_with_defaults_from_the_project_file():
     assert settings.upstreams[0].server == "https://registry-1.docker.io"
     assert settings.oidc.client_id == "harbor-cache-oidc-dex"
     assert settings.oidc.admin_group == "cluster_admins"
-    assert settings.oidc.scope == "openid,profile,email,groups"
+    assert settings.oidc.scope == "openid,profile,email,groups,offline_access"
     assert settings.oidc.verify_cert is True and settings.oidc.auto_onboard is False
 
 
@@ -180,7 +180,29 @@ BAD_VALUES = [
     ({"mirrorCaFile": "ca.crt"}, "mirrorCaFile", "absolute path"),
     ({"harborApiUrl": "http://harbor.dev.example.com"}, "harborApiUrl", "only loopback"),
     ({"harborApiUrl": "ftp://x"}, "harborApiUrl", "SSH tunnel"),
-    ({"harborImports": {"registries/x": "x"}}, "harborImports", "'registry/<name>'"),
+    ({"harborImports": {"registry/x": "x"}}, "harborImports", "is not a setting of this project"),
+    ({"gcSchedule": "0 0 25 * * 0"}, "gcSchedule", "hours '25' is out of range"),
+    ({"gcSchedule": "0 0 3 * * 7"}, "gcSchedule", "day of week '7'"),
+    (
+        {"upstreams": [{"name": "a", "type": "docker-registry", "url": "https://a.io", "retentionDays": 0}]},
+        "upstreams[0].retentionDays",
+        "1..3650",
+    ),
+    (
+        {"upstreams": [{"name": "a", "type": "docker-registry", "url": "https://a.io", "maxUpstreamConn": 2**31}]},
+        "upstreams[0].maxUpstreamConn",
+        "1..2147483647",
+    ),
+    (
+        {"upstreams": [{"name": "a", "type": "docker-registry", "url": "https://a.io", "storageQuotaGb": 1048577}]},
+        "upstreams[0].storageQuotaGb",
+        "1..1048576",
+    ),
+    (
+        {"upstreams": [{"name": "a", "type": "docker-registry", "url": "https://a.io", "caCertificate": "not pem"}]},
+        "upstreams[0].caCertificate",
+        "PEM",
+    ),
     (
         {"upstreams": [{"name": "a", "type": "docker-registry", "url": "https://a.io", "forceDestroy": "yes"}]},
         "upstreams[0].forceDestroy",
@@ -277,10 +299,18 @@ def test_project_name_validator_matches_harbors_rule(name):
     assert (s.validate_project_name(name) is None) == expected
 
 
-@given(st.lists(st.sampled_from(["0", "*", "3", "1-5", "*/2"]), min_size=5, max_size=5))
+@given(st.lists(st.sampled_from(["*", "3", "1-5", "*/2", "1,4"]), min_size=5, max_size=5))
 def test_gc_cron_accepts_six_fields_starting_with_zero(fields):
+    # Values valid in every position ("0" is no day of month nor month: robfig/cron ranges).
     assert s.validate_gc_cron(" ".join(["0", *fields])) is None
     assert s.validate_gc_cron(" ".join(fields)) is not None
+
+
+@pytest.mark.parametrize(
+    "cron", ["0 60 3 * * 0", "0 0 24 * * *", "0 0 0 0 * *", "0 0 0 32 * *", "0 0 0 * 13 *", "0 0 0 * * 7", "0 0 0 * FOO *"]
+)
+def test_gc_cron_rejects_out_of_range_fields(cron):
+    assert "out of range" in s.validate_gc_cron(cron)
 
 
 @functools.cache
