@@ -13,7 +13,7 @@ import pulumi_tls as tls
 from components.host_key_provider import ConsoleHostKey
 from components.operate_files import METRICS_PORT
 from components.settings import Settings
-from components.tagging import PUBLIC_ACCESS_TAG, SNAPSHOT_TAG, resource_tags
+from components.tagging import PUBLIC_ACCESS_TAG, SNAPSHOT_TAG, dlm_description, resource_tags
 from components.vm_files import render_cloud_init
 
 # Ubuntu 24.04 LTS (supported to 2029) from Canonical's own account: its archive carries Docker
@@ -283,7 +283,7 @@ class HarborVm(pulumi.ComponentResource):
         aws.iam.RolePolicyAttachment(f"{name}-dlm-policy", role=dlm_role.name, policy_arn=DLM_SERVICE_POLICY, opts=child)
         self.snapshot_policy = aws.dlm.LifecyclePolicy(
             f"{name}-snapshots",
-            description=f"harbor-cache {settings.stack}: daily data volume snapshots",
+            description=dlm_description(settings),
             execution_role_arn=dlm_role.arn,
             state="ENABLED",
             policy_details={

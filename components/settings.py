@@ -14,6 +14,7 @@ import difflib
 import ipaddress
 import os
 import re
+import unicodedata
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,14 +279,25 @@ def _oidc(reader: ConfigReader) -> OidcSettings | None:
     )
 
 
+def is_aws_tag_text(text: str) -> bool:
+    """IAM's tag rule (TagKey/TagValue `[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*`), the strictest of the services tagged
+    here; EC2, DLM and CloudWatch accept at least as much."""
+    return all(unicodedata.category(char)[0] in "LNZ" or char in "_.:/=+-@" for char in text)
+
+
 def _tags(reader: ConfigReader) -> dict[str, str]:
     value = reader.structured("tags", {})
     if not isinstance(value, dict):
         reader.fail("tags", f"{value!r} is not an object of string keys and values")
         return {}
     for key, item in value.items():
-        if not isinstance(item, str) or len(key) > 128 or len(item) > 256 or key.lower().startswith("aws:"):
+        if not isinstance(item, str) or not 1 <= len(key) <= 128 or len(item) > 256 or key.lower().startswith("aws:"):
             reader.fail(f"tags.{key}", f"{item!r}: keys 1..128 chars not starting with 'aws:', string values up to 256 chars")
+        elif not (is_aws_tag_text(key) and is_aws_tag_text(item)):
+            reader.fail(
+                f"tags.{key}",
+                f"{item!r}: IAM refuses tags with other characters than letters, digits, spaces and _ . : / = + - @",
+            )
     return {str(k): str(v) for k, v in value.items()}
 
 
