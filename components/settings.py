@@ -137,6 +137,7 @@ class Settings:
     gc_schedule: str
     upstreams: tuple[Upstream, ...]
     oidc: OidcSettings | None
+    traefik_image_digest: str = ""
     mirror_ca_file: str = ""
     mirror_fail_closed: bool = False
     kms_key_arn: str = ""
@@ -420,6 +421,9 @@ def parse_settings(
     traefik_version = reader.string("traefikVersion", required=True)
     if traefik_version and not re.match(r"^v3\.\d+(\.\d+)?$", traefik_version):
         reader.fail("traefikVersion", f"{traefik_version!r} is not a Traefik v3 tag (e.g. v3.6 or v3.6.2)")
+    traefik_digest = reader.string("traefikImageDigest")
+    if traefik_digest and not re.match(r"^sha256:[0-9a-f]{64}$", traefik_digest):
+        reader.fail("traefikImageDigest", f"{traefik_digest!r} is not an image digest; accepted: sha256:<64 hex digits> or empty")
 
     password = reader.raw.get("adminPassword")
     if password is not None:
@@ -508,6 +512,7 @@ def parse_settings(
         harbor_version=version,
         harbor_installer_sha256=sha256,
         traefik_version=traefik_version,
+        traefik_image_digest=traefik_digest,
         admin_password=Secret(password) if password is not None else None,
         gc_schedule=gc_schedule,
         **settings_values,

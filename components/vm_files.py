@@ -227,6 +227,13 @@ class ComposeDumper(yaml.SafeDumper):
 ComposeDumper.add_representer(ComposeOverride, lambda dumper, data: dumper.represent_sequence("!override", list(data)))
 
 
+def traefik_image(settings: Settings) -> str:
+    """`traefik:<tag>`, or `traefik:<tag>@sha256:...`: with a digest Docker pulls exactly that image
+    and the tag is only a label (distribution reference grammar: name[:tag][@digest])."""
+    digest = f"@{settings.traefik_image_digest}" if settings.traefik_image_digest else ""
+    return f"traefik:{settings.traefik_version}{digest}"
+
+
 def metrics_port_binding(settings: Settings) -> str:
     """nginx's metrics port: on every address only when metricsAllowedCidrs lets someone in (the
     security group then admits just them); otherwise on loopback, where the VM's own reporter reads it."""
@@ -239,7 +246,7 @@ def compose_override(settings: Settings, zone_id: str) -> dict:
     return {
         "services": {
             "traefik": {
-                "image": f"traefik:{settings.traefik_version}",
+                "image": traefik_image(settings),
                 "container_name": "traefik",
                 "restart": "always",
                 "command": traefik_command(settings),

@@ -176,6 +176,7 @@ BAD_VALUES = [
     ({"oidc": {"issuer": "https://dex.example.com", "verifyCert": "no"}}, "oidc.verifyCert", "boolean"),
     ({"tags": {"aws:owner": "x"}}, "tags.aws:owner", "aws:"),
     ({"traefikVersion": "latest"}, "traefikVersion", "Traefik v3 tag"),
+    ({"traefikImageDigest": "sha256:abc"}, "traefikImageDigest", "sha256:<64 hex digits>"),
     ({"adminPassword": "Pa$$w0rdLong"}, "adminPassword", "must not contain '$'"),
     ({"mirrorCaFile": "ca.crt"}, "mirrorCaFile", "absolute path"),
     ({"harborApiUrl": "http://harbor.dev.example.com"}, "harborApiUrl", "only loopback"),

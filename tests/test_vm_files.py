@@ -358,3 +358,12 @@ def test_any_password_round_trips_through_harbor_yml(password):
     rendered = yaml.safe_load(vm_files.render_harbor_yml(settings, secrets))
     assert rendered["harbor_admin_password"] == password
     assert rendered["database"]["password"] == password[::-1]
+
+
+def test_traefik_can_be_pinned_by_digest(settings):
+    from dataclasses import replace
+
+    assert load_override(settings)["services"]["traefik"]["image"] == "traefik:v3.6"
+    digest = "sha256:" + "ab" * 32
+    pinned = load_override(replace(settings, traefik_image_digest=digest))["services"]["traefik"]
+    assert pinned["image"] == f"traefik:v3.6@{digest}"
