@@ -648,7 +648,10 @@ class HarborEmulator:
 
 
 def default_retention(project_id: int, days: int) -> dict:
-    """pkg/retention/policy/models.go WithNDaysSinceLastPull, as the API shows it."""
+    """pkg/retention/policy/models.go WithNDaysSinceLastPull, as the API shows it.
+
+    Written out here, not imported from components.harbor_provider, on purpose (as with the proxy
+    types above): the emulator stands for Harbor, so a wrong policy in our code must disagree with it."""
     return {
         "algorithm": "or",
         "rules": [
