@@ -6,7 +6,6 @@ without the Pulumi CLI (tests/test_policies.py); `POLICIES` wraps them for the p
 
 from __future__ import annotations
 
-import fnmatch
 import ipaddress
 import json
 import re
@@ -182,8 +181,11 @@ def _as_list(value: Any) -> list:
 
 
 def _action_matches(pattern: str, action: str) -> bool:
-    """IAM's matching: case-insensitive, `*` and `?` wildcards."""
-    return fnmatch.fnmatchcase(action.lower(), str(pattern).lower())
+    """IAM's matching: case-insensitive, `*` and `?` wildcards and nothing else (no fnmatch `[...]` classes;
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_action.html)."""
+    wildcards = {"*": ".*", "?": "."}
+    regex = "".join(wildcards.get(char, re.escape(char)) for char in str(pattern))
+    return re.fullmatch(regex, action, re.IGNORECASE | re.DOTALL) is not None
 
 
 def route53_scoped(resource_type: str, props: Mapping[str, Any], _protect: bool) -> list[Violation]:

@@ -472,3 +472,18 @@ def test_metrics_permission_only_into_the_caches_namespace(run):
         props["policy"] = json.dumps(policy)
         found = violations(metrics.type, props)
         assert "cloudwatch:namespace" in found["iam-grants-only-the-design"][0]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "action", "matches"),
+    [
+        ("route53:change*", "route53:ChangeResourceRecordSets", True),
+        ("ROUTE53:ChangeResourceRecordSet?", "route53:ChangeResourceRecordSets", True),
+        # IAM knows only `*` and `?` (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_action.html):
+        # brackets are literal characters, not fnmatch's character classes.
+        ("route53:[c]hangeResourceRecordSets", "route53:ChangeResourceRecordSets", False),
+        ("route53:[!x]hangeResourceRecordSets", "route53:ChangeResourceRecordSets", False),
+    ],
+)
+def test_action_matching_is_iams_not_fnmatchs(pattern: str, action: str, matches: bool) -> None:
+    assert harbor_policies._action_matches(pattern, action) is matches
