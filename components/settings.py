@@ -124,6 +124,14 @@ class Settings:
     harbor_api_url: str = ""
     harbor_imports: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    # Issue 13, steps 1 and 2: where the registry's blobs, the database and Redis live.
+    storage: str = "ebs"
+    storage_redirect: bool = False
+    external_services: bool = False
+    database_multi_az: bool = False
+    database_instance_class: str = "db.t4g.small"
+    database_backup_retention_days: int = 7
+    redis_node_type: str = "cache.t4g.micro"
 
     @property
     def url(self) -> str:
@@ -215,6 +223,37 @@ def _tags(reader: ConfigReader) -> dict[str, str]:
         if not isinstance(item, str) or len(key) > 128 or len(item) > 256 or key.lower().startswith("aws:"):
             reader.fail(f"tags.{key}", f"{item!r}: keys 1..128 chars not starting with 'aws:', string values up to 256 chars")
     return {str(k): str(v) for k, v in value.items()}
+
+
+STORAGE_MODES = ("ebs", "s3")
+DB_INSTANCE_CLASS_RE = re.compile(r"^db\.[a-z][a-z0-9-]*\.[a-z0-9]+$")
+CACHE_NODE_TYPE_RE = re.compile(r"^cache\.[a-z][a-z0-9-]*\.[a-z0-9]+$")
+
+
+def _data_services(reader: ConfigReader) -> dict[str, Any]:
+    """storage / externalServices and their sizing keys (issue 13, steps 1 and 2)."""
+    storage = reader.string("storage", required=True)
+    if storage not in STORAGE_MODES:
+        reader.fail("storage", f"{storage!r} is not a storage mode; accepted: {', '.join(STORAGE_MODES)}")
+    db_class = reader.string("databaseInstanceClass", required=True)
+    if db_class and not DB_INSTANCE_CLASS_RE.match(db_class):
+        reader.fail("databaseInstanceClass", f"{db_class!r} is not an RDS instance class (e.g. db.t4g.small, db.m7g.large)")
+    node_type = reader.string("redisNodeType", required=True)
+    if node_type and not CACHE_NODE_TYPE_RE.match(node_type):
+        reader.fail("redisNodeType", f"{node_type!r} is not an ElastiCache node type (e.g. cache.t4g.micro, cache.m7g.large)")
+    redirect = reader.boolean("storageRedirect")
+    if redirect and storage != "s3":
+        reader.fail("storageRedirect", f"true needs storage: s3 (presigned URLs exist only for S3), storage is {storage!r}")
+    return dict(
+        storage=storage,
+        storage_redirect=redirect,
+        external_services=reader.boolean("externalServices"),
+        database_multi_az=reader.boolean("databaseMultiAz"),
+        database_instance_class=db_class,
+        # RDS accepts 1..35 days of automated backups; 0 (no backups) is refused on purpose.
+        database_backup_retention_days=reader.integer("databaseBackupRetentionDays", 1, 35),
+        redis_node_type=node_type,
+    )
 
 
 def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defaults: Mapping[str, Any] | None = None) -> Settings:
@@ -326,6 +365,7 @@ def parse_settings(raw: Mapping[str, Any], stack: str, region: str | None, defau
         reader.fail("mirrorCaFile", f"{mirror_ca_file!r} is not an absolute path on the nodes (e.g. /etc/pki/harbor-ca.crt)")
 
     settings_values = dict(
+        **_data_services(reader),
         harbor_api_url=harbor_api_url.rstrip("/"),
         harbor_imports=imports,
         mirror_ca_file=mirror_ca_file,
