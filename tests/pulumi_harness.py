@@ -70,8 +70,10 @@ class AwsMocks(pulumi.runtime.Mocks):
             state.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}", id=bucket)
             return bucket, state
         elif kind == "aws:rds/instance:Instance":
-            address = f"{args.inputs.get('identifierPrefix', '')}20261128000000000000000002.c1a2b3c4d5e6.{FAKE_REGION}.rds.amazonaws.com"
-            state.update(address=address, endpoint=f"{address}:{args.inputs.get('port', 5432)}", arn=f"arn:aws:rds:{FAKE_REGION}:123456789012:db:x")
+            identifier = f"{args.inputs.get('identifierPrefix', '')}20261128000000000000000002"
+            address = f"{identifier}.c1a2b3c4d5e6.{FAKE_REGION}.rds.amazonaws.com"
+            port = args.inputs.get("port", 5432)
+            state.update(address=address, endpoint=f"{address}:{port}", arn=f"arn:aws:rds:{FAKE_REGION}:123456789012:db:{identifier}")
         elif kind == "aws:elasticache/replicationGroup:ReplicationGroup":
             state.update(primaryEndpointAddress=f"master.{args.name}.abc123.euc1.cache.amazonaws.com")
         elif kind in ("aws:rds/subnetGroup:SubnetGroup", "aws:elasticache/subnetGroup:SubnetGroup"):

@@ -52,7 +52,8 @@ def test_default_mode_renders_harbor_yml_exactly_as_before():
 
 def test_s3_mode_points_the_registry_at_the_bucket_without_keys_and_streams_blobs_by_default():
     storage = rendered(storage="s3")["storage_service"]
-    assert storage["s3"] == {"region": "eu-central-1", "bucket": ENDPOINTS.bucket, "encrypt": True, "secure": True, "v4auth": True}
+    expected = {"region": "eu-central-1", "bucket": ENDPOINTS.bucket, "encrypt": True, "secure": True, "v4auth": True}
+    assert storage["s3"] == expected
     assert not {"accesskey", "secretkey"} & set(storage["s3"]), "the instance role, never keys"
     assert storage["redirect"] == {"disable": True}
     assert rendered(storage="s3", storageRedirect=True)["storage_service"]["redirect"] == {"disable": False}
@@ -156,7 +157,8 @@ def test_bucket_is_private_encrypted_tls_only_and_expires_incomplete_uploads(ha_
     assert sse["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] in ("AES256", "aws:kms")
     policy = json.loads(ha_run.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])
     (deny,) = policy["Statement"]
-    assert deny["Effect"] == "Deny" and deny["Principal"] == "*" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     rules = ha_run.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"]
     assert rules[0]["abortIncompleteMultipartUpload"]["daysAfterInitiation"] == 7 and rules[0]["status"] == "Enabled"
     assert not ha_run.of_type("aws:s3/bucketVersioning:BucketVersioning"), "versioning stays off (README)"
