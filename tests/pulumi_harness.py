@@ -73,7 +73,8 @@ class AwsMocks(pulumi.runtime.Mocks):
             identifier = f"{args.inputs.get('identifierPrefix', '')}20261128000000000000000002"
             address = f"{identifier}.c1a2b3c4d5e6.{FAKE_REGION}.rds.amazonaws.com"
             port = args.inputs.get("port", 5432)
-            state.update(address=address, endpoint=f"{address}:{port}", arn=f"arn:aws:rds:{FAKE_REGION}:123456789012:db:{identifier}")
+            arn = f"arn:aws:rds:{FAKE_REGION}:123456789012:db:{identifier}"
+            state.update(address=address, endpoint=f"{address}:{port}", arn=arn)
         elif kind == "aws:elasticache/replicationGroup:ReplicationGroup":
             state.update(primaryEndpointAddress=f"master.{args.name}.abc123.euc1.cache.amazonaws.com")
         elif kind in ("aws:rds/subnetGroup:SubnetGroup", "aws:elasticache/subnetGroup:SubnetGroup"):

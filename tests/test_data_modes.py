@@ -226,6 +226,7 @@ def test_install_waits_for_the_stores_and_the_role_policy(ha_run):
 
 def test_a_second_evaluation_registers_the_same_inputs(ha_run):
     again = run_program(config(storage="s3", externalServices=True, databaseMultiAz=True))
+
     # Registration order follows the resolution of outputs; the set of (resource, inputs) is what counts.
     def state(run) -> list[tuple[str, str, str]]:
         return sorted((r.type, r.name, json.dumps(r.inputs, sort_keys=True, default=str)) for r in run.registrations)
