@@ -9,13 +9,16 @@ import pulumi
 from components.harbor_alarms import HarborAlarms, HarborAlarmsArgs
 from components.harbor_caa import HarborCaa, HarborCaaArgs
 from components.harbor_config import HarborConfig, HarborConfigArgs, oidc_redirect_uri
+from components.harbor_data_services import HarborDataServices, HarborDataServicesArgs
 from components.harbor_dns import HarborDns, HarborDnsArgs
 from components.harbor_install import HarborInstall, HarborInstallArgs
 from components.harbor_probe import HarborProbe, HarborProbeArgs
+from components.harbor_storage import HarborStorage, HarborStorageArgs
 from components.harbor_vm import HarborVm, HarborVmArgs
 from components.node_files import mirror_options, stack_outputs
 from components.operate_files import render_prometheus_scrape_configs
 from components.settings import Settings
+from components.vm_files import DataEndpoints
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,32 @@ class HarborCache(pulumi.ComponentResource):
             opts=child,
         )
 
+        # Issue 13 steps 1 and 2: the stores outside the VM, when the settings ask for them.
+        self.storage = (
+            HarborStorage(
+                f"{name}-storage", HarborStorageArgs(settings=settings, instance_role_name=self.vm.role.name), opts=child
+            )
+            if settings.storage == "s3"
+            else None
+        )
+        self.data_services = (
+            HarborDataServices(
+                f"{name}-data",
+                HarborDataServicesArgs(settings=settings, vpc_id=self.vm.vpc_id, vm_security_group_id=self.vm.security_group.id),
+                opts=child,
+            )
+            if settings.external_services
+            else None
+        )
+        placeholders = DataEndpoints()
+        endpoints = pulumi.Output.all(
+            self.storage.bucket_name if self.storage else placeholders.bucket,
+            self.data_services.database_host if self.data_services else placeholders.database_host,
+            self.data_services.redis_host if self.data_services else placeholders.redis_host,
+        ).apply(lambda values: DataEndpoints(*values))
+        vm_ready = [self.vm.data_attachment, self.vm.eip_association, self.dns.record, self.dns.dns01_policy]
+        store_ready = [r for r in (self.storage and self.storage.role_policy, self.data_services) if r is not None]
+
         self.install = HarborInstall(
             f"{name}-install",
             HarborInstallArgs(
@@ -46,7 +75,10 @@ class HarborCache(pulumi.ComponentResource):
                 instance_id=self.vm.instance.id,
                 data_volume_id=self.vm.data_volume.id,
                 zone_id=self.dns.zone_id,
-                depends_on=[self.vm.data_attachment, self.vm.eip_association, self.dns.record, self.dns.dns01_policy],
+                depends_on=[*vm_ready, *store_ready],
+                endpoints=endpoints,
+                external_database_password=self.data_services.database_password if self.data_services else "",
+                redis_password=self.data_services.redis_password if self.data_services else "",
             ),
             opts=child,
         )

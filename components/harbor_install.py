@@ -31,6 +31,10 @@ class HarborInstallArgs:
     zone_id: pulumi.Input[str]
     # The VM must have its volume attached, its DNS name and its DNS-01 permission before install.
     depends_on: list[pulumi.Resource]
+    # storage: s3 / externalServices (issue 13): where the stores are, and their secrets.
+    endpoints: pulumi.Input[vm_files.DataEndpoints] | None = None
+    external_database_password: pulumi.Input[str] = ""
+    redis_password: pulumi.Input[str] = ""
 
 
 def script_command(env: dict[str, pulumi.Input[str]] | None = None, args: list[str] | None = None) -> pulumi.Output[str]:
@@ -97,10 +101,11 @@ class HarborInstall(pulumi.ComponentResource):
             f"{name}-database-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
 
+        endpoints = args.endpoints or vm_files.DataEndpoints()
         harbor_yml = pulumi.Output.secret(
-            pulumi.Output.all(self.admin_password, database_password.result).apply(
-                lambda values: vm_files.render_harbor_yml(settings, vm_files.HarborSecrets(*values))
-            )
+            pulumi.Output.all(
+                self.admin_password, database_password.result, args.external_database_password, args.redis_password, endpoints
+            ).apply(lambda values: vm_files.render_harbor_yml(settings, vm_files.HarborSecrets(*values[:4]), values[4]))
         )
         override = pulumi.Output.from_input(args.zone_id).apply(
             lambda zone_id: vm_files.render_compose_override(settings, zone_id)

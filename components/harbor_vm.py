@@ -14,7 +14,7 @@ from components.host_key_provider import ConsoleHostKey
 from components.operate_files import METRICS_PORT
 from components.settings import Settings
 from components.tagging import PUBLIC_ACCESS_TAG, SNAPSHOT_TAG, dlm_description, resource_tags
-from components.vm_files import render_cloud_init
+from components.vm_files import EXTERNAL_DB_PORT, EXTERNAL_REDIS_PORT, render_cloud_init
 
 # Ubuntu 24.04 LTS (supported to 2029) from Canonical's own account: its archive carries Docker
 # Engine (docker.io) and the compose v2 plugin (docker-compose-v2) as signed distribution packages.
@@ -108,6 +108,24 @@ def egress_rules(settings: Settings) -> list[dict]:
     ]
 
 
+def data_store_egress(settings: Settings, vpc_id: pulumi.Input[str], parent: pulumi.Resource) -> list[dict]:
+    """externalServices: PostgreSQL and Redis out to the VPC, where RDS and ElastiCache live (their
+    own groups admit only this one). A CIDR, not their groups: they reference this group already."""
+    if not settings.external_services:
+        return []
+    cidr = aws.ec2.get_vpc_output(id=vpc_id, opts=pulumi.InvokeOutputOptions(parent=parent)).cidr_block
+    return [
+        {
+            "description": f"tcp {port} to {what} in the VPC",
+            "protocol": "tcp",
+            "from_port": port,
+            "to_port": port,
+            "cidr_blocks": [cidr],
+        }
+        for port, what in ((EXTERNAL_DB_PORT, "RDS PostgreSQL"), (EXTERNAL_REDIS_PORT, "ElastiCache Redis"))
+    ]
+
+
 def assume_role_policy(service: str, condition: dict | None = None) -> str:
     statement: dict = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
     if condition:
@@ -159,7 +177,7 @@ class HarborVm(pulumi.ComponentResource):
             description=f"harbor-cache {settings.hostname}: HTTPS from allowedCidrs, SSH from sshAllowedCidrs",
             vpc_id=subnet.vpc_id,
             ingress=ingress_rules(settings),
-            egress=egress_rules(settings),
+            egress=[*egress_rules(settings), *data_store_egress(settings, subnet.vpc_id, self)],
             # The policy pack reads this tag: an open 443/80 is a decision, stated where reviewers see it.
             tags=resource_tags(settings, f"{name}-sg", **({PUBLIC_ACCESS_TAG: "true"} if settings.allow_public_access else {})),
             opts=child,
@@ -302,6 +320,7 @@ class HarborVm(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.vpc_id = subnet.vpc_id
         self.public_ip = self.eip.public_ip
         self.ssh_private_key = pulumi.Output.secret(self.ssh_key.private_key_openssh)
         self.register_outputs(

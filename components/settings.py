@@ -25,6 +25,7 @@ import yaml
 
 from components.config_reader import PROJECT, ConfigReader, Problem, Secret, SettingsError
 from components.probe_settings import prewarm_images, smoke_images
+from components.scale_settings import parse_scale
 from components.upstreams import PROXY_CACHE_TYPES, Credential, Upstream, parse_upstreams
 from components.validators import (
     AZ_RE,
@@ -152,6 +153,20 @@ class Settings:
     smoke_images: tuple[tuple[str, str], ...] = ()
     prewarm: tuple[str, ...] = ()
     prewarm_interval_hours: int = 6
+    # Issue 13: how many Harbor nodes, where the registry's blobs, the database and Redis live.
+    replicas: int = 1
+    storage: str = "ebs"
+    storage_redirect: bool = False
+    external_services: bool = False
+    database_multi_az: bool = False
+    database_instance_class: str = "db.t4g.small"
+    database_backup_retention_days: int = 7
+    redis_node_type: str = "cache.t4g.micro"
+
+    @property
+    def high_availability(self) -> bool:
+        """Several Harbor nodes behind an Application Load Balancer (replicas > 1) instead of one VM behind Traefik."""
+        return self.replicas > 1
 
     @property
     def url(self) -> str:
@@ -482,6 +497,7 @@ def parse_settings(
         alarm_email=alarm_email,
         alarm_disk_used_percent=reader.integer("alarmDiskUsedPercent", 50, 99),
         alarm_harbor_unhealthy_minutes=reader.integer("alarmHarborUnhealthyMinutes", 2, 1440),
+        **parse_scale(reader),
         harbor_api_url=harbor_api_url.rstrip("/"),
         mirror_ca_file=mirror_ca_file,
         mirror_fail_closed=reader.boolean("mirrorFailClosed"),

@@ -62,6 +62,9 @@ class HarborSecrets:
 
     admin_password: str
     database_password: str
+    # externalServices only: RDS's master password and ElastiCache's AUTH token.
+    external_database_password: str = ""
+    redis_password: str = ""
 
     def __repr__(self) -> str:
         return "HarborSecrets(***)"
@@ -147,8 +150,80 @@ def harbor_yml(settings: Settings, secrets: HarborSecrets) -> dict:
     }
 
 
-def render_harbor_yml(settings: Settings, secrets: HarborSecrets) -> str:
-    return yaml.safe_dump(harbor_yml(settings, secrets), sort_keys=False, default_flow_style=False, width=1000)
+def render_harbor_yml(settings: Settings, secrets: HarborSecrets, endpoints: DataEndpoints | None = None) -> str:
+    document = with_data_services(harbor_yml(settings, secrets), settings, secrets, endpoints or DataEndpoints())
+    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False, width=1000)
+
+
+# --- Issue 13 steps 1 and 2: S3 storage, external database and Redis (modes chosen by settings) ---
+
+
+@dataclass(frozen=True)
+class DataEndpoints:
+    """Where the external stores are; known only after `pulumi up` created them (placeholders
+    for the offline renderer). Nothing secret: the passwords travel in HarborSecrets."""
+
+    bucket: str = "<S3 bucket created by pulumi up>"
+    database_host: str = "<RDS endpoint created by pulumi up>"
+    redis_host: str = "<ElastiCache endpoint created by pulumi up>"
+
+
+EXTERNAL_DB_PORT = 5432
+EXTERNAL_DB_NAME = "registry"  # the name Harbor's own harbor-db uses
+EXTERNAL_DB_USER = "harbor"
+EXTERNAL_REDIS_PORT = 6379
+# Harbor's core, jobservice and exporter each open a pool; 3 x 50 stays under the ~200 connections
+# of the smallest RDS classes (max_connections = memory / 9531392).
+EXTERNAL_DB_MAX_OPEN_CONNS = 50
+
+
+def with_data_services(document: dict, settings: Settings, secrets: HarborSecrets, endpoints: DataEndpoints) -> dict:
+    """harbor.yml with the blocks of the chosen modes; the default (EBS, local database and Redis)
+    comes back unchanged. Shapes from Harbor v2.15.2's harbor.yml.tmpl and prepare's
+    utils/configs.py (storage_service, external_database, external_redis)."""
+    document = dict(document)
+    if settings.storage == "s3":
+        document["storage_service"] = {
+            # No accesskey/secretkey: distribution's s3 driver then uses the instance role
+            # (distribution docs/content/storage-drivers/s3.md). prepare writes each key as
+            # `key: value` into the registry's config, so only scalars here.
+            "s3": {"region": settings.region, "bucket": endpoints.bucket, "encrypt": True, "secure": True, "v4auth": True},
+            # prepare copies `disable` into the registry's storage.redirect (templates/registry/config.yml.jinja).
+            "redirect": {"disable": not settings.storage_redirect},
+        }
+    if settings.external_services:
+        # prepare reads the local `database` block only when there is no external_database
+        # (utils/configs.py): it goes, so its password is not left in the file for nothing.
+        document.pop("database", None)
+        document["external_database"] = {
+            "harbor": {
+                "host": endpoints.database_host,
+                "port": EXTERNAL_DB_PORT,
+                "db_name": EXTERNAL_DB_NAME,
+                "username": EXTERNAL_DB_USER,
+                "password": secrets.external_database_password,
+                # RDS PostgreSQL 15+ forces TLS (rds.force_ssl=1); `require` encrypts without
+                # needing the RDS CA bundle inside Harbor's containers.
+                "ssl_mode": "require",
+                "max_idle_conns": 10,
+                "max_open_conns": EXTERNAL_DB_MAX_OPEN_CONNS,
+                "conn_max_lifetime": "5m",
+                "conn_max_idle_time": 0,
+            }
+        }
+        document["external_redis"] = {
+            "host": f"{endpoints.redis_host}:{EXTERNAL_REDIS_PORT}",
+            "password": secrets.redis_password,
+            # harbor.yml.tmpl: "tls configuration for redis connection, only server-authentication is
+            # supported". rootCA empty: ElastiCache's certificate chains to a public CA; prepare
+            # skips an empty path (utils/cert.py prepare_trust_ca) but needs the key present.
+            "tlsOptions": {"enable": True, "rootCA": ""},
+            "registry_db_index": 1,
+            "jobservice_db_index": 2,
+            "trivy_db_index": 5,
+            "idle_timeout_seconds": 30,
+        }
+    return document
 
 
 def traefik_command(settings: Settings) -> list[str]:

@@ -215,8 +215,33 @@ def route53_scoped(resource_type: str, props: Mapping[str, Any], _protect: bool)
     return problems
 
 
+# storage: s3 (issue 13): the registry's actions from distribution's s3 driver docs
+# (docs/content/storage-drivers/s3.md, "S3 permission scopes"), only on one named bucket.
+REGISTRY_S3_BUCKET_ACTIONS = ("s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads")
+REGISTRY_S3_OBJECT_ACTIONS = (
+    "s3:PutObject",
+    "s3:GetObject",
+    "s3:DeleteObject",
+    "s3:ListMultipartUploadParts",
+    "s3:AbortMultipartUpload",
+)
+BUCKET_ARN_RE = re.compile(r"^arn:aws[\w-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _registry_bucket_statement(statement: Mapping[str, Any]) -> bool:
+    """True for the registry's S3 grant: its exact actions on one named bucket (or that bucket's objects)."""
+    actions, resources = _as_list(statement.get("Action", [])), _as_list(statement.get("Resource", []))
+    if not actions or not resources or "Condition" in statement:
+        return False
+    if all(a in REGISTRY_S3_BUCKET_ACTIONS for a in actions):
+        return all(isinstance(r, str) and BUCKET_ARN_RE.match(r) for r in resources)
+    if all(a in REGISTRY_S3_OBJECT_ACTIONS for a in actions):
+        return all(isinstance(r, str) and r.endswith("/*") and BUCKET_ARN_RE.match(r[:-2]) for r in resources)
+    return False
+
+
 def _statement_problems(statement: Mapping[str, Any]) -> list[Violation]:
-    if statement.get("Effect") != "Allow":
+    if statement.get("Effect") != "Allow" or _registry_bucket_statement(statement):
         return []
     if "NotAction" in statement or "NotResource" in statement:
         return [

@@ -24,6 +24,9 @@ SECRET_SIG = rpc._special_secret_sig  # "1b47061264138c4ac30d75fd1eb44270"
 
 FAKE_ZONE_ID = "Z0123456789EXAMPLE"
 FAKE_PUBLIC_IP = "192.0.2.10"
+FAKE_REGION = "eu-central-1"
+FAKE_VPC_CIDR = "172.31.0.0/16"
+FAKE_VPC_SUBNETS = ("subnet-0a1b2c3d4e5f60718", "subnet-0b1b2c3d4e5f60719", "subnet-0c1b2c3d4e5f6071a")
 # What ConsoleHostKeyProvider.create outputs: the key line the VM printed on its console.
 FAKE_HOST_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDUk9grdco30xPt6cY3mqXqsAFyhbRTQM4qtk39M/wXN"
 # What files/acme-account-uri.sh prints on the VM once Traefik has registered.
@@ -77,6 +80,23 @@ class AwsMocks(pulumi.runtime.Mocks):
             state.update(robot_id=7, robot_name=f"robot${args.inputs['name']}", secret="Robot-Secret-0123456789abcdef")
         elif kind == "pulumi-python:dynamic/harbor:Project":
             state.update(project_id=len(args.name) + 100)
+        # Issue 13's stores: the computed outputs the program reads, in the shapes AWS returns
+        # (bucket_prefix + a 26-character suffix; RDS's `address` is the endpoint without port;
+        # a replication group with cluster mode disabled and transit encryption has a "master." endpoint).
+        elif kind == "aws:s3/bucket:Bucket":
+            bucket = f"{args.inputs.get('bucketPrefix', '')}20261128000000000000000001"
+            state.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}", id=bucket)
+            return bucket, state
+        elif kind == "aws:rds/instance:Instance":
+            identifier = f"{args.inputs.get('identifierPrefix', '')}20261128000000000000000002"
+            address = f"{identifier}.c1a2b3c4d5e6.{FAKE_REGION}.rds.amazonaws.com"
+            port = args.inputs.get("port", 5432)
+            arn = f"arn:aws:rds:{FAKE_REGION}:123456789012:db:{identifier}"
+            state.update(address=address, endpoint=f"{address}:{port}", arn=arn)
+        elif kind == "aws:elasticache/replicationGroup:ReplicationGroup":
+            state.update(primaryEndpointAddress=f"master.{args.name}.abc123.euc1.cache.amazonaws.com")
+        elif kind in ("aws:rds/subnetGroup:SubnetGroup", "aws:elasticache/subnetGroup:SubnetGroup"):
+            state.setdefault("name", args.name)
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -87,6 +107,11 @@ class AwsMocks(pulumi.runtime.Mocks):
                 "vpcId": "vpc-0a1b2c3d",
                 "availabilityZone": args.args.get("availabilityZone", "eu-central-1a"),
             }
+        if token == "aws:ec2/getSubnets:getSubnets":
+            # The default VPC: one default subnet per AZ (aws:ec2/getSubnets returns ids and filters).
+            return {"id": FAKE_REGION, "ids": list(FAKE_VPC_SUBNETS), "filters": args.args.get("filters", [])}
+        if token == "aws:ec2/getVpc:getVpc":
+            return {"id": args.args.get("id") or "vpc-0a1b2c3d", "cidrBlock": FAKE_VPC_CIDR, "default": True}
         if token == "aws:ec2/getAmi:getAmi":
             return {"id": "ami-0123456789abcdef0", "name": "ubuntu-noble-24.04-amd64-server-20261101"}
         if token == "aws:index/getCallerIdentity:getCallerIdentity":

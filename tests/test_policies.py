@@ -487,3 +487,27 @@ def test_metrics_permission_only_into_the_caches_namespace(run):
 )
 def test_action_matching_is_iams_not_fnmatchs(pattern: str, action: str, matches: bool) -> None:
     assert harbor_policies._action_matches(pattern, action) is matches
+
+
+def test_the_s3_and_external_services_stack_passes_every_policy():
+    config = {**dev_config(), "harbor-cache:storage": "s3", "harbor-cache:externalServices": True}
+    s3_run = run_program(config)
+    assert s3_run.named("harbor-storage-registry-access")
+    for registration in s3_run.registrations:
+        assert violations(registration.type, as_designed(registration), registration.protect) == {}, registration.name
+    assert stack_violations(stack_resources(s3_run)) == {}
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::*/*"},
+        {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"},
+        {"Effect": "Allow", "Action": ["s3:*"], "Resource": "arn:aws:s3:::harbor-cache-bucket/*"},
+        {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetObject"], "Resource": "arn:aws:s3:::harbor-cache-bucket"},
+        {"Effect": "Allow", "Action": ["s3:ListAllMyBuckets"], "Resource": "arn:aws:s3:::harbor-cache-bucket"},
+    ],
+)
+def test_s3_grants_beyond_the_registrys_bucket_fail(statement):
+    props = {"role": "harbor-vm-role", "policy": json.dumps({"Version": "2012-10-17", "Statement": [statement]})}
+    assert "iam-grants-only-the-design" in violations("aws:iam/rolePolicy:RolePolicy", props)
