@@ -35,6 +35,9 @@ class HarborInstallArgs:
     endpoints: pulumi.Input[vm_files.DataEndpoints] | None = None
     external_database_password: pulumi.Input[str] = ""
     redis_password: pulumi.Input[str] = ""
+    # HA mode (replicas > 1, issue 13 step 3): what every node holds identically
+    # (components/harbor_shared_secrets.py); None for the single VM, which keeps what prepare makes.
+    shared_secrets: pulumi.Output[vm_files.SharedSecretValues] | None = None
 
 
 def script_command(env: dict[str, pulumi.Input[str]] | None = None, args: list[str] | None = None) -> pulumi.Output[str]:
@@ -83,7 +86,10 @@ class HarborInstall(pulumi.ComponentResource):
         self._name = name
         self.connection = self._connection
 
-        if settings.admin_password is not None:
+        if args.shared_secrets is not None:
+            # Every node's harbor.yml carries the one shared admin password.
+            self.admin_password = pulumi.Output.secret(args.shared_secrets.apply(lambda shared: shared.admin_password))
+        elif settings.admin_password is not None:
             self.admin_password = pulumi.Output.secret(settings.admin_password.value)
         else:
             # Letters and digits only: the value passes through YAML, env files and compose unharmed.
