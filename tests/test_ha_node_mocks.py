@@ -7,11 +7,14 @@ import json
 
 import pulumi
 import pytest
+import yaml
+from pulumi.runtime import rpc
 
 from components import vm_files
+from components.harbor_install import HarborInstall, HarborInstallArgs
 from components.harbor_shared_secrets import HarborSharedSecrets, HarborSharedSecretsArgs
 from components.settings import parse_settings
-from tests.pulumi_harness import AwsMocks, ProgramRun, RecordingMonitor
+from tests.pulumi_harness import FAKE_HOST_PUBLIC_KEY, FAKE_ZONE_ID, SECRET_SIG, AwsMocks, ProgramRun, RecordingMonitor
 from tests.test_settings import dev_raw
 
 REPLICAS = 3
@@ -91,3 +94,113 @@ def test_shared_values_are_one_secret_output_that_hides_its_repr(shared_run):
     assert isinstance(values, vm_files.SharedSecretValues)
     assert values.secret_key in json.dumps(values.__dict__) and values.secret_key not in repr(values)
     assert len(values.secret_key) == 16 and "BEGIN CERTIFICATE" in values.token_certificate_pem
+
+
+# --- HarborInstall on every node with the shared values (h-ha wires the nodes in harbor_cache.py) ---
+
+SHARED_FILE_STEPS = ("harbor-key", "signing-key", "signing-cert")
+
+
+def strip_secrets(value):
+    """A registration's raw request with every secret-marked value removed: what state keeps in plain."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == SECRET_SIG:
+            return None
+        return {key: strip_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [strip_secrets(item) for item in value]
+    return value
+
+
+@pytest.fixture(scope="module")
+def nodes_run():
+    def build(settings):
+        shared = HarborSharedSecrets("harbor-shared", HarborSharedSecretsArgs(settings=settings))
+        installs = [
+            HarborInstall(
+                f"harbor-install-{index}",
+                HarborInstallArgs(
+                    settings=settings,
+                    host=f"10.0.{index}.10",
+                    host_public_key=FAKE_HOST_PUBLIC_KEY,
+                    private_key=pulumi.Output.secret("-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n"),
+                    instance_id=f"i-0{index}",
+                    data_volume_id=f"vol-0{index}",
+                    zone_id=FAKE_ZONE_ID,
+                    depends_on=[],
+                    shared_secrets=shared.values,
+                ),
+            )
+            for index in range(REPLICAS)
+        ]
+        return {"values": shared.values, **{f"admin-{i}": install.admin_password for i, install in enumerate(installs)}}
+
+    return run_components(build, {"replicas": REPLICAS})
+
+
+def node_steps(run, index: int) -> dict:
+    prefix = f"harbor-install-{index}-"
+    return {r.name.removeprefix(prefix): r for r in run.of_type("command:remote:Command") if r.name.startswith(prefix)}
+
+
+def test_every_node_gets_the_shared_files_before_prepare_as_prepare_leaves_them(nodes_run):
+    run, resolved = nodes_run
+    values, _ = resolved["values"]
+    expected = vm_files.shared_secret_files(
+        parse_settings({**dev_raw(), "replicas": REPLICAS}, stack="dev", region="eu-central-1"), values
+    )
+    for index in range(REPLICAS):
+        steps = node_steps(run, index)
+        urns = {r.urn: name for name, r in steps.items()}
+        for step, relative in zip(
+            SHARED_FILE_STEPS, (vm_files.HARBOR_KEY_FILE, vm_files.SIGNING_KEY_FILE, vm_files.SIGNING_CERT_FILE), strict=True
+        ):
+            command = steps[step]
+            path = f"/data/{relative}"
+            assert command.inputs["create"] == f"sudo install -D -m 0600 -o 10000 -g 10000 /dev/stdin {path}"
+            assert command.inputs["stdin"] == expected[path], "every node the same shared content"
+            assert "stdin" in command.secret_keys()
+            assert "data-volume" in {urns.get(urn) for urn in command.dependencies}
+            # prepare runs in the start step (files/start-harbor.sh): after the files, and again when they change.
+            assert command.urn in steps["start"].dependencies
+        assert len(steps["start"].inputs["triggers"]) == 6 + 1 + len(SHARED_FILE_STEPS)
+
+
+def test_an_ha_node_writes_a_secret_override_and_no_traefik_routes(nodes_run):
+    run, resolved = nodes_run
+    values, _ = resolved["values"]
+    for index in range(REPLICAS):
+        steps = node_steps(run, index)
+        assert "traefik-routes" not in steps
+        override = steps["compose-override"]
+        assert override.inputs["create"].startswith("sudo install -D -m 0600 -o root -g root /dev/stdin ")
+        assert "stdin" in override.secret_keys()
+        document = yaml.safe_load(override.inputs["stdin"].replace("!override", ""))
+        assert "traefik" not in document["services"]
+        assert document["services"]["core"]["environment"]["CSRF_KEY"] == values.csrf_key
+        assert document["services"]["registry"]["environment"]["REGISTRY_HTTP_SECRET"] == values.registry_http_secret
+        # The readiness gate asks this node's nginx, not a Traefik that is not there.
+        ready = steps["ready"].inputs["create"]
+        assert "HEALTH_LOCAL_PORT=8080" in ready and "ACME_STAGING" not in ready
+
+
+def test_every_node_logs_in_with_the_one_shared_admin_password(nodes_run):
+    run, resolved = nodes_run
+    values, _ = resolved["values"]
+    for index in range(REPLICAS):
+        admin, secret = resolved[f"admin-{index}"]
+        assert admin == values.admin_password and secret
+        harbor_yml = yaml.safe_load(node_steps(run, index)["harbor-yml"].inputs["stdin"])
+        assert harbor_yml["harbor_admin_password"] == values.admin_password
+    assert not [r.name for r in run.of_type(RANDOM_PASSWORD) if r.name.endswith("-admin-password") and "install" in r.name]
+
+
+def test_no_shared_value_is_plain_in_any_command_line_trigger_or_state(nodes_run):
+    run, resolved = nodes_run
+    values, _ = resolved["values"]
+    plain = [value for value in values.__dict__.values() if value]
+    for registration in run.registrations:
+        text = json.dumps(strip_secrets(registration.raw))
+        leaked = [name for name, value in values.__dict__.items() if value and value in text and name != "token_certificate_pem"]
+        assert not leaked, (registration.name, leaked)
+    assert plain, "the check saw the values"
