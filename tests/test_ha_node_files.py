@@ -6,6 +6,8 @@ the Docker Compose v2 binary merges each node's generated compose file with our 
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import secrets
 import shlex
@@ -14,13 +16,16 @@ import stat
 import string
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 import yaml
 
 from components import vm_files
-from components.harbor_install import write_file_command
+from components.harbor_install import readiness_environment, write_file_command
+from components.vm_files import FILES_DIR
+from tests.conftest import unavailable
 from tests.test_data_modes import ENDPOINTS, SECRETS
 from tests.test_real_compose import compose_config, published, tools, vm_layout
 from tests.test_settings import parse
@@ -229,3 +234,91 @@ def test_ha_files_have_no_traefik_routes_and_the_shared_files(ha_settings, share
     assert vm_files.TRAEFIK_DYNAMIC_PATH not in files
     assert {path for path in files if "/secret/" in path} == set(vm_files.shared_secret_files(ha_settings, shared))
     assert "TRAEFIK" not in files[vm_files.ENVRC_PATH] and "ACME" not in files[vm_files.ENVRC_PATH]
+
+
+# The remote commands in HA mode: start-harbor.sh keeps the override private, wait-healthy.sh asks nginx.
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o600])
+def test_start_copies_the_override_with_the_mode_the_deploy_gave_it(tmp_path, mode):
+    """start-harbor.sh against a scratch install (prepare and systemctl stubbed, install real): the
+    HA override holds the shared secrets and stays 0600 in the install folder; the single VM's 0644."""
+    if os.geteuid() != 0:
+        unavailable("install -o 10000 needs root (CI runs as root)")
+    root, bin_dir = tmp_path / "opt", tmp_path / "bin"
+    (root / "harbor").mkdir(parents=True)
+    bin_dir.mkdir()
+    (root / "harbor.yml").write_text("hostname: x\n")
+    override = root / "docker-compose.override.yml"
+    override.write_text("services: {}\n")
+    override.chmod(mode)
+    for component in ("core", "registryctl", "db", "jobservice", "exporter"):
+        (root / "harbor" / "common" / "config" / component).mkdir(parents=True)
+        (root / "harbor" / "common" / "config" / component / "env").write_text("X=1\n")
+    (root / "harbor" / "prepare").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "sudo").write_text('#!/bin/sh\nshift 2\nexec "$@"\n')  # `sudo -u harbor cmd` -> cmd
+    (bin_dir / "systemctl").write_text("#!/bin/sh\nexit 0\n")
+    for executable in (root / "harbor" / "prepare", bin_dir / "sudo", bin_dir / "systemctl"):
+        executable.chmod(0o755)
+    env = {
+        **os.environ,
+        "HARBOR_ROOT": str(root),
+        "HARBOR_DATA": str(tmp_path / "data"),
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+    }
+    result = subprocess.run(["bash", str(FILES_DIR / "start-harbor.sh")], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    copied = (root / "harbor" / "docker-compose.override.yml").stat()
+    assert (stat.S_IMODE(copied.st_mode), copied.st_uid) == (mode, 10000)
+
+
+class PlainHealth:
+    """Harbor's nginx on an HA node's loopback (plain HTTP): healthy after `unhealthy_for` answers;
+    records the Host and X-Forwarded-Proto of each request."""
+
+    def __init__(self, unhealthy_for: int) -> None:
+        self.seen: list[tuple[str, str, str]] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                outer.seen.append((self.path, self.headers.get("Host", ""), self.headers.get("X-Forwarded-Proto", "")))
+                status = "unhealthy" if len(outer.seen) <= unhealthy_for else "healthy"
+                body = json.dumps({"status": status}).encode()
+                self.send_response(200 if self.path == "/api/v2.0/health" else 404)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_readiness_gate_of_an_ha_node_asks_its_own_nginx_under_the_public_name(ha_settings):
+    if shutil.which("curl") is None:
+        unavailable("curl is missing")
+    nginx = PlainHealth(unhealthy_for=2)
+    env = {**readiness_environment(ha_settings), "HEALTH_LOCAL_PORT": str(nginx.port), "HEALTH_INTERVAL": "0.2"}
+    try:
+        result = subprocess.run(
+            ["bash", str(FILES_DIR / "wait-healthy.sh"), ha_settings.hostname, "30"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        nginx.stop()
+    assert result.returncode == 0, result.stderr
+    assert f"Harbor is healthy at http://127.0.0.1:{nginx.port}" in result.stdout
+    assert nginx.seen == [("/api/v2.0/health", ha_settings.hostname, "https")] * 3
+    assert readiness_environment(ha_settings)["HEALTH_LOCAL_PORT"] == "8080"
+    assert "traefik" not in readiness_environment(ha_settings)["HEALTH_LOG_CONTAINERS"]
