@@ -289,9 +289,9 @@ class ComposeOverride(list):
 
     Compose merges `ports` of an override file by union; only `!override` replaces them. The tag came
     with compose-go v2.0.0-rc.3 (commit 38547bf, loader/reset.go), i.e. Docker Compose 2.24.4 or
-    later (docs.docker.com/reference/compose-file/merge/); Ubuntu 24.04's docker-compose-v2 is newer
-    (2.24.6 at release, not verifiable from here); what an older compose would make of the tag is
-    not verified either.
+    later (docs.docker.com/reference/compose-file/merge/). files/install-docker.sh refuses a compose
+    older than that, so an older one never reads this file (Ubuntu 24.04's docker-compose-v2 is
+    newer: 2.24.6 at release, not verifiable from here).
     """
 
 
