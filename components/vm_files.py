@@ -403,12 +403,16 @@ def docker_dropin(settings: Settings) -> dict[str, dict[str, str]]:
     return {"Unit": {"RequiresMountsFor": settings.data_mount}}
 
 
+def _as_list(value: str | list[str]) -> list[str]:
+    return value if isinstance(value, list) else [value]
+
+
 def render_unit(sections: dict[str, dict[str, str | list[str]]]) -> str:
     """A systemd unit or drop-in: INI sections of key=value lines (a list: the key once per value, as
     for several ExecStart= of a oneshot service)."""
     rendered = []
     for section, entries in sections.items():
-        lines = [f"{key}={value}" for key, values in entries.items() for value in (values if isinstance(values, list) else [values])]
+        lines = [f"{key}={value}" for key, values in entries.items() for value in _as_list(values)]
         rendered.append("\n".join([f"[{section}]", *lines]))
     return "\n\n".join(rendered) + "\n"
 
@@ -556,7 +560,8 @@ def with_imds_guard_dependency(unit: dict[str, dict[str, str]], settings: Settin
     unit["Unit"]["After"] = f"{unit['Unit']['After']} {IMDS_GUARD_UNIT}"
     inspect = f'docker network inspect --format "{{{{range .IPAM.Config}}}}{{{{.Subnet}}}}{{{{end}}}}" {HARBOR_NETWORK_NAME}'
     # `$$` is systemd's escape for a `$` the shell gets (systemd.service(5), "Command lines").
-    check = f"subnet=$$(/usr/bin/{inspect} 2>/dev/null) || exit 0; [ \"$$subnet\" = {HARBOR_SUBNET} ] || /usr/bin/docker compose down"
+    down = "/usr/bin/docker compose down"
+    check = f'subnet=$$(/usr/bin/{inspect} 2>/dev/null) || exit 0; [ "$$subnet" = {HARBOR_SUBNET} ] || {down}'
     service = {}
     for key, value in unit["Service"].items():
         if key == "ExecStart":
