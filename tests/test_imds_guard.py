@@ -101,7 +101,11 @@ def test_ebs_files_are_the_builders_output_unchanged():
     """ebs mode renders exactly what it rendered before issue 13's guard (same builders, nothing added)."""
     assert vm_files.render_systemd_unit(EBS) == vm_files.render_unit(vm_files.systemd_unit(EBS))
     assert vm_files.render_compose_override(EBS, ZONE_ID) == vm_files.yaml.dump(
-        vm_files.compose_override(EBS, ZONE_ID), Dumper=vm_files.ComposeDumper, sort_keys=False, default_flow_style=False, width=1000
+        vm_files.compose_override(EBS, ZONE_ID),
+        Dumper=vm_files.ComposeDumper,
+        sort_keys=False,
+        default_flow_style=False,
+        width=1000,
     )
 
 
