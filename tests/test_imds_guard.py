@@ -186,3 +186,40 @@ def test_a_harbor_network_of_another_subnet_is_taken_down_before_up(tmp_path, ex
     lines = calls.read_text().splitlines()
     assert lines[0].startswith("network inspect --format") and lines[0].endswith(vm_files.HARBOR_NETWORK_NAME)
     assert ("compose down" in lines) is down, lines
+
+
+# --- laid down by the install, under mocks --------------------------------------------------------
+
+
+def install_steps(config: dict) -> dict:
+    from tests.pulumi_harness import run_program
+    from tests.test_install_mocks import commands
+
+    return commands(run_program(config))
+
+
+def test_s3_install_writes_the_guard_before_the_start_and_restarts_harbor_when_it_changes():
+    from tests.pulumi_harness import dev_config
+
+    s3 = install_steps({**dev_config(), "harbor-cache:storage": "s3"})
+    guard = s3["imds-guard"]
+    assert guard.inputs["stdin"] == vm_files.render_imds_guard_unit(S3)
+    assert guard.inputs["create"].endswith(f"-m 0644 -o root -g root /dev/stdin {vm_files.IMDS_GUARD_PATH}")
+    # Written before harbor.service restarts (start-harbor.sh: daemon-reload, restart; Requires= starts it).
+    assert guard.urn in s3["start"].dependencies
+    assert vm_files.content_hash(vm_files.render_imds_guard_unit(S3)) in s3["start"].inputs["triggers"]
+    assert s3["systemd-unit"].inputs["stdin"] == vm_files.render_systemd_unit(S3)
+
+
+def test_ebs_install_has_no_guard_and_the_same_start_triggers_as_before():
+    from tests.pulumi_harness import dev_config
+
+    ebs = install_steps(dev_config())
+    assert "imds-guard" not in ebs
+    # The start step's triggers as before: the machine, the version and its five files.
+    triggers = ebs["start"].inputs["triggers"]
+    assert len(triggers) == 7 and vm_files.content_hash(vm_files.render_imds_guard_unit(EBS)) not in triggers
+    assert triggers[5:] == [
+        vm_files.content_hash(vm_files.render_systemd_unit(EBS)),
+        vm_files.content_hash(vm_files.render_docker_dropin(EBS)),
+    ]
