@@ -5,6 +5,10 @@ tests/imds_stand_in.py for how the hop limit works), `host` (the VM; a process o
 container with `network_mode: host`, like Traefik, share this stack), and `bridged` (a container on
 a Docker bridge network, like Harbor's: a veth on a Linux bridge, forwarded and masqueraded by the
 host with Docker's own rule `-s <bridge subnet> ! -o <bridge> -j MASQUERADE`).
+
+storage: s3 (hop limit 2): Harbor's network on its fixed subnet with `reg` and `ctl` at the registry's
+and registryctl's fixed addresses and `other` from the dynamic range; the host's DOCKER-USER chain
+set up as dockerd does, and the guard unit's own ExecStart= lines run by /bin/sh with real iptables.
 """
 
 from __future__ import annotations
