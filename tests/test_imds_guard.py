@@ -223,3 +223,10 @@ def test_ebs_install_has_no_guard_and_the_same_start_triggers_as_before():
         vm_files.content_hash(vm_files.render_systemd_unit(EBS)),
         vm_files.content_hash(vm_files.render_docker_dropin(EBS)),
     ]
+
+
+def test_the_offline_render_shows_the_guard_in_s3_mode_only():
+    from components import render
+
+    assert render.render_all(S3)[vm_files.IMDS_GUARD_PATH.lstrip("/")] == vm_files.render_imds_guard_unit(S3)
+    assert vm_files.IMDS_GUARD_PATH.lstrip("/") not in render.render_all(EBS)
