@@ -134,9 +134,7 @@ def imdsv2_required(resource_type: str, props: Mapping[str, Any], _protect: bool
                 "above 1, every container on a bridge network reaches the instance role and the user data; "
                 f"2 only for storage s3, whose instance carries {IMDS_GUARD_TAG}=true (the registry-only firewall guard)"
             )
-        problems.append(
-            f"IMDS hop limit is {hop_limit}: set metadata_options.http_put_response_hop_limit={allowed} ({reason})"
-        )
+        problems.append(f"IMDS hop limit is {hop_limit}: set metadata_options.http_put_response_hop_limit={allowed} ({reason})")
     return problems
 
 
