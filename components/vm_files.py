@@ -552,6 +552,10 @@ def with_imds_guard_dependency(unit: dict[str, dict[str, str]], settings: Settin
     the label, would be reused, and the registry's fixed address refused as outside its subnet. So
     before `up`, a `harbor_harbor` network of another subnet is taken down with the project
     (`docker compose down`: containers and networks; no volumes, Harbor's data is on the data volume).
+    `down` finds the network by the project's labels whatever its IPAM (pkg/compose/down.go
+    ensureNetworksDown, removeNetwork). `systemctl restart harbor` runs ExecStop (`down`) first
+    anyway; this covers a start while harbor.service was inactive or failed and dockerd had
+    restarted the containers on the old network.
     """
     if not imds_guarded(settings):
         return unit
