@@ -16,6 +16,10 @@ A change of it is a replace, old object deleted first; that delete talks to Harb
 database, so it tolerates a missing object and leaves alone one that is not ours (another name at
 that id: ids restart in a new database). A state written before this input existed lacks it and
 means "local", so upgrading a single-VM stack replaces nothing.
+Engine behaviour this relies on (pulumi pkg/resource/deploy/step_generator.go): with
+deleteBeforeReplace the old resource is deleted before its replacement is created, dependents that
+the change would replace first (calculateDependentReplacements), and an old resource left
+PendingReplacement by a failed create is never deleted again.
 """
 
 from __future__ import annotations
