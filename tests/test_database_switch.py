@@ -232,3 +232,17 @@ def test_the_database_input_follows_the_data_mode_and_only_it():
     assert databases(external).keys() == local.keys(), "the same objects, made again in the new database"
     several = run_program(config(replicas=3, storage="s3", externalServices=True))
     assert set(databases(several).values()) == set(databases(external).values()), "more nodes share the same database"
+
+
+def test_check_names_a_database_that_is_not_a_string(harbor, hosts):
+    for kind in ("Registry", "Robot"):
+        _, failures = hosts[kind].check(hosts[kind].urn("x", kind), {**inputs(kind, harbor, "local"), "database": 5.0})
+        assert [key for key, _ in failures] == ["database"] and "must be a string" in failures[0][1], kind
+
+
+def test_a_renamed_project_on_a_new_database_is_still_deleted_first(harbor, hosts):
+    made = make(hosts, harbor, "local")
+    was = made["Project"]
+    news, _ = hosts["Project"].check(was.urn, {**was.inputs, "name": "hub-proxy", "database": RDS}, olds=was.inputs)
+    diff = hosts["Project"].diff(was.urn, was.id, was.outputs, news)
+    assert sorted(diff.replaces) == ["database", "name"] and diff.deleteBeforeReplace
