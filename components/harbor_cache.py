@@ -97,7 +97,7 @@ class HarborCache(pulumi.ComponentResource):
                 settings=settings,
                 admin_password=self.install.admin_password,
                 ready=self.install.ready,
-                # Issue 13: Harbor's objects are made again in a new database (h-migrate).
+                # Harbor's objects are made again when its database changes (issue 13).
                 database=database_identity(self.data_services),
             ),
             opts=child,
