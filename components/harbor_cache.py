@@ -8,7 +8,7 @@ import pulumi
 
 from components.harbor_alarms import HarborAlarms, HarborAlarmsArgs
 from components.harbor_caa import HarborCaa, HarborCaaArgs
-from components.harbor_config import HarborConfig, HarborConfigArgs, oidc_redirect_uri
+from components.harbor_config import HarborConfig, HarborConfigArgs, database_identity, oidc_redirect_uri
 from components.harbor_data_services import HarborDataServices, HarborDataServicesArgs
 from components.harbor_dns import HarborDns, HarborDnsArgs
 from components.harbor_install import HarborInstall, HarborInstallArgs
@@ -93,7 +93,13 @@ class HarborCache(pulumi.ComponentResource):
 
         self.config = HarborConfig(
             f"{name}-config",
-            HarborConfigArgs(settings=settings, admin_password=self.install.admin_password, ready=self.install.ready),
+            HarborConfigArgs(
+                settings=settings,
+                admin_password=self.install.admin_password,
+                ready=self.install.ready,
+                # Harbor's objects are made again when its database changes (issue 13).
+                database=database_identity(self.data_services),
+            ),
             opts=child,
         )
 

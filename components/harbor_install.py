@@ -193,6 +193,10 @@ class HarborInstall(pulumi.ComponentResource):
                     )
                 )
                 start_triggers.append(content.apply(vm_files.content_hash))
+        # storage: s3: the IMDS guard, started by harbor.service (Requires=) at the start step.
+        imds_guard = vm_files.render_imds_guard_unit(settings) if vm_files.imds_guarded(settings) else None
+        if imds_guard is not None:
+            written.append(self._write("imds-guard", vm_files.IMDS_GUARD_PATH, imds_guard, "0644", machine, [volume]))
         installer = self._run(
             "installer",
             "install-harbor.sh",
@@ -213,6 +217,7 @@ class HarborInstall(pulumi.ComponentResource):
                 vm_files.content_hash(traefik_routes),
                 vm_files.content_hash(unit),
                 vm_files.content_hash(docker_dropin),
+                *([vm_files.content_hash(imds_guard)] if imds_guard is not None else []),
                 *start_triggers,
             ],
             depends_on=[installer, *written],
