@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import vm_files
+from components import harbor_probe, operate_files, vm_files
 from components.harbor_install import readiness_environment, write_file_command
 from components.vm_files import FILES_DIR
 from tests.conftest import unavailable
@@ -322,3 +322,18 @@ def test_readiness_gate_of_an_ha_node_asks_its_own_nginx_under_the_public_name(h
     assert nginx.seen == [("/api/v2.0/health", ha_settings.hostname, "https")] * 3
     assert readiness_environment(ha_settings)["HEALTH_LOCAL_PORT"] == "8080"
     assert "traefik" not in readiness_environment(ha_settings)["HEALTH_LOG_CONTAINERS"]
+
+
+def test_the_probe_of_an_ha_node_asks_its_own_nginx_and_no_single_address(ha_settings):
+    """Deploy step and timer alike: plain HTTP to the node's nginx under the public name; the name
+    must resolve but is an alias of the load balancer, so no --expect-address. One VM: unchanged."""
+    command = harbor_probe.probe_command(ha_settings, "192.0.2.10", ["dockerhub-proxy/library/busybox:1.37"], False)
+    assert command.startswith("PROBE_CONNECT_HOST=127.0.0.1 PROBE_CONNECT_PLAIN_PORT=8080 python3 - ")
+    assert "--expect-address" not in command
+    unit = operate_files.probe_service(ha_settings)["Service"]["Environment"]
+    assert {"PROBE_CONNECT_HOST=127.0.0.1", "PROBE_CONNECT_PLAIN_PORT=8080"} <= set(unit)
+    single = parse()
+    assert harbor_probe.probe_command(single, "192.0.2.10", ["a/b:1"], False) == (
+        "PROBE_CONNECT_HOST=127.0.0.1 python3 - --expect-address 192.0.2.10 https://harbor.dev.example.com a/b:1"
+    )
+    assert not any("PLAIN" in line for line in operate_files.probe_service(single)["Service"]["Environment"])
