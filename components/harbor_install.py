@@ -16,6 +16,7 @@ import pulumi_random as random
 from pulumi_command import remote
 
 from components import operate_files, vm_files
+from components.harbor_shared_secrets import SHARED_SECRETS_TYPE, admin_password_alias
 from components.settings import Settings
 
 
@@ -106,6 +107,8 @@ class HarborInstall(pulumi.ComponentResource):
             self.admin_password = pulumi.Output.secret(settings.admin_password.value)
         else:
             # Letters and digits only: the value passes through YAML, env files and compose unharmed.
+            # Going back from HA to one VM keeps the password the nodes used (HarborSharedSecrets').
+            previous = admin_password_alias(name, "-install", "-shared", SHARED_SECRETS_TYPE, opts)
             generated = random.RandomPassword(
                 f"{name}-admin-password",
                 length=24,
@@ -113,7 +116,7 @@ class HarborInstall(pulumi.ComponentResource):
                 min_upper=2,
                 min_lower=2,
                 min_numeric=2,
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, aliases=previous),
             )
             self.admin_password = pulumi.Output.secret(generated.result)
         database_password = random.RandomPassword(

@@ -12,9 +12,18 @@ from pulumi.runtime import rpc
 
 from components import vm_files
 from components.harbor_install import HarborInstall, HarborInstallArgs
-from components.harbor_shared_secrets import HarborSharedSecrets, HarborSharedSecretsArgs
+from components.harbor_shared_secrets import HarborSharedSecrets, HarborSharedSecretsArgs, admin_password_alias
 from components.settings import parse_settings
-from tests.pulumi_harness import FAKE_HOST_PUBLIC_KEY, FAKE_ZONE_ID, SECRET_SIG, AwsMocks, ProgramRun, RecordingMonitor
+from tests.pulumi_harness import (
+    FAKE_HOST_PUBLIC_KEY,
+    FAKE_ZONE_ID,
+    SECRET_SIG,
+    AwsMocks,
+    ProgramRun,
+    RecordingMonitor,
+    dev_config,
+    run_program,
+)
 from tests.test_settings import dev_raw
 
 REPLICAS = 3
@@ -205,3 +214,92 @@ def test_no_shared_value_is_plain_in_any_command_line_trigger_or_state(nodes_run
         leaked = [name for name, value in values.__dict__.items() if value and value in text and name != "token_certificate_pem"]
         assert not leaked, (registration.name, leaked)
     assert plain, "the check saw the values"
+
+
+# --- The admin password survives a switch between one VM and HA (an RDS database outlives it) ---
+
+
+class AliasRecordingMonitor(RecordingMonitor):
+    """RecordingMonitor that also keeps each resource's alias specs as the SDK sent them."""
+
+    def __init__(self, mocks) -> None:
+        super().__init__(mocks)
+        self.aliases: dict[str, list[tuple[str, str]]] = {}
+
+    def RegisterResource(self, request):  # noqa: N802 - the gRPC method's name
+        self.aliases[request.name] = [(alias.spec.name, alias.spec.parentUrn) for alias in request.aliases]
+        return super().RegisterResource(request)
+
+
+def run_with_aliases(build, overrides: dict) -> tuple[ProgramRun, dict]:
+    mocks = SecretMocks()
+    monitor = AliasRecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="harbor-cache", stack="dev", preview=False, monitor=monitor)
+    settings = parse_settings({**dev_raw(), **overrides}, stack="dev", region="eu-central-1")
+
+    @pulumi.runtime.test
+    def program():
+        build(settings)
+        return pulumi.Output.from_input(None)
+
+    program()
+    return ProgramRun(registrations=monitor.registrations), monitor.aliases
+
+
+def engine_urn(urn: str) -> str:
+    """The URN as the engine writes it: a child of the root stack has no `pulumi:pulumi:Stack$` in
+    its qualified type (pulumi sdk/go/common/resource/urn.go NewURN). The mock monitor's make_urn
+    puts it there for a stack-parented resource, and create_urn builds on that parent URN."""
+    return urn.replace("::pulumi:pulumi:Stack$", "::", 1)
+
+
+class CacheStandIn(pulumi.ComponentResource):
+    """The HarborCache component's type and name (__main__.py: HarborCache("harbor", ...)), as the
+    parent of the pair; the wiring inside it is harbor_cache.py's."""
+
+    def __init__(self) -> None:
+        super().__init__("harbor-cache:index:HarborCache", "harbor", None, None)
+
+
+def test_the_admin_password_moves_between_the_single_vm_install_and_the_shared_secrets():
+    # The single VM as the real program registers it.
+    single = run_program(dev_config())
+    single_password = single.named("harbor-install-admin-password")
+    install_urn = single_password.parent
+    assert single.named("harbor-install").urn == install_urn
+
+    def build_ha(settings):
+        cache = CacheStandIn()
+        HarborSharedSecrets(
+            "harbor-shared", HarborSharedSecretsArgs(settings=settings), opts=pulumi.ResourceOptions(parent=cache)
+        )
+
+    ha, ha_aliases = run_with_aliases(build_ha, {"replicas": REPLICAS})
+    # One VM -> HA: the shared password is the single VM's resource, same value, not a new one.
+    [(alias_name, alias_parent)] = ha_aliases["harbor-shared-admin-password"]
+    assert (alias_name, engine_urn(alias_parent)) == ("harbor-install-admin-password", install_urn)
+    shared_urn = ha.named("harbor-shared").urn
+
+    def build_single(settings):
+        cache = CacheStandIn()
+        HarborInstall(
+            "harbor-install",
+            HarborInstallArgs(
+                settings=settings,
+                host="192.0.2.10",
+                host_public_key=FAKE_HOST_PUBLIC_KEY,
+                private_key=pulumi.Output.secret("key"),
+                instance_id="i-0",
+                data_volume_id="vol-0",
+                zone_id=FAKE_ZONE_ID,
+                depends_on=[],
+            ),
+            opts=pulumi.ResourceOptions(parent=cache),
+        )
+
+    _, single_aliases = run_with_aliases(build_single, {})
+    # HA -> one VM: back again.
+    [(alias_name, alias_parent)] = single_aliases["harbor-install-admin-password"]
+    assert (alias_name, engine_urn(alias_parent)) == ("harbor-shared-admin-password", shared_urn)
+    # Nodes 1..N-1 have no admin password of their own to move.
+    assert admin_password_alias("harbor-install-2", "-install", "-shared", "t", None) == []
