@@ -166,7 +166,8 @@ def test_every_node_gets_the_shared_files_before_prepare_as_prepare_leaves_them(
         ):
             command = steps[step]
             path = f"/data/{relative}"
-            assert command.inputs["create"] == f"sudo install -D -m 0600 -o 10000 -g 10000 /dev/stdin {path}"
+            create = command.inputs["create"]
+            assert f"install -D -m 0600 -o 10000 -g 10000 /dev/stdin {path}" in create and create.startswith("sudo ")
             assert command.inputs["stdin"] == expected[path], "every node the same shared content"
             assert "stdin" in command.secret_keys()
             assert "data-volume" in {urns.get(urn) for urn in command.dependencies}
@@ -303,3 +304,34 @@ def test_the_admin_password_moves_between_the_single_vm_install_and_the_shared_s
     assert (alias_name, engine_urn(alias_parent)) == ("harbor-shared-admin-password", shared_urn)
     # Nodes 1..N-1 have no admin password of their own to move.
     assert admin_password_alias("harbor-install-2", "-install", "-shared", "t", None) == []
+
+
+def test_one_vm_given_shared_values_gets_the_files_but_keeps_its_override():
+    """Shared values on one VM (e.g. so a database that outlives the VM keeps its key): the three
+    files are laid, the override stays the single VM's (0644, Traefik, no shared environment)."""
+
+    def build(settings):
+        shared = HarborSharedSecrets("harbor-shared", HarborSharedSecretsArgs(settings=settings))
+        HarborInstall(
+            "harbor-install",
+            HarborInstallArgs(
+                settings=settings,
+                host="192.0.2.10",
+                host_public_key=FAKE_HOST_PUBLIC_KEY,
+                private_key=pulumi.Output.secret("key"),
+                instance_id="i-0",
+                data_volume_id="vol-0",
+                zone_id=FAKE_ZONE_ID,
+                depends_on=[],
+                shared_secrets=shared.values,
+            ),
+        )
+        return {}
+
+    run, _ = run_components(build, {"externalServices": True})
+    steps = {r.name.removeprefix("harbor-install-"): r for r in run.of_type("command:remote:Command")}
+    assert set(SHARED_FILE_STEPS) <= set(steps) and "traefik-routes" in steps
+    override = steps["compose-override"]
+    settings = parse_settings({**dev_raw(), "externalServices": True}, stack="dev", region="eu-central-1")
+    assert override.inputs["stdin"] == vm_files.render_compose_override(settings, FAKE_ZONE_ID)
+    assert override.inputs["create"].startswith("sudo install -D -m 0644 ")
