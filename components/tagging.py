@@ -8,6 +8,8 @@ from components.settings import Settings
 
 SNAPSHOT_TAG = "harbor-cache:snapshot"
 PUBLIC_ACCESS_TAG = "harbor-cache:allow-public-access"
+# On the data volume of Harbor nodes 1..N-1 (replicas > 1): unprotected on purpose, deleted with its node.
+NODE_SCRATCH_TAG = "harbor-cache:node-scratch"
 
 
 def resource_tags(settings: Settings, name: str, **extra: str) -> dict[str, str]:
