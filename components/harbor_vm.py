@@ -106,9 +106,10 @@ def node_subnets(settings: Settings, parent: pulumi.Resource) -> list[pulumi.Out
 def placement_problems(settings: Settings, zones: list[str]) -> list[Problem]:
     """What the subnets' AZs must satisfy, known only once AWS named them (subnetIds)."""
     problems = []
-    if settings.high_availability and len(set(zones)) < 2:
+    if settings.high_availability and (len(set(zones)) < 2 or len(set(zones)) != len(zones)):
+        # An ALB takes one subnet per AZ, in at least two AZs (ELB API CreateLoadBalancer, Subnets).
         problems.append(
-            Problem("subnetIds", f"the subnets lie in {sorted(set(zones))}; the load balancer needs subnets in at least 2 AZs")
+            Problem("subnetIds", f"the subnets lie in {zones}; accepted: one subnet per AZ, in at least 2 AZs (load balancer)")
         )
     if zones and zones[0] != settings.availability_zone:
         problems.append(
@@ -143,14 +144,14 @@ def egress_ports(settings: Settings) -> list[int]:
     return sorted(ports)
 
 
-def _split_cidrs(cidrs: tuple[str, ...]) -> tuple[list[str], list[str]]:
+def split_cidrs(cidrs: tuple[str, ...]) -> tuple[list[str], list[str]]:
     return [c for c in cidrs if ":" not in c], [c for c in cidrs if ":" in c]
 
 
 def ingress_rules(settings: Settings, load_balancer_security_group_id: pulumi.Input[str] | None = None) -> list[dict]:
     """One VM: 443/80 from allowedCidrs (Traefik). Nodes: Harbor's 8080 from the load balancer's group only."""
-    web_v4, web_v6 = _split_cidrs(settings.allowed_cidrs)
-    ssh_v4, ssh_v6 = _split_cidrs(settings.ssh_allowed_cidrs)
+    web_v4, web_v6 = split_cidrs(settings.allowed_cidrs)
+    ssh_v4, ssh_v6 = split_cidrs(settings.ssh_allowed_cidrs)
     if load_balancer_security_group_id is None:
         rules = [
             {
@@ -184,7 +185,7 @@ def ingress_rules(settings: Settings, load_balancer_security_group_id: pulumi.In
         }
     )
     if settings.metrics_allowed_cidrs:
-        metrics_v4, metrics_v6 = _split_cidrs(settings.metrics_allowed_cidrs)
+        metrics_v4, metrics_v6 = split_cidrs(settings.metrics_allowed_cidrs)
         rules.append(
             {
                 "description": f"Harbor metrics {METRICS_PORT} from metricsAllowedCidrs",
