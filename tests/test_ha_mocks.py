@@ -25,6 +25,7 @@ from tests.pulumi_harness import (
     run_program,
 )
 from tests.single_vm_golden import GOLDEN_CONFIGS, fingerprint
+from tests.test_aws_field_rules import EC2_DESCRIPTION, FIELDS, TAG_TEXT, check
 from tests.test_policies import as_designed, stack_resources, stack_violations, violations
 from tests.test_settings import parse, problems_of
 
@@ -391,3 +392,18 @@ def test_a_wider_placement_puts_the_load_balancer_in_every_listed_az():
     assert run.one("aws:lb/loadBalancer:LoadBalancer").inputs["subnets"] == list(FAKE_VPC_SUBNETS)
     zones = sorted(r.inputs["availabilityZone"] for r in run.of_type("aws:ec2/instance:Instance"))
     assert zones == ["eu-central-1a", "eu-central-1b"]
+
+
+@pytest.mark.parametrize("stack", ["prod.eu-central-1", "x" * 100])
+def test_every_free_text_field_of_the_ha_stack_fits_what_aws_accepts(stack):
+    """The same rules as tests/test_aws_field_rules.py, for the resources only replicas > 1 registers."""
+    run = run_program(config(replicas=3), stack=stack)
+    for registration in run.registrations:
+        for field, rule in FIELDS.get(registration.type, {}).items():
+            if field in registration.inputs:
+                check(registration.inputs[field], rule, f"{registration.name}.{field}")
+        if registration.type == SG:
+            for rule in [*registration.inputs["ingress"], *registration.inputs["egress"]]:
+                check(rule.get("description", ""), EC2_DESCRIPTION, f"{registration.name} rule description")
+        for key, value in (registration.inputs.get("tags") or {}).items():
+            assert 1 <= len(key) <= 128 and len(value) <= 256 and TAG_TEXT.match(key) and TAG_TEXT.match(value), key
