@@ -199,6 +199,9 @@ class HarborCache(pulumi.ComponentResource):
             **stack_outputs(settings.hostname, settings.upstreams, mirror_options(settings)),
         }
         if self.load_balancer is not None:
+            self.outputs["prometheusScrapeConfig"] = pulumi.Output.all(*[node.public_ip for node in self.vm.nodes]).apply(
+                lambda ips: render_prometheus_scrape_configs(settings, list(ips))
+            )
             # publicIp / instanceId / sshHost / dataVolumeId stay node 0's (SSH lands there, the probe runs there).
             self.outputs["loadBalancerDnsName"] = self.load_balancer.dns_name
             self.outputs["nodes"] = [

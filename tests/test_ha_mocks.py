@@ -9,10 +9,12 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components.harbor_caa import acm_caa_records
 from components.harbor_load_balancer import HEALTH_CHECK_PATH, IDLE_TIMEOUT_SECONDS, TLS_POLICY
 from components.harbor_vm import NODE_SCRATCH_VOLUME_GB, placement_problems
+from components.operate_files import METRICS_PORT
 from components.tagging import NODE_SCRATCH_TAG
 from components.vm_files import HARBOR_HTTP_PORT
 from tests.pulumi_harness import (
@@ -323,6 +325,11 @@ def test_outputs_keep_the_single_vm_keys_and_name_the_nodes_and_the_load_balance
         "harbor-vm-2-instance-id",
     ]
     assert {"sshPrivateKey", "harborAdminPassword"} <= ha.secret_outputs
+    # Metrics are scraped from each node (the load balancer does not carry the metrics port).
+    jobs = yaml.safe_load(ha.outputs["prometheusScrapeConfig"])["scrape_configs"]
+    assert jobs[0]["static_configs"][0]["targets"] == [
+        f"{ip}:{METRICS_PORT}" for ip in (FAKE_PUBLIC_IP, "192.0.2.11", "192.0.2.12")
+    ]
 
 
 # --- secrets, idempotence, policies ---
