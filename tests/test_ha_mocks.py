@@ -414,3 +414,11 @@ def test_every_free_text_field_of_the_ha_stack_fits_what_aws_accepts(stack):
                 check(rule.get("description", ""), EC2_DESCRIPTION, f"{registration.name} rule description")
         for key, value in (registration.inputs.get("tags") or {}).items():
             assert 1 <= len(key) <= 128 and len(value) <= 256 and TAG_TEXT.match(key) and TAG_TEXT.match(value), key
+
+
+def test_public_access_is_stated_on_the_load_balancers_group_never_on_the_nodes():
+    run = run_program(config(replicas=2, allowPublicAccess=True, allowedCidrs=["0.0.0.0/0"]))
+    assert run.named("harbor-lb-sg").inputs["tags"]["harbor-cache:allow-public-access"] == "true"
+    assert "harbor-cache:allow-public-access" not in run.named("harbor-vm-sg").inputs["tags"]
+    for registration in run.registrations:
+        assert violations(registration.type, as_designed(registration), registration.protect) == {}, registration.name
