@@ -422,3 +422,30 @@ def test_public_access_is_stated_on_the_load_balancers_group_never_on_the_nodes(
     assert "harbor-cache:allow-public-access" not in run.named("harbor-vm-sg").inputs["tags"]
     for registration in run.registrations:
         assert violations(registration.type, as_designed(registration), registration.protect) == {}, registration.name
+
+
+def closure(run, name: str) -> set[str]:
+    """Every resource `name` waits for, directly or through its dependencies."""
+    by_name = {r.name: r for r in run.registrations}
+    seen: set[str] = set()
+    pending = [name]
+    while pending:
+        for dependency in names(run, by_name[pending.pop()].dependencies):
+            if dependency not in seen and dependency in by_name:
+                seen.add(dependency)
+                pending.append(dependency)
+    return seen
+
+
+def test_a_changed_node_restarts_only_after_the_node_before_it_is_healthy_again(ha):
+    """On an update the engine answers a registration only once its step ran, so a node's restart
+    waits for every step it depends on, through the chain, to have run first."""
+    assert "harbor-install-ready" in closure(ha, "harbor-install-1-start")
+    assert "harbor-install-1-ready" in closure(ha, "harbor-install-2-start")
+    assert "harbor-install-harbor-yml" in closure(ha, "harbor-install-2-harbor-yml")
+    assert not {r for r in closure(ha, "harbor-install-start") if r.startswith(("harbor-install-1-", "harbor-install-2-"))}
+
+
+def test_a_preview_of_the_ha_stack_evaluates_with_unknown_cloud_outputs():
+    run = run_program(config(replicas=2), preview=True)
+    assert len(run.of_type("aws:ec2/instance:Instance")) == 2 and run.one("aws:lb/loadBalancer:LoadBalancer")
