@@ -9,12 +9,13 @@ import pulumi_aws as aws
 
 from components.harbor_alarms import HarborAlarms, HarborAlarmsArgs, LoadBalancerMetrics
 from components.harbor_caa import HarborCaa, HarborCaaArgs
-from components.harbor_config import HarborConfig, HarborConfigArgs, oidc_redirect_uri
+from components.harbor_config import HarborConfig, HarborConfigArgs, database_identity, oidc_redirect_uri
 from components.harbor_data_services import HarborDataServices, HarborDataServicesArgs
 from components.harbor_dns import HarborDns, HarborDnsArgs, LoadBalancerAlias
 from components.harbor_install import HarborInstall, HarborInstallArgs
 from components.harbor_load_balancer import HarborLoadBalancer, HarborLoadBalancerArgs
 from components.harbor_probe import HarborProbe, HarborProbeArgs
+from components.harbor_shared_secrets import HarborSharedSecrets, HarborSharedSecretsArgs
 from components.harbor_storage import HarborStorage, HarborStorageArgs
 from components.harbor_vm import HarborVm, HarborVmArgs, LoadBalancerTarget, node_subnets
 from components.node_files import mirror_options, stack_outputs
@@ -104,6 +105,14 @@ class HarborCache(pulumi.ComponentResource):
         dns_ready = [r for r in (self.dns.record, self.dns.dns01_policy) if r is not None]
         store_ready = [r for r in (self.storage and self.storage.role_policy, self.data_services) if r is not None]
 
+        # What every node must hold identically (Harbor's secret key, token key and certificate, the
+        # core/jobservice secrets, ...): generated once, laid on each node by its install.
+        self.shared_secrets = (
+            HarborSharedSecrets(f"{name}-shared", HarborSharedSecretsArgs(settings=settings), opts=child)
+            if settings.high_availability
+            else None
+        )
+
         # One install per node, each the same remote commands. Rolling: node i starts only once node
         # i-1 answers healthy, so a change restarts one node at a time while the others serve.
         self.installs: list[HarborInstall] = []
@@ -124,6 +133,7 @@ class HarborCache(pulumi.ComponentResource):
                         endpoints=endpoints,
                         external_database_password=self.data_services.database_password if self.data_services else "",
                         redis_password=self.data_services.redis_password if self.data_services else "",
+                        shared_secrets=self.shared_secrets.values if self.shared_secrets else None,
                     ),
                     opts=child,
                 )
@@ -144,7 +154,13 @@ class HarborCache(pulumi.ComponentResource):
         # With several nodes settings.url is the load balancer (the alias record): the provider talks to it.
         self.config = HarborConfig(
             f"{name}-config",
-            HarborConfigArgs(settings=settings, admin_password=self.install.admin_password, ready=all_ready),
+            HarborConfigArgs(
+                settings=settings,
+                admin_password=self.install.admin_password,
+                ready=all_ready,
+                # Harbor's objects are made again when its database changes (issue 13).
+                database=database_identity(self.data_services),
+            ),
             opts=child,
         )
 

@@ -3,6 +3,10 @@
 One registry endpoint and one proxy-cache project per upstream, OIDC login through dex with a
 generated client secret, and a garbage-collection schedule. Each proxy project's retention policy
 (keep what was pulled in the last N days) is set explicitly; GC then frees the disk.
+
+Every object also carries the identity of the database Harbor keeps it in (`database_identity`):
+when that changes (`externalServices` or `replicas` moving Harbor onto RDS, or back), Harbor starts
+on an empty database and the providers re-create every object there (harbor_provider.py).
 """
 
 from __future__ import annotations
@@ -12,7 +16,15 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_random as random
 
-from components.harbor_provider import HarborConnection, HarborGcSchedule, HarborOidcAuth, HarborProject, HarborRegistry
+from components.harbor_data_services import HarborDataServices
+from components.harbor_provider import (
+    LOCAL_DATABASE,
+    HarborConnection,
+    HarborGcSchedule,
+    HarborOidcAuth,
+    HarborProject,
+    HarborRegistry,
+)
 from components.harbor_robot_provider import HarborRobot
 from components.node_files import PullCredential, mirror_options, pull_credential_outputs
 from components.settings import Settings
@@ -28,6 +40,22 @@ class HarborConfigArgs:
     admin_password: pulumi.Input[str]
     # The readiness gate of the install: nothing here may talk to Harbor before it is healthy.
     ready: pulumi.Resource
+    # Which database Harbor keeps these objects in (database_identity); a change re-creates them.
+    database: pulumi.Input[str] = LOCAL_DATABASE
+
+
+def database_identity(data_services: HarborDataServices | None) -> pulumi.Input[str]:
+    """Names the database Harbor's objects live in: "local" for the PostgreSQL container on the VM's
+    data volume, "rds:<instance id>" for the RDS instance of `externalServices` (one per stack,
+    shared by every node, so going from one node to several keeps it).
+
+    The instance's resource id, not its endpoint: an id is known in previews once the instance
+    exists and names exactly one database; only the `up` that creates the instance previews it as
+    unknown, which the providers show as the replace that `up` then does.
+    """
+    if data_services is None:
+        return LOCAL_DATABASE
+    return pulumi.Output.concat("rds:", data_services.database.id)
 
 
 def oidc_redirect_uri(hostname: str) -> str:
@@ -50,7 +78,9 @@ class HarborConfig(pulumi.ComponentResource):
         settings = args.settings
         self._settings = settings
         self._name = name
-        self._connection = HarborConnection(url=settings.api_url, username="admin", password=args.admin_password)
+        self._connection = HarborConnection(
+            url=settings.api_url, username="admin", password=args.admin_password, database=args.database
+        )
         self._after_ready = [args.ready]
 
         self.projects: dict[str, pulumi.Output[str]] = {}
@@ -74,6 +104,7 @@ class HarborConfig(pulumi.ComponentResource):
                 projects=[u.project for u in settings.upstreams if not u.public],
                 project_ids=[project.id for project in private_projects],
                 description="harbor-cache: nodes pull the private proxy projects",
+                database=args.database,
                 opts=self._options(depends_on=private_projects),
             )
             self.pull_credential = pulumi.Output.secret(

@@ -7,6 +7,19 @@ Providers hold no state: no client, session or credential is kept on them. Admin
 arrive with each resource's inputs (secret), and a client is built inside each call. `diff` is
 computed locally without network calls; numbers arrive as floats and `None` values are dropped,
 so every input is normalised first.
+
+Every resource also names the database Harbor keeps its objects in (`database`): "local" for the
+VM's own PostgreSQL container, "rds:<instance id>" for RDS (components/harbor_config.py
+database_identity). Harbor on a new database starts empty while the state still holds the objects
+of the old one, with unchanged inputs: only this input tells the engine they must be made again.
+A change of it is a replace, old object deleted first; that delete talks to Harbor on the *new*
+database, so it tolerates a missing object and leaves alone one that is not ours (another name at
+that id: ids restart in a new database). A state written before this input existed lacks it and
+means "local", so upgrading a single-VM stack replaces nothing.
+Engine behaviour this relies on (pulumi pkg/resource/deploy/step_generator.go): with
+deleteBeforeReplace the old resource is deleted before its replacement is created, dependents that
+the change would replace first (calculateDependentReplacements), and an old resource left
+PendingReplacement by a failed create is never deleted again.
 """
 
 from __future__ import annotations
@@ -34,6 +47,8 @@ GIB = 1024**3
 SETTLE_SECONDS = 40.0
 # Harbor's limit on registry names (src/controller/registry/controller.go validate).
 REGISTRY_NAME_MAX = 64
+DATABASE = "database"
+LOCAL_DATABASE = "local"
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,18 @@ def secret_hash(*parts: str) -> str:
     if not any(parts):
         return ""
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def database_of(props: dict[str, Any]) -> Any:
+    """The database an object lives in; absent (a state from before this input) means the VM's own."""
+    value = props.get(DATABASE)
+    return LOCAL_DATABASE if value is None or value == "" else value
+
+
+def check_database(value: Any) -> CheckFailure | None:
+    if is_unknown(value) or isinstance(value, str):
+        return None
+    return CheckFailure(DATABASE, f"{DATABASE} must be a string naming Harbor's database, got {type(value).__name__}")
 
 
 def check_harbor_url(url: Any) -> str | None:
@@ -78,6 +105,7 @@ class HarborProvider(ResourceProvider):
 
     def normalise(self, props: dict[str, Any]) -> dict[str, Any]:
         values = {key: props.get(key) for key in CONNECTION}
+        values[DATABASE] = database_of(props)
         for key, spec in self.FIELDS.items():
             value = props.get(key, spec.default)
             if spec.kind is int and isinstance(value, float) and value.is_integer():
@@ -95,6 +123,8 @@ class HarborProvider(ResourceProvider):
         problem = check_harbor_url(inputs.get("harbor_url"))
         if problem:
             failures.append(CheckFailure("harbor_url", problem))
+        if check_database(inputs[DATABASE]):
+            failures.append(check_database(inputs[DATABASE]))
         for key, spec in self.FIELDS.items():
             value = inputs[key]
             if value is None:
@@ -113,7 +143,7 @@ class HarborProvider(ResourceProvider):
     def comparable(self, props: dict[str, Any]) -> dict[str, Any]:
         """The values that define the object in Harbor, plus connection and secret hashes."""
         values = self.normalise(props)
-        return {key: values[key] for key in (*CONNECTION, *self.FIELDS)}
+        return {key: values[key] for key in (*CONNECTION, DATABASE, *self.FIELDS)}
 
     def secret_hashes(self, news: dict[str, Any]) -> dict[str, str]:
         return {}
@@ -127,12 +157,14 @@ class HarborProvider(ResourceProvider):
         for key, value in self.secret_hashes(news).items():
             if is_unknown(value) or value != olds.get(key):
                 changed.append(key)
-        replaces = [key for key in changed if key in self.FIELDS and self.FIELDS[key].replace]
+        replaces = [key for key in changed if key == DATABASE or (key in self.FIELDS and self.FIELDS[key].replace)]
         return DiffResult(
             changes=bool(changed),
             replaces=replaces,
             # Same name, new registry: the old project must go before Harbor accepts the name again.
-            delete_before_replace=bool(replaces) and "name" not in replaces,
+            # New database: the delete must run before the create, or a new object could take the
+            # old one's id in the new database and be deleted in its place.
+            delete_before_replace=bool(replaces) and ("name" not in replaces or DATABASE in replaces),
         )
 
     # Calls
@@ -143,7 +175,8 @@ class HarborProvider(ResourceProvider):
 
     @staticmethod
     def connection(props: dict[str, Any]) -> dict[str, Any]:
-        return {key: props[key] for key in CONNECTION}
+        """What every output carries besides the object: how to reach Harbor and which database it is in."""
+        return {**{key: props[key] for key in CONNECTION}, DATABASE: database_of(props)}
 
     def only_connection_changed(self, olds: dict[str, Any], news: dict[str, Any]) -> bool:
         old, new = self.comparable(olds), self.comparable(news)
@@ -206,6 +239,15 @@ class HarborProvider(ResourceProvider):
             if error.status == 404:
                 return None
             raise
+
+    def still_ours(self, props: dict[str, Any], collection: str, id_: str) -> bool:
+        """Whether Harbor's object at `id_` is the one the state describes, before a delete.
+
+        After a database change Harbor answers from the new database, where ids start again: the
+        id may be gone, or belong to an object this same `up` just made under another name.
+        """
+        found = self.fetch(props, collection, id_)
+        return found is not None and found.get("name") == props.get("name")
 
 
 # Registries
@@ -357,6 +399,8 @@ class HarborRegistryProvider(HarborProvider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         props = self.typed(props)
+        if not self.still_ours(props, "/registries", id_):
+            return
         try:
             self.client(props).request("DELETE", f"/registries/{id_}")
         except HarborApiError as error:
@@ -571,6 +615,8 @@ class HarborProjectProvider(HarborProvider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         props = self.typed(props)
+        if not self.still_ours(props, "/projects", id_):
+            return
         client = self.client(props)
         try:
             client.request("DELETE", f"/projects/{id_}")
@@ -754,9 +800,16 @@ class HarborConnection:
     url: pulumi.Input[str]
     username: pulumi.Input[str]
     password: pulumi.Input[str]
+    # The database Harbor keeps its objects in (see the module docstring): a change re-creates them.
+    database: pulumi.Input[str] = LOCAL_DATABASE
 
     def props(self) -> dict[str, Any]:
-        return {"harbor_url": self.url, "harbor_username": self.username, "harbor_password": pulumi.Output.secret(self.password)}
+        return {
+            "harbor_url": self.url,
+            "harbor_username": self.username,
+            "harbor_password": pulumi.Output.secret(self.password),
+            DATABASE: self.database,
+        }
 
 
 def _with_secrets(opts: pulumi.ResourceOptions | None, *keys: str) -> pulumi.ResourceOptions:

@@ -31,13 +31,15 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from components.harbor_api import HarborApiError, HarborClient
+from components.harbor_provider import DATABASE, LOCAL_DATABASE, check_database, database_of
 from components.validators import HARBOR_NAME_RE, validate_api_url
 
 CONNECTION = ("harbor_url", "harbor_username", "harbor_password")
 # Harbor keeps a robot's permission by project *id* (scope /project/<id>) and drops it silently when
 # that project is deleted: a project re-created under the same name needs the robot updated, which
 # its name alone would never show. `project_ids` are the projects' resource ids, known in previews.
-INPUTS = ("name", "description", "projects", "project_ids")
+# `database`: the database Harbor keeps the robot in; a change re-creates it (harbor_provider.py's docstring).
+INPUTS = ("name", "description", "projects", "project_ids", DATABASE)
 PULL = {"resource": "repository", "action": "pull"}
 
 
@@ -61,6 +63,7 @@ class HarborRobotProvider(ResourceProvider):
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs = {key: news.get(key) for key in (*CONNECTION, *INPUTS)}
         inputs["description"] = inputs["description"] or ""
+        inputs[DATABASE] = database_of(inputs)
         failures = [CheckFailure(key, f"{key} is required") for key in CONNECTION if not inputs[key]]
         url = inputs["harbor_url"]
         if url and not _unknown(url) and validate_api_url(url):
@@ -74,6 +77,8 @@ class HarborRobotProvider(ResourceProvider):
             not isinstance(projects, list) or not projects or not all(isinstance(p, str) and p for p in projects)
         ):
             failures.append(CheckFailure("projects", "projects must be a non-empty list of project names"))
+        if check_database(inputs[DATABASE]):
+            failures.append(check_database(inputs[DATABASE]))
         return CheckResult(inputs, failures)
 
     @staticmethod
@@ -83,6 +88,7 @@ class HarborRobotProvider(ResourceProvider):
     @staticmethod
     def _outputs(props: dict[str, Any], robot_id: int, full_name: str, secret: str) -> dict[str, Any]:
         values = {key: props.get(key) for key in (*CONNECTION, *INPUTS)}
+        values[DATABASE] = database_of(props)
         return {**values, "robot_id": robot_id, "robot_name": full_name, "secret": secret}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -118,11 +124,15 @@ class HarborRobotProvider(ResourceProvider):
         def same(key: str) -> bool:
             if key in ("projects", "project_ids"):
                 return sorted(news.get(key) or []) == sorted(olds.get(key) or [])
+            if key == DATABASE:  # a state from before this input: the VM's own database
+                return database_of(news) == database_of(olds)
             return news.get(key) == olds.get(key)
 
         changed = [key for key in (*INPUTS, *CONNECTION) if _unknown(news.get(key)) or not same(key)]
-        # Harbor cannot rename a robot (400): a new name is a new robot, and a new secret.
-        return DiffResult(changes=bool(changed), replaces=[k for k in changed if k == "name"], delete_before_replace=True)
+        # Harbor cannot rename a robot (400): a new name is a new robot, and a new secret. A new
+        # database holds no robot: make it there (deleted first, so it never shares a name or id).
+        replaces = [k for k in changed if k in ("name", DATABASE)]
+        return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=True)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         body = {**robot_body(olds["robot_name"], news.get("description") or "", list(news["projects"]))}
@@ -130,8 +140,19 @@ class HarborRobotProvider(ResourceProvider):
         return UpdateResult(self._outputs(news, int(id_), olds["robot_name"], olds.get("secret", "")))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
+        client = self._client(props)
+        # After a database change Harbor answers from the new database, where ids start again:
+        # delete only the robot the state describes (GET shows the prefixed name, as create did).
         try:
-            self._client(props).request("DELETE", f"/robots/{id_}")
+            found = client.get(f"/robots/{id_}")
+        except HarborApiError as error:
+            if error.status == 404:
+                return
+            raise
+        if (found or {}).get("name") != props.get("robot_name"):
+            return
+        try:
+            client.request("DELETE", f"/robots/{id_}")
         except HarborApiError as error:
             if error.status != 404:
                 raise
@@ -154,6 +175,7 @@ class HarborRobot(pulumi.dynamic.Resource, module="harbor", name="Robot"):
         projects: pulumi.Input[list[str]],
         project_ids: pulumi.Input[list[str]] | None = None,
         description: str = "",
+        database: pulumi.Input[str] = LOCAL_DATABASE,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         props = {
@@ -164,6 +186,7 @@ class HarborRobot(pulumi.dynamic.Resource, module="harbor", name="Robot"):
             "description": description,
             "projects": projects,
             "project_ids": project_ids or [],
+            DATABASE: database,
             "robot_id": None,
             "robot_name": None,
             "secret": None,

@@ -2,9 +2,12 @@
 
 The registry (distribution's s3 driver) reaches the bucket through the VM's instance role: with no
 accesskey/secretkey in its config it takes the instance's temporary credentials from IMDS
-(distribution docs/content/storage-drivers/s3.md, "Parameters"); the VM's IMDS hop limit 2 lets the
-registry container reach it. The role's policy is that document's "S3 permission scopes", scoped
-to this one bucket.
+(distribution docs/content/storage-drivers/s3.md, "Parameters"). So do registryctl, which deletes
+blobs with the same driver for garbage collection. Both sit on Harbor's bridge network, one routed
+hop away, so in this mode the VM's IMDS hop limit is 2 (harbor_vm.IMDS_HOP_LIMIT_REGISTRY_GUARDED)
+and a host firewall rule lets only their two fixed addresses reach IMDS
+(vm_files.imds_guard_unit; tests/test_imds_reach.py). The role's policy is that document's
+"S3 permission scopes", scoped to this one bucket.
 """
 
 from __future__ import annotations

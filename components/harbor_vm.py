@@ -20,8 +20,8 @@ import pulumi_tls as tls
 from components.host_key_provider import ConsoleHostKey
 from components.operate_files import METRICS_PORT
 from components.settings import Problem, Settings, SettingsError
-from components.tagging import NODE_SCRATCH_TAG, PUBLIC_ACCESS_TAG, SNAPSHOT_TAG, dlm_description, resource_tags
-from components.vm_files import EXTERNAL_DB_PORT, EXTERNAL_REDIS_PORT, HARBOR_HTTP_PORT, render_cloud_init
+from components.tagging import IMDS_GUARD_TAG, NODE_SCRATCH_TAG, PUBLIC_ACCESS_TAG, SNAPSHOT_TAG, dlm_description, resource_tags
+from components.vm_files import EXTERNAL_DB_PORT, EXTERNAL_REDIS_PORT, HARBOR_HTTP_PORT, imds_guarded, render_cloud_init
 
 # Ubuntu 24.04 LTS (supported to 2029) from Canonical's own account: its archive carries Docker
 # Engine (docker.io) and the compose v2 plugin (docker-compose-v2) as signed distribution packages.
@@ -34,6 +34,10 @@ DLM_SERVICE_POLICY = "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManag
 HOST_KEY_TIMEOUT_SECONDS = 1500
 HOST_KEY_POLL_SECONDS = 10
 IMDS_HOP_LIMIT = 1
+# storage: s3 only: the registry and registryctl (Harbor's bridge network, one routed hop) need the
+# role for the bucket; the host firewall guard (vm_files.imds_guard_unit) keeps every other
+# container from IMDS, which hop limit 1 alone did (tests/test_imds_reach.py shows both).
+IMDS_HOP_LIMIT_REGISTRY_GUARDED = 2
 # Every IAM role and instance profile of the program lives under this path, so a deploy role can be
 # limited to arn:aws:iam::<account>:role/harbor-cache/* (iam:CreateRole, iam:PassRole, ...).
 IAM_PATH = "/harbor-cache/"
@@ -413,11 +417,12 @@ class HarborVm(pulumi.ComponentResource):
             # Tokens only, hop limit 1: IMDS sends the token response with IP TTL = hop limit, so
             # a container behind Docker's bridge (one routed hop) never gets a token, hence neither
             # the role's credentials nor the user data. Traefik, the one process that needs the role
-            # (DNS-01), runs on the host network (tests/test_imds_reach.py shows both).
+            # (DNS-01), runs on the host network (tests/test_imds_reach.py shows both). storage s3:
+            # hop limit 2 for the registry, the firewall guard for everyone else (IMDS_GUARD_TAG).
             metadata_options={
                 "http_endpoint": "enabled",
                 "http_tokens": "required",
-                "http_put_response_hop_limit": IMDS_HOP_LIMIT,
+                "http_put_response_hop_limit": IMDS_HOP_LIMIT_REGISTRY_GUARDED if imds_guarded(settings) else IMDS_HOP_LIMIT,
             },
             root_block_device={
                 "encrypted": True,
@@ -427,7 +432,7 @@ class HarborVm(pulumi.ComponentResource):
                 "volume_size": settings.root_volume_size_gb,
                 "delete_on_termination": True,
             },
-            tags=resource_tags(settings, f"{prefix}-instance"),
+            tags=resource_tags(settings, f"{prefix}-instance", **({IMDS_GUARD_TAG: "true"} if imds_guarded(settings) else {})),
             # A newer Ubuntu image must not replace the VM on an unrelated `pulumi up`; roll it on
             # purpose with `pulumi up --replace <instance urn>` (the data volume survives).
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),

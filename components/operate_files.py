@@ -6,7 +6,7 @@ from __future__ import annotations
 import yaml
 
 from components.settings import Settings
-from components.vm_files import HARBOR_METRICS_PORT, script
+from components.vm_files import HARBOR_HTTP_PORT, HARBOR_METRICS_PORT, script
 
 BIN_DIR = "/opt/harbor/bin"
 SYSTEMD_DIR = "/etc/systemd/system"
@@ -104,6 +104,16 @@ def render_prometheus_scrape_configs(settings: Settings, hosts: list[str] | None
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
 
 
+def probe_connection(settings: Settings) -> dict[str, str]:
+    """Where the probe sends connections for the cache's name (files/harbor-probe.py): the VM's own
+    Traefik (the security group admits 443 only from allowedCidrs); on an HA node, which runs no
+    Traefik, its own nginx on 8080 in plain HTTP, the load balancer's way once TLS has ended."""
+    connection = {"PROBE_CONNECT_HOST": "127.0.0.1"}
+    if settings.high_availability:
+        connection["PROBE_CONNECT_PLAIN_PORT"] = str(HARBOR_HTTP_PORT)
+    return connection
+
+
 def probe_command(settings: Settings, metric: str, images: list[str], all_blobs: bool) -> str:
     """One ExecStart line; `-` so a failing smoke run does not skip the prewarm run after it."""
     flags = ["--metric", metric, *(["--all-blobs"] if all_blobs else [])]
@@ -128,9 +138,9 @@ def probe_service(settings: Settings) -> dict[str, dict[str, str | list[str]]]:
         "Service": {
             "Type": "oneshot",
             "Environment": [
-                # Ask the local Traefik under the public name (the security group admits 443 only
-                # from allowedCidrs); DNS is still checked.
-                "PROBE_CONNECT_HOST=127.0.0.1",
+                # Ask the local Traefik (HA: the local nginx) under the public name (the security
+                # group admits 443 only from allowedCidrs); DNS is still checked.
+                *(f"{key}={value}" for key, value in probe_connection(settings).items()),
                 *(f"{key}={value}" for key, value in metrics_environment(settings).items()),
             ],
             "ExecStart": commands,

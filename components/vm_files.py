@@ -70,6 +70,36 @@ class HarborSecrets:
         return "HarborSecrets(***)"
 
 
+@dataclass(frozen=True)
+class SharedSecretValues:
+    """What every Harbor node must hold identically in HA mode (replicas > 1), generated once by
+    components/harbor_shared_secrets.py. Harbor's prepare (v2.15.2) would otherwise make each of
+    these per node, and per run for the env values. Plain values: kept out of repr.
+    """
+
+    # /data/secret/keys/secretkey: encrypts registry credentials stored in the shared database.
+    secret_key: str
+    # /data/secret/core/private_key.pem and /data/secret/registry/root.crt: core signs registry
+    # tokens with the key, every node's registry verifies them with the certificate.
+    token_private_key_pem: str
+    token_certificate_pem: str
+    # CORE_SECRET / JOBSERVICE_SECRET: core, jobservice and registryctl authenticate each other.
+    core_secret: str
+    jobservice_secret: str
+    # CSRF_KEY: the portal's CSRF token must verify on whichever node the load balancer picks.
+    csrf_key: str
+    # REGISTRY_HTTP_SECRET: signs the registry's upload state (distribution http.secret).
+    registry_http_secret: str
+    # ROBOT_SCANNER_NAME_PREFIX: names of the scan robots core keeps in the shared database.
+    scan_robot_prefix: str
+    # harbor.yml's harbor_admin_password: the same on every node (only the first core that meets
+    # the empty database applies it, and the provider logs in with it).
+    admin_password: str
+
+    def __repr__(self) -> str:
+        return "SharedSecretValues(***)"
+
+
 def cloud_init() -> dict:
     """User data: no secret in it. The VM makes its own SSH host key and prints the public half on
     its console, where the deploy reads and pins it (components/host_key_provider.py).
@@ -289,9 +319,9 @@ class ComposeOverride(list):
 
     Compose merges `ports` of an override file by union; only `!override` replaces them. The tag came
     with compose-go v2.0.0-rc.3 (commit 38547bf, loader/reset.go), i.e. Docker Compose 2.24.4 or
-    later (docs.docker.com/reference/compose-file/merge/); Ubuntu 24.04's docker-compose-v2 is newer
-    (2.24.6 at release, not verifiable from here); what an older compose would make of the tag is
-    not verified either.
+    later (docs.docker.com/reference/compose-file/merge/). files/install-docker.sh refuses a compose
+    older than that, so an older one never reads this file (Ubuntu 24.04's docker-compose-v2 is
+    newer: 2.24.6 at release, not verifiable from here).
     """
 
 
@@ -347,10 +377,84 @@ def compose_override(settings: Settings, zone_id: str) -> dict:
     }
 
 
-def render_compose_override(settings: Settings, zone_id: str) -> str:
-    return yaml.dump(
-        compose_override(settings, zone_id), Dumper=ComposeDumper, sort_keys=False, default_flow_style=False, width=1000
-    )
+def render_compose_override(settings: Settings, zone_id: str, shared: SharedSecretValues | None = None) -> str:
+    document = with_imds_client_addresses(compose_override(settings, zone_id), settings)
+    if settings.high_availability:
+        document = ha_node_override(document, settings)
+    if shared is not None:
+        document = with_shared_secrets(document, shared)
+    return yaml.dump(document, Dumper=ComposeDumper, sort_keys=False, default_flow_style=False, width=1000)
+
+
+# --- Issue 13 step 3: what lies on each Harbor node in HA mode (replicas > 1) ---
+
+# The load balancer ends TLS and forwards plain HTTP to nginx on this port of every node; the
+# node's security group admits it only from the load balancer's security group.
+HARBOR_PUBLISHED_HA = f"0.0.0.0:{HARBOR_HTTP_PORT}:{HARBOR_HTTP_PORT}"
+# prepare's fixed paths for what it loads instead of generating (g.py secret_key_dir,
+# private_key_pem_path, root_crt_path), under the data volume it mounts at /data; Harbor's compose
+# binds them from `{{data_volume}}/secret/...` (templates/docker_compose/docker-compose.yml.jinja).
+HARBOR_KEY_FILE = "secret/keys/secretkey"
+SIGNING_KEY_FILE = "secret/core/private_key.pem"
+SIGNING_CERT_FILE = "secret/registry/root.crt"
+# utils/misc.py mark_file: prepare leaves its secrets 0600, owned by Harbor's 10000:10000 (g.py
+# DEFAULT_UID/GID); the containers read them as that user.
+PREPARE_FILE_MODE = "0600"
+PREPARE_FILE_OWNER = "10000"
+
+
+def ha_node_override(document: dict, settings: Settings) -> dict:
+    """The override of an HA node: no Traefik (the load balancer is the front, with its ACM
+    certificate), and nginx published on every address for the load balancer."""
+    services = {name: service for name, service in document["services"].items() if name != "traefik"}
+    services["proxy"] = {
+        **services["proxy"],
+        "ports": ComposeOverride([HARBOR_PUBLISHED_HA, metrics_port_binding(settings)]),
+    }
+    return {**document, "services": services}
+
+
+def shared_secret_files(settings: Settings, shared: SharedSecretValues) -> dict[str, str]:
+    """The files prepare loads instead of generating, keyed by their path on the node. Laid down
+    before prepare runs: get_secret_key (utils/cert.py) then prints "loaded secret from file" and
+    prepare_registry_ca keeps a key and certificate that both exist. The secret key is exactly its
+    16 characters, no newline: _get_secret reads the whole file and insists on 16."""
+    return {
+        f"{settings.data_mount}/{HARBOR_KEY_FILE}": shared.secret_key,
+        f"{settings.data_mount}/{SIGNING_KEY_FILE}": shared.token_private_key_pem,
+        f"{settings.data_mount}/{SIGNING_CERT_FILE}": shared.token_certificate_pem,
+    }
+
+
+def shared_secret_environment(shared: SharedSecretValues) -> dict[str, dict[str, str]]:
+    """The values prepare draws afresh on every run, per Harbor service that reads them.
+
+    Compose gives a service's `environment` precedence over its `env_file` (compose-go
+    types/project.go WithServicesEnvironmentResolved: the env files' mapping `.OverrideBy(service.Environment)`),
+    so these win over what prepare wrote to common/config/<service>/env. Readers: CORE_SECRET and
+    JOBSERVICE_SECRET in templates/{core,jobservice,registryctl}/env.jinja; CSRF_KEY and
+    ROBOT_SCANNER_NAME_PREFIX in templates/core/env.jinja; the registry has no env file and reads
+    REGISTRY_HTTP_SECRET over its config's `http.secret` (distribution configuration/parser.go: any
+    REGISTRY_<SECTION>_<KEY> variable overrides the YAML)."""
+    component_secrets = {"CORE_SECRET": shared.core_secret, "JOBSERVICE_SECRET": shared.jobservice_secret}
+    return {
+        "core": {**component_secrets, "CSRF_KEY": shared.csrf_key, "ROBOT_SCANNER_NAME_PREFIX": shared.scan_robot_prefix},
+        "jobservice": dict(component_secrets),
+        "registryctl": dict(component_secrets),
+        "registry": {"REGISTRY_HTTP_SECRET": shared.registry_http_secret},
+    }
+
+
+def with_shared_secrets(document: dict, shared: SharedSecretValues) -> dict:
+    """The override with each service's shared values merged into its `environment`."""
+    services = dict(document["services"])
+    for name, environment in shared_secret_environment(shared).items():
+        service = services.get(name, {})
+        services[name] = {**service, "environment": {**service.get("environment", {}), **environment}}
+    return {**document, "services": services}
+
+
+ENVRC_TRAEFIK_KEYS = ("TRAEFIK_VERSION", "ACME_PROVIDER", "ACME_EMAIL")
 
 
 def envrc(settings: Settings) -> dict[str, str]:
@@ -370,7 +474,11 @@ def envrc(settings: Settings) -> dict[str, str]:
 
 def render_envrc(settings: Settings) -> str:
     lines = ["# Managed by harbor-cache (pulumi). Non-secret settings of this Harbor host."]
-    lines += [f"export {key}={shlex.quote(value)}" for key, value in envrc(settings).items()]
+    environment = envrc(settings)
+    if settings.high_availability:
+        # No Traefik and no ACME on an HA node: the load balancer's ACM certificate is the front.
+        environment = {key: value for key, value in environment.items() if key not in ENVRC_TRAEFIK_KEYS}
+    lines += [f"export {key}={shlex.quote(value)}" for key, value in environment.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -404,16 +512,22 @@ def docker_dropin(settings: Settings) -> dict[str, dict[str, str]]:
     return {"Unit": {"RequiresMountsFor": settings.data_mount}}
 
 
-def render_unit(sections: dict[str, dict[str, str]]) -> str:
-    """A systemd unit or drop-in: INI sections of key=value lines."""
+def _as_list(value: str | list[str]) -> list[str]:
+    return value if isinstance(value, list) else [value]
+
+
+def render_unit(sections: dict[str, dict[str, str | list[str]]]) -> str:
+    """A systemd unit or drop-in: INI sections of key=value lines (a list: the key once per value, as
+    for several ExecStart= of a oneshot service)."""
     rendered = []
     for section, entries in sections.items():
-        rendered.append("\n".join([f"[{section}]", *(f"{key}={value}" for key, value in entries.items())]))
+        lines = [f"{key}={value}" for key, values in entries.items() for value in _as_list(values)]
+        rendered.append("\n".join([f"[{section}]", *lines]))
     return "\n\n".join(rendered) + "\n"
 
 
 def render_systemd_unit(settings: Settings) -> str:
-    return render_unit(systemd_unit(settings))
+    return render_unit(with_imds_guard_dependency(systemd_unit(settings), settings))
 
 
 def render_docker_dropin(settings: Settings) -> str:
@@ -428,19 +542,162 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def vm_files(settings: Settings, secrets: HarborSecrets, zone_id: str) -> dict[str, str]:
-    """Every file that lands on the VM, keyed by its path there."""
-    return {
+def vm_files(
+    settings: Settings, secrets: HarborSecrets, zone_id: str, shared: SharedSecretValues | None = None
+) -> dict[str, str]:
+    """Every file that lands on the VM (on each node in HA mode, with `shared`), keyed by its path there."""
+    files = {
         HARBOR_YML_PATH: render_harbor_yml(settings, secrets),
-        COMPOSE_OVERRIDE_PATH: render_compose_override(settings, zone_id),
+        COMPOSE_OVERRIDE_PATH: render_compose_override(settings, zone_id, shared),
         TRAEFIK_DYNAMIC_PATH: render_traefik_dynamic_config(settings),
         ENVRC_PATH: render_envrc(settings),
         SYSTEMD_UNIT_PATH: render_systemd_unit(settings),
         DOCKER_DROPIN_PATH: render_docker_dropin(settings),
+        **({IMDS_GUARD_PATH: render_imds_guard_unit(settings)} if imds_guarded(settings) else {}),
     }
+    if settings.high_availability:
+        del files[TRAEFIK_DYNAMIC_PATH]
+        files.update(shared_secret_files(settings, shared) if shared is not None else {})
+    return files
 
 
 def remote_commands() -> dict[str, str]:
     """The scripts the install runs, in order, keyed by name. They are not files on the VM: each
     arrives on the stdin of `sudo bash -s` and is gone when it ends."""
     return {name: script(name) for name in SCRIPTS}
+
+
+# --- Issue 13, storage: s3: the registry reaches the instance role, no other container does ---
+#
+# distribution's s3 driver, with no keys in its config, takes the instance role's credentials from
+# IMDS. Two of Harbor's containers run it: `registry`, and `registryctl`, which builds the same
+# driver from the registry's config.yml and deletes blobs and manifests with it when jobservice's
+# garbage collection asks (goharbor/harbor v2.15.2 src/registryctl/config/config.go
+# setStorageDriver, src/registryctl/main.go imports storage/driver/s3-aws,
+# src/registryctl/api/registry/blob/blob.go). Both sit on Harbor's bridge network, one routed hop
+# from IMDS, so the instance's hop limit goes to 2 in this mode (components/harbor_vm.py), and a
+# host firewall rule keeps every other bridged container away from IMDS (the role also holds the
+# DNS-01 and metrics permissions, and IMDS serves the user data).
+
+# The network Harbor's compose file declares (prepare's docker-compose.yml.jinja `networks: harbor`)
+# and the name compose gives it (<project>_<key>; the project is the folder's name, `harbor`).
+HARBOR_NETWORK = "harbor"
+HARBOR_NETWORK_NAME = "harbor_harbor"
+# A fixed subnet, so the registry's address is known to the firewall. Outside Docker's default
+# local pools (172.17.0.0/16 .. 172.28.0.0/14 and 192.168.0.0/16; moby
+# daemon/libnetwork/ipamutils/utils.go), outside the default VPC (172.31.0.0/16) and the VPC
+# wizard's 10.0.0.0/16. It must not overlap the VPC (subnetId's) or anything else the containers
+# reach (RDS, ElastiCache): the host would route those addresses into the bridge.
+HARBOR_SUBNET = "10.255.254.0/24"
+HARBOR_GATEWAY = "10.255.254.1"
+# Docker hands addresses to the other containers from ip_range only; a fixed address must lie in the
+# subnet, not in the range (moby daemon/libnetwork/ipams/defaultipam: requestAddress checks the
+# subnet, getAddress takes a preferred address as is and any other from the range), so the two
+# fixed addresses below are never given to another container, whatever the start order.
+HARBOR_DYNAMIC_RANGE = "10.255.254.128/25"
+# The containers that run distribution's s3 driver, with their fixed addresses: one /31 together,
+# so the firewall needs one rule.
+IMDS_CLIENTS = {"registry": "10.255.254.2", "registryctl": "10.255.254.3"}
+IMDS_CLIENT_BLOCK = "10.255.254.2/31"
+IMDS_ADDRESS = "169.254.169.254"
+IMDS_GUARD_UNIT = "harbor-imds-guard.service"
+IMDS_GUARD_PATH = f"/etc/systemd/system/{IMDS_GUARD_UNIT}"
+# dockerd creates DOCKER-USER when it is missing, never flushes it, and puts `-j DOCKER-USER` first
+# in FORWARD at every start, so rules there run before Docker's own and outlive dockerd restarts
+# (moby daemon/libnetwork/firewall_linux.go setupUserChain, iptables.go NewChain/EnsureJumpRule;
+# the same in v24.0.7 .. v28.2.2 libnetwork/firewall_linux.go, which also appended a `-j RETURN`).
+DOCKER_USER_CHAIN = "DOCKER-USER"
+
+
+def imds_guarded(settings: Settings) -> bool:
+    """Whether the registry needs the instance role (and the guard that keeps everyone else out)."""
+    return settings.storage == "s3"
+
+
+def imds_guard_rule() -> list[str]:
+    """The DOCKER-USER rule: forwarded traffic to IMDS is refused unless it comes from the registry
+    or registryctl. DOCKER-USER sees forwarded packets only (FORWARD), so the host and Traefik
+    (host network) are untouched, and a container on any Docker network, Harbor's or not, is refused.
+    IPv4 only: IMDS's IPv6 endpoint stays off (metadata_options http_protocol_ipv6 is not enabled)."""
+    return ["-d", f"{IMDS_ADDRESS}/32", "!", "-s", IMDS_CLIENT_BLOCK, "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"]
+
+
+def imds_guard_unit(settings: Settings) -> dict[str, dict[str, str | list[str]]]:
+    """harbor-imds-guard.service: puts the rule in place, idempotently (-C before -I).
+
+    Ordered before docker.service, not after: at boot dockerd restarts the `restart: always`
+    containers itself, after setting up DOCKER-USER and before it reports ready (moby
+    daemon/daemon.go restore: initNetworkController, then the restart loop), so a guard started
+    after dockerd would leave them a window. Run first, it creates DOCKER-USER the way dockerd would
+    (-L, then -N if missing); dockerd keeps the chain and its rules and adds the jump from FORWARD.
+    harbor.service requires it; PartOf makes `systemctl restart harbor` (the install's) re-run it.
+    No ExecStop: stopping the unit leaves the rule in the kernel, nothing is opened.
+    """
+    rule = " ".join(imds_guard_rule())
+    chain = DOCKER_USER_CHAIN
+    return {
+        "Unit": {
+            "Description": f"Harbor image cache {settings.hostname}: only the registry reaches the instance metadata service",
+            "Before": "docker.service harbor.service",
+            "PartOf": "harbor.service",
+        },
+        "Service": {
+            "Type": "oneshot",
+            "RemainAfterExit": "yes",
+            # iptables -w waits for the xtables lock (dockerd may hold it) instead of failing.
+            "ExecStart": [
+                f"/bin/sh -c 'iptables -w -n -L {chain} >/dev/null 2>&1 || iptables -w -N {chain}'",
+                f"/bin/sh -c 'iptables -w -C {chain} {rule} 2>/dev/null || iptables -w -I {chain} {rule}'",
+            ],
+        },
+    }
+
+
+def render_imds_guard_unit(settings: Settings) -> str:
+    return render_unit(imds_guard_unit(settings))
+
+
+def with_imds_guard_dependency(unit: dict[str, dict[str, str]], settings: Settings) -> dict:
+    """harbor.service in s3 mode: needs the guard, and never starts on a `harbor` network of other IPAM.
+
+    Compose reuses an existing network whatever its subnet unless the network carries the config
+    hash label that compose 2.31.0+ sets, and only then removes and recreates a diverged one
+    (docker/compose v2.40.3 pkg/compose/create.go resolveOrCreateNetwork, removeDivergedNetwork;
+    commit c21d4cf, first in v2.31.0). A network made in ebs mode, by an older compose or without
+    the label, would be reused, and the registry's fixed address refused as outside its subnet. So
+    before `up`, a `harbor_harbor` network of another subnet is taken down with the project
+    (`docker compose down`: containers and networks; no volumes, Harbor's data is on the data volume).
+    `down` finds the network by the project's labels whatever its IPAM (pkg/compose/down.go
+    ensureNetworksDown, removeNetwork). `systemctl restart harbor` runs ExecStop (`down`) first
+    anyway; this covers a start while harbor.service was inactive or failed and dockerd had
+    restarted the containers on the old network.
+    """
+    if not imds_guarded(settings):
+        return unit
+    unit = {section: dict(entries) for section, entries in unit.items()}
+    unit["Unit"]["Requires"] = f"{unit['Unit']['Requires']} {IMDS_GUARD_UNIT}"
+    unit["Unit"]["After"] = f"{unit['Unit']['After']} {IMDS_GUARD_UNIT}"
+    inspect = f'docker network inspect --format "{{{{range .IPAM.Config}}}}{{{{.Subnet}}}}{{{{end}}}}" {HARBOR_NETWORK_NAME}'
+    # `$$` is systemd's escape for a `$` the shell gets (systemd.service(5), "Command lines").
+    down = "/usr/bin/docker compose down"
+    check = f'subnet=$$(/usr/bin/{inspect} 2>/dev/null) || exit 0; [ "$$subnet" = {HARBOR_SUBNET} ] || {down}'
+    service = {}
+    for key, value in unit["Service"].items():
+        if key == "ExecStart":
+            service["ExecStartPre"] = f"/bin/sh -c '{check}'"
+        service[key] = value
+    unit["Service"] = service
+    return unit
+
+
+def with_imds_client_addresses(document: dict, settings: Settings) -> dict:
+    """The compose override in s3 mode: Harbor's network on the fixed subnet, the registry and
+    registryctl on their fixed addresses (compose merges these into Harbor's `networks: [harbor]`)."""
+    if not imds_guarded(settings):
+        return document
+    document = {**document, "services": dict(document["services"])}
+    for service, address in IMDS_CLIENTS.items():
+        document["services"][service] = {"networks": {HARBOR_NETWORK: {"ipv4_address": address}}}
+    pool = {"subnet": HARBOR_SUBNET, "ip_range": HARBOR_DYNAMIC_RANGE, "gateway": HARBOR_GATEWAY}
+    document["networks"] = {HARBOR_NETWORK: {"ipam": {"config": [pool]}}}
+    return document

@@ -108,3 +108,14 @@ fi
 systemctl enable --now docker.service
 docker --version
 docker compose version
+# The compose override replaces nginx's ports with the YAML tag `!override`, which compose-go
+# understands from Docker Compose 2.24.4 on (components/vm_files.py, ComposeOverride). An older
+# compose would not replace the list, and nginx would stay published on every interface: stop here.
+min_compose=2.24.4
+compose_version=$(docker compose version --short)
+compose_version=${compose_version#v}
+compose_version=${compose_version%%[!0-9.]*}
+if [ "$(printf '%s\n%s\n' "$min_compose" "$compose_version" | sort -V | head -n 1)" != "$min_compose" ]; then
+  echo "Docker Compose ${compose_version:-unknown} is older than $min_compose, which the compose override needs (ports: !override)" >&2
+  exit 1
+fi

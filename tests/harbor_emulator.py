@@ -197,6 +197,13 @@ class HarborEmulator:
     def count(self, method: str | None = None, prefix: str = "") -> int:
         return sum(1 for m, p in self.calls if (method is None or m == method) and p.startswith(prefix))
 
+    def switch_database(self) -> None:
+        """Harbor started again on a new, empty database, as after `externalServices` or `replicas`
+        moved it onto RDS (or back): Harbor's migrations create only the admin user, with the
+        password from harbor.yml, and every id sequence starts again (a new PostgreSQL database)."""
+        with self.lock:
+            self.state = HarborState(admin_password=self.state.admin_password)
+
     def reset_calls(self) -> None:
         self.calls.clear()
         self.queries.clear()

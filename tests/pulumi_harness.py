@@ -53,6 +53,12 @@ class AwsMocks(pulumi.runtime.Mocks):
                 publicKeyOpenssh=f"ssh-ed25519 AAAAC3Nza-{args.name} test\n",
                 privateKeyOpenssh=f"-----BEGIN OPENSSH PRIVATE KEY-----\n{args.name}\n-----END OPENSSH PRIVATE KEY-----\n",
             )
+            if args.inputs.get("algorithm") == "RSA":
+                # pulumi_tls PrivateKey.private_key_pem: PKCS#1 "RSA PRIVATE KEY" for RSA keys (tls provider docs).
+                state.update(privateKeyPem=f"-----BEGIN RSA PRIVATE KEY-----\n{args.name}\n-----END RSA PRIVATE KEY-----\n")
+        elif kind == "tls:index/selfSignedCert:SelfSignedCert":
+            # pulumi_tls SelfSignedCert.cert_pem: the certificate in PEM.
+            state.update(certPem=f"-----BEGIN CERTIFICATE-----\n{args.name}\n-----END CERTIFICATE-----\n")
         elif kind == "aws:ec2/eip:Eip":
             # Node i of replicas > 1 (harbor-vm-<i>-eip) gets its own address; the single VM's is FAKE_PUBLIC_IP.
             node = re.search(r"-(\d+)-eip$", args.name)

