@@ -17,7 +17,7 @@ from components.harbor_load_balancer import HarborLoadBalancer, HarborLoadBalanc
 from components.harbor_probe import HarborProbe, HarborProbeArgs
 from components.harbor_shared_secrets import HarborSharedSecrets, HarborSharedSecretsArgs
 from components.harbor_storage import HarborStorage, HarborStorageArgs
-from components.harbor_vm import HarborVm, HarborVmArgs, LoadBalancerTarget, node_subnets
+from components.harbor_vm import HarborVm, HarborVmArgs, LoadBalancerTarget, checked_zones, node_subnets
 from components.node_files import mirror_options, stack_outputs
 from components.operate_files import render_prometheus_scrape_configs
 from components.settings import Settings
@@ -50,13 +50,18 @@ class HarborCache(pulumi.ComponentResource):
                 name=settings.zone_name, private_zone=False, opts=pulumi.InvokeOutputOptions(parent=self)
             )
             subnets = node_subnets(settings, self)
+            subnet_ids: list[pulumi.Input[str]] = [subnet.id for subnet in subnets]
+            if settings.subnet_ids:
+                # Their AZs are AWS's answer: the load balancer waits for the check, as the nodes do.
+                checked = checked_zones(settings, subnets)
+                subnet_ids = [pulumi.Output.all(checked, subnet.id).apply(lambda values: values[1]) for subnet in subnets]
             self.caa = HarborCaa(f"{name}-caa", HarborCaaArgs(settings=settings, zone_id=hosted_zone.zone_id), opts=child)
             self.load_balancer = HarborLoadBalancer(
                 f"{name}-lb",
                 HarborLoadBalancerArgs(
                     settings=settings,
                     vpc_id=subnets[0].vpc_id,
-                    subnet_ids=[subnet.id for subnet in subnets],
+                    subnet_ids=subnet_ids,
                     hosted_zone_id=hosted_zone.zone_id,
                     certificate_after=(self.caa.record,),
                 ),

@@ -112,7 +112,14 @@ def test_subnets_that_aws_places_wrongly_stop_the_program_before_any_node():
     recorder: dict = {}
     with pytest.raises(Exception, match="node 0's data volume lives in availabilityZone"):
         run_program(config(replicas=2, subnetIds=[FAKE_VPC_SUBNETS[1], FAKE_VPC_SUBNETS[0]]), recorder=recorder)
-    assert not [r for r in recorder["registrations"] if r.type == "aws:ec2/instance:Instance"]
+    assert not [
+        r for r in recorder["registrations"] if r.type in ("aws:ec2/instance:Instance", "aws:lb/loadBalancer:LoadBalancer")
+    ]
+    # Subnets in distinct AZs, the first in availabilityZone: the load balancer takes them all.
+    run = run_program(config(replicas=2, subnetIds=[FAKE_VPC_SUBNETS[0], FAKE_VPC_SUBNETS[2]]))
+    assert run.one("aws:lb/loadBalancer:LoadBalancer").inputs["subnets"] == [FAKE_VPC_SUBNETS[0], FAKE_VPC_SUBNETS[2]]
+    zones = [run.named(n).inputs["availabilityZone"] for n in ("harbor-vm-instance", "harbor-vm-1-instance")]
+    assert zones == ["eu-central-1a", "eu-central-1c"]
 
 
 # --- nodes ---
