@@ -35,6 +35,9 @@ class HarborInstallArgs:
     endpoints: pulumi.Input[vm_files.DataEndpoints] | None = None
     external_database_password: pulumi.Input[str] = ""
     redis_password: pulumi.Input[str] = ""
+    # HA mode (replicas > 1, issue 13 step 3): what every node holds identically
+    # (components/harbor_shared_secrets.py); None for the single VM, which keeps what prepare makes.
+    shared_secrets: pulumi.Output[vm_files.SharedSecretValues] | None = None
 
 
 def script_command(env: dict[str, pulumi.Input[str]] | None = None, args: list[str] | None = None) -> pulumi.Output[str]:
@@ -49,6 +52,19 @@ def script_command(env: dict[str, pulumi.Input[str]] | None = None, args: list[s
     return pulumi.Output.all(*env.values()).apply(build)
 
 
+def readiness_environment(settings: Settings) -> dict[str, str]:
+    """wait-healthy.sh's settings: single VM, through Traefik over HTTPS under the public name; HA
+    node, Harbor's nginx on this node's 127.0.0.1:8080 (no Traefik there; the load balancer checks
+    the nodes itself and is not this node's to wait for)."""
+    if settings.high_availability:
+        return {"HEALTH_LOCAL_PORT": str(vm_files.HARBOR_HTTP_PORT), "HEALTH_LOG_CONTAINERS": HA_HEALTH_LOG_CONTAINERS}
+    return {"ACME_STAGING": "1" if settings.acme_staging else "0"}
+
+
+# An HA node runs no Traefik and no database container (RDS): the logs worth showing on a timeout.
+HA_HEALTH_LOG_CONTAINERS = "nginx harbor-core registry"
+
+
 INSTALLED_DIGEST_RE = re.compile(r"^installer-sha256=([0-9a-f]{64})$", re.MULTILINE)
 
 
@@ -59,9 +75,9 @@ def installed_digest(installer_stdout: str | None) -> str | None:
     return found[-1] if found else None
 
 
-def write_file_command(path: str, mode: str) -> str:
-    """Writes stdin to `path` with its final mode from the first byte (no readable window)."""
-    return f"sudo install -D -m {mode} -o root -g root /dev/stdin {shlex.quote(path)}"
+def write_file_command(path: str, mode: str, owner: str = "root") -> str:
+    """Writes stdin to `path` with its final mode and owner from the first byte (no readable window)."""
+    return f"sudo install -D -m {mode} -o {owner} -g {owner} /dev/stdin {shlex.quote(path)}"
 
 
 class HarborInstall(pulumi.ComponentResource):
@@ -83,7 +99,10 @@ class HarborInstall(pulumi.ComponentResource):
         self._name = name
         self.connection = self._connection
 
-        if settings.admin_password is not None:
+        if args.shared_secrets is not None:
+            # Every node's harbor.yml carries the one shared admin password.
+            self.admin_password = pulumi.Output.secret(args.shared_secrets.apply(lambda shared: shared.admin_password))
+        elif settings.admin_password is not None:
             self.admin_password = pulumi.Output.secret(settings.admin_password.value)
         else:
             # Letters and digits only: the value passes through YAML, env files and compose unharmed.
@@ -107,9 +126,21 @@ class HarborInstall(pulumi.ComponentResource):
                 self.admin_password, database_password.result, args.external_database_password, args.redis_password, endpoints
             ).apply(lambda values: vm_files.render_harbor_yml(settings, vm_files.HarborSecrets(*values[:4]), values[4]))
         )
-        override = pulumi.Output.from_input(args.zone_id).apply(
-            lambda zone_id: vm_files.render_compose_override(settings, zone_id)
-        )
+        shared = args.shared_secrets
+        if shared is None:
+            override = pulumi.Output.from_input(args.zone_id).apply(
+                lambda zone_id: vm_files.render_compose_override(settings, zone_id)
+            )
+            override_mode = "0644"
+        else:
+            # HA node: the override carries the shared CORE_SECRET, CSRF_KEY, ... (vm_files.shared_secret_environment),
+            # so it is a secret and written like harbor.yml.
+            override = pulumi.Output.secret(
+                pulumi.Output.all(args.zone_id, shared).apply(
+                    lambda values: vm_files.render_compose_override(settings, values[0], values[1])
+                )
+            )
+            override_mode = "0600"
         traefik_routes = vm_files.render_traefik_dynamic_config(settings)
         unit = vm_files.render_systemd_unit(settings)
         docker_dropin = vm_files.render_docker_dropin(settings)
@@ -132,13 +163,36 @@ class HarborInstall(pulumi.ComponentResource):
         )
         written = [
             self._write("harbor-yml", vm_files.HARBOR_YML_PATH, harbor_yml, "0600", machine, [volume]),
-            self._write("compose-override", vm_files.COMPOSE_OVERRIDE_PATH, override, "0644", machine, [volume]),
+            self._write("compose-override", vm_files.COMPOSE_OVERRIDE_PATH, override, override_mode, machine, [volume]),
             self._write("envrc", vm_files.ENVRC_PATH, vm_files.render_envrc(settings), "0644", machine, [volume]),
-            self._write("traefik-routes", vm_files.TRAEFIK_DYNAMIC_PATH, traefik_routes, "0644", machine, [volume]),
+            # No Traefik on an HA node: the load balancer is the front.
+            *(
+                []
+                if settings.high_availability
+                else [self._write("traefik-routes", vm_files.TRAEFIK_DYNAMIC_PATH, traefik_routes, "0644", machine, [volume])]
+            ),
             self._write("systemd-unit", vm_files.SYSTEMD_UNIT_PATH, unit, "0644", machine, [volume]),
             # start-harbor.sh's `systemctl daemon-reload` makes it count from the next start of docker.
             self._write("docker-dropin", vm_files.DOCKER_DROPIN_PATH, docker_dropin, "0644", machine, [volume]),
         ]
+        start_triggers: list = []
+        if shared is not None:
+            # On the data volume before prepare runs, as prepare would leave them: it then loads them
+            # instead of generating its own (vm_files.shared_secret_files).
+            shared_files = shared.apply(lambda values: vm_files.shared_secret_files(settings, values))
+            for step, relative in (
+                ("harbor-key", vm_files.HARBOR_KEY_FILE),
+                ("signing-key", vm_files.SIGNING_KEY_FILE),
+                ("signing-cert", vm_files.SIGNING_CERT_FILE),
+            ):
+                path = f"{settings.data_mount}/{relative}"
+                content = pulumi.Output.secret(shared_files.apply(lambda files, path=path: files[path]))
+                written.append(
+                    self._write(
+                        step, path, content, vm_files.PREPARE_FILE_MODE, machine, [volume], owner=vm_files.PREPARE_FILE_OWNER
+                    )
+                )
+                start_triggers.append(content.apply(vm_files.content_hash))
         # storage: s3: the IMDS guard, started by harbor.service (Requires=) at the start step.
         imds_guard = vm_files.render_imds_guard_unit(settings) if vm_files.imds_guarded(settings) else None
         if imds_guard is not None:
@@ -164,13 +218,14 @@ class HarborInstall(pulumi.ComponentResource):
                 vm_files.content_hash(unit),
                 vm_files.content_hash(docker_dropin),
                 *([vm_files.content_hash(imds_guard)] if imds_guard is not None else []),
+                *start_triggers,
             ],
             depends_on=[installer, *written],
         )
         self.ready = self._run(
             "ready",
             "wait-healthy.sh",
-            env={"ACME_STAGING": "1" if settings.acme_staging else "0"},
+            env=readiness_environment(settings),
             args=[settings.hostname, "900"],
             triggers=[self.start.id],
             depends_on=[self.start],
@@ -211,12 +266,19 @@ class HarborInstall(pulumi.ComponentResource):
         )
 
     def _write(
-        self, step: str, path: str, content: pulumi.Input[str], mode: str, triggers: list, depends_on: list[pulumi.Resource]
+        self,
+        step: str,
+        path: str,
+        content: pulumi.Input[str],
+        mode: str,
+        triggers: list,
+        depends_on: list[pulumi.Resource],
+        owner: str = "root",
     ) -> remote.Command:
         return remote.Command(
             f"{self._name}-{step}",
             connection=self._connection,
-            create=write_file_command(path, mode),
+            create=write_file_command(path, mode, owner),
             stdin=content,
             triggers=triggers,
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),

@@ -36,9 +36,17 @@ class HarborProbeArgs:
 
 
 def probe_command(settings: Settings, public_ip: str, images: list[str], all_blobs: bool) -> str:
-    """`python3 - ...`: the probe arrives on stdin; the command line holds nothing secret."""
-    flags = ["--expect-address", public_ip, *(["--all-blobs"] if all_blobs else [])]
-    return " ".join(["PROBE_CONNECT_HOST=127.0.0.1", "python3", "-", *map(shlex.quote, [*flags, settings.url, *images])])
+    """`python3 - ...`: the probe arrives on stdin; the command line holds nothing secret.
+
+    HA mode (replicas > 1): the node asks its own nginx on 127.0.0.1:8080 in plain HTTP, as the
+    load balancer does once it has ended TLS (operate_files.probe_connection). Not through the load
+    balancer: it admits 443 from allowedCidrs, and a node reaching an internet-facing load balancer
+    arrives from its public address, which no security-group reference matches. The name must
+    still resolve, but to the load balancer's changing addresses: no --expect-address."""
+    expect = [] if settings.high_availability else ["--expect-address", public_ip]
+    flags = [*expect, *(["--all-blobs"] if all_blobs else [])]
+    connection = [f"{key}={value}" for key, value in operate_files.probe_connection(settings).items()]
+    return " ".join([*connection, "python3", "-", *map(shlex.quote, [*flags, settings.url, *images])])
 
 
 def parse_results(stdout: str) -> list[dict]:

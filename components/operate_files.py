@@ -6,7 +6,7 @@ from __future__ import annotations
 import yaml
 
 from components.settings import Settings
-from components.vm_files import HARBOR_METRICS_PORT, script
+from components.vm_files import HARBOR_HTTP_PORT, HARBOR_METRICS_PORT, script
 
 BIN_DIR = "/opt/harbor/bin"
 SYSTEMD_DIR = "/etc/systemd/system"
@@ -77,15 +77,20 @@ def metrics_timer() -> dict[str, dict[str, str | list[str]]]:
     }
 
 
-def prometheus_scrape_configs(settings: Settings) -> list[dict]:
-    """One Prometheus job per Harbor component, as Harbor's metrics docs lay them out."""
+def prometheus_scrape_configs(settings: Settings, hosts: list[str] | None = None) -> list[dict]:
+    """One Prometheus job per Harbor component, as Harbor's metrics docs lay them out.
+
+    `hosts`: the nodes' addresses with replicas > 1 (the hostname is then the load balancer, which
+    does not carry the metrics port); default the hostname of the one VM.
+    """
+    targets = [f"{host}:{METRICS_PORT}" for host in (hosts or [settings.hostname])]
     jobs = []
     for component in METRICS_COMPONENTS:
         job = {
             "job_name": f"harbor-cache-{settings.stack}-{component}",
             "scheme": "http",
             "metrics_path": "/metrics",
-            "static_configs": [{"targets": [f"{settings.hostname}:{METRICS_PORT}"], "labels": {"stack": settings.stack}}],
+            "static_configs": [{"targets": targets, "labels": {"stack": settings.stack}}],
         }
         if component != "exporter":
             job["params"] = {"comp": [component]}
@@ -93,9 +98,20 @@ def prometheus_scrape_configs(settings: Settings) -> list[dict]:
     return jobs
 
 
-def render_prometheus_scrape_configs(settings: Settings) -> str:
+def render_prometheus_scrape_configs(settings: Settings, hosts: list[str] | None = None) -> str:
     """`scrape_configs:` entries to paste into prometheus.yml."""
-    return yaml.safe_dump({"scrape_configs": prometheus_scrape_configs(settings)}, sort_keys=False, default_flow_style=False)
+    document = {"scrape_configs": prometheus_scrape_configs(settings, hosts)}
+    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+
+
+def probe_connection(settings: Settings) -> dict[str, str]:
+    """Where the probe sends connections for the cache's name (files/harbor-probe.py): the VM's own
+    Traefik (the security group admits 443 only from allowedCidrs); on an HA node, which runs no
+    Traefik, its own nginx on 8080 in plain HTTP, the load balancer's way once TLS has ended."""
+    connection = {"PROBE_CONNECT_HOST": "127.0.0.1"}
+    if settings.high_availability:
+        connection["PROBE_CONNECT_PLAIN_PORT"] = str(HARBOR_HTTP_PORT)
+    return connection
 
 
 def probe_command(settings: Settings, metric: str, images: list[str], all_blobs: bool) -> str:
@@ -122,9 +138,9 @@ def probe_service(settings: Settings) -> dict[str, dict[str, str | list[str]]]:
         "Service": {
             "Type": "oneshot",
             "Environment": [
-                # Ask the local Traefik under the public name (the security group admits 443 only
-                # from allowedCidrs); DNS is still checked.
-                "PROBE_CONNECT_HOST=127.0.0.1",
+                # Ask the local Traefik (HA: the local nginx) under the public name (the security
+                # group admits 443 only from allowedCidrs); DNS is still checked.
+                *(f"{key}={value}" for key, value in probe_connection(settings).items()),
                 *(f"{key}={value}" for key, value in metrics_environment(settings).items()),
             ],
             "ExecStart": commands,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,28 @@ import yaml
 from components.node_files import mirror_options, node_files
 from components.operate_files import operate_files
 from components.settings import PROJECT, Settings, SettingsError, parse_settings
-from components.vm_files import HarborSecrets, remote_commands, render_cloud_init, vm_files
+from components.vm_files import HarborSecrets, SharedSecretValues, remote_commands, render_cloud_init, vm_files
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER_ADMIN_PASSWORD = "PLACEHOLDER-not-the-real-admin-Passw0rd"  # noqa: S105 - a visible fake
 PLACEHOLDER_DATABASE_PASSWORD = "PLACEHOLDER-not-the-real-database-password"  # noqa: S105
 PLACEHOLDER_SECRET = "PLACEHOLDER-encrypted-in-stack-file"  # noqa: S105
 PLACEHOLDER_ZONE_ID = "PLACEHOLDER-route53-zone-id"
+# HA mode (replicas > 1): what HarborSharedSecrets generates at `pulumi up`; visible fakes of the
+# lengths prepare accepts (the secret key must be 16 characters).
+PLACEHOLDER_SHARED = SharedSecretValues(
+    **{
+        "secret_key": "PLACEHOLDERkey16",
+        "token_private_key_pem": "-----BEGIN RSA PRIVATE KEY-----\nPLACEHOLDER of pulumi up\n-----END RSA PRIVATE KEY-----\n",
+        "token_certificate_pem": "-----BEGIN CERTIFICATE-----\nPLACEHOLDER of pulumi up\n-----END CERTIFICATE-----\n",
+        "core_secret": "PLACEHOLDERcore0",
+        "jobservice_secret": "PLACEHOLDERjobs0",
+        "csrf_key": "PLACEHOLDERcsrfKeyOf32Characters",
+        "registry_http_secret": "PLACEHOLDERregistryHttpSecret000",
+        "scan_robot_prefix": "PLACEHLD",
+        "admin_password": PLACEHOLDER_ADMIN_PASSWORD,
+    }
+)
 
 
 def stack_config(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], str | None]:
@@ -93,7 +109,11 @@ def render_all(settings: Settings, admin_password: str | None = None, zone_id: s
     if admin_password is None:
         admin_password = settings.admin_password.value if settings.admin_password else PLACEHOLDER_ADMIN_PASSWORD
     secrets = HarborSecrets(admin_password=admin_password, database_password=PLACEHOLDER_DATABASE_PASSWORD)
-    files = {path.lstrip("/"): text for path, text in vm_files(settings, secrets, zone_id).items()}
+    shared = None
+    if settings.high_availability:
+        # Every node gets the same files; the admin password is the shared one.
+        shared = replace(PLACEHOLDER_SHARED, admin_password=admin_password)
+    files = {path.lstrip("/"): text for path, text in vm_files(settings, secrets, zone_id, shared).items()}
     files.update({path.lstrip("/"): text for path, text in operate_files(settings).items()})
     files.update({f"remote-commands/{name}": text for name, text in remote_commands().items()})
     # User data as cloud-init keeps it: nothing secret, the VM makes its own host key.

@@ -70,6 +70,36 @@ class HarborSecrets:
         return "HarborSecrets(***)"
 
 
+@dataclass(frozen=True)
+class SharedSecretValues:
+    """What every Harbor node must hold identically in HA mode (replicas > 1), generated once by
+    components/harbor_shared_secrets.py. Harbor's prepare (v2.15.2) would otherwise make each of
+    these per node, and per run for the env values. Plain values: kept out of repr.
+    """
+
+    # /data/secret/keys/secretkey: encrypts registry credentials stored in the shared database.
+    secret_key: str
+    # /data/secret/core/private_key.pem and /data/secret/registry/root.crt: core signs registry
+    # tokens with the key, every node's registry verifies them with the certificate.
+    token_private_key_pem: str
+    token_certificate_pem: str
+    # CORE_SECRET / JOBSERVICE_SECRET: core, jobservice and registryctl authenticate each other.
+    core_secret: str
+    jobservice_secret: str
+    # CSRF_KEY: the portal's CSRF token must verify on whichever node the load balancer picks.
+    csrf_key: str
+    # REGISTRY_HTTP_SECRET: signs the registry's upload state (distribution http.secret).
+    registry_http_secret: str
+    # ROBOT_SCANNER_NAME_PREFIX: names of the scan robots core keeps in the shared database.
+    scan_robot_prefix: str
+    # harbor.yml's harbor_admin_password: the same on every node (only the first core that meets
+    # the empty database applies it, and the provider logs in with it).
+    admin_password: str
+
+    def __repr__(self) -> str:
+        return "SharedSecretValues(***)"
+
+
 def cloud_init() -> dict:
     """User data: no secret in it. The VM makes its own SSH host key and prints the public half on
     its console, where the deploy reads and pins it (components/host_key_provider.py).
@@ -347,9 +377,84 @@ def compose_override(settings: Settings, zone_id: str) -> dict:
     }
 
 
-def render_compose_override(settings: Settings, zone_id: str) -> str:
+def render_compose_override(settings: Settings, zone_id: str, shared: SharedSecretValues | None = None) -> str:
     document = with_imds_client_addresses(compose_override(settings, zone_id), settings)
+    if settings.high_availability:
+        document = ha_node_override(document, settings)
+    if shared is not None:
+        document = with_shared_secrets(document, shared)
     return yaml.dump(document, Dumper=ComposeDumper, sort_keys=False, default_flow_style=False, width=1000)
+
+
+# --- Issue 13 step 3: what lies on each Harbor node in HA mode (replicas > 1) ---
+
+# The load balancer ends TLS and forwards plain HTTP to nginx on this port of every node; the
+# node's security group admits it only from the load balancer's security group.
+HARBOR_PUBLISHED_HA = f"0.0.0.0:{HARBOR_HTTP_PORT}:{HARBOR_HTTP_PORT}"
+# prepare's fixed paths for what it loads instead of generating (g.py secret_key_dir,
+# private_key_pem_path, root_crt_path), under the data volume it mounts at /data; Harbor's compose
+# binds them from `{{data_volume}}/secret/...` (templates/docker_compose/docker-compose.yml.jinja).
+HARBOR_KEY_FILE = "secret/keys/secretkey"
+SIGNING_KEY_FILE = "secret/core/private_key.pem"
+SIGNING_CERT_FILE = "secret/registry/root.crt"
+# utils/misc.py mark_file: prepare leaves its secrets 0600, owned by Harbor's 10000:10000 (g.py
+# DEFAULT_UID/GID); the containers read them as that user.
+PREPARE_FILE_MODE = "0600"
+PREPARE_FILE_OWNER = "10000"
+
+
+def ha_node_override(document: dict, settings: Settings) -> dict:
+    """The override of an HA node: no Traefik (the load balancer is the front, with its ACM
+    certificate), and nginx published on every address for the load balancer."""
+    services = {name: service for name, service in document["services"].items() if name != "traefik"}
+    services["proxy"] = {
+        **services["proxy"],
+        "ports": ComposeOverride([HARBOR_PUBLISHED_HA, metrics_port_binding(settings)]),
+    }
+    return {**document, "services": services}
+
+
+def shared_secret_files(settings: Settings, shared: SharedSecretValues) -> dict[str, str]:
+    """The files prepare loads instead of generating, keyed by their path on the node. Laid down
+    before prepare runs: get_secret_key (utils/cert.py) then prints "loaded secret from file" and
+    prepare_registry_ca keeps a key and certificate that both exist. The secret key is exactly its
+    16 characters, no newline: _get_secret reads the whole file and insists on 16."""
+    return {
+        f"{settings.data_mount}/{HARBOR_KEY_FILE}": shared.secret_key,
+        f"{settings.data_mount}/{SIGNING_KEY_FILE}": shared.token_private_key_pem,
+        f"{settings.data_mount}/{SIGNING_CERT_FILE}": shared.token_certificate_pem,
+    }
+
+
+def shared_secret_environment(shared: SharedSecretValues) -> dict[str, dict[str, str]]:
+    """The values prepare draws afresh on every run, per Harbor service that reads them.
+
+    Compose gives a service's `environment` precedence over its `env_file` (compose-go
+    types/project.go WithServicesEnvironmentResolved: the env files' mapping `.OverrideBy(service.Environment)`),
+    so these win over what prepare wrote to common/config/<service>/env. Readers: CORE_SECRET and
+    JOBSERVICE_SECRET in templates/{core,jobservice,registryctl}/env.jinja; CSRF_KEY and
+    ROBOT_SCANNER_NAME_PREFIX in templates/core/env.jinja; the registry has no env file and reads
+    REGISTRY_HTTP_SECRET over its config's `http.secret` (distribution configuration/parser.go: any
+    REGISTRY_<SECTION>_<KEY> variable overrides the YAML)."""
+    component_secrets = {"CORE_SECRET": shared.core_secret, "JOBSERVICE_SECRET": shared.jobservice_secret}
+    return {
+        "core": {**component_secrets, "CSRF_KEY": shared.csrf_key, "ROBOT_SCANNER_NAME_PREFIX": shared.scan_robot_prefix},
+        "jobservice": dict(component_secrets),
+        "registryctl": dict(component_secrets),
+        "registry": {"REGISTRY_HTTP_SECRET": shared.registry_http_secret},
+    }
+
+
+def with_shared_secrets(document: dict, shared: SharedSecretValues) -> dict:
+    """The override with each service's shared values merged into its `environment`."""
+    services = dict(document["services"])
+    for name, environment in shared_secret_environment(shared).items():
+        service = services.get(name, {})
+        services[name] = {**service, "environment": {**service.get("environment", {}), **environment}}
+    return {**document, "services": services}
+
+
+ENVRC_TRAEFIK_KEYS = ("TRAEFIK_VERSION", "ACME_PROVIDER", "ACME_EMAIL")
 
 
 def envrc(settings: Settings) -> dict[str, str]:
@@ -369,7 +474,11 @@ def envrc(settings: Settings) -> dict[str, str]:
 
 def render_envrc(settings: Settings) -> str:
     lines = ["# Managed by harbor-cache (pulumi). Non-secret settings of this Harbor host."]
-    lines += [f"export {key}={shlex.quote(value)}" for key, value in envrc(settings).items()]
+    environment = envrc(settings)
+    if settings.high_availability:
+        # No Traefik and no ACME on an HA node: the load balancer's ACM certificate is the front.
+        environment = {key: value for key, value in environment.items() if key not in ENVRC_TRAEFIK_KEYS}
+    lines += [f"export {key}={shlex.quote(value)}" for key, value in environment.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -433,17 +542,23 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def vm_files(settings: Settings, secrets: HarborSecrets, zone_id: str) -> dict[str, str]:
-    """Every file that lands on the VM, keyed by its path there."""
-    return {
+def vm_files(
+    settings: Settings, secrets: HarborSecrets, zone_id: str, shared: SharedSecretValues | None = None
+) -> dict[str, str]:
+    """Every file that lands on the VM (on each node in HA mode, with `shared`), keyed by its path there."""
+    files = {
         HARBOR_YML_PATH: render_harbor_yml(settings, secrets),
-        COMPOSE_OVERRIDE_PATH: render_compose_override(settings, zone_id),
+        COMPOSE_OVERRIDE_PATH: render_compose_override(settings, zone_id, shared),
         TRAEFIK_DYNAMIC_PATH: render_traefik_dynamic_config(settings),
         ENVRC_PATH: render_envrc(settings),
         SYSTEMD_UNIT_PATH: render_systemd_unit(settings),
         DOCKER_DROPIN_PATH: render_docker_dropin(settings),
         **({IMDS_GUARD_PATH: render_imds_guard_unit(settings)} if imds_guarded(settings) else {}),
     }
+    if settings.high_availability:
+        del files[TRAEFIK_DYNAMIC_PATH]
+        files.update(shared_secret_files(settings, shared) if shared is not None else {})
+    return files
 
 
 def remote_commands() -> dict[str, str]:

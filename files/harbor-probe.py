@@ -16,7 +16,9 @@ every blob of that platform, which is what caches an image in Harbor) and check 
 
 PROBE_CONNECT_HOST sends connections for the URL's host to this address instead (the VM asks its
 own Traefik, since the security group admits 443 only from allowedCidrs), after the DNS check;
-PROBE_CA_FILE trusts this CA bundle instead of the system's.
+PROBE_CA_FILE trusts this CA bundle instead of the system's. PROBE_CONNECT_PLAIN_PORT (an HA node,
+which runs no Traefik): those connections go to PROBE_CONNECT_HOST on this port in plain HTTP, to
+Harbor's nginx, as the load balancer forwards them once it has ended TLS (X-Forwarded-Proto: https).
 """
 
 # ruff: noqa: S310 - URLs come from the command line of the deploy step or the systemd unit, https only.
@@ -37,6 +39,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 TIMEOUT = float(os.environ.get("PROBE_TIMEOUT", "120"))
 CONNECT_HOST = os.environ.get("PROBE_CONNECT_HOST", "")
+CONNECT_PLAIN_PORT = int(os.environ.get("PROBE_CONNECT_PLAIN_PORT") or 0)
 MANIFEST_TYPES = ", ".join(
     [
         "application/vnd.oci.image.index.v1+json",
@@ -61,8 +64,13 @@ class Client:
     def request(self, url: str, headers: dict[str, str], redirects: int = 5) -> tuple[int, dict[str, str], bytes]:
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        address = CONNECT_HOST if CONNECT_HOST and parts.hostname == self.base.hostname else parts.hostname
+        redirected = bool(CONNECT_HOST) and parts.hostname == self.base.hostname
+        address = CONNECT_HOST if redirected else parts.hostname
         where = f"{parts.hostname}:{port}"
+        # The load balancer's part: TLS ends before Harbor's nginx, which hears plain HTTP.
+        plain = redirected and CONNECT_PLAIN_PORT > 0
+        if plain:
+            port, where = CONNECT_PLAIN_PORT, f"{CONNECT_HOST}:{CONNECT_PLAIN_PORT} (Harbor's nginx, as {parts.hostname})"
         try:
             sock = socket.create_connection((address, port), timeout=TIMEOUT)
         except socket.gaierror as error:
@@ -71,7 +79,7 @@ class Client:
             raise ProbeError(
                 f"connect: cannot reach {where} ({error.strerror or error}): Traefik down or the port blocked"
             ) from None
-        if parts.scheme == "https":
+        if parts.scheme == "https" and not plain:
             try:
                 sock = self.context.wrap_socket(sock, server_hostname=parts.hostname)
             except ssl.SSLCertVerificationError as error:
@@ -85,7 +93,8 @@ class Client:
         connection.sock = sock
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         try:
-            connection.request("GET", path, headers={"User-Agent": "harbor-cache-probe", **headers})
+            forwarded = {"Host": parts.netloc, "X-Forwarded-Proto": parts.scheme} if plain else {}
+            connection.request("GET", path, headers={"User-Agent": "harbor-cache-probe", **forwarded, **headers})
             response = connection.getresponse()
             body = response.read()
         except OSError as error:

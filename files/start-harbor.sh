@@ -10,7 +10,10 @@ data=${HARBOR_DATA:-/data}
 dir=$root/harbor
 
 install -m 0600 -o 10000 -g 10000 "$root/harbor.yml" "$dir/harbor.yml"
-install -m 0644 -o 10000 -g 10000 "$root/docker-compose.override.yml" "$dir/docker-compose.override.yml"
+# The copy keeps the mode the deploy gave the override: 0644, or 0600 on an HA node, where it
+# carries the secrets every node shares.
+install -m "$(stat -c %a "$root/docker-compose.override.yml")" -o 10000 -g 10000 \
+  "$root/docker-compose.override.yml" "$dir/docker-compose.override.yml"
 # Traefik's certificates live on the data volume so no reinstall or VM replacement re-issues them.
 install -d -m 0700 "$data/traefik"
 

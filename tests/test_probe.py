@@ -319,3 +319,70 @@ def test_the_failure_count_goes_to_cloudwatch(lab):
     (datum,) = json.loads(request["body"])["MetricData"]
     assert datum["MetricName"] == "PrewarmFailures" and datum["Value"] == 2.0
     assert datum["Dimensions"] == [{"Name": "Stack", "Value": "dev"}]
+
+
+class PlainNginx:
+    """Harbor's nginx as an HA node publishes it to the load balancer: plain HTTP on one port,
+    /service/ to core's token service, the rest to the registry (templates/nginx/nginx.http.conf.jinja
+    `location /service/` and `location /v2/`). It records the Host and X-Forwarded-Proto each request
+    arrived with, and forwards over TLS to the lab's token service and registry."""
+
+    def __init__(self, ca, token_port: int, registry_port: int) -> None:
+        self.seen: list[tuple[str, str, str]] = []
+        outer = self
+        context = ssl.create_default_context(cafile=str(ca.ca_cert))
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                import http.client
+
+                outer.seen.append((self.path, self.headers.get("Host", ""), self.headers.get("X-Forwarded-Proto", "")))
+                port = token_port if self.path.startswith("/service/") else registry_port
+                upstream = http.client.HTTPSConnection("localhost", port, context=context, timeout=10)
+                forwarded = {key: value for key, value in self.headers.items() if key.lower() not in ("host", "connection")}
+                upstream.request("GET", self.path, headers=forwarded)
+                answer = upstream.getresponse()
+                body = answer.read()
+                self.send_response(answer.status)
+                for key, value in answer.getheaders():
+                    if key.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                upstream.close()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_plain_port_reaches_harbors_nginx_as_the_load_balancer_does(lab):
+    # HA node: no Traefik; the probe plays the load balancer (TLS ended) towards the node's nginx.
+    registry_port = int(lab["url"].rsplit(":", 1)[1])
+    nginx = PlainNginx(lab["ca"], lab["tokens"].port, registry_port)
+    try:
+        result, (line,) = probe(
+            "--all-blobs",
+            lab["url"],
+            f"{IMAGE}:1.37",
+            ca_file=lab["ca"].ca_cert,
+            PROBE_CONNECT_HOST="127.0.0.1",
+            PROBE_CONNECT_PLAIN_PORT=str(nginx.port),
+        )
+    finally:
+        nginx.stop()
+    assert result.returncode == 0 and line["ok"] is True, (line, result.stderr)
+    paths = [path for path, _host, _proto in nginx.seen]
+    assert paths[0] == "/v2/" and any(path.startswith("/service/token") for path in paths)
+    assert any("/blobs/" in path for path in paths), "every request went through nginx"
+    # The public name and scheme travel as the load balancer sends them.
+    assert {proto for _path, _host, proto in nginx.seen} == {"https"}
+    assert all(host.startswith("localhost:") for _path, host, _proto in nginx.seen)
