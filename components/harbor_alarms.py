@@ -3,6 +3,11 @@
 EC2's own status checks come from AWS/EC2; disk usage, Harbor's health and the probe's failures
 are put into the HarborCache namespace by the VM itself (files/harbor-metrics.py, a systemd timer,
 signed with the instance role; see README, Operate: why not the CloudWatch agent).
+
+With replicas > 1: EC2's recover/reboot alarms for every node, the reporter's disk and health
+metrics across the nodes (they carry the Stack dimension only: disk is the fullest node's, health
+alarms when any node reports unhealthy), and the load balancer's own metrics (AWS/ApplicationELB):
+a target failing Harbor's ping, no healthy target at all, and 5xx answered by the load balancer.
 """
 
 from __future__ import annotations
@@ -25,6 +30,17 @@ class HarborAlarmsArgs:
     instance_role_name: pulumi.Input[str]
     # The step that starts the reporter on the VM: alarms on its metrics come after it.
     reporting: list[pulumi.Resource]
+    # replicas > 1: nodes 1..N-1's instance ids (node 0's is instance_id) and the load balancer.
+    other_instance_ids: tuple[pulumi.Input[str], ...] = ()
+    load_balancer: LoadBalancerMetrics | None = None
+
+
+@dataclass(frozen=True)
+class LoadBalancerMetrics:
+    """The CloudWatch dimensions of an ALB and its target group: their ARN suffixes (aws.lb arn_suffix)."""
+
+    load_balancer: pulumi.Input[str]
+    target_group: pulumi.Input[str]
 
 
 @dataclass(frozen=True)
@@ -67,13 +83,11 @@ def ec2_action_arn(region: str, action: str) -> str:
     return f"arn:aws:automate:{region}:ec2:{action}"
 
 
-def alarm_specs(settings: Settings, instance_id: pulumi.Input[str]) -> list[AlarmSpec]:
-    stack = {"Stack": settings.stack}
-    percent = settings.alarm_disk_used_percent
-    minutes = settings.alarm_harbor_unhealthy_minutes
+def instance_alarm_specs(instance_id: pulumi.Input[str], prefix: str = "") -> list[AlarmSpec]:
+    """EC2's status checks of one instance, with the actions that repair it."""
     return [
         AlarmSpec(
-            "system-status",
+            f"{prefix}system-status",
             "EC2 system status check failed (AWS hardware or network): the instance is recovered onto other hardware",
             "AWS/EC2",
             "StatusCheckFailed_System",
@@ -87,7 +101,7 @@ def alarm_specs(settings: Settings, instance_id: pulumi.Input[str]) -> list[Alar
             ec2_action="recover",
         ),
         AlarmSpec(
-            "instance-status",
+            f"{prefix}instance-status",
             "EC2 instance status check failed (the OS does not answer): the instance is rebooted",
             "AWS/EC2",
             "StatusCheckFailed_Instance",
@@ -100,6 +114,72 @@ def alarm_specs(settings: Settings, instance_id: pulumi.Input[str]) -> list[Alar
             "missing",
             ec2_action="reboot",
         ),
+    ]
+
+
+def load_balancer_alarm_specs(settings: Settings, metrics: LoadBalancerMetrics) -> list[AlarmSpec]:
+    """The ALB's view (AWS/ApplicationELB, ELB User Guide "CloudWatch metrics for your Application Load Balancer")."""
+    both = {"LoadBalancer": metrics.load_balancer, "TargetGroup": metrics.target_group}
+    return [
+        AlarmSpec(
+            "unhealthy-node",
+            "A Harbor node fails the load balancer's health check (Harbor's ping): see that node's journalctl -u harbor",
+            "AWS/ApplicationELB",
+            "UnHealthyHostCount",
+            both,
+            "Maximum",
+            "GreaterThanThreshold",
+            0,
+            60,
+            3,
+            "notBreaching",
+        ),
+        AlarmSpec(
+            "no-healthy-node",
+            "No Harbor node passes the load balancer's health check: the cache is down",
+            "AWS/ApplicationELB",
+            "HealthyHostCount",
+            both,
+            "Minimum",
+            "LessThanThreshold",
+            1,
+            60,
+            2,
+            "breaching",
+        ),
+        AlarmSpec(
+            "load-balancer-5xx",
+            "The load balancer itself answered 5xx (no healthy node, or a node closed the connection)",
+            "AWS/ApplicationELB",
+            "HTTPCode_ELB_5XX_Count",
+            {"LoadBalancer": metrics.load_balancer},
+            "Sum",
+            "GreaterThanThreshold",
+            10,
+            300,
+            1,
+            "notBreaching",
+        ),
+    ]
+
+
+def alarm_specs(
+    settings: Settings,
+    instance_id: pulumi.Input[str],
+    other_instance_ids: tuple[pulumi.Input[str], ...] = (),
+    load_balancer: LoadBalancerMetrics | None = None,
+) -> list[AlarmSpec]:
+    """Node 0's (the single VM's) alarms keep their names; node i's EC2 alarms are prefixed `node<i>-`."""
+    stack = {"Stack": settings.stack}
+    percent = settings.alarm_disk_used_percent
+    minutes = settings.alarm_harbor_unhealthy_minutes
+    nodes = [
+        spec for index, other in enumerate(other_instance_ids, start=1) for spec in instance_alarm_specs(other, f"node{index}-")
+    ]
+    several = settings.high_availability
+    return [
+        *instance_alarm_specs(instance_id),
+        *nodes,
         AlarmSpec(
             "data-disk",
             f"Data volume {settings.data_mount} more than {percent}% full: grow dataVolumeSizeGb or tighten GC/retention",
@@ -128,11 +208,13 @@ def alarm_specs(settings: Settings, instance_id: pulumi.Input[str]) -> list[Alar
         ),
         AlarmSpec(
             "harbor-unhealthy",
-            f"Harbor not healthy (or not reporting) for {minutes} minutes: see journalctl -u harbor and docker compose ps",
+            f"Harbor not healthy (or not reporting) for {minutes} minutes: see journalctl -u harbor and docker compose ps"
+            + (" on each node" if several else ""),
             METRICS_NAMESPACE,
             "HarborHealthy",
             stack,
-            "Maximum",
+            # Several nodes report into one series: the minimum is 0 when any node is unhealthy.
+            "Minimum" if several else "Maximum",
             "LessThanThreshold",
             1,
             60,
@@ -166,6 +248,7 @@ def alarm_specs(settings: Settings, instance_id: pulumi.Input[str]) -> list[Alar
             1,
             "notBreaching",
         ),
+        *(load_balancer_alarm_specs(settings, load_balancer) if load_balancer is not None else []),
     ]
 
 
@@ -188,7 +271,7 @@ class HarborAlarms(pulumi.ComponentResource):
 
         after_reporter = pulumi.ResourceOptions(parent=self, depends_on=[*args.reporting, self.put_metrics])
         self.alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
-        for spec in alarm_specs(settings, args.instance_id):
+        for spec in alarm_specs(settings, args.instance_id, args.other_instance_ids, args.load_balancer):
             actions: list[pulumi.Input[str]] = [self.topic.arn]
             if spec.ec2_action:
                 actions.insert(0, ec2_action_arn(settings.region, spec.ec2_action))
@@ -208,7 +291,7 @@ class HarborAlarms(pulumi.ComponentResource):
                 alarm_actions=actions,
                 ok_actions=[self.topic.arn],
                 tags=resource_tags(settings, f"{name}-{spec.key}"),
-                opts=child if spec.namespace == "AWS/EC2" else after_reporter,
+                opts=after_reporter if spec.namespace == METRICS_NAMESPACE else child,
             )
 
         self.topic_arn = self.topic.arn

@@ -5,6 +5,11 @@ whoever takes the VM) could prove control of the name to any CA. CAA (RFC 8659) 
 `accounturi` parameter narrows that to one CA and one ACME account. The account exists only after
 Traefik registered it, so the record is made after the readiness gate: a remote command reads the
 account URI from Traefik's store and prints it.
+
+With replicas > 1 the load balancer's certificate comes from ACM and no node may write DNS: the
+record lets Amazon's CA issue (AWS Certificate Manager User Guide, "(Optional) Configure a CAA
+record": the issue value must name amazon.com, amazontrust.com, awstrust.com or amazonaws.com, or
+ACM cannot issue or renew), and nobody wildcards.
 """
 
 from __future__ import annotations
@@ -23,15 +28,17 @@ from components.settings import Settings
 CAA_ISSUER = "letsencrypt.org"
 ACCOUNT_URL_PREFIX = "https://acme-v02.api.letsencrypt.org/acme/acct/"
 STAGING_ACCOUNT_URL_PREFIX = "https://acme-staging-v02.api.letsencrypt.org/acme/acct/"
+ACM_CAA_ISSUER = "amazon.com"
 
 
 @dataclass(frozen=True)
 class HarborCaaArgs:
     settings: Settings
     zone_id: pulumi.Input[str]
-    connection: remote.ConnectionArgsDict
-    # The readiness gate: Harbor answers over HTTPS, so Traefik has registered its account.
-    ready: remote.Command
+    # One VM: where Traefik's account is read, and the readiness gate (Harbor answers over HTTPS,
+    # so Traefik has registered its account). None with replicas > 1 (ACM issues).
+    connection: remote.ConnectionArgsDict | None = None
+    ready: remote.Command | None = None
 
 
 def acme_store_path(settings: Settings) -> str:
@@ -48,10 +55,30 @@ def caa_records(account_uri: str) -> list[str]:
     return [f'0 issue "{CAA_ISSUER}; accounturi={account_uri.strip()}"', '0 issuewild ";"']
 
 
+def acm_caa_records() -> list[str]:
+    """replicas > 1: only Amazon's CA (ACM) may issue for the name, and nobody may issue wildcards."""
+    return [f'0 issue "{ACM_CAA_ISSUER}"', '0 issuewild ";"']
+
+
 class HarborCaa(pulumi.ComponentResource):
     def __init__(self, name: str, args: HarborCaaArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("harbor-cache:index:HarborCaa", name, None, opts)
         settings = args.settings
+        if settings.high_availability:
+            self.account = None
+            self.account_uri = None
+            self.record = aws.route53.Record(
+                f"{name}-caa",
+                zone_id=args.zone_id,
+                name=settings.hostname,
+                type="CAA",
+                ttl=300,
+                records=acm_caa_records(),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.register_outputs({"issuer": ACM_CAA_ISSUER})
+            return
+        assert args.connection is not None and args.ready is not None, "one VM: the CAA record follows Traefik's account"
         self.account = remote.Command(
             f"{name}-acme-account",
             connection=args.connection,

@@ -5,16 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_aws as aws
 
-from components.harbor_alarms import HarborAlarms, HarborAlarmsArgs
+from components.harbor_alarms import HarborAlarms, HarborAlarmsArgs, LoadBalancerMetrics
 from components.harbor_caa import HarborCaa, HarborCaaArgs
 from components.harbor_config import HarborConfig, HarborConfigArgs, database_identity, oidc_redirect_uri
 from components.harbor_data_services import HarborDataServices, HarborDataServicesArgs
-from components.harbor_dns import HarborDns, HarborDnsArgs
+from components.harbor_dns import HarborDns, HarborDnsArgs, LoadBalancerAlias
 from components.harbor_install import HarborInstall, HarborInstallArgs
+from components.harbor_load_balancer import HarborLoadBalancer, HarborLoadBalancerArgs
 from components.harbor_probe import HarborProbe, HarborProbeArgs
+from components.harbor_shared_secrets import HarborSharedSecrets, HarborSharedSecretsArgs
 from components.harbor_storage import HarborStorage, HarborStorageArgs
-from components.harbor_vm import HarborVm, HarborVmArgs
+from components.harbor_vm import HarborVm, HarborVmArgs, LoadBalancerTarget, checked_zones, node_subnets
 from components.node_files import mirror_options, stack_outputs
 from components.operate_files import render_prometheus_scrape_configs
 from components.settings import Settings
@@ -26,18 +29,60 @@ class HarborCacheArgs:
     settings: Settings
 
 
+def install_name(name: str, index: int) -> str:
+    """Node 0 keeps the single VM's `harbor-install` (as its VM keeps `harbor-vm-*`); node i is `harbor-install-<i>`."""
+    return f"{name}-install" if index == 0 else f"{name}-install-{index}"
+
+
 class HarborCache(pulumi.ComponentResource):
     def __init__(self, name: str, args: HarborCacheArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("harbor-cache:index:HarborCache", name, None, opts)
         settings = args.settings
         child = pulumi.ResourceOptions(parent=self)
 
-        self.vm = HarborVm(f"{name}-vm", HarborVmArgs(settings=settings), opts=child)
-        self.dns = HarborDns(
-            f"{name}-dns",
-            HarborDnsArgs(settings=settings, public_ip=self.vm.public_ip, instance_role_name=self.vm.role.name),
-            opts=child,
+        # replicas > 1 (issue 13 step 3): the load balancer comes first, because the nodes' security
+        # group admits only its group; before it, the CAA record that lets ACM issue.
+        self.load_balancer: HarborLoadBalancer | None = None
+        subnets = None
+        load_balancer_target = None
+        if settings.high_availability:
+            hosted_zone = aws.route53.get_zone_output(
+                name=settings.zone_name, private_zone=False, opts=pulumi.InvokeOutputOptions(parent=self)
+            )
+            subnets = node_subnets(settings, self)
+            subnet_ids: list[pulumi.Input[str]] = [subnet.id for subnet in subnets]
+            if settings.subnet_ids:
+                # Their AZs are AWS's answer: the load balancer waits for the check, as the nodes do.
+                checked = checked_zones(settings, subnets)
+                subnet_ids = [pulumi.Output.all(checked, subnet.id).apply(lambda values: values[1]) for subnet in subnets]
+            self.caa = HarborCaa(f"{name}-caa", HarborCaaArgs(settings=settings, zone_id=hosted_zone.zone_id), opts=child)
+            self.load_balancer = HarborLoadBalancer(
+                f"{name}-lb",
+                HarborLoadBalancerArgs(
+                    settings=settings,
+                    vpc_id=subnets[0].vpc_id,
+                    subnet_ids=subnet_ids,
+                    hosted_zone_id=hosted_zone.zone_id,
+                    certificate_after=(self.caa.record,),
+                ),
+                opts=child,
+            )
+            load_balancer_target = LoadBalancerTarget(
+                security_group_id=self.load_balancer.security_group.id,
+                target_group_arn=self.load_balancer.target_group.arn,
+            )
+
+        self.vm = HarborVm(
+            f"{name}-vm", HarborVmArgs(settings=settings, subnets=subnets, load_balancer=load_balancer_target), opts=child
         )
+        if self.load_balancer is not None:
+            dns_args = HarborDnsArgs(
+                settings=settings,
+                load_balancer=LoadBalancerAlias(dns_name=self.load_balancer.dns_name, zone_id=self.load_balancer.zone_id),
+            )
+        else:
+            dns_args = HarborDnsArgs(settings=settings, public_ip=self.vm.public_ip, instance_role_name=self.vm.role.name)
+        self.dns = HarborDns(f"{name}-dns", dns_args, opts=child)
 
         # Issue 13 steps 1 and 2: the stores outside the VM, when the settings ask for them.
         self.storage = (
@@ -62,41 +107,62 @@ class HarborCache(pulumi.ComponentResource):
             self.data_services.database_host if self.data_services else placeholders.database_host,
             self.data_services.redis_host if self.data_services else placeholders.redis_host,
         ).apply(lambda values: DataEndpoints(*values))
-        vm_ready = [self.vm.data_attachment, self.vm.eip_association, self.dns.record, self.dns.dns01_policy]
+        dns_ready = [r for r in (self.dns.record, self.dns.dns01_policy) if r is not None]
         store_ready = [r for r in (self.storage and self.storage.role_policy, self.data_services) if r is not None]
 
-        self.install = HarborInstall(
-            f"{name}-install",
-            HarborInstallArgs(
-                settings=settings,
-                host=self.vm.public_ip,
-                host_public_key=self.vm.host_public_key,
-                private_key=self.vm.ssh_private_key,
-                instance_id=self.vm.instance.id,
-                data_volume_id=self.vm.data_volume.id,
-                zone_id=self.dns.zone_id,
-                depends_on=[*vm_ready, *store_ready],
-                endpoints=endpoints,
-                external_database_password=self.data_services.database_password if self.data_services else "",
-                redis_password=self.data_services.redis_password if self.data_services else "",
-            ),
-            opts=child,
+        # What every node must hold identically (Harbor's secret key, token key and certificate, the
+        # core/jobservice secrets, ...): generated once, laid on each node by its install.
+        self.shared_secrets = (
+            HarborSharedSecrets(f"{name}-shared", HarborSharedSecretsArgs(settings=settings), opts=child)
+            if settings.high_availability
+            else None
         )
 
-        self.caa = HarborCaa(
-            f"{name}-caa",
-            HarborCaaArgs(
-                settings=settings, zone_id=self.dns.zone_id, connection=self.install.connection, ready=self.install.ready
-            ),
-            opts=child,
-        )
+        # One install per node, each the same remote commands. Rolling: node i starts only once node
+        # i-1 answers healthy, so a change restarts one node at a time while the others serve.
+        self.installs: list[HarborInstall] = []
+        for node in self.vm.nodes:
+            previous = [self.installs[-1].ready] if self.installs else []
+            self.installs.append(
+                HarborInstall(
+                    install_name(name, node.index),
+                    HarborInstallArgs(
+                        settings=settings,
+                        host=node.public_ip,
+                        host_public_key=node.host_public_key,
+                        private_key=self.vm.ssh_private_key,
+                        instance_id=node.instance.id,
+                        data_volume_id=node.data_volume.id,
+                        zone_id=self.dns.zone_id,
+                        depends_on=[node.data_attachment, node.eip_association, *dns_ready, *store_ready, *previous],
+                        endpoints=endpoints,
+                        external_database_password=self.data_services.database_password if self.data_services else "",
+                        redis_password=self.data_services.redis_password if self.data_services else "",
+                        shared_secrets=self.shared_secrets.values if self.shared_secrets else None,
+                    ),
+                    opts=child,
+                )
+            )
+        self.install = self.installs[0]
+        # The last node is ready only after every node before it: the gate for Harbor's configuration.
+        all_ready = self.installs[-1].ready
 
+        if not settings.high_availability:
+            self.caa = HarborCaa(
+                f"{name}-caa",
+                HarborCaaArgs(
+                    settings=settings, zone_id=self.dns.zone_id, connection=self.install.connection, ready=self.install.ready
+                ),
+                opts=child,
+            )
+
+        # With several nodes settings.url is the load balancer (the alias record): the provider talks to it.
         self.config = HarborConfig(
             f"{name}-config",
             HarborConfigArgs(
                 settings=settings,
                 admin_password=self.install.admin_password,
-                ready=self.install.ready,
+                ready=all_ready,
                 # Harbor's objects are made again when its database changes (issue 13).
                 database=database_identity(self.data_services),
             ),
@@ -109,11 +175,19 @@ class HarborCache(pulumi.ComponentResource):
                 settings=settings,
                 instance_id=self.vm.instance.id,
                 instance_role_name=self.vm.role.name,
-                reporting=[self.install.timers],
+                reporting=[install.timers for install in self.installs],
+                other_instance_ids=tuple(node.instance.id for node in self.vm.nodes[1:]),
+                load_balancer=LoadBalancerMetrics(
+                    load_balancer=self.load_balancer.load_balancer.arn_suffix,
+                    target_group=self.load_balancer.target_group.arn_suffix,
+                )
+                if self.load_balancer is not None
+                else None,
             ),
             opts=child,
         )
 
+        # The probe runs on node 0 (the single VM).
         self.probe = HarborProbe(
             f"{name}-probe",
             HarborProbeArgs(
@@ -145,6 +219,15 @@ class HarborCache(pulumi.ComponentResource):
             "prometheusScrapeConfig": render_prometheus_scrape_configs(settings),
             **stack_outputs(settings.hostname, settings.upstreams, mirror_options(settings)),
         }
+        if self.load_balancer is not None:
+            self.outputs["prometheusScrapeConfig"] = pulumi.Output.all(*[node.public_ip for node in self.vm.nodes]).apply(
+                lambda ips: render_prometheus_scrape_configs(settings, list(ips))
+            )
+            # publicIp / instanceId / sshHost / dataVolumeId stay node 0's (SSH lands there, the probe runs there).
+            self.outputs["loadBalancerDnsName"] = self.load_balancer.dns_name
+            self.outputs["nodes"] = [
+                {"instanceId": node.instance.id, "publicIp": node.public_ip, "sshHost": node.public_ip} for node in self.vm.nodes
+            ]
         if self.config.pull_credential is not None:
             self.outputs["registryPullCredentials"] = self.config.pull_credential
         if self.config.dex_static_client is not None:

@@ -1,4 +1,8 @@
-"""HarborDns: the A record of the cache, and the one permission Traefik needs for DNS-01."""
+"""HarborDns: the A record of the cache, and the one permission Traefik needs for DNS-01.
+
+With replicas > 1 the same name is an alias of the load balancer (the nodes' mirror configuration
+does not change) and there is no DNS-01: ACM's certificate on the load balancer replaces Traefik's.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,21 @@ from components.settings import Settings
 
 
 @dataclass(frozen=True)
+class LoadBalancerAlias:
+    """The load balancer's DNS name and canonical hosted zone id (aws.lb.LoadBalancer dns_name / zone_id)."""
+
+    dns_name: pulumi.Input[str]
+    zone_id: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
 class HarborDnsArgs:
     settings: Settings
-    public_ip: pulumi.Input[str]
-    instance_role_name: pulumi.Input[str]
+    # One VM: its Elastic IP, and the instance role that gets the DNS-01 permission.
+    public_ip: pulumi.Input[str] | None = None
+    instance_role_name: pulumi.Input[str] | None = None
+    # replicas > 1: the load balancer the name points at instead.
+    load_balancer: LoadBalancerAlias | None = None
 
 
 def acme_challenge_name(hostname: str) -> str:
@@ -72,19 +87,38 @@ class HarborDns(pulumi.ComponentResource):
             name=settings.zone_name, private_zone=False, opts=pulumi.InvokeOutputOptions(parent=self)
         )
         self.zone_id = zone.zone_id
-        self.record = aws.route53.Record(
-            f"{name}-a",
-            zone_id=zone.zone_id,
-            name=settings.hostname,
-            type="A",
-            ttl=300,
-            records=[args.public_ip],
-            opts=child,
-        )
-        self.dns01_policy = aws.iam.RolePolicy(
-            f"{name}-dns01",
-            role=args.instance_role_name,
-            policy=zone.zone_id.apply(lambda zone_id: json.dumps(dns01_policy(zone_id, settings.hostname))),
-            opts=child,
-        )
+        self.dns01_policy: aws.iam.RolePolicy | None = None
+        if args.load_balancer is not None:
+            # An alias costs no queries and follows the load balancer's addresses; the name stays.
+            # Same resource name as the single VM's record: switching to HA updates it in place.
+            self.record = aws.route53.Record(
+                f"{name}-a",
+                zone_id=zone.zone_id,
+                name=settings.hostname,
+                type="A",
+                aliases=[
+                    {
+                        "name": args.load_balancer.dns_name,
+                        "zone_id": args.load_balancer.zone_id,
+                        "evaluate_target_health": True,
+                    }
+                ],
+                opts=child,
+            )
+        else:
+            self.record = aws.route53.Record(
+                f"{name}-a",
+                zone_id=zone.zone_id,
+                name=settings.hostname,
+                type="A",
+                ttl=300,
+                records=[args.public_ip],
+                opts=child,
+            )
+            self.dns01_policy = aws.iam.RolePolicy(
+                f"{name}-dns01",
+                role=args.instance_role_name,
+                policy=zone.zone_id.apply(lambda zone_id: json.dumps(dns01_policy(zone_id, settings.hostname))),
+                opts=child,
+            )
         self.register_outputs({"zoneId": self.zone_id, "fqdn": self.record.fqdn})

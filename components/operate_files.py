@@ -77,15 +77,20 @@ def metrics_timer() -> dict[str, dict[str, str | list[str]]]:
     }
 
 
-def prometheus_scrape_configs(settings: Settings) -> list[dict]:
-    """One Prometheus job per Harbor component, as Harbor's metrics docs lay them out."""
+def prometheus_scrape_configs(settings: Settings, hosts: list[str] | None = None) -> list[dict]:
+    """One Prometheus job per Harbor component, as Harbor's metrics docs lay them out.
+
+    `hosts`: the nodes' addresses with replicas > 1 (the hostname is then the load balancer, which
+    does not carry the metrics port); default the hostname of the one VM.
+    """
+    targets = [f"{host}:{METRICS_PORT}" for host in (hosts or [settings.hostname])]
     jobs = []
     for component in METRICS_COMPONENTS:
         job = {
             "job_name": f"harbor-cache-{settings.stack}-{component}",
             "scheme": "http",
             "metrics_path": "/metrics",
-            "static_configs": [{"targets": [f"{settings.hostname}:{METRICS_PORT}"], "labels": {"stack": settings.stack}}],
+            "static_configs": [{"targets": targets, "labels": {"stack": settings.stack}}],
         }
         if component != "exporter":
             job["params"] = {"comp": [component]}
@@ -93,9 +98,10 @@ def prometheus_scrape_configs(settings: Settings) -> list[dict]:
     return jobs
 
 
-def render_prometheus_scrape_configs(settings: Settings) -> str:
+def render_prometheus_scrape_configs(settings: Settings, hosts: list[str] | None = None) -> str:
     """`scrape_configs:` entries to paste into prometheus.yml."""
-    return yaml.safe_dump({"scrape_configs": prometheus_scrape_configs(settings)}, sort_keys=False, default_flow_style=False)
+    document = {"scrape_configs": prometheus_scrape_configs(settings, hosts)}
+    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
 
 
 def probe_connection(settings: Settings) -> dict[str, str]:

@@ -25,7 +25,7 @@ import yaml
 
 from components.config_reader import PROJECT, ConfigReader, Problem, Secret, SettingsError
 from components.probe_settings import prewarm_images, smoke_images
-from components.scale_settings import parse_scale
+from components.scale_settings import parse_placement, parse_scale
 from components.upstreams import PROXY_CACHE_TYPES, Credential, Upstream, parse_upstreams
 from components.validators import (
     AZ_RE,
@@ -81,6 +81,8 @@ UNDECLARED_KEYS = (
     "metricsAllowedCidrs",
     "smokeImages",
     "prewarm",
+    "availabilityZones",
+    "subnetIds",
 )
 
 SNAPSHOT_RE = re.compile(r"^snap-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
@@ -162,6 +164,9 @@ class Settings:
     database_instance_class: str = "db.t4g.small"
     database_backup_retention_days: int = 7
     redis_node_type: str = "cache.t4g.micro"
+    # replicas > 1: the nodes' AZs (default subnets there) or their subnets, used round-robin.
+    availability_zones: tuple[str, ...] = ()
+    subnet_ids: tuple[str, ...] = ()
 
     @property
     def high_availability(self) -> bool:
@@ -497,7 +502,8 @@ def parse_settings(
         alarm_email=alarm_email,
         alarm_disk_used_percent=reader.integer("alarmDiskUsedPercent", 50, 99),
         alarm_harbor_unhealthy_minutes=reader.integer("alarmHarborUnhealthyMinutes", 2, 1440),
-        **parse_scale(reader),
+        **(scale := parse_scale(reader)),
+        **parse_placement(reader, region, availability_zone, subnet_id, scale["replicas"]),
         harbor_api_url=harbor_api_url.rstrip("/"),
         mirror_ca_file=mirror_ca_file,
         mirror_fail_closed=reader.boolean("mirrorFailClosed"),

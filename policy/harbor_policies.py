@@ -21,6 +21,14 @@ from pulumi_policy import (
 )
 
 PUBLIC_ACCESS_TAG = "harbor-cache:allow-public-access"
+NODE_SCRATCH_TAG = "harbor-cache:node-scratch"
+LISTENER_TYPES = ("aws:lb/listener:Listener", "aws:alb/listener:Listener")
+# TLS 1.2 or 1.3 minimum, TLS 1.3 offered: ELB's TLS13-1-2-* and TLS13-1-3-* policies (ELB User Guide,
+# "Security policies for your Application Load Balancer"). Unset, an HTTPS listener gets
+# ELBSecurityPolicy-2016-08, which still speaks TLS 1.0.
+TLS_POLICY_RE = re.compile(r"^ELBSecurityPolicy-TLS13-1-[23]-")
+# Harbor nodes behind the load balancer serve plain HTTP here (harbor.yml http.port).
+NODE_HTTP_PORT = 8080
 # Set by the program on the instance in storage s3 mode (components/tagging.py, same name): the host
 # firewall lets only the registry's containers reach IMDS, so hop limit 2 serves the registry alone.
 IMDS_GUARD_TAG = "harbor-cache:imds-registry-only"
@@ -172,10 +180,65 @@ def web_not_public_unless_allowed(resource_type: str, props: Mapping[str, Any], 
     ]
 
 
-def data_volume_protected(resource_type: str, _props: Mapping[str, Any], protect: bool) -> list[Violation]:
-    if resource_type == "aws:ebs/volume:Volume" and not protect:
+def data_volume_protected(resource_type: str, props: Mapping[str, Any], protect: bool) -> list[Violation]:
+    if resource_type != "aws:ebs/volume:Volume" or protect:
+        return []
+    # Harbor nodes 1..N-1 (replicas > 1) keep nothing precious on /data and go with scale-down: their
+    # volume says so in a tag. A volume restored from a snapshot holds data, whatever its tag says.
+    if (props.get("tags") or {}).get(NODE_SCRATCH_TAG) == "true" and not props.get("snapshotId"):
+        return []
+    return ["the data volume can be replaced or deleted by an update: create it with protect=True (and retain_on_delete=True)"]
+
+
+def listeners_https_only(resource_type: str, props: Mapping[str, Any], _protect: bool) -> list[Violation]:
+    """A load balancer serves Harbor over HTTPS with a current TLS policy; plain HTTP only redirects to it."""
+    if resource_type not in LISTENER_TYPES:
+        return []
+    protocol = str(props.get("protocol") or "").upper()
+    actions = list(props.get("defaultActions") or [])
+    if protocol == "HTTP":
+        redirects = all(
+            action.get("type") == "redirect" and str((action.get("redirect") or {}).get("protocol", "")).upper() == "HTTPS"
+            for action in actions
+        )
+        if not actions or not redirects:
+            return ["an HTTP listener serves Harbor in plain text: its only action must redirect to HTTPS"]
+        return []
+    if protocol == "HTTPS":
+        policy = props.get("sslPolicy")
+        if not isinstance(policy, str) or not TLS_POLICY_RE.match(policy):
+            return [
+                f"the HTTPS listener's ssl_policy is {policy!r}: use a TLS 1.2+ policy with TLS 1.3 "
+                "(ELBSecurityPolicy-TLS13-1-2-2021-06 or another ELBSecurityPolicy-TLS13-1-2-*/1-3-*)"
+            ]
+        return []
+    return [f"a load balancer listener with protocol {protocol or 'unset'!r}: harbor-cache serves only HTTPS (and 80 redirects)"]
+
+
+def nodes_only_behind_the_load_balancer(resource_type: str, props: Mapping[str, Any], _protect: bool) -> list[Violation]:
+    """A group that admits Harbor's port from another group (the nodes' group, replicas > 1) admits no
+    address block on Harbor's port or on 443/80: every request goes through the load balancer."""
+    rules = _ingress(resource_type, props)
+    behind = [
+        rule
+        for rule in rules
+        if rule.get("securityGroups") and rule.get("fromPort", 0) <= NODE_HTTP_PORT <= rule.get("toPort", 65535)
+    ]
+    if resource_type != SECURITY_GROUP or not behind:
+        return []
+    exposed = sorted(
+        {
+            port
+            for port in (NODE_HTTP_PORT, 443, 80)
+            for rule in rules
+            if (rule.get("cidrBlocks") or rule.get("ipv6CidrBlocks"))
+            and (str(rule.get("protocol")) in ("-1", "all") or rule.get("fromPort", 0) <= port <= rule.get("toPort", 65535))
+        }
+    )
+    if exposed:
         return [
-            "the data volume can be replaced or deleted by an update: create it with protect=True (and retain_on_delete=True)"
+            f"the Harbor nodes' security group admits address blocks on {', '.join(map(str, exposed))}: nodes behind the "
+            "load balancer take web traffic only from its security group"
         ]
     return []
 
@@ -386,7 +449,18 @@ CHECKS: dict[str, tuple[str, Check]] = {
     "ebs-encrypted": ("Every EBS volume and root device is encrypted.", volumes_encrypted),
     "no-world-ssh": ("No security-group rules open 22 to all addresses (by the union of their blocks).", no_world_ssh),
     "web-not-public": ("443/80 are not open to the world unless allowPublicAccess says so.", web_not_public_unless_allowed),
-    "data-volume-protected": ("The data volume is protected (and retained on delete).", data_volume_protected),
+    "data-volume-protected": (
+        "The data volume is protected (and retained on delete); only a node's tagged scratch volume is not.",
+        data_volume_protected,
+    ),
+    "listeners-https-only": (
+        "Load balancer listeners serve HTTPS with a TLS 1.2+/1.3 policy; HTTP only redirects.",
+        listeners_https_only,
+    ),
+    "nodes-only-behind-the-load-balancer": (
+        "Harbor nodes behind the load balancer admit web traffic only from its security group.",
+        nodes_only_behind_the_load_balancer,
+    ),
     "route53-dns01-scoped": ("The DNS-01 permission names one zone and the _acme-challenge record.", route53_scoped),
     "iam-grants-only-the-design": (
         "Role policies grant only the DNS-01 actions, spelled out; the only managed policy is DLM's.",

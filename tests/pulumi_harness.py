@@ -6,6 +6,7 @@ protect, retainOnDelete, dependencies and secret markers from it.
 
 from __future__ import annotations
 
+import re
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,8 @@ FAKE_HOST_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDUk9grdco30xPt6cY3m
 # What files/acme-account-uri.sh prints on the VM once Traefik has registered.
 FAKE_ACME_ACCOUNT_URI = "https://acme-v02.api.letsencrypt.org/acme/acct/123456789\n"
 FAKE_ACCOUNT_ID = "123456789012"
+FAKE_ALB_DNS_NAME = "harbor-lb-alb-1234567890.eu-central-1.elb.amazonaws.com"
+FAKE_ALB_ZONE_ID = "Z215JYRZR1TBD5"
 
 
 class AwsMocks(pulumi.runtime.Mocks):
@@ -50,8 +53,16 @@ class AwsMocks(pulumi.runtime.Mocks):
                 publicKeyOpenssh=f"ssh-ed25519 AAAAC3Nza-{args.name} test\n",
                 privateKeyOpenssh=f"-----BEGIN OPENSSH PRIVATE KEY-----\n{args.name}\n-----END OPENSSH PRIVATE KEY-----\n",
             )
+            if args.inputs.get("algorithm") == "RSA":
+                # pulumi_tls PrivateKey.private_key_pem: PKCS#1 "RSA PRIVATE KEY" for RSA keys (tls provider docs).
+                state.update(privateKeyPem=f"-----BEGIN RSA PRIVATE KEY-----\n{args.name}\n-----END RSA PRIVATE KEY-----\n")
+        elif kind == "tls:index/selfSignedCert:SelfSignedCert":
+            # pulumi_tls SelfSignedCert.cert_pem: the certificate in PEM.
+            state.update(certPem=f"-----BEGIN CERTIFICATE-----\n{args.name}\n-----END CERTIFICATE-----\n")
         elif kind == "aws:ec2/eip:Eip":
-            state.update(publicIp=FAKE_PUBLIC_IP)
+            # Node i of replicas > 1 (harbor-vm-<i>-eip) gets its own address; the single VM's is FAKE_PUBLIC_IP.
+            node = re.search(r"-(\d+)-eip$", args.name)
+            state.update(publicIp=f"192.0.2.{10 + int(node.group(1))}" if node else FAKE_PUBLIC_IP)
         elif kind == "aws:iam/role:Role":
             state.update(arn=f"arn:aws:iam::123456789012:role/{args.name}", name=args.name)
         elif kind == "aws:sns/topic:Topic":
@@ -97,16 +108,63 @@ class AwsMocks(pulumi.runtime.Mocks):
             state.update(primaryEndpointAddress=f"master.{args.name}.abc123.euc1.cache.amazonaws.com")
         elif kind in ("aws:rds/subnetGroup:SubnetGroup", "aws:elasticache/subnetGroup:SubnetGroup"):
             state.setdefault("name", args.name)
+        # Issue 13 step 3: the load balancer's computed outputs, as the AWS provider's schema names them
+        # (pulumi_aws 7.x lb.LoadBalancer arn/arnSuffix/dnsName/zoneId, lb.TargetGroup arn/arnSuffix,
+        # acm.Certificate arn/domainValidationOptions, acm.CertificateValidation certificateArn), in the
+        # shapes AWS gives them: ELB ARNs "arn:aws:elasticloadbalancing:<region>:<account>:loadbalancer/
+        # app/<name>/<16 hex>" whose CloudWatch dimension is the part after "loadbalancer/" (ELB User
+        # Guide, "CloudWatch metrics for your Application Load Balancer"); an ALB's DNS name
+        # "<name>-<digits>.<region>.elb.amazonaws.com" with the region's canonical hosted zone
+        # (Z215JYRZR1TBD5 for eu-central-1, AWS General Reference "Elastic Load Balancing endpoints");
+        # ACM's DNS validation option, one per name: a CNAME "_<hash>.<name>." to "_<hash>.<id>.acm-validations.aws."
+        # (ACM User Guide, "DNS validation").
+        elif kind == "aws:lb/loadBalancer:LoadBalancer":
+            suffix = f"app/{args.name}/50dc6c495c0c9188"
+            arn = f"arn:aws:elasticloadbalancing:{FAKE_REGION}:{FAKE_ACCOUNT_ID}:loadbalancer/{suffix}"
+            state.update(arn=arn, arnSuffix=suffix, dnsName=FAKE_ALB_DNS_NAME, zoneId=FAKE_ALB_ZONE_ID)
+            return arn, state
+        elif kind == "aws:lb/targetGroup:TargetGroup":
+            suffix = f"targetgroup/{args.name}/943f017f100becff"
+            arn = f"arn:aws:elasticloadbalancing:{FAKE_REGION}:{FAKE_ACCOUNT_ID}:{suffix}"
+            state.update(arn=arn, arnSuffix=suffix)
+            return arn, state
+        elif kind == "aws:lb/listener:Listener":
+            listener = f"listener/app/{args.name}/50dc6c495c0c9188/f2f7dc8efc522ab2"
+            arn = f"arn:aws:elasticloadbalancing:{FAKE_REGION}:{FAKE_ACCOUNT_ID}:{listener}"
+            state.update(arn=arn)
+            return arn, state
+        elif kind == "aws:acm/certificate:Certificate":
+            arn = f"arn:aws:acm:{FAKE_REGION}:{FAKE_ACCOUNT_ID}:certificate/0c1f2e3d-4b5a-6978-8a9b-0c1d2e3f4a5b"
+            domain = args.inputs["domainName"]
+            state.update(
+                arn=arn,
+                domainValidationOptions=[
+                    {
+                        "domainName": domain,
+                        "resourceRecordName": f"_3f5a9c1e2b7d4f608a1c2e3d4b5a6978.{domain}.",
+                        "resourceRecordType": "CNAME",
+                        "resourceRecordValue": "_7b6a5c4d3e2f1a0b9c8d7e6f5a4b3c2d.zfyfvmchrl.acm-validations.aws.",
+                    }
+                ],
+                status="PENDING_VALIDATION",
+            )
+            return arn, state
+        elif kind == "aws:acm/certificateValidation:CertificateValidation":
+            state.update(certificateArn=args.inputs["certificateArn"])
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         token = args.token
         if token == "aws:ec2/getSubnet:getSubnet":
-            return {
-                "id": args.args.get("id") or "subnet-0a1b2c3d4e5f60718",
-                "vpcId": "vpc-0a1b2c3d",
-                "availabilityZone": args.args.get("availabilityZone", "eu-central-1a"),
-            }
+            # The default VPC: FAKE_VPC_SUBNETS[i] is the default subnet of the region's i-th AZ (a, b, c).
+            zones = [f"{FAKE_REGION}{letter}" for letter in "abc"]
+            subnet_id = args.args.get("id")
+            if subnet_id:
+                zone = zones[FAKE_VPC_SUBNETS.index(subnet_id)] if subnet_id in FAKE_VPC_SUBNETS else zones[0]
+            else:
+                zone = args.args.get("availabilityZone", zones[0])
+                subnet_id = FAKE_VPC_SUBNETS[zones.index(zone)] if zone in zones else FAKE_VPC_SUBNETS[0]
+            return {"id": subnet_id, "vpcId": "vpc-0a1b2c3d", "availabilityZone": zone}
         if token == "aws:ec2/getSubnets:getSubnets":
             # The default VPC: one default subnet per AZ (aws:ec2/getSubnets returns ids and filters).
             return {"id": FAKE_REGION, "ids": list(FAKE_VPC_SUBNETS), "filters": args.args.get("filters", [])}
