@@ -14,6 +14,7 @@ from components import vm_files
 from components.harbor_install import HarborInstall, HarborInstallArgs
 from components.harbor_shared_secrets import HarborSharedSecrets, HarborSharedSecretsArgs, admin_password_alias
 from components.settings import parse_settings
+from tests import pulumi_harness
 from tests.pulumi_harness import (
     FAKE_HOST_PUBLIC_KEY,
     FAKE_ZONE_ID,
@@ -232,21 +233,6 @@ class AliasRecordingMonitor(RecordingMonitor):
         return super().RegisterResource(request)
 
 
-def run_with_aliases(build, overrides: dict) -> tuple[ProgramRun, dict]:
-    mocks = SecretMocks()
-    monitor = AliasRecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="harbor-cache", stack="dev", preview=False, monitor=monitor)
-    settings = parse_settings({**dev_raw(), **overrides}, stack="dev", region="eu-central-1")
-
-    @pulumi.runtime.test
-    def program():
-        build(settings)
-        return pulumi.Output.from_input(None)
-
-    program()
-    return ProgramRun(registrations=monitor.registrations), monitor.aliases
-
-
 def engine_urn(urn: str) -> str:
     """The URN as the engine writes it: a child of the root stack has no `pulumi:pulumi:Stack$` in
     its qualified type (pulumi sdk/go/common/resource/urn.go NewURN). The mock monitor's make_urn
@@ -254,51 +240,29 @@ def engine_urn(urn: str) -> str:
     return urn.replace("::pulumi:pulumi:Stack$", "::", 1)
 
 
-class CacheStandIn(pulumi.ComponentResource):
-    """The HarborCache component's type and name (__main__.py: HarborCache("harbor", ...)), as the
-    parent of the pair; the wiring inside it is harbor_cache.py's."""
+def program_aliases(monkeypatch, config: dict) -> tuple[ProgramRun, dict[str, list[tuple[str, str]]]]:
+    """The real program (__main__.py) under the harness's mocks, with each resource's alias specs."""
+    monitors: list[AliasRecordingMonitor] = []
 
-    def __init__(self) -> None:
-        super().__init__("harbor-cache:index:HarborCache", "harbor", None, None)
+    def recording(mocks):
+        monitors.append(AliasRecordingMonitor(mocks))
+        return monitors[-1]
+
+    monkeypatch.setattr(pulumi_harness, "RecordingMonitor", recording)
+    run = run_program(config)
+    return run, monitors[0].aliases
 
 
-def test_the_admin_password_moves_between_the_single_vm_install_and_the_shared_secrets():
-    # The single VM as the real program registers it.
-    single = run_program(dev_config())
-    single_password = single.named("harbor-install-admin-password")
-    install_urn = single_password.parent
-    assert single.named("harbor-install").urn == install_urn
-
-    def build_ha(settings):
-        cache = CacheStandIn()
-        HarborSharedSecrets(
-            "harbor-shared", HarborSharedSecretsArgs(settings=settings), opts=pulumi.ResourceOptions(parent=cache)
-        )
-
-    ha, ha_aliases = run_with_aliases(build_ha, {"replicas": REPLICAS})
-    # One VM -> HA: the shared password is the single VM's resource, same value, not a new one.
+def test_the_admin_password_moves_between_the_single_vm_install_and_the_shared_secrets(monkeypatch):
+    single, single_aliases = program_aliases(monkeypatch, dev_config())
+    install_urn = single.named("harbor-install").urn
+    assert single.named("harbor-install-admin-password").parent == install_urn
+    ha, ha_aliases = program_aliases(monkeypatch, {**dev_config(), "harbor-cache:replicas": REPLICAS})
+    assert not [r.name for r in ha.of_type(RANDOM_PASSWORD) if r.name.endswith("-admin-password") and "install" in r.name]
+    shared_urn = ha.named("harbor-shared").urn
+    # One VM -> HA: the shared password is the single VM's resource (same value), not a new one.
     [(alias_name, alias_parent)] = ha_aliases["harbor-shared-admin-password"]
     assert (alias_name, engine_urn(alias_parent)) == ("harbor-install-admin-password", install_urn)
-    shared_urn = ha.named("harbor-shared").urn
-
-    def build_single(settings):
-        cache = CacheStandIn()
-        HarborInstall(
-            "harbor-install",
-            HarborInstallArgs(
-                settings=settings,
-                host="192.0.2.10",
-                host_public_key=FAKE_HOST_PUBLIC_KEY,
-                private_key=pulumi.Output.secret("key"),
-                instance_id="i-0",
-                data_volume_id="vol-0",
-                zone_id=FAKE_ZONE_ID,
-                depends_on=[],
-            ),
-            opts=pulumi.ResourceOptions(parent=cache),
-        )
-
-    _, single_aliases = run_with_aliases(build_single, {})
     # HA -> one VM: back again.
     [(alias_name, alias_parent)] = single_aliases["harbor-install-admin-password"]
     assert (alias_name, engine_urn(alias_parent)) == ("harbor-shared-admin-password", shared_urn)
