@@ -266,6 +266,8 @@ def test_the_admin_password_moves_between_the_single_vm_install_and_the_shared_s
     # HA -> one VM: back again.
     [(alias_name, alias_parent)] = single_aliases["harbor-install-admin-password"]
     assert (alias_name, engine_urn(alias_parent)) == ("harbor-shared-admin-password", shared_urn)
+    # The same inputs on both sides, or the moved resource would be replaced (a new password).
+    assert ha.named("harbor-shared-admin-password").inputs == single.named("harbor-install-admin-password").inputs
     # Nodes 1..N-1 have no admin password of their own to move.
     assert admin_password_alias("harbor-install-2", "-install", "-shared", "t", None) == []
 
