@@ -16,6 +16,7 @@ import pulumi_random as random
 from pulumi_command import remote
 
 from components import operate_files, vm_files
+from components.harbor_shared_secrets import SHARED_SECRETS_TYPE, admin_password_alias
 from components.settings import Settings
 
 
@@ -80,6 +81,38 @@ def write_file_command(path: str, mode: str, owner: str = "root") -> str:
     return f"sudo install -D -m {mode} -o {owner} -g {owner} /dev/stdin {shlex.quote(path)}"
 
 
+# Where the harbor-key step keeps the secret key a node held before the shared one replaced it.
+PREVIOUS_KEY_SUFFIX = ".before-shared"
+
+
+def write_keeping_previous_command(path: str, mode: str, owner: str) -> str:
+    """write_file_command that first keeps the file it replaces, once, as `<path>.before-shared`.
+
+    For the secret key: node 0 is the former single VM, and its local database (kept on its volume)
+    holds registry credentials encrypted with the key prepare made there. Going all the way back to
+    one VM on that database needs that key again (README, "Switching a stack from one VM to HA")."""
+    quoted = shlex.quote(path)
+    keep = f"test ! -e {quoted} || test -e {quoted}{PREVIOUS_KEY_SUFFIX} || cp -p {quoted} {quoted}{PREVIOUS_KEY_SUFFIX}"
+    write = f"install -D -m {mode} -o {owner} -g {owner} /dev/stdin {quoted}"
+    return f"sudo sh -c {shlex.quote(f'{keep}; exec {write}')}"
+
+
+def shared_file_commands(settings: Settings) -> dict[str, tuple[str, str]]:
+    """Step -> (path, command) that lays each shared file (vm_files.shared_secret_files) on a node,
+    its content on stdin, as prepare's mark_file leaves its own (0600, 10000:10000)."""
+    mode, owner = vm_files.PREPARE_FILE_MODE, vm_files.PREPARE_FILE_OWNER
+    key, signing_key, signing_cert = (
+        f"{settings.data_mount}/{relative}"
+        for relative in (vm_files.HARBOR_KEY_FILE, vm_files.SIGNING_KEY_FILE, vm_files.SIGNING_CERT_FILE)
+    )
+    return {
+        "harbor-key": (key, write_keeping_previous_command(key, mode, owner)),
+        # Tokens live minutes: nothing signed with a previous key pair is worth keeping.
+        "signing-key": (signing_key, write_file_command(signing_key, mode, owner)),
+        "signing-cert": (signing_cert, write_file_command(signing_cert, mode, owner)),
+    }
+
+
 class HarborInstall(pulumi.ComponentResource):
     def __init__(self, name: str, args: HarborInstallArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("harbor-cache:index:HarborInstall", name, None, opts)
@@ -106,6 +139,8 @@ class HarborInstall(pulumi.ComponentResource):
             self.admin_password = pulumi.Output.secret(settings.admin_password.value)
         else:
             # Letters and digits only: the value passes through YAML, env files and compose unharmed.
+            # Going back from HA to one VM keeps the password the nodes used (HarborSharedSecrets').
+            previous = admin_password_alias(name, "-install", "-shared", SHARED_SECRETS_TYPE, opts)
             generated = random.RandomPassword(
                 f"{name}-admin-password",
                 length=24,
@@ -113,7 +148,7 @@ class HarborInstall(pulumi.ComponentResource):
                 min_upper=2,
                 min_lower=2,
                 min_numeric=2,
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, aliases=previous),
             )
             self.admin_password = pulumi.Output.secret(generated.result)
         database_password = random.RandomPassword(
@@ -127,7 +162,9 @@ class HarborInstall(pulumi.ComponentResource):
             ).apply(lambda values: vm_files.render_harbor_yml(settings, vm_files.HarborSecrets(*values[:4]), values[4]))
         )
         shared = args.shared_secrets
-        if shared is None:
+        # The shared files (below) go wherever shared values are given; the values prepare redraws on
+        # every run matter only between nodes, so a single VM keeps its override as it is.
+        if shared is None or not settings.high_availability:
             override = pulumi.Output.from_input(args.zone_id).apply(
                 lambda zone_id: vm_files.render_compose_override(settings, zone_id)
             )
@@ -180,18 +217,9 @@ class HarborInstall(pulumi.ComponentResource):
             # On the data volume before prepare runs, as prepare would leave them: it then loads them
             # instead of generating its own (vm_files.shared_secret_files).
             shared_files = shared.apply(lambda values: vm_files.shared_secret_files(settings, values))
-            for step, relative in (
-                ("harbor-key", vm_files.HARBOR_KEY_FILE),
-                ("signing-key", vm_files.SIGNING_KEY_FILE),
-                ("signing-cert", vm_files.SIGNING_CERT_FILE),
-            ):
-                path = f"{settings.data_mount}/{relative}"
+            for step, (path, command) in shared_file_commands(settings).items():
                 content = pulumi.Output.secret(shared_files.apply(lambda files, path=path: files[path]))
-                written.append(
-                    self._write(
-                        step, path, content, vm_files.PREPARE_FILE_MODE, machine, [volume], owner=vm_files.PREPARE_FILE_OWNER
-                    )
-                )
+                written.append(self._command(step, command, content, machine, [volume]))
                 start_triggers.append(content.apply(vm_files.content_hash))
         # storage: s3: the IMDS guard, started by harbor.service (Requires=) at the start step.
         imds_guard = vm_files.render_imds_guard_unit(settings) if vm_files.imds_guarded(settings) else None
@@ -266,19 +294,17 @@ class HarborInstall(pulumi.ComponentResource):
         )
 
     def _write(
-        self,
-        step: str,
-        path: str,
-        content: pulumi.Input[str],
-        mode: str,
-        triggers: list,
-        depends_on: list[pulumi.Resource],
-        owner: str = "root",
+        self, step: str, path: str, content: pulumi.Input[str], mode: str, triggers: list, depends_on: list[pulumi.Resource]
+    ) -> remote.Command:
+        return self._command(step, write_file_command(path, mode), content, triggers, depends_on)
+
+    def _command(
+        self, step: str, create: str, content: pulumi.Input[str], triggers: list, depends_on: list[pulumi.Resource]
     ) -> remote.Command:
         return remote.Command(
             f"{self._name}-{step}",
             connection=self._connection,
-            create=write_file_command(path, mode, owner),
+            create=create,
             stdin=content,
             triggers=triggers,
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),

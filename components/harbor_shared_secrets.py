@@ -62,6 +62,24 @@ TOKEN_KEY_BITS = 4096
 TOKEN_CERT_VALIDITY_HOURS = 3650 * 24
 
 
+SHARED_SECRETS_TYPE = "harbor-cache:index:HarborSharedSecrets"
+INSTALL_TYPE = "harbor-cache:index:HarborInstall"
+
+
+def admin_password_alias(
+    name: str, suffix: str, other_suffix: str, other_type: str, opts: pulumi.ResourceOptions | None
+) -> list[pulumi.Alias]:
+    """The admin password's name under the other component of the pair `<cache>-install` (one VM,
+    and node 0, which keeps the single VM's names) / `<cache>-shared` (HA), both children of the
+    same parent: a switch between one VM and HA moves the one RandomPassword (same value) instead
+    of replacing it. Nothing when `name` is not of that pair (HA nodes 1..N-1)."""
+    if not name.endswith(suffix):
+        return []
+    other = name.removesuffix(suffix) + other_suffix
+    parent = opts.parent if opts is not None else None
+    return [pulumi.Alias(name=f"{other}-admin-password", parent=pulumi.create_urn(other, other_type, parent=parent))]
+
+
 @dataclass(frozen=True)
 class HarborSharedSecretsArgs:
     settings: Settings
@@ -71,7 +89,7 @@ class HarborSharedSecrets(pulumi.ComponentResource):
     values: pulumi.Output[vm_files.SharedSecretValues]
 
     def __init__(self, name: str, args: HarborSharedSecretsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("harbor-cache:index:HarborSharedSecrets", name, None, opts)
+        super().__init__(SHARED_SECRETS_TYPE, name, None, opts)
         settings = args.settings
         child = pulumi.ResourceOptions(parent=self)
 
@@ -89,6 +107,10 @@ class HarborSharedSecrets(pulumi.ComponentResource):
         if settings.admin_password is not None:
             admin_password = pulumi.Output.secret(settings.admin_password.value)
         else:
+            # The single VM's generated password, moved here when a stack goes to several nodes: an
+            # RDS database that outlives the switch (externalServices already on) keeps the admin
+            # password it was initialised with, and the provider must still log in with it.
+            previous = admin_password_alias(name, "-shared", "-install", INSTALL_TYPE, opts)
             admin_password = random.RandomPassword(
                 f"{name}-admin-password",
                 length=ADMIN_PASSWORD_LENGTH,
@@ -96,7 +118,7 @@ class HarborSharedSecrets(pulumi.ComponentResource):
                 min_upper=2,
                 min_lower=2,
                 min_numeric=2,
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, aliases=previous),
             ).result
 
         self.token_key = tls.PrivateKey(f"{name}-token-key", algorithm="RSA", rsa_bits=TOKEN_KEY_BITS, opts=child)

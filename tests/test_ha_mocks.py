@@ -311,7 +311,8 @@ def test_every_node_has_its_ec2_alarms_and_the_load_balancer_its_own(ha):
 
 
 def test_installs_roll_one_node_after_the_other_and_configuration_waits_for_all(ha):
-    installs = [r.name for r in ha.of_type("harbor-cache:index:HarborInstall")]
+    # Sorted: the SDK sends registrations from executor threads, so their order is not the program's.
+    installs = sorted(r.name for r in ha.of_type("harbor-cache:index:HarborInstall"))
     assert installs == ["harbor-install", "harbor-install-1", "harbor-install-2"]
     assert "harbor-install-ready" in names(ha, ha.named("harbor-install-1-docker").dependencies)
     assert "harbor-install-1-ready" in names(ha, ha.named("harbor-install-2-docker").dependencies)

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from components import harbor_probe, operate_files, vm_files
-from components.harbor_install import readiness_environment, write_file_command
+from components.harbor_install import PREVIOUS_KEY_SUFFIX, readiness_environment, shared_file_commands
 from components.vm_files import FILES_DIR
 from tests.conftest import unavailable
 from tests.test_data_modes import ENDPOINTS, SECRETS
@@ -116,10 +116,8 @@ def prepare_node(settings, shared, work: Path) -> Path:
     _, script = tools()
     work.mkdir(parents=True)
     files = vm_files.shared_secret_files(settings, shared)
-    commands = [
-        (write_file_command(path, vm_files.PREPARE_FILE_MODE, vm_files.PREPARE_FILE_OWNER), content)
-        for path, content in files.items()
-    ]
+    commands = [(command, files[path]) for path, command in shared_file_commands(settings).values()]
+    assert len(commands) == len(files)
     source = work / "harbor.yml"
     source.write_text(vm_files.render_harbor_yml(settings, SECRETS, ENDPOINTS))
     out = work / "prepared"
@@ -337,3 +335,28 @@ def test_the_probe_of_an_ha_node_asks_its_own_nginx_and_no_single_address(ha_set
         "PROBE_CONNECT_HOST=127.0.0.1 python3 - --expect-address 192.0.2.10 https://harbor.dev.example.com a/b:1"
     )
     assert not any("PLAIN" in line for line in operate_files.probe_service(single)["Service"]["Environment"])
+
+
+def test_the_secret_key_a_node_held_before_is_kept_once(ha_settings, tmp_path):
+    """The harbor-key command as the deploy sends it (paths moved under a scratch folder, no sudo):
+    node 0's own key (its local database's) is kept beside the shared one, once; a node that had
+    none keeps nothing."""
+    if os.geteuid() != 0:
+        unavailable("install -o 10000 needs root (CI runs as root)")
+    path, command = shared_file_commands(ha_settings)["harbor-key"]
+    local = tmp_path / path.lstrip("/")
+    command = command.removeprefix("sudo ").replace(path, str(local))
+
+    def run(content: str) -> None:
+        subprocess.run(["bash", "-c", command], input=content, text=True, check=True)
+
+    run("SharedKey0000001")
+    assert local.read_text() == "SharedKey0000001" and not Path(f"{local}{PREVIOUS_KEY_SUFFIX}").exists()
+    local.write_text("NodeOwnKey000001")  # as if prepare had made it on the single VM
+    run("SharedKey0000002")
+    run("SharedKey0000003")
+    assert local.read_text() == "SharedKey0000003"
+    kept = Path(f"{local}{PREVIOUS_KEY_SUFFIX}")
+    assert kept.read_text() == "NodeOwnKey000001", "the first key it replaced, not a later shared one"
+    info = local.stat()
+    assert (stat.S_IMODE(info.st_mode), info.st_uid) == (0o600, 10000)

@@ -12,9 +12,19 @@ from pulumi.runtime import rpc
 
 from components import vm_files
 from components.harbor_install import HarborInstall, HarborInstallArgs
-from components.harbor_shared_secrets import HarborSharedSecrets, HarborSharedSecretsArgs
+from components.harbor_shared_secrets import HarborSharedSecrets, HarborSharedSecretsArgs, admin_password_alias
 from components.settings import parse_settings
-from tests.pulumi_harness import FAKE_HOST_PUBLIC_KEY, FAKE_ZONE_ID, SECRET_SIG, AwsMocks, ProgramRun, RecordingMonitor
+from tests import pulumi_harness
+from tests.pulumi_harness import (
+    FAKE_HOST_PUBLIC_KEY,
+    FAKE_ZONE_ID,
+    SECRET_SIG,
+    AwsMocks,
+    ProgramRun,
+    RecordingMonitor,
+    dev_config,
+    run_program,
+)
 from tests.test_settings import dev_raw
 
 REPLICAS = 3
@@ -157,7 +167,8 @@ def test_every_node_gets_the_shared_files_before_prepare_as_prepare_leaves_them(
         ):
             command = steps[step]
             path = f"/data/{relative}"
-            assert command.inputs["create"] == f"sudo install -D -m 0600 -o 10000 -g 10000 /dev/stdin {path}"
+            create = command.inputs["create"]
+            assert f"install -D -m 0600 -o 10000 -g 10000 /dev/stdin {path}" in create and create.startswith("sudo ")
             assert command.inputs["stdin"] == expected[path], "every node the same shared content"
             assert "stdin" in command.secret_keys()
             assert "data-volume" in {urns.get(urn) for urn in command.dependencies}
@@ -205,3 +216,88 @@ def test_no_shared_value_is_plain_in_any_command_line_trigger_or_state(nodes_run
         leaked = [name for name, value in values.__dict__.items() if value and value in text and name != "token_certificate_pem"]
         assert not leaked, (registration.name, leaked)
     assert plain, "the check saw the values"
+
+
+# --- The admin password survives a switch between one VM and HA (an RDS database outlives it) ---
+
+
+class AliasRecordingMonitor(RecordingMonitor):
+    """RecordingMonitor that also keeps each resource's alias specs as the SDK sent them."""
+
+    def __init__(self, mocks) -> None:
+        super().__init__(mocks)
+        self.aliases: dict[str, list[tuple[str, str]]] = {}
+
+    def RegisterResource(self, request):  # noqa: N802 - the gRPC method's name
+        self.aliases[request.name] = [(alias.spec.name, alias.spec.parentUrn) for alias in request.aliases]
+        return super().RegisterResource(request)
+
+
+def engine_urn(urn: str) -> str:
+    """The URN as the engine writes it: a child of the root stack has no `pulumi:pulumi:Stack$` in
+    its qualified type (pulumi sdk/go/common/resource/urn.go NewURN). The mock monitor's make_urn
+    puts it there for a stack-parented resource, and create_urn builds on that parent URN."""
+    return urn.replace("::pulumi:pulumi:Stack$", "::", 1)
+
+
+def program_aliases(monkeypatch, config: dict) -> tuple[ProgramRun, dict[str, list[tuple[str, str]]]]:
+    """The real program (__main__.py) under the harness's mocks, with each resource's alias specs."""
+    monitors: list[AliasRecordingMonitor] = []
+
+    def recording(mocks):
+        monitors.append(AliasRecordingMonitor(mocks))
+        return monitors[-1]
+
+    monkeypatch.setattr(pulumi_harness, "RecordingMonitor", recording)
+    run = run_program(config)
+    return run, monitors[0].aliases
+
+
+def test_the_admin_password_moves_between_the_single_vm_install_and_the_shared_secrets(monkeypatch):
+    single, single_aliases = program_aliases(monkeypatch, dev_config())
+    install_urn = single.named("harbor-install").urn
+    assert single.named("harbor-install-admin-password").parent == install_urn
+    ha, ha_aliases = program_aliases(monkeypatch, {**dev_config(), "harbor-cache:replicas": REPLICAS})
+    assert not [r.name for r in ha.of_type(RANDOM_PASSWORD) if r.name.endswith("-admin-password") and "install" in r.name]
+    shared_urn = ha.named("harbor-shared").urn
+    # One VM -> HA: the shared password is the single VM's resource (same value), not a new one.
+    [(alias_name, alias_parent)] = ha_aliases["harbor-shared-admin-password"]
+    assert (alias_name, engine_urn(alias_parent)) == ("harbor-install-admin-password", install_urn)
+    # HA -> one VM: back again.
+    [(alias_name, alias_parent)] = single_aliases["harbor-install-admin-password"]
+    assert (alias_name, engine_urn(alias_parent)) == ("harbor-shared-admin-password", shared_urn)
+    # The same inputs on both sides, or the moved resource would be replaced (a new password).
+    assert ha.named("harbor-shared-admin-password").inputs == single.named("harbor-install-admin-password").inputs
+    # Nodes 1..N-1 have no admin password of their own to move.
+    assert admin_password_alias("harbor-install-2", "-install", "-shared", "t", None) == []
+
+
+def test_one_vm_given_shared_values_gets_the_files_but_keeps_its_override():
+    """Shared values on one VM (e.g. so a database that outlives the VM keeps its key): the three
+    files are laid, the override stays the single VM's (0644, Traefik, no shared environment)."""
+
+    def build(settings):
+        shared = HarborSharedSecrets("harbor-shared", HarborSharedSecretsArgs(settings=settings))
+        HarborInstall(
+            "harbor-install",
+            HarborInstallArgs(
+                settings=settings,
+                host="192.0.2.10",
+                host_public_key=FAKE_HOST_PUBLIC_KEY,
+                private_key=pulumi.Output.secret("key"),
+                instance_id="i-0",
+                data_volume_id="vol-0",
+                zone_id=FAKE_ZONE_ID,
+                depends_on=[],
+                shared_secrets=shared.values,
+            ),
+        )
+        return {}
+
+    run, _ = run_components(build, {"externalServices": True})
+    steps = {r.name.removeprefix("harbor-install-"): r for r in run.of_type("command:remote:Command")}
+    assert set(SHARED_FILE_STEPS) <= set(steps) and "traefik-routes" in steps
+    override = steps["compose-override"]
+    settings = parse_settings({**dev_raw(), "externalServices": True}, stack="dev", region="eu-central-1")
+    assert override.inputs["stdin"] == vm_files.render_compose_override(settings, FAKE_ZONE_ID)
+    assert override.inputs["create"].startswith("sudo install -D -m 0644 ")
