@@ -111,10 +111,12 @@ class HarborCache(pulumi.ComponentResource):
         store_ready = [r for r in (self.storage and self.storage.role_policy, self.data_services) if r is not None]
 
         # What every node must hold identically (Harbor's secret key, token key and certificate, the
-        # core/jobservice secrets, ...): generated once, laid on each node by its install.
+        # core/jobservice secrets, ...): generated once, laid on each node by its install. Also for
+        # one VM on RDS: the secret key encrypts what Harbor stores there (upstream credentials, the
+        # OIDC secret), so a later switch to HA must find the key that database was written with.
         self.shared_secrets = (
             HarborSharedSecrets(f"{name}-shared", HarborSharedSecretsArgs(settings=settings), opts=child)
-            if settings.high_availability
+            if settings.high_availability or settings.external_services
             else None
         )
 

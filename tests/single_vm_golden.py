@@ -5,7 +5,9 @@ checkout of main (0956546: steps 1-2, the IMDS guard, database identity), record
 registered under the same mocks. Resource names, types, parents and options for everything; inputs
 for every cloud resource (not the remote commands and Harbor's dynamic resources, whose scripts
 other changes may legitimately touch). A deliberate single-VM change of another step means
-recording it again from a main that has that change, and saying so in the commit.
+recording it again from a main that has that change, and saying so in the commit. Re-recorded
+once so: `stores` (one VM on RDS) takes its secret key and admin password from HarborSharedSecrets,
+so that the database and a later switch to HA agree on the key (see README, switching to HA).
 """
 
 from __future__ import annotations

@@ -159,6 +159,16 @@ def ha_run():
     return run_program(config(storage="s3", externalServices=True, databaseMultiAz=True))
 
 
+def test_one_vm_on_rds_lays_the_secret_key_from_state_that_ha_nodes_would_share(ha_run):
+    """Harbor encrypts upstream credentials and the OIDC secret in the database with its secret key;
+    with the database on RDS that key comes from HarborSharedSecrets, so a later switch to HA finds it."""
+    assert ha_run.named("harbor-shared").type == "harbor-cache:index:HarborSharedSecrets"
+    key_step = ha_run.named("harbor-install-harbor-key")
+    assert "stdin" in key_step.secret_keys()
+    local = run_program(config(storage="s3"))
+    assert not [r for r in local.registrations if r.name in ("harbor-shared", "harbor-install-harbor-key")]
+
+
 def test_bucket_is_private_encrypted_tls_only_and_expires_incomplete_uploads(ha_run):
     bucket = ha_run.one("aws:s3/bucket:Bucket")
     assert not bucket.inputs.get("forceDestroy"), "a destroy must not empty the bucket silently"
