@@ -226,11 +226,13 @@ def test_single_vm_files_are_what_they_were():
     assert text == before and "CORE_SECRET" not in text
     single = set(vm_files.vm_files(settings, SECRETS, ZONE_ID))
     assert vm_files.TRAEFIK_DYNAMIC_PATH in single and not any("/secret/" in path for path in single)
+    assert vm_files.NGINX_KEEPALIVE_PATH not in single and vm_files.NGINX_KEEPALIVE_NAME not in text
 
 
 def test_ha_files_have_no_traefik_routes_and_the_shared_files(ha_settings, shared):
     files = vm_files.vm_files(ha_settings, SECRETS, ZONE_ID, shared)
     assert vm_files.TRAEFIK_DYNAMIC_PATH not in files
+    assert files[vm_files.NGINX_KEEPALIVE_PATH] == vm_files.render_nginx_keepalive()
     assert {path for path in files if "/secret/" in path} == set(vm_files.shared_secret_files(ha_settings, shared))
     assert "TRAEFIK" not in files[vm_files.ENVRC_PATH] and "ACME" not in files[vm_files.ENVRC_PATH]
 
