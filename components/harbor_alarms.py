@@ -5,9 +5,9 @@ are put into the HarborCache namespace by the VM itself (files/harbor-metrics.py
 signed with the instance role; see README, Operate: why not the CloudWatch agent).
 
 With replicas > 1: EC2's recover/reboot alarms for every node, the reporter's disk and health
-metrics across the nodes (they carry the Stack dimension only: disk is the fullest node's, health
-alarms when any node reports unhealthy), and the load balancer's own metrics (AWS/ApplicationELB):
-a target failing Harbor's ping, no healthy target at all, and 5xx answered by the load balancer.
+alarms for every node (each node reports with the dimension Node, its index:
+operate_files.reporter_environment), and the load balancer's own metrics (AWS/ApplicationELB): a
+target failing Harbor's ping, no healthy target at all, and 5xx answered by the load balancer.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.operate_files import METRICS_NAMESPACE
+from components.operate_files import METRICS_NAMESPACE, METRICS_NODE_DIMENSION
 from components.settings import Settings
 from components.tagging import resource_tags
 
@@ -163,29 +163,20 @@ def load_balancer_alarm_specs(settings: Settings, metrics: LoadBalancerMetrics) 
     ]
 
 
-def alarm_specs(
-    settings: Settings,
-    instance_id: pulumi.Input[str],
-    other_instance_ids: tuple[pulumi.Input[str], ...] = (),
-    load_balancer: LoadBalancerMetrics | None = None,
-) -> list[AlarmSpec]:
-    """Node 0's (the single VM's) alarms keep their names; node i's EC2 alarms are prefixed `node<i>-`."""
-    stack = {"Stack": settings.stack}
+def reporter_alarm_specs(settings: Settings, prefix: str = "", node: int | None = None) -> list[AlarmSpec]:
+    """Disk and health of one host, from files/harbor-metrics.py. `node`: in HA mode, the node
+    whose series (dimension Node) the alarms watch; None on the single VM, whose series is the stack's."""
+    reporter = {"Stack": settings.stack, **({METRICS_NODE_DIMENSION: str(node)} if node is not None else {})}
+    where = f" on node {node}" if node is not None else ""
     percent = settings.alarm_disk_used_percent
     minutes = settings.alarm_harbor_unhealthy_minutes
-    nodes = [
-        spec for index, other in enumerate(other_instance_ids, start=1) for spec in instance_alarm_specs(other, f"node{index}-")
-    ]
-    several = settings.high_availability
     return [
-        *instance_alarm_specs(instance_id),
-        *nodes,
         AlarmSpec(
-            "data-disk",
-            f"Data volume {settings.data_mount} more than {percent}% full: grow dataVolumeSizeGb or tighten GC/retention",
+            f"{prefix}data-disk",
+            f"Data volume {settings.data_mount}{where} more than {percent}% full: grow dataVolumeSizeGb or tighten GC/retention",
             METRICS_NAMESPACE,
             "DiskUsedPercent",
-            {**stack, "Mount": settings.data_mount},
+            {**reporter, "Mount": settings.data_mount},
             "Maximum",
             "GreaterThanThreshold",
             percent,
@@ -194,11 +185,11 @@ def alarm_specs(
             "missing",
         ),
         AlarmSpec(
-            "root-disk",
-            f"Root volume more than {percent}% full (Docker images, logs): grow rootVolumeSizeGb or prune",
+            f"{prefix}root-disk",
+            f"Root volume{where} more than {percent}% full (Docker images, logs): grow rootVolumeSizeGb or prune",
             METRICS_NAMESPACE,
             "DiskUsedPercent",
-            {**stack, "Mount": "/"},
+            {**reporter, "Mount": "/"},
             "Maximum",
             "GreaterThanThreshold",
             percent,
@@ -207,14 +198,12 @@ def alarm_specs(
             "missing",
         ),
         AlarmSpec(
-            "harbor-unhealthy",
-            f"Harbor not healthy (or not reporting) for {minutes} minutes: see journalctl -u harbor and docker compose ps"
-            + (" on each node" if several else ""),
+            f"{prefix}harbor-unhealthy",
+            f"Harbor{where} not healthy (or not reporting) for {minutes} minutes: see journalctl -u harbor and docker compose ps",
             METRICS_NAMESPACE,
             "HarborHealthy",
-            stack,
-            # Several nodes report into one series: the minimum is 0 when any node is unhealthy.
-            "Minimum" if several else "Maximum",
+            reporter,
+            "Maximum",
             "LessThanThreshold",
             1,
             60,
@@ -222,6 +211,31 @@ def alarm_specs(
             # No report at all means the VM or its reporter is down: that is unhealthy too.
             "breaching",
         ),
+    ]
+
+
+def alarm_specs(
+    settings: Settings,
+    instance_id: pulumi.Input[str],
+    other_instance_ids: tuple[pulumi.Input[str], ...] = (),
+    load_balancer: LoadBalancerMetrics | None = None,
+) -> list[AlarmSpec]:
+    """Node 0's (the single VM's) alarms keep their names; node i's are prefixed `node<i>-`. In HA
+    mode every node has its own disk and health alarms on its own series (dimension Node)."""
+    stack = {"Stack": settings.stack}
+    others = list(enumerate(other_instance_ids, start=1))
+    nodes = [spec for index, other in others for spec in instance_alarm_specs(other, f"node{index}-")]
+    if settings.high_availability:
+        reporters = [
+            *reporter_alarm_specs(settings, node=0),
+            *(spec for index, _ in others for spec in reporter_alarm_specs(settings, f"node{index}-", node=index)),
+        ]
+    else:
+        reporters = reporter_alarm_specs(settings)
+    return [
+        *instance_alarm_specs(instance_id),
+        *nodes,
+        *reporters,
         AlarmSpec(
             "smoke-failed",
             "A scheduled pull through a proxy project failed: journalctl -u harbor-probe names the broken link",

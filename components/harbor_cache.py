@@ -141,6 +141,7 @@ class HarborCache(pulumi.ComponentResource):
                         external_database_password=self.data_services.database_password if self.data_services else "",
                         redis_password=self.data_services.redis_password if self.data_services else "",
                         shared_secrets=self.shared_secrets.values if self.shared_secrets else None,
+                        node_index=node.index,
                     ),
                     opts=child,
                 )

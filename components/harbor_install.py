@@ -39,6 +39,8 @@ class HarborInstallArgs:
     # HA mode (replicas > 1, issue 13 step 3): what every node holds identically
     # (components/harbor_shared_secrets.py); None for the single VM, which keeps what prepare makes.
     shared_secrets: pulumi.Output[vm_files.SharedSecretValues] | None = None
+    # HA mode: which node this is (0..replicas-1); its CloudWatch metrics carry it as the Node dimension.
+    node_index: int = 0
 
 
 def script_command(env: dict[str, pulumi.Input[str]] | None = None, args: list[str] | None = None) -> pulumi.Output[str]:
@@ -213,6 +215,11 @@ class HarborInstall(pulumi.ComponentResource):
             self._write("docker-dropin", vm_files.DOCKER_DROPIN_PATH, docker_dropin, "0644", machine, [volume]),
         ]
         start_triggers: list = []
+        if settings.high_availability:
+            # nginx's keep-alive beyond the load balancer's idle timeout, mounted by the HA override.
+            keepalive = vm_files.render_nginx_keepalive()
+            written.append(self._write("nginx-keepalive", vm_files.NGINX_KEEPALIVE_PATH, keepalive, "0644", machine, [volume]))
+            start_triggers.append(vm_files.content_hash(keepalive))
         if shared is not None:
             # On the data volume before prepare runs, as prepare would leave them: it then loads them
             # instead of generating its own (vm_files.shared_secret_files).
@@ -260,7 +267,7 @@ class HarborInstall(pulumi.ComponentResource):
         )
         # Operating the cache: the CloudWatch reporter and its timer, once Harbor is healthy (so the
         # "Harbor unhealthy" alarm does not fire during the first install).
-        operate = operate_files.metrics_files(settings)
+        operate = operate_files.metrics_files(settings, args.node_index)
         operate_written = [
             self._write(f"file-{path.rsplit('/', 1)[1]}", path, content, mode, machine, [self.ready])
             for path, content in operate.items()

@@ -16,7 +16,7 @@ import pulumi_aws as aws
 from components.harbor_vm import split_cidrs
 from components.settings import Settings
 from components.tagging import PUBLIC_ACCESS_TAG, resource_tags
-from components.vm_files import HARBOR_HTTP_PORT
+from components.vm_files import HARBOR_HTTP_PORT, LOAD_BALANCER_IDLE_TIMEOUT_SECONDS
 
 # TLS 1.3 with TLS 1.2 fallback, forward-secret AEAD ciphers only: the policy AWS recommends for
 # compatibility with TLS 1.3 (ELB User Guide, "Security policies for your Application Load
@@ -26,8 +26,9 @@ TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # (make/photon/prepare/templates/nginx/nginx.http.conf.jinja, v2.15.2): a cold pull of a large layer
 # may stay silent that long while core fetches it upstream. The ALB's idle timeout accepts 1..4000 s
 # (ELB API, LoadBalancerAttribute idle_timeout.timeout_seconds; default 60, which would cut such
-# pulls); 900 matches nginx, so neither side gives up first without the other.
-IDLE_TIMEOUT_SECONDS = 900
+# pulls); 900 matches nginx, so neither side gives up first without the other. Each node's nginx keeps
+# idle connections open longer than this (vm_files.nginx_keepalive_timeout, rendered from the same value).
+IDLE_TIMEOUT_SECONDS = LOAD_BALANCER_IDLE_TIMEOUT_SECONDS
 # Scale-down (a node's target attachment deleted): requests in flight get this long to finish, about
 # a 1 GiB layer at 10 MB/s. AWS's default is 300 s.
 DEREGISTRATION_DELAY_SECONDS = 120

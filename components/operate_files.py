@@ -15,6 +15,9 @@ METRICS_NAMESPACE = "HarborCache"
 METRICS_SCRIPT = "harbor-metrics.py"
 METRICS_SERVICE = "harbor-metrics.service"
 METRICS_TIMER = "harbor-metrics.timer"
+# HA mode: the reporter's node index (files/harbor-metrics.py reads it) and the dimension it becomes.
+METRICS_NODE_VARIABLE = "HARBOR_CACHE_NODE"
+METRICS_NODE_DIMENSION = "Node"
 PROBE_SCRIPT = "harbor-probe.py"
 PROBE_SERVICE = "harbor-probe.service"
 PROBE_TIMER = "harbor-probe.timer"
@@ -47,7 +50,19 @@ def metrics_environment(settings: Settings) -> dict[str, str]:
     }
 
 
-def metrics_service(settings: Settings) -> dict[str, dict[str, str | list[str]]]:
+def reporter_environment(settings: Settings, node_index: int = 0) -> dict[str, str]:
+    """The reporter's settings. HA mode (replicas > 1): also this node's index, which
+    files/harbor-metrics.py adds to its disk and health metrics as the dimension `Node`, so each
+    node has its own series and alarms (components/harbor_alarms.py). The index, not the instance
+    id: it is known when the file is rendered, and a replaced node keeps its series and alarms.
+    Not for the probe (node 0 only), whose counts stay per stack."""
+    environment = metrics_environment(settings)
+    if settings.high_availability:
+        environment[METRICS_NODE_VARIABLE] = str(node_index)
+    return environment
+
+
+def metrics_service(settings: Settings, node_index: int = 0) -> dict[str, dict[str, str | list[str]]]:
     return {
         "Unit": {
             "Description": "Harbor cache: disk usage and Harbor health to CloudWatch",
@@ -56,7 +71,7 @@ def metrics_service(settings: Settings) -> dict[str, dict[str, str | list[str]]]
         },
         "Service": {
             "Type": "oneshot",
-            "Environment": [f"{key}={value}" for key, value in metrics_environment(settings).items()],
+            "Environment": [f"{key}={value}" for key, value in reporter_environment(settings, node_index).items()],
             "ExecStart": f"/usr/bin/python3 {BIN_DIR}/{METRICS_SCRIPT} report",
             # Reads statvfs, the loopback health URL and IMDS: no privileges needed.
             "DynamicUser": "yes",
@@ -168,11 +183,12 @@ def probe_timer(settings: Settings) -> dict[str, dict[str, str | list[str]]]:
     }
 
 
-def metrics_files(settings: Settings) -> dict[str, str]:
-    """The CloudWatch reporter and its timer, keyed by path on the VM (installed once Harbor is ready)."""
+def metrics_files(settings: Settings, node_index: int = 0) -> dict[str, str]:
+    """The CloudWatch reporter and its timer, keyed by path on the VM (on node `node_index` in HA
+    mode), installed once Harbor is ready."""
     return {
         f"{BIN_DIR}/{METRICS_SCRIPT}": script(METRICS_SCRIPT),
-        f"{SYSTEMD_DIR}/{METRICS_SERVICE}": render_unit(metrics_service(settings)),
+        f"{SYSTEMD_DIR}/{METRICS_SERVICE}": render_unit(metrics_service(settings, node_index)),
         f"{SYSTEMD_DIR}/{METRICS_TIMER}": render_unit(metrics_timer()),
     }
 

@@ -36,6 +36,10 @@ HARBOR_HTTP_PORT = 8080
 HARBOR_LOOPBACK = f"127.0.0.1:{HARBOR_HTTP_PORT}"
 # Harbor's Prometheus metrics, published by nginx (prepare's docker-compose.yml.jinja `{{metric.port}}:9090`).
 HARBOR_METRICS_PORT = 9090
+# The Application Load Balancer's idle timeout in HA mode (replicas > 1): components/harbor_load_balancer.py
+# sets the ALB's attribute from this value (IDLE_TIMEOUT_SECONDS, where the reasons for 900 are); it
+# lives here so each node's nginx is rendered from the same number without importing the AWS component.
+LOAD_BALANCER_IDLE_TIMEOUT_SECONDS = 900
 CERTIFICATE_RESOLVER = "letsencrypt"
 # Traefik v3.6 defaults (pkg/config/static/static_config.go): readTimeout 60s for the whole request
 # *including its body*, idleTimeout 180s, writeTimeout none. 60s cuts a blob upload slower than
@@ -380,7 +384,7 @@ def compose_override(settings: Settings, zone_id: str) -> dict:
 def render_compose_override(settings: Settings, zone_id: str, shared: SharedSecretValues | None = None) -> str:
     document = with_imds_client_addresses(compose_override(settings, zone_id), settings)
     if settings.high_availability:
-        document = ha_node_override(document, settings)
+        document = with_nginx_keepalive(ha_node_override(document, settings))
     if shared is not None:
         document = with_shared_secrets(document, shared)
     return yaml.dump(document, Dumper=ComposeDumper, sort_keys=False, default_flow_style=False, width=1000)
@@ -411,6 +415,54 @@ def ha_node_override(document: dict, settings: Settings) -> dict:
         **services["proxy"],
         "ports": ComposeOverride([HARBOR_PUBLISHED_HA, metrics_port_binding(settings)]),
     }
+    return {**document, "services": services}
+
+
+# Keep-alive between the load balancer and a node's nginx. The ALB reuses its connections to a target
+# until they have been idle for its idle timeout, and AWS asks that the target's keep-alive timeout
+# be longer, else the target may close a connection just as the ALB sends the next request on it,
+# which the ALB answers with a 502 (ELB User Guide for Application Load Balancers, "Edit attributes
+# for your Application Load Balancer", Connection idle timeout:
+# https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-load-balancer-attributes.html).
+# Harbor's nginx sets no keepalive_timeout (prepare v2.15.2 templates/nginx/nginx.http.conf.jinja),
+# so nginx's default 75 s applies. The margin lets the ALB close first even when its timer and
+# nginx's start a moment apart.
+NGINX_KEEPALIVE_MARGIN_SECONDS = 60
+NGINX_KEEPALIVE_NAME = "harbor.http.keepalive.conf"
+# Beside the other harbor-cache files, outside Harbor's install folder (an upgrade unpacks a new one).
+NGINX_SNIPPET_DIR = f"{HARBOR_ROOT}/nginx"
+NGINX_KEEPALIVE_PATH = f"{NGINX_SNIPPET_DIR}/{NGINX_KEEPALIVE_NAME}"
+# Harbor's 8080 server block has `include /etc/nginx/conf.d/harbor.http.*.conf;` and the nginx
+# container mounts ./common/config/nginx at /etc/nginx (prepare's docker-compose.yml.jinja). prepare's
+# own way to fill conf.d, copy_nginx_location_configs_if_exist (utils/nginx.py), copies from its
+# image's templates/nginx/ext with a bare `map(...)`, which Python 3 never iterates: it copies
+# nothing. So the snippet is mounted into conf.d by the compose override.
+NGINX_KEEPALIVE_MOUNT = f"/etc/nginx/conf.d/{NGINX_KEEPALIVE_NAME}"
+
+
+def nginx_keepalive_timeout() -> int:
+    """Seconds nginx keeps an idle connection of the load balancer open: longer than the ALB's idle timeout."""
+    return LOAD_BALANCER_IDLE_TIMEOUT_SECONDS + NGINX_KEEPALIVE_MARGIN_SECONDS
+
+
+def nginx_keepalive_directives() -> dict[str, str]:
+    """The directives of the snippet, valid in nginx's server context (ngx_http_core_module keepalive_timeout)."""
+    return {"keepalive_timeout": f"{nginx_keepalive_timeout()}s"}
+
+
+def render_nginx_keepalive() -> str:
+    lines = ["# Managed by harbor-cache (pulumi): idle keep-alive longer than the load balancer's idle timeout."]
+    lines += [f"{name} {value};" for name, value in nginx_keepalive_directives().items()]
+    return "\n".join(lines) + "\n"
+
+
+def with_nginx_keepalive(document: dict) -> dict:
+    """The HA override with the keep-alive snippet mounted read-only into nginx's conf.d. The long
+    syntax without create_host_path: a missing file fails the start instead of becoming a folder."""
+    services = dict(document["services"])
+    proxy = services["proxy"]
+    mount = {"type": "bind", "source": NGINX_KEEPALIVE_PATH, "target": NGINX_KEEPALIVE_MOUNT, "read_only": True}
+    services["proxy"] = {**proxy, "volumes": [*proxy.get("volumes", []), mount]}
     return {**document, "services": services}
 
 
@@ -557,6 +609,7 @@ def vm_files(
     }
     if settings.high_availability:
         del files[TRAEFIK_DYNAMIC_PATH]
+        files[NGINX_KEEPALIVE_PATH] = render_nginx_keepalive()
         files.update(shared_secret_files(settings, shared) if shared is not None else {})
     return files
 

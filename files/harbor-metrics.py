@@ -4,7 +4,8 @@
 `report` (run every minute by harbor-metrics.timer) sends DiskUsedPercent for / and the data
 volume and HarborHealthy (1 when /api/v2.0/health says healthy, else 0); `put NAME VALUE ...`
 sends the given counts (the probe uses it for SmokeFailures and PrewarmFailures). Every metric
-carries the dimension Stack, so the alarms survive a VM replacement.
+carries the dimension Stack, so the alarms survive a VM replacement; with several Harbor nodes the
+`report` metrics also carry Node (HARBOR_CACHE_NODE, the node's index).
 
 Python 3 standard library only. Credentials come from IMDSv2 (the instance role; the role may put
 metrics into METRICS_NAMESPACE only). The request is CloudWatch's JSON protocol (awsJson1_0,
@@ -27,6 +28,8 @@ from urllib.parse import urlsplit
 
 NAMESPACE = os.environ.get("METRICS_NAMESPACE", "HarborCache")
 STACK = os.environ.get("HARBOR_CACHE_STACK", "")
+# HA mode (replicas > 1): this node's index, set by harbor-metrics.service; empty on one VM.
+NODE = os.environ.get("HARBOR_CACHE_NODE", "")
 REGION = os.environ.get("AWS_REGION", "")
 DATA_MOUNT = os.environ.get("DATA_MOUNT", "/data")
 HEALTH_URL = os.environ.get("HEALTH_URL", "http://127.0.0.1:8080/api/v2.0/health")
@@ -137,11 +140,14 @@ def harbor_healthy() -> int:
 
 
 def report() -> list[dict]:
+    """Disk usage and health of this host; with several nodes each metric also names the node
+    (dimension Node), so every node has its own series and its own alarms."""
+    node = {"Node": NODE} if NODE else {}
     values = {"DiskUsedPercent@root": disk_used_percent("/"), "HarborHealthy": harbor_healthy()}
-    extra = {"DiskUsedPercent@root": {"Mount": "/"}}
+    extra = {"DiskUsedPercent@root": {**node, "Mount": "/"}, "HarborHealthy": node}
     if os.path.ismount(DATA_MOUNT):
         values["DiskUsedPercent@data"] = disk_used_percent(DATA_MOUNT)
-        extra["DiskUsedPercent@data"] = {"Mount": DATA_MOUNT}
+        extra["DiskUsedPercent@data"] = {**node, "Mount": DATA_MOUNT}
     return metric_data(values, extra)
 
 

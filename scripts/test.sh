@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debian_packages=(containerd docker-registry skopeo openssh-server openssh-client sudo openssl e2fsprogs util-linux curl procps
-  cloud-init iproute2 iptables dnsmasq pebble lego apache2-utils systemd)
+  cloud-init iproute2 iptables dnsmasq pebble lego apache2-utils systemd nginx)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for package in "${debian_packages[@]}"; do
@@ -18,6 +18,11 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # nginx is here only for `nginx -T` on Harbor's configuration (tests/test_ha_node_files.py): stop
+    # the daemon its package may just have started on port 80 with Debian's default site.
+    if [[ " ${missing[*]} " == *" nginx "* && -s /run/nginx.pid ]]; then
+      nginx -s quit || true
+    fi
   fi
 fi
 

@@ -225,9 +225,13 @@ def loopback():
         server.stop()
 
 
-def reporter(server: Loopback, *args: str, data_mount: str = "/nonexistent") -> subprocess.CompletedProcess:
+def reporter(
+    server: Loopback, *args: str, data_mount: str = "/nonexistent", unit_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """The reporter against the loopback; `unit_env`: the Environment= of a rendered harbor-metrics.service first."""
     env = {
         **os.environ,
+        **(unit_env or {}),
         "IMDS_ENDPOINT": server.url,
         "CLOUDWATCH_ENDPOINT": f"{server.url}/",
         "HEALTH_URL": f"{server.url}/api/v2.0/health",
@@ -239,11 +243,6 @@ def reporter(server: Loopback, *args: str, data_mount: str = "/nonexistent") -> 
 
 
 def test_report_puts_disk_usage_and_health_signed_as_the_aws_sdk_signs(loopback, monkeypatch):
-    import botocore.auth
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
     server = loopback({"status": "healthy", "components": []})
     result = reporter(server, "report", data_mount="/")
     assert result.returncode == 0, result.stderr
@@ -260,7 +259,19 @@ def test_report_puts_disk_usage_and_health_signed_as_the_aws_sdk_signs(loopback,
     root = by_name[("DiskUsedPercent", json.dumps([{"Name": "Stack", "Value": "dev"}, {"Name": "Mount", "Value": "/"}]))]
     assert 0 < root["Value"] < 100 and root["Unit"] == "Percent"
     assert "HarborHealthy=1" in result.stdout
+    assert_as_botocore_sends(server, request, monkeypatch)
 
+
+def assert_as_botocore_sends(server: Loopback, request: dict, monkeypatch) -> None:
+    """The recorded request is what the AWS SDK would send: botocore's SigV4 signature at the same
+    instant, and its JSON-protocol serializer's body for PutMetricData."""
+    import botocore.auth
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    headers = {key.lower(): value for key, value in request["headers"].items()}
+    body = json.loads(request["body"])
     # The same request signed by botocore at the same instant gives the same Authorization.
     when = datetime.datetime.strptime(headers["x-amz-date"], "%Y%m%dT%H%M%SZ")
     aws_request = AWSRequest(
@@ -286,6 +297,32 @@ def test_report_puts_disk_usage_and_health_signed_as_the_aws_sdk_signs(loopback,
     model = ServiceModel(Loader().load_service_model("cloudwatch", "service-2"))
     built = serialize.create_serializer("json").serialize_to_request(body, model.operation_model("PutMetricData"))
     assert json.loads(built["body"]) == body
+
+
+def test_an_ha_nodes_report_names_the_node_as_its_unit_tells_it(loopback, monkeypatch):
+    """replicas > 1: node 2's rendered harbor-metrics.service gives the reporter its index, and every
+    disk and health metric carries Node=2 beside Stack (one series per node, one alarm each); the
+    request still signs and serialises as botocore's. One VM: no Node anywhere (unit and metrics)."""
+    settings = parse_settings({**dev_raw(), "replicas": 3}, stack="dev", region="eu-central-1")
+    environment = operate_files.metrics_service(settings, 2)["Service"]["Environment"]
+    unit_env = dict(line.split("=", 1) for line in environment)
+    assert unit_env[operate_files.METRICS_NODE_VARIABLE] == "2"
+    server = loopback({"status": "healthy", "components": []})
+    result = reporter(server, "report", unit_env={"HARBOR_CACHE_NODE": unit_env["HARBOR_CACHE_NODE"]})
+    assert result.returncode == 0, result.stderr
+    (request,) = server.requests
+    data = json.loads(request["body"])["MetricData"]
+    node = [{"Name": "Stack", "Value": "dev"}, {"Name": "Node", "Value": "2"}]
+    assert sorted((m["MetricName"], json.dumps(m["Dimensions"])) for m in data) == [
+        ("DiskUsedPercent", json.dumps([*node, {"Name": "Mount", "Value": "/"}])),
+        ("HarborHealthy", json.dumps(node)),
+    ]
+    assert_as_botocore_sends(server, request, monkeypatch)
+
+    single = parse_settings(dev_raw(), stack="dev", region="eu-central-1")
+    assert not any("HARBOR_CACHE_NODE" in line for line in operate_files.metrics_service(single)["Service"]["Environment"])
+    # The probe's counts stay per stack even on an HA node 0 (its alarms watch Stack only).
+    assert not any("HARBOR_CACHE_NODE" in line for line in operate_files.probe_service(settings)["Service"]["Environment"])
 
 
 @pytest.mark.parametrize("health", [{"status": "unhealthy"}, None])

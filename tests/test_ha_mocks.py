@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -304,7 +305,39 @@ def test_every_node_has_its_ec2_alarms_and_the_load_balancer_its_own(ha):
         "targetgroup/"
     )
     assert alarms["harbor-alarms-load-balancer-5xx"]["metricName"] == "HTTPCode_ELB_5XX_Count"
-    assert alarms["harbor-alarms-harbor-unhealthy"]["statistic"] == "Minimum", "any node unhealthy"
+
+
+def test_every_node_has_its_own_disk_and_health_alarms_on_the_series_its_reporter_sends(ha):
+    """One alarm per node and metric, on that node's series (dimension Node, which the node's
+    harbor-metrics.service sets); the probe's counts stay per stack (it runs on node 0 only)."""
+    alarms = {r.name.removeprefix("harbor-alarms-"): r.inputs for r in ha.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    reporter = {name for name, alarm in alarms.items() if alarm["metricName"] in ("DiskUsedPercent", "HarborHealthy")}
+    assert len(reporter) == 3 * 3
+    for index, prefix in enumerate(("", "node1-", "node2-")):
+        node = {"Stack": "dev", "Node": str(index)}
+        assert alarms[f"{prefix}data-disk"]["dimensions"] == {**node, "Mount": "/data"}
+        assert alarms[f"{prefix}root-disk"]["dimensions"] == {**node, "Mount": "/"}
+        health = alarms[f"{prefix}harbor-unhealthy"]
+        assert health["dimensions"] == node and health["treatMissingData"] == "breaching"
+        assert f"on node {index} " in health["alarmDescription"]
+        install = "harbor-install" if index == 0 else f"harbor-install-{index}"
+        unit = ha.named(f"{install}-file-harbor-metrics.service").inputs["stdin"]
+        assert f"Environment=HARBOR_CACHE_NODE={index}\n" in unit
+    for probe in ("smoke-failed", "prewarm-failed"):
+        assert alarms[probe]["dimensions"] == {"Stack": "dev"}
+
+
+def test_each_nodes_nginx_outlasts_the_load_balancers_idle_timeout(ha):
+    """AWS: the target's keep-alive longer than the ALB's idle timeout, else sporadic 502s."""
+    from components import vm_files
+
+    idle = ha.one("aws:lb/loadBalancer:LoadBalancer").inputs["idleTimeout"]
+    for install in ("harbor-install", "harbor-install-1", "harbor-install-2"):
+        step = ha.named(f"{install}-nginx-keepalive").inputs
+        assert step["create"] == f"sudo install -D -m 0644 -o root -g root /dev/stdin {vm_files.NGINX_KEEPALIVE_PATH}"
+        (seconds,) = re.findall(r"^keepalive_timeout (\d+)s;$", step["stdin"], re.MULTILINE)
+        assert int(seconds) > idle
+        assert vm_files.content_hash(step["stdin"]) in ha.named(f"{install}-start").inputs["triggers"]
 
 
 # --- installs: rolling, one node at a time ---

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -225,11 +226,13 @@ def test_single_vm_files_are_what_they_were():
     assert text == before and "CORE_SECRET" not in text
     single = set(vm_files.vm_files(settings, SECRETS, ZONE_ID))
     assert vm_files.TRAEFIK_DYNAMIC_PATH in single and not any("/secret/" in path for path in single)
+    assert vm_files.NGINX_KEEPALIVE_PATH not in single and vm_files.NGINX_KEEPALIVE_NAME not in text
 
 
 def test_ha_files_have_no_traefik_routes_and_the_shared_files(ha_settings, shared):
     files = vm_files.vm_files(ha_settings, SECRETS, ZONE_ID, shared)
     assert vm_files.TRAEFIK_DYNAMIC_PATH not in files
+    assert files[vm_files.NGINX_KEEPALIVE_PATH] == vm_files.render_nginx_keepalive()
     assert {path for path in files if "/secret/" in path} == set(vm_files.shared_secret_files(ha_settings, shared))
     assert "TRAEFIK" not in files[vm_files.ENVRC_PATH] and "ACME" not in files[vm_files.ENVRC_PATH]
 
@@ -360,3 +363,135 @@ def test_the_secret_key_a_node_held_before_is_kept_once(ha_settings, tmp_path):
     assert kept.read_text() == "NodeOwnKey000001", "the first key it replaced, not a later shared one"
     info = local.stat()
     assert (stat.S_IMODE(info.st_mode), info.st_uid) == (0o600, 10000)
+
+
+# --- Keep-alive behind the load balancer: nginx keeps idle connections longer than the ALB does ---
+
+REFERENCE_PREPARE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "harbor-v2.15.2-prepare"
+
+
+def nginx_mounts(proxy: dict, files: dict[str, str], scratch: Path) -> list[tuple[str, str, bool]]:
+    """(source on this machine, target, read only) of the nginx container's binds under /etc/nginx, as
+    compose resolved them; a source on the node (a file the deploy lays there) is its rendered copy."""
+    mounts = []
+    for volume in proxy["volumes"]:
+        if volume["type"] != "bind" or not volume["target"].startswith("/etc/nginx"):
+            continue
+        source = volume["source"]
+        if source in files:
+            copy = scratch / source.lstrip("/")
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_text(files[source])
+            source = str(copy)
+        mounts.append((source, volume["target"], bool(volume.get("read_only"))))
+    # As Docker mounts them: shallower targets first (moby daemon/volumes.go sortMounts).
+    return sorted(mounts, key=lambda mount: mount[1].count("/"))
+
+
+def upstream_hosts(nginx_conf: str) -> set[str]:
+    """The container names Harbor's nginx proxies to (`server core:8080;` in its upstream blocks)."""
+    return set(re.findall(r"^\s*server\s+([a-z][\w-]*):\d+;", nginx_conf, re.MULTILINE))
+
+
+def block_containing(text: str, marker: str) -> str:
+    """The innermost `{ ... }` block of nginx config text that contains `marker`."""
+    at = text.index(marker)
+    start = text.rindex("{", 0, at)
+    while text.count("{", start + 1, at) > text.count("}", start + 1, at):  # a nested block closed before `marker`
+        start = text.rindex("{", 0, start)
+    depth, end = 0, start
+    for end in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[end], 0)
+        if depth == 0:
+            break
+    return text[start : end + 1]
+
+
+def nginx_dump(mounts: list[tuple[str, str, bool]], hosts: set[str], work: Path) -> subprocess.CompletedProcess:
+    """`nginx -T` of the node's /etc/nginx in a private mount namespace: the binds the container gets,
+    Harbor's upstream names resolving to loopback (on the node, Docker's DNS resolves them to the
+    containers; nginx resolves upstream servers while it reads the configuration) and a private /tmp
+    for the temp folders Harbor's nginx.conf names. Nothing outside the namespace changes."""
+    hosts_file = work / "hosts"
+    hosts_file.write_text("127.0.0.1 localhost " + " ".join(sorted(hosts)) + "\n")
+    lines = ["set -eu", f"mount --bind {shlex.quote(str(hosts_file))} /etc/hosts"]
+    for source, target, read_only in mounts:
+        # A file bind needs a file to land on: Docker (runc) creates it the same way.
+        if Path(source).is_file():
+            lines.append(f"[ -e {shlex.quote(target)} ] || touch {shlex.quote(target)}")
+        lines.append(f"mount {'-o bind,ro' if read_only else '--bind'} {shlex.quote(source)} {shlex.quote(target)}")
+    lines += ["mount -t tmpfs tmpfs /tmp", "exec nginx -T -c /etc/nginx/nginx.conf"]
+    return subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "bash", "-c", "\n".join(lines)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def nginx_tools() -> None:
+    if shutil.which("nginx") is None:
+        unavailable("nginx is missing (Debian package nginx)")
+    if os.geteuid() != 0 or shutil.which("unshare") is None or not Path("/etc/nginx").is_dir():
+        unavailable("nginx -T on the node's files needs root, unshare and /etc/nginx to mount over")
+
+
+def test_the_ha_override_mounts_the_keepalive_snippet_read_only_into_nginxs_conf_d(nodes):
+    for _, merged in nodes.values():
+        binds = {volume["target"]: volume for volume in merged["services"]["proxy"]["volumes"]}
+        snippet = binds[vm_files.NGINX_KEEPALIVE_MOUNT]
+        assert (snippet["type"], snippet["source"], snippet.get("read_only")) == ("bind", vm_files.NGINX_KEEPALIVE_PATH, True)
+        # Beside harbor.yml and the override, not in the install folder an upgrade replaces.
+        assert not snippet["source"].startswith(vm_files.HARBOR_CURRENT + "/")
+        # Inside the folder Harbor's nginx reads its configuration from, under the name its server block includes.
+        assert binds["/etc/nginx"]["source"].endswith("/common/config/nginx")
+
+
+def test_real_nginx_takes_the_keepalive_snippet_inside_harbors_server_block(nodes, ha_settings, shared, tmp_path):
+    """Harbor's own nginx.conf (prepare's output) with the binds compose gives the nginx container:
+    real nginx accepts it, and the snippet's keepalive_timeout is included in the server on 8080, the
+    port the load balancer forwards to, and is longer than the load balancer's idle timeout."""
+    from components.harbor_load_balancer import IDLE_TIMEOUT_SECONDS
+
+    nginx_tools()
+    prepared, merged = nodes[NODES[0]]
+    files = vm_files.vm_files(ha_settings, SECRETS, ZONE_ID, shared)
+    mounts = nginx_mounts(merged["services"]["proxy"], files, tmp_path / "node")
+    nginx_conf = (prepared / "config" / "nginx" / "nginx.conf").read_text()
+    hosts = upstream_hosts(nginx_conf)
+    assert hosts and hosts <= set(merged["services"]), "nginx's upstreams are services on Harbor's network"
+    result = nginx_dump(mounts, hosts, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "syntax is ok" in result.stderr and "test is successful" in result.stderr
+    main, _, rest = result.stdout.partition(f"# configuration file {vm_files.NGINX_KEEPALIVE_MOUNT}:")
+    assert rest, f"nginx did not read {vm_files.NGINX_KEEPALIVE_MOUNT}:\n{result.stdout[:3000]}"
+    server = block_containing(main, f"listen {vm_files.HARBOR_HTTP_PORT};")
+    assert "include /etc/nginx/conf.d/harbor.http.*.conf;" in server
+    snippet = rest.split("# configuration file ", 1)[0]
+    (seconds,) = re.findall(r"^keepalive_timeout (\d+)s;$", snippet, re.MULTILINE)
+    assert int(seconds) == vm_files.nginx_keepalive_timeout() > IDLE_TIMEOUT_SECONDS
+    assert "keepalive_timeout" not in main, "Harbor's own configuration sets none (nginx's default 75 s)"
+
+
+def test_prepare_copies_no_nginx_snippet_itself(tmp_path):
+    """Why the snippet is mounted: prepare v2.15.2's copy_nginx_location_configs_if_exist
+    (utils/nginx.py) builds a lazy map(...) and never iterates it, so nothing is copied."""
+    if not REFERENCE_PREPARE.is_dir():
+        unavailable(f"{REFERENCE_PREPARE} is missing")
+    source, destination = tmp_path / "ext", tmp_path / "conf.d"
+    source.mkdir()
+    destination.mkdir()
+    (source / vm_files.NGINX_KEEPALIVE_NAME).write_text(vm_files.render_nginx_keepalive())
+    code = (
+        "import sys; from utils.nginx import copy_nginx_location_configs_if_exist as copy;"
+        " copy(sys.argv[1], sys.argv[2], 'harbor.http.*.conf')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(source), str(destination)],
+        cwd=REFERENCE_PREPARE,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert list(destination.iterdir()) == [] and "Copying nginx" not in result.stdout

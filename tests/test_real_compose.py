@@ -276,3 +276,10 @@ def test_systemd_analyze_reads_the_dropin(dev_settings, tmp_path):
     """The check above has teeth: a drop-in with a wrong section is reported."""
     result = verify(systemd_root(tmp_path, dev_settings, dropin="[Service]\nRequiresMountsFor=/data\n"))
     assert "harbor-cache-data.conf" in result.stderr and "RequiresMountsFor" in result.stderr
+
+
+def test_the_single_vms_nginx_gets_no_keepalive_snippet(merged):
+    """Only HA nodes sit behind the load balancer; the single VM's nginx keeps Harbor's mounts as they are."""
+    targets = [volume["target"] for volume in merged["services"]["proxy"]["volumes"]]
+    assert "/etc/nginx" in targets and vm_files.NGINX_KEEPALIVE_MOUNT not in targets
+    assert not any(vm_files.NGINX_SNIPPET_DIR in volume["source"] for volume in merged["services"]["proxy"]["volumes"])
