@@ -27,18 +27,14 @@ def parse_scale(reader: ConfigReader) -> dict[str, Any]:
     replicas = reader.integer("replicas", 1, MAX_REPLICAS)
     storage = reader.string("storage", required=True)
     external_services = reader.boolean("externalServices")
-    if replicas > 1:
-        # Several nodes share nothing local: replicas > 1 turns S3 and the external stores on. Only
-        # a value the stack sets itself can contradict that; the defaults give way.
-        if "storage" in reader.raw and storage != "s3":
-            reader.fail("storage", f"{storage!r} cannot serve replicas: {replicas}; several nodes need s3 (or leave it unset)")
-        if "externalServices" in reader.raw and not external_services:
-            reader.fail(
-                "externalServices", f"false cannot serve replicas: {replicas}; several nodes need true (or leave it unset)"
-            )
-        storage, external_services = "s3", True
     if storage not in STORAGE_MODES:
         reader.fail("storage", f"{storage!r} is not a storage mode; accepted: {', '.join(STORAGE_MODES)}")
+    if replicas > 1:
+        # Several nodes share nothing local: replicas > 1 turns S3 and the external stores on, whatever
+        # `storage` and `externalServices` say. A contrary value cannot be told from the default: the
+        # CLI copies every Pulumi.yaml default into the stack's config before the program runs
+        # (pulumi/pulumi pkg/workspace/config.go, ValidateStackConfigAndApplyProjectConfig).
+        storage, external_services = "s3", True
     db_class = reader.string("databaseInstanceClass", required=True)
     if db_class and not DB_INSTANCE_CLASS_RE.match(db_class):
         reader.fail("databaseInstanceClass", f"{db_class!r} is not an RDS instance class (e.g. db.t4g.small, db.m7g.large)")

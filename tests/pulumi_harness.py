@@ -19,6 +19,8 @@ from pulumi.runtime import config as runtime_config
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
+from components.settings import project_defaults
+
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = ROOT / "__main__.py"
 SECRET_SIG = rpc._special_secret_sig  # "1b47061264138c4ac30d75fd1eb44270"
@@ -292,6 +294,12 @@ def run_program(
     if recorder is not None:
         recorder["registrations"] = monitor.registrations
     pulumi.runtime.set_mocks(mocks, project="harbor-cache", stack=stack, preview=preview, monitor=monitor)
+    # The CLI copies every Pulumi.yaml default the stack does not set into the stack's config before
+    # the program runs (pulumi/pulumi pkg/workspace/config.go, ValidateStackConfigAndApplyProjectConfig
+    # -> mergeConfig: `stackConfig.Set(key, default)`), so the program cannot tell a default from a
+    # value the stack sets. So here too.
+    defaults = {f"harbor-cache:{key}": value for key, value in project_defaults().items()}
+    config = {**defaults, **config}
     # The engine hands the program strings; objects and lists arrive as JSON.
     as_strings = {key: value if isinstance(value, str) else _json(value) for key, value in config.items()}
     runtime_config.set_all_config(as_strings, list(secret_keys))

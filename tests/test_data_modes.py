@@ -82,8 +82,7 @@ def test_external_mode_replaces_the_local_database_block_and_uses_tls_to_redis()
         ({"databaseBackupRetentionDays": 0}, "databaseBackupRetentionDays", "1..35"),
         ({"replicas": 0}, "replicas", "1..6"),
         ({"replicas": 7}, "replicas", "1..6"),
-        ({"replicas": 2, "storage": "ebs"}, "storage", "need s3"),
-        ({"replicas": 3, "externalServices": False}, "externalServices", "need true"),
+        ({"replicas": 3, "storage": "efs"}, "storage", "ebs, s3"),
     ],
 )
 def test_bad_mode_settings_are_refused_naming_key_and_accepted_values(overrides, key, accepted):
@@ -96,6 +95,10 @@ def test_replicas_turn_s3_and_the_external_stores_on():
     several = parse(replicas=3)
     assert (several.high_availability, several.storage, several.external_services) == (True, "s3", True)
     assert parse(replicas=2, storage="s3", externalServices=True).high_availability
+    # The CLI hands the program every Pulumi.yaml default as if the stack had set it
+    # (pkg/workspace/config.go, mergeConfig): replicas alone must still turn the stores on.
+    defaulted = parse(replicas=3, storage="ebs", externalServices=False)
+    assert (defaulted.storage, defaulted.external_services) == ("s3", True)
 
 
 def run_prepare(document: dict, tmp_path: Path) -> Path:
