@@ -75,14 +75,19 @@ class HarborCache(pulumi.ComponentResource):
         self.vm = HarborVm(
             f"{name}-vm", HarborVmArgs(settings=settings, subnets=subnets, load_balancer=load_balancer_target), opts=child
         )
-        if self.load_balancer is not None:
-            dns_args = HarborDnsArgs(
-                settings=settings,
-                load_balancer=LoadBalancerAlias(dns_name=self.load_balancer.dns_name, zone_id=self.load_balancer.zone_id),
+        # One VM: the name (and Traefik's DNS-01 permission) before the install. HA: the name moves to
+        # the load balancer only once node 0 serves (below).
+        if self.load_balancer is None:
+            self.dns = HarborDns(
+                f"{name}-dns",
+                HarborDnsArgs(settings=settings, public_ip=self.vm.public_ip, instance_role_name=self.vm.role.name),
+                opts=child,
             )
+            zone_id = self.dns.zone_id
+            dns_ready = [r for r in (self.dns.record, self.dns.dns01_policy) if r is not None]
         else:
-            dns_args = HarborDnsArgs(settings=settings, public_ip=self.vm.public_ip, instance_role_name=self.vm.role.name)
-        self.dns = HarborDns(f"{name}-dns", dns_args, opts=child)
+            zone_id = hosted_zone.zone_id
+            dns_ready = []
 
         # Issue 13 steps 1 and 2: the stores outside the VM, when the settings ask for them.
         self.storage = (
@@ -107,7 +112,6 @@ class HarborCache(pulumi.ComponentResource):
             self.data_services.database_host if self.data_services else placeholders.database_host,
             self.data_services.redis_host if self.data_services else placeholders.redis_host,
         ).apply(lambda values: DataEndpoints(*values))
-        dns_ready = [r for r in (self.dns.record, self.dns.dns01_policy) if r is not None]
         store_ready = [r for r in (self.storage and self.storage.role_policy, self.data_services) if r is not None]
 
         # What every node must hold identically (Harbor's secret key, token key and certificate, the
@@ -135,7 +139,7 @@ class HarborCache(pulumi.ComponentResource):
                         private_key=self.vm.ssh_private_key,
                         instance_id=node.instance.id,
                         data_volume_id=node.data_volume.id,
-                        zone_id=self.dns.zone_id,
+                        zone_id=zone_id,
                         depends_on=[node.data_attachment, node.eip_association, *dns_ready, *store_ready, *previous],
                         endpoints=endpoints,
                         external_database_password=self.data_services.database_password if self.data_services else "",
@@ -149,6 +153,19 @@ class HarborCache(pulumi.ComponentResource):
         self.install = self.installs[0]
         # The last node is ready only after every node before it: the gate for Harbor's configuration.
         all_ready = self.installs[-1].ready
+
+        if self.load_balancer is not None:
+            # The alias waits for node 0's readiness gate: on a switch from one VM the name keeps
+            # pointing at the VM (node 0) until the load balancer has a node to send traffic to.
+            self.dns = HarborDns(
+                f"{name}-dns",
+                HarborDnsArgs(
+                    settings=settings,
+                    load_balancer=LoadBalancerAlias(dns_name=self.load_balancer.dns_name, zone_id=self.load_balancer.zone_id),
+                    record_after=(self.install.ready,),
+                ),
+                opts=child,
+            )
 
         if not settings.high_availability:
             self.caa = HarborCaa(
@@ -166,6 +183,8 @@ class HarborCache(pulumi.ComponentResource):
                 settings=settings,
                 admin_password=self.install.admin_password,
                 ready=all_ready,
+                # HA: the provider reaches Harbor by the name that now leads to the load balancer.
+                also_after=(self.dns.record,) if self.load_balancer is not None else (),
                 # Harbor's objects are made again when its database changes (issue 13).
                 database=database_identity(self.data_services),
             ),

@@ -42,6 +42,8 @@ class HarborConfigArgs:
     ready: pulumi.Resource
     # Which database Harbor keeps these objects in (database_identity); a change re-creates them.
     database: pulumi.Input[str] = LOCAL_DATABASE
+    # Anything else the provider needs first (HA: the name that leads to the load balancer).
+    also_after: tuple[pulumi.Resource, ...] = ()
 
 
 def database_identity(data_services: HarborDataServices | None) -> pulumi.Input[str]:
@@ -81,7 +83,7 @@ class HarborConfig(pulumi.ComponentResource):
         self._connection = HarborConnection(
             url=settings.api_url, username="admin", password=args.admin_password, database=args.database
         )
-        self._after_ready = [args.ready]
+        self._after_ready = [args.ready, *args.also_after]
 
         self.projects: dict[str, pulumi.Output[str]] = {}
         private_projects: list[HarborProject] = []

@@ -29,8 +29,9 @@ class HarborDnsArgs:
     # One VM: its Elastic IP, and the instance role that gets the DNS-01 permission.
     public_ip: pulumi.Input[str] | None = None
     instance_role_name: pulumi.Input[str] | None = None
-    # replicas > 1: the load balancer the name points at instead.
+    # replicas > 1: the load balancer the name points at instead, and what the alias waits for.
     load_balancer: LoadBalancerAlias | None = None
+    record_after: tuple[pulumi.Resource, ...] = ()
 
 
 def acme_challenge_name(hostname: str) -> str:
@@ -103,7 +104,7 @@ class HarborDns(pulumi.ComponentResource):
                         "evaluate_target_health": True,
                     }
                 ],
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.record_after)),
             )
         else:
             self.record = aws.route53.Record(

@@ -487,6 +487,17 @@ def test_a_changed_node_restarts_only_after_the_node_before_it_is_healthy_again(
     assert not {r for r in closure(ha, "harbor-install-start") if r.startswith(("harbor-install-1-", "harbor-install-2-"))}
 
 
+def test_the_name_moves_to_the_load_balancer_only_once_node_0_serves_and_the_provider_follows_it(ha):
+    """On a switch from one VM the alias would otherwise replace the VM's address while no node is
+    installed yet: the cache would be down, and the provider would find nothing behind the name."""
+    assert "harbor-install-ready" in closure(ha, "harbor-dns-a")
+    assert not {r for r in closure(ha, "harbor-dns-a") if r.startswith(("harbor-install-1-", "harbor-install-2-"))}
+    for registration in ha.of_type("pulumi-python:dynamic/harbor:Project"):
+        assert "harbor-dns-a" in closure(ha, registration.name), registration.name
+    single = run_program(config())
+    assert "harbor-dns-a" in closure(single, "harbor-install-start"), "one VM: the name comes first (DNS-01)"
+
+
 def test_a_preview_of_the_ha_stack_evaluates_with_unknown_cloud_outputs():
     run = run_program(config(replicas=2), preview=True)
     assert len(run.of_type("aws:ec2/instance:Instance")) == 2 and run.one("aws:lb/loadBalancer:LoadBalancer")
