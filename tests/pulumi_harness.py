@@ -6,6 +6,8 @@ protect, retainOnDelete, dependencies and secret markers from it.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import runpy
 from dataclasses import dataclass, field
@@ -73,6 +75,15 @@ class AwsMocks(pulumi.runtime.Mocks):
             state.update(fqdn=args.inputs.get("name"))
         elif kind == "random:index/randomPassword:RandomPassword":
             state.update(result="Generated-Passw0rd-" + args.name[-6:])
+        elif kind == "random:index/randomId:RandomId":
+            # pulumi_random RandomId: byteLength random bytes, given as hex (2 digits a byte),
+            # b64Std, b64Url (also the id) and dec. Derived from the name: stable across runs.
+            raw = hashlib.sha256(args.name.encode()).digest()[: int(args.inputs.get("byteLength", 8))]
+            b64_url = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+            state.update(
+                hex=raw.hex(), b64Std=base64.b64encode(raw).decode(), b64Url=b64_url, dec=str(int.from_bytes(raw, "big"))
+            )
+            return b64_url, state
         elif kind == "random:index/randomBytes:RandomBytes":
             state.update(base64="c2VjcmV0LWNsaWVudC1ieXRlcy0yMA==", hex="00" * 20)
         elif kind == "command:remote:Command":

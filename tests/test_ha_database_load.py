@@ -20,7 +20,7 @@ def test_every_pool_of_every_node_fits_the_databases_connection_budget(replicas)
     database = rendered(replicas=replicas, externalServices=True, storage="s3")["external_database"]["harbor"]
     pools = vm_files.EXTERNAL_DB_POOLS_PER_NODE * replicas
     assert pools * database["max_open_conns"] <= vm_files.EXTERNAL_DB_CONNECTION_BUDGET
-    assert vm_files.EXTERNAL_DB_MIN_OPEN_CONNS <= database["max_open_conns"]
+    assert database["max_open_conns"] >= vm_files.EXTERNAL_DB_MIN_OPEN_CONNS
     assert 0 < database["max_idle_conns"] <= database["max_open_conns"]
 
 
