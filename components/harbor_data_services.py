@@ -9,6 +9,7 @@ redis containers out of the compose file (templates/docker_compose/docker-compos
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pulumi
@@ -30,6 +31,22 @@ DATABASE_MAX_STORAGE_GB = 200
 # Valkey 8: ElastiCache's Redis-compatible engine (Redis OSS 7.2 protocol) at a lower price.
 REDIS_ENGINE = "valkey"
 REDIS_ENGINE_VERSION = "8.0"
+# The final snapshot's random suffix: 4 bytes, 8 hex digits.
+FINAL_SNAPSHOT_SUFFIX_BYTES = 4
+# What the AWS provider's aws_db_instance accepts as final_snapshot_identifier (terraform-provider-aws
+# internal/service/rds/instance.go, its ValidateFunc: "must begin with alphabetic character", "must
+# only contain alphanumeric characters and hyphens" ^[0-9A-Za-z-]+$, "cannot contain two consecutive
+# hyphens", "cannot end in a hyphen"), at most 255 characters (RDS API, DBSnapshotIdentifier).
+FINAL_SNAPSHOT_MAX_LENGTH = 255
+
+
+def final_snapshot_identifier(stack: str, suffix: str) -> str:
+    """`harbor-cache-<stack>-final-<suffix>` in the characters RDS accepts, whatever the Pulumi stack
+    name (letters, digits, '-', '_', '.'): every run of other characters becomes one '-'."""
+    safe_stack = re.sub(r"[^A-Za-z0-9]+", "-", stack).strip("-") or "stack"
+    fixed = len("harbor-cache--final-") + len(suffix)
+    safe_stack = safe_stack[: FINAL_SNAPSHOT_MAX_LENGTH - fixed].rstrip("-")
+    return f"harbor-cache-{safe_stack}-final-{suffix}"
 
 
 @dataclass(frozen=True)
@@ -98,6 +115,22 @@ class HarborDataServices(pulumi.ComponentResource):
             tags=resource_tags(settings, f"{name}-db-subnets"),
             opts=child,
         )
+        # A fixed name per stack would collide on the second destroy after a re-create (RDS keeps
+        # the first final snapshot, and refuses a second one of the same name). A RandomId is drawn
+        # when this database is created and goes with it on destroy; its keepers are the inputs
+        # that replace the instance, so a replacement gets a fresh suffix too.
+        final_snapshot_suffix = random.RandomId(
+            f"{name}-db-final-snapshot-suffix",
+            byte_length=FINAL_SNAPSHOT_SUFFIX_BYTES,
+            keepers={
+                "identifierPrefix": "harbor-cache-",
+                "engine": "postgres",
+                "dbName": DATABASE_NAME,
+                "username": DATABASE_USER,
+                "storageEncrypted": "true",
+            },
+            opts=child,
+        )
         self.database = aws.rds.Instance(
             f"{name}-db",
             identifier_prefix="harbor-cache-",
@@ -122,7 +155,9 @@ class HarborDataServices(pulumi.ComponentResource):
             # and deletion protection makes removing the database a deliberate two-step act.
             deletion_protection=True,
             skip_final_snapshot=False,
-            final_snapshot_identifier=f"harbor-cache-{settings.stack}-final",
+            final_snapshot_identifier=final_snapshot_suffix.hex.apply(
+                lambda suffix: final_snapshot_identifier(settings.stack, suffix)
+            ),
             auto_minor_version_upgrade=True,
             apply_immediately=False,
             tags=resource_tags(settings, f"{name}-db"),

@@ -134,6 +134,25 @@ def harbor_config_version(harbor_version: str) -> str:
     return f"{major}.{minor}.0"
 
 
+# Harbor v2.15.2 src/jobservice/logger: known_loggers.go registers DB with a logger, a sweeper and a
+# getter (DBGetter.Retrieve reads the job_log table through Harbor's ORM, i.e. whatever database
+# core and jobservice use, external_database included); base.go GetLogDataGetter takes the first
+# logger with a getter in sorted name order, so with DB configured logs are read from the database;
+# sweeper/db_sweeper.go deletes job_log rows older than logger_sweeper_duration days once the job
+# context's DB init completed (job/impl/context.go initDBCompleted -> PrepareDBSweep).
+SINGLE_VM_JOB_LOGGERS = ["STD_OUTPUT", "FILE"]
+# HA: core asks its own node's jobservice for a job's log (core env JOBSERVICE_URL; FILE's getter,
+# logger/getter/file_getter.go Retrieve, reads /var/log/jobs on that node only), so a log written
+# to FILE on the node that ran the job is a 404 through the load balancer. In the shared database
+# every node finds it. No FILE: nothing would read it, and it would only fill the node's disk.
+HA_JOB_LOGGERS = ["STD_OUTPUT", "DB"]
+
+
+def job_loggers(settings: Settings) -> list[str]:
+    """harbor.yml's jobservice.job_loggers: the shared database in HA, files on the single VM."""
+    return list(HA_JOB_LOGGERS if settings.high_availability else SINGLE_VM_JOB_LOGGERS)
+
+
 def harbor_yml(settings: Settings, secrets: HarborSecrets) -> dict:
     """harbor.yml as data: plain HTTP on 8080 behind Traefik, no https block, public URL via external_url."""
     return {
@@ -161,7 +180,7 @@ def harbor_yml(settings: Settings, secrets: HarborSecrets) -> dict:
         "jobservice": {
             "max_job_workers": 10,
             "max_job_duration_hours": 24,
-            "job_loggers": ["STD_OUTPUT", "FILE"],
+            "job_loggers": job_loggers(settings),
             "logger_sweeper_duration": 1,
         },
         "notification": {"webhook_job_max_retry": 3, "webhook_job_http_client_timeout": 3},
@@ -206,9 +225,25 @@ EXTERNAL_DB_PORT = 5432
 EXTERNAL_DB_NAME = "registry"  # the name Harbor's own harbor-db uses
 EXTERNAL_DB_USER = "harbor"
 EXTERNAL_REDIS_PORT = 6379
-# Harbor's core, jobservice and exporter each open a pool; 3 x 50 stays under the ~200 connections
-# of the smallest RDS classes (max_connections = memory / 9531392).
-EXTERNAL_DB_MAX_OPEN_CONNS = 50
+# Harbor's core, jobservice and exporter each open a pool on every node, so the database sees up to
+# 3 x replicas x max_open_conns. RDS PostgreSQL's default max_connections is
+# LEAST(DBInstanceClassMemory / 9531392, 5000): about 200 on the default db.t4g.small (2 GiB, less
+# what RDS reserves), of which superuser_reserved_connections and rdsadmin take a few. The budget
+# leaves room for those and for an operator's psql session; it is what one VM used before HA
+# (3 x 50), so a single VM keeps its 50 per pool.
+EXTERNAL_DB_CONNECTION_BUDGET = 150
+EXTERNAL_DB_POOLS_PER_NODE = 3  # core, jobservice, exporter
+EXTERNAL_DB_MAX_OPEN_CONNS = 50  # what one VM gets: EXTERNAL_DB_CONNECTION_BUDGET // 3
+# A pool smaller than this would queue Harbor's own concurrent requests (jobservice alone runs
+# max_job_workers = 10 jobs); 8 x 3 x 6 (MAX_REPLICAS) still fits the budget.
+EXTERNAL_DB_MIN_OPEN_CONNS = 8
+EXTERNAL_DB_MAX_IDLE_CONNS = 10
+
+
+def external_db_max_open_conns(replicas: int) -> int:
+    """max_open_conns per pool: the budget shared by every pool of every node, never below the floor."""
+    share = EXTERNAL_DB_CONNECTION_BUDGET // (EXTERNAL_DB_POOLS_PER_NODE * replicas)
+    return max(EXTERNAL_DB_MIN_OPEN_CONNS, min(EXTERNAL_DB_MAX_OPEN_CONNS, share))
 
 
 def with_data_services(document: dict, settings: Settings, secrets: HarborSecrets, endpoints: DataEndpoints) -> dict:
@@ -239,8 +274,8 @@ def with_data_services(document: dict, settings: Settings, secrets: HarborSecret
                 # RDS PostgreSQL 15+ forces TLS (rds.force_ssl=1); `require` encrypts without
                 # needing the RDS CA bundle inside Harbor's containers.
                 "ssl_mode": "require",
-                "max_idle_conns": 10,
-                "max_open_conns": EXTERNAL_DB_MAX_OPEN_CONNS,
+                "max_idle_conns": min(EXTERNAL_DB_MAX_IDLE_CONNS, external_db_max_open_conns(settings.replicas)),
+                "max_open_conns": external_db_max_open_conns(settings.replicas),
                 "conn_max_lifetime": "5m",
                 "conn_max_idle_time": 0,
             }

@@ -6,8 +6,12 @@ protect, retainOnDelete, dependencies and secret markers from it.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import random as stdlib_random
 import re
 import runpy
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +78,32 @@ class AwsMocks(pulumi.runtime.Mocks):
         elif kind == "aws:route53/record:Record":
             state.update(fqdn=args.inputs.get("name"))
         elif kind == "random:index/randomPassword:RandomPassword":
-            state.update(result="Generated-Passw0rd-" + args.name[-6:])
+            # As pulumi-random's RandomPassword makes it (terraform-provider-random
+            # internal/random/string.go CreateString): min_upper/min_lower/min_numeric/min_special
+            # characters of each class, the rest of `length` from the enabled classes (upper, lower,
+            # numeric, special all default true; special "!@#$%&*()-_=+[]{}<>:?" unless
+            # override_special), shuffled. Seeded by the name: the same value on every run.
+            rng = stdlib_random.Random(args.name)
+            classes = {
+                "Upper": ("upper", string.ascii_uppercase),
+                "Lower": ("lower", string.ascii_lowercase),
+                "Numeric": ("numeric", string.digits),
+                "Special": ("special", args.inputs.get("overrideSpecial") or "!@#$%&*()-_=+[]{}<>:?"),
+            }
+            chars = [rng.choice(pool) for key, (_, pool) in classes.items() for _ in range(int(args.inputs.get(f"min{key}", 0)))]
+            enabled = "".join(pool for flag, pool in classes.values() if args.inputs.get(flag, True))
+            chars += [rng.choice(enabled) for _ in range(int(args.inputs["length"]) - len(chars))]
+            rng.shuffle(chars)
+            state.update(result="".join(chars))
+        elif kind == "random:index/randomId:RandomId":
+            # pulumi_random RandomId: byteLength random bytes, given as hex (2 digits a byte),
+            # b64Std, b64Url (also the id) and dec. Derived from the name: stable across runs.
+            raw = hashlib.sha256(args.name.encode()).digest()[: int(args.inputs.get("byteLength", 8))]
+            b64_url = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+            state.update(
+                hex=raw.hex(), b64Std=base64.b64encode(raw).decode(), b64Url=b64_url, dec=str(int.from_bytes(raw, "big"))
+            )
+            return b64_url, state
         elif kind == "random:index/randomBytes:RandomBytes":
             state.update(base64="c2VjcmV0LWNsaWVudC1ieXRlcy0yMA==", hex="00" * 20)
         elif kind == "command:remote:Command":

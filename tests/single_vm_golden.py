@@ -6,8 +6,12 @@ registered under the same mocks. Resource names, types, parents and options for 
 for every cloud resource (not the remote commands and Harbor's dynamic resources, whose scripts
 other changes may legitimately touch). A deliberate single-VM change of another step means
 recording it again from a main that has that change, and saying so in the commit. Re-recorded
-once so: `stores` (one VM on RDS) takes its secret key and admin password from HarborSharedSecrets,
-so that the database and a later switch to HA agree on the key (see README, switching to HA).
+twice so: `stores` (one VM on RDS) takes its secret key and admin password from HarborSharedSecrets,
+so that the database and a later switch to HA agree on the key (see README, switching to HA); and
+`stores` alone again when the database's final snapshot identifier became valid for any stack name
+and unique per database instance (a RandomId child; `harbor-cache-<stack>-final-<hex>`), and for
+the mock passwords of its RDS/ElastiCache inputs once AwsMocks' RandomPassword honoured `length`
+(mock output only: the program registers the same).
 """
 
 from __future__ import annotations

@@ -75,3 +75,28 @@ def test_tag_values_iam_would_refuse_are_refused_before_anything_is_created(valu
     with pytest.raises(SettingsError, match="tags.team"):
         run_program({**dev_config(), "harbor-cache:tags": {"team": value}}, recorder=captured)
     assert captured["registrations"] == []
+
+
+# aws_db_instance final_snapshot_identifier, as the AWS provider validates it at preview
+# (terraform-provider-aws internal/service/rds/instance.go): a letter first, only letters, digits and
+# hyphens, no "--", no trailing "-"; at most 255 (RDS API DBSnapshotIdentifier).
+RDS_SNAPSHOT_IDENTIFIER = (re.compile(r"^[A-Za-z](?!.*--)[0-9A-Za-z-]*(?<!-)$"), 1, 255)
+STORES = {"harbor-cache:externalServices": True}
+
+
+@pytest.mark.parametrize("stack", [*ODD_STACKS, "a_-_b", "-lead.", "ends_"])
+def test_the_databases_final_snapshot_identifier_fits_what_rds_accepts(stack):
+    database = run_program({**dev_config(), **STORES}, stack=stack).one("aws:rds/instance:Instance")
+    check(database.inputs["finalSnapshotIdentifier"], RDS_SNAPSHOT_IDENTIFIER, f"{stack}: finalSnapshotIdentifier")
+
+
+def test_the_final_snapshot_identifier_is_drawn_for_each_database_instance():
+    run = run_program({**dev_config(), **STORES}, stack="prod.eu-central-1")
+    database = run.one("aws:rds/instance:Instance")
+    suffix = run.one("random:index/randomId:RandomId")
+    assert suffix.parent == database.parent and suffix.name.startswith(database.name)
+    assert suffix.urn in database.dependencies
+    identifier = database.inputs["finalSnapshotIdentifier"]
+    assert identifier.startswith("harbor-cache-prod-eu-central-1-final-")
+    # The suffix is the RandomId's hex, 8 digits: another instance of the database draws another.
+    assert re.fullmatch(r"harbor-cache-prod-eu-central-1-final-[0-9a-f]{8}", identifier), identifier

@@ -13,6 +13,7 @@ import yaml
 from components import vm_files
 from components.harbor_storage import BUCKET_ACTIONS, OBJECT_ACTIONS
 from tests.conftest import unavailable
+from tests.mock_values import generated_password
 from tests.pulumi_harness import FAKE_VPC_CIDR, FAKE_VPC_SUBNETS, dev_config, run_program
 from tests.test_settings import parse, problems_of
 
@@ -224,9 +225,9 @@ def test_database_and_redis_are_encrypted_private_and_reachable_only_from_the_vm
 
 def test_passwords_are_secret_in_state_and_reach_harbor_yml_only_in_its_secret_copy(ha_run):
     passwords = {r.name: r for r in ha_run.of_type("random:index/randomPassword:RandomPassword")}
-    db_password = f"Generated-Passw0rd-{'harbor-data-db-password'[-6:]}"
-    redis_password = f"Generated-Passw0rd-{'harbor-data-redis-password'[-6:]}"
     assert {"harbor-data-db-password", "harbor-data-redis-password"} <= set(passwords)
+    db_password = generated_password(passwords["harbor-data-db-password"])
+    redis_password = generated_password(passwords["harbor-data-redis-password"])
     harbor_yml = ha_run.named("harbor-install-harbor-yml")
     assert "stdin" in harbor_yml.secret_keys()
     document = yaml.safe_load(harbor_yml.inputs["stdin"])

@@ -18,6 +18,7 @@ from components.harbor_vm import NODE_SCRATCH_VOLUME_GB, placement_problems
 from components.operate_files import METRICS_PORT
 from components.tagging import NODE_SCRATCH_TAG
 from components.vm_files import HARBOR_HTTP_PORT
+from tests.mock_values import generated_password
 from tests.pulumi_harness import (
     FAKE_ALB_DNS_NAME,
     FAKE_ALB_ZONE_ID,
@@ -377,10 +378,7 @@ def test_outputs_keep_the_single_vm_keys_and_name_the_nodes_and_the_load_balance
 
 
 def test_no_plain_secret_anywhere_in_state(ha):
-    secrets = [
-        r.inputs.get("result") or f"Generated-Passw0rd-{r.name[-6:]}"
-        for r in ha.of_type("random:index/randomPassword:RandomPassword")
-    ]
+    secrets = [generated_password(r) for r in ha.of_type("random:index/randomPassword:RandomPassword")]
     secrets += ["-----BEGIN OPENSSH PRIVATE KEY-----", "-----BEGIN RSA PRIVATE KEY-----"]
     carriers = []
     for registration in ha.registrations:
@@ -506,7 +504,7 @@ def test_a_preview_of_the_ha_stack_evaluates_with_unknown_cloud_outputs():
 def test_shared_secrets_are_made_once_identical_on_every_node_and_secret_in_state(ha):
     (shared,) = ha.of_type("harbor-cache:index:HarborSharedSecrets")
     generated = [r for r in ha.registrations if r.parent == shared.urn and r.type == "random:index/randomPassword:RandomPassword"]
-    values = [f"Generated-Passw0rd-{r.name[-6:]}" for r in generated]
+    values = [generated_password(r) for r in generated]
     values.append("-----BEGIN RSA PRIVATE KEY-----\nharbor-shared-token-key\n")
     assert len(values) >= 8, [r.name for r in generated]
     installs = ("harbor-install", "harbor-install-1", "harbor-install-2")
@@ -527,4 +525,25 @@ def test_shared_secrets_are_made_once_identical_on_every_node_and_secret_in_stat
         texts = {ha.named(f"{install}-{step}").inputs["stdin"] for install in installs}
         assert len(texts) == 1, step
     # One admin password: the provider's login is every node's.
-    assert ha.outputs["harborAdminPassword"] in {v for v in values if v.startswith("Generated-")}
+    assert ha.outputs["harborAdminPassword"] == generated_password(ha.named("harbor-shared-admin-password"))
+
+
+def test_every_node_gets_a_secret_key_of_the_16_characters_harbor_reads(ha):
+    # prepare v2.15.2 utils/cert.py get_secret_key loads /data/secret/keys/secretkey and refuses any
+    # length but 16 ("secret key's length has to be 16 chars"): the value laid on each node must fit.
+    from components.harbor_shared_secrets import SECRET_KEY_LENGTH
+
+    assert SECRET_KEY_LENGTH == 16
+    for install in ("harbor-install", "harbor-install-1", "harbor-install-2"):
+        key = ha.named(f"{install}-harbor-key").inputs["stdin"]
+        assert re.fullmatch(r"[A-Za-z0-9]{16}", key), (install, len(key))
+
+
+def test_the_password_mock_gives_what_pulumi_random_would_for_the_asked_length_and_classes(ha):
+    for registration in ha.of_type("random:index/randomPassword:RandomPassword"):
+        value, inputs = generated_password(registration), registration.inputs
+        assert len(value) == int(inputs["length"]), registration.name
+        if inputs.get("special") is False:
+            assert value.isalnum(), registration.name
+        for key, pool in (("minUpper", str.isupper), ("minLower", str.islower), ("minNumeric", str.isdigit)):
+            assert sum(map(pool, value)) >= int(inputs.get(key, 0)), (registration.name, key)

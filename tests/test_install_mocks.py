@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from components import vm_files
+from tests.mock_values import generated_password
 from tests.pulumi_harness import FAKE_HOST_PUBLIC_KEY, FAKE_PUBLIC_IP, FAKE_ZONE_ID, dev_config, run_program
 
 COMMAND = "command:remote:Command"
@@ -85,9 +86,11 @@ def test_scripts_arrive_on_stdin_and_command_lines_carry_no_secret(run):
     )
     assert steps["installer"].inputs["create"] == ("sudo HARBOR_VERSION=v2.15.2 HARBOR_SHA256=" + "0" * 64 + " bash -s")
     assert steps["ready"].inputs["create"] == "sudo ACME_STAGING=0 bash -s -- harbor.dev.example.com 900"
+    generated = [generated_password(r) for r in run.of_type("random:index/randomPassword:RandomPassword")]
+    assert generated
     for name, step in steps.items():
         assert "w0rd" not in step.inputs["create"], name
-        assert "Generated-Passw0rd" not in step.inputs["create"], name
+        assert not any(password in step.inputs["create"] for password in generated), name
 
 
 def test_harbor_yml_goes_only_on_stdin_as_a_secret_and_lands_mode_0600(run):
@@ -96,7 +99,7 @@ def test_harbor_yml_goes_only_on_stdin_as_a_secret_and_lands_mode_0600(run):
     assert "stdin" in write.secret_keys()
     harbor = yaml.safe_load(write.inputs["stdin"])
     assert harbor["harbor_admin_password"] == "User-Set Pa#ss: 'w0rd'"
-    assert harbor["database"]["password"].startswith("Generated-Passw0rd")
+    assert harbor["database"]["password"] == generated_password(run.named("harbor-install-database-password"))
     for name, step in commands(run).items():
         if name != "harbor-yml":
             assert "w0rd" not in str(step.inputs.get("stdin", "")), name
