@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.harbor_vm import split_cidrs
+from components.harbor_vm import web_ingress
 from components.settings import Settings
 from components.tagging import PUBLIC_ACCESS_TAG, resource_tags
 from components.vm_files import HARBOR_HTTP_PORT, LOAD_BALANCER_IDLE_TIMEOUT_SECONDS
@@ -65,22 +65,6 @@ class HarborLoadBalancerArgs:
     certificate_after: tuple[pulumi.Resource, ...] = ()
 
 
-def load_balancer_ingress(settings: Settings) -> list[dict]:
-    """443 (and 80, which only redirects) from allowedCidrs: who may use the cache, as with one VM."""
-    web_v4, web_v6 = split_cidrs(settings.allowed_cidrs)
-    return [
-        {
-            "description": f"{port} from allowedCidrs",
-            "protocol": "tcp",
-            "from_port": port,
-            "to_port": port,
-            "cidr_blocks": web_v4,
-            "ipv6_cidr_blocks": web_v6,
-        }
-        for port in (443, 80)
-    ]
-
-
 def load_balancer_egress(vpc_cidr: pulumi.Input[str]) -> list[dict]:
     """Out only to Harbor's 8080 in the VPC. A CIDR, not the nodes' group: that group admits this one
     already, and two groups naming each other inline cannot be created. The nodes' group is the gate."""
@@ -108,7 +92,7 @@ class HarborLoadBalancer(pulumi.ComponentResource):
             f"{name}-sg",
             description=f"harbor-cache {settings.hostname}: load balancer, HTTPS from allowedCidrs",
             vpc_id=args.vpc_id,
-            ingress=load_balancer_ingress(settings),
+            ingress=web_ingress(settings),  # who may use the cache, as the one VM admits them
             egress=load_balancer_egress(vpc.cidr_block),
             tags=resource_tags(settings, f"{name}-sg", **public),
             opts=child,

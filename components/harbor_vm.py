@@ -152,22 +152,29 @@ def split_cidrs(cidrs: tuple[str, ...]) -> tuple[list[str], list[str]]:
     return [c for c in cidrs if ":" not in c], [c for c in cidrs if ":" in c]
 
 
+def cidr_rule(description: str, port: int, cidrs: tuple[str, ...]) -> dict:
+    """One tcp port from address blocks, IPv4 and IPv6 each in their own list (as EC2 wants them)."""
+    v4, v6 = split_cidrs(cidrs)
+    return {
+        "description": description,
+        "protocol": "tcp",
+        "from_port": port,
+        "to_port": port,
+        "cidr_blocks": v4,
+        "ipv6_cidr_blocks": v6,
+    }
+
+
+def web_ingress(settings: Settings) -> list[dict]:
+    """443 (and 80, which only redirects) from allowedCidrs: who may use the cache, on the one VM or
+    on the load balancer in front of several."""
+    return [cidr_rule(f"{port} from allowedCidrs", port, settings.allowed_cidrs) for port in (443, 80)]
+
+
 def ingress_rules(settings: Settings, load_balancer_security_group_id: pulumi.Input[str] | None = None) -> list[dict]:
     """One VM: 443/80 from allowedCidrs (Traefik). Nodes: Harbor's 8080 from the load balancer's group only."""
-    web_v4, web_v6 = split_cidrs(settings.allowed_cidrs)
-    ssh_v4, ssh_v6 = split_cidrs(settings.ssh_allowed_cidrs)
     if load_balancer_security_group_id is None:
-        rules = [
-            {
-                "description": f"{port} from allowedCidrs",
-                "protocol": "tcp",
-                "from_port": port,
-                "to_port": port,
-                "cidr_blocks": web_v4,
-                "ipv6_cidr_blocks": web_v6,
-            }
-            for port in (443, 80)
-        ]
+        rules = web_ingress(settings)
     else:
         rules = [
             {
@@ -178,27 +185,10 @@ def ingress_rules(settings: Settings, load_balancer_security_group_id: pulumi.In
                 "security_groups": [load_balancer_security_group_id],
             }
         ]
-    rules.append(
-        {
-            "description": "SSH from sshAllowedCidrs",
-            "protocol": "tcp",
-            "from_port": 22,
-            "to_port": 22,
-            "cidr_blocks": ssh_v4,
-            "ipv6_cidr_blocks": ssh_v6,
-        }
-    )
+    rules.append(cidr_rule("SSH from sshAllowedCidrs", 22, settings.ssh_allowed_cidrs))
     if settings.metrics_allowed_cidrs:
-        metrics_v4, metrics_v6 = split_cidrs(settings.metrics_allowed_cidrs)
         rules.append(
-            {
-                "description": f"Harbor metrics {METRICS_PORT} from metricsAllowedCidrs",
-                "protocol": "tcp",
-                "from_port": METRICS_PORT,
-                "to_port": METRICS_PORT,
-                "cidr_blocks": metrics_v4,
-                "ipv6_cidr_blocks": metrics_v6,
-            }
+            cidr_rule(f"Harbor metrics {METRICS_PORT} from metricsAllowedCidrs", METRICS_PORT, settings.metrics_allowed_cidrs)
         )
     return rules
 
