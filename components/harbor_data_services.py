@@ -70,6 +70,14 @@ def store_ingress(port: int, vm_security_group_id: pulumi.Input[str], what: str)
     ]
 
 
+def store_password(name: str, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    """A generated store password, secret: 32 letters and digits, which pass through harbor.yml, the
+    env files prepare writes and compose unharmed, and which RDS ('/', '@', '"', spaces) and
+    ElastiCache ('@', '"', '/') both accept."""
+    password = random.RandomPassword(name, length=32, special=False, min_upper=2, min_lower=2, min_numeric=2, opts=opts)
+    return pulumi.Output.secret(password.result)
+
+
 class HarborDataServices(pulumi.ComponentResource):
     def __init__(self, name: str, args: HarborDataServicesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("harbor-cache:index:HarborDataServices", name, None, opts)
@@ -102,12 +110,7 @@ class HarborDataServices(pulumi.ComponentResource):
             opts=child,
         )
 
-        # Letters and digits only: the value passes through harbor.yml, the env files prepare
-        # writes and compose unharmed (and RDS refuses '/', '@', '"' and spaces).
-        database_password = random.RandomPassword(
-            f"{name}-db-password", length=32, special=False, min_upper=2, min_lower=2, min_numeric=2, opts=child
-        )
-        self.database_password = pulumi.Output.secret(database_password.result)
+        self.database_password = store_password(f"{name}-db-password", child)
         db_subnets = aws.rds.SubnetGroup(
             f"{name}-db-subnets",
             subnet_ids=subnet_ids,
@@ -171,12 +174,9 @@ class HarborDataServices(pulumi.ComponentResource):
             tags=resource_tags(settings, f"{name}-redis-subnets"),
             opts=child,
         )
-        # AUTH token: letters and digits (ElastiCache accepts 16..128 printable characters without
-        # '@', '"' or '/'); it needs transit encryption, which Harbor's client speaks (below).
-        redis_password = random.RandomPassword(
-            f"{name}-redis-password", length=32, special=False, min_upper=2, min_lower=2, min_numeric=2, opts=child
-        )
-        self.redis_password = pulumi.Output.secret(redis_password.result)
+        # AUTH token (ElastiCache: 16..128 printable characters without '@', '"' or '/'); it needs
+        # transit encryption, which Harbor's client speaks (below).
+        self.redis_password = store_password(f"{name}-redis-password", child)
         # Cluster mode disabled: one primary endpoint, which is Harbor's plain `redis` mode. Harbor
         # speaks redis (one host:port) or redis+sentinel, never Redis Cluster (harbor.yml.tmpl,
         # external_redis: "support redis, redis+sentinel"), and ElastiCache has no sentinel. Its TLS
