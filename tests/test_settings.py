@@ -176,6 +176,9 @@ BAD_VALUES = [
     ({"oidc": {"issuer": "https://dex.example.com", "scope": "profile,email"}}, "oidc.scope", "openid"),
     ({"oidc": {"issuer": "https://dex.example.com", "verifyCert": "no"}}, "oidc.verifyCert", "boolean"),
     ({"tags": {"aws:owner": "x"}}, "tags.aws:owner", "aws:"),
+    ({"tags": {"harbor-cache:allow-public-access": "true"}}, "tags.harbor-cache:allow-public-access", "program's own"),
+    ({"tags": {"Harbor-Cache:node-scratch": "true"}}, "tags.Harbor-Cache:node-scratch", "program's own"),
+    ({"tags": {"harbor-cache:snapshot": "dev"}}, "tags.harbor-cache:snapshot", "allowPublicAccess"),
     ({"traefikVersion": "latest"}, "traefikVersion", "Traefik v3 tag"),
     ({"traefikImageDigest": "sha256:abc"}, "traefikImageDigest", "sha256:<64 hex digits>"),
     ({"adminPassword": "Pa$$w0rdLong"}, "adminPassword", "must not contain '$'"),
@@ -458,3 +461,15 @@ def test_the_renderer_refuses_a_plain_secret_in_the_stack_file(tmp_path):
     assert "Plain-Passw0rd" not in plain.stderr + plain.stdout
     assert render("enc").returncode == 0
     assert render("plain", "--set", "adminPassword=From-The-Command-L1ne").returncode == 0, "--set values are not in git"
+
+
+def test_every_tag_the_program_sets_itself_is_one_users_may_not_set():
+    """`tags` may not start with the program's prefix, so the program's own tags (which steer DLM and the
+    policy pack's exemptions) come only from the program."""
+    from components import tagging
+
+    own = [value for name, value in vars(tagging).items() if name.endswith("_TAG")]
+    assert own and all(tag.startswith(s.PROGRAM_TAG_PREFIX) for tag in own)
+    for tag in own:
+        with pytest.raises(s.SettingsError, match="program.s own"):
+            parse(tags={tag: "true"})
