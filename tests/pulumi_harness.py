@@ -227,6 +227,10 @@ class Registration:
     ignore_changes: list[str]
     import_id: str = ""
     urn: str = ""
+    # RegisterResourceRequest.propertyDependencies: input name -> URNs of the resources its value came from.
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    # What the mocks answered (inputs and computed outputs): the state the engine would keep.
+    outputs: dict = field(default_factory=dict)
 
     def secret_keys(self) -> set[str]:
         """Top-level input keys sent to the engine as secrets."""
@@ -275,6 +279,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     ignore_changes=list(request.ignoreChanges),
                     import_id=request.importId,
                     urn=response.urn,
+                    property_dependencies={key: list(deps.urns) for key, deps in request.propertyDependencies.items()},
+                    outputs=json_format.MessageToDict(response.object),
                 )
             )
         return response
