@@ -254,8 +254,10 @@ class Analyzer:
 
 
 @contextmanager
-def running_pack(dry_run: bool = True, stack: str = "dev", config: dict[str, str] | None = None) -> Iterator[Analyzer]:
-    """The pack's entry point started as the engine starts it; stopped on exit."""
+def running_pack(
+    dry_run: bool = True, stack: str = "dev", config: dict[str, str] | None = None, policy_dir: Path = POLICY_DIR
+) -> Iterator[Analyzer]:
+    """The pack's entry point started as the engine starts it (from `policy_dir`, the checkout's by default); stopped on exit."""
     env = {
         **os.environ,
         "PULUMI_PROJECT": PROJECT,
@@ -264,7 +266,7 @@ def running_pack(dry_run: bool = True, stack: str = "dev", config: dict[str, str
         "PULUMI_CONFIG": json.dumps(config or {}),
     }
     process = subprocess.Popen(
-        [sys.executable, "__main__.py"], cwd=POLICY_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "__main__.py"], cwd=policy_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
         port = process.stdout.readline().decode().strip()
