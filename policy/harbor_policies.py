@@ -10,10 +10,10 @@ update; those are judged at `up` (where the engine hands the analyzer known inpu
 violation stops the resource before it is created) and their origin at preview by the stack checks
 (property dependencies, known at preview). Exemptions belong to resources the program creates,
 recognised by their URN (component and name), never by a tag alone: `tags` may not carry the
-program's `harbor-cache:` prefix (components/settings.py), and a tag on any other resource counts
+program's `harbor-cache:` prefix (components/settings/readers.py), and a tag on any other resource counts
 for nothing.
 
-Every message says what to change. tests/test_policies.py and tests/test_policy_bypass.py run
+Every message says what to change. tests/policy/test_policies.py and tests/policy/test_policy_bypass.py run
 the pack through the analyzer's gRPC protocol as the engine does.
 """
 
@@ -40,7 +40,7 @@ PROJECT = "harbor-cache"
 PROGRAM_TAG_PREFIX = "harbor-cache:"
 PUBLIC_ACCESS_TAG = "harbor-cache:allow-public-access"
 NODE_SCRATCH_TAG = "harbor-cache:node-scratch"
-# Set by the program on the instance in storage s3 mode (components/tagging.py, same name): the host
+# Set by the program on the instance in storage s3 mode (components/aws/tagging.py, same name): the host
 # firewall lets only the registry's containers reach IMDS, so hop limit 2 serves the registry alone.
 IMDS_GUARD_TAG = "harbor-cache:imds-registry-only"
 MAX_IMDS_HOP_LIMIT = 1  # Traefik runs on the host network; containers one hop away must not reach IMDS
@@ -70,7 +70,7 @@ DNS01_NAMES_KEY = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
 DNS01_TYPES_KEY = "route53:ChangeResourceRecordSetsRecordTypes"
 ACME_PREFIX = "_acme-challenge."
 HOSTED_ZONE_ARN_RE = re.compile(r"arn:aws[\w-]*:route53:::hostedzone/[A-Z0-9]{1,32}")
-# The VM's metrics reporter (components/harbor_alarms.py) may put metrics into its own namespace only.
+# The VM's metrics reporter (components/aws/alarms.py) may put metrics into its own namespace only.
 METRICS_ACTION = "cloudwatch:PutMetricData"
 METRICS_NAMESPACE = "HarborCache"
 # The only managed policy the program attaches: AWS's service policy for the DLM snapshot role.
@@ -956,7 +956,7 @@ def remote_command(review: Review) -> None:
     review.judge(connection)
 
 
-# Every type the program creates (tests/test_policies.py derives the list from the program under
+# Every type the program creates (tests/policy/test_policies.py derives the list from the program under
 # mocks in each mode and compares), and the engine's own, each with its one check.
 ALLOWED: dict[str, Callable[[Review], None]] = {
     # The engine's: the stack, the default providers of the packages the program uses.
