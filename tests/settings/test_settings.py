@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
+import re
 
 import pytest
 import yaml
@@ -493,3 +494,50 @@ def test_every_tag_the_program_sets_itself_is_one_users_may_not_set():
     for tag in own:
         with pytest.raises(SettingsError, match="program.s own"):
             parse(tags={tag: "true"})
+
+
+@pytest.mark.parametrize(
+    "key,good",
+    [
+        ("instanceType", "t3.large"),
+        ("availabilityZone", "eu-central-1a"),
+        ("subnetId", "subnet-0a1b2c3d"),
+        ("sshUser", "ubuntu"),
+        ("acmeEmail", "platform@example.com"),
+        ("alarmEmail", "ops@example.com"),
+        ("harborVersion", "v2.15.2"),
+        ("harborInstallerSha256", "0" * 64),
+        ("traefikVersion", "v3.3.5"),
+        ("traefikImageDigest", "sha256:" + "a" * 64),
+        ("dataVolumeSnapshotId", "snap-0123456789abcdef0"),
+        ("kmsKeyArn", "arn:aws:kms:eu-central-1:123456789012:key/0c1f2e3d-4b5a-6978-8a9b-0c1d2e3f4a5b"),
+        ("databaseInstanceClass", "db.t4g.small"),
+        ("redisNodeType", "cache.t4g.micro"),
+        ("gcSchedule", "0 0 3 * * 6"),
+        ("hostname", "harbor.dev.example.com"),
+    ],
+)
+def test_a_trailing_newline_is_refused(key, good):
+    """`$` also matches before a final newline (Python re docs): every validator anchors with \\Z, so a
+    value that would land in harbor.yml, a unit or a tag with a line break is refused, naming the key."""
+    parse(**{key: good})
+    with pytest.raises(SettingsError, match=key):
+        parse(**{key: good + "\n"})
+
+
+def test_no_validator_pattern_ends_with_dollar():
+    """The module-level patterns that judge values end with \\Z (or are multi-line on purpose)."""
+    import importlib
+
+    modules = ("validators", "settings", "scale_settings", "probe_settings")
+    patterns = [
+        (f"{module}.{name}", value)
+        for module in modules
+        for name, value in vars(importlib.import_module(f"components.settings.{module}")).items()
+        if isinstance(value, re.Pattern)
+    ]
+    from components.aws.host_key_provider import INSTANCE_ID_RE
+
+    patterns.append(("host_key_provider.INSTANCE_ID_RE", INSTANCE_ID_RE))
+    assert len(patterns) > 10
+    assert [name for name, pattern in patterns if pattern.pattern.endswith("$") and not pattern.flags & re.MULTILINE] == []
