@@ -70,9 +70,10 @@ DNS01_NAMES_KEY = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
 DNS01_TYPES_KEY = "route53:ChangeResourceRecordSetsRecordTypes"
 ACME_PREFIX = "_acme-challenge."
 HOSTED_ZONE_ARN_RE = re.compile(r"arn:aws[\w-]*:route53:::hostedzone/[A-Z0-9]{1,32}")
-# The VM's metrics reporter (components/aws/alarms.py) may put metrics into its own namespace only.
+# The VM's metrics reporter (components/aws/alarms.py) may put metrics into its stack's namespace only
+# (components/vm/operate_files.py metrics_namespace): the stack is the one in the policy's URN.
 METRICS_ACTION = "cloudwatch:PutMetricData"
-METRICS_NAMESPACE = "HarborCache"
+METRICS_NAMESPACE_PREFIX = "HarborCache"
 # The only managed policy the program attaches: AWS's service policy for the DLM snapshot role.
 DLM_SERVICE_POLICY = "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole"
 EC2_SERVICE, DLM_SERVICE = "ec2.amazonaws.com", "dlm.amazonaws.com"
@@ -542,6 +543,12 @@ def _ingress_problems(resource: Resource, rules: list[Rule]) -> list[Violation]:
             problems.append(
                 f"ingress on port {port}: harbor-cache admits only {sorted({*ADDRESS_PORTS, *WEB_PORTS, *GROUP_ONLY_PORTS})}"
             )
+    behind_load_balancer = any(rule.port == NODE_HTTP_PORT and rule.props.get("securityGroups") for rule in rules)
+    if behind_load_balancer and any(blocks.get(port) for port in WEB_PORTS):
+        problems.append(
+            "the Harbor nodes' security group admits address blocks on 443/80: nodes behind the load balancer "
+            "take web traffic only from its security group"
+        )
     world = [port for port, networks in blocks.items() if _covers_everything(networks)]
     public = resource.tags.get(PUBLIC_ACCESS_TAG) == "true" and (
         resource.made_by("HarborVm", r"[\w-]+-sg") or resource.made_by("HarborLoadBalancer", r"[\w-]+-sg")
@@ -612,7 +619,7 @@ def _registry_bucket_statement(statement: Mapping[str, Any]) -> bool:
     return False
 
 
-def _statement_problems(statement: Mapping[str, Any], path: str, registry: bool) -> list[Violation]:
+def _statement_problems(statement: Mapping[str, Any], path: str, registry: bool, namespace: str) -> list[Violation]:
     if statement.get("Effect") != "Allow":
         return []
     if "NotAction" in statement or "NotResource" in statement or "Principal" in statement or "NotPrincipal" in statement:
@@ -635,13 +642,13 @@ def _statement_problems(statement: Mapping[str, Any], path: str, registry: bool)
             continue
         elif action == METRICS_ACTION:
             condition = statement.get("Condition") or {}
-            namespace = (
+            condition_namespace = (
                 (condition.get("StringEquals") or {}).get("cloudwatch:namespace") if isinstance(condition, Mapping) else None
             )
-            if namespace != METRICS_NAMESPACE or set(condition) != {"StringEquals"}:
+            if condition_namespace != namespace or set(condition) != {"StringEquals"}:
                 problems.append(
-                    f"{METRICS_ACTION} must be limited to the namespace {METRICS_NAMESPACE!r} with a StringEquals "
-                    "condition on cloudwatch:namespace"
+                    f"{METRICS_ACTION} must be limited to the stack's namespace {namespace!r} with a StringEquals "
+                    "condition on cloudwatch:namespace (another namespace is another stack's alarms)"
                 )
         else:
             covered = [name for name in DNS01_ACTIONS if _action_matches(action, name)]
@@ -660,12 +667,14 @@ def iam_role_policy(review: Review) -> None:
     and in the registry policy the registry's S3 actions. On which role: stack check."""
     resource = review.resource
     registry = resource.made_by("HarborStorage", r"[\w-]+-registry-access")
+    urn = Urn.parse(resource.urn)
+    namespace = f"{METRICS_NAMESPACE_PREFIX}/{urn.stack if urn else '<stack>'}"
 
     def document() -> list[Violation]:
         return [
             problem
             for index, statement in enumerate(statements(resource.props.get("policy"), "policy"))
-            for problem in _statement_problems(statement, f"policy.Statement[{index}]", registry)
+            for problem in _statement_problems(statement, f"policy.Statement[{index}]", registry, namespace)
         ]
 
     review.judge(document)

@@ -24,10 +24,11 @@ import harbor_policies  # noqa: E402
 from tests.standins.policy_engine import (  # noqa: E402
     Analyzer,
     EngineResource,
+    changed,
     engine_resources,
+    refusals,
     registration_of,
     run_program,
-    running_pack,
 )
 from tests.standins.pulumi_harness import dev_config  # noqa: E402
 
@@ -54,18 +55,6 @@ def config(mode: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def up_pack():
-    with running_pack(dry_run=False) as pack:
-        yield pack
-
-
-@pytest.fixture(scope="module")
-def preview_pack():
-    with running_pack(dry_run=True) as pack:
-        yield pack
-
-
-@pytest.fixture(scope="module")
 def dev():
     return engine_resources(run_program(config("dev")))
 
@@ -89,15 +78,8 @@ def messages(pack: Analyzer, resource: EngineResource) -> dict[str, list[str]]:
 
 
 def text(pack: Analyzer, resource: EngineResource) -> str:
-    return "\n".join(m for ms in messages(pack, resource).values() for m in ms)
-
-
-def changed(resources: list[EngineResource], name: str, change) -> EngineResource:
-    """A copy of the program's resource `name` with `change` applied to its inputs (and outputs)."""
-    resource = copy.deepcopy(registration_of(resources, name))
-    change(resource.inputs)
-    change(resource.outputs)
-    return resource
+    messages(pack, resource)  # every one mandatory
+    return refusals(pack, resource)
 
 
 def with_policy(change):
@@ -370,8 +352,17 @@ def test_managed_or_inline_policies_on_the_role_fail(up_pack, dev):
     assert "inline_policies" in text(up_pack, changed(dev, "harbor-vm-role", lambda p: p.update(inlinePolicies=inline)))
 
 
-def test_metrics_permission_only_into_the_caches_namespace(up_pack, dev):
-    for condition in ({}, {"StringEquals": {"cloudwatch:namespace": "AWS/EC2"}}):
+def test_metrics_permission_only_into_the_stacks_namespace(up_pack, dev):
+    """Without the condition the role could write any metric; with another stack's namespace it could
+    keep that stack's alarms green."""
+    put_metrics = registration_of(dev, "harbor-alarms-put-metrics")
+    assert "HarborCache/dev" in put_metrics.inputs["policy"] and messages(up_pack, put_metrics) == {}
+    for condition in (
+        {},
+        {"StringEquals": {"cloudwatch:namespace": "AWS/EC2"}},
+        {"StringEquals": {"cloudwatch:namespace": "HarborCache/prod"}},
+        {"StringEquals": {"cloudwatch:namespace": "HarborCache"}},
+    ):
 
         def change(statements, condition=condition):
             statements[0]["Condition"] = condition

@@ -10,14 +10,21 @@ the probe's), see tests/policy/test_policies.py."""
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 
-from tests.standins.policy_engine import EngineResource, engine_resources, engine_urn, registration_of, run_program, running_pack
+from tests.standins.policy_engine import (
+    EngineResource,
+    changed,
+    engine_resources,
+    engine_urn,
+    registration_of,
+    run_program,
+    running_pack,
+)
 from tests.standins.pulumi_harness import FAKE_ACCOUNT_ID, dev_config
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # plugin/rpc.go UnknownStringValue
@@ -47,13 +54,6 @@ def document(*statements: dict) -> str:
 
 def trust(principal: dict) -> str:
     return document({"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"})
-
-
-def changed(stack: list[EngineResource], name: str, change: Callable[[dict], None]) -> EngineResource:
-    resource = copy.deepcopy(registration_of(stack, name))
-    change(resource.inputs)
-    change(resource.outputs)
-    return resource
 
 
 def in_policy(change: Callable[[list], None]) -> Callable[[dict], None]:
@@ -563,6 +563,12 @@ PROBES = [
         "22 from 0.0.0.0/1 + 128.0.0.0/1 in one group",
         "dev",
         lambda s: [changed(s, "harbor-vm-sg", lambda p: p["ingress"].extend([tcp(22, "0.0.0.0/1"), tcp(22, "128.0.0.0/1")]))],
+    ),
+    Probe(
+        "earlier",
+        "443 from client addresses straight to the nodes behind the load balancer",
+        "ha",
+        lambda s: [changed(s, "harbor-vm-sg", lambda p: p["ingress"].append(tcp(443, "198.51.100.0/24")))],
     ),
     Probe(
         "earlier",

@@ -21,11 +21,12 @@ into a role's and an instance profile's checked inputs.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -284,6 +285,19 @@ def running_pack(
 def registration_of(resources: list[EngineResource], name: str) -> EngineResource:
     (found,) = [r for r in resources if r.name == name]
     return found
+
+
+def changed(resources: list[EngineResource], name: str, change: Callable[[dict], None]) -> EngineResource:
+    """A copy of the program's resource `name` with `change` applied to its inputs and its outputs."""
+    resource = copy.deepcopy(registration_of(resources, name))
+    change(resource.inputs)
+    change(resource.outputs)
+    return resource
+
+
+def refusals(pack: Analyzer, resource: EngineResource) -> str:
+    """Every message the pack answers Analyze with, one a line."""
+    return "\n".join(diagnostic.message for diagnostic in pack.analyze(resource))
 
 
 __all__ = ["Analyzer", "Diagnostic", "EngineResource", "Registration", "engine_resources", "engine_urn", "running_pack"]

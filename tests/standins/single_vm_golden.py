@@ -11,7 +11,8 @@ so that the database and a later switch to HA agree on the key (see README, swit
 `stores` alone again when the database's final snapshot identifier became valid for any stack name
 and unique per database instance (a RandomId child; `harbor-cache-<stack>-final-<hex>`), and for
 the mock passwords of its RDS/ElastiCache inputs once AwsMocks' RandomPassword honoured `length`
-(mock output only: the program registers the same).
+(mock output only: the program registers the same); and again when each stack got its own CloudWatch
+namespace (`HarborCache/<stack>`: the alarms' namespace and the role's put-metrics condition, nothing else).
 """
 
 from __future__ import annotations
