@@ -18,11 +18,16 @@ from pulumi_command import remote
 from components import operate_files, vm_files
 from components.harbor_shared_secrets import SHARED_SECRETS_TYPE, admin_password_alias
 from components.settings import Settings
+from components.validators import SHA256_RE
+from components.vm.installer_signature import installer_url
 
 
 @dataclass(frozen=True)
 class HarborInstallArgs:
     settings: Settings
+    # The only installer the VM unpacks: the sha256 verified from Harbor's Sigstore bundle
+    # (components/vm/installer_signature.py). Not a secret: it travels on the command line.
+    installer_sha256: str
     host: pulumi.Input[str]
     host_public_key: pulumi.Input[str]
     private_key: pulumi.Input[str]
@@ -119,6 +124,9 @@ class HarborInstall(pulumi.ComponentResource):
     def __init__(self, name: str, args: HarborInstallArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("harbor-cache:index:HarborInstall", name, None, opts)
         settings = args.settings
+        installer_sha256 = args.installer_sha256
+        if not SHA256_RE.match(installer_sha256):
+            raise ValueError(f"installer_sha256 {installer_sha256!r} is not a sha256 hex digest")
         self._connection = remote.ConnectionArgsDict(
             host=args.host,
             user=settings.ssh_user,
@@ -235,7 +243,11 @@ class HarborInstall(pulumi.ComponentResource):
         installer = self._run(
             "installer",
             "install-harbor.sh",
-            env={"HARBOR_VERSION": settings.harbor_version, "HARBOR_SHA256": settings.harbor_installer_sha256},
+            env={
+                "HARBOR_VERSION": settings.harbor_version,
+                "HARBOR_SHA256": installer_sha256,
+                "HARBOR_INSTALLER_URL": installer_url(settings.harbor_release_base_url, settings.harbor_version),
+            },
             triggers=machine,
             depends_on=[volume, *written],
         )

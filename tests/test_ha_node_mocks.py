@@ -17,6 +17,7 @@ from components.settings import parse_settings
 from tests import pulumi_harness
 from tests.pulumi_harness import (
     FAKE_HOST_PUBLIC_KEY,
+    FAKE_SIGNED_INSTALLER_SHA256,
     FAKE_ZONE_ID,
     SECRET_SIG,
     AwsMocks,
@@ -131,6 +132,7 @@ def nodes_run():
                 f"harbor-install-{index}",
                 HarborInstallArgs(
                     settings=settings,
+                    installer_sha256=FAKE_SIGNED_INSTALLER_SHA256,
                     host=f"10.0.{index}.10",
                     host_public_key=FAKE_HOST_PUBLIC_KEY,
                     private_key=pulumi.Output.secret("-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n"),
@@ -282,6 +284,7 @@ def test_one_vm_given_shared_values_gets_the_files_but_keeps_its_override():
             "harbor-install",
             HarborInstallArgs(
                 settings=settings,
+                installer_sha256=FAKE_SIGNED_INSTALLER_SHA256,
                 host="192.0.2.10",
                 host_public_key=FAKE_HOST_PUBLIC_KEY,
                 private_key=pulumi.Output.secret("key"),
