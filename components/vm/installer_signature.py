@@ -144,10 +144,17 @@ def _message_digest(document: object) -> bytes | None:
 
 
 def signed_sha256(
-    bundle_json: bytes, identity: str, *, pin: str = "", url: str = "", version: str = "", offline: bool = False
+    bundle_json: bytes,
+    identity: str,
+    *,
+    issuer: str = SIGNING_ISSUER,
+    pin: str = "",
+    url: str = "",
+    version: str = "",
+    offline: bool = False,
 ) -> str:
-    """The sha256 the bundle signs, once sigstore-python has verified it for `identity` and Harbor's
-    issuer; SettingsError otherwise. A bundle that names no digest is checked against `pin`.
+    """The sha256 the bundle signs, once sigstore-python has verified it for `identity` and `issuer`;
+    SettingsError otherwise. A bundle that names no digest is checked against `pin`.
 
     `offline`: Sigstore's trust root as embedded in sigstore-python (tests); otherwise refreshed
     through TUF from tuf-repo-cdn.sigstore.dev, so keys Sigstore adds or retires after this
@@ -175,7 +182,7 @@ def signed_sha256(
         )
     try:
         bundle = Bundle.from_json(bundle_json)
-    except SigstoreError as error:
+    except (SigstoreError, ValueError) as error:  # ValueError: e.g. a certificate that does not parse
         raise _refused(
             "harborVersion", f"{where} is not a Sigstore bundle sigstore-python can read ({error}); {manual}"
         ) from None
@@ -198,12 +205,12 @@ def signed_sha256(
         verifier.verify_artifact(
             Hashed(algorithm=HashAlgorithm.SHA2_256, digest=digest),
             bundle,
-            Identity(identity=identity, issuer=SIGNING_ISSUER),
+            Identity(identity=identity, issuer=issuer),
         )
-    except SigstoreError as error:
+    except (SigstoreError, ValueError) as error:
         raise _refused(
             "harborVersion",
-            f"{where} does not verify as signed by {identity} through {SIGNING_ISSUER}: {error}; refusing the installer",
+            f"{where} does not verify as signed by {identity} through {issuer}: {error}; refusing the installer",
         ) from None
     return digest.hex()
 
