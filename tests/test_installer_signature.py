@@ -342,6 +342,28 @@ def test_an_unreachable_release_names_the_base_url_and_the_manual_path(monkeypat
     assert "verifyInstallerSignature: false" in message
 
 
+def test_a_trust_root_that_cannot_be_refreshed_is_named_not_blamed_on_the_bundle(monkeypatch, bundle):
+    """Online, sigstore-python refreshes Sigstore's trust root through TUF first and raises TUFError
+    when it cannot (sigstore/_internal/tuf.py TrustUpdater.__init__); that is raised here in its place."""
+    from sigstore.errors import TUFError
+    from sigstore.verify import Verifier
+
+    calls = []
+
+    def unreachable(cls, *, offline=False):
+        calls.append(offline)
+        raise TUFError("Failed to refresh TUF metadata") from OSError("Name or service not known")
+
+    monkeypatch.setattr(Verifier, "production", classmethod(unreachable))
+    monkeypatch.setattr(signature.time, "sleep", lambda seconds: None)
+    with pytest.raises(SettingsError) as error:
+        signature.signed_sha256(bundle, SIGNER, version=VERSION)
+    key, message = refusal(error)
+    assert key == "verifyInstallerSignature" and signature.SIGSTORE_TUF_URL in message
+    assert "Name or service not known" in message and "cosign verify-blob" in message
+    assert calls == [False] * signature.FETCH_ATTEMPTS, "online, retried"
+
+
 def test_a_response_too_large_for_a_bundle_is_refused(bundle):
     path = f"/r/{VERSION}/harbor-offline-installer-{VERSION}.tgz.sigstore.json"
     server = ReleaseServer({path: b" " * (signature.MAX_BUNDLE_BYTES + 1)})

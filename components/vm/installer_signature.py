@@ -42,6 +42,8 @@ from components.config_reader import Problem, SettingsError
 from components.settings import Settings
 
 SIGNING_ISSUER = "https://token.actions.githubusercontent.com"
+# Where sigstore-python refreshes the public instance's trust root (sigstore/_internal/tuf.py DEFAULT_TUF_URL).
+SIGSTORE_TUF_URL = "https://tuf-repo-cdn.sigstore.dev"
 # A bundle is a few kilobytes (one certificate, one log entry, one signature); anything far larger
 # is not one.
 MAX_BUNDLE_BYTES = 1024 * 1024
@@ -72,6 +74,8 @@ def signing_identity(version: str) -> str:
 
 def manual_path(version: str) -> str:
     """What to do where the program cannot verify: Harbor's documented cosign check, then the pin."""
+    if not version:
+        return "verify the installer by hand with cosign, set harborInstallerSha256 and verifyInstallerSignature: false"
     return (
         f"verify by hand as Harbor documents it (docs/signature-verification.md): download {installer_name(version)} "
         f"and {installer_name(version)}.sigstore.json, run `cosign verify-blob --bundle {installer_name(version)}.sigstore.json "
@@ -143,6 +147,30 @@ def _message_digest(document: object) -> bytes | None:
     return raw if len(raw) == 32 else None
 
 
+def production_verifier(offline: bool, version: str = ""):  # -> sigstore.verify.Verifier
+    """sigstore-python's verifier for Sigstore's public instance. Online, it refreshes the trust root
+    through TUF first (sigstore/_internal/tuf.py TrustUpdater: TUFError when that fails), retried
+    like the bundle fetch."""
+    from sigstore.errors import TUFError
+    from sigstore.verify import Verifier
+
+    problem = ""
+    for attempt in range(FETCH_ATTEMPTS):
+        if attempt:
+            time.sleep(attempt)
+        try:
+            return Verifier.production(offline=offline)
+        except TUFError as error:
+            problem = f"{error}: {error.__cause__}" if error.__cause__ else str(error)
+    manual = manual_path(version)
+    raise _refused(
+        "verifyInstallerSignature",
+        f"could not refresh Sigstore's trust root from {SIGSTORE_TUF_URL} ({problem}, {FETCH_ATTEMPTS} attempts): "
+        f"the machine that runs pulumi must reach it; a preview needs it only without harborInstallerSha256; "
+        f"where it cannot be reached at all, {manual}",
+    )
+
+
 def signed_sha256(
     bundle_json: bytes,
     identity: str,
@@ -164,12 +192,11 @@ def signed_sha256(
     from sigstore.errors import Error as SigstoreError
     from sigstore.hashes import Hashed
     from sigstore.models import Bundle
-    from sigstore.verify import Verifier
     from sigstore.verify.policy import Identity
     from sigstore_models.common.v1 import HashAlgorithm
 
     where = url or "the signature bundle"
-    manual = manual_path(version) if version else "verify the installer by hand with cosign and set harborInstallerSha256"
+    manual = manual_path(version)
     try:
         document = json.loads(bundle_json)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -200,8 +227,8 @@ def signed_sha256(
                 "to the sha256 of the installer and it is checked against the signature",
             )
         digest = bytes.fromhex(pin)
+    verifier = production_verifier(offline, version)
     try:
-        verifier = Verifier.production(offline=offline)
         verifier.verify_artifact(
             Hashed(algorithm=HashAlgorithm.SHA2_256, digest=digest),
             bundle,
