@@ -68,7 +68,8 @@ def bundle_url(base_url: str, version: str) -> str:
 
 
 def signing_identity(version: str) -> str:
-    """The certificate identity (SAN) of Harbor's release workflow run for the tag `version`."""
+    """The certificate identity (SAN) of Harbor's release workflow run for the tag `version`. Exact,
+    where Harbor's docs match any `refs/tags/v.*`: a bundle another release's run signed is refused."""
     return f"https://github.com/goharbor/harbor/.github/workflows/publish_release.yml@refs/tags/{version}"
 
 
