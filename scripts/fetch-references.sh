@@ -11,7 +11,7 @@ mkdir -p "$target"
 harbor=https://raw.githubusercontent.com/goharbor/harbor/080b0220574cc853ae1e2946ce7a5610ba855757
 compose_spec=https://raw.githubusercontent.com/compose-spec/compose-spec/170098ba07d9f53c383a41bfd4c5166b0a4529a6
 # sigstore-python v4.5.0's test asset: a real GitHub Actions keyless bundle of the rfc8785 0.1.2 wheel
-# (tests/test_installer_signature.py; shared/reference/sigstore/README.md names what it signs).
+# (tests/vm/test_installer_signature.py; shared/reference/sigstore/README.md names what it signs).
 sigstore_python=https://raw.githubusercontent.com/sigstore/sigstore-python/181074f4dc11b7e85ef44556e25248ef14fcb554
 fetch() {
   local name=$1 url=$2 sha256=$3

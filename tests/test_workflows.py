@@ -15,8 +15,8 @@ from pathlib import Path
 import yaml
 
 from tests.conftest import find_tool, unavailable
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
 
 
@@ -307,7 +307,7 @@ def test_fetch_references_takes_pinned_commits_and_refuses_other_bytes(tmp_path)
     """The script against a `curl` that serves the shared reference copies (their git blobs match
     goharbor/harbor 080b0220574c, compose-spec/compose-spec 170098ba07d9 and
     sigstore/sigstore-python 181074f4dc11), then a tampered one."""
-    from tests.test_vm_files import reference_file
+    from tests.vm.test_vm_files import reference_file
 
     sigstore_bundle = "sigstore/rfc8785-0.1.2-py3-none-any.whl.sigstore.json"
     sources = {

@@ -38,8 +38,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from components.config_reader import Problem, SettingsError
-from components.settings import Settings
+from components.settings.config_reader import Problem, SettingsError
+from components.settings.settings import Settings
 
 SIGNING_ISSUER = "https://token.actions.githubusercontent.com"
 # Where sigstore-python refreshes the public instance's trust root (sigstore/_internal/tuf.py DEFAULT_TUF_URL).
@@ -245,7 +245,7 @@ def signed_sha256(
 
 def release_signed_sha256(version: str, base_url: str, pin: str = "", offline: bool = False) -> SignedInstaller:
     """Fetches the release's bundle and returns the installer sha256 it signs, verified. The network
-    step: the program's test harness stands in for it (tests/pulumi_harness.py)."""
+    step: the program's test harness stands in for it (tests/standins/pulumi_harness.py)."""
     url = bundle_url(base_url, version)
     bundle = fetch_bundle(url, version)
     sha256 = signed_sha256(bundle, signing_identity(version), pin=pin, url=url, version=version, offline=offline)
