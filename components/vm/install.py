@@ -148,11 +148,12 @@ def shared_file_commands(settings: Settings) -> dict[str, tuple[str, str]]:
 
 class HarborInstall(pulumi.ComponentResource):
     def __init__(self, name: str, args: HarborInstallArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("harbor-cache:index:HarborInstall", name, None, opts)
-        settings = args.settings
         installer_sha256 = args.installer_sha256
         if not SHA256_RE.match(installer_sha256):
+            # Only a verified digest may reach the VM (the caller passes installer_signature's).
             raise ValueError(f"installer_sha256 {installer_sha256!r} is not a sha256 hex digest")
+        super().__init__("harbor-cache:index:HarborInstall", name, None, opts)
+        settings = args.settings
         self._connection = remote.ConnectionArgsDict(
             host=args.host,
             user=settings.ssh_user,

@@ -27,6 +27,7 @@ import pytest
 from components.settings.config_reader import SettingsError
 from components.settings.settings import Settings, parse_settings
 from components.vm import installer_signature as signature
+from components.vm.install import HarborInstall, HarborInstallArgs
 from tests.conftest import unavailable
 from tests.paths import REFERENCE
 from tests.standins.pulumi_harness import FAKE_SIGNED_INSTALLER_SHA256, dev_config, run_program
@@ -412,3 +413,21 @@ def test_the_signed_sha256_reaches_the_installer_command_and_nothing_secret():
                 registration.name,
                 key,
             )
+
+
+@pytest.mark.parametrize("digest", ["", "0" * 63, "G" * 64, f"sha256:{'0' * 64}"])
+def test_the_install_takes_nothing_but_a_sha256(digest):
+    """HarborInstall refuses anything else before it registers itself (an empty pin must never reach the VM)."""
+    args = HarborInstallArgs(
+        settings=stack_settings(),
+        installer_sha256=digest,
+        host="192.0.2.10",
+        host_public_key="",
+        private_key="",
+        instance_id="i-0",
+        data_volume_id="vol-0",
+        zone_id="Z0",
+        depends_on=[],
+    )
+    with pytest.raises(ValueError, match="not a sha256 hex digest"):
+        HarborInstall("harbor-install", args)
