@@ -181,6 +181,17 @@ def test_a_legacy_cosign_bundle_is_named_and_the_manual_path_given(bundle):
     assert "verifyInstallerSignature: false" in message and "harborInstallerSha256" in message
 
 
+def test_a_bundle_version_this_sigstore_python_does_not_know_is_named_with_the_manual_path(bundle):
+    """A future bundle media type: sigstore-python's bundle model refuses it (models.py Bundle.from_json:
+    "failed to load bundle"); the program says it cannot read it and how to go on by hand."""
+    future = altered(bundle, lambda d: d.update(mediaType="application/vnd.dev.sigstore.bundle.v0.9+json"))
+    with pytest.raises(SettingsError) as error:
+        verify(future, version=VERSION)
+    key, message = refusal(error)
+    assert key == "harborVersion" and "sigstore-python can read" in message and "failed to load bundle" in message
+    assert "cosign verify-blob" in message and "verifyInstallerSignature: false" in message
+
+
 def test_a_dsse_attestation_names_no_installer_digest(bundle):
     def to_dsse(document):
         message = document.pop("messageSignature")
