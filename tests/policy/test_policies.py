@@ -20,6 +20,8 @@ from tests.paths import ROOT  # noqa: I001
 sys.path.insert(0, str(ROOT / "policy"))
 
 import harbor_policies  # noqa: E402
+import reading  # noqa: E402
+import resource_checks  # noqa: E402
 
 from tests.standins.policy_engine import (  # noqa: E402
     Analyzer,
@@ -102,7 +104,7 @@ def test_every_mode_passes_at_up_and_at_a_fresh_preview(up_pack, preview_pack, m
     resources = engine_resources(run_program(config(mode)))
     assert up_pack.analyze_all(resources) == []
     fresh = engine_resources(run_program(config(mode), fresh_preview=True))
-    assert any(harbor_policies.is_unknown(value) for r in fresh for value in r.inputs.values()), "the fresh preview has unknowns"
+    assert any(reading.is_unknown(value) for r in fresh for value in r.inputs.values()), "the fresh preview has unknowns"
     assert preview_pack.analyze_all(fresh) == []
 
 
@@ -171,7 +173,7 @@ def test_imds_hop_limit_above_one_fails(up_pack, dev, hop_limit):
 def test_s3_mode_hop_limit_two_needs_the_guard_tag(up_pack, s3):
     from components.aws.tagging import IMDS_GUARD_TAG
 
-    assert harbor_policies.IMDS_GUARD_TAG == IMDS_GUARD_TAG, "the pack reads the tag the program sets"
+    assert resource_checks.IMDS_GUARD_TAG == IMDS_GUARD_TAG, "the pack reads the tag the program sets"
     instance = registration_of(s3, "harbor-vm-instance")
     assert instance.inputs["metadataOptions"]["httpPutResponseHopLimit"] == 2
     assert messages(up_pack, instance) == {}
@@ -232,14 +234,14 @@ def test_ssh_from_the_world_fails(up_pack, dev, cidr):
 def test_public_web_fails_unless_the_program_allows_it(up_pack, dev):
     group = changed(dev, "harbor-vm-sg", open_port(443, "0.0.0.0/0"))
     assert "allowPublicAccess: true" in text(up_pack, group)
-    group.inputs["tags"][harbor_policies.PUBLIC_ACCESS_TAG] = "true"
+    group.inputs["tags"][resource_checks.PUBLIC_ACCESS_TAG] = "true"
     assert messages(up_pack, group) == {}, "the program's own web group with the program's tag"
 
 
 def test_the_public_exemption_is_the_programs_group_only(up_pack, dev):
     """The same tag on any other group is not an exemption (the review set it from `tags` everywhere)."""
     group = changed(dev, "harbor-vm-sg", open_port(443, "0.0.0.0/0"))
-    group.inputs["tags"][harbor_policies.PUBLIC_ACCESS_TAG] = "true"
+    group.inputs["tags"][resource_checks.PUBLIC_ACCESS_TAG] = "true"
     group.urn = group.urn.replace("::harbor-vm-sg", "::harbor-vm-sg-extra").replace("HarborVm$", "HarborDns$")
     assert "allowPublicAccess: true" in text(up_pack, group)
 
@@ -266,9 +268,9 @@ def test_coverage_is_judged_by_the_union(prefix, missing, v6):
     """Every /prefix subnet together is the world; leave one out and it is not."""
     world = ipaddress.ip_network("::/0" if v6 else "0.0.0.0/0")
     networks = list(world.subnets(new_prefix=prefix))
-    assert harbor_policies._covers_everything(networks)
+    assert reading.covers_everything(networks)
     del networks[missing % len(networks)]
-    assert not harbor_policies._covers_everything(networks)
+    assert not reading.covers_everything(networks)
 
 
 def test_harbors_port_and_the_databases_only_from_security_groups(up_pack, ha, s3):
@@ -314,7 +316,7 @@ def test_broad_route53_permission_fails(up_pack, dev):
         del statements[0]["Condition"]
 
     def any_type(statements):
-        del statements[0]["Condition"]["ForAllValues:StringEquals"][harbor_policies.DNS01_TYPES_KEY]
+        del statements[0]["Condition"]["ForAllValues:StringEquals"][resource_checks.DNS01_TYPES_KEY]
 
     assert "exactly one hosted zone" in text(up_pack, changed(dev, "harbor-dns-dns01", with_policy(widen)))
     assert "_acme-challenge.<hostname>" in text(up_pack, changed(dev, "harbor-dns-dns01", with_policy(any_name)))
@@ -399,7 +401,7 @@ def test_s3_grants_beyond_the_registrys_fail(up_pack, s3, statement):
     ],
 )
 def test_action_matching_is_iams_not_fnmatchs(pattern: str, action: str, matches: bool) -> None:
-    assert harbor_policies._action_matches(pattern, action) is matches
+    assert reading.action_matches(pattern, action) is matches
 
 
 @pytest.mark.parametrize(
@@ -503,14 +505,14 @@ def test_program_values_unknown_at_a_fresh_preview_are_judged_at_up(preview_pack
     resource on another URN, or at up, fails closed."""
     fresh = engine_resources(run_program(config("s3-external"), fresh_preview=True))
     command = registration_of(fresh, "harbor-install-docker")
-    assert harbor_policies.is_unknown(command.inputs["connection"]["value"]), "a secret whose value is unknown"
+    assert reading.is_unknown(command.inputs["connection"]["value"]), "a secret whose value is unknown"
     assert messages(preview_pack, command) == {}
     assert "connection is unknown at preview" in text(up_pack, command)
     stranger = copy.deepcopy(command)
     stranger.urn = stranger.urn.replace("HarborInstall$", "HarborDns$")
     assert "connection is unknown at preview" in text(preview_pack, stranger)
     registry = registration_of(fresh, "harbor-storage-registry-access")
-    assert harbor_policies.is_unknown(registry.inputs["policy"]) and messages(preview_pack, registry) == {}
+    assert reading.is_unknown(registry.inputs["policy"]) and messages(preview_pack, registry) == {}
 
 
 # ---------------------------------------------------------------------------------------------
