@@ -137,8 +137,8 @@ def example_value_findings(raw: Mapping[str, Any], config: Mapping[str, Any]) ->
             Finding(
                 f"{PROJECT}:harborInstallerSha256",
                 False,
-                "the committed placeholder (all zeros), which the VM refuses: set the sha256 of the offline installer "
-                "whose signature you verified (docs/operate.md, Prerequisites)",
+                "all zeros, a placeholder, not a digest: remove the key (the program takes the sha256 Harbor signed) "
+                "or pin the real one (docs/operate.md, Harbor's installer)",
             )
         )
     if "aws:profile" in config:

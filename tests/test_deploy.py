@@ -321,7 +321,7 @@ def test_example_values_and_validation_errors_are_listed_with_their_keys(project
         "FAIL harbor-cache:acmeEmail: 'platform@example.com' is an example name",
         "FAIL harbor-cache:oidc.issuer: 'https://dex.dev.example.com' is an example name",
         "FAIL harbor-cache:sshAllowedCidrs: 203.0.113.10/32 is a documentation network",
-        "FAIL harbor-cache:harborInstallerSha256: the committed placeholder (all zeros)",
+        "FAIL harbor-cache:harborInstallerSha256: all zeros, a placeholder",
         "FAIL aws:profile: ",
         "FAIL configuration: harbor-cache:snapshotRetentionDays",
     ):
