@@ -123,7 +123,7 @@ def write_keeping_previous_command(path: str, mode: str, owner: str) -> str:
 
     For the secret key: node 0 is the former single VM, and its local database (kept on its volume)
     holds registry credentials encrypted with the key prepare made there. Going all the way back to
-    one VM on that database needs that key again (README, "Switching a stack from one VM to HA")."""
+    one VM on that database needs that key again (docs/scale.md, "Switching a stack from one VM to HA")."""
     quoted = shlex.quote(path)
     keep = f"test ! -e {quoted} || test -e {quoted}{PREVIOUS_KEY_SUFFIX} || cp -p {quoted} {quoted}{PREVIOUS_KEY_SUFFIX}"
     write = f"install -D -m {mode} -o {owner} -g {owner} /dev/stdin {quoted}"
