@@ -5,14 +5,19 @@ harbor_policies.py."""
 from __future__ import annotations
 
 import ipaddress
+import json
+import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from reading import (
+    PROJECT,
     Resource,
     Review,
+    Undecidable,
     Urn,
     Violation,
     action_matches,
@@ -683,6 +688,42 @@ def elasticache_replication_group(review: Review) -> None:
         review.problems.append(
             f"Redis must use TLS, encryption at rest and an AUTH token ({', '.join(wrong) or 'authToken'} missing)"
         )
+
+
+def _stack_hostname() -> str:
+    """The cache's name from the stack's configuration, which the engine hands the pack as PULUMI_CONFIG
+    (pulumi pkg/engine/update.go: the decrypted stack config in PolicyAnalyzerOptions; analyzer_plugin.go
+    constructConfig: a JSON object of "project:key" strings)."""
+    try:
+        config = json.loads(os.environ.get("PULUMI_CONFIG") or "{}")
+    except ValueError:
+        config = {}
+    hostname = config.get(f"{PROJECT}:hostname") if isinstance(config, dict) else None
+    if not isinstance(hostname, str) or not hostname:
+        raise Undecidable("harbor_url", f"cannot be judged: the stack's configuration (PULUMI_CONFIG) has no {PROJECT}:hostname")
+    return hostname.lower().rstrip(".")
+
+
+def harbor_api_client(review: Review) -> None:
+    """Harbor's objects (dynamic providers) send the admin password to `harbor_url`: only the cache's own
+    name (https) or loopback (the SSH tunnel), as the settings allow for harborApiUrl."""
+    props = review.resource.props
+
+    def where() -> list[Violation]:
+        url = urlsplit(str(known(props.get("harbor_url"), "harbor_url")))
+        host = (url.hostname or "").lower()
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if url.scheme in ("http", "https") and loopback or url.scheme == "https" and host == _stack_hostname():
+            return []
+        return [
+            f"{review.resource.name!r} would send Harbor's admin password to {url.scheme}://{host}: only to the cache's own "
+            "name over https or to loopback (harborApiUrl through the SSH tunnel)"
+        ]
+
+    review.judge(where)
 
 
 def remote_command(review: Review) -> None:

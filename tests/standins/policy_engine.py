@@ -256,15 +256,20 @@ class Analyzer:
 
 @contextmanager
 def running_pack(
-    dry_run: bool = True, stack: str = "dev", config: dict[str, str] | None = None, policy_dir: Path = POLICY_DIR
+    dry_run: bool = True, stack: str = "dev", config: dict[str, Any] | None = None, policy_dir: Path = POLICY_DIR
 ) -> Iterator[Analyzer]:
     """The pack's entry point started as the engine starts it (from `policy_dir`, the checkout's by default); stopped on exit."""
+    # The stack's configuration as the engine passes it (analyzer_plugin.go constructConfig: "project:key" ->
+    # string; structured values as their JSON text); the dev stack's by default.
+    config = pulumi_harness.dev_config() if config is None else config
     env = {
         **os.environ,
         "PULUMI_PROJECT": PROJECT,
         "PULUMI_STACK": stack,
         "PULUMI_DRY_RUN": "true" if dry_run else "false",
-        "PULUMI_CONFIG": json.dumps(config or {}),
+        "PULUMI_CONFIG": json.dumps(
+            {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
+        ),
     }
     process = subprocess.Popen(
         [sys.executable, "__main__.py"], cwd=policy_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
