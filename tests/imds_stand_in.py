@@ -15,7 +15,9 @@ What it reproduces, from AWS's own description:
 - Role credentials at /latest/meta-data/iam/security-credentials/<role> (instance-metadata-
   security-credentials in the same guide), and /latest/user-data.
 
-Usage: python imds_stand_in.py <listen address> <hop limit>
+Usage: python imds_stand_in.py <listen address> <hop limit> [credentials.json]
+(credentials.json: the role's credentials to hand out instead of the fixed ones, e.g. a session that
+moto's STS issued, so that the S3 stand-in can check the signatures made with them.)
 """
 
 from __future__ import annotations
@@ -79,6 +81,9 @@ class Handler(BaseHTTPRequestHandler):
 def main() -> None:
     address, hop_limit = sys.argv[1], int(sys.argv[2])
     Handler.hop_limit = hop_limit
+    if len(sys.argv) > 3:
+        with open(sys.argv[3]) as credentials:
+            PATHS[f"/latest/meta-data/iam/security-credentials/{ROLE}"] = json.dumps({**CREDENTIALS, **json.load(credentials)})
     server = ThreadingHTTPServer((address, 80), Handler)
     print("listening", flush=True)
     server.serve_forever()
