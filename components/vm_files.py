@@ -417,12 +417,26 @@ def compose_override(settings: Settings, zone_id: str) -> dict:
 
 
 def render_compose_override(settings: Settings, zone_id: str, shared: SharedSecretValues | None = None) -> str:
-    document = with_imds_client_addresses(compose_override(settings, zone_id), settings)
+    document = with_registry_redis_tls(with_imds_client_addresses(compose_override(settings, zone_id), settings), settings)
     if settings.high_availability:
         document = with_nginx_keepalive(ha_node_override(document, settings))
     if shared is not None:
         document = with_shared_secrets(document, shared)
     return yaml.dump(document, Dumper=ComposeDumper, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def with_registry_redis_tls(document: dict, settings: Settings) -> dict:
+    """externalServices: the registry talks TLS to ElastiCache. Harbor's template writes
+    `redis: enableTLS:` (templates/registry/config.yml.jinja), goharbor/distribution
+    v2.8.3-harbor.1 reads `yaml:"enabletls"` (configuration/configuration.go) and yaml.v2 matches
+    keys exactly, so from the file TLS stays off (goharbor/harbor#21913). distribution's environment
+    override reaches the field by its name (configuration/parser.go overwriteStruct), and the fork's
+    configureRedis (registry/handlers/app.go) then dials with redis.DialUseTLS(true)."""
+    if not settings.external_services:
+        return document
+    services = dict(document["services"])
+    services["registry"] = {**services.get("registry", {}), "environment": {"REGISTRY_REDIS_ENABLETLS": "true"}}
+    return {**document, "services": services}
 
 
 # --- Issue 13 step 3: what lies on each Harbor node in HA mode (replicas > 1) ---
