@@ -10,16 +10,13 @@ field names, upper-cased) reaches the field; the compose override sets it on the
 
 from __future__ import annotations
 
-import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from components import vm_files
-from tests.conftest import unavailable
+from tests.daemons import free_port, make_test_ca, require_binaries, stop_process, wait_until
 from tests.registry_harness import harness_binary, harness_environment, parse_result
 from tests.test_data_modes import ENDPOINTS, SECRETS
 from tests.test_real_compose import ZONE_ID, compose_config, prepare, vm_layout
@@ -46,62 +43,31 @@ def registry_environment(prepared, tmp_path_factory) -> dict[str, str]:
     return {key: str(value) for key, value in (compose_config(install)["services"]["registry"].get("environment") or {}).items()}
 
 
-def openssl(*arguments: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *arguments], cwd=cwd, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def tls_redis(tmp_path_factory):
     """redis-server with TLS only (`port 0`), a certificate for `localhost` from a test CA, and
     the AUTH password of our harbor.yml. Yields (address, CA file)."""
-    for tool in ("redis-server", "openssl"):
-        if shutil.which(tool) is None:
-            unavailable(f"{tool} is not installed (Debian packages redis-server, openssl; scripts/test.sh installs them)")
+    require_binaries("redis-server", "openssl")
     work = tmp_path_factory.mktemp("redis-tls")
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=test CA",
-        cwd=work,
-    )
-    openssl(
-        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "redis.key", "-out", "redis.csr", "-subj", "/CN=localhost", cwd=work
-    )
-    (work / "san.cnf").write_text("subjectAltName=DNS:localhost\n")
-    openssl("x509", "-req", "-in", "redis.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "redis.crt",
-            "-days", "1", "-extfile", "san.cnf", cwd=work)  # fmt: skip
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log = work / "redis.log"
-    with log.open("w") as output:
-        server = subprocess.Popen(
-            ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-             "--tls-cert-file", str(work / "redis.crt"), "--tls-key-file", str(work / "redis.key"),
-             "--tls-ca-cert-file", str(work / "ca.crt"), "--tls-auth-clients", "no",
-             "--requirepass", SECRETS.redis_password, "--save", "", "--appendonly", "no", "--dir", str(work)],
-            stdout=output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    ca = make_test_ca(work)
+    port = free_port()
+    log = (work / "redis.log").open("w")
+    server = subprocess.Popen(
+        ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", str(ca.server_cert), "--tls-key-file", str(ca.server_key),
+         "--tls-ca-cert-file", str(ca.ca_cert), "--tls-auth-clients", "no",
+         "--requirepass", SECRETS.redis_password, "--save", "", "--appendonly", "no", "--dir", str(work)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
     try:
-        deadline = time.monotonic() + 10
-        while "Ready to accept connections" not in log.read_text():
-            assert server.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        yield f"localhost:{port}", work / "ca.crt"
+        wait_until(
+            lambda: server.poll() is None and "Ready to accept connections" in (work / "redis.log").read_text(),
+            10,
+            "redis-server",
+        )
+        yield f"localhost:{port}", ca.ca_cert
     finally:
-        server.terminate()
-        server.wait(10)
+        stop_process(server, log)
 
 
 def run_redis(harness: Path, config: Path, tmp_path: Path, environment: dict[str, str], tls_redis) -> dict:
