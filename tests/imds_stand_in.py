@@ -48,9 +48,11 @@ class Handler(BaseHTTPRequestHandler):
     hop_limit = 1
     tokens: set[str] = set()
 
-    def _answer(self, status: int, body: str = "") -> None:
+    def _answer(self, status: int, body: str = "", headers: dict[str, str] | None = None) -> None:
         data = body.encode()
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -64,7 +66,9 @@ class Handler(BaseHTTPRequestHandler):
         self.tokens.add(token)
         # From here on, this connection's packets carry TTL = hop limit.
         self.connection.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, self.hop_limit)
-        self._answer(200, token)
+        # IMDS answers with the token's TTL in the same header; SDKs read it (aws-sdk-go v1.55.8
+        # aws/ec2metadata/service.go unmarshalTokenHandler fails the token request without it).
+        self._answer(200, token, {"X-aws-ec2-metadata-token-ttl-seconds": ttl_seconds})
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         if self.headers.get("X-aws-ec2-metadata-token") not in self.tokens:

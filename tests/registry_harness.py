@@ -20,6 +20,10 @@ from pathlib import Path
 from tests.conftest import unavailable
 
 MODULE = Path(__file__).resolve().with_name("registry_go")
+# The same program against two sets of libraries: the registry's (go.mod) and registryctl's, which
+# Harbor builds from its own src/go.mod (registryctl.mod, used with `go build -modfile`).
+REGISTRY = "go.mod"
+REGISTRYCTL = "registryctl.mod"
 
 
 def _cache_root() -> Path:
@@ -37,12 +41,12 @@ def build_environment(go: str) -> dict[str, str]:
     return env
 
 
-def harness_binary() -> Path:
+def harness_binary(modfile: str = REGISTRY) -> Path:
     go = shutil.which("go")
     if go is None:
         unavailable("the Go toolchain (`go`) is not on PATH; tests/registry_go is built with it")
     version = subprocess.run([go, "version"], capture_output=True, text=True, check=True).stdout.strip()
-    digest = hashlib.sha256(version.encode())
+    digest = hashlib.sha256(f"{version}\0{modfile}".encode())
     for path in sorted(MODULE.iterdir()):
         if path.is_file():
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
@@ -54,14 +58,16 @@ def harness_binary() -> Path:
         if not binary.exists():
             partial = folder / "registry_go.partial"
             result = subprocess.run(
-                [go, "build", "-trimpath", "-o", str(partial), "."],
+                [go, "build", f"-modfile={modfile}", "-trimpath", "-o", str(partial), "."],
                 cwd=MODULE,
                 env=build_environment(go),
                 capture_output=True,
                 text=True,
                 timeout=900,
             )
-            assert result.returncode == 0, f"go build of tests/registry_go failed:\n{result.stdout}{result.stderr}"
+            assert result.returncode == 0, (
+                f"go build -modfile={modfile} of tests/registry_go failed:\n{result.stdout}{result.stderr}"
+            )
             partial.rename(binary)
     return binary
 

@@ -27,7 +27,7 @@ import pytest
 
 from components import registry_credentials, vm_files
 from tests.netns import link, namespaces, require_netns
-from tests.registry_harness import harness_binary, harness_environment, parse_result
+from tests.registry_harness import REGISTRY, REGISTRYCTL, harness_binary, harness_environment, parse_result
 from tests.test_data_modes import ENDPOINTS, SECRETS
 from tests.test_imds_guard import shell_of, unit_values
 from tests.test_imds_reach import STAND_IN, docker_user_chain_as_dockerd_sets_it_up
@@ -72,8 +72,9 @@ print(json.dumps([item["Key"] for item in s3.list_objects_v2(Bucket=bucket).get(
 
 
 @pytest.fixture(scope="module")
-def harness() -> Path:
-    return harness_binary()
+def harnesses() -> dict[str, Path]:
+    """The registry's build and registryctl's (see tests/registry_go/main.go)."""
+    return {"registry": harness_binary(REGISTRY), "registryctl": harness_binary(REGISTRYCTL)}
 
 
 @pytest.fixture(scope="module")
@@ -114,10 +115,10 @@ def curl(namespace, *arguments: str) -> tuple[str, str]:
     return status, body + result.stderr
 
 
-def run_registry(harness: Path, config: Path, tmp_path: Path, fixed: bool) -> dict:
+def run_registry(harnesses: dict[str, Path], config: Path, tmp_path: Path, fixed: bool) -> dict:
     subnet = ipaddress.ip_network(vm_files.HARBOR_SUBNET)
     other_address = str(next(ipaddress.ip_network(vm_files.HARBOR_DYNAMIC_RANGE).hosts()))
-    containers = {"reg": vm_files.IMDS_CLIENTS["registry"], "other": other_address}
+    containers = {"reg": vm_files.IMDS_CLIENTS["registry"], "ctl": vm_files.IMDS_CLIENTS["registryctl"], "other": other_address}
     with namespaces("nitro", "host", *containers) as ns:
         nitro, host, reg = ns["nitro"], ns["host"], ns["reg"]
         link(host, "10.254.0.2/24", nitro, f"{OUTSIDE}/24")
@@ -168,8 +169,12 @@ def run_registry(harness: Path, config: Path, tmp_path: Path, fixed: bool) -> di
         # Only the endpoint is pointed at the local S3 (distribution's env override); region, bucket,
         # encryption and signing come from prepare's config.yml.
         env = harness_environment(home, REGISTRY_STORAGE_S3_REGIONENDPOINT=S3_ENDPOINT)
-        completed = reg.run(str(harness), "s3", str(config), env=env, check=False, timeout=180)
-        result = {"registry": parse_result(completed), "stderr": completed.stderr}
+        result: dict = {}
+        for container, program in (("reg", "registry"), ("ctl", "registryctl")):
+            completed = ns[container].run(str(harnesses[program]), "s3", str(config), env=env, check=False, timeout=180)
+            result[program] = parse_result(completed)
+        # What the two programs asked the relay, before the probes below add to the log.
+        result["relay_log"] = relay_log.read_text() if relay_log.exists() else ""
         listing = nitro.run(sys.executable, "-c", MOTO_LIST, S3_ENDPOINT, ENDPOINTS.bucket, S3.region, json.dumps(credentials),
                             check=False, timeout=60)  # fmt: skip
         assert listing.returncode == 0, listing.stderr
@@ -190,7 +195,6 @@ def run_registry(harness: Path, config: Path, tmp_path: Path, fixed: bool) -> di
             "relay": curl(ns["other"], relay_direct),
         }
         result["host"] = {"relay": curl(host, relay_direct)}
-        result["relay_log"] = relay_log.read_text() if relay_log.exists() else ""
         return result
 
 
@@ -199,38 +203,54 @@ def _requirements():
     require_netns("curl")
 
 
-def test_the_registry_stores_and_reads_a_blob_with_the_relayed_role_credentials(harness, registry_config, tmp_path):
-    result = run_registry(harness, registry_config, tmp_path, fixed=True)
-    registry = result["registry"]
-    assert registry["ok"] and registry["stage"] == "read", result
+@pytest.fixture(scope="module")
+def fixed(harnesses, registry_config, tmp_path_factory) -> dict:
+    require_netns("curl")
+    return run_registry(harnesses, registry_config, tmp_path_factory.mktemp("fixed"), fixed=True)
+
+
+def test_the_registry_stores_and_reads_a_blob_with_the_relayed_role_credentials(fixed):
+    registry = fixed["registry"]
+    assert registry["ok"] and registry["stage"] == "read", fixed
     # The blob is in the bucket, written with the session IMDS handed out (moto checked its signature).
-    assert registry["key"].lstrip("/") in result["bucket"]
-    # The registry asked the relay for the two paths EC2RoleProvider uses, nothing else.
-    assert "GET /latest/meta-data/iam/security-credentials/ HTTP" in result["relay_log"]
-    assert "GET /latest/meta-data/iam/security-credentials/harbor-vm-role HTTP" in result["relay_log"]
+    assert registry["key"].lstrip("/") in fixed["bucket"]
+    # The registry (aws-sdk-go 1.15.11) asked for the two paths EC2RoleProvider uses, no token.
+    log = fixed["relay_log"]
+    assert f'{vm_files.IMDS_CLIENTS["registry"]} "GET /latest/meta-data/iam/security-credentials/ HTTP' in log
+    assert f'{vm_files.IMDS_CLIENTS["registry"]} "GET /latest/meta-data/iam/security-credentials/harbor-vm-role HTTP' in log
+    assert f'{vm_files.IMDS_CLIENTS["registry"]} "PUT' not in log
 
 
-def test_the_relay_serves_the_role_and_nothing_else(harness, registry_config, tmp_path):
-    result = run_registry(harness, registry_config, tmp_path, fixed=True)
-    reg = result["reg"]
+def test_registryctl_falls_back_from_its_token_request_and_stores_too(fixed):
+    """registryctl's SDK (v1.55.8) asks for a token first; the relay's 403 sends it to plain GETs."""
+    registryctl = fixed["registryctl"]
+    assert registryctl["ok"] and registryctl["stage"] == "read", fixed
+    assert registryctl["key"].lstrip("/") in fixed["bucket"]
+    log = fixed["relay_log"]
+    assert f'{vm_files.IMDS_CLIENTS["registryctl"]} "PUT /latest/api/token HTTP/1.1" 403' in log
+    assert f'{vm_files.IMDS_CLIENTS["registryctl"]} "GET /latest/meta-data/iam/security-credentials/harbor-vm-role HTTP' in log
+
+
+def test_the_relay_serves_the_role_and_nothing_else(fixed):
+    reg = fixed["reg"]
     assert reg["role-list"] == ("200", "harbor-vm-role")
-    # Newer SDKs (registryctl: aws-sdk-go v1.55.8) ask for a token first; 403 makes them fall back.
     assert reg["token"][0] == "403"
     # No user data (it may hold secrets), no other metadata.
     assert reg["user-data"][0] == "404" and reg["other-path"][0] == "404"
     # Any other container: refused by the guard on the way to IMDS, and by the relay itself.
-    assert reg["role-list"][0] == "200"
-    assert result["other"]["imds"][0] == "000" and "Failed to connect" in result["other"]["imds"][1]
-    assert result["other"]["relay"][0] == "403"
+    assert fixed["other"]["imds"][0] == "000" and "Failed to connect" in fixed["other"]["imds"][1]
+    assert fixed["other"]["relay"][0] == "403"
     # The host itself (and Traefik on the host network) asks IMDS directly, never the relay.
-    assert result["host"]["relay"][0] == "403"
+    assert fixed["host"]["relay"][0] == "403"
 
 
-def test_without_the_relay_the_registry_stores_nothing_as_in_production(harness, registry_config, tmp_path):
+def test_without_the_relay_the_registry_stores_nothing_as_in_production(harnesses, registry_config, tmp_path):
     """Today's s3 mode: hop limit 2 and the guard let the registry reach IMDS, but its SDK never asks
-    for a token, IMDS answers 401, and the chain runs out."""
-    result = run_registry(harness, registry_config, tmp_path, fixed=False)
+    for a token, IMDS answers 401, and the chain runs out. (registryctl's newer SDK gets a token at
+    hop limit 2: only the registry, which stores every pushed and proxied blob, failed.)"""
+    result = run_registry(harnesses, registry_config, tmp_path, fixed=False)
     registry = result["registry"]
     assert not registry["ok"] and registry["stage"] == "write"
     assert "NoCredentialProviders" in registry["error"], registry
-    assert result["bucket"] == []
+    assert result["registryctl"]["ok"], result["registryctl"]
+    assert result["bucket"] == [result["registryctl"]["key"].lstrip("/")]

@@ -12,6 +12,12 @@
 //   - github.com/gomodule/redigo v1.8.8: every file of the fork's vendor/github.com/gomodule/redigo/redis
 //     is identical to that release (vendor.conf pins commit a83ebbee).
 //
+// registryctl.mod pins what Harbor v2.15.2 builds registryctl with (src/go.mod: github.com/docker/distribution
+// replaced by github.com/distribution/distribution v2.8.2+incompatible, aws-sdk-go v1.55.8, redigo
+// v1.9.2); registryctl builds the same driver from the same config.yml
+// (src/registryctl/config/config.go setStorageDriver: configuration.Parse, factory.Create) and
+// deletes blobs with it for garbage collection. The test builds both: `go build -modfile=registryctl.mod`.
+//
 // What only the fork has is its redis section (configuration/configuration.go: EnableTLS with
 // `yaml:"enabletls"`) and the code that dials redis with it (registry/handlers/app.go
 // configureRedis); forkRedisConfiguration and dialRedis below restate those, field for field.
