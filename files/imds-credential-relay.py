@@ -40,8 +40,9 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 CREDENTIALS_PATH = "/latest/meta-data/iam/security-credentials/"
-# IAM role (and instance profile) names: 1-64 of [\w+=,.@-] (IAM API reference, CreateRole RoleName).
-ROLE_NAME = re.compile(r"[A-Za-z0-9_+=,.@-]{1,64}")
+# IAM role (and instance profile) names: 1-64 of [\w+=,.@-] (IAM API reference, CreateRole RoleName);
+# not starting with a dot here, so `..` never reaches IMDS as a path segment.
+ROLE_NAME = re.compile(r"[A-Za-z0-9_+=,@-][A-Za-z0-9_+=,.@-]{0,63}")
 TOKEN_PATH = "/latest/api/token"  # noqa: S105 - a path, not a secret
 # IMDSv2 session tokens last up to 21600 s; one is reused until a minute before it ends.
 TOKEN_TTL_SECONDS = 21600

@@ -88,6 +88,9 @@ def test_the_relay_passes_fresh_credentials_through_and_renews_its_token(tmp_pat
         assert answer(box, url, source="127.0.0.2")[0] == "403"
         assert answer(box, url + "someone-else")[0] == "404"
         assert answer(box, url + "..%2f..%2fuser-data")[0] == "404"
+        # `..` as the role would be /latest/meta-data/iam/ at IMDS (the instance profile's ARN): not asked.
+        assert box.run("curl", "-s", "--path-as-is", "-o", "/dev/null", "-w", "%{http_code}", url + "..").stdout == "404"
+        assert "meta-data/iam/security-credentials/.." not in (tmp_path / "imds-second.log").read_text()
 
 
 @pytest.mark.parametrize("missing", ["RELAY_LISTEN", "IMDS_URL"])
