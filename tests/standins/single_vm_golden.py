@@ -11,7 +11,9 @@ so that the database and a later switch to HA agree on the key (see docs/scale.m
 `stores` alone again when the database's final snapshot identifier became valid for any stack name
 and unique per database instance (a RandomId child; `harbor-cache-<stack>-final-<hex>`), and for
 the mock passwords of its RDS/ElastiCache inputs once AwsMocks' RandomPassword honoured `length`
-(mock output only: the program registers the same).
+(mock output only: the program registers the same); and `stores` once more for issue 18: s3 mode's
+instance back to IMDS hop limit 1 without the guard tag, and the credential relay's script and unit
+written by the install.
 """
 
 from __future__ import annotations
