@@ -32,12 +32,9 @@ from reading import (
 PROGRAM_TAG_PREFIX = "harbor-cache:"
 PUBLIC_ACCESS_TAG = "harbor-cache:allow-public-access"
 NODE_SCRATCH_TAG = "harbor-cache:node-scratch"
-# Set by the program on the instance in storage s3 mode (components/aws/tagging.py, same name): the host
-# firewall lets only the registry's containers reach IMDS, so hop limit 2 serves the registry alone.
-IMDS_GUARD_TAG = "harbor-cache:imds-registry-only"
-MAX_IMDS_HOP_LIMIT = 1  # Traefik runs on the host network; containers one hop away must not reach IMDS
-# storage: s3: the registry on Harbor's bridge network is one hop away; only with IMDS_GUARD_TAG.
-MAX_GUARDED_IMDS_HOP_LIMIT = 2
+# Traefik runs on the host network; containers one hop away must not reach IMDS. In every mode: the
+# s3 registry gets its credentials from the host's relay (components/vm/imds_relay.py), no exception.
+MAX_IMDS_HOP_LIMIT = 1
 # TLS 1.2 or 1.3 minimum, TLS 1.3 offered: ELB's TLS13-1-2-* and TLS13-1-3-* policies (ELB User Guide,
 # "Security policies for your Application Load Balancer"). Unset, an HTTPS listener gets
 # ELBSecurityPolicy-2016-08, which still speaks TLS 1.0.
@@ -157,42 +154,33 @@ def default_provider(review: Review) -> None:
     review.judge(endpoints)
 
 
-def _imds_options(options: Any, guarded: bool, path: str = "metadataOptions") -> list[Violation]:
+def _imds_options(options: Any, path: str = "metadataOptions") -> list[Violation]:
     options = known(options, path) or {}
     problems = []
     if known(options.get("httpTokens"), f"{path}.httpTokens") != "required":
         problems.append("IMDSv1 is allowed: set metadata_options.http_tokens='required'")
     if known(options.get("httpProtocolIpv6"), f"{path}.httpProtocolIpv6") == "enabled":
         problems.append(
-            "the IPv6 IMDS endpoint [fd00:ec2::254] is enabled: containers reach it outside the IPv4 guard; "
-            "leave metadata_options.http_protocol_ipv6 disabled"
+            "the IPv6 IMDS endpoint [fd00:ec2::254] is enabled: a second way to the instance role and the user "
+            "data; leave metadata_options.http_protocol_ipv6 disabled"
         )
     # Unset, the hop limit is the AMI's or the account's default (2 for many current AMIs). Over the
     # analyzer's gRPC the number arrives as a protobuf Struct double (1.0), not an int.
     hop_limit = known(options.get("httpPutResponseHopLimit"), f"{path}.httpPutResponseHopLimit")
-    allowed = MAX_GUARDED_IMDS_HOP_LIMIT if guarded else MAX_IMDS_HOP_LIMIT
-    if isinstance(hop_limit, bool) or not isinstance(hop_limit, int | float) or hop_limit > allowed:
-        if guarded:
-            reason = (
-                f"even with {IMDS_GUARD_TAG}, 2 is the most: the registry is one hop away, and a higher limit "
-                "lets the token travel further than the host"
-            )
-        else:
-            reason = (
-                "above 1, every container on a bridge network reaches the instance role and the user data; "
-                f"2 only for storage s3, whose instance carries {IMDS_GUARD_TAG}=true (the registry-only firewall guard)"
-            )
-        problems.append(f"IMDS hop limit is {hop_limit}: set metadata_options.http_put_response_hop_limit={allowed} ({reason})")
+    if isinstance(hop_limit, bool) or not isinstance(hop_limit, int | float) or hop_limit > MAX_IMDS_HOP_LIMIT:
+        problems.append(
+            f"IMDS hop limit is {hop_limit}: set metadata_options.http_put_response_hop_limit={MAX_IMDS_HOP_LIMIT} "
+            "(above 1, every container on a bridge network reaches the instance role and the user data)"
+        )
     return problems
 
 
 def ec2_instance(review: Review) -> None:
-    """IMDSv2 with hop limit 1 (2 with the registry-only guard), no IPv6 IMDS endpoint, encrypted
+    """IMDSv2 with hop limit 1 in every mode, no IPv6 IMDS endpoint, encrypted
     disks, no launch template, user data without credentials. Which role it runs as: stack check
     `instances-run-as-the-programs-role`."""
     props = review.resource.props
-    guarded = review.resource.tags.get(IMDS_GUARD_TAG) == "true"
-    review.judge(lambda: _imds_options(props.get("metadataOptions"), guarded))
+    review.judge(lambda: _imds_options(props.get("metadataOptions")))
 
     def disks() -> list[Violation]:
         problems = []

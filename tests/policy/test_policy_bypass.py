@@ -85,6 +85,12 @@ def command(create: str, connection: dict | None = None) -> EngineResource:
     )
 
 
+def old_s3_exemption(props: dict) -> None:
+    """Hop limit 2 with the tag that allowed it for storage s3 until issue 18."""
+    props["metadataOptions"]["httpPutResponseHopLimit"] = 2
+    props["tags"]["harbor-cache:imds-registry-only"] = "true"
+
+
 def unprotected(resource: EngineResource) -> EngineResource:
     resource.protect = False
     return resource
@@ -685,9 +691,9 @@ PROBES = [
     ),
     Probe(
         "earlier",
-        "hop limit 2 without the guard",
+        "hop limit 2 with the old s3 guard tag",
         "dev",
-        lambda s: [changed(s, "harbor-vm-instance", lambda p: p["metadataOptions"].update(httpPutResponseHopLimit=2))],
+        lambda s: [changed(s, "harbor-vm-instance", old_s3_exemption)],
         refused_by="aws-ec2-instance-instance",
     ),
     Probe(
