@@ -277,7 +277,7 @@ def parse_settings(
         reader.fail(
             "harborInstallerSha256",
             "is required when verifyInstallerSignature is false: the sha256 of an installer whose signature you "
-            "checked by hand (README, Harbor's installer)",
+            "checked by hand (docs/operate.md, Harbor's installer)",
         )
     release_base_url = reader.string("harborReleaseBaseUrl", required=True).rstrip("/")
     # http is enough for integrity (the bundle's signature and the signed sha256 decide), and lets tests serve on loopback.
