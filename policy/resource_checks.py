@@ -104,6 +104,9 @@ CREDENTIAL_PATTERNS = (
     re.compile(r"\b(ghp|gho|ghs|github_pat|dckr_pat|glpat)_[A-Za-z0-9_-]{16,}"),
     re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\."),
 )
+# The program's components that run commands on its VMs; the SSH connection of each is built from the
+# VM's EIP, its console host key and the stack's SSH key (components/vm/install.py and probe.py ConnectionArgs).
+COMMAND_OWNERS = ("HarborInstall", "HarborProbe", "HarborCaa")
 COMMAND_FIELDS = ("create", "update", "delete", "environment", "triggers")
 
 
@@ -715,13 +718,19 @@ def harbor_api_client(review: Review) -> None:
 
 
 def remote_command(review: Review) -> None:
-    """No credential outside stdin, and SSH only to a pinned host key without a password.
+    """Only the program's installer, probe and CAA commands; no credential outside stdin, and SSH only to a
+    pinned host key without a password. To which host and key: stack check `remote-commands-reach-the-programs-vms`.
 
     Pulumi's Python policy SDK hands policies unwrapped values, so a policy cannot see whether a
     value is marked secret; the rule is therefore the stronger one: nothing that looks like a
     credential in those fields at all. Secrets go on stdin (marked secret by the program).
     """
     props = review.resource.props
+    if not any(review.resource.made_by(owner, r"[\w.-]+") for owner in COMMAND_OWNERS):
+        review.problems.append(
+            f"remote command {review.resource.name!r} is not under the program's HarborInstall, HarborProbe or HarborCaa: "
+            "harbor-cache runs remote commands only from those components, on its own VMs"
+        )
 
     def credentials() -> list[Violation]:
         for name in COMMAND_FIELDS:

