@@ -76,6 +76,10 @@ REGISTRY_S3_OBJECT_ACTIONS = (
     "s3:AbortMultipartUpload",
 )
 BUCKET_ARN_RE = re.compile(r"arn:aws[\w-]*:s3:::([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])")
+# The program's bucket is named by the AWS provider from bucket_prefix (components/aws/storage.py): at `up`,
+# where the stack check comes after the change, the registry policy's resource check at least refuses a
+# bucket not named so (the Pulumi state bucket, a data bucket); which of those: the stack check at preview.
+PROGRAM_BUCKET_PREFIX = "harbor-cache-"
 
 # What a credential looks like on a command line, in an environment, in triggers or in user data.
 CREDENTIAL_PATTERNS = (
@@ -364,10 +368,14 @@ def _registry_bucket_statement(statement: Mapping[str, Any]) -> bool:
     actions, resources = as_list(statement.get("Action"), "Action"), as_list(statement.get("Resource"), "Resource")
     if not actions or not resources or "Condition" in statement:
         return False
+    def programs_bucket(arn: Any) -> bool:
+        match = BUCKET_ARN_RE.fullmatch(arn) if isinstance(arn, str) else None
+        return match is not None and match.group(1).startswith(PROGRAM_BUCKET_PREFIX)
+
     if all(a in REGISTRY_S3_BUCKET_ACTIONS for a in actions):
-        return all(isinstance(r, str) and BUCKET_ARN_RE.fullmatch(r) for r in resources)
+        return all(programs_bucket(r) for r in resources)
     if all(a in REGISTRY_S3_OBJECT_ACTIONS for a in actions):
-        return all(isinstance(r, str) and r.endswith("/*") and BUCKET_ARN_RE.fullmatch(r[:-2]) for r in resources)
+        return all(isinstance(r, str) and r.endswith("/*") and programs_bucket(r[:-2]) for r in resources)
     return False
 
 
@@ -384,7 +392,7 @@ def _statement_problems(statement: Mapping[str, Any], path: str, registry: bool,
             return []
         return [
             "S3 access is granted only by the program's registry policy (HarborStorage's registry-access), with the "
-            "registry's actions on its bucket"
+            f"registry's actions on its bucket (named {PROGRAM_BUCKET_PREFIX}*)"
         ]
     problems = []
     for action in as_list(statement.get("Action"), f"{path}.Action"):

@@ -119,20 +119,27 @@ def registry_grant_names_the_programs_bucket(resources: list[StackResource]) -> 
         except Undecidable:
             found = []  # unknown: judged by where it comes from; unparseable: the resource check refuses it
         grants_s3 = any(str(action).startswith("s3:") for s in found for action in _listed(s.get("Action")))
-        sources = [by_urn.get(urn) for urn in policy.property_dependencies.get("policy", [])]
+        urns = policy.property_dependencies.get("policy") or []
+        sources = [by_urn.get(urn) for urn in urns]
         from_a_bucket = any(source is not None and source.type == "aws:s3/bucket:Bucket" for source in sources)
-        if not (grants_s3 or from_a_bucket):
+        # An unknown document (a preview) is judged by where it comes from, whatever it will grant: the
+        # program's only policy made from other resources is its registry policy, made from its bucket alone.
+        unknown = is_unknown(policy.props.get("policy"))
+        registry = policy.resource().made_by("HarborStorage", r"[\w-]+-registry-access")
+        if not (grants_s3 or from_a_bucket or unknown or urns or registry):
             continue
         bucket = _source(policy, "policy", by_urn)
         if (
             bucket is None
+            or len(urns) != 1
             or bucket.type != "aws:s3/bucket:Bucket"
             or not bucket.resource().made_by("HarborStorage", r"[\w-]+-bucket")
             or not policy.resource().made_by("HarborStorage", r"[\w-]+-registry-access")
         ):
             problems.append(
-                f"role policy {policy.name!r} grants S3 but is not the program's registry policy made from the program's "
-                "bucket: S3 access is the registry's, on its own bucket only"
+                f"role policy {policy.name!r} grants S3, is made from other resources ({sorted(urns)}) or is unknown, but is "
+                "not the program's registry policy made from the program's bucket alone: S3 access is the registry's, on "
+                "its own bucket only"
             )
             continue
         name = bucket.props.get("bucket")

@@ -806,6 +806,41 @@ def node1_with_node0_key(stack: list[EngineResource]) -> EngineResource:
     return command_resource
 
 
+def registry_policy_behind(value: str, depend_on_random: bool) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    """Review 2, finding 2: the program's registry policy with its document from a RandomId (unknown at preview),
+    or naming the Pulumi state bucket (at `up`, where the stack checks come after the change)."""
+
+    def build(stack):
+        nonce = made("random:index/randomId:RandomId", "nonce", {"byteLength": 4}, outputs={"byteLength": 4, "hex": UNKNOWN})
+        policy = changed(stack, "harbor-storage-registry-access", lambda p: p.update(policy=value))
+        if depend_on_random:
+            policy.property_dependencies = {**policy.property_dependencies, "policy": [nonce.urn]}
+        return [nonce, policy]
+
+    return build
+
+
+STATE_BUCKET_GRANT = document(
+    {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": STATE_BUCKET},
+    {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": f"{STATE_BUCKET}/*"},
+)
+REVIEW2_PROBES += [
+    Probe(
+        "review2-registry-grant",
+        "P-registry: the registry policy's document unknown, from a RandomId instead of the bucket",
+        "s3",
+        registry_policy_behind(UNKNOWN, depend_on_random=True),
+        refused_by="registry-grant-names-the-programs-bucket",
+    ),
+    Probe(
+        "review2-registry-grant",
+        "P-registry at up: the registry policy names the state bucket (resource check, before the change)",
+        "s3",
+        registry_policy_behind(STATE_BUCKET_GRANT, depend_on_random=True),
+        refused_by="aws-iam-rolepolicy-rolepolicy",
+    ),
+]
+
 PROBES += REVIEW2_PROBES
 
 ISSUE_GAPS = (
