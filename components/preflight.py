@@ -300,7 +300,13 @@ def preflight(
     findings = []
     settings_raw = {k: v for k, v in raw.items() if not (k == "adminPassword" and v == PLACEHOLDER_SECRET)}
     try:
-        parse_settings(settings_raw, stack=stack, region=region, plain_keys=plain_keys(stack, root))
+        parse_settings(
+            settings_raw,
+            stack=stack,
+            region=region,
+            plain_keys=plain_keys(stack, root),
+            aws_default_tags=config.get("aws:defaultTags"),
+        )
         findings.append(Finding("configuration", True, f"Pulumi.{stack}.yaml passes the program's validation"))
     except SettingsError as error:
         findings += [Finding("configuration", False, str(problem)) for problem in error.problems]

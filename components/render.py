@@ -68,6 +68,12 @@ def stack_config(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], str | N
     return raw, config.get("aws:region")
 
 
+def aws_default_tags(stack: str, root: Path = ROOT) -> Any:
+    """The stack file's `aws:defaultTags` (the AWS provider's setting, which the settings validate too)."""
+    config = (yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text()) or {}).get("config") or {}
+    return config.get("aws:defaultTags")
+
+
 def plain_keys(stack: str, root: Path = ROOT) -> set[str]:
     """Project keys whose value the stack file holds with no encrypted (`secure:`) part.
 
@@ -166,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     if raw.get("adminPassword") == PLACEHOLDER_SECRET:
         raw.pop("adminPassword")  # encrypted in the stack file: render with the placeholder instead
     try:
-        settings = parse_settings(raw, stack=options.stack, region=region, plain_keys=plain)
+        settings = parse_settings(
+            raw, stack=options.stack, region=region, plain_keys=plain, aws_default_tags=aws_default_tags(options.stack, ROOT)
+        )
     except SettingsError as error:
         print(error, file=sys.stderr)
         return 2

@@ -109,6 +109,8 @@ class Resource:
     urn: str
     props: Mapping[str, Any]
     protect: bool = False
+    # The properties of the provider the engine names in the request (AnalyzeRequest.provider), when it does.
+    provider_props: Mapping[str, Any] | None = None
 
     def made_by(self, owner: str, name_re: str) -> bool:
         """Whether this is the program's resource: under HarborCache and the component `owner`, named as it names them."""

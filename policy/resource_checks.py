@@ -158,7 +158,58 @@ def default_provider(review: Review) -> None:
         ]
         return [f"the provider sets {custom}: requests (and their signatures) would go elsewhere; remove them"] if custom else []
 
+    def program_default_tags() -> list[Violation]:
+        keys = [key for key in _default_tag_keys(resource.props) if key.lower().startswith(PROGRAM_TAG_PREFIX)]
+        if keys:
+            return [
+                f"the provider's defaultTags set {sorted(keys)}: keys starting with {PROGRAM_TAG_PREFIX!r} are the program's "
+                "own (policy exemptions, snapshots) and would land on every resource; remove them from aws:defaultTags"
+            ]
+        return []
+
     review.judge(endpoints)
+    review.judge(program_default_tags)
+
+
+def _default_tag_keys(props: Mapping[str, Any] | None) -> list[str]:
+    """The keys of an AWS provider's defaultTags.tags. The engine configures a default provider from the stack's
+    `aws:*` config (pulumi docs/architecture/providers/default.md), a structured value possibly as its JSON text."""
+    value = (props or {}).get("defaultTags")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []  # not the provider's shape: its CheckConfig refuses it
+    tags = value.get("tags") if isinstance(value, Mapping) else None
+    return [str(key) for key in tags] if isinstance(tags, Mapping) else []
+
+
+def program_tags_from_elsewhere(resource: Resource) -> list[Violation]:
+    """The program's tag keys come from the program's own `tags` only. pulumi-aws merges its provider's
+    defaultTags into every resource it checks, before the analyzer sees the inputs (provider/tags.go
+    applyTags/mergeTags: into `tagsAll` in v7, into `tags` as well since pulumi-aws#2655 in v6), so a
+    `harbor-cache:` default tag would carry an exemption to every resource: refused on the provider
+    of each request and wherever `tagsAll` holds a program key that `tags` does not."""
+    problems = []
+    from_defaults = [key for key in _default_tag_keys(resource.provider_props) if key.lower().startswith(PROGRAM_TAG_PREFIX)]
+    if from_defaults:
+        problems.append(
+            f"the provider of {resource.name!r} sets default tags {sorted(from_defaults)}: keys starting with "
+            f"{PROGRAM_TAG_PREFIX!r} are the program's own; remove them from aws:defaultTags"
+        )
+    tags_all = resource.props.get("tagsAll")
+    if isinstance(tags_all, Mapping):
+        foreign = [
+            str(key)
+            for key, value in tags_all.items()
+            if str(key).lower().startswith(PROGRAM_TAG_PREFIX) and resource.tags.get(key) != value
+        ]
+        if foreign:
+            problems.append(
+                f"{resource.name!r} carries {sorted(foreign)} in tagsAll but not in its own tags: the program's tags come "
+                "from the program, never from provider default tags"
+            )
+    return problems
 
 
 def _imds_options(options: Any, path: str = "metadataOptions") -> list[Violation]:
@@ -368,6 +419,7 @@ def _registry_bucket_statement(statement: Mapping[str, Any]) -> bool:
     actions, resources = as_list(statement.get("Action"), "Action"), as_list(statement.get("Resource"), "Resource")
     if not actions or not resources or "Condition" in statement:
         return False
+
     def programs_bucket(arn: Any) -> bool:
         match = BUCKET_ARN_RE.fullmatch(arn) if isinstance(arn, str) else None
         return match is not None and match.group(1).startswith(PROGRAM_BUCKET_PREFIX)

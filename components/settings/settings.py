@@ -27,12 +27,14 @@ from components.settings.oidc import OidcSettings, parse_oidc
 from components.settings.passwords import admin_password_problem
 from components.settings.probe_settings import prewarm_images, smoke_images
 from components.settings.readers import (
+    AWS_DEFAULT_TAGS,
     SECRET_KEYS,
     read_cidr_list,
     read_default_quota_gb,
     read_kms_key_arn,
     read_tags,
     refuse_plain_secrets,
+    refuse_program_default_tags,
 )
 from components.settings.scale_settings import parse_placement, parse_scale
 from components.settings.upstreams import PROXY_CACHE_TYPES, Credential, Upstream, parse_upstreams
@@ -194,14 +196,17 @@ def parse_settings(
     region: str | None,
     defaults: Mapping[str, Any] | None = None,
     plain_keys: Collection[str] = (),
+    aws_default_tags: Any = None,
 ) -> Settings:
     """Builds Settings from raw config values (keys without the project prefix) or raises SettingsError.
 
     `plain_keys`: the keys the stack holds unencrypted (load_settings and the offline renderer know
-    them); a secret key among them is refused.
+    them); a secret key among them is refused. `aws_default_tags`: the stack's `aws:defaultTags`, which
+    may not carry the program's tag keys.
     """
     reader = ConfigReader(raw, project_defaults() if defaults is None else defaults, SECRET_KEYS)
     refuse_plain_secrets(reader, plain_keys)
+    refuse_program_default_tags(reader, aws_default_tags)
     known = set(declared_keys())
     for key in sorted(set(raw) - known):
         close = difflib.get_close_matches(key, known, n=1)
@@ -413,4 +418,10 @@ def load_settings() -> Settings:
         for key in keys
         if key.startswith(prefix) and not runtime_config.is_config_secret(key) and key not in env_secret
     }
-    return parse_settings(raw, stack=pulumi.get_stack(), region=region, plain_keys=plain)
+    return parse_settings(
+        raw,
+        stack=pulumi.get_stack(),
+        region=region,
+        plain_keys=plain,
+        aws_default_tags=runtime_config.get_config(AWS_DEFAULT_TAGS),
+    )

@@ -24,6 +24,7 @@ from tests.standins.policy_engine import (
     registration_of,
     run_program,
     running_pack,
+    with_aws_default_tags,
 )
 from tests.standins.pulumi_harness import FAKE_ACCOUNT_ID, dev_config
 
@@ -838,6 +839,49 @@ REVIEW2_PROBES += [
         "s3",
         registry_policy_behind(STATE_BUCKET_GRANT, depend_on_random=True),
         refused_by="aws-iam-rolepolicy-rolepolicy",
+    ),
+]
+
+EXEMPTION_DEFAULT_TAGS = {"tags": {"harbor-cache:allow-public-access": "true"}}
+
+
+def public_by_default_tags(provider_major: int | None) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    """Review 2, finding 3: aws:defaultTags with the public exemption, merged by pulumi-aws into every resource
+    (the harness's model of its Check: into tagsAll in v7, into tags too in v6), and the program's web group
+    opened to the world."""
+
+    def build(stack):
+        tagged = with_aws_default_tags(stack, EXEMPTION_DEFAULT_TAGS, provider_major)
+        provider = next(r for r in tagged if r.type == "pulumi:providers:aws")
+        group = next(r for r in tagged if r.name == "harbor-vm-sg")
+        for properties in (group.inputs, group.outputs):
+            properties["ingress"].append(tcp(443, "0.0.0.0/0"))
+        return [provider, group]
+
+    return build
+
+
+REVIEW2_PROBES += [
+    Probe(
+        "review2-default-tags",
+        "P-defaultTags: the AWS provider's defaultTags carry the public exemption",
+        "dev",
+        lambda s: [r for r in with_aws_default_tags(s, EXEMPTION_DEFAULT_TAGS) if r.type == "pulumi:providers:aws"],
+        refused_by="pulumi-providers-aws",
+    ),
+    Probe(
+        "review2-default-tags",
+        "P-defaultTags: the web group opened to the world under a provider with the exemption as a default tag",
+        "dev",
+        public_by_default_tags(None),
+        refused_by="program-tags-come-from-the-program",
+    ),
+    Probe(
+        "review2-default-tags",
+        "P-defaultTags (pulumi-aws v6 merge into tags): the web group opened to the world",
+        "dev",
+        public_by_default_tags(6),
+        refused_by="program-tags-come-from-the-program",
     ),
 ]
 
