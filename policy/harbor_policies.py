@@ -48,6 +48,7 @@ from resource_checks import (
     load_balancer_listener,
     nothing_to_check,
     program_tags_from_elsewhere,
+    programs_component,
     rds_instance,
     remote_command,
     route53_record,
@@ -245,6 +246,11 @@ POLICIES = [
         "only-the-programs-resource-types",
         "Every resource is of a type the program creates (the reviewed table ALLOWED); any other type is refused.",
         only_the_programs_types,
+    ),
+    _resource_policy(
+        "components-are-the-programs",
+        "A component of the program's types is the program's one, under HarborCache, named as the program names it.",
+        programs_component,
     ),
     _resource_policy(
         "program-tags-come-from-the-program",

@@ -102,6 +102,26 @@ def component(name: str) -> str:
     return f"{PROJECT}:index:{name}"
 
 
+# The program's components and the names it gives them (__main__.py: HarborCache("harbor"), which names its
+# children <its name>-<part>; HarborInstall once per node). A URN holds only the parent's type, not its
+# name, so the exemptions pin the resource's full name: an engine refuses two resources with one URN, so
+# a component of the program's type made elsewhere cannot give its children the program's names.
+PROGRAM_COMPONENTS: dict[str, str] = {
+    "HarborCache": "harbor",
+    "HarborVm": "harbor-vm",
+    "HarborInstall": r"harbor-install(?:-[1-9][0-9]*)?",
+    "HarborConfig": "harbor-config",
+    "HarborDns": "harbor-dns",
+    "HarborCaa": "harbor-caa",
+    "HarborProbe": "harbor-probe",
+    "HarborAlarms": "harbor-alarms",
+    "HarborStorage": "harbor-storage",
+    "HarborDataServices": "harbor-data",
+    "HarborSharedSecrets": "harbor-shared",
+    "HarborLoadBalancer": "harbor-lb",
+}
+
+
 @dataclass(frozen=True)
 class Resource:
     type: str
@@ -112,14 +132,15 @@ class Resource:
     # The properties of the provider the engine names in the request (AnalyzeRequest.provider), when it does.
     provider_props: Mapping[str, Any] | None = None
 
-    def made_by(self, owner: str, name_re: str) -> bool:
-        """Whether this is the program's resource: under HarborCache and the component `owner`, named as it names them."""
+    def made_by(self, owner: str, part_re: str) -> bool:
+        """Whether this is the program's resource: under HarborCache and the component `owner`, named
+        `<the program's name for owner>-<part_re>` (harbor-vm-sg: made_by("HarborVm", "sg"))."""
         urn = Urn.parse(self.urn)
         return (
             urn is not None
             and urn.project == PROJECT
             and urn.types == (component("HarborCache"), component(owner), self.type)
-            and re.fullmatch(name_re, urn.name) is not None
+            and re.fullmatch(f"(?:{PROGRAM_COMPONENTS[owner]})-(?:{part_re})", urn.name) is not None
         )
 
     @property
@@ -141,10 +162,10 @@ KNOWN_ONLY_AT_UP: dict[tuple[str, str, str], frozenset[str]] = {
     ("command:remote:Command", "HarborInstall", r"[\w.-]+"): frozenset({"connection", "create", "triggers"}),
     ("command:remote:Command", "HarborProbe", r"[\w.-]+"): frozenset({"connection", "create", "triggers"}),
     ("command:remote:Command", "HarborCaa", r"[\w.-]+"): frozenset({"connection", "create", "triggers"}),
-    ("aws:iam/rolePolicy:RolePolicy", "HarborStorage", r"[\w-]+-registry-access"): frozenset({"policy"}),
-    ("aws:s3/bucketPolicy:BucketPolicy", "HarborStorage", r"[\w-]+-tls-only"): frozenset({"policy"}),
-    ("aws:route53/record:Record", "HarborLoadBalancer", r"[\w-]+-certificate-validation"): frozenset({"name", "type", "records"}),
-    ("aws:route53/record:Record", "HarborDns", r"[\w-]+"): frozenset({"aliases"}),
+    ("aws:iam/rolePolicy:RolePolicy", "HarborStorage", "registry-access"): frozenset({"policy"}),
+    ("aws:s3/bucketPolicy:BucketPolicy", "HarborStorage", "tls-only"): frozenset({"policy"}),
+    ("aws:route53/record:Record", "HarborLoadBalancer", "certificate-validation"): frozenset({"name", "type", "records"}),
+    ("aws:route53/record:Record", "HarborDns", "a"): frozenset({"aliases"}),
     ("aws:cloudwatch/metricAlarm:MetricAlarm", "HarborAlarms", r"[\w-]+"): frozenset(
         {"alarmActions", "okActions", "insufficientDataActions"}
     ),

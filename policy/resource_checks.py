@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from reading import (
+    PROGRAM_COMPONENTS,
     PROJECT,
     Resource,
     Review,
@@ -212,6 +213,27 @@ def program_tags_from_elsewhere(resource: Resource) -> list[Violation]:
     return problems
 
 
+def programs_component(resource: Resource) -> list[Violation]:
+    """A component of the program's types is the program's own: under HarborCache (HarborCache at the stack's
+    root), named as the program names it (reading.PROGRAM_COMPONENTS), so a second one made elsewhere
+    cannot lend its children the program's exemptions."""
+    prefix = f"{PROJECT}:index:"
+    if not resource.type.startswith(prefix):
+        return []
+    kind = resource.type.removeprefix(prefix)
+    urn = Urn.parse(resource.urn)
+    wanted = (resource.type,) if kind == "HarborCache" else (f"{prefix}HarborCache", resource.type)
+    if kind not in PROGRAM_COMPONENTS:
+        return []  # not a type of the program's: only-the-programs-resource-types refuses it
+    if urn is None or urn.types != wanted or not re.fullmatch(PROGRAM_COMPONENTS[kind], urn.name):
+        return [
+            f"component {kind} {resource.name!r} is not the program's (the program makes one, named "
+            f"{PROGRAM_COMPONENTS[kind]!r}, under HarborCache 'harbor'): components of the program's types are made by "
+            "the program only"
+        ]
+    return []
+
+
 def _imds_options(options: Any, path: str = "metadataOptions") -> list[Violation]:
     options = known(options, path) or {}
     problems = []
@@ -282,7 +304,7 @@ def ebs_volume(review: Review) -> None:
         return
     scratch = (
         resource.tags.get(NODE_SCRATCH_TAG) == "true"
-        and resource.made_by("HarborVm", r"[\w-]+-[1-9][0-9]*-data")
+        and resource.made_by("HarborVm", r"[1-9][0-9]*-data")
         and not resource.props.get("snapshotId")
     )
     if not scratch:
@@ -358,7 +380,7 @@ def _ingress_problems(resource: Resource, rules: list[Rule]) -> list[Violation]:
         )
     world = [port for port, networks in blocks.items() if covers_everything(networks)]
     public = resource.tags.get(PUBLIC_ACCESS_TAG) == "true" and (
-        resource.made_by("HarborVm", r"[\w-]+-sg") or resource.made_by("HarborLoadBalancer", r"[\w-]+-sg")
+        resource.made_by("HarborVm", "sg") or resource.made_by("HarborLoadBalancer", "sg")
     )
     for port in world:
         if port == 22:
@@ -478,7 +500,7 @@ def iam_role_policy(review: Review) -> None:
     """The instance role's permissions: DNS-01 (one zone, one name, TXT), metrics into one namespace,
     and in the registry policy the registry's S3 actions. On which role: stack check."""
     resource = review.resource
-    registry = resource.made_by("HarborStorage", r"[\w-]+-registry-access")
+    registry = resource.made_by("HarborStorage", "registry-access")
     urn = Urn.parse(resource.urn)
     namespace = f"{METRICS_NAMESPACE_PREFIX}/{urn.stack if urn else '<stack>'}"
 
@@ -534,7 +556,7 @@ def iam_role_policy_attachment(review: Review) -> None:
     arn = review.resource.props.get("policyArn")
 
     def attached() -> list[Violation]:
-        if known(arn, "policyArn") != DLM_SERVICE_POLICY or not review.resource.made_by("HarborVm", r"[\w-]+-dlm-policy"):
+        if known(arn, "policyArn") != DLM_SERVICE_POLICY or not review.resource.made_by("HarborVm", "dlm-policy"):
             return [
                 f"managed policy {arn} is attached to a role: only {DLM_SERVICE_POLICY}, by the program's snapshot "
                 "role attachment"
@@ -625,7 +647,7 @@ def route53_record(review: Review) -> None:
             return [f"a {kind} record: harbor-cache writes only A/AAAA, CAA and ACM's validation CNAME"]
         if name.startswith(ACME_PREFIX.rstrip(".")):
             return [f"a record for {name}: the DNS-01 name is Traefik's alone (it proves control of the name to any CA)"]
-        if kind == "CNAME" and not (review.resource.made_by("HarborLoadBalancer", r"[\w-]+-certificate-validation")):
+        if kind == "CNAME" and not (review.resource.made_by("HarborLoadBalancer", "certificate-validation")):
             return ["a CNAME outside the program's ACM validation record"]
         return []
 

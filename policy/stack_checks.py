@@ -125,7 +125,7 @@ def registry_grant_names_the_programs_bucket(resources: list[StackResource]) -> 
         # An unknown document (a preview) is judged by where it comes from, whatever it will grant: the
         # program's only policy made from other resources is its registry policy, made from its bucket alone.
         unknown = is_unknown(policy.props.get("policy"))
-        registry = policy.resource().made_by("HarborStorage", r"[\w-]+-registry-access")
+        registry = policy.resource().made_by("HarborStorage", "registry-access")
         if not (grants_s3 or from_a_bucket or unknown or urns or registry):
             continue
         bucket = _source(policy, "policy", by_urn)
@@ -133,8 +133,8 @@ def registry_grant_names_the_programs_bucket(resources: list[StackResource]) -> 
             bucket is None
             or len(urns) != 1
             or bucket.type != "aws:s3/bucket:Bucket"
-            or not bucket.resource().made_by("HarborStorage", r"[\w-]+-bucket")
-            or not policy.resource().made_by("HarborStorage", r"[\w-]+-registry-access")
+            or not bucket.resource().made_by("HarborStorage", "bucket")
+            or not policy.resource().made_by("HarborStorage", "registry-access")
         ):
             problems.append(
                 f"role policy {policy.name!r} grants S3, is made from other resources ({sorted(urns)}) or is unknown, but is "
@@ -160,7 +160,7 @@ def dns01_names_the_programs_hostname(resources: list[StackResource]) -> list[Vi
         r
         for r in resources
         if r.type == "aws:route53/record:Record"
-        and r.resource().made_by("HarborDns", r"[\w-]+")
+        and r.resource().made_by("HarborDns", "a")
         and not is_unknown(r.props.get("name"))
     ]
     hosts = {(str(r.props.get("name")).lower().rstrip("."), r.props.get("zoneId")) for r in records}
@@ -190,7 +190,7 @@ def dns01_names_the_programs_hostname(resources: list[StackResource]) -> list[Vi
 
 def _node_of(resource: StackResource, suffix: str) -> str | None:
     """`harbor-vm-1` for the program's `harbor-vm-1-eip` under HarborVm (the node prefix pairs an EIP with its host key)."""
-    if resource.resource().made_by("HarborVm", rf"[\w-]+-{suffix}"):
+    if resource.resource().made_by("HarborVm", rf"(?:[1-9][0-9]*-)?{suffix}"):
         return resource.name.removesuffix(f"-{suffix}")
     return None
 
@@ -210,7 +210,7 @@ def _connection_problems(command: StackResource, by_urn: dict[str, StackResource
         and len(eips) == len(host_keys) == len(ssh_keys) == 1
         and _node_of(eips[0], "eip") is not None
         and _node_of(eips[0], "eip") == _node_of(host_keys[0], "host-key")
-        and ssh_keys[0].resource().made_by("HarborVm", r"[\w-]+-ssh-key")
+        and ssh_keys[0].resource().made_by("HarborVm", "ssh-key")
     )
     if not wanted:
         return [

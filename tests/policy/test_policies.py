@@ -142,7 +142,7 @@ def test_the_pack_serves_one_policy_per_checked_type_and_the_stack_checks(up_pac
     assert info.name == "harbor-cache"
     names = {p.name for p in info.policies}
     checked = [kind for kind, check in harbor_policies.ALLOWED.items() if check is not harbor_policies.nothing_to_check]
-    across_types = ("only-the-programs-resource-types", "program-tags-come-from-the-program")
+    across_types = ("only-the-programs-resource-types", "components-are-the-programs", "program-tags-come-from-the-program")
     assert len(names) == len(info.policies) == len(across_types) + len(checked) + len(harbor_policies.STACK_CHECKS)
     assert {*across_types, "aws-ec2-instance-instance", *harbor_policies.STACK_CHECKS} <= names
     assert {p.enforcementLevel for p in info.policies} == {analyzer_pb2.MANDATORY}

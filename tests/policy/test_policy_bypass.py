@@ -885,6 +885,55 @@ REVIEW2_PROBES += [
     ),
 ]
 
+
+def public_group_under_a_second_vm(group_name: str) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    """Review 2, P7: a web group with the public tag under a HarborVm the program does not make."""
+
+    def build(stack):
+        vm = engine_urn("dev", CACHE_URN, "harbor-cache:index:HarborVm", "anything")
+        component_resource = EngineResource("harbor-cache:index:HarborVm", "anything", vm, {}, {}, CACHE_URN)
+        inputs = {
+            "vpcId": "vpc-0a1b2c3d",
+            "ingress": [tcp(443, "0.0.0.0/0")],
+            "tags": {"harbor-cache:allow-public-access": "true"},
+        }
+        group = EngineResource(
+            "aws:ec2/securityGroup:SecurityGroup",
+            group_name,
+            engine_urn("dev", vm, "aws:ec2/securityGroup:SecurityGroup", group_name),
+            inputs,
+            inputs,
+            vm,
+        )
+        return [component_resource, group]
+
+    return build
+
+
+REVIEW2_PROBES += [
+    Probe(
+        "review2-exemption-by-urn",
+        "P7 a world-open web group with the public tag under a second HarborVm",
+        "dev",
+        lambda s: public_group_under_a_second_vm("evil-sg")(s)[1:],
+        refused_by="aws-ec2-securitygroup-securitygroup",
+    ),
+    Probe(
+        "review2-exemption-by-urn",
+        "P7b the same named like a node group (harbor-vm-9-sg)",
+        "dev",
+        lambda s: public_group_under_a_second_vm("harbor-vm-9-sg")(s)[1:],
+        refused_by="aws-ec2-securitygroup-securitygroup",
+    ),
+    Probe(
+        "review2-exemption-by-urn",
+        "P7c a second HarborVm component",
+        "dev",
+        lambda s: public_group_under_a_second_vm("evil-sg")(s)[:1],
+        refused_by="components-are-the-programs",
+    ),
+]
+
 PROBES += REVIEW2_PROBES
 
 ISSUE_GAPS = (
