@@ -272,6 +272,11 @@ def ec2_instance(review: Review) -> None:
         return problems
 
     def launch_template() -> list[Violation]:
+        if as_list(props.get("networkInterfaces"), "networkInterfaces"):
+            return [
+                "the instance attaches network interfaces, whose security groups the pack does not see: remove "
+                "network_interfaces (the program gives the instance its group through vpc_security_group_ids)"
+            ]
         if known(props.get("launchTemplate"), "launchTemplate"):
             return [
                 "the instance starts from a launch template, whose metadata options and user data the pack does not see: "

@@ -251,7 +251,91 @@ def remote_commands_reach_the_programs_vms(resources: list[StackResource]) -> li
     return problems
 
 
+# Which of the program's security groups each reference names (components/aws/vm.py, load_balancer.py,
+# data_services.py): (type, field) -> the program's group, by its full name.
+GROUP_REFERENCES = {
+    ("aws:ec2/instance:Instance", "vpcSecurityGroupIds"): "harbor-vm-sg",
+    ("aws:lb/loadBalancer:LoadBalancer", "securityGroups"): "harbor-lb-sg",
+    ("aws:rds/instance:Instance", "vpcSecurityGroupIds"): "harbor-data-db-sg",
+    ("aws:elasticache/replicationGroup:ReplicationGroup", "securityGroupIds"): "harbor-data-redis-sg",
+}
+PROGRAM_GROUPS = {
+    "harbor-vm-sg": ("HarborVm", "sg"),
+    "harbor-lb-sg": ("HarborLoadBalancer", "sg"),
+    "harbor-data-db-sg": ("HarborDataServices", "db-sg"),
+    "harbor-data-redis-sg": ("HarborDataServices", "redis-sg"),
+}
+
+
+def _programs_group(resource: StackResource | None) -> str | None:
+    if resource is None or resource.type != "aws:ec2/securityGroup:SecurityGroup":
+        return None
+    return next((name for name, (owner, part) in PROGRAM_GROUPS.items() if resource.resource().made_by(owner, part)), None)
+
+
+def security_groups_are_the_programs(resources: list[StackResource]) -> list[Violation]:
+    """Every security-group reference comes from the program's own group through property dependencies, never a
+    literal id (a pre-existing group, the VPC's default one): an instance, the load balancer, the database and
+    Redis each in exactly their one group; a rule's source groups only the program's, one id per group."""
+    by_urn = _by_urn(resources)
+    problems = []
+    # The analyzer is not handed a resource's id, so a literal id in place of the program's group is seen by
+    # disagreement: every known value that stands for one group (from one dependency) must be the same.
+    seen: dict[str, set[str]] = {}
+    for resource in resources:
+        for (kind, key), wanted in GROUP_REFERENCES.items():
+            if resource.type != kind:
+                continue
+            value = resource.props.get(key)
+            if isinstance(value, list) and len(value) == 1 and not is_unknown(value[0]):
+                seen.setdefault(wanted, set()).add(str(value[0]))
+        if resource.type == "aws:ec2/securityGroup:SecurityGroup" and isinstance(resource.props.get("ingress"), list):
+            named = [_programs_group(by_urn.get(urn)) for urn in resource.property_dependencies.get("ingress") or []]
+            for rule in resource.props["ingress"]:
+                groups = rule.get("securityGroups") if isinstance(rule, Mapping) else None
+                if len(named) == 1 and named[0] and isinstance(groups, list):
+                    seen.setdefault(named[0], set()).update(str(g) for g in groups if not is_unknown(g))
+    for group, values in sorted(seen.items()):
+        if len(values) > 1:
+            problems.append(
+                f"the program's security group {group} is named by different ids {sorted(values)}: one of them is a literal "
+                "or pre-existing group; pass the program's group (its id output) everywhere"
+            )
+    for resource in resources:
+        for (kind, key), wanted in GROUP_REFERENCES.items():
+            if resource.type != kind:
+                continue
+            sources = [_programs_group(by_urn.get(urn)) for urn in resource.property_dependencies.get(key) or []]
+            value = resource.props.get(key)
+            count_ok = is_unknown(value) or (isinstance(value, list) and len(value) == 1)
+            if sources != [wanted] or not count_ok:
+                problems.append(
+                    f"{kind} {resource.name!r} is in security groups {value!r} (from {sources}): it belongs in the program's "
+                    f"{wanted} only, passed as that resource's id (no literal or pre-existing group)"
+                )
+        if resource.type == "aws:ec2/securityGroup:SecurityGroup" and not is_unknown(resource.props.get("ingress")):
+            sources = [by_urn.get(urn) for urn in resource.property_dependencies.get("ingress") or []]
+            named = [_programs_group(source) for source in sources]
+            rules = resource.props.get("ingress") if isinstance(resource.props.get("ingress"), list) else []
+            referenced = {
+                str(group)
+                for rule in rules
+                if isinstance(rule, Mapping)
+                for group in (rule.get("securityGroups") if isinstance(rule.get("securityGroups"), list) else [])
+            }
+            if None in named or len(referenced) > len(named):
+                problems.append(
+                    f"security group {resource.name!r} admits groups {sorted(referenced)} from {len(named)} of the program's "
+                    "groups: a rule's source group is one of the program's, passed as its id (no literal group id)"
+                )
+    return problems
+
+
 STACK_CHECKS: dict[str, tuple[str, StackCheck]] = {
+    "security-groups-are-the-programs": (
+        "Instances, the load balancer and the stores are each in the program's own group; rules admit only its groups.",
+        security_groups_are_the_programs,
+    ),
     "remote-commands-reach-the-programs-vms": (
         "Remote commands are the program's, and connect to the program's VM with its console host key.",
         remote_commands_reach_the_programs_vms,

@@ -934,6 +934,80 @@ REVIEW2_PROBES += [
     ),
 ]
 
+
+def split_ssh_world(stack: list[EngineResource]) -> list[EngineResource]:
+    """Review 2, P2: 22 from the world split across two new groups, both attached to the instance."""
+    a = sg("extra-a", [tcp(22, "0.0.0.0/1")], under=None)
+    b = sg("extra-b", [tcp(22, "128.0.0.0/1")], under=None)
+    instance = changed(stack, "harbor-vm-instance", lambda p: p.update(vpcSecurityGroupIds=["harbor-vm-sg-id", "a-id", "b-id"]))
+    instance.property_dependencies = {
+        **instance.property_dependencies,
+        "vpcSecurityGroupIds": [registration_of(stack, "harbor-vm-sg").urn, a.urn, b.urn],
+    }
+    return [a, b, instance]
+
+
+FOREIGN_GROUP = "sg-0worldopen000000"
+REVIEW2_PROBES += [
+    Probe(
+        "review2-foreign-groups",
+        "P2 22 from the world split across two groups on one instance",
+        "dev",
+        split_ssh_world,
+        refused_by="security-groups-are-the-programs",
+    ),
+    Probe(
+        "review2-foreign-groups",
+        "P4 8080 and 5432 from a literal (the VPC's default) group",
+        "ha",
+        lambda s: [
+            changed(
+                s,
+                "harbor-vm-sg",
+                lambda p: (
+                    p["ingress"][0].update(securityGroups=["sg-0default00000000"]),
+                    p["ingress"].append(tcp(5432, securityGroups=["sg-0default00000000"])),
+                ),
+            )
+        ],
+        refused_by="security-groups-are-the-programs",
+    ),
+    Probe(
+        "review2-foreign-groups",
+        "P5 the instance joins a literal pre-existing group",
+        "dev",
+        lambda s: [changed(s, "harbor-vm-instance", lambda p: p.update(vpcSecurityGroupIds=["harbor-vm-sg-id", FOREIGN_GROUP]))],
+        refused_by="security-groups-are-the-programs",
+    ),
+    Probe(
+        "review2-foreign-groups",
+        "P6 the load balancer in a literal group besides its own",
+        "ha",
+        lambda s: [changed(s, "harbor-lb-alb", lambda p: p.update(securityGroups=["harbor-lb-sg-id", FOREIGN_GROUP]))],
+        refused_by="security-groups-are-the-programs",
+    ),
+    Probe(
+        "review2-foreign-groups",
+        "P6 (review's) the load balancer's own group replaced by a literal world-open group",
+        "ha",
+        lambda s: [changed(s, "harbor-lb-alb", lambda p: p.update(securityGroups=[FOREIGN_GROUP]))],
+        refused_by="security-groups-are-the-programs",
+    ),
+    Probe(
+        "review2-foreign-groups",
+        "P12 the instance attaches a pre-existing network interface",
+        "dev",
+        lambda s: [
+            changed(
+                s,
+                "harbor-vm-instance",
+                lambda p: p.update(networkInterfaces=[{"deviceIndex": 1, "networkInterfaceId": "eni-0123"}]),
+            )
+        ],
+        refused_by="aws-ec2-instance-instance",
+    ),
+]
+
 PROBES += REVIEW2_PROBES
 
 ISSUE_GAPS = (
