@@ -166,6 +166,8 @@ KNOWN_ONLY_AT_UP: dict[tuple[str, str, str], frozenset[str]] = {
     ("aws:s3/bucketPolicy:BucketPolicy", "HarborStorage", "tls-only"): frozenset({"policy"}),
     ("aws:route53/record:Record", "HarborLoadBalancer", "certificate-validation"): frozenset({"name", "type", "records"}),
     ("aws:route53/record:Record", "HarborDns", "a"): frozenset({"aliases"}),
+    # The CAA value names the ACME account that Traefik registers in the same update (components/aws/caa.py).
+    ("aws:route53/record:Record", "HarborCaa", "caa"): frozenset({"records"}),
     ("aws:cloudwatch/metricAlarm:MetricAlarm", "HarborAlarms", r"[\w-]+"): frozenset(
         {"alarmActions", "okActions", "insufficientDataActions"}
     ),

@@ -640,10 +640,28 @@ def load_balancer(review: Review) -> None:
     review.judge(kind)
 
 
+# The CAA values the program writes (components/aws/caa.py): Let's Encrypt bound to the stack's ACME account
+# (production or staging), or Amazon for ACM's certificate (replicas > 1); never a wildcard issuer.
+CAA_VALUE_RE = re.compile(
+    r'0 issue "letsencrypt\.org; accounturi=https://acme(-staging)?-v02\.api\.letsencrypt\.org/acme/acct/\d+"'
+    r'|0 issue "amazon\.com"|0 issuewild ";"'
+)
+# The program's records: (component, name part) -> what it is.
+PROGRAM_RECORDS = {
+    ("HarborDns", "a"): "address",
+    ("HarborCaa", "caa"): "CAA",
+    ("HarborLoadBalancer", "certificate-validation"): "ACM",
+}
+
+
 def route53_record(review: Review) -> None:
-    """The cache's name (A or alias), its CAA record and ACM's validation CNAME; never the DNS-01
-    name, which only Traefik writes, and no delegation."""
-    props = review.resource.props
+    """Only the program's three records: the cache's name (A or alias), its CAA record (Let's Encrypt with
+    the stack's ACME account, or Amazon) and ACM's validation CNAME under the cache's name; never the
+    DNS-01 name, which only Traefik writes, no delegation, and no overwrite of an existing record but
+    ACM's validation record."""
+    resource = review.resource
+    props = resource.props
+    which = next((what for (owner, part), what in PROGRAM_RECORDS.items() if resource.made_by(owner, part)), None)
 
     def record() -> list[Violation]:
         kind = str(known(props.get("type"), "type")).upper()
@@ -652,9 +670,27 @@ def route53_record(review: Review) -> None:
             return [f"a {kind} record: harbor-cache writes only A/AAAA, CAA and ACM's validation CNAME"]
         if name.startswith(ACME_PREFIX.rstrip(".")):
             return [f"a record for {name}: the DNS-01 name is Traefik's alone (it proves control of the name to any CA)"]
-        if kind == "CNAME" and not (review.resource.made_by("HarborLoadBalancer", "certificate-validation")):
+        if which is None:
+            return [
+                f"record {resource.name!r} ({kind} {name}) is not one of the program's (harbor-dns-a, harbor-caa-caa, "
+                "harbor-lb-certificate-validation): harbor-cache writes no other record in the zone"
+            ]
+        if kind == "CNAME" and which != "ACM":
             return ["a CNAME outside the program's ACM validation record"]
-        return []
+        hostname = _stack_hostname()
+        if (name != hostname) if which != "ACM" else not name.endswith(f".{hostname}"):
+            return [f"record {resource.name!r} is for {name}, not the cache's name {hostname} (from {PROJECT}:hostname)"]
+        problems = []
+        if props.get("allowOverwrite") and which != "ACM":
+            problems.append(f"record {resource.name!r} sets allow_overwrite: it would take over an existing record; remove it")
+        if kind == "CAA":
+            for index, value in enumerate(as_list(props.get("records"), "records")):
+                if not CAA_VALUE_RE.fullmatch(str(known(value, f"records[{index}]"))):
+                    problems.append(
+                        f"CAA value {value!r}: only Let's Encrypt with the stack's ACME account (accounturi), Amazon (ACM) "
+                        'and issuewild ";" are the program\'s'
+                    )
+        return problems
 
     review.judge(record)
 

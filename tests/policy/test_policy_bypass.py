@@ -1008,6 +1008,56 @@ REVIEW2_PROBES += [
     ),
 ]
 
+REVIEW2_PROBES += [
+    Probe(
+        "review2-dns",
+        "P8 an A record for another name in the zone to an outside address",
+        "dev",
+        lambda s: [
+            made(
+                "aws:route53/record:Record",
+                "www",
+                {"zoneId": "Z0123", "name": "www.dev.example.com", "type": "A", "ttl": 60, "records": ["203.0.113.66"]},
+            )
+        ],
+        refused_by="aws-route53-record-record",
+    ),
+    Probe(
+        "review2-dns",
+        "P8b a CAA record for the cache's name with allowOverwrite, naming another CA",
+        "dev",
+        lambda s: [
+            made(
+                "aws:route53/record:Record",
+                "caa2",
+                {
+                    "zoneId": "Z0123",
+                    "name": "harbor.dev.example.com",
+                    "type": "CAA",
+                    "ttl": 60,
+                    "allowOverwrite": True,
+                    "records": ['0 issue "evil-ca.example"'],
+                },
+            )
+        ],
+        refused_by="aws-route53-record-record",
+    ),
+    Probe(
+        "review2-dns",
+        "P8c the program's CAA record naming another CA",
+        "dev",
+        lambda s: [changed(s, "harbor-caa-caa", lambda p: p.update(records=['0 issue "evil-ca.example"']))],
+        refused_by="aws-route53-record-record",
+    ),
+    Probe(
+        "review2-dns",
+        "P8d the program's A record moved to another name with allowOverwrite",
+        "dev",
+        lambda s: [changed(s, "harbor-dns-a", lambda p: p.update(name="www.dev.example.com", allowOverwrite=True))],
+        refused_by="aws-route53-record-record",
+    ),
+]
+
 PROBES += REVIEW2_PROBES
 
 ISSUE_GAPS = (
