@@ -601,12 +601,18 @@ def load_balancer_listener(review: Review) -> None:
         protocol = str(known(props.get("protocol"), "protocol") or "").upper()
         actions = as_list(props.get("defaultActions"), "defaultActions")
         if protocol == "HTTP":
+            # ELB keeps what a redirect leaves out or names #{host} (ELB User Guide, "Redirect actions"): the same host.
             redirects = all(
-                action.get("type") == "redirect" and str((action.get("redirect") or {}).get("protocol", "")).upper() == "HTTPS"
+                action.get("type") == "redirect"
+                and str((action.get("redirect") or {}).get("protocol", "")).upper() == "HTTPS"
+                and (action.get("redirect") or {}).get("host") in (None, "#{host}")
                 for action in actions
             )
             if not actions or not redirects:
-                return ["an HTTP listener serves Harbor in plain text: its only action must redirect to HTTPS"]
+                return [
+                    "an HTTP listener serves Harbor in plain text or sends it elsewhere: its only action must redirect to "
+                    "HTTPS on the same host"
+                ]
             return []
         if protocol == "HTTPS":
             policy = known(props.get("sslPolicy"), "sslPolicy")

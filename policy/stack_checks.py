@@ -331,7 +331,43 @@ def security_groups_are_the_programs(resources: list[StackResource]) -> list[Vio
     return problems
 
 
+ALARM_ACTION_FIELDS = ("alarmActions", "okActions", "insufficientDataActions")
+
+
+def alarms_notify_the_programs_topic(resources: list[StackResource]) -> list[Violation]:
+    """An alarm's SNS actions are the program's alarm topic (harbor-alarms-topic), from that resource, never
+    a topic of another account or stack."""
+    by_urn = _by_urn(resources)
+    problems = []
+    for alarm in (r for r in resources if r.type == "aws:cloudwatch/metricAlarm:MetricAlarm"):
+        for key in ALARM_ACTION_FIELDS:
+            value = alarm.props.get(key)
+            sources = [by_urn.get(urn) for urn in alarm.property_dependencies.get(key) or []]
+            topics = [
+                s
+                for s in sources
+                if s is not None and s.type == "aws:sns/topic:Topic" and s.resource().made_by("HarborAlarms", "topic")
+            ]
+            arns = {str(t.props.get("arn")) for t in topics if not is_unknown(t.props.get("arn"))}
+            actions = value if isinstance(value, list) else [] if value is None else [value]
+            sns = [str(a) for a in actions if is_unknown(a) or str(a).startswith("arn:aws") and ":sns:" in str(a)]
+            if is_unknown(value) or any(is_unknown(a) for a in sns):
+                wrong = len(topics) != len(sources) or not topics
+            else:
+                wrong = any(a not in arns for a in sns) or len(topics) != len(sources)
+            if (sns or is_unknown(value)) and wrong:
+                problems.append(
+                    f"alarm {alarm.name!r} notifies {value!r} in {key}: only the program's alarm topic (harbor-alarms-topic), "
+                    "passed as that resource's arn"
+                )
+    return problems
+
+
 STACK_CHECKS: dict[str, tuple[str, StackCheck]] = {
+    "alarms-notify-the-programs-topic": (
+        "Alarms notify only the program's alarm topic.",
+        alarms_notify_the_programs_topic,
+    ),
     "security-groups-are-the-programs": (
         "Instances, the load balancer and the stores are each in the program's own group; rules admit only its groups.",
         security_groups_are_the_programs,

@@ -1058,6 +1058,27 @@ REVIEW2_PROBES += [
     ),
 ]
 
+REVIEW2_PROBES += [
+    Probe(
+        "review2-nits",
+        "P9 the HTTP listener redirects to another host",
+        "ha",
+        lambda s: [changed(s, "harbor-lb-http", lambda p: p["defaultActions"][0]["redirect"].update(host="evil.example.com"))],
+        refused_by="aws-lb-listener-listener",
+    ),
+    Probe(
+        "review2-nits",
+        "P10 an alarm notifies another account's SNS topic",
+        "dev",
+        lambda s: [
+            changed(
+                s, "harbor-alarms-data-disk", lambda p: p.update(alarmActions=["arn:aws:sns:eu-central-1:999999999999:exfil"])
+            )
+        ],
+        refused_by="alarms-notify-the-programs-topic",
+    ),
+]
+
 PROBES += REVIEW2_PROBES
 
 ISSUE_GAPS = (
