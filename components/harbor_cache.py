@@ -12,7 +12,7 @@ from components.aws.caa import HarborCaa, HarborCaaArgs
 from components.aws.data_services import HarborDataServices, HarborDataServicesArgs
 from components.aws.dns import HarborDns, HarborDnsArgs, LoadBalancerAlias
 from components.aws.load_balancer import HarborLoadBalancer, HarborLoadBalancerArgs
-from components.aws.placement import checked_zones, node_subnets
+from components.aws.placement import checked_vpc_id, checked_zones, node_subnets
 from components.aws.storage import HarborStorage, HarborStorageArgs
 from components.aws.vm import HarborVm, HarborVmArgs, LoadBalancerTarget
 from components.harbor.config import HarborConfig, HarborConfigArgs, database_identity, oidc_redirect_uri
@@ -62,8 +62,12 @@ class HarborCache(pulumi.ComponentResource):
                 f"{name}-lb",
                 HarborLoadBalancerArgs(
                     settings=settings,
-                    vpc_id=subnets[0].vpc_id,
+                    # storage: s3 (always in HA): its blocks checked against Harbor's fixed network first.
+                    vpc_id=checked_vpc_id(settings, subnets[0].vpc_id, self),
                     subnet_ids=subnet_ids,
+                    node_cidrs=pulumi.Output.all(*[subnet.cidr_block for subnet in subnets]).apply(
+                        lambda blocks: sorted(set(blocks))
+                    ),
                     hosted_zone_id=hosted_zone.zone_id,
                     certificate_after=(self.caa.record,),
                 ),
@@ -102,7 +106,13 @@ class HarborCache(pulumi.ComponentResource):
         self.data_services = (
             HarborDataServices(
                 f"{name}-data",
-                HarborDataServicesArgs(settings=settings, vpc_id=self.vm.vpc_id, vm_security_group_id=self.vm.security_group.id),
+                HarborDataServicesArgs(
+                    settings=settings,
+                    vpc_id=self.vm.vpc_id,
+                    vm_security_group_id=self.vm.security_group.id,
+                    # HA: the stores go in the nodes' subnets (one VM: its subnet alone spans one AZ).
+                    node_subnet_ids=[subnet.id for subnet in subnets] if subnets else None,
+                ),
                 opts=child,
             )
             if settings.external_services

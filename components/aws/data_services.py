@@ -55,6 +55,8 @@ class HarborDataServicesArgs:
     vpc_id: pulumi.Input[str]
     # The Harbor VM's security group: the only source allowed to reach either store.
     vm_security_group_id: pulumi.Input[str]
+    # HA: the nodes' subnets (one per AZ, at least 2), which the subnet groups then hold; None on one VM.
+    node_subnet_ids: list[pulumi.Input[str]] | None = None
 
 
 def store_ingress(port: int, vm_security_group_id: pulumi.Input[str], what: str) -> list[dict]:
@@ -84,12 +86,17 @@ class HarborDataServices(pulumi.ComponentResource):
         settings = args.settings
         child = pulumi.ResourceOptions(parent=self)
 
-        # Every subnet of the VM's VPC (the default VPC has one per AZ): RDS Multi-AZ and an
-        # ElastiCache replica need subnets in at least two AZs, which the subnet groups require anyway.
-        subnets = aws.ec2.get_subnets_output(
-            filters=[{"name": "vpc-id", "values": [args.vpc_id]}], opts=pulumi.InvokeOutputOptions(parent=self)
-        )
-        subnet_ids = subnets.ids.apply(sorted)
+        # HA: the nodes' subnets, in at least two AZs (the load balancer needs them too), so the stores
+        # live where the nodes are and the nodes' egress (components/aws/network_rules.py store_cidrs)
+        # names exactly those blocks. One VM: its one subnet spans one AZ, and subnet groups want two
+        # (RDS Multi-AZ and an ElastiCache replica need them anyway), so every subnet of its VPC.
+        if args.node_subnet_ids:
+            subnet_ids = pulumi.Output.all(*args.node_subnet_ids).apply(lambda ids: sorted(set(ids)))
+        else:
+            subnets = aws.ec2.get_subnets_output(
+                filters=[{"name": "vpc-id", "values": [args.vpc_id]}], opts=pulumi.InvokeOutputOptions(parent=self)
+            )
+            subnet_ids = subnets.ids.apply(sorted)
 
         self.database_security_group = aws.ec2.SecurityGroup(
             f"{name}-db-sg",

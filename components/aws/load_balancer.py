@@ -58,6 +58,8 @@ class HarborLoadBalancerArgs:
     vpc_id: pulumi.Input[str]
     # One subnet per AZ the nodes use (at least 2 AZs, checked in settings and components/aws/vm.py).
     subnet_ids: list[pulumi.Input[str]]
+    # The IPv4 blocks of the nodes' subnets: where the load balancer sends traffic.
+    node_cidrs: pulumi.Input[list[str]]
     # The public hosted zone of settings.hostname: the certificate's validation record goes there.
     hosted_zone_id: pulumi.Input[str]
     # The CAA record that admits Amazon's CA: ACM checks CAA before it issues, and a stack coming
@@ -65,16 +67,17 @@ class HarborLoadBalancerArgs:
     certificate_after: tuple[pulumi.Resource, ...] = ()
 
 
-def load_balancer_egress(vpc_cidr: pulumi.Input[str]) -> list[dict]:
-    """Out only to Harbor's 8080 in the VPC. A CIDR, not the nodes' group: that group admits this one
-    already, and two groups naming each other inline cannot be created. The nodes' group is the gate."""
+def load_balancer_egress(node_cidrs: pulumi.Input[list[str]]) -> list[dict]:
+    """Out only to Harbor's 8080 in the nodes' subnets (which may lie in a secondary block of the VPC).
+    CIDRs, not the nodes' group: that group admits this one already, and two groups naming each other
+    inline cannot be created. The nodes' group is the gate."""
     return [
         {
             "description": f"Harbor {HARBOR_HTTP_PORT} on the nodes",
             "protocol": "tcp",
             "from_port": HARBOR_HTTP_PORT,
             "to_port": HARBOR_HTTP_PORT,
-            "cidr_blocks": [vpc_cidr],
+            "cidr_blocks": node_cidrs,
         }
     ]
 
@@ -84,16 +87,13 @@ class HarborLoadBalancer(pulumi.ComponentResource):
         super().__init__("harbor-cache:index:HarborLoadBalancer", name, None, opts)
         settings = args.settings
         child = pulumi.ResourceOptions(parent=self)
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-
-        vpc = aws.ec2.get_vpc_output(id=args.vpc_id, opts=invoke)
         public = {PUBLIC_ACCESS_TAG: "true"} if settings.allow_public_access else {}
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
             description=f"harbor-cache {settings.hostname}: load balancer, HTTPS from allowedCidrs",
             vpc_id=args.vpc_id,
             ingress=web_ingress(settings),  # who may use the cache, as the one VM admits them
-            egress=load_balancer_egress(vpc.cidr_block),
+            egress=load_balancer_egress(args.node_cidrs),
             tags=resource_tags(settings, f"{name}-sg", **public),
             opts=child,
         )

@@ -29,7 +29,7 @@ from tests.standins.pulumi_harness import (
     FAKE_ALB_DNS_NAME,
     FAKE_ALB_ZONE_ID,
     FAKE_PUBLIC_IP,
-    FAKE_VPC_CIDR,
+    FAKE_SUBNET_CIDRS,
     FAKE_VPC_SUBNETS,
     dev_config,
     run_program,
@@ -213,7 +213,9 @@ def test_the_load_balancer_admits_allowed_cidrs_and_talks_only_to_harbors_port(h
         (80, ("198.51.100.0/24", "203.0.113.10/32")),
     }
     (egress,) = lb.inputs["egress"]
-    assert (egress["fromPort"], egress["toPort"], egress["cidrBlocks"]) == (HARBOR_HTTP_PORT, HARBOR_HTTP_PORT, [FAKE_VPC_CIDR])
+    # Only the nodes' subnets (AZs a and b), not the whole VPC (issue 18 point 10).
+    node_blocks = [FAKE_SUBNET_CIDRS[0], FAKE_SUBNET_CIDRS[1]]
+    assert (egress["fromPort"], egress["toPort"], egress["cidrBlocks"]) == (HARBOR_HTTP_PORT, HARBOR_HTTP_PORT, node_blocks)
 
 
 def test_every_data_store_is_encrypted_private_and_reachable_only_from_the_nodes(ha):
@@ -291,7 +293,8 @@ def test_the_hostname_is_an_alias_of_the_load_balancer_and_no_node_may_write_dns
 
 def test_caa_admits_amazons_ca_before_the_certificate_is_requested(ha):
     caa = ha.named("harbor-caa-caa").inputs
-    assert caa["type"] == "CAA" and caa["records"] == acm_caa_records() == ['0 issue "amazon.com"', '0 issuewild ";"']
+    assert caa["type"] == "CAA" and caa["records"] == acm_caa_records()
+    assert acm_caa_records() == ['0 issue "amazon.com"', '0 issue "letsencrypt.org; validationmethods=dns-01"', '0 issuewild ";"']
     assert not [r for r in ha.registrations if r.name.endswith("-acme-account")], "no Traefik account to read"
     assert "harbor-caa-caa" in names(ha, ha.one("aws:acm/certificate:Certificate").dependencies)
 
