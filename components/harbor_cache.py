@@ -217,6 +217,7 @@ class HarborCache(pulumi.ComponentResource):
                 )
                 if self.load_balancer is not None
                 else None,
+                stores=self.data_services.metrics if self.data_services is not None else None,
             ),
             opts=child,
         )

@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.aws.store_alarms import StoreMetrics
 from components.aws.tagging import resource_tags
 from components.settings.settings import Settings
 from components.vm.harbor_yml import EXTERNAL_DB_NAME as DATABASE_NAME
@@ -31,6 +32,17 @@ DATABASE_MAX_STORAGE_GB = 200
 # Valkey 8: ElastiCache's Redis-compatible engine (Redis OSS 7.2 protocol) at a lower price.
 REDIS_ENGINE = "valkey"
 REDIS_ENGINE_VERSION = "8.0"
+# When the stores may be touched, in UTC (issue 18 point 7): RDS's daily backup before its weekly
+# maintenance (the two must not overlap; each at least 30 minutes: RDS API CreateDBInstance
+# PreferredBackupWindow / PreferredMaintenanceWindow), ElastiCache's maintenance after RDS's, so a
+# Sunday night never restarts both stores at once. Both are outside European and American working
+# hours; a Multi-AZ store fails over for its maintenance instead of going down.
+DATABASE_BACKUP_WINDOW = "01:00-01:30"
+DATABASE_MAINTENANCE_WINDOW = "sun:02:00-sun:03:00"
+REDIS_MAINTENANCE_WINDOW = "sun:03:30-sun:04:30"
+# What RDS tells the stores' topic (RDS User Guide, "Amazon RDS event categories and event messages"):
+# a Multi-AZ failover, a failure, storage running low, maintenance, and RDS's notices.
+DATABASE_EVENT_CATEGORIES = ("failover", "failure", "low storage", "maintenance", "notification")
 # The final snapshot's random suffix: 4 bytes, 8 hex digits.
 FINAL_SNAPSHOT_SUFFIX_BYTES = 4
 # What the AWS provider's aws_db_instance accepts as final_snapshot_identifier (terraform-provider-aws
@@ -117,6 +129,14 @@ class HarborDataServices(pulumi.ComponentResource):
             opts=child,
         )
 
+        # The stores' own events (failover, failure, maintenance): not metrics, so not alarms; RDS and
+        # ElastiCache publish them here, and alarmEmail hears them as it hears the alarms.
+        self.events_topic = aws.sns.Topic(f"{name}-events", tags=resource_tags(settings, f"{name}-events"), opts=child)
+        if settings.alarm_email:
+            aws.sns.TopicSubscription(
+                f"{name}-events-email", topic=self.events_topic.arn, protocol="email", endpoint=settings.alarm_email, opts=child
+            )
+
         self.database_password = store_password(f"{name}-db-password", child)
         db_subnets = aws.rds.SubnetGroup(
             f"{name}-db-subnets",
@@ -169,6 +189,8 @@ class HarborDataServices(pulumi.ComponentResource):
                 lambda suffix: final_snapshot_identifier(settings.stack, suffix)
             ),
             auto_minor_version_upgrade=True,
+            backup_window=DATABASE_BACKUP_WINDOW,
+            maintenance_window=DATABASE_MAINTENANCE_WINDOW,
             apply_immediately=False,
             tags=resource_tags(settings, f"{name}-db"),
             opts=pulumi.ResourceOptions(parent=self, protect=True),
@@ -204,11 +226,35 @@ class HarborDataServices(pulumi.ComponentResource):
             at_rest_encryption_enabled=True,
             transit_encryption_enabled=True,
             auth_token=self.redis_password,
+            maintenance_window=REDIS_MAINTENANCE_WINDOW,
+            # ElastiCache sends its events (a failover, a node replaced, maintenance) to this topic
+            # (ElastiCache User Guide, "Managing ElastiCache Amazon SNS notifications").
+            notification_topic_arn=self.events_topic.arn,
             apply_immediately=False,
             tags=resource_tags(settings, f"{name}-redis"),
             opts=child,
         )
 
+        # RDS publishes the events of this instance in these categories to the topic (an event
+        # subscription: RDS's own SNS notification, which RDS may publish to in the topic's account).
+        self.database_events = aws.rds.EventSubscription(
+            f"{name}-db-events",
+            sns_topic=self.events_topic.arn,
+            source_type="db-instance",
+            source_ids=[self.database.identifier],
+            event_categories=list(DATABASE_EVENT_CATEGORIES),
+            tags=resource_tags(settings, f"{name}-db-events"),
+            opts=child,
+        )
+
         self.database_host = self.database.address
         self.redis_host = self.redis.primary_endpoint_address
-        self.register_outputs({"databaseHost": self.database_host, "redisHost": self.redis_host})
+        clusters = 2 if settings.database_multi_az else 1
+        self.metrics = StoreMetrics(
+            database_identifier=self.database.identifier,
+            # The replication group's nodes, one CacheClusterId each (member_clusters, in a stable order).
+            redis_clusters=[self.redis.member_clusters.apply(lambda ids, i=i: sorted(ids)[i]) for i in range(clusters)],
+        )
+        self.register_outputs(
+            {"databaseHost": self.database_host, "redisHost": self.redis_host, "eventsTopicArn": self.events_topic.arn}
+        )

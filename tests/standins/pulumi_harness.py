@@ -76,8 +76,7 @@ class AwsMocks(pulumi.runtime.Mocks):
             state.update(publicIp=f"192.0.2.{10 + int(node.group(1))}" if node else FAKE_PUBLIC_IP)
         elif kind == "aws:iam/role:Role":
             state.update(arn=f"arn:aws:iam::123456789012:role/{args.name}", name=args.name)
-        elif kind == "aws:sns/topic:Topic":
-            state.update(arn=f"arn:aws:sns:eu-central-1:123456789012:{args.name}")
+
         elif kind == "aws:ec2/keyPair:KeyPair":
             state.update(keyName=args.name)
         elif kind == "aws:route53/record:Record":
@@ -139,9 +138,14 @@ class AwsMocks(pulumi.runtime.Mocks):
             address = f"{identifier}.c1a2b3c4d5e6.{FAKE_REGION}.rds.amazonaws.com"
             port = args.inputs.get("port", 5432)
             arn = f"arn:aws:rds:{FAKE_REGION}:123456789012:db:{identifier}"
-            state.update(address=address, endpoint=f"{address}:{port}", arn=arn)
+            state.update(address=address, endpoint=f"{address}:{port}", arn=arn, identifier=identifier)
         elif kind == "aws:elasticache/replicationGroup:ReplicationGroup":
-            state.update(primaryEndpointAddress=f"master.{args.name}.abc123.euc1.cache.amazonaws.com")
+            # member_clusters: the group's nodes, which CreateReplicationGroup names <group id>-001, -002, ...
+            group = f"{args.name}-id"
+            members = [f"{group}-{n:03d}" for n in range(1, int(args.inputs.get("numCacheClusters", 1)) + 1)]
+            state.update(primaryEndpointAddress=f"master.{args.name}.abc123.euc1.cache.amazonaws.com", memberClusters=members)
+        elif kind == "aws:sns/topic:Topic":
+            state.update(arn=f"arn:aws:sns:eu-central-1:123456789012:{args.name}")
         elif kind in ("aws:rds/subnetGroup:SubnetGroup", "aws:elasticache/subnetGroup:SubnetGroup"):
             state.setdefault("name", args.name)
         # Issue 13 step 3: the load balancer's computed outputs, as the AWS provider's schema names them
