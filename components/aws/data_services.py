@@ -52,13 +52,26 @@ FINAL_SNAPSHOT_SUFFIX_BYTES = 4
 FINAL_SNAPSHOT_MAX_LENGTH = 255
 
 
-def final_snapshot_identifier(stack: str, suffix: str) -> str:
-    """`harbor-cache-<stack>-final-<suffix>` in the characters RDS accepts, whatever the Pulumi stack
-    name (letters, digits, '-', '_', '.'): every run of other characters becomes one '-'."""
-    safe_stack = re.sub(r"[^A-Za-z0-9]+", "-", stack).strip("-") or "stack"
-    fixed = len("harbor-cache--final-") + len(suffix)
+def snapshot_identifier(stack: str, what: str, suffix: str) -> str:
+    """`harbor-cache-<stack>-<what>-<suffix>` in the characters RDS accepts, whatever the Pulumi stack
+    name (letters, digits, '-', '_', '.') or Harbor version: every run of other characters becomes one '-'."""
+
+    def safe(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
+
+    safe_stack, safe_what = safe(stack) or "stack", safe(what)
+    fixed = len(f"harbor-cache--{safe_what}-") + len(suffix)
     safe_stack = safe_stack[: FINAL_SNAPSHOT_MAX_LENGTH - fixed].rstrip("-")
-    return f"harbor-cache-{safe_stack}-final-{suffix}"
+    return f"harbor-cache-{safe_stack}-{safe_what}-{suffix}"
+
+
+def final_snapshot_identifier(stack: str, suffix: str) -> str:
+    return snapshot_identifier(stack, "final", suffix)
+
+
+def upgrade_snapshot_identifier(stack: str, harbor_version: str, suffix: str) -> str:
+    """`harbor-cache-<stack>-before-v2-15-2-<suffix>`: the database as it was before that version started."""
+    return snapshot_identifier(stack, f"before-{harbor_version}", suffix)
 
 
 @dataclass(frozen=True)
@@ -194,6 +207,28 @@ class HarborDataServices(pulumi.ComponentResource):
             apply_immediately=False,
             tags=resource_tags(settings, f"{name}-db"),
             opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
+
+        # Before a Harbor version first starts on this database (issue 18 point 6): its core migrates
+        # the schema forward, and no older core runs on the result, so the way back is this snapshot.
+        # Drawn again for every `harborVersion` (the keeper), so a new version is a new snapshot,
+        # taken before any node's install (the installs wait for this component); the ones of
+        # earlier versions stay in RDS (retain_on_delete) until deleted by hand. A new stack gets one
+        # of its empty database.
+        upgrade_suffix = random.RandomId(
+            f"{name}-db-upgrade-snapshot-suffix",
+            byte_length=FINAL_SNAPSHOT_SUFFIX_BYTES,
+            keepers={"harborVersion": settings.harbor_version},
+            opts=child,
+        )
+        self.upgrade_snapshot = aws.rds.Snapshot(
+            f"{name}-db-before-upgrade",
+            db_instance_identifier=self.database.identifier,
+            db_snapshot_identifier=upgrade_suffix.hex.apply(
+                lambda suffix: upgrade_snapshot_identifier(settings.stack, settings.harbor_version, suffix)
+            ),
+            tags=resource_tags(settings, f"{name}-db-before-upgrade"),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
 
         redis_subnets = aws.elasticache.SubnetGroup(

@@ -40,6 +40,7 @@ from components.vm.paths import (
     SYSTEMD_UNIT_PATH,
     TRAEFIK_DYNAMIC_PATH,
 )
+from components.vm.rolling import UNATTENDED_HOLD_PATH, RollingHooks, render_unattended_hold
 from components.vm.secret_values import HarborSecrets, SharedSecretValues
 from components.vm.shared_secrets import SHARED_SECRETS_TYPE, admin_password_alias
 from components.vm.systemd import render_docker_dropin, render_systemd_unit
@@ -67,6 +68,8 @@ class HarborInstallArgs:
     shared_secrets: pulumi.Output[SharedSecretValues] | None = None
     # HA mode: which node this is (0..replicas-1); its CloudWatch metrics carry it as the Node dimension.
     node_index: int = 0
+    # HA mode: out of the load balancer before Harbor stops, back in (healthy) before the next node.
+    rolling: RollingHooks | None = None
 
 
 def script_command(env: dict[str, pulumi.Input[str]] | None = None, args: list[str] | None = None) -> pulumi.Output[str]:
@@ -141,22 +144,29 @@ def shared_file_commands(settings: Settings) -> dict[str, tuple[str, str]]:
     }
 
 
+def node_connection(
+    settings: Settings, host: pulumi.Input[str], host_public_key: pulumi.Input[str], private_key: pulumi.Input[str]
+) -> remote.ConnectionArgsDict:
+    """SSH to a node, accepting only the host key it printed on its console."""
+    return remote.ConnectionArgsDict(
+        host=host,
+        user=settings.ssh_user,
+        private_key=private_key,
+        # The key the VM printed on its console (components/aws/host_key_provider.py). pulumi-command
+        # reads it with ssh.ParseAuthorizedKey and accepts that key only (ssh.FixedHostKey in
+        # provider/pkg/provider/remote/connection.go), so no secret goes to an unverified host.
+        host_key=host_public_key,
+        # The VM may still be booting on the first up.
+        dial_error_limit=40,
+        per_dial_timeout=15,
+    )
+
+
 class HarborInstall(pulumi.ComponentResource):
     def __init__(self, name: str, args: HarborInstallArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("harbor-cache:index:HarborInstall", name, None, opts)
         settings = args.settings
-        self._connection = remote.ConnectionArgsDict(
-            host=args.host,
-            user=settings.ssh_user,
-            private_key=args.private_key,
-            # The key the VM printed on its console (components/aws/host_key_provider.py). pulumi-command
-            # reads it with ssh.ParseAuthorizedKey and accepts that key only (ssh.FixedHostKey in
-            # provider/pkg/provider/remote/connection.go), so no secret goes to an unverified host.
-            host_key=args.host_public_key,
-            # The VM may still be booting on the first up.
-            dial_error_limit=40,
-            per_dial_timeout=15,
-        )
+        self._connection = node_connection(settings, args.host, args.host_public_key, args.private_key)
         self._name = name
         self.connection = self._connection
 
@@ -246,6 +256,9 @@ class HarborInstall(pulumi.ComponentResource):
             keepalive = render_nginx_keepalive()
             written.append(self._write("nginx-keepalive", NGINX_KEEPALIVE_PATH, keepalive, "0644", machine, [volume]))
             start_triggers.append(content_hash(keepalive))
+            # Docker held back from unattended-upgrades: nothing drains a node outside a deploy (components/vm/rolling.py).
+            hold = render_unattended_hold()
+            written.append(self._write("unattended-hold", UNATTENDED_HOLD_PATH, hold, "0644", machine, [volume]))
         if shared is not None:
             # On the data volume before prepare runs, as prepare would leave them: it then loads them
             # instead of generating its own (shared_secret_files).
@@ -258,30 +271,35 @@ class HarborInstall(pulumi.ComponentResource):
         imds_guard = render_imds_guard_unit(settings) if imds_guarded(settings) else None
         if imds_guard is not None:
             written.append(self._write("imds-guard", IMDS_GUARD_PATH, imds_guard, "0644", machine, [volume]))
+        # Restart Harbor only when what it runs from changes.
+        restart_triggers = [
+            *machine,
+            settings.harbor_version,
+            harbor_yml.apply(content_hash),
+            override.apply(content_hash),
+            content_hash(traefik_routes),
+            content_hash(unit),
+            content_hash(docker_dropin),
+            *([content_hash(imds_guard)] if imds_guard is not None else []),
+            *start_triggers,
+        ]
+        # HA: out of the load balancer whenever Harbor is about to stop (an upgrade's installer stops
+        # it, the start restarts it): the same triggers, so an unchanged node is never drained.
+        leave_options = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
+        leave = [args.rolling.leave(f"{name}-leave", restart_triggers, leave_options)] if args.rolling is not None else []
         installer = self._run(
             "installer",
             "install-harbor.sh",
             env={"HARBOR_VERSION": settings.harbor_version, "HARBOR_SHA256": settings.harbor_installer_sha256},
             triggers=machine,
-            depends_on=[volume, *written],
+            depends_on=[volume, *written, *leave],
         )
         self.installer_sha256 = installer.stdout.apply(installed_digest)
-        # Restart Harbor only when what it runs from changes.
         self.start = self._run(
             "start",
             "start-harbor.sh",
-            triggers=[
-                *machine,
-                settings.harbor_version,
-                harbor_yml.apply(content_hash),
-                override.apply(content_hash),
-                content_hash(traefik_routes),
-                content_hash(unit),
-                content_hash(docker_dropin),
-                *([content_hash(imds_guard)] if imds_guard is not None else []),
-                *start_triggers,
-            ],
-            depends_on=[installer, *written],
+            triggers=restart_triggers,
+            depends_on=[installer, *written, *leave],
         )
         self.ready = self._run(
             "ready",
@@ -290,6 +308,12 @@ class HarborInstall(pulumi.ComponentResource):
             args=[settings.hostname, "900"],
             triggers=[self.start.id],
             depends_on=[self.start],
+        )
+        # HA: back in the target group, and healthy there, before anything waits on this node.
+        self.rejoined: pulumi.Resource = (
+            args.rolling.rejoin(f"{name}-rejoin", [self.ready.id], pulumi.ResourceOptions(parent=self, depends_on=[self.ready]))
+            if args.rolling is not None
+            else self.ready
         )
         # Operating the cache: the CloudWatch reporter and its timer, once Harbor is healthy (so the
         # "Harbor unhealthy" alarm does not fire during the first install).

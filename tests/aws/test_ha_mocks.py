@@ -357,13 +357,14 @@ def test_installs_roll_one_node_after_the_other_and_configuration_waits_for_all(
     # Sorted: the SDK sends registrations from executor threads, so their order is not the program's.
     installs = sorted(r.name for r in ha.of_type("harbor-cache:index:HarborInstall"))
     assert installs == ["harbor-install", "harbor-install-1", "harbor-install-2"]
-    assert "harbor-install-ready" in names(ha, ha.named("harbor-install-1-docker").dependencies)
-    assert "harbor-install-1-ready" in names(ha, ha.named("harbor-install-2-docker").dependencies)
+    # Node i waits for node i-1 back in the load balancer, healthy (issue 18 point 5: its rejoin).
+    assert "harbor-install-rejoin" in names(ha, ha.named("harbor-install-1-docker").dependencies)
+    assert "harbor-install-1-rejoin" in names(ha, ha.named("harbor-install-2-docker").dependencies)
     assert "harbor-install-1-ready" not in names(ha, ha.named("harbor-install-docker").dependencies)
     hosts = {ha.named(f"{n}-docker").inputs["connection"]["host"] for n in installs}
     assert hosts == {FAKE_PUBLIC_IP, "192.0.2.11", "192.0.2.12"}, "each install reaches its own node"
     configured = [r for r in ha.registrations if r.parent.endswith("::harbor-config") and r.type.startswith("pulumi-python:")]
-    assert configured and all("harbor-install-2-ready" in names(ha, r.dependencies) for r in configured)
+    assert configured and all("harbor-install-2-rejoin" in names(ha, r.dependencies) for r in configured)
 
 
 def test_outputs_keep_the_single_vm_keys_and_name_the_nodes_and_the_load_balancer(ha):
@@ -491,14 +492,18 @@ def test_a_changed_node_restarts_only_after_the_node_before_it_is_healthy_again(
     assert "harbor-install-ready" in closure(ha, "harbor-install-1-start")
     assert "harbor-install-1-ready" in closure(ha, "harbor-install-2-start")
     assert "harbor-install-harbor-yml" in closure(ha, "harbor-install-2-harbor-yml")
-    assert not {r for r in closure(ha, "harbor-install-start") if r.startswith(("harbor-install-1-", "harbor-install-2-"))}
+    # Only the other nodes' upgrade holds come before node 0 (issue 18 point 6), none of their installs.
+    others = {r for r in closure(ha, "harbor-install-start") if r.startswith(("harbor-install-1-", "harbor-install-2-"))}
+    assert others and all("-upgrade-" in r for r in others)
 
 
 def test_the_name_moves_to_the_load_balancer_only_once_node_0_serves_and_the_provider_follows_it(ha):
     """On a switch from one VM the alias would otherwise replace the VM's address while no node is
     installed yet: the cache would be down, and the provider would find nothing behind the name."""
     assert "harbor-install-ready" in closure(ha, "harbor-dns-a")
-    assert not {r for r in closure(ha, "harbor-dns-a") if r.startswith(("harbor-install-1-", "harbor-install-2-"))}
+    assert "harbor-install-rejoin" in closure(ha, "harbor-dns-a")
+    others = {r for r in closure(ha, "harbor-dns-a") if r.startswith(("harbor-install-1-", "harbor-install-2-"))}
+    assert all("-upgrade-" in r for r in others), others
     for registration in ha.of_type("pulumi-python:dynamic/harbor:Project"):
         assert "harbor-dns-a" in closure(ha, registration.name), registration.name
     single = run_program(config())
