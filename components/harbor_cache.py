@@ -263,20 +263,25 @@ class HarborCache(pulumi.ComponentResource):
             opts=child,
         )
 
-        # The probe runs on node 0 (the single VM).
-        self.probe = HarborProbe(
-            f"{name}-probe",
-            HarborProbeArgs(
-                settings=settings,
-                host=self.vm.public_ip,
-                host_public_key=self.vm.host_public_key,
-                private_key=self.vm.ssh_private_key,
-                public_ip=self.vm.public_ip,
-                triggers=[self.vm.instance.id, self.install.start.id, *self.config.projects.values()],
-                depends_on=[self.config],
-            ),
-            opts=child,
-        )
+        # The probe runs on every node (issue 18 point 8): each proves its own path to the bucket, and
+        # in HA its timer takes a failing node out of the load balancer. Node 0's keeps the single VM's name.
+        self.probes = [
+            HarborProbe(
+                f"{name}-probe" if node.index == 0 else f"{name}-probe-{node.index}",
+                HarborProbeArgs(
+                    settings=settings,
+                    host=node.public_ip,
+                    host_public_key=node.host_public_key,
+                    private_key=self.vm.ssh_private_key,
+                    public_ip=node.public_ip,
+                    triggers=[node.instance.id, install.start.id, *self.config.projects.values()],
+                    depends_on=[self.config],
+                ),
+                opts=child,
+            )
+            for node, install in zip(self.vm.nodes, self.installs, strict=True)
+        ]
+        self.probe = self.probes[0]
 
         self.outputs: dict[str, pulumi.Input] = {
             "url": settings.url,

@@ -16,6 +16,7 @@ import pulumi_aws as aws
 from components.aws.network_rules import web_ingress
 from components.aws.tagging import PUBLIC_ACCESS_TAG, resource_tags
 from components.settings.settings import Settings
+from components.vm.node_ready import READY_PATH
 from components.vm.paths import HARBOR_HTTP_PORT, LOAD_BALANCER_IDLE_TIMEOUT_SECONDS
 
 # TLS 1.3 with TLS 1.2 fallback, forward-secret AEAD ciphers only: the policy AWS recommends for
@@ -38,7 +39,9 @@ DEREGISTRATION_DELAY_SECONDS = 120
 # ALB health check does not read) and checks every component, up to 60 s each
 # (src/controller/health/controller.go). Component health goes to CloudWatch per node instead
 # (components/aws/alarms.py).
-HEALTH_CHECK_PATH = "/api/v2.0/ping"
+# Asked through a location of ours (components/vm/node_ready.py): core's ping, unless the node's
+# end-to-end check has marked it (its registry cannot serve from the bucket; issue 18 point 8).
+HEALTH_CHECK_PATH = READY_PATH
 HEALTH_CHECK = {
     "enabled": True,
     "protocol": "HTTP",

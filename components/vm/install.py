@@ -33,6 +33,7 @@ from components.vm.ha_node import (
 from components.vm.harbor_yml import DataEndpoints, render_harbor_yml
 from components.vm.imds_guard import IMDS_GUARD_PATH, imds_guarded, render_imds_guard_unit
 from components.vm.installer_signature import installer_url
+from components.vm.node_ready import NGINX_READY_PATH, NODE_STATE_DIR, STORAGE_FAILED, render_nginx_ready
 from components.vm.paths import (
     COMPOSE_OVERRIDE_PATH,
     DOCKER_DROPIN_PATH,
@@ -265,6 +266,10 @@ class HarborInstall(pulumi.ComponentResource):
             keepalive = render_nginx_keepalive()
             written.append(self._write("nginx-keepalive", NGINX_KEEPALIVE_PATH, keepalive, "0644", machine, [volume]))
             start_triggers.append(content_hash(keepalive))
+            # The load balancer's health check location, which a failing end-to-end check turns to 503.
+            ready_location = render_nginx_ready()
+            written.append(self._write("nginx-ready", NGINX_READY_PATH, ready_location, "0644", machine, [volume]))
+            start_triggers.append(content_hash(ready_location))
             # Docker held back from unattended-upgrades: nothing drains a node outside a deploy (components/vm/rolling.py).
             hold = render_unattended_hold()
             written.append(self._write("unattended-hold", UNATTENDED_HOLD_PATH, hold, "0644", machine, [volume]))
@@ -308,12 +313,14 @@ class HarborInstall(pulumi.ComponentResource):
             depends_on=[volume, *written, *leave],
         )
         self.installer_sha256 = installer.stdout.apply(installed_digest)
-        self.start = self._run(
-            "start",
-            "start-harbor.sh",
-            triggers=restart_triggers,
-            depends_on=[installer, *written, *leave],
-        )
+        restart_after = [installer, *written, *leave]
+        if settings.high_availability:
+            # The folder of the node check's mark, which the override mounts into nginx; a restarted
+            # Harbor starts unmarked and is judged again (components/vm/node_check.py).
+            state = f"install -d -m 0755 {NODE_STATE_DIR} && rm -f {NODE_STATE_DIR}/{STORAGE_FAILED}"
+            command = f"sudo sh -c {shlex.quote(state)}"
+            restart_after.append(self._command("node-state", command, "", restart_triggers, list(restart_after)))
+        self.start = self._run("start", "start-harbor.sh", triggers=restart_triggers, depends_on=restart_after)
         self.ready = self._run(
             "ready",
             "wait-healthy.sh",

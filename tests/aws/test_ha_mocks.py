@@ -272,7 +272,8 @@ def test_https_with_a_validated_acm_certificate_and_http_only_redirects(ha):
 def test_the_target_group_checks_harbors_ping_and_holds_every_node(ha):
     group = ha.one("aws:lb/targetGroup:TargetGroup").inputs
     assert (group["port"], group["protocol"], group["targetType"]) == (HARBOR_HTTP_PORT, "HTTP", "instance")
-    assert group["healthCheck"]["path"] == HEALTH_CHECK_PATH == "/api/v2.0/ping" and group["healthCheck"]["matcher"] == "200"
+    # Core's ping through the node's own location, 503 while its end-to-end check fails (issue 18 point 8).
+    assert group["healthCheck"]["path"] == HEALTH_CHECK_PATH == "/harbor-cache/ready" and group["healthCheck"]["matcher"] == "200"
     assert group["deregistrationDelay"] > 0
     attachments = ha.of_type("aws:lb/targetGroupAttachment:TargetGroupAttachment")
     assert sorted(a.inputs["targetId"] for a in attachments) == sorted(
