@@ -44,6 +44,7 @@ from components.vm.paths import (
     TRAEFIK_DYNAMIC_PATH,
 )
 from components.vm.rolling import UNATTENDED_HOLD_PATH, RollingHooks, render_unattended_hold
+from components.vm.schedules_check import SCHEDULES_TIMER, schedules_checked, schedules_files
 from components.vm.secret_values import HarborSecrets, SharedSecretValues
 from components.vm.shared_secrets import SHARED_SECRETS_TYPE, admin_password_alias
 from components.vm.systemd import render_docker_dropin, render_systemd_unit
@@ -338,6 +339,11 @@ class HarborInstall(pulumi.ComponentResource):
         # Operating the cache: the CloudWatch reporter and its timer, once Harbor is healthy (so the
         # "Harbor unhealthy" alarm does not fire during the first install).
         operate = operate_files.metrics_files(settings, args.node_index)
+        timers = [operate_files.METRICS_TIMER]
+        if schedules_checked(settings, args.node_index):
+            # Harbor's schedules back in jobservice after a Redis loss (components/vm/schedules_check.py).
+            operate = {**operate, **schedules_files(settings)}
+            timers.append(SCHEDULES_TIMER)
         operate_written = [
             self._write(f"file-{path.rsplit('/', 1)[1]}", path, content, mode, machine, [self.ready])
             for path, content in operate.items()
@@ -346,7 +352,7 @@ class HarborInstall(pulumi.ComponentResource):
         self.timers = self._run(
             "timers",
             "enable-timers.sh",
-            args=[operate_files.METRICS_TIMER],
+            args=timers,
             triggers=[*machine, content_hash("".join(operate.values()))],
             depends_on=operate_written,
         )

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from components.settings.settings import Settings
 from components.vm import operate_files
-from components.vm.files import script
 from components.vm.node_ready import NODE_STATE_DIR
-from components.vm.unit_file import render_unit
+from components.vm.periodic_checks import ROOT_SANDBOX, periodic_check_files
+from components.vm.unit_file import every_minutes_timer
 
 NODE_CHECK_SCRIPT = "harbor-node-check.sh"
 NODE_CHECK_SERVICE = "harbor-node-check.service"
@@ -57,10 +57,7 @@ def node_check_service(settings: Settings) -> dict[str, dict[str, str | list[str
             ],
             "ExecStart": node_check_command(settings),
             # Root only for the mark beside Harbor's files; everything else read-only.
-            "NoNewPrivileges": "yes",
-            "ProtectSystem": "strict",
-            "ProtectHome": "yes",
-            "PrivateTmp": "yes",
+            **ROOT_SANDBOX,
             "ReadWritePaths": NODE_STATE_DIR,
             "StateDirectory": NODE_CHECK_STATE,
             "TimeoutStartSec": "900",
@@ -69,22 +66,11 @@ def node_check_service(settings: Settings) -> dict[str, dict[str, str | list[str
 
 
 def node_check_timer() -> dict[str, dict[str, str | list[str]]]:
-    return {
-        "Unit": {"Description": f"Harbor cache: this node's end-to-end pull every {NODE_CHECK_MINUTES} min"},
-        "Timer": {
-            "OnActiveSec": f"{NODE_CHECK_MINUTES}min",
-            "OnUnitActiveSec": f"{NODE_CHECK_MINUTES}min",
-            "RandomizedDelaySec": "1min",
-            "Unit": NODE_CHECK_SERVICE,
-        },
-        "Install": {"WantedBy": "timers.target"},
-    }
+    description = f"Harbor cache: this node's end-to-end pull every {NODE_CHECK_MINUTES} min"
+    return every_minutes_timer(description, NODE_CHECK_MINUTES, NODE_CHECK_SERVICE)
 
 
 def node_check_files(settings: Settings) -> dict[str, str]:
     """What an HA node's probe step lays beside the probe (keyed by path on the node)."""
-    return {
-        f"{operate_files.BIN_DIR}/{NODE_CHECK_SCRIPT}": script(NODE_CHECK_SCRIPT),
-        f"{operate_files.SYSTEMD_DIR}/{NODE_CHECK_SERVICE}": render_unit(node_check_service(settings)),
-        f"{operate_files.SYSTEMD_DIR}/{NODE_CHECK_TIMER}": render_unit(node_check_timer()),
-    }
+    service, timer = node_check_service(settings), node_check_timer()
+    return periodic_check_files(NODE_CHECK_SCRIPT, NODE_CHECK_SERVICE, service, NODE_CHECK_TIMER, timer)
