@@ -323,7 +323,7 @@ def parse_settings(
         reader.fail("mirrorCaFile", f"{mirror_ca_file!r} is not an absolute path on the nodes (e.g. /etc/pki/harbor-ca.crt)")
 
     # Only read when the data volume is created: on an existing stack it would replace the
-    # protected volume, which Pulumi refuses (see README, Operate: restore).
+    # protected volume, which Pulumi refuses (see docs/operate.md, Restore).
     snapshot_id = reader.string("dataVolumeSnapshotId")
     if snapshot_id and not SNAPSHOT_RE.match(snapshot_id):
         reader.fail("dataVolumeSnapshotId", f"{snapshot_id!r} is not an EBS snapshot id (snap-0123abcd..., 8 or 17 hex digits)")
