@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.alarm_spec import AlarmSpec
+from components.aws.alarm_specs import AlarmSpec
 from components.aws.store_alarms import StoreMetrics, store_alarm_specs
 from components.aws.tagging import resource_tags
 from components.settings.settings import Settings

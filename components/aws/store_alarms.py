@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.aws.alarm_spec import AlarmSpec
+from components.aws.alarm_specs import AlarmSpec
 from components.vm.harbor_yml import EXTERNAL_DB_CONNECTION_BUDGET
 
 # Storage autoscaling adds space when less than 10% is free (RDS User Guide, "Managing capacity

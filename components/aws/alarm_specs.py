@@ -1,4 +1,4 @@
-"""One CloudWatch alarm as data, shared by the alarms of the hosts (alarms.py) and of the stores (store_alarms.py)."""
+"""Alarms as data: the AlarmSpec shape every alarm of HarborAlarms is built from (alarms.py, store_alarms.py)."""
 
 from __future__ import annotations
 
