@@ -29,6 +29,8 @@ from tests.conftest import unavailable
 from tests.settings.test_settings import parse
 from tests.standins.harbor_emulator import HarborEmulator
 from tests.standins.pulumi_harness import dev_config, run_program
+from tests.vm.test_data_modes import SECRETS
+from tests.vm.test_registry_redis import tls_redis as tls_only_redis
 
 POLICIES = "harbor_job_service_namespace:period:policies"
 JOBSERVICE_DB = 2
@@ -193,3 +195,36 @@ def test_node_0_with_external_stores_runs_the_check_and_no_other_node_does():
     assert not single.named("harbor-install-timers").inputs["create"].endswith(SCHEDULES_TIMER)
     service = schedules_service(parse(replicas=2))["Service"]
     assert "HARBOR_API=http://127.0.0.1:8080/api/v2.0" in service["Environment"]
+
+
+tls_redis = tls_only_redis  # the TLS-only redis-server fixture of the registry's own test
+
+
+def test_elasticache_is_read_over_tls_with_its_auth_token_and_never_in_plain_text(tmp_path, tls_redis):
+    """ElastiCache has in-transit encryption: harbor.yml's tlsOptions.enable makes the check speak TLS
+    (server authentication, as Harbor does); a TLS-only redis-server on loopback stands for it."""
+    address, ca = tls_redis
+    emulator = HarborEmulator(admin_password=ADMIN_PASSWORD)
+    try:
+
+        def check(tls: bool) -> subprocess.CompletedProcess:
+            harbor_yml = tmp_path / "harbor.yml"
+            redis = {"host": address, "password": SECRETS.redis_password, "jobservice_db_index": JOBSERVICE_DB}
+            document = {"harbor_admin_password": ADMIN_PASSWORD, "external_redis": {**redis, "tlsOptions": {"enable": tls}}}
+            harbor_yml.write_text(yaml.safe_dump(document))
+            env = {
+                **os.environ,
+                "HARBOR_YML": str(harbor_yml),
+                "HARBOR_API": f"{emulator.url}/api/v2.0",
+                "REDIS_TLS_CA": str(ca),
+            }
+            script = str(FILES_DIR / "harbor-schedules.py")
+            return subprocess.run([sys.executable, script], env=env, capture_output=True, text=True, timeout=60)
+
+        over_tls = check(True)
+        assert over_tls.returncode == 0, over_tls.stderr
+        assert "jobservice holds no periodic policy" in over_tls.stdout and "nothing was scheduled" in over_tls.stdout
+        plain = check(False)
+        assert plain.returncode == 1 and "cannot read jobservice's policies from Redis" in plain.stderr
+    finally:
+        emulator.stop()
