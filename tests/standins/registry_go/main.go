@@ -25,6 +25,7 @@
 // Usage:
 //
 //	registry_go s3 <config.yml> [-build-only]   build the s3-aws driver, write and read one blob
+//	registry_go s3 <config.yml> -url <path>     build it and presign a GET of <path> (no network)
 //	registry_go redis <config.yml>              dial redis as the registry does, AUTH, SELECT, PING
 //
 // Each prints one JSON object on stdout; the exit status is 0 only when everything worked.
@@ -66,6 +67,9 @@ func main() {
 	}
 	switch os.Args[1] {
 	case "s3":
+		if len(os.Args) > 4 && os.Args[3] == "-url" {
+			runURLFor(os.Args[2], os.Args[4])
+		}
 		runS3(os.Args[2], len(os.Args) > 3 && os.Args[3] == "-build-only")
 	case "redis":
 		runRedis(os.Args[2])
@@ -73,6 +77,38 @@ func main() {
 		fmt.Fprintln(os.Stderr, "unknown command", os.Args[1])
 		os.Exit(2)
 	}
+}
+
+// runURLFor builds the driver as runS3 does and asks it for the URL the registry redirects a blob
+// GET to when storage redirects are on (registry/storage/blobserver.go ServeBlob:
+// bs.driver.URLFor(ctx, path, map[string]interface{}{"method": r.Method})).
+// Presigning signs locally with the credentials of the driver's chain: nothing is contacted.
+func runURLFor(path, blobPath string) {
+	r := result{"stage": "parse"}
+	file, err := os.Open(path)
+	if err != nil {
+		r["error"] = err.Error()
+		finish(r, false)
+	}
+	config, err := configuration.Parse(file)
+	if err != nil {
+		r["error"] = err.Error()
+		finish(r, false)
+	}
+	r["stage"] = "build"
+	driver, err := factory.Create(config.Storage.Type(), config.Storage.Parameters())
+	if err != nil {
+		r["error"] = err.Error()
+		finish(r, false)
+	}
+	r["stage"] = "url"
+	url, err := driver.URLFor(context.Background(), blobPath, map[string]interface{}{"method": "GET"})
+	if err != nil {
+		r["error"] = err.Error()
+		finish(r, false)
+	}
+	r["url"] = url
+	finish(r, true)
 }
 
 // runS3 does what the registry does at start (registry/handlers/app.go NewApp:
