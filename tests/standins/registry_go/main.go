@@ -67,10 +67,14 @@ func main() {
 	}
 	switch os.Args[1] {
 	case "s3":
-		if len(os.Args) > 4 && os.Args[3] == "-url" {
-			runURLFor(os.Args[2], os.Args[4])
+		mode, urlPath := "", ""
+		if len(os.Args) > 3 {
+			mode = os.Args[3]
 		}
-		runS3(os.Args[2], len(os.Args) > 3 && os.Args[3] == "-build-only")
+		if len(os.Args) > 4 {
+			urlPath = os.Args[4]
+		}
+		runS3(os.Args[2], mode, urlPath)
 	case "redis":
 		runRedis(os.Args[2])
 	default:
@@ -79,42 +83,14 @@ func main() {
 	}
 }
 
-// runURLFor builds the driver as runS3 does and asks it for the URL the registry redirects a blob
-// GET to when storage redirects are on (registry/storage/blobserver.go ServeBlob:
-// bs.driver.URLFor(ctx, path, map[string]interface{}{"method": r.Method})).
-// Presigning signs locally with the credentials of the driver's chain: nothing is contacted.
-func runURLFor(path, blobPath string) {
-	r := result{"stage": "parse"}
-	file, err := os.Open(path)
-	if err != nil {
-		r["error"] = err.Error()
-		finish(r, false)
-	}
-	config, err := configuration.Parse(file)
-	if err != nil {
-		r["error"] = err.Error()
-		finish(r, false)
-	}
-	r["stage"] = "build"
-	driver, err := factory.Create(config.Storage.Type(), config.Storage.Parameters())
-	if err != nil {
-		r["error"] = err.Error()
-		finish(r, false)
-	}
-	r["stage"] = "url"
-	url, err := driver.URLFor(context.Background(), blobPath, map[string]interface{}{"method": "GET"})
-	if err != nil {
-		r["error"] = err.Error()
-		finish(r, false)
-	}
-	r["url"] = url
-	finish(r, true)
-}
-
 // runS3 does what the registry does at start (registry/handlers/app.go NewApp:
 // factory.Create(config.Storage.Type(), config.Storage.Parameters())) and then what a blob push
-// and pull do to the driver (PutContent, GetContent).
-func runS3(path string, buildOnly bool) {
+// and pull do to the driver (PutContent, GetContent). Mode "-build-only" stops after the build;
+// mode "-url" asks the driver for the URL the registry redirects a GET of urlPath to when storage
+// redirects are on (registry/storage/blobserver.go ServeBlob:
+// bs.driver.URLFor(ctx, path, map[string]interface{}{"method": r.Method})); presigning signs
+// locally with the credentials of the driver's chain, nothing is contacted.
+func runS3(path, mode, urlPath string) {
 	r := result{"stage": "parse"}
 	file, err := os.Open(path)
 	if err != nil {
@@ -138,7 +114,17 @@ func runS3(path string, buildOnly bool) {
 		r["error"] = err.Error()
 		finish(r, false)
 	}
-	if buildOnly {
+	if mode == "-build-only" {
+		finish(r, true)
+	}
+	if mode == "-url" {
+		r["stage"] = "url"
+		url, err := driver.URLFor(context.Background(), urlPath, map[string]interface{}{"method": "GET"})
+		if err != nil {
+			r["error"] = err.Error()
+			finish(r, false)
+		}
+		r["url"] = url
 		finish(r, true)
 	}
 
