@@ -28,8 +28,9 @@ server_bind calls getfqdn).
 registryctl is built from Harbor's go.mod (aws-sdk-go v1.55.8), whose ec2metadata client first asks
 `PUT /latest/api/token`; a 403 there makes it fall back to the plain GETs for good
 (aws/ec2metadata/token_provider.go fetchTokenHandler: 403, 404 and 405 set `disabled`; a 400 would
-fail the request). Everything else is refused: other paths 404, other methods and other sources
-403. User data and every other metadata path stay out of reach.
+fail the request). Everything else is refused: other paths 404, other methods 403, other sources
+closed unanswered (FreeBindServer.verify_request; the handler's own 403 for them is a second check).
+User data and every other metadata path stay out of reach.
 
 Settings (environment, all required): RELAY_LISTEN (address), RELAY_PORT, RELAY_CLIENTS (CIDR of the
 addresses allowed to ask; the nat rule changes only the destination, so this is the container's
