@@ -25,8 +25,9 @@ from components.vm.unit_file import render_unit
 # registry's and registryctl's connections to 169.254.169.254:80, by their fixed source addresses,
 # to a relay on the host (components/vm/imds_relay.py, files/imds-credential-relay.py) that fetches
 # the role's credentials with a token and serves only the two paths EC2RoleProvider asks for. The
-# DOCKER-USER rule below still refuses IMDS to every other container (the role also holds the DNS-01
-# and metrics permissions, and IMDS serves the user data). Rejected alternative: a bucket-scoped
+# DOCKER-USER rule below refuses IMDS to every container (the role also holds the DNS-01 and metrics
+# permissions, and IMDS serves the user data), and INPUT rules let only redirected connections reach
+# the relay's port. Rejected alternative: a bucket-scoped
 # IAM user's keys in harbor.yml, long-lived secrets to store and rotate, with a registry restart
 # at each rotation (the driver reads static keys once).
 
