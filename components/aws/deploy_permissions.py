@@ -1,4 +1,5 @@
-"""The least AWS permissions for the identity that runs `pulumi up` and for the preview role.
+"""The least AWS permissions for the identity that runs `pulumi up` and for the preview role: one idea
+read top to bottom, a table of what each resource type needs and the two policies built from it.
 
     python -m components.aws.deploy_permissions deploy|preview [--state-bucket B] [--secrets-key-arn K]
         [--ebs-key-arn K]
