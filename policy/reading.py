@@ -113,12 +113,14 @@ PROGRAM_COMPONENTS: dict[str, str] = {
     "HarborConfig": "harbor-config",
     "HarborDns": "harbor-dns",
     "HarborCaa": "harbor-caa",
-    "HarborProbe": "harbor-probe",
+    "HarborProbe": r"harbor-probe(?:-[1-9][0-9]*)?",  # one per node
     "HarborAlarms": "harbor-alarms",
     "HarborStorage": "harbor-storage",
     "HarborDataServices": "harbor-data",
     "HarborSharedSecrets": "harbor-shared",
     "HarborLoadBalancer": "harbor-lb",
+    # Per node, named after the node's install (components/harbor_cache.py install_name + "-upgrade-hold").
+    "HarborUpgradeHold": r"harbor-install(?:-[1-9][0-9]*)?-upgrade-hold",
 }
 
 
@@ -162,6 +164,7 @@ KNOWN_ONLY_AT_UP: dict[tuple[str, str, str], frozenset[str]] = {
     ("command:remote:Command", "HarborInstall", r"[\w.-]+"): frozenset({"connection", "create", "triggers"}),
     ("command:remote:Command", "HarborProbe", r"[\w.-]+"): frozenset({"connection", "create", "triggers"}),
     ("command:remote:Command", "HarborCaa", r"[\w.-]+"): frozenset({"connection", "create", "triggers"}),
+    ("command:remote:Command", "HarborUpgradeHold", r"[\w.-]+"): frozenset({"connection", "create", "triggers"}),
     ("aws:iam/rolePolicy:RolePolicy", "HarborStorage", "registry-access"): frozenset({"policy"}),
     ("aws:s3/bucketPolicy:BucketPolicy", "HarborStorage", "tls-only"): frozenset({"policy"}),
     ("aws:route53/record:Record", "HarborLoadBalancer", "certificate-validation"): frozenset({"name", "type", "records"}),

@@ -111,7 +111,7 @@ CREDENTIAL_PATTERNS = (
 )
 # The program's components that run commands on its VMs; the SSH connection of each is built from the
 # VM's EIP, its console host key and the stack's SSH key (components/vm/install.py and probe.py ConnectionArgs).
-COMMAND_OWNERS = ("HarborInstall", "HarborProbe", "HarborCaa")
+COMMAND_OWNERS = ("HarborInstall", "HarborProbe", "HarborCaa", "HarborUpgradeHold")
 COMMAND_FIELDS = ("create", "update", "delete", "environment", "triggers")
 
 
@@ -647,10 +647,11 @@ def load_balancer(review: Review) -> None:
 
 
 # The CAA values the program writes (components/aws/caa.py): Let's Encrypt bound to the stack's ACME account
-# (production or staging), or Amazon for ACM's certificate (replicas > 1); never a wildcard issuer.
+# (production or staging), or Amazon for ACM's certificate plus Let's Encrypt by DNS-01 only (replicas > 1:
+# components/aws/caa.py acm_caa_records); never a wildcard issuer.
 CAA_VALUE_RE = re.compile(
     r'0 issue "letsencrypt\.org; accounturi=https://acme(-staging)?-v02\.api\.letsencrypt\.org/acme/acct/\d+"'
-    r'|0 issue "amazon\.com"|0 issuewild ";"'
+    r'|0 issue "amazon\.com"|0 issue "letsencrypt\.org; validationmethods=dns-01"|0 issuewild ";"'
 )
 # The program's records: (component, name part) -> what it is.
 PROGRAM_RECORDS = {
@@ -857,7 +858,7 @@ def remote_command(review: Review) -> None:
     props = review.resource.props
     if not any(review.resource.made_by(owner, r"[\w.-]+") for owner in COMMAND_OWNERS):
         review.problems.append(
-            f"remote command {review.resource.name!r} is not under the program's HarborInstall, HarborProbe or HarborCaa: "
+            f"remote command {review.resource.name!r} is not under the program's {', '.join(COMMAND_OWNERS)}: "
             "harbor-cache runs remote commands only from those components, on its own VMs"
         )
 
