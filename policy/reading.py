@@ -238,6 +238,23 @@ def covers_everything(networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6N
     )
 
 
+# Beyond this many public addresses a port counts as open to the world (review 2 of issue 22: "all of
+# IPv4 but one address" is the world in all but name): 2^16 IPv4 addresses (a /16), 2^80 IPv6 (a /48).
+MAX_PUBLIC_ADDRESSES = {4: 2**16, 6: 2**80}
+
+
+def too_wide(networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """Every address, or more public (non-private) addresses than MAX_PUBLIC_ADDRESSES, by the union of the blocks."""
+    networks = list(networks)
+    if covers_everything(networks):
+        return True
+    for version, limit in MAX_PUBLIC_ADDRESSES.items():
+        union = ipaddress.collapse_addresses(n for n in networks if n.version == version)
+        if sum(n.num_addresses for n in union if not n.is_private) > limit:
+            return True
+    return False
+
+
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     keys = [key for key, _ in pairs]
     duplicates = sorted({key for key in keys if keys.count(key) > 1})

@@ -23,11 +23,11 @@ from reading import (
     Violation,
     action_matches,
     as_list,
-    covers_everything,
     known,
     network,
     number,
     statements,
+    too_wide,
 )
 
 PROGRAM_TAG_PREFIX = "harbor-cache:"
@@ -383,14 +383,15 @@ def _ingress_problems(resource: Resource, rules: list[Rule]) -> list[Violation]:
             "the Harbor nodes' security group admits address blocks on 443/80: nodes behind the load balancer "
             "take web traffic only from its security group"
         )
-    world = [port for port, networks in blocks.items() if covers_everything(networks)]
+    world = [port for port, networks in blocks.items() if too_wide(networks)]
     public = resource.tags.get(PUBLIC_ACCESS_TAG) == "true" and (
         resource.made_by("HarborVm", "sg") or resource.made_by("HarborLoadBalancer", "sg")
     )
     for port in world:
         if port == 22:
             problems.append(
-                "port 22 is open to 0.0.0.0/0 or ::/0 (by the union of its blocks): list your addresses in sshAllowedCidrs"
+                "port 22 is open to 0.0.0.0/0 or ::/0, or to more than a /16 (IPv4) or /48 (IPv6) of public addresses (by the "
+                "union of its blocks): list your addresses in sshAllowedCidrs"
             )
         elif port == METRICS_PORT:
             problems.append(f"port {METRICS_PORT} (metrics) is open to every address: list your scrapers in metricsAllowedCidrs")

@@ -10,6 +10,7 @@ the probe's), see tests/policy/test_policies.py."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -1076,6 +1077,36 @@ REVIEW2_PROBES += [
             )
         ],
         refused_by="alarms-notify-the-programs-topic",
+    ),
+]
+
+
+def all_of_ipv4_but_one() -> list[str]:
+    everything = ipaddress.ip_network("0.0.0.0/0")
+    return [str(n) for n in everything.address_exclude(ipaddress.ip_network("255.255.255.255/32"))]
+
+
+REVIEW2_PROBES += [
+    Probe(
+        "review2-world",
+        "P3 22 from every IPv4 address but 255.255.255.255",
+        "dev",
+        lambda s: [changed(s, "harbor-vm-sg", lambda p: p["ingress"].__setitem__(-1, tcp(22, *all_of_ipv4_but_one())))],
+        refused_by="aws-ec2-securitygroup-securitygroup",
+    ),
+    Probe(
+        "review2-world",
+        "P3b 443 from 0.0.0.0/1 (half the internet) without allowPublicAccess",
+        "dev",
+        lambda s: [changed(s, "harbor-vm-sg", lambda p: p["ingress"].append(tcp(443, "0.0.0.0/1")))],
+        refused_by="aws-ec2-securitygroup-securitygroup",
+    ),
+    Probe(
+        "review2-world",
+        "P3c 22 from a public /12",
+        "dev",
+        lambda s: [changed(s, "harbor-vm-sg", lambda p: p["ingress"].append(tcp(22, "100.128.0.0/12")))],
+        refused_by="aws-ec2-securitygroup-securitygroup",
     ),
 ]
 
