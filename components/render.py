@@ -1,9 +1,10 @@
 """Render every file that lands on the VM and on the nodes, offline, for review.
 
-    python -m components.render --stack dev --out DIR [--set KEY=VALUE ...]
+    python -m components.render --stack dev --out DIR [--config-file FILE] [--set KEY=VALUE ...]
 
-Reads Pulumi.<stack>.yaml plus the --set overrides (plain values, secrets included; JSON for lists
-and objects) and writes each file under DIR at the path it gets on the VM (DIR/opt/harbor/harbor.yml),
+Reads Pulumi.<stack>.yaml (or the --config-file, as `pulumi --config-file` does) plus the --set
+overrides (plain values, secrets included; JSON for lists and objects) and writes each file under DIR
+at the path it gets on the VM (DIR/opt/harbor/harbor.yml),
 the scripts the install runs over SSH (on stdin, never stored on the VM) under DIR/remote-commands/,
 and node files under DIR/nodes/. No AWS, no Pulumi CLI. Secrets that the stack file holds only
 encrypted, and generated ones, are replaced by clearly fake placeholders.
@@ -51,13 +52,18 @@ PLACEHOLDER_SHARED = SharedSecretValues(
 )
 
 
-def stack_config(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], str | None]:
-    """(project keys -> values, aws:region) from Pulumi.<stack>.yaml; encrypted values become placeholders."""
+def stack_file(stack: str, root: Path = ROOT) -> Path:
+    """Pulumi.<stack>.yaml in the project folder, where the Pulumi CLI looks for it."""
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
         raise SystemExit(
             f"no stack file {path.name}; stacks here: {', '.join(p.name for p in sorted(root.glob('Pulumi.*.yaml')))}"
         )
+    return path
+
+
+def stack_config(path: Path) -> tuple[dict[str, Any], str | None]:
+    """(project keys -> values, aws:region) from a stack file; encrypted values become placeholders."""
     config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
     raw: dict[str, Any] = {}
     for key, value in config.items():
@@ -66,14 +72,14 @@ def stack_config(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], str | N
     return raw, config.get("aws:region")
 
 
-def plain_keys(stack: str, root: Path = ROOT) -> set[str]:
+def plain_keys(path: Path) -> set[str]:
     """Project keys whose value the stack file holds with no encrypted (`secure:`) part.
 
     The engine's own rule: an object value counts as secret when any value inside it is
     `{secure: ...}` (pulumi sdk/go/common/resource/config/value.go, hasSecureValue), which is what
     `pulumi config set --secret --path 'upstreamCredentials.<name>.password'` writes.
     """
-    config = (yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text()) or {}).get("config") or {}
+    config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
     return {key.split(":", 1)[1] for key, value in config.items() if key.startswith(f"{PROJECT}:") and not _has_secure(value)}
 
 
@@ -146,12 +152,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m components.render", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
     parser.add_argument("--out", required=True, type=Path, help="folder to write the files into")
+    parser.add_argument(
+        "--config-file", type=Path, help="read the stack's configuration from this file instead of Pulumi.<stack>.yaml"
+    )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     options = parser.parse_args(argv)
 
-    raw, region = stack_config(options.stack, ROOT)
+    path = options.config_file or stack_file(options.stack, ROOT)
+    if not path.is_file():
+        raise SystemExit(f"--config-file {str(path)!r}: no such file")
+    raw, region = stack_config(path)
     # Values given with --set come from the reviewer's command line, not from git.
-    plain = plain_keys(options.stack, ROOT)
+    plain = plain_keys(path)
     for text in options.set:
         key, value = parse_override(text)
         if key == "aws:region":

@@ -25,7 +25,7 @@ from components.vm.secret_values import HarborSecrets
 from components.vm.systemd import render_docker_dropin, render_systemd_unit
 from components.vm.traefik import LETSENCRYPT_STAGING, render_traefik_dynamic_config
 from tests.conftest import find_tool, unavailable
-from tests.paths import REFERENCE
+from tests.paths import FIXTURE_STACK, REFERENCE
 from tests.settings.test_settings import parse
 
 SECRETS = HarborSecrets(admin_password="Admin-Passw0rd", database_password="db-password-1")
@@ -305,6 +305,8 @@ def test_render_cli_writes_every_file_at_its_vm_path(tmp_path):
             "components.render",
             "--stack",
             "dev",
+            "--config-file",
+            str(FIXTURE_STACK),
             "--out",
             str(out),
             "--set",
@@ -339,16 +341,17 @@ def test_render_cli_writes_every_file_at_its_vm_path(tmp_path):
 
 def test_render_cli_uses_placeholders_for_encrypted_secrets(tmp_path):
     stack = tmp_path / "Pulumi.enc.yaml"
-    config = yaml.safe_load((FILES_DIR.parent / "Pulumi.dev.yaml").read_text())
+    config = yaml.safe_load(FIXTURE_STACK.read_text())
     config["config"]["harbor-cache:adminPassword"] = {"secure": "v1:AAAAencrypted"}
     stack.write_text(yaml.safe_dump(config))
-    raw, region = render.stack_config("enc", root=tmp_path)
+    raw, region = render.stack_config(render.stack_file("enc", root=tmp_path))
     assert raw["adminPassword"] == render.PLACEHOLDER_SECRET and region == "eu-central-1"
 
 
 def test_render_cli_reports_bad_overrides(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "components.render", "--stack", "dev", "--out", str(tmp_path), "--set", "hostname=Bad Name"],
+        [sys.executable, "-m", "components.render", "--stack", "dev", "--config-file", str(FIXTURE_STACK), "--out", str(tmp_path)]
+        + ["--set", "hostname=Bad Name"],
         cwd=FILES_DIR.parent,
         capture_output=True,
         text=True,
