@@ -72,6 +72,12 @@ def stack_config(path: Path) -> tuple[dict[str, Any], str | None]:
     return raw, config.get("aws:region")
 
 
+def foreign_config(path: Path) -> dict[str, Any]:
+    """The stack file's keys outside the project's namespace (namespace:key), aws:region among them."""
+    config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+    return {key: _placeholders(value) for key, value in config.items() if not key.startswith(f"{PROJECT}:")}
+
+
 def plain_keys(path: Path) -> set[str]:
     """Project keys whose value the stack file holds with no encrypted (`secure:`) part.
 
@@ -164,17 +170,20 @@ def main(argv: list[str] | None = None) -> int:
     raw, region = stack_config(path)
     # Values given with --set come from the reviewer's command line, not from git.
     plain = plain_keys(path)
+    foreign = foreign_config(path)
     for text in options.set:
         key, value = parse_override(text)
         if key == "aws:region":
             region = value
+        elif ":" in key:
+            foreign[key] = value
         else:
             raw[key] = value
             plain.discard(key)
     if raw.get("adminPassword") == PLACEHOLDER_SECRET:
         raw.pop("adminPassword")  # encrypted in the stack file: render with the placeholder instead
     try:
-        settings = parse_settings(raw, stack=options.stack, region=region, plain_keys=plain)
+        settings = parse_settings(raw, stack=options.stack, region=region, plain_keys=plain, foreign=foreign)
     except SettingsError as error:
         print(error, file=sys.stderr)
         return 2

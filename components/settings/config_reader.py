@@ -7,11 +7,13 @@ key, the value (never for secrets) and what is accepted.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 PROJECT = "harbor-cache"
+NAMESPACED_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+:")
 
 
 class Secret:
@@ -40,7 +42,9 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        prefix = "" if self.key.startswith("aws:") else f"{PROJECT}:"
+        # A key with a namespace (aws:region, a mistyped harbor_cache:hostname) is shown as it is;
+        # a project key may hold a colon further in (tags.aws:owner).
+        prefix = "" if NAMESPACED_KEY_RE.match(self.key) else f"{PROJECT}:"
         return f"{prefix}{self.key}: {self.message}"
 
 

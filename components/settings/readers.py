@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Collection
 
 from components.settings.config_reader import ConfigReader
+from components.settings.example_values import refuse_documentation_cidrs
 from components.settings.validators import (
     KMS_KEY_ARN_RE,
     validate_cidr,
@@ -32,6 +33,7 @@ def read_cidr_list(reader: ConfigReader, key: str, allow_world: bool, world_hint
             reader.fail(key, f"{item!r} {problem}")
         else:
             valid.append(item)
+    refuse_documentation_cidrs(reader, key, valid)
     if not allow_world:
         for family in world_families(valid):
             reader.fail(key, f"{valid!r} open the port to the whole internet ({family}, counting how they add up); {world_hint}")

@@ -201,7 +201,7 @@ def test_nodes_admit_web_traffic_only_from_the_load_balancer_and_ssh_from_ssh_al
     assert len(web) == 1 and web[0]["securityGroups"] == [f"{lb.name}-id"]
     assert not web[0].get("cidrBlocks") and not web[0].get("ipv6CidrBlocks")
     (ssh,) = [r for r in rules if r["fromPort"] == 22]
-    assert ssh["cidrBlocks"] == ["203.0.113.10/32"]
+    assert ssh["cidrBlocks"] == ["172.20.5.10/32"]
     assert {r["fromPort"] for r in rules} == {HARBOR_HTTP_PORT, 22}, "no 443/80 on the nodes"
     assert "harbor-cache:allow-public-access" not in nodes.inputs["tags"]
 
@@ -209,8 +209,8 @@ def test_nodes_admit_web_traffic_only_from_the_load_balancer_and_ssh_from_ssh_al
 def test_the_load_balancer_admits_allowed_cidrs_and_talks_only_to_harbors_port(ha):
     lb = ha.named("harbor-lb-sg")
     assert {(r["fromPort"], tuple(r["cidrBlocks"])) for r in lb.inputs["ingress"]} == {
-        (443, ("198.51.100.0/24", "203.0.113.10/32")),
-        (80, ("198.51.100.0/24", "203.0.113.10/32")),
+        (443, ("10.20.0.0/16", "172.20.5.10/32")),
+        (80, ("10.20.0.0/16", "172.20.5.10/32")),
     }
     (egress,) = lb.inputs["egress"]
     assert (egress["fromPort"], egress["toPort"], egress["cidrBlocks"]) == (HARBOR_HTTP_PORT, HARBOR_HTTP_PORT, [FAKE_VPC_CIDR])
@@ -425,7 +425,7 @@ def test_policies_refuse_plain_http_old_tls_open_nodes_and_unprotected_data(ha):
     assert "listeners-https-only" in violations(http.type, forwarding)
 
     nodes = as_designed(ha.named("harbor-vm-sg"))
-    nodes["ingress"].append({"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": ["198.51.100.0/24"]})
+    nodes["ingress"].append({"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": ["10.20.0.0/16"]})
     assert "nodes-only-behind-the-load-balancer" in violations(SG, nodes)
     direct = as_designed(ha.named("harbor-vm-sg"))
     direct["ingress"].append({"protocol": "tcp", "fromPort": 8080, "toPort": 8080, "cidrBlocks": ["0.0.0.0/0"]})

@@ -11,7 +11,10 @@ so that the database and a later switch to HA agree on the key (see README, swit
 `stores` alone again when the database's final snapshot identifier became valid for any stack name
 and unique per database instance (a RandomId child; `harbor-cache-<stack>-final-<hex>`), and for
 the mock passwords of its RDS/ElastiCache inputs once AwsMocks' RandomPassword honoured `length`
-(mock output only: the program registers the same).
+(mock output only: the program registers the same). And once more for the test suite's own stack
+(tests/stacks/Pulumi.dev.yaml, issue 21): its e-mail, CIDRs, issuer and installer digest are no longer
+the example's, which the validator refuses; the values were replaced in the recorded inputs and
+nothing else (the program's registrations under the old and the new values differ only by them).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ GOLDEN_CONFIGS: dict[str, dict[str, Any]] = {
         "availabilityZone": "eu-central-1b",
         "subnetId": "subnet-0b1b2c3d4e5f60719",
         "metricsAllowedCidrs": ["10.0.0.0/8"],
-        "alarmEmail": "ops@example.com",
+        "alarmEmail": "ops@cache-fixture.net",
     },
 }
 INPUT_TYPE_PREFIXES = ("aws:", "tls:", "random:", "pulumi-python:dynamic/ec2:")

@@ -84,7 +84,8 @@ def test_scripts_arrive_on_stdin_and_command_lines_carry_no_secret(run):
     assert steps["data-volume"].inputs["create"] == (
         "sudo DATA_VOLUME_ID=harbor-vm-data-id DATA_MOUNT=/data DATA_VOLUME_SIZE_GB=200 bash -s"
     )
-    assert steps["installer"].inputs["create"] == ("sudo HARBOR_VERSION=v2.15.2 HARBOR_SHA256=" + "0" * 64 + " bash -s")
+    digest = dev_config()["harbor-cache:harborInstallerSha256"]
+    assert steps["installer"].inputs["create"] == f"sudo HARBOR_VERSION=v2.15.2 HARBOR_SHA256={digest} bash -s"
     assert steps["ready"].inputs["create"] == "sudo ACME_STAGING=0 bash -s -- harbor.dev.example.com 900"
     generated = [generated_password(r) for r in run.of_type("random:index/randomPassword:RandomPassword")]
     assert generated
@@ -133,7 +134,7 @@ def test_triggers_change_only_with_the_content_they_guard():
     unrelated = triggers(run_program({**dev_config(), "harbor-cache:gcSchedule": "0 0 4 * * *"}))
     assert unrelated == base, "a setting the VM does not use re-runs nothing"
 
-    new_email = triggers(run_program({**dev_config(), "harbor-cache:acmeEmail": "ops@example.com"}))
+    new_email = triggers(run_program({**dev_config(), "harbor-cache:acmeEmail": "ops@cache-fixture.net"}))
     assert new_email["start"] != base["start"], "a changed compose override restarts Harbor"
     assert {k: v for k, v in new_email.items() if k != "start"} == {k: v for k, v in base.items() if k != "start"}
 

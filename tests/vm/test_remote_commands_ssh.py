@@ -104,7 +104,8 @@ def test_the_programs_own_commands_run_through_ssh(ssh, tmp_path):
     probe = 'echo "HARBOR_VERSION=${HARBOR_VERSION:-} HARBOR_SHA256=${HARBOR_SHA256:-} ACME_STAGING=${ACME_STAGING:-} args=$*"\n'
     installer = ssh.run(commands["installer"], stdin=probe)
     assert installer.returncode == 0, installer.stderr
-    assert installer.stdout.strip() == f"HARBOR_VERSION=v2.15.2 HARBOR_SHA256={'0' * 64} ACME_STAGING= args="
+    digest = dev_config()["harbor-cache:harborInstallerSha256"]
+    assert installer.stdout.strip() == f"HARBOR_VERSION=v2.15.2 HARBOR_SHA256={digest} ACME_STAGING= args="
     ready = ssh.run(commands["ready"], stdin=probe)
     assert ready.stdout.strip().endswith("ACME_STAGING=0 args=harbor.dev.example.com 900")
 

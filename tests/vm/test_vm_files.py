@@ -134,7 +134,7 @@ def test_traefik_is_configured_for_route53_dns01_with_certificates_on_the_data_v
     traefik = load_override(settings)["services"]["traefik"]
     command = traefik["command"]
     assert "--certificatesresolvers.letsencrypt.acme.dnschallenge.provider=route53" in command
-    assert "--certificatesresolvers.letsencrypt.acme.email=platform@example.com" in command
+    assert "--certificatesresolvers.letsencrypt.acme.email=platform@cache-fixture.net" in command
     assert "--entrypoints.web.http.redirections.entrypoint.to=websecure" in command
     assert not any("caserver" in c for c in command)
     assert "/data/traefik:/certificates" in traefik["volumes"]
