@@ -2,10 +2,13 @@
 
     python -m components.render --stack dev --out DIR [--config-file FILE] [--set KEY=VALUE ...]
 
+Run by a python without the project's packages, it runs itself again with venv/bin/python (which
+scripts/test.sh and scripts/deploy.sh create), or says how to make that venv.
+
 Reads Pulumi.<stack>.yaml (or the --config-file, as `pulumi --config-file` does) plus the --set
-overrides (plain values, secrets included; JSON for lists and objects) and writes each file under DIR
-at the path it gets on the VM (DIR/opt/harbor/harbor.yml),
-the scripts the install runs over SSH (on stdin, never stored on the VM) under DIR/remote-commands/,
+overrides (plain values, secrets included; YAML or JSON for lists and objects) and writes each file
+under DIR at the path it gets on the VM (DIR/opt/harbor/harbor.yml) with the mode it gets there,
+every script the remote commands send (on stdin, never stored on the VM) under DIR/remote-commands/,
 and node files under DIR/nodes/. No AWS, no Pulumi CLI. Secrets that the stack file holds only
 encrypted, and generated ones, are replaced by clearly fake placeholders.
 """
@@ -13,24 +16,50 @@ encrypted, and generated ones, are replaced by clearly fake placeholders.
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from components.nodes.mirrors import mirror_options
-from components.nodes.outputs import node_files
-from components.settings.config_reader import PROJECT, SettingsError
-from components.settings.settings import Settings, parse_settings
-from components.vm.cloud_init import render_cloud_init
-from components.vm.files import remote_commands, vm_files
-from components.vm.operate_files import operate_files
-from components.vm.secret_values import HarborSecrets, SharedSecretValues
-
 ROOT = Path(__file__).resolve().parent.parent
+VENV_PYTHON = ROOT / "venv" / "bin" / "python"
+# Set when this module ran itself again with the venv's python: never a second time.
+REEXEC_MARK = "HARBOR_CACHE_RENDER_IN_VENV"
+
+
+def run_with_the_venv(missing: str) -> None:
+    """The README says `python -m components.render`: a python that lacks the project's packages
+    hands over to the venv's (os.execv: same arguments, same terminal), or says how to get one."""
+    if __name__ == "__main__" and VENV_PYTHON.exists() and not os.environ.get(REEXEC_MARK):
+        os.environ[REEXEC_MARK] = "1"
+        os.execv(VENV_PYTHON, [str(VENV_PYTHON), "-m", "components.render", *sys.argv[1:]])  # noqa: S606
+    how = (
+        "it exists but lacks it too: `bash scripts/test.sh` installs it again"
+        if VENV_PYTHON.exists()
+        else "make it with `python3 -m venv venv && venv/bin/pip install --require-hashes -r requirements.lock`"
+    )
+    raise SystemExit(
+        f"python -m components.render needs the project's packages, and {sys.executable} lacks {missing!r}: "
+        f"run it with the venv's python, venv/bin/python -m components.render ... ({how})"
+    )
+
+
+try:
+    import yaml
+
+    from components.nodes.mirrors import mirror_options
+    from components.nodes.outputs import node_files
+    from components.settings.config_reader import PROJECT, SettingsError
+    from components.settings.settings import Settings, parse_settings
+    from components.vm.cloud_init import render_cloud_init
+    from components.vm.file_modes import EXECUTABLE_MODE, PLAIN_MODE, USER_DATA_PATH, file_mode
+    from components.vm.files import remote_commands, vm_files
+    from components.vm.operate_files import operate_files
+    from components.vm.secret_values import HarborSecrets, SharedSecretValues
+except ModuleNotFoundError as error:
+    run_with_the_venv(error.name or str(error))
+
 PLACEHOLDER_ADMIN_PASSWORD = "PLACEHOLDER-not-the-real-admin-Passw0rd"  # noqa: S105 - a visible fake
 PLACEHOLDER_DATABASE_PASSWORD = "PLACEHOLDER-not-the-real-database-password"  # noqa: S105
 PLACEHOLDER_SECRET = "PLACEHOLDER-encrypted-in-stack-file"  # noqa: S105
@@ -108,16 +137,24 @@ def _placeholders(value: Any) -> Any:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
+    """KEY=VALUE: a list or object in YAML (or JSON, which is YAML) when the value starts like one,
+    else the string, as the engine hands the program every value (the settings read its type)."""
     key, separator, value = text.partition("=")
     if not separator or not key:
         raise SystemExit(f"--set expects KEY=VALUE, got {text!r}")
     key = key.removeprefix(f"{PROJECT}:")
+    if not value.lstrip().startswith(("[", "{", "- ")) and "\n" not in value:
+        return key, value
     try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError:
-        parsed = value
-    # Numbers and booleans stay JSON-typed; anything that is not JSON is a string.
-    return key, parsed if not isinstance(parsed, str) else value
+        return key, yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise SystemExit(
+            f"--set {key}: the value is not valid YAML ({problem}{at}); lists and objects are YAML or JSON, "
+            "e.g. --set 'allowedCidrs=[10.0.0.0/8, 192.168.1.7/32]'"
+        ) from None
 
 
 def render_all(settings: Settings, admin_password: str | None = None, zone_id: str = PLACEHOLDER_ZONE_ID) -> dict[str, str]:
@@ -133,13 +170,29 @@ def render_all(settings: Settings, admin_password: str | None = None, zone_id: s
     files.update({path.lstrip("/"): text for path, text in operate_files(settings).items()})
     files.update({f"remote-commands/{name}": text for name, text in remote_commands().items()})
     # User data as cloud-init keeps it: nothing secret, the VM makes its own host key.
-    files["var/lib/cloud/instance/user-data.txt"] = render_cloud_init()
+    files[USER_DATA_PATH.lstrip("/")] = render_cloud_init()
     files.update(node_files(settings.hostname, settings.upstreams, mirror_options(settings)))
     return files
 
 
-def write_files(files: dict[str, str], out: Path) -> None:
-    """Writes every file under `out`; refuses, before writing anything, a path that would leave it."""
+def render_modes(settings: Settings, files: dict[str, str]) -> dict[str, str]:
+    """The mode of each rendered file: on the VM, the one the remote commands write it with
+    (vm/file_modes.py); the remote scripts are executable; node files are plain."""
+    modes = {}
+    for relative in files:
+        if relative.startswith("remote-commands/"):
+            modes[relative] = EXECUTABLE_MODE
+        elif relative.startswith("nodes/"):
+            modes[relative] = PLAIN_MODE
+        else:
+            # Rendered with the shared values exactly when HA (render_all).
+            modes[relative] = file_mode(f"/{relative}", settings, shared=settings.high_availability)
+    return modes
+
+
+def write_files(files: dict[str, str], out: Path, modes: dict[str, str] | None = None) -> None:
+    """Writes every file under `out` with its mode (`modes`, else 0644) from the first byte; refuses,
+    before writing anything, a path that would leave `out`."""
     root = out.resolve()
     targets = {}
     for relative, text in sorted(files.items()):
@@ -149,9 +202,11 @@ def write_files(files: dict[str, str], out: Path) -> None:
         targets[target] = (relative, text)
     for target, (relative, text) in targets.items():
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-        if relative.endswith(".sh"):
-            target.chmod(0o755)
+        mode = int((modes or {}).get(relative, PLAIN_MODE), 8)
+        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+        with os.fdopen(descriptor, "w") as handle:
+            os.fchmod(descriptor, mode)  # a file rendered before keeps its old mode, and the umask cuts
+            handle.write(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 2
     files = render_all(settings)
-    write_files(files, options.out)
+    write_files(files, options.out, render_modes(settings, files))
     print(f"wrote {len(files)} files under {options.out}")
     return 0
 

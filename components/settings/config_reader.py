@@ -65,6 +65,8 @@ class ConfigReader:
         self.defaults = defaults
         self.secret_keys = frozenset(secret_keys)
         self.problems: list[Problem] = []
+        # Keys whose value could not be read at all: already reported, so no "is required" on top.
+        self.unreadable: set[str] = set()
 
     def fail(self, key: str, message: str) -> None:
         self.problems.append(Problem(key, message))
@@ -115,6 +117,11 @@ class ConfigReader:
                 return json.loads(value)
             except json.JSONDecodeError as error:
                 shown = "the value" if key in self.secret_keys else repr(value)
-                self.fail(key, f"{shown} is not valid JSON ({error.msg})")
+                self.fail(
+                    key,
+                    f"{shown} is not valid JSON ({error.msg}); a list or object is set as YAML in the stack file, "
+                    f"or with `pulumi config set --path '{key}[0]' <value>` (objects: --path '{key}.<field>')",
+                )
+                self.unreadable.add(key)
                 return default
         return value

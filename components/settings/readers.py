@@ -20,6 +20,8 @@ SECRET_KEYS = frozenset({"adminPassword", "upstreamCredentials"})
 
 def read_cidr_list(reader: ConfigReader, key: str, allow_world: bool, world_hint: str) -> tuple[str, ...]:
     value = reader.structured(key, None)
+    if key in reader.unreadable:
+        return ()
     if value is None or value == []:
         reader.fail(key, "is required: a non-empty list of CIDRs such as ['203.0.113.0/24']")
         return ()

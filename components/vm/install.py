@@ -18,14 +18,11 @@ from pulumi_command import remote
 from components.settings.settings import Settings
 from components.vm import operate_files
 from components.vm.envrc import render_envrc
+from components.vm.file_modes import file_mode, shared_file_paths
 from components.vm.files import content_hash, render_compose_override, script
 from components.vm.ha_node import (
-    HARBOR_KEY_FILE,
     NGINX_KEEPALIVE_PATH,
-    PREPARE_FILE_MODE,
     PREPARE_FILE_OWNER,
-    SIGNING_CERT_FILE,
-    SIGNING_KEY_FILE,
     render_nginx_keepalive,
     shared_secret_files,
 )
@@ -128,16 +125,13 @@ def write_keeping_previous_command(path: str, mode: str, owner: str) -> str:
 def shared_file_commands(settings: Settings) -> dict[str, tuple[str, str]]:
     """Step -> (path, command) that lays each shared file (shared_secret_files) on a node,
     its content on stdin, as prepare's mark_file leaves its own (0600, 10000:10000)."""
-    mode, owner = PREPARE_FILE_MODE, PREPARE_FILE_OWNER
-    key, signing_key, signing_cert = (
-        f"{settings.data_mount}/{relative}"
-        for relative in (HARBOR_KEY_FILE, SIGNING_KEY_FILE, SIGNING_CERT_FILE)
-    )
+    owner = PREPARE_FILE_OWNER
+    key, signing_key, signing_cert = shared_file_paths(settings)
     return {
-        "harbor-key": (key, write_keeping_previous_command(key, mode, owner)),
+        "harbor-key": (key, write_keeping_previous_command(key, file_mode(key, settings, True), owner)),
         # Tokens live minutes: nothing signed with a previous key pair is worth keeping.
-        "signing-key": (signing_key, write_file_command(signing_key, mode, owner)),
-        "signing-cert": (signing_cert, write_file_command(signing_cert, mode, owner)),
+        "signing-key": (signing_key, write_file_command(signing_key, file_mode(signing_key, settings, True), owner)),
+        "signing-cert": (signing_cert, write_file_command(signing_cert, file_mode(signing_cert, settings, True), owner)),
     }
 
 
@@ -158,6 +152,7 @@ class HarborInstall(pulumi.ComponentResource):
             per_dial_timeout=15,
         )
         self._name = name
+        self._settings = settings
         self.connection = self._connection
 
         if args.shared_secrets is not None:
@@ -196,7 +191,6 @@ class HarborInstall(pulumi.ComponentResource):
             override = pulumi.Output.from_input(args.zone_id).apply(
                 lambda zone_id: render_compose_override(settings, zone_id)
             )
-            override_mode = "0644"
         else:
             # HA node: the override carries the shared CORE_SECRET, CSRF_KEY, ... (shared_secret_environment),
             # so it is a secret and written like harbor.yml.
@@ -205,7 +199,6 @@ class HarborInstall(pulumi.ComponentResource):
                     lambda values: render_compose_override(settings, values[0], values[1])
                 )
             )
-            override_mode = "0600"
         traefik_routes = render_traefik_dynamic_config(settings)
         unit = render_systemd_unit(settings)
         docker_dropin = render_docker_dropin(settings)
@@ -227,24 +220,24 @@ class HarborInstall(pulumi.ComponentResource):
             depends_on=[user],
         )
         written = [
-            self._write("harbor-yml", HARBOR_YML_PATH, harbor_yml, "0600", machine, [volume]),
-            self._write("compose-override", COMPOSE_OVERRIDE_PATH, override, override_mode, machine, [volume]),
-            self._write("envrc", ENVRC_PATH, render_envrc(settings), "0644", machine, [volume]),
+            self._write("harbor-yml", HARBOR_YML_PATH, harbor_yml, machine, [volume]),
+            self._write("compose-override", COMPOSE_OVERRIDE_PATH, override, machine, [volume], shared=shared is not None),
+            self._write("envrc", ENVRC_PATH, render_envrc(settings), machine, [volume]),
             # No Traefik on an HA node: the load balancer is the front.
             *(
                 []
                 if settings.high_availability
-                else [self._write("traefik-routes", TRAEFIK_DYNAMIC_PATH, traefik_routes, "0644", machine, [volume])]
+                else [self._write("traefik-routes", TRAEFIK_DYNAMIC_PATH, traefik_routes, machine, [volume])]
             ),
-            self._write("systemd-unit", SYSTEMD_UNIT_PATH, unit, "0644", machine, [volume]),
+            self._write("systemd-unit", SYSTEMD_UNIT_PATH, unit, machine, [volume]),
             # start-harbor.sh's `systemctl daemon-reload` makes it count from the next start of docker.
-            self._write("docker-dropin", DOCKER_DROPIN_PATH, docker_dropin, "0644", machine, [volume]),
+            self._write("docker-dropin", DOCKER_DROPIN_PATH, docker_dropin, machine, [volume]),
         ]
         start_triggers: list = []
         if settings.high_availability:
             # nginx's keep-alive beyond the load balancer's idle timeout, mounted by the HA override.
             keepalive = render_nginx_keepalive()
-            written.append(self._write("nginx-keepalive", NGINX_KEEPALIVE_PATH, keepalive, "0644", machine, [volume]))
+            written.append(self._write("nginx-keepalive", NGINX_KEEPALIVE_PATH, keepalive, machine, [volume]))
             start_triggers.append(content_hash(keepalive))
         if shared is not None:
             # On the data volume before prepare runs, as prepare would leave them: it then loads them
@@ -257,7 +250,7 @@ class HarborInstall(pulumi.ComponentResource):
         # storage: s3: the IMDS guard, started by harbor.service (Requires=) at the start step.
         imds_guard = render_imds_guard_unit(settings) if imds_guarded(settings) else None
         if imds_guard is not None:
-            written.append(self._write("imds-guard", IMDS_GUARD_PATH, imds_guard, "0644", machine, [volume]))
+            written.append(self._write("imds-guard", IMDS_GUARD_PATH, imds_guard, machine, [volume]))
         installer = self._run(
             "installer",
             "install-harbor.sh",
@@ -295,9 +288,8 @@ class HarborInstall(pulumi.ComponentResource):
         # "Harbor unhealthy" alarm does not fire during the first install).
         operate = operate_files.metrics_files(settings, args.node_index)
         operate_written = [
-            self._write(f"file-{path.rsplit('/', 1)[1]}", path, content, mode, machine, [self.ready])
+            self._write(f"file-{path.rsplit('/', 1)[1]}", path, content, machine, [self.ready])
             for path, content in operate.items()
-            for mode in ["0755" if path.startswith(operate_files.BIN_DIR) else "0644"]
         ]
         self.timers = self._run(
             "timers",
@@ -327,8 +319,16 @@ class HarborInstall(pulumi.ComponentResource):
         )
 
     def _write(
-        self, step: str, path: str, content: pulumi.Input[str], mode: str, triggers: list, depends_on: list[pulumi.Resource]
+        self,
+        step: str,
+        path: str,
+        content: pulumi.Input[str],
+        triggers: list,
+        depends_on: list[pulumi.Resource],
+        shared: bool = False,
     ) -> remote.Command:
+        """Writes `content` to `path` with the mode the renderer shows for it (file_modes.file_mode)."""
+        mode = file_mode(path, self._settings, shared)
         return self._command(step, write_file_command(path, mode), content, triggers, depends_on)
 
     def _command(

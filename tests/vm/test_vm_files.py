@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from components import render
 from components.settings.config_reader import Secret
 from components.vm.envrc import render_envrc
-from components.vm.files import FILES_DIR, SCRIPTS, render_compose_override, vm_files
+from components.vm.files import FILES_DIR, REMOTE_SCRIPTS, SCRIPTS, render_compose_override, vm_files
 from components.vm.harbor_yml import harbor_config_version, render_harbor_yml
 from components.vm.paths import DOCKER_DROPIN_PATH
 from components.vm.secret_values import HarborSecrets
@@ -254,7 +254,7 @@ def test_envrc_holds_only_non_secret_settings(settings):
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("name", SCRIPTS)
+@pytest.mark.parametrize("name", REMOTE_SCRIPTS)
 def test_scripts_parse_and_pass_shellcheck(name):
     path = FILES_DIR / name
     assert subprocess.run(["bash", "-n", str(path)], capture_output=True).returncode == 0
@@ -285,7 +285,7 @@ def test_render_shows_scripts_as_remote_commands_not_as_files_on_the_vm(settings
     # The install scripts travel on stdin: none is shown as a file on the VM (the operate scripts
     # under /opt/harbor/bin are written there for real, by their own steps).
     assert not any(path == f"opt/harbor/bin/{name}" for path in files for name in SCRIPTS)
-    assert {path for path in files if path.startswith("remote-commands/")} == {f"remote-commands/{n}" for n in SCRIPTS}
+    assert {path for path in files if path.startswith("remote-commands/")} == {f"remote-commands/{n}" for n in REMOTE_SCRIPTS}
     assert set(vm_files(settings, SECRETS, ZONE_ID)) == {
         "/opt/harbor/harbor.yml",
         "/opt/harbor/docker-compose.override.yml",
