@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debian_packages=(containerd docker-registry skopeo openssh-server openssh-client sudo openssl e2fsprogs util-linux curl procps
-  cloud-init iproute2 iptables dnsmasq pebble lego apache2-utils systemd nginx)
+  cloud-init iproute2 iptables dnsmasq pebble lego apache2-utils systemd nginx busybox)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for package in "${debian_packages[@]}"; do
@@ -24,6 +24,13 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       nginx -s quit || true
     fi
   fi
+fi
+
+# Go (1.22 or later) fetches Talos's config schema module for the node-config tests from the module
+# proxy: Debian 12's golang-go (1.19) is too old, so the test machines carry the Go distribution
+# (at /usr/local/go, where its tarball installs); a non-login shell may not have it on PATH yet.
+if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+  export PATH="/usr/local/go/bin:$PATH"
 fi
 
 python3 -m venv venv

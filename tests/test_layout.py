@@ -18,7 +18,7 @@ from tests.paths import DATA, ROOT
 from tests.standins.registrations import record
 
 # A package may import from its own floor or lower. Floors, bottom first.
-FLOORS = {"settings": 0, "vm": 1, "nodes": 1, "aws": 2, "harbor": 2, "harbor_cache": 3, "render": 3}
+FLOORS = {"settings": 0, "vm": 1, "nodes": 1, "aws": 2, "harbor": 2, "harbor_cache": 3, "render": 3, "preflight": 3}
 
 
 def test_every_registration_is_as_recorded():

@@ -2,8 +2,8 @@
 
 Each would fail only late, or silently: Let's Encrypt refuses the account at the first certificate,
 AWS mails the alarm subscription's confirmation to nobody, no real client has an address in a
-documentation block, Harbor switches its login to an issuer that does not exist, and the VM refuses
-every installer after downloading it. Every problem names the key, the value and what to set.
+documentation block, Harbor switches its login to an issuer that does not exist, and no installer
+has the placeholder digest. Every problem names the key, the value and what to set.
 """
 
 from __future__ import annotations
@@ -27,6 +27,12 @@ RESERVED_TLDS = ("example", "invalid", "localhost", "test")
 DOCUMENTATION_NETWORKS = tuple(
     ipaddress.ip_network(block) for block in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
 )
+# What goes wrong with an example address in each e-mail key, and the fix.
+EMAIL_USES = {
+    "acmeEmail": "Let's Encrypt refuses it as the account's contact and the VM gets no certificate; set your team's address",
+    "alarmEmail": "AWS would mail the subscription's confirmation there and no alarm would reach anyone; set your "
+    "on-call address or leave it empty",
+}
 # What each CIDR key's addresses are, for the fix.
 CIDR_OWNERS = {
     "allowedCidrs": "your clusters' NAT gateway addresses, CI runners and the machine that runs `pulumi up`",
@@ -51,10 +57,10 @@ def documentation_network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Ne
     return next(inside, None)
 
 
-def refuse_example_email(reader: ConfigReader, key: str, address: str, consequence: str) -> None:
+def refuse_example_email(reader: ConfigReader, key: str, address: str) -> None:
     reserved = example_domain(address.rpartition("@")[2]) if "@" in address else None
     if reserved:
-        reader.fail(key, f"{address!r} is an address at {reserved}, a name reserved for examples (RFC 2606): {consequence}")
+        reader.fail(key, f"{address!r} is an address at {reserved}, a name reserved for examples (RFC 2606): {EMAIL_USES[key]}")
 
 
 def refuse_documentation_cidrs(reader: ConfigReader, key: str, cidrs: Iterable[str]) -> None:
@@ -82,9 +88,11 @@ def refuse_example_issuer(reader: ConfigReader, issuer: str) -> None:
 
 def refuse_placeholder_digest(reader: ConfigReader, sha256: str, version: str) -> None:
     if sha256 == PLACEHOLDER_SHA256:
+        installer = f"harbor-offline-installer-{version or '<harborVersion>'}.tgz"
         reader.fail(
             "harborInstallerSha256",
-            f"{sha256!r} is the example's placeholder, not a digest: the VM would download the installer and refuse it; "
-            f"set the output of `sha256sum harbor-offline-installer-{version or '<harborVersion>'}.tgz` for a download "
-            "whose signature you verified (README, Prerequisites)",
+            f"{sha256!r} is the old example's placeholder, not a digest: no installer has it, so the deploy would "
+            "stop at the installer check; remove the key (`pulumi config rm harborInstallerSha256`: `pulumi up` takes "
+            f"the sha256 Harbor signed) or pin the real one, `sha256sum {installer}` of a download whose signature "
+            "you verified",
         )

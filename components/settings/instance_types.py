@@ -9,6 +9,9 @@ from __future__ import annotations
 import difflib
 import functools
 
+from components.settings.config_reader import ConfigReader
+from components.settings.validators import INSTANCE_TYPE_RE
+
 
 @functools.cache
 def ec2_instance_types() -> frozenset[str]:
@@ -30,3 +33,24 @@ def unknown_instance_type(name: str) -> str | None:
         f"is not an EC2 instance type{hint} (the types botocore {botocore.__version__} lists; a type AWS announced "
         "later needs a newer boto3 in requirements.txt and the lock)"
     )
+
+
+def read_instance_type(reader: ConfigReader) -> str:
+    """instanceType: a type EC2 has, x86_64 (Harbor's offline installer ships amd64 images), not tiny."""
+    instance_type = reader.string("instanceType", required=True)
+    match = INSTANCE_TYPE_RE.match(instance_type)
+    problem = unknown_instance_type(instance_type) if instance_type else None
+    if problem:
+        reader.fail("instanceType", f"{instance_type!r} {problem}")
+    elif match and ("g" in match.group(3) or match.group(1) in ("a", "im", "is")):
+        reader.fail(
+            "instanceType",
+            f"{instance_type!r} is an Arm (Graviton) type; Harbor's offline installer ships amd64 images: "
+            "use e.g. t3.large or m7i.large",
+        )
+    elif match and match.group(4) in ("nano", "micro", "small"):
+        reader.fail(
+            "instanceType",
+            f"{instance_type!r} is too small for Harbor; accepted: at least 2 vCPU and 4 GiB (e.g. t3.medium, t3.large)",
+        )
+    return instance_type

@@ -28,7 +28,7 @@ from components.settings.example_values import (
     refuse_example_email,
     refuse_placeholder_digest,
 )
-from components.settings.instance_types import unknown_instance_type
+from components.settings.instance_types import read_instance_type
 from components.settings.namespaces import refuse_foreign_keys
 from components.settings.oidc import OidcSettings, parse_oidc
 from components.settings.passwords import admin_password_problem
@@ -48,7 +48,6 @@ from components.settings.validators import (
     EMAIL_RE,
     HARBOR_NAME_RE,
     HARBOR_VERSION_RE,
-    INSTANCE_TYPE_RE,
     SHA256_RE,
     SUBNET_RE,
     is_world,
@@ -118,6 +117,7 @@ class Settings:
     acme_email: str
     acme_staging: bool
     harbor_version: str
+    # The optional pin ("" when unset); the VM gets the signed digest (components/vm/installer_signature.py).
     harbor_installer_sha256: str
     traefik_version: str
     admin_password: Secret | None
@@ -126,6 +126,8 @@ class Settings:
     upstreams: tuple[Upstream, ...]
     oidc: OidcSettings | None
     traefik_image_digest: str = ""
+    harbor_release_base_url: str = "https://github.com/goharbor/harbor/releases/download"
+    verify_installer_signature: bool = True
     mirror_ca_file: str = ""
     mirror_fail_closed: bool = False
     kms_key_arn: str = ""
@@ -229,22 +231,7 @@ def parse_settings(
     if zone and validate_dns_name(zone):
         reader.fail("zoneName", f"{zone!r} {validate_dns_name(zone)}")
 
-    instance_type = reader.string("instanceType", required=True)
-    match = INSTANCE_TYPE_RE.match(instance_type)
-    problem = unknown_instance_type(instance_type) if instance_type else None
-    if problem:
-        reader.fail("instanceType", f"{instance_type!r} {problem}")
-    elif match and ("g" in match.group(3) or match.group(1) in ("a", "im", "is")):
-        reader.fail(
-            "instanceType",
-            f"{instance_type!r} is an Arm (Graviton) type; Harbor's offline installer ships amd64 images: "
-            "use e.g. t3.large or m7i.large",
-        )
-    elif match and match.group(4) in ("nano", "micro", "small"):
-        reader.fail(
-            "instanceType",
-            f"{instance_type!r} is too small for Harbor; accepted: at least 2 vCPU and 4 GiB (e.g. t3.medium, t3.large)",
-        )
+    instance_type = read_instance_type(reader)
 
     availability_zone = reader.string("availabilityZone") or (f"{region}a" if region else "")
     if availability_zone and not AZ_RE.match(availability_zone):
@@ -269,8 +256,7 @@ def parse_settings(
         # The address lands in Traefik's command in the compose override, where compose interpolates `$`.
         reader.fail("acmeEmail", f"{acme_email!r} contains '$', which docker compose would interpolate; accepted: no '$'")
     else:
-        consequence = "Let's Encrypt refuses it as the account's contact and the VM gets no certificate; set your team's"
-        refuse_example_email(reader, "acmeEmail", acme_email, consequence + " address")
+        refuse_example_email(reader, "acmeEmail", acme_email)
 
     version = reader.string("harborVersion", required=True)
     version_match = HARBOR_VERSION_RE.match(version)
@@ -279,10 +265,28 @@ def parse_settings(
     elif version_match and (int(version_match.group(1)), int(version_match.group(2))) < MIN_HARBOR_VERSION:
         # v2.15.0 sends no User-Agent to Docker Hub and cannot proxy it (goharbor/harbor#23025, fixed in v2.15.1).
         reader.fail("harborVersion", f"{version!r} is too old; accepted: v2.15.1 or newer (v2.15.0 cannot proxy Docker Hub)")
-    sha256 = reader.string("harborInstallerSha256", required=True).lower()
+    # Optional: the signed digest is read from Harbor's Sigstore bundle (components/vm/installer_signature.py).
+    sha256 = reader.string("harborInstallerSha256").lower()
     if sha256 and not SHA256_RE.match(sha256):
         reader.fail("harborInstallerSha256", f"{sha256!r} is not a sha256 hex digest (64 hex characters)")
     refuse_placeholder_digest(reader, sha256, version)
+    verify_signature = reader.boolean("verifyInstallerSignature")
+    if not verify_signature and not sha256:
+        reader.fail(
+            "harborInstallerSha256",
+            "is required when verifyInstallerSignature is false: the sha256 of an installer whose signature you "
+            "checked by hand (README, Harbor's installer)",
+        )
+    release_base_url = reader.string("harborReleaseBaseUrl", required=True).rstrip("/")
+    # http is enough for integrity (the bundle's signature and the signed sha256 decide), and lets tests serve on loopback.
+    parts = urlsplit(release_base_url)
+    if release_base_url and (parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment):
+        reader.fail(
+            "harborReleaseBaseUrl",
+            f"{release_base_url!r} is not an http(s) URL without query; accepted: a base under which "
+            "<version>/harbor-offline-installer-<version>.tgz(.sigstore.json) lie, such as "
+            "https://github.com/goharbor/harbor/releases/download",
+        )
 
     traefik_version = reader.string("traefikVersion", required=True)
     if traefik_version and not re.match(r"^v3\.\d+(\.\d+)?$", traefik_version):
@@ -317,7 +321,7 @@ def parse_settings(
         reader.fail("mirrorCaFile", f"{mirror_ca_file!r} is not an absolute path on the nodes (e.g. /etc/pki/harbor-ca.crt)")
 
     # Only read when the data volume is created: on an existing stack it would replace the
-    # protected volume, which Pulumi refuses (see README, Operate: restore).
+    # protected volume, which Pulumi refuses (see docs/operate.md, Restore).
     snapshot_id = reader.string("dataVolumeSnapshotId")
     if snapshot_id and not SNAPSHOT_RE.match(snapshot_id):
         reader.fail("dataVolumeSnapshotId", f"{snapshot_id!r} is not an EBS snapshot id (snap-0123abcd..., 8 or 17 hex digits)")
@@ -326,8 +330,7 @@ def parse_settings(
     if alarm_email and not EMAIL_RE.match(alarm_email):
         reader.fail("alarmEmail", f"{alarm_email!r} is not an e-mail address (or leave it empty: no e-mail subscription)")
     elif alarm_email:
-        consequence = "AWS would mail the subscription's confirmation there and no alarm would reach anyone"
-        refuse_example_email(reader, "alarmEmail", alarm_email, consequence + "; set your on-call address or leave it empty")
+        refuse_example_email(reader, "alarmEmail", alarm_email)
 
     # Optional, default none: Harbor's metrics port (plain HTTP) gets no ingress rule at all.
     metrics_cidrs = reader.structured("metricsAllowedCidrs", [])
@@ -384,6 +387,8 @@ def parse_settings(
         acme_email=acme_email,
         harbor_version=version,
         harbor_installer_sha256=sha256,
+        harbor_release_base_url=release_base_url,
+        verify_installer_signature=verify_signature,
         traefik_version=traefik_version,
         traefik_image_digest=traefik_digest,
         admin_password=Secret(password) if password is not None else None,

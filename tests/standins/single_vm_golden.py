@@ -7,14 +7,14 @@ for every cloud resource (not the remote commands and Harbor's dynamic resources
 other changes may legitimately touch). A deliberate single-VM change of another step means
 recording it again from a main that has that change, and saying so in the commit. Re-recorded
 twice so: `stores` (one VM on RDS) takes its secret key and admin password from HarborSharedSecrets,
-so that the database and a later switch to HA agree on the key (see README, switching to HA); and
+so that the database and a later switch to HA agree on the key (see docs/scale.md, switching to HA); and
 `stores` alone again when the database's final snapshot identifier became valid for any stack name
 and unique per database instance (a RandomId child; `harbor-cache-<stack>-final-<hex>`), and for
 the mock passwords of its RDS/ElastiCache inputs once AwsMocks' RandomPassword honoured `length`
 (mock output only: the program registers the same). And once more for the test suite's own stack
-(tests/stacks/Pulumi.dev.yaml, issue 21): its e-mail, CIDRs, issuer and installer digest are no longer
-the example's, which the validator refuses; the values were replaced in the recorded inputs and
-nothing else (the program's registrations under the old and the new values differ only by them).
+(tests/stacks/Pulumi.dev.yaml, issue 21): its e-mail, CIDRs and OIDC issuer are no longer the
+example's, which the validator refuses; the values were replaced in the recorded inputs and nothing
+else (the program's registrations under the old and the new values differ only by them).
 """
 
 from __future__ import annotations
