@@ -55,6 +55,8 @@ try:
     from components.vm.cloud_init import render_cloud_init
     from components.vm.file_modes import EXECUTABLE_MODE, PLAIN_MODE, USER_DATA_PATH, file_mode
     from components.vm.files import remote_commands, vm_files
+    from components.vm.imds_guard import imds_guarded
+    from components.vm.imds_relay import imds_relay_files
     from components.vm.operate_files import operate_files
     from components.vm.secret_values import HarborSecrets, SharedSecretValues
 except ModuleNotFoundError as error:
@@ -168,6 +170,8 @@ def render_all(settings: Settings, admin_password: str | None = None, zone_id: s
         shared = replace(PLACEHOLDER_SHARED, admin_password=admin_password)
     files = {path.lstrip("/"): text for path, text in vm_files(settings, secrets, zone_id, shared).items()}
     files.update({path.lstrip("/"): text for path, text in operate_files(settings).items()})
+    if imds_guarded(settings):
+        files.update({path.lstrip("/"): text for path, text in imds_relay_files(settings).items()})
     files.update({f"remote-commands/{name}": text for name, text in remote_commands().items()})
     # User data as cloud-init keeps it: nothing secret, the VM makes its own host key.
     files[USER_DATA_PATH.lstrip("/")] = render_cloud_init()

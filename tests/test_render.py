@@ -89,8 +89,8 @@ def modes_the_program_writes(config: dict) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "overrides",
-    [{}, {"replicas": 3}],
-    ids=["one VM", "HA node"],
+    [{}, {"replicas": 3}, {"storage": "s3"}],
+    ids=["one VM", "HA node", "s3 (IMDS guard and relay)"],
 )
 def test_each_file_gets_the_mode_the_remote_commands_give_it(overrides):
     config = {**dev_config(), **{PREFIX + key: value for key, value in overrides.items()}}
@@ -103,6 +103,8 @@ def test_each_file_gets_the_mode_the_remote_commands_give_it(overrides):
     # Every file of the install and the operate steps is rendered; HA's shared files too.
     assert len(compared) >= (12 if overrides else 9), sorted(written)
     assert modes["opt/harbor/harbor.yml"] == "0600"
+    if overrides.get("storage") == "s3":
+        assert "0755" in {modes[path.lstrip("/")] for path in compared if "relay" in path}, "the relay's script"
 
 
 def test_a_password_set_on_the_command_line_lands_in_a_file_only_its_owner_reads(tmp_path):
