@@ -55,7 +55,7 @@ fi
 
 # Without this, `pulumi stack select --create` would make an empty stack that deploys nothing useful.
 if [ ! -f "Pulumi.${stack}.yaml" ]; then
-  problem "stack file: there is no Pulumi.${stack}.yaml. Copy Pulumi.dev.yaml to Pulumi.${stack}.yaml and set the keys the README's quick start lists"
+  problem "stack file: there is no Pulumi.${stack}.yaml. Copy Pulumi.dev.yaml to Pulumi.${stack}.yaml and set the keys the README's quick start lists (docs/configuration.md has them all)"
 fi
 
 create_flags=()

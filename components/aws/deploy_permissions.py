@@ -284,6 +284,10 @@ RESOURCE_ACTIONS: dict[str, Actions] = {
 # Types that make no AWS call: components, SSH commands, Harbor's API, local generators.
 NO_AWS_PREFIXES = ("harbor-cache:index:", "command:remote:", "pulumi-python:dynamic/harbor:", "random:index/", "tls:index/")
 
+# What `scripts/deploy.sh` asks before a deploy (components/preflight.py): the hosted zone by name;
+# sts:GetCallerIdentity needs no permission, kms:DescribeKey is in the secrets key's statement.
+PREFLIGHT_ACTIONS = ("route53:ListHostedZonesByName",)
+
 # Data sources: what a preview and an up both invoke.
 INVOKE_ACTIONS: dict[str, tuple[str, ...]] = {
     "aws:ec2/getSubnet:getSubnet": ("ec2:DescribeSubnets",),
@@ -348,13 +352,14 @@ def _state_statements(bucket: str | None, key_arn: str | None, write: bool) -> l
             actions |= {"s3:PutObject", "s3:DeleteObject"}
         statements.append(_statement("StateObjects", actions, objects))
     if key_arn:
-        statements.append(_statement("StackSecretsKey", {"kms:Decrypt", "kms:Encrypt"} if write else {"kms:Decrypt"}, key_arn))
+        actions = {"kms:Decrypt", "kms:Encrypt", "kms:DescribeKey"} if write else {"kms:Decrypt"}
+        statements.append(_statement("StackSecretsKey", actions, key_arn))
     return statements
 
 
 def deploy_policy(state_bucket: str | None = None, secrets_key_arn: str | None = None, ebs_key_arn: str | None = None) -> dict:
     actions = {a for entry in RESOURCE_ACTIONS.values() for a in (*entry.read, *entry.write)}
-    actions |= {a for invoke in INVOKE_ACTIONS.values() for a in invoke}
+    actions |= {a for invoke in INVOKE_ACTIONS.values() for a in invoke} | set(PREFLIGHT_ACTIONS)
     statements = [
         _statement("ProgramResources", {a for a in actions if not a.startswith(IAM_PREFIX)}, "*"),
         _statement("OwnRolesUnderHarborCachePath", {a for a in actions if a.startswith(IAM_PREFIX)}, _iam_resources()),

@@ -178,3 +178,40 @@ def test_the_committed_policy_files_are_the_generators_output(role):
         f"docs/iam/{role}-policy.json is stale: "
         f"venv/bin/python -m components.aws.deploy_permissions {role} > docs/iam/{role}-policy.json"
     )
+
+
+def test_the_deploy_policy_allows_what_the_preflight_asks(monkeypatch):
+    """components/preflight.py asks AWS through the CLI; each call's operation (the CLI's command is
+    botocore's operation name, xform_name'd) must be allowed, sts:GetCallerIdentity excepted (it
+    needs no permission)."""
+    from botocore import xform_name
+
+    from components import preflight
+
+    asked = []
+
+    def answering_cli(*args, region=None):
+        asked.append((args[0], args[1]))
+        return {
+            "sts": {"Account": "123456789012", "Arn": "arn:aws:iam::123456789012:user/deployer"},
+            "route53": {"HostedZones": []},
+            "kms": {"KeyMetadata": {"KeyState": "Enabled", "Arn": "arn:aws:kms:eu-central-1:123456789012:key/k"}},
+        }[args[0]]
+
+    monkeypatch.setattr(preflight, "aws_cli", answering_cli)
+    monkeypatch.setattr(preflight.shutil, "which", lambda name: f"/stand-in/{name}")
+    raw = {"zoneName": "platform.corp-cache.io"}
+    preflight.aws_findings(raw, "eu-central-1", "awskms://alias/harbor-cache-trial?region=eu-central-1")
+    assert {service for service, _ in asked} == {"sts", "route53", "kms"}
+    key = "arn:aws:kms:eu-central-1:123456789012:key/k"
+    policy = permissions.deploy_policy(secrets_key_arn=key)
+    allowed = all_policy_actions(policy)
+    session = botocore.session.get_session()
+    for service, command in asked:
+        model = session.get_service_model(service)
+        operation = next(name for name in model.operation_names if xform_name(name, "-") == command)
+        if (service, operation) == ("sts", "GetCallerIdentity"):
+            continue
+        assert f"{service}:{operation}" in allowed, f"the preflight's {service} {command} is not allowed"
+    key_statement = next(s for s in policy["Statement"] if s["Sid"] == "StackSecretsKey")
+    assert "kms:DescribeKey" in key_statement["Action"] and key_statement["Resource"] == key

@@ -11,12 +11,14 @@ so that the database and a later switch to HA agree on the key (see docs/scale.m
 `stores` alone again when the database's final snapshot identifier became valid for any stack name
 and unique per database instance (a RandomId child; `harbor-cache-<stack>-final-<hex>`), and for
 the mock passwords of its RDS/ElastiCache inputs once AwsMocks' RandomPassword honoured `length`
-(mock output only: the program registers the same); and `stores` once more for issue 18: s3 mode's
+(mock output only: the program registers the same); `stores` once more for issue 18: s3 mode's
 instance back to IMDS hop limit 1 without the guard tag, and the credential relay's script and unit
-written by the install. And once more for the test suite's own stack (tests/stacks/Pulumi.dev.yaml,
-issue 21): its e-mail, CIDRs and OIDC issuer are no longer the example's, which the validator
-refuses; the values were replaced in the recorded inputs and nothing else (the program's
-registrations under the old and the new values differ only by them).
+written by the install; and every entry when each stack got its own CloudWatch namespace
+(`HarborCache/<stack>`: the alarms' namespace and the role's put-metrics condition, nothing else). And
+once more for the test suite's own stack (tests/stacks/Pulumi.dev.yaml, issue 21): its e-mail, CIDRs
+and OIDC issuer are no longer the example's, which the validator refuses; the values were replaced
+in the recorded inputs and nothing else (the program's registrations under the old and the new
+values differ only by them).
 """
 
 from __future__ import annotations

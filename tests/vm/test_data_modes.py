@@ -198,7 +198,7 @@ def test_bucket_is_private_encrypted_tls_only_and_expires_incomplete_uploads(ha_
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     rules = ha_run.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"]
     assert rules[0]["abortIncompleteMultipartUpload"]["daysAfterInitiation"] == 7 and rules[0]["status"] == "Enabled"
-    assert not ha_run.of_type("aws:s3/bucketVersioning:BucketVersioning"), "versioning stays off (README)"
+    assert not ha_run.of_type("aws:s3/bucketVersioning:BucketVersioning"), "versioning stays off (docs/scale.md)"
 
 
 def test_instance_role_may_use_only_this_bucket_with_distributions_actions(ha_run):
