@@ -41,6 +41,7 @@ STATE_PROVIDER_PATHS = (
     "components.harbor.gc_schedule.HarborGcScheduleProvider",
     "components.harbor.robot.HarborRobotProvider",
     "components.aws.host_key_provider.ConsoleHostKeyProvider",
+    "components.aws.target_drain.TargetDrainProvider",
 )
 
 

@@ -57,7 +57,9 @@ try:
     from components.vm.files import remote_commands, vm_files
     from components.vm.imds_guard import imds_guarded
     from components.vm.imds_relay import imds_relay_files
+    from components.vm.node_check import node_check_files
     from components.vm.operate_files import operate_files
+    from components.vm.schedules_check import schedules_checked, schedules_files
     from components.vm.secret_values import HarborSecrets, SharedSecretValues
 except ModuleNotFoundError as error:
     run_with_the_venv(error.name or str(error))
@@ -172,6 +174,12 @@ def render_all(settings: Settings, admin_password: str | None = None, zone_id: s
     files.update({path.lstrip("/"): text for path, text in operate_files(settings).items()})
     if imds_guarded(settings):
         files.update({path.lstrip("/"): text for path, text in imds_relay_files(settings).items()})
+    if settings.high_availability:
+        # Every node checks itself (vm/probe.py); node 0, shown here, also restores Harbor's
+        # schedules after a Redis loss (vm/install.py).
+        files.update({path.lstrip("/"): text for path, text in node_check_files(settings).items()})
+    if schedules_checked(settings, 0):
+        files.update({path.lstrip("/"): text for path, text in schedules_files(settings).items()})
     files.update({f"remote-commands/{name}": text for name, text in remote_commands().items()})
     # User data as cloud-init keeps it: nothing secret, the VM makes its own host key.
     files[USER_DATA_PATH.lstrip("/")] = render_cloud_init()
