@@ -1,5 +1,8 @@
 """The least AWS permissions for the identity that runs `pulumi up` and for the preview role.
 
+One idea, read top to bottom (a table with one entry per resource type the program creates), so it
+runs past ~400 lines rather than being split across files.
+
     python -m components.aws.deploy_permissions deploy|preview [--state-bucket B] [--secrets-key-arn K]
         [--ebs-key-arn K]
 
