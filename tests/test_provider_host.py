@@ -677,7 +677,7 @@ def test_gc_schedule_lifecycle(harbor, host_for):
     harbor.reset_calls()
     gc_id, outputs = host.create(urn, inputs)
     assert harbor.calls == [("POST", "/system/gc/schedule")]
-    assert harbor.state.gc_schedule["parameters"] == {"delete_untagged": True, "workers": 2}
+    assert harbor.state.gc_schedule["parameters"] == {"delete_untagged": True, "delete_tag": False, "workers": 2}
     assert harbor.state.gc_schedule["schedule"] == {"type": "Custom", "cron": "0 0 3 * * 0"}
 
     _, read = host.read(urn, gc_id, outputs)
