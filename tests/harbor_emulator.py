@@ -377,7 +377,9 @@ class HarborEmulator:
             problem = self.validator.request(method, path, body)
             if problem:
                 self.violations.append(problem)
-                return self._send(handler, 422, _errors("SPEC_VIOLATION", problem))
+                # go-openapi's router answers a path it has no route for with 404.
+                status = 404 if problem.endswith("is not in Harbor's API") else 422
+                return self._send(handler, status, _errors("SPEC_VIOLATION", problem))
         if self.ping_delay and method in ("POST", "PUT") and re.match(r"^/registries(/\d+)?$", path):
             time.sleep(self.ping_delay)  # outside the lock: Harbor serves other requests meanwhile
         with self.lock:
