@@ -13,7 +13,7 @@ from tests.harbor_emulator import HarborEmulator
 from tests.provider_host import ProviderHost
 
 ADMIN_PASSWORD = "Admin-Passw0rd"
-FAST_RETRIES = {"HARBOR_CACHE_RETRY_BASE_DELAY": "0.01", "HARBOR_CACHE_HTTP_TIMEOUT": "2"}
+FAST_RETRIES = {"HARBOR_CACHE_RETRY_BASE_DELAY": "0.01", "HARBOR_CACHE_RETRY_SECONDS": "1", "HARBOR_CACHE_HTTP_TIMEOUT": "2"}
 
 
 @pytest.fixture
