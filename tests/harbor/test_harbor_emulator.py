@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from tests.harbor_emulator import HarborEmulator, cron_problem, default_retention, is_valid_robot_secret
+from tests.standins.harbor_emulator import HarborEmulator, cron_problem, default_retention, is_valid_robot_secret
 
 ADMIN_PASSWORD = "Admin-Passw0rd"
 # A self-signed certificate made for these tests (openssl req -x509, P-256); its key was discarded.
