@@ -444,7 +444,11 @@ def test_project_lifecycle(harbor, host_for, registry_id):
 
     harbor.reset_calls()
     _, read = host.read(urn, project_id, outputs)
-    assert harbor.calls == [("GET", f"/projects/{project_id}"), ("GET", f"/retentions/{project_retention(harbor)}")]
+    assert harbor.calls == [
+        ("GET", f"/projects/{project_id}"),
+        ("GET", "/quotas"),
+        ("GET", f"/retentions/{project_retention(harbor)}"),
+    ], "the project, its quota and its retention policy"
     assert read["public"] is True and read["registry_id"] == registry_id and read["storage_quota_gb"] == 50
     assert (read["retention_days"], read["max_upstream_conn"], read["local_on_not_found"]) == (14, 4, True)
 

@@ -11,7 +11,9 @@ so that the database and a later switch to HA agree on the key (see README, swit
 `stores` alone again when the database's final snapshot identifier became valid for any stack name
 and unique per database instance (a RandomId child; `harbor-cache-<stack>-final-<hex>`), and for
 the mock passwords of its RDS/ElastiCache inputs once AwsMocks' RandomPassword honoured `length`
-(mock output only: the program registers the same).
+(mock output only: the program registers the same). Every configuration once more for the one
+resource issue 20 added, HarborConfig's SystemSettings (project_creation_restriction adminonly,
+self_registration false): only that row is new.
 """
 
 from __future__ import annotations
