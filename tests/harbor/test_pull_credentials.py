@@ -77,7 +77,9 @@ def test_containers_auth_json_has_the_base64_login():
 
 def test_k3s_registries_yaml_carries_auth_for_the_cache_host(run):
     settings = run.namespace["settings"]
-    document = yaml.safe_load(render_k3s_registries_yaml(HOST, settings.upstreams, MirrorOptions("/etc/ca.pem"), CREDENTIAL))
+    document = yaml.safe_load(
+        render_k3s_registries_yaml(HOST, settings.upstreams, MirrorOptions("/etc/ca.pem"), CREDENTIAL)
+    )
     assert document["configs"][HOST] == {
         "auth": {"username": CREDENTIAL.username, "password": CREDENTIAL.password},
         "tls": {"ca_file": "/etc/ca.pem"},
