@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import itertools
 import json
 import os
 import random
@@ -197,14 +198,16 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULT)
     options = parser.parse_args()
 
-    chosen: list[Mutant] = []
+    per_module: list[list[Mutant]] = []
     totals: dict[str, int] = {}
     for module in options.modules:
         every = mutants_of(module)
         totals[module] = len(every)
         if options.sample and len(every) > options.sample:
             every = sorted(random.Random(f"{options.seed}:{module}").sample(every, options.sample), key=lambda m: m.index)
-        chosen += every
+        per_module.append(every)
+    # Round robin over the modules, so a budget that runs out leaves each module about as covered.
+    chosen = [m for group in itertools.zip_longest(*per_module) for m in group if m is not None]
     if options.list:
         for mutant in chosen:
             print(f"{mutant.module}:{mutant.line} [{mutant.index}] {mutant.change}: {mutant.source}")

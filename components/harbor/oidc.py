@@ -107,10 +107,7 @@ class HarborOidcProvider(HarborProvider):
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         olds, news = self.typed(olds), self.typed(news)
-        if self.only_connection_changed(olds, news):
-            self.verify_connection(news, id_)
-        else:
-            self.apply(news)
+        self.apply_or_verify(id_, olds, news, self.apply)
         return UpdateResult(self.outputs({**news, "client_secret_hash": None}))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:

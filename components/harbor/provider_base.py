@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -183,6 +184,14 @@ class HarborProvider(ResourceProvider):
         same_hashes = all(olds.get(k) == v for k, v in self.secret_hashes(news).items())
         never_applied = any(key in self.FIELDS and key not in olds for key in new)
         return same_hashes and not never_applied and all(old.get(k) == new[k] for k in new if k not in CONNECTION)
+
+    def apply_or_verify(self, id_: str, olds: dict[str, Any], news: dict[str, Any], apply: Callable[[dict], None]) -> None:
+        """Apply the new inputs to Harbor; or, when only the connection changed, touch nothing in
+        Harbor and prove the new connection with one authenticated call."""
+        if self.only_connection_changed(olds, news):
+            self.verify_connection(news, id_)
+        else:
+            apply(news)
 
     def verify_path(self, id_: str) -> str:
         """The object's own GET: what proves a new admin credential (and reaches this object)."""

@@ -855,14 +855,9 @@ class HarborEmulator:
             problem = self.robot_problem(body.get("duration", 0), body.get("level"), body.get("permissions"))
             if problem:
                 return problem
-            names = {p["name"] for p in self.state.projects.values()}
-            missing = [
-                p["namespace"]
-                for p in body["permissions"]
-                if p.get("kind") == "project" and p.get("namespace") not in (*names, "*")
-            ]
+            missing = self.missing_project(body["permissions"])
             if missing:
-                return 404, _errors("NOT_FOUND", f"project {missing[0]} not found"), {}
+                return missing
             if any(r["name"] == body["name"] for r in robots.values()):
                 return 409, _errors("CONFLICT", f"robot account 0:{body['name']} already exists"), {}
             robot_id = self.state.new_id()
@@ -908,14 +903,9 @@ class HarborEmulator:
                 return problem
             if body.get("level") != robot["level"] or body.get("name") != f"robot${robot['name']}":
                 return 400, _errors("BAD_REQUEST", "cannot update the level or name of robot"), {}
-            names = {p["name"] for p in self.state.projects.values()}
-            missing = [
-                p["namespace"]
-                for p in body["permissions"]
-                if p.get("kind") == "project" and p.get("namespace") not in (*names, "*")
-            ]
+            missing = self.missing_project(body["permissions"])
             if missing:
-                return 404, _errors("NOT_FOUND", f"project {missing[0]} not found"), {}
+                return missing
             if duration != robot["duration"]:
                 robot["duration"] = duration
                 robot["expires_at"] = -1 if duration == -1 else 1796536800 + duration * 86400
@@ -943,6 +933,12 @@ class HarborEmulator:
             del robots[robot["id"]]
             return 200, None, {}
         return 405, _errors("METHOD_NOT_ALLOWED", method), {}
+
+    def missing_project(self, permissions: list[dict]) -> tuple[int, Any, dict] | None:
+        """controller/robot toScope: a project permission names an existing project (or `*`), else 404."""
+        names = {p["name"] for p in self.state.projects.values()}
+        missing = [p["namespace"] for p in permissions if p.get("kind") == "project" and p.get("namespace") not in (*names, "*")]
+        return (404, _errors("NOT_FOUND", f"project {missing[0]} not found"), {}) if missing else None
 
     @staticmethod
     def robot_problem(duration: Any, level: Any, permissions: Any) -> tuple[int, Any, dict] | None:
