@@ -305,12 +305,14 @@ def test_the_pulumi_cli_matches_the_locked_sdk():
 
 def test_fetch_references_takes_pinned_commits_and_refuses_other_bytes(tmp_path):
     """The script against a `curl` that serves the shared reference copies (their git blobs match
-    goharbor/harbor 080b0220574c and compose-spec/compose-spec 170098ba07d9), then a tampered one."""
+    goharbor/harbor 080b0220574c, compose-spec/compose-spec 170098ba07d9 and
+    sigstore/sigstore-python 181074f4dc11), then a tampered one."""
     from tests.vm.test_vm_files import reference_file
 
+    sigstore_bundle = "sigstore/rfc8785-0.1.2-py3-none-any.whl.sigstore.json"
     sources = {
         name: reference_file(name)
-        for name in ("harbor-v2.15.2-swagger.yaml", "harbor-v2.15.2-harbor.yml.tmpl", "compose-spec.json")
+        for name in ("harbor-v2.15.2-swagger.yaml", "harbor-v2.15.2-harbor.yml.tmpl", "compose-spec.json", sigstore_bundle)
     }
     served = tmp_path / "served"
     served.mkdir()
@@ -318,8 +320,12 @@ def test_fetch_references_takes_pinned_commits_and_refuses_other_bytes(tmp_path)
         "goharbor/harbor/080b0220574cc853ae1e2946ce7a5610ba855757/api/v2.0/swagger.yaml": "harbor-v2.15.2-swagger.yaml",
         "goharbor/harbor/080b0220574cc853ae1e2946ce7a5610ba855757/make/harbor.yml.tmpl": "harbor-v2.15.2-harbor.yml.tmpl",
         "compose-spec/compose-spec/170098ba07d9f53c383a41bfd4c5166b0a4529a6/schema/compose-spec.json": "compose-spec.json",
+        "sigstore/sigstore-python/181074f4dc11b7e85ef44556e25248ef14fcb554/test/assets/bundle_v3_github.whl.sigstore": (
+            sigstore_bundle
+        ),
     }
     for name, path in sources.items():
+        (served / name).parent.mkdir(parents=True, exist_ok=True)
         (served / name).write_bytes(path.read_bytes())
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

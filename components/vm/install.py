@@ -16,6 +16,7 @@ import pulumi_random as random
 from pulumi_command import remote
 
 from components.settings.settings import Settings
+from components.settings.validators import SHA256_RE
 from components.vm import operate_files
 from components.vm.envrc import render_envrc
 from components.vm.files import content_hash, render_compose_override, script
@@ -31,6 +32,7 @@ from components.vm.ha_node import (
 )
 from components.vm.harbor_yml import DataEndpoints, render_harbor_yml
 from components.vm.imds_guard import IMDS_GUARD_PATH, imds_guarded, render_imds_guard_unit
+from components.vm.installer_signature import installer_url
 from components.vm.paths import (
     COMPOSE_OVERRIDE_PATH,
     DOCKER_DROPIN_PATH,
@@ -49,6 +51,9 @@ from components.vm.traefik import render_traefik_dynamic_config
 @dataclass(frozen=True)
 class HarborInstallArgs:
     settings: Settings
+    # The only installer the VM unpacks: the sha256 verified from Harbor's Sigstore bundle
+    # (components/vm/installer_signature.py). Not a secret: it travels on the command line.
+    installer_sha256: str
     host: pulumi.Input[str]
     host_public_key: pulumi.Input[str]
     private_key: pulumi.Input[str]
@@ -143,6 +148,10 @@ def shared_file_commands(settings: Settings) -> dict[str, tuple[str, str]]:
 
 class HarborInstall(pulumi.ComponentResource):
     def __init__(self, name: str, args: HarborInstallArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        installer_sha256 = args.installer_sha256
+        if not SHA256_RE.match(installer_sha256):
+            # Only a verified digest may reach the VM (the caller passes installer_signature's).
+            raise ValueError(f"installer_sha256 {installer_sha256!r} is not a sha256 hex digest")
         super().__init__("harbor-cache:index:HarborInstall", name, None, opts)
         settings = args.settings
         self._connection = remote.ConnectionArgsDict(
@@ -261,7 +270,11 @@ class HarborInstall(pulumi.ComponentResource):
         installer = self._run(
             "installer",
             "install-harbor.sh",
-            env={"HARBOR_VERSION": settings.harbor_version, "HARBOR_SHA256": settings.harbor_installer_sha256},
+            env={
+                "HARBOR_VERSION": settings.harbor_version,
+                "HARBOR_SHA256": installer_sha256,
+                "HARBOR_INSTALLER_URL": installer_url(settings.harbor_release_base_url, settings.harbor_version),
+            },
             triggers=machine,
             depends_on=[volume, *written],
         )

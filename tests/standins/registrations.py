@@ -16,6 +16,7 @@ import base64
 import hashlib
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import dill
@@ -48,22 +49,30 @@ def without_module_paths(value: Any) -> Any:
     return value
 
 
+def options_row(registration: Any, names: dict[str, str], types: dict[str, str]) -> dict[str, Any]:
+    """A registration's parent and options, as both golden files record them."""
+    r = registration
+    return {
+        "parent": f"{types.get(r.parent, '')}::{names.get(r.parent, '')}" if r.parent in names else "",
+        "protect": r.protect,
+        "retainOnDelete": r.retain_on_delete,
+        "deleteBeforeReplace": r.delete_before_replace,
+        "ignoreChanges": sorted(r.ignore_changes),
+        "secretKeys": sorted(r.secret_keys()),
+    }
+
+
 def rows(run: Any) -> dict[str, dict[str, Any]]:
     names = {r.urn: r.name for r in run.registrations}
     types = {r.urn: r.type for r in run.registrations}
-    found = {}
-    for r in run.registrations:
-        found[f"{r.type}::{r.name}"] = {
-            "parent": f"{types.get(r.parent, '')}::{names.get(r.parent, '')}" if r.parent in names else str(r.parent),
-            "protect": r.protect,
-            "retainOnDelete": r.retain_on_delete,
-            "deleteBeforeReplace": r.delete_before_replace,
-            "ignoreChanges": sorted(r.ignore_changes),
-            "secretKeys": sorted(r.secret_keys()),
+    return {
+        f"{r.type}::{r.name}": {
+            **options_row(r, names, types),
             "inputs": without_module_paths(r.inputs),
             "dependencies": sorted(names.get(u, u) for u in r.dependencies),
         }
-    return found
+        for r in run.registrations
+    }
 
 
 def fingerprint(run: Any) -> dict[str, str]:
@@ -73,13 +82,14 @@ def fingerprint(run: Any) -> dict[str, str]:
     }
 
 
-def record() -> dict[str, dict[str, str]]:
+def record(configs: dict[str, dict[str, Any]] = CONFIGS, fingerprint_of: Callable[[Any], Any] = fingerprint) -> dict[str, Any]:
+    """The fingerprint of the program's run for each configuration (the dev stack's values + overrides)."""
     from tests.standins.pulumi_harness import dev_config, run_program
 
     result = {}
-    for label, overrides in CONFIGS.items():
+    for label, overrides in configs.items():
         config = {**dev_config(), **{f"harbor-cache:{key}": value for key, value in overrides.items()}}
-        result[label] = fingerprint(run_program(config))
+        result[label] = fingerprint_of(run_program(config))
     return result
 
 

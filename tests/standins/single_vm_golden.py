@@ -22,6 +22,8 @@ import json
 import sys
 from typing import Any
 
+from tests.standins.registrations import options_row, record
+
 # Configurations an existing single-VM stack may have: the dev stack, and the dev stack with the
 # stores of steps 1-2, a fixed subnet, metrics and alarm e-mail.
 GOLDEN_CONFIGS: dict[str, dict[str, Any]] = {
@@ -39,19 +41,10 @@ INPUT_TYPE_PREFIXES = ("aws:", "tls:", "random:", "pulumi-python:dynamic/ec2:")
 
 def fingerprint(run: Any) -> list[dict[str, Any]]:
     names = {r.urn: r.name for r in run.registrations}
-    parents = {r.urn: r.type for r in run.registrations}
+    types = {r.urn: r.type for r in run.registrations}
     rows = []
     for r in run.registrations:
-        row: dict[str, Any] = {
-            "type": r.type,
-            "name": r.name,
-            "parent": f"{parents.get(r.parent, '')}::{names.get(r.parent, '')}" if r.parent in names else "",
-            "protect": r.protect,
-            "retainOnDelete": r.retain_on_delete,
-            "deleteBeforeReplace": r.delete_before_replace,
-            "ignoreChanges": sorted(r.ignore_changes),
-            "secretKeys": sorted(r.secret_keys()),
-        }
+        row: dict[str, Any] = {"type": r.type, "name": r.name, **options_row(r, names, types)}
         if r.type.startswith(INPUT_TYPE_PREFIXES):
             row["inputs"] = json.loads(json.dumps(r.inputs, sort_keys=True, default=str))
             row["dependencies"] = sorted(names.get(u, u) for u in r.dependencies)
@@ -59,16 +52,6 @@ def fingerprint(run: Any) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: (row["type"], row["name"]))
 
 
-def record() -> dict[str, list[dict[str, Any]]]:
-    from tests.standins.pulumi_harness import dev_config, run_program
-
-    result = {}
-    for label, overrides in GOLDEN_CONFIGS.items():
-        config = {**dev_config(), **{f"harbor-cache:{key}": value for key, value in overrides.items()}}
-        result[label] = fingerprint(run_program(config))
-    return result
-
-
 if __name__ == "__main__":
-    json.dump(record(), sys.stdout, indent=1, sort_keys=True)
+    json.dump(record(GOLDEN_CONFIGS, fingerprint), sys.stdout, indent=1, sort_keys=True)
     sys.stdout.write("\n")
