@@ -28,6 +28,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -187,6 +188,31 @@ def run_tests(copy_root: Path, tests: list[str], timeout: float) -> tuple[str, f
     return outcome, time.monotonic() - started
 
 
+def write_result(options: argparse.Namespace, chosen: list[Mutant], totals: dict[str, int]) -> dict:
+    """The result so far (written after every mutant, so a run stopped early still leaves one)."""
+    ran = [m for m in chosen if m.outcome.startswith(("killed", "survived"))]
+    killed = [m for m in ran if m.outcome.startswith("killed")]
+    result = {
+        "commit": options.commit,
+        "sample_per_module": options.sample,
+        "seed": options.seed,
+        "mutants_per_module": totals,
+        "ran": len(ran),
+        "killed": len(killed),
+        "kill_rate": round(len(killed) / len(ran), 3) if ran else None,
+        "by_module": {
+            module: {
+                "ran": sum(1 for m in ran if m.module == module),
+                "killed": sum(1 for m in killed if m.module == module),
+            }
+            for module in options.modules
+        },
+        "mutants": [asdict(m) for m in chosen],
+    }
+    options.out.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--modules", nargs="*", default=list(MODULES))
@@ -197,6 +223,9 @@ def main() -> int:
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULT)
     options = parser.parse_args()
+    options.commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    # A stopped run (SIGTERM) still restores nothing it need not: it works in a copy, which is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
     per_module: list[list[Mutant]] = []
     totals: dict[str, int] = {}
@@ -235,32 +264,14 @@ def main() -> int:
                 target.write_text(original)
             where = f"{mutant.module}:{mutant.line}"
             print(f"[{number}/{len(chosen)}] {mutant.outcome:>16} {mutant.seconds:6.1f}s {where} {mutant.change}")
+            write_result(options, chosen, totals)
             sys.stdout.flush()
     finally:
         shutil.rmtree(copy_root.parent, ignore_errors=True)
 
-    ran = [m for m in chosen if m.outcome.startswith(("killed", "survived"))]
-    killed = [m for m in ran if m.outcome.startswith("killed")]
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    result = {
-        "commit": commit,
-        "sample_per_module": options.sample,
-        "seed": options.seed,
-        "mutants_per_module": totals,
-        "ran": len(ran),
-        "killed": len(killed),
-        "kill_rate": round(len(killed) / len(ran), 3) if ran else None,
-        "by_module": {
-            module: {
-                "ran": sum(1 for m in ran if m.module == module),
-                "killed": sum(1 for m in killed if m.module == module),
-            }
-            for module in options.modules
-        },
-        "mutants": [asdict(m) for m in chosen],
-    }
-    options.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"kill rate {result['kill_rate']} ({len(killed)} of {len(ran)} mutants run; {len(chosen) - len(ran)} not run)")
+    result = write_result(options, chosen, totals)
+    not_run = len(chosen) - result["ran"]
+    print(f"kill rate {result['kill_rate']} ({result['killed']} of {result['ran']} mutants run; {not_run} not run)")
     return 0
 
 
