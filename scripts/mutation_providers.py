@@ -220,6 +220,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant's test run")
     parser.add_argument("--budget", type=float, default=0.0, help="stop starting mutants after this many seconds")
+    parser.add_argument("--only", nargs="*", default=[], help="mutants by module:index (e.g. to re-run survivors)")
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULT)
     options = parser.parse_args()
@@ -232,7 +233,10 @@ def main() -> int:
     for module in options.modules:
         every = mutants_of(module)
         totals[module] = len(every)
-        if options.sample and len(every) > options.sample:
+        wanted = {int(item.rpartition(":")[2]) for item in options.only if item.rpartition(":")[0] == module}
+        if options.only:
+            every = [m for m in every if m.index in wanted]
+        elif options.sample and len(every) > options.sample:
             every = sorted(random.Random(f"{options.seed}:{module}").sample(every, options.sample), key=lambda m: m.index)
         per_module.append(every)
     # Round robin over the modules, so a budget that runs out leaves each module about as covered.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import urllib.parse
-from typing import Any, ClassVar
+from typing import Any
 
 import pulumi
 from pulumi.dynamic import CheckFailure, CreateResult, ReadResult, UpdateResult
@@ -46,9 +46,6 @@ class HarborOidcProvider(HarborProvider):
     def secret_hashes(self, news: dict[str, Any]) -> dict[str, str]:
         secret = news.get("oidc_client_secret", "")
         return {"client_secret_hash": UNKNOWN if is_unknown(secret) else secret_hash(secret or "")}
-
-    # What Harbor shows for a setting it never had (lib/config/metadata/metadatalist.go defaults).
-    HARBOR_DEFAULTS: ClassVar[dict[str, Any]] = {"oidc_verify_cert": True, "oidc_auto_onboard": False}
 
     def normalise(self, props: dict[str, Any]) -> dict[str, Any]:
         values = super().normalise(props)
@@ -102,7 +99,9 @@ class HarborOidcProvider(HarborProvider):
         current = self.client(props).get("/configurations") or {}
         if (current.get("auth_mode") or {}).get("value") != "oidc_auth":
             return ReadResult(None, {})
-        values = {key: (current.get(key) or {}).get("value", self.HARBOR_DEFAULTS.get(key, "")) for key in self.SETTINGS}
+        # Every setting is shown, defaults included (controller/config ConvertForGet): one missing reads
+        # as None, never as what the state holds, so the next `up` writes it.
+        values = {key: (current.get(key) or {}).get("value") for key in self.SETTINGS}
         return ReadResult("oidc", self.outputs({**props, **values}))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:

@@ -27,8 +27,6 @@ from components.harbor.provider_base import Field, HarborConnection, HarborProvi
 
 # lib/config/metadata/type.go ProjectCreationRestrictionType validate.
 PROJECT_CREATION_RESTRICTIONS = ("adminonly", "everyone")
-# What Harbor shows for a setting never set (lib/config/metadata/metadatalist.go defaults).
-HARBOR_DEFAULTS = {"project_creation_restriction": "everyone", "self_registration": False}
 
 
 class HarborSystemSettingsProvider(HarborProvider):
@@ -67,7 +65,9 @@ class HarborSystemSettingsProvider(HarborProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         props = self.typed(props)
         current = self.client(props).get("/configurations") or {}
-        values = {key: (current.get(key) or {}).get("value", HARBOR_DEFAULTS[key]) for key in self.FIELDS}
+        # Harbor shows every user setting, defaults included (controller/config ConvertForGet); one
+        # missing reads as None, which no input equals, so the next `up` writes it.
+        values = {key: (current.get(key) or {}).get("value") for key in self.FIELDS}
         return ReadResult(id_, self.outputs({**props, **values}))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:

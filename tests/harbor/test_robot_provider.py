@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from pulumi.runtime import rpc
 from pulumi.runtime.proto.provider_pb2 import DiffResponse
 
 from components.harbor.robot import HarborRobotProvider
@@ -90,6 +91,20 @@ def test_create_read_update_delete(harbor, host):
     gone_id, _ = host.read(urn, robot_id, updated)
     assert gone_id == "", "a robot deleted in Harbor reads as gone"
     host.delete(urn, robot_id, updated)  # already gone: no error
+
+
+def test_preview_with_unknown_projects_shows_an_update_not_a_failure(harbor, host):
+    """In a preview the projects (and their ids) may not be known yet: check lets them through and
+    diff says the robot changes, without calling Harbor."""
+    urn = host.urn("pull", "Robot")
+    checked, _ = host.check(urn, inputs(harbor))
+    robot_id, outputs = host.create(urn, checked)
+    harbor.reset_calls()
+    unknown, failures = host.check(urn, inputs(harbor, projects=rpc.UNKNOWN, project_ids=rpc.UNKNOWN))
+    assert failures == []
+    diff = host.diff(urn, robot_id, outputs, unknown)
+    assert diff.changes == DiffResponse.DIFF_SOME and list(diff.replaces) == []
+    assert harbor.calls == []
 
 
 def test_check_refuses_names_harbor_refuses(harbor, host):
