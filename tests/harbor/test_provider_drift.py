@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
+from pulumi.runtime import rpc
 from pulumi.runtime.proto.provider_pb2 import DiffResponse
 
 from components.harbor.gc_schedule import HarborGcScheduleProvider
@@ -26,7 +27,7 @@ from components.harbor.registry import HarborRegistryProvider
 from components.harbor.robot import HarborRobotProvider
 from components.harbor.system_settings import HarborSystemSettingsProvider
 from tests.harbor.test_harbor_emulator import TEST_CA
-from tests.standins.harbor_emulator import HarborEmulator
+from tests.standins.harbor_emulator import HarborEmulator, default_retention
 from tests.standins.provider_host import ProviderHost, as_engine_sends
 
 ADMIN_PASSWORD = "Admin-Passw0rd"
@@ -69,6 +70,7 @@ def add_registry(harbor: HarborEmulator, name: str) -> int:
 
 
 def add_project(harbor: HarborEmulator, name: str) -> None:
+    """A proxy project made in Harbor beforehand, with the quota Harbor gives every project."""
     project_id = harbor.state.new_id()
     harbor.state.projects[project_id] = {
         "project_id": project_id,
@@ -76,6 +78,13 @@ def add_project(harbor: HarborEmulator, name: str) -> None:
         "registry_id": add_registry(harbor, f"{name}-upstream"),
         "metadata": {"public": "false"},
         "repositories": [],
+    }
+    quota_id = harbor.state.new_id()
+    harbor.state.quotas[quota_id] = {
+        "id": quota_id,
+        "ref": {"id": project_id, "name": name, "owner_name": "admin"},
+        "hard": {"storage": -1},
+        "used": {"storage": 0},
     }
 
 
@@ -449,3 +458,66 @@ def test_retries_outlast_a_harbor_core_restart(harbor, hosts):
         assert host.read(urn, gc_id, outputs)[0] == gc_id
     finally:
         host.close()
+
+
+# What the mutation run (scripts/mutation_providers.py) showed untested
+
+
+def test_metadata_harbor_leaves_out_means_its_default_not_drift(harbor, hosts):
+    """Absent metadata is false or no limit in Harbor (pkg/project/models/project.go): a project whose
+    inputs are those defaults reads back equal when Harbor does not hold the keys at all."""
+    host = hosts("project")
+    urn = host.urn("project", "Project")
+    defaults = {"public": False, "speed_limit_kbps": -1, "local_on_not_found": False, "max_upstream_conn": -1}
+    inputs, _ = host.check(urn, as_engine_sends({**KINDS["project"].inputs(harbor), **defaults}))
+    project_id, outputs = host.create(urn, inputs)
+    metadata = project_of(harbor)["metadata"]
+    for key in ("public", "proxy_speed_kb", "proxy_cache_local_on_not_found", "max_upstream_conn"):
+        metadata.pop(key)
+    _, read = host.read(urn, project_id, outputs)
+    assert host.diff(urn, project_id, read, inputs).changes == DiffResponse.DIFF_NONE
+
+
+def test_the_retention_policy_is_harbors_own_proxy_default_with_our_days(harbor, hosts):
+    host, urn, inputs, project_id, outputs = made(harbor, hosts, "project")
+    expected = default_retention(int(project_id), 14)
+    assert {**retention_of(harbor), "id": 0} == {**expected, "id": 0}
+
+
+def test_a_registry_preview_with_an_unknown_credential_shows_an_update(harbor, hosts):
+    host, urn, inputs, registry_id, outputs = made(harbor, hosts, "registry")
+    harbor.reset_calls()
+    unknown, failures = host.check(urn, {**inputs, "access_secret": rpc.UNKNOWN})
+    assert failures == []
+    diff = host.diff(urn, registry_id, outputs, unknown)
+    assert diff.changes == DiffResponse.DIFF_SOME and list(diff.replaces) == [] and harbor.calls == []
+
+
+def test_system_settings_check_refuses_a_value_harbor_refuses(harbor, hosts):
+    host = hosts("settings")
+    _, failures = host.check(
+        host.urn("settings", "SystemSettings"), {**KINDS["settings"].inputs(harbor), "project_creation_restriction": "nobody"}
+    )
+    assert [name for name, _ in failures] == ["project_creation_restriction"] and "adminonly" in failures[0][1]
+
+
+def test_a_robot_state_from_before_disable_and_duration_rotates_without_a_write(harbor, hosts):
+    host, urn, inputs, robot_id, outputs = made(harbor, hosts, "robot")
+    older = {k: v for k, v in outputs.items() if k not in ("disable", "duration")}
+    harbor.state.admin_password = ROTATED_PASSWORD
+    harbor.reset_calls()
+    host.update(urn, robot_id, older, {**inputs, "harbor_password": ROTATED_PASSWORD})
+    assert [c for c in harbor.calls if c[0] in WRITES] == []
+
+
+@pytest.mark.parametrize("kind", ["registry", "project"])
+def test_a_create_that_races_another_adopts_what_harbor_answers_409_for(harbor, hosts, kind):
+    """Another create made the object between our name lookup and our POST: Harbor answers 409 and
+    the provider takes that object over (registry: same type and URL; project: same registry)."""
+    host, urn, inputs, first_id, _ = made(harbor, hosts, kind)
+    collection = {"registry": "/registries", "project": "/projects"}[kind]
+    harbor.inject("GET", f"^{collection}$", "empty-list")
+    harbor.reset_calls()
+    again_id, outputs = host.create(urn, inputs)
+    assert again_id == first_id and harbor.count("POST", collection) == 1
+    assert outputs[{"registry": "registry_id", "project": "project_id"}[kind]] == int(first_id)

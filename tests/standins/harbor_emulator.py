@@ -235,7 +235,8 @@ class SwaggerValidator:
 @dataclass
 class Fault:
     """An injected failure for matching requests: a status code, 'drop' (close the connection before
-    Harbor acts), 'drop-after' (Harbor acts, the answer is lost) or a delay."""
+    Harbor acts), 'drop-after' (Harbor acts, the answer is lost), 'empty-list' (a list that does not
+    show yet what a concurrent create made) or a delay."""
 
     method: str
     path_pattern: str
@@ -364,6 +365,10 @@ class HarborEmulator:
                 handler.close_connection = True
                 handler.connection.shutdown(2)
                 return
+            if fault.kind == "empty-list":
+                # A list answered before another writer's create committed: the race between a
+                # name lookup and the POST that follows it (the POST then meets Harbor's 409).
+                return self._send(handler, 200, [], {"X-Total-Count": "0"})
             if isinstance(fault.kind, int):
                 message = "internal server error" if fault.kind >= 500 else "injected"
                 return self._send(handler, fault.kind, {"errors": [{"code": "INJECTED", "message": message}]})
