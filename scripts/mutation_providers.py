@@ -60,6 +60,30 @@ MODULES: dict[str, list[str]] = {
 # provider host: mutants inside them are out of this script's scope.
 SKIPPED_CLASS_BASES = ("Resource",)
 
+# Survivors that no behaviour can tell from the original, by (module, change, source line): why.
+EQUIVALENT: dict[tuple[str, str, str], str] = {
+    (
+        "components/harbor/provider_base.py",
+        "True -> False",
+        "@dataclass(frozen=True)",
+    ): "Field instances are never assigned to: frozen or not, the same behaviour",
+    (
+        "components/harbor/robot.py",
+        "drop the call `time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))`",
+        "time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))",
+    ): "only how often the name is looked up while settling; the same answers",
+    (
+        "components/harbor/provider_base.py",
+        "drop the call `time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))`",
+        "time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))",
+    ): "only how often the name is looked up while settling; the same answers",
+    (
+        "components/harbor/provider_base.py",
+        "return None",
+        "return error",
+    ): "the base explain() is never reached: the two providers that create through create_or_adopt override it",
+}
+
 
 @dataclass
 class Mutant:
@@ -70,6 +94,7 @@ class Mutant:
     source: str
     outcome: str = ""
     seconds: float = 0.0
+    explanation: str = ""
 
 
 class Sites(ast.NodeTransformer):
@@ -192,6 +217,10 @@ def write_result(options: argparse.Namespace, chosen: list[Mutant], totals: dict
     """The result so far (written after every mutant, so a run stopped early still leaves one)."""
     ran = [m for m in chosen if m.outcome.startswith(("killed", "survived"))]
     killed = [m for m in ran if m.outcome.startswith("killed")]
+    for mutant in ran:
+        if mutant.outcome == "survived":
+            mutant.explanation = EQUIVALENT.get((mutant.module, mutant.change, mutant.source), "")
+    equivalent = [m for m in ran if m.explanation]
     result = {
         "commit": options.commit,
         "sample_per_module": options.sample,
@@ -200,6 +229,10 @@ def write_result(options: argparse.Namespace, chosen: list[Mutant], totals: dict
         "ran": len(ran),
         "killed": len(killed),
         "kill_rate": round(len(killed) / len(ran), 3) if ran else None,
+        "equivalent": len(equivalent),
+        "kill_rate_without_equivalent": round(len(killed) / (len(ran) - len(equivalent)), 3)
+        if len(ran) > len(equivalent)
+        else None,
         "by_module": {
             module: {
                 "ran": sum(1 for m in ran if m.module == module),
@@ -221,6 +254,11 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant's test run")
     parser.add_argument("--budget", type=float, default=0.0, help="stop starting mutants after this many seconds")
     parser.add_argument("--only", nargs="*", default=[], help="mutants by module:index (e.g. to re-run survivors)")
+    parser.add_argument(
+        "--rerun-survivors",
+        type=Path,
+        help="a previous result: run again its survivors (found by module, change and source line) against today's tests",
+    )
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULT)
     options = parser.parse_args()
@@ -234,7 +272,11 @@ def main() -> int:
         every = mutants_of(module)
         totals[module] = len(every)
         wanted = {int(item.rpartition(":")[2]) for item in options.only if item.rpartition(":")[0] == module}
-        if options.only:
+        if options.rerun_survivors:
+            previous = json.loads(options.rerun_survivors.read_text())["mutants"]
+            keys = {(m["change"], m["source"]) for m in previous if m["module"] == module and m["outcome"] == "survived"}
+            every = [m for m in every if (m.change, m.source) in keys]
+        elif options.only:
             every = [m for m in every if m.index in wanted]
         elif options.sample and len(every) > options.sample:
             every = sorted(random.Random(f"{options.seed}:{module}").sample(every, options.sample), key=lambda m: m.index)
