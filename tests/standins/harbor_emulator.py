@@ -768,8 +768,9 @@ class HarborEmulator:
             return 200, shown, {}
         if body is None:
             return 400, _errors("BAD_REQUEST", "Missing configure item"), {}
-        # toCfgMap: through the typed Configurations model, so keys it lacks are dropped.
-        updates = {k: v for k, v in body.items() if k in self.config_keys}
+        # toCfgMap: through the typed Configurations model (pointer fields, omitempty), so keys it
+        # lacks and null values are dropped.
+        updates = {k: v for k, v in body.items() if k in self.config_keys and v is not None}
         # validateCfg: the auth-mode lock first, then each item's type (lib/config/metadata/type.go).
         if "auth_mode" in updates and updates["auth_mode"] != config["auth_mode"] and not auth_mode_editable:
             return (
