@@ -172,8 +172,8 @@ class Sites(ast.NodeTransformer):
         return node
 
 
-def mutants_of(module: str) -> list[Mutant]:
-    text = (ROOT / module).read_text()
+def mutants_of(module: str, root: Path = ROOT) -> list[Mutant]:
+    text = (root / module).read_text()
     finder = Sites()
     finder.visit(ast.parse(text))
     lines = text.splitlines()
@@ -183,8 +183,10 @@ def mutants_of(module: str) -> list[Mutant]:
     ]
 
 
-def mutated_source(module: str, index: int) -> str:
-    tree = ast.parse((ROOT / module).read_text())
+def mutated_source(module: str, index: int, root: Path = ROOT) -> str:
+    """The module with mutant `index` applied, from the copy the run works in (never the live tree,
+    which may change while a run goes on)."""
+    tree = ast.parse((root / module).read_text())
     mutated = Sites(apply=index).visit(copy.deepcopy(tree))
     return ast.unparse(ast.fix_missing_locations(mutated))
 
@@ -266,10 +268,12 @@ def main() -> int:
     # A stopped run (SIGTERM) still restores nothing it need not: it works in a copy, which is removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
+    # The run works in a copy made now: mutants are taken from it, so edits meanwhile change nothing.
+    source_root = ROOT if options.list else copy_of_repository()
     per_module: list[list[Mutant]] = []
     totals: dict[str, int] = {}
     for module in options.modules:
-        every = mutants_of(module)
+        every = mutants_of(module, source_root)
         totals[module] = len(every)
         wanted = {int(item.rpartition(":")[2]) for item in options.only if item.rpartition(":")[0] == module}
         if options.rerun_survivors:
@@ -288,7 +292,7 @@ def main() -> int:
             print(f"{mutant.module}:{mutant.line} [{mutant.index}] {mutant.change}: {mutant.source}")
         return 0
 
-    copy_root = copy_of_repository()
+    copy_root = source_root
     started = time.monotonic()
     try:
         for number, mutant in enumerate(chosen, 1):
@@ -298,7 +302,7 @@ def main() -> int:
             target = copy_root / mutant.module
             original = target.read_text()
             try:
-                source = mutated_source(mutant.module, mutant.index)
+                source = mutated_source(mutant.module, mutant.index, copy_root)
                 compile(source, mutant.module, "exec")
             except (SyntaxError, ValueError) as error:
                 mutant.outcome = f"invalid ({error})"
