@@ -43,7 +43,7 @@ HOST = "tests/harbor/test_provider_host.py"
 # Each module with the tests that concern it (pytest arguments).
 MODULES: dict[str, list[str]] = {
     "components/harbor/registry.py": [DRIFT, HOST, "-k", "registry or url or upstream or docker_hub or adopt"],
-    "components/harbor/project.py": [DRIFT, HOST, "-k", "project or retention or settings_missing"],
+    "components/harbor/project.py": [DRIFT, HOST, "-k", "project or retention or settings_missing or limits or metadata"],
     "components/harbor/oidc.py": [DRIFT, HOST, "-k", "oidc"],
     "components/harbor/gc_schedule.py": [DRIFT, HOST, "-k", "gc"],
     "components/harbor/robot.py": [DRIFT, "tests/harbor/test_robot_provider.py", "-k", "robot or secret or create or check"],

@@ -5,12 +5,14 @@ counts, faults and secrets checked."""
 from __future__ import annotations
 
 import base64
+import socket
 
 import grpc
 import pytest
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
+from components.harbor.api import HarborApiError, HarborClient, MaybeSent
 from components.harbor.gc_schedule import HarborGcScheduleProvider
 from components.harbor.oidc import HarborOidcProvider
 from components.harbor.project import HarborProjectProvider
@@ -363,6 +365,19 @@ def test_reads_retry_on_503s_dropped_connections_and_slow_answers_and_posts_only
     urn, _inputs, registry_id, _ = create_registry(host, harbor)
     assert harbor.count("GET", "/registries") == 4 and harbor.count("POST", "/registries") == 3
     assert int(registry_id) in harbor.state.registries
+
+
+def test_a_post_whose_connection_was_refused_is_retried_not_taken_as_maybe_sent():
+    """Connection refused: the request never left this machine (api.py _not_sent), so a POST may be
+    sent again, and when Harbor never comes the error is a plain one, not "may have reached Harbor"."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = HarborClient(f"http://127.0.0.1:{port}", "admin", ADMIN_PASSWORD, retry_seconds=0.3, base_delay=0.01)
+    with pytest.raises(HarborApiError) as error:
+        client.request("POST", "/registries", {"name": "x"})
+    assert not isinstance(error.value, MaybeSent) and "gave up after" in str(error.value)
+    assert "ConnectionRefusedError" in str(error.value)
 
 
 def test_gives_up_after_bounded_retries_with_the_last_reason(harbor, host_for):
