@@ -53,7 +53,7 @@ MODULES: dict[str, list[str]] = {
         HOST,
         DRIFT,
         "-k",
-        "retr or 500 or tls or lookups or lost or post or unhealthy or wrong or lifecycle",
+        "retr or 500 or tls or lookups or lost or post or unhealthy or wrong or lifecycle or quota",
     ],
 }
 # Resource classes (what the program registers) are exercised by the mocks tests, not by the
