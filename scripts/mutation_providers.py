@@ -66,7 +66,7 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "components/harbor/provider_base.py",
         "True -> False",
         "@dataclass(frozen=True)",
-    ): "Field instances are never assigned to: frozen or not, the same behaviour",
+    ): "no code assigns to a Field or HarborConnection: frozen or not, the same behaviour",
     (
         "components/harbor/robot.py",
         "drop the call `time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))`",
