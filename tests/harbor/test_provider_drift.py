@@ -465,10 +465,17 @@ def test_retries_outlast_a_harbor_core_restart(harbor, hosts):
 
 def test_metadata_harbor_leaves_out_means_its_default_not_drift(harbor, hosts):
     """Absent metadata is false or no limit in Harbor (pkg/project/models/project.go): a project whose
-    inputs are those defaults reads back equal when Harbor does not hold the keys at all."""
+    inputs are those defaults reads back equal when Harbor does not hold the keys at all (and an
+    unlimited quota reads back as unlimited)."""
     host = hosts("project")
     urn = host.urn("project", "Project")
-    defaults = {"public": False, "speed_limit_kbps": -1, "local_on_not_found": False, "max_upstream_conn": -1}
+    defaults = {
+        "public": False,
+        "speed_limit_kbps": -1,
+        "local_on_not_found": False,
+        "max_upstream_conn": -1,
+        "storage_quota_gb": -1,
+    }
     inputs, _ = host.check(urn, as_engine_sends({**KINDS["project"].inputs(harbor), **defaults}))
     project_id, outputs = host.create(urn, inputs)
     metadata = project_of(harbor)["metadata"]
