@@ -222,46 +222,6 @@ def test_every_install_uses_a_hashed_lock():
         assert "--require-hashes" in line or uses_array, (where, line)
 
 
-def deploy_sh_in(tmp_path: Path, stack_file: str) -> tuple[Path, dict]:
-    """scripts/deploy.sh in a copy of the repository's layout, with a `pulumi` and venvs that record
-    their arguments (the flags are those of `pulumi stack select` and `pulumi up`, per Pulumi's CLI
-    reference), so what the script would run can be read back."""
-    (tmp_path / "scripts").mkdir()
-    (tmp_path / "scripts" / "deploy.sh").write_text((ROOT / "scripts" / "deploy.sh").read_text())
-    (tmp_path / "scripts" / "deploy.sh").chmod(0o755)
-    (tmp_path / "Pulumi.dev.yaml").write_text(stack_file)
-    log = tmp_path / "log"
-    recorder = f'#!/bin/sh\necho "$(basename "$0") $*" >> {log}\n'
-    for tool in ("bin/pulumi", "venv/bin/python", "venv/bin/pip", "policy/venv/bin/python", "policy/venv/bin/pip"):
-        (tmp_path / tool).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / tool).write_text(recorder)
-        (tmp_path / tool).chmod(0o755)
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
-    environment |= {"PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", "HOME": str(tmp_path)}
-    return log, environment
-
-
-def test_deploy_sh_uses_the_stacks_own_secrets_provider(tmp_path):
-    log, environment = deploy_sh_in(tmp_path, "config: {}\n")
-    script = [str(tmp_path / "scripts" / "deploy.sh"), "dev"]
-    refused = subprocess.run(script, capture_output=True, text=True, env=environment)
-    assert refused.returncode == 2 and "awskms://alias/harbor-cache-dev?region=" in refused.stderr
-    assert not log.exists()
-
-    kms = "awskms://alias/harbor-cache-dev?region=eu-central-1"
-    subprocess.run(script, capture_output=True, text=True, env={**environment, "PULUMI_SECRETS_PROVIDER": kms}, check=True)
-    calls = log.read_text().splitlines()
-    assert "pip install -q --disable-pip-version-check --require-hashes -r requirements.lock" in calls
-    assert "pip install -q --disable-pip-version-check --require-hashes -r policy/requirements.lock" in calls
-    assert f"pulumi stack select --create dev --secrets-provider {kms}" in calls
-    assert calls[-1] == "pulumi up --stack dev --policy-pack policy"
-
-    log.unlink()
-    (tmp_path / "Pulumi.dev.yaml").write_text(f"secretsprovider: {kms}\nencryptedkey: AQICAHg=\nconfig: {{}}\n")
-    subprocess.run(script, capture_output=True, text=True, env=environment, check=True)
-    assert "pulumi stack select --create dev" in log.read_text().splitlines()
-
-
 def pins(lock: Path) -> dict[str, str]:
     text = lock.read_text()
     found = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\\n\s+--hash=sha256:[0-9a-f]{64}", text, re.M))

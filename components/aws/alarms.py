@@ -2,7 +2,7 @@
 
 EC2's own status checks come from AWS/EC2; disk usage, Harbor's health and the probe's failures
 are put into the HarborCache namespace by the VM itself (files/harbor-metrics.py, a systemd timer,
-signed with the instance role; see README, Operate: why not the CloudWatch agent).
+signed with the instance role; see docs/operate.md, Alarms: why not the CloudWatch agent).
 
 With replicas > 1: EC2's recover/reboot alarms for every node, the reporter's disk and health
 alarms for every node (each node reports with the dimension Node, its index:
@@ -20,7 +20,7 @@ import pulumi_aws as aws
 
 from components.aws.tagging import resource_tags
 from components.settings.settings import Settings
-from components.vm.operate_files import METRICS_NAMESPACE, METRICS_NODE_DIMENSION
+from components.vm.operate_files import METRICS_NODE_DIMENSION, metrics_namespace
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,8 @@ class AlarmSpec:
     ec2_action: str = ""
 
 
-def put_metrics_policy() -> str:
-    """The instance role may put metrics, into the HarborCache namespace only."""
+def put_metrics_policy(settings: Settings) -> str:
+    """The instance role may put metrics, into its stack's namespace only."""
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -71,7 +71,7 @@ def put_metrics_policy() -> str:
                     "Effect": "Allow",
                     "Action": "cloudwatch:PutMetricData",
                     "Resource": "*",
-                    "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+                    "Condition": {"StringEquals": {"cloudwatch:namespace": metrics_namespace(settings)}},
                 }
             ],
         }
@@ -174,7 +174,7 @@ def reporter_alarm_specs(settings: Settings, prefix: str = "", node: int | None 
         AlarmSpec(
             f"{prefix}data-disk",
             f"Data volume {settings.data_mount}{where} more than {percent}% full: grow dataVolumeSizeGb or tighten GC/retention",
-            METRICS_NAMESPACE,
+            metrics_namespace(settings),
             "DiskUsedPercent",
             {**reporter, "Mount": settings.data_mount},
             "Maximum",
@@ -187,7 +187,7 @@ def reporter_alarm_specs(settings: Settings, prefix: str = "", node: int | None 
         AlarmSpec(
             f"{prefix}root-disk",
             f"Root volume{where} more than {percent}% full (Docker images, logs): grow rootVolumeSizeGb or prune",
-            METRICS_NAMESPACE,
+            metrics_namespace(settings),
             "DiskUsedPercent",
             {**reporter, "Mount": "/"},
             "Maximum",
@@ -200,7 +200,7 @@ def reporter_alarm_specs(settings: Settings, prefix: str = "", node: int | None 
         AlarmSpec(
             f"{prefix}harbor-unhealthy",
             f"Harbor{where} not healthy (or not reporting) for {minutes} minutes: see journalctl -u harbor and docker compose ps",
-            METRICS_NAMESPACE,
+            metrics_namespace(settings),
             "HarborHealthy",
             reporter,
             "Maximum",
@@ -239,7 +239,7 @@ def alarm_specs(
         AlarmSpec(
             "smoke-failed",
             "A scheduled pull through a proxy project failed: journalctl -u harbor-probe names the broken link",
-            METRICS_NAMESPACE,
+            metrics_namespace(settings),
             "SmokeFailures",
             stack,
             "Maximum",
@@ -252,7 +252,7 @@ def alarm_specs(
         AlarmSpec(
             "prewarm-failed",
             "An image of the prewarm list could not be pulled into the cache: journalctl -u harbor-probe",
-            METRICS_NAMESPACE,
+            metrics_namespace(settings),
             "PrewarmFailures",
             stack,
             "Maximum",
@@ -280,7 +280,7 @@ class HarborAlarms(pulumi.ComponentResource):
                 f"{name}-email", topic=self.topic.arn, protocol="email", endpoint=settings.alarm_email, opts=child
             )
         self.put_metrics = aws.iam.RolePolicy(
-            f"{name}-put-metrics", role=args.instance_role_name, policy=put_metrics_policy(), opts=child
+            f"{name}-put-metrics", role=args.instance_role_name, policy=put_metrics_policy(settings), opts=child
         )
 
         after_reporter = pulumi.ResourceOptions(parent=self, depends_on=[*args.reporting, self.put_metrics])
@@ -305,7 +305,7 @@ class HarborAlarms(pulumi.ComponentResource):
                 alarm_actions=actions,
                 ok_actions=[self.topic.arn],
                 tags=resource_tags(settings, f"{name}-{spec.key}"),
-                opts=after_reporter if spec.namespace == METRICS_NAMESPACE else child,
+                opts=after_reporter if spec.namespace == metrics_namespace(settings) else child,
             )
 
         self.topic_arn = self.topic.arn

@@ -61,5 +61,24 @@ def compose_override(settings: Settings, zone_id: str) -> dict:
             },
             # Harbor's compose publishes nginx (plain HTTP, basic auth) on every address.
             "proxy": {"ports": ComposeOverride([f"{HARBOR_LOOPBACK}:{HARBOR_HTTP_PORT}", metrics_port_binding(settings)])},
+            # Harbor's compose drops every capability of its services but the exporter's
+            # (docker-compose.yml.jinja `exporter:` has no cap_drop), which so keeps Docker's default
+            # set, NET_RAW too: raw packets on Harbor's network (ARP spoofing of core or the registry).
+            # It runs as an unprivileged user on port 8080 and needs none (compose merges cap_drop by union).
+            "exporter": {"cap_drop": ["ALL"], "security_opt": ["no-new-privileges:true"]},
         }
     }
+
+
+def with_registry_redis_tls(document: dict, settings: Settings) -> dict:
+    """externalServices: the registry talks TLS to ElastiCache. Harbor's template writes
+    `redis: enableTLS:` (templates/registry/config.yml.jinja), goharbor/distribution
+    v2.8.3-harbor.1 reads `yaml:"enabletls"` (configuration/configuration.go) and yaml.v2 matches
+    keys exactly, so from the file TLS stays off (goharbor/harbor#21913). distribution's environment
+    override reaches the field by its name (configuration/parser.go overwriteStruct), and the fork's
+    configureRedis (registry/handlers/app.go) then dials with redis.DialUseTLS(true)."""
+    if not settings.external_services:
+        return document
+    services = dict(document["services"])
+    services["registry"] = {**services.get("registry", {}), "environment": {"REGISTRY_REDIS_ENABLETLS": "true"}}
+    return {**document, "services": services}

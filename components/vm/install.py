@@ -32,6 +32,7 @@ from components.vm.ha_node import (
 )
 from components.vm.harbor_yml import DataEndpoints, render_harbor_yml
 from components.vm.imds_guard import IMDS_GUARD_PATH, imds_guarded, render_imds_guard_unit
+from components.vm.imds_relay import IMDS_RELAY_SCRIPT_PATH, imds_relay_files
 from components.vm.installer_signature import installer_url
 from components.vm.paths import (
     COMPOSE_OVERRIDE_PATH,
@@ -123,7 +124,7 @@ def write_keeping_previous_command(path: str, mode: str, owner: str) -> str:
 
     For the secret key: node 0 is the former single VM, and its local database (kept on its volume)
     holds registry credentials encrypted with the key prepare made there. Going all the way back to
-    one VM on that database needs that key again (README, "Switching a stack from one VM to HA")."""
+    one VM on that database needs that key again (docs/scale.md, "Switching a stack from one VM to HA")."""
     quoted = shlex.quote(path)
     keep = f"test ! -e {quoted} || test -e {quoted}{PREVIOUS_KEY_SUFFIX} || cp -p {quoted} {quoted}{PREVIOUS_KEY_SUFFIX}"
     write = f"install -D -m {mode} -o {owner} -g {owner} /dev/stdin {quoted}"
@@ -263,10 +264,15 @@ class HarborInstall(pulumi.ComponentResource):
                 content = pulumi.Output.secret(shared_files.apply(lambda files, path=path: files[path]))
                 written.append(self._command(step, command, content, machine, [volume]))
                 start_triggers.append(content.apply(content_hash))
-        # storage: s3: the IMDS guard, started by harbor.service (Requires=) at the start step.
+        # storage: s3: the IMDS guard (with the nat rule to the relay) and the credential relay, both
+        # started by harbor.service (Requires=) at the start step.
         imds_guard = render_imds_guard_unit(settings) if imds_guarded(settings) else None
+        imds_relay = imds_relay_files(settings) if imds_guarded(settings) else {}
         if imds_guard is not None:
             written.append(self._write("imds-guard", IMDS_GUARD_PATH, imds_guard, "0644", machine, [volume]))
+        for path, content in imds_relay.items():
+            mode = "0755" if path == IMDS_RELAY_SCRIPT_PATH else "0644"
+            written.append(self._write(f"imds-relay-{path.rsplit('/', 1)[1]}", path, content, mode, machine, [volume]))
         installer = self._run(
             "installer",
             "install-harbor.sh",
@@ -292,6 +298,7 @@ class HarborInstall(pulumi.ComponentResource):
                 content_hash(unit),
                 content_hash(docker_dropin),
                 *([content_hash(imds_guard)] if imds_guard is not None else []),
+                *[content_hash(content) for content in imds_relay.values()],
                 *start_triggers,
             ],
             depends_on=[installer, *written],

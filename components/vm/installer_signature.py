@@ -18,7 +18,7 @@ same digest), the identity and issuer, and the signature over the digest (sigsto
 `sigstore/verify/verifier.py`). The digest it accepted goes to the VM (files/install-harbor.sh),
 which refuses any other file.
 
-When the bundle is fetched (the choice, README "Harbor's installer"):
+When the bundle is fetched (the choice, docs/operate.md "Harbor's installer"):
 - `pulumi up`: always, before any resource is registered (__main__.py).
 - `pulumi preview` with `harborInstallerSha256` set: never; the pin stands in (a preview installs
   nothing) and the next `up` checks it against the signature. So a CI preview of a pinned stack does

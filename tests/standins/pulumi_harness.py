@@ -45,7 +45,7 @@ FAKE_ALB_DNS_NAME = "harbor-lb-alb-1234567890.eu-central-1.elb.amazonaws.com"
 FAKE_ALB_ZONE_ID = "Z215JYRZR1TBD5"
 # What Harbor's Sigstore bundle signs in these runs: the program's one network step (fetch and verify
 # the bundle, components/vm/installer_signature.release_signed_sha256) is stood in for; the real
-# verification runs against a real bundle in tests/test_installer_signature.py.
+# verification runs against a real bundle in tests/vm/test_installer_signature.py.
 FAKE_SIGNED_INSTALLER_SHA256 = hashlib.sha256(b"harbor-offline-installer stand-in").hexdigest()
 
 
@@ -233,6 +233,13 @@ class Registration:
     ignore_changes: list[str]
     import_id: str = ""
     urn: str = ""
+    # RegisterResourceRequest.propertyDependencies: input name -> URNs of the resources its value came from.
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    # What the mocks answered (inputs and computed outputs): the state the engine would keep.
+    outputs: dict = field(default_factory=dict)
+    # The request's other resource options, as the engine receives them (aliases, provider, replaceOnChanges,
+    # customTimeouts, deletedWith ...): what a move must leave alone too (tests/standins/registrations.py).
+    options: dict = field(default_factory=dict)
 
     def secret_keys(self) -> set[str]:
         """Top-level input keys sent to the engine as secrets."""
@@ -258,6 +265,24 @@ def _contains_secret(value: Any) -> bool:
     return False
 
 
+# RegisterResourceRequest fields (pulumi/proto resource.proto) that are resource options not captured above.
+OPTION_FIELDS = (
+    "aliases",
+    "aliasSpecs",
+    "aliasURNs",
+    "provider",
+    "providers",
+    "replaceOnChanges",
+    "customTimeouts",
+    "deletedWith",
+    "version",
+    "pluginDownloadURL",
+    "retainOnDelete",
+    "hideDiffs",
+    "replaceWith",
+)
+
+
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
@@ -281,6 +306,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     ignore_changes=list(request.ignoreChanges),
                     import_id=request.importId,
                     urn=response.urn,
+                    property_dependencies={key: list(deps.urns) for key, deps in request.propertyDependencies.items()},
+                    outputs=json_format.MessageToDict(response.object),
+                    options={key: value for key, value in json_format.MessageToDict(request).items() if key in OPTION_FIELDS},
                 )
             )
         return response

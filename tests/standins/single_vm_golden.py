@@ -7,13 +7,16 @@ for every cloud resource (not the remote commands and Harbor's dynamic resources
 other changes may legitimately touch). A deliberate single-VM change of another step means
 recording it again from a main that has that change, and saying so in the commit. Re-recorded
 twice so: `stores` (one VM on RDS) takes its secret key and admin password from HarborSharedSecrets,
-so that the database and a later switch to HA agree on the key (see README, switching to HA); and
+so that the database and a later switch to HA agree on the key (see docs/scale.md, switching to HA); and
 `stores` alone again when the database's final snapshot identifier became valid for any stack name
 and unique per database instance (a RandomId child; `harbor-cache-<stack>-final-<hex>`), and for
 the mock passwords of its RDS/ElastiCache inputs once AwsMocks' RandomPassword honoured `length`
-(mock output only: the program registers the same). Every configuration once more for the one
-resource issue 20 added, HarborConfig's SystemSettings (project_creation_restriction adminonly,
-self_registration false): only that row is new.
+(mock output only: the program registers the same); `stores` once more for issue 18: s3 mode's
+instance back to IMDS hop limit 1 without the guard tag, and the credential relay's script and unit
+written by the install; and every entry when each stack got its own CloudWatch namespace
+(`HarborCache/<stack>`: the alarms' namespace and the role's put-metrics condition, nothing else). Every configuration once more for the one resource issue 20 added,
+HarborConfig's SystemSettings (project_creation_restriction adminonly, self_registration false):
+only that row is new.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from components.vm import operate_files
@@ -89,3 +90,40 @@ def test_start_keeps_the_exporter_env_file_private(tmp_path):
     assert result.returncode == 0, result.stderr
     exporter_env = Path(install / "common/config/exporter/env").stat()
     assert stat.S_IMODE(exporter_env.st_mode) == 0o600 and exporter_env.st_uid == 10000
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        "harbor/common/config/nginx/conf.d",  # nginx mounts common/config/nginx read-write
+        "harbor/common/config/registry/config.yml",  # registry and registryctl mount common/config/registry/
+        "data/secret/keys",  # core mounts the whole data volume
+        "data/secret",
+    ],
+)
+def test_start_refuses_to_run_prepare_through_a_planted_symlink(tmp_path, planted):
+    """prepare (root, host / mounted) writes into common/config and <data>/secret, which Harbor's containers
+    can write too: with a symlink there, start-harbor.sh stops before prepare and names the link."""
+    if os.geteuid() != 0:
+        unavailable("install -o 10000 needs root (CI runs as root)")
+    root, data, bin_dir, host_etc = tmp_path / "opt", tmp_path / "opt" / "data", tmp_path / "bin", tmp_path / "host-etc"
+    install = root / "harbor"
+    for directory in (install / "common/config/nginx", install / "common/config/registry", data / "secret", bin_dir, host_etc):
+        directory.mkdir(parents=True, exist_ok=True)
+    (root / "harbor.yml").write_text("hostname: x\n")
+    (root / "docker-compose.override.yml").write_text("services: {}\n")
+    ran = tmp_path / "prepare-ran"
+    (install / "prepare").write_text(f"#!/bin/sh\ntouch {ran}\nexit 0\n")
+    (install / "prepare").chmod(0o755)
+    (bin_dir / "sudo").write_text('#!/bin/sh\nshift 2\nexec "$@"\n')
+    (bin_dir / "systemctl").write_text("#!/bin/sh\nexit 0\n")
+    for stub in ("sudo", "systemctl"):
+        (bin_dir / stub).chmod(0o755)
+    link = root / planted
+    if link.exists():
+        link.rmdir()
+    link.symlink_to(host_etc)
+    env = {**os.environ, "HARBOR_ROOT": str(root), "HARBOR_DATA": str(data), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    result = subprocess.run(["bash", str(FILES_DIR / "start-harbor.sh")], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "refusing to run prepare" in result.stderr and str(link) in result.stderr
+    assert not ran.exists(), "prepare did not run"
