@@ -14,9 +14,9 @@ the mock passwords of its RDS/ElastiCache inputs once AwsMocks' RandomPassword h
 (mock output only: the program registers the same); `stores` once more for issue 18: s3 mode's
 instance back to IMDS hop limit 1 without the guard tag, and the credential relay's script and unit
 written by the install; and every entry when each stack got its own CloudWatch namespace
-(`HarborCache/<stack>`: the alarms' namespace and the role's put-metrics condition, nothing else). Every configuration once more for the one resource issue 20 added,
-HarborConfig's SystemSettings (project_creation_restriction adminonly, self_registration false):
-only that row is new.
+(`HarborCache/<stack>`: the alarms' namespace and the role's put-metrics condition, nothing else).
+Every configuration once more for the one resource issue 20 added, HarborConfig's SystemSettings
+(project_creation_restriction adminonly, self_registration false): only that row is new.
 """
 
 from __future__ import annotations
