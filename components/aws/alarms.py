@@ -8,6 +8,7 @@ With replicas > 1: EC2's recover/reboot alarms for every node, the reporter's di
 alarms for every node (each node reports with the dimension Node, its index:
 operate_files.reporter_environment), and the load balancer's own metrics (AWS/ApplicationELB): a
 target failing Harbor's ping, no healthy target at all, and 5xx answered by the load balancer.
+With externalServices: RDS's and ElastiCache's own metrics (components/aws/store_alarms.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.alarm_specs import AlarmSpec
+from components.aws.store_alarms import StoreMetrics, store_alarm_specs
 from components.aws.tagging import resource_tags
 from components.settings.settings import Settings
 from components.vm.operate_files import METRICS_NODE_DIMENSION, metrics_namespace
@@ -33,6 +36,8 @@ class HarborAlarmsArgs:
     # replicas > 1: nodes 1..N-1's instance ids (node 0's is instance_id) and the load balancer.
     other_instance_ids: tuple[pulumi.Input[str], ...] = ()
     load_balancer: LoadBalancerMetrics | None = None
+    # externalServices: RDS and ElastiCache (components/aws/store_alarms.py).
+    stores: StoreMetrics | None = None
 
 
 @dataclass(frozen=True)
@@ -41,24 +46,6 @@ class LoadBalancerMetrics:
 
     load_balancer: pulumi.Input[str]
     target_group: pulumi.Input[str]
-
-
-@dataclass(frozen=True)
-class AlarmSpec:
-    """One alarm as data: `actions` are added to the topic ("recover"/"reboot" = EC2 actions)."""
-
-    key: str
-    description: str
-    namespace: str
-    metric: str
-    dimensions: dict[str, pulumi.Input[str]]
-    statistic: str
-    comparison: str
-    threshold: float
-    period: int
-    evaluation_periods: int
-    treat_missing_data: str
-    ec2_action: str = ""
 
 
 def put_metrics_policy(settings: Settings) -> str:
@@ -219,6 +206,7 @@ def alarm_specs(
     instance_id: pulumi.Input[str],
     other_instance_ids: tuple[pulumi.Input[str], ...] = (),
     load_balancer: LoadBalancerMetrics | None = None,
+    stores: StoreMetrics | None = None,
 ) -> list[AlarmSpec]:
     """Node 0's (the single VM's) alarms keep their names; node i's are prefixed `node<i>-`. In HA
     mode every node has its own disk and health alarms on its own series (dimension Node)."""
@@ -263,6 +251,7 @@ def alarm_specs(
             "notBreaching",
         ),
         *(load_balancer_alarm_specs(settings, load_balancer) if load_balancer is not None else []),
+        *(store_alarm_specs(stores) if stores is not None else []),
     ]
 
 
@@ -285,7 +274,7 @@ class HarborAlarms(pulumi.ComponentResource):
 
         after_reporter = pulumi.ResourceOptions(parent=self, depends_on=[*args.reporting, self.put_metrics])
         self.alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
-        for spec in alarm_specs(settings, args.instance_id, args.other_instance_ids, args.load_balancer):
+        for spec in alarm_specs(settings, args.instance_id, args.other_instance_ids, args.load_balancer, args.stores):
             actions: list[pulumi.Input[str]] = [self.topic.arn]
             if spec.ec2_action:
                 actions.insert(0, ec2_action_arn(settings.region, spec.ec2_action))

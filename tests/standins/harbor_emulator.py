@@ -22,6 +22,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,6 +281,10 @@ class HarborEmulator:
         self.ping_delay = 0.0
         # Docker Hub tokens whose login fails (-> 500).
         self.rejected_tokens: set[str] = {"bad-token"}
+        # Jobservice's side of a schedule: called ("schedule" | "unschedule", vendor) whenever Harbor
+        # would create or remove the periodic job (pkg/scheduler Schedule / UnScheduleByVendor), for a
+        # test that keeps jobservice's policies where Harbor does (Redis).
+        self.on_schedule: Callable[[str, str], None] | None = None
         self.lock = threading.Lock()
         emulator = self
 
@@ -823,7 +828,12 @@ class HarborEmulator:
         schedule = (body or {}).get("schedule") or {}
         kind, cron = schedule.get("type", ""), schedule.get("cron", "")
         parameters = (body or {}).get("parameters") or {}
+        # A schedule is replaced as a whole (updateSchedule: DeleteSchedule then createSchedule), so
+        # jobservice's periodic job is made again even for the same cron.
+        previous = self.state.gc_schedule
         if kind == "None":
+            if previous is not None:
+                self._scheduled("unschedule", "GARBAGE_COLLECTION")
             self.state.gc_schedule = None
             return done
         if kind not in GC_SCHEDULED_TYPES:
@@ -841,6 +851,9 @@ class HarborEmulator:
             key: parameters[key] if isinstance(parameters.get(key), bool) else False for key in ("delete_untagged", "delete_tag")
         }
         extras["workers"] = workers if isinstance(workers, int) and not isinstance(workers, bool) else 0
+        if previous is not None:
+            self._scheduled("unschedule", "GARBAGE_COLLECTION")
+        self._scheduled("schedule", "GARBAGE_COLLECTION")
         self.state.gc_schedule = {"id": 1, "schedule": {"type": kind, "cron": cron}, "parameters": extras}
         return done
 
@@ -995,9 +1008,16 @@ class HarborEmulator:
         shown = {k: v for k, v in robot.items() if k not in ("secret", "refreshes")}
         return {**shown, "name": f"robot${robot['name']}", "permissions": permissions, "editable": True}
 
+    def _scheduled(self, action: str, vendor: str) -> None:
+        if self.on_schedule is not None:
+            self.on_schedule(action, vendor)
+
     def add_retention(self, policy: dict) -> int:
         retention_id = self.state.new_id()
         self.state.retentions[retention_id] = {**typed_retention(copy.deepcopy(policy)), "id": retention_id}
+        # controller/retention CreateRetention: a schedule trigger with a cron is scheduled at once.
+        if retention_cron(policy):
+            self._scheduled("schedule", f"RETENTION:{retention_id}")
         return retention_id
 
     def retentions(self, method: str, rest: list[str], body: Any) -> tuple[int, Any, dict]:
@@ -1048,7 +1068,14 @@ class HarborEmulator:
                 return 400, cron_error, {}
             if policy_id not in state.retentions:
                 return 404, _errors("NOT_FOUND", "retention policy not found"), {}
+            # controller/retention UpdateRetention: the schedule changes only when the cron does.
+            before, after = retention_cron(state.retentions[policy_id]), retention_cron(policy)
             state.retentions[policy_id] = {**policy, "id": policy_id}
+            if before != after:
+                if before:
+                    self._scheduled("unschedule", f"RETENTION:{policy_id}")
+                if after:
+                    self._scheduled("schedule", f"RETENTION:{policy_id}")
             return 200, None, {}
         stored = state.retentions.get(policy_id) if policy_id is not None else None
         if stored is None:
@@ -1083,6 +1110,12 @@ def typed_retention(body: dict) -> dict:
         "trigger": {k: trigger[k] for k in ("kind", "settings", "references") if k in trigger} if trigger else None,
         "scope": {k: scope[k] for k in ("level", "ref") if k in scope} if scope else None,
     }
+
+
+def retention_cron(policy: dict) -> str:
+    """The cron of a retention policy's schedule trigger ('' without one)."""
+    trigger = policy.get("trigger") or {}
+    return (trigger.get("settings") or {}).get("cron", "") if trigger.get("kind") == "Schedule" else ""
 
 
 def default_retention(project_id: int, days: int) -> dict:
