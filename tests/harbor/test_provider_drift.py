@@ -528,3 +528,9 @@ def test_a_create_that_races_another_adopts_what_harbor_answers_409_for(harbor, 
     again_id, outputs = host.create(urn, inputs)
     assert again_id == first_id and harbor.count("POST", collection) == 1
     assert outputs[{"registry": "registry_id", "project": "project_id"}[kind]] == int(first_id)
+
+
+def test_an_oidc_scope_of_the_wrong_type_is_a_check_failure_not_a_crash(harbor, hosts):
+    host = hosts("oidc")
+    _, failures = host.check(host.urn("oidc", "OidcAuth"), {**KINDS["oidc"].inputs(harbor), "oidc_scope": 5})
+    assert failures == [("oidc_scope", "oidc_scope must be a str, got float")], "the engine sends numbers as floats"
