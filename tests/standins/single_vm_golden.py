@@ -19,6 +19,8 @@ once more for the test suite's own stack (tests/stacks/Pulumi.dev.yaml, issue 21
 and OIDC issuer are no longer the example's, which the validator refuses; the values were replaced
 in the recorded inputs and nothing else (the program's registrations under the old and the new
 values differ only by them).
+Every configuration once more for the one resource issue 20 added, HarborConfig's SystemSettings
+(project_creation_restriction adminonly, self_registration false): only that row is new.
 """
 
 from __future__ import annotations
