@@ -40,6 +40,7 @@ STATE_PROVIDER_PATHS = (
     "components.harbor.oidc.HarborOidcProvider",
     "components.harbor.gc_schedule.HarborGcScheduleProvider",
     "components.harbor.robot.HarborRobotProvider",
+    "components.harbor.system_settings.HarborSystemSettingsProvider",
     "components.aws.host_key_provider.ConsoleHostKeyProvider",
     "components.aws.target_drain.TargetDrainProvider",
 )

@@ -117,6 +117,10 @@ def restore_gc(harbor: Harbor) -> list[str]:
         return []
     # handler/model/gc.go: the parameters come back as a JSON string.
     parameters = json.loads(schedule.get("job_parameters") or "{}")
+    # A schedule saved without workers reads back workers 0, which Harbor's PUT refuses (handler/gc.go
+    # kick: 1..10 when sent); left out, Harbor stores 0 again, as before.
+    if not isinstance(parameters.get("workers"), int) or not 1 <= parameters["workers"] <= 10:
+        parameters.pop("workers", None)
     body = {"schedule": {"type": kind, "cron": schedule["schedule"]["cron"]}, "parameters": parameters}
     harbor.call("PUT", "/system/gc/schedule", body)
     return [f"GC ({kind} {schedule['schedule']['cron']})"]

@@ -119,6 +119,7 @@ ALLOWED: dict[str, Callable[[Review], None]] = {
     "pulumi-python:dynamic/harbor:OidcAuth": harbor_api_client,
     "pulumi-python:dynamic/harbor:GcSchedule": harbor_api_client,
     "pulumi-python:dynamic/harbor:Robot": harbor_api_client,
+    "pulumi-python:dynamic/harbor:SystemSettings": harbor_api_client,
     "random:index/randomPassword:RandomPassword": nothing_to_check,
     "random:index/randomBytes:RandomBytes": nothing_to_check,
     "random:index/randomId:RandomId": nothing_to_check,

@@ -1,7 +1,8 @@
 """A small client for Harbor's REST API v2.0, used by the dynamic provider.
 
 Built fresh inside every provider call (never kept on the pickled provider). Retries connection
-errors, timeouts and 502/503/504 (Harbor just started) with bounded backoff; never retries other
+errors, timeouts and 502/503/504 (Harbor just started, or its core restarting behind nginx) with
+exponential backoff for up to RETRY_SECONDS, long enough for a restart of Harbor's core; never retries other
 statuses, nor a TLS verification failure (it will not heal by itself). A non-idempotent request
 (POST) is never sent twice once it may have reached Harbor: a timeout or dropped connection after
 sending raises `MaybeSent`, and the caller finds out by looking the object up by name. Errors
@@ -28,6 +29,16 @@ RETRY_STATUSES = frozenset({502, 503, 504})
 # (src/controller/registry/controller.go validate -> IsHealthy): wait well past that.
 REGISTRY_WRITE_TIMEOUT = 75.0
 PAGE_SIZE = 100
+# How long to keep retrying a Harbor that does not answer or answers 502/503/504: `docker compose
+# restart` of Harbor's core runs its database migrations and config load before it serves (on a
+# small VM a minute or two), and nginx answers 502 meanwhile. Backoff doubles up to MAX_DELAY.
+RETRY_SECONDS = 240.0
+MAX_DELAY = 15.0
+UNAUTHORIZED_HINT = (
+    "Harbor refused the admin credential: adminPassword must be Harbor's current admin password "
+    "(after changing it in Harbor, set it with `pulumi config set --secret adminPassword` and run "
+    "`pulumi up` before any `pulumi refresh`: refresh uses the password stored in the state)"
+)
 
 
 class HarborApiError(Exception):
@@ -89,7 +100,7 @@ class HarborClient:
         username: str,
         password: str,
         timeout: float | None = None,
-        attempts: int = 5,
+        retry_seconds: float | None = None,
         base_delay: float | None = None,
     ) -> None:
         self.base = url.rstrip("/") + API_BASE
@@ -97,7 +108,9 @@ class HarborClient:
         # Environment knobs exist for tests and slow links; defaults suit a real Harbor.
         self.timeout = timeout if timeout is not None else float_env("HARBOR_CACHE_HTTP_TIMEOUT", 30.0)
         self.base_delay = base_delay if base_delay is not None else float_env("HARBOR_CACHE_RETRY_BASE_DELAY", 1.0)
-        self.attempts = attempts
+        self.retry_seconds = (
+            retry_seconds if retry_seconds is not None else float_env("HARBOR_CACHE_RETRY_SECONDS", RETRY_SECONDS)
+        )
 
     def __repr__(self) -> str:
         return f"HarborClient({self.base!r})"
@@ -122,9 +135,15 @@ class HarborClient:
             request_headers["Content-Type"] = "application/json"
         last_error = ""
         timeout = timeout if timeout is not None else self.timeout
-        for attempt in range(self.attempts):
+        deadline = time.monotonic() + self.retry_seconds
+        attempt = 0
+        while True:
             if attempt:
-                time.sleep(min(self.base_delay * 2 ** (attempt - 1), 30.0))
+                delay = min(self.base_delay * 2 ** (attempt - 1), MAX_DELAY)
+                if time.monotonic() + delay > deadline:
+                    break
+                time.sleep(delay)
+            attempt += 1
             request = urllib.request.Request(url, data=data, method=method, headers=request_headers)  # noqa: S310
             try:
                 with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 - URL checked in check()
@@ -134,9 +153,11 @@ class HarborClient:
                 if method not in IDEMPOTENT and error.code == 504:
                     # The gateway gave up waiting for Harbor's core: the request reached it.
                     raise MaybeSent(method, shown_path, error.code, messages) from None
-                if error.code in RETRY_STATUSES and attempt + 1 < self.attempts:
+                if error.code in RETRY_STATUSES:
                     last_error = f"HTTP {error.code}"
                     continue
+                if error.code == 401:
+                    raise HarborApiError(method, shown_path, 401, messages, hint=UNAUTHORIZED_HINT) from None
                 raise HarborApiError(method, shown_path, error.code, messages) from None
             except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as error:
                 reason = getattr(error, "reason", error)
@@ -149,7 +170,13 @@ class HarborClient:
                     raise MaybeSent(
                         method, shown_path, None, [f"no answer ({last_error}); the request may have reached Harbor"]
                     ) from None
-        raise HarborApiError(method, shown_path, None, [f"gave up after {self.attempts} attempts, last: {last_error}"])
+        raise HarborApiError(
+            method,
+            shown_path,
+            None,
+            [f"gave up after {attempt} attempts in {self.retry_seconds:g} s, last: {last_error}"],
+            hint="is Harbor up? (`systemctl status harbor` on the VM)",
+        )
 
     def get(self, path: str, **query: Any) -> Any:
         return self.request("GET", path, query=query or None).body

@@ -23,6 +23,7 @@ from components.harbor.project import HarborProject
 from components.harbor.provider_base import LOCAL_DATABASE, HarborConnection
 from components.harbor.registry import HarborRegistry
 from components.harbor.robot import HarborRobot
+from components.harbor.system_settings import HarborSystemSettings
 from components.nodes.credentials import pull_credential_outputs
 from components.nodes.mirrors import PullCredential, mirror_options
 from components.settings.settings import Settings
@@ -122,6 +123,14 @@ class HarborConfig(pulumi.ComponentResource):
             secret = pulumi.Output.secret(client_secret.base64)
             HarborOidcAuth(f"{name}-oidc", self._connection, self._oidc_props(secret), opts=self._options())
             self.dex_static_client = pulumi.Output.secret(secret.apply(lambda value: dex_static_client(settings, value)))
+
+        # Harbor's defaults a cache must not keep (components/harbor/system_settings.py says why).
+        HarborSystemSettings(
+            f"{name}-system-settings",
+            self._connection,
+            {"project_creation_restriction": "adminonly", "self_registration": False},
+            opts=self._options(),
+        )
 
         HarborGcSchedule(
             f"{name}-gc",

@@ -34,6 +34,9 @@ class HarborGcScheduleProvider(HarborProvider):
             "parameters": {"delete_untagged": props["delete_untagged"], "workers": props["workers"]},
         }
 
+    def verify_path(self, id_: str) -> str:
+        return "/system/gc/schedule"
+
     def outputs(self, props: dict[str, Any]) -> dict[str, Any]:
         return {**self.connection(props), **{key: props[key] for key in self.FIELDS}}
 
@@ -56,17 +59,22 @@ class HarborGcScheduleProvider(HarborProvider):
             parameters = {}
         if not isinstance(parameters, dict):
             parameters = {}
+        # Harbor keeps delete_untagged only as a boolean and workers only as an integer, else false
+        # and 0 (handler/gc.go kick, controller/gc CreateSchedule): absent reads as that, never as
+        # what the state holds.
+        workers = parameters.get("workers")
         values = {
-            "cron": schedule.get("cron", props.get("cron")),
-            "delete_untagged": bool(parameters.get("delete_untagged", props.get("delete_untagged", True))),
-            "workers": int(parameters.get("workers", props.get("workers", 1))),
+            "cron": schedule.get("cron") or "",
+            "delete_untagged": parameters.get("delete_untagged") is True,
+            "workers": workers if isinstance(workers, int) and not isinstance(workers, bool) else 0,
         }
         return ReadResult("gc", self.outputs({**props, **values}))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         olds, news = self.typed(olds), self.typed(news)
-        if not self.only_connection_changed(olds, news):
-            self.client(news).request("PUT", "/system/gc/schedule", self.body(news))
+        self.apply_or_verify(
+            id_, olds, news, lambda props: self.client(props).request("PUT", "/system/gc/schedule", self.body(props))
+        )
         return UpdateResult(self.outputs(news))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:

@@ -47,6 +47,18 @@ class HarborOidcProvider(HarborProvider):
         secret = news.get("oidc_client_secret", "")
         return {"client_secret_hash": UNKNOWN if is_unknown(secret) else secret_hash(secret or "")}
 
+    def normalise(self, props: dict[str, Any]) -> dict[str, Any]:
+        values = super().normalise(props)
+        scope = values["oidc_scope"]
+        if isinstance(scope, str) and not is_unknown(scope):
+            # Harbor splits the scope at commas and trims each item (lib/config/userconfig.go
+            # OIDCSetting -> SplitAndTrim): take it in that form, so it reads back equal.
+            values["oidc_scope"] = ",".join(item.strip() for item in scope.split(",") if item.strip())
+        return values
+
+    def verify_path(self, id_: str) -> str:
+        return "/configurations"
+
     def validate(self, inputs: dict[str, Any]) -> list[CheckFailure]:
         endpoint = inputs["oidc_endpoint"]
         if not is_unknown(endpoint) and urllib.parse.urlsplit(endpoint).scheme != "https":
@@ -87,23 +99,31 @@ class HarborOidcProvider(HarborProvider):
         current = self.client(props).get("/configurations") or {}
         if (current.get("auth_mode") or {}).get("value") != "oidc_auth":
             return ReadResult(None, {})
-        values = {key: (current.get(key) or {}).get("value", props.get(key)) for key in self.SETTINGS}
+        # Every setting is shown, defaults included (controller/config ConvertForGet): one missing reads
+        # as None, never as what the state holds, so the next `up` writes it.
+        values = {key: (current.get(key) or {}).get("value") for key in self.SETTINGS}
         return ReadResult("oidc", self.outputs({**props, **values}))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         olds, news = self.typed(olds), self.typed(news)
-        if not self.only_connection_changed(olds, news):
-            self.apply(news)
+        self.apply_or_verify(id_, olds, news, self.apply)
         return UpdateResult(self.outputs({**news, "client_secret_hash": None}))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         props = self.typed(props)
-        # Back to local users where Harbor allows it; once OIDC users exist Harbor keeps OIDC.
+        # Back to local users where Harbor allows it. Once any user other than admin exists Harbor
+        # refuses (400, controller/config validateCfg) and stays on OIDC: say so, rather than let the
+        # state claim OIDC is gone while Harbor still logs users in through it.
         try:
             self.client(props).request("PUT", "/configurations", {"auth_mode": "db_auth"})
         except HarborApiError as error:
-            if error.status not in (400, 404):
-                raise
+            if error.status == 400:
+                raise error.with_hint(
+                    "Harbor stays on OIDC once any user other than admin exists. Delete those users in Harbor and "
+                    "run `pulumi up` again; or, to leave Harbor on OIDC and stop managing it here, remove this "
+                    "resource from the state with `pulumi state delete <its URN>`"
+                ) from None
+            raise
 
 
 class HarborOidcAuth(pulumi.dynamic.Resource, module="harbor", name="OidcAuth"):

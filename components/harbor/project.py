@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from typing import Any
 
@@ -19,6 +20,61 @@ from components.settings.upstreams import (
 from components.settings.validators import HARBOR_NAME_RE
 
 GIB = 1024**3
+INTEGER_RE = re.compile(r"[+-]?[0-9]+")
+
+
+def metadata_flag(value: str | None) -> bool | str:
+    """A boolean metadata value as the state keeps it: absent means false (pkg/project/models
+    project.go), "true"/"false" their booleans, anything else the text itself. Harbor's project PUT
+    stores any string (handler/project.go UpdateProject checks no value), and a text never equals
+    the boolean input, so the next diff shows it and `up` writes the value back."""
+    if value is None or value == "false":
+        return False
+    return True if value == "true" else value
+
+
+def metadata_number(value: str | None) -> int | str:
+    """An int32 metadata value as the state keeps it: absent means -1 (no limit); a text that is not
+    a number stays text (Harbor's PUT stores it; `int()` on it would fail the whole refresh)."""
+    if value is None:
+        return -1
+    return int(value) if INTEGER_RE.fullmatch(value) else value
+
+
+def quota_gb(storage: Any) -> int | float:
+    """A storage limit in bytes as storage_quota_gb: -1 stays unlimited; a limit that is no whole
+    number of GiB stays fractional, so it never equals an input."""
+    if storage == -1:
+        return -1
+    return storage // GIB if storage % GIB == 0 else storage / GIB
+
+
+def policy_form(policy: dict[str, Any]) -> dict[str, Any]:
+    """What defines a retention policy, without what Harbor adds or numbers itself: the policy's
+    and the rules' ids, a selector's empty `extras` (pkg/retention/policy/rule/models.go)."""
+
+    def selectors(items: Any) -> list[tuple]:
+        return [(s.get("kind"), s.get("decoration"), s.get("pattern"), s.get("extras") or "") for s in items or []]
+
+    rules = [
+        {
+            "priority": rule.get("priority"),
+            "disabled": bool(rule.get("disabled")),
+            "action": rule.get("action"),
+            "template": rule.get("template"),
+            "params": rule.get("params") or {},
+            "tag_selectors": selectors(rule.get("tag_selectors")),
+            "scope_selectors": {k: selectors(v) for k, v in (rule.get("scope_selectors") or {}).items()},
+        }
+        for rule in policy.get("rules") or []
+    ]
+    trigger = policy.get("trigger") or {}
+    return {
+        "algorithm": policy.get("algorithm"),
+        "rules": rules,
+        "trigger": (trigger.get("kind"), (trigger.get("settings") or {}).get("cron")),
+        "scope": policy.get("scope"),
+    }
 
 
 # Projects
@@ -97,24 +153,23 @@ class HarborProjectProvider(HarborProvider):
             "scope": {"level": "project", "ref": project_id},
         }
 
-    def outputs(
-        self, props: dict[str, Any], project: dict | None, project_id: int, retention_days: int | None = None
-    ) -> dict[str, Any]:
+    def outputs(self, props: dict[str, Any], project: dict | None, project_id: int) -> dict[str, Any]:
+        """The state: ours after a create or update (project None), Harbor's after a refresh."""
         values = {**self.connection(props), **{key: props[key] for key in self.FIELDS}, "project_id": project_id}
         if project is not None:
             metadata = project.get("metadata") or {}
             values.update(
                 name=project["name"],
                 registry_id=int(project.get("registry_id") or 0),
-                public=metadata.get("public", "false") == "true",
-                speed_limit_kbps=int(metadata.get("proxy_speed_kb", "-1")),
-                # Absent means false and no limit (pkg/project/models/project.go).
-                local_on_not_found=metadata.get("proxy_cache_local_on_not_found", "false") == "true",
-                max_upstream_conn=int(metadata.get("max_upstream_conn", "-1")),
+                public=metadata_flag(metadata.get("public")),
+                speed_limit_kbps=metadata_number(metadata.get("proxy_speed_kb")),
+                local_on_not_found=metadata_flag(metadata.get("proxy_cache_local_on_not_found")),
+                max_upstream_conn=metadata_number(metadata.get("max_upstream_conn")),
             )
-        if retention_days is not None:
-            values["retention_days"] = retention_days
         return values
+
+    def verify_path(self, id_: str) -> str:
+        return f"/projects/{id_}"
 
     def apply_retention(self, client: HarborClient, project_id: int, days: int) -> None:
         """Set the project's retention policy to ours: Harbor made one on create, else we make it."""
@@ -137,7 +192,10 @@ class HarborProjectProvider(HarborProvider):
             client.request("PUT", f"/retentions/{retention_id}", {**policy, "id": int(retention_id)})
 
     def read_retention_days(self, client: HarborClient, project: dict) -> int:
-        """The days of the nDaysSinceLastPull rule; 0 when the project has none (a diff then restores it)."""
+        """The days of our policy when the project's retention policy is exactly ours (one rule,
+        its selectors, its schedule, its scope), else 0, which no input equals: any rule added,
+        disabled or changed in Harbor, or the policy gone, shows in the next diff and `up` puts
+        ours back."""
         retention_id = (project.get("metadata") or {}).get("retention_id")
         if not retention_id:
             return 0
@@ -147,10 +205,19 @@ class HarborProjectProvider(HarborProvider):
             if error.status == 404:
                 return 0
             raise
-        for rule in policy.get("rules") or []:
-            if rule.get("template") == "nDaysSinceLastPull" and rule.get("action") == "retain" and not rule.get("disabled"):
-                return int((rule.get("params") or {}).get("nDaysSinceLastPull", 0))
-        return 0
+        rules = policy.get("rules") or []
+        days = (rules[0].get("params") or {}).get("nDaysSinceLastPull") if len(rules) == 1 else None
+        if not isinstance(days, int) or isinstance(days, bool):
+            return 0
+        ours = self.retention_policy(int(project["project_id"]), days)
+        return days if policy_form(policy) == policy_form(ours) else 0
+
+    def read_quota_gb(self, client: HarborClient, project_id: str) -> int | float:
+        """The project's storage limit in GiB; 0 (no input's value) when Harbor has no quota for it."""
+        quotas = client.get("/quotas", reference="project", reference_id=project_id) or []
+        if not quotas:
+            return 0
+        return quota_gb((quotas[0].get("hard") or {}).get("storage", 0))
 
     def set_quota(self, client: HarborClient, project_id: str, props: dict[str, Any]) -> None:
         quotas = client.get("/quotas", reference="project", reference_id=project_id) or []
@@ -200,8 +267,11 @@ class HarborProjectProvider(HarborProvider):
         project = self.fetch(props, "/projects", id_)
         if project is None:
             return ReadResult(None, {})
-        days = self.read_retention_days(self.client(props), project)
-        return ReadResult(str(project["project_id"]), self.outputs(props, project, int(project["project_id"]), days))
+        client = self.client(props)
+        values = self.outputs(props, project, int(project["project_id"]))
+        values["storage_quota_gb"] = self.read_quota_gb(client, str(project["project_id"]))
+        values["retention_days"] = self.read_retention_days(client, project)
+        return ReadResult(str(project["project_id"]), values)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         unapplied = {key for key in self.FIELDS if key not in olds}  # see diff: an older state
@@ -211,6 +281,9 @@ class HarborProjectProvider(HarborProvider):
 
         def changed(*keys: str) -> bool:
             return any(old[key] != new[key] or key in unapplied for key in keys)
+
+        if self.only_connection_changed(olds, news):
+            self.verify_connection(news, id_)
 
         if changed(*self.METADATA_FIELDS):
             client.request("PUT", f"/projects/{id_}", {"metadata": self.metadata(new)})

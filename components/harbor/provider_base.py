@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -176,9 +177,35 @@ class HarborProvider(ResourceProvider):
         return {**{key: props[key] for key in CONNECTION}, DATABASE: database_of(props)}
 
     def only_connection_changed(self, olds: dict[str, Any], news: dict[str, Any]) -> bool:
+        """Whether an update changes nothing in Harbor: only how we reach it (admin password, API URL,
+        user). Compares what `comparable` keeps (secrets through their hashes), so a setting an older
+        state lacks counts as changed (see diff)."""
         old, new = self.comparable(olds), self.comparable(news)
         same_hashes = all(olds.get(k) == v for k, v in self.secret_hashes(news).items())
-        return same_hashes and all(old[k] == new[k] for k in self.FIELDS)
+        never_applied = any(key in self.FIELDS and key not in olds for key in new)
+        return same_hashes and not never_applied and all(old.get(k) == new[k] for k in new if k not in CONNECTION)
+
+    def apply_or_verify(self, id_: str, olds: dict[str, Any], news: dict[str, Any], apply: Callable[[dict], None]) -> None:
+        """Apply the new inputs to Harbor; or, when only the connection changed, touch nothing in
+        Harbor and prove the new connection with one authenticated call."""
+        if self.only_connection_changed(olds, news):
+            self.verify_connection(news, id_)
+        else:
+            apply(news)
+
+    def verify_path(self, id_: str) -> str:
+        """The object's own GET: what proves a new admin credential (and reaches this object)."""
+        raise NotImplementedError
+
+    def verify_connection(self, props: dict[str, Any], id_: str) -> None:
+        """One authenticated call with the new connection, before the state takes it: a wrong
+        password or URL fails this `up` here (HTTP 401 says what to do), not the next refresh. A 404
+        still proves the credential; the next refresh then sees the object gone."""
+        try:
+            self.client(props).get(self.verify_path(id_))
+        except HarborApiError as error:
+            if error.status != 404:
+                raise
 
     def create_or_adopt(
         self, props: dict[str, Any], collection: str, body: dict[str, Any], key: str = "name", timeout: float | None = None

@@ -26,6 +26,23 @@ from components.settings.upstreams import (
 
 # Harbor's limit on registry names (src/controller/registry/controller.go validate).
 REGISTRY_NAME_MAX = 64
+# What a refresh puts in place of the credential's hash when Harbor holds another credential than
+# ours (another access key, or a secret where we have none or none where we have one): never a
+# sha256, so the next diff shows the credential changed and `up` sends ours again.
+CREDENTIAL_CHANGED = "changed in Harbor"
+
+
+def harbor_url_form(url: str) -> str:
+    """The URL as Harbor stores it (src/lib/endpoint.go ValidateHTTPURL, called by the registry
+    controller's validate on every create and update): spaces and trailing slashes trimmed, the
+    scheme lower-cased by Go's url.Parse, and only scheme://host/path kept. Inputs are put in this
+    form, so what a refresh reads back compares equal and an `HTTPS://...` input is not PUT again on
+    every `up`."""
+    text = url.strip(" ").rstrip("/")
+    if "://" not in text:
+        text = "http://" + text
+    parts = urllib.parse.urlsplit(text)
+    return f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 # Registries
@@ -44,6 +61,20 @@ class HarborRegistryProvider(HarborProvider):
         "access_secret": Field(str, ""),
     }
     SHOWN = ("name", "url", "description", "insecure", "ca_certificate")
+
+    def normalise(self, props: dict[str, Any]) -> dict[str, Any]:
+        values = super().normalise(props)
+        url = values["url"]
+        if (
+            isinstance(url, str)
+            and not is_unknown(url)
+            and urllib.parse.urlsplit(url.strip()).scheme.lower() in ("http", "https")
+        ):
+            values["url"] = harbor_url_form(url)
+        return values
+
+    def verify_path(self, id_: str) -> str:
+        return f"/registries/{id_}"
 
     def comparable(self, props: dict[str, Any]) -> dict[str, Any]:
         values = super().comparable(props)
@@ -80,7 +111,15 @@ class HarborRegistryProvider(HarborProvider):
         return failures
 
     def outputs(self, props: dict[str, Any], registry: dict | None, registry_id: int) -> dict[str, Any]:
+        """The state: ours after a create or update (registry None), Harbor's after a refresh."""
         source = registry if registry is not None else props
+        credential_hash = props.get("credential_hash") or self.secret_hashes(props)["credential_hash"]
+        if registry is None:
+            access_key_hash = secret_hash(props.get("access_key") or "")
+        else:
+            access_key_hash = props.get("access_key_hash")  # None in a state from before it existed
+            if self.credential_changed(registry, credential_hash, access_key_hash):
+                credential_hash = CREDENTIAL_CHANGED
         return {
             **self.connection(props),
             "name": source["name"],
@@ -90,8 +129,23 @@ class HarborRegistryProvider(HarborProvider):
             "insecure": bool(source.get("insecure", False)),
             "ca_certificate": source.get("ca_certificate") or "",
             "registry_id": registry_id,
-            "credential_hash": props.get("credential_hash") or self.secret_hashes(props)["credential_hash"],
+            "credential_hash": credential_hash,
+            # The access key's hash: Harbor shows the key in clear (handler/replication.go
+            # convertRegistry), so a refresh sees a key changed in Harbor through it.
+            "access_key_hash": access_key_hash,
         }
+
+    @staticmethod
+    def credential_changed(registry: dict, credential_hash: str, access_key_hash: str | None) -> bool:
+        """Whether Harbor's credential is not the one the state describes. Harbor shows the access key
+        and masks the secret ("*****" when one is stored, absent when not): a key or the presence of
+        a secret can be compared, the secret itself cannot. A state from before access_key_hash
+        existed compares presence only."""
+        credential = registry.get("credential") or {}
+        has_secret = bool(credential.get("access_secret"))
+        if has_secret != bool(credential_hash) and credential_hash != CREDENTIAL_CHANGED:
+            return True
+        return access_key_hash is not None and secret_hash(credential.get("access_key") or "") != access_key_hash
 
     def explain(self, error: HarborApiError, props: dict[str, Any]) -> HarborApiError:
         name, url = props.get("name"), props.get("url")
@@ -135,14 +189,15 @@ class HarborRegistryProvider(HarborProvider):
         registry_id, found = self.create_or_adopt(props, "/registries", body, timeout=registry_write_timeout())
         if found is not None:
             self.adopt(props, found)
-        return CreateResult(str(registry_id), self.outputs(props, None, registry_id))
+        fresh = {k: v for k, v in props.items() if k not in ("credential_hash", "access_key_hash")}
+        return CreateResult(str(registry_id), self.outputs(fresh, None, registry_id))
 
     def adopt(self, props: dict[str, Any], found: dict) -> None:
         """Take over a registry of our name when it points where ours would; set it to the desired state."""
         differences = []
         if found.get("type") != props["type"]:
             differences.append(f"type {found.get('type')!r} (wanted {props['type']!r})")
-        if (found.get("url") or "").rstrip("/") != props["url"].rstrip("/"):
+        if harbor_url_form(found.get("url") or "") != props["url"]:
             differences.append(f"URL {found.get('url')!r} (wanted {props['url']!r})")
         if differences:
             raise HarborApiError(
@@ -164,8 +219,9 @@ class HarborRegistryProvider(HarborProvider):
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         olds, news = self.typed(olds), self.typed(news)
-        outputs = self.outputs({**news, "credential_hash": None}, None, int(id_))
+        outputs = self.outputs({k: v for k, v in news.items() if k not in ("credential_hash", "access_key_hash")}, None, int(id_))
         if self.only_connection_changed(olds, news):
+            self.verify_connection(news, id_)
             return UpdateResult(outputs)
         # PUT takes a flat body and changes only the fields sent: without access_secret Harbor
         # keeps the stored secret (handler/registry.go UpdateRegistry). Send it only when it changed.
@@ -203,5 +259,5 @@ class HarborRegistry(pulumi.dynamic.Resource, module="harbor", name="Registry"):
             HarborRegistryProvider(),
             name,
             {**connection.props(), **props, **secrets, "registry_id": None, "credential_hash": None},
-            with_secret_outputs(opts, "credential_hash", "harbor_password"),
+            with_secret_outputs(opts, "credential_hash", "access_key_hash", "harbor_password"),
         )

@@ -24,6 +24,7 @@ Errors name the method, path and Harbor's messages (HarborApiError), never the r
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pulumi
@@ -31,8 +32,8 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from components.harbor.api import HarborApiError, HarborClient
-from components.harbor.provider_base import DATABASE, LOCAL_DATABASE, check_database, database_of
+from components.harbor.api import HarborApiError, HarborClient, MaybeSent, float_env
+from components.harbor.provider_base import DATABASE, LOCAL_DATABASE, SETTLE_SECONDS, check_database, database_of
 from components.settings.validators import HARBOR_NAME_RE, validate_api_url
 
 CONNECTION = ("harbor_url", "harbor_username", "harbor_password")
@@ -42,6 +43,21 @@ CONNECTION = ("harbor_url", "harbor_username", "harbor_password")
 # `database`: the database Harbor keeps the robot in; a change re-creates it (components/harbor/provider_base.py's docstring).
 INPUTS = ("name", "description", "projects", "project_ids", DATABASE)
 PULL = {"resource": "repository", "action": "pull"}
+
+
+def permission_view(permissions: list[dict]) -> list[str]:
+    """A robot's permissions as the state keeps them: the projects it may only pull from, sorted,
+    then each permission that is anything else (another kind, more access) as
+    `kind:namespace:resource:action,...`, which no project name equals, so the next diff shows it."""
+    pull_only, other = [], []
+    for permission in permissions:
+        access = [{k: a.get(k) for k in ("resource", "action")} for a in permission.get("access") or []]
+        if permission.get("kind") == "project" and access == [PULL]:
+            pull_only.append(permission.get("namespace", ""))
+        else:
+            actions = ",".join(sorted(f"{a['resource']}:{a['action']}" for a in access))
+            other.append(f"{permission.get('kind')}:{permission.get('namespace')}:{actions}")
+    return sorted(pull_only) + sorted(other)
 
 
 def _unknown(value: Any) -> bool:
@@ -87,25 +103,87 @@ class HarborRobotProvider(ResourceProvider):
         return HarborClient(props["harbor_url"], props["harbor_username"], props["harbor_password"])
 
     @staticmethod
-    def _outputs(props: dict[str, Any], robot_id: int, full_name: str, secret: str) -> dict[str, Any]:
+    def _outputs(
+        props: dict[str, Any], robot_id: int, full_name: str, secret: str, harbor_robot: dict | None = None
+    ) -> dict[str, Any]:
+        """The state: ours after a create or update, Harbor's (`harbor_robot`) after a refresh."""
         values = {key: props.get(key) for key in (*CONNECTION, *INPUTS)}
         values[DATABASE] = database_of(props)
+        values.update(disable=False, duration=-1)
+        if harbor_robot is not None:
+            values.update(
+                description=harbor_robot.get("description", ""),
+                projects=permission_view(harbor_robot.get("permissions") or []),
+                disable=harbor_robot.get("disable") is True,
+                duration=harbor_robot.get("duration", -1),
+            )
         return {**values, "robot_id": robot_id, "robot_name": full_name, "secret": secret}
 
+    def find(self, client: HarborClient, name: str) -> dict | None:
+        """Our system robot by its exact name: `q=name=` matches the stored name, which has no prefix
+        (handler/robot.go ListRobot lists system robots unless asked otherwise)."""
+        for robot in client.list_all("/robots", q=f"name={name}"):
+            shown = robot.get("name") or ""
+            if shown == name or shown.endswith("$" + name):
+                return robot
+        return None
+
+    def adopt(self, client: HarborClient, props: dict[str, Any], found: dict) -> CreateResult:
+        """Take over the robot of our name (made by hand, by a create whose answer was lost, or kept in
+        Harbor when the state was lost): set it to our permissions, and have Harbor issue a new secret
+        (PATCH /robots/{id} with no secret of our own: handler/robot.go RefreshSec), since the old one
+        cannot be read back."""
+        robot_id = int(found["id"])
+        client.request("PUT", f"/robots/{robot_id}", self.body(found["name"], props))
+        secret = self.refresh_secret(client, robot_id)
+        return CreateResult(str(robot_id), self._outputs(props, robot_id, found["name"], secret))
+
+    @staticmethod
+    def refresh_secret(client: HarborClient, robot_id: int) -> str:
+        answer = client.request("PATCH", f"/robots/{robot_id}", {}).body or {}
+        secret = answer.get("secret") or ""
+        if not secret:
+            raise HarborApiError("PATCH", f"/api/v2.0/robots/{robot_id}", 200, ["Harbor answered no new secret"])
+        return secret
+
+    @staticmethod
+    def body(full_name: str, props: dict[str, Any]) -> dict[str, Any]:
+        """The PUT body: name as Harbor shows it (with its prefix), ours for the rest."""
+        return robot_body(full_name, props.get("description") or "", list(props["projects"]))
+
     def create(self, props: dict[str, Any]) -> CreateResult:
+        client = self._client(props)
+        found = self.find(client, props["name"])
+        if found is not None:
+            return self.adopt(client, props, found)
         body = robot_body(props["name"], props.get("description") or "", list(props["projects"]))
         try:
-            answer = self._client(props).request("POST", "/robots", body)
-        except HarborApiError as error:
-            if error.status == 409:
+            answer = client.request("POST", "/robots", body)
+        except MaybeSent as error:
+            # No answer: Harbor may have made it, and only that answer carried the secret.
+            found = self.settle(client, props["name"])
+            if found is None:
                 raise error.with_hint(
-                    f"a robot named {props['name']!r} already exists in Harbor; its secret cannot be read back, so "
-                    "delete it in Harbor (Administration > Robot Accounts) and run `pulumi up` again"
+                    f"Harbor did not answer and has no robot named {props['name']!r}; run `pulumi up` again"
                 ) from None
-            raise
+            return self.adopt(client, props, found)
+        except HarborApiError as error:
+            found = self.find(client, props["name"]) if error.status == 409 else None
+            if found is None:
+                raise
+            return self.adopt(client, props, found)
         created = answer.body or {}
         robot_id = int(created.get("id") or answer.location_id())
         return CreateResult(str(robot_id), self._outputs(props, robot_id, created.get("name", ""), created.get("secret", "")))
+
+    def settle(self, client: HarborClient, name: str) -> dict | None:
+        """Look the name up until Harbor is surely done with a POST that got no answer."""
+        deadline = time.monotonic() + float_env("HARBOR_CACHE_SETTLE_SECONDS", SETTLE_SECONDS)
+        while True:
+            found = self.find(client, name)
+            if found is not None or time.monotonic() >= deadline:
+                return found
+            time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         try:
@@ -114,12 +192,9 @@ class HarborRobotProvider(ResourceProvider):
             if error.status == 404:
                 return ReadResult(None, {})
             raise
-        projects = sorted(
-            p["namespace"] for p in robot.get("permissions") or [] if p.get("kind") == "project" and PULL in p.get("access", [])
-        )
-        values = {**props, "description": robot.get("description", ""), "projects": projects}
-        # GET never returns the secret: the state keeps the one create received.
-        return ReadResult(id_, self._outputs(values, int(robot["id"]), robot.get("name", ""), props.get("secret", "")))
+        # GET never returns the secret: the state keeps the one create (or a refresh) received.
+        outputs = self._outputs(props, int(robot["id"]), robot.get("name", ""), props.get("secret") or "", robot)
+        return ReadResult(id_, outputs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         def same(key: str) -> bool:
@@ -130,15 +205,41 @@ class HarborRobotProvider(ResourceProvider):
             return news.get(key) == olds.get(key)
 
         changed = [key for key in (*INPUTS, *CONNECTION) if _unknown(news.get(key)) or not same(key)]
+        # Set by hand in Harbor (seen by a refresh; absent in a state from before they were read):
+        # our robot is enabled and never expires. A secret lost from the state is issued anew.
+        if olds.get("disable", False) is not False:
+            changed.append("disable")
+        if olds.get("duration", -1) != -1:
+            changed.append("duration")
+        if not olds.get("secret"):
+            changed.append("secret")
         # Harbor cannot rename a robot (400): a new name is a new robot, and a new secret. A new
         # database holds no robot: make it there (deleted first, so it never shares a name or id).
         replaces = [k for k in changed if k in ("name", DATABASE)]
         return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=True)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        body = {**robot_body(olds["robot_name"], news.get("description") or "", list(news["projects"]))}
-        self._client(news).request("PUT", f"/robots/{id_}", body)
-        return UpdateResult(self._outputs(news, int(id_), olds["robot_name"], olds.get("secret", "")))
+        client = self._client(news)
+        secret = olds.get("secret") or ""
+        robot_changed = (
+            any(
+                sorted(news.get(k) or []) != sorted(olds.get(k) or [])
+                if k in ("projects", "project_ids")
+                else news.get(k) != olds.get(k)
+                for k in ("description", "projects", "project_ids")
+            )
+            or olds.get("disable", False) is not False
+            or olds.get("duration", -1) != -1
+        )
+        if robot_changed:
+            client.request("PUT", f"/robots/{id_}", self.body(olds["robot_name"], news))
+        if not secret:
+            secret = self.refresh_secret(client, int(id_))
+        if not robot_changed and olds.get("secret"):
+            # Only the connection changed (a new admin password or API URL): nothing in Harbor
+            # changes; one authenticated call proves the new credential before the state takes it.
+            client.get(f"/robots/{id_}")
+        return UpdateResult(self._outputs(news, int(id_), olds["robot_name"], secret))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         client = self._client(props)

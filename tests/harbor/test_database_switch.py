@@ -25,7 +25,12 @@ from tests.standins.provider_host import ProviderHost, as_engine_sends
 from tests.standins.pulumi_harness import dev_config, run_program, unwrap_secrets
 
 ADMIN_PASSWORD = "Admin-Passw0rd"
-FAST_RETRIES = {"HARBOR_CACHE_RETRY_BASE_DELAY": "0.01", "HARBOR_CACHE_HTTP_TIMEOUT": "2", "HARBOR_CACHE_SETTLE_SECONDS": "1"}
+FAST_RETRIES = {
+    "HARBOR_CACHE_RETRY_BASE_DELAY": "0.01",
+    "HARBOR_CACHE_RETRY_SECONDS": "1",
+    "HARBOR_CACHE_HTTP_TIMEOUT": "2",
+    "HARBOR_CACHE_SETTLE_SECONDS": "1",
+}
 RDS = "rds:harbor-cache-data-db-id"
 KINDS = ("Registry", "Project", "Robot", "OidcAuth", "GcSchedule")
 

@@ -46,6 +46,8 @@ UPDATES = {
     "OidcAuth": {"oidc_endpoint": "https://dex.example.org"},
     "GcSchedule": {"cron": "0 30 2 * * *"},
 }
+# Outputs a refresh adds to a state written before issue 20, with their values for that state.
+READ_SINCE = {"Robot": {"disable": False, "duration": -1}}
 ADMIN_PASSWORD = STATE["resources"][0]["outputs"]["harbor_password"]
 
 
@@ -89,7 +91,11 @@ def test_an_old_state_refreshes_updates_and_destroys_through_todays_provider_hos
             host = hosts[kind]
             # refresh: Read with the old state.
             read_id, read = host.read(urn, id_, outputs, inputs)
-            assert read_id == id_ and read == outputs, f"{kind}: refresh of an old state"
+            assert read_id == id_, f"{kind}: refresh of an old state"
+            # What Harbor holds, as the old state says it; plus what a refresh reads today and an old
+            # state never had (issue 20: a robot's disable and duration).
+            assert {key: read[key] for key in outputs} == outputs, f"{kind}: refresh of an old state"
+            assert {key: read[key] for key in set(read) - set(outputs)} == READ_SINCE.get(kind, {}), kind
             # the next `up`, unchanged: today's provider diffs against the old state and finds nothing.
             assert host.diff(urn, id_, read, inputs).changes == DiffResponse.DIFF_NONE, kind
             # and a real change updates in place.

@@ -5,12 +5,14 @@ counts, faults and secrets checked."""
 from __future__ import annotations
 
 import base64
+import socket
 
 import grpc
 import pytest
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
+from components.harbor.api import HarborApiError, HarborClient, MaybeSent
 from components.harbor.gc_schedule import HarborGcScheduleProvider
 from components.harbor.oidc import HarborOidcProvider
 from components.harbor.project import HarborProjectProvider
@@ -22,6 +24,7 @@ from tests.standins.provider_host import ProviderHost, as_engine_sends, previewe
 ADMIN_PASSWORD = "Admin-Passw0rd"
 FAST_RETRIES = {
     "HARBOR_CACHE_RETRY_BASE_DELAY": "0.01",
+    "HARBOR_CACHE_RETRY_SECONDS": "1",
     "HARBOR_CACHE_HTTP_TIMEOUT": "2",
     "HARBOR_CACHE_REGISTRY_WRITE_TIMEOUT": "2",
     "HARBOR_CACHE_SETTLE_SECONDS": "3",
@@ -354,7 +357,7 @@ def test_tls_verification_errors_are_not_retried(harbor, host_for, tmp_path):
 
 
 def test_reads_retry_on_503s_dropped_connections_and_slow_answers_and_posts_only_on_503(harbor, host_for):
-    host = host_for(HarborRegistryProvider())
+    host = host_for(HarborRegistryProvider(), env={"HARBOR_CACHE_RETRY_SECONDS": "10"})
     harbor.inject("GET", "^/registries$", 503, times=1)
     harbor.inject("GET", "^/registries$", "drop", times=1)
     harbor.inject("GET", "^/registries$", 200, times=1, delay=3.0)  # slower than the 2 s timeout
@@ -364,13 +367,26 @@ def test_reads_retry_on_503s_dropped_connections_and_slow_answers_and_posts_only
     assert int(registry_id) in harbor.state.registries
 
 
+def test_a_post_whose_connection_was_refused_is_retried_not_taken_as_maybe_sent():
+    """Connection refused: the request never left this machine (api.py _not_sent), so a POST may be
+    sent again, and when Harbor never comes the error is a plain one, not "may have reached Harbor"."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = HarborClient(f"http://127.0.0.1:{port}", "admin", ADMIN_PASSWORD, retry_seconds=0.3, base_delay=0.01)
+    with pytest.raises(HarborApiError) as error:
+        client.request("POST", "/registries", {"name": "x"})
+    assert not isinstance(error.value, MaybeSent) and "gave up after" in str(error.value)
+    assert "ConnectionRefusedError" in str(error.value)
+
+
 def test_gives_up_after_bounded_retries_with_the_last_reason(harbor, host_for):
     host = host_for(HarborRegistryProvider())
     harbor.inject("GET", "^/registries/", 502, times=100)
     with pytest.raises(grpc.RpcError) as error:
         host.read(host.urn("x", "Registry"), "7", registry_inputs(harbor))
-    assert harbor.count("GET") == 5
-    assert "HTTP 502" in error.value.details()
+    assert harbor.count("GET") > 5, "retried for the whole window (HARBOR_CACHE_RETRY_SECONDS), not 5 times"
+    assert "HTTP 502" in error.value.details() and "in 1 s" in error.value.details()
 
 
 def test_500_is_not_retried(harbor, host_for):
@@ -443,7 +459,11 @@ def test_project_lifecycle(harbor, host_for, registry_id):
 
     harbor.reset_calls()
     _, read = host.read(urn, project_id, outputs)
-    assert harbor.calls == [("GET", f"/projects/{project_id}"), ("GET", f"/retentions/{project_retention(harbor)}")]
+    assert harbor.calls == [
+        ("GET", f"/projects/{project_id}"),
+        ("GET", "/quotas"),
+        ("GET", f"/retentions/{project_retention(harbor)}"),
+    ], "the project, its quota and its retention policy"
     assert read["public"] is True and read["registry_id"] == registry_id and read["storage_quota_gb"] == 50
     assert (read["retention_days"], read["max_upstream_conn"], read["local_on_not_found"]) == (14, 4, True)
 
@@ -675,7 +695,7 @@ def test_gc_schedule_lifecycle(harbor, host_for):
     harbor.reset_calls()
     gc_id, outputs = host.create(urn, inputs)
     assert harbor.calls == [("POST", "/system/gc/schedule")]
-    assert harbor.state.gc_schedule["parameters"] == {"delete_untagged": True, "workers": 2}
+    assert harbor.state.gc_schedule["parameters"] == {"delete_untagged": True, "delete_tag": False, "workers": 2}
     assert harbor.state.gc_schedule["schedule"] == {"type": "Custom", "cron": "0 0 3 * * 0"}
 
     _, read = host.read(urn, gc_id, outputs)

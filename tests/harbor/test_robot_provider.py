@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from pulumi.runtime import rpc
 from pulumi.runtime.proto.provider_pb2 import DiffResponse
 
 from components.harbor.robot import HarborRobotProvider
@@ -13,7 +14,7 @@ from tests.standins.harbor_emulator import HarborEmulator
 from tests.standins.provider_host import ProviderHost
 
 ADMIN_PASSWORD = "Admin-Passw0rd"
-FAST_RETRIES = {"HARBOR_CACHE_RETRY_BASE_DELAY": "0.01", "HARBOR_CACHE_HTTP_TIMEOUT": "2"}
+FAST_RETRIES = {"HARBOR_CACHE_RETRY_BASE_DELAY": "0.01", "HARBOR_CACHE_RETRY_SECONDS": "1", "HARBOR_CACHE_HTTP_TIMEOUT": "2"}
 
 
 @pytest.fixture
@@ -92,28 +93,47 @@ def test_create_read_update_delete(harbor, host):
     host.delete(urn, robot_id, updated)  # already gone: no error
 
 
+def test_preview_with_unknown_projects_shows_an_update_not_a_failure(harbor, host):
+    """In a preview the projects (and their ids) may not be known yet: check lets them through and
+    diff says the robot changes, without calling Harbor."""
+    urn = host.urn("pull", "Robot")
+    checked, _ = host.check(urn, inputs(harbor))
+    robot_id, outputs = host.create(urn, checked)
+    harbor.reset_calls()
+    unknown, failures = host.check(urn, inputs(harbor, projects=rpc.UNKNOWN, project_ids=rpc.UNKNOWN))
+    assert failures == []
+    diff = host.diff(urn, robot_id, outputs, unknown)
+    assert diff.changes == DiffResponse.DIFF_SOME and list(diff.replaces) == []
+    assert harbor.calls == []
+
+
 def test_check_refuses_names_harbor_refuses(harbor, host):
     urn = host.urn("pull", "Robot")
     _, failures = host.check(urn, inputs(harbor, name="Pull+Bot", projects=[]))
     assert {prop for prop, _ in failures} == {"name", "projects"}
 
 
-def test_a_duplicate_says_what_to_do_and_errors_never_carry_the_secret(harbor, host):
+def test_a_robot_of_our_name_is_adopted_and_errors_never_carry_the_secret(harbor, host):
     urn = host.urn("pull", "Robot")
     checked, _ = host.check(urn, inputs(harbor))
     robot_id, outputs = host.create(urn, checked)
     secret = outputs["secret"]
-    with pytest.raises(grpc.RpcError) as duplicate:
+    # A second create (the state lost it) takes the robot over and has Harbor issue a new secret.
+    harbor.inject("PATCH", r"^/robots/", 500)
+    with pytest.raises(grpc.RpcError) as refresh:
         host.create(urn, checked)
-    assert "already exists" in duplicate.value.details() and "delete it in Harbor" in duplicate.value.details()
+    assert "internal server error" in refresh.value.details() and len(harbor.state.robots) == 1
+    adopted_id, adopted = host.create(urn, checked)
+    assert adopted_id == robot_id and adopted["secret"] not in ("", secret)
 
     harbor.inject("PUT", r"^/robots/", 500)
     fewer, _ = host.check(urn, inputs(harbor, projects=["quay-proxy"]))
     with pytest.raises(grpc.RpcError) as failed:
-        host.update(urn, robot_id, outputs, fewer)
+        host.update(urn, robot_id, adopted, fewer)
     assert "internal server error" in failed.value.details()
-    for error in (duplicate.value, failed.value):
-        assert secret not in error.details() and ADMIN_PASSWORD not in error.details()
+    for error in (refresh.value, failed.value):
+        for secret_value in (secret, adopted["secret"], ADMIN_PASSWORD):
+            assert secret_value not in error.details()
 
 
 def test_a_missing_project_fails_the_create_without_a_robot(harbor, host):

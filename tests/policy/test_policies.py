@@ -49,7 +49,7 @@ MODES = {
     "public": {"allowPublicAccess": True, "allowedCidrs": ["0.0.0.0/0"]},
     "ha-public": {"replicas": 2, "allowPublicAccess": True, "allowedCidrs": ["0.0.0.0/0", "::/0"]},
     "private-upstreams": {"upstreams": PRIVATE_UPSTREAMS},
-    "metrics": {"metricsAllowedCidrs": ["10.0.0.0/8"], "alarmEmail": "ops@example.com"},
+    "metrics": {"metricsAllowedCidrs": ["10.0.0.0/8"], "alarmEmail": "ops@cache-fixture.net"},
     # The second review's (issue 22): settings that change what the program registers.
     "kms": {"kmsKeyArn": "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
     "snapshot": {"dataVolumeSnapshotId": "snap-0123456789abcdef0"},

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import http.server
 import json
 import re
+import ssl
 import threading
 import time
 import urllib.parse
@@ -50,6 +52,128 @@ PROJECT_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 MASK = "*****"
 # src/pkg/quota/types/resources.go MaxLimitedValue: 1024 TB.
 MAX_STORAGE_BYTES = 1125899906842624
+# The robot accesses Harbor accepts per permission kind: src/common/rbac/const.go PoliciesMap plus
+# NolimitProvider.GetPermissions (handler/robot.go validate -> containsAccess), "resource:action".
+ROBOT_ACCESS = {
+    "project": frozenset(
+        f"{resource}:{action}"
+        for resource, actions in {
+            "accessory": "list",
+            "artifact-addition": "read",
+            "artifact-label": "create delete",
+            "artifact": "create delete list read",
+            "export-cve": "create read",
+            "immutable-tag": "create delete list update",
+            "label": "create delete list read update",
+            "log": "list",
+            "member": "create delete list read update",
+            "metadata": "create delete list read update",
+            "notification-policy": "create delete list read update",
+            "preheat-policy": "create delete list read update",
+            "project": "delete read update",
+            "quota": "read",
+            "repository": "delete list pull push read update",
+            "robot": "create delete list read",
+            "sbom": "create read stop",
+            "scan": "create read stop",
+            "scanner": "create read",
+            "tag-retention": "create delete list read update",
+            "tag": "create delete list",
+        }.items()
+        for action in actions.split()
+    ),
+    "system": frozenset(
+        f"{resource}:{action}"
+        for resource, actions in {
+            "audit-log": "list",
+            "catalog": "read",
+            "garbage-collection": "create list read stop update",
+            "jobservice-monitor": "list stop",
+            "label": "create delete read update",
+            "ldap-user": "create list",
+            "preheat-instance": "create delete list read update",
+            "project": "create list",
+            "purge-audit": "create list read stop update",
+            "quota": "list read update",
+            "registry": "create delete list read update",
+            "replication-adapter": "list",
+            "replication-policy": "create delete list read update",
+            "replication": "create list read",
+            "robot": "create delete list read",
+            "scan-all": "create read stop update",
+            "scanner": "create delete list read update",
+            "security-hub": "list read",
+            "system-volumes": "read",
+            "user-group": "create delete list read update",
+            "user": "create delete list read update",
+        }.items()
+        for action in actions.split()
+    ),
+}
+# The keys of Harbor's typed models: what is not one of them is dropped on the way in (the handler
+# copies the request into the model, json.Marshal/Unmarshal through it: lib.JSONCopy, toCfgMap).
+# swagger ProjectMetadata (handler/project.go CreateProject/UpdateProject lib.JSONCopy).
+PROJECT_METADATA_KEYS = frozenset(
+    {
+        "public",
+        "enable_content_trust",
+        "enable_content_trust_cosign",
+        "prevent_vul",
+        "severity",
+        "auto_scan",
+        "auto_sbom_generation",
+        "reuse_sys_cve_allowlist",
+        "retention_id",
+        "proxy_speed_kb",
+        "max_upstream_conn",
+        "proxy_cache_local_on_not_found",
+    }
+)
+# User-scope configuration and their defaults (src/lib/config/metadata/metadatalist.go ConfigList),
+# the ones GET /configurations shows on a fresh Harbor (PasswordType items are never shown:
+# controller/config ConvertForGet). Harbor's PUT takes the keys of swagger `Configurations`
+# (handler/config.go toCfgMap) and drops the rest.
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "auth_mode": "db_auth",
+    "primary_auth_mode": False,
+    "project_creation_restriction": "everyone",
+    "read_only": False,
+    "self_registration": False,
+    "token_expiration": 30,
+    "robot_token_duration": 30,
+    "robot_name_prefix": "robot$",
+    "notification_enable": True,
+    "quota_per_project_enable": True,
+    "storage_per_project": -1,
+    "session_timeout": 60,
+    "oidc_name": "",
+    "oidc_endpoint": "",
+    "oidc_client_id": "",
+    "oidc_groups_claim": "",
+    "oidc_admin_group": "",
+    "oidc_group_filter": "",
+    "oidc_scope": "",
+    "oidc_user_claim": "",
+    "oidc_verify_cert": True,
+    "oidc_auto_onboard": False,
+    "oidc_extra_redirect_parms": "{}",
+    "oidc_logout": False,
+}
+PASSWORD_CONFIG_KEYS = frozenset({"oidc_client_secret", "ldap_search_password", "uaa_client_secret"})
+# lib/config/metadata/type.go AuthModeType and ProjectCreationRestrictionType validate.
+AUTH_MODES = ("db_auth", "ldap_auth", "uaa_auth", "http_auth", "oidc_auth")
+PROJECT_CREATION_RESTRICTIONS = ("adminonly", "everyone")
+# handler/gc.go kick: the schedule types it acts on (any other type is a silent no-op).
+GC_SCHEDULED_TYPES = ("Hourly", "Daily", "Weekly", "Custom")
+# robfig/cron's 6-field parser (common/utils/utils.go CronParser): field bounds and names.
+CRON_BOUNDS = (
+    (0, 59, ()),
+    (0, 59, ()),
+    (0, 23, ()),
+    (1, 31, ()),
+    (1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
+    (0, 6, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
 
 
 class SwaggerValidator:
@@ -69,6 +193,10 @@ class SwaggerValidator:
         fixed["definitions"]["Schedule"]["properties"]["parameters"] = {"type": "object"}
         fixed["definitions"]["RetentionRule"]["properties"]["params"] = {"type": "object"}
         self.fixed = fixed
+
+    def configuration_keys(self) -> frozenset[str]:
+        """The keys of swagger `Configurations`: what Harbor's PUT /configurations keeps."""
+        return frozenset(self.spec["definitions"]["Configurations"]["properties"])
 
     def _operation(self, method: str, path: str) -> dict | None:
         for template, operations in self.spec["paths"].items():
@@ -108,7 +236,8 @@ class SwaggerValidator:
 @dataclass
 class Fault:
     """An injected failure for matching requests: a status code, 'drop' (close the connection before
-    Harbor acts), 'drop-after' (Harbor acts, the answer is lost) or a delay."""
+    Harbor acts), 'drop-after' (Harbor acts, the answer is lost), 'empty-list' (a list that does not
+    show yet what a concurrent create made) or a delay."""
 
     method: str
     path_pattern: str
@@ -123,7 +252,7 @@ class HarborState:
     registries: dict[int, dict] = field(default_factory=dict)
     projects: dict[int, dict] = field(default_factory=dict)
     quotas: dict[int, dict] = field(default_factory=dict)
-    configurations: dict[str, Any] = field(default_factory=lambda: {"auth_mode": "db_auth", "oidc_client_secret": ""})
+    configurations: dict[str, Any] = field(default_factory=lambda: {**CONFIG_DEFAULTS, **dict.fromkeys(PASSWORD_CONFIG_KEYS, "")})
     gc_schedule: dict | None = None
     robots: dict[int, dict] = field(default_factory=dict)
     retentions: dict[int, dict] = field(default_factory=dict)
@@ -139,6 +268,9 @@ class HarborEmulator:
     def __init__(self, admin_password: str = "Harbor12345", validate: bool = True) -> None:  # noqa: S107
         self.state = HarborState(admin_password=admin_password)
         self.validator = SwaggerValidator() if validate and SWAGGER.exists() else None
+        self.config_keys = (
+            self.validator.configuration_keys() if self.validator else frozenset(CONFIG_DEFAULTS) | PASSWORD_CONFIG_KEYS
+        )
         self.calls: list[tuple[str, str]] = []
         self.queries: list[tuple[str, str, dict]] = []
         self.bodies: list[tuple[str, str, Any]] = []
@@ -176,6 +308,9 @@ class HarborEmulator:
 
             def do_DELETE(self):  # noqa: N802
                 self._serve("DELETE")
+
+            def do_PATCH(self):  # noqa: N802
+                self._serve("PATCH")
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -235,6 +370,10 @@ class HarborEmulator:
                 handler.close_connection = True
                 handler.connection.shutdown(2)
                 return
+            if fault.kind == "empty-list":
+                # A list answered before another writer's create committed: the race between a
+                # name lookup and the POST that follows it (the POST then meets Harbor's 409).
+                return self._send(handler, 200, [], {"X-Total-Count": "0"})
             if isinstance(fault.kind, int):
                 message = "internal server error" if fault.kind >= 500 else "injected"
                 return self._send(handler, fault.kind, {"errors": [{"code": "INJECTED", "message": message}]})
@@ -250,7 +389,9 @@ class HarborEmulator:
             problem = self.validator.request(method, path, body)
             if problem:
                 self.violations.append(problem)
-                return self._send(handler, 422, _errors("SPEC_VIOLATION", problem))
+                # go-openapi's router answers a path it has no route for with 404.
+                status = 404 if problem.endswith("is not in Harbor's API") else 422
+                return self._send(handler, status, _errors("SPEC_VIOLATION", problem))
         if self.ping_delay and method in ("POST", "PUT") and re.match(r"^/registries(/\d+)?$", path):
             time.sleep(self.ping_delay)  # outside the lock: Harbor serves other requests meanwhile
         with self.lock:
@@ -299,6 +440,13 @@ class HarborEmulator:
 
     def route(self, method: str, path: str, query: dict, body: Any, headers) -> tuple[int, Any, dict]:
         segments = path.strip("/").split("/")
+        if method == "GET" and query.get("q"):
+            # lib/q/builder.go parseKeywords: every comma-separated item is key=value, both non-empty.
+            for item in urllib.parse.unquote(query["q"]).split(","):
+                key, equals, value = item.partition("=")
+                if not equals or not key or not value:
+                    message = 'the query string must contain "=" and the key/value cannot be empty'
+                    return 400, _errors("BAD_REQUEST", message), {}
         if path == "/health":
             return 200, {"status": "healthy", "components": [{"name": "core", "status": "healthy"}]}, {}
         if segments[0] == "registries":
@@ -312,15 +460,21 @@ class HarborEmulator:
         if path == "/system/gc/schedule":
             return self.gc(method, body)
         if segments[0] == "robots":
-            return self.robots(method, segments[1:], body)
+            return self.robots(method, segments[1:], query, body)
         if segments[0] == "retentions":
             return self.retentions(method, segments[1:], body)
         return 404, _errors("NOT_FOUND", f"{path} not found"), {}
 
     @staticmethod
     def page(items: list, query: dict) -> tuple[int, list, dict]:
-        size = min(int(query.get("page_size", 10)), 100)
+        # swagger parameters page (default 1) and page_size (default 10, maximum 100): go-swagger
+        # refuses a page_size over 100 with 422 before any handler runs.
+        size = int(query.get("page_size", 10))
+        if size > 100:
+            return 422, _errors("602", "page_size in query should be less than or equal to 100"), {}
         number = int(query.get("page", 1))
+        if size <= 0:  # lib/orm: no page size means everything
+            return 200, items, {"X-Total-Count": str(len(items))}
         return 200, items[(number - 1) * size : number * size], {"X-Total-Count": str(len(items))}
 
     @staticmethod
@@ -336,11 +490,16 @@ class HarborEmulator:
         return items
 
     def registry_problem(self, registry: dict) -> tuple[int, Any, dict] | None:
-        """src/controller/registry/controller.go validate: name length, then the upstream health check."""
+        """src/controller/registry/controller.go validate: name length, the URL (lib.ValidateHTTPURL,
+        which also normalises the stored URL), then the upstream health check."""
         if not registry["name"]:
             return 400, _errors("BAD_REQUEST", "name cannot be empty"), {}
         if len(registry["name"]) > 64:
             return 400, _errors("BAD_REQUEST", "the max length of name is 64"), {}
+        url, problem = validate_http_url(registry["url"])
+        if problem:
+            return 400, _errors("BAD_REQUEST", problem), {}
+        registry["url"] = url
         if registry["type"] not in PERMITTED_PROXY_TYPES | OTHER_ADAPTER_TYPES:
             return 400, _errors("BAD_REQUEST", f"adapter factory for {registry['type']} not found"), {}
         credential = registry.get("credential") or {}
@@ -355,8 +514,13 @@ class HarborEmulator:
     def registries(self, method: str, rest: list[str], query: dict, body: Any) -> tuple[int, Any, dict]:
         state = self.state
         if not rest and method == "POST":
-            # handler/registry.go CreateRegistry: only the model's fields are taken.
-            credential = body.get("credential") or {"type": "basic", "access_key": "", "access_secret": ""}
+            # handler/registry.go CreateRegistry: only the model's fields are taken; a CA
+            # certificate is checked first (commonhttp.ValidateCACertificate -> 400).
+            problem = ca_certificate_problem(body.get("ca_certificate") or "")
+            if problem:
+                return 400, _errors("BAD_REQUEST", problem), {}
+            sent = body.get("credential") or {}
+            credential = {key: sent.get(key, "") for key in ("type", "access_key", "access_secret")}
             registry = {
                 "name": body.get("name", ""),
                 "type": body.get("type", ""),
@@ -388,6 +552,10 @@ class HarborEmulator:
             # handler/registry.go UpdateRegistry: each field changes only when sent; the stored
             # secret stays unless access_secret is sent (whatever happens to the URL). A nested
             # `credential` is no field of RegistryUpdate: ignored.
+            if "ca_certificate" in body:
+                problem = ca_certificate_problem(body["ca_certificate"] or "")
+                if problem:
+                    return 400, _errors("BAD_REQUEST", problem), {}
             updated = copy.deepcopy(registry)
             for key in ("name", "description", "url", "insecure", "ca_certificate"):
                 if key in body:
@@ -425,9 +593,36 @@ class HarborEmulator:
             name = body["project_name"]
             if not PROJECT_NAME_RE.match(name) or len(name) > 255:
                 return 400, _errors("BAD_REQUEST", "project name is invalid"), {}
-            metadata = dict(body.get("metadata") or {"public": "false"})
             registry_id = body.get("registry_id")
-            # handler/project.go validateProjectReq.
+            # handler/project.go CreateProject: the typed ProjectMetadata (unknown keys dropped), the
+            # legacy top-level `public`, "false" when absent and nothing but "true"/"false" taken;
+            # the proxy limits only on a proxy project, content trust never on one.
+            metadata = typed_metadata(body.get("metadata"))
+            if body.get("public") is not None and not metadata.get("public"):
+                metadata["public"] = "true" if body["public"] else "false"
+            metadata.setdefault("public", "false")
+            if metadata["public"] not in ("true", "false"):
+                return (
+                    400,
+                    _errors("BAD_REQUEST", f"metadata.public should only be 'true' or 'false', but got: '{metadata['public']}'"),
+                    {},
+                )
+            if registry_id is None:
+                metadata.pop("proxy_speed_kb", None)
+                metadata.pop("max_upstream_conn", None)
+            else:
+                metadata.pop("enable_content_trust", None)
+            # handler/project.go validateProjectReq, in its order.
+            if metadata.get("retention_id"):
+                return (
+                    400,
+                    _errors(
+                        "BAD_REQUEST",
+                        "the retention_id in the request's payload when creating a project should be omitted, "
+                        "alternatively passing an empty string",
+                    ),
+                    {},
+                )
             if registry_id is not None:
                 if registry_id <= 0:
                     return 400, _errors("BAD_REQUEST", f"{registry_id} is invalid value of registry_id"), {}
@@ -440,9 +635,12 @@ class HarborEmulator:
                 for key in ("proxy_speed_kb", "max_upstream_conn"):
                     if key in metadata and not _is_int32(metadata[key]):
                         return 400, _errors("BAD_REQUEST", f"metadata.{key} should be an int32, but got '{metadata[key]}'"), {}
-            storage = body.get("storage_limit", -1)
-            if storage > MAX_STORAGE_BYTES:
-                return 400, _errors("BAD_REQUEST", "storage limit is out of range"), {}
+            # CreateProject: absent or 0 takes storage_per_project (quota per project is on by
+            # default); validateProjectReq -> quota driver Validate -> lib.ValidateQuotaLimit.
+            storage = body.get("storage_limit") or self.state.configurations["storage_per_project"]
+            problem = quota_limit_problem(storage)
+            if problem:
+                return 400, _errors("BAD_REQUEST", problem), {}
             if any(p["name"] == name for p in state.projects.values()):
                 return 409, _errors("CONFLICT", f"The project named {name} already exists"), {}
             metadata.pop("retention_id", None)
@@ -482,12 +680,24 @@ class HarborEmulator:
         if method == "GET":
             return 200, self.shown_project(project), {}
         if method == "PUT":
-            if body.get("registry_id") not in (None, project["registry_id"]):
-                return 400, _errors("BAD_REQUEST", "the registry of a proxy-cache project cannot be changed"), {}
-            metadata = body.get("metadata") or {}
-            for key in ("proxy_speed_kb", "max_upstream_conn"):
-                if key in metadata and not _is_int32(metadata[key]):
-                    return 400, _errors("BAD_REQUEST", f"metadata.{key} should be an int32, but got '{metadata[key]}'"), {}
+            # handler/project.go UpdateProject: registry_id and the name are not looked at; the
+            # metadata goes through the typed model (unknown keys dropped) and is merged into the
+            # stored one (controller/project Update: add new keys, update present ones) with NO
+            # check of the values (neither int32 limits nor public's true/false); the proxy limits
+            # only on a proxy project, content trust never on one; retention_id must be the one
+            # already associated.
+            metadata = typed_metadata(body.get("metadata"))
+            if project["registry_id"]:
+                metadata.pop("enable_content_trust", None)
+            else:
+                metadata.pop("proxy_speed_kb", None)
+                metadata.pop("max_upstream_conn", None)
+            if "retention_id" in metadata and metadata["retention_id"] != project["metadata"].get("retention_id"):
+                message = (
+                    "the retention_id in the request's payload when updating a project should be omitted, "
+                    "alternatively passing the one that has already been associated to this project"
+                )
+                return 400, _errors("BAD_REQUEST", message), {}
             project["metadata"].update(metadata)
             return 200, None, {}
         if method == "DELETE":
@@ -507,8 +717,10 @@ class HarborEmulator:
     def repositories(self, method: str, project: dict, rest: list[str], query: dict) -> tuple[int, Any, dict]:
         if not rest and method == "GET":
             return self.page([{"name": name, "project_id": project["project_id"]} for name in project["repositories"]], query)
-        if rest and method == "DELETE":
-            # Harbor wants the repository name URL-encoded twice; one decoding happened in routing.
+        if len(rest) == 1 and method == "DELETE":
+            # The router matches the escaped path, so a name's slashes must be encoded (else more
+            # segments: no route, 404); go-openapi decodes the parameter once and the handler's
+            # Prepare once more (handler/repository.go Prepare -> unescapePathParams).
             name = urllib.parse.unquote(urllib.parse.unquote(rest[0]))
             full = f"{project['name']}/{name}"
             if full not in project["repositories"]:
@@ -519,25 +731,69 @@ class HarborEmulator:
 
     def quotas(self, method: str, rest: list[str], query: dict, body: Any) -> tuple[int, Any, dict]:
         if not rest and method == "GET":
+            # handler/quota.go ListQuotas: filtered by reference and reference_id.
             items = [
-                q for q in self.state.quotas.values() if str(q["ref"]["id"]) == str(query.get("reference_id", q["ref"]["id"]))
+                q
+                for q in self.state.quotas.values()
+                if str(q["ref"]["id"]) == str(query.get("reference_id", q["ref"]["id"]))
+                and query.get("reference", "project") == "project"
             ]
             return self.page(items, query)
         quota = self.state.quotas.get(int(rest[0])) if rest and rest[0].isdigit() else None
+        if method == "PUT":
+            # handler/quota.go UpdateQuota: `hard` required and not empty, then the quota, then
+            # the project driver's Validate (controller/quota/driver/project/project.go): storage
+            # only, storage present, each limit through lib.ValidateQuotaLimit.
+            hard = (body or {}).get("hard") or {}
+            if not hard:
+                return 400, _errors("BAD_REQUEST", "hard required in body"), {}
+            if quota is None:
+                return 404, _errors("NOT_FOUND", "quota not found"), {}
+            for resource, value in hard.items():
+                if resource != "storage":
+                    return 400, _errors("BAD_REQUEST", f"resource {resource} not support"), {}
+                problem = quota_limit_problem(value)
+                if problem:
+                    return 400, _errors("BAD_REQUEST", problem), {}
+            quota["hard"] = dict(hard)
+            return 200, None, {}
         if quota is None:
             return 404, _errors("NOT_FOUND", "quota not found"), {}
-        if method == "PUT":
-            quota["hard"] = dict(body["hard"])
-            return 200, None, {}
         return 200, quota, {}
 
     def configurations(self, method: str, body: Any) -> tuple[int, Any, dict]:
+        """handler/config.go and controller/config/controller.go."""
         config = self.state.configurations
+        # authModeCanBeModified: no user but the default admin (user manager Count excludes id 1).
+        auth_mode_editable = len(self.state.users) <= 1
         if method == "GET":
-            return 200, {k: {"value": v, "editable": True} for k, v in config.items() if k != "oidc_client_secret"}, {}
-        if "auth_mode" in body and body["auth_mode"] != config["auth_mode"] and len(self.state.users) > 1:
-            return 400, _errors("BAD_REQUEST", "auth mode can not be modified as new users have been inserted into db"), {}
-        config.update(body)
+            # ConvertForGet: every item but passwords, auth_mode editable only while no user exists.
+            shown = {k: {"value": v, "editable": True} for k, v in config.items() if k not in PASSWORD_CONFIG_KEYS}
+            shown["auth_mode"]["editable"] = auth_mode_editable
+            return 200, shown, {}
+        if body is None:
+            return 400, _errors("BAD_REQUEST", "Missing configure item"), {}
+        # toCfgMap: through the typed Configurations model (pointer fields, omitempty), so keys it
+        # lacks and null values are dropped.
+        updates = {k: v for k, v in body.items() if k in self.config_keys and v is not None}
+        # validateCfg: the auth-mode lock first, then each item's type (lib/config/metadata/type.go).
+        if "auth_mode" in updates and updates["auth_mode"] != config["auth_mode"] and not auth_mode_editable:
+            return (
+                400,
+                _errors("BAD_REQUEST", "the auth mode cannot be modified as new users have been inserted into database"),
+                {},
+            )
+        if "auth_mode" in updates and updates["auth_mode"] not in AUTH_MODES:
+            return 400, _errors("BAD_REQUEST", f"invalid auth_mode, shoud be one of {', '.join(AUTH_MODES)}"), {}
+        restriction = updates.get("project_creation_restriction", "everyone")
+        if restriction not in PROJECT_CREATION_RESTRICTIONS:
+            return 400, _errors("BAD_REQUEST", "invalid project_creation_restriction, should be adminonly or everyone"), {}
+        if "storage_per_project" in updates and quota_limit_problem(updates["storage_per_project"]):
+            return 400, _errors("BAD_REQUEST", quota_limit_problem(updates["storage_per_project"])), {}
+        for key in ("token_expiration", "robot_token_duration", "session_timeout"):  # verifyValueLengthCfg
+            if key in updates and updates[key] <= 0:
+                return 400, _errors("BAD_REQUEST", f"the {key} value must be positive"), {}
+        config.update(updates)
         return 200, None, {}
 
     def gc(self, method: str, body: Any) -> tuple[int, Any, dict]:
@@ -553,7 +809,8 @@ class HarborEmulator:
                     "id": schedule["id"],
                     "job_name": "",
                     "job_kind": schedule["schedule"]["cron"],
-                    "job_parameters": json.dumps(schedule["parameters"]),
+                    # CleanExtraAttrs of the schedule's extras; Go marshals a map with sorted keys.
+                    "job_parameters": json.dumps(schedule["parameters"], sort_keys=True, separators=(",", ":")),
                     "job_status": "",
                     "deleted": False,
                     "schedule": {**schedule["schedule"], "next_scheduled_time": "2026-01-04T03:00:00.000Z"},
@@ -562,75 +819,194 @@ class HarborEmulator:
                 },
                 {},
             )
-        # handler/gc.go: a schedule is replaced as a whole, DeleteSchedule then createSchedule
-        # (updateSchedule), so jobservice's periodic job is made again even for the same cron.
-        if self.state.gc_schedule is not None and self.state.gc_schedule["schedule"]["type"] not in ("None", "Manual"):
-            self._scheduled("unschedule", "GARBAGE_COLLECTION")
-        if body["schedule"]["type"] not in ("None", "Manual"):
-            self._scheduled("schedule", "GARBAGE_COLLECTION")
-        if body["schedule"]["type"] == "None":
+        # handler/gc.go kick: None deletes the schedule; Hourly/Daily/Weekly/Custom check the
+        # parameters, then the cron (updateSchedule -> utils.ValidateCronString), then replace the
+        # schedule with extras {delete_untagged, delete_tag, workers} (controller/gc CreateSchedule):
+        # a boolean only when sent as one, workers only when sent as a JSON integer in 1..10
+        # (json.Number.Int64: 1.0 fails), else 0. Any other type does nothing and still succeeds.
+        done = (201 if method == "POST" else 200), None, {}
+        schedule = (body or {}).get("schedule") or {}
+        kind, cron = schedule.get("type", ""), schedule.get("cron", "")
+        parameters = (body or {}).get("parameters") or {}
+        # A schedule is replaced as a whole (updateSchedule: DeleteSchedule then createSchedule), so
+        # jobservice's periodic job is made again even for the same cron.
+        previous = self.state.gc_schedule
+        if kind == "None":
+            if previous is not None:
+                self._scheduled("unschedule", "GARBAGE_COLLECTION")
             self.state.gc_schedule = None
-        else:
-            self.state.gc_schedule = {
-                "id": 1,
-                "schedule": dict(body["schedule"]),
-                "parameters": dict(body.get("parameters") or {}),
-            }
-        return (201 if method == "POST" else 200), None, {}
+            return done
+        if kind not in GC_SCHEDULED_TYPES:
+            return done
+        workers = parameters.get("workers")
+        if isinstance(workers, float):
+            return 400, _errors("BAD_REQUEST", "workers should be integer format"), {}
+        if isinstance(workers, int) and not isinstance(workers, bool) and not 0 < workers <= 10:
+            message = f"Error: Invalid number of workers:{workers}. Workers must be greater than 0 and less than or equal to 10."
+            return 400, _errors("BAD_REQUEST", message), {}
+        problem = cron_problem(cron)
+        if problem:
+            return 400, _errors("BAD_REQUEST", f"invalid cron string for scheduled gc: {cron}, error: {problem}"), {}
+        extras = {
+            key: parameters[key] if isinstance(parameters.get(key), bool) else False for key in ("delete_untagged", "delete_tag")
+        }
+        extras["workers"] = workers if isinstance(workers, int) and not isinstance(workers, bool) else 0
+        if previous is not None:
+            self._scheduled("unschedule", "GARBAGE_COLLECTION")
+        self._scheduled("schedule", "GARBAGE_COLLECTION")
+        self.state.gc_schedule = {"id": 1, "schedule": {"type": kind, "cron": cron}, "parameters": extras}
+        return done
 
-    def robots(self, method: str, rest: list[str], body: Any) -> tuple[int, Any, dict]:
-        """Harbor v2.15.2's robot API (handler/robot.go, controller/robot/controller.go), system robots.
+    def robots(self, method: str, rest: list[str], query: dict, body: Any) -> tuple[int, Any, dict]:
+        """Harbor v2.15.2's robot API (handler/robot.go, controller/robot/controller.go).
 
         The stored name has no prefix; every answer shows it with `robot$` (controller populate).
-        The secret is answered on create only. A permission naming a missing project fails the
-        create with 404 (toScope); the request's transaction leaves no robot behind.
+        The secret is answered on create and on a refresh without a secret of one's own only. A
+        permission naming a missing project fails with 404 (toScope); the request's transaction
+        leaves no robot behind.
         """
         robots = self.state.robots
         if not rest and method == "POST":
-            if not PROJECT_NAME_RE.match(body.get("name", "")):  # validateName: the same pattern
+            body = body or {}
+            if not PROJECT_NAME_RE.match(body.get("name") or ""):  # validateName
                 return 400, _errors("BAD_REQUEST", "robot name is not in lower case or contains illegal characters"), {}
-            permissions = body.get("permissions") or []
-            if body.get("level") not in ("system", "project") or not permissions or not all(p.get("access") for p in permissions):
-                return 400, _errors("BAD_REQUEST", "bad request empty permission"), {}
-            if body["level"] == "project" and len(permissions) > 1:
-                return 400, _errors("BAD_REQUEST", "bad request permission"), {}
-            names = {p["name"] for p in self.state.projects.values()}
-            missing = [p["namespace"] for p in permissions if p.get("kind") == "project" and p["namespace"] not in names]
+            # RobotCreate.duration is a plain int64: absent is 0, which validate refuses.
+            problem = self.robot_problem(body.get("duration", 0), body.get("level"), body.get("permissions"))
+            if problem:
+                return problem
+            missing = self.missing_project(body["permissions"])
             if missing:
-                return 404, _errors("NOT_FOUND", f"project {missing[0]} not found"), {}
+                return missing
             if any(r["name"] == body["name"] for r in robots.values()):
                 return 409, _errors("CONFLICT", f"robot account 0:{body['name']} already exists"), {}
             robot_id = self.state.new_id()
-            secret = base64.b32encode(robot_id.to_bytes(4, "big") * 5).decode().rstrip("=")  # Harbor: 32 random chars
-            robots[robot_id] = {"id": robot_id, "name": body["name"], "level": body["level"], "secret": secret}
-            robots[robot_id].update(description=body.get("description", ""), duration=body.get("duration", -1))
-            robots[robot_id].update(permissions=copy.deepcopy(permissions), disable=bool(body.get("disable")))
-            created = {"id": robot_id, "name": f"robot${body['name']}", "secret": secret, "expires_at": -1}
+            secret = robot_secret(robot_id)
+            # CreateRobot takes name, description, duration and permissions; `disable` and
+            # `secret` of RobotCreate are not used (a new robot is enabled, its secret generated).
+            robots[robot_id] = {
+                "id": robot_id,
+                "name": body["name"],
+                "level": body["level"],
+                "secret": secret,
+                "description": body.get("description", ""),
+                "duration": body["duration"],
+                "expires_at": -1 if body["duration"] == -1 else 1796536800 + body["duration"] * 86400,
+                "permissions": self.typed_permissions(body["permissions"]),
+                "disable": False,
+            }
+            created = {
+                "id": robot_id,
+                "name": f"robot${body['name']}",
+                "secret": secret,
+                "expires_at": robots[robot_id]["expires_at"],
+            }
             created["creation_time"] = "2026-11-28T06:00:00.000Z"
             return 201, created, {"Location": f"/api/v2.0/robots/{robot_id}"}
-        robot = robots.get(int(rest[0])) if rest and rest[0].isdigit() else None
         if not rest and method == "GET":
-            return self.page([self.shown_robot(r) for r in robots.values()], {})
+            # ListRobot: without q=Level=... the system robots (project id 0), visible ones.
+            listed = [r for r in robots.values() if r["level"] == "system"]
+            return self.page([self.shown_robot(r) for r in self.filter_name(listed, query)], query)
+        robot = robots.get(int(rest[0])) if len(rest) == 1 and rest[0].isdigit() else None
         if robot is None:
             return 404, _errors("NOT_FOUND", f"robot {rest[0] if rest else ''} not found"), {}
         if method == "GET":
             return 200, self.shown_robot(robot), {}
         if method == "PUT":
-            if body.get("name") != f"robot${robot['name']}" or body.get("level") != robot["level"]:
+            # updateV2Robot: duration absent keeps the stored one; validate as on create; the
+            # name (with prefix, as shown) and level must not change; then description, disable
+            # (absent: false), duration and, when sent, the permissions are replaced.
+            body = body or {}
+            duration = body["duration"] if body.get("duration") is not None else robot["duration"]
+            problem = self.robot_problem(duration, body.get("level"), body.get("permissions"))
+            if problem:
+                return problem
+            if body.get("level") != robot["level"] or body.get("name") != f"robot${robot['name']}":
                 return 400, _errors("BAD_REQUEST", "cannot update the level or name of robot"), {}
-            robot.update(description=body.get("description", ""), permissions=copy.deepcopy(body.get("permissions") or []))
+            missing = self.missing_project(body["permissions"])
+            if missing:
+                return missing
+            if duration != robot["duration"]:
+                robot["duration"] = duration
+                robot["expires_at"] = -1 if duration == -1 else 1796536800 + duration * 86400
+            robot["description"] = body.get("description", "")
+            robot["disable"] = bool(body.get("disable", False))
+            robot["permissions"] = self.typed_permissions(body["permissions"])
             return 200, None, {}
+        if method == "PATCH":
+            # RefreshSec: an empty secret makes Harbor generate one and answer it; a secret of
+            # one's own must pass IsValidSec and is answered as "".
+            wanted = (body or {}).get("secret") or ""
+            if wanted:
+                if not is_valid_robot_secret(wanted):
+                    message = (
+                        "the secret must be 8-128, inclusively, characters long with at least 1 uppercase letter, "
+                        "1 lowercase letter and 1 number"
+                    )
+                    return 400, _errors("BAD_REQUEST", message), {}
+                robot["secret"] = wanted
+                return 200, {"secret": ""}, {}
+            robot["refreshes"] = robot.get("refreshes", 0) + 1
+            robot["secret"] = robot_secret(robot["id"] * 1000 + robot["refreshes"])
+            return 200, {"secret": robot["secret"]}, {}
         if method == "DELETE":
             del robots[robot["id"]]
             return 200, None, {}
         return 405, _errors("METHOD_NOT_ALLOWED", method), {}
 
+    def missing_project(self, permissions: list[dict]) -> tuple[int, Any, dict] | None:
+        """controller/robot toScope: a project permission names an existing project (or `*`), else 404."""
+        names = {p["name"] for p in self.state.projects.values()}
+        missing = [p["namespace"] for p in permissions if p.get("kind") == "project" and p.get("namespace") not in (*names, "*")]
+        return (404, _errors("NOT_FOUND", f"project {missing[0]} not found"), {}) if missing else None
+
+    @staticmethod
+    def robot_problem(duration: Any, level: Any, permissions: Any) -> tuple[int, Any, dict] | None:
+        """handler/robot.go validate, in its order, and controller toScope's namespace check."""
+        if not isinstance(duration, int) or not (duration == -1 or 0 < duration < 2**31 - 1):
+            message = f"bad request error duration input: {duration}, duration must be either -1(Never) or a positive integer"
+            return 400, _errors("BAD_REQUEST", message), {}
+        if level not in ("system", "project"):
+            return 400, _errors("BAD_REQUEST", f"bad request error level input: {level}"), {}
+        if not permissions:
+            return 400, _errors("BAD_REQUEST", "bad request empty permission"), {}
+        if any(not p.get("access") for p in permissions):
+            return 400, _errors("BAD_REQUEST", "bad request empty access"), {}
+        if level == "project" and len(permissions) > 1:
+            return 400, _errors("BAD_REQUEST", "bad request permission"), {}
+        for permission in permissions:
+            allowed = ROBOT_ACCESS.get(permission.get("kind"))
+            if allowed is None:
+                return 400, _errors("BAD_REQUEST", f"bad request permission level: {permission.get('kind')}"), {}
+            for access in permission["access"]:
+                if f"{access.get('resource')}:{access.get('action')}" not in allowed:
+                    return (
+                        400,
+                        _errors("BAD_REQUEST", f"bad request permission: {access.get('resource')}:{access.get('action')}"),
+                        {},
+                    )
+        for permission in permissions:
+            if permission["kind"] == "system" and permission.get("namespace") != "/":
+                return 400, _errors("BAD_REQUEST", "unknown namespace"), {}
+        return None
+
+    @staticmethod
+    def typed_permissions(permissions: list[dict]) -> list[dict]:
+        """RobotPermission {kind, namespace, access[{resource, action, effect}]}: other keys dropped."""
+        return [
+            {
+                "kind": p["kind"],
+                "namespace": p.get("namespace", ""),
+                "access": [{k: a[k] for k in ("resource", "action", "effect") if k in a} for a in p["access"]],
+            }
+            for p in permissions
+        ]
+
     def shown_robot(self, robot: dict) -> dict:
         names = {p["name"] for p in self.state.projects.values()}
         # Permissions on a project that is gone are not listed (controller populatePermissions).
         permissions = [p for p in robot["permissions"] if p.get("kind") != "project" or p["namespace"] in names]
-        shown = {k: v for k, v in robot.items() if k != "secret"}
-        return {**shown, "name": f"robot${robot['name']}", "permissions": permissions, "editable": True, "expires_at": -1}
+        shown = {k: v for k, v in robot.items() if k not in ("secret", "refreshes")}
+        return {**shown, "name": f"robot${robot['name']}", "permissions": permissions, "editable": True}
 
     def _scheduled(self, action: str, vendor: str) -> None:
         if self.on_schedule is not None:
@@ -638,47 +1014,102 @@ class HarborEmulator:
 
     def add_retention(self, policy: dict) -> int:
         retention_id = self.state.new_id()
-        self.state.retentions[retention_id] = {**copy.deepcopy(policy), "id": retention_id}
+        self.state.retentions[retention_id] = {**typed_retention(copy.deepcopy(policy)), "id": retention_id}
         # controller/retention CreateRetention: a schedule trigger with a cron is scheduled at once.
         if retention_cron(policy):
             self._scheduled("schedule", f"RETENTION:{retention_id}")
         return retention_id
 
     def retentions(self, method: str, rest: list[str], body: Any) -> tuple[int, Any, dict]:
-        """handler/retention.go: Create refuses a second policy for a project; Update replaces it."""
+        """handler/retention.go CreateRetention / UpdateRetention and controller/retention's
+        ValidateRetentionPolicy: at most 15 rules, no two rules alike (409), project scope only, one
+        policy per project, a valid schedule cron; an update only through the project whose
+        retention_id it is (requirePolicyAccess, else 404). Stored through the typed model."""
         state = self.state
+        if method in ("POST", "PUT") and (rest or method == "POST"):
+            policy = typed_retention(body or {})
+            if len(policy["rules"]) > 15:
+                return 400, _errors("BAD_REQUEST", "only 15 rules are allowed at most"), {}
+            seen: dict[str, int] = {}
+            for index, rule in enumerate(policy["rules"]):
+                key = json.dumps({**rule, "id": 0}, sort_keys=True)
+                if key in seen:
+                    return 409, _errors("CONFLICT", f"rule {index} is conflict with rule {seen[key]}"), {}
+                seen[key] = index
+            scope = policy["scope"] or {}
+            cron = ((policy["trigger"] or {}).get("settings") or {}).get("cron", "")
+            cron_error = None
+            if (policy["trigger"] or {}).get("kind") == "Schedule" and cron:
+                problem = cron_problem(cron)
+                if problem:
+                    cron_error = _errors(
+                        "BAD_REQUEST", f"invalid cron string for scheduled tag retention: {cron}, error: {problem}"
+                    )
         if not rest and method == "POST":
-            project = state.projects.get((body.get("scope") or {}).get("ref", 0))
+            if scope.get("level") != "project":
+                return 400, _errors("BAD_REQUEST", f"scope {scope.get('level', '')} is not support"), {}
+            project = state.projects.get(scope.get("ref", 0))
             if project is None:
-                return 400, _errors("BAD_REQUEST", "invalid Project id"), {}
+                return 400, _errors("BAD_REQUEST", f"invalid Project id {scope.get('ref', 0)}"), {}
             if project["metadata"].get("retention_id"):
-                return (
-                    400,
-                    _errors(
-                        "BAD_REQUEST",
-                        f"project {project['project_id']} already has retention policy {project['metadata']['retention_id']}",
-                    ),
-                    {},
-                )
-            retention_id = self.add_retention(body)
+                message = f"project {project['project_id']} already has retention policy {project['metadata']['retention_id']}"
+                return 400, _errors("BAD_REQUEST", message), {}
+            if cron_error:
+                return 400, cron_error, {}
+            retention_id = self.add_retention(policy)
             project["metadata"]["retention_id"] = str(retention_id)
             return 201, None, {"Location": f"/api/v2.0/retentions/{retention_id}"}
-        policy = state.retentions.get(int(rest[0])) if rest and rest[0].isdigit() else None
-        if policy is None:
-            return 404, _errors("NOT_FOUND", "retention policy not found"), {}
-        if method == "GET":
-            return 200, copy.deepcopy(policy), {}
-        if method == "PUT":
+        policy_id = int(rest[0]) if len(rest) == 1 and rest[0].isdigit() else None
+        if method == "PUT" and policy_id is not None:
+            project = state.projects.get(scope.get("ref", 0)) if scope.get("level") == "project" else None
+            if project is None or project["metadata"].get("retention_id") != str(policy_id):
+                return 404, _errors("NOT_FOUND", f"the retention policy id {policy_id} does not match"), {}
+            if cron_error:
+                return 400, cron_error, {}
+            if policy_id not in state.retentions:
+                return 404, _errors("NOT_FOUND", "retention policy not found"), {}
             # controller/retention UpdateRetention: the schedule changes only when the cron does.
-            before, after = retention_cron(policy), retention_cron(body)
-            state.retentions[policy["id"]] = {**copy.deepcopy(body), "id": policy["id"]}
+            before, after = retention_cron(state.retentions[policy_id]), retention_cron(policy)
+            state.retentions[policy_id] = {**policy, "id": policy_id}
             if before != after:
                 if before:
-                    self._scheduled("unschedule", f"RETENTION:{policy['id']}")
+                    self._scheduled("unschedule", f"RETENTION:{policy_id}")
                 if after:
-                    self._scheduled("schedule", f"RETENTION:{policy['id']}")
+                    self._scheduled("schedule", f"RETENTION:{policy_id}")
             return 200, None, {}
+        stored = state.retentions.get(policy_id) if policy_id is not None else None
+        if stored is None:
+            return 404, _errors("NOT_FOUND", "retention policy not found"), {}
+        if method == "GET":
+            return 200, copy.deepcopy(stored), {}
         return 405, _errors("METHOD_NOT_ALLOWED", method), {}
+
+
+def typed_retention(body: dict) -> dict:
+    """A retention policy as swagger RetentionPolicy / RetentionRule / RetentionSelector keep it
+    (handler/model/retention.go NewRetentionPolicyFromSwagger: JSON through the typed model)."""
+    selector_keys = ("kind", "decoration", "pattern", "extras")
+
+    def selectors(items: Any) -> list[dict]:
+        return [{k: s[k] for k in selector_keys if k in s} for s in items or []]
+
+    rules = [
+        {
+            **{k: rule[k] for k in ("id", "priority", "disabled", "action", "template", "params") if k in rule},
+            "tag_selectors": selectors(rule.get("tag_selectors")),
+            "scope_selectors": {name: selectors(items) for name, items in (rule.get("scope_selectors") or {}).items()},
+        }
+        for rule in body.get("rules") or []
+    ]
+    trigger = body.get("trigger")
+    scope = body.get("scope")
+    return {
+        "id": body.get("id", 0),
+        "algorithm": body.get("algorithm", ""),
+        "rules": rules,
+        "trigger": {k: trigger[k] for k in ("kind", "settings", "references") if k in trigger} if trigger else None,
+        "scope": {k: scope[k] for k in ("level", "ref") if k in scope} if scope else None,
+    }
 
 
 def retention_cron(policy: dict) -> str:
@@ -711,6 +1142,21 @@ def default_retention(project_id: int, days: int) -> dict:
     }
 
 
+def typed_metadata(sent: Any) -> dict[str, str]:
+    """A project's metadata as lib.JSONCopy through swagger ProjectMetadata leaves it: only the
+    model's keys, and only set ones (string fields with omitempty, null pointers omitted)."""
+    return {key: value for key, value in (sent or {}).items() if key in PROJECT_METADATA_KEYS and value not in (None, "")}
+
+
+def quota_limit_problem(limit: Any) -> str | None:
+    """src/lib/quota_storage_limit.go ValidateQuotaLimit: -1 (unlimited) or 1..1024 TB in bytes."""
+    if limit <= 0 and limit != -1:
+        return f"invalid non-positive value for quota limit, value={limit}"
+    if limit > MAX_STORAGE_BYTES:
+        return f"exceeded 1024TB, which is 1125899906842624 Bytes, value={limit}"
+    return None
+
+
 def _is_int32(text: Any) -> bool:
     """strconv.ParseInt(text, 10, 32) succeeds."""
     return isinstance(text, str) and re.fullmatch(r"[+-]?[0-9]+", text) is not None and -(2**31) <= int(text) < 2**31
@@ -718,3 +1164,86 @@ def _is_int32(text: Any) -> bool:
 
 def _errors(code: str, message: str) -> dict:
     return {"errors": [{"code": code, "message": message}]}
+
+
+def cron_problem(cron: Any) -> str | None:
+    """common/utils/utils.go ValidateCronString: robfig/cron's parser with seconds, minutes, hours,
+    day of month, month and day of week (no descriptors, no optional field), then seconds fixed at 0."""
+    if not isinstance(cron, str) or not cron:
+        return "empty cron string is invalid"
+    fields = cron.split()
+    if len(fields) != 6:
+        return f"expected exactly 6 fields, found {len(fields)}: {cron}"
+    for text, (low, high, names) in zip(fields, CRON_BOUNDS, strict=True):
+        for item in text.split(","):
+            range_part, _, step = item.partition("/")
+            if step and (not step.isdigit() or int(step) == 0):
+                return f"bad step: {item}"
+            if range_part in ("*", "?"):
+                continue
+            bounds = range_part.split("-")
+            if len(bounds) > 2:
+                return f"too many hyphens: {item}"
+            values = []
+            for bound in bounds:
+                value = names.index(bound.lower()) + low if bound.lower() in names else None
+                if value is None and not bound.isdigit():
+                    return f"failed to parse int from {bound}"
+                values.append(int(bound) if value is None else value)
+            if values[0] < low or values[-1] > high or values[0] > values[-1]:
+                return f"value out of range: {item}"
+    if cron.split(" ")[0] != "0":
+        return "the 1st field (indicating Seconds of time) of the cron setting must be 0"
+    return None
+
+
+def validate_http_url(text: str) -> tuple[str | None, str | None]:
+    """src/lib/endpoint.go ValidateHTTPURL: (normalised URL, None) or (None, problem). Spaces and
+    trailing slashes trimmed, http:// added when no scheme, the scheme lower-cased (Go's url.Parse),
+    and only scheme://host/path kept (query, fragment and user info dropped)."""
+    text = text.strip(" ").rstrip("/")
+    if not text:
+        return None, "empty string"
+    if "://" not in text:
+        text = "http://" + text
+    try:
+        parts = urllib.parse.urlsplit(text)
+    except ValueError as error:
+        return None, f"invalid URL: {error}"
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        return None, f"invalid HTTP scheme: {scheme}"
+    host = parts.netloc.rpartition("@")[2]
+    return f"{scheme}://{host}{parts.path}", None
+
+
+def ca_certificate_problem(pem: str) -> str | None:
+    """common/http/transport.go ValidateCACertificate: empty is fine; otherwise at least one PEM
+    CERTIFICATE block that parses as X.509 (other blocks skipped). OpenSSL's loader does the same."""
+    text = pem.strip().replace("\r\n", "\n").replace("\r", "\n")
+    if not text:
+        return None
+    try:
+        ssl.create_default_context().load_verify_locations(cadata=text)
+    except (ssl.SSLError, ValueError) as error:
+        return f"invalid CA certificate: {error}"
+    return None
+
+
+def robot_secret(seed: int) -> str:
+    """controller/robot CreateSec: 32 characters of [a-zA-Z0-9] that pass IsValidSec (a lower case
+    letter, an upper case letter and a digit). Deterministic here, so tests can repeat runs."""
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    digest = hashlib.sha256(f"robot-secret-{seed}".encode()).digest()
+    body = "".join(alphabet[b % len(alphabet)] for b in digest[:29])
+    return "aZ" + str(seed % 10) + body
+
+
+def is_valid_robot_secret(secret: str) -> bool:
+    """controller/robot/controller.go IsValidSec."""
+    return (
+        8 <= len(secret) <= 128
+        and re.search("[a-z]", secret) is not None
+        and re.search("[A-Z]", secret) is not None
+        and re.search("[0-9]", secret) is not None
+    )
