@@ -363,7 +363,55 @@ def alarms_notify_the_programs_topic(resources: list[StackResource]) -> list[Vio
     return problems
 
 
+# Resources the pack has nothing to judge in alone, whose identity fields must come from the program's own
+# resources (components/aws/vm.py): (type, field) -> (the source's type, its owner, its name part).
+IDENTITY_SOURCES = {
+    ("aws:ec2/volumeAttachment:VolumeAttachment", "instanceId"): (
+        "aws:ec2/instance:Instance",
+        "HarborVm",
+        r"(?:[1-9][0-9]*-)?instance",
+    ),
+    ("aws:ec2/volumeAttachment:VolumeAttachment", "volumeId"): ("aws:ebs/volume:Volume", "HarborVm", r"(?:[1-9][0-9]*-)?data"),
+    ("aws:ec2/eipAssociation:EipAssociation", "instanceId"): (
+        "aws:ec2/instance:Instance",
+        "HarborVm",
+        r"(?:[1-9][0-9]*-)?instance",
+    ),
+    ("aws:ec2/eipAssociation:EipAssociation", "allocationId"): ("aws:ec2/eip:Eip", "HarborVm", r"(?:[1-9][0-9]*-)?eip"),
+    ("aws:ec2/instance:Instance", "keyName"): ("aws:ec2/keyPair:KeyPair", "HarborVm", "key-pair"),
+    ("aws:ec2/keyPair:KeyPair", "publicKey"): ("tls:index/privateKey:PrivateKey", "HarborVm", "ssh-key"),
+}
+
+
+def identities_come_from_the_program(resources: list[StackResource]) -> list[Violation]:
+    """A volume attachment joins the program's volume to the program's instance, an EIP association the
+    program's EIP to its instance; instances use the program's key pair, made from the stack's SSH key:
+    never a literal id or a pre-existing key pair."""
+    by_urn = _by_urn(resources)
+    problems = []
+    for resource in resources:
+        for (kind, key), (source_type, owner, part) in IDENTITY_SOURCES.items():
+            if resource.type != kind:
+                continue
+            sources = [by_urn.get(urn) for urn in resource.property_dependencies.get(key) or []]
+            if (
+                len(sources) != 1
+                or sources[0] is None
+                or sources[0].type != source_type
+                or not sources[0].resource().made_by(owner, part)
+            ):
+                problems.append(
+                    f"{kind} {resource.name!r} sets {key} to {resource.props.get(key)!r}, not from the program's {source_type}: "
+                    "pass the program's resource, never a literal id or a pre-existing one"
+                )
+    return problems
+
+
 STACK_CHECKS: dict[str, tuple[str, StackCheck]] = {
+    "identities-come-from-the-program": (
+        "Volume attachments, EIP associations, key names and key pairs come from the program's own resources.",
+        identities_come_from_the_program,
+    ),
     "alarms-notify-the-programs-topic": (
         "Alarms notify only the program's alarm topic.",
         alarms_notify_the_programs_topic,

@@ -1110,6 +1110,49 @@ REVIEW2_PROBES += [
     ),
 ]
 
+
+def literal_identity(name: str, key: str, value: str) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    """Review 2, finding 8: a field of a 'nothing to check' type set to a literal id, its dependency gone."""
+
+    def build(stack):
+        resource = changed(stack, name, lambda p: p.update({key: value}))
+        resource.property_dependencies = {**resource.property_dependencies, key: []}
+        return [resource]
+
+    return build
+
+
+REVIEW2_PROBES += [
+    Probe(
+        "review2-identities",
+        "P-volume attached to a foreign instance",
+        "dev",
+        literal_identity("harbor-vm-data-attachment", "instanceId", "i-0foreign00000000"),
+        refused_by="identities-come-from-the-program",
+    ),
+    Probe(
+        "review2-identities",
+        "P-EIP associated with another instance",
+        "dev",
+        literal_identity("harbor-vm-eip-association", "instanceId", "i-0foreign00000000"),
+        refused_by="identities-come-from-the-program",
+    ),
+    Probe(
+        "review2-identities",
+        "P-instance with a pre-existing key pair",
+        "dev",
+        literal_identity("harbor-vm-instance", "keyName", "ops-laptop"),
+        refused_by="identities-come-from-the-program",
+    ),
+    Probe(
+        "review2-identities",
+        "P-key pair with an attacker's public key",
+        "dev",
+        literal_identity("harbor-vm-key-pair", "publicKey", "ssh-ed25519 AAAAattacker"),
+        refused_by="identities-come-from-the-program",
+    ),
+]
+
 PROBES += REVIEW2_PROBES
 
 ISSUE_GAPS = (
