@@ -47,6 +47,8 @@ from resource_checks import (
     load_balancer,
     load_balancer_listener,
     nothing_to_check,
+    program_tags_from_elsewhere,
+    programs_component,
     rds_instance,
     remote_command,
     route53_record,
@@ -208,7 +210,8 @@ def _slug(resource_type: str) -> str:
 
 def _resource_policy(name: str, description: str, judge: Callable[[Resource], list[Violation]]) -> ResourceValidationPolicy:
     def validate(args: ResourceValidationArgs, report_violation) -> None:
-        resource = Resource(args.resource_type, args.name, args.urn, plain(args.props), bool(args.opts.protect))
+        provider = plain(args.provider.props) if args.provider is not None else None
+        resource = Resource(args.resource_type, args.name, args.urn, plain(args.props), bool(args.opts.protect), provider)
         for message in judge(resource):
             report_violation(message, None)
 
@@ -250,6 +253,16 @@ POLICIES = [
         "only-the-programs-resource-types",
         "Every resource is of a type the program creates (the reviewed table ALLOWED); any other type is refused.",
         only_the_programs_types,
+    ),
+    _resource_policy(
+        "components-are-the-programs",
+        "A component of the program's types is the program's one, under HarborCache, named as the program names it.",
+        programs_component,
+    ),
+    _resource_policy(
+        "program-tags-come-from-the-program",
+        "No provider default tag and no tagsAll entry carries the program's harbor-cache: tag keys.",
+        program_tags_from_elsewhere,
     ),
     *(_type_policy(kind, check) for kind, check in ALLOWED.items() if check is not nothing_to_check),
     *(_stack_policy(name, description, check) for name, (description, check) in STACK_CHECKS.items()),

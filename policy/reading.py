@@ -102,6 +102,28 @@ def component(name: str) -> str:
     return f"{PROJECT}:index:{name}"
 
 
+# The program's components and the names it gives them (__main__.py: HarborCache("harbor"), which names its
+# children <its name>-<part>; HarborInstall once per node). A URN holds only the parent's type, not its
+# name, so the exemptions pin the resource's full name: an engine refuses two resources with one URN, so
+# a component of the program's type made elsewhere cannot give its children the program's names.
+PROGRAM_COMPONENTS: dict[str, str] = {
+    "HarborCache": "harbor",
+    "HarborVm": "harbor-vm",
+    "HarborInstall": r"harbor-install(?:-[1-9][0-9]*)?",
+    "HarborConfig": "harbor-config",
+    "HarborDns": "harbor-dns",
+    "HarborCaa": "harbor-caa",
+    "HarborProbe": r"harbor-probe(?:-[1-9][0-9]*)?",  # one per node
+    "HarborAlarms": "harbor-alarms",
+    "HarborStorage": "harbor-storage",
+    "HarborDataServices": "harbor-data",
+    "HarborSharedSecrets": "harbor-shared",
+    "HarborLoadBalancer": "harbor-lb",
+    # Per node, named after the node's install (components/harbor_cache.py install_name + "-upgrade-hold").
+    "HarborUpgradeHold": r"harbor-install(?:-[1-9][0-9]*)?-upgrade-hold",
+}
+
+
 @dataclass(frozen=True)
 class Resource:
     type: str
@@ -109,15 +131,18 @@ class Resource:
     urn: str
     props: Mapping[str, Any]
     protect: bool = False
+    # The properties of the provider the engine names in the request (AnalyzeRequest.provider), when it does.
+    provider_props: Mapping[str, Any] | None = None
 
-    def made_by(self, owner: str, name_re: str) -> bool:
-        """Whether this is the program's resource: under HarborCache and the component `owner`, named as it names them."""
+    def made_by(self, owner: str, part_re: str) -> bool:
+        """Whether this is the program's resource: under HarborCache and the component `owner`, named
+        `<the program's name for owner>-<part_re>` (harbor-vm-sg: made_by("HarborVm", "sg"))."""
         urn = Urn.parse(self.urn)
         return (
             urn is not None
             and urn.project == PROJECT
             and urn.types == (component("HarborCache"), component(owner), self.type)
-            and re.fullmatch(name_re, urn.name) is not None
+            and re.fullmatch(f"(?:{PROGRAM_COMPONENTS[owner]})-(?:{part_re})", urn.name) is not None
         )
 
     @property
@@ -140,10 +165,12 @@ KNOWN_ONLY_AT_UP: dict[tuple[str, str, str], frozenset[str]] = {
     ("command:remote:Command", "HarborProbe", r"[\w.-]+"): frozenset({"connection", "create", "triggers"}),
     ("command:remote:Command", "HarborCaa", r"[\w.-]+"): frozenset({"connection", "create", "triggers"}),
     ("command:remote:Command", "HarborUpgradeHold", r"[\w.-]+"): frozenset({"connection", "create", "triggers"}),
-    ("aws:iam/rolePolicy:RolePolicy", "HarborStorage", r"[\w-]+-registry-access"): frozenset({"policy"}),
-    ("aws:s3/bucketPolicy:BucketPolicy", "HarborStorage", r"[\w-]+-tls-only"): frozenset({"policy"}),
-    ("aws:route53/record:Record", "HarborLoadBalancer", r"[\w-]+-certificate-validation"): frozenset({"name", "type", "records"}),
-    ("aws:route53/record:Record", "HarborDns", r"[\w-]+"): frozenset({"aliases"}),
+    ("aws:iam/rolePolicy:RolePolicy", "HarborStorage", "registry-access"): frozenset({"policy"}),
+    ("aws:s3/bucketPolicy:BucketPolicy", "HarborStorage", "tls-only"): frozenset({"policy"}),
+    ("aws:route53/record:Record", "HarborLoadBalancer", "certificate-validation"): frozenset({"name", "type", "records"}),
+    ("aws:route53/record:Record", "HarborDns", "a"): frozenset({"aliases"}),
+    # The CAA value names the ACME account that Traefik registers in the same update (components/aws/caa.py).
+    ("aws:route53/record:Record", "HarborCaa", "caa"): frozenset({"records"}),
     ("aws:cloudwatch/metricAlarm:MetricAlarm", "HarborAlarms", r"[\w-]+"): frozenset(
         {"alarmActions", "okActions", "insufficientDataActions"}
     ),
@@ -209,6 +236,23 @@ def covers_everything(networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6N
         list(ipaddress.collapse_addresses(n for n in networks if n.version == world.version)) == [world]
         for world in (WORLD_V4, WORLD_V6)
     )
+
+
+# Beyond this many public addresses a port counts as open to the world (review 2 of issue 22: "all of
+# IPv4 but one address" is the world in all but name): 2^16 IPv4 addresses (a /16), 2^80 IPv6 (a /48).
+MAX_PUBLIC_ADDRESSES = {4: 2**16, 6: 2**80}
+
+
+def too_wide(networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """Every address, or more public (non-private) addresses than MAX_PUBLIC_ADDRESSES, by the union of the blocks."""
+    networks = list(networks)
+    if covers_everything(networks):
+        return True
+    for version, limit in MAX_PUBLIC_ADDRESSES.items():
+        union = ipaddress.collapse_addresses(n for n in networks if n.version == version)
+        if sum(n.num_addresses for n in union if not n.is_private) > limit:
+            return True
+    return False
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from reading import (
+    PROGRAM_COMPONENTS,
     PROJECT,
     Resource,
     Review,
@@ -22,11 +23,11 @@ from reading import (
     Violation,
     action_matches,
     as_list,
-    covers_everything,
     known,
     network,
     number,
     statements,
+    too_wide,
 )
 
 PROGRAM_TAG_PREFIX = "harbor-cache:"
@@ -76,6 +77,10 @@ REGISTRY_S3_OBJECT_ACTIONS = (
     "s3:AbortMultipartUpload",
 )
 BUCKET_ARN_RE = re.compile(r"arn:aws[\w-]*:s3:::([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])")
+# The program's bucket is named by the AWS provider from bucket_prefix (components/aws/storage.py): at `up`,
+# where the stack check comes after the change, the registry policy's resource check at least refuses a
+# bucket not named so (the Pulumi state bucket, a data bucket); which of those: the stack check at preview.
+PROGRAM_BUCKET_PREFIX = "harbor-cache-"
 
 # What a credential looks like on a command line, in an environment, in triggers or in user data.
 CREDENTIAL_PATTERNS = (
@@ -104,6 +109,9 @@ CREDENTIAL_PATTERNS = (
     re.compile(r"\b(ghp|gho|ghs|github_pat|dckr_pat|glpat)_[A-Za-z0-9_-]{16,}"),
     re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\."),
 )
+# The program's components that run commands on its VMs; the SSH connection of each is built from the
+# VM's EIP, its console host key and the stack's SSH key (components/vm/install.py and probe.py ConnectionArgs).
+COMMAND_OWNERS = ("HarborInstall", "HarborProbe", "HarborCaa", "HarborUpgradeHold")
 COMMAND_FIELDS = ("create", "update", "delete", "environment", "triggers")
 
 
@@ -151,7 +159,79 @@ def default_provider(review: Review) -> None:
         ]
         return [f"the provider sets {custom}: requests (and their signatures) would go elsewhere; remove them"] if custom else []
 
+    def program_default_tags() -> list[Violation]:
+        keys = [key for key in _default_tag_keys(resource.props) if key.lower().startswith(PROGRAM_TAG_PREFIX)]
+        if keys:
+            return [
+                f"the provider's defaultTags set {sorted(keys)}: keys starting with {PROGRAM_TAG_PREFIX!r} are the program's "
+                "own (policy exemptions, snapshots) and would land on every resource; remove them from aws:defaultTags"
+            ]
+        return []
+
     review.judge(endpoints)
+    review.judge(program_default_tags)
+
+
+def _default_tag_keys(props: Mapping[str, Any] | None) -> list[str]:
+    """The keys of an AWS provider's defaultTags.tags. The engine configures a default provider from the stack's
+    `aws:*` config (pulumi docs/architecture/providers/default.md), a structured value possibly as its JSON text."""
+    value = (props or {}).get("defaultTags")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []  # not the provider's shape: its CheckConfig refuses it
+    tags = value.get("tags") if isinstance(value, Mapping) else None
+    return [str(key) for key in tags] if isinstance(tags, Mapping) else []
+
+
+def program_tags_from_elsewhere(resource: Resource) -> list[Violation]:
+    """The program's tag keys come from the program's own `tags` only. pulumi-aws merges its provider's
+    defaultTags into every resource it checks, before the analyzer sees the inputs (provider/tags.go
+    applyTags/mergeTags: into `tagsAll` in v7, into `tags` as well since pulumi-aws#2655 in v6), so a
+    `harbor-cache:` default tag would carry an exemption to every resource: refused on the provider
+    of each request and wherever `tagsAll` holds a program key that `tags` does not."""
+    problems = []
+    from_defaults = [key for key in _default_tag_keys(resource.provider_props) if key.lower().startswith(PROGRAM_TAG_PREFIX)]
+    if from_defaults:
+        problems.append(
+            f"the provider of {resource.name!r} sets default tags {sorted(from_defaults)}: keys starting with "
+            f"{PROGRAM_TAG_PREFIX!r} are the program's own; remove them from aws:defaultTags"
+        )
+    tags_all = resource.props.get("tagsAll")
+    if isinstance(tags_all, Mapping):
+        foreign = [
+            str(key)
+            for key, value in tags_all.items()
+            if str(key).lower().startswith(PROGRAM_TAG_PREFIX) and resource.tags.get(key) != value
+        ]
+        if foreign:
+            problems.append(
+                f"{resource.name!r} carries {sorted(foreign)} in tagsAll but not in its own tags: the program's tags come "
+                "from the program, never from provider default tags"
+            )
+    return problems
+
+
+def programs_component(resource: Resource) -> list[Violation]:
+    """A component of the program's types is the program's own: under HarborCache (HarborCache at the stack's
+    root), named as the program names it (reading.PROGRAM_COMPONENTS), so a second one made elsewhere
+    cannot lend its children the program's exemptions."""
+    prefix = f"{PROJECT}:index:"
+    if not resource.type.startswith(prefix):
+        return []
+    kind = resource.type.removeprefix(prefix)
+    urn = Urn.parse(resource.urn)
+    wanted = (resource.type,) if kind == "HarborCache" else (f"{prefix}HarborCache", resource.type)
+    if kind not in PROGRAM_COMPONENTS:
+        return []  # not a type of the program's: only-the-programs-resource-types refuses it
+    if urn is None or urn.types != wanted or not re.fullmatch(PROGRAM_COMPONENTS[kind], urn.name):
+        return [
+            f"component {kind} {resource.name!r} is not the program's (the program makes one, named "
+            f"{PROGRAM_COMPONENTS[kind]!r}, under HarborCache 'harbor'): components of the program's types are made by "
+            "the program only"
+        ]
+    return []
 
 
 def _imds_options(options: Any, path: str = "metadataOptions") -> list[Violation]:
@@ -192,6 +272,11 @@ def ec2_instance(review: Review) -> None:
         return problems
 
     def launch_template() -> list[Violation]:
+        if as_list(props.get("networkInterfaces"), "networkInterfaces"):
+            return [
+                "the instance attaches network interfaces, whose security groups the pack does not see: remove "
+                "network_interfaces (the program gives the instance its group through vpc_security_group_ids)"
+            ]
         if known(props.get("launchTemplate"), "launchTemplate"):
             return [
                 "the instance starts from a launch template, whose metadata options and user data the pack does not see: "
@@ -224,7 +309,7 @@ def ebs_volume(review: Review) -> None:
         return
     scratch = (
         resource.tags.get(NODE_SCRATCH_TAG) == "true"
-        and resource.made_by("HarborVm", r"[\w-]+-[1-9][0-9]*-data")
+        and resource.made_by("HarborVm", r"[1-9][0-9]*-data")
         and not resource.props.get("snapshotId")
     )
     if not scratch:
@@ -298,14 +383,15 @@ def _ingress_problems(resource: Resource, rules: list[Rule]) -> list[Violation]:
             "the Harbor nodes' security group admits address blocks on 443/80: nodes behind the load balancer "
             "take web traffic only from its security group"
         )
-    world = [port for port, networks in blocks.items() if covers_everything(networks)]
+    world = [port for port, networks in blocks.items() if too_wide(networks)]
     public = resource.tags.get(PUBLIC_ACCESS_TAG) == "true" and (
-        resource.made_by("HarborVm", r"[\w-]+-sg") or resource.made_by("HarborLoadBalancer", r"[\w-]+-sg")
+        resource.made_by("HarborVm", "sg") or resource.made_by("HarborLoadBalancer", "sg")
     )
     for port in world:
         if port == 22:
             problems.append(
-                "port 22 is open to 0.0.0.0/0 or ::/0 (by the union of its blocks): list your addresses in sshAllowedCidrs"
+                "port 22 is open to 0.0.0.0/0 or ::/0, or to more than a /16 (IPv4) or /48 (IPv6) of public addresses (by the "
+                "union of its blocks): list your addresses in sshAllowedCidrs"
             )
         elif port == METRICS_PORT:
             problems.append(f"port {METRICS_PORT} (metrics) is open to every address: list your scrapers in metricsAllowedCidrs")
@@ -361,10 +447,15 @@ def _registry_bucket_statement(statement: Mapping[str, Any]) -> bool:
     actions, resources = as_list(statement.get("Action"), "Action"), as_list(statement.get("Resource"), "Resource")
     if not actions or not resources or "Condition" in statement:
         return False
+
+    def programs_bucket(arn: Any) -> bool:
+        match = BUCKET_ARN_RE.fullmatch(arn) if isinstance(arn, str) else None
+        return match is not None and match.group(1).startswith(PROGRAM_BUCKET_PREFIX)
+
     if all(a in REGISTRY_S3_BUCKET_ACTIONS for a in actions):
-        return all(isinstance(r, str) and BUCKET_ARN_RE.fullmatch(r) for r in resources)
+        return all(programs_bucket(r) for r in resources)
     if all(a in REGISTRY_S3_OBJECT_ACTIONS for a in actions):
-        return all(isinstance(r, str) and r.endswith("/*") and BUCKET_ARN_RE.fullmatch(r[:-2]) for r in resources)
+        return all(isinstance(r, str) and r.endswith("/*") and programs_bucket(r[:-2]) for r in resources)
     return False
 
 
@@ -381,7 +472,7 @@ def _statement_problems(statement: Mapping[str, Any], path: str, registry: bool,
             return []
         return [
             "S3 access is granted only by the program's registry policy (HarborStorage's registry-access), with the "
-            "registry's actions on its bucket"
+            f"registry's actions on its bucket (named {PROGRAM_BUCKET_PREFIX}*)"
         ]
     problems = []
     for action in as_list(statement.get("Action"), f"{path}.Action"):
@@ -415,7 +506,7 @@ def iam_role_policy(review: Review) -> None:
     """The instance role's permissions: DNS-01 (one zone, one name, TXT), metrics into one namespace,
     and in the registry policy the registry's S3 actions. On which role: stack check."""
     resource = review.resource
-    registry = resource.made_by("HarborStorage", r"[\w-]+-registry-access")
+    registry = resource.made_by("HarborStorage", "registry-access")
     urn = Urn.parse(resource.urn)
     namespace = f"{METRICS_NAMESPACE_PREFIX}/{urn.stack if urn else '<stack>'}"
 
@@ -471,7 +562,7 @@ def iam_role_policy_attachment(review: Review) -> None:
     arn = review.resource.props.get("policyArn")
 
     def attached() -> list[Violation]:
-        if known(arn, "policyArn") != DLM_SERVICE_POLICY or not review.resource.made_by("HarborVm", r"[\w-]+-dlm-policy"):
+        if known(arn, "policyArn") != DLM_SERVICE_POLICY or not review.resource.made_by("HarborVm", "dlm-policy"):
             return [
                 f"managed policy {arn} is attached to a role: only {DLM_SERVICE_POLICY}, by the program's snapshot "
                 "role attachment"
@@ -511,12 +602,18 @@ def load_balancer_listener(review: Review) -> None:
         protocol = str(known(props.get("protocol"), "protocol") or "").upper()
         actions = as_list(props.get("defaultActions"), "defaultActions")
         if protocol == "HTTP":
+            # ELB keeps what a redirect leaves out or names #{host} (ELB User Guide, "Redirect actions"): the same host.
             redirects = all(
-                action.get("type") == "redirect" and str((action.get("redirect") or {}).get("protocol", "")).upper() == "HTTPS"
+                action.get("type") == "redirect"
+                and str((action.get("redirect") or {}).get("protocol", "")).upper() == "HTTPS"
+                and (action.get("redirect") or {}).get("host") in (None, "#{host}")
                 for action in actions
             )
             if not actions or not redirects:
-                return ["an HTTP listener serves Harbor in plain text: its only action must redirect to HTTPS"]
+                return [
+                    "an HTTP listener serves Harbor in plain text or sends it elsewhere: its only action must redirect to "
+                    "HTTPS on the same host"
+                ]
             return []
         if protocol == "HTTPS":
             policy = known(props.get("sslPolicy"), "sslPolicy")
@@ -550,10 +647,29 @@ def load_balancer(review: Review) -> None:
     review.judge(kind)
 
 
+# The CAA values the program writes (components/aws/caa.py): Let's Encrypt bound to the stack's ACME account
+# (production or staging), or Amazon for ACM's certificate plus Let's Encrypt by DNS-01 only (replicas > 1:
+# components/aws/caa.py acm_caa_records); never a wildcard issuer.
+CAA_VALUE_RE = re.compile(
+    r'0 issue "letsencrypt\.org; accounturi=https://acme(-staging)?-v02\.api\.letsencrypt\.org/acme/acct/\d+"'
+    r'|0 issue "amazon\.com"|0 issue "letsencrypt\.org; validationmethods=dns-01"|0 issuewild ";"'
+)
+# The program's records: (component, name part) -> what it is.
+PROGRAM_RECORDS = {
+    ("HarborDns", "a"): "address",
+    ("HarborCaa", "caa"): "CAA",
+    ("HarborLoadBalancer", "certificate-validation"): "ACM",
+}
+
+
 def route53_record(review: Review) -> None:
-    """The cache's name (A or alias), its CAA record and ACM's validation CNAME; never the DNS-01
-    name, which only Traefik writes, and no delegation."""
-    props = review.resource.props
+    """Only the program's three records: the cache's name (A or alias), its CAA record (Let's Encrypt with
+    the stack's ACME account, or Amazon) and ACM's validation CNAME under the cache's name; never the
+    DNS-01 name, which only Traefik writes, no delegation, and no overwrite of an existing record but
+    ACM's validation record."""
+    resource = review.resource
+    props = resource.props
+    which = next((what for (owner, part), what in PROGRAM_RECORDS.items() if resource.made_by(owner, part)), None)
 
     def record() -> list[Violation]:
         kind = str(known(props.get("type"), "type")).upper()
@@ -562,9 +678,27 @@ def route53_record(review: Review) -> None:
             return [f"a {kind} record: harbor-cache writes only A/AAAA, CAA and ACM's validation CNAME"]
         if name.startswith(ACME_PREFIX.rstrip(".")):
             return [f"a record for {name}: the DNS-01 name is Traefik's alone (it proves control of the name to any CA)"]
-        if kind == "CNAME" and not (review.resource.made_by("HarborLoadBalancer", r"[\w-]+-certificate-validation")):
+        if which is None:
+            return [
+                f"record {resource.name!r} ({kind} {name}) is not one of the program's (harbor-dns-a, harbor-caa-caa, "
+                "harbor-lb-certificate-validation): harbor-cache writes no other record in the zone"
+            ]
+        if kind == "CNAME" and which != "ACM":
             return ["a CNAME outside the program's ACM validation record"]
-        return []
+        hostname = _stack_hostname()
+        if (name != hostname) if which != "ACM" else not name.endswith(f".{hostname}"):
+            return [f"record {resource.name!r} is for {name}, not the cache's name {hostname} (from {PROJECT}:hostname)"]
+        problems = []
+        if props.get("allowOverwrite") and which != "ACM":
+            problems.append(f"record {resource.name!r} sets allow_overwrite: it would take over an existing record; remove it")
+        if kind == "CAA":
+            for index, value in enumerate(as_list(props.get("records"), "records")):
+                if not CAA_VALUE_RE.fullmatch(str(known(value, f"records[{index}]"))):
+                    problems.append(
+                        f"CAA value {value!r}: only Let's Encrypt with the stack's ACME account (accounturi), Amazon (ACM) "
+                        'and issuewild ";" are the program\'s'
+                    )
+        return problems
 
     review.judge(record)
 
@@ -715,13 +849,19 @@ def harbor_api_client(review: Review) -> None:
 
 
 def remote_command(review: Review) -> None:
-    """No credential outside stdin, and SSH only to a pinned host key without a password.
+    """Only the program's installer, probe and CAA commands; no credential outside stdin, and SSH only to a
+    pinned host key without a password. To which host and key: stack check `remote-commands-reach-the-programs-vms`.
 
     Pulumi's Python policy SDK hands policies unwrapped values, so a policy cannot see whether a
     value is marked secret; the rule is therefore the stronger one: nothing that looks like a
     credential in those fields at all. Secrets go on stdin (marked secret by the program).
     """
     props = review.resource.props
+    if not any(review.resource.made_by(owner, r"[\w.-]+") for owner in COMMAND_OWNERS):
+        review.problems.append(
+            f"remote command {review.resource.name!r} is not under the program's {', '.join(COMMAND_OWNERS)}: "
+            "harbor-cache runs remote commands only from those components, on its own VMs"
+        )
 
     def credentials() -> list[Violation]:
         for name in COMMAND_FIELDS:

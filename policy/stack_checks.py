@@ -12,6 +12,7 @@ from reading import Resource, Review, Undecidable, Violation, is_unknown, statem
 from resource_checks import (
     ACME_PREFIX,
     BUCKET_ARN_RE,
+    COMMAND_OWNERS,
     DLM_SERVICE,
     DNS01_CHANGE,
     DNS01_NAMES_KEY,
@@ -118,20 +119,27 @@ def registry_grant_names_the_programs_bucket(resources: list[StackResource]) -> 
         except Undecidable:
             found = []  # unknown: judged by where it comes from; unparseable: the resource check refuses it
         grants_s3 = any(str(action).startswith("s3:") for s in found for action in _listed(s.get("Action")))
-        sources = [by_urn.get(urn) for urn in policy.property_dependencies.get("policy", [])]
+        urns = policy.property_dependencies.get("policy") or []
+        sources = [by_urn.get(urn) for urn in urns]
         from_a_bucket = any(source is not None and source.type == "aws:s3/bucket:Bucket" for source in sources)
-        if not (grants_s3 or from_a_bucket):
+        # An unknown document (a preview) is judged by where it comes from, whatever it will grant: the
+        # program's only policy made from other resources is its registry policy, made from its bucket alone.
+        unknown = is_unknown(policy.props.get("policy"))
+        registry = policy.resource().made_by("HarborStorage", "registry-access")
+        if not (grants_s3 or from_a_bucket or unknown or urns or registry):
             continue
         bucket = _source(policy, "policy", by_urn)
         if (
             bucket is None
+            or len(urns) != 1
             or bucket.type != "aws:s3/bucket:Bucket"
-            or not bucket.resource().made_by("HarborStorage", r"[\w-]+-bucket")
-            or not policy.resource().made_by("HarborStorage", r"[\w-]+-registry-access")
+            or not bucket.resource().made_by("HarborStorage", "bucket")
+            or not policy.resource().made_by("HarborStorage", "registry-access")
         ):
             problems.append(
-                f"role policy {policy.name!r} grants S3 but is not the program's registry policy made from the program's "
-                "bucket: S3 access is the registry's, on its own bucket only"
+                f"role policy {policy.name!r} grants S3, is made from other resources ({sorted(urns)}) or is unknown, but is "
+                "not the program's registry policy made from the program's bucket alone: S3 access is the registry's, on "
+                "its own bucket only"
             )
             continue
         name = bucket.props.get("bucket")
@@ -152,7 +160,7 @@ def dns01_names_the_programs_hostname(resources: list[StackResource]) -> list[Vi
         r
         for r in resources
         if r.type == "aws:route53/record:Record"
-        and r.resource().made_by("HarborDns", r"[\w-]+")
+        and r.resource().made_by("HarborDns", "a")
         and not is_unknown(r.props.get("name"))
     ]
     hosts = {(str(r.props.get("name")).lower().rstrip("."), r.props.get("zoneId")) for r in records}
@@ -180,7 +188,242 @@ def dns01_names_the_programs_hostname(resources: list[StackResource]) -> list[Vi
     return problems
 
 
+def _node_of(resource: StackResource, suffix: str) -> str | None:
+    """`harbor-vm-1` for the program's `harbor-vm-1-eip` under HarborVm (the node prefix pairs an EIP with its host key)."""
+    if resource.resource().made_by("HarborVm", rf"(?:[1-9][0-9]*-)?{suffix}"):
+        return resource.name.removesuffix(f"-{suffix}")
+    return None
+
+
+def _connection_problems(command: StackResource, by_urn: dict[str, StackResource]) -> list[Violation]:
+    sources = [by_urn.get(urn) for urn in command.property_dependencies.get("connection") or []]
+    by_type: dict[str, list[StackResource]] = {}
+    for source in sources:
+        if source is not None:
+            by_type.setdefault(source.type, []).append(source)
+    eips = by_type.get("aws:ec2/eip:Eip", [])
+    host_keys = by_type.get("pulumi-python:dynamic/ec2:ConsoleHostKey", [])
+    ssh_keys = by_type.get("tls:index/privateKey:PrivateKey", [])
+    wanted = (
+        len(sources) == 3
+        and None not in sources
+        and len(eips) == len(host_keys) == len(ssh_keys) == 1
+        and _node_of(eips[0], "eip") is not None
+        and _node_of(eips[0], "eip") == _node_of(host_keys[0], "host-key")
+        and ssh_keys[0].resource().made_by("HarborVm", "ssh-key")
+    )
+    if not wanted:
+        return [
+            f"remote command {command.name!r} connects with {sorted(s.name if s else '<outside the stack>' for s in sources)}: "
+            "its connection must be built from one of the program's VMs only (its EIP, its ConsoleHostKey, the stack's "
+            "SSH key), so no secret on its stdin goes to another host"
+        ]
+    connection = command.props.get("connection")
+    if is_unknown(connection):
+        return []  # a fresh stack's preview: where it comes from is judged above, the values at the next preview
+    connection = connection if isinstance(connection, Mapping) else {}
+    problems = []
+    # The value must be the source's: both unknown (created in this update) or both known and equal.
+    for field_name, source, output in (("host", eips[0], "publicIp"), ("hostKey", host_keys[0], "public_key")):
+        value, origin = connection.get(field_name), source.props.get(output)
+        if is_unknown(value) != is_unknown(origin) or (not is_unknown(value) and str(value).strip() != str(origin).strip()):
+            problems.append(
+                f"remote command {command.name!r} connects to {field_name}={value!r}, not the {output} of {source.name!r} "
+                f"({origin!r}): a remote command reaches only the program's VM, verified by its console host key"
+            )
+    return problems
+
+
+def remote_commands_reach_the_programs_vms(resources: list[StackResource]) -> list[Violation]:
+    """Every remote command belongs to the program's installer, probe or CAA component, and connects to one of
+    the program's VMs: its connection comes from that VM's EIP and console host key (and the stack's SSH
+    key), and at a preview of an existing stack its host and host key are those resources' values."""
+    by_urn = _by_urn(resources)
+    problems = []
+    for command in (r for r in resources if r.type == "command:remote:Command"):
+        if not any(command.resource().made_by(owner, r"[\w.-]+") for owner in COMMAND_OWNERS):
+            problems.append(
+                f"remote command {command.name!r} is not one of the program's ({', '.join(COMMAND_OWNERS)}): "
+                "harbor-cache runs remote commands only from those components"
+            )
+            continue
+        problems += _connection_problems(command, by_urn)
+    return problems
+
+
+# Which of the program's security groups each reference names (components/aws/vm.py, load_balancer.py,
+# data_services.py): (type, field) -> the program's group, by its full name.
+GROUP_REFERENCES = {
+    ("aws:ec2/instance:Instance", "vpcSecurityGroupIds"): "harbor-vm-sg",
+    ("aws:lb/loadBalancer:LoadBalancer", "securityGroups"): "harbor-lb-sg",
+    ("aws:rds/instance:Instance", "vpcSecurityGroupIds"): "harbor-data-db-sg",
+    ("aws:elasticache/replicationGroup:ReplicationGroup", "securityGroupIds"): "harbor-data-redis-sg",
+}
+PROGRAM_GROUPS = {
+    "harbor-vm-sg": ("HarborVm", "sg"),
+    "harbor-lb-sg": ("HarborLoadBalancer", "sg"),
+    "harbor-data-db-sg": ("HarborDataServices", "db-sg"),
+    "harbor-data-redis-sg": ("HarborDataServices", "redis-sg"),
+}
+
+
+def _programs_group(resource: StackResource | None) -> str | None:
+    if resource is None or resource.type != "aws:ec2/securityGroup:SecurityGroup":
+        return None
+    return next((name for name, (owner, part) in PROGRAM_GROUPS.items() if resource.resource().made_by(owner, part)), None)
+
+
+def security_groups_are_the_programs(resources: list[StackResource]) -> list[Violation]:
+    """Every security-group reference comes from the program's own group through property dependencies, never a
+    literal id (a pre-existing group, the VPC's default one): an instance, the load balancer, the database and
+    Redis each in exactly their one group; a rule's source groups only the program's, one id per group."""
+    by_urn = _by_urn(resources)
+    problems = []
+    # The analyzer is not handed a resource's id, so a literal id in place of the program's group is seen by
+    # disagreement: every known value that stands for one group (from one dependency) must be the same.
+    seen: dict[str, set[str]] = {}
+    for resource in resources:
+        for (kind, key), wanted in GROUP_REFERENCES.items():
+            if resource.type != kind:
+                continue
+            value = resource.props.get(key)
+            if isinstance(value, list) and len(value) == 1 and not is_unknown(value[0]):
+                seen.setdefault(wanted, set()).add(str(value[0]))
+        if resource.type == "aws:ec2/securityGroup:SecurityGroup" and isinstance(resource.props.get("ingress"), list):
+            named = [_programs_group(by_urn.get(urn)) for urn in resource.property_dependencies.get("ingress") or []]
+            for rule in resource.props["ingress"]:
+                groups = rule.get("securityGroups") if isinstance(rule, Mapping) else None
+                if len(named) == 1 and named[0] and isinstance(groups, list):
+                    seen.setdefault(named[0], set()).update(str(g) for g in groups if not is_unknown(g))
+    for group, values in sorted(seen.items()):
+        if len(values) > 1:
+            problems.append(
+                f"the program's security group {group} is named by different ids {sorted(values)}: one of them is a literal "
+                "or pre-existing group; pass the program's group (its id output) everywhere"
+            )
+    for resource in resources:
+        for (kind, key), wanted in GROUP_REFERENCES.items():
+            if resource.type != kind:
+                continue
+            sources = [_programs_group(by_urn.get(urn)) for urn in resource.property_dependencies.get(key) or []]
+            value = resource.props.get(key)
+            count_ok = is_unknown(value) or (isinstance(value, list) and len(value) == 1)
+            if sources != [wanted] or not count_ok:
+                problems.append(
+                    f"{kind} {resource.name!r} is in security groups {value!r} (from {sources}): it belongs in the program's "
+                    f"{wanted} only, passed as that resource's id (no literal or pre-existing group)"
+                )
+        if resource.type == "aws:ec2/securityGroup:SecurityGroup" and not is_unknown(resource.props.get("ingress")):
+            sources = [by_urn.get(urn) for urn in resource.property_dependencies.get("ingress") or []]
+            named = [_programs_group(source) for source in sources]
+            rules = resource.props.get("ingress") if isinstance(resource.props.get("ingress"), list) else []
+            referenced = {
+                str(group)
+                for rule in rules
+                if isinstance(rule, Mapping)
+                for group in (rule.get("securityGroups") if isinstance(rule.get("securityGroups"), list) else [])
+            }
+            if None in named or len(referenced) > len(named):
+                problems.append(
+                    f"security group {resource.name!r} admits groups {sorted(referenced)} from {len(named)} of the program's "
+                    "groups: a rule's source group is one of the program's, passed as its id (no literal group id)"
+                )
+    return problems
+
+
+ALARM_ACTION_FIELDS = ("alarmActions", "okActions", "insufficientDataActions")
+
+
+def alarms_notify_the_programs_topic(resources: list[StackResource]) -> list[Violation]:
+    """An alarm's SNS actions are the program's alarm topic (harbor-alarms-topic), from that resource, never
+    a topic of another account or stack."""
+    by_urn = _by_urn(resources)
+    problems = []
+    for alarm in (r for r in resources if r.type == "aws:cloudwatch/metricAlarm:MetricAlarm"):
+        for key in ALARM_ACTION_FIELDS:
+            value = alarm.props.get(key)
+            sources = [by_urn.get(urn) for urn in alarm.property_dependencies.get(key) or []]
+            topics = [
+                s
+                for s in sources
+                if s is not None and s.type == "aws:sns/topic:Topic" and s.resource().made_by("HarborAlarms", "topic")
+            ]
+            arns = {str(t.props.get("arn")) for t in topics if not is_unknown(t.props.get("arn"))}
+            actions = value if isinstance(value, list) else [] if value is None else [value]
+            sns = [str(a) for a in actions if is_unknown(a) or str(a).startswith("arn:aws") and ":sns:" in str(a)]
+            if is_unknown(value) or any(is_unknown(a) for a in sns):
+                wrong = len(topics) != len(sources) or not topics
+            else:
+                wrong = any(a not in arns for a in sns) or len(topics) != len(sources)
+            if (sns or is_unknown(value)) and wrong:
+                problems.append(
+                    f"alarm {alarm.name!r} notifies {value!r} in {key}: only the program's alarm topic (harbor-alarms-topic), "
+                    "passed as that resource's arn"
+                )
+    return problems
+
+
+# Resources the pack has nothing to judge in alone, whose identity fields must come from the program's own
+# resources (components/aws/vm.py): (type, field) -> (the source's type, its owner, its name part).
+IDENTITY_SOURCES = {
+    ("aws:ec2/volumeAttachment:VolumeAttachment", "instanceId"): (
+        "aws:ec2/instance:Instance",
+        "HarborVm",
+        r"(?:[1-9][0-9]*-)?instance",
+    ),
+    ("aws:ec2/volumeAttachment:VolumeAttachment", "volumeId"): ("aws:ebs/volume:Volume", "HarborVm", r"(?:[1-9][0-9]*-)?data"),
+    ("aws:ec2/eipAssociation:EipAssociation", "instanceId"): (
+        "aws:ec2/instance:Instance",
+        "HarborVm",
+        r"(?:[1-9][0-9]*-)?instance",
+    ),
+    ("aws:ec2/eipAssociation:EipAssociation", "allocationId"): ("aws:ec2/eip:Eip", "HarborVm", r"(?:[1-9][0-9]*-)?eip"),
+    ("aws:ec2/instance:Instance", "keyName"): ("aws:ec2/keyPair:KeyPair", "HarborVm", "key-pair"),
+    ("aws:ec2/keyPair:KeyPair", "publicKey"): ("tls:index/privateKey:PrivateKey", "HarborVm", "ssh-key"),
+}
+
+
+def identities_come_from_the_program(resources: list[StackResource]) -> list[Violation]:
+    """A volume attachment joins the program's volume to the program's instance, an EIP association the
+    program's EIP to its instance; instances use the program's key pair, made from the stack's SSH key:
+    never a literal id or a pre-existing key pair."""
+    by_urn = _by_urn(resources)
+    problems = []
+    for resource in resources:
+        for (kind, key), (source_type, owner, part) in IDENTITY_SOURCES.items():
+            if resource.type != kind:
+                continue
+            sources = [by_urn.get(urn) for urn in resource.property_dependencies.get(key) or []]
+            if (
+                len(sources) != 1
+                or sources[0] is None
+                or sources[0].type != source_type
+                or not sources[0].resource().made_by(owner, part)
+            ):
+                problems.append(
+                    f"{kind} {resource.name!r} sets {key} to {resource.props.get(key)!r}, not from the program's {source_type}: "
+                    "pass the program's resource, never a literal id or a pre-existing one"
+                )
+    return problems
+
+
 STACK_CHECKS: dict[str, tuple[str, StackCheck]] = {
+    "identities-come-from-the-program": (
+        "Volume attachments, EIP associations, key names and key pairs come from the program's own resources.",
+        identities_come_from_the_program,
+    ),
+    "alarms-notify-the-programs-topic": (
+        "Alarms notify only the program's alarm topic.",
+        alarms_notify_the_programs_topic,
+    ),
+    "security-groups-are-the-programs": (
+        "Instances, the load balancer and the stores are each in the program's own group; rules admit only its groups.",
+        security_groups_are_the_programs,
+    ),
+    "remote-commands-reach-the-programs-vms": (
+        "Remote commands are the program's, and connect to the program's VM with its console host key.",
+        remote_commands_reach_the_programs_vms,
+    ),
     "instances-run-as-the-programs-role": (
         "Instances use the program's instance profile, whose role only EC2 assumes.",
         instances_run_as_the_programs_role,

@@ -71,8 +71,15 @@ def test_main_deploys_dev_and_other_stacks_go_through_environments():
     assert "'dev'" in job["environment"] and "inputs.stack" in job["environment"]
     assert job["permissions"] == {"contents": "read", "id-token": "write"}
     assert job["concurrency"]["cancel-in-progress"] is False
-    (pulumi,) = steps_using(job, "pulumi/actions")
-    assert pulumi["with"]["command"] == "up" and pulumi["with"]["policyPacks"] == "policy"
+    # A preview with the pack, then `up` with it: the stack checks block before anything changes (the
+    # Automation API's up skips the preview).
+    preview, up = steps_using(job, "pulumi/actions")
+    assert preview["with"]["command"] == "preview" and preview["with"]["policyPacks"] == "policy"
+    assert up["with"]["command"] == "up" and up["with"]["policyPacks"] == "policy"
+    assert job["steps"].index(preview) < job["steps"].index(up)
+    assert {key: value for key, value in preview["with"].items() if key != "command"} == {
+        key: value for key, value in up["with"].items() if key != "command"
+    }
     text = (WORKFLOWS / "deploy.yml").read_text()
     assert "AWS_SECRET_ACCESS_KEY" not in text and "aws-secret-access-key" not in text
 

@@ -4,8 +4,10 @@ tags, and secrets given in plain text.
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from collections.abc import Collection
+from typing import Any
 
 from components.settings.config_reader import ConfigReader
 from components.settings.example_values import refuse_documentation_cidrs
@@ -77,6 +79,37 @@ def refuse_plain_secrets(reader: ConfigReader, plain_keys: Collection[str]) -> N
 
 # Every tag the program sets itself starts with this (components/aws/tagging.py); user tags may not.
 PROGRAM_TAG_PREFIX = "harbor-cache:"
+
+
+# The AWS provider's own setting: pulumi-aws merges `aws:defaultTags` (`{"tags": {...}}`) into the tags of every
+# resource it checks (provider/tags.go applyTags/mergeTags, run before Check: `tagsAll` in v7, `tags` too
+# since pulumi-aws#2655 in v6), so a program key there would mark every resource of the stack.
+AWS_DEFAULT_TAGS = "aws:defaultTags"
+
+
+def refuse_program_default_tags(reader: ConfigReader, value: Any) -> None:
+    """`aws:defaultTags` as the engine hands it (JSON text of {"tags": {...}}, or already parsed) may not carry
+    the program's tag keys."""
+    if value is None:
+        return
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            reader.fail(AWS_DEFAULT_TAGS, f"{value!r} is not an object like {{tags: {{key: value}}}}")
+            return
+    tags = value.get("tags") if isinstance(value, dict) else None
+    if not isinstance(value, dict) or not isinstance(tags, dict | None):
+        reader.fail(AWS_DEFAULT_TAGS, f"{value!r} is not an object like {{tags: {{key: value}}}}")
+        return
+    for key, item in (tags or {}).items():
+        if str(key).lower().startswith(PROGRAM_TAG_PREFIX):
+            reader.fail(
+                f"{AWS_DEFAULT_TAGS}.tags.{key}",
+                f"{item!r}: keys starting with {PROGRAM_TAG_PREFIX!r} are the program's own (snapshots, policy exemptions) "
+                f"and the AWS provider would put them on every resource; remove it (pulumi config rm --path "
+                f"'{AWS_DEFAULT_TAGS}.tags.{key}') and use the settings that set them (allowPublicAccess)",
+            )
 
 
 def is_aws_tag_text(text: str) -> bool:

@@ -34,12 +34,14 @@ from components.settings.oidc import OidcSettings, parse_oidc
 from components.settings.passwords import admin_password_problem
 from components.settings.probe_settings import prewarm_images, smoke_images
 from components.settings.readers import (
+    AWS_DEFAULT_TAGS,
     SECRET_KEYS,
     read_cidr_list,
     read_default_quota_gb,
     read_kms_key_arn,
     read_tags,
     refuse_plain_secrets,
+    refuse_program_default_tags,
 )
 from components.settings.scale_settings import parse_placement, parse_scale
 from components.settings.upstreams import PROXY_CACHE_TYPES, Credential, Upstream, parse_upstreams
@@ -216,6 +218,8 @@ def parse_settings(
         hint = f"; did you mean {close[0]!r}?" if close else ""
         reader.fail(key, f"is not a setting of this project{hint} Accepted: {', '.join(sorted(known))}")
     refuse_foreign_keys(reader, foreign or {}, tuple(known))
+    # pulumi-aws merges aws:defaultTags into every resource's tags (components/settings/readers.py).
+    refuse_program_default_tags(reader, (foreign or {}).get(AWS_DEFAULT_TAGS))
 
     if not region:
         reader.fail("aws:region", "is required (pulumi config set aws:region eu-central-1)")

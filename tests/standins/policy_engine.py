@@ -141,9 +141,52 @@ def _remap(value: Any, urns: dict[str, str]) -> Any:
     return value
 
 
-def engine_resources(run: ProgramRun, stack: str = "dev", region: str = "eu-central-1") -> list[EngineResource]:
+def with_aws_default_tags(
+    resources: list[EngineResource], default_tags: Any, provider_major: int | None = None
+) -> list[EngineResource]:
+    """The stack as the engine hands it to the analyzer when the stack's config sets `aws:defaultTags`.
+
+    The engine configures the default AWS provider from the stack's `aws:*` config (pulumi
+    docs/architecture/providers/default.md), a structured value as its JSON text, as the CLI stores it
+    and the engine passes config on (analyzer_plugin.go constructConfig). pulumi-aws then merges the
+    provider's defaultTags into each resource's inputs during Check, before the analyzer sees them
+    (provider/tags.go applyTags/mergeTags, a PreCheckCallback): defaults first, the resource's own
+    tags win; the result goes to `tagsAll` (v7: tags.go sets ret["tagsAll"] only), and in v6 to
+    `tags` as well (pulumi-aws#2655 "Compute tags in Check"). Modelled for the resources the program
+    tags (every taggable one, components/aws/tagging.py); the version is the installed pulumi-aws's
+    unless `provider_major` says which.
+    """
+    parsed = json.loads(default_tags) if isinstance(default_tags, str) else default_tags
+    defaults = {str(k): str(v) for k, v in ((parsed or {}).get("tags") or {}).items()}
+    major = provider_major or int(metadata.version(PROVIDER_PACKAGES["aws"]).split(".")[0])
+    providers: dict[str, EngineResource] = {}
+    result = []
+    for resource in resources:
+        if resource.type == "pulumi:providers:aws":
+            provider = copy.deepcopy(resource)
+            text = default_tags if isinstance(default_tags, str) else json.dumps(default_tags)
+            provider.inputs["defaultTags"] = provider.outputs["defaultTags"] = text
+            providers[resource.urn] = provider
+            result.append(provider)
+            continue
+        if resource.provider is not None and resource.provider.urn in providers:
+            resource = copy.deepcopy(resource)
+            resource.provider = providers[resource.provider.urn]
+            for properties in (resource.inputs, resource.outputs):
+                if isinstance(properties.get("tags"), dict):
+                    merged = {**defaults, **properties["tags"]}
+                    properties["tagsAll"] = merged
+                    if major < 7:
+                        properties["tags"] = merged
+        result.append(resource)
+    return result
+
+
+def engine_resources(
+    run: ProgramRun, stack: str = "dev", region: str = "eu-central-1", config: dict[str, Any] | None = None
+) -> list[EngineResource]:
     """The program's registrations as the engine would analyze them, in registration order, after the
-    root stack and the default providers."""
+    root stack and the default providers (configured from `config`'s aws:defaultTags, when it sets them)."""
     root = EngineResource(
         ROOT_STACK_TYPE, f"{PROJECT}-{stack}", engine_urn(stack, "", ROOT_STACK_TYPE, f"{PROJECT}-{stack}"), {}, {}
     )
@@ -179,6 +222,8 @@ def engine_resources(run: ProgramRun, stack: str = "dev", region: str = "eu-cent
                 provider=provider,
             )
         )
+    if config and config.get("aws:defaultTags") is not None:
+        return with_aws_default_tags(resources, config["aws:defaultTags"])
     return resources
 
 
