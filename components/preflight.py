@@ -5,9 +5,10 @@
 `scripts/deploy.sh` runs this (also alone: `scripts/deploy.sh --check <stack>`) after it checked the
 Pulumi CLI, Python, the stack file and the secrets provider, and before it creates or changes
 anything. It asks, without changing anything anywhere:
-- the program's own validation of Pulumi.<stack>.yaml (every problem, each naming its key);
-- example values copied from Pulumi.dev.yaml (RFC 2606 names, RFC 5737 / 3849 documentation
-  networks, the all-zero installer digest) and `aws:profile`;
+- the program's own validation of Pulumi.<stack>.yaml (every problem, each naming its key; it
+  refuses the example's e-mail, documentation CIDRs, issuer and placeholder digest, `aws:profile`
+  and mistyped namespaces: components/settings/example_values.py, namespaces.py);
+- example names in hostname and zoneName (RFC 2606), which only AWS would refuse, later;
 - AWS: who the credentials are (`aws sts get-caller-identity`), that the public hosted zone
   `zoneName` is in that account (`aws route53 list-hosted-zones-by-name`), and with a KMS secrets
   provider that its key exists and is enabled (`aws kms describe-key`);
@@ -36,20 +37,13 @@ from typing import Any
 
 import yaml
 
-from components.render import PLACEHOLDER_SECRET, ROOT, plain_keys, stack_config
+from components.render import PLACEHOLDER_SECRET, ROOT, foreign_config, plain_keys, stack_config, stack_file
 from components.settings.config_reader import PROJECT, SettingsError
+from components.settings.example_values import example_domain
 from components.settings.settings import parse_settings
 
 # AWS's own "what is my address" service: one line, the caller's IPv4 address.
 ADDRESS_URL = "https://checkip.amazonaws.com"
-# RFC 2606: names reserved for examples and documentation.
-EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
-EXAMPLE_TLDS = ("example", "test", "invalid", "localhost")
-# RFC 5737 (IPv4 TEST-NET-1..3) and RFC 3849 (IPv6): networks reserved for documentation.
-DOCUMENTATION_NETWORKS = tuple(
-    ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
-)
-PLACEHOLDER_DIGEST = "0" * 64
 # AWS CLI v2 return codes (docs.aws.amazon.com/cli/latest/userguide/cli-usage-returncodes.html):
 # 253 = configuration or credentials missing, 254 = the service answered with an error.
 AWS_NO_CONFIGURATION = 253
@@ -87,70 +81,15 @@ def public_address(url: str = ADDRESS_URL) -> str:
     return str(ipaddress.ip_address(text))
 
 
-def example_value_findings(raw: Mapping[str, Any], config: Mapping[str, Any]) -> list[Finding]:
-    """Values copied from the example stack that would fail late (or, for OIDC, lock users out)."""
-    findings = []
-
-    def example_name(name: str) -> bool:
-        name = name.lower().rstrip(".")
-        return name.rsplit(".", 1)[-1] in EXAMPLE_TLDS or any(
-            name == domain or name.endswith(f".{domain}") for domain in EXAMPLE_DOMAINS
-        )
-
-    names = {
-        "hostname": raw.get("hostname"),
-        "zoneName": raw.get("zoneName"),
-        "acmeEmail": str(raw.get("acmeEmail") or "").rpartition("@")[2] or None,
-        "alarmEmail": str(raw.get("alarmEmail") or "").rpartition("@")[2] or None,
-        "oidc.issuer": urllib.parse.urlsplit(str((raw.get("oidc") or {}).get("issuer") or "")).hostname
-        if isinstance(raw.get("oidc"), dict)
-        else None,
-    }
-    fixes = {
-        "hostname": "set the cache's name inside your own hosted zone",
-        "zoneName": "set your Route53 public hosted zone",
-        "acmeEmail": "set an address that reads Let's Encrypt's expiry mail",
-        "alarmEmail": "set an address that reads the alarms, or remove the key",
-        "oidc.issuer": "set your dex's issuer, or remove the oidc block (local users only)",
-    }
-    for key, name in names.items():
-        if isinstance(name, str) and name and example_name(name):
-            value = raw["oidc"]["issuer"] if key == "oidc.issuer" else raw[key]
-            findings.append(Finding(f"{PROJECT}:{key}", False, f"{value!r} is an example name (RFC 2606): {fixes[key]}"))
-    for key in ("allowedCidrs", "sshAllowedCidrs", "metricsAllowedCidrs"):
-        for cidr in raw.get(key) or []:
-            try:
-                network = ipaddress.ip_network(str(cidr), strict=False)
-            except ValueError:
-                continue  # the validation names it
-            if any(network.version == doc.version and network.overlaps(doc) for doc in DOCUMENTATION_NETWORKS):
-                findings.append(
-                    Finding(
-                        f"{PROJECT}:{key}",
-                        False,
-                        f"{cidr} is a documentation network (RFC 5737/3849), nobody's real address: "
-                        "list the addresses that must reach the cache",
-                    )
-                )
-    if str(raw.get("harborInstallerSha256") or "") == PLACEHOLDER_DIGEST:
-        findings.append(
-            Finding(
-                f"{PROJECT}:harborInstallerSha256",
-                False,
-                "all zeros, a placeholder, not a digest: remove the key (the program takes the sha256 Harbor signed) "
-                "or pin the real one (docs/operate.md, Harbor's installer)",
-            )
-        )
-    if "aws:profile" in config:
-        findings.append(
-            Finding(
-                "aws:profile",
-                False,
-                "a profile in the stack file is used by the AWS provider only, not by the host-key reader or CI: "
-                "remove it (`pulumi config rm aws:profile`) and export AWS_PROFILE instead",
-            )
-        )
-    return findings
+def example_name_findings(raw: Mapping[str, Any]) -> list[Finding]:
+    """hostname and zoneName left from the example: the validation cannot know which zone is yours,
+    AWS refuses only at the zone lookup. The other example values the validation refuses itself."""
+    fixes = {"hostname": "set the cache's name inside your own hosted zone", "zoneName": "set your Route53 public hosted zone"}
+    return [
+        Finding(f"{PROJECT}:{key}", False, f"{raw[key]!r} is an example name (RFC 2606): {fix}")
+        for key, fix in fixes.items()
+        if isinstance(raw.get(key), str) and example_domain(raw[key])
+    ]
 
 
 def kms_key_of(provider: str, region: str | None) -> tuple[str, str | None] | None:
@@ -295,16 +234,16 @@ def preflight(
     root: Path = ROOT,
     lookup: Callable[[], str] | None = None,
 ) -> list[Finding]:
-    raw, region = stack_config(stack, root)
-    config = (yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text()) or {}).get("config") or {}
+    path = stack_file(stack, root)
+    raw, region = stack_config(path)
     findings = []
     settings_raw = {k: v for k, v in raw.items() if not (k == "adminPassword" and v == PLACEHOLDER_SECRET)}
     try:
-        parse_settings(settings_raw, stack=stack, region=region, plain_keys=plain_keys(stack, root))
+        parse_settings(settings_raw, stack=stack, region=region, plain_keys=plain_keys(path), foreign=foreign_config(path))
         findings.append(Finding("configuration", True, f"Pulumi.{stack}.yaml passes the program's validation"))
     except SettingsError as error:
         findings += [Finding("configuration", False, str(problem)) for problem in error.problems]
-    findings += example_value_findings(raw, config)
+    findings += example_name_findings(raw)
     findings += aws_findings(raw, region, stack_secrets_provider(stack, root))
     address_url = os.environ.get("HARBOR_CACHE_ADDRESS_URL", ADDRESS_URL)
     findings += address_findings(raw, lookup or (lambda: public_address(address_url)))

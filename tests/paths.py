@@ -10,6 +10,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 FILES = ROOT / "files"
+# The suite's own stack files; the Pulumi.<stack>.yaml files at ROOT are the user's environments and
+# no test reads them (tests/conftest.py fails a test that opens one).
+STACKS = ROOT / "tests" / "stacks"
+FIXTURE_STACK = STACKS / "Pulumi.dev.yaml"
 SHARED = Path(os.environ.get("HARBOR_CACHE_SHARED_DIR", ROOT.parent / "shared"))
 REFERENCE = Path(os.environ.get("HARBOR_CACHE_REFERENCE_DIR", SHARED / "reference"))
 TOOLS = SHARED / "tools"

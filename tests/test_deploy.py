@@ -318,11 +318,12 @@ def test_example_values_and_validation_errors_are_listed_with_their_keys(project
     assert done.returncode == 2
     for expected in (
         "FAIL harbor-cache:hostname: 'harbor.dev.example.com' is an example name",
-        "FAIL harbor-cache:acmeEmail: 'platform@example.com' is an example name",
-        "FAIL harbor-cache:oidc.issuer: 'https://dex.dev.example.com' is an example name",
-        "FAIL harbor-cache:sshAllowedCidrs: 203.0.113.10/32 is a documentation network",
-        "FAIL harbor-cache:harborInstallerSha256: all zeros, a placeholder",
-        "FAIL aws:profile: ",
+        # The program's own validation refuses the other example values (components/settings/example_values.py).
+        "FAIL configuration: harbor-cache:acmeEmail: 'platform@example.com' is an address at example.com",
+        "FAIL configuration: harbor-cache:oidc.issuer: 'https://dex.dev.example.com' is at example.com",
+        "FAIL configuration: harbor-cache:sshAllowedCidrs: '203.0.113.10/32' lies in 203.0.113.0/24",
+        f"FAIL configuration: harbor-cache:harborInstallerSha256: '{'0' * 64}' is the old example's placeholder",
+        "FAIL configuration: aws:profile: is set ('work')",
         "FAIL configuration: harbor-cache:snapshotRetentionDays",
     ):
         assert expected in done.stdout, expected

@@ -7,11 +7,13 @@ key, the value (never for secrets) and what is accepted.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 PROJECT = "harbor-cache"
+NAMESPACED_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+:")
 
 
 class Secret:
@@ -40,7 +42,9 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        prefix = "" if self.key.startswith("aws:") else f"{PROJECT}:"
+        # A key with a namespace (aws:region, a mistyped harbor_cache:hostname) is shown as it is;
+        # a project key may hold a colon further in (tags.aws:owner).
+        prefix = "" if NAMESPACED_KEY_RE.match(self.key) else f"{PROJECT}:"
         return f"{prefix}{self.key}: {self.message}"
 
 
@@ -61,6 +65,8 @@ class ConfigReader:
         self.defaults = defaults
         self.secret_keys = frozenset(secret_keys)
         self.problems: list[Problem] = []
+        # Keys whose value could not be read at all: already reported, so no "is required" on top.
+        self.unreadable: set[str] = set()
 
     def fail(self, key: str, message: str) -> None:
         self.problems.append(Problem(key, message))
@@ -111,6 +117,11 @@ class ConfigReader:
                 return json.loads(value)
             except json.JSONDecodeError as error:
                 shown = "the value" if key in self.secret_keys else repr(value)
-                self.fail(key, f"{shown} is not valid JSON ({error.msg})")
+                self.fail(
+                    key,
+                    f"{shown} is not valid JSON ({error.msg}); a list or object is set as YAML in the stack file, "
+                    f"or with `pulumi config set --path '{key}[0]' <value>` (objects: --path '{key}.<field>')",
+                )
+                self.unreadable.add(key)
                 return default
         return value

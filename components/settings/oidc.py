@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from components.settings.config_reader import ConfigReader
+from components.settings.example_values import refuse_example_issuer
 
 OIDC_DEFAULTS: dict[str, Any] = {
     "name": "dex",
@@ -52,6 +53,8 @@ def parse_oidc(reader: ConfigReader) -> OidcSettings | None:
     parts = urlsplit(issuer) if isinstance(issuer, str) else None
     if parts is None or parts.scheme != "https" or not parts.hostname:
         reader.fail("oidc.issuer", f"{issuer!r} is not an https URL of the OIDC issuer (e.g. https://dex.example.com)")
+    else:
+        refuse_example_issuer(reader, issuer)
     for name in ("name", "clientId", "adminGroup", "groupsClaim", "scope", "userClaim"):
         if not isinstance(merged[name], str) or (name != "userClaim" and not merged[name]):
             reader.fail(f"oidc.{name}", f"{merged[name]!r} is not a non-empty string")

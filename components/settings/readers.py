@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Collection
 
 from components.settings.config_reader import ConfigReader
+from components.settings.example_values import refuse_documentation_cidrs
 from components.settings.validators import (
     KMS_KEY_ARN_RE,
     validate_cidr,
@@ -19,6 +20,8 @@ SECRET_KEYS = frozenset({"adminPassword", "upstreamCredentials"})
 
 def read_cidr_list(reader: ConfigReader, key: str, allow_world: bool, world_hint: str) -> tuple[str, ...]:
     value = reader.structured(key, None)
+    if key in reader.unreadable:
+        return ()
     if value is None or value == []:
         reader.fail(key, "is required: a non-empty list of CIDRs such as ['203.0.113.0/24']")
         return ()
@@ -32,6 +35,7 @@ def read_cidr_list(reader: ConfigReader, key: str, allow_world: bool, world_hint
             reader.fail(key, f"{item!r} {problem}")
         else:
             valid.append(item)
+    refuse_documentation_cidrs(reader, key, valid)
     if not allow_world:
         for family in world_families(valid):
             reader.fail(key, f"{valid!r} open the port to the whole internet ({family}, counting how they add up); {world_hint}")

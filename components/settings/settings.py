@@ -23,6 +23,13 @@ from urllib.parse import urlsplit
 import yaml
 
 from components.settings.config_reader import PROJECT, ConfigReader, Problem, Secret, SettingsError
+from components.settings.example_values import (
+    refuse_documentation_cidrs,
+    refuse_example_email,
+    refuse_placeholder_digest,
+)
+from components.settings.instance_types import read_instance_type
+from components.settings.namespaces import refuse_foreign_keys
 from components.settings.oidc import OidcSettings, parse_oidc
 from components.settings.passwords import admin_password_problem
 from components.settings.probe_settings import prewarm_images, smoke_images
@@ -41,7 +48,6 @@ from components.settings.validators import (
     EMAIL_RE,
     HARBOR_NAME_RE,
     HARBOR_VERSION_RE,
-    INSTANCE_TYPE_RE,
     SHA256_RE,
     SUBNET_RE,
     is_world,
@@ -194,11 +200,13 @@ def parse_settings(
     region: str | None,
     defaults: Mapping[str, Any] | None = None,
     plain_keys: Collection[str] = (),
+    foreign: Mapping[str, Any] | None = None,
 ) -> Settings:
     """Builds Settings from raw config values (keys without the project prefix) or raises SettingsError.
 
     `plain_keys`: the keys the stack holds unencrypted (load_settings and the offline renderer know
-    them); a secret key among them is refused.
+    them); a secret key among them is refused. `foreign`: the stack's keys outside the project's
+    namespace (namespace:key), checked for a mistyped namespace and provider-only credentials.
     """
     reader = ConfigReader(raw, project_defaults() if defaults is None else defaults, SECRET_KEYS)
     refuse_plain_secrets(reader, plain_keys)
@@ -207,6 +215,7 @@ def parse_settings(
         close = difflib.get_close_matches(key, known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         reader.fail(key, f"is not a setting of this project{hint} Accepted: {', '.join(sorted(known))}")
+    refuse_foreign_keys(reader, foreign or {}, tuple(known))
 
     if not region:
         reader.fail("aws:region", "is required (pulumi config set aws:region eu-central-1)")
@@ -222,21 +231,7 @@ def parse_settings(
     if zone and validate_dns_name(zone):
         reader.fail("zoneName", f"{zone!r} {validate_dns_name(zone)}")
 
-    instance_type = reader.string("instanceType", required=True)
-    match = INSTANCE_TYPE_RE.match(instance_type)
-    if not match:
-        reader.fail("instanceType", f"{instance_type!r} is not an EC2 instance type (e.g. t3.large)")
-    elif "g" in match.group(3) or match.group(1) in ("a", "im", "is"):
-        reader.fail(
-            "instanceType",
-            f"{instance_type!r} is an Arm (Graviton) type; Harbor's offline installer ships amd64 images: "
-            "use e.g. t3.large or m7i.large",
-        )
-    elif match.group(4) in ("nano", "micro", "small"):
-        reader.fail(
-            "instanceType",
-            f"{instance_type!r} is too small for Harbor; accepted: at least 2 vCPU and 4 GiB (e.g. t3.medium, t3.large)",
-        )
+    instance_type = read_instance_type(reader)
 
     availability_zone = reader.string("availabilityZone") or (f"{region}a" if region else "")
     if availability_zone and not AZ_RE.match(availability_zone):
@@ -260,6 +255,8 @@ def parse_settings(
     elif "$" in acme_email:
         # The address lands in Traefik's command in the compose override, where compose interpolates `$`.
         reader.fail("acmeEmail", f"{acme_email!r} contains '$', which docker compose would interpolate; accepted: no '$'")
+    else:
+        refuse_example_email(reader, "acmeEmail", acme_email)
 
     version = reader.string("harborVersion", required=True)
     version_match = HARBOR_VERSION_RE.match(version)
@@ -272,6 +269,7 @@ def parse_settings(
     sha256 = reader.string("harborInstallerSha256").lower()
     if sha256 and not SHA256_RE.match(sha256):
         reader.fail("harborInstallerSha256", f"{sha256!r} is not a sha256 hex digest (64 hex characters)")
+    refuse_placeholder_digest(reader, sha256, version)
     verify_signature = reader.boolean("verifyInstallerSignature")
     if not verify_signature and not sha256:
         reader.fail(
@@ -331,6 +329,8 @@ def parse_settings(
     alarm_email = reader.string("alarmEmail")
     if alarm_email and not EMAIL_RE.match(alarm_email):
         reader.fail("alarmEmail", f"{alarm_email!r} is not an e-mail address (or leave it empty: no e-mail subscription)")
+    elif alarm_email:
+        refuse_example_email(reader, "alarmEmail", alarm_email)
 
     # Optional, default none: Harbor's metrics port (plain HTTP) gets no ingress rule at all.
     metrics_cidrs = reader.structured("metricsAllowedCidrs", [])
@@ -343,6 +343,8 @@ def parse_settings(
             reader.fail("metricsAllowedCidrs", f"{item!r} {problem}")
         elif is_world(item):
             reader.fail("metricsAllowedCidrs", f"{item!r} opens metrics (plain HTTP) to the internet; list your Prometheus")
+        else:
+            refuse_documentation_cidrs(reader, "metricsAllowedCidrs", (item,))
 
     upstreams = parse_upstreams(reader, read_default_quota_gb(reader))
     settings_values = dict(
@@ -403,6 +405,7 @@ def load_settings() -> Settings:
     prefix = f"{PROJECT}:"
     keys = {*runtime_config.CONFIG.get(), *runtime_config.get_config_env()}
     raw = {key[len(prefix) :]: runtime_config.get_config(key) for key in keys if key.startswith(prefix)}
+    foreign = {key: runtime_config.get_config(key) for key in keys if not key.startswith(prefix)}
     region = runtime_config.get_config("aws:region") or os.environ.get("AWS_REGION")
     # The engine names the keys whose values were encrypted in the stack (`--secret`): the language
     # host hands them to set_all_config, and older hosts through PULUMI_CONFIG_SECRET_KEYS
@@ -413,4 +416,4 @@ def load_settings() -> Settings:
         for key in keys
         if key.startswith(prefix) and not runtime_config.is_config_secret(key) and key not in env_secret
     }
-    return parse_settings(raw, stack=pulumi.get_stack(), region=region, plain_keys=plain)
+    return parse_settings(raw, stack=pulumi.get_stack(), region=region, plain_keys=plain, foreign=foreign)

@@ -159,7 +159,9 @@ def _upstream(
         ("maxUpstreamConn", -1, INT32_MAX),
     ):
         value = item.get(field_name, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < -1 or value == 0 or value > high:
+        # A default is checked where it is set (defaultStorageQuotaGb): one problem, not one per upstream.
+        invalid = isinstance(value, bool) or not isinstance(value, int) or value < -1 or value == 0 or value > high
+        if field_name in item and invalid:
             reader.fail(f"{key}.{field_name}", f"{value!r} is not accepted; use -1 (unlimited) or a whole number 1..{high}")
             ok = False
         numbers[field_name] = value

@@ -82,7 +82,13 @@ def vm_files(
     return files
 
 
+# Every script a remote command sends on stdin: the install's steps in order, then the timer enabler
+# (vm/install.py, vm/probe.py), the ACME account reader (aws/caa.py) and, in HA, the upgrade hold
+# (vm/upgrade_hold.py).
+REMOTE_SCRIPTS = (*SCRIPTS, "enable-timers.sh", "acme-account-uri.sh", "hold-harbor.sh")
+
+
 def remote_commands() -> dict[str, str]:
-    """The scripts the install runs, in order, keyed by name. They are not files on the VM: each
+    """Every script the remote commands run, keyed by name. They are not files on the VM: each
     arrives on the stdin of `sudo bash -s` and is gone when it ends."""
-    return {name: script(name) for name in SCRIPTS}
+    return {name: script(name) for name in REMOTE_SCRIPTS}

@@ -19,20 +19,17 @@ from components.settings.settings import Settings
 from components.settings.validators import SHA256_RE
 from components.vm import operate_files
 from components.vm.envrc import render_envrc
+from components.vm.file_modes import file_mode, shared_file_paths
 from components.vm.files import content_hash, render_compose_override, script
 from components.vm.ha_node import (
-    HARBOR_KEY_FILE,
     NGINX_KEEPALIVE_PATH,
-    PREPARE_FILE_MODE,
     PREPARE_FILE_OWNER,
-    SIGNING_CERT_FILE,
-    SIGNING_KEY_FILE,
     render_nginx_keepalive,
     shared_secret_files,
 )
 from components.vm.harbor_yml import DataEndpoints, render_harbor_yml
 from components.vm.imds_guard import IMDS_GUARD_PATH, imds_guarded, render_imds_guard_unit
-from components.vm.imds_relay import IMDS_RELAY_SCRIPT_PATH, imds_relay_files
+from components.vm.imds_relay import imds_relay_files
 from components.vm.installer_signature import installer_url
 from components.vm.node_ready import NGINX_READY_PATH, NODE_STATE_DIR, STORAGE_FAILED, render_nginx_ready
 from components.vm.paths import (
@@ -139,16 +136,13 @@ def write_keeping_previous_command(path: str, mode: str, owner: str) -> str:
 def shared_file_commands(settings: Settings) -> dict[str, tuple[str, str]]:
     """Step -> (path, command) that lays each shared file (shared_secret_files) on a node,
     its content on stdin, as prepare's mark_file leaves its own (0600, 10000:10000)."""
-    mode, owner = PREPARE_FILE_MODE, PREPARE_FILE_OWNER
-    key, signing_key, signing_cert = (
-        f"{settings.data_mount}/{relative}"
-        for relative in (HARBOR_KEY_FILE, SIGNING_KEY_FILE, SIGNING_CERT_FILE)
-    )
+    owner = PREPARE_FILE_OWNER
+    key, signing_key, signing_cert = shared_file_paths(settings)
     return {
-        "harbor-key": (key, write_keeping_previous_command(key, mode, owner)),
+        "harbor-key": (key, write_keeping_previous_command(key, file_mode(key, settings, True), owner)),
         # Tokens live minutes: nothing signed with a previous key pair is worth keeping.
-        "signing-key": (signing_key, write_file_command(signing_key, mode, owner)),
-        "signing-cert": (signing_cert, write_file_command(signing_cert, mode, owner)),
+        "signing-key": (signing_key, write_file_command(signing_key, file_mode(signing_key, settings, True), owner)),
+        "signing-cert": (signing_cert, write_file_command(signing_cert, file_mode(signing_cert, settings, True), owner)),
     }
 
 
@@ -180,6 +174,7 @@ class HarborInstall(pulumi.ComponentResource):
         settings = args.settings
         self._connection = node_connection(settings, args.host, args.host_public_key, args.private_key)
         self._name = name
+        self._settings = settings
         self.connection = self._connection
 
         if args.shared_secrets is not None:
@@ -218,7 +213,6 @@ class HarborInstall(pulumi.ComponentResource):
             override = pulumi.Output.from_input(args.zone_id).apply(
                 lambda zone_id: render_compose_override(settings, zone_id)
             )
-            override_mode = "0644"
         else:
             # HA node: the override carries the shared CORE_SECRET, CSRF_KEY, ... (shared_secret_environment),
             # so it is a secret and written like harbor.yml.
@@ -227,7 +221,6 @@ class HarborInstall(pulumi.ComponentResource):
                     lambda values: render_compose_override(settings, values[0], values[1])
                 )
             )
-            override_mode = "0600"
         traefik_routes = render_traefik_dynamic_config(settings)
         unit = render_systemd_unit(settings)
         docker_dropin = render_docker_dropin(settings)
@@ -249,32 +242,32 @@ class HarborInstall(pulumi.ComponentResource):
             depends_on=[user],
         )
         written = [
-            self._write("harbor-yml", HARBOR_YML_PATH, harbor_yml, "0600", machine, [volume]),
-            self._write("compose-override", COMPOSE_OVERRIDE_PATH, override, override_mode, machine, [volume]),
-            self._write("envrc", ENVRC_PATH, render_envrc(settings), "0644", machine, [volume]),
+            self._write("harbor-yml", HARBOR_YML_PATH, harbor_yml, machine, [volume]),
+            self._write("compose-override", COMPOSE_OVERRIDE_PATH, override, machine, [volume], shared=shared is not None),
+            self._write("envrc", ENVRC_PATH, render_envrc(settings), machine, [volume]),
             # No Traefik on an HA node: the load balancer is the front.
             *(
                 []
                 if settings.high_availability
-                else [self._write("traefik-routes", TRAEFIK_DYNAMIC_PATH, traefik_routes, "0644", machine, [volume])]
+                else [self._write("traefik-routes", TRAEFIK_DYNAMIC_PATH, traefik_routes, machine, [volume])]
             ),
-            self._write("systemd-unit", SYSTEMD_UNIT_PATH, unit, "0644", machine, [volume]),
+            self._write("systemd-unit", SYSTEMD_UNIT_PATH, unit, machine, [volume]),
             # start-harbor.sh's `systemctl daemon-reload` makes it count from the next start of docker.
-            self._write("docker-dropin", DOCKER_DROPIN_PATH, docker_dropin, "0644", machine, [volume]),
+            self._write("docker-dropin", DOCKER_DROPIN_PATH, docker_dropin, machine, [volume]),
         ]
         start_triggers: list = []
         if settings.high_availability:
             # nginx's keep-alive beyond the load balancer's idle timeout, mounted by the HA override.
             keepalive = render_nginx_keepalive()
-            written.append(self._write("nginx-keepalive", NGINX_KEEPALIVE_PATH, keepalive, "0644", machine, [volume]))
+            written.append(self._write("nginx-keepalive", NGINX_KEEPALIVE_PATH, keepalive, machine, [volume]))
             start_triggers.append(content_hash(keepalive))
             # The load balancer's health check location, which a failing end-to-end check turns to 503.
             ready_location = render_nginx_ready()
-            written.append(self._write("nginx-ready", NGINX_READY_PATH, ready_location, "0644", machine, [volume]))
+            written.append(self._write("nginx-ready", NGINX_READY_PATH, ready_location, machine, [volume]))
             start_triggers.append(content_hash(ready_location))
             # Docker held back from unattended-upgrades: nothing drains a node outside a deploy (components/vm/rolling.py).
             hold = render_unattended_hold()
-            written.append(self._write("unattended-hold", UNATTENDED_HOLD_PATH, hold, "0644", machine, [volume]))
+            written.append(self._write("unattended-hold", UNATTENDED_HOLD_PATH, hold, machine, [volume]))
         if shared is not None:
             # On the data volume before prepare runs, as prepare would leave them: it then loads them
             # instead of generating its own (shared_secret_files).
@@ -288,10 +281,9 @@ class HarborInstall(pulumi.ComponentResource):
         imds_guard = render_imds_guard_unit(settings) if imds_guarded(settings) else None
         imds_relay = imds_relay_files(settings) if imds_guarded(settings) else {}
         if imds_guard is not None:
-            written.append(self._write("imds-guard", IMDS_GUARD_PATH, imds_guard, "0644", machine, [volume]))
+            written.append(self._write("imds-guard", IMDS_GUARD_PATH, imds_guard, machine, [volume]))
         for path, content in imds_relay.items():
-            mode = "0755" if path == IMDS_RELAY_SCRIPT_PATH else "0644"
-            written.append(self._write(f"imds-relay-{path.rsplit('/', 1)[1]}", path, content, mode, machine, [volume]))
+            written.append(self._write(f"imds-relay-{path.rsplit('/', 1)[1]}", path, content, machine, [volume]))
         # Restart Harbor only when what it runs from changes.
         restart_triggers = [
             *machine,
@@ -352,9 +344,8 @@ class HarborInstall(pulumi.ComponentResource):
             operate = {**operate, **schedules_files(settings)}
             timers.append(SCHEDULES_TIMER)
         operate_written = [
-            self._write(f"file-{path.rsplit('/', 1)[1]}", path, content, mode, machine, [self.ready])
+            self._write(f"file-{path.rsplit('/', 1)[1]}", path, content, machine, [self.ready])
             for path, content in operate.items()
-            for mode in ["0755" if path.startswith(operate_files.BIN_DIR) else "0644"]
         ]
         self.timers = self._run(
             "timers",
@@ -384,8 +375,16 @@ class HarborInstall(pulumi.ComponentResource):
         )
 
     def _write(
-        self, step: str, path: str, content: pulumi.Input[str], mode: str, triggers: list, depends_on: list[pulumi.Resource]
+        self,
+        step: str,
+        path: str,
+        content: pulumi.Input[str],
+        triggers: list,
+        depends_on: list[pulumi.Resource],
+        shared: bool = False,
     ) -> remote.Command:
+        """Writes `content` to `path` with the mode the renderer shows for it (file_modes.file_mode)."""
+        mode = file_mode(path, self._settings, shared)
         return self._command(step, write_file_command(path, mode), content, triggers, depends_on)
 
     def _command(

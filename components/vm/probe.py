@@ -19,6 +19,7 @@ from pulumi_command import remote
 
 from components.settings.settings import Settings
 from components.vm import operate_files
+from components.vm.file_modes import file_mode
 from components.vm.files import content_hash, script
 from components.vm.install import write_file_command
 from components.vm.node_check import NODE_CHECK_TIMER, node_check_files
@@ -107,7 +108,7 @@ class HarborProbe(pulumi.ComponentResource):
         written = [
             self._command(
                 f"file-{path.rsplit('/', 1)[1]}",
-                write_file_command(path, "0755" if path.startswith(operate_files.BIN_DIR) else "0644"),
+                write_file_command(path, file_mode(path, settings)),
                 content,
                 [*args.triggers[:1], content_hash(content)],
                 after,

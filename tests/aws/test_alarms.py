@@ -29,7 +29,7 @@ TOPIC_ARN = "arn:aws:sns:eu-central-1:123456789012:harbor-alarms-topic"
 
 @pytest.fixture(scope="module")
 def run():
-    return run_program({**dev_config(), "harbor-cache:alarmEmail": "ops@example.com"})
+    return run_program({**dev_config(), "harbor-cache:alarmEmail": "ops@cache-fixture.net"})
 
 
 def alarms(run) -> dict:
@@ -41,7 +41,7 @@ def test_one_topic_is_exported_and_mailed_when_configured(run):
     assert "kmsMasterKeyId" not in topic.inputs, "CloudWatch cannot publish to a topic under the AWS-managed SNS key"
     assert run.outputs["alarmTopicArn"] == TOPIC_ARN
     subscription = run.one("aws:sns/topicSubscription:TopicSubscription")
-    assert subscription.inputs == {"topic": TOPIC_ARN, "protocol": "email", "endpoint": "ops@example.com"}
+    assert subscription.inputs == {"topic": TOPIC_ARN, "protocol": "email", "endpoint": "ops@cache-fixture.net"}
     assert run_program(dev_config()).of_type("aws:sns/topicSubscription:TopicSubscription") == []
 
 

@@ -67,9 +67,9 @@ def test_security_group_opens_web_to_allowed_cidrs_and_ssh_to_ssh_cidrs_only(run
     group = run.one("aws:ec2/securityGroup:SecurityGroup")
     by_port = {rule["fromPort"]: rule for rule in group.inputs["ingress"]}
     assert set(by_port) == {22, 80, 443}
-    assert by_port[443]["cidrBlocks"] == ["198.51.100.0/24", "203.0.113.10/32"]
-    assert by_port[80]["cidrBlocks"] == ["198.51.100.0/24", "203.0.113.10/32"]
-    assert by_port[22]["cidrBlocks"] == ["203.0.113.10/32"]
+    assert by_port[443]["cidrBlocks"] == ["10.20.0.0/16", "172.20.5.10/32"]
+    assert by_port[80]["cidrBlocks"] == ["10.20.0.0/16", "172.20.5.10/32"]
+    assert by_port[22]["cidrBlocks"] == ["172.20.5.10/32"]
     for rule in group.inputs["ingress"]:
         assert "0.0.0.0/0" not in rule.get("cidrBlocks", []) and "::/0" not in rule.get("ipv6CidrBlocks", [])
     assert sorted(rule["fromPort"] for rule in group.inputs["egress"]) == [80, 443]
@@ -95,10 +95,10 @@ def test_custom_upstream_port_gets_an_egress_rule():
 
 
 def test_ipv6_cidrs_land_in_ipv6_blocks():
-    config = {**dev_config(), "harbor-cache:allowedCidrs": ["2001:db8::/48", "198.51.100.0/24"]}
+    config = {**dev_config(), "harbor-cache:allowedCidrs": ["fd12:3456:789a::/48", "10.30.0.0/16"]}
     group = run_program(config).one("aws:ec2/securityGroup:SecurityGroup")
     rule = next(r for r in group.inputs["ingress"] if r["fromPort"] == 443)
-    assert rule["ipv6CidrBlocks"] == ["2001:db8::/48"] and rule["cidrBlocks"] == ["198.51.100.0/24"]
+    assert rule["ipv6CidrBlocks"] == ["fd12:3456:789a::/48"] and rule["cidrBlocks"] == ["10.30.0.0/16"]
 
 
 def test_dns_record_points_at_the_elastic_ip(run):

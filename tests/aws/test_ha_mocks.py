@@ -202,7 +202,7 @@ def test_nodes_admit_web_traffic_only_from_the_load_balancer_and_ssh_from_ssh_al
     assert len(web) == 1 and web[0]["securityGroups"] == [f"{lb.name}-id"]
     assert not web[0].get("cidrBlocks") and not web[0].get("ipv6CidrBlocks")
     (ssh,) = [r for r in rules if r["fromPort"] == 22]
-    assert ssh["cidrBlocks"] == ["203.0.113.10/32"]
+    assert ssh["cidrBlocks"] == ["172.20.5.10/32"]
     assert {r["fromPort"] for r in rules} == {HARBOR_HTTP_PORT, 22}, "no 443/80 on the nodes"
     assert "harbor-cache:allow-public-access" not in nodes.inputs["tags"]
 
@@ -210,8 +210,8 @@ def test_nodes_admit_web_traffic_only_from_the_load_balancer_and_ssh_from_ssh_al
 def test_the_load_balancer_admits_allowed_cidrs_and_talks_only_to_harbors_port(ha):
     lb = ha.named("harbor-lb-sg")
     assert {(r["fromPort"], tuple(r["cidrBlocks"])) for r in lb.inputs["ingress"]} == {
-        (443, ("198.51.100.0/24", "203.0.113.10/32")),
-        (80, ("198.51.100.0/24", "203.0.113.10/32")),
+        (443, ("10.20.0.0/16", "172.20.5.10/32")),
+        (80, ("10.20.0.0/16", "172.20.5.10/32")),
     }
     (egress,) = lb.inputs["egress"]
     # Only the nodes' subnets (AZs a and b), not the whole VPC (issue 18 point 10).

@@ -122,7 +122,7 @@ def test_failover_and_other_store_events_reach_the_stores_topic(ha):
     assert ha.one("aws:elasticache/replicationGroup:ReplicationGroup").inputs["notificationTopicArn"] == arn
     assert topic.type == "aws:sns/topic:Topic"
     # alarmEmail hears the store events too.
-    with_email = run_program(config(replicas=2, alarmEmail="ops@example.com"))
+    with_email = run_program(config(replicas=2, alarmEmail="ops@cache-fixture.net"))
     emails = {r.name: r.inputs for r in with_email.of_type("aws:sns/topicSubscription:TopicSubscription")}
     email = emails["harbor-data-events-email"]
-    assert email["topic"] == arn and email["endpoint"] == "ops@example.com"
+    assert email["topic"] == arn and email["endpoint"] == "ops@cache-fixture.net"

@@ -102,7 +102,7 @@ def test_oidc_uses_the_generated_client_secret_and_exports_the_dex_client(run):
     oidc = run.one(OIDC)
     assert oidc.inputs["oidc_client_secret"] == "c2VjcmV0LWNsaWVudC1ieXRlcy0yMA=="
     assert "oidc_client_secret" in oidc.secret_keys() and "client_secret_hash" in oidc.additional_secret_outputs
-    assert oidc.inputs["oidc_endpoint"] == "https://dex.dev.example.com"
+    assert oidc.inputs["oidc_endpoint"] == "https://dex.cache-fixture.net"
     assert oidc.inputs["oidc_client_id"] == "harbor-cache-oidc-dex"
     assert oidc.inputs["oidc_admin_group"] == "cluster_admins"
     assert run.outputs["dexStaticClient"] == {

@@ -49,7 +49,7 @@ MODES = {
     "public": {"allowPublicAccess": True, "allowedCidrs": ["0.0.0.0/0"]},
     "ha-public": {"replicas": 2, "allowPublicAccess": True, "allowedCidrs": ["0.0.0.0/0", "::/0"]},
     "private-upstreams": {"upstreams": PRIVATE_UPSTREAMS},
-    "metrics": {"metricsAllowedCidrs": ["10.0.0.0/8"], "alarmEmail": "ops@example.com"},
+    "metrics": {"metricsAllowedCidrs": ["10.0.0.0/8"], "alarmEmail": "ops@cache-fixture.net"},
 }
 
 

@@ -21,6 +21,7 @@ from components.settings.validators import (
     validate_project_name,
     world_families,
 )
+from tests.paths import FIXTURE_STACK
 from tests.standins.pulumi_harness import ROOT, dev_config
 
 
@@ -461,24 +462,19 @@ def test_the_program_refuses_secrets_the_engine_holds_in_plain(monkeypatch):
 
 
 def test_the_renderer_refuses_a_plain_secret_in_the_stack_file(tmp_path):
-    import shutil
     import subprocess
     import sys
 
-    for name in ("Pulumi.yaml", "__main__.py"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    stack = yaml.safe_load(FIXTURE_STACK.read_text())
     stack["config"]["harbor-cache:adminPassword"] = "Plain-Passw0rd"
     (tmp_path / "Pulumi.plain.yaml").write_text(yaml.safe_dump(stack))
     stack["config"]["harbor-cache:adminPassword"] = {"secure": "v1:AAAAencrypted"}
     (tmp_path / "Pulumi.enc.yaml").write_text(yaml.safe_dump(stack))
 
     def render(name: str, *extra: str) -> subprocess.CompletedProcess:
-        code = (
-            "import sys; from pathlib import Path; from components import render; "
-            f"render.ROOT = Path({str(tmp_path)!r}); sys.exit(render.main(sys.argv[1:]))"
-        )
-        arguments = [sys.executable, "-c", code, "--stack", name, "--out", str(tmp_path / f"out-{name}"), *extra]
+        stack_file = tmp_path / f"Pulumi.{name}.yaml"
+        arguments = [sys.executable, "-m", "components.render", "--stack", name, "--config-file", str(stack_file)]
+        arguments += ["--out", str(tmp_path / f"out-{name}"), *extra]
         return subprocess.run(arguments, cwd=ROOT, capture_output=True, text=True)
 
     plain = render("plain")
@@ -508,10 +504,10 @@ def test_every_tag_the_program_sets_itself_is_one_users_may_not_set():
         ("availabilityZone", "eu-central-1a"),
         ("subnetId", "subnet-0a1b2c3d"),
         ("sshUser", "ubuntu"),
-        ("acmeEmail", "platform@example.com"),
-        ("alarmEmail", "ops@example.com"),
+        ("acmeEmail", "platform@cache-fixture.net"),
+        ("alarmEmail", "ops@cache-fixture.net"),
         ("harborVersion", "v2.15.2"),
-        ("harborInstallerSha256", "0" * 64),
+        ("harborInstallerSha256", "5" * 64),
         ("traefikVersion", "v3.3.5"),
         ("traefikImageDigest", "sha256:" + "a" * 64),
         ("dataVolumeSnapshotId", "snap-0123456789abcdef0"),

@@ -26,7 +26,7 @@ from pulumi.runtime import rpc
 
 from components.settings.settings import project_defaults
 from components.vm import installer_signature
-from tests.paths import ROOT
+from tests.paths import FIXTURE_STACK, ROOT
 
 MAIN = ROOT / "__main__.py"
 SECRET_SIG = rpc._special_secret_sig  # "1b47061264138c4ac30d75fd1eb44270"
@@ -355,8 +355,11 @@ class ProgramRun:
         return found[0]
 
 
-def dev_config(path: Path = ROOT / "Pulumi.dev.yaml") -> dict[str, Any]:
-    """The dev stack file's values keyed as the engine keys them (project:key)."""
+def dev_config(path: Path = FIXTURE_STACK) -> dict[str, Any]:
+    """The test suite's dev stack (tests/stacks/Pulumi.dev.yaml) keyed as the engine keys them (project:key).
+
+    Never the Pulumi.dev.yaml at the repository's root: that one is the user's environment.
+    """
     return dict(yaml.safe_load(path.read_text())["config"])
 
 

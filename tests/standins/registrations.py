@@ -30,7 +30,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "availabilityZone": "eu-central-1b",
         "subnetId": "subnet-0b1b2c3d4e5f60719",
         "metricsAllowedCidrs": ["10.0.0.0/8"],
-        "alarmEmail": "ops@example.com",
+        "alarmEmail": "ops@cache-fixture.net",
     },
     "ha": {"replicas": 3},
 }

@@ -14,7 +14,11 @@ the mock passwords of its RDS/ElastiCache inputs once AwsMocks' RandomPassword h
 (mock output only: the program registers the same); `stores` once more for issue 18: s3 mode's
 instance back to IMDS hop limit 1 without the guard tag, and the credential relay's script and unit
 written by the install; and every entry when each stack got its own CloudWatch namespace
-(`HarborCache/<stack>`: the alarms' namespace and the role's put-metrics condition, nothing else).
+(`HarborCache/<stack>`: the alarms' namespace and the role's put-metrics condition, nothing else). And
+once more for the test suite's own stack (tests/stacks/Pulumi.dev.yaml, issue 21): its e-mail, CIDRs
+and OIDC issuer are no longer the example's, which the validator refuses; the values were replaced
+in the recorded inputs and nothing else (the program's registrations under the old and the new
+values differ only by them).
 Every configuration once more for the one resource issue 20 added, HarborConfig's SystemSettings
 (project_creation_restriction adminonly, self_registration false): only that row is new.
 """
@@ -36,7 +40,7 @@ GOLDEN_CONFIGS: dict[str, dict[str, Any]] = {
         "availabilityZone": "eu-central-1b",
         "subnetId": "subnet-0b1b2c3d4e5f60719",
         "metricsAllowedCidrs": ["10.0.0.0/8"],
-        "alarmEmail": "ops@example.com",
+        "alarmEmail": "ops@cache-fixture.net",
     },
 }
 INPUT_TYPE_PREFIXES = ("aws:", "tls:", "random:", "pulumi-python:dynamic/ec2:")

@@ -158,12 +158,12 @@ def test_idle_connections_neither_pile_up_threads_nor_keep_the_registry_out(tmp_
         for source, count in ((OUTSIDER, 200), (RELAY_ADDRESS, 40)):
             log = tmp_path / f"idle-{source}.log"
             holders.append(box.start(sys.executable, "-c", IDLE_CONNECTIONS, source, RELAY_ADDRESS, port, str(count), log=log))
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 60
             while "open" not in log.read_text():
                 # Without the fixes the relay starts a thread per connection and falls so far behind
                 # that connects wait for SYN retransmits: it does not even take them all in time.
                 assert holders[-1].poll() is None, log.read_text()
-                assert time.monotonic() < deadline, f"{count} idle connections from {source} not accepted in 20 s"
+                assert time.monotonic() < deadline, f"{count} idle connections from {source} not accepted in 60 s"
                 time.sleep(0.1)
         time.sleep(0.5)
         threads = int(
@@ -173,7 +173,7 @@ def test_idle_connections_neither_pile_up_threads_nor_keep_the_registry_out(tmp_
         )
         assert threads <= 1 + 8, threads
         # Held connections are dropped after the request timeout; the registry is answered again.
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60
         while (status := answer(box, url + "harbor-vm-role")[0]) != "200":
             assert time.monotonic() < deadline, (status, relay_log.read_text())
             time.sleep(0.5)

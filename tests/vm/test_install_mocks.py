@@ -143,7 +143,7 @@ def test_triggers_change_only_with_the_content_they_guard():
     unrelated = triggers(run_program({**dev_config(), "harbor-cache:gcSchedule": "0 0 4 * * *"}))
     assert unrelated == base, "a setting the VM does not use re-runs nothing"
 
-    new_email = triggers(run_program({**dev_config(), "harbor-cache:acmeEmail": "ops@example.com"}))
+    new_email = triggers(run_program({**dev_config(), "harbor-cache:acmeEmail": "ops@cache-fixture.net"}))
     assert new_email["start"] != base["start"], "a changed compose override restarts Harbor"
     assert {k: v for k, v in new_email.items() if k != "start"} == {k: v for k, v in base.items() if k != "start"}
 

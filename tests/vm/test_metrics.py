@@ -39,9 +39,9 @@ def test_no_metrics_ingress_by_default():
 
 
 def test_metrics_port_opens_to_the_listed_cidrs_only():
-    (rule,) = metrics_rules({**dev_config(), "harbor-cache:metricsAllowedCidrs": ["10.20.0.0/16", "2001:db8::/64"]})
+    (rule,) = metrics_rules({**dev_config(), "harbor-cache:metricsAllowedCidrs": ["10.20.0.0/16", "fd12:3456:789a:1::/64"]})
     assert rule["toPort"] == 9090 and rule["protocol"] == "tcp"
-    assert rule["cidrBlocks"] == ["10.20.0.0/16"] and rule["ipv6CidrBlocks"] == ["2001:db8::/64"]
+    assert rule["cidrBlocks"] == ["10.20.0.0/16"] and rule["ipv6CidrBlocks"] == ["fd12:3456:789a:1::/64"]
 
 
 def test_metrics_cidrs_are_validated():

@@ -18,14 +18,14 @@ from hypothesis import strategies as st
 from components import render
 from components.settings.config_reader import Secret
 from components.vm.envrc import render_envrc
-from components.vm.files import FILES_DIR, SCRIPTS, render_compose_override, vm_files
+from components.vm.files import FILES_DIR, REMOTE_SCRIPTS, SCRIPTS, render_compose_override, vm_files
 from components.vm.harbor_yml import harbor_config_version, render_harbor_yml
 from components.vm.paths import DOCKER_DROPIN_PATH
 from components.vm.secret_values import HarborSecrets
 from components.vm.systemd import render_docker_dropin, render_systemd_unit
 from components.vm.traefik import LETSENCRYPT_STAGING, render_traefik_dynamic_config
 from tests.conftest import find_tool, unavailable
-from tests.paths import REFERENCE
+from tests.paths import FIXTURE_STACK, REFERENCE
 from tests.settings.test_settings import parse
 
 SECRETS = HarborSecrets(admin_password="Admin-Passw0rd", database_password="db-password-1")
@@ -134,7 +134,7 @@ def test_traefik_is_configured_for_route53_dns01_with_certificates_on_the_data_v
     traefik = load_override(settings)["services"]["traefik"]
     command = traefik["command"]
     assert "--certificatesresolvers.letsencrypt.acme.dnschallenge.provider=route53" in command
-    assert "--certificatesresolvers.letsencrypt.acme.email=platform@example.com" in command
+    assert "--certificatesresolvers.letsencrypt.acme.email=platform@cache-fixture.net" in command
     assert "--entrypoints.web.http.redirections.entrypoint.to=websecure" in command
     assert not any("caserver" in c for c in command)
     assert "/data/traefik:/certificates" in traefik["volumes"]
@@ -254,7 +254,7 @@ def test_envrc_holds_only_non_secret_settings(settings):
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("name", SCRIPTS)
+@pytest.mark.parametrize("name", REMOTE_SCRIPTS)
 def test_scripts_parse_and_pass_shellcheck(name):
     path = FILES_DIR / name
     assert subprocess.run(["bash", "-n", str(path)], capture_output=True).returncode == 0
@@ -285,7 +285,7 @@ def test_render_shows_scripts_as_remote_commands_not_as_files_on_the_vm(settings
     # The install scripts travel on stdin: none is shown as a file on the VM (the operate scripts
     # under /opt/harbor/bin are written there for real, by their own steps).
     assert not any(path == f"opt/harbor/bin/{name}" for path in files for name in SCRIPTS)
-    assert {path for path in files if path.startswith("remote-commands/")} == {f"remote-commands/{n}" for n in SCRIPTS}
+    assert {path for path in files if path.startswith("remote-commands/")} == {f"remote-commands/{n}" for n in REMOTE_SCRIPTS}
     assert set(vm_files(settings, SECRETS, ZONE_ID)) == {
         "/opt/harbor/harbor.yml",
         "/opt/harbor/docker-compose.override.yml",
@@ -305,6 +305,8 @@ def test_render_cli_writes_every_file_at_its_vm_path(tmp_path):
             "components.render",
             "--stack",
             "dev",
+            "--config-file",
+            str(FIXTURE_STACK),
             "--out",
             str(out),
             "--set",
@@ -339,16 +341,17 @@ def test_render_cli_writes_every_file_at_its_vm_path(tmp_path):
 
 def test_render_cli_uses_placeholders_for_encrypted_secrets(tmp_path):
     stack = tmp_path / "Pulumi.enc.yaml"
-    config = yaml.safe_load((FILES_DIR.parent / "Pulumi.dev.yaml").read_text())
+    config = yaml.safe_load(FIXTURE_STACK.read_text())
     config["config"]["harbor-cache:adminPassword"] = {"secure": "v1:AAAAencrypted"}
     stack.write_text(yaml.safe_dump(config))
-    raw, region = render.stack_config("enc", root=tmp_path)
+    raw, region = render.stack_config(render.stack_file("enc", root=tmp_path))
     assert raw["adminPassword"] == render.PLACEHOLDER_SECRET and region == "eu-central-1"
 
 
 def test_render_cli_reports_bad_overrides(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "components.render", "--stack", "dev", "--out", str(tmp_path), "--set", "hostname=Bad Name"],
+        [sys.executable, "-m", "components.render", "--stack", "dev", "--config-file", str(FIXTURE_STACK), "--out", str(tmp_path)]
+        + ["--set", "hostname=Bad Name"],
         cwd=FILES_DIR.parent,
         capture_output=True,
         text=True,

@@ -1,0 +1,62 @@
+"""Configuration keys outside this project's namespace.
+
+The engine hands the program every key of the stack, whatever its namespace, and the CLI accepts any
+namespace: `harbor_cache:hostname` is stored and then ignored by everyone. Only this project's and
+the providers' namespaces mean something; anything else is refused with the key it was likely
+meant to be. Of the AWS provider's own keys, those that give it credentials are refused too: only
+the provider would use them (below).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+from components.settings.config_reader import PROJECT, ConfigReader
+
+# This project, the providers it uses (requirements.txt: pulumi-aws, -command, -random, -tls) and
+# the engine's own (`pulumi:tags`, `pulumi:disable-default-providers`).
+KNOWN_NAMESPACES = (PROJECT, "aws", "command", "random", "tls", "pulumi")
+# The AWS provider's credential keys (pulumi_aws/config/vars.py). The host-key step reads the VM's
+# console through boto3 on the machine that runs `pulumi up` (components/aws/host_key_provider.py,
+# ec2_client), which takes credentials from boto3's default chain (environment, AWS_PROFILE, SSO)
+# and never sees these: it would run as another identity, or none, after the instance exists.
+PROVIDER_ONLY_CREDENTIAL_KEYS = {
+    "aws:profile": "export AWS_PROFILE={value} instead",
+    "aws:accessKey": "export AWS_ACCESS_KEY_ID (and AWS_SECRET_ACCESS_KEY) instead",
+    "aws:secretKey": "export AWS_SECRET_ACCESS_KEY instead",
+    "aws:token": "export AWS_SESSION_TOKEN instead",
+    "aws:assumeRoles": "assume the role before `pulumi up` (a profile with role_arn and AWS_PROFILE) instead",
+    "aws:assumeRoleWithWebIdentity": "export AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE instead",
+    "aws:sharedCredentialsFiles": "export AWS_SHARED_CREDENTIALS_FILE instead",
+    "aws:sharedConfigFiles": "export AWS_CONFIG_FILE instead",
+}
+# Shown by name only: their values are or may hold credentials (a web identity token, an external id).
+SECRET_PROVIDER_KEYS = ("aws:accessKey", "aws:secretKey", "aws:token", "aws:assumeRoles", "aws:assumeRoleWithWebIdentity")
+
+
+def refuse_foreign_keys(reader: ConfigReader, foreign: Mapping[str, Any], project_keys: tuple[str, ...]) -> None:
+    """`foreign`: every key outside the project's namespace, as namespace:key, with its value."""
+    for key in sorted(foreign):
+        namespace, _, name = key.partition(":")
+        if key in PROVIDER_ONLY_CREDENTIAL_KEYS:
+            shown = "is set" if key in SECRET_PROVIDER_KEYS else f"is set ({foreign[key]!r})"
+            fix = PROVIDER_ONLY_CREDENTIAL_KEYS[key].format(value=foreign[key])
+            reader.fail(
+                key,
+                f"{shown}, but only the AWS provider reads it: the host-key step (boto3, ec2:GetConsoleOutput) takes "
+                f"credentials from the environment and would run as another identity or none, after the instance "
+                f"exists. Remove it (`pulumi config rm {key}`) and {fix}",
+            )
+        elif namespace not in KNOWN_NAMESPACES:
+            close = difflib.get_close_matches(namespace, KNOWN_NAMESPACES, n=1, cutoff=0.6)
+            meant = f"{close[0]}:{name}" if close else ""
+            if close and close[0] == PROJECT and name not in project_keys:
+                meant = f"{PROJECT}:{(difflib.get_close_matches(name, project_keys, n=1) or [name])[0]}"
+            hint = f"; did you mean {meant!r}?" if meant else ""
+            reader.fail(
+                key,
+                f"namespace {namespace!r} is neither this project's ({PROJECT!r}) nor a provider's "
+                f"({', '.join(KNOWN_NAMESPACES[1:])}), so nothing would read this value{hint}",
+            )
