@@ -1,5 +1,8 @@
 """Typed, validated settings for one harbor-cache stack.
 
+One idea, read top to bottom (the Settings record and the one function that fills it, collecting every
+problem before it raises), so it runs a little past ~400 lines rather than being split.
+
 Everything the program needs from configuration is read, checked and frozen here before any
 resource is registered: a bad value stops the program with every problem listed, each naming its
 key, the value (never for secrets) and what is accepted.
