@@ -3,7 +3,8 @@
 
 `report` (run every minute by harbor-metrics.timer) sends DiskUsedPercent for / and the data
 volume and HarborHealthy (1 when /api/v2.0/health says healthy, else 0); `put NAME VALUE ...`
-sends the given counts (the probe uses it for SmokeFailures and PrewarmFailures). Every metric
+sends the given counts (the probe uses it for SmokeFailures, PrewarmFailures and, per project,
+ProbeFailed@Project=<project>). Every metric
 carries the dimension Stack, so the alarms survive a VM replacement; with several Harbor nodes the
 `report` metrics also carry Node (HARBOR_CACHE_NODE, the node's index).
 
@@ -151,11 +152,25 @@ def report() -> list[dict]:
     return metric_data(values, extra)
 
 
+def put_arguments(pairs: list[str]) -> tuple[dict[str, float], dict[str, dict[str, str]]]:
+    """`NAME VALUE ...`; a NAME of `Metric@Key=Value[,Key=Value]` adds those dimensions (the probe's
+    ProbeFailed@Project=<project>), so one call can put several series of one metric."""
+    values: dict[str, float] = {}
+    extra: dict[str, dict[str, str]] = {}
+    for name, value in zip(pairs[0::2], pairs[1::2], strict=True):
+        metric, _, dimensions = name.partition("@")
+        key = name if dimensions else metric
+        values[key] = float(value)
+        if dimensions:
+            extra[key] = dict(item.split("=", 1) for item in dimensions.split(",") if "=" in item)
+    return values, extra
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["report"]:
         data = report()
     elif argv[:1] == ["put"] and len(argv) >= 3 and len(argv) % 2 == 1:
-        data = metric_data({name: float(value) for name, value in zip(argv[1::2], argv[2::2], strict=True)})
+        data = metric_data(*put_arguments(argv[1:]))
     else:
         print("usage: harbor-metrics.py report | put NAME VALUE [NAME VALUE ...]", file=sys.stderr)
         return 2
@@ -166,7 +181,9 @@ def main(argv: list[str]) -> int:
 
 def describe(item: dict) -> str:
     mount = [dimension["Value"] for dimension in item["Dimensions"] if dimension["Name"] == "Mount"]
-    return f"{item['MetricName']}{'[' + mount[0] + ']' if mount else ''}={item['Value']:g}"
+    other = [f"{d['Name']}={d['Value']}" for d in item["Dimensions"] if d["Name"] not in ("Stack", "Node", "Mount")]
+    where = "[" + mount[0] + "]" if mount else ("[" + ",".join(other) + "]" if other else "")
+    return f"{item['MetricName']}{where}={item['Value']:g}"
 
 
 if __name__ == "__main__":
