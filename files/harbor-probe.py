@@ -3,7 +3,7 @@
 registry token flow, from outside Harbor's containers. Used by the deploy's smoke step (one small
 image per proxy project) and by harbor-probe.timer (the same smoke images and the prewarm list).
 
-usage: harbor-probe.py [--expect-address IP] [--all-blobs] [--verify-stored] [--private PROJECT]...
+usage: harbor-probe.py [--expect-address IP|imds] [--all-blobs] [--verify-stored] [--private PROJECT]...
                        [--metric NAME] URL PROJECT/REPOSITORY:TAG ...
 
 Per image it prints one JSON line {image, ok, seconds, manifest, blobs, bytes, stored, error}. A
@@ -313,8 +313,29 @@ def verify_kept(
     }
 
 
+def imds_public_address() -> str:
+    """This VM's public IPv4 (its Elastic IP) from IMDSv2: the scheduled probe's unit renders
+    before the address exists, so it asks the instance itself (--expect-address imds)."""
+    import urllib.request
+
+    imds = os.environ.get("IMDS_ENDPOINT", "http://169.254.169.254")
+    try:
+        put = urllib.request.Request(
+            f"{imds}/latest/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"}
+        )
+        with urllib.request.urlopen(put, timeout=5) as answer:
+            token = answer.read().decode()
+        get = urllib.request.Request(f"{imds}/latest/meta-data/public-ipv4", headers={"X-aws-ec2-metadata-token": token})
+        with urllib.request.urlopen(get, timeout=5) as answer:
+            return answer.read().decode().strip()
+    except OSError as error:
+        raise ProbeError(f"DNS: cannot read this VM's public address from IMDS ({error})") from None
+
+
 def check_dns(base_url: str, expected: str) -> None:
     host = urlsplit(base_url).hostname
+    if expected == "imds":
+        expected = imds_public_address()
     try:
         addresses = sorted({info[4][0] for info in socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)})
     except socket.gaierror as error:

@@ -168,6 +168,7 @@ class Loopback:
     def __init__(self, health: dict | None) -> None:
         self.requests: list[dict] = []
         self.health = health
+        self.public_ipv4 = "127.0.0.1"
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -183,6 +184,8 @@ class Loopback:
                     return self.answer(200, json.dumps(outer.health).encode())
                 if self.headers.get("X-aws-ec2-metadata-token") != "imds-token":
                     return self.answer(401, b"")
+                if self.path == "/latest/meta-data/public-ipv4":
+                    return self.answer(200, outer.public_ipv4.encode())
                 if self.path == "/latest/meta-data/iam/security-credentials/":
                     return self.answer(200, b"harbor-vm-role")
                 if self.path == "/latest/meta-data/iam/security-credentials/harbor-vm-role":
@@ -316,6 +319,7 @@ def test_an_ha_nodes_report_names_the_node_as_its_unit_tells_it(loopback, monkey
     assert sorted((m["MetricName"], json.dumps(m["Dimensions"])) for m in data) == [
         ("DiskUsedPercent", json.dumps([*node, {"Name": "Mount", "Value": "/"}])),
         ("HarborHealthy", json.dumps(node)),
+        ("InodesUsedPercent", json.dumps([*node, {"Name": "Mount", "Value": "/"}])),
     ]
     assert_as_botocore_sends(server, request, monkeypatch)
 

@@ -202,3 +202,19 @@ def test_the_standin_cites_harbor(lab):
     text = (Path(__file__).parent / "standins" / "proxy_cache_harbor.py").read_text()
     for source in ("src/server/middleware/repoproxy/proxy.go", "src/controller/proxy/controller.go", "manifestcache.go"):
         assert source in text
+
+
+def test_the_scheduled_probe_checks_the_name_against_the_vms_own_address(lab, harbor):
+    # --expect-address imds: the Elastic IP from IMDSv2 (public-ipv4), as the timer's unit cannot know it.
+    from tests.test_alarms import Loopback
+
+    stand_in = harbor()
+    imds = Loopback(health=None)
+    try:
+        result, (line,) = probe(lab, "--expect-address", "imds", stand_in.url, IMAGE, IMDS_ENDPOINT=imds.url)
+        assert line["ok"] is True, line
+        imds.public_ipv4 = "192.0.2.10"
+        result, (line,) = probe(lab, "--expect-address", "imds", stand_in.url, IMAGE, IMDS_ENDPOINT=imds.url)
+    finally:
+        imds.stop()
+    assert line["error"].startswith("DNS: localhost resolves to") and "not to this cache's address 192.0.2.10" in line["error"]

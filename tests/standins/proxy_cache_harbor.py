@@ -326,7 +326,10 @@ class ProxyCacheHarbor:
         self.send(handler, 200, body, {"Content-Type": "application/octet-stream"})
 
     def put_blob_logged(self, repository: str, remote_repository: str, digest: str) -> None:
-        error = self.put_blob(repository, remote_repository, digest)
+        try:
+            error = self.put_blob(repository, remote_repository, digest)
+        except OSError as failure:
+            error = str(failure)
         if error:
             self.core_log.append(f"error while putting blob to local repo, {error}")
 
@@ -346,7 +349,13 @@ class ProxyCacheHarbor:
         status, _, body = self.store.call("PUT", put, {"Content-Type": "application/octet-stream"}, data)
         return "" if status == 201 else f"http status code: {status}, body: {body.decode(errors='replace').strip()}"
 
-    def cache_content(
+    def cache_content(self, *args: str | bytes) -> None:
+        try:
+            self._cache_content(*args)
+        except OSError as error:  # the test stopped the stand-in while Harbor was still waiting
+            self.core_log.append(f"error occurred on manifest push to local: {error}")
+
+    def _cache_content(
         self, repository: str, remote_repository: str, payload: bytes, content_type: str, digest: str, tag: str
     ) -> None:
         """ManifestCache.CacheContent: wait for the blobs, push the missing ones, push the manifest."""
