@@ -33,6 +33,9 @@ class HarborAlarmsArgs:
     # replicas > 1: nodes 1..N-1's instance ids (node 0's is instance_id) and the load balancer.
     other_instance_ids: tuple[pulumi.Input[str], ...] = ()
     load_balancer: LoadBalancerMetrics | None = None
+    # The deploy's smoke step, which puts the probe's first results: alarms that treat the probe's
+    # silence as failure come after it, so a new stack does not start in ALARM.
+    probed: tuple[pulumi.Resource, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,22 @@ class AlarmSpec:
     evaluation_periods: int
     treat_missing_data: str
     ec2_action: str = ""
+
+
+# Traefik (lego) renews a Let's Encrypt certificate 30 days before it expires: 21 days left means
+# renewal has failed for 9 days (DNS-01 permissions, CAA, rate limits), well before clients break.
+CERTIFICATE_DAYS_LEFT = 21
+# DLM takes one snapshot a day (03:30 UTC): 26 h without a completed one means a day was missed.
+SNAPSHOT_HOURS = 26
+# CloudWatch: Period x EvaluationPeriods at most 7 days (PutMetricAlarm, Period).
+MAX_EVALUATION_SECONDS = 7 * 86400
+
+
+def probe_period(settings: Settings) -> int:
+    """The probe runs every prewarmIntervalHours (plus up to 5 min of randomized delay): one period
+    of that plus an hour holds at least one run, so an empty period means the probe stopped, hung
+    or could not report."""
+    return min((settings.prewarm_interval_hours + 1) * 3600, MAX_EVALUATION_SECONDS)
 
 
 def put_metrics_policy() -> str:
@@ -197,6 +216,54 @@ def reporter_alarm_specs(settings: Settings, prefix: str = "", node: int | None 
             1,
             "missing",
         ),
+        *(
+            AlarmSpec(
+                f"{prefix}{mount_key}-inodes",
+                f"{label}{where} has used more than {percent}% of its inodes (many small files): writes fail with space left",
+                METRICS_NAMESPACE,
+                "InodesUsedPercent",
+                {**reporter, "Mount": mount},
+                "Maximum",
+                "GreaterThanThreshold",
+                percent,
+                300,
+                1,
+                # Silence is the harbor-unhealthy alarm's: it must not clear this one.
+                "missing",
+            )
+            for mount_key, mount, label in (
+                ("data", settings.data_mount, f"Data volume {settings.data_mount}"),
+                ("root", "/", "Root volume"),
+            )
+        ),
+        AlarmSpec(
+            f"{prefix}write-back-failed",
+            f"Harbor{where} served pulls from the upstream without keeping them (core logged a failed write-back into "
+            "its registry): the cache does not cache; see journalctl -u harbor and /var/log/harbor/core.log, check storage",
+            METRICS_NAMESPACE,
+            "WriteBackFailures",
+            reporter,
+            "Sum",
+            "GreaterThanThreshold",
+            0,
+            300,
+            1,
+            "missing",
+        ),
+        AlarmSpec(
+            f"{prefix}harbor-5xx",
+            f"Harbor{where} answered more than 10 requests with 5xx in 5 minutes (nginx's access log): "
+            "see /var/log/harbor/core.log",
+            METRICS_NAMESPACE,
+            "Harbor5xx",
+            reporter,
+            "Sum",
+            "GreaterThanThreshold",
+            10,
+            300,
+            1,
+            "missing",
+        ),
         AlarmSpec(
             f"{prefix}harbor-unhealthy",
             f"Harbor{where} not healthy (or not reporting) for {minutes} minutes: see journalctl -u harbor and docker compose ps",
@@ -214,6 +281,167 @@ def reporter_alarm_specs(settings: Settings, prefix: str = "", node: int | None 
     ]
 
 
+def probe_alarm_specs(settings: Settings) -> list[AlarmSpec]:
+    """The scheduled probe (files/harbor-probe.py, node 0): a failure, or no result for a whole
+    period (the probe stopped, hung or could not report), alarms; silence never clears an alarm."""
+    stack = {"Stack": settings.stack}
+    hours = settings.prewarm_interval_hours
+    period = probe_period(settings)
+    specs = [
+        AlarmSpec(
+            "smoke-failed",
+            f"A scheduled pull through a proxy project failed, or the probe reported nothing for {hours + 1} h: "
+            "journalctl -u harbor-probe names the broken link",
+            METRICS_NAMESPACE,
+            "SmokeFailures",
+            stack,
+            "Maximum",
+            "GreaterThanThreshold",
+            0,
+            period,
+            1,
+            "breaching",
+        ),
+        AlarmSpec(
+            "prewarm-failed",
+            f"An image of the prewarm list could not be pulled into the cache, or no report for {hours + 1} h: "
+            "journalctl -u harbor-probe",
+            METRICS_NAMESPACE,
+            "PrewarmFailures",
+            stack,
+            "Maximum",
+            "GreaterThanThreshold",
+            0,
+            period,
+            1,
+            "breaching",
+        ),
+    ]
+    for upstream_name, image in settings.smoke_images:
+        project = image.split("/", 1)[0]
+        specs.append(
+            AlarmSpec(
+                f"probe-{upstream_name}",
+                f"Project {project}: the probe's pull of {image} failed or Harbor did not store it (streamed "
+                f"only), or no result for {hours + 1} h: journalctl -u harbor-probe says what Harbor answered",
+                METRICS_NAMESPACE,
+                "ProbeFailed",
+                {**stack, "Project": project},
+                "Maximum",
+                "GreaterThanThreshold",
+                0,
+                period,
+                1,
+                "breaching",
+            )
+        )
+    return specs
+
+
+def watch_alarm_specs(settings: Settings) -> list[AlarmSpec]:
+    """What the reporter reads beyond disk and health (files/harbor-metrics.py): upstream health,
+    quota use, GC, the public path and its certificate (one VM: Traefik's; HA: the load balancer
+    has its own alarms and ACM renews), and the daily snapshot (one VM: DLM)."""
+    stack = {"Stack": settings.stack}
+    percent = settings.alarm_disk_used_percent
+    specs = []
+    for upstream in settings.upstreams:
+        specs.append(
+            AlarmSpec(
+                f"upstream-{upstream.name}",
+                f"Harbor marks upstream {upstream.name} ({upstream.registry_host}) unhealthy for 15 minutes (or no "
+                f"report): project {upstream.project} serves only what it cached; check egress, credentials, rate limits",
+                METRICS_NAMESPACE,
+                "UpstreamHealthy",
+                {**stack, "Upstream": upstream.name},
+                "Minimum",
+                "LessThanThreshold",
+                1,
+                300,
+                3,
+                "breaching",
+            )
+        )
+        specs.append(
+            AlarmSpec(
+                f"quota-{upstream.name}",
+                f"Project {upstream.project} has used more than {percent}% of its storage quota: at 100% Harbor stops "
+                "caching (pulls are streamed, nothing kept); raise upstreams[].storageQuotaGb or tighten retention",
+                METRICS_NAMESPACE,
+                "QuotaUsedPercent",
+                {**stack, "Project": upstream.project},
+                "Maximum",
+                "GreaterThanThreshold",
+                percent,
+                300,
+                1,
+                # No limit, no metric: nothing to say.
+                "missing",
+            )
+        )
+    specs.append(
+        AlarmSpec(
+            "gc-failed",
+            "Harbor's last garbage collection ended in Error: the disk only grows; Harbor's UI, Clean Up, GC history has the log",
+            METRICS_NAMESPACE,
+            "GcFailed",
+            stack,
+            "Maximum",
+            "GreaterThanThreshold",
+            0,
+            3600,
+            1,
+            "missing",
+        )
+    )
+    if not settings.high_availability:
+        specs += [
+            AlarmSpec(
+                "public-path",
+                f"https://{settings.hostname}/api/v2.0/health through Traefik and TLS fails (or no report) for 5 minutes: "
+                "see docker logs traefik and the certificate",
+                METRICS_NAMESPACE,
+                "PublicPathHealthy",
+                stack,
+                "Minimum",
+                "LessThanThreshold",
+                1,
+                60,
+                5,
+                "breaching",
+            ),
+            AlarmSpec(
+                "certificate-expiry",
+                f"The certificate of {settings.hostname} expires in less than {CERTIFICATE_DAYS_LEFT} days (or no longer "
+                "verifies): renewal is failing; see docker logs traefik (ACME, DNS-01)",
+                METRICS_NAMESPACE,
+                "CertificateDaysLeft",
+                stack,
+                "Minimum",
+                "LessThanThreshold",
+                CERTIFICATE_DAYS_LEFT,
+                3600,
+                1,
+                "missing",
+            ),
+            AlarmSpec(
+                "snapshot-overdue",
+                f"No snapshot of the data volume completed in {SNAPSHOT_HOURS} h (or no report): the daily recovery point "
+                "is missing; see the DLM policy's state and the stack's alarm topic for DLM errors",
+                METRICS_NAMESPACE,
+                "HoursSinceSnapshot",
+                stack,
+                "Minimum",
+                "GreaterThanThreshold",
+                SNAPSHOT_HOURS,
+                3600,
+                1,
+                "breaching",
+            ),
+        ]
+    return specs
+
+
 def alarm_specs(
     settings: Settings,
     instance_id: pulumi.Input[str],
@@ -222,7 +450,6 @@ def alarm_specs(
 ) -> list[AlarmSpec]:
     """Node 0's (the single VM's) alarms keep their names; node i's are prefixed `node<i>-`. In HA
     mode every node has its own disk and health alarms on its own series (dimension Node)."""
-    stack = {"Stack": settings.stack}
     others = list(enumerate(other_instance_ids, start=1))
     nodes = [spec for index, other in others for spec in instance_alarm_specs(other, f"node{index}-")]
     if settings.high_availability:
@@ -236,32 +463,8 @@ def alarm_specs(
         *instance_alarm_specs(instance_id),
         *nodes,
         *reporters,
-        AlarmSpec(
-            "smoke-failed",
-            "A scheduled pull through a proxy project failed: journalctl -u harbor-probe names the broken link",
-            METRICS_NAMESPACE,
-            "SmokeFailures",
-            stack,
-            "Maximum",
-            "GreaterThanThreshold",
-            0,
-            3600,
-            1,
-            "notBreaching",
-        ),
-        AlarmSpec(
-            "prewarm-failed",
-            "An image of the prewarm list could not be pulled into the cache: journalctl -u harbor-probe",
-            METRICS_NAMESPACE,
-            "PrewarmFailures",
-            stack,
-            "Maximum",
-            "GreaterThanThreshold",
-            0,
-            3600,
-            1,
-            "notBreaching",
-        ),
+        *probe_alarm_specs(settings),
+        *watch_alarm_specs(settings),
         *(load_balancer_alarm_specs(settings, load_balancer) if load_balancer is not None else []),
     ]
 
@@ -284,6 +487,8 @@ class HarborAlarms(pulumi.ComponentResource):
         )
 
         after_reporter = pulumi.ResourceOptions(parent=self, depends_on=[*args.reporting, self.put_metrics])
+        after_probe = pulumi.ResourceOptions(parent=self, depends_on=[*args.reporting, self.put_metrics, *args.probed])
+        probe_keys = {spec.key for spec in probe_alarm_specs(settings)}
         self.alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
         for spec in alarm_specs(settings, args.instance_id, args.other_instance_ids, args.load_balancer):
             actions: list[pulumi.Input[str]] = [self.topic.arn]
@@ -305,7 +510,7 @@ class HarborAlarms(pulumi.ComponentResource):
                 alarm_actions=actions,
                 ok_actions=[self.topic.arn],
                 tags=resource_tags(settings, f"{name}-{spec.key}"),
-                opts=after_reporter if spec.namespace == METRICS_NAMESPACE else child,
+                opts=child if spec.namespace != METRICS_NAMESPACE else after_probe if spec.key in probe_keys else after_reporter,
             )
 
         self.topic_arn = self.topic.arn

@@ -191,24 +191,6 @@ class HarborCache(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.alarms = HarborAlarms(
-            f"{name}-alarms",
-            HarborAlarmsArgs(
-                settings=settings,
-                instance_id=self.vm.instance.id,
-                instance_role_name=self.vm.role.name,
-                reporting=[install.timers for install in self.installs],
-                other_instance_ids=tuple(node.instance.id for node in self.vm.nodes[1:]),
-                load_balancer=LoadBalancerMetrics(
-                    load_balancer=self.load_balancer.load_balancer.arn_suffix,
-                    target_group=self.load_balancer.target_group.arn_suffix,
-                )
-                if self.load_balancer is not None
-                else None,
-            ),
-            opts=child,
-        )
-
         # The probe runs on node 0 (the single VM).
         self.probe = HarborProbe(
             f"{name}-probe",
@@ -219,7 +201,29 @@ class HarborCache(pulumi.ComponentResource):
                 private_key=self.vm.ssh_private_key,
                 public_ip=self.vm.public_ip,
                 triggers=[self.vm.instance.id, self.install.start.id, *self.config.projects.values()],
-                depends_on=[self.config],
+                # The smoke step puts its result with the installed reporter.
+                depends_on=[self.config, self.install.timers],
+                probe_login=self.config.probe_login,
+            ),
+            opts=child,
+        )
+
+        self.alarms = HarborAlarms(
+            f"{name}-alarms",
+            HarborAlarmsArgs(
+                settings=settings,
+                instance_id=self.vm.instance.id,
+                instance_role_name=self.vm.role.name,
+                reporting=[install.timers for install in self.installs],
+                # The probe's alarms treat silence as failure: they start once the deploy's smoke step reported.
+                probed=(self.probe.smoke,) if self.probe.smoke is not None else (),
+                other_instance_ids=tuple(node.instance.id for node in self.vm.nodes[1:]),
+                load_balancer=LoadBalancerMetrics(
+                    load_balancer=self.load_balancer.load_balancer.arn_suffix,
+                    target_group=self.load_balancer.target_group.arn_suffix,
+                )
+                if self.load_balancer is not None
+                else None,
             ),
             opts=child,
         )

@@ -96,6 +96,7 @@ class HarborConfig(pulumi.ComponentResource):
 
         # Private proxy projects: nodes pull with a robot that may only pull, from those projects.
         self.pull_credential: pulumi.Output[dict] | None = None
+        self.probe_login: pulumi.Output[str] | None = None
         if private_projects:
             robot = HarborRobot(
                 f"{name}-pull-robot",
@@ -105,10 +106,13 @@ class HarborConfig(pulumi.ComponentResource):
                 robot_name=PULL_ROBOT_NAME,
                 projects=[u.project for u in settings.upstreams if not u.public],
                 project_ids=[project.id for project in private_projects],
-                description="harbor-cache: nodes pull the private proxy projects",
+                # The description says what the robot may do; its change is what updates a robot
+                # made before artifact read was added (the provider's diff compares inputs).
+                description="harbor-cache: nodes pull the private proxy projects; the probe reads their artifacts",
                 database=args.database,
                 opts=self._options(depends_on=private_projects),
             )
+            self.probe_login = pulumi.Output.secret(pulumi.Output.concat(robot.robot_name, ":", robot.secret))
             self.pull_credential = pulumi.Output.secret(
                 pulumi.Output.all(robot.robot_name, robot.secret).apply(
                     lambda login: pull_credential_outputs(

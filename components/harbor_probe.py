@@ -33,6 +33,9 @@ class HarborProbeArgs:
     triggers: list[pulumi.Input]
     # Harbor's configuration (registries, projects): the pulls need it in place.
     depends_on: list[pulumi.Resource]
+    # The pull robot's `name:secret` (secret) when some proxy projects are private: the probe pulls
+    # those with it, as nodes do, and reads their artifacts through Harbor's API.
+    probe_login: pulumi.Input[str] | None = None
 
 
 def probe_command(settings: Settings, public_ip: str, images: list[str], all_blobs: bool) -> str:
@@ -45,8 +48,20 @@ def probe_command(settings: Settings, public_ip: str, images: list[str], all_blo
     still resolve, but to the load balancer's changing addresses: no --expect-address."""
     expect = [] if settings.high_availability else ["--expect-address", public_ip]
     flags = [*expect, *(["--all-blobs"] if all_blobs else [])]
-    connection = [f"{key}={value}" for key, value in operate_files.probe_connection(settings).items()]
-    return " ".join([*connection, "python3", "-", *map(shlex.quote, [*flags, settings.url, *images])])
+    environment = dict(operate_files.probe_connection(settings))
+    if not all_blobs:
+        # The smoke pull proves Harbor kept what it served, and its result goes to CloudWatch as the
+        # timer's does (SmokeFailures, ProbeFailed per project): the probe alarms have data from the
+        # deploy on, so treating missing data as breaching does not fire on a new stack.
+        flags += [*operate_files.verify_flags(settings), "--metric", "SmokeFailures"]
+        environment |= operate_files.metrics_environment(settings)
+        environment["PROBE_METRICS_REPORTER"] = f"{operate_files.BIN_DIR}/{operate_files.METRICS_SCRIPT}"
+        if operate_files.private_projects(settings):
+            environment["PROBE_CREDENTIALS_FILE"] = operate_files.PROBE_CREDENTIALS_PATH
+    assignments = [f"{key}={shlex.quote(value)}" for key, value in environment.items()]
+    # The robot's file is root's: read it as root (sudo env keeps the assignments).
+    runner = ["sudo", "env", *assignments] if "PROBE_CREDENTIALS_FILE" in environment else assignments
+    return " ".join([*runner, "python3", "-", *map(shlex.quote, [*flags, settings.url, *images])])
 
 
 def parse_results(stdout: str) -> list[dict]:
@@ -70,14 +85,26 @@ class HarborProbe(pulumi.ComponentResource):
         script = vm_files.script(operate_files.PROBE_SCRIPT)
         smoke_images = [image for _name, image in settings.smoke_images]
         self.results: pulumi.Output[list[dict]] = pulumi.Output.from_input([])
+        self.smoke: remote.Command | None = None
         after: list[pulumi.Resource] = list(args.depends_on)
+        smoke_after: list[pulumi.Resource] = list(args.depends_on)
+        if args.probe_login is not None and operate_files.private_projects(settings):
+            # For the smoke step (sudo) and the timer (LoadCredential=); its stdin is the secret.
+            self.credentials = self._command(
+                "credentials",
+                write_file_command(operate_files.PROBE_CREDENTIALS_PATH, "0600"),
+                pulumi.Output.secret(pulumi.Output.from_input(args.probe_login).apply(lambda login: login + "\n")),
+                [*args.triggers[:1]],
+                list(args.depends_on),
+            )
+            smoke_after = [*smoke_after, self.credentials]
         if smoke_images:  # every smokeImages entry set to "" leaves nothing to pull
             self.smoke = self._command(
                 "smoke",
                 pulumi.Output.from_input(args.public_ip).apply(lambda ip: probe_command(settings, ip, smoke_images, False)),
                 script,
                 [*args.triggers, *smoke_images],
-                args.depends_on,
+                smoke_after,
             )
             self.results = self.smoke.stdout.apply(parse_results)
             after = [self.smoke]
@@ -117,7 +144,7 @@ class HarborProbe(pulumi.ComponentResource):
         self.register_outputs({"smoke": self.results})
 
     def _command(
-        self, step: str, create: pulumi.Input[str], stdin: str, triggers: list, depends_on: list[pulumi.Resource]
+        self, step: str, create: pulumi.Input[str], stdin: pulumi.Input[str], triggers: list, depends_on: list[pulumi.Resource]
     ) -> remote.Command:
         return remote.Command(
             f"{self._name}-{step}",

@@ -41,6 +41,10 @@ CONNECTION = ("harbor_url", "harbor_username", "harbor_password")
 # `database`: the database Harbor keeps the robot in; a change re-creates it (harbor_provider.py's docstring).
 INPUTS = ("name", "description", "projects", "project_ids", DATABASE)
 PULL = {"resource": "repository", "action": "pull"}
+# The probe's proof that Harbor stored a pull (GET .../artifacts/{digest}) needs artifact read on
+# the project (handler/artifact.go GetArtifact: RequireProjectAccess(read, artifact)); a project
+# permission Harbor offers robots (src/common/rbac/const.go, PoliciesMap[ScopeProject]).
+ARTIFACT_READ = {"resource": "artifact", "action": "read"}
 
 
 def _unknown(value: Any) -> bool:
@@ -48,14 +52,16 @@ def _unknown(value: Any) -> bool:
 
 
 def robot_body(name: str, description: str, projects: list[str]) -> dict[str, Any]:
-    """The RobotCreate body: a system robot that may only pull, from each listed project."""
+    """The RobotCreate body: a system robot that may only pull, and read artifacts, in each listed project."""
     return {
         "name": name,
         "description": description,
         "level": "system",
         "duration": -1,
         "disable": False,
-        "permissions": [{"kind": "project", "namespace": project, "access": [dict(PULL)]} for project in projects],
+        "permissions": [
+            {"kind": "project", "namespace": project, "access": [dict(PULL), dict(ARTIFACT_READ)]} for project in projects
+        ],
     }
 
 

@@ -27,6 +27,10 @@ METRICS_PORT = HARBOR_METRICS_PORT
 METRICS_COMPONENTS = ("exporter", "core", "registry", "jobservice")
 # Harbor's own health, asked of its nginx on the host port (no DNS, no TLS: the smoke test covers those).
 LOCAL_HEALTH_URL = "http://127.0.0.1:8080/api/v2.0/health"
+# The pull robot's `name:secret` for the probe of private projects (0600 root; the probe's unit
+# reads it with LoadCredential=, the deploy's smoke step with sudo). Never on a command line.
+PROBE_CREDENTIALS_PATH = "/etc/harbor-cache/probe-credentials"
+PROBE_CREDENTIAL_NAME = "probe"
 
 
 def render_unit(sections: dict[str, dict[str, str | list[str]]]) -> str:
@@ -129,9 +133,24 @@ def probe_connection(settings: Settings) -> dict[str, str]:
     return connection
 
 
+def private_projects(settings: Settings) -> list[str]:
+    """Proxy projects that are not public: the probe pulls them with the pull robot."""
+    return [upstream.project for upstream in settings.upstreams if not upstream.public]
+
+
+def verify_flags(settings: Settings) -> list[str]:
+    """The smoke pull proves that Harbor stored what it served (files/harbor-probe.py --verify-stored)."""
+    return ["--verify-stored", *(flag for project in private_projects(settings) for flag in ("--private", project))]
+
+
 def probe_command(settings: Settings, metric: str, images: list[str], all_blobs: bool) -> str:
-    """One ExecStart line; `-` so a failing smoke run does not skip the prewarm run after it."""
+    """One ExecStart line; `-` so a failing smoke run does not skip the prewarm run after it. The
+    smoke run verifies what Harbor stored and, on one VM, that the name resolves to this VM's
+    Elastic IP (`imds`: the unit is rendered before the address exists; HA: the load balancer's
+    addresses change, no check)."""
     flags = ["--metric", metric, *(["--all-blobs"] if all_blobs else [])]
+    if not all_blobs:
+        flags += [*verify_flags(settings), *([] if settings.high_availability else ["--expect-address", "imds"])]
     return " ".join([f"-/usr/bin/python3 {BIN_DIR}/{PROBE_SCRIPT}", *flags, settings.url, *images])
 
 
@@ -159,6 +178,7 @@ def probe_service(settings: Settings) -> dict[str, dict[str, str | list[str]]]:
                 *(f"{key}={value}" for key, value in metrics_environment(settings).items()),
             ],
             "ExecStart": commands,
+            **({"LoadCredential": f"{PROBE_CREDENTIAL_NAME}:{PROBE_CREDENTIALS_PATH}"} if private_projects(settings) else {}),
             "DynamicUser": "yes",
             "NoNewPrivileges": "yes",
             "ProtectSystem": "strict",

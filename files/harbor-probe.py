@@ -389,7 +389,8 @@ def main(argv: list[str]) -> int:
         if not result["ok"]:
             print(f"{image}: {result['error']}", file=sys.stderr)
     if options["metric"]:
-        reporter = Path(__file__).resolve().parent / "harbor-metrics.py"
+        # Beside this script on the VM; the deploy's smoke step runs it from stdin and names the installed one.
+        reporter = os.environ.get("PROBE_METRICS_REPORTER") or str(Path(__file__).resolve().parent / "harbor-metrics.py")
         values = [str(options["metric"]), str(failures)]
         if options["verify_stored"]:
             # One series per proxy project: an alarm names the project whose pull or store failed.

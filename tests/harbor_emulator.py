@@ -49,6 +49,63 @@ MASK = "*****"
 MAX_STORAGE_BYTES = 1125899906842624
 
 
+# What a robot may be given, per permission kind: src/common/rbac/const.go PoliciesMap (ScopeSystem,
+# ScopeProject) at v2.15.2, which handler/robot.go validate checks every access against ("bad
+# request permission: <resource>:<action>").
+ROBOT_ACCESS: dict[str, dict[str, set[str]]] = {
+    "system": {
+        "audit-log": {"list"},
+        "preheat-instance": {"read", "create", "delete", "list", "update"},
+        "project": {"list", "create"},
+        "replication-policy": {"read", "create", "delete", "list", "update"},
+        "replication": {"read", "create", "list"},
+        "replication-adapter": {"list"},
+        "registry": {"read", "create", "delete", "list", "update"},
+        "scan-all": {"read", "update", "stop", "create"},
+        "system-volumes": {"read"},
+        "garbage-collection": {"read", "create", "list", "update", "stop"},
+        "purge-audit": {"read", "create", "list", "update", "stop"},
+        "jobservice-monitor": {"list", "stop"},
+        "scanner": {"read", "create", "delete", "list", "update"},
+        "label": {"read", "create", "delete", "update"},
+        "security-hub": {"read", "list"},
+        "catalog": {"read"},
+        "quota": {"read", "list"},
+    },
+    "project": {
+        "log": {"list"},
+        "project": {"read", "delete", "update"},
+        "metadata": {"read", "create", "delete", "list", "update"},
+        "repository": {"read", "update", "delete", "list", "pull", "push"},
+        "artifact": {"read", "create", "list", "delete"},
+        "scan": {"create", "read", "stop"},
+        "sbom": {"create", "stop", "read"},
+        "tag": {"create", "list", "delete"},
+        "accessory": {"list"},
+        "artifact-addition": {"read"},
+        "artifact-label": {"create", "delete"},
+        "scanner": {"create", "read"},
+        "preheat-policy": {"read", "create", "delete", "list", "update"},
+        "immutable-tag": {"create", "delete", "list", "update"},
+        "notification-policy": {"read", "create", "delete", "list", "update"},
+        "tag-retention": {"read", "create", "delete", "list", "update"},
+        "label": {"read", "create", "delete", "list", "update"},
+        "quota": {"read"},
+    },
+}
+
+
+def robot_access_problem(permissions: list[dict]) -> str:
+    for permission in permissions:
+        allowed = ROBOT_ACCESS.get(permission.get("kind", ""))
+        if allowed is None:
+            return f"bad request permission level: {permission.get('kind')}"
+        for access in permission.get("access") or []:
+            if access.get("action") not in allowed.get(access.get("resource", ""), set()):
+                return f"bad request permission: {access.get('resource')}:{access.get('action')}"
+    return ""
+
+
 class SwaggerValidator:
     """Validates bodies against the spec's definitions: the types of the keys the spec knows.
 
@@ -581,6 +638,8 @@ class HarborEmulator:
                 return 400, _errors("BAD_REQUEST", "bad request empty permission"), {}
             if body["level"] == "project" and len(permissions) > 1:
                 return 400, _errors("BAD_REQUEST", "bad request permission"), {}
+            if robot_access_problem(permissions):
+                return 400, _errors("BAD_REQUEST", robot_access_problem(permissions)), {}
             names = {p["name"] for p in self.state.projects.values()}
             missing = [p["namespace"] for p in permissions if p.get("kind") == "project" and p["namespace"] not in names]
             if missing:
@@ -605,6 +664,8 @@ class HarborEmulator:
         if method == "PUT":
             if body.get("name") != f"robot${robot['name']}" or body.get("level") != robot["level"]:
                 return 400, _errors("BAD_REQUEST", "cannot update the level or name of robot"), {}
+            if robot_access_problem(body.get("permissions") or []):
+                return 400, _errors("BAD_REQUEST", robot_access_problem(body.get("permissions") or [])), {}
             robot.update(description=body.get("description", ""), permissions=copy.deepcopy(body.get("permissions") or []))
             return 200, None, {}
         if method == "DELETE":

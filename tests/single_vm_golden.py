@@ -11,7 +11,10 @@ so that the database and a later switch to HA agree on the key (see README, swit
 `stores` alone again when the database's final snapshot identifier became valid for any stack name
 and unique per database instance (a RandomId child; `harbor-cache-<stack>-final-<hex>`), and for
 the mock passwords of its RDS/ElastiCache inputs once AwsMocks' RandomPassword honoured `length`
-(mock output only: the program registers the same).
+(mock output only: the program registers the same). Re-recorded for all three for issue 19 (the
+cache watched without false greens): new alarms (inodes, write-backs, 5xx, per-project probe,
+upstream health, quota, GC, public path, certificate, snapshot), the probe alarms treating silence
+as failure over the probe's interval and coming after the deploy's smoke step.
 """
 
 from __future__ import annotations

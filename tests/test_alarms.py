@@ -60,14 +60,26 @@ def test_ec2_status_checks_recover_and_reboot_the_instance(run):
 
 def test_disk_health_and_probe_alarms_watch_the_stack_metrics(run):
     found = alarms(run)
+    upstreams = ("dockerhub", "ghcr", "quay", "k8s", "gcr")
     assert set(found) == {
         "system-status",
         "instance-status",
         "data-disk",
         "root-disk",
+        "data-inodes",
+        "root-inodes",
+        "write-back-failed",
+        "harbor-5xx",
         "harbor-unhealthy",
         "smoke-failed",
         "prewarm-failed",
+        *(f"probe-{name}" for name in upstreams),
+        *(f"upstream-{name}" for name in upstreams),
+        *(f"quota-{name}" for name in upstreams),
+        "gc-failed",
+        "public-path",
+        "certificate-expiry",
+        "snapshot-overdue",
     }
     assert found["data-disk"].inputs["dimensions"] == {"Stack": "dev", "Mount": "/data"}
     assert found["root-disk"].inputs["dimensions"] == {"Stack": "dev", "Mount": "/"}

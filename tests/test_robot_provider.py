@@ -62,9 +62,13 @@ def test_create_read_update_delete(harbor, host):
     assert outputs["secret"] == stored["secret"] and outputs["secret"]
     assert stored["level"] == "system" and stored["duration"] == -1
     assert stored["permissions"] == [
-        {"kind": "project", "namespace": p, "access": [{"resource": "repository", "action": "pull"}]}
+        {
+            "kind": "project",
+            "namespace": p,
+            "access": [{"resource": "repository", "action": "pull"}, {"resource": "artifact", "action": "read"}],
+        }
         for p in ("ghcr-proxy", "quay-proxy")
-    ], "pull only, and only on the listed projects"
+    ], "pull and read artifacts (the probe's proof), only on the listed projects"
 
     same_id, read = host.read(urn, robot_id, outputs)
     assert same_id == robot_id and read["secret"] == outputs["secret"], "the state keeps the secret GET never shows"
