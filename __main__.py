@@ -3,7 +3,7 @@
 import pulumi
 
 from components.harbor_cache import HarborCache, HarborCacheArgs
-from components.settings import load_settings
+from components.settings.settings import load_settings
 
 # Settings are read and validated in full before the first resource is registered.
 settings = load_settings()

@@ -7,21 +7,23 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.harbor_alarms import HarborAlarms, HarborAlarmsArgs, LoadBalancerMetrics
-from components.harbor_caa import HarborCaa, HarborCaaArgs
-from components.harbor_config import HarborConfig, HarborConfigArgs, database_identity, oidc_redirect_uri
-from components.harbor_data_services import HarborDataServices, HarborDataServicesArgs
-from components.harbor_dns import HarborDns, HarborDnsArgs, LoadBalancerAlias
-from components.harbor_install import HarborInstall, HarborInstallArgs
-from components.harbor_load_balancer import HarborLoadBalancer, HarborLoadBalancerArgs
-from components.harbor_probe import HarborProbe, HarborProbeArgs
-from components.harbor_shared_secrets import HarborSharedSecrets, HarborSharedSecretsArgs
-from components.harbor_storage import HarborStorage, HarborStorageArgs
-from components.harbor_vm import HarborVm, HarborVmArgs, LoadBalancerTarget, checked_zones, node_subnets
-from components.node_files import mirror_options, stack_outputs
-from components.operate_files import render_prometheus_scrape_configs
-from components.settings import Settings
-from components.vm_files import DataEndpoints
+from components.aws.alarms import HarborAlarms, HarborAlarmsArgs, LoadBalancerMetrics
+from components.aws.caa import HarborCaa, HarborCaaArgs
+from components.aws.data_services import HarborDataServices, HarborDataServicesArgs
+from components.aws.dns import HarborDns, HarborDnsArgs, LoadBalancerAlias
+from components.aws.load_balancer import HarborLoadBalancer, HarborLoadBalancerArgs
+from components.aws.placement import checked_zones, node_subnets
+from components.aws.storage import HarborStorage, HarborStorageArgs
+from components.aws.vm import HarborVm, HarborVmArgs, LoadBalancerTarget
+from components.harbor.config import HarborConfig, HarborConfigArgs, database_identity, oidc_redirect_uri
+from components.nodes.mirrors import mirror_options
+from components.nodes.outputs import stack_outputs
+from components.settings.settings import Settings
+from components.vm.harbor_yml import DataEndpoints
+from components.vm.install import HarborInstall, HarborInstallArgs
+from components.vm.operate_files import render_prometheus_scrape_configs
+from components.vm.probe import HarborProbe, HarborProbeArgs
+from components.vm.shared_secrets import HarborSharedSecrets, HarborSharedSecretsArgs
 
 
 @dataclass(frozen=True)

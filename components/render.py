@@ -20,10 +20,14 @@ from typing import Any
 
 import yaml
 
-from components.node_files import mirror_options, node_files
-from components.operate_files import operate_files
-from components.settings import PROJECT, Settings, SettingsError, parse_settings
-from components.vm_files import HarborSecrets, SharedSecretValues, remote_commands, render_cloud_init, vm_files
+from components.nodes.mirrors import mirror_options
+from components.nodes.outputs import node_files
+from components.settings.config_reader import PROJECT, SettingsError
+from components.settings.settings import Settings, parse_settings
+from components.vm.cloud_init import render_cloud_init
+from components.vm.files import remote_commands, vm_files
+from components.vm.operate_files import operate_files
+from components.vm.secret_values import HarborSecrets, SharedSecretValues
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER_ADMIN_PASSWORD = "PLACEHOLDER-not-the-real-admin-Passw0rd"  # noqa: S105 - a visible fake

@@ -1,7 +1,7 @@
 """harbor-cache's promises as mandatory policies, each a function of one resource's inputs.
 
 Every message says what to change. The functions take plain values so they are unit-tested
-without the Pulumi CLI (tests/test_policies.py); `POLICIES` wraps them for the pack.
+without the Pulumi CLI (tests/policy/test_policies.py); `POLICIES` wraps them for the pack.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ LISTENER_TYPES = ("aws:lb/listener:Listener", "aws:alb/listener:Listener")
 TLS_POLICY_RE = re.compile(r"^ELBSecurityPolicy-TLS13-1-[23]-")
 # Harbor nodes behind the load balancer serve plain HTTP here (harbor.yml http.port).
 NODE_HTTP_PORT = 8080
-# Set by the program on the instance in storage s3 mode (components/tagging.py, same name): the host
+# Set by the program on the instance in storage s3 mode (components/aws/tagging.py, same name): the host
 # firewall lets only the registry's containers reach IMDS, so hop limit 2 serves the registry alone.
 IMDS_GUARD_TAG = "harbor-cache:imds-registry-only"
 WORLD = ("0.0.0.0/0", "::/0")
@@ -63,7 +63,7 @@ CREDENTIAL_PATTERNS = (
 DNS01_CHANGE = "route53:ChangeResourceRecordSets"
 # Traefik is given the zone id (AWS_HOSTED_ZONE_ID), so ListHostedZonesByName is not part of the design.
 DNS01_ACTIONS = (DNS01_CHANGE, "route53:ListResourceRecordSets", "route53:GetChange")
-# The VM's metrics reporter (components/harbor_alarms.py) may put metrics into its own namespace only.
+# The VM's metrics reporter (components/aws/alarms.py) may put metrics into its own namespace only.
 METRICS_ACTION = "cloudwatch:PutMetricData"
 METRICS_NAMESPACE = "HarborCache"
 # The only managed policy the program attaches: AWS's service policy for the DLM snapshot role.

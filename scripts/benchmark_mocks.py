@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.pulumi_harness import dev_config, run_program  # noqa: E402
+from tests.standins.pulumi_harness import dev_config, run_program  # noqa: E402
 
 HA_UPSTREAMS = 50
 HA_NODES = (1, 5)

@@ -18,7 +18,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
-    # nginx is here only for `nginx -T` on Harbor's configuration (tests/test_ha_node_files.py): stop
+    # nginx is here only for `nginx -T` on Harbor's configuration (tests/vm/test_ha_node_files.py): stop
     # the daemon its package may just have started on port 80 with Debian's default site.
     if [[ " ${missing[*]} " == *" nginx "* && -s /run/nginx.pid ]]; then
       nginx -s quit || true

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from scripts.benchmark_mocks import TOLERANCE, grows_at_most_linearly, ha_config
-from tests.pulumi_harness import ROOT
+from tests.paths import ROOT
 
 
 def test_the_linear_bound_allows_five_times_and_the_tolerance_but_not_more():

@@ -15,8 +15,8 @@ from pathlib import Path
 import yaml
 
 from tests.conftest import find_tool, unavailable
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
 
 
@@ -306,7 +306,7 @@ def test_the_pulumi_cli_matches_the_locked_sdk():
 def test_fetch_references_takes_pinned_commits_and_refuses_other_bytes(tmp_path):
     """The script against a `curl` that serves the shared reference copies (their git blobs match
     goharbor/harbor 080b0220574c and compose-spec/compose-spec 170098ba07d9), then a tampered one."""
-    from tests.test_vm_files import reference_file
+    from tests.vm.test_vm_files import reference_file
 
     sources = {
         name: reference_file(name)

@@ -1,0 +1,517 @@
+"""HarborAlarms: one SNS topic and the CloudWatch alarms that tell operators before the clusters do.
+
+EC2's own status checks come from AWS/EC2; disk usage, Harbor's health and the probe's failures
+are put into the HarborCache namespace by the VM itself (files/harbor-metrics.py, a systemd timer,
+signed with the instance role; see README, Operate: why not the CloudWatch agent).
+
+With replicas > 1: EC2's recover/reboot alarms for every node, the reporter's disk and health
+alarms for every node (each node reports with the dimension Node, its index:
+operate_files.reporter_environment), and the load balancer's own metrics (AWS/ApplicationELB): a
+target failing Harbor's ping, no healthy target at all, and 5xx answered by the load balancer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws.tagging import resource_tags
+from components.settings.settings import Settings
+from components.vm.operate_files import METRICS_NAMESPACE, METRICS_NODE_DIMENSION
+
+
+@dataclass(frozen=True)
+class HarborAlarmsArgs:
+    settings: Settings
+    instance_id: pulumi.Input[str]
+    instance_role_name: pulumi.Input[str]
+    # The step that starts the reporter on the VM: alarms on its metrics come after it.
+    reporting: list[pulumi.Resource]
+    # replicas > 1: nodes 1..N-1's instance ids (node 0's is instance_id) and the load balancer.
+    other_instance_ids: tuple[pulumi.Input[str], ...] = ()
+    load_balancer: LoadBalancerMetrics | None = None
+    # The deploy's smoke step, which puts the probe's first results: alarms that treat the probe's
+    # silence as failure come after it, so a new stack does not start in ALARM.
+    probed: tuple[pulumi.Resource, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoadBalancerMetrics:
+    """The CloudWatch dimensions of an ALB and its target group: their ARN suffixes (aws.lb arn_suffix)."""
+
+    load_balancer: pulumi.Input[str]
+    target_group: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """One alarm as data: `actions` are added to the topic ("recover"/"reboot" = EC2 actions)."""
+
+    key: str
+    description: str
+    namespace: str
+    metric: str
+    dimensions: dict[str, pulumi.Input[str]]
+    statistic: str
+    comparison: str
+    threshold: float
+    period: int
+    evaluation_periods: int
+    treat_missing_data: str
+    ec2_action: str = ""
+
+
+# Traefik (lego) renews a Let's Encrypt certificate 30 days before it expires: 21 days left means
+# renewal has failed for 9 days (DNS-01 permissions, CAA, rate limits), well before clients break.
+CERTIFICATE_DAYS_LEFT = 21
+# DLM takes one snapshot a day (03:30 UTC): 26 h without a completed one means a day was missed.
+SNAPSHOT_HOURS = 26
+# CloudWatch: Period x EvaluationPeriods at most 7 days (PutMetricAlarm, Period).
+MAX_EVALUATION_SECONDS = 7 * 86400
+
+
+def probe_period(settings: Settings) -> int:
+    """The probe runs every prewarmIntervalHours (plus up to 5 min of randomized delay): one period
+    of that plus an hour holds at least one run, so an empty period means the probe stopped, hung
+    or could not report."""
+    return min((settings.prewarm_interval_hours + 1) * 3600, MAX_EVALUATION_SECONDS)
+
+
+def put_metrics_policy() -> str:
+    """The instance role may put metrics, into the HarborCache namespace only."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "cloudwatch:PutMetricData",
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+                }
+            ],
+        }
+    )
+
+
+def ec2_action_arn(region: str, action: str) -> str:
+    # CloudWatch's EC2 alarm actions (AWS docs "Create alarms to stop, terminate, reboot, or recover an instance").
+    return f"arn:aws:automate:{region}:ec2:{action}"
+
+
+def instance_alarm_specs(instance_id: pulumi.Input[str], prefix: str = "") -> list[AlarmSpec]:
+    """EC2's status checks of one instance, with the actions that repair it."""
+    return [
+        AlarmSpec(
+            f"{prefix}system-status",
+            "EC2 system status check failed (AWS hardware or network): the instance is recovered onto other hardware",
+            "AWS/EC2",
+            "StatusCheckFailed_System",
+            {"InstanceId": instance_id},
+            "Maximum",
+            "GreaterThanOrEqualToThreshold",
+            1,
+            60,
+            2,
+            "missing",
+            ec2_action="recover",
+        ),
+        AlarmSpec(
+            f"{prefix}instance-status",
+            "EC2 instance status check failed (the OS does not answer): the instance is rebooted",
+            "AWS/EC2",
+            "StatusCheckFailed_Instance",
+            {"InstanceId": instance_id},
+            "Maximum",
+            "GreaterThanOrEqualToThreshold",
+            1,
+            60,
+            3,
+            "missing",
+            ec2_action="reboot",
+        ),
+    ]
+
+
+def load_balancer_alarm_specs(settings: Settings, metrics: LoadBalancerMetrics) -> list[AlarmSpec]:
+    """The ALB's view (AWS/ApplicationELB, ELB User Guide "CloudWatch metrics for your Application Load Balancer")."""
+    both = {"LoadBalancer": metrics.load_balancer, "TargetGroup": metrics.target_group}
+    return [
+        AlarmSpec(
+            "unhealthy-node",
+            "A Harbor node fails the load balancer's health check (Harbor's ping): see that node's journalctl -u harbor",
+            "AWS/ApplicationELB",
+            "UnHealthyHostCount",
+            both,
+            "Maximum",
+            "GreaterThanThreshold",
+            0,
+            60,
+            3,
+            "notBreaching",
+        ),
+        AlarmSpec(
+            "no-healthy-node",
+            "No Harbor node passes the load balancer's health check: the cache is down",
+            "AWS/ApplicationELB",
+            "HealthyHostCount",
+            both,
+            "Minimum",
+            "LessThanThreshold",
+            1,
+            60,
+            2,
+            "breaching",
+        ),
+        AlarmSpec(
+            "load-balancer-5xx",
+            "The load balancer itself answered 5xx (no healthy node, or a node closed the connection)",
+            "AWS/ApplicationELB",
+            "HTTPCode_ELB_5XX_Count",
+            {"LoadBalancer": metrics.load_balancer},
+            "Sum",
+            "GreaterThanThreshold",
+            10,
+            300,
+            1,
+            "notBreaching",
+        ),
+    ]
+
+
+def reporter_alarm_specs(settings: Settings, prefix: str = "", node: int | None = None) -> list[AlarmSpec]:
+    """Disk and health of one host, from files/harbor-metrics.py. `node`: in HA mode, the node
+    whose series (dimension Node) the alarms watch; None on the single VM, whose series is the stack's."""
+    reporter = {"Stack": settings.stack, **({METRICS_NODE_DIMENSION: str(node)} if node is not None else {})}
+    where = f" on node {node}" if node is not None else ""
+    percent = settings.alarm_disk_used_percent
+    minutes = settings.alarm_harbor_unhealthy_minutes
+    return [
+        AlarmSpec(
+            f"{prefix}data-disk",
+            f"Data volume {settings.data_mount}{where} more than {percent}% full: grow dataVolumeSizeGb or tighten GC/retention",
+            METRICS_NAMESPACE,
+            "DiskUsedPercent",
+            {**reporter, "Mount": settings.data_mount},
+            "Maximum",
+            "GreaterThanThreshold",
+            percent,
+            300,
+            1,
+            "missing",
+        ),
+        AlarmSpec(
+            f"{prefix}root-disk",
+            f"Root volume{where} more than {percent}% full (Docker images, logs): grow rootVolumeSizeGb or prune",
+            METRICS_NAMESPACE,
+            "DiskUsedPercent",
+            {**reporter, "Mount": "/"},
+            "Maximum",
+            "GreaterThanThreshold",
+            percent,
+            300,
+            1,
+            "missing",
+        ),
+        *(
+            AlarmSpec(
+                f"{prefix}{mount_key}-inodes",
+                f"{label}{where} has used more than {percent}% of its inodes (many small files): writes fail with space left",
+                METRICS_NAMESPACE,
+                "InodesUsedPercent",
+                {**reporter, "Mount": mount},
+                "Maximum",
+                "GreaterThanThreshold",
+                percent,
+                300,
+                1,
+                # Silence is the harbor-unhealthy alarm's: it must not clear this one.
+                "missing",
+            )
+            for mount_key, mount, label in (
+                ("data", settings.data_mount, f"Data volume {settings.data_mount}"),
+                ("root", "/", "Root volume"),
+            )
+        ),
+        AlarmSpec(
+            f"{prefix}write-back-failed",
+            f"Harbor{where} served pulls from the upstream without keeping them (core logged a failed write-back into "
+            "its registry): the cache does not cache; see journalctl -u harbor and /var/log/harbor/core.log, check storage",
+            METRICS_NAMESPACE,
+            "WriteBackFailures",
+            reporter,
+            "Sum",
+            "GreaterThanThreshold",
+            0,
+            300,
+            1,
+            "missing",
+        ),
+        AlarmSpec(
+            f"{prefix}harbor-5xx",
+            f"Harbor{where} answered more than 10 requests with 5xx in 5 minutes (nginx's access log): "
+            "see /var/log/harbor/core.log",
+            METRICS_NAMESPACE,
+            "Harbor5xx",
+            reporter,
+            "Sum",
+            "GreaterThanThreshold",
+            10,
+            300,
+            1,
+            "missing",
+        ),
+        AlarmSpec(
+            f"{prefix}harbor-unhealthy",
+            f"Harbor{where} not healthy (or not reporting) for {minutes} minutes: see journalctl -u harbor and docker compose ps",
+            METRICS_NAMESPACE,
+            "HarborHealthy",
+            reporter,
+            "Maximum",
+            "LessThanThreshold",
+            1,
+            60,
+            minutes,
+            # No report at all means the VM or its reporter is down: that is unhealthy too.
+            "breaching",
+        ),
+    ]
+
+
+def probe_alarm_specs(settings: Settings) -> list[AlarmSpec]:
+    """The scheduled probe (files/harbor-probe.py, node 0): a failure, or no result for a whole
+    period (the probe stopped, hung or could not report), alarms; silence never clears an alarm."""
+    stack = {"Stack": settings.stack}
+    hours = settings.prewarm_interval_hours
+    period = probe_period(settings)
+    specs = [
+        AlarmSpec(
+            "smoke-failed",
+            f"A scheduled pull through a proxy project failed, or the probe reported nothing for {hours + 1} h: "
+            "journalctl -u harbor-probe names the broken link",
+            METRICS_NAMESPACE,
+            "SmokeFailures",
+            stack,
+            "Maximum",
+            "GreaterThanThreshold",
+            0,
+            period,
+            1,
+            "breaching",
+        ),
+        AlarmSpec(
+            "prewarm-failed",
+            f"An image of the prewarm list could not be pulled into the cache, or no report for {hours + 1} h: "
+            "journalctl -u harbor-probe",
+            METRICS_NAMESPACE,
+            "PrewarmFailures",
+            stack,
+            "Maximum",
+            "GreaterThanThreshold",
+            0,
+            period,
+            1,
+            "breaching",
+        ),
+    ]
+    for upstream_name, image in settings.smoke_images:
+        project = image.split("/", 1)[0]
+        specs.append(
+            AlarmSpec(
+                f"probe-{upstream_name}",
+                f"Project {project}: the probe's pull of {image} failed or Harbor did not store it (streamed "
+                f"only), or no result for {hours + 1} h: journalctl -u harbor-probe says what Harbor answered",
+                METRICS_NAMESPACE,
+                "ProbeFailed",
+                {**stack, "Project": project},
+                "Maximum",
+                "GreaterThanThreshold",
+                0,
+                period,
+                1,
+                "breaching",
+            )
+        )
+    return specs
+
+
+def watch_alarm_specs(settings: Settings) -> list[AlarmSpec]:
+    """What the reporter reads beyond disk and health (files/harbor-metrics.py): upstream health,
+    quota use, GC, the public path and its certificate (one VM: Traefik's; HA: the load balancer
+    has its own alarms and ACM renews), and the daily snapshot (one VM: DLM)."""
+    stack = {"Stack": settings.stack}
+    percent = settings.alarm_disk_used_percent
+    specs = []
+    for upstream in settings.upstreams:
+        specs.append(
+            AlarmSpec(
+                f"upstream-{upstream.name}",
+                f"Harbor marks upstream {upstream.name} ({upstream.registry_host}) unhealthy for 15 minutes (or no "
+                f"report): project {upstream.project} serves only what it cached; check egress, credentials, rate limits",
+                METRICS_NAMESPACE,
+                "UpstreamHealthy",
+                {**stack, "Upstream": upstream.name},
+                "Minimum",
+                "LessThanThreshold",
+                1,
+                300,
+                3,
+                "breaching",
+            )
+        )
+        specs.append(
+            AlarmSpec(
+                f"quota-{upstream.name}",
+                f"Project {upstream.project} has used more than {percent}% of its storage quota: at 100% Harbor stops "
+                "caching (pulls are streamed, nothing kept); raise upstreams[].storageQuotaGb or tighten retention",
+                METRICS_NAMESPACE,
+                "QuotaUsedPercent",
+                {**stack, "Project": upstream.project},
+                "Maximum",
+                "GreaterThanThreshold",
+                percent,
+                300,
+                1,
+                # No limit, no metric: nothing to say.
+                "missing",
+            )
+        )
+    specs.append(
+        AlarmSpec(
+            "gc-failed",
+            "Harbor's last garbage collection ended in Error: the disk only grows; Harbor's UI, Clean Up, GC history has the log",
+            METRICS_NAMESPACE,
+            "GcFailed",
+            stack,
+            "Maximum",
+            "GreaterThanThreshold",
+            0,
+            3600,
+            1,
+            "missing",
+        )
+    )
+    if not settings.high_availability:
+        specs += [
+            AlarmSpec(
+                "public-path",
+                f"https://{settings.hostname}/api/v2.0/health through Traefik and TLS fails (or no report) for 5 minutes: "
+                "see docker logs traefik and the certificate",
+                METRICS_NAMESPACE,
+                "PublicPathHealthy",
+                stack,
+                "Minimum",
+                "LessThanThreshold",
+                1,
+                60,
+                5,
+                "breaching",
+            ),
+            AlarmSpec(
+                "certificate-expiry",
+                f"The certificate of {settings.hostname} expires in less than {CERTIFICATE_DAYS_LEFT} days (or no longer "
+                "verifies): renewal is failing; see docker logs traefik (ACME, DNS-01)",
+                METRICS_NAMESPACE,
+                "CertificateDaysLeft",
+                stack,
+                "Minimum",
+                "LessThanThreshold",
+                CERTIFICATE_DAYS_LEFT,
+                3600,
+                1,
+                "missing",
+            ),
+            AlarmSpec(
+                "snapshot-overdue",
+                f"No snapshot of the data volume completed in {SNAPSHOT_HOURS} h (or no report): the daily recovery point "
+                "is missing; see the DLM policy's state and the stack's alarm topic for DLM errors",
+                METRICS_NAMESPACE,
+                "HoursSinceSnapshot",
+                stack,
+                "Minimum",
+                "GreaterThanThreshold",
+                SNAPSHOT_HOURS,
+                3600,
+                1,
+                "breaching",
+            ),
+        ]
+    return specs
+
+
+def alarm_specs(
+    settings: Settings,
+    instance_id: pulumi.Input[str],
+    other_instance_ids: tuple[pulumi.Input[str], ...] = (),
+    load_balancer: LoadBalancerMetrics | None = None,
+) -> list[AlarmSpec]:
+    """Node 0's (the single VM's) alarms keep their names; node i's are prefixed `node<i>-`. In HA
+    mode every node has its own disk and health alarms on its own series (dimension Node)."""
+    others = list(enumerate(other_instance_ids, start=1))
+    nodes = [spec for index, other in others for spec in instance_alarm_specs(other, f"node{index}-")]
+    if settings.high_availability:
+        reporters = [
+            *reporter_alarm_specs(settings, node=0),
+            *(spec for index, _ in others for spec in reporter_alarm_specs(settings, f"node{index}-", node=index)),
+        ]
+    else:
+        reporters = reporter_alarm_specs(settings)
+    return [
+        *instance_alarm_specs(instance_id),
+        *nodes,
+        *reporters,
+        *probe_alarm_specs(settings),
+        *watch_alarm_specs(settings),
+        *(load_balancer_alarm_specs(settings, load_balancer) if load_balancer is not None else []),
+    ]
+
+
+class HarborAlarms(pulumi.ComponentResource):
+    def __init__(self, name: str, args: HarborAlarmsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("harbor-cache:index:HarborAlarms", name, None, opts)
+        settings = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+
+        # Not KMS-encrypted: CloudWatch cannot publish to a topic under the AWS-managed SNS key,
+        # and nothing secret travels in an alarm.
+        self.topic = aws.sns.Topic(f"{name}-topic", tags=resource_tags(settings, f"{name}-topic"), opts=child)
+        if settings.alarm_email:
+            aws.sns.TopicSubscription(
+                f"{name}-email", topic=self.topic.arn, protocol="email", endpoint=settings.alarm_email, opts=child
+            )
+        self.put_metrics = aws.iam.RolePolicy(
+            f"{name}-put-metrics", role=args.instance_role_name, policy=put_metrics_policy(), opts=child
+        )
+
+        after_reporter = pulumi.ResourceOptions(parent=self, depends_on=[*args.reporting, self.put_metrics])
+        after_probe = pulumi.ResourceOptions(parent=self, depends_on=[*args.reporting, self.put_metrics, *args.probed])
+        probe_keys = {spec.key for spec in probe_alarm_specs(settings)}
+        self.alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
+        for spec in alarm_specs(settings, args.instance_id, args.other_instance_ids, args.load_balancer):
+            actions: list[pulumi.Input[str]] = [self.topic.arn]
+            if spec.ec2_action:
+                actions.insert(0, ec2_action_arn(settings.region, spec.ec2_action))
+            self.alarms[spec.key] = aws.cloudwatch.MetricAlarm(
+                f"{name}-{spec.key}",
+                alarm_description=f"harbor-cache {settings.stack}: {spec.description}",
+                namespace=spec.namespace,
+                metric_name=spec.metric,
+                dimensions=spec.dimensions,
+                statistic=spec.statistic,
+                comparison_operator=spec.comparison,
+                threshold=spec.threshold,
+                period=spec.period,
+                evaluation_periods=spec.evaluation_periods,
+                datapoints_to_alarm=spec.evaluation_periods,
+                treat_missing_data=spec.treat_missing_data,
+                alarm_actions=actions,
+                ok_actions=[self.topic.arn],
+                tags=resource_tags(settings, f"{name}-{spec.key}"),
+                opts=child if spec.namespace != METRICS_NAMESPACE else after_probe if spec.key in probe_keys else after_reporter,
+            )
+
+        self.topic_arn = self.topic.arn
+        self.register_outputs({"alarmTopicArn": self.topic.arn})

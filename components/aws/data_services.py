@@ -1,0 +1,207 @@
+"""HarborDataServices: Harbor's PostgreSQL on RDS and its Redis on ElastiCache (`externalServices`, issue 13 step 2).
+
+Both are private (no public address, in the VPC's subnets), encrypted at rest, and reachable only
+from the Harbor VM's security group. harbor.yml points at them through `external_database` and
+`external_redis` (components/vm/files.py), and Harbor's prepare then leaves its harbor-db and
+redis containers out of the compose file (templates/docker_compose/docker-compose.yml.jinja,
+`{% if external_database == False %}` / `{% if external_redis == False %}`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from components.aws.tagging import resource_tags
+from components.settings.settings import Settings
+from components.vm.harbor_yml import EXTERNAL_DB_NAME as DATABASE_NAME
+from components.vm.harbor_yml import EXTERNAL_DB_PORT as POSTGRES_PORT
+from components.vm.harbor_yml import EXTERNAL_DB_USER as DATABASE_USER
+from components.vm.harbor_yml import EXTERNAL_REDIS_PORT as REDIS_PORT
+
+# PostgreSQL 16: supported by Harbor (its own harbor-db image ships PostgreSQL 15; Harbor needs 12+)
+# and by RDS standard support until 2029. Minor versions are upgraded by RDS in the maintenance window.
+POSTGRES_MAJOR_VERSION = "16"
+DATABASE_STORAGE_GB = 20
+DATABASE_MAX_STORAGE_GB = 200
+# Valkey 8: ElastiCache's Redis-compatible engine (Redis OSS 7.2 protocol) at a lower price.
+REDIS_ENGINE = "valkey"
+REDIS_ENGINE_VERSION = "8.0"
+# The final snapshot's random suffix: 4 bytes, 8 hex digits.
+FINAL_SNAPSHOT_SUFFIX_BYTES = 4
+# What the AWS provider's aws_db_instance accepts as final_snapshot_identifier (terraform-provider-aws
+# internal/service/rds/instance.go, its ValidateFunc: "must begin with alphabetic character", "must
+# only contain alphanumeric characters and hyphens" ^[0-9A-Za-z-]+$, "cannot contain two consecutive
+# hyphens", "cannot end in a hyphen"), at most 255 characters (RDS API, DBSnapshotIdentifier).
+FINAL_SNAPSHOT_MAX_LENGTH = 255
+
+
+def final_snapshot_identifier(stack: str, suffix: str) -> str:
+    """`harbor-cache-<stack>-final-<suffix>` in the characters RDS accepts, whatever the Pulumi stack
+    name (letters, digits, '-', '_', '.'): every run of other characters becomes one '-'."""
+    safe_stack = re.sub(r"[^A-Za-z0-9]+", "-", stack).strip("-") or "stack"
+    fixed = len("harbor-cache--final-") + len(suffix)
+    safe_stack = safe_stack[: FINAL_SNAPSHOT_MAX_LENGTH - fixed].rstrip("-")
+    return f"harbor-cache-{safe_stack}-final-{suffix}"
+
+
+@dataclass(frozen=True)
+class HarborDataServicesArgs:
+    settings: Settings
+    vpc_id: pulumi.Input[str]
+    # The Harbor VM's security group: the only source allowed to reach either store.
+    vm_security_group_id: pulumi.Input[str]
+
+
+def store_ingress(port: int, vm_security_group_id: pulumi.Input[str], what: str) -> list[dict]:
+    """One rule: `port` from the VM's security group, no CIDR."""
+    return [
+        {
+            "description": f"{what} from the Harbor VM",
+            "protocol": "tcp",
+            "from_port": port,
+            "to_port": port,
+            "security_groups": [vm_security_group_id],
+        }
+    ]
+
+
+def store_password(name: str, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    """A generated store password, secret: 32 letters and digits, which pass through harbor.yml, the
+    env files prepare writes and compose unharmed, and which RDS ('/', '@', '"', spaces) and
+    ElastiCache ('@', '"', '/') both accept."""
+    password = random.RandomPassword(name, length=32, special=False, min_upper=2, min_lower=2, min_numeric=2, opts=opts)
+    return pulumi.Output.secret(password.result)
+
+
+class HarborDataServices(pulumi.ComponentResource):
+    def __init__(self, name: str, args: HarborDataServicesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("harbor-cache:index:HarborDataServices", name, None, opts)
+        settings = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+
+        # Every subnet of the VM's VPC (the default VPC has one per AZ): RDS Multi-AZ and an
+        # ElastiCache replica need subnets in at least two AZs, which the subnet groups require anyway.
+        subnets = aws.ec2.get_subnets_output(
+            filters=[{"name": "vpc-id", "values": [args.vpc_id]}], opts=pulumi.InvokeOutputOptions(parent=self)
+        )
+        subnet_ids = subnets.ids.apply(sorted)
+
+        self.database_security_group = aws.ec2.SecurityGroup(
+            f"{name}-db-sg",
+            description=f"harbor-cache {settings.hostname}: PostgreSQL from the Harbor VM only",
+            vpc_id=args.vpc_id,
+            ingress=store_ingress(POSTGRES_PORT, args.vm_security_group_id, "PostgreSQL"),
+            egress=[],
+            tags=resource_tags(settings, f"{name}-db-sg"),
+            opts=child,
+        )
+        self.redis_security_group = aws.ec2.SecurityGroup(
+            f"{name}-redis-sg",
+            description=f"harbor-cache {settings.hostname}: Redis from the Harbor VM only",
+            vpc_id=args.vpc_id,
+            ingress=store_ingress(REDIS_PORT, args.vm_security_group_id, "Redis"),
+            egress=[],
+            tags=resource_tags(settings, f"{name}-redis-sg"),
+            opts=child,
+        )
+
+        self.database_password = store_password(f"{name}-db-password", child)
+        db_subnets = aws.rds.SubnetGroup(
+            f"{name}-db-subnets",
+            subnet_ids=subnet_ids,
+            description=f"harbor-cache {settings.hostname}: Harbor's database",
+            tags=resource_tags(settings, f"{name}-db-subnets"),
+            opts=child,
+        )
+        # A fixed name per stack would collide on the second destroy after a re-create (RDS keeps
+        # the first final snapshot, and refuses a second one of the same name). A RandomId is drawn
+        # when this database is created and goes with it on destroy; its keepers are the inputs
+        # that replace the instance, so a replacement gets a fresh suffix too.
+        final_snapshot_suffix = random.RandomId(
+            f"{name}-db-final-snapshot-suffix",
+            byte_length=FINAL_SNAPSHOT_SUFFIX_BYTES,
+            keepers={
+                "identifierPrefix": "harbor-cache-",
+                "engine": "postgres",
+                "dbName": DATABASE_NAME,
+                "username": DATABASE_USER,
+                "storageEncrypted": "true",
+            },
+            opts=child,
+        )
+        self.database = aws.rds.Instance(
+            f"{name}-db",
+            identifier_prefix="harbor-cache-",
+            engine="postgres",
+            engine_version=POSTGRES_MAJOR_VERSION,
+            instance_class=settings.database_instance_class,
+            allocated_storage=DATABASE_STORAGE_GB,
+            max_allocated_storage=DATABASE_MAX_STORAGE_GB,
+            storage_type="gp3",
+            storage_encrypted=True,
+            publicly_accessible=False,
+            multi_az=settings.database_multi_az,
+            db_name=DATABASE_NAME,
+            username=DATABASE_USER,
+            password=self.database_password,
+            port=POSTGRES_PORT,
+            db_subnet_group_name=db_subnets.name,
+            vpc_security_group_ids=[self.database_security_group.id],
+            backup_retention_period=settings.database_backup_retention_days,
+            copy_tags_to_snapshot=True,
+            # Harbor's registry credentials and users live here: a destroy leaves a final snapshot,
+            # and deletion protection makes removing the database a deliberate two-step act.
+            deletion_protection=True,
+            skip_final_snapshot=False,
+            final_snapshot_identifier=final_snapshot_suffix.hex.apply(
+                lambda suffix: final_snapshot_identifier(settings.stack, suffix)
+            ),
+            auto_minor_version_upgrade=True,
+            apply_immediately=False,
+            tags=resource_tags(settings, f"{name}-db"),
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
+
+        redis_subnets = aws.elasticache.SubnetGroup(
+            f"{name}-redis-subnets",
+            subnet_ids=subnet_ids,
+            description=f"harbor-cache {settings.hostname}: Harbor's Redis",
+            tags=resource_tags(settings, f"{name}-redis-subnets"),
+            opts=child,
+        )
+        # AUTH token (ElastiCache: 16..128 printable characters without '@', '"' or '/'); it needs
+        # transit encryption, which Harbor's client speaks (below).
+        self.redis_password = store_password(f"{name}-redis-password", child)
+        # Cluster mode disabled: one primary endpoint, which is Harbor's plain `redis` mode. Harbor
+        # speaks redis (one host:port) or redis+sentinel, never Redis Cluster (harbor.yml.tmpl,
+        # external_redis: "support redis, redis+sentinel"), and ElastiCache has no sentinel. Its TLS
+        # ("tlsOptions ... only server-authentication is supported") is what ElastiCache's transit
+        # encryption offers, with a certificate of a public CA that Harbor's images trust.
+        self.redis = aws.elasticache.ReplicationGroup(
+            f"{name}-redis",
+            description=f"harbor-cache {settings.hostname}: Harbor's Redis",
+            engine=REDIS_ENGINE,
+            engine_version=REDIS_ENGINE_VERSION,
+            node_type=settings.redis_node_type,
+            port=REDIS_PORT,
+            num_cache_clusters=2 if settings.database_multi_az else 1,
+            automatic_failover_enabled=settings.database_multi_az,
+            multi_az_enabled=settings.database_multi_az,
+            subnet_group_name=redis_subnets.name,
+            security_group_ids=[self.redis_security_group.id],
+            at_rest_encryption_enabled=True,
+            transit_encryption_enabled=True,
+            auth_token=self.redis_password,
+            apply_immediately=False,
+            tags=resource_tags(settings, f"{name}-redis"),
+            opts=child,
+        )
+
+        self.database_host = self.database.address
+        self.redis_host = self.redis.primary_endpoint_address
+        self.register_outputs({"databaseHost": self.database_host, "redisHost": self.redis_host})

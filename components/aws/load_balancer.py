@@ -1,0 +1,183 @@
+"""HarborLoadBalancer: the Application Load Balancer in front of the Harbor nodes (replicas > 1, issue 13 step 3).
+
+The ALB terminates TLS with an ACM certificate for the cache's hostname (validated by a Route53
+record, so nothing on the nodes holds a certificate or a DNS permission) and forwards plain HTTP to
+each node's Harbor nginx on 8080. Port 80 only redirects to 443. Nodes register themselves in the
+target group (components/aws/vm.py): this group must exist before theirs, which admits it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws.network_rules import web_ingress
+from components.aws.tagging import PUBLIC_ACCESS_TAG, resource_tags
+from components.settings.settings import Settings
+from components.vm.paths import HARBOR_HTTP_PORT, LOAD_BALANCER_IDLE_TIMEOUT_SECONDS
+
+# TLS 1.3 with TLS 1.2 fallback, forward-secret AEAD ciphers only: the policy AWS recommends for
+# compatibility with TLS 1.3 (ELB User Guide, "Security policies for your Application Load
+# Balancer"); containerd, Docker and CRI-O all speak TLS 1.2+.
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+# Harbor's nginx gives /v2/ (blobs) proxy_read_timeout and proxy_send_timeout 900 s
+# (make/photon/prepare/templates/nginx/nginx.http.conf.jinja, v2.15.2): a cold pull of a large layer
+# may stay silent that long while core fetches it upstream. The ALB's idle timeout accepts 1..4000 s
+# (ELB API, LoadBalancerAttribute idle_timeout.timeout_seconds; default 60, which would cut such
+# pulls); 900 matches nginx, so neither side gives up first without the other. Each node's nginx keeps
+# idle connections open longer than this (components/vm/ha_node.py nginx_keepalive_timeout, rendered from the same value).
+IDLE_TIMEOUT_SECONDS = LOAD_BALANCER_IDLE_TIMEOUT_SECONDS
+# Scale-down (a node's target attachment deleted): requests in flight get this long to finish, about
+# a 1 GiB layer at 10 MB/s. AWS's default is 300 s.
+DEREGISTRATION_DELAY_SECONDS = 120
+# Harbor's ping: core answers 200 "Pong" (src/server/v2.0/handler/ping.go) and nginx a 502 when core
+# is down. /api/v2.0/health is no use to an ALB: it answers 200 also when a component is unhealthy
+# (handler/health.go GetHealth always returns NewGetHealthOK; the status is in the body, which an
+# ALB health check does not read) and checks every component, up to 60 s each
+# (src/controller/health/controller.go). Component health goes to CloudWatch per node instead
+# (components/aws/alarms.py).
+HEALTH_CHECK_PATH = "/api/v2.0/ping"
+HEALTH_CHECK = {
+    "enabled": True,
+    "protocol": "HTTP",
+    "port": "traffic-port",
+    "path": HEALTH_CHECK_PATH,
+    "matcher": "200",
+    "interval": 10,
+    "timeout": 5,
+    "healthy_threshold": 2,
+    "unhealthy_threshold": 2,
+}
+
+
+@dataclass(frozen=True)
+class HarborLoadBalancerArgs:
+    settings: Settings
+    vpc_id: pulumi.Input[str]
+    # One subnet per AZ the nodes use (at least 2 AZs, checked in settings and components/aws/vm.py).
+    subnet_ids: list[pulumi.Input[str]]
+    # The public hosted zone of settings.hostname: the certificate's validation record goes there.
+    hosted_zone_id: pulumi.Input[str]
+    # The CAA record that admits Amazon's CA: ACM checks CAA before it issues, and a stack coming
+    # from one VM still has a record that admits only its Let's Encrypt account.
+    certificate_after: tuple[pulumi.Resource, ...] = ()
+
+
+def load_balancer_egress(vpc_cidr: pulumi.Input[str]) -> list[dict]:
+    """Out only to Harbor's 8080 in the VPC. A CIDR, not the nodes' group: that group admits this one
+    already, and two groups naming each other inline cannot be created. The nodes' group is the gate."""
+    return [
+        {
+            "description": f"Harbor {HARBOR_HTTP_PORT} on the nodes",
+            "protocol": "tcp",
+            "from_port": HARBOR_HTTP_PORT,
+            "to_port": HARBOR_HTTP_PORT,
+            "cidr_blocks": [vpc_cidr],
+        }
+    ]
+
+
+class HarborLoadBalancer(pulumi.ComponentResource):
+    def __init__(self, name: str, args: HarborLoadBalancerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("harbor-cache:index:HarborLoadBalancer", name, None, opts)
+        settings = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+
+        vpc = aws.ec2.get_vpc_output(id=args.vpc_id, opts=invoke)
+        public = {PUBLIC_ACCESS_TAG: "true"} if settings.allow_public_access else {}
+        self.security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            description=f"harbor-cache {settings.hostname}: load balancer, HTTPS from allowedCidrs",
+            vpc_id=args.vpc_id,
+            ingress=web_ingress(settings),  # who may use the cache, as the one VM admits them
+            egress=load_balancer_egress(vpc.cidr_block),
+            tags=resource_tags(settings, f"{name}-sg", **public),
+            opts=child,
+        )
+
+        # The certificate, validated through the hosted zone: ACM checks CAA too (components/aws/caa.py).
+        self.certificate = aws.acm.Certificate(
+            f"{name}-certificate",
+            domain_name=settings.hostname,
+            validation_method="DNS",
+            tags=resource_tags(settings, f"{name}-certificate"),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.certificate_after)),
+        )
+        # One name, hence one validation option (ACM's CNAME, reused across renewals).
+        option = self.certificate.domain_validation_options.apply(lambda options: options[0])
+        self.validation_record = aws.route53.Record(
+            f"{name}-certificate-validation",
+            zone_id=args.hosted_zone_id,
+            name=option.resource_record_name,
+            type=option.resource_record_type,
+            records=[option.resource_record_value],
+            ttl=300,
+            # ACM gives every certificate for this name the same CNAME: a replaced certificate
+            # finds the record of the old one in place.
+            allow_overwrite=True,
+            opts=child,
+        )
+        self.validation = aws.acm.CertificateValidation(
+            f"{name}-certificate-issued",
+            certificate_arn=self.certificate.arn,
+            validation_record_fqdns=[self.validation_record.fqdn],
+            opts=child,
+        )
+
+        self.load_balancer = aws.lb.LoadBalancer(
+            f"{name}-alb",
+            internal=False,
+            load_balancer_type="application",
+            security_groups=[self.security_group.id],
+            subnets=args.subnet_ids,
+            idle_timeout=IDLE_TIMEOUT_SECONDS,
+            # Requests with header names that are not valid HTTP are dropped, not passed to Harbor.
+            drop_invalid_header_fields=True,
+            tags=resource_tags(settings, f"{name}-alb"),
+            opts=child,
+        )
+        self.target_group = aws.lb.TargetGroup(
+            f"{name}-nodes",
+            port=HARBOR_HTTP_PORT,
+            protocol="HTTP",
+            target_type="instance",
+            vpc_id=args.vpc_id,
+            deregistration_delay=DEREGISTRATION_DELAY_SECONDS,
+            health_check=HEALTH_CHECK,
+            tags=resource_tags(settings, f"{name}-nodes"),
+            opts=child,
+        )
+        self.https_listener = aws.lb.Listener(
+            f"{name}-https",
+            load_balancer_arn=self.load_balancer.arn,
+            port=443,
+            protocol="HTTPS",
+            ssl_policy=TLS_POLICY,
+            certificate_arn=self.validation.certificate_arn,
+            default_actions=[{"type": "forward", "target_group_arn": self.target_group.arn}],
+            tags=resource_tags(settings, f"{name}-https"),
+            opts=child,
+        )
+        self.http_listener = aws.lb.Listener(
+            f"{name}-http",
+            load_balancer_arn=self.load_balancer.arn,
+            port=80,
+            protocol="HTTP",
+            default_actions=[{"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"}}],
+            tags=resource_tags(settings, f"{name}-http"),
+            opts=child,
+        )
+
+        self.dns_name = self.load_balancer.dns_name
+        self.zone_id = self.load_balancer.zone_id
+        self.register_outputs(
+            {
+                "dnsName": self.dns_name,
+                "arn": self.load_balancer.arn,
+                "targetGroupArn": self.target_group.arn,
+                "certificateArn": self.certificate.arn,
+            }
+        )

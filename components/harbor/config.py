@@ -1,0 +1,192 @@
+"""HarborConfig: Harbor's configuration as code, once the install reports Harbor healthy.
+
+One registry endpoint and one proxy-cache project per upstream, OIDC login through dex with a
+generated client secret, and a garbage-collection schedule. Each proxy project's retention policy
+(keep what was pulled in the last N days) is set explicitly; GC then frees the disk.
+
+Every object also carries the identity of the database Harbor keeps it in (`database_identity`):
+when that changes (`externalServices` or `replicas` moving Harbor onto RDS, or back), Harbor starts
+on an empty database and the providers re-create every object there (components/harbor/provider_base.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_random as random
+
+from components.aws.data_services import HarborDataServices
+from components.harbor.gc_schedule import HarborGcSchedule
+from components.harbor.oidc import HarborOidcAuth
+from components.harbor.project import HarborProject
+from components.harbor.provider_base import LOCAL_DATABASE, HarborConnection
+from components.harbor.registry import HarborRegistry
+from components.harbor.robot import HarborRobot
+from components.nodes.credentials import pull_credential_outputs
+from components.nodes.mirrors import PullCredential, mirror_options
+from components.settings.settings import Settings
+from components.settings.upstreams import Upstream
+
+GC_WORKERS = 1
+PULL_ROBOT_NAME = "harbor-cache-pull"
+
+
+@dataclass(frozen=True)
+class HarborConfigArgs:
+    settings: Settings
+    admin_password: pulumi.Input[str]
+    # The readiness gate of the install: nothing here may talk to Harbor before it is healthy.
+    ready: pulumi.Resource
+    # Which database Harbor keeps these objects in (database_identity); a change re-creates them.
+    database: pulumi.Input[str] = LOCAL_DATABASE
+    # Anything else the provider needs first (HA: the name that leads to the load balancer).
+    also_after: tuple[pulumi.Resource, ...] = ()
+
+
+def database_identity(data_services: HarborDataServices | None) -> pulumi.Input[str]:
+    """Names the database Harbor's objects live in: "local" for the PostgreSQL container on the VM's
+    data volume, "rds:<instance id>" for the RDS instance of `externalServices` (one per stack,
+    shared by every node, so going from one node to several keeps it).
+
+    The instance's resource id, not its endpoint: an id is known in previews once the instance
+    exists and names exactly one database; only the `up` that creates the instance previews it as
+    unknown, which the providers show as the replace that `up` then does.
+    """
+    if data_services is None:
+        return LOCAL_DATABASE
+    return pulumi.Output.concat("rds:", data_services.database.id)
+
+
+def oidc_redirect_uri(hostname: str) -> str:
+    return f"https://{hostname}/c/oidc/callback"
+
+
+def dex_static_client(settings: Settings, secret: str) -> dict:
+    """A dex `staticClients` entry for Harbor, for the cluster's dex values."""
+    return {
+        "id": settings.oidc.client_id,
+        "name": "Harbor",
+        "secret": secret,
+        "redirectURIs": [oidc_redirect_uri(settings.hostname)],
+    }
+
+
+class HarborConfig(pulumi.ComponentResource):
+    def __init__(self, name: str, args: HarborConfigArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("harbor-cache:index:HarborConfig", name, None, opts)
+        settings = args.settings
+        self._settings = settings
+        self._name = name
+        self._connection = HarborConnection(
+            url=settings.api_url, username="admin", password=args.admin_password, database=args.database
+        )
+        self._after_ready = [args.ready, *args.also_after]
+
+        self.projects: dict[str, pulumi.Output[str]] = {}
+        private_projects: list[HarborProject] = []
+        for upstream in settings.upstreams:
+            registry = self._registry(upstream)
+            project = self._project(upstream, registry)
+            self.projects[upstream.registry_host] = project.name
+            if not upstream.public:
+                private_projects.append(project)
+
+        # Private proxy projects: nodes pull with a robot that may only pull, from those projects.
+        self.pull_credential: pulumi.Output[dict] | None = None
+        self.probe_login: pulumi.Output[str] | None = None
+        if private_projects:
+            robot = HarborRobot(
+                f"{name}-pull-robot",
+                url=settings.api_url,
+                username="admin",
+                password=args.admin_password,
+                robot_name=PULL_ROBOT_NAME,
+                projects=[u.project for u in settings.upstreams if not u.public],
+                project_ids=[project.id for project in private_projects],
+                # The description says what the robot may do; its change is what updates a robot
+                # made before artifact read was added (the provider's diff compares inputs).
+                description="harbor-cache: nodes pull the private proxy projects; the probe reads their artifacts",
+                database=args.database,
+                opts=self._options(depends_on=private_projects),
+            )
+            self.probe_login = pulumi.Output.secret(pulumi.Output.concat(robot.robot_name, ":", robot.secret))
+            self.pull_credential = pulumi.Output.secret(
+                pulumi.Output.all(robot.robot_name, robot.secret).apply(
+                    lambda login: pull_credential_outputs(
+                        settings.hostname, settings.upstreams, PullCredential(*login), mirror_options(settings)
+                    )
+                )
+            )
+
+        self.dex_static_client: pulumi.Output[dict] | None = None
+        if settings.oidc is not None:
+            # 20 random bytes, base64: what `openssl rand -base64 20` gave in the manual setup.
+            client_secret = random.RandomBytes(f"{name}-oidc-client-secret", length=20, opts=pulumi.ResourceOptions(parent=self))
+            secret = pulumi.Output.secret(client_secret.base64)
+            HarborOidcAuth(f"{name}-oidc", self._connection, self._oidc_props(secret), opts=self._options())
+            self.dex_static_client = pulumi.Output.secret(secret.apply(lambda value: dex_static_client(settings, value)))
+
+        HarborGcSchedule(
+            f"{name}-gc",
+            self._connection,
+            {"cron": settings.gc_schedule, "delete_untagged": True, "workers": GC_WORKERS},
+            opts=self._options(),
+        )
+        self.register_outputs({"projects": self.projects})
+
+    def _options(self, depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
+        # Objects that already exist in Harbor are adopted by the providers' create (the engine
+        # cannot import dynamic resources).
+        return pulumi.ResourceOptions(parent=self, depends_on=[*self._after_ready, *(depends_on or [])])
+
+    def _registry(self, upstream: Upstream) -> HarborRegistry:
+        props = {
+            "name": upstream.name,
+            "type": upstream.type,
+            "url": upstream.url,
+            "description": upstream.description or f"harbor-cache upstream {upstream.registry_host}",
+            "insecure": upstream.insecure,
+            "ca_certificate": upstream.ca_certificate,
+        }
+        if upstream.credential is not None:
+            props["access_key"] = pulumi.Output.secret(upstream.credential.username.value)
+            props["access_secret"] = pulumi.Output.secret(upstream.credential.password.value)
+        return HarborRegistry(f"{self._name}-registry-{upstream.name}", self._connection, props, opts=self._options())
+
+    def _project(self, upstream: Upstream, registry: HarborRegistry) -> HarborProject:
+        props = {
+            "name": upstream.project,
+            # The registry's id, not its registry_id output: in a preview of an update the engine
+            # only knows a dynamic resource's new inputs, so every output is unknown and a project
+            # fed from one would show a replace. `id` stays known for an existing resource.
+            "registry_id": registry.id.apply(int),
+            "public": upstream.public,
+            "storage_quota_gb": upstream.storage_quota_gb,
+            "speed_limit_kbps": upstream.speed_limit_kbps,
+            "local_on_not_found": upstream.local_on_not_found,
+            "max_upstream_conn": upstream.max_upstream_conn,
+            "retention_days": upstream.retention_days,
+            "force_destroy": upstream.force_destroy,
+        }
+        return HarborProject(
+            f"{self._name}-project-{upstream.name}",
+            self._connection,
+            props,
+            opts=self._options(depends_on=[registry]),
+        )
+
+    def _oidc_props(self, secret: pulumi.Output[str]) -> dict:
+        oidc = self._settings.oidc
+        return {
+            "oidc_name": oidc.name,
+            "oidc_endpoint": oidc.issuer,
+            "oidc_client_id": oidc.client_id,
+            "oidc_client_secret": secret,
+            "oidc_groups_claim": oidc.groups_claim,
+            "oidc_admin_group": oidc.admin_group,
+            "oidc_scope": oidc.scope,
+            "oidc_verify_cert": oidc.verify_cert,
+            "oidc_auto_onboard": oidc.auto_onboard,
+            "oidc_user_claim": oidc.user_claim,
+        }

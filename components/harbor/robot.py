@@ -1,0 +1,204 @@
+"""A Pulumi dynamic provider for one Harbor robot account that may only pull from given projects.
+
+This module's path is part of every stack's state that holds a robot (Pulumi pickles a dynamic
+provider by reference: module + class name). States from before issue 17 name it
+`components.harbor_robot_provider`, which components/__init__.py keeps resolvable.
+
+Harbor's robot API (v2.15.2, src/server/v2.0/handler/robot.go and src/controller/robot/):
+- A *project*-level robot may carry exactly one permission (one project): `validate` answers 400
+  "bad request permission" to more. One credential for every private proxy project, as nodes need
+  (one auth entry per registry host), is therefore a *system*-level robot whose permissions are of
+  kind `project`, one per project, each with only `repository:pull`.
+- `POST /robots` answers 201 with `RobotCreated` {id, name, secret, ...}; the name comes back with
+  Harbor's robot prefix (`robot$` by default, config `robot_name_prefix`). The secret is returned
+  only here: GET never shows it, so the state is its only copy (kept as a secret).
+- `PUT /robots/{id}` replaces description and permissions; name and level must not change (400).
+- Duplicate name: 409. `DELETE` of a missing robot: 404.
+- `repository:pull` is enough to pull through a proxy-cache project: whether Harbor fetches from
+  the upstream depends on the project's registry only (middleware/repoproxy/proxy.go, canProxy);
+  Harbor stores what it fetched under its own proxy-cache session, not the robot's.
+
+The provider holds nothing: admin credentials come with the inputs, the client is built per call.
+Errors name the method, path and Harbor's messages (HarborApiError), never the robot's secret.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
+
+from components.harbor.api import HarborApiError, HarborClient
+from components.harbor.provider_base import DATABASE, LOCAL_DATABASE, check_database, database_of
+from components.settings.validators import HARBOR_NAME_RE, validate_api_url
+
+CONNECTION = ("harbor_url", "harbor_username", "harbor_password")
+# Harbor keeps a robot's permission by project *id* (scope /project/<id>) and drops it silently when
+# that project is deleted: a project re-created under the same name needs the robot updated, which
+# its name alone would never show. `project_ids` are the projects' resource ids, known in previews.
+# `database`: the database Harbor keeps the robot in; a change re-creates it (components/harbor/provider_base.py's docstring).
+INPUTS = ("name", "description", "projects", "project_ids", DATABASE)
+PULL = {"resource": "repository", "action": "pull"}
+# The probe's proof that Harbor stored a pull (GET .../artifacts/{digest}) needs artifact read on
+# the project (handler/artifact.go GetArtifact: RequireProjectAccess(read, artifact)); a project
+# permission Harbor offers robots (src/common/rbac/const.go, PoliciesMap[ScopeProject]).
+ARTIFACT_READ = {"resource": "artifact", "action": "read"}
+
+
+def _unknown(value: Any) -> bool:
+    return isinstance(value, Unknown) or value == rpc.UNKNOWN
+
+
+def robot_body(name: str, description: str, projects: list[str]) -> dict[str, Any]:
+    """The RobotCreate body: a system robot that may only pull, and read artifacts, in each listed project."""
+    return {
+        "name": name,
+        "description": description,
+        "level": "system",
+        "duration": -1,
+        "disable": False,
+        "permissions": [
+            {"kind": "project", "namespace": project, "access": [dict(PULL), dict(ARTIFACT_READ)]} for project in projects
+        ],
+    }
+
+
+class HarborRobotProvider(ResourceProvider):
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        inputs = {key: news.get(key) for key in (*CONNECTION, *INPUTS)}
+        inputs["description"] = inputs["description"] or ""
+        inputs[DATABASE] = database_of(inputs)
+        failures = [CheckFailure(key, f"{key} is required") for key in CONNECTION if not inputs[key]]
+        url = inputs["harbor_url"]
+        if url and not _unknown(url) and validate_api_url(url):
+            failures.append(CheckFailure("harbor_url", f"{url!r} {validate_api_url(url)}"))
+        name = inputs["name"]
+        if not _unknown(name) and (not isinstance(name, str) or not HARBOR_NAME_RE.match(name)):
+            # Harbor's validateName: lower case groups, and '+' is reserved for project robots.
+            failures.append(CheckFailure("name", f"{name!r} is not a robot name ([a-z0-9] groups joined by . _ -)"))
+        projects = inputs["projects"]
+        if not _unknown(projects) and (
+            not isinstance(projects, list) or not projects or not all(isinstance(p, str) and p for p in projects)
+        ):
+            failures.append(CheckFailure("projects", "projects must be a non-empty list of project names"))
+        if check_database(inputs[DATABASE]):
+            failures.append(check_database(inputs[DATABASE]))
+        return CheckResult(inputs, failures)
+
+    @staticmethod
+    def _client(props: dict[str, Any]) -> HarborClient:
+        return HarborClient(props["harbor_url"], props["harbor_username"], props["harbor_password"])
+
+    @staticmethod
+    def _outputs(props: dict[str, Any], robot_id: int, full_name: str, secret: str) -> dict[str, Any]:
+        values = {key: props.get(key) for key in (*CONNECTION, *INPUTS)}
+        values[DATABASE] = database_of(props)
+        return {**values, "robot_id": robot_id, "robot_name": full_name, "secret": secret}
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        body = robot_body(props["name"], props.get("description") or "", list(props["projects"]))
+        try:
+            answer = self._client(props).request("POST", "/robots", body)
+        except HarborApiError as error:
+            if error.status == 409:
+                raise error.with_hint(
+                    f"a robot named {props['name']!r} already exists in Harbor; its secret cannot be read back, so "
+                    "delete it in Harbor (Administration > Robot Accounts) and run `pulumi up` again"
+                ) from None
+            raise
+        created = answer.body or {}
+        robot_id = int(created.get("id") or answer.location_id())
+        return CreateResult(str(robot_id), self._outputs(props, robot_id, created.get("name", ""), created.get("secret", "")))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        try:
+            robot = self._client(props).get(f"/robots/{id_}")
+        except HarborApiError as error:
+            if error.status == 404:
+                return ReadResult(None, {})
+            raise
+        projects = sorted(
+            p["namespace"] for p in robot.get("permissions") or [] if p.get("kind") == "project" and PULL in p.get("access", [])
+        )
+        values = {**props, "description": robot.get("description", ""), "projects": projects}
+        # GET never returns the secret: the state keeps the one create received.
+        return ReadResult(id_, self._outputs(values, int(robot["id"]), robot.get("name", ""), props.get("secret", "")))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        def same(key: str) -> bool:
+            if key in ("projects", "project_ids"):
+                return sorted(news.get(key) or []) == sorted(olds.get(key) or [])
+            if key == DATABASE:  # a state from before this input: the VM's own database
+                return database_of(news) == database_of(olds)
+            return news.get(key) == olds.get(key)
+
+        changed = [key for key in (*INPUTS, *CONNECTION) if _unknown(news.get(key)) or not same(key)]
+        # Harbor cannot rename a robot (400): a new name is a new robot, and a new secret. A new
+        # database holds no robot: make it there (deleted first, so it never shares a name or id).
+        replaces = [k for k in changed if k in ("name", DATABASE)]
+        return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=True)
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        body = {**robot_body(olds["robot_name"], news.get("description") or "", list(news["projects"]))}
+        self._client(news).request("PUT", f"/robots/{id_}", body)
+        return UpdateResult(self._outputs(news, int(id_), olds["robot_name"], olds.get("secret", "")))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        client = self._client(props)
+        # After a database change Harbor answers from the new database, where ids start again:
+        # delete only the robot the state describes (GET shows the prefixed name, as create did).
+        try:
+            found = client.get(f"/robots/{id_}")
+        except HarborApiError as error:
+            if error.status == 404:
+                return
+            raise
+        if (found or {}).get("name") != props.get("robot_name"):
+            return
+        try:
+            client.request("DELETE", f"/robots/{id_}")
+        except HarborApiError as error:
+            if error.status != 404:
+                raise
+
+
+class HarborRobot(pulumi.dynamic.Resource, module="harbor", name="Robot"):
+    """A pull-only robot account; `robot_name` and `secret` are what nodes log in with."""
+
+    robot_id: pulumi.Output[int]
+    robot_name: pulumi.Output[str]
+    secret: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        url: pulumi.Input[str],
+        username: pulumi.Input[str],
+        password: pulumi.Input[str],
+        robot_name: str,
+        projects: pulumi.Input[list[str]],
+        project_ids: pulumi.Input[list[str]] | None = None,
+        description: str = "",
+        database: pulumi.Input[str] = LOCAL_DATABASE,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {
+            "harbor_url": url,
+            "harbor_username": username,
+            "harbor_password": pulumi.Output.secret(password),
+            "name": robot_name,
+            "description": description,
+            "projects": projects,
+            "project_ids": project_ids or [],
+            DATABASE: database,
+            "robot_id": None,
+            "robot_name": None,
+            "secret": None,
+        }
+        # `secret` is a new output key, not an input: only additional_secret_outputs keeps it
+        # encrypted in the state (the engine re-marks only outputs named like secret inputs).
+        secret_opts = pulumi.ResourceOptions(additional_secret_outputs=["secret", "harbor_password"])
+        super().__init__(HarborRobotProvider(), name, props, pulumi.ResourceOptions.merge(opts, secret_opts))

@@ -1,0 +1,143 @@
+"""storage: s3: the registry reaches the instance role, no other container does (fixed addresses on
+Harbor's network and a host firewall rule).
+"""
+
+from __future__ import annotations
+
+from components.settings.settings import Settings
+from components.vm.unit_file import render_unit
+
+# --- Issue 13, storage: s3: the registry reaches the instance role, no other container does ---
+#
+# distribution's s3 driver, with no keys in its config, takes the instance role's credentials from
+# IMDS. Two of Harbor's containers run it: `registry`, and `registryctl`, which builds the same
+# driver from the registry's config.yml and deletes blobs and manifests with it when jobservice's
+# garbage collection asks (goharbor/harbor v2.15.2 src/registryctl/config/config.go
+# setStorageDriver, src/registryctl/main.go imports storage/driver/s3-aws,
+# src/registryctl/api/registry/blob/blob.go). Both sit on Harbor's bridge network, one routed hop
+# from IMDS, so the instance's hop limit goes to 2 in this mode (components/aws/vm.py), and a
+# host firewall rule keeps every other bridged container away from IMDS (the role also holds the
+# DNS-01 and metrics permissions, and IMDS serves the user data).
+
+# The network Harbor's compose file declares (prepare's docker-compose.yml.jinja `networks: harbor`)
+# and the name compose gives it (<project>_<key>; the project is the folder's name, `harbor`).
+HARBOR_NETWORK = "harbor"
+HARBOR_NETWORK_NAME = "harbor_harbor"
+# A fixed subnet, so the registry's address is known to the firewall. Outside Docker's default
+# local pools (172.17.0.0/16 .. 172.28.0.0/14 and 192.168.0.0/16; moby
+# daemon/libnetwork/ipamutils/utils.go), outside the default VPC (172.31.0.0/16) and the VPC
+# wizard's 10.0.0.0/16. It must not overlap the VPC (subnetId's) or anything else the containers
+# reach (RDS, ElastiCache): the host would route those addresses into the bridge.
+HARBOR_SUBNET = "10.255.254.0/24"
+HARBOR_GATEWAY = "10.255.254.1"
+# Docker hands addresses to the other containers from ip_range only; a fixed address must lie in the
+# subnet, not in the range (moby daemon/libnetwork/ipams/defaultipam: requestAddress checks the
+# subnet, getAddress takes a preferred address as is and any other from the range), so the two
+# fixed addresses below are never given to another container, whatever the start order.
+HARBOR_DYNAMIC_RANGE = "10.255.254.128/25"
+# The containers that run distribution's s3 driver, with their fixed addresses: one /31 together,
+# so the firewall needs one rule.
+IMDS_CLIENTS = {"registry": "10.255.254.2", "registryctl": "10.255.254.3"}
+IMDS_CLIENT_BLOCK = "10.255.254.2/31"
+IMDS_ADDRESS = "169.254.169.254"
+IMDS_GUARD_UNIT = "harbor-imds-guard.service"
+IMDS_GUARD_PATH = f"/etc/systemd/system/{IMDS_GUARD_UNIT}"
+# dockerd creates DOCKER-USER when it is missing, never flushes it, and puts `-j DOCKER-USER` first
+# in FORWARD at every start, so rules there run before Docker's own and outlive dockerd restarts
+# (moby daemon/libnetwork/firewall_linux.go setupUserChain, iptables.go NewChain/EnsureJumpRule;
+# the same in v24.0.7 .. v28.2.2 libnetwork/firewall_linux.go, which also appended a `-j RETURN`).
+DOCKER_USER_CHAIN = "DOCKER-USER"
+
+
+def imds_guarded(settings: Settings) -> bool:
+    """Whether the registry needs the instance role (and the guard that keeps everyone else out)."""
+    return settings.storage == "s3"
+
+
+def imds_guard_rule() -> list[str]:
+    """The DOCKER-USER rule: forwarded traffic to IMDS is refused unless it comes from the registry
+    or registryctl. DOCKER-USER sees forwarded packets only (FORWARD), so the host and Traefik
+    (host network) are untouched, and a container on any Docker network, Harbor's or not, is refused.
+    IPv4 only: IMDS's IPv6 endpoint stays off (metadata_options http_protocol_ipv6 is not enabled)."""
+    return ["-d", f"{IMDS_ADDRESS}/32", "!", "-s", IMDS_CLIENT_BLOCK, "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"]
+
+
+def imds_guard_unit(settings: Settings) -> dict[str, dict[str, str | list[str]]]:
+    """harbor-imds-guard.service: puts the rule in place, idempotently (-C before -I).
+
+    Ordered before docker.service, not after: at boot dockerd restarts the `restart: always`
+    containers itself, after setting up DOCKER-USER and before it reports ready (moby
+    daemon/daemon.go restore: initNetworkController, then the restart loop), so a guard started
+    after dockerd would leave them a window. Run first, it creates DOCKER-USER the way dockerd would
+    (-L, then -N if missing); dockerd keeps the chain and its rules and adds the jump from FORWARD.
+    harbor.service requires it; PartOf makes `systemctl restart harbor` (the install's) re-run it.
+    No ExecStop: stopping the unit leaves the rule in the kernel, nothing is opened.
+    """
+    rule = " ".join(imds_guard_rule())
+    chain = DOCKER_USER_CHAIN
+    return {
+        "Unit": {
+            "Description": f"Harbor image cache {settings.hostname}: only the registry reaches the instance metadata service",
+            "Before": "docker.service harbor.service",
+            "PartOf": "harbor.service",
+        },
+        "Service": {
+            "Type": "oneshot",
+            "RemainAfterExit": "yes",
+            # iptables -w waits for the xtables lock (dockerd may hold it) instead of failing.
+            "ExecStart": [
+                f"/bin/sh -c 'iptables -w -n -L {chain} >/dev/null 2>&1 || iptables -w -N {chain}'",
+                f"/bin/sh -c 'iptables -w -C {chain} {rule} 2>/dev/null || iptables -w -I {chain} {rule}'",
+            ],
+        },
+    }
+
+
+def render_imds_guard_unit(settings: Settings) -> str:
+    return render_unit(imds_guard_unit(settings))
+
+
+def with_imds_guard_dependency(unit: dict[str, dict[str, str]], settings: Settings) -> dict:
+    """harbor.service in s3 mode: needs the guard, and never starts on a `harbor` network of other IPAM.
+
+    Compose reuses an existing network whatever its subnet unless the network carries the config
+    hash label that compose 2.31.0+ sets, and only then removes and recreates a diverged one
+    (docker/compose v2.40.3 pkg/compose/create.go resolveOrCreateNetwork, removeDivergedNetwork;
+    commit c21d4cf, first in v2.31.0). A network made in ebs mode, by an older compose or without
+    the label, would be reused, and the registry's fixed address refused as outside its subnet. So
+    before `up`, a `harbor_harbor` network of another subnet is taken down with the project
+    (`docker compose down`: containers and networks; no volumes, Harbor's data is on the data volume).
+    `down` finds the network by the project's labels whatever its IPAM (pkg/compose/down.go
+    ensureNetworksDown, removeNetwork). `systemctl restart harbor` runs ExecStop (`down`) first
+    anyway; this covers a start while harbor.service was inactive or failed and dockerd had
+    restarted the containers on the old network.
+    """
+    if not imds_guarded(settings):
+        return unit
+    unit = {section: dict(entries) for section, entries in unit.items()}
+    unit["Unit"]["Requires"] = f"{unit['Unit']['Requires']} {IMDS_GUARD_UNIT}"
+    unit["Unit"]["After"] = f"{unit['Unit']['After']} {IMDS_GUARD_UNIT}"
+    inspect = f'docker network inspect --format "{{{{range .IPAM.Config}}}}{{{{.Subnet}}}}{{{{end}}}}" {HARBOR_NETWORK_NAME}'
+    # `$$` is systemd's escape for a `$` the shell gets (systemd.service(5), "Command lines").
+    down = "/usr/bin/docker compose down"
+    check = f'subnet=$$(/usr/bin/{inspect} 2>/dev/null) || exit 0; [ "$$subnet" = {HARBOR_SUBNET} ] || {down}'
+    service = {}
+    for key, value in unit["Service"].items():
+        if key == "ExecStart":
+            service["ExecStartPre"] = f"/bin/sh -c '{check}'"
+        service[key] = value
+    unit["Service"] = service
+    return unit
+
+
+def with_imds_client_addresses(document: dict, settings: Settings) -> dict:
+    """The compose override in s3 mode: Harbor's network on the fixed subnet, the registry and
+    registryctl on their fixed addresses (compose merges these into Harbor's `networks: [harbor]`)."""
+    if not imds_guarded(settings):
+        return document
+    document = {**document, "services": dict(document["services"])}
+    for service, address in IMDS_CLIENTS.items():
+        document["services"][service] = {"networks": {HARBOR_NETWORK: {"ipv4_address": address}}}
+    pool = {"subnet": HARBOR_SUBNET, "ip_range": HARBOR_DYNAMIC_RANGE, "gateway": HARBOR_GATEWAY}
+    document["networks"] = {HARBOR_NETWORK: {"ipam": {"config": [pool]}}}
+    return document

@@ -1,0 +1,101 @@
+"""Private proxy projects: the pull-only robot under Pulumi mocks (registered with its secret kept
+secret) and its login in the shapes nodes consume."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import yaml
+
+from components.nodes.credentials import render_containers_auth_json, render_docker_config_json, render_talos_auth_patch
+from components.nodes.k3s import render_k3s_registries_yaml
+from components.nodes.mirrors import MirrorOptions, PullCredential
+from tests.standins.pulumi_harness import dev_config, run_program
+
+ROBOT = "pulumi-python:dynamic/harbor:Robot"
+HOST = "harbor.dev.example.com"
+PRIVATE = [
+    {"name": "dockerhub", "type": "docker-hub", "url": "https://hub.docker.com", "registryHost": "docker.io", "public": False},
+    {"name": "ghcr", "type": "github-ghcr", "url": "https://ghcr.io"},
+    {"name": "quay", "type": "docker-registry", "url": "https://quay.io", "public": False},
+]
+CREDENTIAL = PullCredential("robot$harbor-cache-pull", "Robot-Secret-0123456789abcdef")
+
+
+@pytest.fixture(scope="module")
+def run():
+    config = {
+        **dev_config(),
+        "harbor-cache:upstreams": PRIVATE,
+        "harbor-cache:upstreamCredentials": {"dockerhub": {"username": "bot", "password": "hub-Token-1"}},
+    }
+    return run_program(config, secret_keys=("harbor-cache:upstreamCredentials",))
+
+
+def test_one_robot_pulls_only_the_private_projects_after_they_exist(run):
+    robot = run.one(ROBOT)
+    assert robot.inputs["projects"] == ["dockerhub-proxy", "quay-proxy"]
+    assert robot.inputs["name"] == "harbor-cache-pull"
+    assert robot.inputs["project_ids"] == ["harbor-config-project-dockerhub-id", "harbor-config-project-quay-id"]
+    for project in ("harbor-config-project-dockerhub", "harbor-config-project-quay"):
+        assert run.named(project).urn in robot.dependencies
+    assert run.named("harbor-install-ready").urn in robot.dependencies
+
+
+def test_the_robot_secret_is_secret_in_state_and_in_outputs(run):
+    robot = run.one(ROBOT)
+    assert {"secret", "harbor_password"} <= set(robot.additional_secret_outputs)
+    assert "harbor_password" in robot.secret_keys()
+    assert "registryPullCredentials" in run.secret_outputs
+    login = run.outputs["registryPullCredentials"]
+    assert login["username"] == "robot$harbor-cache-pull" and login["password"] == "Robot-Secret-0123456789abcdef"
+    assert login["privateProjects"] == ["dockerhub-proxy", "quay-proxy"]
+    # The plain outputs never carry it.
+    for key, value in run.outputs.items():
+        if key not in run.secret_outputs:
+            assert "Robot-Secret" not in json.dumps(value, default=str), key
+
+
+def test_no_private_project_no_robot():
+    run = run_program(dev_config())
+    assert run.of_type(ROBOT) == [] and "registryPullCredentials" not in run.outputs
+
+
+def test_dockerconfigjson_is_what_kubernetes_and_docker_read():
+    document = json.loads(render_docker_config_json(HOST, CREDENTIAL))
+    entry = document["auths"][HOST]
+    assert base64.b64decode(entry["auth"]).decode() == "robot$harbor-cache-pull:Robot-Secret-0123456789abcdef"
+    assert (entry["username"], entry["password"]) == (CREDENTIAL.username, CREDENTIAL.password)
+
+
+def test_containers_auth_json_has_the_base64_login():
+    document = json.loads(render_containers_auth_json(HOST, CREDENTIAL))
+    assert document == {"auths": {HOST: {"auth": CREDENTIAL.basic}}}
+
+
+def test_k3s_registries_yaml_carries_auth_for_the_cache_host(run):
+    settings = run.namespace["settings"]
+    document = yaml.safe_load(
+        render_k3s_registries_yaml(HOST, settings.upstreams, MirrorOptions("/etc/ca.pem"), CREDENTIAL)
+    )
+    assert document["configs"][HOST] == {
+        "auth": {"username": CREDENTIAL.username, "password": CREDENTIAL.password},
+        "tls": {"ca_file": "/etc/ca.pem"},
+    }
+    assert document["mirrors"]["docker.io"]["rewrite"] == {"^(.*)$": "dockerhub-proxy/$1"}
+    plain = yaml.safe_load(render_k3s_registries_yaml(HOST, settings.upstreams))
+    assert "configs" not in plain, "the plain k3s output carries no login"
+
+
+def test_talos_patch_carries_auth():
+    document = yaml.safe_load(render_talos_auth_patch(HOST, CREDENTIAL))
+    assert document["machine"]["registries"]["config"][HOST]["auth"] == {
+        "username": CREDENTIAL.username,
+        "password": CREDENTIAL.password,
+    }
+
+
+def test_the_credential_hides_its_password_in_repr():
+    assert "Robot-Secret" not in repr(CREDENTIAL)

@@ -1,0 +1,128 @@
+"""The pull-only robot account's provider, driven through the real provider host against the Harbor
+emulator (its /robots follows Harbor v2.15.2's handler/robot.go): create, read, diff, update, delete,
+and the secret kept out of every error."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from pulumi.runtime.proto.provider_pb2 import DiffResponse
+
+from components.harbor.robot import HarborRobotProvider
+from tests.standins.harbor_emulator import HarborEmulator
+from tests.standins.provider_host import ProviderHost
+
+ADMIN_PASSWORD = "Admin-Passw0rd"
+FAST_RETRIES = {"HARBOR_CACHE_RETRY_BASE_DELAY": "0.01", "HARBOR_CACHE_HTTP_TIMEOUT": "2"}
+
+
+@pytest.fixture
+def harbor():
+    emulator = HarborEmulator(admin_password=ADMIN_PASSWORD)
+    for name in ("ghcr-proxy", "quay-proxy"):
+        emulator.state.projects[emulator.state.new_id()] = {
+            "project_id": emulator.state.next_id,
+            "name": name,
+            "registry_id": 0,
+            "metadata": {"public": "false"},
+            "repositories": [],
+        }
+    yield emulator
+    emulator.stop()
+    assert emulator.violations == [], "every request and response must fit Harbor's spec"
+
+
+@pytest.fixture
+def host():
+    with ProviderHost(HarborRobotProvider(), env=FAST_RETRIES) as started:
+        started.configure({})
+        yield started
+
+
+def inputs(harbor, **overrides) -> dict:
+    return {
+        "harbor_url": harbor.url,
+        "harbor_username": "admin",
+        "harbor_password": ADMIN_PASSWORD,
+        "name": "harbor-cache-pull",
+        "description": "nodes pull private proxy projects",
+        "projects": ["ghcr-proxy", "quay-proxy"],
+        "project_ids": ["2", "3"],
+        **overrides,
+    }
+
+
+def test_create_read_update_delete(harbor, host):
+    urn = host.urn("pull", "Robot")
+    checked, failures = host.check(urn, inputs(harbor))
+    assert failures == []
+    robot_id, outputs = host.create(urn, checked)
+    stored = harbor.state.robots[int(robot_id)]
+    assert outputs["robot_name"] == "robot$harbor-cache-pull", "Harbor prefixes the name with robot$"
+    assert outputs["secret"] == stored["secret"] and outputs["secret"]
+    assert stored["level"] == "system" and stored["duration"] == -1
+    assert stored["permissions"] == [
+        {
+            "kind": "project",
+            "namespace": p,
+            "access": [{"resource": "repository", "action": "pull"}, {"resource": "artifact", "action": "read"}],
+        }
+        for p in ("ghcr-proxy", "quay-proxy")
+    ], "pull and read artifacts (the probe's proof), only on the listed projects"
+
+    same_id, read = host.read(urn, robot_id, outputs)
+    assert same_id == robot_id and read["secret"] == outputs["secret"], "the state keeps the secret GET never shows"
+    assert read["projects"] == ["ghcr-proxy", "quay-proxy"]
+    assert host.diff(urn, robot_id, read, checked).changes == DiffResponse.DIFF_NONE
+
+    fewer, _ = host.check(urn, inputs(harbor, projects=["quay-proxy"]))
+    diff = host.diff(urn, robot_id, read, fewer)
+    assert diff.changes == DiffResponse.DIFF_SOME and not diff.replaces
+    updated = host.update(urn, robot_id, read, fewer)
+    assert [p["namespace"] for p in harbor.state.robots[int(robot_id)]["permissions"]] == ["quay-proxy"]
+    assert updated["secret"] == outputs["secret"], "an update keeps the credential nodes hold"
+
+    recreated, _ = host.check(urn, inputs(harbor, projects=["quay-proxy"], project_ids=["99"]))
+    diff = host.diff(urn, robot_id, updated, recreated)
+    assert diff.changes == DiffResponse.DIFF_SOME, "a project re-created under its name (new id) needs the robot again"
+
+    renamed, _ = host.check(urn, inputs(harbor, name="other"))
+    assert list(host.diff(urn, robot_id, updated, renamed).replaces) == ["name"]
+
+    host.delete(urn, robot_id, updated)
+    assert harbor.state.robots == {}
+    gone_id, _ = host.read(urn, robot_id, updated)
+    assert gone_id == "", "a robot deleted in Harbor reads as gone"
+    host.delete(urn, robot_id, updated)  # already gone: no error
+
+
+def test_check_refuses_names_harbor_refuses(harbor, host):
+    urn = host.urn("pull", "Robot")
+    _, failures = host.check(urn, inputs(harbor, name="Pull+Bot", projects=[]))
+    assert {prop for prop, _ in failures} == {"name", "projects"}
+
+
+def test_a_duplicate_says_what_to_do_and_errors_never_carry_the_secret(harbor, host):
+    urn = host.urn("pull", "Robot")
+    checked, _ = host.check(urn, inputs(harbor))
+    robot_id, outputs = host.create(urn, checked)
+    secret = outputs["secret"]
+    with pytest.raises(grpc.RpcError) as duplicate:
+        host.create(urn, checked)
+    assert "already exists" in duplicate.value.details() and "delete it in Harbor" in duplicate.value.details()
+
+    harbor.inject("PUT", r"^/robots/", 500)
+    fewer, _ = host.check(urn, inputs(harbor, projects=["quay-proxy"]))
+    with pytest.raises(grpc.RpcError) as failed:
+        host.update(urn, robot_id, outputs, fewer)
+    assert "internal server error" in failed.value.details()
+    for error in (duplicate.value, failed.value):
+        assert secret not in error.details() and ADMIN_PASSWORD not in error.details()
+
+
+def test_a_missing_project_fails_the_create_without_a_robot(harbor, host):
+    urn = host.urn("pull", "Robot")
+    checked, _ = host.check(urn, inputs(harbor, projects=["nope-proxy"]))
+    with pytest.raises(grpc.RpcError, match="project nope-proxy not found"):
+        host.create(urn, checked)
+    assert harbor.state.robots == {}
