@@ -53,7 +53,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
-from tests.daemons import free_port, stop_process, wait_until
+from tests.standins.daemons import free_port, stop_process, wait_until
 
 MANIFEST_ACCEPT = ", ".join(
     [

@@ -12,12 +12,12 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from components.vm_files import FILES_DIR
-from tests.daemons import build_oci_image, make_test_ca, require_binaries
+from components.vm.files import FILES_DIR
+from tests.paths import ROOT
+from tests.standins.daemons import build_oci_image, make_test_ca, require_binaries
 from tests.standins.proxy_cache_harbor import PlainRegistry, Project, ProxyCacheHarbor
 
 PROJECT = "dockerhub-proxy"
@@ -168,7 +168,7 @@ def test_a_robot_without_artifact_read_names_the_permission(lab, harbor, tmp_pat
 
 
 def test_each_projects_result_goes_to_cloudwatch(lab, harbor):
-    from tests.test_alarms import Loopback
+    from tests.aws.test_alarms import Loopback
 
     stand_in = harbor(storing=False)
     cloud = Loopback(health=None)
@@ -199,14 +199,14 @@ def test_each_projects_result_goes_to_cloudwatch(lab, harbor):
 
 
 def test_the_standin_cites_harbor(lab):
-    text = (Path(__file__).parent / "standins" / "proxy_cache_harbor.py").read_text()
+    text = (ROOT / "tests" / "standins" / "proxy_cache_harbor.py").read_text()
     for source in ("src/server/middleware/repoproxy/proxy.go", "src/controller/proxy/controller.go", "manifestcache.go"):
         assert source in text
 
 
 def test_the_scheduled_probe_checks_the_name_against_the_vms_own_address(lab, harbor):
     # --expect-address imds: the Elastic IP from IMDSv2 (public-ipv4), as the timer's unit cannot know it.
-    from tests.test_alarms import Loopback
+    from tests.aws.test_alarms import Loopback
 
     stand_in = harbor()
     imds = Loopback(health=None)

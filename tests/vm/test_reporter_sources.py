@@ -29,13 +29,13 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from components.vm_files import FILES_DIR
+from components.vm.files import FILES_DIR
+from tests.aws.test_alarms import CREDENTIALS, Loopback
 from tests.conftest import unavailable
-from tests.daemons import free_port, make_test_ca, wait_until
-from tests.test_alarms import CREDENTIALS, Loopback
+from tests.paths import REFERENCE
+from tests.standins.daemons import free_port, make_test_ca, wait_until
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "harbor-v2.15.2-prepare"
-NGINX_TEMPLATE = REFERENCE / "templates" / "nginx" / "nginx.http.conf.jinja"
+NGINX_TEMPLATE = REFERENCE / "harbor-v2.15.2-prepare" / "templates" / "nginx" / "nginx.http.conf.jinja"
 PROJECT = "dockerhub-proxy"
 # goharbor/harbor v2.15.2 src/server/middleware/repoproxy/proxy.go handleManifest, verbatim:
 MISS_FORMAT = "Artifact: %v:%v, digest:%v is not found in proxy cache, fetch it from remote repo"

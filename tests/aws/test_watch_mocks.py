@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from components import operate_files
-from components.harbor_alarms import CERTIFICATE_DAYS_LEFT, SNAPSHOT_HOURS
-from components.settings import parse_settings
+from components.aws.alarm_specs import CERTIFICATE_DAYS_LEFT, SNAPSHOT_HOURS
+from components.settings.settings import parse_settings
+from components.vm import operate_files
 from tests.conftest import unavailable
-from tests.pulumi_harness import dev_config, run_program
-from tests.test_pull_credentials import PRIVATE
-from tests.test_settings import dev_raw
+from tests.harbor.test_pull_credentials import PRIVATE
+from tests.settings.test_settings import dev_raw
+from tests.standins.pulumi_harness import dev_config, run_program
 
 COMMAND = "command:remote:Command"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
