@@ -206,6 +206,7 @@ class HarborCache(pulumi.ComponentResource):
                 # The smoke step puts its result with the installed reporter.
                 depends_on=[self.config, self.install.timers],
                 probe_login=self.config.probe_login,
+                monitor_login=self.config.monitor_login,
             ),
             opts=child,
         )
@@ -218,7 +219,7 @@ class HarborCache(pulumi.ComponentResource):
                 instance_role_name=self.vm.role.name,
                 reporting=[install.timers for install in self.installs],
                 # The probe's alarms treat silence as failure: they start once the deploy's smoke step reported.
-                probed=(self.probe.smoke,) if self.probe.smoke is not None else (),
+                probed=tuple(step for step in (self.probe.smoke, self.probe.monitor_credentials) if step is not None),
                 other_instance_ids=tuple(node.instance.id for node in self.vm.nodes[1:]),
                 load_balancer=LoadBalancerMetrics(
                     load_balancer=self.load_balancer.load_balancer.arn_suffix,

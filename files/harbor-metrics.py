@@ -326,8 +326,16 @@ def public_path() -> tuple[int, float]:
     return int(healthy), days
 
 
+def monitor_login() -> str:
+    """`name:secret`, or "" while the deploy has not written it yet (or without systemd's credentials)."""
+    try:
+        return Path(MONITOR_CREDENTIALS).read_text().strip()
+    except OSError:
+        return ""
+
+
 def monitor_get(path: str) -> object:
-    line = Path(MONITOR_CREDENTIALS).read_text().strip()
+    line = monitor_login()
     auth = "Basic " + base64.b64encode(line.encode()).decode()
     request = urllib.request.Request(f"{API_URL}{path}", headers={"Authorization": auth, "Accept": "application/json"})
     with urllib.request.urlopen(request, timeout=15) as answer:
@@ -439,7 +447,7 @@ def report(now: datetime.datetime | None = None) -> list[dict]:
         values["PublicPathHealthy"], days = public_path()
         if days >= 0:
             values["CertificateDaysLeft"] = days
-    if MONITOR_CREDENTIALS:
+    if MONITOR_CREDENTIALS and monitor_login():
         try:
             for name, healthy in upstream_health().items():
                 values[f"UpstreamHealthy@{name}"] = healthy

@@ -66,6 +66,8 @@ DNS01_ACTIONS = (DNS01_CHANGE, "route53:ListResourceRecordSets", "route53:GetCha
 # The VM's metrics reporter (components/aws/alarms.py) may put metrics into its own namespace only.
 METRICS_ACTION = "cloudwatch:PutMetricData"
 METRICS_NAMESPACE = "HarborCache"
+# The reporter's HoursSinceSnapshot (issue 19): read-only, and an action without resource-level permissions.
+SNAPSHOT_READ_ACTION = "ec2:DescribeSnapshots"
 # The only managed policy the program attaches: AWS's service policy for the DLM snapshot role.
 DLM_SERVICE_POLICY = "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole"
 ROLE_POLICY_TYPES = ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")
@@ -327,7 +329,7 @@ def _statement_problems(statement: Mapping[str, Any]) -> list[Violation]:
         ]
     problems = []
     for action in _as_list(statement.get("Action", [])):
-        if action in DNS01_ACTIONS:
+        if action in DNS01_ACTIONS or action == SNAPSHOT_READ_ACTION:
             continue
         if action == METRICS_ACTION:
             namespace = ((statement.get("Condition") or {}).get("StringEquals") or {}).get("cloudwatch:namespace")
@@ -343,7 +345,7 @@ def _statement_problems(statement: Mapping[str, Any]) -> list[Violation]:
         else:
             problems.append(
                 f"IAM action {action!r} widens the instance role beyond DNS-01 and metrics: only "
-                f"{', '.join((*DNS01_ACTIONS, METRICS_ACTION))} are allowed, spelled out (no wildcards)"
+                f"{', '.join((*DNS01_ACTIONS, METRICS_ACTION, SNAPSHOT_READ_ACTION))} are allowed, spelled out (no wildcards)"
             )
     return problems
 

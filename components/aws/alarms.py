@@ -48,7 +48,9 @@ class LoadBalancerMetrics:
 
 
 def put_metrics_policy() -> str:
-    """The instance role may put metrics, into the HarborCache namespace only."""
+    """The instance role may put metrics, into the HarborCache namespace only, and list snapshots
+    (the reporter's HoursSinceSnapshot; DescribeSnapshots has no resource-level permissions, Service
+    Authorization Reference "Actions defined by Amazon EC2": Resource "*", read-only)."""
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -58,7 +60,8 @@ def put_metrics_policy() -> str:
                     "Action": "cloudwatch:PutMetricData",
                     "Resource": "*",
                     "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
-                }
+                },
+                {"Effect": "Allow", "Action": "ec2:DescribeSnapshots", "Resource": "*"},
             ],
         }
     )
@@ -293,8 +296,9 @@ class HarborAlarms(pulumi.ComponentResource):
         )
 
         after_reporter = pulumi.ResourceOptions(parent=self, depends_on=[*args.reporting, self.put_metrics])
-        after_probe = pulumi.ResourceOptions(parent=self, depends_on=[*args.reporting, self.put_metrics, *args.probed])
-        probe_keys = {spec.key for spec in probe_alarm_specs(settings)}
+        after_deploy_opts = pulumi.ResourceOptions(parent=self, depends_on=[*args.reporting, self.put_metrics, *args.probed])
+        # The probe's results and what needs the monitor robot exist only once the deploy wrote them.
+        after_deploy = {spec.key for spec in [*probe_alarm_specs(settings), *watch_alarm_specs(settings)]}
         self.alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
         for spec in alarm_specs(settings, args.instance_id, args.other_instance_ids, args.load_balancer):
             actions: list[pulumi.Input[str]] = [self.topic.arn]
@@ -316,8 +320,17 @@ class HarborAlarms(pulumi.ComponentResource):
                 alarm_actions=actions,
                 ok_actions=[self.topic.arn],
                 tags=resource_tags(settings, f"{name}-{spec.key}"),
-                opts=child if spec.namespace != METRICS_NAMESPACE else after_probe if spec.key in probe_keys else after_reporter,
+                opts=_pick(spec, after_deploy, child, after_reporter, after_deploy_opts),
             )
 
         self.topic_arn = self.topic.arn
         self.register_outputs({"alarmTopicArn": self.topic.arn})
+
+
+def _pick(spec: AlarmSpec, after_deploy: set[str], *options: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
+    """EC2's and the load balancer's alarms need nothing on the VM; the reporter's come after it;
+    the probe's and the monitor robot's after the deploy wrote them."""
+    child, after_reporter, after_deploy_opts = options
+    if spec.namespace != METRICS_NAMESPACE:
+        return child
+    return after_deploy_opts if spec.key in after_deploy else after_reporter

@@ -30,6 +30,11 @@ from components.settings.upstreams import Upstream
 
 GC_WORKERS = 1
 PULL_ROBOT_NAME = "harbor-cache-pull"
+# The VM's reporter reads each upstream's health and the GC history with this robot: system
+# permissions to list registries and GC runs, nothing else (handler/registry.go ListRegistries,
+# handler/gc.go GetGCHistory: RequireSystemAccess(list, ...)).
+MONITOR_ROBOT_NAME = "harbor-cache-monitor"
+MONITOR_ACCESS = [{"resource": "registry", "action": "list"}, {"resource": "garbage-collection", "action": "list"}]
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,19 @@ class HarborConfig(pulumi.ComponentResource):
         # Private proxy projects: nodes pull with a robot that may only pull, from those projects.
         self.pull_credential: pulumi.Output[dict] | None = None
         self.probe_login: pulumi.Output[str] | None = None
+        monitor = HarborRobot(
+            f"{name}-monitor-robot",
+            url=settings.api_url,
+            username="admin",
+            password=args.admin_password,
+            robot_name=MONITOR_ROBOT_NAME,
+            projects=[],
+            description="harbor-cache: the VM's reporter reads upstream health and GC results",
+            database=args.database,
+            system_access=MONITOR_ACCESS,
+            opts=self._options(),
+        )
+        self.monitor_login = pulumi.Output.secret(pulumi.Output.concat(monitor.robot_name, ":", monitor.secret))
         if private_projects:
             robot = HarborRobot(
                 f"{name}-pull-robot",

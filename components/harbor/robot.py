@@ -40,7 +40,7 @@ CONNECTION = ("harbor_url", "harbor_username", "harbor_password")
 # that project is deleted: a project re-created under the same name needs the robot updated, which
 # its name alone would never show. `project_ids` are the projects' resource ids, known in previews.
 # `database`: the database Harbor keeps the robot in; a change re-creates it (components/harbor/provider_base.py's docstring).
-INPUTS = ("name", "description", "projects", "project_ids", DATABASE)
+INPUTS = ("name", "description", "projects", "project_ids", DATABASE, "system_access")
 PULL = {"resource": "repository", "action": "pull"}
 # The probe's proof that Harbor stored a pull (GET .../artifacts/{digest}) needs artifact read on
 # the project (handler/artifact.go GetArtifact: RequireProjectAccess(read, artifact)); a project
@@ -52,7 +52,7 @@ def _unknown(value: Any) -> bool:
     return isinstance(value, Unknown) or value == rpc.UNKNOWN
 
 
-def robot_body(name: str, description: str, projects: list[str]) -> dict[str, Any]:
+def robot_body(name: str, description: str, projects: list[str], system_access: list[dict] | None = None) -> dict[str, Any]:
     """The RobotCreate body: a system robot that may only pull, and read artifacts, in each listed project."""
     return {
         "name": name,
@@ -62,7 +62,9 @@ def robot_body(name: str, description: str, projects: list[str]) -> dict[str, An
         "disable": False,
         "permissions": [
             {"kind": "project", "namespace": project, "access": [dict(PULL), dict(ARTIFACT_READ)]} for project in projects
-        ],
+        ]
+        # System permissions (the monitor robot: registry list, GC history) are kind "system", namespace "/".
+        + ([{"kind": "system", "namespace": "/", "access": [dict(item) for item in system_access]}] if system_access else []),
     }
 
 
@@ -80,8 +82,10 @@ class HarborRobotProvider(ResourceProvider):
             # Harbor's validateName: lower case groups, and '+' is reserved for project robots.
             failures.append(CheckFailure("name", f"{name!r} is not a robot name ([a-z0-9] groups joined by . _ -)"))
         projects = inputs["projects"]
+        inputs["system_access"] = inputs["system_access"] or []
+        needed = not inputs["system_access"]  # a robot with system access may have no project
         if not _unknown(projects) and (
-            not isinstance(projects, list) or not projects or not all(isinstance(p, str) and p for p in projects)
+            not isinstance(projects, list) or (needed and not projects) or not all(isinstance(p, str) and p for p in projects)
         ):
             failures.append(CheckFailure("projects", "projects must be a non-empty list of project names"))
         if check_database(inputs[DATABASE]):
@@ -99,7 +103,7 @@ class HarborRobotProvider(ResourceProvider):
         return {**values, "robot_id": robot_id, "robot_name": full_name, "secret": secret}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        body = robot_body(props["name"], props.get("description") or "", list(props["projects"]))
+        body = robot_body(props["name"], props.get("description") or "", list(props["projects"]), props.get("system_access"))
         try:
             answer = self._client(props).request("POST", "/robots", body)
         except HarborApiError as error:
@@ -129,6 +133,8 @@ class HarborRobotProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         def same(key: str) -> bool:
+            if key == "system_access":  # a state from before this input: none
+                return (news.get(key) or []) == (olds.get(key) or [])
             if key in ("projects", "project_ids"):
                 return sorted(news.get(key) or []) == sorted(olds.get(key) or [])
             if key == DATABASE:  # a state from before this input: the VM's own database
@@ -142,7 +148,9 @@ class HarborRobotProvider(ResourceProvider):
         return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=True)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        body = {**robot_body(olds["robot_name"], news.get("description") or "", list(news["projects"]))}
+        body = {
+            **robot_body(olds["robot_name"], news.get("description") or "", list(news["projects"]), news.get("system_access"))
+        }
         self._client(news).request("PUT", f"/robots/{id_}", body)
         return UpdateResult(self._outputs(news, int(id_), olds["robot_name"], olds.get("secret", "")))
 
@@ -184,6 +192,7 @@ class HarborRobot(pulumi.dynamic.Resource, module="harbor", name="Robot"):
         description: str = "",
         database: pulumi.Input[str] = LOCAL_DATABASE,
         opts: pulumi.ResourceOptions | None = None,
+        system_access: list[dict[str, str]] | None = None,
     ) -> None:
         props = {
             "harbor_url": url,
@@ -194,6 +203,7 @@ class HarborRobot(pulumi.dynamic.Resource, module="harbor", name="Robot"):
             "projects": projects,
             "project_ids": project_ids or [],
             DATABASE: database,
+            **({"system_access": system_access} if system_access else {}),
             "robot_id": None,
             "robot_name": None,
             "secret": None,

@@ -130,8 +130,7 @@ def shared_file_commands(settings: Settings) -> dict[str, tuple[str, str]]:
     its content on stdin, as prepare's mark_file leaves its own (0600, 10000:10000)."""
     mode, owner = PREPARE_FILE_MODE, PREPARE_FILE_OWNER
     key, signing_key, signing_cert = (
-        f"{settings.data_mount}/{relative}"
-        for relative in (HARBOR_KEY_FILE, SIGNING_KEY_FILE, SIGNING_CERT_FILE)
+        f"{settings.data_mount}/{relative}" for relative in (HARBOR_KEY_FILE, SIGNING_KEY_FILE, SIGNING_CERT_FILE)
     )
     return {
         "harbor-key": (key, write_keeping_previous_command(key, mode, owner)),
@@ -193,9 +192,7 @@ class HarborInstall(pulumi.ComponentResource):
         # The shared files (below) go wherever shared values are given; the values prepare redraws on
         # every run matter only between nodes, so a single VM keeps its override as it is.
         if shared is None or not settings.high_availability:
-            override = pulumi.Output.from_input(args.zone_id).apply(
-                lambda zone_id: render_compose_override(settings, zone_id)
-            )
+            override = pulumi.Output.from_input(args.zone_id).apply(lambda zone_id: render_compose_override(settings, zone_id))
             override_mode = "0644"
         else:
             # HA node: the override carries the shared CORE_SECRET, CSRF_KEY, ... (shared_secret_environment),

@@ -7,6 +7,7 @@ import yaml
 
 from components.settings.settings import Settings
 from components.vm.files import script
+from components.vm.harbor_yml import HARBOR_LOG_DIR
 from components.vm.paths import HARBOR_HTTP_PORT, HARBOR_METRICS_PORT
 from components.vm.unit_file import render_unit
 
@@ -33,6 +34,13 @@ LOCAL_HEALTH_URL = "http://127.0.0.1:8080/api/v2.0/health"
 # reads it with LoadCredential=, the deploy's smoke step with sudo). Never on a command line.
 PROBE_CREDENTIALS_PATH = "/etc/harbor-cache/probe-credentials"
 PROBE_CREDENTIAL_NAME = "probe"
+# The monitor robot's `name:secret` (registry list, GC history) for the reporter: 0600 root, loaded
+# with LoadCredential=. files/enable-timers.sh creates it empty before the reporter first starts
+# (LoadCredential= fails on a missing file); the deploy fills it once Harbor holds the robot.
+MONITOR_CREDENTIALS_PATH = "/etc/harbor-cache/monitor-credentials"
+MONITOR_CREDENTIAL_NAME = "monitor"
+# The reporter keeps log offsets, counter totals and its Prometheus file here (StateDirectory=).
+METRICS_STATE_NAME = "harbor-metrics"
 
 
 def metrics_environment(settings: Settings) -> dict[str, str]:
@@ -54,6 +62,18 @@ def reporter_environment(settings: Settings, node_index: int = 0) -> dict[str, s
     environment = metrics_environment(settings)
     if settings.high_availability:
         environment[METRICS_NODE_VARIABLE] = str(node_index)
+    # What files/harbor-metrics.py reads beyond disk and health (its docstring says what each gives).
+    environment |= {
+        "HARBOR_LOG_DIR": HARBOR_LOG_DIR,
+        "PROXY_PROJECTS": ",".join(upstream.project for upstream in settings.upstreams),
+        "EXPORTER_URL": f"http://127.0.0.1:{METRICS_PORT}/metrics",
+        "MONITOR_CREDENTIALS": f"%d/{MONITOR_CREDENTIAL_NAME}",
+    }
+    if not settings.high_availability:
+        # One VM: the public path through its own Traefik, and the DLM snapshots of its data volume
+        # (tag harbor-cache:snapshot = the stack, components/aws/vm.py). HA: the load balancer's own
+        # alarms, and S3 has no snapshot.
+        environment |= {"PUBLIC_URL": settings.url, "PUBLIC_CONNECT_HOST": "127.0.0.1", "SNAPSHOT_TAG": settings.stack}
     return environment
 
 
@@ -68,7 +88,10 @@ def metrics_service(settings: Settings, node_index: int = 0) -> dict[str, dict[s
             "Type": "oneshot",
             "Environment": [f"{key}={value}" for key, value in reporter_environment(settings, node_index).items()],
             "ExecStart": f"/usr/bin/python3 {BIN_DIR}/{METRICS_SCRIPT} report",
-            # Reads statvfs, the loopback health URL and IMDS: no privileges needed.
+            "LoadCredential": f"{MONITOR_CREDENTIAL_NAME}:{MONITOR_CREDENTIALS_PATH}",
+            "StateDirectory": METRICS_STATE_NAME,
+            # Reads statvfs, Harbor's logs (0644, rsyslog's $FileCreateMode), loopback URLs and IMDS:
+            # no privileges needed.
             "DynamicUser": "yes",
             "NoNewPrivileges": "yes",
             "ProtectSystem": "strict",

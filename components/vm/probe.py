@@ -37,6 +37,8 @@ class HarborProbeArgs:
     # The pull robot's `name:secret` (secret) when some proxy projects are private: the probe pulls
     # those with it, as nodes do, and reads their artifacts through Harbor's API.
     probe_login: pulumi.Input[str] | None = None
+    # The monitor robot's `name:secret` (secret), for the reporter (operate_files.MONITOR_CREDENTIALS_PATH).
+    monitor_login: pulumi.Input[str] | None = None
 
 
 def probe_command(settings: Settings, public_ip: str, images: list[str], all_blobs: bool) -> str:
@@ -99,6 +101,16 @@ class HarborProbe(pulumi.ComponentResource):
                 list(args.depends_on),
             )
             smoke_after = [*smoke_after, self.credentials]
+        self.monitor_credentials: remote.Command | None = None
+        if args.monitor_login is not None:
+            # The reporter loads it on its next run (LoadCredential=); written after Harbor holds the robot.
+            self.monitor_credentials = self._command(
+                "monitor-credentials",
+                write_file_command(operate_files.MONITOR_CREDENTIALS_PATH, "0600"),
+                pulumi.Output.secret(pulumi.Output.from_input(args.monitor_login).apply(lambda login: login + "\n")),
+                [*args.triggers[:1]],
+                list(args.depends_on),
+            )
         if smoke_images:  # every smokeImages entry set to "" leaves nothing to pull
             self.smoke = self._command(
                 "smoke",

@@ -116,9 +116,11 @@ def test_metric_alarms_come_after_the_reporter_and_its_permission(run):
 def test_the_instance_role_may_put_metrics_into_its_namespace_only(run):
     policy = run.named("harbor-alarms-put-metrics")
     assert policy.inputs["role"] == "harbor-vm-role"
-    (statement,) = json.loads(policy.inputs["policy"])["Statement"]
+    statement, snapshots = json.loads(policy.inputs["policy"])["Statement"]
     assert statement["Action"] == "cloudwatch:PutMetricData"
     assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "HarborCache"}}
+    # The reporter's HoursSinceSnapshot: read-only, and an action without resource-level permissions.
+    assert snapshots == {"Effect": "Allow", "Action": "ec2:DescribeSnapshots", "Resource": "*"}
 
 
 def test_the_reporter_and_its_timer_are_installed_after_harbor_is_ready(run):

@@ -75,7 +75,7 @@ def test_public_projects_stay_anonymous(run):
 
 
 def test_the_robot_may_read_artifacts_and_says_so(private_run):
-    robot = private_run.one("pulumi-python:dynamic/harbor:Robot")
+    robot = private_run.named("harbor-config-pull-robot")
     # A changed description is what updates a robot made before (the provider diffs inputs).
     assert robot.inputs["description"] == "harbor-cache: nodes pull the private proxy projects; the probe reads their artifacts"
 
@@ -131,3 +131,39 @@ def test_the_probe_unit_with_the_robots_credential_passes_systemd_analyze_verify
             paths.append(str(tmp_path / Path(path).name))
     result = subprocess.run(["systemd-analyze", "verify", "--man=no", *paths], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+
+
+def test_the_monitor_robot_may_only_list_registries_and_gc_runs_and_reaches_the_reporter(run):
+    monitor = run.named("harbor-config-monitor-robot")
+    assert monitor.inputs["projects"] == [] and monitor.inputs["name"] == "harbor-cache-monitor"
+    assert monitor.inputs["system_access"] == [
+        {"resource": "registry", "action": "list"},
+        {"resource": "garbage-collection", "action": "list"},
+    ]
+    step = probe_steps(run)["monitor-credentials"]
+    expected = f"sudo install -D -m 0600 -o root -g root /dev/stdin {operate_files.MONITOR_CREDENTIALS_PATH}"
+    assert step.inputs["create"] == expected and "stdin" in step.secret_keys()
+    assert step.inputs["stdin"].startswith("robot$harbor-cache-monitor:")
+    # The upstream alarms need what the robot reads: they come after the file is written.
+    assert "harbor-probe-monitor-credentials" in depends(run, alarms(run)["upstream-dockerhub"])
+
+
+def test_the_reporter_unit_reads_every_source_and_enable_timers_makes_the_credential_first():
+    from components.vm.files import FILES_DIR
+
+    settings = parse_settings(dev_raw(), stack="dev", region="eu-central-1")
+    service = operate_files.metrics_service(settings)["Service"]
+    environment = dict(line.split("=", 1) for line in service["Environment"])
+    assert environment["MONITOR_CREDENTIALS"] == "%d/monitor"
+    assert service["LoadCredential"] == f"monitor:{operate_files.MONITOR_CREDENTIALS_PATH}"
+    assert environment["PUBLIC_URL"] == "https://harbor.dev.example.com" and environment["SNAPSHOT_TAG"] == "dev"
+    assert environment["PROXY_PROJECTS"] == "dockerhub-proxy,ghcr-proxy,quay-proxy,k8s-proxy,gcr-proxy"
+    assert environment["HARBOR_LOG_DIR"] == "/var/log/harbor" and service["StateDirectory"] == "harbor-metrics"
+    enable = (FILES_DIR / "enable-timers.sh").read_text()
+    assert f"monitor_credentials={operate_files.MONITOR_CREDENTIALS_PATH}" in enable
+    # The reporter's default tag key is the one the DLM policy targets.
+    from components.aws.tagging import SNAPSHOT_TAG
+
+    assert f'"SNAPSHOT_TAG_KEY", "{SNAPSHOT_TAG}"' in (FILES_DIR / "harbor-metrics.py").read_text()
+    ha = operate_files.metrics_service(parse_settings({**dev_raw(), "replicas": 3}, stack="dev", region="eu-central-1"))
+    assert not any(line.startswith(("PUBLIC_URL", "SNAPSHOT_TAG")) for line in ha["Service"]["Environment"])

@@ -126,3 +126,26 @@ def test_a_missing_project_fails_the_create_without_a_robot(harbor, host):
     with pytest.raises(grpc.RpcError, match="project nope-proxy not found"):
         host.create(urn, checked)
     assert harbor.state.robots == {}
+
+
+def test_a_system_robot_lists_registries_and_gc_runs_and_harbor_refuses_more_than_its_rbac_allows(harbor, host):
+    # The monitor robot: no project, system access only (kind "system", namespace "/").
+    urn = host.urn("monitor", "Robot")
+    access = [{"resource": "registry", "action": "list"}, {"resource": "garbage-collection", "action": "list"}]
+    checked, failures = host.check(
+        urn, inputs(harbor, name="harbor-cache-monitor", projects=[], project_ids=[], system_access=access)
+    )
+    assert failures == []
+    robot_id, outputs = host.create(urn, checked)
+    assert harbor.state.robots[int(robot_id)]["permissions"] == [{"kind": "system", "namespace": "/", "access": access}]
+    assert outputs["secret"]
+    # A permission Harbor's RBAC does not offer robots is a 400 (handler/robot.go validate), as the emulator says.
+    wrong, _ = host.check(
+        host.urn("wrong", "Robot"),
+        inputs(harbor, name="wrong", projects=[], project_ids=[], system_access=[{"resource": "user", "action": "list"}]),
+    )
+    with pytest.raises(grpc.RpcError, match="bad request permission: user:list"):
+        host.create(host.urn("wrong", "Robot"), wrong)
+    # A robot with neither projects nor system access is refused before Harbor is asked.
+    _, failures = host.check(host.urn("none", "Robot"), inputs(harbor, projects=[], project_ids=[]))
+    assert any("projects" in str(failure) for failure in failures)
