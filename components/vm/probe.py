@@ -92,24 +92,14 @@ class HarborProbe(pulumi.ComponentResource):
         after: list[pulumi.Resource] = list(args.depends_on)
         smoke_after: list[pulumi.Resource] = list(args.depends_on)
         if args.probe_login is not None and operate_files.private_projects(settings):
-            # For the smoke step (sudo) and the timer (LoadCredential=); its stdin is the secret.
-            self.credentials = self._command(
-                "credentials",
-                write_file_command(operate_files.PROBE_CREDENTIALS_PATH, "0600"),
-                pulumi.Output.secret(pulumi.Output.from_input(args.probe_login).apply(lambda login: login + "\n")),
-                [*args.triggers[:1]],
-                list(args.depends_on),
-            )
+            # For the smoke step (sudo) and the timer (LoadCredential=).
+            self.credentials = self._login_file("credentials", operate_files.PROBE_CREDENTIALS_PATH, args.probe_login, args)
             smoke_after = [*smoke_after, self.credentials]
         self.monitor_credentials: remote.Command | None = None
         if args.monitor_login is not None:
             # The reporter loads it on its next run (LoadCredential=); written after Harbor holds the robot.
-            self.monitor_credentials = self._command(
-                "monitor-credentials",
-                write_file_command(operate_files.MONITOR_CREDENTIALS_PATH, "0600"),
-                pulumi.Output.secret(pulumi.Output.from_input(args.monitor_login).apply(lambda login: login + "\n")),
-                [*args.triggers[:1]],
-                list(args.depends_on),
+            self.monitor_credentials = self._login_file(
+                "monitor-credentials", operate_files.MONITOR_CREDENTIALS_PATH, args.monitor_login, args
             )
         if smoke_images:  # every smokeImages entry set to "" leaves nothing to pull
             self.smoke = self._command(
@@ -155,6 +145,11 @@ class HarborProbe(pulumi.ComponentResource):
             written,
         )
         self.register_outputs({"smoke": self.results})
+
+    def _login_file(self, step: str, path: str, login: pulumi.Input[str], args: HarborProbeArgs) -> remote.Command:
+        """A robot's `name:secret` into a 0600 root file; the secret travels on stdin, never the command line."""
+        content = pulumi.Output.secret(pulumi.Output.from_input(login).apply(lambda value: value + "\n"))
+        return self._command(step, write_file_command(path, "0600"), content, [*args.triggers[:1]], list(args.depends_on))
 
     def _command(
         self, step: str, create: pulumi.Input[str], stdin: pulumi.Input[str], triggers: list, depends_on: list[pulumi.Resource]
