@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.alarms import HarborAlarms, HarborAlarmsArgs, LoadBalancerMetrics
+from components.aws.backup_watch import HarborBackupWatch, HarborBackupWatchArgs
 from components.aws.caa import HarborCaa, HarborCaaArgs
 from components.aws.data_services import HarborDataServices, HarborDataServicesArgs
 from components.aws.dns import HarborDns, HarborDnsArgs, LoadBalancerAlias
@@ -227,6 +228,18 @@ class HarborCache(pulumi.ComponentResource):
                 )
                 if self.load_balancer is not None
                 else None,
+            ),
+            opts=child,
+        )
+
+        # DLM's errors and failed snapshots of the data volume go to the alarm topic.
+        self.backup_watch = HarborBackupWatch(
+            f"{name}-backup-watch",
+            HarborBackupWatchArgs(
+                settings=settings,
+                topic=self.alarms.topic,
+                snapshot_policy_arn=self.vm.snapshot_policy.arn,
+                data_volume_id=self.vm.data_volume.id,
             ),
             opts=child,
         )

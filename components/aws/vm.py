@@ -100,21 +100,15 @@ def assume_role_policy(service: str, condition: dict | None = None) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
 
 
-def dlm_assume_role_policy(partition: str, region: str, account_id: str) -> str:
-    """DLM may assume the role only for this account's lifecycle policies in this region.
-
-    The confused-deputy conditions AWS recommends for service roles (IAM User Guide, "The confused
-    deputy problem": aws:SourceAccount and aws:SourceArn); a DLM policy's ARN is
-    arn:<partition>:dlm:<region>:<account>:policy/<id> (Service Authorization Reference, Amazon
-    Data Lifecycle Manager). The id is not known before the policy exists, hence policy/*.
-    """
-    return assume_role_policy(
-        "dlm.amazonaws.com",
-        {
-            "StringEquals": {"aws:SourceAccount": account_id},
-            "ArnLike": {"aws:SourceArn": f"arn:{partition}:dlm:{region}:{account_id}:policy/*"},
-        },
-    )
+def dlm_assume_role_policy() -> str:
+    """The trust AWS documents for DLM's own default role: "It trusts only the dlm.amazonaws.com
+    service to assume the role" (Amazon EBS User Guide, "IAM service roles for Amazon Data Lifecycle
+    Manager", AWSDataLifecycleManagerDefaultRole). No aws:SourceArn/aws:SourceAccount condition: no
+    AWS document says DLM sends those keys when it assumes the role, and a condition on a key that
+    is absent fails, so the policy would go to ERROR ("Role provided does not have sufficient
+    permissions") and no snapshot would be taken (issue 19). DLM's errors reach the alarm topic
+    (components/aws/backup_watch.py)."""
+    return assume_role_policy("dlm.amazonaws.com")
 
 
 class HarborVm(pulumi.ComponentResource):
@@ -191,14 +185,9 @@ class HarborVm(pulumi.ComponentResource):
             for index in range(settings.replicas)
         ]
 
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-        caller = aws.get_caller_identity_output(opts=invoke)
-        partition = aws.get_partition_output(opts=invoke)
         dlm_role = aws.iam.Role(
             f"{name}-dlm-role",
-            assume_role_policy=pulumi.Output.all(partition.partition, caller.account_id).apply(
-                lambda values: dlm_assume_role_policy(values[0], settings.region, values[1])
-            ),
+            assume_role_policy=dlm_assume_role_policy(),
             path=IAM_PATH,
             tags=resource_tags(settings, f"{name}-dlm-role"),
             opts=child,

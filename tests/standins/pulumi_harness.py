@@ -73,6 +73,12 @@ class AwsMocks(pulumi.runtime.Mocks):
             state.update(arn=f"arn:aws:iam::123456789012:role/{args.name}", name=args.name)
         elif kind == "aws:sns/topic:Topic":
             state.update(arn=f"arn:aws:sns:eu-central-1:123456789012:{args.name}")
+        elif kind == "aws:dlm/lifecyclePolicy:LifecyclePolicy":
+            # DLM policy ARNs: arn:<partition>:dlm:<region>:<account>:policy/<policy id> (policy-<17 hex>).
+            state.update(arn=f"arn:aws:dlm:{FAKE_REGION}:{FAKE_ACCOUNT_ID}:policy/policy-0a1b2c3d4e5f60718")
+        elif kind == "aws:cloudwatch/eventRule:EventRule":
+            # EventBridge rule ARNs on the default bus: arn:<partition>:events:<region>:<account>:rule/<name>.
+            state.update(arn=f"arn:aws:events:{FAKE_REGION}:{FAKE_ACCOUNT_ID}:rule/{args.name}", name=args.name)
         elif kind == "aws:ec2/keyPair:KeyPair":
             state.update(keyName=args.name)
         elif kind == "aws:route53/record:Record":
