@@ -518,7 +518,7 @@ def write_prometheus(data: list[dict], state: dict) -> None:
         print(f"cannot write {STATE_DIR}/harbor-cache.prom: {error}", file=sys.stderr)
 
 
-def serve(port: int) -> None:
+def serve(port: int, address: str = "127.0.0.1") -> None:
     """GET /metrics: the last report's Prometheus text (harbor-cache-exporter.service)."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -536,7 +536,7 @@ def serve(port: int) -> None:
         def log_message(self, *args: object) -> None:
             pass
 
-    http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()  # noqa: S104 - the security group limits who reaches it
+    http.server.ThreadingHTTPServer((address, port), Handler).serve_forever()
 
 
 def put_arguments(pairs: list[str]) -> tuple[dict[str, float], dict[str, dict[str, str]]]:
@@ -554,15 +554,15 @@ def put_arguments(pairs: list[str]) -> tuple[dict[str, float], dict[str, dict[st
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["serve"] and len(argv) == 2:
-        serve(int(argv[1]))
+    if argv[:1] == ["serve"] and len(argv) in (2, 3):
+        serve(int(argv[1]), *argv[2:])
         return 0
     if argv[:1] == ["report"]:
         data = report()
     elif argv[:1] == ["put"] and len(argv) >= 3 and len(argv) % 2 == 1:
         data = metric_data(*put_arguments(argv[1:]))
     else:
-        print("usage: harbor-metrics.py report | put NAME VALUE [NAME VALUE ...] | serve PORT", file=sys.stderr)
+        print("usage: harbor-metrics.py report | put NAME VALUE [NAME VALUE ...] | serve PORT [ADDRESS]", file=sys.stderr)
         return 2
     put(data)
     print("put " + " ".join(describe(item) for item in data))

@@ -299,7 +299,7 @@ class HarborInstall(pulumi.ComponentResource):
         self.timers = self._run(
             "timers",
             "enable-timers.sh",
-            args=[operate_files.METRICS_TIMER],
+            args=[operate_files.METRICS_TIMER, operate_files.CACHE_EXPORTER_SERVICE],
             triggers=[*machine, content_hash("".join(operate.values()))],
             depends_on=operate_written,
         )

@@ -41,6 +41,10 @@ MONITOR_CREDENTIALS_PATH = "/etc/harbor-cache/monitor-credentials"
 MONITOR_CREDENTIAL_NAME = "monitor"
 # The reporter keeps log offsets, counter totals and its Prometheus file here (StateDirectory=).
 METRICS_STATE_NAME = "harbor-metrics"
+# The reporter's numbers for Prometheus (hit rate, probe, upstreams...): `harbor-metrics.py serve`
+# publishes the last report's file on this port, opened to metricsAllowedCidrs like Harbor's 9090.
+CACHE_METRICS_PORT = 9091
+CACHE_EXPORTER_SERVICE = "harbor-cache-exporter.service"
 
 
 def metrics_environment(settings: Settings) -> dict[str, str]:
@@ -110,6 +114,29 @@ def metrics_timer() -> dict[str, dict[str, str | list[str]]]:
     }
 
 
+def cache_exporter_service(settings: Settings) -> dict[str, dict[str, str | list[str]]]:
+    """The reporter's Prometheus file on CACHE_METRICS_PORT; loopback only unless metricsAllowedCidrs
+    opens the port (as compose_override publishes Harbor's 9090)."""
+    address = "0.0.0.0" if settings.metrics_allowed_cidrs else "127.0.0.1"  # noqa: S104 - the security group limits it
+    return {
+        "Unit": {"Description": "Harbor cache: the reporter's metrics for Prometheus", "After": "network-online.target"},
+        "Service": {
+            "Type": "simple",
+            "ExecStart": f"/usr/bin/python3 {BIN_DIR}/{METRICS_SCRIPT} serve {CACHE_METRICS_PORT} {address}",
+            # The same state directory the reporter writes (read only here).
+            "StateDirectory": METRICS_STATE_NAME,
+            "DynamicUser": "yes",
+            "NoNewPrivileges": "yes",
+            "ProtectSystem": "strict",
+            "ProtectHome": "yes",
+            "PrivateTmp": "yes",
+            "Restart": "always",
+            "RestartSec": "5",
+        },
+        "Install": {"WantedBy": "multi-user.target"},
+    }
+
+
 def prometheus_scrape_configs(settings: Settings, hosts: list[str] | None = None) -> list[dict]:
     """One Prometheus job per Harbor component, as Harbor's metrics docs lay them out.
 
@@ -128,6 +155,20 @@ def prometheus_scrape_configs(settings: Settings, hosts: list[str] | None = None
         if component != "exporter":
             job["params"] = {"comp": [component]}
         jobs.append(job)
+    # harbor-cache's own numbers (hit rate per project, probe, upstream health, quota, snapshots).
+    jobs.append(
+        {
+            "job_name": f"harbor-cache-{settings.stack}-cache",
+            "scheme": "http",
+            "metrics_path": "/metrics",
+            "static_configs": [
+                {
+                    "targets": [f"{host}:{CACHE_METRICS_PORT}" for host in (hosts or [settings.hostname])],
+                    "labels": {"stack": settings.stack},
+                }
+            ],
+        }
+    )
     return jobs
 
 
@@ -224,6 +265,7 @@ def metrics_files(settings: Settings, node_index: int = 0) -> dict[str, str]:
         f"{BIN_DIR}/{METRICS_SCRIPT}": script(METRICS_SCRIPT),
         f"{SYSTEMD_DIR}/{METRICS_SERVICE}": render_unit(metrics_service(settings, node_index)),
         f"{SYSTEMD_DIR}/{METRICS_TIMER}": render_unit(metrics_timer()),
+        f"{SYSTEMD_DIR}/{CACHE_EXPORTER_SERVICE}": render_unit(cache_exporter_service(settings)),
     }
 
 

@@ -130,7 +130,7 @@ def test_the_reporter_and_its_timer_are_installed_after_harbor_is_ready(run):
         assert "ready" in {urns.get(u) for u in steps[name].dependencies}
     assert steps["file-harbor-metrics.py"].inputs["stdin"] == (FILES_DIR / "harbor-metrics.py").read_text()
     assert "install -D -m 0755" in steps["file-harbor-metrics.py"].inputs["create"]
-    assert steps["timers"].inputs["create"].endswith("-- harbor-metrics.timer")
+    assert steps["timers"].inputs["create"].endswith("-- harbor-metrics.timer harbor-cache-exporter.service")
     assert steps["timers"].inputs["stdin"] == (FILES_DIR / "enable-timers.sh").read_text()
 
 
