@@ -47,6 +47,10 @@ CACHE_METRICS_PORT = 9091
 CACHE_EXPORTER_SERVICE = "harbor-cache-exporter.service"
 
 
+# Every operating unit runs as a transient user on a read-only system (its StateDirectory aside).
+UNPRIVILEGED = {"DynamicUser": "yes", "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes"}
+
+
 def metrics_environment(settings: Settings) -> dict[str, str]:
     return {
         "METRICS_NAMESPACE": METRICS_NAMESPACE,
@@ -96,11 +100,7 @@ def metrics_service(settings: Settings, node_index: int = 0) -> dict[str, dict[s
             "StateDirectory": METRICS_STATE_NAME,
             # Reads statvfs, Harbor's logs (0644, rsyslog's $FileCreateMode), loopback URLs and IMDS:
             # no privileges needed.
-            "DynamicUser": "yes",
-            "NoNewPrivileges": "yes",
-            "ProtectSystem": "strict",
-            "ProtectHome": "yes",
-            "PrivateTmp": "yes",
+            **UNPRIVILEGED,
             "TimeoutStartSec": "50",
         },
     }
@@ -125,11 +125,7 @@ def cache_exporter_service(settings: Settings) -> dict[str, dict[str, str | list
             "ExecStart": f"/usr/bin/python3 {BIN_DIR}/{METRICS_SCRIPT} serve {CACHE_METRICS_PORT} {address}",
             # The same state directory the reporter writes (read only here).
             "StateDirectory": METRICS_STATE_NAME,
-            "DynamicUser": "yes",
-            "NoNewPrivileges": "yes",
-            "ProtectSystem": "strict",
-            "ProtectHome": "yes",
-            "PrivateTmp": "yes",
+            **UNPRIVILEGED,
             "Restart": "always",
             "RestartSec": "5",
         },
@@ -234,11 +230,7 @@ def probe_service(settings: Settings) -> dict[str, dict[str, str | list[str]]]:
             ],
             "ExecStart": commands,
             **({"LoadCredential": f"{PROBE_CREDENTIAL_NAME}:{PROBE_CREDENTIALS_PATH}"} if private_projects(settings) else {}),
-            "DynamicUser": "yes",
-            "NoNewPrivileges": "yes",
-            "ProtectSystem": "strict",
-            "ProtectHome": "yes",
-            "PrivateTmp": "yes",
+            **UNPRIVILEGED,
             "TimeoutStartSec": "3600",
         },
     }
