@@ -48,7 +48,13 @@ CACHE_EXPORTER_SERVICE = "harbor-cache-exporter.service"
 
 
 # Every operating unit runs as a transient user on a read-only system (its StateDirectory aside).
-UNPRIVILEGED = {"DynamicUser": "yes", "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes"}
+UNPRIVILEGED = {
+    "DynamicUser": "yes",
+    "NoNewPrivileges": "yes",
+    "ProtectSystem": "strict",
+    "ProtectHome": "yes",
+    "PrivateTmp": "yes",
+}
 
 
 def metrics_environment(settings: Settings) -> dict[str, str]:
