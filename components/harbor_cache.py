@@ -10,6 +10,7 @@ import pulumi_aws as aws
 from components.aws.alarms import HarborAlarms, HarborAlarmsArgs, LoadBalancerMetrics
 from components.aws.backup_watch import HarborBackupWatch, HarborBackupWatchArgs
 from components.aws.caa import HarborCaa, HarborCaaArgs
+from components.aws.dashboard import HarborDashboard, HarborDashboardArgs
 from components.aws.data_services import HarborDataServices, HarborDataServicesArgs
 from components.aws.dns import HarborDns, HarborDnsArgs, LoadBalancerAlias
 from components.aws.load_balancer import HarborLoadBalancer, HarborLoadBalancerArgs
@@ -244,6 +245,17 @@ class HarborCache(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.dashboard = HarborDashboard(
+            f"{name}-dashboard",
+            HarborDashboardArgs(
+                settings=settings,
+                load_balancer=self.load_balancer.load_balancer.arn_suffix if self.load_balancer is not None else None,
+                # The alarm widget shows at most 100 alarms.
+                alarm_arns=tuple(alarm.arn for alarm in list(self.alarms.alarms.values())[:100]),
+            ),
+            opts=child,
+        )
+
         self.outputs: dict[str, pulumi.Input] = {
             "url": settings.url,
             "hostname": settings.hostname,
@@ -259,6 +271,8 @@ class HarborCache(pulumi.ComponentResource):
             "alarmTopicArn": self.alarms.topic_arn,
             "smoke": self.probe.results,
             "prometheusScrapeConfig": render_prometheus_scrape_configs(settings),
+            "dashboardUrl": self.dashboard.url,
+            "grafanaDashboard": self.dashboard.grafana,
             **stack_outputs(settings.hostname, settings.upstreams, mirror_options(settings)),
         }
         if self.load_balancer is not None:
