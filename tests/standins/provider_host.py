@@ -36,14 +36,15 @@ def _deserialize(struct: struct_pb2.Struct) -> dict[str, Any]:
 class ProviderHost:
     """One fresh host process (it caches the provider and its config)."""
 
-    def __init__(self, provider: Any, env: dict[str, str] | None = None) -> None:
+    def __init__(self, provider: Any, env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
+        """`args`: what the engine passes the plugin (its own gRPC address, pkg/resource/plugin/provider_plugin.go)."""
         self.serialized = serialize_provider(provider)
         # The provider the *state* names: the engine sends it with the old properties of Read,
         # Delete, and the olds of Diff and Update (pulumi/dynamic/__main__.py get_provider), while
         # news carry the program's. A test of a state written by older code sets it.
         self.state_provider: str | None = None
         self.process = subprocess.Popen(
-            [sys.executable, "-u", "-m", "pulumi.dynamic"],
+            [sys.executable, "-u", "-m", "pulumi.dynamic", *(args or [])],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
