@@ -288,8 +288,26 @@ class HarborAlarms(pulumi.ComponentResource):
         # and nothing secret travels in an alarm.
         self.topic = aws.sns.Topic(f"{name}-topic", tags=resource_tags(settings, f"{name}-topic"), opts=child)
         if settings.alarm_email:
-            aws.sns.TopicSubscription(
+            email = aws.sns.TopicSubscription(
                 f"{name}-email", topic=self.topic.arn, protocol="email", endpoint=settings.alarm_email, opts=child
+            )
+            # An unconfirmed e-mail subscription delivers nothing, and its link expires after 3 days.
+            email.pending_confirmation.apply(
+                lambda pending: (
+                    pulumi.log.warn(
+                        f"harbor-cache {settings.stack}: the alarm e-mail to {settings.alarm_email} is not confirmed yet: nobody "
+                        "is told when the cache breaks until the link in AWS's mail is followed (it expires after 3 days)",
+                        resource=self,
+                    )
+                    if pending
+                    else None
+                )
+            )
+        else:
+            pulumi.log.warn(
+                f"harbor-cache {settings.stack}: the alarm topic has no subscriber: nobody is told when the cache breaks. "
+                "Set alarmEmail, or subscribe anything to the output alarmTopicArn (aws sns subscribe)",
+                resource=self,
             )
         self.put_metrics = aws.iam.RolePolicy(
             f"{name}-put-metrics", role=args.instance_role_name, policy=put_metrics_policy(), opts=child

@@ -167,3 +167,17 @@ def test_the_reporter_unit_reads_every_source_and_enable_timers_makes_the_creden
     assert f'"SNAPSHOT_TAG_KEY", "{SNAPSHOT_TAG}"' in (FILES_DIR / "harbor-metrics.py").read_text()
     ha = operate_files.metrics_service(parse_settings({**dev_raw(), "replicas": 3}, stack="dev", region="eu-central-1"))
     assert not any(line.startswith(("PUBLIC_URL", "SNAPSHOT_TAG")) for line in ha["Service"]["Environment"])
+
+
+def test_up_says_loudly_when_nobody_hears_the_alarms(caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        run_program(dev_config())
+    assert any("the alarm topic has no subscriber" in record.getMessage() for record in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        run_program({**dev_config(), "harbor-cache:alarmEmail": "ops@example.com"})
+    said = [record.getMessage() for record in caplog.records]
+    assert not any("no subscriber" in message for message in said)
+    assert any("the alarm e-mail to ops@example.com is not confirmed yet" in message for message in said), said

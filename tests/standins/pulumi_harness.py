@@ -73,6 +73,10 @@ class AwsMocks(pulumi.runtime.Mocks):
             state.update(arn=f"arn:aws:iam::123456789012:role/{args.name}", name=args.name)
         elif kind == "aws:sns/topic:Topic":
             state.update(arn=f"arn:aws:sns:eu-central-1:123456789012:{args.name}")
+        elif kind == "aws:sns/topicSubscription:TopicSubscription":
+            # An e-mail subscription stays pending until someone follows the link AWS mails
+            # (pulumi-aws sns.TopicSubscription pending_confirmation); a fresh one always is.
+            state.update(pendingConfirmation=args.inputs.get("protocol") in ("email", "email-json"))
         elif kind == "aws:dlm/lifecyclePolicy:LifecyclePolicy":
             # DLM policy ARNs: arn:<partition>:dlm:<region>:<account>:policy/<policy id> (policy-<17 hex>).
             state.update(arn=f"arn:aws:dlm:{FAKE_REGION}:{FAKE_ACCOUNT_ID}:policy/policy-0a1b2c3d4e5f60718")
