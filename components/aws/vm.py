@@ -17,6 +17,7 @@ import pulumi_aws as aws
 import pulumi_tls as tls
 
 from components.aws.host_key_provider import ConsoleHostKey
+from components.aws.instance_running import InstanceRunning
 from components.aws.network_rules import data_store_egress, egress_rules, ingress_rules
 from components.aws.placement import checked_zones, node_subnets
 from components.aws.tagging import (
@@ -80,6 +81,8 @@ class HarborNode:
     instance: aws.ec2.Instance
     data_volume: aws.ebs.Volume
     data_attachment: aws.ec2.VolumeAttachment
+    # Started again when a new attachment stopped it (components/aws/instance_running.py).
+    running: InstanceRunning
     host_key: ConsoleHostKey
     host_public_key: pulumi.Output[str]
     eip: aws.ec2.Eip
@@ -327,6 +330,14 @@ class HarborVm(pulumi.ComponentResource):
             # A volume attaches to one instance at a time: detach from the old VM before the new.
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
+        # ...and start it again afterwards: a same-AZ restore swaps the volume and keeps the instance.
+        running = InstanceRunning(
+            f"{prefix}-running",
+            instance_id=instance.id,
+            region=settings.region,
+            attachment_id=attachment.id,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment]),
+        )
 
         # The host key the VM printed on its console, read by the deploying identity and pinned by
         # the remote commands: they never send secrets to a host they have not verified.
@@ -360,6 +371,7 @@ class HarborVm(pulumi.ComponentResource):
             instance=instance,
             data_volume=volume,
             data_attachment=attachment,
+            running=running,
             host_key=host_key,
             host_public_key=host_key.public_key,
             eip=eip,
