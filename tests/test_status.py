@@ -16,8 +16,9 @@ import pytest
 
 from components.status import topic_check
 from tests.paths import ROOT
-from tests.standins.daemons import free_port, make_test_ca, require_binaries
+from tests.standins.daemons import make_test_ca, require_binaries
 from tests.standins.harbor_emulator import HarborEmulator
+from tests.standins.moto_server import CREDENTIALS, moto_server
 
 ADMIN = "Status-Passw0rd"
 TOPIC = "arn:aws:sns:eu-central-1:123456789012:harbor-alarms-topic"
@@ -25,21 +26,11 @@ TOPIC = "arn:aws:sns:eu-central-1:123456789012:harbor-alarms-topic"
 
 @pytest.fixture
 def aws(monkeypatch):
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "eu-central-1",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    yield env
-    server.stop()
+    with moto_server() as url:
+        env = {"AWS_ENDPOINT_URL": url, **CREDENTIALS, "AWS_DEFAULT_REGION": "eu-central-1"}
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        yield env
 
 
 @pytest.fixture

@@ -10,35 +10,21 @@ import pytest
 from pulumi.runtime.proto.provider_pb2 import DiffResponse
 
 from components.aws.instance_running import InstanceRunningProvider
-from tests.standins.daemons import free_port
+from tests.standins.moto_server import CREDENTIALS, moto_server
 from tests.standins.provider_host import ProviderHost
 from tests.standins.pulumi_harness import dev_config, run_program
 
 
 @pytest.fixture
-def ec2(monkeypatch):
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {
-        "HARBOR_CACHE_EC2_ENDPOINT": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "HARBOR_CACHE_PROGRESS_EVERY": "0.5",
-    }
-    client = boto3.client(
-        "ec2",
-        region_name="eu-central-1",
-        endpoint_url=env["HARBOR_CACHE_EC2_ENDPOINT"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    image = client.describe_images()["Images"][0]["ImageId"]
-    instance = client.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
-    yield client, instance, env
-    server.stop()
+def ec2():
+    with moto_server() as url:
+        env = {"HARBOR_CACHE_EC2_ENDPOINT": url, **CREDENTIALS, "HARBOR_CACHE_PROGRESS_EVERY": "0.5"}
+        client = boto3.client(
+            "ec2", region_name="eu-central-1", endpoint_url=url, **{k.lower(): v for k, v in CREDENTIALS.items()}
+        )
+        image = client.describe_images()["Images"][0]["ImageId"]
+        instance = client.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        yield client, instance, env
 
 
 def state(client, instance: str) -> str:
