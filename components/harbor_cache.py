@@ -31,6 +31,8 @@ from components.vm.shared_secrets import HarborSharedSecrets, HarborSharedSecret
 @dataclass(frozen=True)
 class HarborCacheArgs:
     settings: Settings
+    # The installer sha256 verified from Harbor's signature (components/vm/installer_signature.py).
+    installer_sha256: str
 
 
 def install_name(name: str, index: int) -> str:
@@ -138,6 +140,7 @@ class HarborCache(pulumi.ComponentResource):
                     install_name(name, node.index),
                     HarborInstallArgs(
                         settings=settings,
+                        installer_sha256=args.installer_sha256,
                         host=node.public_ip,
                         host_public_key=node.host_public_key,
                         private_key=self.vm.ssh_private_key,

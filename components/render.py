@@ -26,6 +26,8 @@ from components.settings.config_reader import PROJECT, SettingsError
 from components.settings.settings import Settings, parse_settings
 from components.vm.cloud_init import render_cloud_init
 from components.vm.files import remote_commands, vm_files
+from components.vm.imds_guard import imds_guarded
+from components.vm.imds_relay import imds_relay_files
 from components.vm.operate_files import operate_files
 from components.vm.secret_values import HarborSecrets, SharedSecretValues
 
@@ -119,6 +121,8 @@ def render_all(settings: Settings, admin_password: str | None = None, zone_id: s
         shared = replace(PLACEHOLDER_SHARED, admin_password=admin_password)
     files = {path.lstrip("/"): text for path, text in vm_files(settings, secrets, zone_id, shared).items()}
     files.update({path.lstrip("/"): text for path, text in operate_files(settings).items()})
+    if imds_guarded(settings):
+        files.update({path.lstrip("/"): text for path, text in imds_relay_files(settings).items()})
     files.update({f"remote-commands/{name}": text for name, text in remote_commands().items()})
     # User data as cloud-init keeps it: nothing secret, the VM makes its own host key.
     files["var/lib/cloud/instance/user-data.txt"] = render_cloud_init()

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Harbor's offline installer for HARBOR_VERSION, checked against HARBOR_SHA256 before it is
-# unpacked, its images loaded, and /opt/harbor/harbor pointed at it. A newer version than the one
-# running is an upgrade: Harbor is stopped and its install directory and database are backed up on
-# the data volume first (readable by root only: they hold passwords), then what neither the new nor
+# Harbor's offline installer for HARBOR_VERSION (from HARBOR_INSTALLER_URL), checked against
+# HARBOR_SHA256 before it is unpacked (the sha256 Harbor signed: `pulumi up` verifies the release's
+# Sigstore bundle, components/vm/installer_signature.py), its images loaded, and /opt/harbor/harbor
+# pointed at it. A newer version than the one running is an upgrade: Harbor is stopped and its
+# install directory and database are backed up on the data volume first (readable by root only:
+# they hold passwords), then what neither the new nor
 # the previous release needs is pruned from the root disk. An older version is refused: the
 # database was migrated forward. Nothing under the data volume is removed. Safe to run again.
 # Prints `installer-sha256=<digest>` of the installed release (exported by the stack).

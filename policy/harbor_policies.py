@@ -29,9 +29,6 @@ LISTENER_TYPES = ("aws:lb/listener:Listener", "aws:alb/listener:Listener")
 TLS_POLICY_RE = re.compile(r"^ELBSecurityPolicy-TLS13-1-[23]-")
 # Harbor nodes behind the load balancer serve plain HTTP here (harbor.yml http.port).
 NODE_HTTP_PORT = 8080
-# Set by the program on the instance in storage s3 mode (components/aws/tagging.py, same name): the host
-# firewall lets only the registry's containers reach IMDS, so hop limit 2 serves the registry alone.
-IMDS_GUARD_TAG = "harbor-cache:imds-registry-only"
 WORLD = ("0.0.0.0/0", "::/0")
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 INGRESS_RULE_TYPES = ("aws:ec2/securityGroupRule:SecurityGroupRule", "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
@@ -71,9 +68,9 @@ SNAPSHOT_READ_ACTION = "ec2:DescribeSnapshots"
 # The only managed policy the program attaches: AWS's service policy for the DLM snapshot role.
 DLM_SERVICE_POLICY = "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole"
 ROLE_POLICY_TYPES = ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")
-MAX_IMDS_HOP_LIMIT = 1  # Traefik runs on the host network; containers one hop away must not reach IMDS
-# storage: s3: the registry on Harbor's bridge network is one hop away; only with IMDS_GUARD_TAG.
-MAX_GUARDED_IMDS_HOP_LIMIT = 2
+# Traefik runs on the host network; containers one hop away must not reach IMDS. In every mode: the
+# s3 registry gets its credentials from the host's relay (components/vm/imds_relay.py), no exception.
+MAX_IMDS_HOP_LIMIT = 1
 
 Violation = str
 Check = Callable[[str, Mapping[str, Any], bool], list[Violation]]
@@ -131,20 +128,11 @@ def imdsv2_required(resource_type: str, props: Mapping[str, Any], _protect: bool
     # Unset, the hop limit is the AMI's or the account's default (2 for many current AMIs). Over the
     # analyzer's gRPC the number arrives as a protobuf Struct double (1.0), not an int.
     hop_limit = options.get("httpPutResponseHopLimit")
-    guarded = (props.get("tags") or {}).get(IMDS_GUARD_TAG) == "true"
-    allowed = MAX_GUARDED_IMDS_HOP_LIMIT if guarded else MAX_IMDS_HOP_LIMIT
-    if isinstance(hop_limit, bool) or not isinstance(hop_limit, int | float) or hop_limit > allowed:
-        if guarded:
-            reason = (
-                f"even with {IMDS_GUARD_TAG}, 2 is the most: the registry is one hop away, and a higher limit "
-                "lets the token travel further than the host"
-            )
-        else:
-            reason = (
-                "above 1, every container on a bridge network reaches the instance role and the user data; "
-                f"2 only for storage s3, whose instance carries {IMDS_GUARD_TAG}=true (the registry-only firewall guard)"
-            )
-        problems.append(f"IMDS hop limit is {hop_limit}: set metadata_options.http_put_response_hop_limit={allowed} ({reason})")
+    if isinstance(hop_limit, bool) or not isinstance(hop_limit, int | float) or hop_limit > MAX_IMDS_HOP_LIMIT:
+        reason = "above 1, every container on a bridge network reaches the instance role and the user data"
+        problems.append(
+            f"IMDS hop limit is {hop_limit}: set metadata_options.http_put_response_hop_limit={MAX_IMDS_HOP_LIMIT} ({reason})"
+        )
     return problems
 
 
@@ -445,7 +433,7 @@ def no_world_ssh_across_rule_resources(resources: list[tuple[str, Mapping[str, A
 
 CHECKS: dict[str, tuple[str, Check]] = {
     "imdsv2-required": (
-        "EC2 instances require IMDSv2 tokens with hop limit 1 (2 only with the registry-only IMDS guard tag).",
+        "EC2 instances require IMDSv2 tokens with hop limit 1.",
         imdsv2_required,
     ),
     "ebs-encrypted": ("Every EBS volume and root device is encrypted.", volumes_encrypted),

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything the tests need and runs the whole suite: lint, shell checks, pytest.
 # Debian packages (containerd, docker-registry, skopeo, openssh-server; apache2-utils for the htpasswd
-# that Harbor's prepare calls; systemd for systemd-analyze verify) are installed when running
+# that Harbor's prepare calls; systemd for systemd-analyze verify; redis-server, TLS-only, for the registry's
+# own redis client) are installed when running
 # as root on Debian/Ubuntu; elsewhere the integration tests say what is missing and skip (and fail
 # under HARBOR_CACHE_REQUIRE_INTEGRATION=1, as in CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debian_packages=(containerd docker-registry skopeo openssh-server openssh-client sudo openssl e2fsprogs util-linux curl procps
-  cloud-init iproute2 iptables dnsmasq pebble lego apache2-utils systemd nginx)
+  cloud-init iproute2 iptables dnsmasq pebble lego apache2-utils systemd nginx busybox redis-server)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for package in "${debian_packages[@]}"; do
@@ -24,6 +25,14 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       nginx -s quit || true
     fi
   fi
+fi
+
+# Go (1.22 or later) fetches Talos's config schema module for the node-config tests, and builds
+# tests/standins/registry_go (the registry's own code), from the module
+# proxy: Debian 12's golang-go (1.19) is too old, so the test machines carry the Go distribution
+# (at /usr/local/go, where its tarball installs); a non-login shell may not have it on PATH yet.
+if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+  export PATH="/usr/local/go/bin:$PATH"
 fi
 
 python3 -m venv venv

@@ -10,8 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+# No per-example deadline: a property test asserts behaviour, not speed (speed is the benchmark's), and
+# a loaded CI machine or a first import makes one example slow at random (Hypothesis: FlakyFailure).
+hypothesis_settings.register_profile("harbor-cache", deadline=None)
+hypothesis_settings.load_profile("harbor-cache")
 
 REQUIRE_INTEGRATION = os.environ.get("HARBOR_CACHE_REQUIRE_INTEGRATION") == "1"
 

@@ -10,15 +10,21 @@
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import json
+import pkgutil
 
 import pytest
+from pulumi.dynamic import ResourceProvider
 
+import components
+from components import STATE_PROVIDER_PATHS
 from tests.paths import DATA, ROOT
 from tests.standins.registrations import record
 
 # A package may import from its own floor or lower. Floors, bottom first.
-FLOORS = {"settings": 0, "vm": 1, "nodes": 1, "aws": 2, "harbor": 2, "harbor_cache": 3, "render": 3}
+FLOORS = {"settings": 0, "vm": 1, "nodes": 1, "aws": 2, "harbor": 2, "harbor_cache": 3, "render": 3, "preflight": 3}
 
 
 def test_every_registration_is_as_recorded():
@@ -70,3 +76,26 @@ def test_each_package_is_a_folder_of_small_modules(package):
         lines = path.read_text().count("\n")
         # ~400 lines at most, unless the module's opening says why it is one idea read top to bottom.
         assert lines <= 420 or "one idea" in path.read_text()[:2000], f"{path.name}: {lines} lines"
+
+
+# Provider classes that only others derive from: never pickled into a state.
+BASE_PROVIDERS = {"components.harbor.provider_base.HarborProvider"}
+
+
+def provider_classes() -> set[str]:
+    found = set()
+    for module_info in pkgutil.walk_packages(components.__path__, "components."):
+        module = importlib.import_module(module_info.name)
+        for _name, value in inspect.getmembers(module, inspect.isclass):
+            if issubclass(value, ResourceProvider) and value.__module__ == module.__name__:
+                found.add(f"{value.__module__}.{value.__qualname__}")
+    return found - BASE_PROVIDERS
+
+
+def test_every_provider_path_a_state_may_name_resolves():
+    """A state names its provider by module path and class (Pulumi pickles by reference): today's path of
+    every provider is listed, and every listed path, old or new, still loads that provider."""
+    assert provider_classes() <= set(STATE_PROVIDER_PATHS), "a provider whose path is not in STATE_PROVIDER_PATHS"
+    for path in STATE_PROVIDER_PATHS:
+        module, _, name = path.rpartition(".")
+        assert issubclass(getattr(importlib.import_module(module), name), ResourceProvider), path

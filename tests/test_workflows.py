@@ -222,46 +222,6 @@ def test_every_install_uses_a_hashed_lock():
         assert "--require-hashes" in line or uses_array, (where, line)
 
 
-def deploy_sh_in(tmp_path: Path, stack_file: str) -> tuple[Path, dict]:
-    """scripts/deploy.sh in a copy of the repository's layout, with a `pulumi` and venvs that record
-    their arguments (the flags are those of `pulumi stack select` and `pulumi up`, per Pulumi's CLI
-    reference), so what the script would run can be read back."""
-    (tmp_path / "scripts").mkdir()
-    (tmp_path / "scripts" / "deploy.sh").write_text((ROOT / "scripts" / "deploy.sh").read_text())
-    (tmp_path / "scripts" / "deploy.sh").chmod(0o755)
-    (tmp_path / "Pulumi.dev.yaml").write_text(stack_file)
-    log = tmp_path / "log"
-    recorder = f'#!/bin/sh\necho "$(basename "$0") $*" >> {log}\n'
-    for tool in ("bin/pulumi", "venv/bin/python", "venv/bin/pip", "policy/venv/bin/python", "policy/venv/bin/pip"):
-        (tmp_path / tool).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / tool).write_text(recorder)
-        (tmp_path / tool).chmod(0o755)
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
-    environment |= {"PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", "HOME": str(tmp_path)}
-    return log, environment
-
-
-def test_deploy_sh_uses_the_stacks_own_secrets_provider(tmp_path):
-    log, environment = deploy_sh_in(tmp_path, "config: {}\n")
-    script = [str(tmp_path / "scripts" / "deploy.sh"), "dev"]
-    refused = subprocess.run(script, capture_output=True, text=True, env=environment)
-    assert refused.returncode == 2 and "awskms://alias/harbor-cache-dev?region=" in refused.stderr
-    assert not log.exists()
-
-    kms = "awskms://alias/harbor-cache-dev?region=eu-central-1"
-    subprocess.run(script, capture_output=True, text=True, env={**environment, "PULUMI_SECRETS_PROVIDER": kms}, check=True)
-    calls = log.read_text().splitlines()
-    assert "pip install -q --disable-pip-version-check --require-hashes -r requirements.lock" in calls
-    assert "pip install -q --disable-pip-version-check --require-hashes -r policy/requirements.lock" in calls
-    assert f"pulumi stack select --create dev --secrets-provider {kms}" in calls
-    assert calls[-1] == "pulumi up --stack dev --policy-pack policy"
-
-    log.unlink()
-    (tmp_path / "Pulumi.dev.yaml").write_text(f"secretsprovider: {kms}\nencryptedkey: AQICAHg=\nconfig: {{}}\n")
-    subprocess.run(script, capture_output=True, text=True, env=environment, check=True)
-    assert "pulumi stack select --create dev" in log.read_text().splitlines()
-
-
 def pins(lock: Path) -> dict[str, str]:
     text = lock.read_text()
     found = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\\n\s+--hash=sha256:[0-9a-f]{64}", text, re.M))
@@ -305,12 +265,14 @@ def test_the_pulumi_cli_matches_the_locked_sdk():
 
 def test_fetch_references_takes_pinned_commits_and_refuses_other_bytes(tmp_path):
     """The script against a `curl` that serves the shared reference copies (their git blobs match
-    goharbor/harbor 080b0220574c and compose-spec/compose-spec 170098ba07d9), then a tampered one."""
+    goharbor/harbor 080b0220574c, compose-spec/compose-spec 170098ba07d9 and
+    sigstore/sigstore-python 181074f4dc11), then a tampered one."""
     from tests.vm.test_vm_files import reference_file
 
+    sigstore_bundle = "sigstore/rfc8785-0.1.2-py3-none-any.whl.sigstore.json"
     sources = {
         name: reference_file(name)
-        for name in ("harbor-v2.15.2-swagger.yaml", "harbor-v2.15.2-harbor.yml.tmpl", "compose-spec.json")
+        for name in ("harbor-v2.15.2-swagger.yaml", "harbor-v2.15.2-harbor.yml.tmpl", "compose-spec.json", sigstore_bundle)
     }
     served = tmp_path / "served"
     served.mkdir()
@@ -318,8 +280,12 @@ def test_fetch_references_takes_pinned_commits_and_refuses_other_bytes(tmp_path)
         "goharbor/harbor/080b0220574cc853ae1e2946ce7a5610ba855757/api/v2.0/swagger.yaml": "harbor-v2.15.2-swagger.yaml",
         "goharbor/harbor/080b0220574cc853ae1e2946ce7a5610ba855757/make/harbor.yml.tmpl": "harbor-v2.15.2-harbor.yml.tmpl",
         "compose-spec/compose-spec/170098ba07d9f53c383a41bfd4c5166b0a4529a6/schema/compose-spec.json": "compose-spec.json",
+        "sigstore/sigstore-python/181074f4dc11b7e85ef44556e25248ef14fcb554/test/assets/bundle_v3_github.whl.sigstore": (
+            sigstore_bundle
+        ),
     }
     for name, path in sources.items():
+        (served / name).parent.mkdir(parents=True, exist_ok=True)
         (served / name).write_bytes(path.read_bytes())
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

@@ -2,7 +2,7 @@
 
 EC2's own status checks come from AWS/EC2; disk usage, Harbor's health and the probe's failures
 are put into the HarborCache namespace by the VM itself (files/harbor-metrics.py, a systemd timer,
-signed with the instance role; see README, Operate: why not the CloudWatch agent).
+signed with the instance role; see docs/operate.md, Alarms: why not the CloudWatch agent).
 
 With replicas > 1: EC2's recover/reboot alarms for every node, the reporter's disk and health
 alarms for every node (each node reports with the dimension Node, its index:

@@ -3,10 +3,10 @@
 The registry (distribution's s3 driver) reaches the bucket through the VM's instance role: with no
 accesskey/secretkey in its config it takes the instance's temporary credentials from IMDS
 (distribution docs/content/storage-drivers/s3.md, "Parameters"). So do registryctl, which deletes
-blobs with the same driver for garbage collection. Both sit on Harbor's bridge network, one routed
-hop away, so in this mode the VM's IMDS hop limit is 2 (components/aws/vm.py IMDS_HOP_LIMIT_REGISTRY_GUARDED)
-and a host firewall rule lets only their two fixed addresses reach IMDS
-(components/vm/imds_guard.py imds_guard_unit; tests/aws/test_imds_reach.py). The role's policy is that document's
+blobs with the same driver for garbage collection. The registry's SDK (aws-sdk-go 1.15.11) cannot
+ask IMDS for a token, so both get the credentials from a relay on the host that only their two
+fixed addresses reach (components/vm/imds_guard.py, imds_relay.py; tests/vm/test_registry_s3.py);
+the VM keeps IMDSv2 required with hop limit 1. The role's policy is that document's
 "S3 permission scopes", scoped to this one bucket.
 """
 

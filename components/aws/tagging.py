@@ -10,10 +10,6 @@ SNAPSHOT_TAG = "harbor-cache:snapshot"
 PUBLIC_ACCESS_TAG = "harbor-cache:allow-public-access"
 # On the data volume of Harbor nodes 1..N-1 (replicas > 1): unprotected on purpose, deleted with its node.
 NODE_SCRATCH_TAG = "harbor-cache:node-scratch"
-# On the instance in storage s3 mode: IMDS hop limit 2, and the host firewall lets only the
-# registry's containers reach IMDS (components/vm/imds_guard.py imds_guard_unit). The policy pack accepts hop limit 2
-# only with this tag (policy/harbor_policies.py imdsv2-required).
-IMDS_GUARD_TAG = "harbor-cache:imds-registry-only"
 
 
 def resource_tags(settings: Settings, name: str, **extra: str) -> dict[str, str]:

@@ -21,7 +21,6 @@ from components.aws.instance_running import InstanceRunning
 from components.aws.network_rules import data_store_egress, egress_rules, ingress_rules
 from components.aws.placement import checked_zones, node_subnets
 from components.aws.tagging import (
-    IMDS_GUARD_TAG,
     NODE_SCRATCH_TAG,
     PUBLIC_ACCESS_TAG,
     SNAPSHOT_TAG,
@@ -30,7 +29,6 @@ from components.aws.tagging import (
 )
 from components.settings.settings import Settings
 from components.vm.cloud_init import render_cloud_init
-from components.vm.imds_guard import imds_guarded
 from components.vm.paths import HARBOR_HTTP_PORT
 
 # Ubuntu 24.04 LTS (supported to 2029) from Canonical's own account: its archive carries Docker
@@ -43,11 +41,9 @@ DLM_SERVICE_POLICY = "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManag
 # `Latest` console is live); other types post their buffered console later, up to ~20 minutes.
 HOST_KEY_TIMEOUT_SECONDS = 1500
 HOST_KEY_POLL_SECONDS = 10
+# In every mode. storage: s3's registry and registryctl get the role's credentials from the host's
+# relay (components/vm/imds_guard.py, imds_relay.py), never from IMDS itself.
 IMDS_HOP_LIMIT = 1
-# storage: s3 only: the registry and registryctl (Harbor's bridge network, one routed hop) need the
-# role for the bucket; the host firewall guard (components/vm/imds_guard.py imds_guard_unit) keeps every other
-# container from IMDS, which hop limit 1 alone did (tests/aws/test_imds_reach.py shows both).
-IMDS_HOP_LIMIT_REGISTRY_GUARDED = 2
 # Every IAM role and instance profile of the program lives under this path, so a deploy role can be
 # limited to arn:aws:iam::<account>:role/harbor-cache/* (iam:CreateRole, iam:PassRole, ...).
 IAM_PATH = "/harbor-cache/"
@@ -264,11 +260,11 @@ class HarborVm(pulumi.ComponentResource):
             # a container behind Docker's bridge (one routed hop) never gets a token, hence neither
             # the role's credentials nor the user data. Traefik, the one process that needs the role
             # (DNS-01), runs on the host network (tests/aws/test_imds_reach.py shows both). storage s3:
-            # hop limit 2 for the registry, the firewall guard for everyone else (IMDS_GUARD_TAG).
+            # the registry's credentials come from the host's relay (components/vm/imds_relay.py).
             metadata_options={
                 "http_endpoint": "enabled",
                 "http_tokens": "required",
-                "http_put_response_hop_limit": IMDS_HOP_LIMIT_REGISTRY_GUARDED if imds_guarded(settings) else IMDS_HOP_LIMIT,
+                "http_put_response_hop_limit": IMDS_HOP_LIMIT,
             },
             root_block_device={
                 "encrypted": True,
@@ -278,7 +274,7 @@ class HarborVm(pulumi.ComponentResource):
                 "volume_size": settings.root_volume_size_gb,
                 "delete_on_termination": True,
             },
-            tags=resource_tags(settings, f"{prefix}-instance", **({IMDS_GUARD_TAG: "true"} if imds_guarded(settings) else {})),
+            tags=resource_tags(settings, f"{prefix}-instance"),
             # A newer Ubuntu image must not replace the VM on an unrelated `pulumi up`; roll it on
             # purpose with `pulumi up --replace <instance urn>` (the data volume survives).
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["ami"]),

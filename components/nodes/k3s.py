@@ -1,4 +1,4 @@
-"""k3s and RKE2: registries.yaml with a mirror and rewrite per upstream."""
+"""k3s and RKE2: registries.yaml with a mirror and rewrite per upstream, and the config key that makes it fail closed."""
 
 from __future__ import annotations
 
@@ -35,3 +35,15 @@ def render_k3s_registries_yaml(
     if config:
         document["configs"] = {cache_host: config}
     return yaml.safe_dump(document, sort_keys=False)
+
+
+def render_k3s_config_yaml(options: MirrorOptions = DEFAULT_MIRRORS) -> str:
+    """The k3s/RKE2 config-file key that decides whether a mirrored registry may fall back to itself.
+
+    registries.yaml alone cannot fail closed: containerd always tries a registry's default endpoint
+    last (k3s docs, Private Registry Configuration, "Default Endpoint Fallback"). The node option
+    `--disable-default-registry-endpoint` (config key of the same name; k3s v1.26.13+k3s1,
+    v1.27.10+k3s1, v1.28.6+k3s1, v1.29.1+k3s1 and later) removes that fallback for the registries
+    registries.yaml names. Set on every node (server and agent) in /etc/rancher/{k3s,rke2}/config.yaml.
+    """
+    return yaml.safe_dump({"disable-default-registry-endpoint": options.fail_closed}, sort_keys=False)

@@ -1,4 +1,4 @@
-"""Talos: the machine config patch with a mirror per upstream."""
+"""Talos: the machine-config patch (`machine.registries`) and, for Talos 1.12+, RegistryMirrorConfig documents."""
 
 from __future__ import annotations
 
@@ -23,3 +23,26 @@ def render_talos_patch(cache_host: str, upstreams: tuple[Upstream, ...], options
         for upstream in upstreams
     }
     return yaml.safe_dump({"machine": {"registries": {"mirrors": mirrors}}}, sort_keys=False)
+
+
+def render_talos_registry_mirror_configs(
+    cache_host: str, upstreams: tuple[Upstream, ...], options: MirrorOptions = DEFAULT_MIRRORS
+) -> str:
+    """Talos 1.12+ RegistryMirrorConfig documents, one per upstream, to append to the machine config.
+
+    The document kind replaces `machine.registries.mirrors` (siderolabs/talos
+    pkg/machinery/config/types/cri/registry_mirror.go, RegistryMirrorConfigV1Alpha1: `name` is the
+    registry, `endpoints[].url` and `overridePath`, `skipFallback`); where both name a registry,
+    the document wins (pkg/machinery/config/container/container.go, RegistryMirrorConfigs).
+    """
+    documents = [
+        {
+            "apiVersion": "v1alpha1",
+            "kind": "RegistryMirrorConfig",
+            "name": upstream.registry_host,
+            "endpoints": [{"url": mirror_url(cache_host, upstream), "overridePath": True}],
+            "skipFallback": options.fail_closed,
+        }
+        for upstream in upstreams
+    ]
+    return yaml.safe_dump_all(documents, sort_keys=False)

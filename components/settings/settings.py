@@ -111,6 +111,7 @@ class Settings:
     acme_email: str
     acme_staging: bool
     harbor_version: str
+    # The optional pin ("" when unset); the VM gets the signed digest (components/vm/installer_signature.py).
     harbor_installer_sha256: str
     traefik_version: str
     admin_password: Secret | None
@@ -119,6 +120,8 @@ class Settings:
     upstreams: tuple[Upstream, ...]
     oidc: OidcSettings | None
     traefik_image_digest: str = ""
+    harbor_release_base_url: str = "https://github.com/goharbor/harbor/releases/download"
+    verify_installer_signature: bool = True
     mirror_ca_file: str = ""
     mirror_fail_closed: bool = False
     kms_key_arn: str = ""
@@ -265,9 +268,27 @@ def parse_settings(
     elif version_match and (int(version_match.group(1)), int(version_match.group(2))) < MIN_HARBOR_VERSION:
         # v2.15.0 sends no User-Agent to Docker Hub and cannot proxy it (goharbor/harbor#23025, fixed in v2.15.1).
         reader.fail("harborVersion", f"{version!r} is too old; accepted: v2.15.1 or newer (v2.15.0 cannot proxy Docker Hub)")
-    sha256 = reader.string("harborInstallerSha256", required=True).lower()
+    # Optional: the signed digest is read from Harbor's Sigstore bundle (components/vm/installer_signature.py).
+    sha256 = reader.string("harborInstallerSha256").lower()
     if sha256 and not SHA256_RE.match(sha256):
         reader.fail("harborInstallerSha256", f"{sha256!r} is not a sha256 hex digest (64 hex characters)")
+    verify_signature = reader.boolean("verifyInstallerSignature")
+    if not verify_signature and not sha256:
+        reader.fail(
+            "harborInstallerSha256",
+            "is required when verifyInstallerSignature is false: the sha256 of an installer whose signature you "
+            "checked by hand (docs/operate.md, Harbor's installer)",
+        )
+    release_base_url = reader.string("harborReleaseBaseUrl", required=True).rstrip("/")
+    # http is enough for integrity (the bundle's signature and the signed sha256 decide), and lets tests serve on loopback.
+    parts = urlsplit(release_base_url)
+    if release_base_url and (parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment):
+        reader.fail(
+            "harborReleaseBaseUrl",
+            f"{release_base_url!r} is not an http(s) URL without query; accepted: a base under which "
+            "<version>/harbor-offline-installer-<version>.tgz(.sigstore.json) lie, such as "
+            "https://github.com/goharbor/harbor/releases/download",
+        )
 
     traefik_version = reader.string("traefikVersion", required=True)
     if traefik_version and not re.match(r"^v3\.\d+(\.\d+)?$", traefik_version):
@@ -302,7 +323,7 @@ def parse_settings(
         reader.fail("mirrorCaFile", f"{mirror_ca_file!r} is not an absolute path on the nodes (e.g. /etc/pki/harbor-ca.crt)")
 
     # Only read when the data volume is created: on an existing stack it would replace the
-    # protected volume, which Pulumi refuses (see README, Operate: restore).
+    # protected volume, which Pulumi refuses (see docs/operate.md, Restore).
     snapshot_id = reader.string("dataVolumeSnapshotId")
     if snapshot_id and not SNAPSHOT_RE.match(snapshot_id):
         reader.fail("dataVolumeSnapshotId", f"{snapshot_id!r} is not an EBS snapshot id (snap-0123abcd..., 8 or 17 hex digits)")
@@ -364,6 +385,8 @@ def parse_settings(
         acme_email=acme_email,
         harbor_version=version,
         harbor_installer_sha256=sha256,
+        harbor_release_base_url=release_base_url,
+        verify_installer_signature=verify_signature,
         traefik_version=traefik_version,
         traefik_image_digest=traefik_digest,
         admin_password=Secret(password) if password is not None else None,

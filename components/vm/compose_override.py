@@ -63,3 +63,17 @@ def compose_override(settings: Settings, zone_id: str) -> dict:
             "proxy": {"ports": ComposeOverride([f"{HARBOR_LOOPBACK}:{HARBOR_HTTP_PORT}", metrics_port_binding(settings)])},
         }
     }
+
+
+def with_registry_redis_tls(document: dict, settings: Settings) -> dict:
+    """externalServices: the registry talks TLS to ElastiCache. Harbor's template writes
+    `redis: enableTLS:` (templates/registry/config.yml.jinja), goharbor/distribution
+    v2.8.3-harbor.1 reads `yaml:"enabletls"` (configuration/configuration.go) and yaml.v2 matches
+    keys exactly, so from the file TLS stays off (goharbor/harbor#21913). distribution's environment
+    override reaches the field by its name (configuration/parser.go overwriteStruct), and the fork's
+    configureRedis (registry/handlers/app.go) then dials with redis.DialUseTLS(true)."""
+    if not settings.external_services:
+        return document
+    services = dict(document["services"])
+    services["registry"] = {**services.get("registry", {}), "environment": {"REGISTRY_REDIS_ENABLETLS": "true"}}
+    return {**document, "services": services}

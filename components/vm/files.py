@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from components.settings.settings import Settings
-from components.vm.compose_override import ComposeDumper, compose_override
+from components.vm.compose_override import ComposeDumper, compose_override, with_registry_redis_tls
 from components.vm.envrc import render_envrc
 from components.vm.ha_node import (
     NGINX_KEEPALIVE_PATH,
@@ -42,7 +42,7 @@ SCRIPTS = ("install-docker.sh", "harbor-user.sh", "data-volume.sh", "install-har
 
 
 def render_compose_override(settings: Settings, zone_id: str, shared: SharedSecretValues | None = None) -> str:
-    document = with_imds_client_addresses(compose_override(settings, zone_id), settings)
+    document = with_registry_redis_tls(with_imds_client_addresses(compose_override(settings, zone_id), settings), settings)
     if settings.high_availability:
         document = with_nginx_keepalive(ha_node_override(document, settings))
     if shared is not None:

@@ -138,6 +138,21 @@ def external_db_max_open_conns(replicas: int) -> int:
     return max(EXTERNAL_DB_MIN_OPEN_CONNS, min(EXTERNAL_DB_MAX_OPEN_CONNS, share))
 
 
+def s3_region_endpoint(region: str) -> str:
+    """The bucket's regional endpoint, for the registry's s3 driver in every commercial region.
+
+    Harbor 2.15.2's registry vendors aws-sdk-go 1.15.11, whose endpoint list has the 15 commercial
+    regions of August 2018; distribution's s3 driver refuses any other region ("invalid region
+    provided") unless `regionendpoint` is set, and then checks no region at all
+    (registry/storage/driver/s3-aws/s3.go FromParameters). With it the driver sends every request
+    to this endpoint, path-style (`New`: WithS3ForcePathStyle(true), WithEndpoint), signed with
+    SigV4 for `region` (v4auth stays true; the driver refuses v2 signatures on *.amazonaws.com).
+    `s3.<region>.amazonaws.com` is S3's regional endpoint in every commercial region, us-east-1
+    included (AWS General Reference, "Amazon S3 endpoints"), and S3 still answers path-style
+    requests there."""
+    return f"https://s3.{region}.amazonaws.com"
+
+
 def with_data_services(document: dict, settings: Settings, secrets: HarborSecrets, endpoints: DataEndpoints) -> dict:
     """harbor.yml with the blocks of the chosen modes; the default (EBS, local database and Redis)
     comes back unchanged. Shapes from Harbor v2.15.2's harbor.yml.tmpl and prepare's
@@ -148,7 +163,14 @@ def with_data_services(document: dict, settings: Settings, secrets: HarborSecret
             # No accesskey/secretkey: distribution's s3 driver then uses the instance role
             # (distribution docs/content/storage-drivers/s3.md). prepare writes each key as
             # `key: value` into the registry's config, so only scalars here.
-            "s3": {"region": settings.region, "bucket": endpoints.bucket, "encrypt": True, "secure": True, "v4auth": True},
+            "s3": {
+                "region": settings.region,
+                "regionendpoint": s3_region_endpoint(settings.region),
+                "bucket": endpoints.bucket,
+                "encrypt": True,
+                "secure": True,
+                "v4auth": True,
+            },
             # prepare copies `disable` into the registry's storage.redirect (templates/registry/config.yml.jinja).
             "redirect": {"disable": not settings.storage_redirect},
         }

@@ -1,5 +1,5 @@
-"""storage: s3: the registry reaches the instance role, no other container does (fixed addresses on
-Harbor's network and a host firewall rule).
+"""storage: s3: the registry gets the instance role's credentials, no other container does (fixed
+addresses on Harbor's network, a nat rule to the host's credential relay, a host firewall rule).
 """
 
 from __future__ import annotations
@@ -14,10 +14,21 @@ from components.vm.unit_file import render_unit
 # driver from the registry's config.yml and deletes blobs and manifests with it when jobservice's
 # garbage collection asks (goharbor/harbor v2.15.2 src/registryctl/config/config.go
 # setStorageDriver, src/registryctl/main.go imports storage/driver/s3-aws,
-# src/registryctl/api/registry/blob/blob.go). Both sit on Harbor's bridge network, one routed hop
-# from IMDS, so the instance's hop limit goes to 2 in this mode (components/aws/vm.py), and a
-# host firewall rule keeps every other bridged container away from IMDS (the role also holds the
-# DNS-01 and metrics permissions, and IMDS serves the user data).
+# src/registryctl/api/registry/blob/blob.go).
+#
+# Issue 18: the registry cannot use IMDS itself. Harbor v2.15.2 builds it from goharbor/distribution
+# v2.8.3-harbor.1 with aws-sdk-go 1.15.11 vendored, whose ec2metadata client speaks IMDSv1 only
+# (plain GETs, never `PUT /latest/api/token`); our instances require tokens, so IMDS answers 401
+# and the driver's chain (static, env, shared file, EC2 role: registry/storage/driver/s3-aws/s3.go
+# New) ends in NoCredentialProviders: S3 mode stored nothing. Design: the instance keeps IMDSv2
+# required and hop limit 1 in every mode (no container reaches IMDS itself); a nat rule sends the
+# registry's and registryctl's connections to 169.254.169.254:80, by their fixed source addresses,
+# to a relay on the host (components/vm/imds_relay.py, files/imds-credential-relay.py) that fetches
+# the role's credentials with a token and serves only the two paths EC2RoleProvider asks for. The
+# DOCKER-USER rule below still refuses IMDS to every other container (the role also holds the DNS-01
+# and metrics permissions, and IMDS serves the user data). Rejected alternative: a bucket-scoped
+# IAM user's keys in harbor.yml, long-lived secrets to store and rotate, with a registry restart
+# at each rotation (the driver reads static keys once).
 
 # The network Harbor's compose file declares (prepare's docker-compose.yml.jinja `networks: harbor`)
 # and the name compose gives it (<project>_<key>; the project is the folder's name, `harbor`).
@@ -42,6 +53,11 @@ IMDS_CLIENT_BLOCK = "10.255.254.2/31"
 IMDS_ADDRESS = "169.254.169.254"
 IMDS_GUARD_UNIT = "harbor-imds-guard.service"
 IMDS_GUARD_PATH = f"/etc/systemd/system/{IMDS_GUARD_UNIT}"
+# The credential relay (components/vm/imds_relay.py): on the Harbor network's gateway (the host's
+# address on that bridge), where the nat rule sends the registry's packets, on a port nothing else
+# on the VM uses (Harbor publishes 8080 and 9090, Traefik 80 and 443).
+IMDS_RELAY_UNIT = "harbor-imds-relay.service"
+IMDS_RELAY_PORT = 9169
 # dockerd creates DOCKER-USER when it is missing, never flushes it, and puts `-j DOCKER-USER` first
 # in FORWARD at every start, so rules there run before Docker's own and outlive dockerd restarts
 # (moby daemon/libnetwork/firewall_linux.go setupUserChain, iptables.go NewChain/EnsureJumpRule;
@@ -62,8 +78,26 @@ def imds_guard_rule() -> list[str]:
     return ["-d", f"{IMDS_ADDRESS}/32", "!", "-s", IMDS_CLIENT_BLOCK, "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"]
 
 
+def imds_relay_rule() -> list[str]:
+    """The nat PREROUTING rule: the registry's and registryctl's connections to IMDS go to the relay.
+
+    PREROUTING sees the packets from the bridge before routing; after DNAT their destination is the
+    host's own address, so they are delivered locally, never forwarded: IMDS sees none of them, and
+    conntrack turns the relay's answers back into 169.254.169.254:80 for the container. The source
+    address is kept, so the relay checks it again.
+    """
+    return [
+        "-s", IMDS_CLIENT_BLOCK,
+        "-d", f"{IMDS_ADDRESS}/32",
+        "-p", "tcp", "--dport", "80",
+        "-j", "DNAT", "--to-destination", f"{HARBOR_GATEWAY}:{IMDS_RELAY_PORT}",
+    ]  # fmt: skip
+
+
 def imds_guard_unit(settings: Settings) -> dict[str, dict[str, str | list[str]]]:
-    """harbor-imds-guard.service: puts the rule in place, idempotently (-C before -I).
+    """harbor-imds-guard.service: puts both rules in place, idempotently (-C before -I): the
+    DOCKER-USER guard, and the nat rule to the relay, first in PREROUTING (before Docker's own
+    `-m addrtype --dst-type LOCAL -j DOCKER` jump, which never matches IMDS anyway).
 
     Ordered before docker.service, not after: at boot dockerd restarts the `restart: always`
     containers itself, after setting up DOCKER-USER and before it reports ready (moby
@@ -74,10 +108,11 @@ def imds_guard_unit(settings: Settings) -> dict[str, dict[str, str | list[str]]]
     No ExecStop: stopping the unit leaves the rule in the kernel, nothing is opened.
     """
     rule = " ".join(imds_guard_rule())
+    relay = " ".join(imds_relay_rule())
     chain = DOCKER_USER_CHAIN
     return {
         "Unit": {
-            "Description": f"Harbor image cache {settings.hostname}: only the registry reaches the instance metadata service",
+            "Description": f"Harbor image cache {settings.hostname}: the registry to the credential relay, no container to IMDS",
             "Before": "docker.service harbor.service",
             "PartOf": "harbor.service",
         },
@@ -88,6 +123,7 @@ def imds_guard_unit(settings: Settings) -> dict[str, dict[str, str | list[str]]]
             "ExecStart": [
                 f"/bin/sh -c 'iptables -w -n -L {chain} >/dev/null 2>&1 || iptables -w -N {chain}'",
                 f"/bin/sh -c 'iptables -w -C {chain} {rule} 2>/dev/null || iptables -w -I {chain} {rule}'",
+                f"/bin/sh -c 'iptables -w -t nat -C PREROUTING {relay} 2>/dev/null || iptables -w -t nat -I PREROUTING {relay}'",
             ],
         },
     }
@@ -98,7 +134,8 @@ def render_imds_guard_unit(settings: Settings) -> str:
 
 
 def with_imds_guard_dependency(unit: dict[str, dict[str, str]], settings: Settings) -> dict:
-    """harbor.service in s3 mode: needs the guard, and never starts on a `harbor` network of other IPAM.
+    """harbor.service in s3 mode: needs the guard and the relay, and never starts on a `harbor`
+    network of other IPAM.
 
     Compose reuses an existing network whatever its subnet unless the network carries the config
     hash label that compose 2.31.0+ sets, and only then removes and recreates a diverged one
@@ -115,8 +152,8 @@ def with_imds_guard_dependency(unit: dict[str, dict[str, str]], settings: Settin
     if not imds_guarded(settings):
         return unit
     unit = {section: dict(entries) for section, entries in unit.items()}
-    unit["Unit"]["Requires"] = f"{unit['Unit']['Requires']} {IMDS_GUARD_UNIT}"
-    unit["Unit"]["After"] = f"{unit['Unit']['After']} {IMDS_GUARD_UNIT}"
+    unit["Unit"]["Requires"] = f"{unit['Unit']['Requires']} {IMDS_GUARD_UNIT} {IMDS_RELAY_UNIT}"
+    unit["Unit"]["After"] = f"{unit['Unit']['After']} {IMDS_GUARD_UNIT} {IMDS_RELAY_UNIT}"
     inspect = f'docker network inspect --format "{{{{range .IPAM.Config}}}}{{{{.Subnet}}}}{{{{end}}}}" {HARBOR_NETWORK_NAME}'
     # `$$` is systemd's escape for a `$` the shell gets (systemd.service(5), "Command lines").
     down = "/usr/bin/docker compose down"

@@ -16,6 +16,7 @@ import pulumi_random as random
 from pulumi_command import remote
 
 from components.settings.settings import Settings
+from components.settings.validators import SHA256_RE
 from components.vm import operate_files
 from components.vm.envrc import render_envrc
 from components.vm.files import content_hash, render_compose_override, script
@@ -31,6 +32,8 @@ from components.vm.ha_node import (
 )
 from components.vm.harbor_yml import DataEndpoints, render_harbor_yml
 from components.vm.imds_guard import IMDS_GUARD_PATH, imds_guarded, render_imds_guard_unit
+from components.vm.imds_relay import IMDS_RELAY_SCRIPT_PATH, imds_relay_files
+from components.vm.installer_signature import installer_url
 from components.vm.paths import (
     COMPOSE_OVERRIDE_PATH,
     DOCKER_DROPIN_PATH,
@@ -49,6 +52,9 @@ from components.vm.traefik import render_traefik_dynamic_config
 @dataclass(frozen=True)
 class HarborInstallArgs:
     settings: Settings
+    # The only installer the VM unpacks: the sha256 verified from Harbor's Sigstore bundle
+    # (components/vm/installer_signature.py). Not a secret: it travels on the command line.
+    installer_sha256: str
     host: pulumi.Input[str]
     host_public_key: pulumi.Input[str]
     private_key: pulumi.Input[str]
@@ -118,7 +124,7 @@ def write_keeping_previous_command(path: str, mode: str, owner: str) -> str:
 
     For the secret key: node 0 is the former single VM, and its local database (kept on its volume)
     holds registry credentials encrypted with the key prepare made there. Going all the way back to
-    one VM on that database needs that key again (README, "Switching a stack from one VM to HA")."""
+    one VM on that database needs that key again (docs/scale.md, "Switching a stack from one VM to HA")."""
     quoted = shlex.quote(path)
     keep = f"test ! -e {quoted} || test -e {quoted}{PREVIOUS_KEY_SUFFIX} || cp -p {quoted} {quoted}{PREVIOUS_KEY_SUFFIX}"
     write = f"install -D -m {mode} -o {owner} -g {owner} /dev/stdin {quoted}"
@@ -142,6 +148,10 @@ def shared_file_commands(settings: Settings) -> dict[str, tuple[str, str]]:
 
 class HarborInstall(pulumi.ComponentResource):
     def __init__(self, name: str, args: HarborInstallArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        installer_sha256 = args.installer_sha256
+        if not SHA256_RE.match(installer_sha256):
+            # Only a verified digest may reach the VM (the caller passes installer_signature's).
+            raise ValueError(f"installer_sha256 {installer_sha256!r} is not a sha256 hex digest")
         super().__init__("harbor-cache:index:HarborInstall", name, None, opts)
         settings = args.settings
         self._connection = remote.ConnectionArgsDict(
@@ -251,14 +261,23 @@ class HarborInstall(pulumi.ComponentResource):
                 content = pulumi.Output.secret(shared_files.apply(lambda files, path=path: files[path]))
                 written.append(self._command(step, command, content, machine, [volume]))
                 start_triggers.append(content.apply(content_hash))
-        # storage: s3: the IMDS guard, started by harbor.service (Requires=) at the start step.
+        # storage: s3: the IMDS guard (with the nat rule to the relay) and the credential relay, both
+        # started by harbor.service (Requires=) at the start step.
         imds_guard = render_imds_guard_unit(settings) if imds_guarded(settings) else None
+        imds_relay = imds_relay_files(settings) if imds_guarded(settings) else {}
         if imds_guard is not None:
             written.append(self._write("imds-guard", IMDS_GUARD_PATH, imds_guard, "0644", machine, [volume]))
+        for path, content in imds_relay.items():
+            mode = "0755" if path == IMDS_RELAY_SCRIPT_PATH else "0644"
+            written.append(self._write(f"imds-relay-{path.rsplit('/', 1)[1]}", path, content, mode, machine, [volume]))
         installer = self._run(
             "installer",
             "install-harbor.sh",
-            env={"HARBOR_VERSION": settings.harbor_version, "HARBOR_SHA256": settings.harbor_installer_sha256},
+            env={
+                "HARBOR_VERSION": settings.harbor_version,
+                "HARBOR_SHA256": installer_sha256,
+                "HARBOR_INSTALLER_URL": installer_url(settings.harbor_release_base_url, settings.harbor_version),
+            },
             triggers=machine,
             depends_on=[volume, *written],
         )
@@ -276,6 +295,7 @@ class HarborInstall(pulumi.ComponentResource):
                 content_hash(unit),
                 content_hash(docker_dropin),
                 *([content_hash(imds_guard)] if imds_guard is not None else []),
+                *[content_hash(content) for content in imds_relay.values()],
                 *start_triggers,
             ],
             depends_on=[installer, *written],

@@ -3,6 +3,8 @@ output cloud-init really writes, and the dynamic provider that reads it from EC2
 
 from __future__ import annotations
 
+import base64
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +20,7 @@ from pulumi.runtime import rpc
 from components.aws.host_key_provider import BEGIN_KEYS, END_KEYS, ConsoleHostKeyProvider, HostKeyError, ed25519_host_key
 from components.vm.cloud_init import cloud_init, render_cloud_init
 from tests.conftest import unavailable
+from tests.paths import DATA
 from tests.standins.cloud_init_console import host_key_files, keys_to_console, require_cloud_init_console
 from tests.standins.ec2_console_emulator import Console, Ec2ConsoleEmulator, Refusal
 from tests.standins.provider_host import ProviderHost, as_engine_sends
@@ -264,3 +267,22 @@ def test_a_preview_with_the_instance_not_yet_known_checks_and_plans_a_new_read(e
     planned = host.diff(URN, INSTANCE_ID, {**inputs(), "public_key": REAL_KEY}, {**inputs(), "instance_id": rpc.UNKNOWN})
     assert list(planned.replaces) == ["instance_id"]
     assert emulator.requests == [], "a preview asks EC2 nothing"
+
+
+def test_a_state_from_before_the_layout_move_refreshes_and_destroys(ec2, host_for):
+    """A state written before issue 17 names `components.host_key_provider` (the single-VM golden file
+    holds main's); the provider host loads that path for Read and Delete (components/__init__.py
+    LEGACY_MODULES) and keeps the pinned key without asking EC2."""
+    golden = json.loads((DATA / "single_vm_main.json").read_text())
+    row = next(r for r in golden["dev"] if r["type"] == "pulumi-python:dynamic/ec2:ConsoleHostKey")
+    legacy = row["inputs"]["__provider"]
+    assert b"components.host_key_provider" in base64.b64decode(legacy)
+    emulator = ec2([Console(BOOT + block(f"{REAL_KEY} root@ip-10-0-1-23") + LOGIN)])
+    host = host_for(emulator)
+    checked, _ = host.check(URN, inputs())
+    id_, outputs = host.create(URN, checked)
+    host.state_provider = legacy
+    asked = len(emulator.requests)
+    read_id, read = host.read(URN, id_, outputs, checked)
+    assert read_id == id_ and read["public_key"] == REAL_KEY and len(emulator.requests) == asked
+    host.delete(URN, id_, outputs)

@@ -6,36 +6,23 @@ container with `network_mode: host`, like Traefik, share this stack), and `bridg
 a Docker bridge network, like Harbor's: a veth on a Linux bridge, forwarded and masqueraded by the
 host with Docker's own rule `-s <bridge subnet> ! -o <bridge> -j MASQUERADE`).
 
-storage: s3 (hop limit 2): Harbor's network on its fixed subnet with `reg` and `ctl` at the registry's
-and registryctl's fixed addresses and `other` from the dynamic range; the host's DOCKER-USER chain
-set up as dockerd does, and the guard unit's own ExecStart= lines run by /bin/sh with real iptables.
+storage: s3 keeps hop limit 1 too: the registry gets the role's credentials from the host's relay,
+and every other container is refused (tests/vm/test_registry_s3.py, with the registry's own code).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from components.aws.vm import IMDS_HOP_LIMIT, IMDS_HOP_LIMIT_REGISTRY_GUARDED
-from components.vm.imds_guard import (
-    HARBOR_DYNAMIC_RANGE,
-    HARBOR_GATEWAY,
-    HARBOR_SUBNET,
-    IMDS_ADDRESS,
-    IMDS_CLIENTS,
-    imds_guard_rule,
-    render_imds_guard_unit,
-)
+from components.aws.vm import IMDS_HOP_LIMIT
 from tests.paths import ROOT
 from tests.settings.test_settings import parse
 from tests.standins.netns import link, namespaces, require_netns
-from tests.vm.test_imds_guard import shell_of, unit_values
 
 IMDS = "169.254.169.254"
 STAND_IN = ROOT / "tests" / "standins" / "imds_stand_in.py"
@@ -116,7 +103,8 @@ def test_with_hop_limit_two_a_bridged_container_gets_the_role(tmp_path):
     assert result["bridged"]["token"] and result["bridged"]["credentials"]["Token"] == "stand-in-session-token"
 
 
-# --- storage: s3: hop limit 2, and the guard that lets only the registry's containers in ----------
+# --- storage: s3 keeps hop limit 1; its registry's credentials come from the host's relay, shown with
+# the registry's own code in tests/vm/test_registry_s3.py, which sets the chain up as below ---------
 
 
 def docker_user_chain_as_dockerd_sets_it_up(host) -> None:
@@ -131,84 +119,3 @@ def docker_user_chain_as_dockerd_sets_it_up(host) -> None:
     if not host.run("iptables", "-w", "-C", "FORWARD", "-j", "DOCKER-USER", check=False).returncode:
         host.run("iptables", "-w", "-D", "FORWARD", "-j", "DOCKER-USER")
     host.run("iptables", "-w", "-I", "FORWARD", "-j", "DOCKER-USER")
-
-
-def run_the_guard(host) -> None:
-    """The rendered unit's ExecStart= lines, in order, as systemd hands them to /bin/sh."""
-    guard = render_imds_guard_unit(S3_SETTINGS)
-    lines = unit_values(guard, "Service", "ExecStart")
-    assert len(lines) == 2
-    for line in lines:
-        result = host.run("/bin/sh", "-c", shell_of(line), check=False)
-        assert result.returncode == 0, result.stderr
-
-
-def guard_rule() -> list[str]:
-    """The rule as the unit's `iptables -C DOCKER-USER <rule> 2>/dev/null || ...` line spells it."""
-    words = shlex.split(shell_of(unit_values(render_imds_guard_unit(S3_SETTINGS), "Service", "ExecStart")[1]))
-    start = words.index("-C") + 2
-    rule = words[start : words.index("2>/dev/null", start)]
-    assert rule == imds_guard_rule()
-    return rule
-
-
-def reach_on_harbors_network(hop_limit: int, guard: bool, tmp_path: Path) -> dict:
-    """Harbor's compose network in s3 mode: a bridge on the fixed subnet, the registry and registryctl
-    at their fixed addresses, one more container from the dynamic range."""
-    subnet = ipaddress.ip_network(HARBOR_SUBNET)
-    other_address = str(next(ipaddress.ip_network(HARBOR_DYNAMIC_RANGE).hosts()))
-    bridged = {"reg": IMDS_CLIENTS["registry"], "ctl": IMDS_CLIENTS["registryctl"], "other": other_address}
-    with namespaces("nitro", "host", *bridged) as ns:
-        nitro, host = ns["nitro"], ns["host"]
-        link(host, "10.254.0.2/24", nitro, "10.254.0.1/24")
-        nitro.run("ip", "addr", "add", f"{IMDS}/32", "dev", "lo")
-        host.run("ip", "route", "add", "default", "via", "10.254.0.1")
-        if guard:
-            # The unit runs before docker.service: it meets no DOCKER-USER chain and makes it.
-            run_the_guard(host)
-        docker_user_chain_as_dockerd_sets_it_up(host)
-        if guard:
-            run_the_guard(host)  # harbor.service's restart re-runs it (PartOf): nothing is added twice
-        bridge = "harbor0"
-        host.run("ip", "link", "add", bridge, "type", "bridge")
-        host.run("ip", "addr", "add", f"{HARBOR_GATEWAY}/{subnet.prefixlen}", "dev", bridge)
-        host.run("ip", "link", "set", bridge, "up")
-        for role, address in bridged.items():
-            host_end, _ = link(host, "", ns[role], f"{address}/{subnet.prefixlen}")
-            host.run("ip", "link", "set", host_end, "master", bridge)
-            ns[role].run("ip", "route", "add", "default", "via", HARBOR_GATEWAY)
-        host.run("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-        host.run("iptables", "-t", "nat", "-A", "POSTROUTING", "-s", str(subnet), "!", "-o", bridge, "-j", "MASQUERADE")
-
-        log = tmp_path / f"imds-{hop_limit}-{guard}.log"
-        nitro.start(sys.executable, str(STAND_IN), IMDS, str(hop_limit), log=log)
-        deadline = time.monotonic() + 10
-        while nitro.run("curl", "-s", "-o", "/dev/null", "--max-time", "1", f"http://{IMDS}/", check=False).returncode:
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        result = {role: fetch_credentials(ns[role]) for role in bridged}
-        result["host"] = fetch_credentials(host)
-        result["host-network"] = fetch_credentials(host, tuple(HOST_NETWORK_CONTAINER))
-        result["rules"] = host.run("iptables", "-w", "-S", "DOCKER-USER").stdout.splitlines()
-        result["guard-rule-found"] = host.run("iptables", "-w", "-C", "DOCKER-USER", *guard_rule(), check=False).returncode == 0
-        return result
-
-
-def test_s3_mode_with_the_guard_only_the_registry_and_registryctl_get_the_role(tmp_path):
-    result = reach_on_harbors_network(IMDS_HOP_LIMIT_REGISTRY_GUARDED, True, tmp_path)
-    for who in ("reg", "ctl", "host", "host-network"):
-        assert result[who]["token"] and result[who]["credentials"]["Token"] == "stand-in-session-token", who
-    # Any other container on Harbor's network: refused at once by the host, no token, no user data.
-    assert result["other"]["token"] is False
-    assert "Failed to connect" in result["other"]["error"], result["other"]["error"]
-    # The unit's rule is there once, before the RETURN that older dockerd versions append.
-    assert result["guard-rule-found"], result["rules"]
-    guards = [rule for rule in result["rules"] if IMDS_ADDRESS in rule]
-    assert len(guards) == 1 and result["rules"].index(guards[0]) < result["rules"].index("-A DOCKER-USER -j RETURN")
-
-
-def test_s3_mode_without_the_guard_every_bridged_container_gets_the_role(tmp_path):
-    """Shows the guard is what keeps the other containers out at hop limit 2."""
-    result = reach_on_harbors_network(IMDS_HOP_LIMIT_REGISTRY_GUARDED, False, tmp_path)
-    for who in ("reg", "ctl", "other"):
-        assert result[who]["token"] and result[who]["credentials"]["AccessKeyId"].startswith("ASIA"), who

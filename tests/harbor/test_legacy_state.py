@@ -2,8 +2,9 @@
 
 Their state names each dynamic provider by the old flat module path (`components.harbor_provider.
 HarborRegistryProvider`, `components.harbor_robot_provider.HarborRobotProvider`): Pulumi pickles a
-provider by reference, and the engine unpickles the one stored in the state for Read and Delete and
-for the olds of Diff and Update (pulumi/dynamic/__main__.py get_provider). tests/data/
+provider by reference, and the provider host unpickles the one stored in the state for Read and Delete
+(pulumi/dynamic/__main__.py); Diff and Update get the old state as olds but run the program's provider,
+so those steps show that today's diff ignores the changed `__provider` (no change on the next `up`). tests/data/
 state_before_layout.json was written by main b2a642c's code through the real provider host (one of
 each Harbor object, against the emulator). Here today's provider host gets that state exactly as the
 engine sends it on refresh, on the next `up` (Diff, then an Update) and on destroy.

@@ -1,7 +1,7 @@
 """The policy pack, without the CLI: the dev stack's resources pass every policy; a mutated
 resource for each policy fails with a message that says what to change, including the ways around
 the rules a review found (IAM action spellings and wildcards, NotAction, widening attachments,
-half-internet CIDR pairs, a hop limit above 1 (above 2 with the IMDS guard tag), credential shapes, local commands)."""
+half-internet CIDR pairs, a hop limit above 1, credential shapes, local commands)."""
 
 from __future__ import annotations
 
@@ -409,53 +409,28 @@ def s3_run():
     return run_program({**dev_config(), "harbor-cache:storage": "s3"})
 
 
-def test_s3_mode_instance_has_hop_limit_two_with_the_guard_tag_and_passes(s3_run):
-    from components.aws.tagging import IMDS_GUARD_TAG
-
-    assert harbor_policies.IMDS_GUARD_TAG == IMDS_GUARD_TAG, "the pack reads the tag the program sets"
-    instance = resource(s3_run, "aws:ec2/instance:Instance")
-    assert instance.inputs["metadataOptions"]["httpPutResponseHopLimit"] == 2
-    assert instance.inputs["tags"][IMDS_GUARD_TAG] == "true"
-    for registration in s3_run.registrations:
+@pytest.mark.parametrize("mode", ["ebs", "s3"])
+def test_every_mode_has_hop_limit_one_and_passes(run, s3_run, mode):
+    """storage s3 too (issue 18): the registry's credentials come from the host's relay, so the
+    policy has no exception left and the instance no tag for one."""
+    program = s3_run if mode == "s3" else run
+    instance = resource(program, "aws:ec2/instance:Instance")
+    assert instance.inputs["metadataOptions"]["httpPutResponseHopLimit"] == 1
+    assert not any("imds" in key for key in instance.inputs["tags"]), instance.inputs["tags"]
+    for registration in program.registrations:
         assert violations(registration.type, as_designed(registration), registration.protect) == {}, registration.name
 
 
-def test_ebs_mode_instance_has_hop_limit_one_and_no_guard_tag(run):
-    instance = resource(run, "aws:ec2/instance:Instance")
-    assert instance.inputs["metadataOptions"]["httpPutResponseHopLimit"] == 1
-    assert harbor_policies.IMDS_GUARD_TAG not in instance.inputs["tags"]
+def test_the_old_guard_tag_allows_nothing(s3_run):
+    """The tag that let s3 instances have hop limit 2 until issue 18 no longer means anything."""
 
+    def old_s3_instance(props):
+        props["metadataOptions"]["httpPutResponseHopLimit"] = 2
+        props["tags"]["harbor-cache:imds-registry-only"] = "true"
 
-def test_hop_limit_two_without_the_guard_tag_fails(s3_run):
-    def untag(props):
-        del props["tags"][harbor_policies.IMDS_GUARD_TAG]
-
-    found = violations(*mutate(s3_run, "aws:ec2/instance:Instance", untag))
-    assert "IMDS hop limit is 2" in found["imdsv2-required"][0] and harbor_policies.IMDS_GUARD_TAG in found["imdsv2-required"][0]
-    # A tag that does not say "true" is no guard either.
-    found = violations(
-        *mutate(s3_run, "aws:ec2/instance:Instance", lambda p: p["tags"].update({harbor_policies.IMDS_GUARD_TAG: "yes"}))
-    )
+    found = violations(*mutate(s3_run, "aws:ec2/instance:Instance", old_s3_instance))
     assert "IMDS hop limit is 2" in found["imdsv2-required"][0]
-
-
-@pytest.mark.parametrize("hop_limit", [3, 64, None, True])
-def test_the_guard_tag_never_allows_more_than_two(s3_run, hop_limit):
-    def change(props):
-        if hop_limit is None:
-            del props["metadataOptions"]["httpPutResponseHopLimit"]
-        else:
-            props["metadataOptions"]["httpPutResponseHopLimit"] = hop_limit
-
-    found = violations(*mutate(s3_run, "aws:ec2/instance:Instance", change))
-    assert f"IMDS hop limit is {hop_limit}" in found["imdsv2-required"][0]
-    assert "http_put_response_hop_limit=2" in found["imdsv2-required"][0]
-
-
-def test_the_guard_tag_on_a_hop_limit_one_instance_passes(run):
-    """The tag allows up to 2, it does not demand it."""
-    tag = lambda p: p["tags"].update({harbor_policies.IMDS_GUARD_TAG: "true"})  # noqa: E731
-    assert "imdsv2-required" not in violations(*mutate(run, "aws:ec2/instance:Instance", tag))
+    assert "http_put_response_hop_limit=1" in found["imdsv2-required"][0]
 
 
 CREDENTIAL_SHAPES = [

@@ -15,7 +15,9 @@ What it reproduces, from AWS's own description:
 - Role credentials at /latest/meta-data/iam/security-credentials/<role> (instance-metadata-
   security-credentials in the same guide), and /latest/user-data.
 
-Usage: python imds_stand_in.py <listen address> <hop limit>
+Usage: python imds_stand_in.py <listen address> <hop limit> [credentials.json]
+(credentials.json: the role's credentials to hand out instead of the fixed ones, e.g. a session that
+moto's STS issued, so that the S3 stand-in can check the signatures made with them.)
 """
 
 from __future__ import annotations
@@ -46,9 +48,11 @@ class Handler(BaseHTTPRequestHandler):
     hop_limit = 1
     tokens: set[str] = set()
 
-    def _answer(self, status: int, body: str = "") -> None:
+    def _answer(self, status: int, body: str = "", headers: dict[str, str] | None = None) -> None:
         data = body.encode()
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -62,7 +66,9 @@ class Handler(BaseHTTPRequestHandler):
         self.tokens.add(token)
         # From here on, this connection's packets carry TTL = hop limit.
         self.connection.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, self.hop_limit)
-        self._answer(200, token)
+        # IMDS answers with the token's TTL in the same header; SDKs read it (aws-sdk-go v1.55.8
+        # aws/ec2metadata/service.go unmarshalTokenHandler fails the token request without it).
+        self._answer(200, token, {"X-aws-ec2-metadata-token-ttl-seconds": ttl_seconds})
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         if self.headers.get("X-aws-ec2-metadata-token") not in self.tokens:
@@ -79,6 +85,9 @@ class Handler(BaseHTTPRequestHandler):
 def main() -> None:
     address, hop_limit = sys.argv[1], int(sys.argv[2])
     Handler.hop_limit = hop_limit
+    if len(sys.argv) > 3:
+        with open(sys.argv[3]) as credentials:
+            PATHS[f"/latest/meta-data/iam/security-credentials/{ROLE}"] = json.dumps({**CREDENTIALS, **json.load(credentials)})
     server = ThreadingHTTPServer((address, 80), Handler)
     print("listening", flush=True)
     server.serve_forever()

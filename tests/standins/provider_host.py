@@ -39,9 +39,10 @@ class ProviderHost:
     def __init__(self, provider: Any, env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
         """`args`: what the engine passes the plugin (its own gRPC address, pkg/resource/plugin/provider_plugin.go)."""
         self.serialized = serialize_provider(provider)
-        # The provider the *state* names: the engine sends it with the old properties of Read,
-        # Delete, and the olds of Diff and Update (pulumi/dynamic/__main__.py get_provider), while
-        # news carry the program's. A test of a state written by older code sets it.
+        # The provider the *state* names: the engine sends it with the old properties (Read, Delete,
+        # and the olds of Diff and Update), while news carry the program's. The host unpickles the
+        # olds' provider for Read and Delete (pulumi/dynamic/__main__.py). A test of a state written
+        # by older code sets it.
         self.state_provider: str | None = None
         self.process = subprocess.Popen(
             [sys.executable, "-u", "-m", "pulumi.dynamic", *(args or [])],

@@ -15,6 +15,7 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pulumi
 import yaml
@@ -24,6 +25,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
 from components.settings.settings import project_defaults
+from components.vm import installer_signature
 from tests.paths import ROOT
 
 MAIN = ROOT / "__main__.py"
@@ -41,6 +43,10 @@ FAKE_ACME_ACCOUNT_URI = "https://acme-v02.api.letsencrypt.org/acme/acct/12345678
 FAKE_ACCOUNT_ID = "123456789012"
 FAKE_ALB_DNS_NAME = "harbor-lb-alb-1234567890.eu-central-1.elb.amazonaws.com"
 FAKE_ALB_ZONE_ID = "Z215JYRZR1TBD5"
+# What Harbor's Sigstore bundle signs in these runs: the program's one network step (fetch and verify
+# the bundle, components/vm/installer_signature.release_signed_sha256) is stood in for; the real
+# verification runs against a real bundle in tests/vm/test_installer_signature.py.
+FAKE_SIGNED_INSTALLER_SHA256 = hashlib.sha256(b"harbor-offline-installer stand-in").hexdigest()
 
 
 class AwsMocks(pulumi.runtime.Mocks):
@@ -237,6 +243,9 @@ class Registration:
     ignore_changes: list[str]
     import_id: str = ""
     urn: str = ""
+    # The request's other resource options, as the engine receives them (aliases, provider, replaceOnChanges,
+    # customTimeouts, deletedWith ...): what a move must leave alone too (tests/standins/registrations.py).
+    options: dict = field(default_factory=dict)
 
     def secret_keys(self) -> set[str]:
         """Top-level input keys sent to the engine as secrets."""
@@ -262,6 +271,24 @@ def _contains_secret(value: Any) -> bool:
     return False
 
 
+# RegisterResourceRequest fields (pulumi/proto resource.proto) that are resource options not captured above.
+OPTION_FIELDS = (
+    "aliases",
+    "aliasSpecs",
+    "aliasURNs",
+    "provider",
+    "providers",
+    "replaceOnChanges",
+    "customTimeouts",
+    "deletedWith",
+    "version",
+    "pluginDownloadURL",
+    "retainOnDelete",
+    "hideDiffs",
+    "replaceWith",
+)
+
+
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
@@ -285,6 +312,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     ignore_changes=list(request.ignoreChanges),
                     import_id=request.importId,
                     urn=response.urn,
+                    options={key: value for key, value in json_format.MessageToDict(request).items() if key in OPTION_FIELDS},
                 )
             )
         return response
@@ -293,6 +321,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 @dataclass
 class ProgramRun:
     registrations: list[Registration]
+    # (version, base URL) of every signature bundle the program asked for.
+    bundle_fetches: list[tuple[str, str]] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: set[str] = field(default_factory=set)
     namespace: dict[str, Any] = field(default_factory=dict)
@@ -344,9 +374,16 @@ def run_program(
     runtime_config.set_all_config(as_strings, list(secret_keys))
     run = ProgramRun(registrations=monitor.registrations)
 
+    def signed_stand_in(version: str, base_url: str, pin: str = "", offline: bool = False):
+        run.bundle_fetches.append((version, base_url))
+        return installer_signature.SignedInstaller(
+            FAKE_SIGNED_INSTALLER_SHA256, installer_signature.bundle_url(base_url, version)
+        )
+
     @pulumi.runtime.test
     def program():
-        run.namespace = runpy.run_path(str(MAIN), run_name="__pulumi_main__")
+        with mock.patch.object(installer_signature, "release_signed_sha256", signed_stand_in):
+            run.namespace = runpy.run_path(str(MAIN), run_name="__pulumi_main__")
         cache = run.namespace["cache"]
 
         async def collect():

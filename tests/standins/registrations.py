@@ -1,8 +1,10 @@
 """Every registration of the program under Pulumi's mocks, as a fingerprint a test compares.
 
-A fingerprint row is one registration: type, name, parent, options (protect, retainOnDelete,
-deleteBeforeReplace, ignoreChanges, secret keys, dependencies) and all of its inputs, with each dynamic
-provider's pickle (`__provider`, which names a module path) reduced to its class name and attributes.
+A fingerprint row is one registration: type, name, parent, every resource option the engine receives
+(protect, retainOnDelete, deleteBeforeReplace, ignoreChanges, additionalSecretOutputs, importId,
+aliases, provider, replaceOnChanges, customTimeouts, deletedWith, ...), secret keys, dependencies and
+all of its inputs, with each dynamic provider's pickle (`__provider`, which names a module path)
+reduced to its class name and attributes; one more row holds the stack outputs and which are secret.
 tests/data/registrations.json keeps a sha256 per row for a few configurations; a move or rename that
 keeps every row's hash keeps every URN and input, so a `pulumi up` after it shows no change.
 
@@ -63,16 +65,22 @@ def options_row(registration: Any, names: dict[str, str], types: dict[str, str])
 
 
 def rows(run: Any) -> dict[str, dict[str, Any]]:
+    """One row per registration, and one for the stack's outputs and which of them are secret."""
     names = {r.urn: r.name for r in run.registrations}
     types = {r.urn: r.type for r in run.registrations}
-    return {
+    found: dict[str, dict[str, Any]] = {
         f"{r.type}::{r.name}": {
             **options_row(r, names, types),
+            "additionalSecretOutputs": sorted(r.additional_secret_outputs),
+            "importId": r.import_id,
+            "otherOptions": r.options,
             "inputs": without_module_paths(r.inputs),
             "dependencies": sorted(names.get(u, u) for u in r.dependencies),
         }
         for r in run.registrations
     }
+    found["stack::outputs"] = {"outputs": without_module_paths(run.outputs), "secret": sorted(run.secret_outputs)}
+    return found
 
 
 def fingerprint(run: Any) -> dict[str, str]:

@@ -7,14 +7,16 @@ for every cloud resource (not the remote commands and Harbor's dynamic resources
 other changes may legitimately touch). A deliberate single-VM change of another step means
 recording it again from a main that has that change, and saying so in the commit. Re-recorded
 twice so: `stores` (one VM on RDS) takes its secret key and admin password from HarborSharedSecrets,
-so that the database and a later switch to HA agree on the key (see README, switching to HA); and
+so that the database and a later switch to HA agree on the key (see docs/scale.md, switching to HA); and
 `stores` alone again when the database's final snapshot identifier became valid for any stack name
 and unique per database instance (a RandomId child; `harbor-cache-<stack>-final-<hex>`), and for
 the mock passwords of its RDS/ElastiCache inputs once AwsMocks' RandomPassword honoured `length`
-(mock output only: the program registers the same). Re-recorded for all three for issue 19 (the
-cache watched without false greens): new alarms (inodes, write-backs, 5xx, per-project probe,
-upstream health, quota, GC, public path, certificate, snapshot), the probe alarms treating silence
-as failure over the probe's interval and coming after the deploy's smoke step.
+(mock output only: the program registers the same); and `stores` once more for issue 18: s3 mode's
+instance back to IMDS hop limit 1 without the guard tag, and the credential relay's script and unit
+written by the install. Re-recorded for all three for issue 19 (the cache watched without false
+greens): new alarms (inodes, write-backs, 5xx, per-project probe, upstream health, quota, GC,
+public path, certificate, snapshot), the probe alarms treating silence as failure over the probe's
+interval and coming after the deploy's smoke step, the backup watch, the dashboard, InstanceRunning.
 """
 
 from __future__ import annotations

@@ -57,7 +57,14 @@ def test_default_mode_renders_harbor_yml_exactly_as_before():
 
 def test_s3_mode_points_the_registry_at_the_bucket_without_keys_and_streams_blobs_by_default():
     storage = rendered(storage="s3")["storage_service"]
-    expected = {"region": "eu-central-1", "bucket": ENDPOINTS.bucket, "encrypt": True, "secure": True, "v4auth": True}
+    expected = {
+        "region": "eu-central-1",
+        "regionendpoint": "https://s3.eu-central-1.amazonaws.com",
+        "bucket": ENDPOINTS.bucket,
+        "encrypt": True,
+        "secure": True,
+        "v4auth": True,
+    }
     assert storage["s3"] == expected
     assert not {"accesskey", "secretkey"} & set(storage["s3"]), "the instance role, never keys"
     assert storage["redirect"] == {"disable": True}
@@ -133,6 +140,7 @@ def test_harbors_prepare_accepts_each_mode_and_leaves_out_what_is_external(mode,
     if overrides.get("storage") == "s3":
         assert registry["storage"]["s3"] == {
             "region": "eu-central-1",
+            "regionendpoint": "https://s3.eu-central-1.amazonaws.com",
             "bucket": ENDPOINTS.bucket,
             "encrypt": True,
             "secure": True,
@@ -190,7 +198,7 @@ def test_bucket_is_private_encrypted_tls_only_and_expires_incomplete_uploads(ha_
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     rules = ha_run.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"]
     assert rules[0]["abortIncompleteMultipartUpload"]["daysAfterInitiation"] == 7 and rules[0]["status"] == "Enabled"
-    assert not ha_run.of_type("aws:s3/bucketVersioning:BucketVersioning"), "versioning stays off (README)"
+    assert not ha_run.of_type("aws:s3/bucketVersioning:BucketVersioning"), "versioning stays off (docs/scale.md)"
 
 
 def test_instance_role_may_use_only_this_bucket_with_distributions_actions(ha_run):

@@ -1,6 +1,6 @@
 """Issue 13 step 3, what lies on each Harbor node in HA mode, checked by the real tools: Harbor's own
 `prepare` (../shared/tools/harbor-prepare, v2.15.2) runs twice, as two nodes, each after the shared
-files were laid down by the very commands the deploy runs (harbor_install.write_file_command), and
+files were laid down by the very commands the deploy runs (components/vm/install.py write_file_command), and
 the Docker Compose v2 binary merges each node's generated compose file with our override.
 """
 

@@ -20,6 +20,7 @@ from tests.settings.test_settings import dev_raw
 from tests.standins import pulumi_harness
 from tests.standins.pulumi_harness import (
     FAKE_HOST_PUBLIC_KEY,
+    FAKE_SIGNED_INSTALLER_SHA256,
     FAKE_ZONE_ID,
     SECRET_SIG,
     AwsMocks,
@@ -133,6 +134,7 @@ def nodes_run():
                 f"harbor-install-{index}",
                 HarborInstallArgs(
                     settings=settings,
+                    installer_sha256=FAKE_SIGNED_INSTALLER_SHA256,
                     host=f"10.0.{index}.10",
                     host_public_key=FAKE_HOST_PUBLIC_KEY,
                     private_key=pulumi.Output.secret("-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n"),
@@ -284,6 +286,7 @@ def test_one_vm_given_shared_values_gets_the_files_but_keeps_its_override():
             "harbor-install",
             HarborInstallArgs(
                 settings=settings,
+                installer_sha256=FAKE_SIGNED_INSTALLER_SHA256,
                 host="192.0.2.10",
                 host_public_key=FAKE_HOST_PUBLIC_KEY,
                 private_key=pulumi.Output.secret("key"),

@@ -27,8 +27,10 @@ from components.vm.imds_guard import (
     IMDS_CLIENTS,
     IMDS_GUARD_PATH,
     IMDS_GUARD_UNIT,
+    IMDS_RELAY_UNIT,
     render_imds_guard_unit,
 )
+from components.vm.imds_relay import IMDS_RELAY_SCRIPT_PATH, IMDS_RELAY_UNIT_PATH, imds_relay_files, render_imds_relay_unit
 from components.vm.systemd import render_docker_dropin, render_systemd_unit, systemd_unit
 from components.vm.unit_file import render_unit
 from tests.settings.test_settings import parse
@@ -94,9 +96,7 @@ def test_s3_puts_harbors_network_on_the_fixed_subnet_and_the_registry_on_its_add
     network = merged_s3["networks"][HARBOR_NETWORK]
     # The name the guard's network check inspects is the one compose creates.
     assert network["name"] == HARBOR_NETWORK_NAME
-    assert network["ipam"]["config"] == [
-        {"subnet": HARBOR_SUBNET, "ip_range": HARBOR_DYNAMIC_RANGE, "gateway": HARBOR_GATEWAY}
-    ]
+    assert network["ipam"]["config"] == [{"subnet": HARBOR_SUBNET, "ip_range": HARBOR_DYNAMIC_RANGE, "gateway": HARBOR_GATEWAY}]
     for service, address in IMDS_CLIENTS.items():
         # Harbor's `networks: [harbor]` list and our mapping merge into one attachment, with the address.
         assert merged_s3["services"][service]["networks"] == {HARBOR_NETWORK: {"ipv4_address": address}}, service
@@ -129,16 +129,26 @@ def test_ebs_files_are_the_builders_output_unchanged():
 # --- systemd ---------------------------------------------------------------------------------------
 
 
-def verify_s3_units(tmp_path: Path, guard: str) -> subprocess.CompletedProcess:
+def verify_s3_units(tmp_path: Path, guard: str, relay: str | None = None) -> subprocess.CompletedProcess:
     root = systemd_root(tmp_path, S3)
     (root / IMDS_GUARD_PATH.lstrip("/")).write_text(guard)
-    for executable in ("/bin/sh", "/usr/sbin/iptables"):
+    (root / IMDS_RELAY_UNIT_PATH.lstrip("/")).write_text(render_imds_relay_unit(S3) if relay is None else relay)
+    for executable in ("/bin/sh", "/usr/sbin/iptables", "/usr/bin/python3"):
         target = root / executable.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("#!/bin/sh\n")
         target.chmod(0o755)
     return subprocess.run(
-        ["systemd-analyze", "verify", "--man=no", f"--root={root}", "harbor.service", IMDS_GUARD_UNIT, "docker.service"],
+        [
+            "systemd-analyze",
+            "verify",
+            "--man=no",
+            f"--root={root}",
+            "harbor.service",
+            IMDS_GUARD_UNIT,
+            IMDS_RELAY_UNIT,
+            "docker.service",
+        ],
         capture_output=True,
         text=True,
     )
@@ -154,6 +164,23 @@ def test_systemd_analyze_reads_the_guard(tmp_path):
     broken = render_imds_guard_unit(S3).replace("Type=oneshot", "Type=one-shot")
     result = verify_s3_units(tmp_path / "broken", broken)
     assert IMDS_GUARD_UNIT in result.stderr and "one-shot" in result.stderr
+
+
+def test_systemd_analyze_reads_the_relay_unit(tmp_path):
+    broken = render_imds_relay_unit(S3).replace("Restart=always", "Restart=forever")
+    result = verify_s3_units(tmp_path / "broken-relay", render_imds_guard_unit(S3), broken)
+    assert IMDS_RELAY_UNIT in result.stderr and "forever" in result.stderr
+
+
+def test_the_relay_starts_before_dockerd_unprivileged_and_harbor_needs_it():
+    relay = render_imds_relay_unit(S3)
+    assert unit_values(relay, "Unit", "Before") == ["docker.service harbor.service"]
+    assert unit_values(relay, "Unit", "PartOf") == ["harbor.service"]
+    assert unit_values(relay, "Service", "DynamicUser") == ["yes"] and unit_values(relay, "Service", "Restart") == ["always"]
+    assert unit_values(relay, "Service", "ExecStart") == [f"/usr/bin/python3 {IMDS_RELAY_SCRIPT_PATH}"]
+    harbor = render_systemd_unit(S3)
+    assert IMDS_RELAY_UNIT in unit_values(harbor, "Unit", "Requires")[0].split()
+    assert IMDS_RELAY_UNIT in unit_values(harbor, "Unit", "After")[0].split()
 
 
 def test_the_guard_runs_before_dockerd_and_harbor_needs_it():
@@ -226,13 +253,19 @@ def test_s3_install_writes_the_guard_before_the_start_and_restarts_harbor_when_i
     assert guard.urn in s3["start"].dependencies
     assert content_hash(render_imds_guard_unit(S3)) in s3["start"].inputs["triggers"]
     assert s3["systemd-unit"].inputs["stdin"] == render_systemd_unit(S3)
+    # The relay: its script (executable) and unit, before the start, which restarts when either changes.
+    for path, content in imds_relay_files(S3).items():
+        step = s3[f"imds-relay-{path.rsplit('/', 1)[1]}"]
+        mode = "0755" if path == IMDS_RELAY_SCRIPT_PATH else "0644"
+        assert step.inputs["stdin"] == content and step.inputs["create"].endswith(f"-m {mode} -o root -g root /dev/stdin {path}")
+        assert step.urn in s3["start"].dependencies and content_hash(content) in s3["start"].inputs["triggers"]
 
 
 def test_ebs_install_has_no_guard_and_the_same_start_triggers_as_before():
     from tests.standins.pulumi_harness import dev_config
 
     ebs = install_steps(dev_config())
-    assert "imds-guard" not in ebs
+    assert "imds-guard" not in ebs and not any(step.startswith("imds-relay") for step in ebs)
     # The start step's triggers as before: the machine, the version and its five files.
     triggers = ebs["start"].inputs["triggers"]
     assert len(triggers) == 7 and content_hash(render_imds_guard_unit(EBS)) not in triggers
@@ -247,3 +280,6 @@ def test_the_offline_render_shows_the_guard_in_s3_mode_only():
 
     assert render.render_all(S3)[IMDS_GUARD_PATH.lstrip("/")] == render_imds_guard_unit(S3)
     assert IMDS_GUARD_PATH.lstrip("/") not in render.render_all(EBS)
+    for path, content in imds_relay_files(S3).items():
+        assert render.render_all(S3)[path.lstrip("/")] == content
+        assert path.lstrip("/") not in render.render_all(EBS)

@@ -8,7 +8,14 @@ import yaml
 from components.vm import operate_files
 from components.vm.files import script
 from tests.standins.mock_values import generated_password
-from tests.standins.pulumi_harness import FAKE_HOST_PUBLIC_KEY, FAKE_PUBLIC_IP, FAKE_ZONE_ID, dev_config, run_program
+from tests.standins.pulumi_harness import (
+    FAKE_HOST_PUBLIC_KEY,
+    FAKE_PUBLIC_IP,
+    FAKE_SIGNED_INSTALLER_SHA256,
+    FAKE_ZONE_ID,
+    dev_config,
+    run_program,
+)
 
 COMMAND = "command:remote:Command"
 STEPS = [
@@ -86,7 +93,10 @@ def test_scripts_arrive_on_stdin_and_command_lines_carry_no_secret(run):
     assert steps["data-volume"].inputs["create"] == (
         "sudo DATA_VOLUME_ID=harbor-vm-data-id DATA_MOUNT=/data DATA_VOLUME_SIZE_GB=200 bash -s"
     )
-    assert steps["installer"].inputs["create"] == ("sudo HARBOR_VERSION=v2.15.2 HARBOR_SHA256=" + "0" * 64 + " bash -s")
+    assert steps["installer"].inputs["create"] == (
+        f"sudo HARBOR_VERSION=v2.15.2 HARBOR_SHA256={FAKE_SIGNED_INSTALLER_SHA256} HARBOR_INSTALLER_URL="
+        "https://github.com/goharbor/harbor/releases/download/v2.15.2/harbor-offline-installer-v2.15.2.tgz bash -s"
+    )
     assert steps["ready"].inputs["create"] == "sudo ACME_STAGING=0 bash -s -- harbor.dev.example.com 900"
     generated = [generated_password(r) for r in run.of_type("random:index/randomPassword:RandomPassword")]
     assert generated

@@ -13,7 +13,7 @@ import pytest
 from components.vm.install import write_file_command
 from tests.conftest import unavailable
 from tests.standins.daemons import free_port, require_binaries, stop_process, wait_until
-from tests.standins.pulumi_harness import dev_config, run_program
+from tests.standins.pulumi_harness import FAKE_SIGNED_INSTALLER_SHA256, dev_config, run_program
 
 SECRET = "Harbor-Adm1n: 'pa#ss' & more"
 
@@ -104,7 +104,7 @@ def test_the_programs_own_commands_run_through_ssh(ssh, tmp_path):
     probe = 'echo "HARBOR_VERSION=${HARBOR_VERSION:-} HARBOR_SHA256=${HARBOR_SHA256:-} ACME_STAGING=${ACME_STAGING:-} args=$*"\n'
     installer = ssh.run(commands["installer"], stdin=probe)
     assert installer.returncode == 0, installer.stderr
-    assert installer.stdout.strip() == f"HARBOR_VERSION=v2.15.2 HARBOR_SHA256={'0' * 64} ACME_STAGING= args="
+    assert installer.stdout.strip() == f"HARBOR_VERSION=v2.15.2 HARBOR_SHA256={FAKE_SIGNED_INSTALLER_SHA256} ACME_STAGING= args="
     ready = ssh.run(commands["ready"], stdin=probe)
     assert ready.stdout.strip().endswith("ACME_STAGING=0 args=harbor.dev.example.com 900")
 

@@ -1,4 +1,4 @@
-"""The README's restore runbooks as an operator runs them (issue 19): "the VM is gone" refreshes only
+"""docs/operate.md's restore runbooks as an operator runs them (issue 19): "the VM is gone" refreshes only
 what AWS holds (a plain `pulumi refresh` reads Harbor's resources through the dead Harbor's API and
 fails), and its URN filter finds exactly the instance, attachment and EIP association the program
 registers, no Harbor resource."""
@@ -12,7 +12,7 @@ from tests.standins.pulumi_harness import dev_config, run_program
 
 
 def vm_gone_block() -> str:
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "operate.md").read_text()
     section = readme[readme.index("**The VM is gone**") :]
     return section[section.index("```bash") : section.index("```", section.index("```bash") + 7)]
 

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""The instance role's credentials for Harbor's registry and registryctl, with IMDSv2 still required.
+
+Harbor v2.15.2's `registry` is goharbor/distribution v2.8.3-harbor.1 with aws-sdk-go 1.15.11 vendored;
+that SDK's ec2metadata client sends plain GETs and never asks for an IMDSv2 token, so with
+`http_tokens: required` the s3 driver's credential chain ends in NoCredentialProviders. The host's
+nat table sends the registry's and registryctl's connections to 169.254.169.254:80 (and only
+theirs: the rule matches their fixed source addresses) here. This service fetches the credentials
+from the real IMDS with a token, as the host may (hop limit 1), and answers the two requests of
+aws-sdk-go's EC2RoleProvider (aws/credentials/ec2rolecreds/ec2_role_provider.go, requestCredList
+and requestCred: GET <endpoint>/meta-data/iam/security-credentials/ and .../<role>, endpoint
+http://169.254.169.254/latest). The JSON body is IMDS's own, passed through: the SDK reads
+AccessKeyId, SecretAccessKey, Token, Expiration and Code; with no ExpiryWindow it asks again when
+Expiration has passed, and every answer here is fetched fresh from IMDS, which hands out new
+credentials well before the old ones expire.
+
+registryctl is built from Harbor's go.mod (aws-sdk-go v1.55.8), whose ec2metadata client first asks
+`PUT /latest/api/token`; a 403 there makes it fall back to the plain GETs for good
+(aws/ec2metadata/token_provider.go fetchTokenHandler: 403, 404 and 405 set `disabled`; a 400 would
+fail the request). Everything else is refused: other paths 404, other methods and other sources
+403. User data and every other metadata path stay out of reach.
+
+Settings (environment, all required): RELAY_LISTEN (address), RELAY_PORT, RELAY_CLIENTS (CIDR of the
+addresses allowed to ask; the nat rule changes only the destination, so this is the container's
+own address), IMDS_URL (http://169.254.169.254).
+"""
+# ruff: noqa: S310 - the one URL is IMDS's, set by the systemd unit (checked to be http://), never by a client.
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import socket
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+CREDENTIALS_PATH = "/latest/meta-data/iam/security-credentials/"
+# IAM role (and instance profile) names: 1-64 of [\w+=,.@-] (IAM API reference, CreateRole RoleName);
+# not starting with a dot here, so `..` never reaches IMDS as a path segment.
+ROLE_NAME = re.compile(r"[A-Za-z0-9_+=,@-][A-Za-z0-9_+=,.@-]{0,63}")
+TOKEN_PATH = "/latest/api/token"  # noqa: S105 - a path, not a secret
+# IMDSv2 session tokens last up to 21600 s; one is reused until a minute before it ends.
+TOKEN_TTL_SECONDS = 21600
+IMDS_TIMEOUT_SECONDS = 2
+# Linux IP_FREEBIND (linux/in.h): bind to the Harbor network's gateway address before dockerd has
+# created the bridge that carries it, so the relay can start before docker.service.
+IP_FREEBIND = 15
+
+
+class Imds:
+    """A client of the real IMDS, with a session token (IMDSv2)."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._lock = threading.Lock()
+        self._token = ""
+        self._token_until = 0.0
+
+    def _new_token(self) -> str:
+        request = urllib.request.Request(
+            self.base_url + TOKEN_PATH,
+            method="PUT",
+            headers={"X-aws-ec2-metadata-token-ttl-seconds": str(TOKEN_TTL_SECONDS)},
+        )
+        with urllib.request.urlopen(request, timeout=IMDS_TIMEOUT_SECONDS) as response:
+            return response.read().decode()
+
+    def token(self, renew: bool = False) -> str:
+        with self._lock:
+            if renew or time.monotonic() >= self._token_until:
+                self._token = self._new_token()
+                self._token_until = time.monotonic() + TOKEN_TTL_SECONDS - 60
+            return self._token
+
+    def get(self, path: str) -> tuple[int, bytes, str]:
+        """IMDS's status, body and content type for one GET; a rejected token is renewed once."""
+        for renew in (False, True):
+            request = urllib.request.Request(self.base_url + path, headers={"X-aws-ec2-metadata-token": self.token(renew)})
+            try:
+                with urllib.request.urlopen(request, timeout=IMDS_TIMEOUT_SECONDS) as response:
+                    return response.status, response.read(), response.headers.get("Content-Type", "text/plain")
+            except urllib.error.HTTPError as error:
+                if error.code == 401 and not renew:
+                    continue
+                return error.code, error.read(), error.headers.get("Content-Type", "text/plain")
+        raise AssertionError("unreachable")
+
+
+class Handler(BaseHTTPRequestHandler):
+    imds: Imds
+    clients: ipaddress.IPv4Network
+    server_version = "EC2ws"
+    sys_version = ""
+
+    def _answer(self, status: int, body: bytes = b"", content_type: str = "text/plain") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _client_allowed(self) -> bool:
+        try:
+            return ipaddress.ip_address(self.client_address[0]) in self.clients
+        except ValueError:
+            return False
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if not self._client_allowed():
+            self._answer(403)
+            return
+        path = self.path
+        role = path[len(CREDENTIALS_PATH) :] if path.startswith(CREDENTIALS_PATH) else None
+        if role is None or (role and not ROLE_NAME.fullmatch(role)):
+            self._answer(404)
+            return
+        try:
+            status, body, content_type = self.imds.get(path)
+        except (OSError, urllib.error.URLError) as error:
+            self.log_message("instance metadata service unreachable: %s", error)
+            self._answer(502)
+            return
+        self._answer(status, body, content_type)
+
+    def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
+        # Also the token request of newer SDKs: 403 makes them fall back to plain GETs.
+        self._answer(403)
+
+    do_POST = do_DELETE = do_PATCH = do_PUT  # noqa: N815 - http.server's naming
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - http.server's signature
+        # One line per request to the journal; never a body (it holds the credentials).
+        sys.stderr.write(f"{self.client_address[0]} {format % args}\n")
+
+
+class FreeBindServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+        super().server_bind()
+
+
+def main() -> None:
+    missing = [name for name in ("RELAY_LISTEN", "RELAY_PORT", "RELAY_CLIENTS", "IMDS_URL") if not os.environ.get(name)]
+    if missing:
+        sys.exit(f"imds-credential-relay: set {', '.join(missing)} in the environment")
+    if not os.environ["IMDS_URL"].startswith("http://"):
+        sys.exit("imds-credential-relay: IMDS_URL must be http://<address>")
+    Handler.imds = Imds(os.environ["IMDS_URL"])
+    Handler.clients = ipaddress.IPv4Network(os.environ["RELAY_CLIENTS"])
+    server = FreeBindServer((os.environ["RELAY_LISTEN"], int(os.environ["RELAY_PORT"])), Handler)
+    print(f"listening on {os.environ['RELAY_LISTEN']}:{os.environ['RELAY_PORT']} for {Handler.clients}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
