@@ -152,6 +152,19 @@ RESOURCE_ACTIONS: dict[str, Actions] = {
         read=("sns:GetTopicAttributes", "sns:ListTagsForResource"),
         write=("sns:CreateTopic", "sns:DeleteTopic", "sns:SetTopicAttributes", "sns:TagResource", "sns:UntagResource"),
     ),
+    # The topic's policy is an attribute of the topic (SetTopicAttributes Policy).
+    "aws:sns/topicPolicy:TopicPolicy": Actions(read=("sns:GetTopicAttributes",), write=("sns:SetTopicAttributes",)),
+    "aws:cloudwatch/dashboard:Dashboard": Actions(
+        read=("cloudwatch:GetDashboard",), write=("cloudwatch:PutDashboard", "cloudwatch:DeleteDashboards")
+    ),
+    # EventBridge rules and targets (the AWS provider's cloudwatch.EventRule/EventTarget: events:*).
+    "aws:cloudwatch/eventRule:EventRule": Actions(
+        read=("events:DescribeRule", "events:ListTagsForResource", "events:ListTargetsByRule"),
+        write=("events:PutRule", "events:DeleteRule", "events:TagResource", "events:UntagResource"),
+    ),
+    "aws:cloudwatch/eventTarget:EventTarget": Actions(
+        read=("events:ListTargetsByRule",), write=("events:PutTargets", "events:RemoveTargets")
+    ),
     "aws:sns/topicSubscription:TopicSubscription": Actions(
         read=("sns:GetSubscriptionAttributes", "sns:ListSubscriptionsByTopic"),
         write=("sns:Subscribe", "sns:Unsubscribe", "sns:SetSubscriptionAttributes"),
@@ -279,6 +292,8 @@ RESOURCE_ACTIONS: dict[str, Actions] = {
     # The dynamic provider that pins the VM's SSH host key reads its console with boto3 (deploy only:
     # a preview never creates or reads it; a refresh keeps the stored key).
     "pulumi-python:dynamic/ec2:ConsoleHostKey": Actions(read=(), write=("ec2:GetConsoleOutput",)),
+    # components/aws/instance_running.py: starts the VM a data-volume swap stopped.
+    "pulumi-python:dynamic/ec2:InstanceRunning": Actions(read=(), write=("ec2:DescribeInstances", "ec2:StartInstances")),
 }
 
 # Types that make no AWS call: components, SSH commands, Harbor's API, local generators.

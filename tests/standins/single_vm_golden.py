@@ -16,7 +16,9 @@ instance back to IMDS hop limit 1 without the guard tag, and the credential rela
 written by the install. Re-recorded for all three for issue 19 (the cache watched without false
 greens): new alarms (inodes, write-backs, 5xx, per-project probe, upstream health, quota, GC,
 public path, certificate, snapshot), the probe alarms treating silence as failure over the probe's
-interval and coming after the deploy's smoke step, the backup watch, the dashboard, InstanceRunning.
+interval and coming after the deploy's smoke step, the backup watch, the dashboard, InstanceRunning
+(each dynamic provider's `__provider` kept as main recorded it: the pre-layout module paths that
+tests/aws/test_host_key.py replays).
 """
 
 from __future__ import annotations
