@@ -282,6 +282,8 @@ class HarborCache(pulumi.ComponentResource):
             "smoke": self.probe.results,
             "prometheusScrapeConfig": render_prometheus_scrape_configs(settings),
             "dashboardUrl": self.dashboard.url,
+            # How metrics, alarms and snapshot tags name this stack (organization/project/stack).
+            "stackId": settings.stack_id,
             "grafanaDashboard": self.dashboard.grafana,
             **stack_outputs(settings.hostname, settings.upstreams, mirror_options(settings)),
         }

@@ -305,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ca-file", help="trust this CA bundle for the cache's certificate (tests, private CAs)")
     args = parser.parse_args(argv)
     outputs = stack_outputs(args.stack, args.outputs_file)
-    stack = args.stack.rsplit("/", 1)[-1]
+    # Metrics and alarms name the stack by its id (organization/project/stack); older stacks: the name.
+    stack = outputs.get("stackId") or args.stack.rsplit("/", 1)[-1]
     checks = [*harbor_checks(outputs, args.ca_file), *aws_checks(outputs, stack)]
     red = any(check.state == "red" for check in checks)
     if args.json:

@@ -50,7 +50,7 @@ def probe_period(settings: Settings) -> int:
 def probe_alarm_specs(settings: Settings) -> list[AlarmSpec]:
     """The scheduled probe (files/harbor-probe.py, node 0): a failure, or no result for a whole
     period (the probe stopped, hung or could not report), alarms; silence never clears an alarm."""
-    stack = {"Stack": settings.stack}
+    stack = {"Stack": settings.stack_id}
     hours = settings.prewarm_interval_hours
     period = probe_period(settings)
     specs = [
@@ -108,7 +108,7 @@ def watch_alarm_specs(settings: Settings) -> list[AlarmSpec]:
     """What the reporter reads beyond disk and health (files/harbor-metrics.py): upstream health,
     quota use, GC, the public path and its certificate (one VM: Traefik's; HA: the load balancer
     has its own alarms and ACM renews), and the daily snapshot (one VM: DLM)."""
-    stack = {"Stack": settings.stack}
+    stack = {"Stack": settings.stack_id}
     percent = settings.alarm_disk_used_percent
     specs = []
     for upstream in settings.upstreams:

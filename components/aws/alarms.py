@@ -155,7 +155,7 @@ def load_balancer_alarm_specs(settings: Settings, metrics: LoadBalancerMetrics) 
 def reporter_alarm_specs(settings: Settings, prefix: str = "", node: int | None = None) -> list[AlarmSpec]:
     """Disk and health of one host, from files/harbor-metrics.py. `node`: in HA mode, the node
     whose series (dimension Node) the alarms watch; None on the single VM, whose series is the stack's."""
-    reporter = {"Stack": settings.stack, **({METRICS_NODE_DIMENSION: str(node)} if node is not None else {})}
+    reporter = {"Stack": settings.stack_id, **({METRICS_NODE_DIMENSION: str(node)} if node is not None else {})}
     where = f" on node {node}" if node is not None else ""
     percent = settings.alarm_disk_used_percent
     minutes = settings.alarm_harbor_unhealthy_minutes
@@ -295,8 +295,9 @@ class HarborAlarms(pulumi.ComponentResource):
             email.pending_confirmation.apply(
                 lambda pending: (
                     pulumi.log.warn(
-                        f"harbor-cache {settings.stack}: the alarm e-mail to {settings.alarm_email} is not confirmed yet: nobody "
-                        "is told when the cache breaks until the link in AWS's mail is followed (it expires after 3 days)",
+                        f"harbor-cache {settings.stack_id}: the alarm e-mail to {settings.alarm_email} is not confirmed "
+                        "yet: nobody is told when the cache breaks until the link in AWS's mail is followed "
+                        "(it expires after 3 days)",
                         resource=self,
                     )
                     if pending
@@ -305,7 +306,7 @@ class HarborAlarms(pulumi.ComponentResource):
             )
         else:
             pulumi.log.warn(
-                f"harbor-cache {settings.stack}: the alarm topic has no subscriber: nobody is told when the cache breaks. "
+                f"harbor-cache {settings.stack_id}: the alarm topic has no subscriber: nobody is told when the cache breaks. "
                 "Set alarmEmail, or subscribe anything to the output alarmTopicArn (aws sns subscribe)",
                 resource=self,
             )
@@ -324,7 +325,7 @@ class HarborAlarms(pulumi.ComponentResource):
                 actions.insert(0, ec2_action_arn(settings.region, spec.ec2_action))
             self.alarms[spec.key] = aws.cloudwatch.MetricAlarm(
                 f"{name}-{spec.key}",
-                alarm_description=f"harbor-cache {settings.stack}: {spec.description}",
+                alarm_description=f"harbor-cache {settings.stack_id}: {spec.description}",
                 namespace=spec.namespace,
                 metric_name=spec.metric,
                 dimensions=spec.dimensions,

@@ -102,7 +102,7 @@ class HarborBackupWatch(pulumi.ComponentResource):
         for key, (description, pattern) in patterns.items():
             rule = aws.cloudwatch.EventRule(
                 f"{name}-{key}",
-                description=f"harbor-cache {settings.stack}: {description}"[:512],
+                description=f"harbor-cache {settings.stack_id}: {description}"[:512],
                 event_pattern=pattern,
                 tags=resource_tags(settings, f"{name}-{key}"),
                 opts=child,

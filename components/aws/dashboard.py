@@ -55,7 +55,7 @@ def _widget(title: str, metrics: list, y: int, x: int = 0, width: int = 12, **pr
 def cloudwatch_body(
     settings: Settings, region: str, load_balancer: str | None = None, alarm_arns: list[str] | None = None
 ) -> dict:
-    stack = settings.stack
+    stack = settings.stack_id
     projects = [upstream.project for upstream in settings.upstreams]
     nodes = [str(index) for index in range(settings.replicas)] if settings.high_availability else [None]
 
@@ -219,7 +219,7 @@ def grafana_dashboard(settings: Settings) -> dict:
     """Grafana's dashboard JSON model (schemaVersion 39) over Prometheus: harbor-cache's own series
     (harbor-metrics.py serve: harbor_cache_*, labels stack/project/upstream/mount/node) and Harbor's
     exporter (harbor_project_quota_usage_byte, src/pkg/exporter/project_collector.go)."""
-    stack = settings.stack
+    stack = settings.stack_id
     selector = f'stack="{stack}"'
 
     def panel(title: str, expressions: list[tuple[str, str]], x: int, y: int, unit: str = "short") -> dict:

@@ -200,7 +200,7 @@ class HarborVm(pulumi.ComponentResource):
             state="ENABLED",
             policy_details={
                 "resource_types": ["VOLUME"],
-                "target_tags": {SNAPSHOT_TAG: settings.stack},
+                "target_tags": {SNAPSHOT_TAG: settings.stack_id},
                 "schedules": [
                     {
                         "name": "daily",
@@ -299,7 +299,7 @@ class HarborVm(pulumi.ComponentResource):
                 # A snapshot of an encrypted volume is encrypted with the volume's key, so DLM's daily
                 # snapshots use this key too. Changing it later means a new volume (protect stops that).
                 kms_key_id=settings.kms_key_arn or None,
-                tags=resource_tags(settings, f"{prefix}-data", **{SNAPSHOT_TAG: settings.stack}),
+                tags=resource_tags(settings, f"{prefix}-data", **{SNAPSHOT_TAG: settings.stack_id}),
                 opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
             )
         else:

@@ -136,6 +136,8 @@ class Settings:
     smoke_images: tuple[tuple[str, str], ...] = ()
     prewarm: tuple[str, ...] = ()
     prewarm_interval_hours: int = 6
+    # The Pulumi organization (load_settings); stack_id joins it with the project and the stack.
+    organization: str = ""
     # Issue 13: how many Harbor nodes, where the registry's blobs, the database and Redis live.
     replicas: int = 1
     storage: str = "ebs"
@@ -157,6 +159,14 @@ class Settings:
     @property
     def url(self) -> str:
         return f"https://{self.hostname}"
+
+    @property
+    def stack_id(self) -> str:
+        """The stack as its metrics, alarms and snapshot tags name it: `<organization>/<project>/<stack>`.
+        A bare stack name (`dev`) repeats across projects and organizations in one account, and two
+        stacks sharing a metric dimension or a snapshot tag hide each other's failures and
+        cross-snapshot (issue 19). Without an organization (offline renders, tests): the stack."""
+        return f"{self.organization}/{PROJECT}/{self.stack}" if self.organization else self.stack
 
     @property
     def api_url(self) -> str:
@@ -194,6 +204,7 @@ def parse_settings(
     region: str | None,
     defaults: Mapping[str, Any] | None = None,
     plain_keys: Collection[str] = (),
+    organization: str = "",
 ) -> Settings:
     """Builds Settings from raw config values (keys without the project prefix) or raises SettingsError.
 
@@ -372,6 +383,7 @@ def parse_settings(
         raise SettingsError(reader.problems)
     return Settings(
         stack=stack,
+        organization=organization,
         region=region,
         hostname=hostname,
         zone_name=zone,
@@ -413,4 +425,4 @@ def load_settings() -> Settings:
         for key in keys
         if key.startswith(prefix) and not runtime_config.is_config_secret(key) and key not in env_secret
     }
-    return parse_settings(raw, stack=pulumi.get_stack(), region=region, plain_keys=plain)
+    return parse_settings(raw, stack=pulumi.get_stack(), region=region, plain_keys=plain, organization=pulumi.get_organization())

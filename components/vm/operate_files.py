@@ -60,7 +60,7 @@ UNPRIVILEGED = {
 def metrics_environment(settings: Settings) -> dict[str, str]:
     return {
         "METRICS_NAMESPACE": METRICS_NAMESPACE,
-        "HARBOR_CACHE_STACK": settings.stack,
+        "HARBOR_CACHE_STACK": settings.stack_id,
         "AWS_REGION": settings.region,
         "DATA_MOUNT": settings.data_mount,
         "HEALTH_URL": LOCAL_HEALTH_URL,
@@ -87,7 +87,7 @@ def reporter_environment(settings: Settings, node_index: int = 0) -> dict[str, s
         # One VM: the public path through its own Traefik, and the DLM snapshots of its data volume
         # (tag harbor-cache:snapshot = the stack, components/aws/vm.py). HA: the load balancer's own
         # alarms, and S3 has no snapshot.
-        environment |= {"PUBLIC_URL": settings.url, "PUBLIC_CONNECT_HOST": "127.0.0.1", "SNAPSHOT_TAG": settings.stack}
+        environment |= {"PUBLIC_URL": settings.url, "PUBLIC_CONNECT_HOST": "127.0.0.1", "SNAPSHOT_TAG": settings.stack_id}
     return environment
 
 
@@ -152,7 +152,7 @@ def prometheus_scrape_configs(settings: Settings, hosts: list[str] | None = None
             "job_name": f"harbor-cache-{settings.stack}-{component}",
             "scheme": "http",
             "metrics_path": "/metrics",
-            "static_configs": [{"targets": targets, "labels": {"stack": settings.stack}}],
+            "static_configs": [{"targets": targets, "labels": {"stack": settings.stack_id}}],
         }
         if component != "exporter":
             job["params"] = {"comp": [component]}
@@ -166,7 +166,7 @@ def prometheus_scrape_configs(settings: Settings, hosts: list[str] | None = None
             "static_configs": [
                 {
                     "targets": [f"{host}:{CACHE_METRICS_PORT}" for host in (hosts or [settings.hostname])],
-                    "labels": {"stack": settings.stack},
+                    "labels": {"stack": settings.stack_id},
                 }
             ],
         }

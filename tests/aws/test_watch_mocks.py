@@ -181,3 +181,24 @@ def test_up_says_loudly_when_nobody_hears_the_alarms(caplog):
     said = [record.getMessage() for record in caplog.records]
     assert not any("no subscriber" in message for message in said)
     assert any("the alarm e-mail to ops@example.com is not confirmed yet" in message for message in said), said
+
+
+def test_metrics_alarms_and_snapshot_tags_name_the_stack_uniquely():
+    # Two stacks called "dev" in one account (other organizations or projects) must not share a
+    # metric series or a snapshot tag: they would hide each other's failures and cross-snapshot.
+    run = run_program(dev_config(), organization="acme")
+    assert run.outputs["stackId"] == "acme/harbor-cache/dev"
+    volume = run.named("harbor-vm-data")
+    assert volume.inputs["tags"]["harbor-cache:snapshot"] == "acme/harbor-cache/dev"
+    policy = run.named("harbor-vm-snapshots").inputs["policyDetails"]
+    assert policy["targetTags"] == {"harbor-cache:snapshot": "acme/harbor-cache/dev"}
+    for alarm in alarms(run).values():
+        if alarm.inputs["namespace"] == "HarborCache":
+            assert alarm.inputs["dimensions"]["Stack"] == "acme/harbor-cache/dev", alarm.name
+    install = {r.name: r for r in run.of_type(COMMAND)}["harbor-install-file-harbor-metrics.service"]
+    assert "HARBOR_CACHE_STACK=acme/harbor-cache/dev" in install.inputs["stdin"]
+    assert "SNAPSHOT_TAG=acme/harbor-cache/dev" in install.inputs["stdin"]
+    other = parse_settings(dev_raw(), stack="dev", region="eu-central-1", organization="other")
+    assert other.stack_id != "acme/harbor-cache/dev"
+    # Offline (no organization): the stack's name, as before.
+    assert parse_settings(dev_raw(), stack="dev", region="eu-central-1").stack_id == "dev"

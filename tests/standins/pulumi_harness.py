@@ -352,6 +352,7 @@ def run_program(
     preview: bool = False,
     secret_keys: tuple[str, ...] = (),
     recorder: dict | None = None,
+    organization: str | None = None,
 ) -> ProgramRun:
     """Runs __main__.py as the engine would, with `config` as the stack's configuration.
 
@@ -362,7 +363,9 @@ def run_program(
     monitor = RecordingMonitor(mocks)
     if recorder is not None:
         recorder["registrations"] = monitor.registrations
-    pulumi.runtime.set_mocks(mocks, project="harbor-cache", stack=stack, preview=preview, monitor=monitor)
+    pulumi.runtime.set_mocks(
+        mocks, project="harbor-cache", stack=stack, preview=preview, monitor=monitor, organization=organization
+    )
     # The CLI copies every Pulumi.yaml default the stack does not set into the stack's config before
     # the program runs (pulumi/pulumi pkg/workspace/config.go, ValidateStackConfigAndApplyProjectConfig
     # -> mergeConfig: `stackConfig.Set(key, default)`), so the program cannot tell a default from a
