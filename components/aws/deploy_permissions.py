@@ -25,6 +25,7 @@ import sys
 from dataclasses import dataclass
 
 from components.aws.vm import IAM_PATH as ROLE_PATH
+from components.aws.watch_permissions import WATCH_ACTIONS
 
 
 @dataclass(frozen=True)
@@ -151,19 +152,6 @@ RESOURCE_ACTIONS: dict[str, Actions] = {
     "aws:sns/topic:Topic": Actions(
         read=("sns:GetTopicAttributes", "sns:ListTagsForResource"),
         write=("sns:CreateTopic", "sns:DeleteTopic", "sns:SetTopicAttributes", "sns:TagResource", "sns:UntagResource"),
-    ),
-    # The topic's policy is an attribute of the topic (SetTopicAttributes Policy).
-    "aws:sns/topicPolicy:TopicPolicy": Actions(read=("sns:GetTopicAttributes",), write=("sns:SetTopicAttributes",)),
-    "aws:cloudwatch/dashboard:Dashboard": Actions(
-        read=("cloudwatch:GetDashboard",), write=("cloudwatch:PutDashboard", "cloudwatch:DeleteDashboards")
-    ),
-    # EventBridge rules and targets (the AWS provider's cloudwatch.EventRule/EventTarget: events:*).
-    "aws:cloudwatch/eventRule:EventRule": Actions(
-        read=("events:DescribeRule", "events:ListTagsForResource", "events:ListTargetsByRule"),
-        write=("events:PutRule", "events:DeleteRule", "events:TagResource", "events:UntagResource"),
-    ),
-    "aws:cloudwatch/eventTarget:EventTarget": Actions(
-        read=("events:ListTargetsByRule",), write=("events:PutTargets", "events:RemoveTargets")
     ),
     "aws:sns/topicSubscription:TopicSubscription": Actions(
         read=("sns:GetSubscriptionAttributes", "sns:ListSubscriptionsByTopic"),
@@ -292,9 +280,8 @@ RESOURCE_ACTIONS: dict[str, Actions] = {
     # The dynamic provider that pins the VM's SSH host key reads its console with boto3 (deploy only:
     # a preview never creates or reads it; a refresh keeps the stored key).
     "pulumi-python:dynamic/ec2:ConsoleHostKey": Actions(read=(), write=("ec2:GetConsoleOutput",)),
-    # components/aws/instance_running.py: starts the VM a data-volume swap stopped.
-    "pulumi-python:dynamic/ec2:InstanceRunning": Actions(read=(), write=("ec2:DescribeInstances", "ec2:StartInstances")),
 }
+RESOURCE_ACTIONS.update({kind: Actions(*pair) for kind, pair in WATCH_ACTIONS.items()})
 
 # Types that make no AWS call: components, SSH commands, Harbor's API, local generators.
 NO_AWS_PREFIXES = ("harbor-cache:index:", "command:remote:", "pulumi-python:dynamic/harbor:", "random:index/", "tls:index/")

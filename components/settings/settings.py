@@ -136,8 +136,7 @@ class Settings:
     smoke_images: tuple[tuple[str, str], ...] = ()
     prewarm: tuple[str, ...] = ()
     prewarm_interval_hours: int = 6
-    # The Pulumi organization (load_settings); stack_id joins it with the project and the stack.
-    organization: str = ""
+    stack_id: str = ""  # <organization>/<project>/<stack>: how metrics, alarms and snapshot tags name it (issue 19)
     # Issue 13: how many Harbor nodes, where the registry's blobs, the database and Redis live.
     replicas: int = 1
     storage: str = "ebs"
@@ -159,14 +158,6 @@ class Settings:
     @property
     def url(self) -> str:
         return f"https://{self.hostname}"
-
-    @property
-    def stack_id(self) -> str:
-        """The stack as its metrics, alarms and snapshot tags name it: `<organization>/<project>/<stack>`.
-        A bare stack name (`dev`) repeats across projects and organizations in one account, and two
-        stacks sharing a metric dimension or a snapshot tag hide each other's failures and
-        cross-snapshot (issue 19). Without an organization (offline renders, tests): the stack."""
-        return f"{self.organization}/{PROJECT}/{self.stack}" if self.organization else self.stack
 
     @property
     def api_url(self) -> str:
@@ -383,7 +374,7 @@ def parse_settings(
         raise SettingsError(reader.problems)
     return Settings(
         stack=stack,
-        organization=organization,
+        stack_id=f"{organization}/{PROJECT}/{stack}" if organization else stack,
         region=region,
         hostname=hostname,
         zone_name=zone,
