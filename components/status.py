@@ -29,7 +29,8 @@ from urllib.parse import urlsplit
 
 CERTIFICATE_RED_DAYS = 21
 CERTIFICATE_WARN_DAYS = 30
-NAMESPACE = "HarborCache"
+# Each stack's own CloudWatch namespace (components/vm/operate_files.py metrics_namespace).
+NAMESPACE_PREFIX = "HarborCache"
 
 
 @dataclass
@@ -197,8 +198,10 @@ def topic_check(subscriptions: list[dict]) -> Check:
     )
 
 
-def aws_checks(outputs: dict[str, Any], stack: str) -> list[Check]:
-    """CloudWatch and SNS, in the topic's region, with the caller's credentials."""
+def aws_checks(outputs: dict[str, Any], stack: str, stack_name: str) -> list[Check]:
+    """CloudWatch and SNS, in the topic's region, with the caller's credentials. `stack`: the Stack
+    dimension (the stack id); `stack_name`: the namespace's (HarborCache/<stack name>)."""
+    namespace = f"{NAMESPACE_PREFIX}/{stack_name}"
     try:
         import boto3
     except ImportError:
@@ -224,7 +227,7 @@ def aws_checks(outputs: dict[str, Any], stack: str) -> list[Check]:
 
         def latest(metric: str, dimensions: dict[str, str], statistic: str, hours: int) -> list[dict]:
             answer = cloudwatch.get_metric_statistics(
-                Namespace=NAMESPACE,
+                Namespace=namespace,
                 MetricName=metric,
                 Dimensions=[{"Name": "Stack", "Value": stack}, *({"Name": k, "Value": v} for k, v in dimensions.items())],
                 StartTime=now - datetime.timedelta(hours=hours),
@@ -236,7 +239,7 @@ def aws_checks(outputs: dict[str, Any], stack: str) -> list[Check]:
 
         for host, project in sorted((outputs.get("projects") or {}).items()):
             probe = cloudwatch.get_metric_statistics(
-                Namespace=NAMESPACE,
+                Namespace=namespace,
                 MetricName="ProbeFailed",
                 Dimensions=[{"Name": "Stack", "Value": stack}, {"Name": "Project", "Value": project}],
                 StartTime=now - datetime.timedelta(days=2),
@@ -307,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     outputs = stack_outputs(args.stack, args.outputs_file)
     # Metrics and alarms name the stack by its id (organization/project/stack); older stacks: the name.
     stack = outputs.get("stackId") or args.stack.rsplit("/", 1)[-1]
-    checks = [*harbor_checks(outputs, args.ca_file), *aws_checks(outputs, stack)]
+    checks = [*harbor_checks(outputs, args.ca_file), *aws_checks(outputs, stack, args.stack.rsplit("/", 1)[-1])]
     red = any(check.state == "red" for check in checks)
     if args.json:
         print(

@@ -34,7 +34,7 @@ so blobs are counted and their bytes summed, but not split into hits and misses.
 (containerd resolves tags with HEAD) are not counted; a HEAD of a tag still asks the upstream.
 
 Python 3 standard library only. Credentials come from IMDSv2 (the instance role; the role may put
-metrics into METRICS_NAMESPACE only). The request is CloudWatch's JSON protocol (awsJson1_0,
+metrics into its stack's METRICS_NAMESPACE only). The request is CloudWatch's JSON protocol (awsJson1_0,
 target GraniteServiceVersion20100801.PutMetricData, botocore's cloudwatch service-2.json) signed
 with Signature Version 4 (AWS General Reference, "Create a signed AWS API request").
 """
@@ -59,8 +59,9 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
-NAMESPACE = os.environ.get("METRICS_NAMESPACE", "HarborCache")
 STACK = os.environ.get("HARBOR_CACHE_STACK", "")
+# HarborCache/<stack>, set by harbor-metrics.service (components/vm/operate_files.py metrics_namespace).
+NAMESPACE = os.environ.get("METRICS_NAMESPACE") or f"HarborCache/{STACK}"
 # HA mode (replicas > 1): this node's index, set by harbor-metrics.service; empty on one VM.
 NODE = os.environ.get("HARBOR_CACHE_NODE", "")
 REGION = os.environ.get("AWS_REGION", "")

@@ -28,7 +28,7 @@ ManifestCache.CacheContent in src/controller/proxy/manifestcache.go, checking ev
      200 (src/server/middleware/repoproxy/proxy.go handleBlob: io.CopyN). So a 206 proves the blob
      came from the store and no upstream request was made for it.
 --private PROJECT: that project is not public: its pulls and API calls use the credentials in
-PROBE_CREDENTIALS_FILE (or $CREDENTIALS_DIRECTORY/probe, systemd's LoadCredential=), one line
+PROBE_ROBOT_FILE (or $CREDENTIALS_DIRECTORY/probe, systemd's LoadCredential=), one line
 `name:secret` (the pull robot), never the command line. Public projects stay anonymous, as nodes pull.
 
 Flow (distribution's token authentication spec, which Harbor implements): GET /v2/ -> 401 with
@@ -171,11 +171,11 @@ def token(client: Client, params: dict[str, str], repository: str, login: dict[s
 
 def read_login() -> dict[str, str]:
     """Basic auth of the pull robot, from a file only (never argv or the environment's values)."""
-    path = os.environ.get("PROBE_CREDENTIALS_FILE") or (
+    path = os.environ.get("PROBE_ROBOT_FILE") or (
         str(Path(os.environ["CREDENTIALS_DIRECTORY"]) / "probe") if os.environ.get("CREDENTIALS_DIRECTORY") else ""
     )
     if not path:
-        raise ProbeError("auth: a private project needs the pull robot: PROBE_CREDENTIALS_FILE is not set")
+        raise ProbeError("auth: a private project needs the pull robot: PROBE_ROBOT_FILE is not set")
     try:
         line = Path(path).read_text().strip()
     except OSError as error:

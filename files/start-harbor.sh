@@ -17,6 +17,19 @@ install -m "$(stat -c %a "$root/docker-compose.override.yml")" -o 10000 -g 10000
 # Traefik's certificates live on the data volume so no reinstall or VM replacement re-issues them.
 install -d -m 0700 "$data/traefik"
 
+# prepare runs as root in its container with the host's / mounted (Harbor's prepare script mounts
+# / at /hostfs) and writes into common/config and the data volume's secret/ (prepare g.py config_dir,
+# secret_dir), where Harbor's containers can write too (registry, registryctl, core, nginx mount
+# parts of them read-write). A symlink planted there would lead prepare's writes anywhere on the
+# host: refuse to run it while there is one.
+planted=$(find "$dir/common" "$data/secret" -type l 2>/dev/null || true)
+if [ -n "$planted" ]; then
+  echo "refusing to run prepare: symbolic links where prepare writes as root, which a container may have planted:" >&2
+  echo "$planted" >&2
+  echo "inspect them (a container may be compromised), remove them, and run the step again" >&2
+  exit 1
+fi
+
 echo "running prepare"
 (cd "$dir" && sudo -u harbor ./prepare)
 

@@ -47,3 +47,21 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.longrepr = f"skipped under HARBOR_CACHE_REQUIRE_INTEGRATION=1: {reason}"
+
+
+@pytest.fixture(scope="session")
+def up_pack():
+    """The policy pack as the engine runs it at `up` (tests/standins/policy_engine.py), one for the session."""
+    from tests.standins.policy_engine import running_pack
+
+    with running_pack(dry_run=False) as pack:
+        yield pack
+
+
+@pytest.fixture(scope="session")
+def preview_pack():
+    """The policy pack as the engine runs it at a preview."""
+    from tests.standins.policy_engine import running_pack
+
+    with running_pack(dry_run=True) as pack:
+        yield pack

@@ -74,7 +74,7 @@ def seed(emulator: HarborEmulator, aws_env: dict) -> dict:
 
     def put(metric: str, value: float, **dimensions: str) -> None:
         cloudwatch.put_metric_data(
-            Namespace="HarborCache",
+            Namespace="HarborCache/dev",
             MetricData=[
                 {
                     "MetricName": metric,
@@ -96,7 +96,7 @@ def seed(emulator: HarborEmulator, aws_env: dict) -> dict:
         AlarmDescription=(
             "harbor-cache dev: Project ghcr-proxy: the probe's pull failed: journalctl -u harbor-probe says what Harbor answered"
         ),
-        Namespace="HarborCache",
+        Namespace="HarborCache/dev",
         MetricName="ProbeFailed",
         Statistic="Maximum",
         Period=3600,
@@ -150,7 +150,7 @@ def test_a_healthy_stack_exits_zero(harbor, aws, tmp_path):
     cloudwatch = boto3.client("cloudwatch", region_name="eu-central-1")
     cloudwatch.set_alarm_state(AlarmName="harbor-alarms-probe-ghcr-1a2b3c", StateValue="OK", StateReason="test")
     cloudwatch.put_metric_data(
-        Namespace="HarborCache",
+        Namespace="HarborCache/dev",
         MetricData=[
             {
                 "MetricName": "ProbeFailed",

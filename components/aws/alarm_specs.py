@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components.settings.settings import Settings
-from components.vm.operate_files import METRICS_NAMESPACE
+from components.vm.operate_files import metrics_namespace
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def probe_alarm_specs(settings: Settings) -> list[AlarmSpec]:
             "smoke-failed",
             f"A scheduled pull through a proxy project failed, or the probe reported nothing for {hours + 1} h: "
             "journalctl -u harbor-probe names the broken link",
-            METRICS_NAMESPACE,
+            metrics_namespace(settings),
             "SmokeFailures",
             stack,
             "Maximum",
@@ -72,7 +72,7 @@ def probe_alarm_specs(settings: Settings) -> list[AlarmSpec]:
             "prewarm-failed",
             f"An image of the prewarm list could not be pulled into the cache, or no report for {hours + 1} h: "
             "journalctl -u harbor-probe",
-            METRICS_NAMESPACE,
+            metrics_namespace(settings),
             "PrewarmFailures",
             stack,
             "Maximum",
@@ -90,7 +90,7 @@ def probe_alarm_specs(settings: Settings) -> list[AlarmSpec]:
                 f"probe-{upstream_name}",
                 f"Project {project}: the probe's pull of {image} failed or Harbor did not store it (streamed "
                 f"only), or no result for {hours + 1} h: journalctl -u harbor-probe says what Harbor answered",
-                METRICS_NAMESPACE,
+                metrics_namespace(settings),
                 "ProbeFailed",
                 {**stack, "Project": project},
                 "Maximum",
@@ -117,7 +117,7 @@ def watch_alarm_specs(settings: Settings) -> list[AlarmSpec]:
                 f"upstream-{upstream.name}",
                 f"Harbor marks upstream {upstream.name} ({upstream.registry_host}) unhealthy for 15 minutes (or no "
                 f"report): project {upstream.project} serves only what it cached; check egress, credentials, rate limits",
-                METRICS_NAMESPACE,
+                metrics_namespace(settings),
                 "UpstreamHealthy",
                 {**stack, "Upstream": upstream.name},
                 "Minimum",
@@ -133,7 +133,7 @@ def watch_alarm_specs(settings: Settings) -> list[AlarmSpec]:
                 f"quota-{upstream.name}",
                 f"Project {upstream.project} has used more than {percent}% of its storage quota: at 100% Harbor stops "
                 "caching (pulls are streamed, nothing kept); raise upstreams[].storageQuotaGb or tighten retention",
-                METRICS_NAMESPACE,
+                metrics_namespace(settings),
                 "QuotaUsedPercent",
                 {**stack, "Project": upstream.project},
                 "Maximum",
@@ -149,7 +149,7 @@ def watch_alarm_specs(settings: Settings) -> list[AlarmSpec]:
         AlarmSpec(
             "gc-failed",
             "Harbor's last garbage collection ended in Error: the disk only grows; Harbor's UI, Clean Up, GC history has the log",
-            METRICS_NAMESPACE,
+            metrics_namespace(settings),
             "GcFailed",
             stack,
             "Maximum",
@@ -166,7 +166,7 @@ def watch_alarm_specs(settings: Settings) -> list[AlarmSpec]:
                 "public-path",
                 f"https://{settings.hostname}/api/v2.0/health through Traefik and TLS fails (or no report) for 5 minutes: "
                 "see docker logs traefik and the certificate",
-                METRICS_NAMESPACE,
+                metrics_namespace(settings),
                 "PublicPathHealthy",
                 stack,
                 "Minimum",
@@ -180,7 +180,7 @@ def watch_alarm_specs(settings: Settings) -> list[AlarmSpec]:
                 "certificate-expiry",
                 f"The certificate of {settings.hostname} expires in less than {CERTIFICATE_DAYS_LEFT} days (or no longer "
                 "verifies): renewal is failing; see docker logs traefik (ACME, DNS-01)",
-                METRICS_NAMESPACE,
+                metrics_namespace(settings),
                 "CertificateDaysLeft",
                 stack,
                 "Minimum",
@@ -194,7 +194,7 @@ def watch_alarm_specs(settings: Settings) -> list[AlarmSpec]:
                 "snapshot-overdue",
                 f"No snapshot of the data volume completed in {SNAPSHOT_HOURS} h (or no report): the daily recovery point "
                 "is missing; see the DLM policy's state and the stack's alarm topic for DLM errors",
-                METRICS_NAMESPACE,
+                metrics_namespace(settings),
                 "HoursSinceSnapshot",
                 stack,
                 "Minimum",

@@ -21,7 +21,7 @@ import pulumi_aws as aws
 from components.aws.alarm_specs import AlarmSpec, probe_alarm_specs, watch_alarm_specs
 from components.aws.tagging import resource_tags
 from components.settings.settings import Settings
-from components.vm.operate_files import METRICS_NAMESPACE, METRICS_NODE_DIMENSION
+from components.vm.operate_files import METRICS_NAMESPACE_PREFIX, METRICS_NODE_DIMENSION, metrics_namespace
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,8 @@ class LoadBalancerMetrics:
     target_group: pulumi.Input[str]
 
 
-def put_metrics_policy() -> str:
-    """The instance role may put metrics, into the HarborCache namespace only, and list snapshots
+def put_metrics_policy(settings: Settings) -> str:
+    """The instance role may put metrics, into its stack's namespace only, and list snapshots
     (the reporter's HoursSinceSnapshot; DescribeSnapshots has no resource-level permissions, Service
     Authorization Reference "Actions defined by Amazon EC2": Resource "*", read-only)."""
     return json.dumps(
@@ -59,7 +59,7 @@ def put_metrics_policy() -> str:
                     "Effect": "Allow",
                     "Action": "cloudwatch:PutMetricData",
                     "Resource": "*",
-                    "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+                    "Condition": {"StringEquals": {"cloudwatch:namespace": metrics_namespace(settings)}},
                 },
                 {"Effect": "Allow", "Action": "ec2:DescribeSnapshots", "Resource": "*"},
             ],
@@ -163,7 +163,7 @@ def reporter_alarm_specs(settings: Settings, prefix: str = "", node: int | None 
         AlarmSpec(
             f"{prefix}data-disk",
             f"Data volume {settings.data_mount}{where} more than {percent}% full: grow dataVolumeSizeGb or tighten GC/retention",
-            METRICS_NAMESPACE,
+            metrics_namespace(settings),
             "DiskUsedPercent",
             {**reporter, "Mount": settings.data_mount},
             "Maximum",
@@ -176,7 +176,7 @@ def reporter_alarm_specs(settings: Settings, prefix: str = "", node: int | None 
         AlarmSpec(
             f"{prefix}root-disk",
             f"Root volume{where} more than {percent}% full (Docker images, logs): grow rootVolumeSizeGb or prune",
-            METRICS_NAMESPACE,
+            metrics_namespace(settings),
             "DiskUsedPercent",
             {**reporter, "Mount": "/"},
             "Maximum",
@@ -190,7 +190,7 @@ def reporter_alarm_specs(settings: Settings, prefix: str = "", node: int | None 
             AlarmSpec(
                 f"{prefix}{mount_key}-inodes",
                 f"{label}{where} has used more than {percent}% of its inodes (many small files): writes fail with space left",
-                METRICS_NAMESPACE,
+                metrics_namespace(settings),
                 "InodesUsedPercent",
                 {**reporter, "Mount": mount},
                 "Maximum",
@@ -210,7 +210,7 @@ def reporter_alarm_specs(settings: Settings, prefix: str = "", node: int | None 
             f"{prefix}write-back-failed",
             f"Harbor{where} served pulls from the upstream without keeping them (core logged a failed write-back into "
             "its registry): the cache does not cache; see journalctl -u harbor and /var/log/harbor/core.log, check storage",
-            METRICS_NAMESPACE,
+            metrics_namespace(settings),
             "WriteBackFailures",
             reporter,
             "Sum",
@@ -224,7 +224,7 @@ def reporter_alarm_specs(settings: Settings, prefix: str = "", node: int | None 
             f"{prefix}harbor-5xx",
             f"Harbor{where} answered more than 10 requests with 5xx in 5 minutes (nginx's access log): "
             "see /var/log/harbor/core.log",
-            METRICS_NAMESPACE,
+            metrics_namespace(settings),
             "Harbor5xx",
             reporter,
             "Sum",
@@ -237,7 +237,7 @@ def reporter_alarm_specs(settings: Settings, prefix: str = "", node: int | None 
         AlarmSpec(
             f"{prefix}harbor-unhealthy",
             f"Harbor{where} not healthy (or not reporting) for {minutes} minutes: see journalctl -u harbor and docker compose ps",
-            METRICS_NAMESPACE,
+            metrics_namespace(settings),
             "HarborHealthy",
             reporter,
             "Maximum",
@@ -311,7 +311,7 @@ class HarborAlarms(pulumi.ComponentResource):
                 resource=self,
             )
         self.put_metrics = aws.iam.RolePolicy(
-            f"{name}-put-metrics", role=args.instance_role_name, policy=put_metrics_policy(), opts=child
+            f"{name}-put-metrics", role=args.instance_role_name, policy=put_metrics_policy(settings), opts=child
         )
 
         after_reporter = pulumi.ResourceOptions(parent=self, depends_on=[*args.reporting, self.put_metrics])
@@ -350,6 +350,6 @@ def _pick(spec: AlarmSpec, after_deploy: set[str], *options: pulumi.ResourceOpti
     """EC2's and the load balancer's alarms need nothing on the VM; the reporter's come after it;
     the probe's and the monitor robot's after the deploy wrote them."""
     child, after_reporter, after_deploy_opts = options
-    if spec.namespace != METRICS_NAMESPACE:
+    if not spec.namespace.startswith(METRICS_NAMESPACE_PREFIX):
         return child
     return after_deploy_opts if spec.key in after_deploy else after_reporter

@@ -21,7 +21,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.settings.settings import Settings
-from components.vm.operate_files import METRICS_NAMESPACE
+from components.vm.operate_files import METRICS_NAMESPACE_PREFIX, metrics_namespace
 
 WIDTH = 24
 
@@ -35,7 +35,7 @@ class HarborDashboardArgs:
 
 
 def _metric(name: str, stack: str, label: str, stat: str = "Maximum", **dimensions: str) -> list:
-    series: list = [METRICS_NAMESPACE, name, "Stack", stack]
+    series: list = [METRICS_NAMESPACE_PREFIX, name, "Stack", stack]
     for key, value in dimensions.items():
         series += [key, value]
     return [*series, {"label": label, "stat": stat}]
@@ -209,9 +209,13 @@ def cloudwatch_body(
                 "properties": {"title": "Alarms", "alarms": alarm_arns},
             }
         )
+    namespace = metrics_namespace(settings)  # each stack's own (HarborCache/<stack>)
     for widget in widgets:
         if widget["type"] == "metric":
             widget["properties"]["region"] = region
+            for item in widget["properties"]["metrics"]:
+                if item and item[0] == METRICS_NAMESPACE_PREFIX:
+                    item[0] = namespace
     return {"widgets": widgets}
 
 

@@ -44,7 +44,7 @@ END_KEYS = "-----END SSH HOST KEY KEYS-----"
 KEY_TYPE = "ssh-ed25519"
 # Only the tests point the client elsewhere (a loopback stand-in of EC2's Query API).
 ENDPOINT_ENV = "HARBOR_CACHE_EC2_ENDPOINT"
-INSTANCE_ID_RE = re.compile(r"^i-[0-9a-f]{8,17}$")
+INSTANCE_ID_RE = re.compile(r"^i-[0-9a-f]{8,17}\Z")
 # A key line as write-ssh-key-fingerprints prints it: `<type> <base64> [comment]`.
 KEY_LINE_RE = re.compile(r"(?:^|\s)ssh-ed25519 ([A-Za-z0-9+/]+={0,2})(?:\s|$)")
 # EC2 error codes (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html).

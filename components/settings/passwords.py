@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+# harbor_admin_password in Harbor's harbor.yml.tmpl (v2.15.2): every scanner knows it.
+PUBLISHED_DEFAULTS = frozenset({"harbor12345"})
+
 
 def admin_password_problem(password: object) -> str | None:
     """Why an admin password cannot be used as given, or None.
@@ -19,6 +22,8 @@ def admin_password_problem(password: object) -> str | None:
     """
     if not isinstance(password, str):
         return "must be a string"
+    if password.casefold() in PUBLISHED_DEFAULTS:
+        return "is Harbor's published default (harbor.yml.tmpl), which anyone can log in with: choose your own"
     if not 8 <= len(password) <= 128 or not all(re.search(pattern, password) for pattern in (r"[A-Z]", r"[a-z]", r"[0-9]")):
         return "does not meet Harbor's rule (8 to 128 characters with upper case, lower case and a digit)"
     if not all(" " <= char <= "~" for char in password):

@@ -71,6 +71,10 @@ def refuse_plain_secrets(reader: ConfigReader, plain_keys: Collection[str]) -> N
             reader.fail(key, f"is set as plain config (value not shown); store it encrypted: `{how}`")
 
 
+# Every tag the program sets itself starts with this (components/aws/tagging.py); user tags may not.
+PROGRAM_TAG_PREFIX = "harbor-cache:"
+
+
 def is_aws_tag_text(text: str) -> bool:
     """IAM's tag rule (TagKey/TagValue `[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*`), the strictest of the services tagged
     here; EC2, DLM and CloudWatch accept at least as much."""
@@ -85,6 +89,14 @@ def read_tags(reader: ConfigReader) -> dict[str, str]:
     for key, item in value.items():
         if not isinstance(item, str) or not 1 <= len(key) <= 128 or len(item) > 256 or key.lower().startswith("aws:"):
             reader.fail(f"tags.{key}", f"{item!r}: keys 1..128 chars not starting with 'aws:', string values up to 256 chars")
+        elif key.lower().startswith(PROGRAM_TAG_PREFIX):
+            # The program's own tags (components/aws/tagging.py) steer DLM and the policy pack's exemptions:
+            # from `tags` they would land on every resource of the stack.
+            reader.fail(
+                f"tags.{key}",
+                f"{item!r}: keys starting with {PROGRAM_TAG_PREFIX!r} are the program's own (snapshots, policy "
+                "exemptions); use the settings that set them (allowPublicAccess) or another key",
+            )
         elif not (is_aws_tag_text(key) and is_aws_tag_text(item)):
             reader.fail(
                 f"tags.{key}",

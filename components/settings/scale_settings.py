@@ -13,8 +13,8 @@ from components.settings.config_reader import ConfigReader
 from components.settings.validators import AZ_RE, SUBNET_RE
 
 STORAGE_MODES = ("ebs", "s3")
-DB_INSTANCE_CLASS_RE = re.compile(r"^db\.[a-z][a-z0-9-]*\.[a-z0-9]+$")
-CACHE_NODE_TYPE_RE = re.compile(r"^cache\.[a-z][a-z0-9-]*\.[a-z0-9]+$")
+DB_INSTANCE_CLASS_RE = re.compile(r"^db\.[a-z][a-z0-9-]*\.[a-z0-9]+\Z")
+CACHE_NODE_TYPE_RE = re.compile(r"^cache\.[a-z][a-z0-9-]*\.[a-z0-9]+\Z")
 
 
 # An ALB spreads over AZs and Harbor's nodes share nothing local; more than this many nodes is a

@@ -90,7 +90,7 @@ UNDECLARED_KEYS = (
     "subnetIds",
 )
 
-SNAPSHOT_RE = re.compile(r"^snap-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+SNAPSHOT_RE = re.compile(r"^snap-(?:[0-9a-f]{8}|[0-9a-f]{17})\Z")
 
 
 @dataclass(frozen=True)
@@ -253,7 +253,7 @@ def parse_settings(
     allowed = read_cidr_list(reader, "allowedCidrs", allow_public, "set allowPublicAccess: true if you really mean it")
     ssh_allowed = read_cidr_list(reader, "sshAllowedCidrs", False, "SSH is never opened to the world; list your addresses")
     ssh_user = reader.string("sshUser", required=True)
-    if ssh_user and not re.match(r"^[a-z_][a-z0-9_-]{0,31}$", ssh_user):
+    if ssh_user and not re.match(r"^[a-z_][a-z0-9_-]{0,31}\Z", ssh_user):
         reader.fail("sshUser", f"{ssh_user!r} is not a Linux user name")
 
     acme_email = reader.string("acmeEmail", required=True)
@@ -293,10 +293,10 @@ def parse_settings(
         )
 
     traefik_version = reader.string("traefikVersion", required=True)
-    if traefik_version and not re.match(r"^v3\.\d+(\.\d+)?$", traefik_version):
+    if traefik_version and not re.match(r"^v3\.\d+(\.\d+)?\Z", traefik_version):
         reader.fail("traefikVersion", f"{traefik_version!r} is not a Traefik v3 tag (e.g. v3.6 or v3.6.2)")
     traefik_digest = reader.string("traefikImageDigest")
-    if traefik_digest and not re.match(r"^sha256:[0-9a-f]{64}$", traefik_digest):
+    if traefik_digest and not re.match(r"^sha256:[0-9a-f]{64}\Z", traefik_digest):
         reader.fail("traefikImageDigest", f"{traefik_digest!r} is not an image digest; accepted: sha256:<64 hex digits> or empty")
 
     password = reader.raw.get("adminPassword")

@@ -9,17 +9,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 # Harbor's own rule for project names (and the one we apply to registry endpoint names).
-HARBOR_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-DNS_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
-HARBOR_VERSION_RE = re.compile(r"^v2\.(\d+)\.(\d+)$")
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-INSTANCE_TYPE_RE = re.compile(r"^([a-z]+)(\d+)([a-z-]*)\.(\d*[a-z]+)$")
-AZ_RE = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d[a-z]$")
+HARBOR_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*\Z")
+DNS_LABEL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}\Z", re.IGNORECASE)
+HARBOR_VERSION_RE = re.compile(r"^v2\.(\d+)\.(\d+)\Z")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
+INSTANCE_TYPE_RE = re.compile(r"^([a-z]+)(\d+)([a-z-]*)\.(\d*[a-z]+)\Z")
+AZ_RE = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d[a-z]\Z")
 # A key ARN (single- or multi-Region key); EBS also takes aliases, but then AWS reports the key ARN
 # back and every `pulumi up` would see a change.
-KMS_KEY_ARN_RE = re.compile(r"^arn:aws(?:-[a-z]+)*:kms:([a-z]{2}(?:-[a-z]+)+-\d):\d{12}:key/(?:mrk-[0-9a-f]{32}|[0-9a-f-]{36})$")
-SUBNET_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+KMS_KEY_ARN_RE = re.compile(r"^arn:aws(?:-[a-z]+)*:kms:([a-z]{2}(?:-[a-z]+)+-\d):\d{12}:key/(?:mrk-[0-9a-f]{32}|[0-9a-f-]{36})\Z")
+SUBNET_RE = re.compile(r"^subnet-[0-9a-f]{8,17}\Z")
 # Harbor parses schedules with robfig/cron's 6-field parser and wants seconds at 0
 # (src/common/utils/utils.go ValidateCronString). Per field: name, low, high, named values.
 CRON_FIELDS = (
@@ -30,7 +30,7 @@ CRON_FIELDS = (
     ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
     ("day of week", 0, 6, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
 )
-CRON_ITEM_RE = re.compile(r"^(?:(\*|\?)|([0-9a-z]+)(?:-([0-9a-z]+))?)(?:/([0-9]+))?$", re.IGNORECASE)
+CRON_ITEM_RE = re.compile(r"^(?:(\*|\?)|([0-9a-z]+)(?:-([0-9a-z]+))?)(?:/([0-9]+))?\Z", re.IGNORECASE)
 
 
 def validate_dns_name(name: str) -> str | None:

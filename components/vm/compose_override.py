@@ -61,6 +61,11 @@ def compose_override(settings: Settings, zone_id: str) -> dict:
             },
             # Harbor's compose publishes nginx (plain HTTP, basic auth) on every address.
             "proxy": {"ports": ComposeOverride([f"{HARBOR_LOOPBACK}:{HARBOR_HTTP_PORT}", metrics_port_binding(settings)])},
+            # Harbor's compose drops every capability of its services but the exporter's
+            # (docker-compose.yml.jinja `exporter:` has no cap_drop), which so keeps Docker's default
+            # set, NET_RAW too: raw packets on Harbor's network (ARP spoofing of core or the registry).
+            # It runs as an unprivileged user on port 8080 and needs none (compose merges cap_drop by union).
+            "exporter": {"cap_drop": ["ALL"], "security_opt": ["no-new-privileges:true"]},
         }
     }
 

@@ -13,8 +13,16 @@ from components.vm.unit_file import render_unit
 
 BIN_DIR = "/opt/harbor/bin"
 SYSTEMD_DIR = "/etc/systemd/system"
-# CloudWatch namespace of everything the VM reports; the instance role may put metrics here only.
-METRICS_NAMESPACE = "HarborCache"
+# CloudWatch namespace of everything a stack's VMs report, `HarborCache/<stack>`: the instance role
+# may put metrics there only (IAM's cloudwatch:namespace condition cannot see dimensions), so one
+# stack's role cannot feed, and keep green, another stack's alarms.
+METRICS_NAMESPACE_PREFIX = "HarborCache"
+
+
+def metrics_namespace(settings: Settings) -> str:
+    return f"{METRICS_NAMESPACE_PREFIX}/{settings.stack}"
+
+
 METRICS_SCRIPT = "harbor-metrics.py"
 METRICS_SERVICE = "harbor-metrics.service"
 METRICS_TIMER = "harbor-metrics.timer"
@@ -59,7 +67,7 @@ UNPRIVILEGED = {
 
 def metrics_environment(settings: Settings) -> dict[str, str]:
     return {
-        "METRICS_NAMESPACE": METRICS_NAMESPACE,
+        "METRICS_NAMESPACE": metrics_namespace(settings),
         "HARBOR_CACHE_STACK": settings.stack_id,
         "AWS_REGION": settings.region,
         "DATA_MOUNT": settings.data_mount,

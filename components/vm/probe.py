@@ -60,10 +60,10 @@ def probe_command(settings: Settings, public_ip: str, images: list[str], all_blo
         environment |= operate_files.metrics_environment(settings)
         environment["PROBE_METRICS_REPORTER"] = f"{operate_files.BIN_DIR}/{operate_files.METRICS_SCRIPT}"
         if operate_files.private_projects(settings):
-            environment["PROBE_CREDENTIALS_FILE"] = operate_files.PROBE_CREDENTIALS_PATH
+            environment["PROBE_ROBOT_FILE"] = operate_files.PROBE_CREDENTIALS_PATH
     assignments = [f"{key}={shlex.quote(value)}" for key, value in environment.items()]
     # The robot's file is root's: read it as root (sudo env keeps the assignments).
-    runner = ["sudo", "env", *assignments] if "PROBE_CREDENTIALS_FILE" in environment else assignments
+    runner = ["sudo", "env", *assignments] if "PROBE_ROBOT_FILE" in environment else assignments
     return " ".join([*runner, "python3", "-", *map(shlex.quote, [*flags, settings.url, *images])])
 
 

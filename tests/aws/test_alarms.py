@@ -90,7 +90,7 @@ def test_disk_health_and_probe_alarms_watch_the_stack_metrics(run):
     assert unhealthy["evaluationPeriods"] == 5 and unhealthy["period"] == 60
     assert unhealthy["treatMissingData"] == "breaching", "a VM that stops reporting is not healthy"
     for key in ("data-disk", "root-disk", "harbor-unhealthy", "smoke-failed", "prewarm-failed"):
-        assert found[key].inputs["namespace"] == operate_files.METRICS_NAMESPACE
+        assert found[key].inputs["namespace"] == "HarborCache/dev"
         assert found[key].inputs["alarmActions"] == [TOPIC_ARN] and found[key].inputs["okActions"] == [TOPIC_ARN]
         assert found[key].secret_keys() == set()
 
@@ -114,13 +114,20 @@ def test_metric_alarms_come_after_the_reporter_and_its_permission(run):
 
 
 def test_the_instance_role_may_put_metrics_into_its_namespace_only(run):
+    """HarborCache/<stack>: IAM's condition sees the namespace, not the dimensions, so with one shared
+    namespace one stack's role could put the metrics that keep another stack's alarms green."""
     policy = run.named("harbor-alarms-put-metrics")
     assert policy.inputs["role"] == "harbor-vm-role"
     statement, snapshots = json.loads(policy.inputs["policy"])["Statement"]
     assert statement["Action"] == "cloudwatch:PutMetricData"
-    assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "HarborCache"}}
+    assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "HarborCache/dev"}}
     # The reporter's HoursSinceSnapshot: read-only, and an action without resource-level permissions.
     assert snapshots == {"Effect": "Allow", "Action": "ec2:DescribeSnapshots", "Resource": "*"}
+    prod = run_program(dev_config(), stack="prod")
+    statement, _snapshots = json.loads(prod.named("harbor-alarms-put-metrics").inputs["policy"])["Statement"]
+    assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "HarborCache/prod"}}
+    prod_alarms = {r.inputs["namespace"] for r in prod.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert prod_alarms == {"HarborCache/prod", "AWS/EC2"}, "each stack's alarms watch its own namespace"
 
 
 def test_the_reporter_and_its_timer_are_installed_after_harbor_is_ready(run):
@@ -269,7 +276,7 @@ def test_report_puts_disk_usage_and_health_signed_as_the_aws_sdk_signs(loopback,
     assert headers["content-type"] == "application/x-amz-json-1.0"
     assert headers["x-amz-security-token"] == CREDENTIALS["Token"]
     body = json.loads(request["body"])
-    assert body["Namespace"] == "HarborCache"
+    assert body["Namespace"] == "HarborCache/dev"
     by_name = {(m["MetricName"], json.dumps(m["Dimensions"])): m for m in body["MetricData"]}
     healthy = by_name[("HarborHealthy", json.dumps([{"Name": "Stack", "Value": "dev"}]))]
     assert healthy["Value"] == 1.0 and healthy["Unit"] == "Count"

@@ -39,7 +39,7 @@ def test_every_harbor_cache_series_is_one_the_vm_puts(overrides):
         options = item[-1]
         ids |= {options["id"]} if "id" in options else set()
         namespace, name, *dimensions = item[:-1]
-        if namespace != "HarborCache":
+        if namespace != "HarborCache/dev":
             assert namespace == "AWS/ApplicationELB"
             continue
         assert f'"{name}' in SCRIPTS or f"{name}@" in SCRIPTS or f'"{name}"' in SCRIPTS, f"{name}: no script puts it"

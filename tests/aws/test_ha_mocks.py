@@ -22,9 +22,10 @@ from components.vm.operate_files import METRICS_PORT
 from components.vm.paths import HARBOR_HTTP_PORT
 from tests.aws.test_aws_field_rules import EC2_DESCRIPTION, FIELDS, TAG_TEXT, check
 from tests.paths import DATA
-from tests.policy.test_policies import as_designed, stack_resources, stack_violations, violations
 from tests.settings.test_settings import parse, problems_of
 from tests.standins.mock_values import generated_password
+from tests.standins.policy_engine import changed, engine_resources, refusals, registration_of
+from tests.standins.policy_engine import run_program as run_autonamed
 from tests.standins.pulumi_harness import (
     FAKE_ALB_DNS_NAME,
     FAKE_ALB_ZONE_ID,
@@ -407,36 +408,41 @@ def test_a_second_evaluation_registers_identical_inputs(ha):
     assert state(again) == state(ha)
 
 
-def test_the_ha_stack_passes_every_policy(ha):
-    assert ha.of_type("aws:lb/listener:Listener") and ha.of_type("aws:ebs/volume:Volume")
-    for registration in ha.registrations:
-        assert violations(registration.type, as_designed(registration), registration.protect) == {}, registration.name
-    assert stack_violations(stack_resources(ha)) == {}
+@pytest.fixture(scope="module")
+def ha_as_analyzed():
+    return engine_resources(run_autonamed(config(replicas=3, databaseMultiAz=True)))
 
 
-def test_policies_refuse_plain_http_old_tls_open_nodes_and_unprotected_data(ha):
-    https = next(r for r in ha.of_type("aws:lb/listener:Listener") if r.inputs["port"] == 443)
-    old = {**as_designed(https), "sslPolicy": "ELBSecurityPolicy-2016-08"}
-    assert "listeners-https-only" in violations(https.type, old)
-    unset = {k: v for k, v in as_designed(https).items() if k != "sslPolicy"}
-    assert "listeners-https-only" in violations(https.type, unset)
-    http = next(r for r in ha.of_type("aws:lb/listener:Listener") if r.inputs["port"] == 80)
-    forwarding = {**as_designed(http), "defaultActions": https.inputs["defaultActions"]}
-    assert "listeners-https-only" in violations(http.type, forwarding)
+def test_the_ha_stack_passes_every_policy(up_pack, ha_as_analyzed):
+    kinds = {r.type for r in ha_as_analyzed}
+    assert {"aws:lb/listener:Listener", "aws:ebs/volume:Volume"} <= kinds
+    assert up_pack.analyze_all(ha_as_analyzed) == []
 
-    nodes = as_designed(ha.named("harbor-vm-sg"))
-    nodes["ingress"].append({"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": ["198.51.100.0/24"]})
-    assert "nodes-only-behind-the-load-balancer" in violations(SG, nodes)
-    direct = as_designed(ha.named("harbor-vm-sg"))
-    direct["ingress"].append({"protocol": "tcp", "fromPort": 8080, "toPort": 8080, "cidrBlocks": ["0.0.0.0/0"]})
-    assert "nodes-only-behind-the-load-balancer" in violations(SG, direct)
 
-    scratch = as_designed(ha.named("harbor-vm-1-data"))
-    assert violations("aws:ebs/volume:Volume", scratch) == {}
-    untagged = {**scratch, "tags": {"Name": "x"}}
-    assert "data-volume-protected" in violations("aws:ebs/volume:Volume", untagged)
-    restored = {**scratch, "snapshotId": "snap-0123456789abcdef0"}
-    assert "data-volume-protected" in violations("aws:ebs/volume:Volume", restored)
+def test_policies_refuse_plain_http_old_tls_open_nodes_and_unprotected_data(up_pack, ha_as_analyzed):
+    https = changed(ha_as_analyzed, "harbor-lb-https", lambda p: p.update(sslPolicy="ELBSecurityPolicy-2016-08"))
+    assert "TLS 1.2+" in refusals(up_pack, https)
+    unset = changed(ha_as_analyzed, "harbor-lb-https", lambda p: p.pop("sslPolicy"))
+    assert "TLS 1.2+" in refusals(up_pack, unset)
+    forward = registration_of(ha_as_analyzed, "harbor-lb-https").inputs["defaultActions"]
+    assert "plain text" in refusals(
+        up_pack, changed(ha_as_analyzed, "harbor-lb-http", lambda p: p.update(defaultActions=forward))
+    )
+
+    def admit(port: int, block: str):
+        return lambda p: p["ingress"].append({"protocol": "tcp", "fromPort": port, "toPort": port, "cidrBlocks": [block]})
+
+    nodes_open_to_the_world = changed(ha_as_analyzed, "harbor-vm-sg", admit(8080, "0.0.0.0/0"))
+    assert "8080 admits address blocks" in refusals(up_pack, nodes_open_to_the_world)
+    nodes_open_to_clients = changed(ha_as_analyzed, "harbor-vm-sg", admit(443, "198.51.100.0/24"))
+    assert "only from its security group" in refusals(up_pack, nodes_open_to_clients)
+
+    scratch = registration_of(ha_as_analyzed, "harbor-vm-1-data")
+    assert not scratch.protect and up_pack.analyze(scratch) == []
+    untagged = changed(ha_as_analyzed, "harbor-vm-1-data", lambda p: p.update(tags={"Name": "x"}))
+    assert "protect=True" in refusals(up_pack, untagged)
+    restored = changed(ha_as_analyzed, "harbor-vm-1-data", lambda p: p.update(snapshotId="snap-0123456789abcdef0"))
+    assert "protect=True" in refusals(up_pack, restored)
 
 
 def test_a_wider_placement_puts_the_load_balancer_in_every_listed_az():
@@ -465,8 +471,11 @@ def test_public_access_is_stated_on_the_load_balancers_group_never_on_the_nodes(
     run = run_program(config(replicas=2, allowPublicAccess=True, allowedCidrs=["0.0.0.0/0"]))
     assert run.named("harbor-lb-sg").inputs["tags"]["harbor-cache:allow-public-access"] == "true"
     assert "harbor-cache:allow-public-access" not in run.named("harbor-vm-sg").inputs["tags"]
-    for registration in run.registrations:
-        assert violations(registration.type, as_designed(registration), registration.protect) == {}, registration.name
+
+
+def test_the_public_ha_stack_passes_every_policy(up_pack):
+    public = config(replicas=2, allowPublicAccess=True, allowedCidrs=["0.0.0.0/0"])
+    assert up_pack.analyze_all(engine_resources(run_autonamed(public))) == []
 
 
 def closure(run, name: str) -> set[str]:

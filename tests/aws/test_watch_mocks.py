@@ -57,7 +57,7 @@ def test_private_projects_are_probed_with_the_pull_robot_from_a_root_only_file(p
     smoke = steps["smoke"]
     create = smoke.inputs["create"]
     assert create.startswith("sudo env PROBE_CONNECT_HOST=127.0.0.1 ")
-    assert f"PROBE_CREDENTIALS_FILE={operate_files.PROBE_CREDENTIALS_PATH}" in create
+    assert f"PROBE_ROBOT_FILE={operate_files.PROBE_CREDENTIALS_PATH}" in create
     assert "--verify-stored --private dockerhub-proxy --private quay-proxy" in create
     assert "Robot-Secret" not in create and "robot$" not in create
     assert "harbor-probe-credentials" in depends(private_run, smoke)
@@ -193,7 +193,7 @@ def test_metrics_alarms_and_snapshot_tags_name_the_stack_uniquely():
     policy = run.named("harbor-vm-snapshots").inputs["policyDetails"]
     assert policy["targetTags"] == {"harbor-cache:snapshot": "acme/harbor-cache/dev"}
     for alarm in alarms(run).values():
-        if alarm.inputs["namespace"] == "HarborCache":
+        if alarm.inputs["namespace"] == "HarborCache/dev":
             assert alarm.inputs["dimensions"]["Stack"] == "acme/harbor-cache/dev", alarm.name
     install = {r.name: r for r in run.of_type(COMMAND)}["harbor-install-file-harbor-metrics.service"]
     assert "HARBOR_CACHE_STACK=acme/harbor-cache/dev" in install.inputs["stdin"]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
+import re
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components.settings.config_reader import SettingsError
@@ -189,9 +190,13 @@ BAD_VALUES = [
     ({"oidc": {"issuer": "https://dex.example.com", "scope": "profile,email"}}, "oidc.scope", "openid"),
     ({"oidc": {"issuer": "https://dex.example.com", "verifyCert": "no"}}, "oidc.verifyCert", "boolean"),
     ({"tags": {"aws:owner": "x"}}, "tags.aws:owner", "aws:"),
+    ({"tags": {"harbor-cache:allow-public-access": "true"}}, "tags.harbor-cache:allow-public-access", "program's own"),
+    ({"tags": {"Harbor-Cache:node-scratch": "true"}}, "tags.Harbor-Cache:node-scratch", "program's own"),
+    ({"tags": {"harbor-cache:snapshot": "dev"}}, "tags.harbor-cache:snapshot", "allowPublicAccess"),
     ({"traefikVersion": "latest"}, "traefikVersion", "Traefik v3 tag"),
     ({"traefikImageDigest": "sha256:abc"}, "traefikImageDigest", "sha256:<64 hex digits>"),
     ({"adminPassword": "Pa$$w0rdLong"}, "adminPassword", "must not contain '$'"),
+    ({"adminPassword": "Harbor12345"}, "adminPassword", "Harbor's published default"),
     ({"mirrorCaFile": "ca.crt"}, "mirrorCaFile", "absolute path"),
     ({"harborApiUrl": "http://harbor.dev.example.com"}, "harborApiUrl", "only loopback"),
     ({"harborApiUrl": "ftp://x"}, "harborApiUrl", "SSH tunnel"),
@@ -332,13 +337,23 @@ def test_gc_cron_rejects_out_of_range_fields(cron):
 def admin_password_errors() -> frozenset[str]:
     """The error text for one example of each reason adminPassword can be refused for."""
     errors = set()
-    for bad in ("weak", "Valid$Passw0rd", "Valid Passw0rd #x", " Valid-Passw0rd", "'Valid-Passw0rd", "Valid-Passw\u00f6rd1", 1):
+    for bad in (
+        "weak",
+        "Harbor12345",
+        "Valid$Passw0rd",
+        "Valid Passw0rd #x",
+        " Valid-Passw0rd",
+        "'Valid-Passw0rd",
+        "Valid-Passw\u00f6rd1",
+        1,
+    ):
         with pytest.raises(SettingsError) as reference:
             parse(adminPassword=bad)
         errors.add(str(reference.value))
     return frozenset(errors)
 
 
+@settings(deadline=None)  # the first example also builds admin_password_errors' references
 @given(st.text(max_size=40))
 def test_admin_password_is_never_echoed(password):
     """Whatever the bad password, the error is one of the fixed texts: nothing of the value leaks."""
@@ -471,3 +486,63 @@ def test_the_renderer_refuses_a_plain_secret_in_the_stack_file(tmp_path):
     assert "Plain-Passw0rd" not in plain.stderr + plain.stdout
     assert render("enc").returncode == 0
     assert render("plain", "--set", "adminPassword=From-The-Command-L1ne").returncode == 0, "--set values are not in git"
+
+
+def test_every_tag_the_program_sets_itself_is_one_users_may_not_set():
+    """`tags` may not start with the program's prefix, so the program's own tags (which steer DLM and the
+    policy pack's exemptions) come only from the program."""
+    from components.aws import tagging
+    from components.settings.readers import PROGRAM_TAG_PREFIX
+
+    own = [value for name, value in vars(tagging).items() if name.endswith("_TAG")]
+    assert own and all(tag.startswith(PROGRAM_TAG_PREFIX) for tag in own)
+    for tag in own:
+        with pytest.raises(SettingsError, match="program.s own"):
+            parse(tags={tag: "true"})
+
+
+@pytest.mark.parametrize(
+    "key,good",
+    [
+        ("instanceType", "t3.large"),
+        ("availabilityZone", "eu-central-1a"),
+        ("subnetId", "subnet-0a1b2c3d"),
+        ("sshUser", "ubuntu"),
+        ("acmeEmail", "platform@example.com"),
+        ("alarmEmail", "ops@example.com"),
+        ("harborVersion", "v2.15.2"),
+        ("harborInstallerSha256", "0" * 64),
+        ("traefikVersion", "v3.3.5"),
+        ("traefikImageDigest", "sha256:" + "a" * 64),
+        ("dataVolumeSnapshotId", "snap-0123456789abcdef0"),
+        ("kmsKeyArn", "arn:aws:kms:eu-central-1:123456789012:key/0c1f2e3d-4b5a-6978-8a9b-0c1d2e3f4a5b"),
+        ("databaseInstanceClass", "db.t4g.small"),
+        ("redisNodeType", "cache.t4g.micro"),
+        ("gcSchedule", "0 0 3 * * 6"),
+        ("hostname", "harbor.dev.example.com"),
+    ],
+)
+def test_a_trailing_newline_is_refused(key, good):
+    """`$` also matches before a final newline (Python re docs): every validator anchors with \\Z, so a
+    value that would land in harbor.yml, a unit or a tag with a line break is refused, naming the key."""
+    parse(**{key: good})
+    with pytest.raises(SettingsError, match=key):
+        parse(**{key: good + "\n"})
+
+
+def test_no_validator_pattern_ends_with_dollar():
+    """The module-level patterns that judge values end with \\Z (or are multi-line on purpose)."""
+    import importlib
+
+    modules = ("validators", "settings", "scale_settings", "probe_settings")
+    patterns = [
+        (f"{module}.{name}", value)
+        for module in modules
+        for name, value in vars(importlib.import_module(f"components.settings.{module}")).items()
+        if isinstance(value, re.Pattern)
+    ]
+    from components.aws.host_key_provider import INSTANCE_ID_RE
+
+    patterns.append(("host_key_provider.INSTANCE_ID_RE", INSTANCE_ID_RE))
+    assert len(patterns) > 10
+    assert [name for name, pattern in patterns if pattern.pattern.endswith("$") and not pattern.flags & re.MULTILINE] == []

@@ -243,6 +243,10 @@ class Registration:
     ignore_changes: list[str]
     import_id: str = ""
     urn: str = ""
+    # RegisterResourceRequest.propertyDependencies: input name -> URNs of the resources its value came from.
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    # What the mocks answered (inputs and computed outputs): the state the engine would keep.
+    outputs: dict = field(default_factory=dict)
     # The request's other resource options, as the engine receives them (aliases, provider, replaceOnChanges,
     # customTimeouts, deletedWith ...): what a move must leave alone too (tests/standins/registrations.py).
     options: dict = field(default_factory=dict)
@@ -312,6 +316,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     ignore_changes=list(request.ignoreChanges),
                     import_id=request.importId,
                     urn=response.urn,
+                    property_dependencies={key: list(deps.urns) for key, deps in request.propertyDependencies.items()},
+                    outputs=json_format.MessageToDict(response.object),
                     options={key: value for key, value in json_format.MessageToDict(request).items() if key in OPTION_FIELDS},
                 )
             )

@@ -11,14 +11,16 @@ so that the database and a later switch to HA agree on the key (see docs/scale.m
 `stores` alone again when the database's final snapshot identifier became valid for any stack name
 and unique per database instance (a RandomId child; `harbor-cache-<stack>-final-<hex>`), and for
 the mock passwords of its RDS/ElastiCache inputs once AwsMocks' RandomPassword honoured `length`
-(mock output only: the program registers the same); and `stores` once more for issue 18: s3 mode's
+(mock output only: the program registers the same); `stores` once more for issue 18: s3 mode's
 instance back to IMDS hop limit 1 without the guard tag, and the credential relay's script and unit
-written by the install. Re-recorded for all three for issue 19 (the cache watched without false
-greens): new alarms (inodes, write-backs, 5xx, per-project probe, upstream health, quota, GC,
-public path, certificate, snapshot), the probe alarms treating silence as failure over the probe's
-interval and coming after the deploy's smoke step, the backup watch, the dashboard, InstanceRunning
-(each dynamic provider's `__provider` kept as main recorded it: the pre-layout module paths that
-tests/aws/test_host_key.py replays).
+written by the install; and every entry when each stack got its own CloudWatch namespace
+(`HarborCache/<stack>`: the alarms' namespace and the role's put-metrics condition, nothing else).
+Re-recorded for all three for issue 19 (the cache watched without false greens): new alarms
+(inodes, write-backs, 5xx, per-project probe, upstream health, quota, GC, public path, certificate,
+snapshot), the probe alarms treating silence as failure over the probe's interval and coming after
+the deploy's smoke step, the backup watch, the dashboard, InstanceRunning (each dynamic provider's
+`__provider` kept as main recorded it: the pre-layout module paths that tests/aws/test_host_key.py
+replays).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from components.vm import operate_files
@@ -103,3 +104,40 @@ def test_the_cache_metrics_port_opens_with_harbors_and_listens_on_loopback_other
     assert closed.endswith(f"serve {operate_files.CACHE_METRICS_PORT} 127.0.0.1")
     opened = operate_files.cache_exporter_service(parse(metricsAllowedCidrs=["10.20.0.0/16"]))["Service"]["ExecStart"]
     assert opened.endswith(f"serve {operate_files.CACHE_METRICS_PORT} 0.0.0.0")
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        "harbor/common/config/nginx/conf.d",  # nginx mounts common/config/nginx read-write
+        "harbor/common/config/registry/config.yml",  # registry and registryctl mount common/config/registry/
+        "data/secret/keys",  # core mounts the whole data volume
+        "data/secret",
+    ],
+)
+def test_start_refuses_to_run_prepare_through_a_planted_symlink(tmp_path, planted):
+    """prepare (root, host / mounted) writes into common/config and <data>/secret, which Harbor's containers
+    can write too: with a symlink there, start-harbor.sh stops before prepare and names the link."""
+    if os.geteuid() != 0:
+        unavailable("install -o 10000 needs root (CI runs as root)")
+    root, data, bin_dir, host_etc = tmp_path / "opt", tmp_path / "opt" / "data", tmp_path / "bin", tmp_path / "host-etc"
+    install = root / "harbor"
+    for directory in (install / "common/config/nginx", install / "common/config/registry", data / "secret", bin_dir, host_etc):
+        directory.mkdir(parents=True, exist_ok=True)
+    (root / "harbor.yml").write_text("hostname: x\n")
+    (root / "docker-compose.override.yml").write_text("services: {}\n")
+    ran = tmp_path / "prepare-ran"
+    (install / "prepare").write_text(f"#!/bin/sh\ntouch {ran}\nexit 0\n")
+    (install / "prepare").chmod(0o755)
+    (bin_dir / "sudo").write_text('#!/bin/sh\nshift 2\nexec "$@"\n')
+    (bin_dir / "systemctl").write_text("#!/bin/sh\nexit 0\n")
+    for stub in ("sudo", "systemctl"):
+        (bin_dir / stub).chmod(0o755)
+    link = root / planted
+    if link.exists():
+        link.rmdir()
+    link.symlink_to(host_etc)
+    env = {**os.environ, "HARBOR_ROOT": str(root), "HARBOR_DATA": str(data), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    result = subprocess.run(["bash", str(FILES_DIR / "start-harbor.sh")], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "refusing to run prepare" in result.stderr and str(link) in result.stderr
+    assert not ran.exists(), "prepare did not run"

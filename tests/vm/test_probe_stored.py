@@ -143,7 +143,7 @@ def test_a_private_project_is_probed_with_the_pull_robot(lab, harbor, tmp_path):
     credentials = tmp_path / "probe-credentials"
     credentials.write_text("robot$probe:robot-secret\n")
     result, (line,) = probe(
-        lab, "--verify-stored", "--private", PRIVATE, stand_in.url, image, PROBE_CREDENTIALS_FILE=str(credentials)
+        lab, "--verify-stored", "--private", PRIVATE, stand_in.url, image, PROBE_ROBOT_FILE=str(credentials)
     )
     assert result.returncode == 0 and line["ok"] is True, (line, result.stderr)
     assert "robot-secret" not in result.stdout + result.stderr
@@ -160,7 +160,7 @@ def test_a_robot_without_artifact_read_names_the_permission(lab, harbor, tmp_pat
         PRIVATE,
         stand_in.url,
         f"{PRIVATE}/library/busybox:1.37",
-        PROBE_CREDENTIALS_FILE=str(credentials),
+        PROBE_ROBOT_FILE=str(credentials),
     )
     assert result.returncode == 1
     assert line["error"].startswith(f"cache: project {PRIVATE}: Harbor's API answered 403"), line

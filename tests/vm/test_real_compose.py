@@ -137,6 +137,15 @@ def test_only_traefik_takes_80_and_443_on_the_host_network_without_the_docker_so
     assert traefik["environment"]["AWS_HOSTED_ZONE_ID"] == ZONE_ID
 
 
+def test_every_container_on_harbors_network_drops_every_capability(merged):
+    """As the real Compose merges Harbor's file and ours: no service on Harbor's network keeps Docker's
+    default capabilities (NET_RAW would let it spoof its neighbours there); the exporter's come from our override."""
+    on_harbors_network = {name: s for name, s in merged["services"].items() if "harbor" in (s.get("networks") or {})}
+    assert "exporter" in on_harbors_network
+    assert {name: s.get("cap_drop") for name, s in on_harbors_network.items() if "ALL" not in (s.get("cap_drop") or [])} == {}
+    assert "NET_RAW" not in (merged["services"]["exporter"].get("cap_add") or [])
+
+
 def test_nginx_is_published_on_loopback_only(merged):
     # Harbor's plain HTTP, and its metrics while metricsAllowedCidrs lets nobody in.
     assert published(merged["services"]["proxy"]) == [("127.0.0.1", "8080", 8080), ("127.0.0.1", "9090", 9090)]

@@ -1,3 +1,6 @@
+// The libraries Harbor v2.15.2's registry is built from (goharbor/distribution v2.8.3-harbor.1 and
+// its vendor/; see main.go for why docker/distribution v2.8.3 stands for the fork here). Built by
+// tests/standins/registry_harness.py with -mod=readonly: these pins are what runs.
 module harbor-cache/tests/registry_go
 
 go 1.22
@@ -28,4 +31,5 @@ require (
 	gopkg.in/yaml.v2 v2.4.0 // indirect
 )
 
+// The fork's vendor.conf pins yaml.v2 v2.2.1; newer requirements of unrelated modules must not lift it.
 replace gopkg.in/yaml.v2 => gopkg.in/yaml.v2 v2.2.1

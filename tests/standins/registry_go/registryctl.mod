@@ -1,3 +1,4 @@
+// What Harbor v2.15.2 builds registryctl with (src/go.mod), for `go build -modfile=registryctl.mod`.
 module harbor-cache/tests/registry_go
 
 go 1.22
@@ -26,4 +27,5 @@ require (
 	gopkg.in/yaml.v2 v2.4.0 // indirect
 )
 
+// Harbor's src/go.mod replace.
 replace github.com/docker/distribution => github.com/distribution/distribution v2.8.2+incompatible

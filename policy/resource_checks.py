@@ -1,0 +1,796 @@
+"""One check per resource type the program creates: each takes a `Review` of one resource and adds
+what is wrong with it, every message saying what to change. The table of types is `ALLOWED` in
+harbor_policies.py."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from reading import (
+    PROJECT,
+    Resource,
+    Review,
+    Undecidable,
+    Urn,
+    Violation,
+    action_matches,
+    as_list,
+    covers_everything,
+    known,
+    network,
+    number,
+    statements,
+)
+
+PROGRAM_TAG_PREFIX = "harbor-cache:"
+PUBLIC_ACCESS_TAG = "harbor-cache:allow-public-access"
+NODE_SCRATCH_TAG = "harbor-cache:node-scratch"
+# Traefik runs on the host network; containers one hop away must not reach IMDS. In every mode: the
+# s3 registry gets its credentials from the host's relay (components/vm/imds_relay.py), no exception.
+MAX_IMDS_HOP_LIMIT = 1
+# TLS 1.2 or 1.3 minimum, TLS 1.3 offered: ELB's TLS13-1-2-* and TLS13-1-3-* policies (ELB User Guide,
+# "Security policies for your Application Load Balancer"). Unset, an HTTPS listener gets
+# ELBSecurityPolicy-2016-08, which still speaks TLS 1.0.
+TLS_POLICY_RE = re.compile(r"ELBSecurityPolicy-TLS13-1-[23]-[\w-]+")
+# Harbor nodes behind the load balancer serve plain HTTP here (harbor.yml http.port).
+NODE_HTTP_PORT = 8080
+METRICS_PORT = 9090
+# harbor-cache's own metrics for Prometheus (harbor-cache-exporter.service), opened like Harbor's.
+CACHE_METRICS_PORT = 9091
+DATABASE_PORTS = (5432, 6379)
+# The ports the program's security groups admit, and from what.
+ADDRESS_PORTS = (22, METRICS_PORT, CACHE_METRICS_PORT)  # address blocks, never all of them
+WEB_PORTS = (443, 80)  # address blocks; all of them only on the program's web group with allowPublicAccess
+GROUP_ONLY_PORTS = (NODE_HTTP_PORT, *DATABASE_PORTS)  # other security groups only
+
+# The one permission the instance role holds: Traefik's DNS-01 challenge through lego's route53
+# provider. Spelled exactly: IAM matches actions case-insensitively and with wildcards, so
+# `route53:changeresourcerecordsets` or `route53:Change*` would grant it (or more) unnoticed.
+DNS01_CHANGE = "route53:ChangeResourceRecordSets"
+# Traefik is given the zone id (AWS_HOSTED_ZONE_ID), so ListHostedZonesByName is not part of the design.
+DNS01_ACTIONS = (DNS01_CHANGE, "route53:ListResourceRecordSets", "route53:GetChange")
+DNS01_NAMES_KEY = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
+DNS01_TYPES_KEY = "route53:ChangeResourceRecordSetsRecordTypes"
+ACME_PREFIX = "_acme-challenge."
+HOSTED_ZONE_ARN_RE = re.compile(r"arn:aws[\w-]*:route53:::hostedzone/[A-Z0-9]{1,32}")
+# The VM's metrics reporter (components/aws/alarms.py) may put metrics into its stack's namespace only
+# (components/vm/operate_files.py metrics_namespace): the stack is the one in the policy's URN.
+METRICS_ACTION = "cloudwatch:PutMetricData"
+# The reporter's HoursSinceSnapshot (issue 19): read-only; EC2 has no resource-level permission for it.
+SNAPSHOT_READ_ACTION = "ec2:DescribeSnapshots"
+METRICS_NAMESPACE_PREFIX = "HarborCache"
+# The only managed policy the program attaches: AWS's service policy for the DLM snapshot role.
+DLM_SERVICE_POLICY = "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole"
+EC2_SERVICE, DLM_SERVICE = "ec2.amazonaws.com", "dlm.amazonaws.com"
+# storage: s3 (issue 13): the registry's actions from distribution's s3 driver docs
+# (docs/content/storage-drivers/s3.md, "S3 permission scopes"), only on the program's bucket.
+REGISTRY_S3_BUCKET_ACTIONS = ("s3:ListBucket", "s3:GetBucketLocation", "s3:ListBucketMultipartUploads")
+REGISTRY_S3_OBJECT_ACTIONS = (
+    "s3:PutObject",
+    "s3:GetObject",
+    "s3:DeleteObject",
+    "s3:ListMultipartUploadParts",
+    "s3:AbortMultipartUpload",
+)
+BUCKET_ARN_RE = re.compile(r"arn:aws[\w-]*:s3:::([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])")
+
+# What a credential looks like on a command line, in an environment, in triggers or in user data.
+CREDENTIAL_PATTERNS = (
+    # NAME=value / name: value with a credential-ish name: DB_PASS=, PASS=, PWD=, DOCKER_PASSWORD=, API_KEY=...
+    re.compile(r"(?i)\b[\w-]*(pass(word|wd)?|pwd|secret|token|api[_-]?key|credentials?)[\w-]*\s*[=:]\s*\S+"),
+    # --password x, --password=x, --pass x (not --password-stdin, which is the sanctioned way).
+    re.compile(r"(?i)(^|\s)--?pass(word|wd)?(=|\s+)(?!-)\S+"),
+    # -p <secret> / -p<secret> after a login, a user (-u) or a tool whose -p is a password
+    # (docker/podman/skopeo login, sshpass, mysql...); not `-p 443:443`, `mkdir -p /data`.
+    re.compile(
+        r"(?i)(\blogin\b|\bsshpass\b|\bmysql\w*|\bmariadb\w*|\s-u\s*\S+)[^;&|\n]*?\s-p\s*"
+        r"(?![/.~$-]|\d+(:\d+)*(/\w+)?(\s|$))\S+"
+    ),
+    # curl/wget -u user:password, --user user:password (curl's man page: "-u, --user <user:password>").
+    re.compile(r"(?i)(^|\s)(-u|--user|--proxy-user)(=|\s*)['\"]?[^\s:'\"]+:[^\s'\"]+"),
+    # An Authorization header (Basic, Bearer, token ...) with its value.
+    re.compile(r"(?i)\b(proxy-)?authorization\s*:\s*\S+"),
+    # user:password@ in a URL (RFC 3986 userinfo).
+    re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s/@:]+:[^\s/@]+@"),
+    # redis-cli -a <password> / --pass; htpasswd -b <file> <user> <password> (batch mode: the password
+    # on the command line, htpasswd(1)).
+    re.compile(r"(?i)\bredis-cli\b[^;&|\n]*?\s(-a|--pass)\s+\S+"),
+    re.compile(r"\bhtpasswd\b[^;&|\n]*?\s-[a-zA-Z]*b[a-zA-Z]*\s"),  # -b, not -B (bcrypt): case matters
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
+    re.compile(r"\b(ghp|gho|ghs|github_pat|dckr_pat|glpat)_[A-Za-z0-9_-]{16,}"),
+    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\."),
+)
+COMMAND_FIELDS = ("create", "update", "delete", "environment", "triggers")
+
+
+def strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every string in a value with its path; an unknown anywhere is Undecidable."""
+    value = known(value, path)
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            for where, text in strings(item, f"{path}.{key}"):
+                yield where, f"{key}={text}"
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from strings(item, f"{path}[{index}]")
+
+
+def _credential_in(value: Any, path: str) -> bool:
+    return any(pattern.search(text) for _, text in strings(value, path) for pattern in CREDENTIAL_PATTERNS)
+
+
+# ---------------------------------------------------------------------------------------------
+# One check per type
+
+
+def nothing_to_check(_review: Review) -> None:
+    """Allowed as the program makes it: no setting of this type widens what the stack exposes."""
+
+
+def default_provider(review: Review) -> None:
+    """The engine's default provider (the program declares none): named default[_<version>] by the
+    engine (pkg/resource/deploy/providers/registry.go), never pointed at other endpoints."""
+    resource = review.resource
+    urn = Urn.parse(resource.urn)
+    if urn is None or re.fullmatch(r"default(_[\w-]+)?", urn.name) is None:
+        review.problems.append(
+            f"provider {resource.name!r} is declared by the program: harbor-cache uses only the engine's default providers"
+        )
+
+    def endpoints() -> list[Violation]:
+        custom = [
+            key
+            for key in ("endpoints", "insecure", "customCaBundle", "httpProxy", "httpsProxy")
+            if known(resource.props.get(key), key)
+        ]
+        return [f"the provider sets {custom}: requests (and their signatures) would go elsewhere; remove them"] if custom else []
+
+    review.judge(endpoints)
+
+
+def _imds_options(options: Any, path: str = "metadataOptions") -> list[Violation]:
+    options = known(options, path) or {}
+    problems = []
+    if known(options.get("httpTokens"), f"{path}.httpTokens") != "required":
+        problems.append("IMDSv1 is allowed: set metadata_options.http_tokens='required'")
+    if known(options.get("httpProtocolIpv6"), f"{path}.httpProtocolIpv6") == "enabled":
+        problems.append(
+            "the IPv6 IMDS endpoint [fd00:ec2::254] is enabled: a second way to the instance role and the user "
+            "data; leave metadata_options.http_protocol_ipv6 disabled"
+        )
+    # Unset, the hop limit is the AMI's or the account's default (2 for many current AMIs). Over the
+    # analyzer's gRPC the number arrives as a protobuf Struct double (1.0), not an int.
+    hop_limit = known(options.get("httpPutResponseHopLimit"), f"{path}.httpPutResponseHopLimit")
+    if isinstance(hop_limit, bool) or not isinstance(hop_limit, int | float) or hop_limit > MAX_IMDS_HOP_LIMIT:
+        problems.append(
+            f"IMDS hop limit is {hop_limit}: set metadata_options.http_put_response_hop_limit={MAX_IMDS_HOP_LIMIT} "
+            "(above 1, every container on a bridge network reaches the instance role and the user data)"
+        )
+    return problems
+
+
+def ec2_instance(review: Review) -> None:
+    """IMDSv2 with hop limit 1 in every mode, no IPv6 IMDS endpoint, encrypted
+    disks, no launch template, user data without credentials. Which role it runs as: stack check
+    `instances-run-as-the-programs-role`."""
+    props = review.resource.props
+    review.judge(lambda: _imds_options(props.get("metadataOptions")))
+
+    def disks() -> list[Violation]:
+        problems = []
+        if (known(props.get("rootBlockDevice"), "rootBlockDevice") or {}).get("encrypted") is not True:
+            problems.append("root volume is not encrypted: set root_block_device.encrypted=True")
+        for index, device in enumerate(as_list(props.get("ebsBlockDevices"), "ebsBlockDevices")):
+            if known(device, f"ebsBlockDevices[{index}]").get("encrypted") is not True:
+                problems.append(f"EBS block device {device.get('deviceName')} is not encrypted: set encrypted=True")
+        return problems
+
+    def launch_template() -> list[Violation]:
+        if known(props.get("launchTemplate"), "launchTemplate"):
+            return [
+                "the instance starts from a launch template, whose metadata options and user data the pack does not see: "
+                "remove it"
+            ]
+        return []
+
+    def user_data() -> list[Violation]:
+        problems = []
+        if known(props.get("userDataBase64"), "userDataBase64"):
+            problems.append("user_data_base64 hides the user data from review: pass user_data as text")
+        if _credential_in(props.get("userData"), "userData"):
+            problems.append(
+                "the user data carries what looks like a password, token or key: every process that reaches IMDS "
+                "reads it, and EC2 shows it to anyone with ec2:DescribeInstanceAttribute; send secrets over SSH on stdin"
+            )
+        return problems
+
+    for judge in (disks, launch_template, user_data):
+        review.judge(judge)
+
+
+def ebs_volume(review: Review) -> None:
+    """Encrypted, and protected: only the scratch volumes of Harbor nodes 1..N-1, which the program
+    names <vm>-<i>-data under HarborVm and tags so, go with their node."""
+    resource = review.resource
+    if known(resource.props.get("encrypted"), "encrypted") is not True:
+        review.problems.append("EBS volume is not encrypted: set encrypted=True")
+    if resource.protect:
+        return
+    scratch = (
+        resource.tags.get(NODE_SCRATCH_TAG) == "true"
+        and resource.made_by("HarborVm", r"[\w-]+-[1-9][0-9]*-data")
+        and not resource.props.get("snapshotId")
+    )
+    if not scratch:
+        review.problems.append(
+            "the data volume can be replaced or deleted by an update: create it with protect=True (and retain_on_delete=True)"
+        )
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A security group's inline rule, read strictly: a single tcp port or not, and its address blocks."""
+
+    index: int
+    where: str
+    port: int | None  # None unless the rule is exactly one tcp port
+    shape: str
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+    props: Mapping[str, Any]
+
+
+def _rules(value: Any, path: str) -> list[Rule]:
+    rules = []
+    for index, rule in enumerate(as_list(value, path)):
+        where = f"{path}[{index}]"
+        rule = known(rule, where)
+        protocol = str(known(rule.get("protocol"), f"{where}.protocol")).lower()
+        low = number(rule.get("fromPort"), f"{where}.fromPort", 0)
+        high = number(rule.get("toPort"), f"{where}.toPort", 65535)
+        networks = [
+            network(block, f"{where}.{key}[{i}]")
+            for key in ("cidrBlocks", "ipv6CidrBlocks")
+            for i, block in enumerate(as_list(rule.get(key), f"{where}.{key}"))
+        ]
+        single = protocol in ("tcp", "6") and low == high
+        rules.append(
+            Rule(index, where, int(low) if single else None, f"protocol {protocol!r} ports {low:g}-{high:g}", networks, rule)
+        )
+    return rules
+
+
+def _ingress_problems(resource: Resource, rules: list[Rule]) -> list[Violation]:
+    problems: list[Violation] = []
+    blocks: dict[int, list] = {}
+    for rule in rules:
+        port = rule.port
+        if port is None:
+            problems.append(f"ingress rule {rule.index} admits {rule.shape}: harbor-cache admits single tcp ports only")
+            continue
+        if as_list(rule.props.get("prefixListIds"), f"{rule.where}.prefixListIds") or known(
+            rule.props.get("self"), f"{rule.where}.self"
+        ):
+            problems.append(
+                f"ingress rule {rule.index} admits a prefix list or the group itself on {port}: the pack cannot see "
+                "what a prefix list holds; list address blocks or security groups"
+            )
+        if port in GROUP_ONLY_PORTS:
+            if rule.networks:
+                problems.append(
+                    f"port {port} admits address blocks: it takes traffic only from the program's security groups "
+                    "(the load balancer's, the nodes')"
+                )
+        elif port in (*ADDRESS_PORTS, *WEB_PORTS):
+            blocks.setdefault(port, []).extend(rule.networks)
+        else:
+            problems.append(
+                f"ingress on port {port}: harbor-cache admits only {sorted({*ADDRESS_PORTS, *WEB_PORTS, *GROUP_ONLY_PORTS})}"
+            )
+    behind_load_balancer = any(rule.port == NODE_HTTP_PORT and rule.props.get("securityGroups") for rule in rules)
+    if behind_load_balancer and any(blocks.get(port) for port in WEB_PORTS):
+        problems.append(
+            "the Harbor nodes' security group admits address blocks on 443/80: nodes behind the load balancer "
+            "take web traffic only from its security group"
+        )
+    world = [port for port, networks in blocks.items() if covers_everything(networks)]
+    public = resource.tags.get(PUBLIC_ACCESS_TAG) == "true" and (
+        resource.made_by("HarborVm", r"[\w-]+-sg") or resource.made_by("HarborLoadBalancer", r"[\w-]+-sg")
+    )
+    for port in world:
+        if port == 22:
+            problems.append(
+                "port 22 is open to 0.0.0.0/0 or ::/0 (by the union of its blocks): list your addresses in sshAllowedCidrs"
+            )
+        elif port in (METRICS_PORT, CACHE_METRICS_PORT):
+            problems.append(f"port {port} (metrics) is open to every address: list your scrapers in metricsAllowedCidrs")
+        elif not public:
+            problems.append(
+                f"port {port} is open to the world, which makes the proxy projects an open pull-through cache: "
+                "restrict allowedCidrs, or set allowPublicAccess: true if that is intended (it marks the program's own web group)"
+            )
+    return problems
+
+
+def _egress_problems(rules: list[Rule]) -> list[Violation]:
+    return [f"egress rule {rule.index} lets out {rule.shape}: single tcp ports only" for rule in rules if rule.port is None]
+
+
+def ec2_security_group(review: Review) -> None:
+    """Ingress: single tcp ports; 22 and metrics from address blocks that are not the world; 443/80
+    from the world only on the program's web group with allowPublicAccess; Harbor's 8080 and the
+    databases only from security groups; no prefix lists. Egress: single tcp ports."""
+    props = review.resource.props
+    review.judge(lambda: _ingress_problems(review.resource, _rules(props.get("ingress"), "ingress")))
+    review.judge(lambda: _egress_problems(_rules(props.get("egress"), "egress")))
+
+
+def _dns01_problems(statement: Mapping[str, Any], path: str) -> list[Violation]:
+    problems = []
+    resources = as_list(statement.get("Resource"), f"{path}.Resource")
+    if len(resources) != 1 or not isinstance(resources[0], str) or not HOSTED_ZONE_ARN_RE.fullmatch(resources[0]):
+        problems.append(f"{DNS01_CHANGE} must name exactly one hosted zone ARN, not {resources}: scope it to the stack's zone")
+    condition = statement.get("Condition") or {}
+    equals = condition.get("ForAllValues:StringEquals") or {} if isinstance(condition, Mapping) else {}
+    names = equals.get(DNS01_NAMES_KEY) if isinstance(equals, Mapping) else None
+    names = names if isinstance(names, list) else [names]
+    if (
+        set(condition) != {"ForAllValues:StringEquals"}
+        or len(names) != 1
+        or not isinstance(names[0], str)
+        or not names[0].startswith(ACME_PREFIX)
+        or any(char in names[0] for char in "*?")
+    ):
+        problems.append(
+            f"{DNS01_CHANGE} must be limited to one name, _acme-challenge.<hostname>, with a ForAllValues:StringEquals "
+            f"condition on {DNS01_NAMES_KEY} (and nothing else)"
+        )
+    if isinstance(equals, Mapping) and equals.get(DNS01_TYPES_KEY) not in (["TXT"], "TXT"):
+        problems.append(f"{DNS01_CHANGE} must be limited to TXT records with {DNS01_TYPES_KEY} = ['TXT']")
+    return problems
+
+
+def _registry_bucket_statement(statement: Mapping[str, Any]) -> bool:
+    """True for the registry's S3 grant: its exact actions on named buckets (or those buckets' objects).
+    Which bucket: stack check `registry-grant-names-the-programs-bucket`."""
+    actions, resources = as_list(statement.get("Action"), "Action"), as_list(statement.get("Resource"), "Resource")
+    if not actions or not resources or "Condition" in statement:
+        return False
+    if all(a in REGISTRY_S3_BUCKET_ACTIONS for a in actions):
+        return all(isinstance(r, str) and BUCKET_ARN_RE.fullmatch(r) for r in resources)
+    if all(a in REGISTRY_S3_OBJECT_ACTIONS for a in actions):
+        return all(isinstance(r, str) and r.endswith("/*") and BUCKET_ARN_RE.fullmatch(r[:-2]) for r in resources)
+    return False
+
+
+def _statement_problems(statement: Mapping[str, Any], path: str, registry: bool, namespace: str) -> list[Violation]:
+    if statement.get("Effect") != "Allow":
+        return []
+    if "NotAction" in statement or "NotResource" in statement or "Principal" in statement or "NotPrincipal" in statement:
+        return [
+            "an Allow statement with NotAction/NotResource grants everything it does not name (and a role policy has no "
+            f"Principal): list the actions ({', '.join(DNS01_ACTIONS)}) and resources instead"
+        ]
+    if any(str(action).startswith("s3:") for action in as_list(statement.get("Action"), f"{path}.Action")):
+        if registry and _registry_bucket_statement(statement):
+            return []
+        return [
+            "S3 access is granted only by the program's registry policy (HarborStorage's registry-access), with the "
+            "registry's actions on its bucket"
+        ]
+    problems = []
+    for action in as_list(statement.get("Action"), f"{path}.Action"):
+        if action == DNS01_CHANGE:
+            problems += _dns01_problems(statement, path)
+        elif action in DNS01_ACTIONS or action == SNAPSHOT_READ_ACTION:
+            continue
+        elif action == METRICS_ACTION:
+            condition = statement.get("Condition") or {}
+            condition_namespace = (
+                (condition.get("StringEquals") or {}).get("cloudwatch:namespace") if isinstance(condition, Mapping) else None
+            )
+            if condition_namespace != namespace or set(condition) != {"StringEquals"}:
+                problems.append(
+                    f"{METRICS_ACTION} must be limited to the stack's namespace {namespace!r} with a StringEquals "
+                    "condition on cloudwatch:namespace (another namespace is another stack's alarms)"
+                )
+        else:
+            covered = [name for name in DNS01_ACTIONS if action_matches(action, name)]
+            if covered and not any(c in str(action) for c in "*?"):
+                problems.append(f"IAM action {action!r} is {covered[0]} in another spelling: write it exactly so reviews see it")
+            else:
+                problems.append(
+                    f"IAM action {action!r} widens the instance role beyond DNS-01 and metrics: only "
+                    f"{', '.join((*DNS01_ACTIONS, METRICS_ACTION, SNAPSHOT_READ_ACTION))} are allowed, spelled out (no wildcards)"
+                )
+    return problems
+
+
+def iam_role_policy(review: Review) -> None:
+    """The instance role's permissions: DNS-01 (one zone, one name, TXT), metrics into one namespace,
+    and in the registry policy the registry's S3 actions. On which role: stack check."""
+    resource = review.resource
+    registry = resource.made_by("HarborStorage", r"[\w-]+-registry-access")
+    urn = Urn.parse(resource.urn)
+    namespace = f"{METRICS_NAMESPACE_PREFIX}/{urn.stack if urn else '<stack>'}"
+
+    def document() -> list[Violation]:
+        return [
+            problem
+            for index, statement in enumerate(statements(resource.props.get("policy"), "policy"))
+            for problem in _statement_problems(statement, f"policy.Statement[{index}]", registry, namespace)
+        ]
+
+    review.judge(document)
+
+
+def iam_role(review: Review) -> None:
+    """Trusted by exactly one AWS service (EC2 for the instance role, DLM for the snapshot role),
+    with no managed or inline policies of its own."""
+    props = review.resource.props
+
+    def trust() -> list[Violation]:
+        found = statements(props.get("assumeRolePolicy"), "assumeRolePolicy")
+        services = set()
+        for statement in found:
+            principal = statement.get("Principal")
+            if (
+                statement.get("Effect") != "Allow"
+                or set(statement) - {"Sid", "Effect", "Principal", "Action", "Condition"}
+                or statement.get("Action") not in ("sts:AssumeRole", ["sts:AssumeRole"])
+                or not isinstance(principal, Mapping)
+                or set(principal) != {"Service"}
+                or principal["Service"] not in (EC2_SERVICE, DLM_SERVICE, [EC2_SERVICE], [DLM_SERVICE])
+            ):
+                return [
+                    f"the role's trust policy must let exactly one service ({EC2_SERVICE} or {DLM_SERVICE}) sts:AssumeRole, "
+                    f"nothing else (no AWS principals, no '*', no NotPrincipal): it has {statement}"
+                ]
+            services.add(str(as_list(principal["Service"], "Principal.Service")[0]))
+        return [] if len(services) == 1 else [f"the role must trust exactly one service, not {sorted(services) or 'none'}"]
+
+    def own_policies() -> list[Violation]:
+        problems = []
+        if as_list(props.get("managedPolicyArns"), "managedPolicyArns"):
+            problems.append(f"the role carries managed_policy_arns {list(props['managedPolicyArns'])}: remove them")
+        if any((policy or {}).get("policy") for policy in as_list(props.get("inlinePolicies"), "inlinePolicies")):
+            problems.append("the role carries inline_policies: remove them (the DNS-01 permission is its own RolePolicy)")
+        return problems
+
+    review.judge(trust)
+    review.judge(own_policies)
+
+
+def iam_role_policy_attachment(review: Review) -> None:
+    """Only AWS's DLM service policy, only by the program's attachment; on which role: stack check."""
+    arn = review.resource.props.get("policyArn")
+
+    def attached() -> list[Violation]:
+        if known(arn, "policyArn") != DLM_SERVICE_POLICY or not review.resource.made_by("HarborVm", r"[\w-]+-dlm-policy"):
+            return [
+                f"managed policy {arn} is attached to a role: only {DLM_SERVICE_POLICY}, by the program's snapshot "
+                "role attachment"
+            ]
+        return []
+
+    review.judge(attached)
+
+
+def dlm_lifecycle_policy(review: Review) -> None:
+    """Snapshots stay in this account and region: no cross-region copies, no sharing, no cross-account events."""
+    props = review.resource.props
+
+    def details() -> list[Violation]:
+        policy = known(props.get("policyDetails"), "policyDetails") or {}
+        problems = []
+        if known(policy.get("policyType"), "policyDetails.policyType") not in (None, "EBS_SNAPSHOT_MANAGEMENT"):
+            problems.append(f"DLM policy type {policy.get('policyType')!r}: only EBS_SNAPSHOT_MANAGEMENT")
+        if policy.get("eventSource") or policy.get("actions"):
+            problems.append("the DLM policy copies or acts on other accounts' events: remove event_source/actions")
+        for index, schedule in enumerate(as_list(policy.get("schedules"), "policyDetails.schedules")):
+            if schedule.get("crossRegionCopyRules") or schedule.get("shareRules"):
+                problems.append(
+                    f"DLM schedule {index} copies snapshots to another region or shares them with other accounts: "
+                    "the data volume's snapshots stay in this account"
+                )
+        return problems
+
+    review.judge(details)
+
+
+def load_balancer_listener(review: Review) -> None:
+    """HTTPS with a TLS 1.2+/1.3 policy; plain HTTP only redirects to HTTPS."""
+    props = review.resource.props
+
+    def listener() -> list[Violation]:
+        protocol = str(known(props.get("protocol"), "protocol") or "").upper()
+        actions = as_list(props.get("defaultActions"), "defaultActions")
+        if protocol == "HTTP":
+            redirects = all(
+                action.get("type") == "redirect" and str((action.get("redirect") or {}).get("protocol", "")).upper() == "HTTPS"
+                for action in actions
+            )
+            if not actions or not redirects:
+                return ["an HTTP listener serves Harbor in plain text: its only action must redirect to HTTPS"]
+            return []
+        if protocol == "HTTPS":
+            policy = known(props.get("sslPolicy"), "sslPolicy")
+            if not isinstance(policy, str) or not TLS_POLICY_RE.fullmatch(policy):
+                return [
+                    f"the HTTPS listener's ssl_policy is {policy!r}: use a TLS 1.2+ policy with TLS 1.3 "
+                    "(ELBSecurityPolicy-TLS13-1-2-2021-06 or another ELBSecurityPolicy-TLS13-1-2-*/1-3-*)"
+                ]
+            return []
+        return [
+            f"a load balancer listener with protocol {protocol or 'unset'!r}: harbor-cache serves only HTTPS (and 80 redirects)"
+        ]
+
+    review.judge(listener)
+
+
+def load_balancer(review: Review) -> None:
+    """An application load balancer with its own security group(s)."""
+    props = review.resource.props
+
+    def kind() -> list[Violation]:
+        problems = []
+        if known(props.get("loadBalancerType"), "loadBalancerType") not in (None, "application"):
+            problems.append(
+                f"load balancer type {props.get('loadBalancerType')!r}: harbor-cache uses an application load balancer"
+            )
+        if not as_list(props.get("securityGroups"), "securityGroups") and props.get("securityGroups") is None:
+            problems.append("the load balancer has no security group: give it the program's")
+        return problems
+
+    review.judge(kind)
+
+
+def route53_record(review: Review) -> None:
+    """The cache's name (A or alias), its CAA record and ACM's validation CNAME; never the DNS-01
+    name, which only Traefik writes, and no delegation."""
+    props = review.resource.props
+
+    def record() -> list[Violation]:
+        kind = str(known(props.get("type"), "type")).upper()
+        name = str(known(props.get("name"), "name")).lower().rstrip(".")
+        if kind not in ("A", "AAAA", "CAA", "CNAME"):
+            return [f"a {kind} record: harbor-cache writes only A/AAAA, CAA and ACM's validation CNAME"]
+        if name.startswith(ACME_PREFIX.rstrip(".")):
+            return [f"a record for {name}: the DNS-01 name is Traefik's alone (it proves control of the name to any CA)"]
+        if kind == "CNAME" and not (review.resource.made_by("HarborLoadBalancer", r"[\w-]+-certificate-validation")):
+            return ["a CNAME outside the program's ACM validation record"]
+        return []
+
+    review.judge(record)
+
+
+# An SNS topic, or EC2's own recover/reboot of the instance the alarm watches (CloudWatch User Guide,
+# "Create alarms to stop, terminate, reboot, or recover an EC2 instance"): the status alarms do both.
+ALARM_ACTION_RE = re.compile(r"arn:aws[\w-]*:sns:[\w-]+:\d{12}:[\w-]+|arn:aws[\w-]*:automate:[\w-]+:ec2:(recover|reboot)")
+
+
+def cloudwatch_metric_alarm(review: Review) -> None:
+    """Alarm actions notify (SNS) or recover/reboot the instance; never stop or terminate it."""
+    props = review.resource.props
+
+    def actions() -> list[Violation]:
+        problems = []
+        for key in ("alarmActions", "okActions", "insufficientDataActions"):
+            for index, arn in enumerate(as_list(props.get(key), key)):
+                if not ALARM_ACTION_RE.fullmatch(str(known(arn, f"{key}[{index}]"))):
+                    problems.append(
+                        f"alarm action {arn!r} in {key}: alarms only notify an SNS topic or recover/reboot the instance"
+                    )
+        return problems
+
+    review.judge(actions)
+
+
+def sns_topic(review: Review) -> None:
+    """No topic policy: only the account's own principals publish or subscribe."""
+    if review.resource.props.get("policy"):
+        review.problems.append("the alarm topic carries a policy: remove it (the account's own principals suffice)")
+
+
+# Who may publish to the alarm topic besides the account's principals: CloudWatch's alarms and the
+# EventBridge rules of the backup watch, each only from the sources its condition names.
+TOPIC_PUBLISHERS = {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
+
+
+def sns_topic_policy(review: Review) -> None:
+    """The alarm topic's policy: sns:Publish for CloudWatch alarms and EventBridge rules, each limited
+    by aws:SourceArn; nothing else (no other principal, no subscribe, no wildcard)."""
+
+    def judge() -> list[Violation]:
+        document = json.loads(known(review.resource.props.get("policy"), "policy") or "{}")
+        problems = []
+        for index, statement in enumerate(document.get("Statement") or []):
+            principal = statement.get("Principal") if isinstance(statement.get("Principal"), dict) else {}
+            service = principal.get("Service")
+            tests = [test for test in (statement.get("Condition") or {}).values() if isinstance(test, dict)]
+            arns = [arn for test in tests for key, arn in test.items() if key == "aws:SourceArn"]
+            allowed = statement.get("Effect") == "Allow" and statement.get("Action") == "sns:Publish"
+            if not allowed or set(principal) != {"Service"} or service not in TOPIC_PUBLISHERS:
+                problems.append(
+                    f"topic policy statement {index}: only sns:Publish by {sorted(TOPIC_PUBLISHERS)} is allowed "
+                    "(the alarm topic's publishers)"
+                )
+            elif not arns:
+                problems.append(f"topic policy statement {index}: {service} publishes only with an aws:SourceArn condition")
+        return problems
+
+    review.judge(judge)
+
+
+def event_target(review: Review) -> None:
+    """An EventBridge rule may only notify the alarm topic (an SNS topic), never run code or call endpoints."""
+
+    def judge() -> list[Violation]:
+        arn = str(known(review.resource.props.get("arn"), "arn") or "")
+        if arn.startswith("arn:") and arn.split(":")[2:3] == ["sns"]:
+            return []
+        return [f"an EventBridge target {arn!r}: the backup watch notifies the alarm topic (SNS) only"]
+
+    review.judge(judge)
+
+
+def sns_topic_subscription(review: Review) -> None:
+    """alarmEmail: an e-mail subscription (its owner confirms it); nothing that forwards alarms to endpoints or code."""
+    protocol = review.resource.props.get("protocol")
+    if protocol != "email":
+        review.problems.append(f"an SNS subscription over {protocol!r}: alarms go to alarmEmail by e-mail only")
+
+
+def s3_bucket(review: Review) -> None:
+    """A private bucket that Pulumi does not empty on delete."""
+    props = review.resource.props
+    problems = []
+    if props.get("acl") not in (None, "private"):
+        problems.append(f"bucket ACL {props.get('acl')!r}: the bucket is private")
+    for key in ("website", "policy", "grants", "corsRules"):
+        if props.get(key):
+            problems.append(f"the bucket sets {key}: the registry's bucket needs none (its policy is the TLS-only BucketPolicy)")
+    if props.get("forceDestroy"):
+        problems.append("force_destroy deletes every blob with the bucket: leave it off")
+    review.problems += problems
+
+
+def s3_bucket_policy(review: Review) -> None:
+    """The bucket's policy only denies (the program's: no access without TLS); it never grants."""
+    props = review.resource.props
+
+    def only_denies() -> list[Violation]:
+        if any(statement["Effect"] == "Allow" for statement in statements(props.get("policy"), "policy")):
+            return ["the bucket policy grants access: it may only deny (the instance role's own policy grants the registry)"]
+        return []
+
+    review.judge(only_denies)
+
+
+def s3_public_access_block(review: Review) -> None:
+    keys = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    off = [key for key in keys if review.resource.props.get(key) is not True]
+    if off:
+        review.problems.append(f"the bucket's public access block leaves {off} off: set all four to true")
+
+
+def s3_encryption(review: Review) -> None:
+    rules = review.resource.props.get("rules") or []
+    algorithms = [((rule or {}).get("applyServerSideEncryptionByDefault") or {}).get("sseAlgorithm") for rule in rules]
+    if not algorithms or any(a not in ("AES256", "aws:kms", "aws:kms:dsse") for a in algorithms):
+        review.problems.append("the bucket's default encryption is missing: set sse_algorithm AES256 (or aws:kms)")
+
+
+def s3_ownership(review: Review) -> None:
+    rule = review.resource.props.get("rule") or {}
+    if rule.get("objectOwnership") != "BucketOwnerEnforced":
+        review.problems.append("object ownership must be BucketOwnerEnforced (ACLs off)")
+
+
+def s3_lifecycle(review: Review) -> None:
+    """Only aborts incomplete uploads: an expiration or transition would delete or move the registry's blobs."""
+    for index, rule in enumerate(review.resource.props.get("rules") or []):
+        if any(
+            rule.get(key) for key in ("expiration", "noncurrentVersionExpiration", "transitions", "noncurrentVersionTransitions")
+        ):
+            review.problems.append(f"lifecycle rule {index} expires or moves objects: only abort incomplete multipart uploads")
+
+
+def rds_instance(review: Review) -> None:
+    props = review.resource.props
+    wanted = {"publiclyAccessible": False, "storageEncrypted": True, "deletionProtection": True, "skipFinalSnapshot": False}
+    wrong = [f"{key}={props.get(key)!r}" for key, value in wanted.items() if bool(props.get(key)) is not value]
+    if wrong:
+        review.problems.append(
+            f"the database sets {', '.join(wrong)}: it is private, encrypted, protected from deletion and snapshotted on delete"
+        )
+
+
+def elasticache_replication_group(review: Review) -> None:
+    props = review.resource.props
+    wrong = [key for key in ("transitEncryptionEnabled", "atRestEncryptionEnabled") if props.get(key) is not True]
+    if wrong or not props.get("authToken"):
+        review.problems.append(
+            f"Redis must use TLS, encryption at rest and an AUTH token ({', '.join(wrong) or 'authToken'} missing)"
+        )
+
+
+def _stack_hostname() -> str:
+    """The cache's name from the stack's configuration, which the engine hands the pack as PULUMI_CONFIG
+    (pulumi pkg/engine/update.go: the decrypted stack config in PolicyAnalyzerOptions; analyzer_plugin.go
+    constructConfig: a JSON object of "project:key" strings)."""
+    try:
+        config = json.loads(os.environ.get("PULUMI_CONFIG") or "{}")
+    except ValueError:
+        config = {}
+    hostname = config.get(f"{PROJECT}:hostname") if isinstance(config, dict) else None
+    if not isinstance(hostname, str) or not hostname:
+        raise Undecidable("harbor_url", f"cannot be judged: the stack's configuration (PULUMI_CONFIG) has no {PROJECT}:hostname")
+    return hostname.lower().rstrip(".")
+
+
+def harbor_api_client(review: Review) -> None:
+    """Harbor's objects (dynamic providers) send the admin password to `harbor_url`: only the cache's own
+    name (https) or loopback (the SSH tunnel), as the settings allow for harborApiUrl."""
+    props = review.resource.props
+
+    def where() -> list[Violation]:
+        url = urlsplit(str(known(props.get("harbor_url"), "harbor_url")))
+        host = (url.hostname or "").lower()
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if url.scheme in ("http", "https") and loopback or url.scheme == "https" and host == _stack_hostname():
+            return []
+        return [
+            f"{review.resource.name!r} would send Harbor's admin password to {url.scheme}://{host}: only to the cache's own "
+            "name over https or to loopback (harborApiUrl through the SSH tunnel)"
+        ]
+
+    review.judge(where)
+
+
+def remote_command(review: Review) -> None:
+    """No credential outside stdin, and SSH only to a pinned host key without a password.
+
+    Pulumi's Python policy SDK hands policies unwrapped values, so a policy cannot see whether a
+    value is marked secret; the rule is therefore the stronger one: nothing that looks like a
+    credential in those fields at all. Secrets go on stdin (marked secret by the program).
+    """
+    props = review.resource.props
+
+    def credentials() -> list[Violation]:
+        for name in COMMAND_FIELDS:
+            if _credential_in(props.get(name), name):
+                return [
+                    f"the remote command's {name} carries what looks like a password or token: "
+                    "pass it on stdin as a Pulumi secret instead"
+                ]
+        return []
+
+    def connection() -> list[Violation]:
+        connection = known(props.get("connection"), "connection") or {}
+        problems = []
+        host_key = known(connection.get("hostKey"), "connection.hostKey")
+        if not isinstance(host_key, str) or not host_key.strip():
+            # pulumi-command accepts any host key without one (provider/pkg/provider/remote/connection.go:
+            # ssh.InsecureIgnoreHostKey unless hostKey is set).
+            problems.append(
+                "the SSH connection has no host_key: pin the VM's key (ConsoleHostKey) so no secret goes to an unverified host"
+            )
+        if connection.get("password") or connection.get("proxy"):
+            problems.append("the SSH connection uses a password or a proxy: connect with the stack's key, directly")
+        return problems
+
+    review.judge(credentials)
+    review.judge(connection)
