@@ -13,19 +13,23 @@ from components.aws.caa import HarborCaa, HarborCaaArgs
 from components.aws.dashboard import HarborDashboard, HarborDashboardArgs
 from components.aws.data_services import HarborDataServices, HarborDataServicesArgs
 from components.aws.dns import HarborDns, HarborDnsArgs, LoadBalancerAlias
-from components.aws.load_balancer import HarborLoadBalancer, HarborLoadBalancerArgs
-from components.aws.placement import checked_zones, node_subnets
+from components.aws.load_balancer import DEREGISTRATION_DELAY_SECONDS, HarborLoadBalancer, HarborLoadBalancerArgs
+from components.aws.placement import checked_vpc_id, checked_zones, node_subnets
 from components.aws.storage import HarborStorage, HarborStorageArgs
+from components.aws.target_drain import rolling_hooks
 from components.aws.vm import HarborVm, HarborVmArgs, LoadBalancerTarget
 from components.harbor.config import HarborConfig, HarborConfigArgs, database_identity, oidc_redirect_uri
 from components.nodes.mirrors import mirror_options
 from components.nodes.outputs import stack_outputs
 from components.settings.settings import Settings
 from components.vm.harbor_yml import DataEndpoints
-from components.vm.install import HarborInstall, HarborInstallArgs
+from components.vm.install import HarborInstall, HarborInstallArgs, node_connection
 from components.vm.operate_files import render_prometheus_scrape_configs
+from components.vm.paths import HARBOR_HTTP_PORT
 from components.vm.probe import HarborProbe, HarborProbeArgs
+from components.vm.rolling import RollingHooks
 from components.vm.shared_secrets import HarborSharedSecrets, HarborSharedSecretsArgs
+from components.vm.upgrade_hold import HarborUpgradeHold, HarborUpgradeHoldArgs
 
 
 @dataclass(frozen=True)
@@ -66,8 +70,12 @@ class HarborCache(pulumi.ComponentResource):
                 f"{name}-lb",
                 HarborLoadBalancerArgs(
                     settings=settings,
-                    vpc_id=subnets[0].vpc_id,
+                    # storage: s3 (always in HA): its blocks checked against Harbor's fixed network first.
+                    vpc_id=checked_vpc_id(settings, subnets[0].vpc_id, self),
                     subnet_ids=subnet_ids,
+                    node_cidrs=pulumi.Output.all(*[subnet.cidr_block for subnet in subnets]).apply(
+                        lambda blocks: sorted(set(blocks))
+                    ),
                     hosted_zone_id=hosted_zone.zone_id,
                     certificate_after=(self.caa.record,),
                 ),
@@ -106,7 +114,13 @@ class HarborCache(pulumi.ComponentResource):
         self.data_services = (
             HarborDataServices(
                 f"{name}-data",
-                HarborDataServicesArgs(settings=settings, vpc_id=self.vm.vpc_id, vm_security_group_id=self.vm.security_group.id),
+                HarborDataServicesArgs(
+                    settings=settings,
+                    vpc_id=self.vm.vpc_id,
+                    vm_security_group_id=self.vm.security_group.id,
+                    # HA: the stores go in the nodes' subnets (one VM: its subnet alone spans one AZ).
+                    node_subnet_ids=[subnet.id for subnet in subnets] if subnets else None,
+                ),
                 opts=child,
             )
             if settings.external_services
@@ -130,11 +144,44 @@ class HarborCache(pulumi.ComponentResource):
             else None
         )
 
+        # HA: each node leaves the load balancer before its Harbor stops and rejoins it, healthy, after
+        # (issue 18 point 5); on a new harborVersion the other nodes first leave and stop their older
+        # Harbor while node 0 migrates the database (point 6).
+        def hooks(node) -> RollingHooks | None:
+            if self.load_balancer is None:
+                return None
+            target_group = self.load_balancer.target_group.arn
+            return rolling_hooks(target_group, node.instance.id, HARBOR_HTTP_PORT, settings.region, DEREGISTRATION_DELAY_SECONDS)
+
+        holds: list[pulumi.Resource] = []
+        for node in self.vm.nodes[1:]:
+            rolling = hooks(node)
+            assert rolling is not None, "nodes beyond 0 exist only behind the load balancer"
+            prefix = install_name(name, node.index)
+            left = rolling.leave(
+                f"{prefix}-upgrade-leave",
+                [node.instance.id, settings.harbor_version],
+                pulumi.ResourceOptions(parent=self, depends_on=[node.eip_association]),
+            )
+            holds.append(
+                HarborUpgradeHold(
+                    f"{prefix}-upgrade-hold",
+                    HarborUpgradeHoldArgs(
+                        settings=settings,
+                        connection=node_connection(settings, node.public_ip, node.host_public_key, self.vm.ssh_private_key),
+                        instance_id=node.instance.id,
+                        depends_on=[left, node.eip_association],
+                    ),
+                    opts=child,
+                )
+            )
+
         # One install per node, each the same remote commands. Rolling: node i starts only once node
-        # i-1 answers healthy, so a change restarts one node at a time while the others serve.
+        # i-1 is back in the load balancer and healthy there, so a change restarts one node at a time
+        # while the others serve.
         self.installs: list[HarborInstall] = []
         for node in self.vm.nodes:
-            previous = [self.installs[-1].ready] if self.installs else []
+            previous = [self.installs[-1].rejoined] if self.installs else holds
             self.installs.append(
                 HarborInstall(
                     install_name(name, node.index),
@@ -160,13 +207,14 @@ class HarborCache(pulumi.ComponentResource):
                         redis_password=self.data_services.redis_password if self.data_services else "",
                         shared_secrets=self.shared_secrets.values if self.shared_secrets else None,
                         node_index=node.index,
+                        rolling=hooks(node),
                     ),
                     opts=child,
                 )
             )
         self.install = self.installs[0]
         # The last node is ready only after every node before it: the gate for Harbor's configuration.
-        all_ready = self.installs[-1].ready
+        all_ready = self.installs[-1].rejoined
 
         if self.load_balancer is not None:
             # The alias waits for node 0's readiness gate: on a switch from one VM the name keeps
@@ -176,7 +224,7 @@ class HarborCache(pulumi.ComponentResource):
                 HarborDnsArgs(
                     settings=settings,
                     load_balancer=LoadBalancerAlias(dns_name=self.load_balancer.dns_name, zone_id=self.load_balancer.zone_id),
-                    record_after=(self.install.ready,),
+                    record_after=(self.install.rejoined,),
                 ),
                 opts=child,
             )
@@ -205,23 +253,28 @@ class HarborCache(pulumi.ComponentResource):
             opts=child,
         )
 
-        # The probe runs on node 0 (the single VM).
-        self.probe = HarborProbe(
-            f"{name}-probe",
-            HarborProbeArgs(
-                settings=settings,
-                host=self.vm.public_ip,
-                host_public_key=self.vm.host_public_key,
-                private_key=self.vm.ssh_private_key,
-                public_ip=self.vm.public_ip,
-                triggers=[self.vm.instance.id, self.install.start.id, *self.config.projects.values()],
-                # The smoke step puts its result with the installed reporter.
-                depends_on=[self.config, self.install.timers],
-                probe_login=self.config.probe_login,
-                monitor_login=self.config.monitor_login,
-            ),
-            opts=child,
-        )
+        # The probe runs on every node (issue 18 point 8): each proves its own path to the bucket, and
+        # in HA its timer takes a failing node out of the load balancer. Node 0's keeps the single VM's name.
+        self.probes = [
+            HarborProbe(
+                f"{name}-probe" if node.index == 0 else f"{name}-probe-{node.index}",
+                HarborProbeArgs(
+                    settings=settings,
+                    host=node.public_ip,
+                    host_public_key=node.host_public_key,
+                    private_key=self.vm.ssh_private_key,
+                    public_ip=node.public_ip,
+                    triggers=[node.instance.id, install.start.id, *self.config.projects.values()],
+                    # The smoke step puts its result with the installed reporter.
+                    depends_on=[self.config, install.timers],
+                    probe_login=self.config.probe_login,
+                    monitor_login=self.config.monitor_login,
+                ),
+                opts=child,
+            )
+            for node, install in zip(self.vm.nodes, self.installs, strict=True)
+        ]
+        self.probe = self.probes[0]
 
         self.alarms = HarborAlarms(
             f"{name}-alarms",
@@ -231,7 +284,9 @@ class HarborCache(pulumi.ComponentResource):
                 instance_role_name=self.vm.role.name,
                 reporting=[install.timers for install in self.installs],
                 # The probe's alarms treat silence as failure: they start once the deploy's smoke step reported.
-                probed=tuple(step for step in (self.probe.smoke, self.probe.monitor_credentials) if step is not None),
+                probed=tuple(
+                    step for probe in self.probes for step in (probe.smoke, probe.monitor_credentials) if step is not None
+                ),
                 other_instance_ids=tuple(node.instance.id for node in self.vm.nodes[1:]),
                 load_balancer=LoadBalancerMetrics(
                     load_balancer=self.load_balancer.load_balancer.arn_suffix,
@@ -239,6 +294,7 @@ class HarborCache(pulumi.ComponentResource):
                 )
                 if self.load_balancer is not None
                 else None,
+                stores=self.data_services.metrics if self.data_services is not None else None,
             ),
             opts=child,
         )

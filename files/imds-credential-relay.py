@@ -10,15 +10,27 @@ from the real IMDS with a token, as the host may (hop limit 1), and answers the 
 aws-sdk-go's EC2RoleProvider (aws/credentials/ec2rolecreds/ec2_role_provider.go, requestCredList
 and requestCred: GET <endpoint>/meta-data/iam/security-credentials/ and .../<role>, endpoint
 http://169.254.169.254/latest). The JSON body is IMDS's own, passed through: the SDK reads
-AccessKeyId, SecretAccessKey, Token, Expiration and Code; with no ExpiryWindow it asks again when
-Expiration has passed, and every answer here is fetched fresh from IMDS, which hands out new
-credentials well before the old ones expire.
+AccessKeyId, SecretAccessKey, Token, Expiration and Code; with no ExpiryWindow (1.15.11's
+EC2RoleProvider sets none) it asks again only when Expiration has passed. Every answer here is
+fetched fresh from IMDS, and its Expiration is moved EXPIRY_MARGIN earlier when that is still in the
+future: IMDS hands out new credentials at least 5 minutes before the old ones expire (EC2 User
+Guide, "Retrieve security credentials from instance metadata"), so the registry renews in time and
+a presigned redirect URL it signs (storage middleware `redirect`) is not already dying with its
+session token. Otherwise IMDS's body passes through unchanged.
+
+Hardening: the host firewall (harbor-imds-guard.service's INPUT rules) lets only connections that
+the nat rule redirected reach this port; here a source outside RELAY_CLIENTS is closed before its
+request is read, a client that sends nothing is dropped after REQUEST_TIMEOUT_SECONDS, and at most
+MAX_CONNECTIONS requests are served at once (more are closed at once). No proxy: urllib would honour
+http_proxy/no_proxy from the environment, and IMDS is link-local. No reverse DNS at start (http.server's
+server_bind calls getfqdn).
 
 registryctl is built from Harbor's go.mod (aws-sdk-go v1.55.8), whose ec2metadata client first asks
 `PUT /latest/api/token`; a 403 there makes it fall back to the plain GETs for good
 (aws/ec2metadata/token_provider.go fetchTokenHandler: 403, 404 and 405 set `disabled`; a 400 would
-fail the request). Everything else is refused: other paths 404, other methods and other sources
-403. User data and every other metadata path stay out of reach.
+fail the request). Everything else is refused: other paths 404, other methods 403, other sources
+closed unanswered (FreeBindServer.verify_request; the handler's own 403 for them is a second check).
+User data and every other metadata path stay out of reach.
 
 Settings (environment, all required): RELAY_LISTEN (address), RELAY_PORT, RELAY_CLIENTS (CIDR of the
 addresses allowed to ask; the nat rule changes only the destination, so this is the container's
@@ -28,7 +40,9 @@ own address), IMDS_URL (http://169.254.169.254).
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
+import json
 import os
 import re
 import socket
@@ -38,6 +52,7 @@ import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import TCPServer
 
 CREDENTIALS_PATH = "/latest/meta-data/iam/security-credentials/"
 # IAM role (and instance profile) names: 1-64 of [\w+=,.@-] (IAM API reference, CreateRole RoleName);
@@ -47,6 +62,20 @@ TOKEN_PATH = "/latest/api/token"  # noqa: S105 - a path, not a secret
 # IMDSv2 session tokens last up to 21600 s; one is reused until a minute before it ends.
 TOKEN_TTL_SECONDS = 21600
 IMDS_TIMEOUT_SECONDS = 2
+# A client's socket timeout (BaseHTTPRequestHandler.timeout, None by default): the SDK sends its
+# request at once, a connection that sends nothing holds a thread no longer than this.
+REQUEST_TIMEOUT_SECONDS = 5
+# Two clients (registry, registryctl), one request at a time each: a few threads are plenty.
+MAX_CONNECTIONS = 8
+# Served Expiration = IMDS's - this, when still in the future (IMDS rotates >= 5 min before expiry).
+EXPIRY_MARGIN = datetime.timedelta(minutes=4)
+EXPIRATION_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# What CPython 3.12's BaseHTTPRequestHandler.log_message escapes (http/server.py _control_char_table):
+# C0, DEL and C1 as \xNN, so a client's request line cannot forge or break journal lines.
+CONTROL_CHARACTERS = str.maketrans({c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]})
+# IMDS is link-local: never through a proxy from the environment (urllib's default ProxyHandler
+# reads http_proxy and friends).
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 # Linux IP_FREEBIND (linux/in.h): bind to the Harbor network's gateway address before dockerd has
 # created the bridge that carries it, so the relay can start before docker.service.
 IP_FREEBIND = 15
@@ -67,7 +96,7 @@ class Imds:
             method="PUT",
             headers={"X-aws-ec2-metadata-token-ttl-seconds": str(TOKEN_TTL_SECONDS)},
         )
-        with urllib.request.urlopen(request, timeout=IMDS_TIMEOUT_SECONDS) as response:
+        with OPENER.open(request, timeout=IMDS_TIMEOUT_SECONDS) as response:
             return response.read().decode()
 
     def token(self, renew: bool = False) -> str:
@@ -82,7 +111,7 @@ class Imds:
         for renew in (False, True):
             request = urllib.request.Request(self.base_url + path, headers={"X-aws-ec2-metadata-token": self.token(renew)})
             try:
-                with urllib.request.urlopen(request, timeout=IMDS_TIMEOUT_SECONDS) as response:
+                with OPENER.open(request, timeout=IMDS_TIMEOUT_SECONDS) as response:
                     return response.status, response.read(), response.headers.get("Content-Type", "text/plain")
             except urllib.error.HTTPError as error:
                 if error.code == 401 and not renew:
@@ -91,10 +120,26 @@ class Imds:
         raise AssertionError("unreachable")
 
 
+def served_early(body: bytes, now: datetime.datetime) -> bytes:
+    """IMDS's credentials JSON with Expiration EXPIRY_MARGIN earlier when that is still after `now`;
+    anything else (another shape, a date already that close) unchanged."""
+    try:
+        document = json.loads(body)
+        expiration = datetime.datetime.strptime(document["Expiration"], EXPIRATION_FORMAT).replace(tzinfo=datetime.UTC)
+    except (ValueError, TypeError, KeyError):
+        return body
+    early = expiration - EXPIRY_MARGIN
+    if early <= now:
+        return body
+    document["Expiration"] = early.strftime(EXPIRATION_FORMAT)
+    return json.dumps(document, indent=2).encode()
+
+
 class Handler(BaseHTTPRequestHandler):
     imds: Imds
     clients: ipaddress.IPv4Network
     server_version = "EC2ws"
+    timeout = REQUEST_TIMEOUT_SECONDS
     sys_version = ""
 
     def _answer(self, status: int, body: bytes = b"", content_type: str = "text/plain") -> None:
@@ -125,6 +170,8 @@ class Handler(BaseHTTPRequestHandler):
             self.log_message("instance metadata service unreachable: %s", error)
             self._answer(502)
             return
+        if status == 200 and role:
+            body = served_early(body, datetime.datetime.now(datetime.UTC))
         self._answer(status, body, content_type)
 
     def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
@@ -135,15 +182,48 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - http.server's signature
         # One line per request to the journal; never a body (it holds the credentials).
-        sys.stderr.write(f"{self.client_address[0]} {format % args}\n")
+        message = (format % args).translate(CONTROL_CHARACTERS)
+        sys.stderr.write(f"{self.client_address[0]} {message}\n")
 
 
 class FreeBindServer(ThreadingHTTPServer):
     daemon_threads = True
+    clients: ipaddress.IPv4Network
+
+    def __init__(self, address: tuple[str, int], handler: type[Handler], clients: ipaddress.IPv4Network) -> None:
+        self.clients = clients
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(address, handler)
 
     def server_bind(self) -> None:
         self.socket.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
-        super().server_bind()
+        # TCPServer's bind, not HTTPServer's: that one asks getfqdn (reverse DNS) for a name unused here.
+        TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def verify_request(self, request, client_address) -> bool:
+        """Before any byte is read and before a thread: sources outside RELAY_CLIENTS are closed."""
+        try:
+            return ipaddress.ip_address(client_address[0]) in self.clients
+        except ValueError:
+            return False
+
+    def process_request(self, request, client_address) -> None:
+        """A thread per request while fewer than MAX_CONNECTIONS run; beyond that, closed at once."""
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 def main() -> None:
@@ -154,7 +234,7 @@ def main() -> None:
         sys.exit("imds-credential-relay: IMDS_URL must be http://<address>")
     Handler.imds = Imds(os.environ["IMDS_URL"])
     Handler.clients = ipaddress.IPv4Network(os.environ["RELAY_CLIENTS"])
-    server = FreeBindServer((os.environ["RELAY_LISTEN"], int(os.environ["RELAY_PORT"])), Handler)
+    server = FreeBindServer((os.environ["RELAY_LISTEN"], int(os.environ["RELAY_PORT"])), Handler, Handler.clients)
     print(f"listening on {os.environ['RELAY_LISTEN']}:{os.environ['RELAY_PORT']} for {Handler.clients}", flush=True)
     server.serve_forever()
 

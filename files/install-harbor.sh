@@ -2,9 +2,9 @@
 # Harbor's offline installer for HARBOR_VERSION (from HARBOR_INSTALLER_URL), checked against
 # HARBOR_SHA256 before it is unpacked (the sha256 Harbor signed: `pulumi up` verifies the release's
 # Sigstore bundle, components/vm/installer_signature.py), its images loaded, and /opt/harbor/harbor
-# pointed at it. A newer version than the one running is an upgrade: Harbor is stopped and its
-# install directory and database are backed up on the data volume first (readable by root only:
-# they hold passwords), then what neither the new nor
+# pointed at it. A newer version than the one running is an upgrade: once the new images are
+# loaded, Harbor is stopped and its install directory and database are backed up on the data
+# volume (readable by root only: they hold passwords), then what neither the new nor
 # the previous release needs is pruned from the root disk. An older version is refused: the
 # database was migrated forward. Nothing under the data volume is removed. Safe to run again.
 # Prints `installer-sha256=<digest>` of the installed release (exported by the stack).
@@ -72,6 +72,14 @@ else
   echo "unpacked to $release/harbor"
 fi
 
+# The images first, while the running Harbor still serves: loading them takes minutes, and an
+# upgrade stops Harbor only for what cannot be done beside it (the backup and the switch).
+if docker image inspect "goharbor/harbor-core:$version" >/dev/null 2>&1; then
+  echo "images of $version already loaded"
+else
+  docker load --input "$(find "$release/harbor" -maxdepth 1 -name 'harbor.*.tar.gz' | head -n 1)"
+fi
+
 if [ -n "$current" ] && [ "$current" != "$release/harbor" ]; then
   backup=$data/backup/$running-$(date -u +%Y%m%dT%H%M%SZ)
   echo "upgrading Harbor $running -> $version; stopping it and backing up to $backup"
@@ -85,12 +93,6 @@ if [ -n "$current" ] && [ "$current" != "$release/harbor" ]; then
   fi
   chmod -R go-rwx "$backup"
   echo "backup complete; the database schema is migrated when the new core starts"
-fi
-
-if docker image inspect "goharbor/harbor-core:$version" >/dev/null 2>&1; then
-  echo "images of $version already loaded"
-else
-  docker load --input "$(find "$release/harbor" -maxdepth 1 -name 'harbor.*.tar.gz' | head -n 1)"
 fi
 
 chown -R 10000:10000 "$release/harbor"

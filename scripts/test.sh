@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 
 debian_packages=(containerd docker-registry skopeo openssh-server openssh-client sudo openssl e2fsprogs util-linux curl procps
   cloud-init iproute2 iptables dnsmasq pebble lego apache2-utils systemd nginx busybox redis-server)
+# unattended-upgrades (and its python3-apt): its own blacklist matching reads the HA nodes' hold file.
+debian_packages+=(unattended-upgrades)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for package in "${debian_packages[@]}"; do

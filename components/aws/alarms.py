@@ -8,6 +8,7 @@ With replicas > 1: EC2's recover/reboot alarms for every node, the reporter's di
 alarms for every node (each node reports with the dimension Node, its index:
 operate_files.reporter_environment), and the load balancer's own metrics (AWS/ApplicationELB): a
 target failing Harbor's ping, no healthy target at all, and 5xx answered by the load balancer.
+With externalServices: RDS's and ElastiCache's own metrics (components/aws/store_alarms.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.alarm_specs import AlarmSpec, probe_alarm_specs, watch_alarm_specs
+from components.aws.store_alarms import StoreMetrics, store_alarm_specs
 from components.aws.tagging import resource_tags
 from components.settings.settings import Settings
 from components.vm.operate_files import METRICS_NAMESPACE_PREFIX, METRICS_NODE_DIMENSION, metrics_namespace
@@ -37,6 +39,8 @@ class HarborAlarmsArgs:
     # The deploy's smoke step, which puts the probe's first results: alarms that treat the probe's
     # silence as failure come after it, so a new stack does not start in ALARM.
     probed: tuple[pulumi.Resource, ...] = ()
+    # externalServices: RDS and ElastiCache (components/aws/store_alarms.py).
+    stores: StoreMetrics | None = None
 
 
 @dataclass(frozen=True)
@@ -256,6 +260,7 @@ def alarm_specs(
     instance_id: pulumi.Input[str],
     other_instance_ids: tuple[pulumi.Input[str], ...] = (),
     load_balancer: LoadBalancerMetrics | None = None,
+    stores: StoreMetrics | None = None,
 ) -> list[AlarmSpec]:
     """Node 0's (the single VM's) alarms keep their names; node i's are prefixed `node<i>-`. In HA
     mode every node has its own disk and health alarms on its own series (dimension Node)."""
@@ -275,6 +280,7 @@ def alarm_specs(
         *probe_alarm_specs(settings),
         *watch_alarm_specs(settings),
         *(load_balancer_alarm_specs(settings, load_balancer) if load_balancer is not None else []),
+        *(store_alarm_specs(stores) if stores is not None else []),
     ]
 
 
@@ -319,7 +325,7 @@ class HarborAlarms(pulumi.ComponentResource):
         # The probe's results and what needs the monitor robot exist only once the deploy wrote them.
         after_deploy = {spec.key for spec in [*probe_alarm_specs(settings), *watch_alarm_specs(settings)]}
         self.alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
-        for spec in alarm_specs(settings, args.instance_id, args.other_instance_ids, args.load_balancer):
+        for spec in alarm_specs(settings, args.instance_id, args.other_instance_ids, args.load_balancer, args.stores):
             actions: list[pulumi.Input[str]] = [self.topic.arn]
             if spec.ec2_action:
                 actions.insert(0, ec2_action_arn(settings.region, spec.ec2_action))

@@ -9,7 +9,11 @@ account URI from Traefik's store and prints it.
 With replicas > 1 the load balancer's certificate comes from ACM and no node may write DNS: the
 record lets Amazon's CA issue (AWS Certificate Manager User Guide, "(Optional) Configure a CAA
 record": the issue value must name amazon.com, amazontrust.com, awstrust.com or amazonaws.com, or
-ACM cannot issue or renew), and nobody wildcards.
+ACM cannot issue or renew), and nobody wildcards. It also lets Let's Encrypt issue by DNS-01 only
+(RFC 8657 `validationmethods`): in HA nobody but the deployer may write the zone, who may change
+this record anyway, so that grants no one anything; but on the way back to one VM the record is
+narrowed to Traefik's account only after the readiness gate (the account is read from the VM), and
+Traefik, whose certificate may have expired meanwhile, must be able to issue before that gate.
 """
 
 from __future__ import annotations
@@ -57,8 +61,9 @@ def caa_records(account_uri: str) -> list[str]:
 
 
 def acm_caa_records() -> list[str]:
-    """replicas > 1: only Amazon's CA (ACM) may issue for the name, and nobody may issue wildcards."""
-    return [f'0 issue "{ACM_CAA_ISSUER}"', '0 issuewild ";"']
+    """replicas > 1: Amazon's CA (ACM) may issue for the name, Let's Encrypt only through a DNS-01
+    challenge (which needs a zone write no node can make: the way back to one VM), nobody wildcards."""
+    return [f'0 issue "{ACM_CAA_ISSUER}"', f'0 issue "{CAA_ISSUER}; validationmethods=dns-01"', '0 issuewild ";"']
 
 
 class HarborCaa(pulumi.ComponentResource):

@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.aws.store_alarms import StoreMetrics
 from components.aws.tagging import resource_tags
 from components.settings.settings import Settings
 from components.vm.harbor_yml import EXTERNAL_DB_NAME as DATABASE_NAME
@@ -31,6 +32,17 @@ DATABASE_MAX_STORAGE_GB = 200
 # Valkey 8: ElastiCache's Redis-compatible engine (Redis OSS 7.2 protocol) at a lower price.
 REDIS_ENGINE = "valkey"
 REDIS_ENGINE_VERSION = "8.0"
+# When the stores may be touched, in UTC (issue 18 point 7): RDS's daily backup before its weekly
+# maintenance (the two must not overlap; each at least 30 minutes: RDS API CreateDBInstance
+# PreferredBackupWindow / PreferredMaintenanceWindow), ElastiCache's maintenance after RDS's, so a
+# Sunday night never restarts both stores at once. Both are outside European and American working
+# hours; a Multi-AZ store fails over for its maintenance instead of going down.
+DATABASE_BACKUP_WINDOW = "01:00-01:30"
+DATABASE_MAINTENANCE_WINDOW = "sun:02:00-sun:03:00"
+REDIS_MAINTENANCE_WINDOW = "sun:03:30-sun:04:30"
+# What RDS tells the stores' topic (RDS User Guide, "Amazon RDS event categories and event messages"):
+# a Multi-AZ failover, a failure, storage running low, maintenance, and RDS's notices.
+DATABASE_EVENT_CATEGORIES = ("failover", "failure", "low storage", "maintenance", "notification")
 # The final snapshot's random suffix: 4 bytes, 8 hex digits.
 FINAL_SNAPSHOT_SUFFIX_BYTES = 4
 # What the AWS provider's aws_db_instance accepts as final_snapshot_identifier (terraform-provider-aws
@@ -40,13 +52,26 @@ FINAL_SNAPSHOT_SUFFIX_BYTES = 4
 FINAL_SNAPSHOT_MAX_LENGTH = 255
 
 
-def final_snapshot_identifier(stack: str, suffix: str) -> str:
-    """`harbor-cache-<stack>-final-<suffix>` in the characters RDS accepts, whatever the Pulumi stack
-    name (letters, digits, '-', '_', '.'): every run of other characters becomes one '-'."""
-    safe_stack = re.sub(r"[^A-Za-z0-9]+", "-", stack).strip("-") or "stack"
-    fixed = len("harbor-cache--final-") + len(suffix)
+def snapshot_identifier(stack: str, what: str, suffix: str) -> str:
+    """`harbor-cache-<stack>-<what>-<suffix>` in the characters RDS accepts, whatever the Pulumi stack
+    name (letters, digits, '-', '_', '.') or Harbor version: every run of other characters becomes one '-'."""
+
+    def safe(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
+
+    safe_stack, safe_what = safe(stack) or "stack", safe(what)
+    fixed = len(f"harbor-cache--{safe_what}-") + len(suffix)
     safe_stack = safe_stack[: FINAL_SNAPSHOT_MAX_LENGTH - fixed].rstrip("-")
-    return f"harbor-cache-{safe_stack}-final-{suffix}"
+    return f"harbor-cache-{safe_stack}-{safe_what}-{suffix}"
+
+
+def final_snapshot_identifier(stack: str, suffix: str) -> str:
+    return snapshot_identifier(stack, "final", suffix)
+
+
+def upgrade_snapshot_identifier(stack: str, harbor_version: str, suffix: str) -> str:
+    """`harbor-cache-<stack>-before-v2-15-2-<suffix>`: the database as it was before that version started."""
+    return snapshot_identifier(stack, f"before-{harbor_version}", suffix)
 
 
 @dataclass(frozen=True)
@@ -55,6 +80,8 @@ class HarborDataServicesArgs:
     vpc_id: pulumi.Input[str]
     # The Harbor VM's security group: the only source allowed to reach either store.
     vm_security_group_id: pulumi.Input[str]
+    # HA: the nodes' subnets (one per AZ, at least 2), which the subnet groups then hold; None on one VM.
+    node_subnet_ids: list[pulumi.Input[str]] | None = None
 
 
 def store_ingress(port: int, vm_security_group_id: pulumi.Input[str], what: str) -> list[dict]:
@@ -84,12 +111,17 @@ class HarborDataServices(pulumi.ComponentResource):
         settings = args.settings
         child = pulumi.ResourceOptions(parent=self)
 
-        # Every subnet of the VM's VPC (the default VPC has one per AZ): RDS Multi-AZ and an
-        # ElastiCache replica need subnets in at least two AZs, which the subnet groups require anyway.
-        subnets = aws.ec2.get_subnets_output(
-            filters=[{"name": "vpc-id", "values": [args.vpc_id]}], opts=pulumi.InvokeOutputOptions(parent=self)
-        )
-        subnet_ids = subnets.ids.apply(sorted)
+        # HA: the nodes' subnets, in at least two AZs (the load balancer needs them too), so the stores
+        # live where the nodes are and the nodes' egress (components/aws/network_rules.py store_cidrs)
+        # names exactly those blocks. One VM: its one subnet spans one AZ, and subnet groups want two
+        # (RDS Multi-AZ and an ElastiCache replica need them anyway), so every subnet of its VPC.
+        if args.node_subnet_ids:
+            subnet_ids = pulumi.Output.all(*args.node_subnet_ids).apply(lambda ids: sorted(set(ids)))
+        else:
+            subnets = aws.ec2.get_subnets_output(
+                filters=[{"name": "vpc-id", "values": [args.vpc_id]}], opts=pulumi.InvokeOutputOptions(parent=self)
+            )
+            subnet_ids = subnets.ids.apply(sorted)
 
         self.database_security_group = aws.ec2.SecurityGroup(
             f"{name}-db-sg",
@@ -109,6 +141,14 @@ class HarborDataServices(pulumi.ComponentResource):
             tags=resource_tags(settings, f"{name}-redis-sg"),
             opts=child,
         )
+
+        # The stores' own events (failover, failure, maintenance): not metrics, so not alarms; RDS and
+        # ElastiCache publish them here, and alarmEmail hears them as it hears the alarms.
+        self.events_topic = aws.sns.Topic(f"{name}-events", tags=resource_tags(settings, f"{name}-events"), opts=child)
+        if settings.alarm_email:
+            aws.sns.TopicSubscription(
+                f"{name}-events-email", topic=self.events_topic.arn, protocol="email", endpoint=settings.alarm_email, opts=child
+            )
 
         self.database_password = store_password(f"{name}-db-password", child)
         db_subnets = aws.rds.SubnetGroup(
@@ -162,9 +202,33 @@ class HarborDataServices(pulumi.ComponentResource):
                 lambda suffix: final_snapshot_identifier(settings.stack, suffix)
             ),
             auto_minor_version_upgrade=True,
+            backup_window=DATABASE_BACKUP_WINDOW,
+            maintenance_window=DATABASE_MAINTENANCE_WINDOW,
             apply_immediately=False,
             tags=resource_tags(settings, f"{name}-db"),
             opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
+
+        # Before a Harbor version first starts on this database (issue 18 point 6): its core migrates
+        # the schema forward, and no older core runs on the result, so the way back is this snapshot.
+        # Drawn again for every `harborVersion` (the keeper), so a new version is a new snapshot,
+        # taken before any node's install (the installs wait for this component); the ones of
+        # earlier versions stay in RDS (retain_on_delete) until deleted by hand. A new stack gets one
+        # of its empty database.
+        upgrade_suffix = random.RandomId(
+            f"{name}-db-upgrade-snapshot-suffix",
+            byte_length=FINAL_SNAPSHOT_SUFFIX_BYTES,
+            keepers={"harborVersion": settings.harbor_version},
+            opts=child,
+        )
+        self.upgrade_snapshot = aws.rds.Snapshot(
+            f"{name}-db-before-upgrade",
+            db_instance_identifier=self.database.identifier,
+            db_snapshot_identifier=upgrade_suffix.hex.apply(
+                lambda suffix: upgrade_snapshot_identifier(settings.stack, settings.harbor_version, suffix)
+            ),
+            tags=resource_tags(settings, f"{name}-db-before-upgrade"),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )
 
         redis_subnets = aws.elasticache.SubnetGroup(
@@ -197,11 +261,35 @@ class HarborDataServices(pulumi.ComponentResource):
             at_rest_encryption_enabled=True,
             transit_encryption_enabled=True,
             auth_token=self.redis_password,
+            maintenance_window=REDIS_MAINTENANCE_WINDOW,
+            # ElastiCache sends its events (a failover, a node replaced, maintenance) to this topic
+            # (ElastiCache User Guide, "Managing ElastiCache Amazon SNS notifications").
+            notification_topic_arn=self.events_topic.arn,
             apply_immediately=False,
             tags=resource_tags(settings, f"{name}-redis"),
             opts=child,
         )
 
+        # RDS publishes the events of this instance in these categories to the topic (an event
+        # subscription: RDS's own SNS notification, which RDS may publish to in the topic's account).
+        self.database_events = aws.rds.EventSubscription(
+            f"{name}-db-events",
+            sns_topic=self.events_topic.arn,
+            source_type="db-instance",
+            source_ids=[self.database.identifier],
+            event_categories=list(DATABASE_EVENT_CATEGORIES),
+            tags=resource_tags(settings, f"{name}-db-events"),
+            opts=child,
+        )
+
         self.database_host = self.database.address
         self.redis_host = self.redis.primary_endpoint_address
-        self.register_outputs({"databaseHost": self.database_host, "redisHost": self.redis_host})
+        clusters = 2 if settings.database_multi_az else 1
+        self.metrics = StoreMetrics(
+            database_identifier=self.database.identifier,
+            # The replication group's nodes, one CacheClusterId each (member_clusters, in a stable order).
+            redis_clusters=[self.redis.member_clusters.apply(lambda ids, i=i: sorted(ids)[i]) for i in range(clusters)],
+        )
+        self.register_outputs(
+            {"databaseHost": self.database_host, "redisHost": self.redis_host, "eventsTopicArn": self.events_topic.arn}
+        )

@@ -1,5 +1,8 @@
 """The least AWS permissions for the identity that runs `pulumi up` and for the preview role.
 
+One idea, read top to bottom (a table with one entry per resource type the program creates), so it
+runs past ~400 lines rather than being split across files.
+
     python -m components.aws.deploy_permissions deploy|preview [--state-bucket B] [--secrets-key-arn K]
         [--ebs-key-arn K]
 
@@ -39,6 +42,7 @@ class Actions:
 TAGS_EC2 = ("ec2:CreateTags", "ec2:DeleteTags")
 TAGS_ELB = ("elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags")
 TAGS_RDS = ("rds:AddTagsToResource", "rds:RemoveTagsFromResource")
+TARGET_DRAIN = tuple(f"elasticloadbalancing:{a}" for a in ("DeregisterTargets", "RegisterTargets", "DescribeTargetHealth"))
 TAGS_ELASTICACHE = ("elasticache:AddTagsToResource", "elasticache:RemoveTagsFromResource")
 
 RESOURCE_ACTIONS: dict[str, Actions] = {
@@ -199,6 +203,15 @@ RESOURCE_ACTIONS: dict[str, Actions] = {
         # A final snapshot is taken on delete: DeleteDBInstance with FinalDBSnapshotIdentifier.
         write=("rds:CreateDBInstance", "rds:ModifyDBInstance", "rds:DeleteDBInstance", "rds:CreateDBSnapshot", *TAGS_RDS),
     ),
+    # The snapshot before each Harbor version (kept on delete) and the database's events (issue 18).
+    "aws:rds/snapshot:Snapshot": Actions(
+        read=("rds:DescribeDBSnapshots", "rds:ListTagsForResource"), write=("rds:CreateDBSnapshot", *TAGS_RDS)
+    ),
+    "aws:rds/eventSubscription:EventSubscription": Actions(
+        read=("rds:DescribeEventSubscriptions", "rds:ListTagsForResource"),
+        write=("rds:CreateEventSubscription", "rds:ModifyEventSubscription", "rds:DeleteEventSubscription", *TAGS_RDS)
+        + ("rds:AddSourceIdentifierToSubscription", "rds:RemoveSourceIdentifierFromSubscription"),
+    ),
     "aws:rds/subnetGroup:SubnetGroup": Actions(
         read=("rds:DescribeDBSubnetGroups", "rds:ListTagsForResource"),
         write=("rds:CreateDBSubnetGroup", "rds:ModifyDBSubnetGroup", "rds:DeleteDBSubnetGroup", *TAGS_RDS),
@@ -280,6 +293,8 @@ RESOURCE_ACTIONS: dict[str, Actions] = {
     # The dynamic provider that pins the VM's SSH host key reads its console with boto3 (deploy only:
     # a preview never creates or reads it; a refresh keeps the stored key).
     "pulumi-python:dynamic/ec2:ConsoleHostKey": Actions(read=(), write=("ec2:GetConsoleOutput",)),
+    # HA: the deploying machine takes a node out of the target group and back (components/aws/target_drain.py).
+    "pulumi-python:dynamic/elbv2:TargetDrain": Actions(read=(), write=TARGET_DRAIN),
 }
 RESOURCE_ACTIONS.update({kind: Actions(*pair) for kind, pair in WATCH_ACTIONS.items()})
 

@@ -16,6 +16,7 @@ import pulumi_aws as aws
 from components.aws.network_rules import web_ingress
 from components.aws.tagging import PUBLIC_ACCESS_TAG, resource_tags
 from components.settings.settings import Settings
+from components.vm.node_ready import READY_PATH
 from components.vm.paths import HARBOR_HTTP_PORT, LOAD_BALANCER_IDLE_TIMEOUT_SECONDS
 
 # TLS 1.3 with TLS 1.2 fallback, forward-secret AEAD ciphers only: the policy AWS recommends for
@@ -38,7 +39,9 @@ DEREGISTRATION_DELAY_SECONDS = 120
 # ALB health check does not read) and checks every component, up to 60 s each
 # (src/controller/health/controller.go). Component health goes to CloudWatch per node instead
 # (components/aws/alarms.py).
-HEALTH_CHECK_PATH = "/api/v2.0/ping"
+# Asked through a location of ours (components/vm/node_ready.py): core's ping, unless the node's
+# end-to-end check has marked it (its registry cannot serve from the bucket; issue 18 point 8).
+HEALTH_CHECK_PATH = READY_PATH
 HEALTH_CHECK = {
     "enabled": True,
     "protocol": "HTTP",
@@ -58,6 +61,8 @@ class HarborLoadBalancerArgs:
     vpc_id: pulumi.Input[str]
     # One subnet per AZ the nodes use (at least 2 AZs, checked in settings and components/aws/vm.py).
     subnet_ids: list[pulumi.Input[str]]
+    # The IPv4 blocks of the nodes' subnets: where the load balancer sends traffic.
+    node_cidrs: pulumi.Input[list[str]]
     # The public hosted zone of settings.hostname: the certificate's validation record goes there.
     hosted_zone_id: pulumi.Input[str]
     # The CAA record that admits Amazon's CA: ACM checks CAA before it issues, and a stack coming
@@ -65,16 +70,17 @@ class HarborLoadBalancerArgs:
     certificate_after: tuple[pulumi.Resource, ...] = ()
 
 
-def load_balancer_egress(vpc_cidr: pulumi.Input[str]) -> list[dict]:
-    """Out only to Harbor's 8080 in the VPC. A CIDR, not the nodes' group: that group admits this one
-    already, and two groups naming each other inline cannot be created. The nodes' group is the gate."""
+def load_balancer_egress(node_cidrs: pulumi.Input[list[str]]) -> list[dict]:
+    """Out only to Harbor's 8080 in the nodes' subnets (which may lie in a secondary block of the VPC).
+    CIDRs, not the nodes' group: that group admits this one already, and two groups naming each other
+    inline cannot be created. The nodes' group is the gate."""
     return [
         {
             "description": f"Harbor {HARBOR_HTTP_PORT} on the nodes",
             "protocol": "tcp",
             "from_port": HARBOR_HTTP_PORT,
             "to_port": HARBOR_HTTP_PORT,
-            "cidr_blocks": [vpc_cidr],
+            "cidr_blocks": node_cidrs,
         }
     ]
 
@@ -84,16 +90,13 @@ class HarborLoadBalancer(pulumi.ComponentResource):
         super().__init__("harbor-cache:index:HarborLoadBalancer", name, None, opts)
         settings = args.settings
         child = pulumi.ResourceOptions(parent=self)
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-
-        vpc = aws.ec2.get_vpc_output(id=args.vpc_id, opts=invoke)
         public = {PUBLIC_ACCESS_TAG: "true"} if settings.allow_public_access else {}
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
             description=f"harbor-cache {settings.hostname}: load balancer, HTTPS from allowedCidrs",
             vpc_id=args.vpc_id,
             ingress=web_ingress(settings),  # who may use the cache, as the one VM admits them
-            egress=load_balancer_egress(vpc.cidr_block),
+            egress=load_balancer_egress(args.node_cidrs),
             tags=resource_tags(settings, f"{name}-sg", **public),
             opts=child,
         )

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_aws as aws
 
+from components.aws.placement import vpc_ipv4_cidrs
 from components.settings.settings import Settings
 from components.vm.harbor_yml import EXTERNAL_DB_PORT, EXTERNAL_REDIS_PORT
 from components.vm.operate_files import CACHE_METRICS_PORT, METRICS_PORT
@@ -93,19 +94,33 @@ def egress_rules(settings: Settings) -> list[dict]:
     ]
 
 
-def data_store_egress(settings: Settings, vpc_id: pulumi.Input[str], parent: pulumi.Resource) -> list[dict]:
-    """externalServices: PostgreSQL and Redis out to the VPC, where RDS and ElastiCache live (their
-    own groups admit only this one). A CIDR, not their groups: they reference this group already."""
+def store_cidrs(
+    settings: Settings, vpc_id: pulumi.Input[str], subnets: list[pulumi.Output[aws.ec2.GetSubnetResult]], parent: pulumi.Resource
+) -> pulumi.Output[list[str]]:
+    """Where RDS and ElastiCache live. HA: in the nodes' subnets (their subnet groups are those
+    subnets, components/aws/data_services.py), so exactly those subnets' blocks. One VM: its one
+    subnet cannot hold a subnet group (RDS and ElastiCache want two AZs), so the stores may be in any
+    subnet of the VPC, whose IPv4 blocks are all of them (the primary and every secondary one)."""
+    if settings.high_availability:
+        return pulumi.Output.all(*[subnet.cidr_block for subnet in subnets]).apply(lambda blocks: sorted(set(blocks)))
+    return aws.ec2.get_vpc_output(id=vpc_id, opts=pulumi.InvokeOutputOptions(parent=parent)).apply(vpc_ipv4_cidrs)
+
+
+def data_store_egress(
+    settings: Settings, vpc_id: pulumi.Input[str], subnets: list[pulumi.Output[aws.ec2.GetSubnetResult]], parent: pulumi.Resource
+) -> list[dict]:
+    """externalServices: PostgreSQL and Redis out to where RDS and ElastiCache live (store_cidrs;
+    their own groups admit only this one). CIDRs, not their groups: they reference this group already."""
     if not settings.external_services:
         return []
-    cidr = aws.ec2.get_vpc_output(id=vpc_id, opts=pulumi.InvokeOutputOptions(parent=parent)).cidr_block
+    cidrs = store_cidrs(settings, vpc_id, subnets, parent)
     return [
         {
             "description": f"tcp {port} to {what} in the VPC",
             "protocol": "tcp",
             "from_port": port,
             "to_port": port,
-            "cidr_blocks": [cidr],
+            "cidr_blocks": cidrs,
         }
         for port, what in ((EXTERNAL_DB_PORT, "RDS PostgreSQL"), (EXTERNAL_REDIS_PORT, "ElastiCache Redis"))
     ]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pulumi
 import pulumi_aws as aws
 
 from components.settings.config_reader import Problem, SettingsError
 from components.settings.settings import Settings
+from components.vm.imds_guard import HARBOR_SUBNET, imds_guarded
 
 
 def node_subnets(settings: Settings, parent: pulumi.Resource) -> list[pulumi.Output[aws.ec2.GetSubnetResult]]:
@@ -61,3 +64,54 @@ def checked_zones(settings: Settings, subnets: list[pulumi.Output[aws.ec2.GetSub
         return zones
 
     return pulumi.Output.all(*[subnet.availability_zone for subnet in subnets]).apply(check)
+
+
+def vpc_ipv4_cidrs(vpc: aws.ec2.GetVpcResult) -> list[str]:
+    """Every IPv4 block of the VPC: the primary and the secondary ones (get_vpc's cidr_block_associations
+    lists them all, the primary included; a block being disassociated no longer counts)."""
+    associated = [a.cidr_block for a in vpc.cidr_block_associations if a.state in ("associated", "associating")]
+    return sorted(set([vpc.cidr_block, *associated]))
+
+
+def placement_key(settings: Settings) -> str:
+    """The key that chose the VPC: the subnets' key when set, else the AZ whose default subnet (default VPC) is used."""
+    if settings.subnet_ids:
+        return "subnetIds"
+    if settings.subnet_id:
+        return "subnetId"
+    return "availabilityZones" if settings.high_availability else "availabilityZone"
+
+
+def harbor_network_problems(settings: Settings, vpc_id: str, vpc_cidrs: list[str]) -> list[Problem]:
+    """With storage: s3 Harbor's containers sit on the fixed HARBOR_SUBNET (components/vm/imds_guard.py),
+    and the host routes that block into Docker's bridge: a VPC that holds any of it would lose those
+    addresses (a node, RDS, ElastiCache, an endpoint there) to the bridge."""
+    if not imds_guarded(settings):
+        return []
+    harbor = ipaddress.ip_network(HARBOR_SUBNET)
+    return [
+        Problem(
+            placement_key(settings),
+            f"the VPC {vpc_id} holds {cidr}, which overlaps {HARBOR_SUBNET}, the fixed network of Harbor's containers "
+            "with storage: s3 (the host would route those VPC addresses into Docker's bridge); place Harbor in a VPC "
+            f"whose CIDR blocks leave {HARBOR_SUBNET} free",
+        )
+        for cidr in vpc_cidrs
+        if ipaddress.ip_network(cidr, strict=False).overlaps(harbor)
+    ]
+
+
+def checked_vpc_id(settings: Settings, vpc_id: pulumi.Output[str], parent: pulumi.Resource) -> pulumi.Output[str]:
+    """The nodes' VPC id, once its CIDR blocks were checked against Harbor's fixed network (preview
+    runs the lookup too, so an overlap stops `pulumi preview` before anything is created)."""
+    if not imds_guarded(settings):
+        return vpc_id
+    vpc = aws.ec2.get_vpc_output(id=vpc_id, opts=pulumi.InvokeOutputOptions(parent=parent))
+
+    def check(found: aws.ec2.GetVpcResult) -> str:
+        problems = harbor_network_problems(settings, found.id, vpc_ipv4_cidrs(found))
+        if problems:
+            raise SettingsError(problems)
+        return found.id
+
+    return vpc.apply(check)

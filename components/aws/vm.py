@@ -19,7 +19,7 @@ import pulumi_tls as tls
 from components.aws.host_key_provider import ConsoleHostKey
 from components.aws.instance_running import InstanceRunning
 from components.aws.network_rules import data_store_egress, egress_rules, ingress_rules
-from components.aws.placement import checked_zones, node_subnets
+from components.aws.placement import checked_vpc_id, checked_zones, node_subnets
 from components.aws.tagging import (
     NODE_SCRATCH_TAG,
     PUBLIC_ACCESS_TAG,
@@ -131,7 +131,9 @@ class HarborVm(pulumi.ComponentResource):
 
         subnets = args.subnets or node_subnets(settings, self)
         self.subnets = subnets
-        self.vpc_id = subnets[0].vpc_id
+        # storage: s3: the VPC's blocks must leave Harbor's fixed container network free (checked here,
+        # before the security group, hence before any instance).
+        self.vpc_id = checked_vpc_id(settings, subnets[0].vpc_id, self)
         if load_balancer is None:
             description = f"harbor-cache {settings.hostname}: HTTPS from allowedCidrs, SSH from sshAllowedCidrs"
         else:
@@ -142,7 +144,7 @@ class HarborVm(pulumi.ComponentResource):
             description=description,
             vpc_id=self.vpc_id,
             ingress=ingress_rules(settings, load_balancer.security_group_id if load_balancer else None),
-            egress=[*egress_rules(settings), *data_store_egress(settings, self.vpc_id, self)],
+            egress=[*egress_rules(settings), *data_store_egress(settings, self.vpc_id, subnets, self)],
             # The policy pack reads this tag: an open 443/80 is a decision, stated where reviewers see it.
             tags=resource_tags(settings, f"{name}-sg", **public),
             opts=child,

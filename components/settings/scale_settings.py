@@ -29,12 +29,15 @@ def parse_scale(reader: ConfigReader) -> dict[str, Any]:
     external_services = reader.boolean("externalServices")
     if storage not in STORAGE_MODES:
         reader.fail("storage", f"{storage!r} is not a storage mode; accepted: {', '.join(STORAGE_MODES)}")
+    multi_az = reader.boolean("databaseMultiAz")
     if replicas > 1:
         # Several nodes share nothing local: replicas > 1 turns S3 and the external stores on, whatever
         # `storage` and `externalServices` say. A contrary value cannot be told from the default: the
         # CLI copies every Pulumi.yaml default into the stack's config before the program runs
         # (pulumi/pulumi pkg/workspace/config.go, ValidateStackConfigAndApplyProjectConfig).
-        storage, external_services = "s3", True
+        # Multi-AZ stores too (issue 18 point 7): nodes in two AZs on stores in one survive no AZ, and
+        # for the same reason an explicit `databaseMultiAz: false` cannot be told from the default.
+        storage, external_services, multi_az = "s3", True, True
     db_class = reader.string("databaseInstanceClass", required=True)
     if db_class and not DB_INSTANCE_CLASS_RE.match(db_class):
         reader.fail("databaseInstanceClass", f"{db_class!r} is not an RDS instance class (e.g. db.t4g.small, db.m7g.large)")
@@ -49,7 +52,7 @@ def parse_scale(reader: ConfigReader) -> dict[str, Any]:
         storage=storage,
         storage_redirect=redirect,
         external_services=external_services,
-        database_multi_az=reader.boolean("databaseMultiAz"),
+        database_multi_az=multi_az,
         database_instance_class=db_class,
         # RDS accepts 1..35 days of automated backups; 0 (no backups) is refused on purpose.
         database_backup_retention_days=reader.integer("databaseBackupRetentionDays", 1, 35),

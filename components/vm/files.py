@@ -24,6 +24,7 @@ from components.vm.ha_node import (
 )
 from components.vm.harbor_yml import render_harbor_yml
 from components.vm.imds_guard import IMDS_GUARD_PATH, imds_guarded, render_imds_guard_unit, with_imds_client_addresses
+from components.vm.node_ready import NGINX_READY_PATH, render_nginx_ready, with_nginx_ready
 from components.vm.paths import (
     COMPOSE_OVERRIDE_PATH,
     DOCKER_DROPIN_PATH,
@@ -32,6 +33,7 @@ from components.vm.paths import (
     SYSTEMD_UNIT_PATH,
     TRAEFIK_DYNAMIC_PATH,
 )
+from components.vm.rolling import UNATTENDED_HOLD_PATH, render_unattended_hold
 from components.vm.secret_values import HarborSecrets, SharedSecretValues
 from components.vm.systemd import render_docker_dropin, render_systemd_unit
 from components.vm.traefik import render_traefik_dynamic_config
@@ -44,7 +46,7 @@ SCRIPTS = ("install-docker.sh", "harbor-user.sh", "data-volume.sh", "install-har
 def render_compose_override(settings: Settings, zone_id: str, shared: SharedSecretValues | None = None) -> str:
     document = with_registry_redis_tls(with_imds_client_addresses(compose_override(settings, zone_id), settings), settings)
     if settings.high_availability:
-        document = with_nginx_keepalive(ha_node_override(document, settings))
+        document = with_nginx_ready(with_nginx_keepalive(ha_node_override(document, settings)))
     if shared is not None:
         document = with_shared_secrets(document, shared)
     return yaml.dump(document, Dumper=ComposeDumper, sort_keys=False, default_flow_style=False, width=1000)
@@ -74,6 +76,8 @@ def vm_files(
     if settings.high_availability:
         del files[TRAEFIK_DYNAMIC_PATH]
         files[NGINX_KEEPALIVE_PATH] = render_nginx_keepalive()
+        files[UNATTENDED_HOLD_PATH] = render_unattended_hold()
+        files[NGINX_READY_PATH] = render_nginx_ready()
         files.update(shared_secret_files(settings, shared) if shared is not None else {})
     return files
 

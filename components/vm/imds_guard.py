@@ -25,8 +25,9 @@ from components.vm.unit_file import render_unit
 # registry's and registryctl's connections to 169.254.169.254:80, by their fixed source addresses,
 # to a relay on the host (components/vm/imds_relay.py, files/imds-credential-relay.py) that fetches
 # the role's credentials with a token and serves only the two paths EC2RoleProvider asks for. The
-# DOCKER-USER rule below still refuses IMDS to every other container (the role also holds the DNS-01
-# and metrics permissions, and IMDS serves the user data). Rejected alternative: a bucket-scoped
+# DOCKER-USER rule below refuses IMDS to every container (the role also holds the DNS-01 and metrics
+# permissions, and IMDS serves the user data), and INPUT rules let only redirected connections reach
+# the relay's port. Rejected alternative: a bucket-scoped
 # IAM user's keys in harbor.yml, long-lived secrets to store and rotate, with a registry restart
 # at each rotation (the driver reads static keys once).
 
@@ -71,11 +72,24 @@ def imds_guarded(settings: Settings) -> bool:
 
 
 def imds_guard_rule() -> list[str]:
-    """The DOCKER-USER rule: forwarded traffic to IMDS is refused unless it comes from the registry
-    or registryctl. DOCKER-USER sees forwarded packets only (FORWARD), so the host and Traefik
-    (host network) are untouched, and a container on any Docker network, Harbor's or not, is refused.
+    """The DOCKER-USER rule: forwarded traffic to IMDS is refused, from every container. DOCKER-USER
+    sees forwarded packets only (FORWARD), so the host and Traefik (host network) are untouched, and a
+    container on any Docker network, Harbor's or not, is refused. The registry's and registryctl's
+    connections to IMDS port 80 are never forwarded: the nat rule below sends them to the host in
+    PREROUTING, before FORWARD; anything else of theirs to IMDS is refused like everyone's.
     IPv4 only: IMDS's IPv6 endpoint stays off (metadata_options http_protocol_ipv6 is not enabled)."""
-    return ["-d", f"{IMDS_ADDRESS}/32", "!", "-s", IMDS_CLIENT_BLOCK, "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"]
+    return ["-d", f"{IMDS_ADDRESS}/32", "-j", "REJECT", "--reject-with", "icmp-admin-prohibited"]
+
+
+def relay_input_rules() -> list[list[str]]:
+    """The INPUT rules for the relay's port, in the order they must stand: only connections the nat
+    rule redirected (conntrack: DNAT from 169.254.169.254, from the registry's block) are accepted,
+    every other one (another container dialling the gateway's port directly, the host itself) gets a
+    TCP reset. The accept also keeps the relay reachable under a host firewall of default deny (ufw's
+    chains come after rules inserted first in INPUT)."""
+    port = ["-d", f"{HARBOR_GATEWAY}/32", "-p", "tcp", "--dport", str(IMDS_RELAY_PORT)]
+    redirected = ["-s", IMDS_CLIENT_BLOCK, "-m", "conntrack", "--ctstate", "DNAT", "--ctorigdst", IMDS_ADDRESS]
+    return [[*port, *redirected, "-j", "ACCEPT"], [*port, "-j", "REJECT", "--reject-with", "tcp-reset"]]
 
 
 def imds_relay_rule() -> list[str]:
@@ -95,9 +109,10 @@ def imds_relay_rule() -> list[str]:
 
 
 def imds_guard_unit(settings: Settings) -> dict[str, dict[str, str | list[str]]]:
-    """harbor-imds-guard.service: puts both rules in place, idempotently (-C before -I): the
-    DOCKER-USER guard, and the nat rule to the relay, first in PREROUTING (before Docker's own
-    `-m addrtype --dst-type LOCAL -j DOCKER` jump, which never matches IMDS anyway).
+    """harbor-imds-guard.service: puts the rules in place, idempotently (-C before -I): the
+    DOCKER-USER guard, the nat rule to the relay, first in PREROUTING (before Docker's own
+    `-m addrtype --dst-type LOCAL -j DOCKER` jump, which never matches IMDS anyway), and the relay
+    port's INPUT rules (relay_input_rules).
 
     Ordered before docker.service, not after: at boot dockerd restarts the `restart: always`
     containers itself, after setting up DOCKER-USER and before it reports ready (moby
@@ -109,6 +124,7 @@ def imds_guard_unit(settings: Settings) -> dict[str, dict[str, str | list[str]]]
     """
     rule = " ".join(imds_guard_rule())
     relay = " ".join(imds_relay_rule())
+    accept, reject = (" ".join(rule) for rule in relay_input_rules())
     chain = DOCKER_USER_CHAIN
     return {
         "Unit": {
@@ -124,6 +140,9 @@ def imds_guard_unit(settings: Settings) -> dict[str, dict[str, str | list[str]]]
                 f"/bin/sh -c 'iptables -w -n -L {chain} >/dev/null 2>&1 || iptables -w -N {chain}'",
                 f"/bin/sh -c 'iptables -w -C {chain} {rule} 2>/dev/null || iptables -w -I {chain} {rule}'",
                 f"/bin/sh -c 'iptables -w -t nat -C PREROUTING {relay} 2>/dev/null || iptables -w -t nat -I PREROUTING {relay}'",
+                # Both first in INPUT, the reject inserted before the accept so the accept ends above it.
+                f"/bin/sh -c 'iptables -w -C INPUT {reject} 2>/dev/null || iptables -w -I INPUT {reject}'",
+                f"/bin/sh -c 'iptables -w -C INPUT {accept} 2>/dev/null || iptables -w -I INPUT {accept}'",
             ],
         },
     }

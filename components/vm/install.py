@@ -34,6 +34,7 @@ from components.vm.harbor_yml import DataEndpoints, render_harbor_yml
 from components.vm.imds_guard import IMDS_GUARD_PATH, imds_guarded, render_imds_guard_unit
 from components.vm.imds_relay import IMDS_RELAY_SCRIPT_PATH, imds_relay_files
 from components.vm.installer_signature import installer_url
+from components.vm.node_ready import NGINX_READY_PATH, NODE_STATE_DIR, STORAGE_FAILED, render_nginx_ready
 from components.vm.paths import (
     COMPOSE_OVERRIDE_PATH,
     DOCKER_DROPIN_PATH,
@@ -43,6 +44,8 @@ from components.vm.paths import (
     SYSTEMD_UNIT_PATH,
     TRAEFIK_DYNAMIC_PATH,
 )
+from components.vm.rolling import UNATTENDED_HOLD_PATH, RollingHooks, render_unattended_hold
+from components.vm.schedules_check import SCHEDULES_TIMER, schedules_checked, schedules_files
 from components.vm.secret_values import HarborSecrets, SharedSecretValues
 from components.vm.shared_secrets import SHARED_SECRETS_TYPE, admin_password_alias
 from components.vm.systemd import render_docker_dropin, render_systemd_unit
@@ -73,6 +76,8 @@ class HarborInstallArgs:
     shared_secrets: pulumi.Output[SharedSecretValues] | None = None
     # HA mode: which node this is (0..replicas-1); its CloudWatch metrics carry it as the Node dimension.
     node_index: int = 0
+    # HA mode: out of the load balancer before Harbor stops, back in (healthy) before the next node.
+    rolling: RollingHooks | None = None
 
 
 def script_command(env: dict[str, pulumi.Input[str]] | None = None, args: list[str] | None = None) -> pulumi.Output[str]:
@@ -146,6 +151,24 @@ def shared_file_commands(settings: Settings) -> dict[str, tuple[str, str]]:
     }
 
 
+def node_connection(
+    settings: Settings, host: pulumi.Input[str], host_public_key: pulumi.Input[str], private_key: pulumi.Input[str]
+) -> remote.ConnectionArgsDict:
+    """SSH to a node, accepting only the host key it printed on its console."""
+    return remote.ConnectionArgsDict(
+        host=host,
+        user=settings.ssh_user,
+        private_key=private_key,
+        # The key the VM printed on its console (components/aws/host_key_provider.py). pulumi-command
+        # reads it with ssh.ParseAuthorizedKey and accepts that key only (ssh.FixedHostKey in
+        # provider/pkg/provider/remote/connection.go), so no secret goes to an unverified host.
+        host_key=host_public_key,
+        # The VM may still be booting on the first up.
+        dial_error_limit=40,
+        per_dial_timeout=15,
+    )
+
+
 class HarborInstall(pulumi.ComponentResource):
     def __init__(self, name: str, args: HarborInstallArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         installer_sha256 = args.installer_sha256
@@ -154,18 +177,7 @@ class HarborInstall(pulumi.ComponentResource):
             raise ValueError(f"installer_sha256 {installer_sha256!r} is not a sha256 hex digest")
         super().__init__("harbor-cache:index:HarborInstall", name, None, opts)
         settings = args.settings
-        self._connection = remote.ConnectionArgsDict(
-            host=args.host,
-            user=settings.ssh_user,
-            private_key=args.private_key,
-            # The key the VM printed on its console (components/aws/host_key_provider.py). pulumi-command
-            # reads it with ssh.ParseAuthorizedKey and accepts that key only (ssh.FixedHostKey in
-            # provider/pkg/provider/remote/connection.go), so no secret goes to an unverified host.
-            host_key=args.host_public_key,
-            # The VM may still be booting on the first up.
-            dial_error_limit=40,
-            per_dial_timeout=15,
-        )
+        self._connection = node_connection(settings, args.host, args.host_public_key, args.private_key)
         self._name = name
         self.connection = self._connection
 
@@ -253,6 +265,13 @@ class HarborInstall(pulumi.ComponentResource):
             keepalive = render_nginx_keepalive()
             written.append(self._write("nginx-keepalive", NGINX_KEEPALIVE_PATH, keepalive, "0644", machine, [volume]))
             start_triggers.append(content_hash(keepalive))
+            # The load balancer's health check location, which a failing end-to-end check turns to 503.
+            ready_location = render_nginx_ready()
+            written.append(self._write("nginx-ready", NGINX_READY_PATH, ready_location, "0644", machine, [volume]))
+            start_triggers.append(content_hash(ready_location))
+            # Docker held back from unattended-upgrades: nothing drains a node outside a deploy (components/vm/rolling.py).
+            hold = render_unattended_hold()
+            written.append(self._write("unattended-hold", UNATTENDED_HOLD_PATH, hold, "0644", machine, [volume]))
         if shared is not None:
             # On the data volume before prepare runs, as prepare would leave them: it then loads them
             # instead of generating its own (shared_secret_files).
@@ -270,6 +289,23 @@ class HarborInstall(pulumi.ComponentResource):
         for path, content in imds_relay.items():
             mode = "0755" if path == IMDS_RELAY_SCRIPT_PATH else "0644"
             written.append(self._write(f"imds-relay-{path.rsplit('/', 1)[1]}", path, content, mode, machine, [volume]))
+        # Restart Harbor only when what it runs from changes.
+        restart_triggers = [
+            *machine,
+            settings.harbor_version,
+            harbor_yml.apply(content_hash),
+            override.apply(content_hash),
+            content_hash(traefik_routes),
+            content_hash(unit),
+            content_hash(docker_dropin),
+            *([content_hash(imds_guard)] if imds_guard is not None else []),
+            *[content_hash(content) for content in imds_relay.values()],
+            *start_triggers,
+        ]
+        # HA: out of the load balancer whenever Harbor is about to stop (an upgrade's installer stops
+        # it, the start restarts it): the same triggers, so an unchanged node is never drained.
+        leave_options = pulumi.ResourceOptions(parent=self, depends_on=args.depends_on)
+        leave = [args.rolling.leave(f"{name}-leave", restart_triggers, leave_options)] if args.rolling is not None else []
         installer = self._run(
             "installer",
             "install-harbor.sh",
@@ -279,27 +315,17 @@ class HarborInstall(pulumi.ComponentResource):
                 "HARBOR_INSTALLER_URL": installer_url(settings.harbor_release_base_url, settings.harbor_version),
             },
             triggers=machine,
-            depends_on=[volume, *written],
+            depends_on=[volume, *written, *leave],
         )
         self.installer_sha256 = installer.stdout.apply(installed_digest)
-        # Restart Harbor only when what it runs from changes.
-        self.start = self._run(
-            "start",
-            "start-harbor.sh",
-            triggers=[
-                *machine,
-                settings.harbor_version,
-                harbor_yml.apply(content_hash),
-                override.apply(content_hash),
-                content_hash(traefik_routes),
-                content_hash(unit),
-                content_hash(docker_dropin),
-                *([content_hash(imds_guard)] if imds_guard is not None else []),
-                *[content_hash(content) for content in imds_relay.values()],
-                *start_triggers,
-            ],
-            depends_on=[installer, *written],
-        )
+        restart_after = [installer, *written, *leave]
+        if settings.high_availability:
+            # The folder of the node check's mark, which the override mounts into nginx; a restarted
+            # Harbor starts unmarked and is judged again (components/vm/node_check.py).
+            state = f"install -d -m 0755 {NODE_STATE_DIR} && rm -f {NODE_STATE_DIR}/{STORAGE_FAILED}"
+            command = f"sudo sh -c {shlex.quote(state)}"
+            restart_after.append(self._command("node-state", command, "", restart_triggers, list(restart_after)))
+        self.start = self._run("start", "start-harbor.sh", triggers=restart_triggers, depends_on=restart_after)
         self.ready = self._run(
             "ready",
             "wait-healthy.sh",
@@ -308,9 +334,20 @@ class HarborInstall(pulumi.ComponentResource):
             triggers=[self.start.id],
             depends_on=[self.start],
         )
+        # HA: back in the target group, and healthy there, before anything waits on this node.
+        self.rejoined: pulumi.Resource = (
+            args.rolling.rejoin(f"{name}-rejoin", [self.ready.id], pulumi.ResourceOptions(parent=self, depends_on=[self.ready]))
+            if args.rolling is not None
+            else self.ready
+        )
         # Operating the cache: the CloudWatch reporter and its timer, once Harbor is healthy (so the
         # "Harbor unhealthy" alarm does not fire during the first install).
         operate = operate_files.metrics_files(settings, args.node_index)
+        timers = [operate_files.METRICS_TIMER, operate_files.CACHE_EXPORTER_SERVICE]
+        if schedules_checked(settings, args.node_index):
+            # Harbor's schedules back in jobservice after a Redis loss (components/vm/schedules_check.py).
+            operate = {**operate, **schedules_files(settings)}
+            timers.append(SCHEDULES_TIMER)
         operate_written = [
             self._write(f"file-{path.rsplit('/', 1)[1]}", path, content, mode, machine, [self.ready])
             for path, content in operate.items()
@@ -319,7 +356,7 @@ class HarborInstall(pulumi.ComponentResource):
         self.timers = self._run(
             "timers",
             "enable-timers.sh",
-            args=[operate_files.METRICS_TIMER, operate_files.CACHE_EXPORTER_SERVICE],
+            args=timers,
             triggers=[*machine, content_hash("".join(operate.values()))],
             depends_on=operate_written,
         )

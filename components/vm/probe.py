@@ -21,6 +21,7 @@ from components.settings.settings import Settings
 from components.vm import operate_files
 from components.vm.files import content_hash, script
 from components.vm.install import write_file_command
+from components.vm.node_check import NODE_CHECK_TIMER, node_check_files
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,11 @@ class HarborProbe(pulumi.ComponentResource):
             )
 
         files = operate_files.probe_files(settings)
+        timers = [operate_files.PROBE_TIMER]
+        if settings.high_availability:
+            # Every node checks itself often and leaves the load balancer while it fails (issue 18 point 8).
+            files = {**files, **node_check_files(settings)}
+            timers.append(NODE_CHECK_TIMER)
         written = [
             self._command(
                 f"file-{path.rsplit('/', 1)[1]}",
@@ -139,7 +145,7 @@ class HarborProbe(pulumi.ComponentResource):
         ]
         self.timer = self._command(
             "timer",
-            f"sudo bash -s -- {operate_files.PROBE_TIMER}",
+            f"sudo bash -s -- {' '.join(timers)}",
             script("enable-timers.sh"),
             [*args.triggers[:1], content_hash("".join(files.values()))],
             written,

@@ -28,8 +28,11 @@ class SharedSecretValues:
 
     # /data/secret/keys/secretkey: encrypts registry credentials stored in the shared database.
     secret_key: str
-    # /data/secret/core/private_key.pem and /data/secret/registry/root.crt: core signs registry
-    # tokens with the key, every node's registry verifies them with the certificate.
+    # /data/secret/core/private_key.pem and /data/secret/registry/root.crt: core signs the bearer
+    # tokens of /service/token with the key and core verifies them on /v2/ requests (the 2.15.2
+    # registry itself authenticates with htpasswd only: prepare's registry config.yml `auth: htpasswd`),
+    # so a token issued by one node's core must verify on any node's core. The certificate goes with
+    # the key: prepare keeps a pair only when both files exist.
     token_private_key_pem: str
     token_certificate_pem: str
     # CORE_SECRET / JOBSERVICE_SECRET: core, jobservice and registryctl authenticate each other.

@@ -93,12 +93,18 @@ class HarborSharedSecrets(pulumi.ComponentResource):
         settings = args.settings
         child = pulumi.ResourceOptions(parent=self)
 
-        def alphanumeric(suffix: str, length: int) -> pulumi.Output[str]:
+        # What cannot be drawn again without loss (issue 18 point 7): the secret key encrypts the
+        # registry credentials and the OIDC secret in the database, and the token key signs every
+        # bearer token the nodes accept. A replace or a delete of either (a refactoring that renames
+        # it, a switch away from HA) stops at `protect` instead of silently drawing a new one.
+        kept = pulumi.ResourceOptions(parent=self, protect=True)
+
+        def alphanumeric(suffix: str, length: int, opts: pulumi.ResourceOptions = child) -> pulumi.Output[str]:
             # Letters and digits, as prepare's generate_random_string (utils/misc.py): the values pass
             # through env files, compose and YAML unharmed.
-            return random.RandomPassword(f"{name}-{suffix}", length=length, special=False, opts=child).result
+            return random.RandomPassword(f"{name}-{suffix}", length=length, special=False, opts=opts).result
 
-        secret_key = alphanumeric("secret-key", SECRET_KEY_LENGTH)
+        secret_key = alphanumeric("secret-key", SECRET_KEY_LENGTH, kept)
         core_secret = alphanumeric("core-secret", COMPONENT_SECRET_LENGTH)
         jobservice_secret = alphanumeric("jobservice-secret", COMPONENT_SECRET_LENGTH)
         csrf_key = alphanumeric("csrf-key", CSRF_KEY_LENGTH)
@@ -121,7 +127,7 @@ class HarborSharedSecrets(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, aliases=previous),
             ).result
 
-        self.token_key = tls.PrivateKey(f"{name}-token-key", algorithm="RSA", rsa_bits=TOKEN_KEY_BITS, opts=child)
+        self.token_key = tls.PrivateKey(f"{name}-token-key", algorithm="RSA", rsa_bits=TOKEN_KEY_BITS, opts=kept)
         self.token_certificate = tls.SelfSignedCert(
             f"{name}-token-cert",
             private_key_pem=self.token_key.private_key_pem,

@@ -15,3 +15,17 @@ def render_unit(sections: dict[str, dict[str, str | list[str]]]) -> str:
         lines = [f"{key}={value}" for key, values in entries.items() for value in _as_list(values)]
         rendered.append("\n".join([f"[{section}]", *lines]))
     return "\n\n".join(rendered) + "\n"
+
+
+def every_minutes_timer(description: str, minutes: int, unit: str) -> dict[str, dict[str, str | list[str]]]:
+    """A timer that starts `unit` `minutes` after boot and then every `minutes` (give or take one)."""
+    return {
+        "Unit": {"Description": description},
+        "Timer": {
+            "OnActiveSec": f"{minutes}min",
+            "OnUnitActiveSec": f"{minutes}min",
+            "RandomizedDelaySec": "1min",
+            "Unit": unit,
+        },
+        "Install": {"WantedBy": "timers.target"},
+    }

@@ -93,7 +93,7 @@ def test_the_databases_final_snapshot_identifier_fits_what_rds_accepts(stack):
 def test_the_final_snapshot_identifier_is_drawn_for_each_database_instance():
     run = run_program({**dev_config(), **STORES}, stack="prod.eu-central-1")
     database = run.one("aws:rds/instance:Instance")
-    suffix = run.one("random:index/randomId:RandomId")
+    suffix = run.named("harbor-data-db-final-snapshot-suffix")
     assert suffix.parent == database.parent and suffix.name.startswith(database.name)
     assert suffix.urn in database.dependencies
     identifier = database.inputs["finalSnapshotIdentifier"]

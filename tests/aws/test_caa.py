@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from components.aws.caa import ACCOUNT_URL_PREFIX, STAGING_ACCOUNT_URL_PREFIX, caa_records
+from components.aws.caa import ACCOUNT_URL_PREFIX, STAGING_ACCOUNT_URL_PREFIX, acm_caa_records, caa_records
 from tests.paths import FILES
 from tests.standins.pulumi_harness import FAKE_ACME_ACCOUNT_URI, FAKE_ZONE_ID, dev_config, run_program
 
@@ -120,3 +120,53 @@ def test_the_caa_record_names_our_account_after_the_readiness_gate(run):
 def test_staging_reads_a_staging_account():
     run = run_program({**dev_config(), "harbor-cache:acmeStaging": "true"})
     assert run.named("harbor-caa-acme-account").inputs["create"].endswith(STAGING_ACCOUNT_URL_PREFIX)
+
+
+# --- the way back from HA (issue 18 point 10) ---
+
+
+def caa_permits(records: list[str], issuer: str, method: str, account: str, wildcard: bool = False) -> bool:
+    """Whether a CA whose CAA identity is `issuer` may issue over `method` for `account`, as RFC 8659
+    section 4 and RFC 8657 sections 3 and 4 say: for a wildcard the issuewild properties decide when
+    there are any, else issue; a property whose issuer-domain-name is the CA's permits it unless its
+    `accounturi` names another account or its `validationmethods` leave the method out; `;` alone
+    (no issuer) permits nobody."""
+    parsed = []
+    for record in records:
+        flags, tag, value = record.split(" ", 2)
+        assert flags == "0"
+        parsed.append((tag, value.strip('"')))
+    tags = ["issuewild"] if wildcard and any(tag == "issuewild" for tag, _ in parsed) else ["issue"]
+    for tag, value in parsed:
+        if tag not in tags:
+            continue
+        name, _, rest = value.partition(";")
+        if name.strip() != issuer:
+            continue
+        parameters = dict(
+            (key.strip(), item.strip()) for key, _, item in (part.partition("=") for part in rest.split(";") if part.strip())
+        )
+        if "accounturi" in parameters and parameters["accounturi"] != account:
+            continue
+        if "validationmethods" in parameters and method not in parameters["validationmethods"].split(","):
+            continue
+        return True
+    return False
+
+
+def test_the_ha_record_lets_traefik_renew_by_dns01_on_the_way_back_and_nothing_else():
+    """Back to one VM, Traefik (DNS-01 through its instance role) starts before the record is narrowed
+    to its account (that waits for the readiness gate), so while the HA record still stands it must let
+    Let's Encrypt issue by DNS-01; it admits Amazon for ACM, and no other method, CA or wildcard."""
+    records = acm_caa_records()
+    assert caa_permits(records, "letsencrypt.org", "dns-01", ACCOUNT)
+    assert caa_permits(records, "amazon.com", "dns-01", "")
+    assert not caa_permits(records, "letsencrypt.org", "http-01", ACCOUNT)
+    assert not caa_permits(records, "letsencrypt.org", "tls-alpn-01", ACCOUNT)
+    assert not caa_permits(records, "sectigo.com", "dns-01", "")
+    assert not caa_permits(records, "letsencrypt.org", "dns-01", ACCOUNT, wildcard=True)
+    # One VM, after the gate: our account only, any method Traefik may use.
+    narrowed = caa_records(ACCOUNT)
+    assert caa_permits(narrowed, "letsencrypt.org", "dns-01", ACCOUNT)
+    assert not caa_permits(narrowed, "letsencrypt.org", "dns-01", ACCOUNT.replace("2144569876", "987654321"))
+    assert not caa_permits(narrowed, "amazon.com", "dns-01", "")

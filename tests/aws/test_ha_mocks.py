@@ -30,7 +30,7 @@ from tests.standins.pulumi_harness import (
     FAKE_ALB_DNS_NAME,
     FAKE_ALB_ZONE_ID,
     FAKE_PUBLIC_IP,
-    FAKE_VPC_CIDR,
+    FAKE_SUBNET_CIDRS,
     FAKE_VPC_SUBNETS,
     dev_config,
     run_program,
@@ -214,7 +214,9 @@ def test_the_load_balancer_admits_allowed_cidrs_and_talks_only_to_harbors_port(h
         (80, ("198.51.100.0/24", "203.0.113.10/32")),
     }
     (egress,) = lb.inputs["egress"]
-    assert (egress["fromPort"], egress["toPort"], egress["cidrBlocks"]) == (HARBOR_HTTP_PORT, HARBOR_HTTP_PORT, [FAKE_VPC_CIDR])
+    # Only the nodes' subnets (AZs a and b), not the whole VPC (issue 18 point 10).
+    node_blocks = [FAKE_SUBNET_CIDRS[0], FAKE_SUBNET_CIDRS[1]]
+    assert (egress["fromPort"], egress["toPort"], egress["cidrBlocks"]) == (HARBOR_HTTP_PORT, HARBOR_HTTP_PORT, node_blocks)
 
 
 def test_every_data_store_is_encrypted_private_and_reachable_only_from_the_nodes(ha):
@@ -271,7 +273,8 @@ def test_https_with_a_validated_acm_certificate_and_http_only_redirects(ha):
 def test_the_target_group_checks_harbors_ping_and_holds_every_node(ha):
     group = ha.one("aws:lb/targetGroup:TargetGroup").inputs
     assert (group["port"], group["protocol"], group["targetType"]) == (HARBOR_HTTP_PORT, "HTTP", "instance")
-    assert group["healthCheck"]["path"] == HEALTH_CHECK_PATH == "/api/v2.0/ping" and group["healthCheck"]["matcher"] == "200"
+    # Core's ping through the node's own location, 503 while its end-to-end check fails (issue 18 point 8).
+    assert group["healthCheck"]["path"] == HEALTH_CHECK_PATH == "/harbor-cache/ready" and group["healthCheck"]["matcher"] == "200"
     assert group["deregistrationDelay"] > 0
     attachments = ha.of_type("aws:lb/targetGroupAttachment:TargetGroupAttachment")
     assert sorted(a.inputs["targetId"] for a in attachments) == sorted(
@@ -292,7 +295,8 @@ def test_the_hostname_is_an_alias_of_the_load_balancer_and_no_node_may_write_dns
 
 def test_caa_admits_amazons_ca_before_the_certificate_is_requested(ha):
     caa = ha.named("harbor-caa-caa").inputs
-    assert caa["type"] == "CAA" and caa["records"] == acm_caa_records() == ['0 issue "amazon.com"', '0 issuewild ";"']
+    assert caa["type"] == "CAA" and caa["records"] == acm_caa_records()
+    assert acm_caa_records() == ['0 issue "amazon.com"', '0 issue "letsencrypt.org; validationmethods=dns-01"', '0 issuewild ";"']
     assert not [r for r in ha.registrations if r.name.endswith("-acme-account")], "no Traefik account to read"
     assert "harbor-caa-caa" in names(ha, ha.one("aws:acm/certificate:Certificate").dependencies)
 
@@ -355,13 +359,14 @@ def test_installs_roll_one_node_after_the_other_and_configuration_waits_for_all(
     # Sorted: the SDK sends registrations from executor threads, so their order is not the program's.
     installs = sorted(r.name for r in ha.of_type("harbor-cache:index:HarborInstall"))
     assert installs == ["harbor-install", "harbor-install-1", "harbor-install-2"]
-    assert "harbor-install-ready" in names(ha, ha.named("harbor-install-1-docker").dependencies)
-    assert "harbor-install-1-ready" in names(ha, ha.named("harbor-install-2-docker").dependencies)
+    # Node i waits for node i-1 back in the load balancer, healthy (issue 18 point 5: its rejoin).
+    assert "harbor-install-rejoin" in names(ha, ha.named("harbor-install-1-docker").dependencies)
+    assert "harbor-install-1-rejoin" in names(ha, ha.named("harbor-install-2-docker").dependencies)
     assert "harbor-install-1-ready" not in names(ha, ha.named("harbor-install-docker").dependencies)
     hosts = {ha.named(f"{n}-docker").inputs["connection"]["host"] for n in installs}
     assert hosts == {FAKE_PUBLIC_IP, "192.0.2.11", "192.0.2.12"}, "each install reaches its own node"
     configured = [r for r in ha.registrations if r.parent.endswith("::harbor-config") and r.type.startswith("pulumi-python:")]
-    assert configured and all("harbor-install-2-ready" in names(ha, r.dependencies) for r in configured)
+    assert configured and all("harbor-install-2-rejoin" in names(ha, r.dependencies) for r in configured)
 
 
 def test_outputs_keep_the_single_vm_keys_and_name_the_nodes_and_the_load_balancer(ha):
@@ -497,14 +502,18 @@ def test_a_changed_node_restarts_only_after_the_node_before_it_is_healthy_again(
     assert "harbor-install-ready" in closure(ha, "harbor-install-1-start")
     assert "harbor-install-1-ready" in closure(ha, "harbor-install-2-start")
     assert "harbor-install-harbor-yml" in closure(ha, "harbor-install-2-harbor-yml")
-    assert not {r for r in closure(ha, "harbor-install-start") if r.startswith(("harbor-install-1-", "harbor-install-2-"))}
+    # Only the other nodes' upgrade holds come before node 0 (issue 18 point 6), none of their installs.
+    others = {r for r in closure(ha, "harbor-install-start") if r.startswith(("harbor-install-1-", "harbor-install-2-"))}
+    assert others and all("-upgrade-" in r for r in others)
 
 
 def test_the_name_moves_to_the_load_balancer_only_once_node_0_serves_and_the_provider_follows_it(ha):
     """On a switch from one VM the alias would otherwise replace the VM's address while no node is
     installed yet: the cache would be down, and the provider would find nothing behind the name."""
     assert "harbor-install-ready" in closure(ha, "harbor-dns-a")
-    assert not {r for r in closure(ha, "harbor-dns-a") if r.startswith(("harbor-install-1-", "harbor-install-2-"))}
+    assert "harbor-install-rejoin" in closure(ha, "harbor-dns-a")
+    others = {r for r in closure(ha, "harbor-dns-a") if r.startswith(("harbor-install-1-", "harbor-install-2-"))}
+    assert all("-upgrade-" in r for r in others), others
     for registration in ha.of_type("pulumi-python:dynamic/harbor:Project"):
         assert "harbor-dns-a" in closure(ha, registration.name), registration.name
     single = run_program(config())

@@ -20,6 +20,7 @@ import re
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,10 @@ class HarborEmulator:
         self.ping_delay = 0.0
         # Docker Hub tokens whose login fails (-> 500).
         self.rejected_tokens: set[str] = {"bad-token"}
+        # Jobservice's side of a schedule: called ("schedule" | "unschedule", vendor) whenever Harbor
+        # would create or remove the periodic job (pkg/scheduler Schedule / UnScheduleByVendor), for a
+        # test that keeps jobservice's policies where Harbor does (Redis).
+        self.on_schedule: Callable[[str, str], None] | None = None
         self.lock = threading.Lock()
         emulator = self
 
@@ -626,6 +631,12 @@ class HarborEmulator:
                 },
                 {},
             )
+        # handler/gc.go: a schedule is replaced as a whole, DeleteSchedule then createSchedule
+        # (updateSchedule), so jobservice's periodic job is made again even for the same cron.
+        if self.state.gc_schedule is not None and self.state.gc_schedule["schedule"]["type"] not in ("None", "Manual"):
+            self._scheduled("unschedule", "GARBAGE_COLLECTION")
+        if body["schedule"]["type"] not in ("None", "Manual"):
+            self._scheduled("schedule", "GARBAGE_COLLECTION")
         if body["schedule"]["type"] == "None":
             self.state.gc_schedule = None
         else:
@@ -694,9 +705,16 @@ class HarborEmulator:
         shown = {k: v for k, v in robot.items() if k != "secret"}
         return {**shown, "name": f"robot${robot['name']}", "permissions": permissions, "editable": True, "expires_at": -1}
 
+    def _scheduled(self, action: str, vendor: str) -> None:
+        if self.on_schedule is not None:
+            self.on_schedule(action, vendor)
+
     def add_retention(self, policy: dict) -> int:
         retention_id = self.state.new_id()
         self.state.retentions[retention_id] = {**copy.deepcopy(policy), "id": retention_id}
+        # controller/retention CreateRetention: a schedule trigger with a cron is scheduled at once.
+        if retention_cron(policy):
+            self._scheduled("schedule", f"RETENTION:{retention_id}")
         return retention_id
 
     def retentions(self, method: str, rest: list[str], body: Any) -> tuple[int, Any, dict]:
@@ -724,9 +742,22 @@ class HarborEmulator:
         if method == "GET":
             return 200, copy.deepcopy(policy), {}
         if method == "PUT":
+            # controller/retention UpdateRetention: the schedule changes only when the cron does.
+            before, after = retention_cron(policy), retention_cron(body)
             state.retentions[policy["id"]] = {**copy.deepcopy(body), "id": policy["id"]}
+            if before != after:
+                if before:
+                    self._scheduled("unschedule", f"RETENTION:{policy['id']}")
+                if after:
+                    self._scheduled("schedule", f"RETENTION:{policy['id']}")
             return 200, None, {}
         return 405, _errors("METHOD_NOT_ALLOWED", method), {}
+
+
+def retention_cron(policy: dict) -> str:
+    """The cron of a retention policy's schedule trigger ('' without one)."""
+    trigger = policy.get("trigger") or {}
+    return (trigger.get("settings") or {}).get("cron", "") if trigger.get("kind") == "Schedule" else ""
 
 
 def default_retention(project_id: int, days: int) -> dict:

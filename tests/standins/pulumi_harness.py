@@ -36,6 +36,9 @@ FAKE_PUBLIC_IP = "192.0.2.10"
 FAKE_REGION = "eu-central-1"
 FAKE_VPC_CIDR = "172.31.0.0/16"
 FAKE_VPC_SUBNETS = ("subnet-0a1b2c3d4e5f60718", "subnet-0b1b2c3d4e5f60719", "subnet-0c1b2c3d4e5f6071a")
+# A default VPC's default subnets: a /20 per AZ, in order, from the start of 172.31.0.0/16 (VPC User
+# Guide, "Default VPCs": "a size /20 default subnet in each Availability Zone").
+FAKE_SUBNET_CIDRS = ("172.31.0.0/20", "172.31.16.0/20", "172.31.32.0/20")
 # What ConsoleHostKeyProvider.create outputs: the key line the VM printed on its console.
 FAKE_HOST_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDUk9grdco30xPt6cY3mqXqsAFyhbRTQM4qtk39M/wXN"
 # What files/acme-account-uri.sh prints on the VM once Traefik has registered.
@@ -56,6 +59,8 @@ class AwsMocks(pulumi.runtime.Mocks):
     # the engine takes the new inputs as the outputs and every output-only key is unknown, while
     # the resource's id stays known (DESIGN.md "Pulumi"; pkg/resource/deploy/step.go).
     dynamic_update_preview = False
+    # Secondary IPv4 blocks of the mock VPC (a test sets them: get_vpc lists them after the primary).
+    vpc_secondary_cidrs: tuple[str, ...] = ()
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = dict(args.inputs)
@@ -77,8 +82,6 @@ class AwsMocks(pulumi.runtime.Mocks):
             state.update(publicIp=f"192.0.2.{10 + int(node.group(1))}" if node else FAKE_PUBLIC_IP)
         elif kind == "aws:iam/role:Role":
             state.update(arn=f"arn:aws:iam::123456789012:role/{args.name}", name=args.name)
-        elif kind == "aws:sns/topic:Topic":
-            state.update(arn=f"arn:aws:sns:eu-central-1:123456789012:{args.name}")
         elif kind == "aws:sns/topicSubscription:TopicSubscription":
             # An e-mail subscription stays pending until someone follows the link AWS mails
             # (pulumi-aws sns.TopicSubscription pending_confirmation); a fresh one always is.
@@ -150,9 +153,14 @@ class AwsMocks(pulumi.runtime.Mocks):
             address = f"{identifier}.c1a2b3c4d5e6.{FAKE_REGION}.rds.amazonaws.com"
             port = args.inputs.get("port", 5432)
             arn = f"arn:aws:rds:{FAKE_REGION}:123456789012:db:{identifier}"
-            state.update(address=address, endpoint=f"{address}:{port}", arn=arn)
+            state.update(address=address, endpoint=f"{address}:{port}", arn=arn, identifier=identifier)
         elif kind == "aws:elasticache/replicationGroup:ReplicationGroup":
-            state.update(primaryEndpointAddress=f"master.{args.name}.abc123.euc1.cache.amazonaws.com")
+            # member_clusters: the group's nodes, which CreateReplicationGroup names <group id>-001, -002, ...
+            group = f"{args.name}-id"
+            members = [f"{group}-{n:03d}" for n in range(1, int(args.inputs.get("numCacheClusters", 1)) + 1)]
+            state.update(primaryEndpointAddress=f"master.{args.name}.abc123.euc1.cache.amazonaws.com", memberClusters=members)
+        elif kind == "aws:sns/topic:Topic":
+            state.update(arn=f"arn:aws:sns:eu-central-1:123456789012:{args.name}")
         elif kind in ("aws:rds/subnetGroup:SubnetGroup", "aws:elasticache/subnetGroup:SubnetGroup"):
             state.setdefault("name", args.name)
         # Issue 13 step 3: the load balancer's computed outputs, as the AWS provider's schema names them
@@ -211,12 +219,21 @@ class AwsMocks(pulumi.runtime.Mocks):
             else:
                 zone = args.args.get("availabilityZone", zones[0])
                 subnet_id = FAKE_VPC_SUBNETS[zones.index(zone)] if zone in zones else FAKE_VPC_SUBNETS[0]
-            return {"id": subnet_id, "vpcId": "vpc-0a1b2c3d", "availabilityZone": zone}
+            cidr = FAKE_SUBNET_CIDRS[FAKE_VPC_SUBNETS.index(subnet_id)] if subnet_id in FAKE_VPC_SUBNETS else FAKE_SUBNET_CIDRS[0]
+            return {"id": subnet_id, "vpcId": "vpc-0a1b2c3d", "availabilityZone": zone, "cidrBlock": cidr}
         if token == "aws:ec2/getSubnets:getSubnets":
             # The default VPC: one default subnet per AZ (aws:ec2/getSubnets returns ids and filters).
             return {"id": FAKE_REGION, "ids": list(FAKE_VPC_SUBNETS), "filters": args.args.get("filters", [])}
         if token == "aws:ec2/getVpc:getVpc":
-            return {"id": args.args.get("id") or "vpc-0a1b2c3d", "cidrBlock": FAKE_VPC_CIDR, "default": True}
+            # aws:ec2/getVpc: cidrBlock is the primary block; cidrBlockAssociations lists every IPv4 block,
+            # the primary first (EC2 DescribeVpcs CidrBlockAssociationSet).
+            blocks = (FAKE_VPC_CIDR, *self.vpc_secondary_cidrs)
+            associations = [
+                {"associationId": f"vpc-cidr-assoc-{i:08x}", "cidrBlock": block, "state": "associated"}
+                for i, block in enumerate(blocks)
+            ]
+            vpc_id = args.args.get("id") or "vpc-0a1b2c3d"
+            return {"id": vpc_id, "cidrBlock": FAKE_VPC_CIDR, "cidrBlockAssociations": associations, "default": True}
         if token == "aws:ec2/getAmi:getAmi":
             return {"id": "ami-0123456789abcdef0", "name": "ubuntu-noble-24.04-amd64-server-20261101"}
         if token == "aws:index/getCallerIdentity:getCallerIdentity":

@@ -172,6 +172,24 @@ def test_systemd_analyze_reads_the_relay_unit(tmp_path):
     assert IMDS_RELAY_UNIT in result.stderr and "forever" in result.stderr
 
 
+def test_systemd_analyze_security_rates_the_relay_sandbox_ok(tmp_path):
+    """systemd's own review of the relay's sandbox, offline (`systemd-analyze security`): exposure
+    at most 2.0 of 10 ("OK"); the unit with DynamicUser and ProtectSystem only was 7.9 ("EXPOSED").
+    What it cannot have: a private network (it serves the bridge and asks IMDS)."""
+    root = systemd_root(tmp_path, S3)
+    (root / IMDS_RELAY_UNIT_PATH.lstrip("/")).write_text(render_imds_relay_unit(S3))
+    python = root / "usr" / "bin" / "python3"
+    python.parent.mkdir(parents=True, exist_ok=True)
+    python.write_text("#!/bin/sh\n")
+    python.chmod(0o755)
+    # --threshold counts in tenths: exit 1 above 2.0.
+    command = ["systemd-analyze", "security", "--offline=true", "--threshold=20", f"--root={root}", IMDS_RELAY_UNIT]
+    result = subprocess.run(command, capture_output=True, text=True)
+    overall = [line for line in result.stdout.splitlines() if "Overall exposure level" in line]
+    assert result.returncode == 0 and overall, result.stdout + result.stderr
+    assert float(overall[0].split(":")[1].split()[0]) <= 2.0, overall[0]
+
+
 def test_the_relay_starts_before_dockerd_unprivileged_and_harbor_needs_it():
     relay = render_imds_relay_unit(S3)
     assert unit_values(relay, "Unit", "Before") == ["docker.service harbor.service"]

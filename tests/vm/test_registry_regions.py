@@ -11,6 +11,7 @@ network: the write itself, through the endpoint, is tests/vm/test_registry_s3.py
 from __future__ import annotations
 
 import subprocess
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,29 @@ def test_without_the_endpoint_the_registry_refuses_the_region(harness, region, t
     config.write_text(yaml.safe_dump(document))
     result = build_driver(harness, config, tmp_path)
     assert not result["ok"] and result["error"] == f"invalid region provided: {region}", result
+
+
+@pytest.mark.parametrize("region", UNKNOWN_TO_THE_SDK[:1] + REGIONS[2:])
+def test_a_redirect_url_is_path_style_on_the_regional_endpoint(harness, region, tmp_path):
+    """What a client must reach with `storageRedirect: true` (docs/scale.md): the driver's own presigned
+    URL for a blob (blobserver.go ServeBlob asks URLFor), signed offline with session credentials as
+    the instance role's: https://s3.<region>.amazonaws.com/<bucket>/..., not <bucket>.s3..., valid
+    20 minutes (s3.go URLFor's default) and carrying the session token."""
+    config = registry_config(region, tmp_path)
+    blob = "/docker/registry/v2/blobs/sha256/ab/" + "ab" * 32 + "/data"
+    session = {"AWS_ACCESS_KEY_ID": "ASIAPRESIGNPRESIGN00", "AWS_SECRET_ACCESS_KEY": "s", "AWS_SESSION_TOKEN": "session-token"}
+    completed = subprocess.run(
+        [str(harness), "s3", str(config), "-url", blob],
+        env={**harness_environment(tmp_path), **session},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    result = parse_result(completed)
+    assert result["ok"], result
+    url = urllib.parse.urlsplit(result["url"])
+    assert (url.scheme, url.netloc) == ("https", f"s3.{region}.amazonaws.com"), result["url"]
+    assert url.path == f"/{ENDPOINTS.bucket}{blob}", result["url"]
+    query = urllib.parse.parse_qs(url.query)
+    assert query["X-Amz-Expires"] == ["1200"] and query["X-Amz-Security-Token"] == ["session-token"]
+    assert query["X-Amz-Credential"][0].startswith("ASIAPRESIGNPRESIGN00/") and f"/{region}/s3/" in query["X-Amz-Credential"][0]

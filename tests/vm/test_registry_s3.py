@@ -31,8 +31,10 @@ from components.vm.imds_guard import (
     HARBOR_GATEWAY,
     HARBOR_SUBNET,
     IMDS_ADDRESS,
+    IMDS_CLIENT_BLOCK,
     IMDS_CLIENTS,
     IMDS_RELAY_PORT,
+    imds_relay_rule,
     render_imds_guard_unit,
 )
 from components.vm.imds_relay import IMDS_RELAY_SCRIPT, imds_relay_environment
@@ -106,12 +108,17 @@ def wait_for(namespace, url: str, log: Path, expect: str = "") -> None:
 
 def run_guard_unit(host, fixed: bool) -> None:
     """The guard unit's ExecStart= lines, in order, as systemd hands them to /bin/sh. Without the fix:
-    the unit as it was, without the nat rule to the relay."""
+    the unit as it was before the relay, its DOCKER-USER guard with the exception for the registry's
+    block (`! -s`), which the guard no longer has (the nat rule takes the registry's connections
+    before FORWARD), added back here as an accept above the guard."""
     lines = unit_values(render_imds_guard_unit(S3), "Service", "ExecStart")
-    assert len(lines) == 3 and " -t nat " in lines[2]
+    assert len(lines) == 5 and " -t nat " in lines[2] and all(" INPUT " in line for line in lines[3:])
     for line in lines if fixed else lines[:2]:
         result = host.run("/bin/sh", "-c", shell_of(line), check=False)
         assert result.returncode == 0, result.stderr
+    exception = ["DOCKER-USER", "-s", IMDS_CLIENT_BLOCK, "-d", f"{IMDS}/32", "-j", "ACCEPT"]
+    if not fixed and host.run("iptables", "-w", "-C", *exception, check=False).returncode:
+        host.run("iptables", "-w", "-I", *exception)
 
 
 def curl(namespace, *arguments: str) -> tuple[str, str]:
@@ -147,6 +154,10 @@ def run_registry(harnesses: dict[str, Path], config: Path, tmp_path: Path, fixed
         nitro.start(sys.executable, str(STAND_IN), IMDS, "1" if fixed else "2", str(credentials_file), log=imds_log)
         wait_for(nitro, f"http://{IMDS}/", imds_log)
 
+        # A host firewall of default deny, as ufw's (its ufw-before-input accepts established
+        # connections, the relay's to IMDS among them): the guard's INPUT accept keeps the relay reachable.
+        host.run("iptables", "-w", "-A", "INPUT", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT")
+        host.run("iptables", "-w", "-P", "INPUT", "DROP")
         # The host as the units leave it: the guard before dockerd, dockerd's own chain set-up, the relay.
         run_guard_unit(host, fixed)
         docker_user_chain_as_dockerd_sets_it_up(host)
@@ -194,6 +205,7 @@ def run_registry(harnesses: dict[str, Path], config: Path, tmp_path: Path, fixed
             "role-list": curl(reg, f"{base}/meta-data/iam/security-credentials/"),
         }
         relay_direct = f"http://{HARBOR_GATEWAY}:{IMDS_RELAY_PORT}/latest/meta-data/iam/security-credentials/"
+        result["reg"]["relay-direct"] = curl(reg, relay_direct)
         result["other"] = {
             "imds": curl(ns["other"], f"{base}/meta-data/iam/security-credentials/"),
             "relay": curl(ns["other"], relay_direct),
@@ -201,6 +213,12 @@ def run_registry(harnesses: dict[str, Path], config: Path, tmp_path: Path, fixed
         result["host"] = {"relay": curl(host, relay_direct)}
         result["forward"] = host.run("iptables", "-w", "-S", "DOCKER-USER").stdout.splitlines()
         result["prerouting"] = host.run("iptables", "-w", "-t", "nat", "-S", "PREROUTING").stdout.splitlines()
+        result["input"] = host.run("iptables", "-w", "-S", "INPUT").stdout.splitlines()
+        if fixed:
+            # Were the nat rule ever gone, the registry's connection would be forwarded to IMDS: the
+            # DOCKER-USER guard refuses it as everyone's (the old guard's exception let it through).
+            host.run("iptables", "-w", "-t", "nat", "-D", "PREROUTING", *imds_relay_rule())
+            result["reg"]["imds-without-nat"] = curl(reg, f"{base}/meta-data/iam/security-credentials/")
         return result
 
 
@@ -243,11 +261,20 @@ def test_the_relay_serves_the_role_and_nothing_else(fixed):
     assert reg["token"][0] == "403"
     # No user data (it may hold secrets), no other metadata.
     assert reg["user-data"][0] == "404" and reg["other-path"][0] == "404"
-    # Any other container: refused by the guard on the way to IMDS, and by the relay itself.
+    # Any other container: refused by the guard on the way to IMDS, and reset by the host's INPUT
+    # rules when it dials the relay's port directly (the relay never sees it, cannot be tied up by it):
+    # curl's 7, "Failed to connect"; the relay itself would accept and close (52, empty reply).
     assert fixed["other"]["imds"][0] == "000" and "Failed to connect" in fixed["other"]["imds"][1]
-    assert fixed["other"]["relay"][0] == "403"
+    assert fixed["other"]["relay"][0] == "000" and "Failed to connect" in fixed["other"]["relay"][1], fixed["other"]
+    # The registry too, except by way of the IMDS address (the nat rule's DNAT is what INPUT accepts).
+    assert fixed["reg"]["relay-direct"][0] == "000" and "Failed to connect" in fixed["reg"]["relay-direct"][1]
     # The host itself (and Traefik on the host network) asks IMDS directly, never the relay.
-    assert fixed["host"]["relay"][0] == "403"
+    assert fixed["host"]["relay"][0] == "000" and "Failed to connect" in fixed["host"]["relay"][1]
+
+
+def test_the_guard_refuses_the_registry_at_imds_when_the_nat_rule_is_gone(fixed):
+    status, error = fixed["reg"]["imds-without-nat"]
+    assert status == "000" and "Failed to connect" in error, fixed["reg"]["imds-without-nat"]
 
 
 def test_each_rule_is_there_once_and_first(fixed):
@@ -259,6 +286,10 @@ def test_each_rule_is_there_once_and_first(fixed):
     assert relays == [fixed["prerouting"][1]] and f"--to-destination {HARBOR_GATEWAY}:{IMDS_RELAY_PORT}" in relays[0], fixed[
         "prerouting"
     ]
+    # INPUT: the accept of redirected connections, then the reset of every other, first in the chain.
+    port_rules = [rule for rule in fixed["input"] if f"--dport {IMDS_RELAY_PORT}" in rule]
+    assert port_rules == fixed["input"][1:3], fixed["input"]
+    assert "-j ACCEPT" in port_rules[0] and "--ctorigdst" in port_rules[0] and "tcp-reset" in port_rules[1]
 
 
 def test_without_the_relay_the_registry_stores_nothing_as_in_production(harnesses, registry_config, tmp_path):

@@ -476,6 +476,9 @@ def test_upgrade_stops_harbor_and_backs_up_before_switching(installer_lab):
     assert result.returncode == 0, result.stderr
     calls = installer_lab["calls"].read_text()
     assert "systemctl stop harbor.service" in calls
+    # The new images are loaded while the old Harbor still serves (issue 18 point 5): the stop comes after.
+    assert calls.index("docker load --input") < calls.rindex("systemctl stop harbor.service")
+    assert calls.count("systemctl stop") == 1
     backups = list((installer_lab["data"] / "backup").iterdir())
     assert len(backups) == 1 and backups[0].name.startswith("v2.15.2-")
     assert (backups[0] / "database/PG_VERSION").read_text() == "15\n"

@@ -25,6 +25,7 @@
 // Usage:
 //
 //	registry_go s3 <config.yml> [-build-only]   build the s3-aws driver, write and read one blob
+//	registry_go s3 <config.yml> -url <path>     build it and presign a GET of <path> (no network)
 //	registry_go redis <config.yml>              dial redis as the registry does, AUTH, SELECT, PING
 //
 // Each prints one JSON object on stdout; the exit status is 0 only when everything worked.
@@ -66,7 +67,14 @@ func main() {
 	}
 	switch os.Args[1] {
 	case "s3":
-		runS3(os.Args[2], len(os.Args) > 3 && os.Args[3] == "-build-only")
+		mode, urlPath := "", ""
+		if len(os.Args) > 3 {
+			mode = os.Args[3]
+		}
+		if len(os.Args) > 4 {
+			urlPath = os.Args[4]
+		}
+		runS3(os.Args[2], mode, urlPath)
 	case "redis":
 		runRedis(os.Args[2])
 	default:
@@ -77,8 +85,12 @@ func main() {
 
 // runS3 does what the registry does at start (registry/handlers/app.go NewApp:
 // factory.Create(config.Storage.Type(), config.Storage.Parameters())) and then what a blob push
-// and pull do to the driver (PutContent, GetContent).
-func runS3(path string, buildOnly bool) {
+// and pull do to the driver (PutContent, GetContent). Mode "-build-only" stops after the build;
+// mode "-url" asks the driver for the URL the registry redirects a GET of urlPath to when storage
+// redirects are on (registry/storage/blobserver.go ServeBlob:
+// bs.driver.URLFor(ctx, path, map[string]interface{}{"method": r.Method})); presigning signs
+// locally with the credentials of the driver's chain, nothing is contacted.
+func runS3(path, mode, urlPath string) {
 	r := result{"stage": "parse"}
 	file, err := os.Open(path)
 	if err != nil {
@@ -102,7 +114,17 @@ func runS3(path string, buildOnly bool) {
 		r["error"] = err.Error()
 		finish(r, false)
 	}
-	if buildOnly {
+	if mode == "-build-only" {
+		finish(r, true)
+	}
+	if mode == "-url" {
+		r["stage"] = "url"
+		url, err := driver.URLFor(context.Background(), urlPath, map[string]interface{}{"method": "GET"})
+		if err != nil {
+			r["error"] = err.Error()
+			finish(r, false)
+		}
+		r["url"] = url
 		finish(r, true)
 	}
 
