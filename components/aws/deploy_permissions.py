@@ -1,4 +1,5 @@
-"""The least AWS permissions for the identity that runs `pulumi up` and for the preview role.
+"""The least AWS permissions for the identity that runs `pulumi up` and for the preview role: one idea
+read top to bottom, a table of what each resource type needs and the two policies built from it.
 
 One idea, read top to bottom (a table with one entry per resource type the program creates), so it
 runs past ~400 lines rather than being split across files.
