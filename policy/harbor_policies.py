@@ -89,7 +89,6 @@ ALLOWED: dict[str, Callable[[Review], None]] = {
             "HarborDataServices",
             "HarborSharedSecrets",
             "HarborLoadBalancer",
-            "HarborUpgradeHold",
             "HarborBackupWatch",
             "HarborDashboard",
         )
@@ -127,7 +126,6 @@ ALLOWED: dict[str, Callable[[Review], None]] = {
     "pulumi-python:dynamic/harbor:OidcAuth": harbor_api_client,
     "pulumi-python:dynamic/harbor:GcSchedule": harbor_api_client,
     "pulumi-python:dynamic/harbor:Robot": harbor_api_client,
-    "pulumi-python:dynamic/harbor:SystemSettings": harbor_api_client,
     "random:index/randomPassword:RandomPassword": nothing_to_check,
     "random:index/randomBytes:RandomBytes": nothing_to_check,
     "random:index/randomId:RandomId": nothing_to_check,
@@ -142,9 +140,6 @@ ALLOWED: dict[str, Callable[[Review], None]] = {
     # externalServices.
     "aws:rds/instance:Instance": rds_instance,
     "aws:rds/subnetGroup:SubnetGroup": nothing_to_check,
-    # A snapshot of the (encrypted) instance is encrypted with its key; the events go to an SNS topic.
-    "aws:rds/snapshot:Snapshot": nothing_to_check,
-    "aws:rds/eventSubscription:EventSubscription": nothing_to_check,
     "aws:elasticache/replicationGroup:ReplicationGroup": elasticache_replication_group,
     "aws:elasticache/subnetGroup:SubnetGroup": nothing_to_check,
     # replicas > 1: the load balancer.
@@ -152,8 +147,6 @@ ALLOWED: dict[str, Callable[[Review], None]] = {
     "aws:lb/listener:Listener": load_balancer_listener,
     "aws:lb/targetGroup:TargetGroup": nothing_to_check,
     "aws:lb/targetGroupAttachment:TargetGroupAttachment": nothing_to_check,
-    # The deploying machine takes a node out of the target group and back (components/aws/target_drain.py).
-    "pulumi-python:dynamic/elbv2:TargetDrain": nothing_to_check,
     "aws:acm/certificate:Certificate": nothing_to_check,
     "aws:acm/certificateValidation:CertificateValidation": nothing_to_check,
 }

@@ -139,7 +139,6 @@ KNOWN_ONLY_AT_UP: dict[tuple[str, str, str], frozenset[str]] = {
     ("command:remote:Command", "HarborInstall", r"[\w.-]+"): frozenset({"connection", "create", "triggers"}),
     ("command:remote:Command", "HarborProbe", r"[\w.-]+"): frozenset({"connection", "create", "triggers"}),
     ("command:remote:Command", "HarborCaa", r"[\w.-]+"): frozenset({"connection", "create", "triggers"}),
-    ("command:remote:Command", "HarborUpgradeHold", r"[\w.-]+"): frozenset({"connection", "create", "triggers"}),
     ("aws:iam/rolePolicy:RolePolicy", "HarborStorage", r"[\w-]+-registry-access"): frozenset({"policy"}),
     ("aws:s3/bucketPolicy:BucketPolicy", "HarborStorage", r"[\w-]+-tls-only"): frozenset({"policy"}),
     ("aws:route53/record:Record", "HarborLoadBalancer", r"[\w-]+-certificate-validation"): frozenset({"name", "type", "records"}),
