@@ -177,10 +177,10 @@ def test_up_says_loudly_when_nobody_hears_the_alarms(caplog):
     assert any("the alarm topic has no subscriber" in record.getMessage() for record in caplog.records)
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        run_program({**dev_config(), "harbor-cache:alarmEmail": "ops@example.com"})
+        run_program({**dev_config(), "harbor-cache:alarmEmail": "ops@cache-fixture.net"})
     said = [record.getMessage() for record in caplog.records]
     assert not any("no subscriber" in message for message in said)
-    assert any("the alarm e-mail to ops@example.com is not confirmed yet" in message for message in said), said
+    assert any("the alarm e-mail to ops@cache-fixture.net is not confirmed yet" in message for message in said), said
 
 
 def test_metrics_alarms_and_snapshot_tags_name_the_stack_uniquely():
