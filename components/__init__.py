@@ -42,6 +42,7 @@ STATE_PROVIDER_PATHS = (
     "components.harbor.robot.HarborRobotProvider",
     "components.harbor.system_settings.HarborSystemSettingsProvider",
     "components.aws.host_key_provider.ConsoleHostKeyProvider",
+    "components.aws.instance_running.InstanceRunningProvider",
     "components.aws.target_drain.TargetDrainProvider",
 )
 

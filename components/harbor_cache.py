@@ -8,7 +8,9 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.alarms import HarborAlarms, HarborAlarmsArgs, LoadBalancerMetrics
+from components.aws.backup_watch import HarborBackupWatch, HarborBackupWatchArgs
 from components.aws.caa import HarborCaa, HarborCaaArgs
+from components.aws.dashboard import HarborDashboard, HarborDashboardArgs
 from components.aws.data_services import HarborDataServices, HarborDataServicesArgs
 from components.aws.dns import HarborDns, HarborDnsArgs, LoadBalancerAlias
 from components.aws.load_balancer import DEREGISTRATION_DELAY_SECONDS, HarborLoadBalancer, HarborLoadBalancerArgs
@@ -192,7 +194,14 @@ class HarborCache(pulumi.ComponentResource):
                         instance_id=node.instance.id,
                         data_volume_id=node.data_volume.id,
                         zone_id=zone_id,
-                        depends_on=[node.data_attachment, node.eip_association, *dns_ready, *store_ready, *previous],
+                        depends_on=[
+                            node.data_attachment,
+                            node.running,
+                            node.eip_association,
+                            *dns_ready,
+                            *store_ready,
+                            *previous,
+                        ],
                         endpoints=endpoints,
                         external_database_password=self.data_services.database_password if self.data_services else "",
                         redis_password=self.data_services.redis_password if self.data_services else "",
@@ -244,25 +253,6 @@ class HarborCache(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.alarms = HarborAlarms(
-            f"{name}-alarms",
-            HarborAlarmsArgs(
-                settings=settings,
-                instance_id=self.vm.instance.id,
-                instance_role_name=self.vm.role.name,
-                reporting=[install.timers for install in self.installs],
-                other_instance_ids=tuple(node.instance.id for node in self.vm.nodes[1:]),
-                load_balancer=LoadBalancerMetrics(
-                    load_balancer=self.load_balancer.load_balancer.arn_suffix,
-                    target_group=self.load_balancer.target_group.arn_suffix,
-                )
-                if self.load_balancer is not None
-                else None,
-                stores=self.data_services.metrics if self.data_services is not None else None,
-            ),
-            opts=child,
-        )
-
         # The probe runs on every node (issue 18 point 8): each proves its own path to the bucket, and
         # in HA its timer takes a failing node out of the load balancer. Node 0's keeps the single VM's name.
         self.probes = [
@@ -275,13 +265,62 @@ class HarborCache(pulumi.ComponentResource):
                     private_key=self.vm.ssh_private_key,
                     public_ip=node.public_ip,
                     triggers=[node.instance.id, install.start.id, *self.config.projects.values()],
-                    depends_on=[self.config],
+                    # The smoke step puts its result with the installed reporter.
+                    depends_on=[self.config, install.timers],
+                    probe_login=self.config.probe_login,
+                    monitor_login=self.config.monitor_login,
                 ),
                 opts=child,
             )
             for node, install in zip(self.vm.nodes, self.installs, strict=True)
         ]
         self.probe = self.probes[0]
+
+        self.alarms = HarborAlarms(
+            f"{name}-alarms",
+            HarborAlarmsArgs(
+                settings=settings,
+                instance_id=self.vm.instance.id,
+                instance_role_name=self.vm.role.name,
+                reporting=[install.timers for install in self.installs],
+                # The probe's alarms treat silence as failure: they start once the deploy's smoke step reported.
+                probed=tuple(
+                    step for probe in self.probes for step in (probe.smoke, probe.monitor_credentials) if step is not None
+                ),
+                other_instance_ids=tuple(node.instance.id for node in self.vm.nodes[1:]),
+                load_balancer=LoadBalancerMetrics(
+                    load_balancer=self.load_balancer.load_balancer.arn_suffix,
+                    target_group=self.load_balancer.target_group.arn_suffix,
+                )
+                if self.load_balancer is not None
+                else None,
+                stores=self.data_services.metrics if self.data_services is not None else None,
+            ),
+            opts=child,
+        )
+
+        # DLM's errors and failed snapshots of the data volume go to the alarm topic.
+        self.backup_watch = HarborBackupWatch(
+            f"{name}-backup-watch",
+            HarborBackupWatchArgs(
+                settings=settings,
+                topic=self.alarms.topic,
+                snapshot_policy_arn=self.vm.snapshot_policy.arn,
+                data_volume_id=self.vm.data_volume.id,
+            ),
+            opts=child,
+        )
+
+        self.dashboard = HarborDashboard(
+            f"{name}-dashboard",
+            HarborDashboardArgs(
+                settings=settings,
+                load_balancer=self.load_balancer.load_balancer.arn_suffix if self.load_balancer is not None else None,
+                # The alarm widget shows at most 100 alarms.
+                alarm_arns=tuple(alarm.arn for alarm in list(self.alarms.alarms.values())[:100]),
+            ),
+            opts=child,
+        )
 
         self.outputs: dict[str, pulumi.Input] = {
             "url": settings.url,
@@ -298,6 +337,10 @@ class HarborCache(pulumi.ComponentResource):
             "alarmTopicArn": self.alarms.topic_arn,
             "smoke": self.probe.results,
             "prometheusScrapeConfig": render_prometheus_scrape_configs(settings),
+            "dashboardUrl": self.dashboard.url,
+            # How metrics, alarms and snapshot tags name this stack (organization/project/stack).
+            "stackId": settings.stack_id,
+            "grafanaDashboard": self.dashboard.grafana,
             **stack_outputs(settings.hostname, settings.upstreams, mirror_options(settings)),
         }
         if self.load_balancer is not None:

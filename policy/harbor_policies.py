@@ -40,6 +40,7 @@ from resource_checks import (
     ec2_instance,
     ec2_security_group,
     elasticache_replication_group,
+    event_target,
     harbor_api_client,
     iam_role,
     iam_role_policy,
@@ -59,6 +60,7 @@ from resource_checks import (
     s3_ownership,
     s3_public_access_block,
     sns_topic,
+    sns_topic_policy,
     sns_topic_subscription,
 )
 from stack_checks import STACK_CHECKS, StackCheck, StackResource
@@ -90,6 +92,8 @@ ALLOWED: dict[str, Callable[[Review], None]] = {
             "HarborSharedSecrets",
             "HarborLoadBalancer",
             "HarborUpgradeHold",
+            "HarborBackupWatch",
+            "HarborDashboard",
         )
     },  # fmt: skip
     # The VM.
@@ -106,6 +110,7 @@ ALLOWED: dict[str, Callable[[Review], None]] = {
     "aws:iam/instanceProfile:InstanceProfile": nothing_to_check,  # its role: stack check
     "aws:dlm/lifecyclePolicy:LifecyclePolicy": dlm_lifecycle_policy,
     "pulumi-python:dynamic/ec2:ConsoleHostKey": nothing_to_check,
+    "pulumi-python:dynamic/ec2:InstanceRunning": nothing_to_check,  # starts the VM after a volume swap
     "tls:index/privateKey:PrivateKey": nothing_to_check,
     "command:remote:Command": remote_command,
     # DNS, alarms.
@@ -113,6 +118,11 @@ ALLOWED: dict[str, Callable[[Review], None]] = {
     "aws:cloudwatch/metricAlarm:MetricAlarm": cloudwatch_metric_alarm,
     "aws:sns/topic:Topic": sns_topic,
     "aws:sns/topicSubscription:TopicSubscription": sns_topic_subscription,
+    # Backups seen, and the dashboard (issue 19).
+    "aws:sns/topicPolicy:TopicPolicy": sns_topic_policy,
+    "aws:cloudwatch/eventRule:EventRule": nothing_to_check,  # a pattern; what it may reach: its target
+    "aws:cloudwatch/eventTarget:EventTarget": event_target,
+    "aws:cloudwatch/dashboard:Dashboard": nothing_to_check,
     # Harbor's configuration (dynamic providers) and generated secrets.
     "pulumi-python:dynamic/harbor:Registry": harbor_api_client,
     "pulumi-python:dynamic/harbor:Project": harbor_api_client,

@@ -121,6 +121,8 @@ PROGRAM_COMPONENTS: dict[str, str] = {
     "HarborLoadBalancer": "harbor-lb",
     # Per node, named after the node's install (components/harbor_cache.py install_name + "-upgrade-hold").
     "HarborUpgradeHold": r"harbor-install(?:-[1-9][0-9]*)?-upgrade-hold",
+    "HarborBackupWatch": "harbor-backup-watch",
+    "HarborDashboard": "harbor-dashboard",
 }
 
 
@@ -171,6 +173,9 @@ KNOWN_ONLY_AT_UP: dict[tuple[str, str, str], frozenset[str]] = {
     ("aws:route53/record:Record", "HarborDns", "a"): frozenset({"aliases"}),
     # The CAA value names the ACME account that Traefik registers in the same update (components/aws/caa.py).
     ("aws:route53/record:Record", "HarborCaa", "caa"): frozenset({"records"}),
+    # The backup watch's topic policy and targets name the topic and rules made in the same update.
+    ("aws:sns/topicPolicy:TopicPolicy", "HarborBackupWatch", "topic-policy"): frozenset({"policy"}),
+    ("aws:cloudwatch/eventTarget:EventTarget", "HarborBackupWatch", r"[\w-]+"): frozenset({"arn"}),
     ("aws:cloudwatch/metricAlarm:MetricAlarm", "HarborAlarms", r"[\w-]+"): frozenset(
         {"alarmActions", "okActions", "insufficientDataActions"}
     ),

@@ -43,9 +43,11 @@ TLS_POLICY_RE = re.compile(r"ELBSecurityPolicy-TLS13-1-[23]-[\w-]+")
 # Harbor nodes behind the load balancer serve plain HTTP here (harbor.yml http.port).
 NODE_HTTP_PORT = 8080
 METRICS_PORT = 9090
+# harbor-cache's own metrics for Prometheus (harbor-cache-exporter.service), opened like Harbor's.
+CACHE_METRICS_PORT = 9091
 DATABASE_PORTS = (5432, 6379)
 # The ports the program's security groups admit, and from what.
-ADDRESS_PORTS = (22, METRICS_PORT)  # address blocks, never all of them
+ADDRESS_PORTS = (22, METRICS_PORT, CACHE_METRICS_PORT)  # address blocks, never all of them
 WEB_PORTS = (443, 80)  # address blocks; all of them only on the program's web group with allowPublicAccess
 GROUP_ONLY_PORTS = (NODE_HTTP_PORT, *DATABASE_PORTS)  # other security groups only
 
@@ -62,6 +64,8 @@ HOSTED_ZONE_ARN_RE = re.compile(r"arn:aws[\w-]*:route53:::hostedzone/[A-Z0-9]{1,
 # The VM's metrics reporter (components/aws/alarms.py) may put metrics into its stack's namespace only
 # (components/vm/operate_files.py metrics_namespace): the stack is the one in the policy's URN.
 METRICS_ACTION = "cloudwatch:PutMetricData"
+# The reporter's HoursSinceSnapshot (issue 19): read-only; EC2 has no resource-level permission for it.
+SNAPSHOT_READ_ACTION = "ec2:DescribeSnapshots"
 METRICS_NAMESPACE_PREFIX = "HarborCache"
 # The only managed policy the program attaches: AWS's service policy for the DLM snapshot role.
 DLM_SERVICE_POLICY = "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole"
@@ -393,8 +397,8 @@ def _ingress_problems(resource: Resource, rules: list[Rule]) -> list[Violation]:
                 "port 22 is open to 0.0.0.0/0 or ::/0, or to more than a /16 (IPv4) or /48 (IPv6) of public addresses (by the "
                 "union of its blocks): list your addresses in sshAllowedCidrs"
             )
-        elif port == METRICS_PORT:
-            problems.append(f"port {METRICS_PORT} (metrics) is open to every address: list your scrapers in metricsAllowedCidrs")
+        elif port in (METRICS_PORT, CACHE_METRICS_PORT):
+            problems.append(f"port {port} (metrics) is open to every address: list your scrapers in metricsAllowedCidrs")
         elif not public:
             problems.append(
                 f"port {port} is open to the world, which makes the proxy projects an open pull-through cache: "
@@ -478,7 +482,7 @@ def _statement_problems(statement: Mapping[str, Any], path: str, registry: bool,
     for action in as_list(statement.get("Action"), f"{path}.Action"):
         if action == DNS01_CHANGE:
             problems += _dns01_problems(statement, path)
-        elif action in DNS01_ACTIONS:
+        elif action in DNS01_ACTIONS or action == SNAPSHOT_READ_ACTION:
             continue
         elif action == METRICS_ACTION:
             condition = statement.get("Condition") or {}
@@ -497,7 +501,7 @@ def _statement_problems(statement: Mapping[str, Any], path: str, registry: bool,
             else:
                 problems.append(
                     f"IAM action {action!r} widens the instance role beyond DNS-01 and metrics: only "
-                    f"{', '.join((*DNS01_ACTIONS, METRICS_ACTION))} are allowed, spelled out (no wildcards)"
+                    f"{', '.join((*DNS01_ACTIONS, METRICS_ACTION, SNAPSHOT_READ_ACTION))} are allowed, spelled out (no wildcards)"
                 )
     return problems
 
@@ -729,6 +733,48 @@ def sns_topic(review: Review) -> None:
     """No topic policy: only the account's own principals publish or subscribe."""
     if review.resource.props.get("policy"):
         review.problems.append("the alarm topic carries a policy: remove it (the account's own principals suffice)")
+
+
+# Who may publish to the alarm topic besides the account's principals: CloudWatch's alarms and the
+# EventBridge rules of the backup watch, each only from the sources its condition names.
+TOPIC_PUBLISHERS = {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
+
+
+def sns_topic_policy(review: Review) -> None:
+    """The alarm topic's policy: sns:Publish for CloudWatch alarms and EventBridge rules, each limited
+    by aws:SourceArn; nothing else (no other principal, no subscribe, no wildcard)."""
+
+    def judge() -> list[Violation]:
+        document = json.loads(known(review.resource.props.get("policy"), "policy") or "{}")
+        problems = []
+        for index, statement in enumerate(document.get("Statement") or []):
+            principal = statement.get("Principal") if isinstance(statement.get("Principal"), dict) else {}
+            service = principal.get("Service")
+            tests = [test for test in (statement.get("Condition") or {}).values() if isinstance(test, dict)]
+            arns = [arn for test in tests for key, arn in test.items() if key == "aws:SourceArn"]
+            allowed = statement.get("Effect") == "Allow" and statement.get("Action") == "sns:Publish"
+            if not allowed or set(principal) != {"Service"} or service not in TOPIC_PUBLISHERS:
+                problems.append(
+                    f"topic policy statement {index}: only sns:Publish by {sorted(TOPIC_PUBLISHERS)} is allowed "
+                    "(the alarm topic's publishers)"
+                )
+            elif not arns:
+                problems.append(f"topic policy statement {index}: {service} publishes only with an aws:SourceArn condition")
+        return problems
+
+    review.judge(judge)
+
+
+def event_target(review: Review) -> None:
+    """An EventBridge rule may only notify the alarm topic (an SNS topic), never run code or call endpoints."""
+
+    def judge() -> list[Violation]:
+        arn = str(known(review.resource.props.get("arn"), "arn") or "")
+        if arn.startswith("arn:") and arn.split(":")[2:3] == ["sns"]:
+            return []
+        return [f"an EventBridge target {arn!r}: the backup watch notifies the alarm topic (SNS) only"]
+
+    review.judge(judge)
 
 
 def sns_topic_subscription(review: Review) -> None:

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.aws.alarm_specs import AlarmSpec
+from components.aws.alarm_specs import AlarmSpec, probe_alarm_specs, watch_alarm_specs
 from components.aws.store_alarms import StoreMetrics, store_alarm_specs
 from components.aws.tagging import resource_tags
 from components.settings.settings import Settings
-from components.vm.operate_files import METRICS_NODE_DIMENSION, metrics_namespace
+from components.vm.operate_files import METRICS_NAMESPACE_PREFIX, METRICS_NODE_DIMENSION, metrics_namespace
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,9 @@ class HarborAlarmsArgs:
     # replicas > 1: nodes 1..N-1's instance ids (node 0's is instance_id) and the load balancer.
     other_instance_ids: tuple[pulumi.Input[str], ...] = ()
     load_balancer: LoadBalancerMetrics | None = None
+    # The deploy's smoke step, which puts the probe's first results: alarms that treat the probe's
+    # silence as failure come after it, so a new stack does not start in ALARM.
+    probed: tuple[pulumi.Resource, ...] = ()
     # externalServices: RDS and ElastiCache (components/aws/store_alarms.py).
     stores: StoreMetrics | None = None
 
@@ -49,7 +52,9 @@ class LoadBalancerMetrics:
 
 
 def put_metrics_policy(settings: Settings) -> str:
-    """The instance role may put metrics, into its stack's namespace only."""
+    """The instance role may put metrics, into its stack's namespace only, and list snapshots
+    (the reporter's HoursSinceSnapshot; DescribeSnapshots has no resource-level permissions, Service
+    Authorization Reference "Actions defined by Amazon EC2": Resource "*", read-only)."""
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -59,7 +64,8 @@ def put_metrics_policy(settings: Settings) -> str:
                     "Action": "cloudwatch:PutMetricData",
                     "Resource": "*",
                     "Condition": {"StringEquals": {"cloudwatch:namespace": metrics_namespace(settings)}},
-                }
+                },
+                {"Effect": "Allow", "Action": "ec2:DescribeSnapshots", "Resource": "*"},
             ],
         }
     )
@@ -153,7 +159,7 @@ def load_balancer_alarm_specs(settings: Settings, metrics: LoadBalancerMetrics) 
 def reporter_alarm_specs(settings: Settings, prefix: str = "", node: int | None = None) -> list[AlarmSpec]:
     """Disk and health of one host, from files/harbor-metrics.py. `node`: in HA mode, the node
     whose series (dimension Node) the alarms watch; None on the single VM, whose series is the stack's."""
-    reporter = {"Stack": settings.stack, **({METRICS_NODE_DIMENSION: str(node)} if node is not None else {})}
+    reporter = {"Stack": settings.stack_id, **({METRICS_NODE_DIMENSION: str(node)} if node is not None else {})}
     where = f" on node {node}" if node is not None else ""
     percent = settings.alarm_disk_used_percent
     minutes = settings.alarm_harbor_unhealthy_minutes
@@ -184,6 +190,54 @@ def reporter_alarm_specs(settings: Settings, prefix: str = "", node: int | None 
             1,
             "missing",
         ),
+        *(
+            AlarmSpec(
+                f"{prefix}{mount_key}-inodes",
+                f"{label}{where} has used more than {percent}% of its inodes (many small files): writes fail with space left",
+                metrics_namespace(settings),
+                "InodesUsedPercent",
+                {**reporter, "Mount": mount},
+                "Maximum",
+                "GreaterThanThreshold",
+                percent,
+                300,
+                1,
+                # Silence is the harbor-unhealthy alarm's: it must not clear this one.
+                "missing",
+            )
+            for mount_key, mount, label in (
+                ("data", settings.data_mount, f"Data volume {settings.data_mount}"),
+                ("root", "/", "Root volume"),
+            )
+        ),
+        AlarmSpec(
+            f"{prefix}write-back-failed",
+            f"Harbor{where} served pulls from the upstream without keeping them (core logged a failed write-back into "
+            "its registry): the cache does not cache; see journalctl -u harbor and /var/log/harbor/core.log, check storage",
+            metrics_namespace(settings),
+            "WriteBackFailures",
+            reporter,
+            "Sum",
+            "GreaterThanThreshold",
+            0,
+            300,
+            1,
+            "missing",
+        ),
+        AlarmSpec(
+            f"{prefix}harbor-5xx",
+            f"Harbor{where} answered more than 10 requests with 5xx in 5 minutes (nginx's access log): "
+            "see /var/log/harbor/core.log",
+            metrics_namespace(settings),
+            "Harbor5xx",
+            reporter,
+            "Sum",
+            "GreaterThanThreshold",
+            10,
+            300,
+            1,
+            "missing",
+        ),
         AlarmSpec(
             f"{prefix}harbor-unhealthy",
             f"Harbor{where} not healthy (or not reporting) for {minutes} minutes: see journalctl -u harbor and docker compose ps",
@@ -210,7 +264,6 @@ def alarm_specs(
 ) -> list[AlarmSpec]:
     """Node 0's (the single VM's) alarms keep their names; node i's are prefixed `node<i>-`. In HA
     mode every node has its own disk and health alarms on its own series (dimension Node)."""
-    stack = {"Stack": settings.stack}
     others = list(enumerate(other_instance_ids, start=1))
     nodes = [spec for index, other in others for spec in instance_alarm_specs(other, f"node{index}-")]
     if settings.high_availability:
@@ -224,32 +277,8 @@ def alarm_specs(
         *instance_alarm_specs(instance_id),
         *nodes,
         *reporters,
-        AlarmSpec(
-            "smoke-failed",
-            "A scheduled pull through a proxy project failed: journalctl -u harbor-probe names the broken link",
-            metrics_namespace(settings),
-            "SmokeFailures",
-            stack,
-            "Maximum",
-            "GreaterThanThreshold",
-            0,
-            3600,
-            1,
-            "notBreaching",
-        ),
-        AlarmSpec(
-            "prewarm-failed",
-            "An image of the prewarm list could not be pulled into the cache: journalctl -u harbor-probe",
-            metrics_namespace(settings),
-            "PrewarmFailures",
-            stack,
-            "Maximum",
-            "GreaterThanThreshold",
-            0,
-            3600,
-            1,
-            "notBreaching",
-        ),
+        *probe_alarm_specs(settings),
+        *watch_alarm_specs(settings),
         *(load_balancer_alarm_specs(settings, load_balancer) if load_balancer is not None else []),
         *(store_alarm_specs(stores) if stores is not None else []),
     ]
@@ -265,14 +294,36 @@ class HarborAlarms(pulumi.ComponentResource):
         # and nothing secret travels in an alarm.
         self.topic = aws.sns.Topic(f"{name}-topic", tags=resource_tags(settings, f"{name}-topic"), opts=child)
         if settings.alarm_email:
-            aws.sns.TopicSubscription(
+            email = aws.sns.TopicSubscription(
                 f"{name}-email", topic=self.topic.arn, protocol="email", endpoint=settings.alarm_email, opts=child
+            )
+            # An unconfirmed e-mail subscription delivers nothing, and its link expires after 3 days.
+            email.pending_confirmation.apply(
+                lambda pending: (
+                    pulumi.log.warn(
+                        f"harbor-cache {settings.stack_id}: the alarm e-mail to {settings.alarm_email} is not confirmed "
+                        "yet: nobody is told when the cache breaks until the link in AWS's mail is followed "
+                        "(it expires after 3 days)",
+                        resource=self,
+                    )
+                    if pending
+                    else None
+                )
+            )
+        else:
+            pulumi.log.warn(
+                f"harbor-cache {settings.stack_id}: the alarm topic has no subscriber: nobody is told when the cache breaks. "
+                "Set alarmEmail, or subscribe anything to the output alarmTopicArn (aws sns subscribe)",
+                resource=self,
             )
         self.put_metrics = aws.iam.RolePolicy(
             f"{name}-put-metrics", role=args.instance_role_name, policy=put_metrics_policy(settings), opts=child
         )
 
         after_reporter = pulumi.ResourceOptions(parent=self, depends_on=[*args.reporting, self.put_metrics])
+        after_deploy_opts = pulumi.ResourceOptions(parent=self, depends_on=[*args.reporting, self.put_metrics, *args.probed])
+        # The probe's results and what needs the monitor robot exist only once the deploy wrote them.
+        after_deploy = {spec.key for spec in [*probe_alarm_specs(settings), *watch_alarm_specs(settings)]}
         self.alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
         for spec in alarm_specs(settings, args.instance_id, args.other_instance_ids, args.load_balancer, args.stores):
             actions: list[pulumi.Input[str]] = [self.topic.arn]
@@ -280,7 +331,7 @@ class HarborAlarms(pulumi.ComponentResource):
                 actions.insert(0, ec2_action_arn(settings.region, spec.ec2_action))
             self.alarms[spec.key] = aws.cloudwatch.MetricAlarm(
                 f"{name}-{spec.key}",
-                alarm_description=f"harbor-cache {settings.stack}: {spec.description}",
+                alarm_description=f"harbor-cache {settings.stack_id}: {spec.description}",
                 namespace=spec.namespace,
                 metric_name=spec.metric,
                 dimensions=spec.dimensions,
@@ -294,8 +345,17 @@ class HarborAlarms(pulumi.ComponentResource):
                 alarm_actions=actions,
                 ok_actions=[self.topic.arn],
                 tags=resource_tags(settings, f"{name}-{spec.key}"),
-                opts=after_reporter if spec.namespace == metrics_namespace(settings) else child,
+                opts=_pick(spec, after_deploy, child, after_reporter, after_deploy_opts),
             )
 
         self.topic_arn = self.topic.arn
         self.register_outputs({"alarmTopicArn": self.topic.arn})
+
+
+def _pick(spec: AlarmSpec, after_deploy: set[str], *options: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
+    """EC2's and the load balancer's alarms need nothing on the VM; the reporter's come after it;
+    the probe's and the monitor robot's after the deploy wrote them."""
+    child, after_reporter, after_deploy_opts = options
+    if not spec.namespace.startswith(METRICS_NAMESPACE_PREFIX):
+        return child
+    return after_deploy_opts if spec.key in after_deploy else after_reporter

@@ -29,6 +29,7 @@ import sys
 from dataclasses import dataclass
 
 from components.aws.vm import IAM_PATH as ROLE_PATH
+from components.aws.watch_permissions import WATCH_ACTIONS
 
 
 @dataclass(frozen=True)
@@ -296,6 +297,7 @@ RESOURCE_ACTIONS: dict[str, Actions] = {
     # HA: the deploying machine takes a node out of the target group and back (components/aws/target_drain.py).
     "pulumi-python:dynamic/elbv2:TargetDrain": Actions(read=(), write=TARGET_DRAIN),
 }
+RESOURCE_ACTIONS.update({kind: Actions(*pair) for kind, pair in WATCH_ACTIONS.items()})
 
 # Types that make no AWS call: components, SSH commands, Harbor's API, local generators.
 NO_AWS_PREFIXES = ("harbor-cache:index:", "command:remote:", "pulumi-python:dynamic/harbor:", "random:index/", "tls:index/")

@@ -37,6 +37,8 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
+from components.harbor import progress
+
 BEGIN_KEYS = "-----BEGIN SSH HOST KEY KEYS-----"
 END_KEYS = "-----END SSH HOST KEY KEYS-----"
 KEY_TYPE = "ssh-ed25519"
@@ -121,10 +123,19 @@ def wait_for_host_key(
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
     client = client_factory(region)
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
+    announced = started
     latest = True
     last = "no answer yet"
     while True:
+        if time.monotonic() - announced >= progress.EVERY:
+            announced = time.monotonic()
+            waited = announced - started
+            progress.log(
+                f"waiting for instance {instance_id}'s SSH host key on its console (cloud-init prints it when it finishes): "
+                f"{waited:.0f} s of at most {timeout:g} s ({last})"
+            )
         try:
             answer = client.get_console_output(InstanceId=instance_id, Latest=latest)
         except ClientError as error:

@@ -10,7 +10,7 @@ import pulumi_aws as aws
 from components.aws.placement import vpc_ipv4_cidrs
 from components.settings.settings import Settings
 from components.vm.harbor_yml import EXTERNAL_DB_PORT, EXTERNAL_REDIS_PORT
-from components.vm.operate_files import METRICS_PORT
+from components.vm.operate_files import CACHE_METRICS_PORT, METRICS_PORT
 from components.vm.paths import HARBOR_HTTP_PORT
 
 
@@ -65,6 +65,13 @@ def ingress_rules(settings: Settings, load_balancer_security_group_id: pulumi.In
     if settings.metrics_allowed_cidrs:
         rules.append(
             cidr_rule(f"Harbor metrics {METRICS_PORT} from metricsAllowedCidrs", METRICS_PORT, settings.metrics_allowed_cidrs)
+        )
+        rules.append(
+            cidr_rule(
+                f"harbor-cache metrics {CACHE_METRICS_PORT} from metricsAllowedCidrs",
+                CACHE_METRICS_PORT,
+                settings.metrics_allowed_cidrs,
+            )
         )
     return rules
 

@@ -17,6 +17,7 @@ import pulumi_aws as aws
 import pulumi_tls as tls
 
 from components.aws.host_key_provider import ConsoleHostKey
+from components.aws.instance_running import InstanceRunning
 from components.aws.network_rules import data_store_egress, egress_rules, ingress_rules
 from components.aws.placement import checked_vpc_id, checked_zones, node_subnets
 from components.aws.tagging import (
@@ -76,6 +77,8 @@ class HarborNode:
     instance: aws.ec2.Instance
     data_volume: aws.ebs.Volume
     data_attachment: aws.ec2.VolumeAttachment
+    # Started again when a new attachment stopped it (components/aws/instance_running.py).
+    running: InstanceRunning
     host_key: ConsoleHostKey
     host_public_key: pulumi.Output[str]
     eip: aws.ec2.Eip
@@ -96,21 +99,15 @@ def assume_role_policy(service: str, condition: dict | None = None) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
 
 
-def dlm_assume_role_policy(partition: str, region: str, account_id: str) -> str:
-    """DLM may assume the role only for this account's lifecycle policies in this region.
-
-    The confused-deputy conditions AWS recommends for service roles (IAM User Guide, "The confused
-    deputy problem": aws:SourceAccount and aws:SourceArn); a DLM policy's ARN is
-    arn:<partition>:dlm:<region>:<account>:policy/<id> (Service Authorization Reference, Amazon
-    Data Lifecycle Manager). The id is not known before the policy exists, hence policy/*.
-    """
-    return assume_role_policy(
-        "dlm.amazonaws.com",
-        {
-            "StringEquals": {"aws:SourceAccount": account_id},
-            "ArnLike": {"aws:SourceArn": f"arn:{partition}:dlm:{region}:{account_id}:policy/*"},
-        },
-    )
+def dlm_assume_role_policy() -> str:
+    """The trust AWS documents for DLM's own default role: "It trusts only the dlm.amazonaws.com
+    service to assume the role" (Amazon EBS User Guide, "IAM service roles for Amazon Data Lifecycle
+    Manager", AWSDataLifecycleManagerDefaultRole). No aws:SourceArn/aws:SourceAccount condition: no
+    AWS document says DLM sends those keys when it assumes the role, and a condition on a key that
+    is absent fails, so the policy would go to ERROR ("Role provided does not have sufficient
+    permissions") and no snapshot would be taken (issue 19). DLM's errors reach the alarm topic
+    (components/aws/backup_watch.py)."""
+    return assume_role_policy("dlm.amazonaws.com")
 
 
 class HarborVm(pulumi.ComponentResource):
@@ -189,14 +186,9 @@ class HarborVm(pulumi.ComponentResource):
             for index in range(settings.replicas)
         ]
 
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-        caller = aws.get_caller_identity_output(opts=invoke)
-        partition = aws.get_partition_output(opts=invoke)
         dlm_role = aws.iam.Role(
             f"{name}-dlm-role",
-            assume_role_policy=pulumi.Output.all(partition.partition, caller.account_id).apply(
-                lambda values: dlm_assume_role_policy(values[0], settings.region, values[1])
-            ),
+            assume_role_policy=dlm_assume_role_policy(),
             path=IAM_PATH,
             tags=resource_tags(settings, f"{name}-dlm-role"),
             opts=child,
@@ -210,7 +202,7 @@ class HarborVm(pulumi.ComponentResource):
             state="ENABLED",
             policy_details={
                 "resource_types": ["VOLUME"],
-                "target_tags": {SNAPSHOT_TAG: settings.stack},
+                "target_tags": {SNAPSHOT_TAG: settings.stack_id},
                 "schedules": [
                     {
                         "name": "daily",
@@ -309,7 +301,7 @@ class HarborVm(pulumi.ComponentResource):
                 # A snapshot of an encrypted volume is encrypted with the volume's key, so DLM's daily
                 # snapshots use this key too. Changing it later means a new volume (protect stops that).
                 kms_key_id=settings.kms_key_arn or None,
-                tags=resource_tags(settings, f"{prefix}-data", **{SNAPSHOT_TAG: settings.stack}),
+                tags=resource_tags(settings, f"{prefix}-data", **{SNAPSHOT_TAG: settings.stack_id}),
                 opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
             )
         else:
@@ -335,6 +327,14 @@ class HarborVm(pulumi.ComponentResource):
             stop_instance_before_detaching=True,
             # A volume attaches to one instance at a time: detach from the old VM before the new.
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+        # ...and start it again afterwards: a same-AZ restore swaps the volume and keeps the instance.
+        running = InstanceRunning(
+            f"{prefix}-running",
+            instance_id=instance.id,
+            region=settings.region,
+            attachment_id=attachment.id,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment]),
         )
 
         # The host key the VM printed on its console, read by the deploying identity and pinned by
@@ -369,6 +369,7 @@ class HarborVm(pulumi.ComponentResource):
             instance=instance,
             data_volume=volume,
             data_attachment=attachment,
+            running=running,
             host_key=host_key,
             host_public_key=host_key.public_key,
             eip=eip,

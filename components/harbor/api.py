@@ -23,6 +23,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from components.harbor.progress import waiting
+
 API_BASE = "/api/v2.0"
 RETRY_STATUSES = frozenset({502, 503, 504})
 # Harbor pings the upstream inside every registry POST and PUT and its dialer waits up to 30 s
@@ -146,7 +148,11 @@ class HarborClient:
             attempt += 1
             request = urllib.request.Request(url, data=data, method=method, headers=request_headers)  # noqa: S310
             try:
-                with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 - URL checked in check()
+                # A registry write waits while Harbor pings the upstream (up to ~30 s): say so in `pulumi up`.
+                with (
+                    waiting(f"Harbor {method} {shown_path} ({self.base})", limit=timeout),
+                    urllib.request.urlopen(request, timeout=timeout) as answer,  # noqa: S310 - URL checked in check()
+                ):
                     return Response(answer.status, {k.lower(): v for k, v in answer.headers.items()}, _json(answer.read()))
             except urllib.error.HTTPError as error:
                 messages = _messages(error.read())

@@ -31,6 +31,11 @@ from components.settings.upstreams import Upstream
 
 GC_WORKERS = 1
 PULL_ROBOT_NAME = "harbor-cache-pull"
+# The VM's reporter reads each upstream's health and the GC history with this robot: system
+# permissions to list registries and GC runs, nothing else (handler/registry.go ListRegistries,
+# handler/gc.go GetGCHistory: RequireSystemAccess(list, ...)).
+MONITOR_ROBOT_NAME = "harbor-cache-monitor"
+MONITOR_ACCESS = [{"resource": "registry", "action": "list"}, {"resource": "garbage-collection", "action": "list"}]
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,20 @@ class HarborConfig(pulumi.ComponentResource):
 
         # Private proxy projects: nodes pull with a robot that may only pull, from those projects.
         self.pull_credential: pulumi.Output[dict] | None = None
+        self.probe_login: pulumi.Output[str] | None = None
+        monitor = HarborRobot(
+            f"{name}-monitor-robot",
+            url=settings.api_url,
+            username="admin",
+            password=args.admin_password,
+            robot_name=MONITOR_ROBOT_NAME,
+            projects=[],
+            description="harbor-cache: the VM's reporter reads upstream health and GC results",
+            database=args.database,
+            system_access=MONITOR_ACCESS,
+            opts=self._options(),
+        )
+        self.monitor_login = pulumi.Output.secret(pulumi.Output.concat(monitor.robot_name, ":", monitor.secret))
         if private_projects:
             robot = HarborRobot(
                 f"{name}-pull-robot",
@@ -104,10 +123,13 @@ class HarborConfig(pulumi.ComponentResource):
                 robot_name=PULL_ROBOT_NAME,
                 projects=[u.project for u in settings.upstreams if not u.public],
                 project_ids=[project.id for project in private_projects],
-                description="harbor-cache: nodes pull the private proxy projects",
+                # The description says what the robot may do; its change is what updates a robot
+                # made before artifact read was added (the provider's diff compares inputs).
+                description="harbor-cache: nodes pull the private proxy projects; the probe reads their artifacts",
                 database=args.database,
                 opts=self._options(depends_on=private_projects),
             )
+            self.probe_login = pulumi.Output.secret(pulumi.Output.concat(robot.robot_name, ":", robot.secret))
             self.pull_credential = pulumi.Output.secret(
                 pulumi.Output.all(robot.robot_name, robot.secret).apply(
                     lambda login: pull_credential_outputs(

@@ -41,38 +41,63 @@ CONNECTION = ("harbor_url", "harbor_username", "harbor_password")
 # that project is deleted: a project re-created under the same name needs the robot updated, which
 # its name alone would never show. `project_ids` are the projects' resource ids, known in previews.
 # `database`: the database Harbor keeps the robot in; a change re-creates it (components/harbor/provider_base.py's docstring).
-INPUTS = ("name", "description", "projects", "project_ids", DATABASE)
+INPUTS = ("name", "description", "projects", "project_ids", DATABASE, "system_access")
 PULL = {"resource": "repository", "action": "pull"}
+# The probe's proof that Harbor stored a pull (GET .../artifacts/{digest}) needs artifact read on
+# the project (handler/artifact.go GetArtifact: RequireProjectAccess(read, artifact)); a project
+# permission Harbor offers robots (src/common/rbac/const.go, PoliciesMap[ScopeProject]).
+ARTIFACT_READ = {"resource": "artifact", "action": "read"}
 
 
-def permission_view(permissions: list[dict]) -> list[str]:
-    """A robot's permissions as the state keeps them: the projects it may only pull from, sorted,
-    then each permission that is anything else (another kind, more access) as
-    `kind:namespace:resource:action,...`, which no project name equals, so the next diff shows it."""
-    pull_only, other = [], []
+PROJECT_ACCESS = (PULL, ARTIFACT_READ)
+
+
+def access_key(access: list[dict] | None) -> list[tuple[str, str]]:
+    """An access list compared as a set of (resource, action): Harbor keeps no order, and adds its own
+    keys (effect) to what it returns."""
+    return sorted({(str(a.get("resource")), str(a.get("action"))) for a in access or []})
+
+
+def permission_view(permissions: list[dict]) -> tuple[list[str], list[dict[str, str]]]:
+    """A robot's permissions as the state keeps them, compared with exactly what robot_body asks:
+    (the projects it has exactly PROJECT_ACCESS on, sorted, then each permission that is anything else
+    (another kind, more or less access) as `kind:namespace:resource:action,...`, which no project name
+    equals, so the next diff shows it; the system access of its one system permission on "/")."""
+    wanted = access_key(list(PROJECT_ACCESS))
+    ours, other = [], []
+    system: list[dict[str, str]] = []
+    seen_system = False
     for permission in permissions:
-        access = [{k: a.get(k) for k in ("resource", "action")} for a in permission.get("access") or []]
-        if permission.get("kind") == "project" and access == [PULL]:
-            pull_only.append(permission.get("namespace", ""))
+        access = access_key(permission.get("access"))
+        kind, namespace = permission.get("kind"), permission.get("namespace")
+        if kind == "project" and access == wanted:
+            ours.append(namespace or "")
+        elif kind == "system" and namespace == "/" and not seen_system:
+            seen_system = True
+            system = [{"resource": resource, "action": action} for resource, action in access]
         else:
-            actions = ",".join(sorted(f"{a['resource']}:{a['action']}" for a in access))
-            other.append(f"{permission.get('kind')}:{permission.get('namespace')}:{actions}")
-    return sorted(pull_only) + sorted(other)
+            actions = ",".join(f"{resource}:{action}" for resource, action in access)
+            other.append(f"{kind}:{namespace}:{actions}")
+    return sorted(ours) + sorted(other), system
 
 
 def _unknown(value: Any) -> bool:
     return isinstance(value, Unknown) or value == rpc.UNKNOWN
 
 
-def robot_body(name: str, description: str, projects: list[str]) -> dict[str, Any]:
-    """The RobotCreate body: a system robot that may only pull, from each listed project."""
+def robot_body(name: str, description: str, projects: list[str], system_access: list[dict] | None = None) -> dict[str, Any]:
+    """The RobotCreate body: a system robot that may only pull, and read artifacts, in each listed project."""
     return {
         "name": name,
         "description": description,
         "level": "system",
         "duration": -1,
         "disable": False,
-        "permissions": [{"kind": "project", "namespace": project, "access": [dict(PULL)]} for project in projects],
+        "permissions": [
+            {"kind": "project", "namespace": project, "access": [dict(PULL), dict(ARTIFACT_READ)]} for project in projects
+        ]
+        # System permissions (the monitor robot: registry list, GC history) are kind "system", namespace "/".
+        + ([{"kind": "system", "namespace": "/", "access": [dict(item) for item in system_access]}] if system_access else []),
     }
 
 
@@ -90,8 +115,10 @@ class HarborRobotProvider(ResourceProvider):
             # Harbor's validateName: lower case groups, and '+' is reserved for project robots.
             failures.append(CheckFailure("name", f"{name!r} is not a robot name ([a-z0-9] groups joined by . _ -)"))
         projects = inputs["projects"]
+        inputs["system_access"] = inputs["system_access"] or []
+        needed = not inputs["system_access"]  # a robot with system access may have no project
         if not _unknown(projects) and (
-            not isinstance(projects, list) or not projects or not all(isinstance(p, str) and p for p in projects)
+            not isinstance(projects, list) or (needed and not projects) or not all(isinstance(p, str) and p for p in projects)
         ):
             failures.append(CheckFailure("projects", "projects must be a non-empty list of project names"))
         if check_database(inputs[DATABASE]):
@@ -111,9 +138,11 @@ class HarborRobotProvider(ResourceProvider):
         values[DATABASE] = database_of(props)
         values.update(disable=False, duration=-1)
         if harbor_robot is not None:
+            projects, system_access = permission_view(harbor_robot.get("permissions") or [])
             values.update(
                 description=harbor_robot.get("description", ""),
-                projects=permission_view(harbor_robot.get("permissions") or []),
+                projects=projects,
+                system_access=system_access,
                 disable=harbor_robot.get("disable") is True,
                 duration=harbor_robot.get("duration", -1),
             )
@@ -149,14 +178,14 @@ class HarborRobotProvider(ResourceProvider):
     @staticmethod
     def body(full_name: str, props: dict[str, Any]) -> dict[str, Any]:
         """The PUT body: name as Harbor shows it (with its prefix), ours for the rest."""
-        return robot_body(full_name, props.get("description") or "", list(props["projects"]))
+        return robot_body(full_name, props.get("description") or "", list(props["projects"]), props.get("system_access"))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = self._client(props)
         found = self.find(client, props["name"])
         if found is not None:
             return self.adopt(client, props, found)
-        body = robot_body(props["name"], props.get("description") or "", list(props["projects"]))
+        body = self.body(props["name"], props)
         try:
             answer = client.request("POST", "/robots", body)
         except MaybeSent as error:
@@ -198,6 +227,8 @@ class HarborRobotProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         def same(key: str) -> bool:
+            if key == "system_access":  # a state from before this input: none; Harbor keeps no order
+                return access_key(news.get(key)) == access_key(olds.get(key))
             if key in ("projects", "project_ids"):
                 return sorted(news.get(key) or []) == sorted(olds.get(key) or [])
             if key == DATABASE:  # a state from before this input: the VM's own database
@@ -225,8 +256,10 @@ class HarborRobotProvider(ResourceProvider):
             any(
                 sorted(news.get(k) or []) != sorted(olds.get(k) or [])
                 if k in ("projects", "project_ids")
+                else access_key(news.get(k)) != access_key(olds.get(k))
+                if k == "system_access"
                 else news.get(k) != olds.get(k)
-                for k in ("description", "projects", "project_ids")
+                for k in ("description", "projects", "project_ids", "system_access")
             )
             or olds.get("disable", False) is not False
             or olds.get("duration", -1) != -1
@@ -279,6 +312,7 @@ class HarborRobot(pulumi.dynamic.Resource, module="harbor", name="Robot"):
         description: str = "",
         database: pulumi.Input[str] = LOCAL_DATABASE,
         opts: pulumi.ResourceOptions | None = None,
+        system_access: list[dict[str, str]] | None = None,
     ) -> None:
         props = {
             "harbor_url": url,
@@ -289,6 +323,7 @@ class HarborRobot(pulumi.dynamic.Resource, module="harbor", name="Robot"):
             "projects": projects,
             "project_ids": project_ids or [],
             DATABASE: database,
+            **({"system_access": system_access} if system_access else {}),
             "robot_id": None,
             "robot_name": None,
             "secret": None,

@@ -147,6 +147,7 @@ class Settings:
     smoke_images: tuple[tuple[str, str], ...] = ()
     prewarm: tuple[str, ...] = ()
     prewarm_interval_hours: int = 6
+    stack_id: str = ""  # <organization>/<project>/<stack>: how metrics, alarms and snapshot tags name it (issue 19)
     # Issue 13: how many Harbor nodes, where the registry's blobs, the database and Redis live.
     replicas: int = 1
     storage: str = "ebs"
@@ -206,6 +207,7 @@ def parse_settings(
     defaults: Mapping[str, Any] | None = None,
     plain_keys: Collection[str] = (),
     foreign: Mapping[str, Any] | None = None,
+    organization: str = "",
 ) -> Settings:
     """Builds Settings from raw config values (keys without the project prefix) or raises SettingsError.
 
@@ -381,6 +383,7 @@ def parse_settings(
         raise SettingsError(reader.problems)
     return Settings(
         stack=stack,
+        stack_id=f"{organization}/{PROJECT}/{stack}" if organization else stack,
         region=region,
         hostname=hostname,
         zone_name=zone,
@@ -423,4 +426,5 @@ def load_settings() -> Settings:
         for key in keys
         if key.startswith(prefix) and not runtime_config.is_config_secret(key) and key not in env_secret
     }
-    return parse_settings(raw, stack=pulumi.get_stack(), region=region, plain_keys=plain, foreign=foreign)
+    org = pulumi.get_organization()
+    return parse_settings(raw, stack=pulumi.get_stack(), region=region, plain_keys=plain, foreign=foreign, organization=org)

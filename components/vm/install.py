@@ -338,7 +338,7 @@ class HarborInstall(pulumi.ComponentResource):
         # Operating the cache: the CloudWatch reporter and its timer, once Harbor is healthy (so the
         # "Harbor unhealthy" alarm does not fire during the first install).
         operate = operate_files.metrics_files(settings, args.node_index)
-        timers = [operate_files.METRICS_TIMER]
+        timers = [operate_files.METRICS_TIMER, operate_files.CACHE_EXPORTER_SERVICE]
         if schedules_checked(settings, args.node_index):
             # Harbor's schedules back in jobservice after a Redis loss (components/vm/schedules_check.py).
             operate = {**operate, **schedules_files(settings)}

@@ -7,6 +7,7 @@ import yaml
 
 from components.settings.settings import Settings
 from components.vm.files import script
+from components.vm.harbor_yml import HARBOR_LOG_DIR
 from components.vm.paths import HARBOR_HTTP_PORT, HARBOR_METRICS_PORT
 from components.vm.unit_file import render_unit
 
@@ -37,12 +38,37 @@ METRICS_PORT = HARBOR_METRICS_PORT
 METRICS_COMPONENTS = ("exporter", "core", "registry", "jobservice")
 # Harbor's own health, asked of its nginx on the host port (no DNS, no TLS: the smoke test covers those).
 LOCAL_HEALTH_URL = "http://127.0.0.1:8080/api/v2.0/health"
+# The pull robot's `name:secret` for the probe of private projects (0600 root; the probe's unit
+# reads it with LoadCredential=, the deploy's smoke step with sudo). Never on a command line.
+PROBE_CREDENTIALS_PATH = "/etc/harbor-cache/probe-credentials"
+PROBE_CREDENTIAL_NAME = "probe"
+# The monitor robot's `name:secret` (registry list, GC history) for the reporter: 0600 root, loaded
+# with LoadCredential=. files/enable-timers.sh creates it empty before the reporter first starts
+# (LoadCredential= fails on a missing file); the deploy fills it once Harbor holds the robot.
+MONITOR_CREDENTIALS_PATH = "/etc/harbor-cache/monitor-credentials"
+MONITOR_CREDENTIAL_NAME = "monitor"
+# The reporter keeps log offsets, counter totals and its Prometheus file here (StateDirectory=).
+METRICS_STATE_NAME = "harbor-metrics"
+# The reporter's numbers for Prometheus (hit rate, probe, upstreams...): `harbor-metrics.py serve`
+# publishes the last report's file on this port, opened to metricsAllowedCidrs like Harbor's 9090.
+CACHE_METRICS_PORT = 9091
+CACHE_EXPORTER_SERVICE = "harbor-cache-exporter.service"
+
+
+# Every operating unit runs as a transient user on a read-only system (its StateDirectory aside).
+UNPRIVILEGED = {
+    "DynamicUser": "yes",
+    "NoNewPrivileges": "yes",
+    "ProtectSystem": "strict",
+    "ProtectHome": "yes",
+    "PrivateTmp": "yes",
+}
 
 
 def metrics_environment(settings: Settings) -> dict[str, str]:
     return {
         "METRICS_NAMESPACE": metrics_namespace(settings),
-        "HARBOR_CACHE_STACK": settings.stack,
+        "HARBOR_CACHE_STACK": settings.stack_id,
         "AWS_REGION": settings.region,
         "DATA_MOUNT": settings.data_mount,
         "HEALTH_URL": LOCAL_HEALTH_URL,
@@ -58,6 +84,18 @@ def reporter_environment(settings: Settings, node_index: int = 0) -> dict[str, s
     environment = metrics_environment(settings)
     if settings.high_availability:
         environment[METRICS_NODE_VARIABLE] = str(node_index)
+    # What files/harbor-metrics.py reads beyond disk and health (its docstring says what each gives).
+    environment |= {
+        "HARBOR_LOG_DIR": HARBOR_LOG_DIR,
+        "PROXY_PROJECTS": ",".join(upstream.project for upstream in settings.upstreams),
+        "EXPORTER_URL": f"http://127.0.0.1:{METRICS_PORT}/metrics",
+        "MONITOR_CREDENTIALS": f"%d/{MONITOR_CREDENTIAL_NAME}",
+    }
+    if not settings.high_availability:
+        # One VM: the public path through its own Traefik, and the DLM snapshots of its data volume
+        # (tag harbor-cache:snapshot = the stack, components/aws/vm.py). HA: the load balancer's own
+        # alarms, and S3 has no snapshot.
+        environment |= {"PUBLIC_URL": settings.url, "PUBLIC_CONNECT_HOST": "127.0.0.1", "SNAPSHOT_TAG": settings.stack_id}
     return environment
 
 
@@ -72,12 +110,11 @@ def metrics_service(settings: Settings, node_index: int = 0) -> dict[str, dict[s
             "Type": "oneshot",
             "Environment": [f"{key}={value}" for key, value in reporter_environment(settings, node_index).items()],
             "ExecStart": f"/usr/bin/python3 {BIN_DIR}/{METRICS_SCRIPT} report",
-            # Reads statvfs, the loopback health URL and IMDS: no privileges needed.
-            "DynamicUser": "yes",
-            "NoNewPrivileges": "yes",
-            "ProtectSystem": "strict",
-            "ProtectHome": "yes",
-            "PrivateTmp": "yes",
+            "LoadCredential": f"{MONITOR_CREDENTIAL_NAME}:{MONITOR_CREDENTIALS_PATH}",
+            "StateDirectory": METRICS_STATE_NAME,
+            # Reads statvfs, Harbor's logs (0644, rsyslog's $FileCreateMode), loopback URLs and IMDS:
+            # no privileges needed.
+            **UNPRIVILEGED,
             "TimeoutStartSec": "50",
         },
     }
@@ -88,6 +125,25 @@ def metrics_timer() -> dict[str, dict[str, str | list[str]]]:
         "Unit": {"Description": "Harbor cache: report to CloudWatch every minute"},
         "Timer": {"OnBootSec": "2min", "OnUnitActiveSec": "1min", "AccuracySec": "5s", "Unit": METRICS_SERVICE},
         "Install": {"WantedBy": "timers.target"},
+    }
+
+
+def cache_exporter_service(settings: Settings) -> dict[str, dict[str, str | list[str]]]:
+    """The reporter's Prometheus file on CACHE_METRICS_PORT; loopback only unless metricsAllowedCidrs
+    opens the port (as compose_override publishes Harbor's 9090)."""
+    address = "0.0.0.0" if settings.metrics_allowed_cidrs else "127.0.0.1"  # noqa: S104 - the security group limits it
+    return {
+        "Unit": {"Description": "Harbor cache: the reporter's metrics for Prometheus", "After": "network-online.target"},
+        "Service": {
+            "Type": "simple",
+            "ExecStart": f"/usr/bin/python3 {BIN_DIR}/{METRICS_SCRIPT} serve {CACHE_METRICS_PORT} {address}",
+            # The same state directory the reporter writes (read only here).
+            "StateDirectory": METRICS_STATE_NAME,
+            **UNPRIVILEGED,
+            "Restart": "always",
+            "RestartSec": "5",
+        },
+        "Install": {"WantedBy": "multi-user.target"},
     }
 
 
@@ -104,11 +160,25 @@ def prometheus_scrape_configs(settings: Settings, hosts: list[str] | None = None
             "job_name": f"harbor-cache-{settings.stack}-{component}",
             "scheme": "http",
             "metrics_path": "/metrics",
-            "static_configs": [{"targets": targets, "labels": {"stack": settings.stack}}],
+            "static_configs": [{"targets": targets, "labels": {"stack": settings.stack_id}}],
         }
         if component != "exporter":
             job["params"] = {"comp": [component]}
         jobs.append(job)
+    # harbor-cache's own numbers (hit rate per project, probe, upstream health, quota, snapshots).
+    jobs.append(
+        {
+            "job_name": f"harbor-cache-{settings.stack}-cache",
+            "scheme": "http",
+            "metrics_path": "/metrics",
+            "static_configs": [
+                {
+                    "targets": [f"{host}:{CACHE_METRICS_PORT}" for host in (hosts or [settings.hostname])],
+                    "labels": {"stack": settings.stack_id},
+                }
+            ],
+        }
+    )
     return jobs
 
 
@@ -128,9 +198,24 @@ def probe_connection(settings: Settings) -> dict[str, str]:
     return connection
 
 
+def private_projects(settings: Settings) -> list[str]:
+    """Proxy projects that are not public: the probe pulls them with the pull robot."""
+    return [upstream.project for upstream in settings.upstreams if not upstream.public]
+
+
+def verify_flags(settings: Settings) -> list[str]:
+    """The smoke pull proves that Harbor stored what it served (files/harbor-probe.py --verify-stored)."""
+    return ["--verify-stored", *(flag for project in private_projects(settings) for flag in ("--private", project))]
+
+
 def probe_command(settings: Settings, metric: str, images: list[str], all_blobs: bool) -> str:
-    """One ExecStart line; `-` so a failing smoke run does not skip the prewarm run after it."""
+    """One ExecStart line; `-` so a failing smoke run does not skip the prewarm run after it. The
+    smoke run verifies what Harbor stored and, on one VM, that the name resolves to this VM's
+    Elastic IP (`imds`: the unit is rendered before the address exists; HA: the load balancer's
+    addresses change, no check)."""
     flags = ["--metric", metric, *(["--all-blobs"] if all_blobs else [])]
+    if not all_blobs:
+        flags += [*verify_flags(settings), *([] if settings.high_availability else ["--expect-address", "imds"])]
     return " ".join([f"-/usr/bin/python3 {BIN_DIR}/{PROBE_SCRIPT}", *flags, settings.url, *images])
 
 
@@ -158,11 +243,8 @@ def probe_service(settings: Settings) -> dict[str, dict[str, str | list[str]]]:
                 *(f"{key}={value}" for key, value in metrics_environment(settings).items()),
             ],
             "ExecStart": commands,
-            "DynamicUser": "yes",
-            "NoNewPrivileges": "yes",
-            "ProtectSystem": "strict",
-            "ProtectHome": "yes",
-            "PrivateTmp": "yes",
+            **({"LoadCredential": f"{PROBE_CREDENTIAL_NAME}:{PROBE_CREDENTIALS_PATH}"} if private_projects(settings) else {}),
+            **UNPRIVILEGED,
             "TimeoutStartSec": "3600",
         },
     }
@@ -189,6 +271,7 @@ def metrics_files(settings: Settings, node_index: int = 0) -> dict[str, str]:
         f"{BIN_DIR}/{METRICS_SCRIPT}": script(METRICS_SCRIPT),
         f"{SYSTEMD_DIR}/{METRICS_SERVICE}": render_unit(metrics_service(settings, node_index)),
         f"{SYSTEMD_DIR}/{METRICS_TIMER}": render_unit(metrics_timer()),
+        f"{SYSTEMD_DIR}/{CACHE_EXPORTER_SERVICE}": render_unit(cache_exporter_service(settings)),
     }
 
 

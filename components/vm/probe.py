@@ -36,6 +36,11 @@ class HarborProbeArgs:
     triggers: list[pulumi.Input]
     # Harbor's configuration (registries, projects): the pulls need it in place.
     depends_on: list[pulumi.Resource]
+    # The pull robot's `name:secret` (secret) when some proxy projects are private: the probe pulls
+    # those with it, as nodes do, and reads their artifacts through Harbor's API.
+    probe_login: pulumi.Input[str] | None = None
+    # The monitor robot's `name:secret` (secret), for the reporter (operate_files.MONITOR_CREDENTIALS_PATH).
+    monitor_login: pulumi.Input[str] | None = None
 
 
 def probe_command(settings: Settings, public_ip: str, images: list[str], all_blobs: bool) -> str:
@@ -48,8 +53,20 @@ def probe_command(settings: Settings, public_ip: str, images: list[str], all_blo
     still resolve, but to the load balancer's changing addresses: no --expect-address."""
     expect = [] if settings.high_availability else ["--expect-address", public_ip]
     flags = [*expect, *(["--all-blobs"] if all_blobs else [])]
-    connection = [f"{key}={value}" for key, value in operate_files.probe_connection(settings).items()]
-    return " ".join([*connection, "python3", "-", *map(shlex.quote, [*flags, settings.url, *images])])
+    environment = dict(operate_files.probe_connection(settings))
+    if not all_blobs:
+        # The smoke pull proves Harbor kept what it served, and its result goes to CloudWatch as the
+        # timer's does (SmokeFailures, ProbeFailed per project): the probe alarms have data from the
+        # deploy on, so treating missing data as breaching does not fire on a new stack.
+        flags += [*operate_files.verify_flags(settings), "--metric", "SmokeFailures"]
+        environment |= operate_files.metrics_environment(settings)
+        environment["PROBE_METRICS_REPORTER"] = f"{operate_files.BIN_DIR}/{operate_files.METRICS_SCRIPT}"
+        if operate_files.private_projects(settings):
+            environment["PROBE_ROBOT_FILE"] = operate_files.PROBE_CREDENTIALS_PATH
+    assignments = [f"{key}={shlex.quote(value)}" for key, value in environment.items()]
+    # The robot's file is root's: read it as root (sudo env keeps the assignments).
+    runner = ["sudo", "env", *assignments] if "PROBE_ROBOT_FILE" in environment else assignments
+    return " ".join([*runner, "python3", "-", *map(shlex.quote, [*flags, settings.url, *images])])
 
 
 def parse_results(stdout: str) -> list[dict]:
@@ -73,14 +90,26 @@ class HarborProbe(pulumi.ComponentResource):
         probe_script = script(operate_files.PROBE_SCRIPT)
         smoke_images = [image for _name, image in settings.smoke_images]
         self.results: pulumi.Output[list[dict]] = pulumi.Output.from_input([])
+        self.smoke: remote.Command | None = None
         after: list[pulumi.Resource] = list(args.depends_on)
+        smoke_after: list[pulumi.Resource] = list(args.depends_on)
+        if args.probe_login is not None and operate_files.private_projects(settings):
+            # For the smoke step (sudo) and the timer (LoadCredential=).
+            self.credentials = self._login_file("credentials", operate_files.PROBE_CREDENTIALS_PATH, args.probe_login, args)
+            smoke_after = [*smoke_after, self.credentials]
+        self.monitor_credentials: remote.Command | None = None
+        if args.monitor_login is not None:
+            # The reporter loads it on its next run (LoadCredential=); written after Harbor holds the robot.
+            self.monitor_credentials = self._login_file(
+                "monitor-credentials", operate_files.MONITOR_CREDENTIALS_PATH, args.monitor_login, args
+            )
         if smoke_images:  # every smokeImages entry set to "" leaves nothing to pull
             self.smoke = self._command(
                 "smoke",
                 pulumi.Output.from_input(args.public_ip).apply(lambda ip: probe_command(settings, ip, smoke_images, False)),
                 probe_script,
                 [*args.triggers, *smoke_images],
-                args.depends_on,
+                smoke_after,
             )
             self.results = self.smoke.stdout.apply(parse_results)
             after = [self.smoke]
@@ -124,8 +153,13 @@ class HarborProbe(pulumi.ComponentResource):
         )
         self.register_outputs({"smoke": self.results})
 
+    def _login_file(self, step: str, path: str, login: pulumi.Input[str], args: HarborProbeArgs) -> remote.Command:
+        """A robot's `name:secret` into a 0600 root file; the secret travels on stdin, never the command line."""
+        content = pulumi.Output.secret(pulumi.Output.from_input(login).apply(lambda value: value + "\n"))
+        return self._command(step, write_file_command(path, "0600"), content, [*args.triggers[:1]], list(args.depends_on))
+
     def _command(
-        self, step: str, create: pulumi.Input[str], stdin: str, triggers: list, depends_on: list[pulumi.Resource]
+        self, step: str, create: pulumi.Input[str], stdin: pulumi.Input[str], triggers: list, depends_on: list[pulumi.Resource]
     ) -> remote.Command:
         return remote.Command(
             f"{self._name}-{step}",

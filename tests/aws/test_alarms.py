@@ -60,14 +60,26 @@ def test_ec2_status_checks_recover_and_reboot_the_instance(run):
 
 def test_disk_health_and_probe_alarms_watch_the_stack_metrics(run):
     found = alarms(run)
+    upstreams = ("dockerhub", "ghcr", "quay", "k8s", "gcr")
     assert set(found) == {
         "system-status",
         "instance-status",
         "data-disk",
         "root-disk",
+        "data-inodes",
+        "root-inodes",
+        "write-back-failed",
+        "harbor-5xx",
         "harbor-unhealthy",
         "smoke-failed",
         "prewarm-failed",
+        *(f"probe-{name}" for name in upstreams),
+        *(f"upstream-{name}" for name in upstreams),
+        *(f"quota-{name}" for name in upstreams),
+        "gc-failed",
+        "public-path",
+        "certificate-expiry",
+        "snapshot-overdue",
     }
     assert found["data-disk"].inputs["dimensions"] == {"Stack": "dev", "Mount": "/data"}
     assert found["root-disk"].inputs["dimensions"] == {"Stack": "dev", "Mount": "/"}
@@ -106,11 +118,13 @@ def test_the_instance_role_may_put_metrics_into_its_namespace_only(run):
     namespace one stack's role could put the metrics that keep another stack's alarms green."""
     policy = run.named("harbor-alarms-put-metrics")
     assert policy.inputs["role"] == "harbor-vm-role"
-    (statement,) = json.loads(policy.inputs["policy"])["Statement"]
+    statement, snapshots = json.loads(policy.inputs["policy"])["Statement"]
     assert statement["Action"] == "cloudwatch:PutMetricData"
     assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "HarborCache/dev"}}
+    # The reporter's HoursSinceSnapshot: read-only, and an action without resource-level permissions.
+    assert snapshots == {"Effect": "Allow", "Action": "ec2:DescribeSnapshots", "Resource": "*"}
     prod = run_program(dev_config(), stack="prod")
-    (statement,) = json.loads(prod.named("harbor-alarms-put-metrics").inputs["policy"])["Statement"]
+    statement, _snapshots = json.loads(prod.named("harbor-alarms-put-metrics").inputs["policy"])["Statement"]
     assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "HarborCache/prod"}}
     prod_alarms = {r.inputs["namespace"] for r in prod.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
     assert prod_alarms == {"HarborCache/prod", "AWS/EC2"}, "each stack's alarms watch its own namespace"
@@ -123,7 +137,7 @@ def test_the_reporter_and_its_timer_are_installed_after_harbor_is_ready(run):
         assert "ready" in {urns.get(u) for u in steps[name].dependencies}
     assert steps["file-harbor-metrics.py"].inputs["stdin"] == (FILES_DIR / "harbor-metrics.py").read_text()
     assert "install -D -m 0755" in steps["file-harbor-metrics.py"].inputs["create"]
-    assert steps["timers"].inputs["create"].endswith("-- harbor-metrics.timer")
+    assert steps["timers"].inputs["create"].endswith("-- harbor-metrics.timer harbor-cache-exporter.service")
     assert steps["timers"].inputs["stdin"] == (FILES_DIR / "enable-timers.sh").read_text()
 
 
@@ -175,6 +189,7 @@ class Loopback:
     def __init__(self, health: dict | None) -> None:
         self.requests: list[dict] = []
         self.health = health
+        self.public_ipv4 = "127.0.0.1"
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -190,6 +205,8 @@ class Loopback:
                     return self.answer(200, json.dumps(outer.health).encode())
                 if self.headers.get("X-aws-ec2-metadata-token") != "imds-token":
                     return self.answer(401, b"")
+                if self.path == "/latest/meta-data/public-ipv4":
+                    return self.answer(200, outer.public_ipv4.encode())
                 if self.path == "/latest/meta-data/iam/security-credentials/":
                     return self.answer(200, b"harbor-vm-role")
                 if self.path == "/latest/meta-data/iam/security-credentials/harbor-vm-role":
@@ -323,6 +340,7 @@ def test_an_ha_nodes_report_names_the_node_as_its_unit_tells_it(loopback, monkey
     assert sorted((m["MetricName"], json.dumps(m["Dimensions"])) for m in data) == [
         ("DiskUsedPercent", json.dumps([*node, {"Name": "Mount", "Value": "/"}])),
         ("HarborHealthy", json.dumps(node)),
+        ("InodesUsedPercent", json.dumps([*node, {"Name": "Mount", "Value": "/"}])),
     ]
     assert_as_botocore_sends(server, request, monkeypatch)
 

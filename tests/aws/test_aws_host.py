@@ -219,13 +219,11 @@ def test_iam_roles_and_profile_live_under_the_program_path(run):
     assert run.one("aws:iam/instanceProfile:InstanceProfile").inputs["path"] == "/harbor-cache/"
 
 
-def test_dlm_may_assume_its_role_only_for_this_accounts_policies(run):
+def test_dlm_assumes_its_role_as_aws_documents_for_its_default_role(run):
+    # "It trusts only the dlm.amazonaws.com service" (EBS User Guide, IAM service roles for DLM): no
+    # condition on keys no AWS document says DLM sends, which would leave the policy in ERROR.
     (statement,) = json.loads(run.named("harbor-vm-dlm-role").inputs["assumeRolePolicy"])["Statement"]
-    assert statement["Principal"] == {"Service": "dlm.amazonaws.com"} and statement["Action"] == "sts:AssumeRole"
-    assert statement["Condition"] == {
-        "StringEquals": {"aws:SourceAccount": FAKE_ACCOUNT_ID},
-        "ArnLike": {"aws:SourceArn": f"arn:aws:dlm:eu-central-1:{FAKE_ACCOUNT_ID}:policy/*"},
-    }
+    assert statement == {"Effect": "Allow", "Principal": {"Service": "dlm.amazonaws.com"}, "Action": "sts:AssumeRole"}
 
 
 def test_volumes_use_the_accounts_ebs_key_unless_a_key_is_set(run):

@@ -46,8 +46,9 @@ UPDATES = {
     "OidcAuth": {"oidc_endpoint": "https://dex.example.org"},
     "GcSchedule": {"cron": "0 30 2 * * *"},
 }
-# Outputs a refresh adds to a state written before issue 20, with their values for that state.
-READ_SINCE = {"Robot": {"disable": False, "duration": -1}}
+# Outputs a refresh adds to a state written before issue 20, with their values for that state
+# (issue 19: the system access Harbor holds for the robot, none for these).
+READ_SINCE = {"Robot": {"disable": False, "duration": -1, "system_access": []}}
 ADMIN_PASSWORD = STATE["resources"][0]["outputs"]["harbor_password"]
 
 

@@ -35,7 +35,7 @@ def run():
 
 
 def test_one_robot_pulls_only_the_private_projects_after_they_exist(run):
-    robot = run.one(ROBOT)
+    robot = run.named("harbor-config-pull-robot")
     assert robot.inputs["projects"] == ["dockerhub-proxy", "quay-proxy"]
     assert robot.inputs["name"] == "harbor-cache-pull"
     assert robot.inputs["project_ids"] == ["harbor-config-project-dockerhub-id", "harbor-config-project-quay-id"]
@@ -45,7 +45,7 @@ def test_one_robot_pulls_only_the_private_projects_after_they_exist(run):
 
 
 def test_the_robot_secret_is_secret_in_state_and_in_outputs(run):
-    robot = run.one(ROBOT)
+    robot = run.named("harbor-config-pull-robot")
     assert {"secret", "harbor_password"} <= set(robot.additional_secret_outputs)
     assert "harbor_password" in robot.secret_keys()
     assert "registryPullCredentials" in run.secret_outputs
@@ -60,7 +60,9 @@ def test_the_robot_secret_is_secret_in_state_and_in_outputs(run):
 
 def test_no_private_project_no_robot():
     run = run_program(dev_config())
-    assert run.of_type(ROBOT) == [] and "registryPullCredentials" not in run.outputs
+    # Only the monitor robot (the reporter's; system permissions, no project).
+    assert [r.name for r in run.of_type(ROBOT)] == ["harbor-config-monitor-robot"]
+    assert "registryPullCredentials" not in run.outputs
 
 
 def test_dockerconfigjson_is_what_kubernetes_and_docker_read():

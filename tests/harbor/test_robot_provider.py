@@ -63,9 +63,13 @@ def test_create_read_update_delete(harbor, host):
     assert outputs["secret"] == stored["secret"] and outputs["secret"]
     assert stored["level"] == "system" and stored["duration"] == -1
     assert stored["permissions"] == [
-        {"kind": "project", "namespace": p, "access": [{"resource": "repository", "action": "pull"}]}
+        {
+            "kind": "project",
+            "namespace": p,
+            "access": [{"resource": "repository", "action": "pull"}, {"resource": "artifact", "action": "read"}],
+        }
         for p in ("ghcr-proxy", "quay-proxy")
-    ], "pull only, and only on the listed projects"
+    ], "pull and read artifacts (the probe's proof), only on the listed projects"
 
     same_id, read = host.read(urn, robot_id, outputs)
     assert same_id == robot_id and read["secret"] == outputs["secret"], "the state keeps the secret GET never shows"
@@ -142,3 +146,36 @@ def test_a_missing_project_fails_the_create_without_a_robot(harbor, host):
     with pytest.raises(grpc.RpcError, match="project nope-proxy not found"):
         host.create(urn, checked)
     assert harbor.state.robots == {}
+
+
+def test_a_system_robot_lists_registries_and_gc_runs_and_harbor_refuses_more_than_its_rbac_allows(harbor, host):
+    # The monitor robot: no project, system access only (kind "system", namespace "/").
+    urn = host.urn("monitor", "Robot")
+    access = [{"resource": "registry", "action": "list"}, {"resource": "garbage-collection", "action": "list"}]
+    checked, failures = host.check(
+        urn, inputs(harbor, name="harbor-cache-monitor", projects=[], project_ids=[], system_access=access)
+    )
+    assert failures == []
+    robot_id, outputs = host.create(urn, checked)
+    assert harbor.state.robots[int(robot_id)]["permissions"] == [{"kind": "system", "namespace": "/", "access": access}]
+    assert outputs["secret"]
+    # A refresh reads back exactly the access asked for (Harbor keeps no order): the next `up` finds nothing.
+    harbor.state.robots[int(robot_id)]["permissions"][0]["access"].reverse()
+    read_id, read = host.read(urn, robot_id, outputs, checked)
+    assert read_id == robot_id and read["system_access"] == sorted(access, key=lambda a: (a["resource"], a["action"]))
+    assert host.diff(urn, robot_id, read, checked).changes == DiffResponse.DIFF_NONE
+    # One more system access, given by hand in Harbor, is drift the next `up` takes back.
+    harbor.state.robots[int(robot_id)]["permissions"][0]["access"].append({"resource": "registry", "action": "read"})
+    _, drifted = host.read(urn, robot_id, outputs, checked)
+    assert host.diff(urn, robot_id, drifted, checked).changes == DiffResponse.DIFF_SOME
+    # A permission Harbor's RBAC does not offer robots is a 400 (handler/robot.go validate), as the emulator says:
+    # pulling is a project permission, never a system one (rbac/const.go PoliciesMap[ScopeSystem]).
+    wrong, _ = host.check(
+        host.urn("wrong", "Robot"),
+        inputs(harbor, name="wrong", projects=[], project_ids=[], system_access=[{"resource": "repository", "action": "pull"}]),
+    )
+    with pytest.raises(grpc.RpcError, match="bad request permission: repository:pull"):
+        host.create(host.urn("wrong", "Robot"), wrong)
+    # A robot with neither projects nor system access is refused before Harbor is asked.
+    _, failures = host.check(host.urn("none", "Robot"), inputs(harbor, projects=[], project_ids=[]))
+    assert any("projects" in str(failure) for failure in failures)

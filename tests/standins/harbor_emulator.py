@@ -257,6 +257,10 @@ class HarborState:
     robots: dict[int, dict] = field(default_factory=dict)
     retentions: dict[int, dict] = field(default_factory=dict)
     users: list[str] = field(default_factory=lambda: ["admin"])
+    # GET /system/gc: the GC runs, newest first (handler/gc.go GetGCHistory, model GCHistory).
+    gc_history: list[dict] = field(default_factory=list)
+    # src/controller/systeminfo/controller.go: "<ReleaseVersion>-<GitCommit>".
+    harbor_version: str = "v2.15.2-0ef2e4f3"
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -265,7 +269,8 @@ class HarborState:
 
 
 class HarborEmulator:
-    def __init__(self, admin_password: str = "Harbor12345", validate: bool = True) -> None:  # noqa: S107
+    def __init__(self, admin_password: str = "Harbor12345", validate: bool = True, tls=None) -> None:  # noqa: S107
+        """`tls`: an ssl.SSLContext to serve HTTPS with (Harbor behind Traefik, as clients reach it)."""
         self.state = HarborState(admin_password=admin_password)
         self.validator = SwaggerValidator() if validate and SWAGGER.exists() else None
         self.config_keys = (
@@ -314,6 +319,9 @@ class HarborEmulator:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            self.url = f"https://localhost:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -459,6 +467,10 @@ class HarborEmulator:
             return self.configurations(method, body)
         if path == "/system/gc/schedule":
             return self.gc(method, body)
+        if path == "/system/gc" and method == "GET":
+            return self.page(list(self.state.gc_history), query)
+        if path == "/systeminfo" and method == "GET":
+            return 200, {"harbor_version": self.state.harbor_version, "auth_mode": self.state.configurations["auth_mode"]}, {}
         if segments[0] == "robots":
             return self.robots(method, segments[1:], query, body)
         if segments[0] == "retentions":

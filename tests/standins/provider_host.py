@@ -36,7 +36,8 @@ def _deserialize(struct: struct_pb2.Struct) -> dict[str, Any]:
 class ProviderHost:
     """One fresh host process (it caches the provider and its config)."""
 
-    def __init__(self, provider: Any, env: dict[str, str] | None = None) -> None:
+    def __init__(self, provider: Any, env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
+        """`args`: what the engine passes the plugin (its own gRPC address, pkg/resource/plugin/provider_plugin.go)."""
         self.serialized = serialize_provider(provider)
         # The provider the *state* names: the engine sends it with the old properties (Read, Delete,
         # and the olds of Diff and Update), while news carry the program's. The host unpickles the
@@ -44,7 +45,7 @@ class ProviderHost:
         # by older code sets it.
         self.state_provider: str | None = None
         self.process = subprocess.Popen(
-            [sys.executable, "-u", "-m", "pulumi.dynamic"],
+            [sys.executable, "-u", "-m", "pulumi.dynamic", *(args or [])],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -82,7 +82,16 @@ class AwsMocks(pulumi.runtime.Mocks):
             state.update(publicIp=f"192.0.2.{10 + int(node.group(1))}" if node else FAKE_PUBLIC_IP)
         elif kind == "aws:iam/role:Role":
             state.update(arn=f"arn:aws:iam::123456789012:role/{args.name}", name=args.name)
-
+        elif kind == "aws:sns/topicSubscription:TopicSubscription":
+            # An e-mail subscription stays pending until someone follows the link AWS mails
+            # (pulumi-aws sns.TopicSubscription pending_confirmation); a fresh one always is.
+            state.update(pendingConfirmation=args.inputs.get("protocol") in ("email", "email-json"))
+        elif kind == "aws:dlm/lifecyclePolicy:LifecyclePolicy":
+            # DLM policy ARNs: arn:<partition>:dlm:<region>:<account>:policy/<policy id> (policy-<17 hex>).
+            state.update(arn=f"arn:aws:dlm:{FAKE_REGION}:{FAKE_ACCOUNT_ID}:policy/policy-0a1b2c3d4e5f60718")
+        elif kind == "aws:cloudwatch/eventRule:EventRule":
+            # EventBridge rule ARNs on the default bus: arn:<partition>:events:<region>:<account>:rule/<name>.
+            state.update(arn=f"arn:aws:events:{FAKE_REGION}:{FAKE_ACCOUNT_ID}:rule/{args.name}", name=args.name)
         elif kind == "aws:ec2/keyPair:KeyPair":
             state.update(keyName=args.name)
         elif kind == "aws:route53/record:Record":
@@ -369,6 +378,7 @@ def run_program(
     preview: bool = False,
     secret_keys: tuple[str, ...] = (),
     recorder: dict | None = None,
+    organization: str | None = None,
 ) -> ProgramRun:
     """Runs __main__.py as the engine would, with `config` as the stack's configuration.
 
@@ -379,7 +389,9 @@ def run_program(
     monitor = RecordingMonitor(mocks)
     if recorder is not None:
         recorder["registrations"] = monitor.registrations
-    pulumi.runtime.set_mocks(mocks, project="harbor-cache", stack=stack, preview=preview, monitor=monitor)
+    pulumi.runtime.set_mocks(
+        mocks, project="harbor-cache", stack=stack, preview=preview, monitor=monitor, organization=organization
+    )
     # The CLI copies every Pulumi.yaml default the stack does not set into the stack's config before
     # the program runs (pulumi/pulumi pkg/workspace/config.go, ValidateStackConfigAndApplyProjectConfig
     # -> mergeConfig: `stackConfig.Set(key, default)`), so the program cannot tell a default from a

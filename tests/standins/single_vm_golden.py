@@ -21,6 +21,12 @@ in the recorded inputs and nothing else (the program's registrations under the o
 values differ only by them).
 Every configuration once more for the one resource issue 20 added, HarborConfig's SystemSettings
 (project_creation_restriction adminonly, self_registration false): only that row is new.
+Re-recorded for all three for issue 19 (the cache watched without false greens): new alarms
+(inodes, write-backs, 5xx, per-project probe, upstream health, quota, GC, public path, certificate,
+snapshot), the probe alarms treating silence as failure over the probe's interval and coming after
+the deploy's smoke step, the backup watch, the dashboard, InstanceRunning (each dynamic provider's
+`__provider` kept as main recorded it: the pre-layout module paths that tests/aws/test_host_key.py
+replays).
 """
 
 from __future__ import annotations

@@ -346,13 +346,16 @@ def test_the_probe_of_an_ha_node_asks_its_own_nginx_and_no_single_address(ha_set
     """Deploy step and timer alike: plain HTTP to the node's nginx under the public name; the name
     must resolve but is an alias of the load balancer, so no --expect-address. One VM: unchanged."""
     command = harbor_probe.probe_command(ha_settings, "192.0.2.10", ["dockerhub-proxy/library/busybox:1.37"], False)
-    assert command.startswith("PROBE_CONNECT_HOST=127.0.0.1 PROBE_CONNECT_PLAIN_PORT=8080 python3 - ")
+    assert command.startswith("PROBE_CONNECT_HOST=127.0.0.1 PROBE_CONNECT_PLAIN_PORT=8080 ")
+    assert " python3 - --verify-stored --metric SmokeFailures " in command
     assert "--expect-address" not in command
     unit = operate_files.probe_service(ha_settings)["Service"]["Environment"]
     assert {"PROBE_CONNECT_HOST=127.0.0.1", "PROBE_CONNECT_PLAIN_PORT=8080"} <= set(unit)
     single = parse()
-    assert harbor_probe.probe_command(single, "192.0.2.10", ["a/b:1"], False) == (
-        "PROBE_CONNECT_HOST=127.0.0.1 python3 - --expect-address 192.0.2.10 https://harbor.dev.example.com a/b:1"
+    single_command = harbor_probe.probe_command(single, "192.0.2.10", ["a/b:1"], False)
+    assert single_command.startswith("PROBE_CONNECT_HOST=127.0.0.1 ") and "PLAIN" not in single_command
+    assert single_command.endswith(
+        "python3 - --expect-address 192.0.2.10 --verify-stored --metric SmokeFailures https://harbor.dev.example.com a/b:1"
     )
     assert not any("PLAIN" in line for line in operate_files.probe_service(single)["Service"]["Environment"])
 

@@ -54,7 +54,10 @@ def test_scrape_config_output_has_one_job_per_harbor_component():
     run = run_program(dev_config())
     config = yaml.safe_load(run.outputs["prometheusScrapeConfig"])
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert sorted(jobs) == sorted(f"harbor-cache-dev-{c}" for c in ("exporter", "core", "registry", "jobservice"))
+    assert sorted(jobs) == sorted(f"harbor-cache-dev-{c}" for c in ("exporter", "core", "registry", "jobservice", "cache"))
+    # harbor-cache's own numbers (files/harbor-metrics.py serve): hit rate, probe, upstreams.
+    cache = jobs.pop("harbor-cache-dev-cache")
+    assert cache["static_configs"][0]["targets"] == [f"harbor.dev.example.com:{operate_files.CACHE_METRICS_PORT}"]
     for name, job in jobs.items():
         assert job["static_configs"][0]["targets"] == ["harbor.dev.example.com:9090"]
         assert job["metrics_path"] == "/metrics"
@@ -90,6 +93,17 @@ def test_start_keeps_the_exporter_env_file_private(tmp_path):
     assert result.returncode == 0, result.stderr
     exporter_env = Path(install / "common/config/exporter/env").stat()
     assert stat.S_IMODE(exporter_env.st_mode) == 0o600 and exporter_env.st_uid == 10000
+
+
+def test_the_cache_metrics_port_opens_with_harbors_and_listens_on_loopback_otherwise():
+    group = run_program({**dev_config(), "harbor-cache:metricsAllowedCidrs": ["10.20.0.0/16"]}).one(SG)
+    (rule,) = [r for r in group.inputs["ingress"] if r["fromPort"] == operate_files.CACHE_METRICS_PORT]
+    assert rule["cidrBlocks"] == ["10.20.0.0/16"] and rule["toPort"] == operate_files.CACHE_METRICS_PORT
+    assert [r for r in run_program(dev_config()).one(SG).inputs["ingress"] if r["fromPort"] == 9091] == []
+    closed = operate_files.cache_exporter_service(parse())["Service"]["ExecStart"]
+    assert closed.endswith(f"serve {operate_files.CACHE_METRICS_PORT} 127.0.0.1")
+    opened = operate_files.cache_exporter_service(parse(metricsAllowedCidrs=["10.20.0.0/16"]))["Service"]["ExecStart"]
+    assert opened.endswith(f"serve {operate_files.CACHE_METRICS_PORT} 0.0.0.0")
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,10 @@ def depends(run, name: str) -> set[str]:
 def test_smoke_pulls_one_image_per_proxy_project_from_the_vm_host(run):
     smoke = steps(run)["smoke"]
     assert smoke.inputs["create"] == (
-        f"PROBE_CONNECT_HOST=127.0.0.1 python3 - --expect-address {FAKE_PUBLIC_IP} https://harbor.dev.example.com "
+        "PROBE_CONNECT_HOST=127.0.0.1 METRICS_NAMESPACE=HarborCache/dev HARBOR_CACHE_STACK=dev AWS_REGION=eu-central-1 "
+        "DATA_MOUNT=/data HEALTH_URL=http://127.0.0.1:8080/api/v2.0/health "
+        "PROBE_METRICS_REPORTER=/opt/harbor/bin/harbor-metrics.py "
+        f"python3 - --expect-address {FAKE_PUBLIC_IP} --verify-stored --metric SmokeFailures https://harbor.dev.example.com "
         "dockerhub-proxy/library/busybox:1.37 ghcr-proxy/containerd/busybox:1.36 quay-proxy/prometheus/busybox:latest "
         "k8s-proxy/pause:3.10 gcr-proxy/distroless/static-debian12:nonroot"
     )

@@ -1,0 +1,186 @@
+"""`python -m components.status`: the stack's outputs (a stand-in of `pulumi stack output --json
+--show-secrets`, as the CLI is absent here), the Harbor emulator behind TLS with a test CA, and
+moto's server for CloudWatch and SNS on loopback (AWS_ENDPOINT_URL), run as the operator runs it."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import ssl
+import subprocess
+import sys
+
+import boto3
+import pytest
+
+from components.status import topic_check
+from tests.paths import ROOT
+from tests.standins.daemons import make_test_ca, require_binaries
+from tests.standins.harbor_emulator import HarborEmulator
+from tests.standins.moto_server import CREDENTIALS, moto_server
+
+ADMIN = "Status-Passw0rd"
+TOPIC = "arn:aws:sns:eu-central-1:123456789012:harbor-alarms-topic"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    with moto_server() as url:
+        env = {"AWS_ENDPOINT_URL": url, **CREDENTIALS, "AWS_DEFAULT_REGION": "eu-central-1"}
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        yield env
+
+
+@pytest.fixture
+def harbor(tmp_path):
+    require_binaries("openssl")
+    ca = make_test_ca(tmp_path / "ca")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(ca.server_cert), str(ca.server_key))
+    emulator = HarborEmulator(admin_password=ADMIN, tls=context)
+    yield emulator, ca
+    emulator.stop()
+    assert emulator.violations == [], "every answer fits Harbor's spec"
+
+
+def run_status(tmp_path, outputs: dict, ca, *flags: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(outputs))
+    command = [sys.executable, "-m", "components.status", "--stack", "acme/dev", "--outputs-file", str(path)]
+    return subprocess.run(
+        [*command, "--ca-file", str(ca.ca_cert), *flags], cwd=ROOT, env=os.environ, capture_output=True, text=True, timeout=120
+    )
+
+
+def seed(emulator: HarborEmulator, aws_env: dict) -> dict:
+    state = emulator.state
+    for name, url, status in (("dockerhub", "https://hub.docker.com", "healthy"), ("ghcr", "https://ghcr.io", "unhealthy")):
+        registry_id = state.new_id()
+        credential = {"type": "basic", "access_key": "", "access_secret": ""}
+        state.registries[registry_id] = {"id": registry_id, "name": name, "url": url, "status": status, "credential": credential}
+    for name, used in (("dockerhub-proxy", 19 * 2**30), ("ghcr-proxy", 2**30)):
+        quota_id = state.new_id()
+        hard, used_list = {"storage": 20 * 2**30}, {"storage": used}
+        state.quotas[quota_id] = {"id": quota_id, "ref": {"id": quota_id, "name": name}, "hard": hard, "used": used_list}
+    run = {"id": 9, "job_name": "GARBAGE_COLLECTION", "job_status": "Success", "creation_time": "2026-12-06T00:00:00Z"}
+    state.gc_history.append(run)
+    sns = boto3.client("sns", region_name="eu-central-1")
+    topic = sns.create_topic(Name="harbor-alarms-topic")["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="ops@example.com")
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-central-1")
+    when = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
+
+    def put(metric: str, value: float, **dimensions: str) -> None:
+        cloudwatch.put_metric_data(
+            Namespace="HarborCache/dev",
+            MetricData=[
+                {
+                    "MetricName": metric,
+                    "Dimensions": [{"Name": "Stack", "Value": "dev"}, *({"Name": k, "Value": v} for k, v in dimensions.items())],
+                    "Value": value,
+                    "Timestamp": when,
+                }
+            ],
+        )
+
+    put("ProbeFailed", 0, Project="dockerhub-proxy")
+    put("ProbeFailed", 1, Project="ghcr-proxy")
+    put("ProxyManifestRequests", 40, Project="dockerhub-proxy")
+    put("ProxyManifestMisses", 10, Project="dockerhub-proxy")
+    put("ProxyBytesServed", 3 * 2**30, Project="dockerhub-proxy")
+    put("DiskUsedPercent", 42, Mount="/data")
+    cloudwatch.put_metric_alarm(
+        AlarmName="harbor-alarms-probe-ghcr-1a2b3c",
+        AlarmDescription=(
+            "harbor-cache dev: Project ghcr-proxy: the probe's pull failed: journalctl -u harbor-probe says what Harbor answered"
+        ),
+        Namespace="HarborCache/dev",
+        MetricName="ProbeFailed",
+        Statistic="Maximum",
+        Period=3600,
+        EvaluationPeriods=1,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    cloudwatch.set_alarm_state(AlarmName="harbor-alarms-probe-ghcr-1a2b3c", StateValue="ALARM", StateReason="test")
+    return {
+        "url": emulator.url,
+        "harborAdminPassword": ADMIN,
+        "alarmTopicArn": topic,
+        "projects": {"docker.io": "dockerhub-proxy", "ghcr.io": "ghcr-proxy"},
+    }
+
+
+def test_status_says_what_is_red_and_what_to_do(harbor, aws, tmp_path):
+    emulator, ca = harbor
+    outputs = seed(emulator, aws)
+    result = run_status(tmp_path, outputs, ca, "--json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    checks = {check["name"]: check for check in report["checks"]}
+    assert report["stack"] == "dev" and report["healthy"] is False
+    assert checks["harbor"]["state"] == "ok" and checks["version"]["detail"] == "v2.15.2-0ef2e4f3"
+    assert checks["certificate"]["state"] == "red" and "days left" in checks["certificate"]["detail"], "the test CA's 2 days"
+    assert checks["upstream dockerhub"]["state"] == "ok"
+    assert checks["upstream ghcr"]["state"] == "red" and "egress" in checks["upstream ghcr"]["fix"]
+    assert checks["quota dockerhub-proxy"]["state"] == "red" and "95.0%" in checks["quota dockerhub-proxy"]["detail"]
+    assert checks["quota ghcr-proxy"]["state"] == "ok"
+    assert checks["garbage collection"]["state"] == "ok"
+    assert checks["probe dockerhub-proxy"]["state"] == "ok" and "stored and served" in checks["probe dockerhub-proxy"]["detail"]
+    assert checks["probe ghcr-proxy"]["state"] == "red" and "journalctl -u harbor-probe" in checks["probe ghcr-proxy"]["fix"]
+    assert checks["hit rate dockerhub-proxy"]["detail"] == "last day: 75% of 40 manifest pulls, 3.00 GiB served"
+    assert checks["disk /data"]["state"] == "ok" and checks["disk /data"]["detail"] == "42% used"
+    assert checks["alarm harbor-alarms-probe-ghcr-1a2b3c"]["state"] == "red"
+    assert checks["alarm topic"]["state"] == "ok", "moto confirms e-mail subscriptions at once (AWS does not: below)"
+    assert ADMIN not in result.stdout + result.stderr
+
+    text = run_status(tmp_path, outputs, ca)
+    assert text.stdout.startswith(f"harbor-cache dev: {emulator.url}: RED")
+    assert "RED  upstream ghcr" in text.stdout and "-> Harbor serves only what it cached" in text.stdout
+
+
+def test_a_healthy_stack_exits_zero(harbor, aws, tmp_path):
+    emulator, ca = harbor
+    outputs = seed(emulator, aws)
+    emulator.state.registries = {k: {**v, "status": "healthy"} for k, v in emulator.state.registries.items()}
+    for quota in emulator.state.quotas.values():
+        quota["used"] = {"storage": 2**30}
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-central-1")
+    cloudwatch.set_alarm_state(AlarmName="harbor-alarms-probe-ghcr-1a2b3c", StateValue="OK", StateReason="test")
+    cloudwatch.put_metric_data(
+        Namespace="HarborCache/dev",
+        MetricData=[
+            {
+                "MetricName": "ProbeFailed",
+                "Dimensions": [{"Name": "Stack", "Value": "dev"}, {"Name": "Project", "Value": "ghcr-proxy"}],
+                "Value": 0,
+                "Timestamp": datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=1),
+            }
+        ],
+    )
+    report = json.loads(run_status(tmp_path, outputs, ca, "--json").stdout)
+    red = [check for check in report["checks"] if check["state"] == "red"]
+    # Only the test CA's 2-day certificate is red: everything else is healthy.
+    assert [check["name"] for check in red] == ["certificate"]
+
+
+def test_an_unconfirmed_or_missing_subscriber_is_red():
+    # SNS ListSubscriptionsByTopic shows an unconfirmed subscription's SubscriptionArn as "PendingConfirmation".
+    pending = topic_check([{"SubscriptionArn": "PendingConfirmation", "Protocol": "email", "Endpoint": "ops@example.com"}])
+    assert pending.state == "red" and "ops@example.com" in pending.detail and "3 days" in pending.fix
+    assert topic_check([]).state == "red" and "alarmEmail" in topic_check([]).fix
+    assert topic_check([{"SubscriptionArn": f"{TOPIC}:0f1e2d3c"}]).state == "ok"
+
+
+def test_without_the_cli_or_a_file_it_says_how():
+    result = subprocess.run(
+        [sys.executable, "-m", "components.status", "--stack", "dev"],
+        cwd=ROOT,
+        env={**os.environ, "PATH": "/nonexistent"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0 and "pulumi CLI is not on PATH" in result.stderr
