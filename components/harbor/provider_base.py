@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from abc import ABCMeta, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -92,7 +93,7 @@ def is_a(value: Any, kind: type) -> bool:
     return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
 
 
-class HarborProvider(ResourceProvider):
+class HarborProvider(ResourceProvider, metaclass=ABCMeta):
     """Shared mechanics: normalising inputs, local diffs and the client. Subclasses say what differs."""
 
     FIELDS: ClassVar[dict[str, Field]] = {}
@@ -193,9 +194,9 @@ class HarborProvider(ResourceProvider):
         else:
             apply(news)
 
+    @abstractmethod
     def verify_path(self, id_: str) -> str:
         """The object's own GET: what proves a new admin credential (and reaches this object)."""
-        raise NotImplementedError
 
     def verify_connection(self, props: dict[str, Any], id_: str) -> None:
         """One authenticated call with the new connection, before the state takes it: a wrong
