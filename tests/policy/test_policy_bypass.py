@@ -507,47 +507,16 @@ PROBES = [
         refused_by="aws-iam-rolepolicy-rolepolicy",
     ),
     # 9. Credential shapes in command lines, connection.password.
-    Probe(
-        "credentials",
-        "curl -u user:pass",
-        "dev",
-        in_command("curl -u admin:Harbor12345 https://127.0.0.1/api/v2.0/users"),
-        refused_by="command-remote-command",
-    ),
-    Probe(
-        "credentials",
-        "an Authorization header",
-        "dev",
-        in_command("curl -H 'Authorization: Bearer eyJhbGciOi' https://x"),
-        refused_by="command-remote-command",
-    ),
-    Probe(
-        "credentials",
-        "URL user info",
-        "dev",
-        in_command("skopeo copy docker://robot:hunter2@harbor.example.com/a b"),
-        refused_by="command-remote-command",
-    ),
-    Probe(
-        "credentials",
-        "redis-cli -a",
-        "dev",
-        in_command("redis-cli -a hunter2 -h redis FLUSHALL"),
-        refused_by="command-remote-command",
-    ),
-    Probe(
-        "credentials",
-        "htpasswd -b",
-        "dev",
-        in_command("htpasswd -b /etc/registry/passwd admin hunter2"),
-        refused_by="command-remote-command",
-    ),
-    Probe(
-        "credentials",
-        "docker login -p",
-        "dev",
-        in_command("docker login -u admin -p hunter2 harbor.example.com"),
-        refused_by="command-remote-command",
+    *(
+        Probe("credentials", what, "dev", in_command(line), refused_by="command-remote-command")
+        for what, line in (
+            ("curl -u user:pass", "curl -u admin:Harbor12345 https://127.0.0.1/api/v2.0/users"),
+            ("an Authorization header", "curl -H 'Authorization: Bearer eyJhbGciOi' https://x"),
+            ("URL user info", "skopeo copy docker://robot:hunter2@harbor.example.com/a b"),
+            ("redis-cli -a", "redis-cli -a hunter2 -h redis FLUSHALL"),
+            ("htpasswd -b", "htpasswd -b /etc/registry/passwd admin hunter2"),
+            ("docker login -p", "docker login -u admin -p hunter2 harbor.example.com"),
+        )
     ),
     Probe(
         "credentials",
@@ -637,26 +606,13 @@ PROBES = [
         refused_by="aws-ebs-volume-volume",
     ),
     # Earlier reviews.
-    Probe(
-        "earlier",
-        "route53:Change* instead of the exact action",
-        "dev",
-        dns01_changed(lambda st: st[0].update(Action="route53:Change*")),
-        refused_by="aws-iam-rolepolicy-rolepolicy",
-    ),
-    Probe(
-        "earlier",
-        "the exact action in lower case",
-        "dev",
-        dns01_changed(lambda st: st[0].update(Action="route53:changeresourcerecordsets")),
-        refused_by="aws-iam-rolepolicy-rolepolicy",
-    ),
-    Probe(
-        "earlier",
-        "NotAction iam:*",
-        "dev",
-        dns01_changed(lambda st: st.append({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"})),
-        refused_by="aws-iam-rolepolicy-rolepolicy",
+    *(
+        Probe("earlier", what, "dev", dns01_changed(change), refused_by="aws-iam-rolepolicy-rolepolicy")
+        for what, change in (
+            ("route53:Change* instead of the exact action", lambda st: st[0].update(Action="route53:Change*")),
+            ("the exact action in lower case", lambda st: st[0].update(Action="route53:changeresourcerecordsets")),
+            ("NotAction iam:*", lambda st: st.append({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"})),
+        )
     ),
     Probe(
         "earlier",
