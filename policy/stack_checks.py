@@ -394,6 +394,7 @@ def alarms_notify_the_programs_topic(resources: list[StackResource]) -> list[Vio
 # part, the source's output the field holds).
 _NODE = r"(?:[1-9][0-9]*-)?"
 _INSTANCE = ("aws:ec2/instance:Instance", "HarborVm", f"{_NODE}instance", "id")
+_TARGET_GROUP = ("aws:lb/targetGroup:TargetGroup", "HarborLoadBalancer", "nodes", "arn")
 IDENTITY_SOURCES = {
     ("aws:ec2/volumeAttachment:VolumeAttachment", "instanceId"): _INSTANCE,
     ("aws:ec2/volumeAttachment:VolumeAttachment", "volumeId"): ("aws:ebs/volume:Volume", "HarborVm", f"{_NODE}data", "id"),
@@ -401,29 +402,52 @@ IDENTITY_SOURCES = {
     ("aws:ec2/eipAssociation:EipAssociation", "allocationId"): ("aws:ec2/eip:Eip", "HarborVm", f"{_NODE}eip", "id"),
     ("aws:ec2/instance:Instance", "keyName"): ("aws:ec2/keyPair:KeyPair", "HarborVm", "key-pair", "keyName"),
     ("aws:ec2/keyPair:KeyPair", "publicKey"): ("tls:index/privateKey:PrivateKey", "HarborVm", "ssh-key", "publicKeyOpenssh"),
+    # What the load balancer sends decrypted traffic to (components/aws/load_balancer.py, vm.py, target_drain.py):
+    # the HTTPS listener forwards to the program's target group, which holds the program's instances only.
+    ("aws:lb/listener:Listener", "defaultActions[].targetGroupArn"): _TARGET_GROUP,
+    ("aws:lb/targetGroupAttachment:TargetGroupAttachment", "targetGroupArn"): _TARGET_GROUP,
+    ("aws:lb/targetGroupAttachment:TargetGroupAttachment", "targetId"): _INSTANCE,
+    ("pulumi-python:dynamic/elbv2:TargetDrain", "target_group_arn"): _TARGET_GROUP,
+    ("pulumi-python:dynamic/elbv2:TargetDrain", "instance_id"): _INSTANCE,
+    # Which instance's console the host key is read from, which instance is started after a volume swap.
+    ("pulumi-python:dynamic/ec2:ConsoleHostKey", "instance_id"): _INSTANCE,
+    ("pulumi-python:dynamic/ec2:InstanceRunning", "instance_id"): _INSTANCE,
 }
+
+
+def _field_values(props: Mapping[str, Any], key: str) -> list[Any]:
+    """The values a field holds: `key`'s, or for "list[].field" each item's field (none when no item has one)."""
+    outer, _, inner = key.partition("[].")
+    if not inner:
+        return [props.get(key)]
+    items = props.get(outer)
+    if is_unknown(items):
+        return [items]
+    return [item.get(inner) for item in items if isinstance(item, Mapping) and inner in item] if isinstance(items, list) else []
 
 
 def identities_come_from_the_program(resources: list[StackResource]) -> list[Violation]:
     """A volume attachment joins the program's volume to the program's instance, an EIP association the
-    program's EIP to its instance; instances use the program's key pair, made from the stack's SSH key:
-    each field from that resource and holding its id (or name, or key), never a literal or a pre-existing one."""
+    program's EIP to its instance; instances use the program's key pair, made from the stack's SSH key; the
+    load balancer forwards to the program's target group, which holds the program's instances: each field from
+    that resource and holding its id (or name, key, ARN), never a literal or a pre-existing one."""
     by_urn = _by_urn(resources)
     problems = []
     for resource in resources:
         for (kind, key), (source_type, owner, part, output) in IDENTITY_SOURCES.items():
-            if resource.type != kind:
+            values = _field_values(resource.props, key) if resource.type == kind else []
+            if not values:
                 continue
-            sources = [by_urn.get(urn) for urn in resource.property_dependencies.get(key) or []]
+            sources = [by_urn.get(urn) for urn in resource.property_dependencies.get(key.partition("[].")[0]) or []]
             if (
                 len(sources) != 1
                 or sources[0] is None
                 or sources[0].type != source_type
                 or not sources[0].resource().made_by(owner, part)
-                or not holds_the_sources_value(resource.props.get(key), sources[0], output)
+                or not all(holds_the_sources_value(value, sources[0], output) for value in values)
             ):
                 problems.append(
-                    f"{kind} {resource.name!r} sets {key} to {resource.props.get(key)!r}, not the {output} of the program's "
+                    f"{kind} {resource.name!r} sets {key} to {values!r}, not the {output} of the program's "
                     f"{source_type}: pass the program's resource, never a literal id or a pre-existing one"
                 )
     return problems
@@ -431,7 +455,7 @@ def identities_come_from_the_program(resources: list[StackResource]) -> list[Vio
 
 STACK_CHECKS: dict[str, tuple[str, StackCheck]] = {
     "identities-come-from-the-program": (
-        "Volume attachments, EIP associations, key names and key pairs come from the program's own resources.",
+        "Volume attachments, EIP associations, key names, key pairs and load balancer targets are the program's own resources.",
         identities_come_from_the_program,
     ),
     "alarms-notify-the-programs-topic": (

@@ -1122,6 +1122,7 @@ PROBES += REVIEW2_PROBES
 # these passed the pack before that comparison (the stacks' ids in the shapes AWS gives them, policy_engine.py
 # EC2_ID_PREFIXES); the registry grant's was refused already, at up after the change (see docs/security.md).
 OTHER_BUCKET = "arn:aws:s3:::harbor-cache-20261128000000000000000099"  # another stack's cache bucket
+FOREIGN_TARGET_GROUP = "arn:aws:elasticloadbalancing:eu-central-1:123456789012:targetgroup/elsewhere/0123456789abcdef"
 
 
 def the_lb_and_its_rule_in(group: str) -> Callable[[list[EngineResource]], list[EngineResource]]:
@@ -1252,6 +1253,47 @@ REVIEW3_PROBES = [
                 "executionRoleArn",
                 lambda s: output_of(s, "harbor-vm-role", "arn"),
                 "role-grants-land-on-the-right-role",
+            ),
+            # What the load balancer sends decrypted traffic to.
+            (
+                "a foreign instance in the nodes' target group",
+                "ha",
+                "harbor-vm-target",
+                "targetId",
+                lambda s: "i-0foreign000000000",
+                "identities-come-from-the-program",
+            ),
+            (
+                "a node attached to another target group",
+                "ha",
+                "harbor-vm-target",
+                "targetGroupArn",
+                lambda s: FOREIGN_TARGET_GROUP,
+                "identities-come-from-the-program",
+            ),
+            (
+                "a drain's rejoin registering a foreign instance",
+                "ha",
+                "harbor-install-rejoin",
+                "instance_id",
+                lambda s: "i-0foreign000000000",
+                "identities-come-from-the-program",
+            ),
+            (
+                "the HTTPS listener forwarding to another target group",
+                "ha",
+                "harbor-lb-https",
+                "defaultActions",
+                lambda s: [{"type": "forward", "targetGroupArn": FOREIGN_TARGET_GROUP}],
+                "identities-come-from-the-program",
+            ),
+            (
+                "the host key read from another instance's console",
+                "dev",
+                "harbor-vm-host-key",
+                "instance_id",
+                lambda s: "i-0foreign000000000",
+                "identities-come-from-the-program",
             ),
             (
                 "the metrics grant on a pre-existing role",
