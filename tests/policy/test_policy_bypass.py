@@ -1314,6 +1314,26 @@ REVIEW3_PROBES = [
     ),
     Probe(
         "review3-literal-ids",
+        "the HTTPS listener forwarding through a weighted forward block to another target group",
+        "ha",
+        set_on(
+            "harbor-lb-https",
+            defaultActions=[{"type": "forward", "forward": {"targetGroups": [{"arn": FOREIGN_TARGET_GROUP, "weight": 1}]}}],
+        ),
+        refused_by="aws-lb-listener-listener",
+    ),
+    Probe(
+        "review3-literal-ids",
+        "the HTTPS listener redirecting to another host",
+        "ha",
+        set_on(
+            "harbor-lb-https",
+            defaultActions=[{"type": "redirect", "redirect": {"host": "evil.example.com", "statusCode": "HTTP_307"}}],
+        ),
+        refused_by="aws-lb-listener-listener",
+    ),
+    Probe(
+        "review3-literal-ids",
         "the nodes' group sending to a literal group",
         "dev",
         lambda s: [changed(s, "harbor-vm-sg", lambda p: p["egress"].append(tcp(5432, securityGroups=[FOREIGN_GROUP])))],
@@ -1389,14 +1409,16 @@ def refused(pack, stack: list[EngineResource], probe: Probe) -> bool:
 
 def test_literal_ids_are_refused_by_the_comparison_with_the_outputs(stacks, tmp_path):
     """Break it on purpose: the pack with `holds_the_sources_value` always true (where values come from still
-    checked) lets every review-3 probe through but the egress one, whose rule comes from no group at all."""
+    checked) lets every review-3 probe through but those refused for their origin or shape alone: the egress rule
+    that comes from no group at all, and the listener actions the resource check refuses."""
     pack_dir = tmp_path / "policy"
     shutil.copytree(POLICY_DIR, pack_dir, ignore=shutil.ignore_patterns("__pycache__"))
     with (pack_dir / "stack_checks.py").open("a") as checks:
         checks.write("\n\ndef holds_the_sources_value(value, source, output):\n    return True\n")
     with running_pack(dry_run=False, policy_dir=pack_dir) as pack:
         passed = [probe.what for probe in REVIEW3_PROBES if not refused(pack, stacks[probe.stack], probe)]
-    assert passed == [probe.what for probe in REVIEW3_PROBES if probe.what != "the nodes' group sending to a literal group"]
+    alone = ("the nodes' group sending to a literal group", "aws-lb-listener-listener")
+    assert passed == [probe.what for probe in REVIEW3_PROBES if probe.what not in alone and probe.refused_by not in alone]
 
 
 def test_a_literal_beside_an_id_unknown_at_a_fresh_preview_is_refused():
