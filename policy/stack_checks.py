@@ -389,29 +389,44 @@ def alarms_notify_the_programs_topic(resources: list[StackResource]) -> list[Vio
     return problems
 
 
-# Resources the pack has nothing to judge in alone, whose identity fields must come from the program's own
-# resources and hold their value (components/aws/vm.py): (type, field) -> (the source's type, its owner, its name
-# part, the source's output the field holds).
+# A reference to one of the program's resources: the source's type, its owner component and name part, and the
+# output the reference holds.
+Source = tuple[str, str, str, str]
 _NODE = r"(?:[1-9][0-9]*-)?"
 _INSTANCE = ("aws:ec2/instance:Instance", "HarborVm", f"{_NODE}instance", "id")
 _TARGET_GROUP = ("aws:lb/targetGroup:TargetGroup", "HarborLoadBalancer", "nodes", "arn")
-IDENTITY_SOURCES = {
-    ("aws:ec2/volumeAttachment:VolumeAttachment", "instanceId"): _INSTANCE,
-    ("aws:ec2/volumeAttachment:VolumeAttachment", "volumeId"): ("aws:ebs/volume:Volume", "HarborVm", f"{_NODE}data", "id"),
-    ("aws:ec2/eipAssociation:EipAssociation", "instanceId"): _INSTANCE,
-    ("aws:ec2/eipAssociation:EipAssociation", "allocationId"): ("aws:ec2/eip:Eip", "HarborVm", f"{_NODE}eip", "id"),
-    ("aws:ec2/instance:Instance", "keyName"): ("aws:ec2/keyPair:KeyPair", "HarborVm", "key-pair", "keyName"),
-    ("aws:ec2/keyPair:KeyPair", "publicKey"): ("tls:index/privateKey:PrivateKey", "HarborVm", "ssh-key", "publicKeyOpenssh"),
+_ALARM_TOPIC = ("aws:sns/topic:Topic", "HarborAlarms", "topic", "arn")
+_EVENTS_TOPIC = ("aws:sns/topic:Topic", "HarborDataServices", "events", "arn")
+
+# Resources the pack has nothing to judge in alone, whose identity fields must come from the program's own
+# resources and hold their value (components/aws/vm.py): (type, field) -> the sources it may name.
+IDENTITY_SOURCES: dict[tuple[str, str], tuple[Source, ...]] = {
+    ("aws:ec2/volumeAttachment:VolumeAttachment", "instanceId"): (_INSTANCE,),
+    ("aws:ec2/volumeAttachment:VolumeAttachment", "volumeId"): (("aws:ebs/volume:Volume", "HarborVm", f"{_NODE}data", "id"),),
+    ("aws:ec2/eipAssociation:EipAssociation", "instanceId"): (_INSTANCE,),
+    ("aws:ec2/eipAssociation:EipAssociation", "allocationId"): (("aws:ec2/eip:Eip", "HarborVm", f"{_NODE}eip", "id"),),
+    ("aws:ec2/instance:Instance", "keyName"): (("aws:ec2/keyPair:KeyPair", "HarborVm", "key-pair", "keyName"),),
+    ("aws:ec2/keyPair:KeyPair", "publicKey"): (("tls:index/privateKey:PrivateKey", "HarborVm", "ssh-key", "publicKeyOpenssh"),),
     # What the load balancer sends decrypted traffic to (components/aws/load_balancer.py, vm.py, target_drain.py):
     # the HTTPS listener forwards to the program's target group, which holds the program's instances only.
-    ("aws:lb/listener:Listener", "defaultActions[].targetGroupArn"): _TARGET_GROUP,
-    ("aws:lb/targetGroupAttachment:TargetGroupAttachment", "targetGroupArn"): _TARGET_GROUP,
-    ("aws:lb/targetGroupAttachment:TargetGroupAttachment", "targetId"): _INSTANCE,
-    ("pulumi-python:dynamic/elbv2:TargetDrain", "target_group_arn"): _TARGET_GROUP,
-    ("pulumi-python:dynamic/elbv2:TargetDrain", "instance_id"): _INSTANCE,
+    ("aws:lb/listener:Listener", "defaultActions[].targetGroupArn"): (_TARGET_GROUP,),
+    ("aws:lb/targetGroupAttachment:TargetGroupAttachment", "targetGroupArn"): (_TARGET_GROUP,),
+    ("aws:lb/targetGroupAttachment:TargetGroupAttachment", "targetId"): (_INSTANCE,),
+    ("pulumi-python:dynamic/elbv2:TargetDrain", "target_group_arn"): (_TARGET_GROUP,),
+    ("pulumi-python:dynamic/elbv2:TargetDrain", "instance_id"): (_INSTANCE,),
     # Which instance's console the host key is read from, which instance is started after a volume swap.
-    ("pulumi-python:dynamic/ec2:ConsoleHostKey", "instance_id"): _INSTANCE,
-    ("pulumi-python:dynamic/ec2:InstanceRunning", "instance_id"): _INSTANCE,
+    ("pulumi-python:dynamic/ec2:ConsoleHostKey", "instance_id"): (_INSTANCE,),
+    ("pulumi-python:dynamic/ec2:InstanceRunning", "instance_id"): (_INSTANCE,),
+}
+# Where the program's notifications go (alarms: `alarms-notify-the-programs-topic`): the backup watch's targets and
+# the topic policy it sets are the alarm topic's (components/aws/backup_watch.py), the stores' events go to their
+# events topic (data_services.py), e-mail subscriptions subscribe to one of the two.
+NOTIFICATION_SOURCES: dict[tuple[str, str], tuple[Source, ...]] = {
+    ("aws:cloudwatch/eventTarget:EventTarget", "arn"): (_ALARM_TOPIC,),
+    ("aws:sns/topicPolicy:TopicPolicy", "arn"): (_ALARM_TOPIC,),
+    ("aws:sns/topicSubscription:TopicSubscription", "topic"): (_ALARM_TOPIC, _EVENTS_TOPIC),
+    ("aws:rds/eventSubscription:EventSubscription", "snsTopic"): (_EVENTS_TOPIC,),
+    ("aws:elasticache/replicationGroup:ReplicationGroup", "notificationTopicArn"): (_EVENTS_TOPIC,),
 }
 
 
@@ -426,37 +441,57 @@ def _field_values(props: Mapping[str, Any], key: str) -> list[Any]:
     return [item.get(inner) for item in items if isinstance(item, Mapping) and inner in item] if isinstance(items, list) else []
 
 
+def _matching(source: StackResource | None, wanted: tuple[Source, ...]) -> Source | None:
+    """Which of the program's resources `wanted` names `source` is (None: none of them)."""
+    if source is None:
+        return None
+    return next((spec for spec in wanted if source.type == spec[0] and source.resource().made_by(spec[1], spec[2])), None)
+
+
+def _references_problems(resources: list[StackResource], table: dict[tuple[str, str], tuple[Source, ...]]) -> list[Violation]:
+    """Each field of `table` comes from exactly one resource, one of the program's the table names, and holds
+    that resource's output."""
+    by_urn = _by_urn(resources)
+    problems = []
+    for resource in resources:
+        for (kind, key), wanted in table.items():
+            values = _field_values(resource.props, key) if resource.type == kind else []
+            if not values:
+                continue
+            sources = [by_urn.get(urn) for urn in resource.property_dependencies.get(key.partition("[].")[0]) or []]
+            source = sources[0] if len(sources) == 1 else None
+            spec = _matching(source, wanted)
+            if spec is None or not all(holds_the_sources_value(value, source, spec[3]) for value in values):
+                names = " or ".join(f"{owner}'s {part} ({kind_}, its {output})" for kind_, owner, part, output in wanted)
+                problems.append(
+                    f"{kind} {resource.name!r} sets {key} to {values!r}, not the program's {names}: pass the program's "
+                    "resource, never a literal or a pre-existing one"
+                )
+    return problems
+
+
 def identities_come_from_the_program(resources: list[StackResource]) -> list[Violation]:
     """A volume attachment joins the program's volume to the program's instance, an EIP association the
     program's EIP to its instance; instances use the program's key pair, made from the stack's SSH key; the
     load balancer forwards to the program's target group, which holds the program's instances: each field from
     that resource and holding its id (or name, key, ARN), never a literal or a pre-existing one."""
-    by_urn = _by_urn(resources)
-    problems = []
-    for resource in resources:
-        for (kind, key), (source_type, owner, part, output) in IDENTITY_SOURCES.items():
-            values = _field_values(resource.props, key) if resource.type == kind else []
-            if not values:
-                continue
-            sources = [by_urn.get(urn) for urn in resource.property_dependencies.get(key.partition("[].")[0]) or []]
-            if (
-                len(sources) != 1
-                or sources[0] is None
-                or sources[0].type != source_type
-                or not sources[0].resource().made_by(owner, part)
-                or not all(holds_the_sources_value(value, sources[0], output) for value in values)
-            ):
-                problems.append(
-                    f"{kind} {resource.name!r} sets {key} to {values!r}, not the {output} of the program's "
-                    f"{source_type}: pass the program's resource, never a literal id or a pre-existing one"
-                )
-    return problems
+    return _references_problems(resources, IDENTITY_SOURCES)
+
+
+def notifications_go_to_the_programs_topics(resources: list[StackResource]) -> list[Violation]:
+    """The backup watch notifies (and sets the policy of) the program's alarm topic, the stores' events go to
+    the program's events topic, subscriptions are to one of those: never another topic."""
+    return _references_problems(resources, NOTIFICATION_SOURCES)
 
 
 STACK_CHECKS: dict[str, tuple[str, StackCheck]] = {
     "identities-come-from-the-program": (
         "Volume attachments, EIP associations, key names, key pairs and load balancer targets are the program's own resources.",
         identities_come_from_the_program,
+    ),
+    "notifications-go-to-the-programs-topics": (
+        "The backup watch, the stores' events and e-mail subscriptions use the program's own SNS topics.",
+        notifications_go_to_the_programs_topics,
     ),
     "alarms-notify-the-programs-topic": (
         "Alarms notify only the program's alarm topic.",

@@ -201,8 +201,10 @@ def in_connection(change: Callable[[dict], None]) -> Callable[[list[EngineResour
 
 
 def set_on(resource_name: str, /, **values) -> Callable[[list[EngineResource]], list[EngineResource]]:
-    """The program's resource with `values` set in its inputs and outputs (its property dependencies kept)."""
-    return lambda stack: [changed(stack, resource_name, lambda p: p.update(values))]
+    """The program's resource with `values` set in its inputs and outputs (its property dependencies kept);
+    `type:name` where two types share the name."""
+    kind, _, name = resource_name.rpartition(":")
+    return lambda stack: [changed(stack, name, lambda p: p.update(values), kind)]
 
 
 def output_of(stack: list[EngineResource], name: str, key: str = "id"):
@@ -1122,6 +1124,7 @@ PROBES += REVIEW2_PROBES
 # these passed the pack before that comparison (the stacks' ids in the shapes AWS gives them, policy_engine.py
 # EC2_ID_PREFIXES); the registry grant's was refused already, at up after the change (see docs/security.md).
 OTHER_BUCKET = "arn:aws:s3:::harbor-cache-20261128000000000000000099"  # another stack's cache bucket
+FOREIGN_TOPIC = "arn:aws:sns:eu-central-1:999999999999:collect"
 FOREIGN_TARGET_GROUP = "arn:aws:elasticloadbalancing:eu-central-1:123456789012:targetgroup/elsewhere/0123456789abcdef"
 
 
@@ -1295,6 +1298,47 @@ REVIEW3_PROBES = [
                 lambda s: "i-0foreign000000000",
                 "identities-come-from-the-program",
             ),
+            # Where notifications go.
+            (
+                "the backup watch's events to another account's topic",
+                "dev",
+                "aws:cloudwatch/eventTarget:EventTarget:harbor-backup-watch-snapshot-failed",
+                "arn",
+                lambda s: FOREIGN_TOPIC,
+                "notifications-go-to-the-programs-topics",
+            ),
+            (
+                "the backup watch's topic policy set on another topic",
+                "dev",
+                "harbor-backup-watch-topic-policy",
+                "arn",
+                lambda s: FOREIGN_TOPIC,
+                "notifications-go-to-the-programs-topics",
+            ),
+            (
+                "the database's events to another topic",
+                "s3",
+                "harbor-data-db-events",
+                "snsTopic",
+                lambda s: FOREIGN_TOPIC,
+                "notifications-go-to-the-programs-topics",
+            ),
+            (
+                "Redis's events to another topic",
+                "s3",
+                "harbor-data-redis",
+                "notificationTopicArn",
+                lambda s: FOREIGN_TOPIC,
+                "notifications-go-to-the-programs-topics",
+            ),
+            (
+                "the alarm e-mail subscribed to another topic",
+                "mail",
+                "harbor-alarms-email",
+                "topic",
+                lambda s: FOREIGN_TOPIC,
+                "notifications-go-to-the-programs-topics",
+            ),
             (
                 "the metrics grant on a pre-existing role",
                 "dev",
@@ -1370,6 +1414,7 @@ def stacks():
         "dev": {},
         "ha": {"harbor-cache:replicas": 2},
         "s3": {"harbor-cache:storage": "s3", "harbor-cache:externalServices": True},
+        "mail": {"harbor-cache:alarmEmail": "ops@cache-fixture.net"},
     }
     return {label: engine_resources(run_program({**dev_config(), **mode})) for label, mode in modes.items()}
 

@@ -375,14 +375,15 @@ def running_pack(
         process.wait(10)
 
 
-def registration_of(resources: list[EngineResource], name: str) -> EngineResource:
-    (found,) = [r for r in resources if r.name == name]
+def registration_of(resources: list[EngineResource], name: str, kind: str = "") -> EngineResource:
+    """The one resource named `name` (of type `kind`, where two types share a name: an EventBridge rule and its target)."""
+    (found,) = [r for r in resources if r.name == name and kind in ("", r.type)]
     return found
 
 
-def changed(resources: list[EngineResource], name: str, change: Callable[[dict], None]) -> EngineResource:
-    """A copy of the program's resource `name` with `change` applied to its inputs and its outputs."""
-    resource = copy.deepcopy(registration_of(resources, name))
+def changed(resources: list[EngineResource], name: str, change: Callable[[dict], None], kind: str = "") -> EngineResource:
+    """A copy of the program's resource `name` (of type `kind`) with `change` applied to its inputs and its outputs."""
+    resource = copy.deepcopy(registration_of(resources, name, kind))
     change(resource.inputs)
     change(resource.outputs)
     return resource
