@@ -15,8 +15,9 @@ A program run under the mocks (tests/standins/pulumi_harness.py) is turned into 
 the engine makes them (sdk/go/common/resource/urn/urn.go New: the parent's qualified type, the
 root stack left out; the mocks keep only the parent's last type), the root stack resource and
 the default providers the engine registers itself (pkg/resource/deploy/providers/provider.go
-DefaultName: `default_<major>_<minor>_<patch>`), and the names the AWS provider's autonaming puts
-into a role's and an instance profile's checked inputs.
+DefaultName: `default_<major>_<minor>_<patch>`), the names the AWS provider's autonaming puts
+into a role's and an instance profile's checked inputs, and the outputs as the providers return
+them: a bridged resource's "id" among its outputs, ids in AWS's shapes (AutonamingMocks).
 """
 
 from __future__ import annotations
