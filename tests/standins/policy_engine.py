@@ -117,6 +117,15 @@ class AutonamingMocks(pulumi_harness.AwsMocks):
                 state["allocationId"] = identifier
         if args.typ == "aws:ec2/keyPair:KeyPair":
             identifier = state["keyName"]
+        if args.typ == "pulumi-python:dynamic/harbor:Registry":
+            # The provider keeps only the credential's hash, empty without one (components/harbor/registry.py
+            # RegistryProvider.outputs: secret_hash(access_key, access_secret), provider_base.secret_hash).
+            from components.harbor.provider_base import secret_hash
+
+            key, secret = args.inputs.get("access_key") or "", args.inputs.get("access_secret") or ""
+            state.update(credential_hash=secret_hash(key, secret), access_key_hash=secret_hash(key))
+            state.pop("access_key", None)
+            state.pop("access_secret", None)
         if bridged:
             state["id"] = identifier
         return identifier, state
