@@ -55,6 +55,7 @@ from resource_checks import (
     program_tags_from_elsewhere,
     programs_component,
     rds_instance,
+    rds_snapshot,
     remote_command,
     route53_record,
     s3_bucket,
@@ -149,8 +150,9 @@ ALLOWED: dict[str, Callable[[Review], None]] = {
     # externalServices.
     "aws:rds/instance:Instance": rds_instance,
     "aws:rds/subnetGroup:SubnetGroup": nothing_to_check,
-    # A snapshot of the (encrypted) instance is encrypted with its key; the events go to an SNS topic.
-    "aws:rds/snapshot:Snapshot": nothing_to_check,
+    # A snapshot of the (encrypted) instance is encrypted with its key and shared with no one; the events go to an
+    # SNS topic.
+    "aws:rds/snapshot:Snapshot": rds_snapshot,
     "aws:rds/eventSubscription:EventSubscription": nothing_to_check,
     "aws:elasticache/replicationGroup:ReplicationGroup": elasticache_replication_group,
     "aws:elasticache/subnetGroup:SubnetGroup": nothing_to_check,

@@ -1184,3 +1184,13 @@ def harbor_system_settings(review: Review) -> None:
         return [f"Harbor's system settings set {wrong}: the cache keeps {wanted}"] if wrong else []
 
     review.judge(pinned)
+
+
+def rds_snapshot(review: Review) -> None:
+    """The upgrade's snapshot of the database stays in the account: shared with no other account (and never "all")."""
+
+    def kept() -> list[Violation]:
+        accounts = as_list(review.resource.props.get("sharedAccounts"), "sharedAccounts")
+        return [f"the database snapshot is shared with {accounts}: it stays in this account"] if accounts else []
+
+    review.judge(kept)

@@ -1754,6 +1754,13 @@ REVIEW22B_PROBES = [
     ),
     Probe(
         "review22b-low",
+        "B4b the upgrade's database snapshot shared with every account",
+        "s3",
+        lambda s: [changed(s, first_of(s, "aws:rds/snapshot:Snapshot").name, lambda p: p.update(sharedAccounts=["all"]))],
+        refused_by="aws-rds-snapshot-snapshot",
+    ),
+    Probe(
+        "review22b-low",
         "B18 the database's encryption and deletion protection unknown at preview",
         "s3",
         set_on("harbor-data-db", storageEncrypted=UNKNOWN, deletionProtection=UNKNOWN),
@@ -1761,3 +1768,65 @@ REVIEW22B_PROBES = [
     ),
 ]
 PROBES += REVIEW22B_PROBES
+
+
+# H1 of review 22b, a documented residual (docs/security.md "What the pack cannot do"): a reference whose source is
+# replaced in the same update is unknown at the preview, where a literal made through `apply` from that source is
+# unknown too and indistinguishable from the program's own; at `up` only the stack-wide pass, after the change, sees
+# the literal. These tests pin that down: they fail once someone closes it (then turn them into corpus probes).
+ATTACKER_HOST = "203.0.113.66"
+ATTACKER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAttackerAttackerAttackerAttackerAttacker"
+NEW_ADDRESS, NEW_HOST_KEY = "198.51.100.7", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINewProgramHostKey"
+
+
+def after_the_replacement(stack: list[EngineResource], redirected: str) -> list[EngineResource]:
+    """At `up`: the EIP and the host key replaced (new address and key), every command connecting to them, but
+    `redirected`, whose connection was made with eip.public_ip.apply(lambda _: ATTACKER_HOST) (and the key alike)."""
+    result = copy.deepcopy(stack)
+    eip, host_key = registration_of(result, "harbor-vm-eip"), registration_of(result, "harbor-vm-host-key")
+    eip.outputs["publicIp"], host_key.outputs["public_key"] = NEW_ADDRESS, NEW_HOST_KEY
+    for command in (r for r in result if r.type == "command:remote:Command"):
+        host, key = (ATTACKER_HOST, ATTACKER_KEY) if command.name == redirected else (NEW_ADDRESS, NEW_HOST_KEY)
+        for properties in (command.inputs, command.outputs):
+            properties["connection"]["value"].update(host=host, hostKey=key)
+    registration_of(result, "harbor-dns-a").outputs["records"] = [NEW_ADDRESS]
+    registration_of(result, "harbor-dns-a").inputs["records"] = [NEW_ADDRESS]
+    return result
+
+
+def test_references_to_a_replaced_source_are_judged_after_the_change_at_up(stacks):
+    """B22: the install command sending its stdin to a foreign host with its own pinned key, while the EIP and the VM's
+    host key are replaced: the preview passes (the request is the program's own), and at `up` `Analyze`, the only call
+    that runs before the step, passes; `AnalyzeStack` names it after the command ran."""
+    from tests.standins.policy_engine import replaced_at_preview
+
+    stack = stacks["dev"]
+    preview = replaced_at_preview(stack, ["harbor-vm-eip", "harbor-vm-host-key"])
+    command = registration_of(preview, "harbor-install-docker")
+    assert command.inputs["connection"]["value"] == UNKNOWN  # the program's and the attacker's alike
+    assert registration_of(preview, "harbor-vm-instance").outputs["id"] != UNKNOWN  # a mix: the rest stays known
+    with running_pack(dry_run=True) as pack:
+        assert [d for d in pack.analyze_all(preview) if d.mandatory] == []
+    up = after_the_replacement(stack, "harbor-install-docker")
+    with running_pack(dry_run=False) as pack:
+        assert [d for d in pack.analyze(registration_of(up, "harbor-install-docker")) if d.mandatory] == []
+        assert {d.policy for d in pack.analyze_stack(up) if d.mandatory} == {"remote-commands-reach-the-programs-vms"}
+        # The program's own replacement passes at up too (so the refusal above is the literal's).
+        assert [d for d in pack.analyze_all(after_the_replacement(stack, "")) if d.mandatory] == []
+
+
+def test_a_profile_reference_to_a_replaced_profile_is_judged_after_the_change_at_up(stacks):
+    """B23: the instance profile replaced, the instance's profile profile.name.apply(lambda _: "admin-profile"): the
+    preview passes; at `up` `Analyze` of the instance passes and only `AnalyzeStack` names it."""
+    from tests.standins.policy_engine import replaced_at_preview
+
+    stack = stacks["dev"]
+    preview = replaced_at_preview(stack, ["harbor-vm-profile"])
+    assert registration_of(preview, "harbor-vm-instance").inputs["iamInstanceProfile"] == UNKNOWN
+    with running_pack(dry_run=True) as pack:
+        assert [d for d in pack.analyze_all(preview) if d.mandatory] == []
+    instance = changed(stack, "harbor-vm-instance", lambda p: p.update(iamInstanceProfile="admin-profile"))
+    with running_pack(dry_run=False) as pack:
+        assert [d for d in pack.analyze(instance) if d.mandatory] == []
+        found = {d.policy for d in pack.analyze_stack(with_probe(stack, [instance])) if d.mandatory}
+        assert found == {"instances-run-as-the-programs-role"}

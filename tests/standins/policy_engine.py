@@ -385,6 +385,36 @@ def running_pack(
         process.wait(10)
 
 
+# sdk/go/common/resource/sig/sig.go Secret: the key that marks a marshalled secret.
+SECRET_SIGNATURE_KEY = "4dabf18193072939515e22adb298388d"
+
+
+def replaced_at_preview(resources: list[EngineResource], names: Iterable[str]) -> list[EngineResource]:
+    """The preview of an existing stack in which the resources `names` are replaced (or created): a mix of known and
+    unknown values, as the engine sends it. The provider's preview of a create or replace answers the inputs with every
+    computed output unknown (pkg/resource/deploy/step.go CreateStep/ReplaceStep with preview; the bridge's Create with
+    preview returns the proposed state, its "id" unknown), and the program's SDK runs no apply on an unknown
+    (sdk/python/lib/pulumi/output.py `apply`: an unknown input gives an unknown output), so every property made from
+    one of those resources is unknown too, in the dependent's inputs and outputs. Every other resource keeps its known
+    values. Whether a dependent is itself replaced is the provider's diff, not modelled: name it too."""
+    result = copy.deepcopy(resources)
+    replaced = {r.urn for r in result if r.name in set(names)}
+    for resource in result:
+        if resource.urn in replaced:
+            resource.outputs = {
+                key: value if key in resource.inputs and key != "id" else rpc.UNKNOWN for key, value in resource.outputs.items()
+            }
+            continue
+        for key, urns in resource.property_dependencies.items():
+            if replaced & set(urns):
+                for properties in (resource.inputs, resource.outputs):
+                    if isinstance(properties.get(key), dict) and SECRET_SIGNATURE_KEY in properties[key]:
+                        properties[key] = {**properties[key], "value": rpc.UNKNOWN}  # a secret stays marked secret
+                    elif key in properties:
+                        properties[key] = rpc.UNKNOWN
+    return result
+
+
 def registration_of(resources: list[EngineResource], name: str, kind: str = "") -> EngineResource:
     """The one resource named `name` (of type `kind`, where two types share a name: an EventBridge rule and its target)."""
     (found,) = [r for r in resources if r.name == name and kind in ("", r.type)]
