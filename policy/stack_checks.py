@@ -606,8 +606,10 @@ def the_caches_name_is_the_programs(resources: list[StackResource]) -> list[Viol
 
 def _has_credential(registry: StackResource) -> bool:
     """Whether the registry carries an upstream credential: its outputs keep only the credential's hash, empty
-    without one (components/harbor/registry.py RegistryProvider.outputs, provider_base.secret_hash); an input
-    (Analyze, or a preview's proposed state) or an unknown counts too."""
+    without one (components/harbor/registry.py RegistryProvider.outputs, provider_base.secret_hash); at a preview of
+    its update the state is its new inputs, access_key and access_secret (pulumi
+    sdk/go/common/resource/plugin/provider_plugin.go Update: a provider without previews returns the inputs as the
+    state); an unknown counts as a credential."""
     values = [registry.props.get(key) for key in ("access_key", "access_secret", "credential_hash")]
     return any(is_unknown(value) or value not in (None, "") for value in values)
 

@@ -11,6 +11,11 @@ port it serves on. It is asked what the engine asks it:
 - `AnalyzeStack` once at the end, with every resource's outputs, parent, dependencies and
   property dependencies (step_generator.go AnalyzeResources).
 
+Not modelled (review 22b's harness notes): Analyze gets the program's inputs, not the provider's `Check` output
+(defaults, autonaming of other types than roles and instance profiles); options beyond `protect` and the parent; reads
+(`Resource.get`), which the engine neither analyzes nor hands to `AnalyzeStack`; `--target`, under which untargeted
+resources keep their old inputs. A preview of an existing stack with some resources replaced: `replaced_at_preview`.
+
 A program run under the mocks (tests/standins/pulumi_harness.py) is turned into those requests: URNs as
 the engine makes them (sdk/go/common/resource/urn/urn.go New: the parent's qualified type, the
 root stack left out; the mocks keep only the parent's last type), the root stack resource and
@@ -294,11 +299,18 @@ def _provider_message(provider: EngineResource | None) -> analyzer_pb2.AnalyzerP
     )
 
 
+def _without_internal_keys(properties: dict[str, Any]) -> dict[str, Any]:
+    """What the engine marshals for the analyzer: no top-level "__" keys (a dynamic resource's pickled `__provider`)
+    (sdk/go/common/resource/plugin/analyzer_plugin.go Analyze and AnalyzeStack: MarshalOptions SkipInternalKeys;
+    rpc.go MarshalProperties skips IsInternalPropertyKey, the "__" prefix, "Only skip top level internal keys")."""
+    return {key: value for key, value in properties.items() if not str(key).startswith("__")}
+
+
 def _described(resource: EngineResource, properties: dict[str, Any]) -> dict[str, Any]:
     """The fields AnalyzeRequest and AnalyzerResource share (pulumi/proto/pulumi/analyzer.proto)."""
     return {
         "type": resource.type,
-        "properties": _struct(properties),
+        "properties": _struct(_without_internal_keys(properties)),
         "urn": resource.urn,
         "name": resource.name,
         "options": analyzer_pb2.AnalyzerResourceOptions(protect=resource.protect, parent=resource.parent),
