@@ -1830,3 +1830,32 @@ def test_a_profile_reference_to_a_replaced_profile_is_judged_after_the_change_at
         assert [d for d in pack.analyze(instance) if d.mandatory] == []
         found = {d.policy for d in pack.analyze_stack(with_probe(stack, [instance])) if d.mandatory}
         assert found == {"instances-run-as-the-programs-role"}
+
+
+def test_the_settings_allowances_are_the_packs(stacks):
+    """The pack reads the allowances the settings grant from the stack's configuration (the engine hands it
+    PULUMI_CONFIG): a credentialed public project where the upstream sets allowCredentialedPublic, and world egress on
+    an upstream's own port where it sets allowCustomPortEgress, pass; without them both are refused (the probes)."""
+    stack = stacks["dev"]
+    (registry,) = credentialed_public_project(stack)
+    allowed = {"name": registry.inputs["name"], "type": registry.inputs["type"], "url": registry.inputs["url"]}
+    config = {**dev_config(), "harbor-cache:upstreams": [{**allowed, "allowCredentialedPublic": True}]}
+    with running_pack(dry_run=False, config=config) as pack:
+        assert [d for d in pack.analyze_stack(with_probe(stack, [registry])) if d.mandatory] == []
+    custom = {
+        **dev_config(),
+        "harbor-cache:upstreams": [
+            {
+                "name": "internal",
+                "type": "docker-registry",
+                "url": "https://registry.cache-fixture.net:5000",
+                "allowCustomPortEgress": True,
+            }
+        ],
+    }
+    program = engine_resources(run_program(custom))
+    assert any(rule["fromPort"] == 5000 for rule in registration_of(program, "harbor-vm-sg").inputs["egress"])
+    with running_pack(dry_run=False, config=custom) as pack:
+        assert [d for d in pack.analyze_all(program) if d.mandatory] == []
+    with running_pack(dry_run=False) as pack:  # the dev stack's configuration: no such upstream
+        assert "aws-ec2-securitygroup-securitygroup" in {d.policy for d in pack.analyze_all(program) if d.mandatory}
