@@ -159,9 +159,9 @@ def test_the_check_runs_the_probe_against_this_nodes_own_nginx():
     service = node_check_service(settings)["Service"]
     assert "PROBE_CONNECT_HOST=127.0.0.1" in service["Environment"] and "PROBE_CONNECT_PLAIN_PORT=8080" in service["Environment"]
     assert f"NODE_CHECK_STATE={NODE_STATE_DIR}" in service["Environment"] and service["ReadWritePaths"] == NODE_STATE_DIR
-    command = node_check_command(settings)
-    assert command.split()[1:4] == ["/usr/bin/python3", f"{BIN_DIR}/harbor-probe.py", settings.url]
-    assert all(image in command for _name, image in settings.smoke_images)
+    probe = node_check_command(settings).partition(" -- ")[2]
+    assert probe.split()[:3] == ["/usr/bin/python3", f"{BIN_DIR}/harbor-probe.py", "--verify-stored"]
+    assert probe.split()[3] == settings.url and all(image in probe for _name, image in settings.smoke_images)
 
 
 @pytest.fixture(scope="module")
