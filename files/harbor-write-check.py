@@ -11,7 +11,9 @@ access (the credential relay down and the role's credentials expired, a bucket p
 every pull while caching nothing new. This check uploads a small fixed canary blob straight to the
 node's own registry container, with the credential core itself uses, and reads it back.
 
-What one run does (distribution v2.8, unchanged in goharbor/distribution v2.8.3-harbor.1):
+What one run does (docker/distribution v2.8.3; goharbor/distribution's release/2.8, ea065fef, which
+Harbor's v2.8.3-harbor.1 comes from, has the same blobupload.go and blobwriter.go, and
+linkedblobstore.go differs only in imports and io.ReadSeekCloser):
   1. GET /v2/ with Basic auth: the registry authenticates core's htpasswd user (prepare's
      templates/registry/config.yml.jinja `auth: htpasswd`; the user and password are
      REGISTRY_CREDENTIAL_USERNAME/PASSWORD in core's env, templates/core/env.jinja). Read from

@@ -3,14 +3,16 @@ when every pull still passes (a stored smoke image is only read, and Harbor stre
 registry cannot store).
 
 The real check (files/harbor-write-check.py, run by files/harbor-node-check.sh as the unit runs it)
-against a real registry on loopback: Debian's docker-registry (distribution 2.8, the code line of
-goharbor/distribution v2.8.3-harbor.1) started with the registry config.yml, htpasswd file and core
-env that Harbor v2.15.2's own prepare renders for an HA node (../shared/tools/harbor-prepare), only
-its storage swapped for the filesystem driver (no S3 here), Redis's blob cache for the in-memory one
-and its address for loopback. The check reads core's credential from prepare's core env, as on the
-node. The registry runs as an unprivileged user, so a storage tree made read-only (chmod) refuses
-its writes while it still serves reads, the state of a registry whose credentials can read the
-bucket but no longer write it.
+against a real registry on loopback: Debian's docker-registry (distribution 2.8.2; the upload path,
+registry/handlers/blobupload.go, registry/storage/blobwriter.go and linkedblobstore.go, and the
+htpasswd authenticator differ from goharbor/distribution's release/2.8 (ea065fef, the line of
+Harbor's v2.8.3-harbor.1) only in import paths and io.ReadSeekCloser) started with the registry
+config.yml, htpasswd file and core env that Harbor v2.15.2's own prepare renders for an HA node
+(../shared/tools/harbor-prepare), only its storage swapped for the filesystem driver (no S3 here),
+Redis's blob cache for the in-memory one and its address for loopback. The check reads core's
+credential from prepare's core env, as on the node. The registry runs as an unprivileged user, so a
+storage tree made read-only (chmod) refuses its writes while it still serves reads, the state of a
+registry whose credentials can read the bucket but no longer write it.
 """
 
 from __future__ import annotations
