@@ -43,7 +43,6 @@ from components.vm.node_check import (
 )
 from components.vm.node_ready import STORAGE_FAILED
 from components.vm.operate_files import BIN_DIR
-from tests.conftest import unavailable
 from tests.settings.test_settings import parse
 from tests.standins.daemons import require_binaries, stop_process, wait_until
 from tests.vm.test_data_modes import rendered, run_prepare
@@ -60,13 +59,19 @@ def read_env(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
 
 
+def loopback_address() -> str:
+    """A random address of 127.0.0.0/8 (all loopback on Linux): the registry must listen on the port
+    of core's REGISTRY_URL (5000), which another process may hold on 127.0.0.1."""
+    return f"127.{random.randint(1, 254)}.{random.randint(0, 254)}.{random.randint(1, 254)}"  # noqa: S311 - not a secret
+
+
 class LabRegistry:
     """docker-registry with prepare's registry config.yml (auth: htpasswd with prepare's passwd file),
     on 127.x.y.z:<the port of core's REGISTRY_URL>, storage on the filesystem."""
 
     def __init__(self, prepared: Path, directory: Path) -> None:
         self.directory = directory
-        self.address = f"127.{random.randint(1, 254)}.{random.randint(0, 254)}.{random.randint(1, 254)}"  # noqa: S311
+        self.address = loopback_address()
         self.port = int(read_env(prepared / "config/core/env")["REGISTRY_URL"].rsplit(":", 1)[1])
         self.storage = directory / "storage"
         self.storage.mkdir()
@@ -219,11 +224,21 @@ def test_a_wrong_credential_is_named_as_auth(registry, prepared, tmp_path):
 
 
 def test_a_registry_that_is_down_is_named_as_connect(prepared):
-    result = check_alone(str(prepared / "config/core/env"), "127.0.0.1", WRITE_CHECK_TIMEOUT="5")
-    # Nothing listens on 127.0.0.1:5000 here (the lab registry uses another loopback address).
-    if "write check failed (connect)" not in result.stderr:
-        unavailable(f"something answers on 127.0.0.1:5000 on this machine: {result.stderr[-200:]}")
-    assert result.returncode == 1 and "is the registry container up?" in result.stderr
+    # A loopback address nothing listens on (the lab's registries pick their own at random).
+    result = check_alone(str(prepared / "config/core/env"), loopback_address(), WRITE_CHECK_TIMEOUT="5")
+    assert result.returncode == 1 and "write check failed (connect)" in result.stderr, result.stderr
+    assert "is the registry container up?" in result.stderr
+
+
+def test_a_canary_that_reads_back_wrong_is_named_as_storage_read(registry, prepared, tmp_path):
+    assert node_check(registry, prepared, tmp_path).returncode == 0
+    # The stored canary altered in place: the upload still succeeds (moveBlob keeps an existing
+    # blob), what the registry serves is not what was written.
+    data = next(path for path in registry.storage.rglob("data") if "/blobs/sha256/" in str(path))
+    data.write_bytes(b"x" * len(data.read_bytes()))
+    result = check_alone(str(prepared / "config/core/env"), registry.address)
+    assert result.returncode == 1 and "write check failed (storage read)" in result.stderr, result.stderr
+    assert "83 bytes of other content" in result.stderr
 
 
 def test_a_missing_env_file_is_named_as_config(tmp_path):
