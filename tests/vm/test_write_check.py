@@ -18,6 +18,7 @@ registry whose credentials can read the bucket but no longer write it.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import random
 import shutil
@@ -32,6 +33,7 @@ import pytest
 import yaml
 
 from components.vm.files import FILES_DIR
+from components.vm.imds_guard import HARBOR_GATEWAY, HARBOR_SUBNET, render_imds_guard_unit
 from components.vm.node_check import (
     CORE_ENV_PATH,
     NODE_CHECK_FAILURES,
@@ -43,9 +45,12 @@ from components.vm.node_check import (
 )
 from components.vm.node_ready import STORAGE_FAILED
 from components.vm.operate_files import BIN_DIR
+from tests.aws.test_imds_reach import docker_user_chain_as_dockerd_sets_it_up
 from tests.settings.test_settings import parse
 from tests.standins.daemons import require_binaries, stop_process, wait_until
+from tests.standins.netns import link, namespaces, require_netns
 from tests.vm.test_data_modes import rendered, run_prepare
+from tests.vm.test_imds_guard import shell_of, unit_values
 from tests.vm.test_real_compose import stock_systemd_root
 from tests.vm.test_scripts import run_script
 
@@ -65,37 +70,43 @@ def loopback_address() -> str:
     return f"127.{random.randint(1, 254)}.{random.randint(0, 254)}.{random.randint(1, 254)}"  # noqa: S311 - not a secret
 
 
-class LabRegistry:
+def lab_registry_command(prepared: Path, directory: Path, listen: str) -> list[str]:
     """docker-registry with prepare's registry config.yml (auth: htpasswd with prepare's passwd file),
-    on 127.x.y.z:<the port of core's REGISTRY_URL>, storage on the filesystem."""
+    listening on `listen`, storage on the filesystem under directory/storage; run as an unprivileged
+    user when the tests run as root (root writes through any mode bits)."""
+    storage_root = directory / "storage"
+    storage_root.mkdir()
+    config = yaml.safe_load((prepared / "config/registry/config.yml").read_text())
+    assert config["auth"] == {"htpasswd": {"realm": "harbor-registry-basic-realm", "path": "/etc/registry/passwd"}}
+    storage = {key: value for key, value in config["storage"].items() if key not in ("s3", "cache")}
+    config["storage"] = {**storage, "filesystem": {"rootdirectory": str(storage_root)}, "cache": {"layerinfo": "inmemory"}}
+    config.pop("redis")
+    config["http"] = {"addr": listen, "secret": config["http"]["secret"]}
+    shutil.copy(prepared / "config/registry/passwd", directory / "passwd")
+    config["auth"]["htpasswd"]["path"] = str(directory / "passwd")
+    (directory / "config.yml").write_text(yaml.safe_dump(config))
+    runner: list[str] = []
+    if os.geteuid() == 0:
+        require_binaries("setpriv")
+        for path in (directory, storage_root):
+            os.chown(path, UNPRIVILEGED, UNPRIVILEGED)
+        runner = ["setpriv", f"--reuid={UNPRIVILEGED}", f"--regid={UNPRIVILEGED}", "--clear-groups"]
+    for path in (directory / "config.yml", directory / "passwd"):
+        path.chmod(0o644)
+    return [*runner, "docker-registry", "serve", str(directory / "config.yml")]
+
+
+class LabRegistry:
+    """lab_registry_command's registry on 127.x.y.z:<the port of core's REGISTRY_URL>."""
 
     def __init__(self, prepared: Path, directory: Path) -> None:
         self.directory = directory
         self.address = loopback_address()
         self.port = int(read_env(prepared / "config/core/env")["REGISTRY_URL"].rsplit(":", 1)[1])
         self.storage = directory / "storage"
-        self.storage.mkdir()
-        config = yaml.safe_load((prepared / "config/registry/config.yml").read_text())
-        assert config["auth"] == {"htpasswd": {"realm": "harbor-registry-basic-realm", "path": "/etc/registry/passwd"}}
-        storage = {key: value for key, value in config["storage"].items() if key not in ("s3", "cache")}
-        config["storage"] = {**storage, "filesystem": {"rootdirectory": str(self.storage)}, "cache": {"layerinfo": "inmemory"}}
-        config.pop("redis")
-        config["http"] = {"addr": f"{self.address}:{self.port}", "secret": config["http"]["secret"]}
-        shutil.copy(prepared / "config/registry/passwd", directory / "passwd")
-        config["auth"]["htpasswd"]["path"] = str(directory / "passwd")
-        (directory / "config.yml").write_text(yaml.safe_dump(config))
-        runner: list[str] = []
-        if os.geteuid() == 0:
-            require_binaries("setpriv")
-            for path in (directory, self.storage):
-                os.chown(path, UNPRIVILEGED, UNPRIVILEGED)
-            runner = ["setpriv", f"--reuid={UNPRIVILEGED}", f"--regid={UNPRIVILEGED}", "--clear-groups"]
-        for path in (directory / "config.yml", directory / "passwd"):
-            path.chmod(0o644)
+        command = lab_registry_command(prepared, directory, f"{self.address}:{self.port}")
         self.log = (directory / "registry.log").open("wb")
-        self.process = subprocess.Popen(
-            [*runner, "docker-registry", "serve", str(directory / "config.yml")], stdout=self.log, stderr=self.log
-        )
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=self.log)
         wait_until(lambda: self.process.poll() is None and self.status("/v2/") == 401, 20, "docker-registry")
 
     def status(self, path: str, login: tuple[str, str] | None = None) -> int:
@@ -244,6 +255,71 @@ def test_a_canary_that_reads_back_wrong_is_named_as_storage_read(registry, prepa
 def test_a_missing_env_file_is_named_as_config(tmp_path):
     result = check_alone(str(tmp_path / "absent"), "127.0.0.1")
     assert result.returncode == 1 and "write check failed (config)" in result.stderr and "absent" in result.stderr
+
+
+# The node's network: the host reaches the registry's fixed address
+
+
+def test_the_units_command_reaches_the_registry_at_its_fixed_address_through_the_nodes_firewall(prepared, tmp_path):
+    """The unit's own write-check arguments (core env, REGISTRY_ADDRESS) from the host, over Harbor's
+    bridge on the fixed subnet, to the registry listening on prepare's `:5000` in its own network
+    namespace (the container's), with the host's firewall as a node has it: a default-deny INPUT as
+    ufw leaves it (established connections accepted), the guard unit's ExecStart lines, Docker's
+    DOCKER-USER chain and masquerade rule. The registry's port is published nowhere; the host reaches
+    it as a peer on the bridge."""
+    require_netns("curl")
+    require_binaries("docker-registry")
+    directory = Path(tempfile.mkdtemp(prefix="harbor-write-check-netns-"))
+    directory.chmod(0o755)
+    settings = parse(replicas=2)
+    write, _, _probe = node_check_command(settings).partition(" -- ")
+    script, core_env, address = write.split()[2:]
+    assert (script, core_env, address) == (f"{BIN_DIR}/{WRITE_CHECK_SCRIPT}", CORE_ENV_PATH, REGISTRY_ADDRESS)
+    listen = yaml.safe_load((prepared / "config/registry/config.yml").read_text())["http"]["addr"]
+    assert listen == ":5000"
+    subnet = ipaddress.ip_network(HARBOR_SUBNET)
+    try:
+        with namespaces("host", "reg") as ns:
+            host, reg = ns["host"], ns["reg"]
+            host.run("iptables", "-w", "-A", "INPUT", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT")
+            host.run("iptables", "-w", "-P", "INPUT", "DROP")
+            for line in unit_values(render_imds_guard_unit(settings), "Service", "ExecStart"):
+                assert host.run("/bin/sh", "-c", shell_of(line), check=False).returncode == 0, line
+            docker_user_chain_as_dockerd_sets_it_up(host)
+            bridge = "harbor0"
+            host.run("ip", "link", "add", bridge, "type", "bridge")
+            host.run("ip", "addr", "add", f"{HARBOR_GATEWAY}/{subnet.prefixlen}", "dev", bridge)
+            host.run("ip", "link", "set", bridge, "up")
+            host_end, _ = link(host, "", reg, f"{address}/{subnet.prefixlen}")
+            host.run("ip", "link", "set", host_end, "master", bridge)
+            reg.run("ip", "route", "add", "default", "via", HARBOR_GATEWAY)
+            host.run("iptables", "-t", "nat", "-A", "POSTROUTING", "-s", str(subnet), "!", "-o", bridge, "-j", "MASQUERADE")
+            log = directory / "registry.log"
+            reg.start(*lab_registry_command(prepared, directory, listen), log=log)
+            url = f"http://{address}:5000/v2/"
+
+            def challenged() -> bool:
+                return (
+                    host.run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "1", url, check=False).stdout
+                    == "401"
+                )
+
+            wait_until(challenged, 20, f"docker-registry in its namespace ({log.read_text() if log.exists() else ''})")
+            env = {
+                "PATH": os.environ["PATH"],
+                "NODE_CHECK_STATE": str(tmp_path / "nginx"),
+                "NODE_CHECK_COUNT": str(tmp_path / "lib" / "failures"),
+                "NODE_CHECK_FAILURES": str(NODE_CHECK_FAILURES),
+            }
+            write_check = [sys.executable, str(WRITE_CHECK), str(prepared / "config/core/env"), address]
+            node = FILES_DIR / "harbor-node-check.sh"
+            result = host.run("bash", str(node), *write_check, "--", "true", env=env, check=False, timeout=120)
+            assert result.returncode == 0 and '"ok": true' in result.stdout, result.stdout + result.stderr
+            requests = log.read_text()
+            assert f"{HARBOR_GATEWAY} " in requests or f"{HARBOR_GATEWAY}:" in requests, "from the host's end of the bridge"
+            assert f"PUT /v2/{CANARY_REPOSITORY}/blobs/uploads/" in requests, requests[-2000:]
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 # The unit
