@@ -46,7 +46,13 @@ if [ "${#failed[@]}" -eq 0 ]; then
   exit 0
 fi
 
-failures=$(($(cat "$counter" 2>/dev/null || echo 0) + 1))
+previous=$(cat "$counter" 2>/dev/null || echo 0)
+# Marked before and the mark gone without a good run: a restart of Harbor removed it
+# (start-harbor.sh). The fresh start is judged on its own failures, not on the old count.
+if [ "$previous" -ge "$threshold" ] && [ ! -e "$mark" ]; then
+  previous=0
+fi
+failures=$((previous + 1))
 mkdir -p "$(dirname "$counter")"
 echo "$failures" >"$counter"
 what=$(IFS=,; echo "${failed[*]}")

@@ -154,6 +154,18 @@ def test_the_node_leaves_after_failures_in_a_row_and_comes_back_on_the_first_goo
     assert back.returncode == 0 and not mark.exists() and "answers the load balancer's health check again" in back.stdout
 
 
+def test_a_restart_that_removed_the_mark_is_judged_on_its_own_failures(check_lab):
+    mark = Path(check_lab["NODE_CHECK_STATE"]) / STORAGE_FAILED
+    for _ in range(NODE_CHECK_FAILURES):
+        check(check_lab, "false")
+    assert mark.exists()
+    mark.unlink()  # what a restart of Harbor does (install.py's node-state step before start-harbor.sh)
+    assert check(check_lab, "false").returncode == 1 and not mark.exists(), "one failure of the fresh start keeps it in"
+    for _ in range(NODE_CHECK_FAILURES - 1):
+        check(check_lab, "false")
+    assert mark.exists()
+
+
 def test_the_check_runs_the_probe_against_this_nodes_own_nginx():
     settings = parse(replicas=2)
     service = node_check_service(settings)["Service"]
