@@ -261,9 +261,9 @@ def test_hits_misses_bytes_write_backs_and_5xx_from_harbors_logs(cloud, tmp_path
             ("GET", f"/v2/{PROJECT}/library/busybox/blobs/sha256:{'c' * 64}"),
             ("GET", "/v2/broken/x/manifests/1"),
             ("GET", "/v2/other-project/x/manifests/1"),
-            # harbor-cache's own probe (files/harbor-probe.py's User-Agent): not a client.
-            ("GET", f"/v2/{PROJECT}/library/busybox/manifests/1.37", "harbor-cache-probe"),
+            # harbor-cache's own probe (files/harbor-probe.py's User-Agent): its blobs are not counted.
             ("GET", f"/v2/{PROJECT}/library/busybox/blobs/sha256:{'b' * 64}", "harbor-cache-probe"),
+            ("GET", f"/v2/{PROJECT}/library/busybox/blobs/sha256:{'c' * 64}", "harbor-cache-probe"),
         ],
     )
     assert '"harbor-cache-probe"' in access[-1] and (FILES_DIR / "harbor-probe.py").read_text().count('"harbor-cache-probe"') == 1
