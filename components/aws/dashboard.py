@@ -149,11 +149,12 @@ def cloudwatch_body(
             yAxis={"left": {"min": 0, "max": 1}},
         ),
         _widget(
-            "Failures: write-backs, 5xx, GC",
+            "Failures: write-backs, 5xx, GC, retention",
             [
                 _metric("WriteBackFailures", stack, "write-backs not kept", "Sum"),
                 _metric("Harbor5xx", stack, "answers >= 500", "Sum"),
                 _metric("GcFailed", stack, "last GC failed"),
+                *(_metric("RetentionFailed", stack, f"retention {project} failed", Project=project) for project in projects),
             ],
             20,
             x=12,

@@ -133,9 +133,12 @@ def test_the_probe_unit_with_the_robots_credential_passes_systemd_analyze_verify
     assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
 
 
-def test_the_monitor_robot_may_only_list_registries_and_gc_runs_and_reaches_the_reporter(run):
+def test_the_monitor_robot_may_only_list_registries_gc_and_retention_runs_and_reaches_the_reporter(run):
     monitor = run.named("harbor-config-monitor-robot")
-    assert monitor.inputs["projects"] == [] and monitor.inputs["name"] == "harbor-cache-monitor"
+    assert monitor.inputs["name"] == "harbor-cache-monitor"
+    # Each proxy project by name (never "*"), and in it only the list of retention runs.
+    assert monitor.inputs["projects"] == ["dockerhub-proxy", "ghcr-proxy", "quay-proxy", "k8s-proxy", "gcr-proxy"]
+    assert monitor.inputs["project_access"] == [{"resource": "tag-retention", "action": "list"}]
     assert monitor.inputs["system_access"] == [
         {"resource": "registry", "action": "list"},
         {"resource": "garbage-collection", "action": "list"},
