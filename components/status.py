@@ -82,26 +82,34 @@ def certificate_days(url: str, ca_file: str | None) -> float:
     return round((expires - datetime.datetime.now(datetime.UTC).timestamp()) / 86400, 1)
 
 
+def certificate_fixes(outputs: dict[str, Any]) -> tuple[str, str]:
+    """What to do when renewal fails, and when TLS does not verify: one VM's Traefik (ACME DNS-01), or,
+    with a load balancer (HA: the output loadBalancerDnsName), ACM, which renews 60 days before expiry
+    only while its validation CNAME is in the zone (ACM User Guide, "Renewal for domains validated by DNS")."""
+    if outputs.get("loadBalancerDnsName"):
+        renewal = (
+            "ACM's renewal is failing: aws acm describe-certificate (RenewalSummary) says why; most often the "
+            "validation CNAME is gone from the zone (pulumi up puts it back)"
+        )
+        return renewal, "TLS does not verify through the load balancer: does the name still lead to it? (dig, the CAA record)"
+    return (
+        "renewal is failing: docker logs traefik on the VM (ACME, DNS-01, CAA)",
+        "TLS does not verify: Traefik's default certificate? docker logs traefik",
+    )
+
+
 def harbor_checks(outputs: dict[str, Any], ca_file: str | None) -> list[Check]:
     url = outputs["url"]
     checks: list[Check] = []
+    renewal_fix, tls_fix = certificate_fixes(outputs)
     try:
         days = certificate_days(url, ca_file)
         state = "red" if days < CERTIFICATE_RED_DAYS else "warn" if days < CERTIFICATE_WARN_DAYS else "ok"
         checks.append(
-            Check(
-                "certificate",
-                state,
-                f"{urlsplit(url).hostname}: {days} days left",
-                "" if state == "ok" else "renewal is failing: docker logs traefik on the VM (ACME, DNS-01, CAA)",
-            )
+            Check("certificate", state, f"{urlsplit(url).hostname}: {days} days left", "" if state == "ok" else renewal_fix)
         )
     except (OSError, ssl.SSLError) as error:
-        checks.append(
-            Check(
-                "certificate", "red", f"{url}: {error}", "TLS does not verify: Traefik's default certificate? docker logs traefik"
-            )
-        )
+        checks.append(Check("certificate", "red", f"{url}: {error}", tls_fix))
     harbor = Harbor(url, outputs.get("harborAdminPassword", ""), ca_file)
     try:
         health = harbor.get("/health")

@@ -106,8 +106,9 @@ def probe_alarm_specs(settings: Settings) -> list[AlarmSpec]:
 
 def watch_alarm_specs(settings: Settings) -> list[AlarmSpec]:
     """What the reporter reads beyond disk and health (files/harbor-metrics.py): upstream health,
-    quota use, retention runs per project, GC, the public path and its certificate (one VM: Traefik's; HA: the load balancer
-    has its own alarms and ACM renews), and the daily snapshot (one VM: DLM)."""
+    quota use, retention runs per project, GC, the public path and its certificate (one VM: Traefik's;
+    HA: the load balancer's own alarms, ACM's days left among them: components/aws/alarms.py), and the
+    daily snapshot (one VM: DLM)."""
     stack = {"Stack": settings.stack_id}
     percent = settings.alarm_disk_used_percent
     specs = []
