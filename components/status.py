@@ -3,11 +3,12 @@ deploying machine with the stack's credentials.
 
 It reads the stack's outputs (`pulumi stack output --json --show-secrets --stack <stack>`, or
 `--outputs-file` with that JSON), then asks Harbor's API as admin (health, version, each upstream's
-status, quota use per project, the last garbage collection), the public name's TLS certificate,
-and CloudWatch and SNS with the caller's AWS credentials (boto3's usual chain; AWS_ENDPOINT_URL is
-honoured): each proxy project's last probe and hit rate over the last day, disk use, alarms in
-ALARM, and whether anyone receives the alarm topic. Every check says ok, warn or red, what it saw,
-and for anything not ok what to do. Exit 1 when something is red; `--json` prints the same as data.
+status, quota use per project, the last garbage collection and each proxy project's last retention
+run), the public name's TLS certificate, and CloudWatch and SNS with the caller's AWS credentials
+(boto3's usual chain; AWS_ENDPOINT_URL is honoured): each proxy project's last probe and hit rate
+over the last day, disk use, alarms in ALARM, and whether anyone receives the alarm topic. Every
+check says ok, warn or red, what it saw, and for anything not ok what to do. Exit 1 when something
+is red; `--json` prints the same as data.
 """
 
 # ruff: noqa: S310 - the URLs are the stack's own https URL from its outputs.
@@ -177,9 +178,33 @@ def harbor_checks(outputs: dict[str, Any], ca_file: str | None) -> list[Check]:
             )
         else:
             checks.append(Check("garbage collection", "warn", "never ran", "is gcSchedule set? (the disk only grows without GC)"))
+        for project in sorted(names):
+            checks.append(retention_check(harbor, project))
     except (OSError, ValueError, KeyError) as error:
         checks.append(Check("harbor api", "red", str(error), "the admin password in the stack outputs no longer works?"))
     return checks
+
+
+def retention_check(harbor: Harbor, project: str) -> Check:
+    """The project's last finished retention run (GET /retentions/{id}/executions, newest start first;
+    an execution is Running until it ends Success, Error or Stopped: Harbor's pkg/task), the policy id
+    from the project's metadata `retention_id`. Without retention nothing pulled is ever removed."""
+    name = f"retention {project}"
+    policy = ((harbor.get(f"/projects/{project}") or {}).get("metadata") or {}).get("retention_id", "")
+    if not policy:
+        return Check(name, "red", "no retention policy", "pulumi up sets it again (upstreams[].retentionDays)")
+    runs = harbor.get(f"/retentions/{int(policy)}/executions?page=1&page_size=20") or []
+    finished = [run for run in runs if run.get("status") in ("Success", "Error", "Stopped")]
+    if not finished:
+        return Check(name, "ok", "no finished run yet")
+    last = finished[0]
+    failed = last["status"] != "Success"
+    return Check(
+        name,
+        "red" if failed else "ok",
+        f"last run {last.get('start_time', '?')}: {last['status']}",
+        "Harbor's UI: the project's Policy tab, Tag Retention, has the run's log" if failed else "",
+    )
 
 
 def topic_check(subscriptions: list[dict]) -> Check:

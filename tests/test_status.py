@@ -16,7 +16,7 @@ import pytest
 
 from tests.paths import ROOT
 from tests.standins.daemons import make_test_ca, require_binaries
-from tests.standins.harbor_emulator import HarborEmulator
+from tests.standins.harbor_emulator import HarborEmulator, default_retention
 from tests.standins.moto_server import CREDENTIALS, moto_server
 
 ADMIN = "Status-Passw0rd"
@@ -63,6 +63,17 @@ def seed(emulator: HarborEmulator, aws_env: dict) -> dict:
         quota_id = state.new_id()
         hard, used_list = {"storage": 20 * 2**30}, {"storage": used}
         state.quotas[quota_id] = {"id": quota_id, "ref": {"id": quota_id, "name": name}, "hard": hard, "used": used_list}
+    for name in ("dockerhub-proxy", "ghcr-proxy"):
+        # A proxy project and the retention policy Harbor gives it (handler/project.go CreateProject).
+        project_id = state.new_id()
+        state.projects[project_id] = {
+            "project_id": project_id,
+            "name": name,
+            "registry_id": 1,
+            "metadata": {"public": "true"},
+            "repositories": [],
+        }
+        state.projects[project_id]["metadata"]["retention_id"] = str(emulator.add_retention(default_retention(project_id, 7)))
     run = {"id": 9, "job_name": "GARBAGE_COLLECTION", "job_status": "Success", "creation_time": "2026-12-06T00:00:00Z"}
     state.gc_history.append(run)
     sns = boto3.client("sns", region_name="eu-central-1")
@@ -115,6 +126,9 @@ def seed(emulator: HarborEmulator, aws_env: dict) -> dict:
 def test_status_says_what_is_red_and_what_to_do(harbor, aws, tmp_path):
     emulator, ca = harbor
     outputs = seed(emulator, aws)
+    emulator.add_retention_execution("dockerhub-proxy", "Error", "2026-12-05T00:00:00Z")
+    emulator.add_retention_execution("dockerhub-proxy", "Running", "2026-12-06T00:00:00Z")
+    emulator.add_retention_execution("ghcr-proxy", "Success", "2026-12-06T00:00:00Z")
     result = run_status(tmp_path, outputs, ca, "--json")
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
@@ -127,6 +141,9 @@ def test_status_says_what_is_red_and_what_to_do(harbor, aws, tmp_path):
     assert checks["quota dockerhub-proxy"]["state"] == "red" and "95.0%" in checks["quota dockerhub-proxy"]["detail"]
     assert checks["quota ghcr-proxy"]["state"] == "ok"
     assert checks["garbage collection"]["state"] == "ok"
+    retention = checks["retention dockerhub-proxy"]
+    assert retention["state"] == "red" and retention["detail"] == "last run 2026-12-05T00:00:00Z: Error", "the last finished"
+    assert checks["retention ghcr-proxy"]["state"] == "ok"
     assert checks["probe dockerhub-proxy"]["state"] == "ok" and "stored and served" in checks["probe dockerhub-proxy"]["detail"]
     assert checks["probe ghcr-proxy"]["state"] == "red" and "journalctl -u harbor-probe" in checks["probe ghcr-proxy"]["fix"]
     assert checks["hit rate dockerhub-proxy"]["detail"] == "last day: 75% of 40 manifest pulls, 3.00 GiB served"
