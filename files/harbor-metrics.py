@@ -14,7 +14,9 @@ its source:
   PublicPathHealthy (TLS verifies and /api/v2.0/health answers healthy) and CertificateDaysLeft;
 - with the monitor robot's credentials (MONITOR_CREDENTIALS, a file `name:secret`): per upstream
   (dimension Upstream) UpstreamHealthy from GET /api/v2.0/registries (Harbor refreshes each
-  registry's status every 5 minutes), and GcFailed (the last garbage collection ended in Error);
+  registry's status every 5 minutes), GcFailed (the last garbage collection ended in Error) and, per
+  proxy project of PROXY_PROJECTS (dimension Project), RetentionFailed (its last finished retention
+  run ended in Error or Stopped, or Harbor shows no retention policy for it, or refuses to show it);
 - with SNAPSHOT_TAG (the data volume's snapshot tag): HoursSinceSnapshot, hours since the newest
   completed snapshot of the stack started (EC2 DescribeSnapshots).
 `put NAME VALUE ...` sends the given counts (the probe uses it for SmokeFailures, PrewarmFailures
@@ -366,6 +368,42 @@ def gc_failed() -> int:
     return int(bool(history) and history[0].get("job_status") in ("Error", "Stopped"))
 
 
+# pkg/task/dao/execution.go refreshStatus: an execution is Running until it ends in one of these.
+FINISHED = ("Success", "Error", "Stopped")
+
+
+def retention_failed() -> dict[str, int]:
+    """Per proxy project, 1 when its newest finished retention run failed (GET
+    /retentions/{id}/executions, newest start first: pkg/task/dao Execution sorts by StartTime desc)
+    or cannot be read; the policy id is the project's metadata `retention_id` (GET /projects lists
+    the monitor robot the projects it has permissions in: handler/project.go ListProjects). No
+    finished run yet is no failure."""
+    listed: dict[str, dict] = {}
+    page = 1
+    while True:
+        projects = monitor_get(f"/projects?page={page}&page_size=100&with_detail=false") or []
+        listed |= {item["name"]: item for item in projects}
+        if len(projects) < 100:
+            break
+        page += 1
+    failed = {}
+    for project in PROXY_PROJECTS:
+        policy = ((listed.get(project) or {}).get("metadata") or {}).get("retention_id", "")
+        if not policy:
+            print(f"retention of {project}: Harbor shows the monitor robot no retention policy", file=sys.stderr)
+            failed[project] = 1
+            continue
+        try:
+            runs = monitor_get(f"/retentions/{int(policy)}/executions?page=1&page_size=20") or []
+        except urllib.error.HTTPError as error:
+            print(f"retention of {project}: GET /retentions/{policy}/executions answered {error.code}", file=sys.stderr)
+            failed[project] = 1
+            continue
+        finished = [run for run in runs if run.get("status") in FINISHED]
+        failed[project] = int(bool(finished) and finished[0]["status"] != "Success")
+    return failed
+
+
 START_TIME_RE = re.compile(r"<startTime>([^<]+)</startTime>")
 
 
@@ -463,6 +501,9 @@ def report(now: datetime.datetime | None = None) -> list[dict]:
                 values[f"UpstreamHealthy@{name}"] = healthy
                 extra[f"UpstreamHealthy@{name}"] = {"Upstream": name}
             values["GcFailed"] = gc_failed()
+            for project, failed in retention_failed().items():
+                values[f"RetentionFailed@{project}"] = failed
+                extra[f"RetentionFailed@{project}"] = {"Project": project}
         except (OSError, ValueError) as error:
             print(f"Harbor's API with the monitor robot: {error}", file=sys.stderr)
     if SNAPSHOT_TAG:

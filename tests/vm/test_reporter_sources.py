@@ -34,6 +34,7 @@ from tests.aws.test_alarms import CREDENTIALS, Loopback
 from tests.conftest import unavailable
 from tests.paths import REFERENCE
 from tests.standins.daemons import free_port, make_test_ca, wait_until
+from tests.standins.loopback_http import LoopbackHttp
 
 NGINX_TEMPLATE = REFERENCE / "harbor-v2.15.2-prepare" / "templates" / "nginx" / "nginx.http.conf.jinja"
 PROJECT = "dockerhub-proxy"
@@ -68,7 +69,7 @@ def harbor_log_format() -> str:
     return match[0]
 
 
-class Backend:
+class Backend(LoopbackHttp):
     """What nginx proxies to: manifests and blobs of one repository, and one path that fails."""
 
     def __init__(self) -> None:
@@ -93,16 +94,7 @@ class Backend:
             def do_HEAD(self):  # noqa: N802
                 self.answer(False)
 
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 def nginx_access_lines(work: Path, requests: list[tuple[str, ...]]) -> list[str]:
