@@ -1142,29 +1142,36 @@ def credentialed_public_allowed(upstream: str) -> bool:
 
 
 # What the program's robots may do (components/harbor/config.py): the monitor robot lists registries and GC
-# results (MONITOR_ACCESS); the pull robot has no system access and only named projects (its project access is the
-# provider's own, components/harbor/robot.py PROJECT_ACCESS).
+# results (MONITOR_ACCESS) and, in the proxy projects, retention runs (MONITOR_PROJECT_ACCESS); the pull robot has no
+# system access and in its projects the provider's default (project_access unset: components/harbor/robot.py
+# PROJECT_ACCESS, repository pull and artifact read).
 ROBOT_SYSTEM_ACCESS = {("registry", "list"), ("garbage-collection", "list")}
+ROBOT_PROJECT_ACCESS = {("repository", "pull"), ("artifact", "read"), ("tag-retention", "list")}
 # Harbor's project names (src/common/utils/utils.go ValidateProjectName... lower case, digits, ._- inside).
 HARBOR_PROJECT_NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 
 
 def harbor_robot(review: Review) -> None:
-    """Where the password goes (harbor_api_client); a robot with at most the monitor's system access and named
-    projects, no wildcard."""
+    """Where the password goes (harbor_api_client); a robot with at most the program's robots' system and project
+    access, in named projects, no wildcard."""
     harbor_api_client(review)
     props = review.resource.props
 
+    def pairs(key: str) -> set[tuple[str, str]]:
+        return {
+            (str(a.get("resource")), str(a.get("action"))) if isinstance(a, Mapping) else ("?", "?")
+            for a in as_list(props.get(key), key)
+        }
+
     def access() -> list[Violation]:
-        system = as_list(props.get("system_access"), "system_access")
-        pairs = {(str(a.get("resource")), str(a.get("action"))) if isinstance(a, Mapping) else ("?", "?") for a in system}
         projects = as_list(props.get("projects"), "projects")
         problems = []
-        if not pairs <= ROBOT_SYSTEM_ACCESS:
-            problems.append(
-                f"robot {review.resource.name!r} has system access {sorted(pairs)}: at most {sorted(ROBOT_SYSTEM_ACCESS)} "
-                "(the monitor's)"
-            )
+        for key, allowed in (("system_access", ROBOT_SYSTEM_ACCESS), ("project_access", ROBOT_PROJECT_ACCESS)):
+            if not pairs(key) <= allowed:
+                problems.append(
+                    f"robot {review.resource.name!r} has {key} {sorted(pairs(key))}: at most {sorted(allowed)} (what the "
+                    "program's robots are given)"
+                )
         if not all(isinstance(p, str) and HARBOR_PROJECT_NAME_RE.fullmatch(p) for p in projects):
             problems.append(f"robot {review.resource.name!r} names projects {projects!r}: only project names, no wildcard")
         return problems

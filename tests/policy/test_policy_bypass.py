@@ -1647,6 +1647,13 @@ REVIEW22B_PROBES = [
     ),
     Probe(
         "review22b-M3",
+        "B9c the monitor robot pushing into the proxy projects",
+        "dev",
+        set_on("harbor-config-monitor-robot", project_access=[{"resource": "repository", "action": "push"}]),
+        refused_by="pulumi-python-dynamic-harbor-robot",
+    ),
+    Probe(
+        "review22b-M3",
         "B11 self-registration on and projects by everyone",
         "dev",
         set_on("harbor-config-system-settings", self_registration=True, project_creation_restriction="everyone"),
