@@ -614,6 +614,19 @@ def _has_credential(registry: StackResource) -> bool:
     return any(is_unknown(value) or value not in (None, "") for value in values)
 
 
+def _other_registry(project: StackResource, registry: StackResource) -> bool:
+    """Whether the project names another registry than the one it comes from: both ids known and different (the
+    registry's `registry_id` output, components/harbor/registry.py outputs; absent from the inputs a preview of its
+    update hands as its state, when the project is judged by its dependency alone)."""
+    value, origin = project.props.get("registry_id"), registry.props.get("registry_id")
+    if is_unknown(value) or is_unknown(origin) or origin is None:
+        return False
+    try:
+        return float(value) != float(origin)
+    except (TypeError, ValueError):
+        return True
+
+
 def public_projects_relay_no_credentials(resources: list[StackResource]) -> list[Violation]:
     """A public proxy project's registry carries no upstream credential, unless the stack's configuration allows
     it for that upstream (allowCredentialedPublic, components/settings/upstreams.py); a public project names its
@@ -624,10 +637,11 @@ def public_projects_relay_no_credentials(resources: list[StackResource]) -> list
         if project.props.get("public") is False:
             continue
         registry = _source(project, "registry_id", by_urn)
-        if registry is None or registry.type != "pulumi-python:dynamic/harbor:Registry":
+        if registry is None or registry.type != "pulumi-python:dynamic/harbor:Registry" or _other_registry(project, registry):
             problems.append(
-                f"public project {project.name!r} takes its registry from {registry.name if registry else None!r}: a public "
-                "project names the program's Registry resource, whose credential the pack can see"
+                f"public project {project.name!r} names registry {project.props.get('registry_id')!r} from "
+                f"{registry.name if registry else None!r}: a public project names the program's Registry resource it "
+                "comes from (its registry_id), whose credential the pack can see"
             )
         elif _has_credential(registry) and not credentialed_public_allowed(str(registry.props.get("name"))):
             problems.append(

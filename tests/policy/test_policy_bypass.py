@@ -1506,13 +1506,12 @@ def first_of(stack: list[EngineResource], kind: str) -> EngineResource:
     return next(r for r in stack if r.type == kind)
 
 
-def credentialed_public_project(stack: list[EngineResource]) -> list[EngineResource]:
-    """A public proxy project whose registry gets an upstream credential (outputs: only its hash, as the provider keeps it)."""
+def credentialed_public_project(stack: list[EngineResource], upstream: str = "dockerhub") -> list[EngineResource]:
+    """The (public) dev upstream's registry with an upstream credential (outputs: only its hash, as the provider keeps it)."""
     from components.harbor.provider_base import secret_hash
 
-    project = next(r for r in stack if r.type == "pulumi-python:dynamic/harbor:Project" and r.inputs["public"] is True)
-    (registry_urn,) = project.property_dependencies["registry_id"]
-    registry = copy.deepcopy(next(r for r in stack if r.urn == registry_urn))
+    assert registration_of(stack, f"harbor-config-project-{upstream}").inputs["public"] is True
+    registry = copy.deepcopy(registration_of(stack, f"harbor-config-registry-{upstream}"))
     registry.inputs.update(access_key="me", access_secret="dckr_pat_notarealtokenvalue0000")
     registry.outputs.update(
         credential_hash=secret_hash("me", "dckr_pat_notarealtokenvalue0000"), access_key_hash=secret_hash("me")
@@ -1622,6 +1621,21 @@ REVIEW22B_PROBES = [
         "B16 a public project's registry given an upstream credential",
         "dev",
         credentialed_public_project,
+        refused_by="public-projects-relay-no-credentials",
+    ),
+    Probe(
+        "review22b-M3",
+        "B16b a public project naming a credentialed registry by a literal id, its dependency on another kept",
+        "dev",
+        lambda s: [
+            *credentialed_public_project(s),
+            changed(s, "harbor-config-project-dockerhub", lambda p: p.update(public=False)),
+            changed(
+                s,
+                "harbor-config-project-k8s",
+                lambda p: p.update(registry_id=output_of(s, "harbor-config-registry-dockerhub", "registry_id")),
+            ),
+        ],
         refused_by="public-projects-relay-no-credentials",
     ),
     Probe(
