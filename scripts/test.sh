@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 
 debian_packages=(containerd docker-registry skopeo openssh-server openssh-client sudo openssl e2fsprogs util-linux curl procps
   cloud-init iproute2 iptables dnsmasq pebble lego apache2-utils systemd nginx busybox redis-server)
-# unattended-upgrades (and its python3-apt): its own blacklist matching reads the HA nodes' hold file.
-debian_packages+=(unattended-upgrades)
+# apt itself (apt-get, apt-config, dpkg-deb from dpkg): apt runs the HA nodes' runtime drain hook for real in
+# tests/vm/test_runtime_drain.py, as unattended-upgrades makes it.
+debian_packages+=(apt dpkg)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for package in "${debian_packages[@]}"; do

@@ -6,7 +6,6 @@ the Docker Compose v2 binary merges each node's generated compose file with our 
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import re
@@ -17,7 +16,6 @@ import stat
 import string
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -45,6 +43,7 @@ from components.vm.secret_values import SharedSecretValues
 from tests.conftest import unavailable
 from tests.paths import REFERENCE
 from tests.settings.test_settings import parse
+from tests.standins.loopback_http import LoopbackHTTP
 from tests.vm.test_data_modes import ENDPOINTS, SECRETS
 from tests.vm.test_real_compose import compose_config, published, tools, vm_layout
 
@@ -296,28 +295,17 @@ class PlainHealth:
 
     def __init__(self, unhealthy_for: int) -> None:
         self.seen: list[tuple[str, str, str]] = []
-        outer = self
+        self._unhealthy_for = unhealthy_for
+        self._server = LoopbackHTTP(self._answer)
+        self.port = self._server.port
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server's name
-                outer.seen.append((self.path, self.headers.get("Host", ""), self.headers.get("X-Forwarded-Proto", "")))
-                status = "unhealthy" if len(outer.seen) <= unhealthy_for else "healthy"
-                body = json.dumps({"status": status}).encode()
-                self.send_response(200 if self.path == "/api/v2.0/health" else 404)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _answer(self, path: str, headers) -> tuple[int, bytes]:
+        self.seen.append((path, headers.get("Host", ""), headers.get("X-Forwarded-Proto", "")))
+        status = "unhealthy" if len(self.seen) <= self._unhealthy_for else "healthy"
+        return (200 if path == "/api/v2.0/health" else 404), json.dumps({"status": status}).encode()
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._server.stop()
 
 
 def test_readiness_gate_of_an_ha_node_asks_its_own_nginx_under_the_public_name(ha_settings):

