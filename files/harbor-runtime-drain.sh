@@ -8,8 +8,8 @@
 #           ($DRAIN_OUT_SECONDS) and for pulls in flight ($DRAIN_IN_FLIGHT_SECONDS). A failure removes
 #           the mark and exits non-zero: apt then installs nothing.
 #   rejoin  apt's DPkg::Post-Invoke (after every dpkg run) and apt-daily-upgrade.service's
-#           ExecStopPost: when the mark is there, start Harbor (the runtime's restart may have
-#           stopped it), wait until it is healthy ($DRAIN_HEALTHY_TIMEOUT_SECONDS at most), remove
+#           ExecStopPost: when the mark is there, restart Docker if docker.io was upgraded, start
+#           Harbor (a restart of the runtime may have stopped it), wait until it is healthy ($DRAIN_HEALTHY_TIMEOUT_SECONDS at most), remove
 #           the mark, wait until the ALB must call the node healthy again ($DRAIN_IN_SECONDS).
 set -uo pipefail
 
@@ -80,8 +80,14 @@ rejoin() {
   if [ ! -e "$mark" ]; then
     exit 0
   fi
-  # The drain marked the node only with Harbor running: bring it back if the runtime's restart
-  # stopped it (harbor.service Requires= docker.service); a running Harbor is left as it is.
+  # An upgraded docker.io restarts the daemon only when debconf's docker.io/restart says so (Ubuntu's
+  # default: no), and the old dockerd would run until a reboot. The node is out now: restart it here,
+  # which restarts Harbor with it (harbor.service Requires= docker.service).
+  if grep -qwF "${DRAIN_DOCKER_PACKAGE:?}" "$mark"; then
+    systemctl restart "${DRAIN_DOCKER_UNIT:?}" || say "could not restart $DRAIN_DOCKER_UNIT" >&2
+  fi
+  # The drain marked the node only with Harbor running: bring it back if a restart of the runtime
+  # stopped it; a running Harbor is left as it is.
   systemctl start "$unit" || say "could not start $unit" >&2
   deadline=$((SECONDS + ${DRAIN_HEALTHY_TIMEOUT_SECONDS:?}))
   while [ "$SECONDS" -lt "$deadline" ]; do

@@ -5,8 +5,8 @@ as the AWS provider and components/aws/host_key_provider.py use), not the node. 
 RegisterTargets and DeregisterTargets can be limited to a target group, never to a target (the
 Service Authorization Reference lists no condition key for the target id), so a node allowed to
 take itself out could take every other node out too; the deployer creates the target group and may
-change it anyway. What stops Harbor outside a deploy (unattended upgrades of Docker) is kept off the
-nodes instead (components/vm/rolling.py).
+change it anyway. Outside a deploy (unattended upgrades of Docker), a node takes itself out by failing
+the health check instead, which needs no permission (components/vm/runtime_drain.py).
 
 `leave`: DeregisterTargets, then DescribeTargetHealth until the target is no longer `draining`.
 ELB keeps a deregistered target `draining` for the group's deregistration delay while requests are

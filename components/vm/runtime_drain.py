@@ -4,9 +4,11 @@ container runtime, and back in once Harbor is healthy again (issue 18 point 5).
 Why: Ubuntu's unattended-upgrades installs noble-security's updates, docker.io, containerd and runc
 among them (universe). containerd's postinst restarts containerd.service on every upgrade
 (`deb-systemd-invoke restart`, dh_installsystemd; read in Debian's containerd
-1.6.20~ds1-1+deb12u3) and Ubuntu's docker.io restarts the daemon when its debconf question
-`docker.io/restart` says so; a restarted dockerd stops every container, and harbor.service
-(`Requires=docker.service`) is stopped with it. Until now the nodes held these packages back
+1.6.20~ds1-1+deb12u3). Ubuntu's docker.io postinst restarts the daemon only when its debconf
+question `docker.io/restart` says so (`invoke-rc.d docker restart`; the template's default is
+false, and unattended-upgrades answers nothing), so a patched dockerd would otherwise wait for a
+reboot. A restarted dockerd stops every container, and restarts harbor.service with it
+(`Requires=docker.service`). Until now the nodes held these packages back
 (Unattended-Upgrade::Package-Blacklist), so their security updates waited for a person.
 
 How (files/harbor-runtime-drain.sh, called by apt itself; apt 2.7.14 apt-pkg/deb/dpkgpm.cc
@@ -22,8 +24,9 @@ Cache.commit -> PackageManager.do_install -> pkgPackageManager::DoInstall -> Go)
   mark first. unattended-upgrades then logs "Installing the upgrades failed!" and stops
   (upgrade_in_minimal_steps returns on the commit's error); the packages come again the next day.
 - `DPkg::Post-Invoke` runs after dpkg, also when dpkg failed (Go reaches RunScripts("DPkg::Post-Invoke")
-  with d->dpkg_error set and returns false only after it). When the mark is there, the hook starts
-  Harbor again (the runtime's restart may have stopped it), waits until Harbor's health is
+  with d->dpkg_error set and returns false only after it). When the mark is there, the hook
+  restarts Docker if docker.io was upgraded (so the fix runs now, while the node is out), starts
+  Harbor if a restart left it stopped, waits until Harbor's health is
   `healthy` locally (bounded), removes the mark and waits until the ALB must call the node healthy
   (healthy_threshold x interval + margin) before apt goes on.
 - unattended-upgrades runs dpkg in "minimal steps" (Unattended-Upgrade::MinimalSteps, on by
@@ -81,6 +84,9 @@ APT_DRAIN_PATH = "/etc/apt/apt.conf.d/99zz-harbor-cache-runtime-drain"
 # APT_DRAIN_PATH removes it.
 PREVIOUS_HOLD_PATH = "/etc/apt/apt.conf.d/51harbor-cache-hold-docker"
 HARBOR_UNIT = "harbor.service"
+# Restarted by the rejoin when it was upgraded: its own postinst leaves the old daemon running.
+DOCKER_PACKAGE = "docker.io"
+DOCKER_UNIT = "docker.service"
 UPGRADE_TIMER = "apt-daily-upgrade.timer"
 UPGRADE_SERVICE = "apt-daily-upgrade.service"
 TIMER_DROPIN_PATH = f"{SYSTEMD_DIR}/{UPGRADE_TIMER}.d/harbor-cache-stagger.conf"
@@ -115,6 +121,8 @@ def drain_environment() -> dict[str, str]:
         "DRAIN_MARK": DRAINING,
         "DRAIN_PACKAGES": " ".join(RUNTIME_PACKAGES),
         "DRAIN_UNIT": HARBOR_UNIT,
+        "DRAIN_DOCKER_PACKAGE": DOCKER_PACKAGE,
+        "DRAIN_DOCKER_UNIT": DOCKER_UNIT,
         # This node's nginx: the health check the ALB asks, and Harbor's health behind it.
         "DRAIN_READY_URL": f"{local}{READY_PATH}",
         "DRAIN_HEALTH_URL": f"{local}/api/v2.0/health",

@@ -31,6 +31,7 @@ from components.vm.files import FILES_DIR
 from components.vm.node_ready import DRAINING, NODE_STATE_DIR
 from components.vm.runtime_drain import (
     APT_DRAIN_PATH,
+    DOCKER_UNIT,
     DRAIN_BOUND_SECONDS,
     DRAIN_SCRIPT,
     DRAIN_SCRIPT_PATH,
@@ -249,12 +250,13 @@ def test_apt_takes_the_node_out_before_the_runtime_restarts_and_back_once_harbor
     unpack = first(seen, lambda text: text.startswith("dpkg --unpack"))
     healthy = first(lab["health"].answers, lambda status: status == "healthy", after=unpack)
     back = first(samples, lambda code: code == 200, after=out)
+    restarted = first(seen, lambda text: text == f"systemctl restart {DOCKER_UNIT}")
     started = first(seen, lambda text: text == f"systemctl start {HARBOR_UNIT}")
-    # marked out -> waited (the ALB's checks, pulls in flight) -> runtime restarts -> Harbor started
-    # and healthy -> mark removed -> waited for the ALB's checks -> apt goes on.
+    # marked out -> waited (the ALB's checks, pulls in flight) -> runtime upgraded and Docker
+    # restarted -> Harbor started and healthy -> mark removed -> waited for the ALB's checks -> apt goes on.
     assert is_active < out
     assert unpack - out >= OUT + IN_FLIGHT - 0.1, "dpkg ran before the load balancer could have let go"
-    assert unpack < started < healthy <= back
+    assert unpack < restarted < started < healthy <= back
     assert not [code for t, code in samples if out <= t < healthy and code != 503], "back in while Harbor was down"
     assert ended - back >= IN - 0.1, "apt went on before the load balancer could call the node healthy"
     assert "unhealthy" in {status for t, status in lab["health"].answers if t > unpack}, "the stand-in restart happened"
@@ -267,6 +269,8 @@ def test_containerd_and_runc_drain_the_node_too(lab, package):
     result, samples, _ = install(lab, package)
     assert result.returncode == 0, result.stdout + result.stderr
     assert 503 in {code for _, code in samples} and not lab["mark"].exists()
+    # containerd's own postinst restarts containerd; Docker itself is left running.
+    assert f"systemctl restart {DOCKER_UNIT}" not in [text for _, text in events(lab)]
 
 
 def test_a_package_list_without_the_runtime_does_nothing(lab):
