@@ -87,7 +87,13 @@ rejoin() {
     systemctl restart "${DRAIN_DOCKER_UNIT:?}" || say "could not restart $DRAIN_DOCKER_UNIT" >&2
   fi
   # The drain marked the node only with Harbor running: bring it back if a restart of the runtime
-  # stopped it; a running Harbor is left as it is.
+  # stopped it; a running Harbor is left as it is. Not one a deploy holds stopped meanwhile
+  # (hold-harbor.sh disables it while node 0 migrates the database): an older core must not start.
+  if ! systemctl is-enabled --quiet "$unit"; then
+    rm -f "$mark"
+    say "$unit is disabled (held stopped by a deploy): not started; mark removed"
+    exit 0
+  fi
   systemctl start "$unit" || say "could not start $unit" >&2
   deadline=$((SECONDS + ${DRAIN_HEALTHY_TIMEOUT_SECONDS:?}))
   while [ "$SECONDS" -lt "$deadline" ]; do

@@ -142,7 +142,7 @@ def lab(tmp_path, node_nginx):  # noqa: F811 - the imported fixture
     (root / "state" / "status").write_text("")
     (root / "sources.list").write_text("")
     events, restarted = tmp_path / "events", tmp_path / "restarted"
-    fail, active = tmp_path / "dpkg-fails", tmp_path / "harbor-active"
+    fail, active, enabled = tmp_path / "dpkg-fails", tmp_path / "harbor-active", tmp_path / "harbor-enabled"
     # dpkg: the runtime's prerm/postinst stop and start Docker (Harbor's health goes unhealthy); the
     # queries apt makes of dpkg itself go to the real one, which changes nothing.
     write_executable(
@@ -164,9 +164,13 @@ def lab(tmp_path, node_nginx):  # noqa: F811 - the imported fixture
         bin_dir / "systemctl",
         "#!/bin/sh\n"
         f'echo "$(date +%s.%N) systemctl $*" >> {events}\n'
-        f'if [ "$1" = is-active ]; then test -e {active}; fi\n',
+        'case "$1" in\n'
+        f"  is-active) test -e {active} ;;\n"
+        f"  is-enabled) test -e {enabled} ;;\n"
+        "esac\n",
     )
     active.touch()
+    enabled.touch()
     state = node_nginx["mark"].parent
     health = HarborHealth(restarted)
     environment = {
@@ -204,6 +208,7 @@ def lab(tmp_path, node_nginx):  # noqa: F811 - the imported fixture
         "events": events,
         "fail": fail,
         "active": active,
+        "enabled": enabled,
         "health": health,
         "ready": node_nginx["url"],
         "mark": state / DRAINING,
@@ -288,6 +293,16 @@ def test_with_harbor_not_running_there_is_nothing_to_drain(lab):
     assert result.returncode == 0, result.stdout + result.stderr
     assert {code for _, code in samples} == {200} and "nothing to drain" in result.stdout
     assert not [text for _, text in events(lab) if text.startswith("systemctl start")]
+
+
+def test_a_harbor_that_a_deploy_holds_stopped_meanwhile_is_not_started_again(lab):
+    """hold-harbor.sh disables Harbor while node 0 migrates the database (vm/upgrade_hold.py): if that
+    happens during a drain, the rejoin must not start the older core; it only removes the mark."""
+    lab["enabled"].unlink()
+    result, _, _ = install(lab, "docker.io")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"systemctl start {HARBOR_UNIT}" not in [text for _, text in events(lab)]
+    assert "held stopped by a deploy" in result.stdout and not lab["mark"].exists()
 
 
 def test_a_health_check_that_ignores_the_mark_refuses_the_upgrade_and_installs_nothing(lab, tmp_path):
