@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import threading
@@ -33,10 +34,12 @@ from components.vm.runtime_drain import (
     APT_DRAIN_PATH,
     DOCKER_UNIT,
     DRAIN_BOUND_SECONDS,
+    DRAIN_HOOK_STEP,
     DRAIN_SCRIPT,
     DRAIN_SCRIPT_PATH,
     DRAINS_PER_RUN,
     HARBOR_UNIT,
+    PREVIOUS_HOLD_PATH,
     RANDOM_DELAY_MINUTES,
     SERVICE_DROPIN_PATH,
     STAGGER_HOURS,
@@ -46,10 +49,12 @@ from components.vm.runtime_drain import (
     drain_environment,
     render_apt_drain_conf,
     render_tmpfiles,
+    runtime_drain_commands,
     runtime_drain_files,
     upgrade_timer_dropin,
 )
 from tests.conftest import find_tool, unavailable
+from tests.settings.test_settings import parse
 from tests.standins.loopback_http import LoopbackHTTP
 from tests.vm.test_node_check import node_nginx  # noqa: F401 - the fixture: real nginx with the ready location
 
@@ -465,3 +470,53 @@ def test_the_drain_script_passes_shellcheck():
     result = subprocess.run([shellcheck, "-S", "style", str(FILES_DIR / DRAIN_SCRIPT)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
     assert os.access(FILES_DIR / DRAIN_SCRIPT, os.X_OK)
+
+
+# --- The deploy's commands, run as the node runs them ---
+
+
+def test_the_deploy_lays_each_file_and_the_hook_replaces_the_old_hold(tmp_path):
+    """Each step's command (without its sudo; root already) with its file on stdin, in a private
+    mount namespace whose /etc/apt/apt.conf.d, /etc/tmpfiles.d, /etc/systemd/system and /opt are
+    empty tmpfs, the old hold already there: every file lands as rendered with its mode, the old
+    hold is gone, systemd is told, and the system's own apt then reads the hook from its real path."""
+    apt_tools()
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        unavailable("the deploy's commands write under /etc and /opt: needs root and unshare for a private mount namespace")
+    settings = parse(replicas=2)
+    files = runtime_drain_files(1)
+    commands = runtime_drain_commands(settings)
+    assert list(commands)[-1] == DRAIN_HOOK_STEP and {path for path, _ in commands.values()} == set(files)
+    bin_dir = tmp_path / "bin"
+    calls = tmp_path / "systemctl.log"
+    write_executable(bin_dir / "systemctl", f'#!/bin/sh\necho "$*" >> {calls}\n')
+    out = tmp_path / "out"
+    lines = ["set -eu"]
+    for folder in ("/etc/apt/apt.conf.d", "/etc/tmpfiles.d", "/etc/systemd/system", "/opt"):
+        lines.append(f"mount -t tmpfs tmpfs {folder}")
+    lines.append(f"echo 'Unattended-Upgrade::Package-Blacklist {{ \"^runc$\"; }};' > {PREVIOUS_HOLD_PATH}")
+    for index, (step, (path, command)) in enumerate(commands.items()):
+        source = tmp_path / f"stdin-{index}"
+        source.write_text(files[path])
+        assert command.startswith("sudo "), step
+        lines.append(f"{command.removeprefix('sudo ')} < {shlex.quote(str(source))}")
+    lines.append(f"apt-config dump --format '%f=%v%n' > {tmp_path}/dump")
+    for path in (*files, PREVIOUS_HOLD_PATH):
+        lines.append(f"if [ -e {path} ]; then mkdir -p {out}$(dirname {path}); cp -p {path} {out}{path}; fi")
+    result = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "bash", "-c", "\n".join(lines)],
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    for path, text in files.items():
+        laid = out / path.lstrip("/")
+        assert laid.read_text() == text, path
+        assert oct(laid.stat().st_mode & 0o777) == ("0o755" if path == DRAIN_SCRIPT_PATH else "0o644"), path
+    assert not (out / PREVIOUS_HOLD_PATH.lstrip("/")).exists(), "the hold must go once the drain is in place"
+    assert calls.read_text().splitlines() == ["daemon-reload", "daemon-reload", "try-restart apt-daily-upgrade.timer"]
+    dumped = (tmp_path / "dump").read_text().splitlines()
+    assert f"DPkg::Pre-Install-Pkgs::={drain_command('drain')}" in dumped
+    assert not [line for line in dumped if line.startswith("Unattended-Upgrade::Package-Blacklist::")]
