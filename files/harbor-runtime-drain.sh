@@ -4,7 +4,7 @@
 #   drain   apt's DPkg::Pre-Install-Pkgs: the .deb files about to be installed arrive on stdin, one
 #           path a line. When one of them is a package of $DRAIN_PACKAGES and Harbor runs: mark the
 #           node ($DRAIN_STATE/$DRAIN_MARK; its nginx then answers the load balancer's health check
-#           with 503), check that it does, wait until the ALB must have stopped sending
+#           with 503), check that it no longer passes, wait until the ALB must have stopped sending
 #           ($DRAIN_OUT_SECONDS) and for pulls in flight ($DRAIN_IN_FLIGHT_SECONDS). A failure removes
 #           the mark and exits non-zero: apt then installs nothing.
 #   rejoin  apt's DPkg::Post-Invoke (after every dpkg run) and apt-daily-upgrade.service's
@@ -55,9 +55,11 @@ drain() {
   echo "$runtime" >"$mark"
   # From here on, any failure leaves the node in the load balancer, and apt installs nothing.
   trap 'rm -f "$mark"' EXIT
+  # The load balancer counts only a 200 as a pass (its matcher): anything else (503 from the mark,
+  # or no nginx at all) keeps it away. A 200 now means the location ignores the mark.
   answer=$(ready_status)
-  if [ "$answer" != 503 ]; then
-    say "refusing to upgrade $runtime now: marked out, this node's health check still answers '$answer', not 503;" \
+  if [ "$answer" = 200 ]; then
+    say "refusing to upgrade $runtime now: marked out, this node's health check still answers 200;" \
       "the load balancer would keep sending pulls while Docker restarts. Nothing was installed." >&2
     exit 1
   fi

@@ -17,7 +17,8 @@ Cache.commit -> PackageManager.do_install -> pkgPackageManager::DoInstall -> Go)
 - `DPkg::Pre-Install-Pkgs` runs before dpkg, with the `.deb` files about to be installed on stdin
   (RunScriptsWithPkgs, hook protocol version 1: one absolute path per line, only for Item::Install).
   When one of them is RUNTIME_PACKAGES (its Package field, read by dpkg-deb) and Harbor runs, the
-  hook marks the node (node_ready.DRAINING), checks that the node's health check now answers 503,
+  hook marks the node (node_ready.DRAINING), checks that the node's health check no longer passes
+  (the ALB's matcher is 200: a 503, or no nginx at all, keeps it away),
   waits until the ALB must have stopped sending (unhealthy_threshold x interval + margin) and for
   pulls in flight (bounded by the deregistration delay, as a deregistered target gets). A hook that
   exits non-zero makes Go return before dpkg runs: nothing is installed, and the hook removes its

@@ -323,6 +323,19 @@ def test_a_health_check_that_ignores_the_mark_refuses_the_upgrade_and_installs_n
     assert not (elsewhere / DRAINING).exists() and {code for _, code in samples} == {200}
 
 
+def test_a_node_whose_nginx_does_not_answer_is_out_already_and_drains(lab):
+    """No answer fails the ALB's check as a 503 does: the upgrade goes on (a restart may well fix it)."""
+    closed = LoopbackHTTP(lambda _path, _headers: (200, b""))
+    closed.stop()
+    conf = render_apt_drain_conf(
+        {**lab["environment"], "DRAIN_READY_URL": f"{closed.url}/harbor-cache/ready"}, str(FILES_DIR / DRAIN_SCRIPT)
+    )
+    (lab["apt_config"].parent / "apt" / "etc" / "apt.conf.d" / Path(APT_DRAIN_PATH).name).write_text(conf)
+    result, _, _ = install(lab, "docker.io")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "harbor-runtime-drain: drained" in result.stdout and not lab["mark"].exists()
+
+
 def test_a_failing_dpkg_still_brings_the_node_back(lab):
     """apt runs DPkg::Post-Invoke after a failed dpkg too (pkgDPkgPM::Go): the node is not left out."""
     lab["fail"].touch()
