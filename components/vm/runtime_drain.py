@@ -50,8 +50,8 @@ none: the ALB fails open when every target is unhealthy and sends to all of them
 node fail while its Docker restarts (docs/scale.md says so).
 
 The single VM keeps Ubuntu's defaults: there is no other node to serve, so draining would change
-nothing; its Docker restarts when unattended-upgrades says (a few seconds to a minute of failed
-pulls), as before.
+nothing. Its containerd restarts itself on an upgrade (running containers carry on) and a patched
+dockerd waits for the next reboot or Docker restart (docker.io/restart's default), as before.
 """
 
 from __future__ import annotations
