@@ -149,19 +149,23 @@ def lab(tmp_path, node_nginx):  # noqa: F811 - the imported fixture
     events, restarted = tmp_path / "events", tmp_path / "restarted"
     fail, active, enabled = tmp_path / "dpkg-fails", tmp_path / "harbor-active", tmp_path / "harbor-enabled"
     # dpkg: the runtime's prerm/postinst stop and start Docker (Harbor's health goes unhealthy); the
-    # queries apt makes of dpkg itself go to the real one, which changes nothing.
+    # read-only queries apt makes of dpkg itself (--print-foreign-architectures, --assert-*) go to the
+    # real one; anything else is refused, so nothing here can change this machine's dpkg database
+    # (apt passes no --admindir to dpkg: debsystem.cc GetDpkgBaseCommand).
     write_executable(
         tmp_path / "dpkg",
         "#!/bin/sh\n"
         'for arg in "$@"; do\n'
-        '  case "$arg" in --unpack|--configure|--install|--remove|--purge)\n'
+        '  case "$arg" in --unpack|--configure)\n'
         f'    echo "$(date +%s.%N) dpkg $arg" >> {events}\n'
         f"    touch {restarted}\n"
         f"    if [ -e {fail} ]; then exit 1; fi\n"
         "    exit 0 ;;\n"
         "  esac\n"
         "done\n"
-        'exec /usr/bin/dpkg "$@"\n',
+        'case "$1" in --print-*|--assert-*) exec /usr/bin/dpkg "$@" ;; esac\n'
+        'echo "stand-in dpkg refuses: $*" >&2\n'
+        "exit 2\n",
     )
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -206,6 +210,15 @@ def lab(tmp_path, node_nginx):  # noqa: F811 - the imported fixture
         )
         + "\n"
     )
+    # Before apt runs as root: it must see only this root and the stand-in dpkg, never the machine's.
+    seen = subprocess.run(
+        ["apt-config", "shell", "DPKG", "Dir::Bin::dpkg/f", "STATUS", "Dir::State::status/f"],
+        env={"APT_CONFIG": str(tmp_path / "apt.conf"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert seen.stdout.split() == [f"DPKG='{tmp_path}/dpkg'", f"STATUS='{root}/state/status'"], seen.stdout + seen.stderr
     yield {
         "work": tmp_path,
         "apt_config": tmp_path / "apt.conf",
