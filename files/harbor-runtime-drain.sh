@@ -41,7 +41,7 @@ ready_status() {
 }
 
 drain() {
-  local runtime answer
+  local runtime answer merged out_for left
   # All of stdin, always: apt writes the whole list before it waits for the hook.
   runtime=$(runtime_packages_in | sort -u | paste -sd ' ' -)
   if [ -z "$runtime" ]; then
@@ -52,7 +52,18 @@ drain() {
     exit 0
   fi
   mkdir -p "$state"
-  echo "$runtime" >"$mark"
+  if [ -e "$mark" ]; then
+    say "out of the load balancer already (since $(date -u -r "$mark" +%H:%M:%S) UTC)"
+    # Out already: unattended-upgrades runs every hook twice (it reads apt.conf.d at apt_pkg's start
+    # and again for apt.Cache(rootdir="/"), and apt appends list entries), or an earlier run was
+    # cut short. Add our packages, keep the time the node went out.
+    merged=$(mktemp "$state/.$(basename "$mark").XXXXXX")
+    tr ' ' '\n' <<<"$(cat "$mark") $runtime" | sed '/^$/d' | sort -u | paste -sd ' ' - >"$merged"
+    touch -r "$mark" "$merged"
+    mv "$merged" "$mark"
+  else
+    echo "$runtime" >"$mark"
+  fi
   # From here on, any failure leaves the node in the load balancer, and apt installs nothing.
   trap 'rm -f "$mark"' EXIT
   # The load balancer counts only a 200 as a pass (its matcher): anything else (503 from the mark,
@@ -63,10 +74,14 @@ drain() {
       "the load balancer would keep sending pulls while Docker restarts. Nothing was installed." >&2
     exit 1
   fi
-  say "upgrading $runtime: out of the load balancer; waiting ${DRAIN_OUT_SECONDS:?}s for its health checks" \
-    "and ${DRAIN_IN_FLIGHT_SECONDS:?}s for pulls in flight"
-  sleep "$DRAIN_OUT_SECONDS"
-  sleep "$DRAIN_IN_FLIGHT_SECONDS"
+  # Whole seconds since the mark, rounded down, plus one: never shorter than the waits.
+  out_for=$(($(date +%s) - $(stat -c %Y "$mark")))
+  left=$((${DRAIN_OUT_SECONDS:?} + ${DRAIN_IN_FLIGHT_SECONDS:?} - out_for + 1))
+  if [ "$left" -gt 0 ]; then
+    say "upgrading $runtime: out of the load balancer; waiting ${left}s (${DRAIN_OUT_SECONDS}s for its health" \
+      "checks and ${DRAIN_IN_FLIGHT_SECONDS}s for pulls in flight, from when the node went out)"
+    sleep "$left"
+  fi
   trap - EXIT
   say "drained: the runtime may restart now"
 }

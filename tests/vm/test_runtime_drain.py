@@ -59,7 +59,7 @@ from tests.standins.loopback_http import LoopbackHTTP
 from tests.vm.test_node_check import node_nginx  # noqa: F401 - the fixture: real nginx with the ready location
 
 # Short waits for the test; the node's are in drain_environment().
-OUT, IN_FLIGHT, IN = 1.0, 0.5, 1.0
+OUT, IN_FLIGHT, IN = 1, 1, 1
 # Answers "unhealthy" this often after the runtime restarted, then "healthy".
 RESTART_ANSWERS = 3
 
