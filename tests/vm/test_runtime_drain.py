@@ -14,8 +14,10 @@ records what the hook asks.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -124,12 +126,14 @@ def write_executable(path: Path, text: str) -> None:
     path.chmod(0o755)
 
 
-def stand_in_deb(work: Path, package: str) -> Path:
+def stand_in_deb(work: Path, package: str, depends: str = "") -> Path:
     """A real .deb named as apt names what it fetched (<name>_<version>_<arch>.deb)."""
     tree = work / f"{package}-tree"
     (tree / "DEBIAN").mkdir(parents=True)
     (tree / "DEBIAN" / "control").write_text(
-        f"Package: {package}\nVersion: 99.0\nArchitecture: all\nMaintainer: test <test@localhost>\nDescription: stand-in\n"
+        f"Package: {package}\nVersion: 99.0\nArchitecture: all\nMaintainer: test <test@localhost>\n"
+        + (f"Depends: {depends}\n" if depends else "")
+        + "Description: stand-in\n"
     )
     deb = work / f"{package}_99.0_all.deb"
     subprocess.run(["dpkg-deb", "--build", str(tree), str(deb)], check=True, capture_output=True)
@@ -546,3 +550,118 @@ def test_the_deploy_lays_each_file_and_the_hook_replaces_the_old_hold(tmp_path):
     dumped = (tmp_path / "dump").read_text().splitlines()
     assert f"DPkg::Pre-Install-Pkgs::={drain_command('drain')}" in dumped
     assert not [line for line in dumped if line.startswith("Unattended-Upgrade::Package-Blacklist::")]
+
+
+# --- unattended-upgrades itself ---
+
+# Mounted over in the test's private mount namespace: everything unattended-upgrades and apt would
+# read or write of this machine's package state (python-apt's apt.Cache(rootdir="/"), which
+# unattended-upgrade always makes, points Dir::State::status at /var/lib/dpkg/status and
+# Dir::Bin::dpkg at /usr/bin/dpkg whatever APT_CONFIG says: apt/cache.py Cache.__init__).
+PRIVATE = (
+    "/var/lib/dpkg",
+    "/etc/apt/apt.conf.d",
+    "/var/cache/apt",
+    "/var/lib/apt",
+    "/var/lib/unattended-upgrades",
+    "/var/log/apt",
+    "/var/log/unattended-upgrades",
+    "/run",
+)
+UPGRADED = {"containerd": "", "runc": "", "docker.io": "containerd (>= 99.0), runc (>= 99.0)", "openssl": ""}
+
+
+def packages_index(debs: list[Path]) -> str:
+    """The Packages index apt reads from a flat repository (Filename relative to it)."""
+    stanzas = []
+    for deb in debs:
+        control = subprocess.run(["dpkg-deb", "--field", str(deb)], capture_output=True, text=True, check=True).stdout
+        digest = hashlib.sha256(deb.read_bytes()).hexdigest()
+        stanzas.append(f"{control.rstrip()}\nFilename: ./{deb.name}\nSize: {deb.stat().st_size}\nSHA256: {digest}\n")
+    return "\n".join(stanzas)
+
+
+def test_unattended_upgrades_drains_around_each_minimal_step_that_upgrades_the_runtime(lab):
+    """The real /usr/bin/unattended-upgrade (Debian's 2.9.1, as Ubuntu's) upgrading docker.io,
+    containerd, runc and openssl from a local archive, in a private mount namespace where dpkg's
+    database, /usr/bin/dpkg (the stand-in), apt.conf.d (only the rendered hook) and apt's state are
+    the test's own. Each minimal step that carries the runtime drains once (unattended-upgrades runs
+    each hook twice; the second finds the node out already), dpkg runs only while the node is out,
+    and the node is back after each such step; a step without the runtime does nothing."""
+    uu = Path("/usr/bin/unattended-upgrade")
+    if not uu.exists() or os.geteuid() != 0 or shutil.which("unshare") is None:
+        unavailable("needs unattended-upgrades (Debian package), root and unshare for a private mount namespace")
+    if not all(Path(folder).is_dir() for folder in PRIVATE):
+        unavailable(f"one of {PRIVATE} is missing: it would be created on this machine")
+    work = lab["work"] / "uu"
+    (work / "repo").mkdir(parents=True)
+    debs = [stand_in_deb(work / "repo", name, depends) for name, depends in UPGRADED.items()]
+    for tree in (work / "repo").glob("*-tree"):
+        shutil.rmtree(tree)
+    (work / "repo" / "Packages").write_text(packages_index(debs))
+    (work / "repo" / "Release").write_text(
+        "Origin: HarborCacheTest\nLabel: HarborCacheTest\nSuite: test-security\nCodename: test\n"
+        "Architectures: all\nComponents: main\n"
+    )
+    installed = "".join(
+        f"Package: {name}\nStatus: install ok installed\nMaintainer: test <test@localhost>\nArchitecture: all\n"
+        "Version: 98.0\nDescription: stand-in\n\n"
+        for name in UPGRADED
+    )
+    (work / "status").write_text(installed)
+    (work / "sources.list").write_text(f"deb [trusted=yes] file:{work}/repo ./\n")
+    for folder in ("state/lists/partial", "cache/archives/partial", "log", "uu-log"):
+        (work / folder).mkdir(parents=True)
+    (work / "apt.conf").write_text(
+        f'Dir::Etc::sourcelist "{work}/sources.list";\nDir::Etc::sourceparts "{work}/none";\n'
+        f'Dir::State "{work}/state/";\nDir::Cache "{work}/cache/";\nDir::Log "{work}/log/";\n'
+        f'Unattended-Upgrade::LogDir "{work}/uu-log/";\nUnattended-Upgrade::Origins-Pattern {{ "origin=HarborCacheTest"; }};\n'
+    )
+    # The stand-in dpkg, answering apt's read-only queries with a copy of the real one (its own
+    # path is the stand-in in the namespace).
+    shutil.copy("/usr/bin/dpkg", work / "real-dpkg")
+    fake = work / "dpkg"
+    write_executable(fake, (lab["work"] / "dpkg").read_text().replace("/usr/bin/dpkg", str(work / "real-dpkg")))
+    conf = (lab["apt_config"].parent / "apt" / "etc" / "apt.conf.d" / Path(APT_DRAIN_PATH).name).read_text()
+    (work / "hook").write_text(conf)
+    lines = ["set -eu", *(f"mount -t tmpfs tmpfs {folder}" for folder in PRIVATE)]
+    lines += [
+        "mkdir -p /var/lib/dpkg/updates /var/lib/dpkg/info",
+        f"cp {work}/status /var/lib/dpkg/status",
+        f"mount --bind {fake} /usr/bin/dpkg",
+        f"cp {work}/hook /etc/apt/apt.conf.d/{Path(APT_DRAIN_PATH).name}",
+        # Never on against this machine's own: the stand-ins must be what apt finds.
+        f"cmp -s /usr/bin/dpkg {fake}",
+        f"cmp -s /var/lib/dpkg/status {work}/status",
+        f"export APT_CONFIG={work}/apt.conf",
+        "apt-get -q update >/dev/null",
+        "exec /usr/bin/unattended-upgrade -d",
+    ]
+    watch = ReadyWatch(lab["ready"])
+    result = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "bash", "-c", "\n".join(lines)],
+        env={"PATH": lab["path"], "LANG": "C.UTF-8"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    samples = watch.stop()
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "All upgrades installed" in output, output
+    steps = [set(re.findall(r"'([^']+)'", line)) for line in output.splitlines() if line.startswith("applying set")]
+    runtime_steps = [step for step in steps if step & {"docker.io", "containerd", "runc"}]
+    assert len(steps) > len(runtime_steps) >= 1, steps
+    hook_log = (work / "uu-log" / "unattended-upgrades-dpkg.log").read_text()
+    # Twice per step: the first call drains and waits, the second finds the node out already.
+    assert hook_log.count("harbor-runtime-drain: upgrading") == len(runtime_steps), hook_log
+    assert hook_log.count("out of the load balancer already") == len(runtime_steps), hook_log
+    assert hook_log.count("harbor-runtime-drain: rejoined") == len(runtime_steps), hook_log
+    outs = [t for (t, code), (_, before) in zip(samples[1:], samples, strict=False) if code == 503 and before == 200]
+    assert len(outs) == len(runtime_steps), "one time out of the load balancer per step that carries the runtime"
+    unpacks = [t for t, text in events(lab) if text == "dpkg --unpack"]
+    assert len(unpacks) == len(steps)
+    for step, unpacked in zip(steps, unpacks, strict=True):
+        state = [code for t, code in samples if t < unpacked][-1]
+        assert state == (503 if step in runtime_steps else 200), (step, state)
+    assert samples[-1][1] == 200 and not lab["mark"].exists()
