@@ -33,7 +33,12 @@ Cache.commit -> PackageManager.do_install -> pkgPackageManager::DoInstall -> Go)
 - unattended-upgrades runs dpkg in "minimal steps" (Unattended-Upgrade::MinimalSteps, on by
   default): one cache.commit per smallest set of packages that installs on its own, so each
   commit runs both hooks. docker.io, containerd and runc may come in up to three sets: the node
-  leaves and rejoins around each, never stays out between them with Harbor down.
+  leaves and rejoins around each, never stays out between them with Harbor down. It runs every
+  hook twice per commit: apt_pkg reads apt.conf.d when python-apt loads, and apt.Cache(rootdir="/")
+  (which unattended-upgrade always makes) reads it again (apt/cache.py Cache.__init__), and apt
+  appends list entries. The second drain finds the node out already and waits only what is left
+  of the first one's wait; the second rejoin finds no mark. (tests/vm/test_runtime_drain.py runs
+  the real unattended-upgrade and sees both.)
 - What could still leave the mark behind: apt killed between the hooks, an internal apt error
   before Post-Invoke, another Pre-Install-Pkgs hook failing after ours (so ours is named to sort
   last), a reboot in between. apt-daily-upgrade.service (which runs unattended-upgrades) runs the
