@@ -9,8 +9,9 @@
 #           the mark and exits non-zero: apt then installs nothing.
 #   rejoin  apt's DPkg::Post-Invoke (after every dpkg run) and apt-daily-upgrade.service's
 #           ExecStopPost: when the mark is there, restart Docker if docker.io was upgraded, start
-#           Harbor (a restart of the runtime may have stopped it), wait until it is healthy ($DRAIN_HEALTHY_TIMEOUT_SECONDS at most), remove
-#           the mark, wait until the ALB must call the node healthy again ($DRAIN_IN_SECONDS).
+#           Harbor (a restart of the runtime may have stopped it), wait until it is healthy
+#           ($DRAIN_HEALTHY_TIMEOUT_SECONDS at most), remove the mark, wait until the ALB must call
+#           the node healthy again ($DRAIN_IN_SECONDS).
 set -uo pipefail
 
 action=${1:?usage: harbor-runtime-drain.sh drain|rejoin}
