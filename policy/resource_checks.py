@@ -621,12 +621,25 @@ def load_balancer_listener(review: Review) -> None:
             return []
         if protocol == "HTTPS":
             policy = known(props.get("sslPolicy"), "sslPolicy")
+            problems = []
             if not isinstance(policy, str) or not TLS_POLICY_RE.fullmatch(policy):
-                return [
+                problems.append(
                     f"the HTTPS listener's ssl_policy is {policy!r}: use a TLS 1.2+ policy with TLS 1.3 "
                     "(ELBSecurityPolicy-TLS13-1-2-2021-06 or another ELBSecurityPolicy-TLS13-1-2-*/1-3-*)"
-                ]
-            return []
+                )
+            # Where the decrypted traffic goes: one forward to one target group, named where the stack check
+            # `identities-come-from-the-program` compares it with the program's (no weighted `forward` block,
+            # redirect, fixed response or authentication action, which it would not see).
+            used = [
+                {key for key, value in action.items() if value not in (None, [], {})} if isinstance(action, Mapping) else {"?"}
+                for action in actions
+            ]
+            if len(actions) != 1 or used[0] - {"type", "targetGroupArn", "order"} or actions[0].get("type") != "forward":
+                problems.append(
+                    f"the HTTPS listener's default actions are {actions!r}: its one action forwards to the program's "
+                    "target group, named by targetGroupArn"
+                )
+            return problems
         return [
             f"a load balancer listener with protocol {protocol or 'unset'!r}: harbor-cache serves only HTTPS (and 80 redirects)"
         ]

@@ -1,6 +1,11 @@
 """Stack checks: where values come from. The engine's AnalyzeStack hands every resource with its
 property dependencies (the URNs each input came from), which are known at preview even when the
-values are not."""
+values are not, and with its outputs (pkg/resource/deploy/step_generator.go AnalyzeResources), which for
+the bridged providers (aws, random, tls) carry the resource's id as the property "id"
+(pulumi-terraform-bridge pkg/tfbridge/provider.go Create: MakeTerraformResult of the Terraform state,
+whose schema always has "id"). So a reference is judged twice: it comes from the program's resource
+(its dependency) and it holds that resource's value (`holds_the_sources_value`), never a literal kept
+beside the dependency."""
 
 from __future__ import annotations
 
@@ -11,7 +16,6 @@ from typing import Any
 from reading import Resource, Review, Undecidable, Violation, is_unknown, statements
 from resource_checks import (
     ACME_PREFIX,
-    BUCKET_ARN_RE,
     COMMAND_OWNERS,
     DLM_SERVICE,
     DNS01_CHANGE,
@@ -66,14 +70,37 @@ def _source(resource: StackResource, key: str, by_urn: dict[str, StackResource])
     return by_urn.get(urns[0]) if len(urns) == 1 else None
 
 
+def holds_the_sources_value(value: Any, source: StackResource, output: str) -> bool:
+    """Whether a reference holds `output` of the resource it comes from (an id, a name, an ARN), not a literal kept
+    beside the dependency (`sg.id.apply(lambda _: "sg-...")` depends on the group and names another).
+
+    At `up` every value is known and the two must be equal. At a preview, a value made from a resource created or
+    replaced in the same update is unknown: an unknown reference cannot be a literal and is judged by its dependency
+    alone; a known one must equal a known value of its source (a literal where the program's value would still be
+    unknown is refused). An output the source does not have counts as unknown."""
+    if is_unknown(value):
+        return True
+    origin = source.props.get(output)
+    return origin is not None and not is_unknown(origin) and str(value).strip() == str(origin).strip()
+
+
+def _held_source(resource: StackResource, key: str, output: str, by_urn: dict[str, StackResource]) -> StackResource | None:
+    """The one resource a property comes from, if the property holds that resource's `output`."""
+    source = _source(resource, key, by_urn)
+    return source if source is not None and holds_the_sources_value(resource.props.get(key), source, output) else None
+
+
+INSTANCE_PROFILE = "aws:iam/instanceProfile:InstanceProfile"
+
+
 def instances_run_as_the_programs_role(resources: list[StackResource]) -> list[Violation]:
     """An instance's profile is the program's InstanceProfile, whose role trusts only EC2 (never a
     pre-existing profile, never a role trusted by anyone else)."""
     by_urn = _by_urn(resources)
     problems = []
     for instance in (r for r in resources if r.type == "aws:ec2/instance:Instance"):
-        profile = _source(instance, "iamInstanceProfile", by_urn)
-        role = _source(profile, "role", by_urn) if profile and profile.type == "aws:iam/instanceProfile:InstanceProfile" else None
+        profile = _held_source(instance, "iamInstanceProfile", "name", by_urn)
+        role = _held_source(profile, "role", "name", by_urn) if profile and profile.type == INSTANCE_PROFILE else None
         if _trusted_service(role) != EC2_SERVICE:
             problems.append(
                 f"instance {instance.name!r} runs as {instance.props.get('iamInstanceProfile')!r}, which is not the program's "
@@ -86,17 +113,18 @@ def role_grants_land_on_the_right_role(resources: list[StackResource]) -> list[V
     """The DLM service policy and the DLM lifecycle policy use the role only DLM assumes; the
     instance role's policies (DNS-01, metrics, registry) land on the role only EC2 assumes."""
     by_urn = _by_urn(resources)
+    # type -> (the field naming the role, the role's output it holds, the service the role must trust)
     wanted = {
-        "aws:iam/rolePolicyAttachment:RolePolicyAttachment": ("role", DLM_SERVICE),
-        "aws:dlm/lifecyclePolicy:LifecyclePolicy": ("executionRoleArn", DLM_SERVICE),
-        "aws:iam/rolePolicy:RolePolicy": ("role", EC2_SERVICE),
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment": ("role", "name", DLM_SERVICE),
+        "aws:dlm/lifecyclePolicy:LifecyclePolicy": ("executionRoleArn", "arn", DLM_SERVICE),
+        "aws:iam/rolePolicy:RolePolicy": ("role", "name", EC2_SERVICE),
     }
     problems = []
     for resource in resources:
         if resource.type not in wanted:
             continue
-        key, service = wanted[resource.type]
-        if _trusted_service(_source(resource, key, by_urn)) != service:
+        key, output, service = wanted[resource.type]
+        if _trusted_service(_held_source(resource, key, output, by_urn)) != service:
             problems.append(
                 f"{resource.type} {resource.name!r} sets {key} to {resource.props.get(key)!r}, not the program's role that only "
                 f"{service} assumes"
@@ -142,15 +170,11 @@ def registry_grant_names_the_programs_bucket(resources: list[StackResource]) -> 
                 "its own bucket only"
             )
             continue
-        name = bucket.props.get("bucket")
-        named = {
-            match.group(1)
-            for s in found
-            for arn in _listed(s.get("Resource"))
-            if (match := BUCKET_ARN_RE.fullmatch(str(arn).removesuffix("/*")))
-        }
-        if found and not is_unknown(name) and named != {name}:
-            problems.append(f"role policy {policy.name!r} names buckets {sorted(named)}, not the program's bucket {name!r}")
+        named = sorted({str(arn).removesuffix("/*") for s in found for arn in _listed(s.get("Resource"))})
+        if not all(holds_the_sources_value(arn, bucket, "arn") for arn in named):
+            problems.append(
+                f"role policy {policy.name!r} names buckets {named}, not the program's bucket {bucket.props.get('arn')!r}"
+            )
     return problems
 
 
@@ -273,61 +297,63 @@ def _programs_group(resource: StackResource | None) -> str | None:
     return next((name for name, (owner, part) in PROGRAM_GROUPS.items() if resource.resource().made_by(owner, part)), None)
 
 
+def _group_reference_problems(
+    resource: StackResource, key: str, wanted: str, by_urn: dict[str, StackResource]
+) -> list[Violation]:
+    sources = [by_urn.get(urn) for urn in resource.property_dependencies.get(key) or []]
+    value = resource.props.get(key)
+    ids = [value] if is_unknown(value) else value if isinstance(value, list) else []
+    named = [_programs_group(source) for source in sources]
+    if named == [wanted] and len(ids) == 1 and holds_the_sources_value(ids[0], sources[0], "id"):
+        return []
+    return [
+        f"{resource.type} {resource.name!r} is in security groups {value!r} (from {[s.name if s else None for s in sources]}): "
+        f"it belongs in the program's {wanted} only, passed as that resource's id "
+        f"({sources[0].props.get('id') if len(sources) == 1 and sources[0] else 'its id'}; no literal or pre-existing group)"
+    ]
+
+
+def _rule_group_problems(group: StackResource, key: str, by_urn: dict[str, StackResource]) -> list[Violation]:
+    """A rule's source (ingress) or destination (egress) groups are the program's groups its `key` comes from, each
+    named by that group's id."""
+    rules = group.props.get(key)
+    if is_unknown(rules) or not isinstance(rules, list):
+        return []
+    sources = [by_urn.get(urn) for urn in group.property_dependencies.get(key) or []]
+    referenced = sorted(
+        {
+            str(named)
+            for rule in rules
+            if isinstance(rule, Mapping)
+            for named in (rule.get("securityGroups") if isinstance(rule.get("securityGroups"), list) else [])
+        }
+    )
+    programs = [source for source in sources if _programs_group(source)]
+    if len(programs) == len(sources) and all(
+        any(holds_the_sources_value(named, source, "id") for source in programs) for named in referenced
+    ):
+        return []
+    return [
+        f"security group {group.name!r} names groups {referenced} in its {key} rules, from "
+        f"{[s.name if s else None for s in sources]}: a rule's group is one of the program's, passed as its id "
+        f"({sorted(str(s.props.get('id')) for s in programs)}; no literal group id)"
+    ]
+
+
 def security_groups_are_the_programs(resources: list[StackResource]) -> list[Violation]:
-    """Every security-group reference comes from the program's own group through property dependencies, never a
-    literal id (a pre-existing group, the VPC's default one): an instance, the load balancer, the database and
-    Redis each in exactly their one group; a rule's source groups only the program's, one id per group."""
+    """Every security-group reference is the id of the program's own group, from that group through property
+    dependencies and equal to its id output, never a literal id (a pre-existing group, the VPC's default one): an
+    instance, the load balancer, the database and Redis each in exactly their one group; a rule's groups only the
+    program's."""
     by_urn = _by_urn(resources)
     problems = []
-    # The analyzer is not handed a resource's id, so a literal id in place of the program's group is seen by
-    # disagreement: every known value that stands for one group (from one dependency) must be the same.
-    seen: dict[str, set[str]] = {}
     for resource in resources:
         for (kind, key), wanted in GROUP_REFERENCES.items():
-            if resource.type != kind:
-                continue
-            value = resource.props.get(key)
-            if isinstance(value, list) and len(value) == 1 and not is_unknown(value[0]):
-                seen.setdefault(wanted, set()).add(str(value[0]))
-        if resource.type == "aws:ec2/securityGroup:SecurityGroup" and isinstance(resource.props.get("ingress"), list):
-            named = [_programs_group(by_urn.get(urn)) for urn in resource.property_dependencies.get("ingress") or []]
-            for rule in resource.props["ingress"]:
-                groups = rule.get("securityGroups") if isinstance(rule, Mapping) else None
-                if len(named) == 1 and named[0] and isinstance(groups, list):
-                    seen.setdefault(named[0], set()).update(str(g) for g in groups if not is_unknown(g))
-    for group, values in sorted(seen.items()):
-        if len(values) > 1:
-            problems.append(
-                f"the program's security group {group} is named by different ids {sorted(values)}: one of them is a literal "
-                "or pre-existing group; pass the program's group (its id output) everywhere"
-            )
-    for resource in resources:
-        for (kind, key), wanted in GROUP_REFERENCES.items():
-            if resource.type != kind:
-                continue
-            sources = [_programs_group(by_urn.get(urn)) for urn in resource.property_dependencies.get(key) or []]
-            value = resource.props.get(key)
-            count_ok = is_unknown(value) or (isinstance(value, list) and len(value) == 1)
-            if sources != [wanted] or not count_ok:
-                problems.append(
-                    f"{kind} {resource.name!r} is in security groups {value!r} (from {sources}): it belongs in the program's "
-                    f"{wanted} only, passed as that resource's id (no literal or pre-existing group)"
-                )
-        if resource.type == "aws:ec2/securityGroup:SecurityGroup" and not is_unknown(resource.props.get("ingress")):
-            sources = [by_urn.get(urn) for urn in resource.property_dependencies.get("ingress") or []]
-            named = [_programs_group(source) for source in sources]
-            rules = resource.props.get("ingress") if isinstance(resource.props.get("ingress"), list) else []
-            referenced = {
-                str(group)
-                for rule in rules
-                if isinstance(rule, Mapping)
-                for group in (rule.get("securityGroups") if isinstance(rule.get("securityGroups"), list) else [])
-            }
-            if None in named or len(referenced) > len(named):
-                problems.append(
-                    f"security group {resource.name!r} admits groups {sorted(referenced)} from {len(named)} of the program's "
-                    "groups: a rule's source group is one of the program's, passed as its id (no literal group id)"
-                )
+            if resource.type == kind:
+                problems += _group_reference_problems(resource, key, wanted, by_urn)
+        if resource.type == "aws:ec2/securityGroup:SecurityGroup":
+            for key in ("ingress", "egress"):
+                problems += _rule_group_problems(resource, key, by_urn)
     return problems
 
 
@@ -363,54 +389,109 @@ def alarms_notify_the_programs_topic(resources: list[StackResource]) -> list[Vio
     return problems
 
 
+# A reference to one of the program's resources: the source's type, its owner component and name part, and the
+# output the reference holds.
+Source = tuple[str, str, str, str]
+_NODE = r"(?:[1-9][0-9]*-)?"
+_INSTANCE = ("aws:ec2/instance:Instance", "HarborVm", f"{_NODE}instance", "id")
+_TARGET_GROUP = ("aws:lb/targetGroup:TargetGroup", "HarborLoadBalancer", "nodes", "arn")
+_ALARM_TOPIC = ("aws:sns/topic:Topic", "HarborAlarms", "topic", "arn")
+_EVENTS_TOPIC = ("aws:sns/topic:Topic", "HarborDataServices", "events", "arn")
+
 # Resources the pack has nothing to judge in alone, whose identity fields must come from the program's own
-# resources (components/aws/vm.py): (type, field) -> (the source's type, its owner, its name part).
-IDENTITY_SOURCES = {
-    ("aws:ec2/volumeAttachment:VolumeAttachment", "instanceId"): (
-        "aws:ec2/instance:Instance",
-        "HarborVm",
-        r"(?:[1-9][0-9]*-)?instance",
-    ),
-    ("aws:ec2/volumeAttachment:VolumeAttachment", "volumeId"): ("aws:ebs/volume:Volume", "HarborVm", r"(?:[1-9][0-9]*-)?data"),
-    ("aws:ec2/eipAssociation:EipAssociation", "instanceId"): (
-        "aws:ec2/instance:Instance",
-        "HarborVm",
-        r"(?:[1-9][0-9]*-)?instance",
-    ),
-    ("aws:ec2/eipAssociation:EipAssociation", "allocationId"): ("aws:ec2/eip:Eip", "HarborVm", r"(?:[1-9][0-9]*-)?eip"),
-    ("aws:ec2/instance:Instance", "keyName"): ("aws:ec2/keyPair:KeyPair", "HarborVm", "key-pair"),
-    ("aws:ec2/keyPair:KeyPair", "publicKey"): ("tls:index/privateKey:PrivateKey", "HarborVm", "ssh-key"),
+# resources and hold their value (components/aws/vm.py): (type, field) -> the sources it may name.
+IDENTITY_SOURCES: dict[tuple[str, str], tuple[Source, ...]] = {
+    ("aws:ec2/volumeAttachment:VolumeAttachment", "instanceId"): (_INSTANCE,),
+    ("aws:ec2/volumeAttachment:VolumeAttachment", "volumeId"): (("aws:ebs/volume:Volume", "HarborVm", f"{_NODE}data", "id"),),
+    ("aws:ec2/eipAssociation:EipAssociation", "instanceId"): (_INSTANCE,),
+    ("aws:ec2/eipAssociation:EipAssociation", "allocationId"): (("aws:ec2/eip:Eip", "HarborVm", f"{_NODE}eip", "id"),),
+    ("aws:ec2/instance:Instance", "keyName"): (("aws:ec2/keyPair:KeyPair", "HarborVm", "key-pair", "keyName"),),
+    ("aws:ec2/keyPair:KeyPair", "publicKey"): (("tls:index/privateKey:PrivateKey", "HarborVm", "ssh-key", "publicKeyOpenssh"),),
+    # What the load balancer sends decrypted traffic to (components/aws/load_balancer.py, vm.py, target_drain.py):
+    # the HTTPS listener forwards to the program's target group, which holds the program's instances only.
+    ("aws:lb/listener:Listener", "defaultActions[].targetGroupArn"): (_TARGET_GROUP,),
+    ("aws:lb/targetGroupAttachment:TargetGroupAttachment", "targetGroupArn"): (_TARGET_GROUP,),
+    ("aws:lb/targetGroupAttachment:TargetGroupAttachment", "targetId"): (_INSTANCE,),
+    ("pulumi-python:dynamic/elbv2:TargetDrain", "target_group_arn"): (_TARGET_GROUP,),
+    ("pulumi-python:dynamic/elbv2:TargetDrain", "instance_id"): (_INSTANCE,),
+    # Which instance's console the host key is read from, which instance is started after a volume swap.
+    ("pulumi-python:dynamic/ec2:ConsoleHostKey", "instance_id"): (_INSTANCE,),
+    ("pulumi-python:dynamic/ec2:InstanceRunning", "instance_id"): (_INSTANCE,),
+}
+# Where the program's notifications go (alarms: `alarms-notify-the-programs-topic`): the backup watch's targets and
+# the topic policy it sets are the alarm topic's (components/aws/backup_watch.py), the stores' events go to their
+# events topic (data_services.py), e-mail subscriptions subscribe to one of the two.
+NOTIFICATION_SOURCES: dict[tuple[str, str], tuple[Source, ...]] = {
+    ("aws:cloudwatch/eventTarget:EventTarget", "arn"): (_ALARM_TOPIC,),
+    ("aws:sns/topicPolicy:TopicPolicy", "arn"): (_ALARM_TOPIC,),
+    ("aws:sns/topicSubscription:TopicSubscription", "topic"): (_ALARM_TOPIC, _EVENTS_TOPIC),
+    ("aws:rds/eventSubscription:EventSubscription", "snsTopic"): (_EVENTS_TOPIC,),
+    ("aws:elasticache/replicationGroup:ReplicationGroup", "notificationTopicArn"): (_EVENTS_TOPIC,),
 }
 
 
-def identities_come_from_the_program(resources: list[StackResource]) -> list[Violation]:
-    """A volume attachment joins the program's volume to the program's instance, an EIP association the
-    program's EIP to its instance; instances use the program's key pair, made from the stack's SSH key:
-    never a literal id or a pre-existing key pair."""
+def _field_values(props: Mapping[str, Any], key: str) -> list[Any]:
+    """The values a field holds: `key`'s, or for "list[].field" each item's field (none when no item has one)."""
+    outer, _, inner = key.partition("[].")
+    if not inner:
+        return [props.get(key)]
+    items = props.get(outer)
+    if is_unknown(items):
+        return [items]
+    return [item.get(inner) for item in items if isinstance(item, Mapping) and inner in item] if isinstance(items, list) else []
+
+
+def _matching(source: StackResource | None, wanted: tuple[Source, ...]) -> Source | None:
+    """Which of the program's resources `wanted` names `source` is (None: none of them)."""
+    if source is None:
+        return None
+    return next((spec for spec in wanted if source.type == spec[0] and source.resource().made_by(spec[1], spec[2])), None)
+
+
+def _references_problems(resources: list[StackResource], table: dict[tuple[str, str], tuple[Source, ...]]) -> list[Violation]:
+    """Each field of `table` comes from exactly one resource, one of the program's the table names, and holds
+    that resource's output."""
     by_urn = _by_urn(resources)
     problems = []
     for resource in resources:
-        for (kind, key), (source_type, owner, part) in IDENTITY_SOURCES.items():
-            if resource.type != kind:
+        for (kind, key), wanted in table.items():
+            values = _field_values(resource.props, key) if resource.type == kind else []
+            if not values:
                 continue
-            sources = [by_urn.get(urn) for urn in resource.property_dependencies.get(key) or []]
-            if (
-                len(sources) != 1
-                or sources[0] is None
-                or sources[0].type != source_type
-                or not sources[0].resource().made_by(owner, part)
-            ):
+            sources = [by_urn.get(urn) for urn in resource.property_dependencies.get(key.partition("[].")[0]) or []]
+            source = sources[0] if len(sources) == 1 else None
+            spec = _matching(source, wanted)
+            if spec is None or not all(holds_the_sources_value(value, source, spec[3]) for value in values):
+                names = " or ".join(f"{owner}'s {part} ({kind_}, its {output})" for kind_, owner, part, output in wanted)
                 problems.append(
-                    f"{kind} {resource.name!r} sets {key} to {resource.props.get(key)!r}, not from the program's {source_type}: "
-                    "pass the program's resource, never a literal id or a pre-existing one"
+                    f"{kind} {resource.name!r} sets {key} to {values!r}, not the program's {names}: pass the program's "
+                    "resource, never a literal or a pre-existing one"
                 )
     return problems
 
 
+def identities_come_from_the_program(resources: list[StackResource]) -> list[Violation]:
+    """A volume attachment joins the program's volume to the program's instance, an EIP association the
+    program's EIP to its instance; instances use the program's key pair, made from the stack's SSH key; the
+    load balancer forwards to the program's target group, which holds the program's instances: each field from
+    that resource and holding its id (or name, key, ARN), never a literal or a pre-existing one."""
+    return _references_problems(resources, IDENTITY_SOURCES)
+
+
+def notifications_go_to_the_programs_topics(resources: list[StackResource]) -> list[Violation]:
+    """The backup watch notifies (and sets the policy of) the program's alarm topic, the stores' events go to
+    the program's events topic, subscriptions are to one of those: never another topic."""
+    return _references_problems(resources, NOTIFICATION_SOURCES)
+
+
 STACK_CHECKS: dict[str, tuple[str, StackCheck]] = {
     "identities-come-from-the-program": (
-        "Volume attachments, EIP associations, key names and key pairs come from the program's own resources.",
+        "Volume attachments, EIP associations, key names, key pairs and load balancer targets are the program's own resources.",
         identities_come_from_the_program,
+    ),
+    "notifications-go-to-the-programs-topics": (
+        "The backup watch, the stores' events and e-mail subscriptions use the program's own SNS topics.",
+        notifications_go_to_the_programs_topics,
     ),
     "alarms-notify-the-programs-topic": (
         "Alarms notify only the program's alarm topic.",

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 
 from tests.standins.policy_engine import (
+    POLICY_DIR,
     EngineResource,
     changed,
     engine_resources,
@@ -198,6 +200,18 @@ def in_connection(change: Callable[[dict], None]) -> Callable[[list[EngineResour
     return lambda stack: [changed(stack, "harbor-install-docker", lambda p: change(p["connection"]["value"]))]
 
 
+def set_on(resource_name: str, /, **values) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    """The program's resource with `values` set in its inputs and outputs (its property dependencies kept);
+    `type:name` where two types share the name."""
+    kind, _, name = resource_name.rpartition(":")
+    return lambda stack: [changed(stack, name, lambda p: p.update(values), kind)]
+
+
+def output_of(stack: list[EngineResource], name: str, key: str = "id"):
+    """An output of the program's resource `name` (a bridged resource's id by default)."""
+    return registration_of(stack, name).outputs[key]
+
+
 def halves_rules(kind: str, port: int, group: str) -> list[EngineResource]:
     if kind == "aws:ec2/securityGroupRule:SecurityGroupRule":
         shape = {"type": "ingress", "protocol": "tcp", "fromPort": port, "toPort": port, "securityGroupId": group}
@@ -229,7 +243,7 @@ PROBES = [
         "imds",
         "the program's instance started from a launch template",
         "dev",
-        lambda s: [changed(s, "harbor-vm-instance", lambda p: p.update(launchTemplate={"id": "lt-0123456789abcdef0"}))],
+        set_on("harbor-vm-instance", launchTemplate={"id": "lt-0123456789abcdef0"}),
         refused_by="aws-ec2-instance-instance",
     ),
     Probe(
@@ -311,7 +325,7 @@ PROBES = [
         "security-groups",
         "443 split into 0.0.0.0/1 + 128.0.0.0/1 across stand-alone rules",
         "dev",
-        lambda s: halves_rules("aws:ec2/securityGroupRule:SecurityGroupRule", 443, "harbor-vm-sg-id"),
+        lambda s: halves_rules("aws:ec2/securityGroupRule:SecurityGroupRule", 443, output_of(s, "harbor-vm-sg")),
         refused_by="only-the-programs-resource-types",
     ),
     Probe(
@@ -495,47 +509,16 @@ PROBES = [
         refused_by="aws-iam-rolepolicy-rolepolicy",
     ),
     # 9. Credential shapes in command lines, connection.password.
-    Probe(
-        "credentials",
-        "curl -u user:pass",
-        "dev",
-        in_command("curl -u admin:Harbor12345 https://127.0.0.1/api/v2.0/users"),
-        refused_by="command-remote-command",
-    ),
-    Probe(
-        "credentials",
-        "an Authorization header",
-        "dev",
-        in_command("curl -H 'Authorization: Bearer eyJhbGciOi' https://x"),
-        refused_by="command-remote-command",
-    ),
-    Probe(
-        "credentials",
-        "URL user info",
-        "dev",
-        in_command("skopeo copy docker://robot:hunter2@harbor.example.com/a b"),
-        refused_by="command-remote-command",
-    ),
-    Probe(
-        "credentials",
-        "redis-cli -a",
-        "dev",
-        in_command("redis-cli -a hunter2 -h redis FLUSHALL"),
-        refused_by="command-remote-command",
-    ),
-    Probe(
-        "credentials",
-        "htpasswd -b",
-        "dev",
-        in_command("htpasswd -b /etc/registry/passwd admin hunter2"),
-        refused_by="command-remote-command",
-    ),
-    Probe(
-        "credentials",
-        "docker login -p",
-        "dev",
-        in_command("docker login -u admin -p hunter2 harbor.example.com"),
-        refused_by="command-remote-command",
+    *(
+        Probe("credentials", what, "dev", in_command(line), refused_by="command-remote-command")
+        for what, line in (
+            ("curl -u user:pass", "curl -u admin:Harbor12345 https://127.0.0.1/api/v2.0/users"),
+            ("an Authorization header", "curl -H 'Authorization: Bearer eyJhbGciOi' https://x"),
+            ("URL user info", "skopeo copy docker://robot:hunter2@harbor.example.com/a b"),
+            ("redis-cli -a", "redis-cli -a hunter2 -h redis FLUSHALL"),
+            ("htpasswd -b", "htpasswd -b /etc/registry/passwd admin hunter2"),
+            ("docker login -p", "docker login -u admin -p hunter2 harbor.example.com"),
+        )
     ),
     Probe(
         "credentials",
@@ -558,33 +541,24 @@ PROBES = [
         ],
         refused_by="aws-ec2-instance-instance",
     ),
-    Probe(
-        "promises",
-        "RDS publicly accessible",
-        "s3",
-        lambda s: [changed(s, "harbor-data-db", lambda p: p.update(publiclyAccessible=True))],
-        refused_by="aws-rds-instance-instance",
-    ),
-    Probe(
-        "promises",
-        "RDS unencrypted",
-        "s3",
-        lambda s: [changed(s, "harbor-data-db", lambda p: p.update(storageEncrypted=False))],
-        refused_by="aws-rds-instance-instance",
-    ),
-    Probe(
-        "promises",
-        "ElastiCache without TLS",
-        "s3",
-        lambda s: [changed(s, "harbor-data-redis", lambda p: p.update(transitEncryptionEnabled=False))],
-        refused_by="aws-elasticache-replicationgroup-replicationgroup",
-    ),
-    Probe(
-        "promises",
-        "ElastiCache unencrypted at rest",
-        "s3",
-        lambda s: [changed(s, "harbor-data-redis", lambda p: p.update(atRestEncryptionEnabled=False))],
-        refused_by="aws-elasticache-replicationgroup-replicationgroup",
+    *(
+        Probe("promises", what, "s3", set_on(name, **values), refused_by=policy)
+        for what, name, values, policy in (
+            ("RDS publicly accessible", "harbor-data-db", {"publiclyAccessible": True}, "aws-rds-instance-instance"),
+            ("RDS unencrypted", "harbor-data-db", {"storageEncrypted": False}, "aws-rds-instance-instance"),
+            (
+                "ElastiCache without TLS",
+                "harbor-data-redis",
+                {"transitEncryptionEnabled": False},
+                "aws-elasticache-replicationgroup-replicationgroup",
+            ),
+            (
+                "ElastiCache unencrypted at rest",
+                "harbor-data-redis",
+                {"atRestEncryptionEnabled": False},
+                "aws-elasticache-replicationgroup-replicationgroup",
+            ),
+        )
     ),
     Probe(
         "promises",
@@ -634,26 +608,13 @@ PROBES = [
         refused_by="aws-ebs-volume-volume",
     ),
     # Earlier reviews.
-    Probe(
-        "earlier",
-        "route53:Change* instead of the exact action",
-        "dev",
-        dns01_changed(lambda st: st[0].update(Action="route53:Change*")),
-        refused_by="aws-iam-rolepolicy-rolepolicy",
-    ),
-    Probe(
-        "earlier",
-        "the exact action in lower case",
-        "dev",
-        dns01_changed(lambda st: st[0].update(Action="route53:changeresourcerecordsets")),
-        refused_by="aws-iam-rolepolicy-rolepolicy",
-    ),
-    Probe(
-        "earlier",
-        "NotAction iam:*",
-        "dev",
-        dns01_changed(lambda st: st.append({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"})),
-        refused_by="aws-iam-rolepolicy-rolepolicy",
+    *(
+        Probe("earlier", what, "dev", dns01_changed(change), refused_by="aws-iam-rolepolicy-rolepolicy")
+        for what, change in (
+            ("route53:Change* instead of the exact action", lambda st: st[0].update(Action="route53:Change*")),
+            ("the exact action in lower case", lambda st: st[0].update(Action="route53:changeresourcerecordsets")),
+            ("NotAction iam:*", lambda st: st.append({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"})),
+        )
     ),
     Probe(
         "earlier",
@@ -715,14 +676,14 @@ PROBES = [
         "earlier",
         "a Harbor object sending the admin password elsewhere",
         "dev",
-        lambda s: [changed(s, "harbor-config-gc", lambda p: p.update(harbor_url="https://harbor.attacker.example"))],
+        set_on("harbor-config-gc", harbor_url="https://harbor.attacker.example"),
         refused_by="pulumi-python-dynamic-harbor-gcschedule",
     ),
     Probe(
         "earlier",
         "a password in a command's environment",
         "dev",
-        lambda s: [changed(s, "harbor-install-docker", lambda p: p.update(environment={"HARBOR_PASSWORD": "hunter2"}))],
+        set_on("harbor-install-docker", environment={"HARBOR_PASSWORD": "hunter2"}),
         refused_by="command-remote-command",
     ),
 ]
@@ -940,7 +901,8 @@ def split_ssh_world(stack: list[EngineResource]) -> list[EngineResource]:
     """Review 2, P2: 22 from the world split across two new groups, both attached to the instance."""
     a = sg("extra-a", [tcp(22, "0.0.0.0/1")], under=None)
     b = sg("extra-b", [tcp(22, "128.0.0.0/1")], under=None)
-    instance = changed(stack, "harbor-vm-instance", lambda p: p.update(vpcSecurityGroupIds=["harbor-vm-sg-id", "a-id", "b-id"]))
+    ids = [output_of(stack, "harbor-vm-sg"), "sg-0a0000000000000aa", "sg-0b0000000000000bb"]
+    instance = changed(stack, "harbor-vm-instance", lambda p: p.update(vpcSecurityGroupIds=ids))
     instance.property_dependencies = {
         **instance.property_dependencies,
         "vpcSecurityGroupIds": [registration_of(stack, "harbor-vm-sg").urn, a.urn, b.urn],
@@ -977,21 +939,21 @@ REVIEW2_PROBES += [
         "review2-foreign-groups",
         "P5 the instance joins a literal pre-existing group",
         "dev",
-        lambda s: [changed(s, "harbor-vm-instance", lambda p: p.update(vpcSecurityGroupIds=["harbor-vm-sg-id", FOREIGN_GROUP]))],
+        lambda s: set_on("harbor-vm-instance", vpcSecurityGroupIds=[output_of(s, "harbor-vm-sg"), FOREIGN_GROUP])(s),
         refused_by="security-groups-are-the-programs",
     ),
     Probe(
         "review2-foreign-groups",
         "P6 the load balancer in a literal group besides its own",
         "ha",
-        lambda s: [changed(s, "harbor-lb-alb", lambda p: p.update(securityGroups=["harbor-lb-sg-id", FOREIGN_GROUP]))],
+        lambda s: set_on("harbor-lb-alb", securityGroups=[output_of(s, "harbor-lb-sg"), FOREIGN_GROUP])(s),
         refused_by="security-groups-are-the-programs",
     ),
     Probe(
         "review2-foreign-groups",
         "P6 (review's) the load balancer's own group replaced by a literal world-open group",
         "ha",
-        lambda s: [changed(s, "harbor-lb-alb", lambda p: p.update(securityGroups=[FOREIGN_GROUP]))],
+        set_on("harbor-lb-alb", securityGroups=[FOREIGN_GROUP]),
         refused_by="security-groups-are-the-programs",
     ),
     Probe(
@@ -1047,14 +1009,14 @@ REVIEW2_PROBES += [
         "review2-dns",
         "P8c the program's CAA record naming another CA",
         "dev",
-        lambda s: [changed(s, "harbor-caa-caa", lambda p: p.update(records=['0 issue "evil-ca.example"']))],
+        set_on("harbor-caa-caa", records=['0 issue "evil-ca.example"']),
         refused_by="aws-route53-record-record",
     ),
     Probe(
         "review2-dns",
         "P8d the program's A record moved to another name with allowOverwrite",
         "dev",
-        lambda s: [changed(s, "harbor-dns-a", lambda p: p.update(name="www.dev.example.com", allowOverwrite=True))],
+        set_on("harbor-dns-a", name="www.dev.example.com", allowOverwrite=True),
         refused_by="aws-route53-record-record",
     ),
 ]
@@ -1155,6 +1117,282 @@ REVIEW2_PROBES += [
 
 PROBES += REVIEW2_PROBES
 
+# The third review of issue 22: a literal kept beside the dependency. The property still comes from the program's
+# resource (`sg.id.apply(lambda _: "sg-...")`, so its property dependency is the program's) but names something
+# else. AnalyzeStack hands every resource's outputs, a bridged one's with its "id" (tests/standins/policy_engine.py
+# BRIDGED_PACKAGES cites the engine and the bridge), so the pack compares the value with the source's. Each of
+# these passed the pack before that comparison (the stacks' ids in the shapes AWS gives them, policy_engine.py
+# EC2_ID_PREFIXES); the registry grant's was refused already, at up after the change (see docs/security.md).
+OTHER_BUCKET = "arn:aws:s3:::harbor-cache-20261128000000000000000099"  # another stack's cache bucket
+FOREIGN_TOPIC = "arn:aws:sns:eu-central-1:999999999999:collect"
+FOREIGN_TARGET_GROUP = "arn:aws:elasticloadbalancing:eu-central-1:123456789012:targetgroup/elsewhere/0123456789abcdef"
+
+
+def the_lb_and_its_rule_in(group: str) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    """The load balancer in a literal group, and the nodes' 8080 rule admitting that same group (they agree)."""
+
+    def build(stack):
+        balancer = set_on("harbor-lb-alb", securityGroups=[group])(stack)[0]
+        nodes = changed(stack, "harbor-vm-sg", lambda p: p["ingress"][0].update(securityGroups=[group]))
+        return [balancer, nodes]
+
+    return build
+
+
+def registry_grant_on(bucket_arn: str) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    """The program's registry policy, made from its bucket, naming another bucket of the program's prefix."""
+
+    def on_bucket(statements):
+        for statement in statements:
+            statement["Resource"] = f"{bucket_arn}/*" if str(statement["Resource"]).endswith("/*") else bucket_arn
+
+    return lambda stack: [changed(stack, "harbor-storage-registry-access", in_policy(on_bucket))]
+
+
+def beside(name: str, key: str, value: Callable[[list[EngineResource]], object]) -> Callable[[list[EngineResource]], list]:
+    """The program's resource `name` with `key` set to `value(stack)`, its property dependency kept."""
+    return lambda stack: set_on(name, **{key: value(stack)})(stack)
+
+
+REVIEW3_PROBES = [
+    *(
+        Probe("review3-literal-ids", what, stack, beside(name, key, value), refused_by=policy)
+        for what, stack, name, key, value, policy in (
+            # (a) a single-group resource in a group the program does not own.
+            (
+                "the instance in one literal group",
+                "dev",
+                "harbor-vm-instance",
+                "vpcSecurityGroupIds",
+                lambda s: [FOREIGN_GROUP],
+                "security-groups-are-the-programs",
+            ),
+            (
+                "the database in one literal group",
+                "s3",
+                "harbor-data-db",
+                "vpcSecurityGroupIds",
+                lambda s: [FOREIGN_GROUP],
+                "security-groups-are-the-programs",
+            ),
+            (
+                "Redis in one literal group",
+                "s3",
+                "harbor-data-redis",
+                "securityGroupIds",
+                lambda s: [FOREIGN_GROUP],
+                "security-groups-are-the-programs",
+            ),
+            # (b) identities.
+            (
+                "the data volume attached to a foreign instance",
+                "dev",
+                "harbor-vm-data-attachment",
+                "instanceId",
+                lambda s: "i-0foreign000000000",
+                "identities-come-from-the-program",
+            ),
+            (
+                "a foreign volume attached to the instance",
+                "dev",
+                "harbor-vm-data-attachment",
+                "volumeId",
+                lambda s: "vol-0foreign00000000",
+                "identities-come-from-the-program",
+            ),
+            (
+                "the EIP associated with another instance",
+                "dev",
+                "harbor-vm-eip-association",
+                "instanceId",
+                lambda s: "i-0foreign000000000",
+                "identities-come-from-the-program",
+            ),
+            (
+                "another address associated with the instance",
+                "dev",
+                "harbor-vm-eip-association",
+                "allocationId",
+                lambda s: "eipalloc-0foreign0000000",
+                "identities-come-from-the-program",
+            ),
+            (
+                "the instance with a pre-existing key pair",
+                "dev",
+                "harbor-vm-instance",
+                "keyName",
+                lambda s: "ops-laptop",
+                "identities-come-from-the-program",
+            ),
+            (
+                "the key pair with an attacker's public key",
+                "dev",
+                "harbor-vm-key-pair",
+                "publicKey",
+                lambda s: "ssh-ed25519 AAAAattacker",
+                "identities-come-from-the-program",
+            ),
+            # Roles: the same class in the identity of what runs and what is granted.
+            (
+                "the instance with a pre-existing admin profile",
+                "dev",
+                "harbor-vm-instance",
+                "iamInstanceProfile",
+                lambda s: "AdminInstanceProfile",
+                "instances-run-as-the-programs-role",
+            ),
+            (
+                "DLM's service policy attached to the instance role",
+                "dev",
+                "harbor-vm-dlm-policy",
+                "role",
+                lambda s: output_of(s, "harbor-vm-role", "name"),
+                "role-grants-land-on-the-right-role",
+            ),
+            (
+                "the snapshot policy run as the instance role",
+                "dev",
+                "harbor-vm-snapshots",
+                "executionRoleArn",
+                lambda s: output_of(s, "harbor-vm-role", "arn"),
+                "role-grants-land-on-the-right-role",
+            ),
+            # What the load balancer sends decrypted traffic to.
+            (
+                "a foreign instance in the nodes' target group",
+                "ha",
+                "harbor-vm-target",
+                "targetId",
+                lambda s: "i-0foreign000000000",
+                "identities-come-from-the-program",
+            ),
+            (
+                "a node attached to another target group",
+                "ha",
+                "harbor-vm-target",
+                "targetGroupArn",
+                lambda s: FOREIGN_TARGET_GROUP,
+                "identities-come-from-the-program",
+            ),
+            (
+                "a drain's rejoin registering a foreign instance",
+                "ha",
+                "harbor-install-rejoin",
+                "instance_id",
+                lambda s: "i-0foreign000000000",
+                "identities-come-from-the-program",
+            ),
+            (
+                "the HTTPS listener forwarding to another target group",
+                "ha",
+                "harbor-lb-https",
+                "defaultActions",
+                lambda s: [{"type": "forward", "targetGroupArn": FOREIGN_TARGET_GROUP}],
+                "identities-come-from-the-program",
+            ),
+            (
+                "the host key read from another instance's console",
+                "dev",
+                "harbor-vm-host-key",
+                "instance_id",
+                lambda s: "i-0foreign000000000",
+                "identities-come-from-the-program",
+            ),
+            # Where notifications go.
+            (
+                "the backup watch's events to another account's topic",
+                "dev",
+                "aws:cloudwatch/eventTarget:EventTarget:harbor-backup-watch-snapshot-failed",
+                "arn",
+                lambda s: FOREIGN_TOPIC,
+                "notifications-go-to-the-programs-topics",
+            ),
+            (
+                "the backup watch's topic policy set on another topic",
+                "dev",
+                "harbor-backup-watch-topic-policy",
+                "arn",
+                lambda s: FOREIGN_TOPIC,
+                "notifications-go-to-the-programs-topics",
+            ),
+            (
+                "the database's events to another topic",
+                "s3",
+                "harbor-data-db-events",
+                "snsTopic",
+                lambda s: FOREIGN_TOPIC,
+                "notifications-go-to-the-programs-topics",
+            ),
+            (
+                "Redis's events to another topic",
+                "s3",
+                "harbor-data-redis",
+                "notificationTopicArn",
+                lambda s: FOREIGN_TOPIC,
+                "notifications-go-to-the-programs-topics",
+            ),
+            (
+                "the alarm e-mail subscribed to another topic",
+                "mail",
+                "harbor-alarms-email",
+                "topic",
+                lambda s: FOREIGN_TOPIC,
+                "notifications-go-to-the-programs-topics",
+            ),
+            (
+                "the metrics grant on a pre-existing role",
+                "dev",
+                "harbor-alarms-put-metrics",
+                "role",
+                lambda s: "OpsAdmin",
+                "role-grants-land-on-the-right-role",
+            ),
+        )
+    ),
+    Probe(
+        "review3-literal-ids",
+        "the load balancer and the nodes' rule both in one literal group",
+        "ha",
+        the_lb_and_its_rule_in(FOREIGN_GROUP),
+        refused_by="security-groups-are-the-programs",
+    ),
+    Probe(
+        "review3-literal-ids",
+        "the HTTPS listener forwarding through a weighted forward block to another target group",
+        "ha",
+        set_on(
+            "harbor-lb-https",
+            defaultActions=[{"type": "forward", "forward": {"targetGroups": [{"arn": FOREIGN_TARGET_GROUP, "weight": 1}]}}],
+        ),
+        refused_by="aws-lb-listener-listener",
+    ),
+    Probe(
+        "review3-literal-ids",
+        "the HTTPS listener redirecting to another host",
+        "ha",
+        set_on(
+            "harbor-lb-https",
+            defaultActions=[{"type": "redirect", "redirect": {"host": "evil.example.com", "statusCode": "HTTP_307"}}],
+        ),
+        refused_by="aws-lb-listener-listener",
+    ),
+    Probe(
+        "review3-literal-ids",
+        "the nodes' group sending to a literal group",
+        "dev",
+        lambda s: [changed(s, "harbor-vm-sg", lambda p: p["egress"].append(tcp(5432, securityGroups=[FOREIGN_GROUP])))],
+        refused_by="security-groups-are-the-programs",
+    ),
+    Probe(
+        "review3-literal-ids",
+        "(c) the registry grant on another harbor-cache-* bucket (refused before too)",
+        "s3",
+        registry_grant_on(OTHER_BUCKET),
+        refused_by="registry-grant-names-the-programs-bucket",
+    ),
+]
+PROBES += REVIEW3_PROBES
+
 ISSUE_GAPS = (
     "imds",
     "identity",
@@ -1176,6 +1414,7 @@ def stacks():
         "dev": {},
         "ha": {"harbor-cache:replicas": 2},
         "s3": {"harbor-cache:storage": "s3", "harbor-cache:externalServices": True},
+        "mail": {"harbor-cache:alarmEmail": "ops@cache-fixture.net"},
     }
     return {label: engine_resources(run_program({**dev_config(), **mode})) for label, mode in modes.items()}
 
@@ -1205,3 +1444,39 @@ def test_every_probe_is_refused(stacks, dry_run):
             if not any(d.mandatory and d.policy == probe.refused_by for d in found):
                 passed.append(f"{probe.gap}: {probe.what} (expected {probe.refused_by}, got {sorted({d.policy for d in found})})")
     assert passed == []
+
+
+def refused(pack, stack: list[EngineResource], probe: Probe) -> bool:
+    added = probe.build(stack)
+    found = [d for r in added for d in pack.analyze(r)] + pack.analyze_stack(with_probe(stack, added))
+    return any(d.mandatory and d.policy == probe.refused_by for d in found)
+
+
+def test_literal_ids_are_refused_by_the_comparison_with_the_outputs(stacks, tmp_path):
+    """Break it on purpose: the pack with `holds_the_sources_value` always true (where values come from still
+    checked) lets every review-3 probe through but those refused for their origin or shape alone: the egress rule
+    that comes from no group at all, and the listener actions the resource check refuses."""
+    pack_dir = tmp_path / "policy"
+    shutil.copytree(POLICY_DIR, pack_dir, ignore=shutil.ignore_patterns("__pycache__"))
+    with (pack_dir / "stack_checks.py").open("a") as checks:
+        checks.write("\n\ndef holds_the_sources_value(value, source, output):\n    return True\n")
+    with running_pack(dry_run=False, policy_dir=pack_dir) as pack:
+        passed = [probe.what for probe in REVIEW3_PROBES if not refused(pack, stacks[probe.stack], probe)]
+    alone = ("the nodes' group sending to a literal group", "aws-lb-listener-listener")
+    assert passed == [probe.what for probe in REVIEW3_PROBES if probe.what not in alone and probe.refused_by not in alone]
+
+
+def test_a_literal_beside_an_id_unknown_at_a_fresh_preview_is_refused():
+    """At the preview of a new stack the program's ids are unknown, so are the references made from them; a known
+    literal kept beside the dependency cannot be the program's value and is refused."""
+    fresh = engine_resources(run_program(dev_config(), fresh_preview=True))
+    assert registration_of(fresh, "harbor-vm-sg").outputs["id"] == UNKNOWN
+    with running_pack(dry_run=True) as pack:
+        assert pack.analyze_stack(fresh) == []
+        for probe in (p for p in REVIEW3_PROBES if p.stack == "dev"):
+            try:
+                assert refused(pack, fresh, probe), probe.what
+            except KeyError:
+                # The probe copies another resource's output (the instance role's arn), itself unknown at this preview
+                # (absent from the fresh mocks' outputs): an unknown is no literal, judged by its dependency alone.
+                assert probe.what == "the snapshot policy run as the instance role"

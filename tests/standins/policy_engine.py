@@ -15,13 +15,15 @@ A program run under the mocks (tests/standins/pulumi_harness.py) is turned into 
 the engine makes them (sdk/go/common/resource/urn/urn.go New: the parent's qualified type, the
 root stack left out; the mocks keep only the parent's last type), the root stack resource and
 the default providers the engine registers itself (pkg/resource/deploy/providers/provider.go
-DefaultName: `default_<major>_<minor>_<patch>`), and the names the AWS provider's autonaming puts
-into a role's and an instance profile's checked inputs.
+DefaultName: `default_<major>_<minor>_<patch>`), the names the AWS provider's autonaming puts
+into a role's and an instance profile's checked inputs, and the outputs as the providers return
+them: a bridged resource's "id" among its outputs, ids in AWS's shapes (AutonamingMocks).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import subprocess
@@ -35,6 +37,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2, json_format, struct_pb2
+from pulumi.runtime import rpc
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from tests.paths import ROOT
@@ -61,20 +64,61 @@ def autoname(name: str) -> str:
     return f"{name}-1a2b3c4"
 
 
+# A bridged provider's outputs carry the resource's id as a property "id" (and AnalyzeStack hands the analyzer the
+# outputs, pkg/resource/deploy/step_generator.go AnalyzeResources: `Properties: v.Outputs`, marshalled with
+# SkipInternalKeys, which drops only "__" keys, sdk/go/common/resource/plugin/rpc.go): pulumi-terraform-bridge
+# pkg/tfbridge/provider.go Create returns MakeTerraformResult(newstate) (schema.go), the Terraform state object,
+# whose "id" attribute the SDKv2 adds to every resource's schema (terraform-plugin-sdk helper/schema
+# core_schema.go Resource.CoreConfigSchema "Add the implicitly required id field"; the bridge's
+# pkg/tfshim/sdk-v2 instance_state.go Object fills it too). pulumi-command is not bridged and has no such key;
+# a dynamic provider's outputs are its `outs`.
+BRIDGED_PACKAGES = ("aws", "random", "tls")
+# The ids AWS gives, as the provider's docs name them (Terraform AWS provider, attribute reference `id`): a
+# security group's "sg-", an instance's "i-", a volume's "vol-", an Elastic IP's allocation id "eipalloc-"
+# (also its `allocationId`), an association's "eipassoc-"; 17 hex digits after the prefix (EC2 User Guide,
+# "Resource IDs"). A key pair's id is its name; an IAM role's and instance profile's their (autonamed) name.
+EC2_ID_PREFIXES = {
+    "aws:ec2/securityGroup:SecurityGroup": "sg",
+    "aws:ec2/instance:Instance": "i",
+    "aws:ebs/volume:Volume": "vol",
+    "aws:ec2/eip:Eip": "eipalloc",
+    "aws:ec2/eipAssociation:EipAssociation": "eipassoc",
+}
+
+
+def ec2_id(resource_type: str, name: str) -> str:
+    """A stable id of AWS's shape for the program's resource `name` (the same on every run)."""
+    return f"{EC2_ID_PREFIXES[resource_type]}-0{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+
+
 class AutonamingMocks(pulumi_harness.AwsMocks):
-    """The harness's mocks plus the instance profile's `name` output, which the AWS provider's autonaming
-    fills (the instance's iam_instance_profile is that name, and its property dependency the profile)."""
+    """The harness's mocks plus what the analyzer reads in the outputs as the real providers give them: the
+    autonamed `name` of a role and an instance profile (the AWS provider's autonaming fills it; the instance's
+    iam_instance_profile is that name, its property dependency the profile), ids of AWS's shape, and the
+    bridged providers' "id" output property."""
 
     fresh_preview = False
 
     def new_resource(self, args):
         identifier, state = super().new_resource(args)
+        bridged = args.typ.split(":")[0] in BRIDGED_PACKAGES
         if self.fresh_preview:
             # A preview of a fresh stack: the provider's preview of a create answers the inputs, every computed
-            # output unknown and no id (pkg/resource/deploy/step.go CreateStep.Apply with preview).
-            return "", dict(args.inputs)
+            # output unknown and no id (pkg/resource/deploy/step.go CreateStep.Apply with preview; the bridge's
+            # Create with preview returns the proposed state, its "id" unknown).
+            return "", {**args.inputs, **({"id": rpc.UNKNOWN} if bridged else {})}
         if args.typ in AUTONAMED:
-            state.setdefault("name", autoname(args.name))
+            identifier = state["name"] = autoname(args.name)
+            if args.typ == "aws:iam/role:Role":
+                state["arn"] = f"arn:aws:iam::{pulumi_harness.FAKE_ACCOUNT_ID}:role{args.inputs.get('path', '/')}{identifier}"
+        if args.typ in EC2_ID_PREFIXES:
+            identifier = ec2_id(args.typ, args.name)
+            if args.typ == "aws:ec2/eip:Eip":
+                state["allocationId"] = identifier
+        if args.typ == "aws:ec2/keyPair:KeyPair":
+            identifier = state["keyName"]
+        if bridged:
+            state["id"] = identifier
         return identifier, state
 
 
@@ -332,14 +376,15 @@ def running_pack(
         process.wait(10)
 
 
-def registration_of(resources: list[EngineResource], name: str) -> EngineResource:
-    (found,) = [r for r in resources if r.name == name]
+def registration_of(resources: list[EngineResource], name: str, kind: str = "") -> EngineResource:
+    """The one resource named `name` (of type `kind`, where two types share a name: an EventBridge rule and its target)."""
+    (found,) = [r for r in resources if r.name == name and kind in ("", r.type)]
     return found
 
 
-def changed(resources: list[EngineResource], name: str, change: Callable[[dict], None]) -> EngineResource:
-    """A copy of the program's resource `name` with `change` applied to its inputs and its outputs."""
-    resource = copy.deepcopy(registration_of(resources, name))
+def changed(resources: list[EngineResource], name: str, change: Callable[[dict], None], kind: str = "") -> EngineResource:
+    """A copy of the program's resource `name` (of type `kind`) with `change` applied to its inputs and its outputs."""
+    resource = copy.deepcopy(registration_of(resources, name, kind))
     change(resource.inputs)
     change(resource.outputs)
     return resource
