@@ -291,6 +291,7 @@ class HarborCache(pulumi.ComponentResource):
                 load_balancer=LoadBalancerMetrics(
                     load_balancer=self.load_balancer.load_balancer.arn_suffix,
                     target_group=self.load_balancer.target_group.arn_suffix,
+                    certificate=self.load_balancer.certificate.arn,
                 )
                 if self.load_balancer is not None
                 else None,
@@ -316,6 +317,7 @@ class HarborCache(pulumi.ComponentResource):
             HarborDashboardArgs(
                 settings=settings,
                 load_balancer=self.load_balancer.load_balancer.arn_suffix if self.load_balancer is not None else None,
+                certificate_arn=self.load_balancer.certificate.arn if self.load_balancer is not None else None,
                 # The alarm widget shows at most 100 alarms.
                 alarm_arns=tuple(alarm.arn for alarm in list(self.alarms.alarms.values())[:100]),
             ),

@@ -14,7 +14,9 @@ its source:
   PublicPathHealthy (TLS verifies and /api/v2.0/health answers healthy) and CertificateDaysLeft;
 - with the monitor robot's credentials (MONITOR_CREDENTIALS, a file `name:secret`): per upstream
   (dimension Upstream) UpstreamHealthy from GET /api/v2.0/registries (Harbor refreshes each
-  registry's status every 5 minutes), and GcFailed (the last garbage collection ended in Error);
+  registry's status every 5 minutes), GcFailed (the last garbage collection ended in Error) and, per
+  proxy project of PROXY_PROJECTS (dimension Project), RetentionFailed (its last finished retention
+  run ended in Error or Stopped, or Harbor shows no retention policy for it, or refuses to show it);
 - with SNAPSHOT_TAG (the data volume's snapshot tag): HoursSinceSnapshot, hours since the newest
   completed snapshot of the stack started (EC2 DescribeSnapshots).
 `put NAME VALUE ...` sends the given counts (the probe uses it for SmokeFailures, PrewarmFailures
@@ -32,6 +34,8 @@ handleManifest); nginx logs every request in Harbor's `timed_combined` format
 200 minus those warnings. A blob fetched upstream is logged only at debug (controller.go ProxyBlob),
 so blobs are counted and their bytes summed, but not split into hits and misses. HEAD requests
 (containerd resolves tags with HEAD) are not counted; a HEAD of a tag still asks the upstream.
+Blob GETs of harbor-cache's own probe (User-Agent harbor-cache-probe) are not counted; its manifest
+GETs are (core's miss warning cannot tell the probe from a client).
 
 Python 3 standard library only. Credentials come from IMDSv2 (the instance role; the role may put
 metrics into its stack's METRICS_NAMESPACE only). The request is CloudWatch's JSON protocol (awsJson1_0,
@@ -221,8 +225,13 @@ WRITE_BACK_FAILED = (
 # "$http_referer" "$http_user_agent" $request_time $upstream_response_time $pipe'.
 ACCESS_RE = re.compile(
     r'(?P<remote>\S+) - "(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3}) (?P<bytes>\d+) '
-    r'"[^"]*" "[^"]*" \S+ \S+ \S+\s*$'
+    r'"[^"]*" "(?P<agent>[^"]*)" \S+ \S+ \S+\s*$'
 )
+# files/harbor-probe.py's User-Agent. Its blob GETs (on HA nodes harbor-node-check.timer fetches every
+# blob of each smoke image every 10 minutes) stay out of the blob and byte counts. Its manifest GETs
+# still count: a miss of the probe's is in core's log, which cannot tell it from a client's, and a
+# miss must never count without its request. Its 5xx count too.
+PROBE_AGENT = "harbor-cache-probe"
 V2_RE = re.compile(r"^/v2/(?P<project>[a-z0-9]+(?:[._-][a-z0-9]+)*)/(?P<rest>.+)/(?P<kind>manifests|blobs)/(?P<ref>[^/?]+)")
 
 
@@ -274,6 +283,8 @@ def traffic(core_lines: list[str], proxy_lines: list[str]) -> tuple[dict[str, di
         counts = projects[target["project"]]
         if target["kind"] == "manifests" and status == 200:
             counts["ProxyManifestRequests"] += 1
+        elif access["agent"] == PROBE_AGENT:
+            continue
         elif target["kind"] == "blobs" and status in (200, 206, 307):
             counts["ProxyBlobRequests"] += 1
         counts["ProxyBytesServed"] += int(access["bytes"])
@@ -355,6 +366,42 @@ def gc_failed() -> int:
     """1 when the newest garbage collection ended in Error (GET /system/gc: job_status)."""
     history = monitor_get("/system/gc?page=1&page_size=1&sort=-creation_time") or []
     return int(bool(history) and history[0].get("job_status") in ("Error", "Stopped"))
+
+
+# pkg/task/dao/execution.go refreshStatus: an execution is Running until it ends in one of these.
+FINISHED = ("Success", "Error", "Stopped")
+
+
+def retention_failed() -> dict[str, int]:
+    """Per proxy project, 1 when its newest finished retention run failed (GET
+    /retentions/{id}/executions, newest start first: pkg/task/dao Execution sorts by StartTime desc)
+    or cannot be read; the policy id is the project's metadata `retention_id` (GET /projects lists
+    the monitor robot the projects it has permissions in: handler/project.go ListProjects). No
+    finished run yet is no failure."""
+    listed: dict[str, dict] = {}
+    page = 1
+    while True:
+        projects = monitor_get(f"/projects?page={page}&page_size=100&with_detail=false") or []
+        listed |= {item["name"]: item for item in projects}
+        if len(projects) < 100:
+            break
+        page += 1
+    failed = {}
+    for project in PROXY_PROJECTS:
+        policy = ((listed.get(project) or {}).get("metadata") or {}).get("retention_id", "")
+        if not policy:
+            print(f"retention of {project}: Harbor shows the monitor robot no retention policy", file=sys.stderr)
+            failed[project] = 1
+            continue
+        try:
+            runs = monitor_get(f"/retentions/{int(policy)}/executions?page=1&page_size=20") or []
+        except urllib.error.HTTPError as error:
+            print(f"retention of {project}: GET /retentions/{policy}/executions answered {error.code}", file=sys.stderr)
+            failed[project] = 1
+            continue
+        finished = [run for run in runs if run.get("status") in FINISHED]
+        failed[project] = int(bool(finished) and finished[0]["status"] != "Success")
+    return failed
 
 
 START_TIME_RE = re.compile(r"<startTime>([^<]+)</startTime>")
@@ -454,6 +501,9 @@ def report(now: datetime.datetime | None = None) -> list[dict]:
                 values[f"UpstreamHealthy@{name}"] = healthy
                 extra[f"UpstreamHealthy@{name}"] = {"Upstream": name}
             values["GcFailed"] = gc_failed()
+            for project, failed in retention_failed().items():
+                values[f"RetentionFailed@{project}"] = failed
+                extra[f"RetentionFailed@{project}"] = {"Project": project}
         except (OSError, ValueError) as error:
             print(f"Harbor's API with the monitor robot: {error}", file=sys.stderr)
     if SNAPSHOT_TAG:

@@ -1,6 +1,6 @@
 """The alarms that watch the cache itself, as data: the scheduled probe (per proxy project, silence
 over the probe's interval counts as failure) and what the reporter reads beyond disk and health
-(upstream health, quota, GC, the public path and its certificate, the daily snapshot). The
+(upstream health, quota, retention, GC, the public path and its certificate, the daily snapshot). The
 AlarmSpec shape every alarm of HarborAlarms is built from lives here too."""
 
 from __future__ import annotations
@@ -106,8 +106,9 @@ def probe_alarm_specs(settings: Settings) -> list[AlarmSpec]:
 
 def watch_alarm_specs(settings: Settings) -> list[AlarmSpec]:
     """What the reporter reads beyond disk and health (files/harbor-metrics.py): upstream health,
-    quota use, GC, the public path and its certificate (one VM: Traefik's; HA: the load balancer
-    has its own alarms and ACM renews), and the daily snapshot (one VM: DLM)."""
+    quota use, retention runs per project, GC, the public path and its certificate (one VM: Traefik's;
+    HA: the load balancer's own alarms, ACM's days left among them: components/aws/alarms.py), and the
+    daily snapshot (one VM: DLM)."""
     stack = {"Stack": settings.stack_id}
     percent = settings.alarm_disk_used_percent
     specs = []
@@ -142,6 +143,23 @@ def watch_alarm_specs(settings: Settings) -> list[AlarmSpec]:
                 300,
                 1,
                 # No limit, no metric: nothing to say.
+                "missing",
+            )
+        )
+        specs.append(
+            AlarmSpec(
+                f"retention-{upstream.name}",
+                f"Project {upstream.project}: the last retention run ended in Error or was stopped, or the reporter "
+                "cannot see the project's retention policy (monitor robot): nothing is removed and GC frees nothing; "
+                "Harbor's UI, the project's Policy tab, has the run's log",
+                metrics_namespace(settings),
+                "RetentionFailed",
+                {**stack, "Project": upstream.project},
+                "Maximum",
+                "GreaterThanThreshold",
+                0,
+                3600,
+                1,
                 "missing",
             )
         )

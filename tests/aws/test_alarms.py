@@ -76,6 +76,7 @@ def test_disk_health_and_probe_alarms_watch_the_stack_metrics(run):
         *(f"probe-{name}" for name in upstreams),
         *(f"upstream-{name}" for name in upstreams),
         *(f"quota-{name}" for name in upstreams),
+        *(f"retention-{name}" for name in upstreams),
         "gc-failed",
         "public-path",
         "certificate-expiry",
@@ -89,6 +90,9 @@ def test_disk_health_and_probe_alarms_watch_the_stack_metrics(run):
     assert unhealthy["metricName"] == "HarborHealthy" and unhealthy["comparisonOperator"] == "LessThanThreshold"
     assert unhealthy["evaluationPeriods"] == 5 and unhealthy["period"] == 60
     assert unhealthy["treatMissingData"] == "breaching", "a VM that stops reporting is not healthy"
+    retention = found["retention-quay"].inputs
+    assert retention["metricName"] == "RetentionFailed" and retention["dimensions"] == {"Stack": "dev", "Project": "quay-proxy"}
+    assert retention["comparisonOperator"] == "GreaterThanThreshold" and retention["threshold"] == 0
     for key in ("data-disk", "root-disk", "harbor-unhealthy", "smoke-failed", "prewarm-failed"):
         assert found[key].inputs["namespace"] == "HarborCache/dev"
         assert found[key].inputs["alarmActions"] == [TOPIC_ARN] and found[key].inputs["okActions"] == [TOPIC_ARN]

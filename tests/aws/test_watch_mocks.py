@@ -120,6 +120,35 @@ def test_ha_nodes_watch_their_own_inodes_write_backs_and_5xx():
     assert "public-path" not in found and "snapshot-overdue" not in found, "the load balancer's path and S3: no Traefik, no DLM"
 
 
+def test_ha_alarms_on_the_load_balancers_acm_certificate_and_shows_its_days_left():
+    """ACM renews the load balancer's certificate itself, but not once its validation CNAME is gone:
+    its own count of days left (AWS/CertificateManager DaysToExpiry, dimension CertificateArn: ACM User
+    Guide, "Supported CloudWatch metrics") alarms and is on the dashboard, for the certificate the
+    HTTPS listener serves."""
+    import json
+
+    from components.aws.alarms import ACM_CERTIFICATE_DAYS_LEFT
+
+    ha = run_program({**dev_config(), "harbor-cache:replicas": 3})
+    arn = ha.one("aws:acm/certificate:Certificate").outputs["arn"]
+    assert ha.named("harbor-lb-https").inputs["certificateArn"] == arn
+    expiry = alarms(ha)["certificate-expiry"].inputs
+    assert (expiry["namespace"], expiry["metricName"], expiry["dimensions"]) == (
+        "AWS/CertificateManager",
+        "DaysToExpiry",
+        {"CertificateArn": arn},
+    )
+    assert expiry["statistic"] == "Minimum" and expiry["comparisonOperator"] == "LessThanThreshold"
+    assert expiry["threshold"] == ACM_CERTIFICATE_DAYS_LEFT < 60, "ACM starts renewing 60 days before expiry"
+    assert expiry["treatMissingData"] == "missing", "ACM stops the metric at expiry: silence keeps ALARM"
+    assert "CNAME" in expiry["alarmDescription"]
+    body = json.loads(ha.one("aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"])
+    shown = [m for w in body["widgets"] if w["type"] == "metric" for m in w["properties"]["metrics"]]
+    assert ["AWS/CertificateManager", "DaysToExpiry", "CertificateArn", arn] in [m[:-1] for m in shown]
+    # One VM: Traefik's certificate, read through the public path by the VM itself; no ACM.
+    assert alarms(run_program(dev_config()))["certificate-expiry"].inputs["namespace"].startswith("HarborCache/")
+
+
 def test_the_probe_unit_with_the_robots_credential_passes_systemd_analyze_verify(tmp_path: Path):
     if shutil.which("systemd-analyze") is None:
         unavailable("needs systemd-analyze (Debian package systemd)")
@@ -133,9 +162,12 @@ def test_the_probe_unit_with_the_robots_credential_passes_systemd_analyze_verify
     assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
 
 
-def test_the_monitor_robot_may_only_list_registries_and_gc_runs_and_reaches_the_reporter(run):
+def test_the_monitor_robot_may_only_list_registries_gc_and_retention_runs_and_reaches_the_reporter(run):
     monitor = run.named("harbor-config-monitor-robot")
-    assert monitor.inputs["projects"] == [] and monitor.inputs["name"] == "harbor-cache-monitor"
+    assert monitor.inputs["name"] == "harbor-cache-monitor"
+    # Each proxy project by name (never "*"), and in it only the list of retention runs.
+    assert monitor.inputs["projects"] == ["dockerhub-proxy", "ghcr-proxy", "quay-proxy", "k8s-proxy", "gcr-proxy"]
+    assert monitor.inputs["project_access"] == [{"resource": "tag-retention", "action": "list"}]
     assert monitor.inputs["system_access"] == [
         {"resource": "registry", "action": "list"},
         {"resource": "garbage-collection", "action": "list"},

@@ -6,6 +6,7 @@ the Docker Compose v2 binary merges each node's generated compose file with our 
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
@@ -43,7 +44,7 @@ from components.vm.secret_values import SharedSecretValues
 from tests.conftest import unavailable
 from tests.paths import REFERENCE
 from tests.settings.test_settings import parse
-from tests.standins.loopback_http import LoopbackHTTP
+from tests.standins.loopback_http import LoopbackHttp
 from tests.vm.test_data_modes import ENDPOINTS, SECRETS
 from tests.vm.test_real_compose import compose_config, published, tools, vm_layout
 
@@ -289,23 +290,25 @@ def test_start_copies_the_override_with_the_mode_the_deploy_gave_it(tmp_path, mo
     assert (stat.S_IMODE(copied.st_mode), copied.st_uid) == (mode, 10000)
 
 
-class PlainHealth:
+class PlainHealth(LoopbackHttp):
     """Harbor's nginx on an HA node's loopback (plain HTTP): healthy after `unhealthy_for` answers;
     records the Host and X-Forwarded-Proto of each request."""
 
     def __init__(self, unhealthy_for: int) -> None:
         self.seen: list[tuple[str, str, str]] = []
-        self._unhealthy_for = unhealthy_for
-        self._server = LoopbackHTTP(self._answer)
-        self.port = self._server.port
+        outer = self
 
-    def _answer(self, path: str, headers) -> tuple[int, bytes]:
-        self.seen.append((path, headers.get("Host", ""), headers.get("X-Forwarded-Proto", "")))
-        status = "unhealthy" if len(self.seen) <= self._unhealthy_for else "healthy"
-        return (200 if path == "/api/v2.0/health" else 404), json.dumps({"status": status}).encode()
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                outer.seen.append((self.path, self.headers.get("Host", ""), self.headers.get("X-Forwarded-Proto", "")))
+                status = "unhealthy" if len(outer.seen) <= unhealthy_for else "healthy"
+                body = json.dumps({"status": status}).encode()
+                self.send_response(200 if self.path == "/api/v2.0/health" else 404)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
-    def stop(self) -> None:
-        self._server.stop()
+        super().__init__(Handler)
 
 
 def test_readiness_gate_of_an_ha_node_asks_its_own_nginx_under_the_public_name(ha_settings):

@@ -15,6 +15,7 @@ records what the hook asks.
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
 import os
 import re
@@ -57,7 +58,7 @@ from components.vm.runtime_drain import (
 )
 from tests.conftest import find_tool, unavailable
 from tests.settings.test_settings import parse
-from tests.standins.loopback_http import LoopbackHTTP
+from tests.standins.loopback_http import LoopbackHttp
 from tests.vm.test_node_check import node_nginx  # noqa: F401 - the fixture: real nginx with the ready location
 
 # Short waits for the test; the node's are in drain_environment().
@@ -72,24 +73,27 @@ def apt_tools() -> None:
             unavailable(f"{tool} is missing (Debian packages apt, dpkg, curl)")
 
 
-class HarborHealth:
+class HarborHealth(LoopbackHttp):
     """Harbor's /api/v2.0/health behind the node's nginx: healthy, except for RESTART_ANSWERS answers
     after the runtime restarted (the stand-in dpkg touches `restarted`). Records (time, status)."""
 
     def __init__(self, restarted: Path) -> None:
         self.answers: list[tuple[float, str]] = []
-        self._restarted = restarted
-        self._server = LoopbackHTTP(self._answer)
-        self.url = f"{self._server.url}/api/v2.0/health"
+        outer = self
 
-    def _answer(self, _path: str, _headers) -> tuple[int, bytes]:
-        after_restart = sum(1 for _, status in self.answers if status == "unhealthy")
-        status = "unhealthy" if self._restarted.exists() and after_restart < RESTART_ANSWERS else "healthy"
-        self.answers.append((time.time(), status))
-        return 200, json.dumps({"status": status}).encode()
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                after_restart = sum(1 for _, status in outer.answers if status == "unhealthy")
+                status = "unhealthy" if restarted.exists() and after_restart < RESTART_ANSWERS else "healthy"
+                outer.answers.append((time.time(), status))
+                body = json.dumps({"status": status}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
-    def stop(self) -> None:
-        self._server.stop()
+        super().__init__(Handler)
+        self.health_url = f"{self.url}/api/v2.0/health"
 
 
 class ReadyWatch:
@@ -190,7 +194,7 @@ def lab(tmp_path, node_nginx):  # noqa: F811 - the imported fixture
         **drain_environment(),
         "DRAIN_STATE": str(state),
         "DRAIN_READY_URL": node_nginx["url"],
-        "DRAIN_HEALTH_URL": health.url,
+        "DRAIN_HEALTH_URL": health.health_url,
         "DRAIN_OUT_SECONDS": str(OUT),
         "DRAIN_IN_FLIGHT_SECONDS": str(IN_FLIGHT),
         "DRAIN_HEALTHY_TIMEOUT_SECONDS": "30",
@@ -342,7 +346,7 @@ def test_a_health_check_that_ignores_the_mark_refuses_the_upgrade_and_installs_n
 
 def test_a_node_whose_nginx_does_not_answer_is_out_already_and_drains(lab):
     """No answer fails the ALB's check as a 503 does: the upgrade goes on (a restart may well fix it)."""
-    closed = LoopbackHTTP(lambda _path, _headers: (200, b""))
+    closed = LoopbackHttp(http.server.BaseHTTPRequestHandler)
     closed.stop()
     conf = render_apt_drain_conf(
         {**lab["environment"], "DRAIN_READY_URL": f"{closed.url}/harbor-cache/ready"}, str(FILES_DIR / DRAIN_SCRIPT)
