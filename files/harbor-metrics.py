@@ -10,8 +10,9 @@ its source:
   fetched from the upstream), ProxyBlobRequests and ProxyBytesServed; per stack WriteBackFailures
   (core could not write what it fetched into its registry) and Harbor5xx (answers >= 500 of nginx);
 - from Harbor's exporter (EXPORTER_URL): QuotaUsedPercent per project that has a storage limit;
-- through the public path (PUBLIC_URL, connecting to PUBLIC_CONNECT_HOST: the VM's own Traefik):
-  PublicPathHealthy (TLS verifies and /api/v2.0/health answers healthy) and CertificateDaysLeft;
+- through the public path (PUBLIC_URL, connecting to PUBLIC_CONNECT_HOST: the VM's own Traefik; without it,
+  in HA, to what the name resolves to: the load balancer): PublicPathHealthy (TLS verifies against the
+  system CAs, or PUBLIC_CA_FILE, and /api/v2.0/health answers healthy) and CertificateDaysLeft;
 - with the monitor robot's credentials (MONITOR_CREDENTIALS, a file `name:secret`): per upstream
   (dimension Upstream) UpstreamHealthy from GET /api/v2.0/registries (Harbor refreshes each
   registry's status every 5 minutes), GcFailed (the last garbage collection ended in Error) and, per
