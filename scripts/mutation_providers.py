@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import hashlib
 import itertools
 import json
 import os
@@ -32,6 +33,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,13 +42,16 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULT = ROOT / "tests" / "data" / "mutation_providers.json"
 DRIFT = "tests/harbor/test_provider_drift.py"
 HOST = "tests/harbor/test_provider_host.py"
+ROBOT = "tests/harbor/test_robot_provider.py"
+# Every provider test: the coverage map is recorded over these.
+TESTS = [DRIFT, HOST, ROBOT]
 # Each module with the tests that concern it (pytest arguments).
 MODULES: dict[str, list[str]] = {
     "components/harbor/registry.py": [DRIFT, HOST, "-k", "registry or url or upstream or docker_hub or adopt"],
     "components/harbor/project.py": [DRIFT, HOST, "-k", "project or retention or settings_missing or limits or metadata"],
     "components/harbor/oidc.py": [DRIFT, HOST, "-k", "oidc"],
     "components/harbor/gc_schedule.py": [DRIFT, HOST, "-k", "gc"],
-    "components/harbor/robot.py": [DRIFT, "tests/harbor/test_robot_provider.py", "-k", "robot or secret or create or check"],
+    "components/harbor/robot.py": [DRIFT, ROBOT, "-k", "robot or secret or create or check"],
     "components/harbor/system_settings.py": [DRIFT, "-k", "settings"],
     "components/harbor/provider_base.py": [DRIFT, HOST, "-k", "registry or gc or lost or preview or check or import"],
     "components/harbor/api.py": [
@@ -92,9 +97,18 @@ class Mutant:
     line: int
     change: str
     source: str
+    end_line: int = 0
+    # Inside a function's body: runs only when the function is called, so only the tests that execute
+    # its lines can tell it. Elsewhere (a decorator, a default, a class attribute) it runs at import,
+    # and every test that imports the module may depend on it.
+    in_body: bool = False
     outcome: str = ""
     seconds: float = 0.0
     explanation: str = ""
+    # How the tests were chosen ("covering: N tests", "module: N tests", "none executes it") and,
+    # for a kill, the test that failed first.
+    selection: str = ""
+    killed_by: str = ""
 
 
 class Sites(ast.NodeTransformer):
@@ -115,11 +129,12 @@ class Sites(ast.NodeTransformer):
 
     def __init__(self, apply: int | None = None) -> None:
         self.apply = apply
-        self.found: list[tuple[int, str]] = []
+        self.found: list[tuple[int, int, str]] = []
 
     def _site(self, node: ast.AST, change: str) -> bool:
         index = len(self.found)
-        self.found.append((getattr(node, "lineno", 0), change))
+        line = getattr(node, "lineno", 0)
+        self.found.append((line, getattr(node, "end_lineno", None) or line, change))
         return index == self.apply
 
     def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:  # noqa: N802
@@ -172,14 +187,35 @@ class Sites(ast.NodeTransformer):
         return node
 
 
+def function_bodies(tree: ast.AST) -> list[tuple[int, int]]:
+    """The line ranges of every function's (and lambda's) body."""
+    ranges = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            ranges.append((node.body[0].lineno, node.body[-1].end_lineno or node.body[-1].lineno))
+        elif isinstance(node, ast.Lambda):
+            ranges.append((node.body.lineno, node.body.end_lineno or node.body.lineno))
+    return ranges
+
+
 def mutants_of(module: str, root: Path = ROOT) -> list[Mutant]:
     text = (root / module).read_text()
+    tree = ast.parse(text)
     finder = Sites()
-    finder.visit(ast.parse(text))
+    finder.visit(copy.deepcopy(tree))
+    bodies = function_bodies(tree)
     lines = text.splitlines()
     return [
-        Mutant(module, index, line, change, lines[line - 1].strip() if 0 < line <= len(lines) else "")
-        for index, (line, change) in enumerate(finder.found)
+        Mutant(
+            module,
+            index,
+            line,
+            change,
+            lines[line - 1].strip() if 0 < line <= len(lines) else "",
+            end_line=end,
+            in_body=any(first <= line and end <= last for first, last in bodies),
+        )
+        for index, (line, end, change) in enumerate(finder.found)
     ]
 
 
@@ -198,47 +234,217 @@ def copy_of_repository() -> Path:
     return target / "repo"
 
 
-def run_tests(copy_root: Path, tests: list[str], timeout: float) -> tuple[str, float]:
-    started = time.monotonic()
-    env = {
+def fingerprint(root: Path, paths: list[str]) -> str:
+    """What a recorded coverage map or an outcome depends on: the text of these files."""
+    digest = hashlib.sha256()
+    for path in paths:
+        for file in sorted((root / path).glob("*.py")) if (root / path).is_dir() else [root / path]:
+            digest.update(file.name.encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def pytest_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {
         **os.environ,
         # tests/paths.py finds the shared references beside the clone; the copy is elsewhere.
         "HARBOR_CACHE_SHARED_DIR": str(ROOT.parent / "shared"),
         "PYTHONDONTWRITEBYTECODE": "1",
+        **(extra or {}),
     }
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+
+
+def collect(copy_root: Path, arguments: list[str]) -> list[str]:
+    """The test ids pytest selects with these arguments, in its order."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *arguments],
+        cwd=copy_root,
+        env=pytest_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [line for line in done.stdout.splitlines() if "::" in line]
+
+
+def record_coverage(copy_root: Path, modules: list[str]) -> dict:
+    """Runs every provider test once, unmutated, with the line tracer (scripts/mutation_trace): which test
+    executes which line of each module, and how long each test takes. Also the baseline: it must pass."""
+    trace = Path(tempfile.mkdtemp(prefix="harbor-cache-trace-"))
+    env = pytest_env(
+        {
+            "HARBOR_CACHE_MUTATION_TRACE": str(trace),
+            "HARBOR_CACHE_MUTATION_TARGETS": os.pathsep.join(str(copy_root / module) for module in modules),
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(copy_root / "scripts" / "mutation_trace"), os.environ.get("PYTHONPATH")])
+            ),
+        }
+    )
+    started = time.monotonic()
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "mutation_trace_plugin", *TESTS]
+    done = subprocess.run(command, cwd=copy_root, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"the provider tests fail without any mutant:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    by_path = {str(copy_root / module): module for module in modules}
+    lines: dict[str, dict[int, set[str]]] = {module: {} for module in modules}
+    for file in trace.glob("lines.*"):
+        for row in file.read_text().splitlines():
+            test, path, line = row.split("\t")
+            lines[by_path[path]].setdefault(int(line), set()).add(test)
+    seconds: dict[str, float] = {}
+    for row in (trace / "durations").read_text().splitlines():
+        test, _, duration, _ = row.split("\t")
+        seconds[test] = seconds.get(test, 0.0) + float(duration)
+    shutil.rmtree(trace, ignore_errors=True)
+    print(f"coverage recorded in {time.monotonic() - started:.0f}s over {len(seconds)} tests", flush=True)
+    return {
+        "seconds": seconds,
+        "lines": {module: {str(line): sorted(tests) for line, tests in by_line.items()} for module, by_line in lines.items()},
+    }
+
+
+def failed_test(output: str) -> str:
+    for line in output.splitlines():
+        if line.startswith(("FAILED ", "ERROR ")):
+            return line.split(" ", 1)[1].split(" - ", 1)[0].strip()
+    return ""
+
+
+def run_tests(copy_root: Path, tests: list[str], timeout: float) -> tuple[str, float, str]:
+    started = time.monotonic()
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *tests]
     try:
-        done = subprocess.run(command, cwd=copy_root, env=env, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(command, cwd=copy_root, env=pytest_env(), capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return "killed (timeout)", time.monotonic() - started
-    outcome = "survived" if done.returncode == 0 else "killed" if done.returncode == 1 else f"error ({done.returncode})"
-    return outcome, time.monotonic() - started
+        return "killed (timeout)", time.monotonic() - started, ""
+    if done.returncode == 0:
+        outcome = "survived"
+    elif done.returncode == 1:
+        outcome = "killed"
+    else:
+        outcome = f"error ({done.returncode}): {(done.stdout + done.stderr).strip()[-300:]}"
+    return outcome, time.monotonic() - started, failed_test(done.stdout)
 
 
-def write_result(options: argparse.Namespace, chosen: list[Mutant], totals: dict[str, int]) -> dict:
+class Planner:
+    """Which tests run against a mutant, in which order.
+
+    Narrowed: only the tests that execute one of the mutant's lines (a test that never reaches the
+    changed code runs exactly as without it, so it cannot fail). A site outside any function body runs
+    at import and gets the module's whole selection. Ordered by how many mutants each test has killed
+    so far, then fastest first, with `-x`: a kill usually costs one short test. A mutant that survives
+    its narrowed selection is run again with the module's whole selection (plus the narrowed tests)
+    before it counts as a survivor, so narrowing can never turn a kill into a survivor: the coverage
+    map only saves time. A function-body site no test executes is a survivor without running."""
+
+    def __init__(self, coverage: dict, selections: dict[str, list[str]], order: list[str]) -> None:
+        self.coverage = coverage
+        self.selections = selections
+        self.position = {test: number for number, test in enumerate(order)}
+        self.kills: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def covering(self, mutant: Mutant) -> list[str] | None:
+        """The tests that execute the mutant's lines; None where the narrowing does not apply."""
+        if not mutant.in_body:
+            return None
+        lines = self.coverage["lines"][mutant.module]
+        tests = {test for line in range(mutant.line, mutant.end_line + 1) for test in lines.get(str(line), [])}
+        if "" in tests:  # executed outside any test (at collection): no test can be told apart
+            return None
+        return sorted(tests)
+
+    def ordered(self, tests: set[str] | list[str]) -> list[str]:
+        seconds = self.coverage["seconds"]
+        with self.lock:
+            return sorted(tests, key=lambda test: (-self.kills.get(test, 0), seconds.get(test, 60.0), self.position.get(test, 0)))
+
+    def in_file_order(self, tests: set[str]) -> list[str]:
+        return sorted(tests, key=lambda test: self.position.get(test, len(self.position)))
+
+    def killed(self, test: str) -> None:
+        if test:
+            with self.lock:
+                self.kills[test] = self.kills.get(test, 0) + 1
+
+    def timeout(self, tests: list[str], floor: float) -> float:
+        expected = sum(self.coverage["seconds"].get(test, 60.0) for test in tests)
+        return max(floor, 3 * expected + 60)
+
+
+NARROW_SURVIVOR = "survived its covering tests"
+
+
+def run_mutant(copy_root: Path, mutant: Mutant, planner: Planner, options: argparse.Namespace, whole: bool) -> None:
+    """Phase 1 (`whole` false): the covering tests only; a survivor there is left for phase 2 as
+    NARROW_SURVIVOR. Phase 2: the module's whole selection (plus the covering tests)."""
+    target = copy_root / mutant.module
+    original = target.read_text()
+    try:
+        source = mutated_source(mutant.module, mutant.index, copy_root)
+        compile(source, mutant.module, "exec")
+    except (SyntaxError, ValueError) as error:
+        mutant.outcome = f"invalid ({error})"
+        return
+    covering = planner.covering(mutant)
+    if not whole and covering == []:
+        mutant.outcome, mutant.selection = "survived", "none executes it"
+        return
+    target.write_text(source)
+    try:
+        if whole:
+            tests = planner.ordered(set(planner.selections[mutant.module]) | set(covering or []))
+            selection = f"module: {len(tests)} tests"
+            mutant.selection = f"{mutant.selection}, then {selection}" if mutant.outcome == NARROW_SURVIVOR else selection
+        else:
+            tests = planner.ordered(covering or [])
+            mutant.selection = f"covering: {len(tests)} tests"
+        outcome, seconds, mutant.killed_by = run_tests(copy_root, tests, planner.timeout(tests, options.timeout))
+        mutant.seconds = round(mutant.seconds + seconds, 1) if whole and mutant.outcome == NARROW_SURVIVOR else round(seconds, 1)
+        mutant.outcome = NARROW_SURVIVOR if outcome == "survived" and not whole else outcome
+        if mutant.outcome.startswith("killed"):
+            planner.killed(mutant.killed_by)
+    finally:
+        target.write_text(original)
+
+
+def progress_key(mutant: Mutant, module_hash: str) -> str:
+    return f"{mutant.module}:{mutant.index}:{module_hash}"
+
+
+def write_result(options: argparse.Namespace, chosen: list[Mutant], totals: dict[str, int], how: dict) -> dict:
     """The result so far (written after every mutant, so a run stopped early still leaves one)."""
-    ran = [m for m in chosen if m.outcome.startswith(("killed", "survived"))]
+    ran = [m for m in chosen if m.outcome.startswith("killed") or m.outcome == "survived"]
     killed = [m for m in ran if m.outcome.startswith("killed")]
     for mutant in ran:
         if mutant.outcome == "survived":
             mutant.explanation = EQUIVALENT.get((mutant.module, mutant.change, mutant.source), "")
-    equivalent = [m for m in ran if m.explanation]
+    equivalent = [m for m in ran if m.outcome == "survived" and m.explanation]
+    open_survivors = [m for m in ran if m.outcome == "survived" and not m.explanation]
     result = {
         "commit": options.commit,
+        "command": "venv/bin/python scripts/mutation_providers.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""),
+        "selection": how,
         "sample_per_module": options.sample,
         "seed": options.seed,
         "mutants_per_module": totals,
+        "total": sum(totals.values()),
         "ran": len(ran),
         "killed": len(killed),
-        "kill_rate": round(len(killed) / len(ran), 3) if ran else None,
         "equivalent": len(equivalent),
+        "survived_unexplained": len(open_survivors),
+        "not_run": len(chosen) - len(ran),
+        "of_which_survived_covering_tests_awaiting_whole_selection": sum(1 for m in chosen if m.outcome == NARROW_SURVIVOR),
+        # killed / ran, the equivalent ones counted as survivors; and killed / (ran - equivalent).
+        "kill_rate": round(len(killed) / len(ran), 3) if ran else None,
         "kill_rate_without_equivalent": round(len(killed) / (len(ran) - len(equivalent)), 3)
         if len(ran) > len(equivalent)
         else None,
+        "seconds": round(sum(m.seconds for m in chosen), 1),
         "by_module": {
             module: {
                 "ran": sum(1 for m in ran if m.module == module),
                 "killed": sum(1 for m in killed if m.module == module),
+                "equivalent": sum(1 for m in equivalent if m.module == module),
             }
             for module in options.modules
         },
@@ -253,34 +459,35 @@ def main() -> int:
     parser.add_argument("--modules", nargs="*", default=list(MODULES))
     parser.add_argument("--sample", type=int, default=0, help="mutants per module (0: all)")
     parser.add_argument("--seed", type=int, default=20)
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant's test run")
+    parser.add_argument("--timeout", type=float, default=120.0, help="least seconds per test run (more for long selections)")
     parser.add_argument("--budget", type=float, default=0.0, help="stop starting mutants after this many seconds")
+    parser.add_argument("--workers", type=int, default=2, help="mutants run at once, each in its own copy")
+    parser.add_argument("--whole", action="store_true", help="no narrowing: every mutant runs the module's whole selection")
     parser.add_argument("--only", nargs="*", default=[], help="mutants by module:index (e.g. to re-run survivors)")
-    parser.add_argument(
-        "--rerun-survivors",
-        type=Path,
-        help="a previous result: run again its survivors (found by module, change and source line) against today's tests",
-    )
+    parser.add_argument("--rerun-survivors", action="store_true", help="run again the survivors in the progress file")
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULT)
+    parser.add_argument(
+        "--progress",
+        type=Path,
+        default=ROOT / "mutants" / "progress.jsonl",
+        help="each outcome is appended here as it finishes; a stopped run resumes from it",
+    )
     options = parser.parse_args()
     options.commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    # A stopped run (SIGTERM) still restores nothing it need not: it works in a copy, which is removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
-    # The run works in a copy made now: mutants are taken from it, so edits meanwhile change nothing.
+    # The run works in copies made now: mutants are taken from them, so edits meanwhile change nothing.
     source_root = ROOT if options.list else copy_of_repository()
+    copies = [source_root]
     per_module: list[list[Mutant]] = []
     totals: dict[str, int] = {}
+    module_hash = {module: fingerprint(source_root, [module]) for module in options.modules}
     for module in options.modules:
         every = mutants_of(module, source_root)
         totals[module] = len(every)
         wanted = {int(item.rpartition(":")[2]) for item in options.only if item.rpartition(":")[0] == module}
-        if options.rerun_survivors:
-            previous = json.loads(options.rerun_survivors.read_text())["mutants"]
-            keys = {(m["change"], m["source"]) for m in previous if m["module"] == module and m["outcome"] == "survived"}
-            every = [m for m in every if (m.change, m.source) in keys]
-        elif options.only:
+        if options.only:
             every = [m for m in every if m.index in wanted]
         elif options.sample and len(every) > options.sample:
             every = sorted(random.Random(f"{options.seed}:{module}").sample(every, options.sample), key=lambda m: m.index)
@@ -289,39 +496,101 @@ def main() -> int:
     chosen = [m for group in itertools.zip_longest(*per_module) for m in group if m is not None]
     if options.list:
         for mutant in chosen:
-            print(f"{mutant.module}:{mutant.line} [{mutant.index}] {mutant.change}: {mutant.source}")
+            where = "body" if mutant.in_body else "import"
+            print(f"{mutant.module}:{mutant.line} [{mutant.index}] ({where}) {mutant.change}: {mutant.source}")
         return 0
 
-    copy_root = source_root
-    started = time.monotonic()
+    options.progress.parent.mkdir(parents=True, exist_ok=True)
+    done: dict[str, dict] = {}
+    if options.progress.exists():
+        for row in options.progress.read_text().splitlines():
+            entry = json.loads(row)
+            done[entry["key"]] = entry  # the last outcome of a mutant counts
+    lock = threading.Lock()
     try:
-        for number, mutant in enumerate(chosen, 1):
-            if options.budget and time.monotonic() - started > options.budget:
-                mutant.outcome = "not run (budget)"
-                continue
-            target = copy_root / mutant.module
-            original = target.read_text()
-            try:
-                source = mutated_source(mutant.module, mutant.index, copy_root)
-                compile(source, mutant.module, "exec")
-            except (SyntaxError, ValueError) as error:
-                mutant.outcome = f"invalid ({error})"
-                continue
-            target.write_text(source)
-            try:
-                mutant.outcome, mutant.seconds = run_tests(copy_root, MODULES[mutant.module], options.timeout)
-            finally:
-                target.write_text(original)
-            where = f"{mutant.module}:{mutant.line}"
-            print(f"[{number}/{len(chosen)}] {mutant.outcome:>16} {mutant.seconds:6.1f}s {where} {mutant.change}")
-            write_result(options, chosen, totals)
-            sys.stdout.flush()
-    finally:
-        shutil.rmtree(copy_root.parent, ignore_errors=True)
+        tests_hash = fingerprint(source_root, [*TESTS, "tests/standins", *options.modules])
+        cache = options.progress.parent / f"coverage-{tests_hash}.json"
+        if cache.exists():
+            coverage = json.loads(cache.read_text())
+        else:
+            coverage = record_coverage(source_root, list(MODULES))
+            cache.write_text(json.dumps(coverage))
+        order = collect(source_root, TESTS)
+        selections = {module: collect(source_root, MODULES[module]) for module in options.modules}
+        planner = Planner(coverage, selections, order)
+        how = {
+            "tests": TESTS,
+            "coverage": "each test's executed lines of the modules, recorded once by scripts/mutation_trace "
+            "(a line tracer loaded into every Python process, the provider hosts included)",
+            "narrowed": " ".join((Planner.__doc__ or "").split()),
+            "module_selections": {module: MODULES[module] for module in options.modules},
+            "workers": options.workers,
+        }
+        # Phase 1 (narrowed) first for every mutant, then phase 2 (whole selection) for the survivors of
+        # phase 1 and the sites that run at import: the first figures come early.
+        first: list[Mutant] = []
+        second: list[Mutant] = []
+        for mutant in chosen:
+            entry = done.get(progress_key(mutant, module_hash[mutant.module]))
+            if entry and not options.only:
+                for field in ("outcome", "seconds", "selection", "killed_by"):
+                    setattr(mutant, field, entry[field])
+                if entry["outcome"].startswith("killed"):
+                    planner.killed(entry["killed_by"])
+                if mutant.outcome == NARROW_SURVIVOR or (options.rerun_survivors and mutant.outcome == "survived"):
+                    second.append(mutant)
+            elif not options.rerun_survivors:
+                (first if planner.covering(mutant) is not None and not options.whole else second).append(mutant)
+        print(
+            f"{len(chosen)} mutants: {len(first)} to run narrowed, {len(second)} with the whole selection",
+            flush=True,
+        )
+        copies += [copy_of_repository() for _ in range(max(1, options.workers) - 1)]
+        queue = [(mutant, True) for mutant in reversed(second)] + [(mutant, False) for mutant in reversed(first)]
+        started = time.monotonic()
+        finished = [0]
 
-    result = write_result(options, chosen, totals)
-    not_run = len(chosen) - result["ran"]
-    print(f"kill rate {result['kill_rate']} ({result['killed']} of {result['ran']} mutants run; {not_run} not run)")
+        def work(copy_root: Path) -> None:
+            while True:
+                with lock:
+                    if not queue or (options.budget and time.monotonic() - started > options.budget):
+                        return
+                    mutant, whole = queue.pop()
+                run_mutant(copy_root, mutant, planner, options, whole)
+                with lock:
+                    finished[0] += 1
+                    if mutant.outcome == NARROW_SURVIVOR:
+                        queue.insert(0, (mutant, True))  # phase 2, after every phase-1 mutant
+                    if mutant.outcome.startswith(("killed", "survived")):
+                        entry = {"key": progress_key(mutant, module_hash[mutant.module]), **asdict(mutant)}
+                        with options.progress.open("a") as file:
+                            file.write(json.dumps(entry) + "\n")
+                    where = f"{mutant.module}:{mutant.line}"
+                    print(
+                        f"[{finished[0]}, {len(queue)} queued] {mutant.outcome[:40]:>27} {mutant.seconds:6.1f}s {where} "
+                        f"[{mutant.index}] {mutant.change[:50]} ({mutant.selection})",
+                        flush=True,
+                    )
+                    write_result(options, chosen, totals, how)
+
+        workers = [threading.Thread(target=work, args=(copy_root,)) for copy_root in copies]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        for copy_root in copies:
+            if copy_root != ROOT:
+                shutil.rmtree(copy_root.parent, ignore_errors=True)
+
+    for mutant in chosen:
+        if not mutant.outcome:
+            mutant.outcome = "not run"
+    result = write_result(options, chosen, totals, how)
+    print(
+        f"kill rate {result['kill_rate']} ({result['killed']} killed, {result['equivalent']} equivalent, "
+        f"{result['survived_unexplained']} open, of {result['ran']} run; {result['not_run']} not run)"
+    )
     return 0
 
 
