@@ -43,8 +43,9 @@ RESULT = ROOT / "tests" / "data" / "mutation_providers.json"
 DRIFT = "tests/harbor/test_provider_drift.py"
 HOST = "tests/harbor/test_provider_host.py"
 ROBOT = "tests/harbor/test_robot_provider.py"
+EDGES = "tests/harbor/test_provider_edges.py"
 # Every provider test: the coverage map is recorded over these.
-TESTS = [DRIFT, HOST, ROBOT]
+TESTS = [DRIFT, HOST, ROBOT, EDGES]
 # Each module with the tests that concern it (pytest arguments).
 MODULES: dict[str, list[str]] = {
     "components/harbor/registry.py": [DRIFT, HOST, "-k", "registry or url or upstream or docker_hub or adopt"],
@@ -62,8 +63,11 @@ MODULES: dict[str, list[str]] = {
     ],
 }
 # Resource classes (what the program registers) are exercised by the mocks tests, not by the
-# provider host: mutants inside them are out of this script's scope.
+# provider host: mutants inside them are out of this script's scope. So are the program-side
+# helpers of provider_base.py that build those resources' inputs and options
+# (tests/harbor/test_config_mocks.py checks their secrets).
 SKIPPED_CLASS_BASES = ("Resource",)
+SKIPPED_NAMES = ("HarborConnection", "with_secret_outputs")
 
 # Survivors that no behaviour can tell from the original, by (module, change, source line): why.
 EQUIVALENT: dict[tuple[str, str, str], str] = {
@@ -87,6 +91,11 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "return None",
         "return error",
     ): "the base explain() is never reached: the two providers that create through create_or_adopt override it",
+    (
+        "components/harbor/provider_base.py",
+        "return None",
+        "return []",
+    ): "the base validate() is never reached: every HarborProvider subclass overrides it (the robot has its own check)",
 }
 
 
@@ -139,9 +148,12 @@ class Sites(ast.NodeTransformer):
 
     def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:  # noqa: N802
         bases = [ast.unparse(base) for base in node.bases]
-        if any(base.endswith(SKIPPED_CLASS_BASES) for base in bases):
+        if any(base.endswith(SKIPPED_CLASS_BASES) for base in bases) or node.name in SKIPPED_NAMES:
             return node
         return self.generic_visit(node)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:  # noqa: N802
+        return node if node.name in SKIPPED_NAMES else self.generic_visit(node)
 
     def visit_Expr(self, node: ast.Expr) -> ast.AST:  # noqa: N802
         if isinstance(node.value, ast.Constant):  # docstrings
@@ -356,7 +368,8 @@ class Planner:
     def ordered(self, tests: set[str] | list[str]) -> list[str]:
         seconds = self.coverage["seconds"]
         with self.lock:
-            return sorted(tests, key=lambda test: (-self.kills.get(test, 0), seconds.get(test, 60.0), self.position.get(test, 0)))
+            # A test the map has not timed is one added since (for a survivor): early.
+            return sorted(tests, key=lambda test: (-self.kills.get(test, 0), seconds.get(test, 0.0), self.position.get(test, 0)))
 
     def in_file_order(self, tests: set[str]) -> list[str]:
         return sorted(tests, key=lambda test: self.position.get(test, len(self.position)))
@@ -367,7 +380,7 @@ class Planner:
                 self.kills[test] = self.kills.get(test, 0) + 1
 
     def timeout(self, tests: list[str], floor: float) -> float:
-        expected = sum(self.coverage["seconds"].get(test, 60.0) for test in tests)
+        expected = sum(self.coverage["seconds"].get(test, 10.0) for test in tests)
         return max(floor, 3 * expected + 60)
 
 
@@ -391,16 +404,19 @@ def run_mutant(copy_root: Path, mutant: Mutant, planner: Planner, options: argpa
         return
     target.write_text(source)
     try:
-        if whole:
+        rest = set(planner.selections[mutant.module]) - set(covering or [])
+        if whole or covering is None:
             tests = planner.ordered(set(planner.selections[mutant.module]) | set(covering or []))
             selection = f"module: {len(tests)} tests"
             mutant.selection = f"{mutant.selection}, then {selection}" if mutant.outcome == NARROW_SURVIVOR else selection
         else:
-            tests = planner.ordered(covering or [])
-            mutant.selection = f"covering: {len(tests)} tests"
+            # One run: the covering tests first (only they can fail, barring state one test leaves to
+            # another), then the rest of the module's selection, so a survivor has had them all.
+            tests = planner.ordered(covering) + planner.ordered(rest)
+            mutant.selection = f"covering: {len(covering)} tests first, then the module's other {len(rest)}"
         outcome, seconds, mutant.killed_by = run_tests(copy_root, tests, planner.timeout(tests, options.timeout))
         mutant.seconds = round(mutant.seconds + seconds, 1) if whole and mutant.outcome == NARROW_SURVIVOR else round(seconds, 1)
-        mutant.outcome = NARROW_SURVIVOR if outcome == "survived" and not whole else outcome
+        mutant.outcome = outcome
         if mutant.outcome.startswith("killed"):
             planner.killed(mutant.killed_by)
     finally:
@@ -465,6 +481,7 @@ def main() -> int:
     parser.add_argument("--whole", action="store_true", help="no narrowing: every mutant runs the module's whole selection")
     parser.add_argument("--only", nargs="*", default=[], help="mutants by module:index (e.g. to re-run survivors)")
     parser.add_argument("--rerun-survivors", action="store_true", help="run again the survivors in the progress file")
+    parser.add_argument("--record", action="store_true", help="record the coverage map again (tests added since)")
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULT)
     parser.add_argument(
@@ -508,15 +525,19 @@ def main() -> int:
             done[entry["key"]] = entry  # the last outcome of a mutant counts
     lock = threading.Lock()
     try:
-        tests_hash = fingerprint(source_root, [*TESTS, "tests/standins", *options.modules])
-        cache = options.progress.parent / f"coverage-{tests_hash}.json"
-        if cache.exists():
+        # The map is kept per version of the modules; tests added since only run later in a mutant's
+        # selection (never fewer), so an older map costs time, not soundness. --record renews it.
+        cache = options.progress.parent / f"coverage-{fingerprint(source_root, list(MODULES))}.json"
+        if cache.exists() and not options.record:
             coverage = json.loads(cache.read_text())
         else:
             coverage = record_coverage(source_root, list(MODULES))
             cache.write_text(json.dumps(coverage))
-        order = collect(source_root, TESTS)
-        selections = {module: collect(source_root, MODULES[module]) for module in options.modules}
+        tests = [test for test in TESTS if (source_root / test).exists()]
+        order = collect(source_root, tests)
+        # Tests for survivors (EDGES) belong to every module's selection.
+        edges = collect(source_root, [EDGES]) if (source_root / EDGES).exists() else []
+        selections = {module: collect(source_root, MODULES[module]) + edges for module in options.modules}
         planner = Planner(coverage, selections, order)
         how = {
             "tests": TESTS,

@@ -1,0 +1,237 @@
+"""Paths of the providers that the full mutation run (scripts/mutation_providers.py) found no test
+executing or telling apart: each input check, the fallbacks after a lost answer or a race with
+another writer, what a refresh shows when Harbor holds no quota or retention policy, and errors
+whose body is not Harbor's JSON. Through the real provider host against the emulator, like
+test_provider_drift.py, whose fixtures these share."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+
+import grpc
+import pytest
+from pulumi.runtime.proto.provider_pb2 import DiffResponse
+
+from components.harbor.api import HarborApiError, HarborClient
+from tests.harbor.test_provider_drift import (  # noqa: F401 (fixtures)
+    ADMIN_PASSWORD,
+    FAST,
+    KINDS,
+    connection,
+    harbor,
+    hosts,
+    made,
+    project_of,
+    quota_of,
+    registry_of,
+    retention_of,
+)
+from tests.standins.provider_host import ProviderHost, as_engine_sends
+
+
+def failures_of(hosts, harbor, kind: str, **changes) -> list[tuple[str, str]]:  # noqa: F811
+    host = hosts(kind)
+    _, failures = host.check(host.urn(kind, KINDS[kind].type_name), as_engine_sends({**KINDS[kind].inputs(harbor), **changes}))
+    return failures
+
+
+# Check: each refusal names the input (before anything reaches Harbor)
+
+
+@pytest.mark.parametrize(
+    ("kind", "changes", "key", "words"),
+    [
+        ("registry", {"url": "ftp://ghcr.io"}, "url", "not an http(s) URL"),
+        ("registry", {"access_secret": ""}, "access_secret", "go together"),
+        ("registry", {"ca_certificate": "not a certificate"}, "ca_certificate", "not a PEM certificate"),
+        ("project", {"name": "Ghcr Proxy"}, "name", "not a Harbor project name"),
+        ("project", {"registry_id": 0}, "registry_id", "1 or more"),
+        ("oidc", {"oidc_endpoint": "http://dex.example.com"}, "oidc_endpoint", "not an https URL"),
+        ("oidc", {"oidc_scope": "profile,email"}, "oidc_scope", "lacks openid"),
+        ("robot", {"harbor_url": "ftp://harbor.example.com"}, "harbor_url", "not a Harbor URL"),
+        ("robot", {"database": 5}, "database", "must be a string"),
+        ("gc", {"database": 5}, "database", "must be a string"),
+    ],
+)
+def test_check_refuses_each_bad_input_by_name(harbor, hosts, kind, changes, key, words):  # noqa: F811
+    failures = failures_of(hosts, harbor, kind, **changes)
+    assert [name for name, _ in failures] == [key] and words in failures[0][1], failures
+    assert harbor.calls == []
+
+
+# Refresh of what Harbor may lack
+
+
+def test_refresh_of_oidc_after_harbor_left_oidc_says_it_is_gone(harbor, hosts):  # noqa: F811
+    host, urn, inputs, oidc_id, outputs = made(harbor, hosts, "oidc")
+    harbor.state.configurations["auth_mode"] = "db_auth"  # someone switched Harbor back by hand
+    read_id, read = host.read(urn, oidc_id, outputs)
+    assert read_id == "" and read == {}, "the next up sets OIDC again"
+
+
+def test_refresh_of_a_project_whose_retention_policy_is_gone_shows_no_days(harbor, hosts):  # noqa: F811
+    """Retention kept one day: the policy deleted in Harbor (its id left in the metadata, which
+    GET /retentions/{id} answers 404) reads as 0 days, which no input equals."""
+    host = hosts("project")
+    urn = host.urn("project", "Project")
+    inputs, _ = host.check(urn, as_engine_sends({**KINDS["project"].inputs(harbor), "retention_days": 1}))
+    project_id, outputs = host.create(urn, inputs)
+    harbor.state.retentions.pop(int(project_of(harbor)["metadata"]["retention_id"]))
+    _, read = host.read(urn, project_id, outputs)
+    assert read["retention_days"] == 0
+    assert host.diff(urn, project_id, read, inputs).changes == DiffResponse.DIFF_SOME
+
+
+def test_refresh_of_a_project_without_a_quota_shows_no_limit_and_up_says_why_it_fails(harbor, hosts):  # noqa: F811
+    """A storage quota of 1 GB: the project's quota gone in Harbor reads as 0 GB (no input's value),
+    and the update that would set it fails naming the project, since there is nothing to PUT."""
+    host = hosts("project")
+    urn = host.urn("project", "Project")
+    inputs, _ = host.check(urn, as_engine_sends({**KINDS["project"].inputs(harbor), "storage_quota_gb": 1}))
+    project_id, outputs = host.create(urn, inputs)
+    harbor.state.quotas.pop(quota_of(harbor)["id"])
+    _, read = host.read(urn, project_id, outputs)
+    assert read["storage_quota_gb"] == 0
+    assert host.diff(urn, project_id, read, inputs).changes == DiffResponse.DIFF_SOME
+    with pytest.raises(grpc.RpcError) as failed:
+        host.update(urn, project_id, read, inputs)
+    assert f"(HTTP 200): project {project_id} has no quota" in failed.value.details()
+
+
+# Retention: a lost answer and a race with another writer
+
+
+def test_a_retention_post_whose_answer_was_lost_is_found_and_set(harbor, hosts):  # noqa: F811
+    host, urn, inputs, project_id, outputs = made(harbor, hosts, "project")
+    project = project_of(harbor)
+    harbor.state.retentions.pop(int(project["metadata"].pop("retention_id")))  # Harbor holds none
+    harbor.inject("POST", r"^/retentions$", "drop-after")
+    host.update(urn, project_id, outputs, {**inputs, "retention_days": 7.0})
+    assert harbor.count("POST", "/retentions") == 1
+    assert retention_of(harbor)["rules"][0]["params"]["nDaysSinceLastPull"] == 7
+
+
+def test_a_retention_made_by_another_writer_meanwhile_is_set_to_ours(harbor, hosts):  # noqa: F811
+    """Our GET shows no policy; before our POST another writer makes one, and Harbor answers 400
+    "already has retention policy" (handler/retention.go CreateRetention): ours is PUT over it."""
+    host, urn, inputs, project_id, outputs = made(harbor, hosts, "project")
+    metadata = project_of(harbor)["metadata"]
+    theirs = metadata.pop("retention_id")
+    route = harbor.route
+
+    def another_writer_first(method, path, query, body, headers):
+        if method == "POST" and path == "/retentions":
+            metadata["retention_id"] = theirs
+        return route(method, path, query, body, headers)
+
+    harbor.route = another_writer_first
+    harbor.reset_calls()
+    host.update(urn, project_id, outputs, {**inputs, "retention_days": 7.0})
+    assert [c for c in harbor.calls if c[0] != "GET"] == [("POST", "/retentions"), ("PUT", f"/retentions/{theirs}")]
+    assert retention_of(harbor)["rules"][0]["params"]["nDaysSinceLastPull"] == 7
+
+
+# Robots and registries: races, deletes and errors without a hint
+
+
+def test_a_robot_create_that_races_another_adopts_what_harbor_answers_409_for(harbor, hosts):  # noqa: F811
+    host, urn, inputs, first_id, first = made(harbor, hosts, "robot")
+    harbor.inject("GET", r"^/robots$", "empty-list")
+    again_id, outputs = host.create(urn, inputs)
+    assert again_id == first_id and harbor.count("POST", "/robots") == 2
+    assert outputs["secret"] and outputs["secret"] != first["secret"], "adopting issues a new secret"
+
+
+def test_a_robot_adopted_without_a_new_secret_fails_saying_so(harbor, hosts):  # noqa: F811
+    host, urn, inputs, robot_id, _ = made(harbor, hosts, "robot")
+    harbor.inject("PATCH", r"^/robots/\d+$", 200)  # an answer without the secret
+    with pytest.raises(grpc.RpcError) as failed:
+        host.create(urn, inputs)
+    assert f"PATCH /api/v2.0/robots/{robot_id} failed (HTTP 200): Harbor answered no new secret" in failed.value.details()
+
+
+def test_a_robot_deleted_in_harbor_between_lookup_and_delete_is_gone(harbor, hosts):  # noqa: F811
+    host, urn, inputs, robot_id, outputs = made(harbor, hosts, "robot")
+    harbor.inject("DELETE", r"^/robots/\d+$", 404)
+    host.delete(urn, robot_id, outputs)
+    harbor.inject("DELETE", r"^/robots/\d+$", 403)
+    with pytest.raises(grpc.RpcError) as failed:
+        host.delete(urn, robot_id, outputs)
+    assert "HTTP 403" in failed.value.details()
+
+
+def test_a_registry_create_error_without_a_hint_is_harbors_own(harbor, hosts):  # noqa: F811
+    host = hosts("registry")
+    urn = host.urn("registry", "Registry")
+    inputs, _ = host.check(urn, as_engine_sends(KINDS["registry"].inputs(harbor)))
+    harbor.inject("POST", r"^/registries$", 403)
+    with pytest.raises(grpc.RpcError) as failed:
+        host.create(urn, inputs)
+    assert "POST /api/v2.0/registries failed (HTTP 403): injected" in failed.value.details()
+
+
+def test_a_key_set_in_harbor_on_a_registry_without_credential_is_drift(harbor, hosts):  # noqa: F811
+    host = hosts("registry")
+    urn = host.urn("registry", "Registry")
+    anonymous = {**KINDS["registry"].inputs(harbor), "access_key": "", "access_secret": ""}
+    inputs, _ = host.check(urn, as_engine_sends(anonymous))
+    registry_id, outputs = host.create(urn, inputs)
+    registry_of(harbor)["credential"].update(type="basic", access_key="someone", access_secret="")
+    _, read = host.read(urn, registry_id, outputs)
+    assert host.diff(urn, registry_id, read, inputs).changes == DiffResponse.DIFF_SOME
+
+
+# The client
+
+
+def test_a_bad_number_in_an_environment_knob_falls_back_to_the_default(harbor):  # noqa: F811
+    with ProviderHost(KINDS["gc"].provider(), env={**FAST, "HARBOR_CACHE_HTTP_TIMEOUT": "fast"}) as host:
+        host.configure({})
+        urn = host.urn("gc", "GcSchedule")
+        inputs, _ = host.check(urn, as_engine_sends(KINDS["gc"].inputs(harbor)))
+        assert host.create(urn, inputs)[0]
+
+
+def test_the_client_shows_no_credential_in_its_repr():
+    client = HarborClient("https://harbor.example.com/", "admin", ADMIN_PASSWORD)
+    assert repr(client) == "HarborClient('https://harbor.example.com/api/v2.0')"
+
+
+@pytest.fixture
+def plain_server():
+    """A server in front of Harbor that answers in its own words (a proxy's HTML page, a JSON body
+    that is not Harbor's error form), as nginx or a load balancer can."""
+    answers: dict[str, tuple[int, str, bytes]] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            status, kind, body = answers[self.path.split("?")[0].removeprefix("/api/v2.0")]
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", answers
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_error_page_that_is_not_harbors_json_is_quoted_in_the_error(plain_server):
+    url, answers = plain_server
+    page = "<html>" + "denied by the proxy " * 20 + "</html>"
+    answers["/projects/1"] = (403, "text/html", page.encode())
+    answers["/projects/2"] = (403, "application/json", b'{"message": "denied"}')
+    client = HarborClient(url, "admin", ADMIN_PASSWORD, retry_seconds=0.5, base_delay=0.01)
+    with pytest.raises(HarborApiError) as failed:
+        client.get("/projects/1")
+    assert failed.value.messages == [page[:200]], "the page's start, not all of it"
+    with pytest.raises(HarborApiError) as failed:
+        client.get("/projects/2")
+    assert failed.value.messages == [] and "(HTTP 403): no message" in str(failed.value)
