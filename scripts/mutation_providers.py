@@ -278,8 +278,8 @@ def collect(copy_root: Path, arguments: list[str]) -> list[str]:
     return [line for line in done.stdout.splitlines() if "::" in line]
 
 
-def record_coverage(copy_root: Path, modules: list[str]) -> dict:
-    """Runs every provider test once, unmutated, with the line tracer (scripts/mutation_trace): which test
+def record_coverage(copy_root: Path, modules: list[str], test_files: list[str]) -> dict:
+    """Runs these provider tests once, unmutated, with the line tracer (scripts/mutation_trace): which test
     executes which line of each module, and how long each test takes. Also the baseline: it must pass."""
     trace = Path(tempfile.mkdtemp(prefix="harbor-cache-trace-"))
     env = pytest_env(
@@ -292,7 +292,7 @@ def record_coverage(copy_root: Path, modules: list[str]) -> dict:
         }
     )
     started = time.monotonic()
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "mutation_trace_plugin", *TESTS]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "mutation_trace_plugin", *test_files]
     done = subprocess.run(command, cwd=copy_root, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"the provider tests fail without any mutant:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -369,7 +369,11 @@ class Planner:
         seconds = self.coverage["seconds"]
         with self.lock:
             # A test the map has not timed is one added since (for a survivor): early.
-            return sorted(tests, key=lambda test: (-self.kills.get(test, 0), seconds.get(test, 0.0), self.position.get(test, 0)))
+            # Kills per second: a test that often kills goes early unless it is slow.
+            return sorted(
+                tests,
+                key=lambda test: (-(self.kills.get(test, 0) + 1) / (seconds.get(test, 0.0) + 1), self.position.get(test, 0)),
+            )
 
     def in_file_order(self, tests: set[str]) -> list[str]:
         return sorted(tests, key=lambda test: self.position.get(test, len(self.position)))
@@ -381,7 +385,8 @@ class Planner:
 
     def timeout(self, tests: list[str], floor: float) -> float:
         expected = sum(self.coverage["seconds"].get(test, 10.0) for test in tests)
-        return max(floor, 3 * expected + 60)
+        # The map's seconds were taken under the tracer (several times slower): a generous bound.
+        return max(floor, expected + 30)
 
 
 NARROW_SURVIVOR = "survived its covering tests"
@@ -404,19 +409,16 @@ def run_mutant(copy_root: Path, mutant: Mutant, planner: Planner, options: argpa
         return
     target.write_text(source)
     try:
-        rest = set(planner.selections[mutant.module]) - set(covering or [])
         if whole or covering is None:
             tests = planner.ordered(set(planner.selections[mutant.module]) | set(covering or []))
             selection = f"module: {len(tests)} tests"
             mutant.selection = f"{mutant.selection}, then {selection}" if mutant.outcome == NARROW_SURVIVOR else selection
         else:
-            # One run: the covering tests first (only they can fail, barring state one test leaves to
-            # another), then the rest of the module's selection, so a survivor has had them all.
-            tests = planner.ordered(covering) + planner.ordered(rest)
-            mutant.selection = f"covering: {len(covering)} tests first, then the module's other {len(rest)}"
+            tests = planner.ordered(covering)
+            mutant.selection = f"covering: {len(tests)} tests"
         outcome, seconds, mutant.killed_by = run_tests(copy_root, tests, planner.timeout(tests, options.timeout))
         mutant.seconds = round(mutant.seconds + seconds, 1) if whole and mutant.outcome == NARROW_SURVIVOR else round(seconds, 1)
-        mutant.outcome = outcome
+        mutant.outcome = NARROW_SURVIVOR if outcome == "survived" and not whole and covering is not None else outcome
         if mutant.outcome.startswith("killed"):
             planner.killed(mutant.killed_by)
     finally:
@@ -475,7 +477,7 @@ def main() -> int:
     parser.add_argument("--modules", nargs="*", default=list(MODULES))
     parser.add_argument("--sample", type=int, default=0, help="mutants per module (0: all)")
     parser.add_argument("--seed", type=int, default=20)
-    parser.add_argument("--timeout", type=float, default=120.0, help="least seconds per test run (more for long selections)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="least seconds per test run (more for long selections)")
     parser.add_argument("--budget", type=float, default=0.0, help="stop starting mutants after this many seconds")
     parser.add_argument("--workers", type=int, default=2, help="mutants run at once, each in its own copy")
     parser.add_argument("--whole", action="store_true", help="no narrowing: every mutant runs the module's whole selection")
@@ -525,13 +527,29 @@ def main() -> int:
             done[entry["key"]] = entry  # the last outcome of a mutant counts
     lock = threading.Lock()
     try:
-        # The map is kept per version of the modules; tests added since only run later in a mutant's
-        # selection (never fewer), so an older map costs time, not soundness. --record renews it.
+        # The map is kept per version of the modules, and within it per test file: a test file that is
+        # new or changed (or a change to what every test shares) is recorded again, alone.
+        tests = [test for test in TESTS if (source_root / test).exists()]
         cache = options.progress.parent / f"coverage-{fingerprint(source_root, list(MODULES))}.json"
-        if cache.exists() and not options.record:
-            coverage = json.loads(cache.read_text())
-        else:
-            coverage = record_coverage(source_root, list(MODULES))
+        coverage = json.loads(cache.read_text()) if cache.exists() and not options.record else {}
+        coverage.setdefault("seconds", {})
+        coverage.setdefault("lines", {module: {} for module in MODULES})
+        recorded = coverage.setdefault("files", {})
+        shared = ["tests/standins", "tests/conftest.py"]
+        stale = [test for test in tests if recorded.get(test) != fingerprint(source_root, [test, *shared])]
+        if stale:
+            fresh = record_coverage(source_root, list(MODULES), stale)
+            gone = {test for test in coverage["seconds"] if test.split("::")[0] in stale}
+            for module, by_line in coverage["lines"].items():
+                for line, ran in list(by_line.items()):
+                    by_line[line] = sorted((set(ran) - gone) | set(fresh["lines"][module].get(line, [])))
+                for line, ran in fresh["lines"][module].items():
+                    by_line.setdefault(line, ran)
+            coverage["seconds"] = {
+                **{test: s for test, s in coverage["seconds"].items() if test not in gone},
+                **fresh["seconds"],
+            }
+            recorded.update({test: fingerprint(source_root, [test, *shared]) for test in stale})
             cache.write_text(json.dumps(coverage))
         tests = [test for test in TESTS if (source_root / test).exists()]
         order = collect(source_root, tests)

@@ -168,7 +168,9 @@ def test_a_registry_create_error_without_a_hint_is_harbors_own(harbor, hosts):  
     harbor.inject("POST", r"^/registries$", 403)
     with pytest.raises(grpc.RpcError) as failed:
         host.create(urn, inputs)
-    assert "POST /api/v2.0/registries failed (HTTP 403): injected" in failed.value.details()
+    # The host answers with the traceback; its last line is the error the user reads.
+    last = failed.value.details().strip().splitlines()[-1]
+    assert last == "components.harbor.api.HarborApiError: Harbor API POST /api/v2.0/registries failed (HTTP 403): injected"
 
 
 def test_a_key_set_in_harbor_on_a_registry_without_credential_is_drift(harbor, hosts):  # noqa: F811
