@@ -1,21 +1,39 @@
 """Mutation testing of the Harbor providers and their API client against the provider tests (issue 20).
 
-Not part of CI: it runs the provider tests (real provider host, Harbor emulator) once per mutant, which
-takes hours for every mutant on a small machine. Each mutant is one small change to one module
-(an operator swapped, a boolean flipped, a number moved by one, a call dropped, a return emptied);
-the tests that concern that module run against it in a copy of the repository, and the mutant is
-*killed* when they fail (or time out), *survived* when they pass. The kill rate says how much of
-the providers' behaviour the tests pin down; every survivor is either a missing test or an
-equivalent mutant (a change no behaviour can tell), explained in the result.
+Not part of CI (it takes about an hour on two shared cores). Each mutant is one small change to one
+module of components/harbor/ (an operator swapped, a boolean flipped, a number moved by one, a call
+dropped, a return emptied); the provider tests run against it in a copy of the repository (real
+provider host over gRPC, Harbor emulator), and the mutant is *killed* when they fail (or time out),
+*survived* when they pass. Every survivor is either a missing test or an equivalent mutant (a change
+no behaviour can tell), explained in EQUIVALENT below and in the result.
 
-    venv/bin/python scripts/mutation_providers.py                      # every mutant
-    venv/bin/python scripts/mutation_providers.py --sample 15 --seed 1 # 15 per module, reproducible
+    venv/bin/python scripts/mutation_providers.py                      # every mutant, 2 at a time
+    venv/bin/python scripts/mutation_providers.py --rerun-survivors    # survivors again, today's tests
+    venv/bin/python scripts/mutation_providers.py --only components/harbor/api.py:11
     venv/bin/python scripts/mutation_providers.py --list               # the mutants, without running
 
-The last result is committed as tests/data/mutation_providers.json (with the commit it ran on).
-A small AST mutator of our own rather than mutmut: mutmut runs tests in its own copy with
-trampolines that the separate provider-host process (`python -m pulumi.dynamic`, which imports the
-providers by module path) would not see.
+What keeps a full run short (a naive one, each module's test selection per mutant, is ~9 hours):
+- Coverage: once, the unmutated tests run with scripts/mutation_trace on PYTHONPATH, a line tracer
+  that every Python process loads (the provider hosts the tests start included) and that records
+  which test executes which line of the modules (mutants/coverage-*.json, per version of the
+  modules and per test file). A mutant inside a function body then runs only the tests that
+  execute its lines (a test that never reaches the change runs exactly as without it); one no
+  test executes is a survivor without running. A site that runs at import (a decorator, a
+  default, a class attribute) gets the module's whole selection (MODULES).
+- Order: the selected tests run with `-x`, those that killed most mutants per second first.
+- Phase 2: a mutant that survives its covering tests runs again with the module's whole
+  selection (plus tests/harbor/test_provider_edges.py) before it counts as a survivor, so the
+  narrowing never turns a kill into a survivor: it only saves time. Until then the result lists it
+  as "survived its covering tests" (not counted as killed).
+- Two worker copies, under `nice -n 10` (start it so). Each outcome is appended to
+  mutants/progress.jsonl as it finishes; a stopped run continues where it left off.
+
+The tracer is our own (no dependency): coverage.py writes its data at exit, which a provider host
+ended with SIGKILL (tests/standins/provider_host.py `close`) never reaches. The result is committed
+as tests/data/mutation_providers.json (with the commit it ran on). A small AST mutator of our own
+rather than mutmut: mutmut runs tests in its own copy with trampolines that the separate
+provider-host process (`python -m pulumi.dynamic`, which imports the providers by module path)
+would not see.
 """
 
 from __future__ import annotations
@@ -91,6 +109,17 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "return None",
         "return error",
     ): "the base explain() is never reached: the two providers that create through create_or_adopt override it",
+    (
+        "components/harbor/api.py",
+        "1 -> 2",
+        'return self.headers.get("location", "").rstrip("/").rsplit("/", 1)[-1]',
+    ): "rsplit's maxsplit 1 or 2: the last segment, the only one used, is the same",
+    (
+        "components/harbor/robot.py",
+        "True -> False",
+        "seen_system = True",
+    ): "Harbor shows at most one system '/' permission: it groups a robot's policies by scope "
+    "(src/controller/robot/controller.go populatePermissions), so no second one reaches the guard",
     (
         "components/harbor/provider_base.py",
         "return None",
@@ -537,7 +566,8 @@ def main() -> int:
         recorded = coverage.setdefault("files", {})
         shared = ["tests/standins", "tests/conftest.py"]
         stale = [test for test in tests if recorded.get(test) != fingerprint(source_root, [test, *shared])]
-        if stale:
+        # --rerun-survivors runs phase 2 only (the whole selection): an older map just orders the tests.
+        if stale and not options.rerun_survivors:
             fresh = record_coverage(source_root, list(MODULES), stale)
             gone = {test for test in coverage["seconds"] if test.split("::")[0] in stale}
             for module, by_line in coverage["lines"].items():
@@ -585,7 +615,9 @@ def main() -> int:
             flush=True,
         )
         copies += [copy_of_repository() for _ in range(max(1, options.workers) - 1)]
-        queue = [(mutant, True) for mutant in reversed(second)] + [(mutant, False) for mutant in reversed(first)]
+        second.sort(key=lambda m: (m.module, m.change, m.source) not in EQUIVALENT)  # equivalent ones last
+        queue = [(mutant, True) for mutant in second] + [(mutant, False) for mutant in reversed(first)]
+        pending_first = [len(first)]  # phase-1 mutants still queued (the end of the queue)
         started = time.monotonic()
         finished = [0]
 
@@ -595,11 +627,15 @@ def main() -> int:
                     if not queue or (options.budget and time.monotonic() - started > options.budget):
                         return
                     mutant, whole = queue.pop()
+                    if not whole:
+                        pending_first[0] -= 1
                 run_mutant(copy_root, mutant, planner, options, whole)
                 with lock:
                     finished[0] += 1
                     if mutant.outcome == NARROW_SURVIVOR:
-                        queue.insert(0, (mutant, True))  # phase 2, after every phase-1 mutant
+                        # Phase 2, after every phase-1 mutant; those explained as equivalent last.
+                        explained = (mutant.module, mutant.change, mutant.source) in EQUIVALENT
+                        queue.insert(0 if explained else len(queue) - pending_first[0], (mutant, True))
                     if mutant.outcome.startswith(("killed", "survived")):
                         entry = {"key": progress_key(mutant, module_hash[mutant.module]), **asdict(mutant)}
                         with options.progress.open("a") as file:

@@ -188,7 +188,8 @@ def test_a_key_set_in_harbor_on_a_registry_without_credential_is_drift(harbor, h
 
 
 def test_a_bad_number_in_an_environment_knob_falls_back_to_the_default(harbor):  # noqa: F811
-    with ProviderHost(KINDS["gc"].provider(), env={**FAST, "HARBOR_CACHE_HTTP_TIMEOUT": "fast"}) as host:
+    bad = {"HARBOR_CACHE_HTTP_TIMEOUT": "fast", "HARBOR_CACHE_RETRY_SECONDS": "soon"}  # each request reads both
+    with ProviderHost(KINDS["gc"].provider(), env={**FAST, **bad}) as host:
         host.configure({})
         urn = host.urn("gc", "GcSchedule")
         inputs, _ = host.check(urn, as_engine_sends(KINDS["gc"].inputs(harbor)))
