@@ -238,3 +238,18 @@ def test_an_error_page_that_is_not_harbors_json_is_quoted_in_the_error(plain_ser
     with pytest.raises(HarborApiError) as failed:
         client.get("/projects/2")
     assert failed.value.messages == [] and "(HTTP 403): no message" in str(failed.value)
+
+
+def test_a_registry_update_waits_for_harbors_upstream_ping_longer_than_other_calls(harbor):  # noqa: F811
+    """Harbor pings the upstream inside a registry PUT too: the write gets its own, longer timeout,
+    so a ping slower than every other call's timeout is one PUT, not retries until the client gives up."""
+    env = {**FAST, "HARBOR_CACHE_HTTP_TIMEOUT": "0.5", "HARBOR_CACHE_REGISTRY_WRITE_TIMEOUT": "5"}
+    with ProviderHost(KINDS["registry"].provider(), env=env) as host:
+        host.configure({})
+        urn = host.urn("registry", "Registry")
+        inputs, _ = host.check(urn, as_engine_sends(KINDS["registry"].inputs(harbor)))
+        registry_id, outputs = host.create(urn, inputs)
+        harbor.ping_delay = 1.5
+        host.update(urn, registry_id, outputs, {**inputs, "description": "GitHub's registry"})
+    assert harbor.count("PUT", f"/registries/{registry_id}") == 1
+    assert registry_of(harbor)["description"] == "GitHub's registry"
