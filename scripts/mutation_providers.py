@@ -513,6 +513,7 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", default=[], help="mutants by module:index (e.g. to re-run survivors)")
     parser.add_argument("--rerun-survivors", action="store_true", help="run again the survivors in the progress file")
     parser.add_argument("--record", action="store_true", help="record the coverage map again (tests added since)")
+    parser.add_argument("--coverage-only", action="store_true", help="bring the coverage map up to date, run no mutant")
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULT)
     parser.add_argument(
@@ -581,7 +582,8 @@ def main() -> int:
             }
             recorded.update({test: fingerprint(source_root, [test, *shared]) for test in stale})
             cache.write_text(json.dumps(coverage))
-        tests = [test for test in TESTS if (source_root / test).exists()]
+        if options.coverage_only:
+            return 0
         order = collect(source_root, tests)
         # Tests for survivors (EDGES) belong to every module's selection.
         edges = collect(source_root, [EDGES]) if (source_root / EDGES).exists() else []
