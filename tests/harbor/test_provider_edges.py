@@ -253,3 +253,40 @@ def test_a_registry_update_waits_for_harbors_upstream_ping_longer_than_other_cal
         host.update(urn, registry_id, outputs, {**inputs, "description": "GitHub's registry"})
     assert harbor.count("PUT", f"/registries/{registry_id}") == 1
     assert registry_of(harbor)["description"] == "GitHub's registry"
+
+
+def test_a_registry_name_of_one_character_is_accepted(harbor, hosts):  # noqa: F811
+    assert failures_of(hosts, harbor, "registry", name="g") == []
+
+
+def test_a_retention_selector_whose_untagged_switch_changed_in_harbor_is_drift(harbor, hosts):  # noqa: F811
+    """The tag selector's `extras` (the UI's "untagged artifacts" switch, pkg/retention/policy/rule/models.go
+    Selector.Extras) changed by hand: the policy is no longer ours, so it reads as 0 days."""
+    host, urn, inputs, project_id, outputs = made(harbor, hosts, "project")
+    retention_of(harbor)["rules"][0]["tag_selectors"][0]["extras"] = '{"untagged":false}'
+    _, read = host.read(urn, project_id, outputs)
+    assert read["retention_days"] == 0
+    assert host.diff(urn, project_id, read, inputs).changes == DiffResponse.DIFF_SOME
+
+
+def test_a_robot_without_a_description_reads_back_without_drift(harbor, hosts):  # noqa: F811
+    host = hosts("robot")
+    urn = host.urn("robot", "Robot")
+    bare = {k: v for k, v in KINDS["robot"].inputs(harbor).items() if k != "description"}
+    inputs, failures = host.check(urn, bare)
+    assert failures == [] and inputs["description"] == ""
+    robot_id, outputs = host.create(urn, inputs)
+    _, read = host.read(urn, robot_id, outputs, inputs)
+    assert host.diff(urn, robot_id, read, inputs).changes == DiffResponse.DIFF_NONE
+
+
+def test_a_retention_policy_harbor_shows_with_empty_extras_is_ours(harbor, hosts):  # noqa: F811
+    """Harbor answers each selector with `extras` even when empty (pkg/retention/policy/rule/models.go
+    Selector.Extras has no omitempty): that is still our policy, no drift."""
+    host, urn, inputs, project_id, outputs = made(harbor, hosts, "project")
+    rule = retention_of(harbor)["rules"][0]
+    for selector in [*rule["tag_selectors"], *rule["scope_selectors"]["repository"]]:
+        selector["extras"] = ""
+    _, read = host.read(urn, project_id, outputs)
+    assert read["retention_days"] == inputs["retention_days"]
+    assert host.diff(urn, project_id, read, inputs).changes == DiffResponse.DIFF_NONE
