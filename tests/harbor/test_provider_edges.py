@@ -290,3 +290,11 @@ def test_a_retention_policy_harbor_shows_with_empty_extras_is_ours(harbor, hosts
     _, read = host.read(urn, project_id, outputs)
     assert read["retention_days"] == inputs["retention_days"]
     assert host.diff(urn, project_id, read, inputs).changes == DiffResponse.DIFF_NONE
+
+
+def test_a_retention_rule_with_a_parameter_added_by_hand_is_drift(harbor, hosts):  # noqa: F811
+    host, urn, inputs, project_id, outputs = made(harbor, hosts, "project")
+    retention_of(harbor)["rules"][0]["params"]["latestPushedK"] = 3
+    _, read = host.read(urn, project_id, outputs)
+    assert read["retention_days"] == 0
+    assert host.diff(urn, project_id, read, inputs).changes == DiffResponse.DIFF_SOME
