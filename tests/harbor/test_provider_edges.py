@@ -298,3 +298,11 @@ def test_a_retention_rule_with_a_parameter_added_by_hand_is_drift(harbor, hosts)
     _, read = host.read(urn, project_id, outputs)
     assert read["retention_days"] == 0
     assert host.diff(urn, project_id, read, inputs).changes == DiffResponse.DIFF_SOME
+
+
+def test_a_retention_rule_narrowed_to_some_repositories_by_hand_is_drift(harbor, hosts):  # noqa: F811
+    host, urn, inputs, project_id, outputs = made(harbor, hosts, "project")
+    retention_of(harbor)["rules"][0]["scope_selectors"]["repository"][0]["pattern"] = "library/**"
+    _, read = host.read(urn, project_id, outputs)
+    assert read["retention_days"] == 0
+    assert host.diff(urn, project_id, read, inputs).changes == DiffResponse.DIFF_SOME
