@@ -306,3 +306,14 @@ def test_a_retention_rule_narrowed_to_some_repositories_by_hand_is_drift(harbor,
     _, read = host.read(urn, project_id, outputs)
     assert read["retention_days"] == 0
     assert host.diff(urn, project_id, read, inputs).changes == DiffResponse.DIFF_SOME
+
+
+def test_an_oidc_400_about_something_else_is_not_blamed_on_the_auth_mode_lock(harbor, hosts):  # noqa: F811
+    host = hosts("oidc")
+    urn = host.urn("oidc", "OidcAuth")
+    inputs, _ = host.check(urn, as_engine_sends(KINDS["oidc"].inputs(harbor)))
+    harbor.inject("PUT", r"^/configurations$", 400)
+    with pytest.raises(grpc.RpcError) as failed:
+        host.create(urn, inputs)
+    last = failed.value.details().strip().splitlines()[-1]
+    assert last.endswith("PUT /api/v2.0/configurations failed (HTTP 400): injected"), last
