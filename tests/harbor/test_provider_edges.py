@@ -317,3 +317,26 @@ def test_an_oidc_400_about_something_else_is_not_blamed_on_the_auth_mode_lock(ha
         host.create(urn, inputs)
     last = failed.value.details().strip().splitlines()[-1]
     assert last.endswith("PUT /api/v2.0/configurations failed (HTTP 400): injected"), last
+
+
+def test_the_emulator_refuses_a_body_that_is_not_declared_json_as_harbor_does(harbor):  # noqa: F811
+    """go-openapi/runtime (middleware/validation.go validateContentType): a body in a type the route
+    does not consume is a 415, so a client that forgot its Content-Type fails here as with Harbor."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    authorization = "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
+    for content_type, status in (("application/x-www-form-urlencoded", 415), ("application/json; charset=utf-8", 201)):
+        request = urllib.request.Request(  # noqa: S310 - loopback
+            harbor.url + "/api/v2.0/projects",
+            data=b'{"project_name": "typed", "metadata": {"public": "false"}}',
+            method="POST",
+            headers={"Authorization": authorization, "Content-Type": content_type},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+                assert answer.status == status
+        except urllib.error.HTTPError as error:
+            assert error.code == status and b"unsupported media type" in error.read()
+        harbor.state.projects = {k: v for k, v in harbor.state.projects.items() if v["name"] != "typed"}
