@@ -432,6 +432,15 @@ def run_mutant(copy_root: Path, mutant: Mutant, planner: Planner, options: argpa
     except (SyntaxError, ValueError) as error:
         mutant.outcome = f"invalid ({error})"
         return
+    if options.tests:
+        target.write_text(source)
+        try:
+            mutant.selection = "re-run with " + ", ".join(test.rpartition("::")[2] for test in options.tests)
+            mutant.outcome, mutant.seconds, mutant.killed_by = run_tests(copy_root, options.tests, options.timeout)
+            mutant.seconds = round(mutant.seconds, 1)
+        finally:
+            target.write_text(original)
+        return
     covering = planner.covering(mutant)
     if not whole and covering == []:
         mutant.outcome, mutant.selection = "survived", "none executes it"
@@ -514,6 +523,13 @@ def main() -> int:
     parser.add_argument("--rerun-survivors", action="store_true", help="run again the survivors in the progress file")
     parser.add_argument("--record", action="store_true", help="record the coverage map again (tests added since)")
     parser.add_argument("--coverage-only", action="store_true", help="bring the coverage map up to date, run no mutant")
+    parser.add_argument(
+        "--tests",
+        nargs="*",
+        default=[],
+        help="with --only: run these tests against each mutant; a kill is recorded (confirms a test added for a survivor)",
+    )
+    parser.add_argument("--report", action="store_true", help="write the result from the progress file, run nothing")
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULT)
     parser.add_argument(
@@ -568,7 +584,7 @@ def main() -> int:
         shared = ["tests/standins", "tests/conftest.py"]
         stale = [test for test in tests if recorded.get(test) != fingerprint(source_root, [test, *shared])]
         # --rerun-survivors runs phase 2 only (the whole selection): an older map just orders the tests.
-        if stale and not options.rerun_survivors:
+        if stale and not (options.rerun_survivors or options.report or options.tests):
             fresh = record_coverage(source_root, list(MODULES), stale)
             gone = {test for test in coverage["seconds"] if test.split("::")[0] in stale}
             for module, by_line in coverage["lines"].items():
@@ -610,8 +626,12 @@ def main() -> int:
                     planner.killed(entry["killed_by"])
                 if mutant.outcome == NARROW_SURVIVOR or (options.rerun_survivors and mutant.outcome == "survived"):
                     second.append(mutant)
+            elif options.report:
+                mutant.outcome = mutant.outcome or "not run"
             elif not options.rerun_survivors:
                 (first if planner.covering(mutant) is not None and not options.whole else second).append(mutant)
+        if options.report:
+            first, second = [], []
         print(
             f"{len(chosen)} mutants: {len(first)} to run narrowed, {len(second)} with the whole selection",
             flush=True,
@@ -638,7 +658,9 @@ def main() -> int:
                         # Phase 2, after every phase-1 mutant; those explained as equivalent last.
                         explained = (mutant.module, mutant.change, mutant.source) in EQUIVALENT
                         queue.insert(0 if explained else len(queue) - pending_first[0], (mutant, True))
-                    if mutant.outcome.startswith(("killed", "survived")):
+                    if mutant.outcome.startswith(("killed", "survived")) and not (
+                        options.tests and not mutant.outcome.startswith("killed")
+                    ):
                         entry = {"key": progress_key(mutant, module_hash[mutant.module]), **asdict(mutant)}
                         with options.progress.open("a") as file:
                             file.write(json.dumps(entry) + "\n")
