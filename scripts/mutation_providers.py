@@ -570,7 +570,11 @@ def main() -> int:
     if options.progress.exists():
         for row in options.progress.read_text().splitlines():
             entry = json.loads(row)
-            done[entry["key"]] = entry  # the last outcome of a mutant counts
+            # The last outcome of a mutant counts, but a kill stays one: tests are only ever added, and a
+            # run in a copy made before a test was added may still finish after that test killed it.
+            earlier = done.get(entry["key"])
+            if not (earlier and earlier["outcome"].startswith("killed") and not entry["outcome"].startswith("killed")):
+                done[entry["key"]] = entry
     lock = threading.Lock()
     try:
         # The map is kept per version of the modules, and within it per test file: a test file that is
