@@ -340,3 +340,26 @@ def test_the_emulator_refuses_a_body_that_is_not_declared_json_as_harbor_does(ha
         except urllib.error.HTTPError as error:
             assert error.code == status and b"unsupported media type" in error.read()
         harbor.state.projects = {k: v for k, v in harbor.state.projects.items() if v["name"] != "typed"}
+
+
+def test_retries_back_off_doubling_from_the_base_delay(harbor):  # noqa: F811
+    """Waits of 1 s then 2 s: within a 2.6 s budget that is two attempts (a third would start at 3 s),
+    and the error says so."""
+    harbor.inject("GET", r"^/projects$", 503, times=10)
+    client = HarborClient(harbor.url, "admin", ADMIN_PASSWORD, timeout=2, retry_seconds=2.6, base_delay=1.0)
+    with pytest.raises(HarborApiError) as failed:
+        client.get("/projects")
+    assert harbor.count("GET", "/projects") == 2
+    assert "gave up after 2 attempts in 2.6 s, last: HTTP 503" in str(failed.value)
+
+
+def test_a_gc_worker_count_harbor_holds_as_a_boolean_reads_as_none(harbor, hosts):  # noqa: F811
+    """Harbor keeps workers only as an integer (controller/gc CreateSchedule): `true` is not 1 worker."""
+    host = hosts("gc")
+    urn = host.urn("gc", "GcSchedule")
+    inputs, _ = host.check(urn, as_engine_sends({**KINDS["gc"].inputs(harbor), "workers": 1}))
+    gc_id, outputs = host.create(urn, inputs)
+    harbor.state.gc_schedule["parameters"]["workers"] = True
+    _, read = host.read(urn, gc_id, outputs)
+    assert read["workers"] == 0
+    assert host.diff(urn, gc_id, read, inputs).changes == DiffResponse.DIFF_SOME
