@@ -13,7 +13,7 @@ import grpc
 import pytest
 from pulumi.runtime.proto.provider_pb2 import DiffResponse
 
-from components.harbor.api import HarborApiError, HarborClient
+from components.harbor.api import HarborApiError, HarborClient, MaybeSent
 from tests.harbor.test_provider_drift import (  # noqa: F401 (fixtures)
     ADMIN_PASSWORD,
     FAST,
@@ -26,6 +26,7 @@ from tests.harbor.test_provider_drift import (  # noqa: F401 (fixtures)
     quota_of,
     registry_of,
     retention_of,
+    robot_of,
 )
 from tests.standins.provider_host import ProviderHost, as_engine_sends
 
@@ -363,3 +364,37 @@ def test_a_gc_worker_count_harbor_holds_as_a_boolean_reads_as_none(harbor, hosts
     _, read = host.read(urn, gc_id, outputs)
     assert read["workers"] == 0
     assert host.diff(urn, gc_id, read, inputs).changes == DiffResponse.DIFF_SOME
+
+
+def test_a_post_to_a_name_that_does_not_resolve_is_retried_not_taken_as_maybe_sent():
+    """A DNS failure (socket.gaierror inside URLError) means the request never left this machine
+    (api.py _not_sent), like a refused connection: a plain error, not "may have reached Harbor"."""
+    client = HarborClient("https://harbor.invalid", "admin", ADMIN_PASSWORD, retry_seconds=0.3, base_delay=0.01)
+    with pytest.raises(HarborApiError) as failed:
+        client.request("POST", "/registries", {"name": "x"})
+    assert not isinstance(failed.value, MaybeSent) and "gave up after" in str(failed.value)
+    assert "gaierror" in str(failed.value)
+
+
+def test_a_robot_permission_widened_by_hand_is_shown_as_such_after_refresh(harbor, hosts):  # noqa: F811
+    """A project permission with more than pull (push given by hand) is listed as what it is among
+    the projects, so the next diff shows it; it is not taken for the robot's system access."""
+    host, urn, inputs, robot_id, outputs = made(harbor, hosts, "robot")
+    permission = robot_of(harbor)["permissions"][0]
+    permission["access"].append({"resource": "repository", "action": "push"})
+    _, read = host.read(urn, robot_id, outputs, inputs)
+    assert read["system_access"] == []
+    assert any(entry.startswith(f"project:{permission['namespace']}:") for entry in read["projects"]), read["projects"]
+    assert host.diff(urn, robot_id, read, inputs).changes == DiffResponse.DIFF_SOME
+
+
+def test_an_oidc_scope_written_with_spaces_is_taken_as_harbor_stores_it(harbor, hosts):  # noqa: F811
+    """Harbor splits the scope at commas and trims each item (lib/config/userconfig.go SplitAndTrim)."""
+    host = hosts("oidc")
+    urn = host.urn("oidc", "OidcAuth")
+    spaced = {**KINDS["oidc"].inputs(harbor), "oidc_scope": " openid, profile ,, email "}
+    inputs, failures = host.check(urn, as_engine_sends(spaced))
+    assert failures == [] and inputs["oidc_scope"] == "openid,profile,email"
+    oidc_id, outputs = host.create(urn, inputs)
+    _, read = host.read(urn, oidc_id, outputs)
+    assert host.diff(urn, oidc_id, read, inputs).changes == DiffResponse.DIFF_NONE
