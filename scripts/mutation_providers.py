@@ -471,8 +471,8 @@ def write_result(options: argparse.Namespace, chosen: list[Mutant], totals: dict
     """The result so far (written after every mutant, so a run stopped early still leaves one)."""
     ran = [m for m in chosen if m.outcome.startswith("killed") or m.outcome == "survived"]
     killed = [m for m in ran if m.outcome.startswith("killed")]
-    for mutant in ran:
-        if mutant.outcome == "survived":
+    for mutant in chosen:
+        if mutant.outcome in ("survived", NARROW_SURVIVOR):
             mutant.explanation = EQUIVALENT.get((mutant.module, mutant.change, mutant.source), "")
     equivalent = [m for m in ran if m.outcome == "survived" and m.explanation]
     open_survivors = [m for m in ran if m.outcome == "survived" and not m.explanation]
@@ -489,9 +489,12 @@ def write_result(options: argparse.Namespace, chosen: list[Mutant], totals: dict
         "equivalent": len(equivalent),
         "survived_unexplained": len(open_survivors),
         "not_run": len(chosen) - len(ran),
+        # Not counted as run: they passed their covering tests, the module's whole selection has not run yet.
         "of_which_survived_covering_tests_awaiting_whole_selection": sum(1 for m in chosen if m.outcome == NARROW_SURVIVOR),
         # killed / ran, the equivalent ones counted as survivors; and killed / (ran - equivalent).
         "kill_rate": round(len(killed) / len(ran), 3) if ran else None,
+        # killed / every mutant, those not run counted as survivors: a floor for the whole figure.
+        "kill_rate_of_all_mutants": round(len(killed) / len(chosen), 3) if chosen else None,
         "kill_rate_without_equivalent": round(len(killed) / (len(ran) - len(equivalent)), 3)
         if len(ran) > len(equivalent)
         else None,
