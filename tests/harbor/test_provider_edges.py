@@ -398,3 +398,15 @@ def test_an_oidc_scope_written_with_spaces_is_taken_as_harbor_stores_it(harbor, 
     oidc_id, outputs = host.create(urn, inputs)
     _, read = host.read(urn, oidc_id, outputs)
     assert host.diff(urn, oidc_id, read, inputs).changes == DiffResponse.DIFF_NONE
+
+
+def test_a_gateway_timeout_on_a_post_is_maybe_sent_and_on_a_get_retried(harbor):  # noqa: F811
+    """504: the gateway gave up waiting for Harbor's core, so the request reached it. A POST is not
+    sent again (the providers look the name up instead); a GET is simply asked again."""
+    client = HarborClient(harbor.url, "admin", ADMIN_PASSWORD, retry_seconds=2, base_delay=0.01)
+    harbor.inject("POST", r"^/projects$", 504)
+    with pytest.raises(MaybeSent) as failed:
+        client.request("POST", "/projects", {"project_name": "gateway", "metadata": {"public": "false"}})
+    assert failed.value.status == 504 and harbor.count("POST", "/projects") == 1
+    harbor.inject("GET", r"^/projects$", 504)
+    assert client.get("/projects") is not None and harbor.count("GET", "/projects") == 2
