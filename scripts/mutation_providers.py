@@ -1,6 +1,7 @@
 """Mutation testing of the Harbor providers and their API client against the provider tests (issue 20).
 
-Not part of CI (it takes about an hour on two shared cores). Each mutant is one small change to one
+Not part of CI: it runs provider tests once per mutant, several hundred mutants (the result says how
+long the last run took). Each mutant is one small change to one
 module of components/harbor/ (an operator swapped, a boolean flipped, a number moved by one, a call
 dropped, a return emptied); the provider tests run against it in a copy of the repository (real
 provider host over gRPC, Harbor emulator), and the mutant is *killed* when they fail (or time out),
