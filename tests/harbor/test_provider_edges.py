@@ -48,10 +48,12 @@ def failures_of(hosts, harbor, kind: str, **changes) -> list[tuple[str, str]]:  
         ("registry", {"ca_certificate": "not a certificate"}, "ca_certificate", "not a PEM certificate"),
         ("project", {"name": "Ghcr Proxy"}, "name", "not a Harbor project name"),
         ("project", {"registry_id": 0}, "registry_id", "1 or more"),
+        ("project", {"name": "g" * 256}, "name", "not a Harbor project name"),  # swagger ProjectReq maxLength 255
         ("oidc", {"oidc_endpoint": "http://dex.example.com"}, "oidc_endpoint", "not an https URL"),
         ("oidc", {"oidc_scope": "profile,email"}, "oidc_scope", "lacks openid"),
         ("robot", {"harbor_url": "ftp://harbor.example.com"}, "harbor_url", "not a Harbor URL"),
         ("robot", {"database": 5}, "database", "must be a string"),
+        ("robot", {"projects": ["a-proxy", ""]}, "projects", "non-empty list of project names"),
         ("gc", {"database": 5}, "database", "must be a string"),
     ],
 )
