@@ -412,3 +412,13 @@ def test_a_gateway_timeout_on_a_post_is_maybe_sent_and_on_a_get_retried(harbor):
     assert failed.value.status == 504 and harbor.count("POST", "/projects") == 1
     harbor.inject("GET", r"^/projects$", 504)
     assert client.get("/projects") is not None and harbor.count("GET", "/projects") == 2
+
+
+def test_a_project_on_registry_id_one_passes_check(harbor, hosts):  # noqa: F811
+    assert failures_of(hosts, harbor, "project", registry_id=1) == []
+
+
+def test_a_new_robot_state_says_enabled_and_never_expiring_and_the_next_diff_is_empty(harbor, hosts):  # noqa: F811
+    host, urn, inputs, robot_id, outputs = made(harbor, hosts, "robot")
+    assert outputs["disable"] is False and outputs["duration"] == -1
+    assert host.diff(urn, robot_id, outputs, inputs).changes == DiffResponse.DIFF_NONE
