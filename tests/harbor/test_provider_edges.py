@@ -422,3 +422,13 @@ def test_a_new_robot_state_says_enabled_and_never_expiring_and_the_next_diff_is_
     host, urn, inputs, robot_id, outputs = made(harbor, hosts, "robot")
     assert outputs["disable"] is False and outputs["duration"] == -1
     assert host.diff(urn, robot_id, outputs, inputs).changes == DiffResponse.DIFF_NONE
+
+
+def test_a_registry_answer_without_insecure_reads_as_secure(harbor, hosts):  # noqa: F811
+    """go-swagger leaves a false optional boolean out of Harbor's answer (omitempty on the generated
+    Registry model): absent `insecure` is false, not drift."""
+    host, urn, inputs, registry_id, outputs = made(harbor, hosts, "registry")
+    registry_of(harbor).pop("insecure")
+    _, read = host.read(urn, registry_id, outputs)
+    assert read["insecure"] is False
+    assert host.diff(urn, registry_id, read, inputs).changes == DiffResponse.DIFF_NONE
