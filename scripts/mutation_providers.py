@@ -620,6 +620,10 @@ def main() -> int:
             "narrowed": " ".join((Planner.__doc__ or "").split()),
             "module_selections": {module: MODULES[module] for module in options.modules},
             "workers": options.workers,
+            "history": "outcomes accumulate in mutants/progress.jsonl over runs (resumed after each restart); a "
+            "survivor for which a test was added is re-run with that test (--only ... --tests ...; its selection "
+            "says 're-run with ...'), and a recorded kill stays one. The modules did not change during the runs "
+            "(each outcome is keyed by the module's text); `commit` is the tree the result was written from.",
         }
         # Phase 1 (narrowed) first for every mutant, then phase 2 (whole selection) for the survivors of
         # phase 1 and the sites that run at import: the first figures come early.
