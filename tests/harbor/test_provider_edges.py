@@ -48,6 +48,7 @@ def failures_of(hosts, harbor, kind: str, **changes) -> list[tuple[str, str]]:  
         ("registry", {"ca_certificate": "not a certificate"}, "ca_certificate", "not a PEM certificate"),
         ("project", {"name": "Ghcr Proxy"}, "name", "not a Harbor project name"),
         ("project", {"registry_id": 0}, "registry_id", "1 or more"),
+        ("project", {"speed_limit_kbps": -2}, "speed_limit_kbps", "-1 (unlimited) or 1.."),
         ("project", {"name": "g" * 256}, "name", "not a Harbor project name"),  # swagger ProjectReq maxLength 255
         ("oidc", {"oidc_endpoint": "http://dex.example.com"}, "oidc_endpoint", "not an https URL"),
         ("oidc", {"oidc_scope": "profile,email"}, "oidc_scope", "lacks openid"),
@@ -432,3 +433,13 @@ def test_a_registry_answer_without_insecure_reads_as_secure(harbor, hosts):  # n
     _, read = host.read(urn, registry_id, outputs)
     assert read["insecure"] is False
     assert host.diff(urn, registry_id, read, inputs).changes == DiffResponse.DIFF_NONE
+
+
+def test_a_project_moved_to_another_registry_is_deleted_before_its_replacement(harbor, hosts):  # noqa: F811
+    """Same name, new registry: Harbor refuses the name while the old project exists, so the old one
+    goes first; a new name can be created before the old one is deleted."""
+    host, urn, inputs, project_id, outputs = made(harbor, hosts, "project")
+    moved = host.diff(urn, project_id, outputs, {**inputs, "registry_id": inputs["registry_id"] + 100})
+    assert list(moved.replaces) == ["registry_id"] and moved.deleteBeforeReplace
+    renamed = host.diff(urn, project_id, outputs, {**inputs, "name": "ghcr-proxy-2"})
+    assert list(renamed.replaces) == ["name"] and not renamed.deleteBeforeReplace
