@@ -443,3 +443,10 @@ def test_a_project_moved_to_another_registry_is_deleted_before_its_replacement(h
     assert list(moved.replaces) == ["registry_id"] and moved.deleteBeforeReplace
     renamed = host.diff(urn, project_id, outputs, {**inputs, "name": "ghcr-proxy-2"})
     assert list(renamed.replaces) == ["name"] and not renamed.deleteBeforeReplace
+
+
+def test_a_registry_secret_removed_in_harbor_with_the_key_kept_is_drift(harbor, hosts):  # noqa: F811
+    host, urn, inputs, registry_id, outputs = made(harbor, hosts, "registry")
+    registry_of(harbor)["credential"].update(access_secret="")
+    _, read = host.read(urn, registry_id, outputs)
+    assert host.diff(urn, registry_id, read, inputs).changes == DiffResponse.DIFF_SOME
