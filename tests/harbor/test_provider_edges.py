@@ -450,3 +450,14 @@ def test_a_registry_secret_removed_in_harbor_with_the_key_kept_is_drift(harbor, 
     registry_of(harbor)["credential"].update(access_secret="")
     _, read = host.read(urn, registry_id, outputs)
     assert host.diff(urn, registry_id, read, inputs).changes == DiffResponse.DIFF_SOME
+
+
+def test_a_retention_of_one_day_passes_check(harbor, hosts):  # noqa: F811
+    assert failures_of(hosts, harbor, "project", retention_days=1) == []
+
+
+def test_a_robot_of_our_name_changed_by_hand_is_set_back_when_adopted(harbor, hosts):  # noqa: F811
+    host, urn, inputs, robot_id, _ = made(harbor, hosts, "robot")
+    robot_of(harbor)["description"] = "by hand"
+    again_id, _ = host.create(urn, inputs)  # state lost: create finds the robot by name
+    assert again_id == robot_id and robot_of(harbor)["description"] == inputs["description"]
