@@ -461,3 +461,14 @@ def test_a_robot_of_our_name_changed_by_hand_is_set_back_when_adopted(harbor, ho
     robot_of(harbor)["description"] = "by hand"
     again_id, _ = host.create(urn, inputs)  # state lost: create finds the robot by name
     assert again_id == robot_id and robot_of(harbor)["description"] == inputs["description"]
+
+
+def test_a_registry_400_about_something_else_is_not_blamed_on_the_upstream(harbor, hosts):  # noqa: F811
+    host = hosts("registry")
+    urn = host.urn("registry", "Registry")
+    inputs, _ = host.check(urn, as_engine_sends(KINDS["registry"].inputs(harbor)))
+    harbor.inject("POST", r"^/registries$", 400)
+    with pytest.raises(grpc.RpcError) as failed:
+        host.create(urn, inputs)
+    last = failed.value.details().strip().splitlines()[-1]
+    assert last.endswith("POST /api/v2.0/registries failed (HTTP 400): injected"), last
