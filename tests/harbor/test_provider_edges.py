@@ -18,6 +18,7 @@ from tests.harbor.test_provider_drift import (  # noqa: F401 (fixtures)
     ADMIN_PASSWORD,
     FAST,
     KINDS,
+    ROTATED_PASSWORD,
     connection,
     harbor,
     hosts,
@@ -472,3 +473,23 @@ def test_a_registry_400_about_something_else_is_not_blamed_on_the_upstream(harbo
         host.create(urn, inputs)
     last = failed.value.details().strip().splitlines()[-1]
     assert last.endswith("POST /api/v2.0/registries failed (HTTP 400): injected"), last
+
+
+def test_a_500_on_a_registry_that_is_not_docker_hub_gets_no_login_hint(harbor, hosts):  # noqa: F811
+    host = hosts("registry")
+    urn = host.urn("registry", "Registry")
+    inputs, _ = host.check(urn, as_engine_sends(KINDS["registry"].inputs(harbor)))
+    harbor.inject("POST", r"^/registries$", 500)
+    with pytest.raises(grpc.RpcError) as failed:
+        host.create(urn, inputs)
+    last = failed.value.details().strip().splitlines()[-1]
+    assert last.endswith("POST /api/v2.0/registries failed (HTTP 500): internal server error"), last
+
+
+def test_a_rotation_of_an_object_gone_from_harbor_still_takes_the_new_password(harbor, hosts):  # noqa: F811
+    """The authenticated call answers 404: the credential is proven, the next refresh sees it gone."""
+    host, urn, inputs, registry_id, outputs = made(harbor, hosts, "registry")
+    harbor.state.registries.pop(int(registry_id))
+    harbor.state.admin_password = ROTATED_PASSWORD
+    updated = host.update(urn, registry_id, outputs, {**inputs, "harbor_password": ROTATED_PASSWORD})
+    assert updated["harbor_password"] == ROTATED_PASSWORD
