@@ -75,6 +75,8 @@ class HarborInstallArgs:
     node_index: int = 0
     # HA mode: out of the load balancer before Harbor stops, back in (healthy) before the next node.
     rolling: RollingHooks | None = None
+    # The stack's alarm topic: the reporter counts its confirmed subscribers (ConfirmedAlarmSubscribers).
+    alarm_topic_arn: pulumi.Input[str] | None = None
 
 
 def script_command(env: dict[str, pulumi.Input[str]] | None = None, args: list[str] | None = None) -> pulumi.Output[str]:
@@ -337,21 +339,29 @@ class HarborInstall(pulumi.ComponentResource):
         )
         # Operating the cache: the CloudWatch reporter and its timer, once Harbor is healthy (so the
         # "Harbor unhealthy" alarm does not fire during the first install).
-        operate = operate_files.metrics_files(settings, args.node_index)
         timers = [operate_files.METRICS_TIMER, operate_files.CACHE_EXPORTER_SERVICE]
+        extra: dict[str, str] = {}
         if schedules_checked(settings, args.node_index):
             # Harbor's schedules back in jobservice after a Redis loss (components/vm/schedules_check.py).
-            operate = {**operate, **schedules_files(settings)}
+            extra = schedules_files(settings)
             timers.append(SCHEDULES_TIMER)
+
+        def render_operate(topic_arn: str) -> dict[str, str]:
+            return {**operate_files.metrics_files(settings, args.node_index, topic_arn), **extra}
+
+        # Only the reporter's unit names the alarm topic, so only its write waits for the topic.
+        operate = pulumi.Output.from_input(args.alarm_topic_arn or "").apply(render_operate)
+        contents: dict[str, pulumi.Input[str]] = dict(render_operate(""))
+        contents[operate_files.METRICS_SERVICE_PATH] = operate.apply(lambda files: files[operate_files.METRICS_SERVICE_PATH])
         operate_written = [
             self._write(f"file-{path.rsplit('/', 1)[1]}", path, content, machine, [self.ready])
-            for path, content in operate.items()
+            for path, content in contents.items()
         ]
         self.timers = self._run(
             "timers",
             "enable-timers.sh",
             args=timers,
-            triggers=[*machine, content_hash("".join(operate.values()))],
+            triggers=[*machine, operate.apply(lambda files: content_hash("".join(files.values())))],
             depends_on=operate_written,
         )
         self.register_outputs({"ready": self.ready.stdout, "installer_sha256": self.installer_sha256})
