@@ -59,6 +59,7 @@ try:
     from components.vm.imds_relay import imds_relay_files
     from components.vm.node_check import node_check_files
     from components.vm.operate_files import operate_files
+    from components.vm.runtime_drain import runtime_drain_files
     from components.vm.schedules_check import schedules_checked, schedules_files
     from components.vm.secret_values import HarborSecrets, SharedSecretValues
 except ModuleNotFoundError as error:
@@ -185,6 +186,8 @@ def render_all(
         # Every node checks itself (vm/probe.py); node 0, shown here, also restores Harbor's
         # schedules after a Redis loss (vm/install.py).
         files.update({path.lstrip("/"): text for path, text in node_check_files(settings).items()})
+        # Every node drains itself around a runtime upgrade, node 0's hour shown (vm/runtime_drain.py).
+        files.update({path.lstrip("/"): text for path, text in runtime_drain_files(0).items()})
     if schedules_checked(settings, 0):
         files.update({path.lstrip("/"): text for path, text in schedules_files(settings).items()})
     files.update({f"remote-commands/{name}": text for name, text in remote_commands().items()})

@@ -36,6 +36,8 @@ handleManifest); nginx logs every request in Harbor's `timed_combined` format
 200 minus those warnings. A blob fetched upstream is logged only at debug (controller.go ProxyBlob),
 so blobs are counted and their bytes summed, but not split into hits and misses. HEAD requests
 (containerd resolves tags with HEAD) are not counted; a HEAD of a tag still asks the upstream.
+Blob GETs of harbor-cache's own probe (User-Agent harbor-cache-probe) are not counted; its manifest
+GETs are (core's miss warning cannot tell the probe from a client).
 
 Python 3 standard library only. Credentials come from IMDSv2 (the instance role; the role may put
 metrics into its stack's METRICS_NAMESPACE only). The request is CloudWatch's JSON protocol (awsJson1_0,
@@ -228,8 +230,13 @@ WRITE_BACK_FAILED = (
 # "$http_referer" "$http_user_agent" $request_time $upstream_response_time $pipe'.
 ACCESS_RE = re.compile(
     r'(?P<remote>\S+) - "(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3}) (?P<bytes>\d+) '
-    r'"[^"]*" "[^"]*" \S+ \S+ \S+\s*$'
+    r'"[^"]*" "(?P<agent>[^"]*)" \S+ \S+ \S+\s*$'
 )
+# files/harbor-probe.py's User-Agent. Its blob GETs (on HA nodes harbor-node-check.timer fetches every
+# blob of each smoke image every 10 minutes) stay out of the blob and byte counts. Its manifest GETs
+# still count: a miss of the probe's is in core's log, which cannot tell it from a client's, and a
+# miss must never count without its request. Its 5xx count too.
+PROBE_AGENT = "harbor-cache-probe"
 V2_RE = re.compile(r"^/v2/(?P<project>[a-z0-9]+(?:[._-][a-z0-9]+)*)/(?P<rest>.+)/(?P<kind>manifests|blobs)/(?P<ref>[^/?]+)")
 
 
@@ -281,6 +288,8 @@ def traffic(core_lines: list[str], proxy_lines: list[str]) -> tuple[dict[str, di
         counts = projects[target["project"]]
         if target["kind"] == "manifests" and status == 200:
             counts["ProxyManifestRequests"] += 1
+        elif access["agent"] == PROBE_AGENT:
+            continue
         elif target["kind"] == "blobs" and status in (200, 206, 307):
             counts["ProxyBlobRequests"] += 1
         counts["ProxyBytesServed"] += int(access["bytes"])

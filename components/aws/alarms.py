@@ -126,7 +126,8 @@ def load_balancer_alarm_specs(settings: Settings, metrics: LoadBalancerMetrics) 
     return [
         AlarmSpec(
             "unhealthy-node",
-            "A Harbor node fails the load balancer's health check (Harbor's ping): see that node's journalctl -u harbor",
+            "A Harbor node fails the load balancer's health check (Harbor's ping, or 503 while the node's own storage write "
+            "or pull check fails): see that node's journalctl -u harbor-node-check and -u harbor",
             "AWS/ApplicationELB",
             "UnHealthyHostCount",
             both,

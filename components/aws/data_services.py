@@ -140,6 +140,9 @@ class HarborDataServices(pulumi.ComponentResource):
 
         # The stores' own events (failover, failure, maintenance): not metrics, so not alarms; RDS and
         # ElastiCache publish them here, and alarmEmail hears them as it hears the alarms.
+        # SNS's default policy and no KMS key, on purpose: RDS publishes under the default policy
+        # (RDS User Guide, USER_Events.GrantingPermissions) and ElastiCache drops an encrypted topic and
+        # needs aws:SourceOwner in the policy (ElastiCache User Guide, ElastiCacheSNS, ECEvents.SNS).
         self.events_topic = aws.sns.Topic(f"{name}-events", tags=resource_tags(settings, f"{name}-events"), opts=child)
         if settings.alarm_email:
             aws.sns.TopicSubscription(

@@ -272,12 +272,17 @@ def probe_timer(settings: Settings) -> dict[str, dict[str, str | list[str]]]:
     }
 
 
+def metrics_unit(settings: Settings, node_index: int = 0, alarm_topic_arn: str = "") -> str:
+    """harbor-metrics.service as it lands on node `node_index`."""
+    return render_unit(metrics_service(settings, node_index, alarm_topic_arn))
+
+
 def metrics_files(settings: Settings, node_index: int = 0, alarm_topic_arn: str = "") -> dict[str, str]:
     """The CloudWatch reporter and its timer, keyed by path on the VM (on node `node_index` in HA
     mode), installed once Harbor is ready."""
     return {
         f"{BIN_DIR}/{METRICS_SCRIPT}": script(METRICS_SCRIPT),
-        METRICS_SERVICE_PATH: render_unit(metrics_service(settings, node_index, alarm_topic_arn)),
+        METRICS_SERVICE_PATH: metrics_unit(settings, node_index, alarm_topic_arn),
         f"{SYSTEMD_DIR}/{METRICS_TIMER}": render_unit(metrics_timer()),
         f"{SYSTEMD_DIR}/{CACHE_EXPORTER_SERVICE}": render_unit(cache_exporter_service(settings)),
     }
