@@ -16,11 +16,16 @@ from typing import Any
 from reading import Resource, Review, Undecidable, Violation, is_unknown, statements
 from resource_checks import (
     ACME_PREFIX,
+    CAA_ACCOUNT_RE,
+    CAA_NO_WILDCARDS,
     COMMAND_OWNERS,
     DLM_SERVICE,
     DNS01_CHANGE,
+    DNS01_LIST,
     DNS01_NAMES_KEY,
     EC2_SERVICE,
+    caa_shape,
+    credentialed_public_allowed,
     iam_role,
 )
 
@@ -220,6 +225,14 @@ def dns01_names_the_programs_hostname(resources: list[StackResource]) -> list[Vi
             continue  # the resource check refuses it, or judges it at up
         for statement in found:
             actions = statement.get("Action") if isinstance(statement.get("Action"), list) else [statement.get("Action")]
+            zones = statement.get("Resource") if isinstance(statement.get("Resource"), list) else [statement.get("Resource")]
+            if DNS01_LIST in actions and (
+                not hosts or any(f"arn:aws:route53:::hostedzone/{z}" not in zones for _, z in hosts) or len(zones) != 1
+            ):
+                problems.append(
+                    f"role policy {policy.name!r} lets the instance list the records of {zones}: only the zone of the "
+                    f"cache's own name ({sorted(z for _, z in hosts) or 'no record of the cache found'})"
+                )
             if DNS01_CHANGE not in actions:
                 continue
             names = ((statement.get("Condition") or {}).get("ForAllValues:StringEquals") or {}).get(DNS01_NAMES_KEY)
@@ -436,10 +449,20 @@ IDENTITY_SOURCES: dict[tuple[str, str], tuple[Source, ...]] = {
     ("aws:lb/targetGroupAttachment:TargetGroupAttachment", "targetId"): (_INSTANCE,),
     ("pulumi-python:dynamic/elbv2:TargetDrain", "target_group_arn"): (_TARGET_GROUP,),
     ("pulumi-python:dynamic/elbv2:TargetDrain", "instance_id"): (_INSTANCE,),
+    # The HTTPS listener serves the program's ACM certificate (components/aws/load_balancer.py: the validation's
+    # certificate_arn, which is the certificate's arn), never one imported with a key someone holds.
+    ("aws:lb/listener:Listener", "certificateArn"): (
+        ("aws:acm/certificateValidation:CertificateValidation", "HarborLoadBalancer", "certificate-issued", "certificateArn"),
+    ),
+    ("aws:acm/certificateValidation:CertificateValidation", "certificateArn"): (
+        ("aws:acm/certificate:Certificate", "HarborLoadBalancer", "certificate", "arn"),
+    ),
     # Which instance's console the host key is read from, which instance is started after a volume swap.
     ("pulumi-python:dynamic/ec2:ConsoleHostKey", "instance_id"): (_INSTANCE,),
     ("pulumi-python:dynamic/ec2:InstanceRunning", "instance_id"): (_INSTANCE,),
 }
+# References a resource may leave out (the HTTP listener has no certificate): absent, nothing to compare.
+OPTIONAL_REFERENCES = {("aws:lb/listener:Listener", "certificateArn")}
 # Where the program's notifications go (alarms: `alarms-notify-the-programs-topic`): the backup watch's targets and
 # the topic policy it sets are the alarm topic's (components/aws/backup_watch.py), the stores' events go to their
 # events topic (data_services.py), e-mail subscriptions subscribe to one of the two.
@@ -478,7 +501,7 @@ def _references_problems(resources: list[StackResource], table: dict[tuple[str, 
     for resource in resources:
         for (kind, key), wanted in table.items():
             values = _field_values(resource.props, key) if resource.type == kind else []
-            if not values:
+            if not values or (kind, key) in OPTIONAL_REFERENCES and values == [None]:
                 continue
             sources = [by_urn.get(urn) for urn in resource.property_dependencies.get(key.partition("[].")[0]) or []]
             source = sources[0] if len(sources) == 1 else None
@@ -506,7 +529,160 @@ def notifications_go_to_the_programs_topics(resources: list[StackResource]) -> l
     return _references_problems(resources, NOTIFICATION_SOURCES)
 
 
+def _one_source(resource: StackResource, key: str, by_urn: dict[str, StackResource], kind: str, owner: str, part: str):
+    """The one resource `key` comes from when it is the program's `owner`/`part` of type `kind`, else None."""
+    source = _source(resource, key, by_urn)
+    if source is None or source.type != kind or not source.resource().made_by(owner, part):
+        return None
+    return source
+
+
+def _address_problems(record: StackResource, by_urn: dict[str, StackResource], balancer: StackResource | None) -> list:
+    props = record.props
+    records, aliases = props.get("records"), props.get("aliases")
+    if balancer is not None:
+        # replicas > 1: an alias of the program's load balancer (components/aws/dns.py), its name and zone.
+        source = _one_source(record, "aliases", by_urn, balancer.type, "HarborLoadBalancer", "alb")
+        items = [aliases] if is_unknown(aliases) else aliases if isinstance(aliases, list) else []
+        alias = items[0] if len(items) == 1 else None
+        good = (
+            source is not None
+            and records in (None, [])
+            and alias is not None
+            and (
+                is_unknown(alias)
+                or isinstance(alias, Mapping)
+                and holds_the_sources_value(alias.get("name"), source, "dnsName")
+                and holds_the_sources_value(alias.get("zoneId"), source, "zoneId")
+            )
+        )
+        wanted = "an alias of the program's load balancer (harbor-lb-alb: its dnsName and zoneId)"
+    else:
+        # One VM: the program's EIP's address (components/aws/dns.py records=[public_ip]).
+        source = _one_source(record, "records", by_urn, "aws:ec2/eip:Eip", "HarborVm", "eip")
+        items = [records] if is_unknown(records) else records if isinstance(records, list) else []
+        good = (
+            source is not None
+            and aliases in (None, [])
+            and len(items) == 1
+            and holds_the_sources_value(items[0], source, "publicIp")
+        )
+        wanted = "the program's Elastic IP's address (harbor-vm-eip's publicIp)"
+    if good:
+        return []
+    return [
+        f"the cache's name ({record.name!r}) points at records={records!r} aliases={aliases!r}: it holds exactly {wanted}, "
+        "from that resource, never a literal address or another target"
+    ]
+
+
+def _caa_problems(record: StackResource, by_urn: dict[str, StackResource], balancer: StackResource | None) -> list:
+    records = record.props.get("records")
+    if balancer is not None:
+        # replicas > 1: exactly acm_caa_records() (components/aws/caa.py), a literal set.
+        if not is_unknown(records) and isinstance(records, list) and caa_shape(records) == "ha":
+            return []
+        return [f"the CAA record {record.name!r} holds {records!r}: with replicas > 1 exactly the program's ACM set"]
+    # One VM: caa_records(<the acme-account command's stdout>), from that command (components/aws/caa.py).
+    account = _one_source(record, "records", by_urn, "command:remote:Command", "HarborCaa", "acme-account")
+    stdout = account.props.get("stdout") if account is not None else None
+    if account is not None and is_unknown(records):
+        return []  # a fresh preview: judged by where it comes from; the values at up
+    if (
+        account is not None
+        and isinstance(records, list)
+        and isinstance(stdout, str)
+        and not is_unknown(stdout)
+        and CAA_ACCOUNT_RE.fullmatch(f'0 issue "letsencrypt.org; accounturi={stdout.strip()}"')
+        and sorted(str(r) for r in records)
+        == sorted([f'0 issue "letsencrypt.org; accounturi={stdout.strip()}"', CAA_NO_WILDCARDS])
+    ):
+        return []
+    return [
+        f"the CAA record {record.name!r} holds {records!r}: on one VM exactly Let's Encrypt bound to the stack's own ACME "
+        f"account (harbor-caa-acme-account's output {stdout!r}) and no wildcards, from that command"
+    ]
+
+
+def the_caches_name_is_the_programs(resources: list[StackResource]) -> list[Violation]:
+    """The cache's A record holds the program's EIP address (one VM) or aliases the program's load balancer
+    (replicas > 1), from that resource; its CAA record names the stack's own ACME account (one VM) or is exactly
+    the program's ACM set (replicas > 1). Which mode: whether the program's load balancer is in the stack."""
+    by_urn = _by_urn(resources)
+    balancer = next(
+        (
+            r
+            for r in resources
+            if r.type == "aws:lb/loadBalancer:LoadBalancer" and r.resource().made_by("HarborLoadBalancer", "alb")
+        ),
+        None,
+    )
+    problems = []
+    for record in (r for r in resources if r.type == "aws:route53/record:Record"):
+        if record.resource().made_by("HarborDns", "a"):
+            problems += _address_problems(record, by_urn, balancer)
+        elif record.resource().made_by("HarborCaa", "caa"):
+            problems += _caa_problems(record, by_urn, balancer)
+    return problems
+
+
+def _has_credential(registry: StackResource) -> bool:
+    """Whether the registry carries an upstream credential: its outputs keep only the credential's hash, empty
+    without one (components/harbor/registry.py RegistryProvider.outputs, provider_base.secret_hash); at a preview of
+    its update the state is its new inputs, access_key and access_secret (pulumi
+    sdk/go/common/resource/plugin/provider_plugin.go Update: a provider without previews returns the inputs as the
+    state); an unknown counts as a credential."""
+    values = [registry.props.get(key) for key in ("access_key", "access_secret", "credential_hash")]
+    return any(is_unknown(value) or value not in (None, "") for value in values)
+
+
+def _other_registry(project: StackResource, registry: StackResource) -> bool:
+    """Whether the project names another registry than the one it comes from: both ids known and different (the
+    registry's `registry_id` output, components/harbor/registry.py outputs; absent from the inputs a preview of its
+    update hands as its state, when the project is judged by its dependency alone)."""
+    value, origin = project.props.get("registry_id"), registry.props.get("registry_id")
+    if is_unknown(value) or is_unknown(origin) or origin is None:
+        return False
+    try:
+        return float(value) != float(origin)
+    except (TypeError, ValueError):
+        return True
+
+
+def public_projects_relay_no_credentials(resources: list[StackResource]) -> list[Violation]:
+    """A public proxy project's registry carries no upstream credential, unless the stack's configuration allows
+    it for that upstream (allowCredentialedPublic, components/settings/upstreams.py); a public project names its
+    registry by that resource."""
+    by_urn = _by_urn(resources)
+    problems = []
+    for project in (r for r in resources if r.type == "pulumi-python:dynamic/harbor:Project"):
+        if project.props.get("public") is False:
+            continue
+        registry = _source(project, "registry_id", by_urn)
+        if registry is None or registry.type != "pulumi-python:dynamic/harbor:Registry" or _other_registry(project, registry):
+            problems.append(
+                f"public project {project.name!r} names registry {project.props.get('registry_id')!r} from "
+                f"{registry.name if registry else None!r}: a public project names the program's Registry resource it "
+                "comes from (its registry_id), whose credential the pack can see"
+            )
+        elif _has_credential(registry) and not credentialed_public_allowed(str(registry.props.get("name"))):
+            problems.append(
+                f"project {project.name!r} is public and its registry {registry.name!r} carries an upstream credential: "
+                "Harbor would pull with it for everyone allowed in; set public: false, or allowCredentialedPublic: true on "
+                "that upstream with a credential that reads public content only"
+            )
+    return problems
+
+
 STACK_CHECKS: dict[str, tuple[str, StackCheck]] = {
+    "the-caches-name-is-the-programs": (
+        "The cache's A record is the program's EIP or load balancer; its CAA record names the stack's own ACME account.",
+        the_caches_name_is_the_programs,
+    ),
+    "public-projects-relay-no-credentials": (
+        "A public proxy project's registry carries no upstream credential unless the settings allow it.",
+        public_projects_relay_no_credentials,
+    ),
     "identities-come-from-the-program": (
         "Volume attachments, EIP associations, key names, key pairs and load balancer targets are the program's own resources.",
         identities_come_from_the_program,

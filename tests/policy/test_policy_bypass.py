@@ -10,6 +10,7 @@ the probe's), see tests/policy/test_policies.py."""
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 import shutil
@@ -1480,3 +1481,402 @@ def test_a_literal_beside_an_id_unknown_at_a_fresh_preview_is_refused():
                 # The probe copies another resource's output (the instance role's arn), itself unknown at this preview
                 # (absent from the fresh mocks' outputs): an unknown is no literal, judged by its dependency alone.
                 assert probe.what == "the snapshot policy run as the instance role"
+
+
+# Review 22b (issue 22): the cache's own name and CAA, instances joining groups by name, Harbor's own objects,
+# the AWS provider's identity, and the lower findings. Each passed main's pack at d4277ab at preview and at up
+# (/work/notes/review22b.md); the names say which finding.
+FOREIGN_ACCOUNT_URI = "https://acme-v02.api.letsencrypt.org/acme/acct/999"
+STATIC_KEYS = {"accessKey": "AKIAIOSFODNN7EXAMPLE", "secretKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
+
+
+def on_provider(**values) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    """The default AWS provider configured with `values` (stack config aws:*; structured values as JSON text)."""
+
+    def build(stack):
+        provider = copy.deepcopy(next(r for r in stack if r.type == "pulumi:providers:aws"))
+        provider.inputs.update(values)
+        provider.outputs.update(values)
+        return [provider]
+
+    return build
+
+
+def first_of(stack: list[EngineResource], kind: str) -> EngineResource:
+    return next(r for r in stack if r.type == kind)
+
+
+def credentialed_public_project(stack: list[EngineResource], upstream: str = "dockerhub") -> list[EngineResource]:
+    """The (public) dev upstream's registry with an upstream credential (outputs: only its hash, as the provider keeps it)."""
+    from components.harbor.provider_base import secret_hash
+
+    assert registration_of(stack, f"harbor-config-project-{upstream}").inputs["public"] is True
+    registry = copy.deepcopy(registration_of(stack, f"harbor-config-registry-{upstream}"))
+    registry.inputs.update(access_key="me", access_secret="dckr_pat_notarealtokenvalue0000")
+    registry.outputs.update(
+        credential_hash=secret_hash("me", "dckr_pat_notarealtokenvalue0000"), access_key_hash=secret_hash("me")
+    )
+    return [registry]
+
+
+def topic_policy_source(arn: str) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    def change(props):
+        document_ = json.loads(props["policy"])
+        for statement in document_["Statement"]:
+            statement["Condition"] = {"ArnLike": {"aws:SourceArn": arn}}
+        props["policy"] = json.dumps(document_)
+
+    return lambda stack: [changed(stack, first_of(stack, "aws:sns/topicPolicy:TopicPolicy").name, change)]
+
+
+def topic_policy_with_duplicate_principal(stack: list[EngineResource]) -> list[EngineResource]:
+    """{"Principal": {"AWS": "*"}, ..., "Principal": <the service>}: json.loads keeps the last, another parser the first."""
+    policy = first_of(stack, "aws:sns/topicPolicy:TopicPolicy")
+    statement = json.loads(policy.inputs["policy"])["Statement"][0]
+    body = ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in statement.items() if k != "Principal")
+    text = (
+        '{"Version": "2012-10-17", "Statement": [{"Principal": {"AWS": "*"}, '
+        + body
+        + ', "Principal": '
+        + json.dumps(statement["Principal"])
+        + "}]}"
+    )
+    return [changed(stack, policy.name, lambda p: p.update(policy=text))]
+
+
+def imported_certificate_on_the_listener(stack: list[EngineResource]) -> list[EngineResource]:
+    certificate = made(
+        "aws:acm/certificate:Certificate",
+        "harbor-lb-imported",
+        {"certificateBody": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", "privateKey": "k"},
+        "HarborLoadBalancer",
+        outputs={"arn": f"arn:aws:acm:eu-central-1:{FAKE_ACCOUNT_ID}:certificate/imported", "id": "x"},
+    )
+    listener = changed(stack, "harbor-lb-https", lambda p: p.update(certificateArn=certificate.outputs["arn"]))
+    listener.property_dependencies = {**listener.property_dependencies, "certificateArn": [certificate.urn]}
+    return [certificate, listener]
+
+
+REVIEW22B_PROBES = [
+    # H2: the cache's name and its CAA record.
+    Probe(
+        "review22b-H2",
+        "B1 the cache's A record to a foreign address, its dependency on the EIP kept",
+        "dev",
+        set_on("harbor-dns-a", records=["203.0.113.66"]),
+        refused_by="the-caches-name-is-the-programs",
+    ),
+    Probe(
+        "review22b-H2",
+        "B1ha the cache's alias to a foreign CloudFront distribution",
+        "ha",
+        set_on("harbor-dns-a", aliases=[{"name": "d111111abcdef8.cloudfront.net", "zoneId": "Z2FDTNDATAQYW2"}]),
+        refused_by="the-caches-name-is-the-programs",
+    ),
+    Probe(
+        "review22b-H2",
+        "B17 the EIP attached by its own instance argument to a foreign instance",
+        "dev",
+        set_on("harbor-vm-eip", instance="i-0aaaaaaaaaaaaaaaa"),
+        refused_by="aws-ec2-eip-eip",
+    ),
+    Probe(
+        "review22b-H2",
+        "B2 the CAA record naming a foreign ACME account, its dependency on the account command kept",
+        "dev",
+        set_on("harbor-caa-caa", records=[f'0 issue "letsencrypt.org; accounturi={FOREIGN_ACCOUNT_URI}"', '0 issuewild ";"']),
+        refused_by="the-caches-name-is-the-programs",
+    ),
+    Probe(
+        "review22b-H2",
+        "B2b the HA CAA set (Let's Encrypt by DNS-01, any account) on one VM, whose role may write the challenge",
+        "dev",
+        set_on(
+            "harbor-caa-caa",
+            records=['0 issue "amazon.com"', '0 issue "letsencrypt.org; validationmethods=dns-01"', '0 issuewild ";"'],
+        ),
+        refused_by="the-caches-name-is-the-programs",
+    ),
+    Probe(
+        "review22b-H2",
+        "B2c the stack's account and Let's Encrypt by DNS-01 for any account in one CAA record",
+        "dev",
+        lambda s: set_on(
+            "harbor-caa-caa",
+            records=[*output_of(s, "harbor-caa-caa", "records"), '0 issue "letsencrypt.org; validationmethods=dns-01"'],
+        )(s),
+        refused_by="aws-route53-record-record",
+    ),
+    # M2: groups by name.
+    Probe(
+        "review22b-M2",
+        "B3 the instance also in a pre-existing group by name",
+        "dev",
+        set_on("harbor-vm-instance", securityGroups=["launch-wizard-1"]),
+        refused_by="aws-ec2-instance-instance",
+    ),
+    # M3: Harbor's own objects.
+    Probe(
+        "review22b-M3",
+        "B16 a public project's registry given an upstream credential",
+        "dev",
+        credentialed_public_project,
+        refused_by="public-projects-relay-no-credentials",
+    ),
+    Probe(
+        "review22b-M3",
+        "B16b a public project naming a credentialed registry by a literal id, its dependency on another kept",
+        "dev",
+        lambda s: [
+            *credentialed_public_project(s),
+            changed(s, "harbor-config-project-dockerhub", lambda p: p.update(public=False)),
+            changed(
+                s,
+                "harbor-config-project-k8s",
+                lambda p: p.update(registry_id=output_of(s, "harbor-config-registry-dockerhub", "registry_id")),
+            ),
+        ],
+        refused_by="public-projects-relay-no-credentials",
+    ),
+    Probe(
+        "review22b-M3",
+        "B9 the monitor robot with every permission on the system and every project",
+        "dev",
+        set_on(
+            "harbor-config-monitor-robot",
+            system_access=[{"resource": "*", "action": "*"}],
+            projects=[{"namespace": "*", "access": [{"resource": "*", "action": "*"}]}],
+        ),
+        refused_by="pulumi-python-dynamic-harbor-robot",
+    ),
+    Probe(
+        "review22b-M3",
+        "B9b the monitor robot with system-wide project creation",
+        "dev",
+        set_on(
+            "harbor-config-monitor-robot",
+            system_access=[{"resource": "registry", "action": "list"}, {"resource": "project", "action": "create"}],
+        ),
+        refused_by="pulumi-python-dynamic-harbor-robot",
+    ),
+    Probe(
+        "review22b-M3",
+        "B9c the monitor robot pushing into the proxy projects",
+        "dev",
+        set_on("harbor-config-monitor-robot", project_access=[{"resource": "repository", "action": "push"}]),
+        refused_by="pulumi-python-dynamic-harbor-robot",
+    ),
+    Probe(
+        "review22b-M3",
+        "B11 self-registration on and projects by everyone",
+        "dev",
+        set_on("harbor-config-system-settings", self_registration=True, project_creation_restriction="everyone"),
+        refused_by="pulumi-python-dynamic-harbor-systemsettings",
+    ),
+    # M4: the provider's identity.
+    Probe("review22b-M4", "B20 the AWS provider with static keys", "dev", on_provider(**STATIC_KEYS), "pulumi-providers-aws"),
+    Probe(
+        "review22b-M4",
+        "B20b the AWS provider with a session token",
+        "dev",
+        on_provider(token="FwoGZXIvYXdzEXAMPLE"),
+        "pulumi-providers-aws",
+    ),
+    Probe(
+        "review22b-M4",
+        "B12 the AWS provider assuming a role in another account (JSON text, as the engine passes config)",
+        "dev",
+        on_provider(assumeRoles=json.dumps([{"roleArn": "arn:aws:iam::999999999999:role/x"}])),
+        "pulumi-providers-aws",
+    ),
+    Probe(
+        "review22b-M4",
+        "B12b the AWS provider with assumeRole (structured)",
+        "dev",
+        on_provider(assumeRole={"roleArn": "arn:aws:iam::999999999999:role/x"}),
+        "pulumi-providers-aws",
+    ),
+    # Lower ones.
+    Probe(
+        "review22b-low",
+        "B5 the topic policy with aws:SourceArn '*'",
+        "dev",
+        topic_policy_source("*"),
+        refused_by="aws-sns-topicpolicy-topicpolicy",
+    ),
+    Probe(
+        "review22b-low",
+        "B5c the topic policy naming another account's alarms",
+        "dev",
+        topic_policy_source("arn:aws:cloudwatch:eu-central-1:999999999999:alarm:*"),
+        refused_by="aws-sns-topicpolicy-topicpolicy",
+    ),
+    Probe(
+        "review22b-low",
+        "B5b the topic policy with duplicate Principal keys",
+        "dev",
+        topic_policy_with_duplicate_principal,
+        refused_by="aws-sns-topicpolicy-topicpolicy",
+    ),
+    Probe(
+        "review22b-low",
+        "B7 egress tcp/53 and tcp/22 to the world",
+        "dev",
+        lambda s: [
+            changed(
+                s,
+                "harbor-vm-sg",
+                lambda p: p["egress"].extend([tcp(53, "0.0.0.0/0"), tcp(22, "0.0.0.0/0", ipv6CidrBlocks=["::/0"])]),
+            )
+        ],
+        refused_by="aws-ec2-securitygroup-securitygroup",
+    ),
+    Probe(
+        "review22b-low",
+        "B6 Redis accepting plain-text clients (transitEncryptionMode preferred)",
+        "s3",
+        set_on("harbor-data-redis", transitEncryptionMode="preferred"),
+        refused_by="aws-elasticache-replicationgroup-replicationgroup",
+    ),
+    Probe(
+        "review22b-low",
+        "B13 ListResourceRecordSets on every zone",
+        "dev",
+        dns01_changed(lambda statements: statements[1].update(Resource="*")),
+        refused_by="aws-iam-rolepolicy-rolepolicy",
+    ),
+    Probe(
+        "review22b-low",
+        "B13b ListResourceRecordSets on another zone",
+        "dev",
+        dns01_changed(lambda statements: statements[1].update(Resource="arn:aws:route53:::hostedzone/ZOTHERZONE0000")),
+        refused_by="dns01-names-the-programs-hostname",
+    ),
+    Probe(
+        "review22b-low",
+        "B19 the stack's SSH key as RSA 1024",
+        "dev",
+        set_on("harbor-vm-ssh-key", algorithm="RSA", rsaBits=1024),
+        refused_by="tls-index-privatekey-privatekey",
+    ),
+    Probe(
+        "review22b-low",
+        "B19b the key pair holding an RSA public key",
+        "dev",
+        set_on("harbor-vm-key-pair", publicKey="ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7 weak"),
+        refused_by="aws-ec2-keypair-keypair",
+    ),
+    Probe(
+        "review22b-low",
+        "B21 the HTTPS listener serving an imported certificate",
+        "ha",
+        imported_certificate_on_the_listener,
+        refused_by="identities-come-from-the-program",
+    ),
+    Probe(
+        "review22b-low",
+        "B4b the upgrade's database snapshot shared with every account",
+        "s3",
+        lambda s: [changed(s, first_of(s, "aws:rds/snapshot:Snapshot").name, lambda p: p.update(sharedAccounts=["all"]))],
+        refused_by="aws-rds-snapshot-snapshot",
+    ),
+    Probe(
+        "review22b-low",
+        "B18 the database's encryption and deletion protection unknown at preview",
+        "s3",
+        set_on("harbor-data-db", storageEncrypted=UNKNOWN, deletionProtection=UNKNOWN),
+        refused_by="aws-rds-instance-instance",
+    ),
+]
+PROBES += REVIEW22B_PROBES
+
+
+# H1 of review 22b, a documented residual (docs/security.md "What the pack cannot do"): a reference whose source is
+# replaced in the same update is unknown at the preview, where a literal made through `apply` from that source is
+# unknown too and indistinguishable from the program's own; at `up` only the stack-wide pass, after the change, sees
+# the literal. These tests pin that down: they fail once someone closes it (then turn them into corpus probes).
+ATTACKER_HOST = "203.0.113.66"
+ATTACKER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAttackerAttackerAttackerAttackerAttacker"
+NEW_ADDRESS, NEW_HOST_KEY = "198.51.100.7", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINewProgramHostKey"
+
+
+def after_the_replacement(stack: list[EngineResource], redirected: str) -> list[EngineResource]:
+    """At `up`: the EIP and the host key replaced (new address and key), every command connecting to them, but
+    `redirected`, whose connection was made with eip.public_ip.apply(lambda _: ATTACKER_HOST) (and the key alike)."""
+    result = copy.deepcopy(stack)
+    eip, host_key = registration_of(result, "harbor-vm-eip"), registration_of(result, "harbor-vm-host-key")
+    eip.outputs["publicIp"], host_key.outputs["public_key"] = NEW_ADDRESS, NEW_HOST_KEY
+    for command in (r for r in result if r.type == "command:remote:Command"):
+        host, key = (ATTACKER_HOST, ATTACKER_KEY) if command.name == redirected else (NEW_ADDRESS, NEW_HOST_KEY)
+        for properties in (command.inputs, command.outputs):
+            properties["connection"]["value"].update(host=host, hostKey=key)
+    registration_of(result, "harbor-dns-a").outputs["records"] = [NEW_ADDRESS]
+    registration_of(result, "harbor-dns-a").inputs["records"] = [NEW_ADDRESS]
+    return result
+
+
+def test_references_to_a_replaced_source_are_judged_after_the_change_at_up(stacks):
+    """B22: the install command sending its stdin to a foreign host with its own pinned key, while the EIP and the VM's
+    host key are replaced: the preview passes (the request is the program's own), and at `up` `Analyze`, the only call
+    that runs before the step, passes; `AnalyzeStack` names it after the command ran."""
+    from tests.standins.policy_engine import replaced_at_preview
+
+    stack = stacks["dev"]
+    preview = replaced_at_preview(stack, ["harbor-vm-eip", "harbor-vm-host-key"])
+    command = registration_of(preview, "harbor-install-docker")
+    assert command.inputs["connection"]["value"] == UNKNOWN  # the program's and the attacker's alike
+    assert registration_of(preview, "harbor-vm-instance").outputs["id"] != UNKNOWN  # a mix: the rest stays known
+    with running_pack(dry_run=True) as pack:
+        assert [d for d in pack.analyze_all(preview) if d.mandatory] == []
+    up = after_the_replacement(stack, "harbor-install-docker")
+    with running_pack(dry_run=False) as pack:
+        assert [d for d in pack.analyze(registration_of(up, "harbor-install-docker")) if d.mandatory] == []
+        assert {d.policy for d in pack.analyze_stack(up) if d.mandatory} == {"remote-commands-reach-the-programs-vms"}
+        # The program's own replacement passes at up too (so the refusal above is the literal's).
+        assert [d for d in pack.analyze_all(after_the_replacement(stack, "")) if d.mandatory] == []
+
+
+def test_a_profile_reference_to_a_replaced_profile_is_judged_after_the_change_at_up(stacks):
+    """B23: the instance profile replaced, the instance's profile profile.name.apply(lambda _: "admin-profile"): the
+    preview passes; at `up` `Analyze` of the instance passes and only `AnalyzeStack` names it."""
+    from tests.standins.policy_engine import replaced_at_preview
+
+    stack = stacks["dev"]
+    preview = replaced_at_preview(stack, ["harbor-vm-profile"])
+    assert registration_of(preview, "harbor-vm-instance").inputs["iamInstanceProfile"] == UNKNOWN
+    with running_pack(dry_run=True) as pack:
+        assert [d for d in pack.analyze_all(preview) if d.mandatory] == []
+    instance = changed(stack, "harbor-vm-instance", lambda p: p.update(iamInstanceProfile="admin-profile"))
+    with running_pack(dry_run=False) as pack:
+        assert [d for d in pack.analyze(instance) if d.mandatory] == []
+        found = {d.policy for d in pack.analyze_stack(with_probe(stack, [instance])) if d.mandatory}
+        assert found == {"instances-run-as-the-programs-role"}
+
+
+def test_the_settings_allowances_are_the_packs(stacks):
+    """The pack reads the allowances the settings grant from the stack's configuration (the engine hands it
+    PULUMI_CONFIG): a credentialed public project where the upstream sets allowCredentialedPublic, and world egress on
+    an upstream's own port where it sets allowCustomPortEgress, pass; without them both are refused (the probes)."""
+    stack = stacks["dev"]
+    (registry,) = credentialed_public_project(stack)
+    allowed = {"name": registry.inputs["name"], "type": registry.inputs["type"], "url": registry.inputs["url"]}
+    config = {**dev_config(), "harbor-cache:upstreams": [{**allowed, "allowCredentialedPublic": True}]}
+    with running_pack(dry_run=False, config=config) as pack:
+        assert [d for d in pack.analyze_stack(with_probe(stack, [registry])) if d.mandatory] == []
+    custom = {
+        **dev_config(),
+        "harbor-cache:upstreams": [
+            {
+                "name": "internal",
+                "type": "docker-registry",
+                "url": "https://registry.cache-fixture.net:5000",
+                "allowCustomPortEgress": True,
+            }
+        ],
+    }
+    program = engine_resources(run_program(custom))
+    assert any(rule["fromPort"] == 5000 for rule in registration_of(program, "harbor-vm-sg").inputs["egress"])
+    with running_pack(dry_run=False, config=custom) as pack:
+        assert [d for d in pack.analyze_all(program) if d.mandatory] == []
+    with running_pack(dry_run=False) as pack:  # the dev stack's configuration: no such upstream
+        assert "aws-ec2-securitygroup-securitygroup" in {d.policy for d in pack.analyze_all(program) if d.mandatory}

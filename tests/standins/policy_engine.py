@@ -11,6 +11,11 @@ port it serves on. It is asked what the engine asks it:
 - `AnalyzeStack` once at the end, with every resource's outputs, parent, dependencies and
   property dependencies (step_generator.go AnalyzeResources).
 
+Not modelled (review 22b's harness notes): Analyze gets the program's inputs, not the provider's `Check` output
+(defaults, autonaming of other types than roles and instance profiles); options beyond `protect` and the parent; reads
+(`Resource.get`), which the engine neither analyzes nor hands to `AnalyzeStack`; `--target`, under which untargeted
+resources keep their old inputs. A preview of an existing stack with some resources replaced: `replaced_at_preview`.
+
 A program run under the mocks (tests/standins/pulumi_harness.py) is turned into those requests: URNs as
 the engine makes them (sdk/go/common/resource/urn/urn.go New: the parent's qualified type, the
 root stack left out; the mocks keep only the parent's last type), the root stack resource and
@@ -117,6 +122,15 @@ class AutonamingMocks(pulumi_harness.AwsMocks):
                 state["allocationId"] = identifier
         if args.typ == "aws:ec2/keyPair:KeyPair":
             identifier = state["keyName"]
+        if args.typ == "pulumi-python:dynamic/harbor:Registry":
+            # The provider keeps only the credential's hash, empty without one (components/harbor/registry.py
+            # RegistryProvider.outputs: secret_hash(access_key, access_secret), provider_base.secret_hash).
+            from components.harbor.provider_base import secret_hash
+
+            key, secret = args.inputs.get("access_key") or "", args.inputs.get("access_secret") or ""
+            state.update(credential_hash=secret_hash(key, secret), access_key_hash=secret_hash(key))
+            state.pop("access_key", None)
+            state.pop("access_secret", None)
         if bridged:
             state["id"] = identifier
         return identifier, state
@@ -285,11 +299,18 @@ def _provider_message(provider: EngineResource | None) -> analyzer_pb2.AnalyzerP
     )
 
 
+def _without_internal_keys(properties: dict[str, Any]) -> dict[str, Any]:
+    """What the engine marshals for the analyzer: no top-level "__" keys (a dynamic resource's pickled `__provider`)
+    (sdk/go/common/resource/plugin/analyzer_plugin.go Analyze and AnalyzeStack: MarshalOptions SkipInternalKeys;
+    rpc.go MarshalProperties skips IsInternalPropertyKey, the "__" prefix, "Only skip top level internal keys")."""
+    return {key: value for key, value in properties.items() if not str(key).startswith("__")}
+
+
 def _described(resource: EngineResource, properties: dict[str, Any]) -> dict[str, Any]:
     """The fields AnalyzeRequest and AnalyzerResource share (pulumi/proto/pulumi/analyzer.proto)."""
     return {
         "type": resource.type,
-        "properties": _struct(properties),
+        "properties": _struct(_without_internal_keys(properties)),
         "urn": resource.urn,
         "name": resource.name,
         "options": analyzer_pb2.AnalyzerResourceOptions(protect=resource.protect, parent=resource.parent),
@@ -374,6 +395,36 @@ def running_pack(
     finally:
         process.kill()
         process.wait(10)
+
+
+# sdk/go/common/resource/sig/sig.go Secret: the key that marks a marshalled secret.
+SECRET_SIGNATURE_KEY = "4dabf18193072939515e22adb298388d"
+
+
+def replaced_at_preview(resources: list[EngineResource], names: Iterable[str]) -> list[EngineResource]:
+    """The preview of an existing stack in which the resources `names` are replaced (or created): a mix of known and
+    unknown values, as the engine sends it. The provider's preview of a create or replace answers the inputs with every
+    computed output unknown (pkg/resource/deploy/step.go CreateStep/ReplaceStep with preview; the bridge's Create with
+    preview returns the proposed state, its "id" unknown), and the program's SDK runs no apply on an unknown
+    (sdk/python/lib/pulumi/output.py `apply`: an unknown input gives an unknown output), so every property made from
+    one of those resources is unknown too, in the dependent's inputs and outputs. Every other resource keeps its known
+    values. Whether a dependent is itself replaced is the provider's diff, not modelled: name it too."""
+    result = copy.deepcopy(resources)
+    replaced = {r.urn for r in result if r.name in set(names)}
+    for resource in result:
+        if resource.urn in replaced:
+            resource.outputs = {
+                key: value if key in resource.inputs and key != "id" else rpc.UNKNOWN for key, value in resource.outputs.items()
+            }
+            continue
+        for key, urns in resource.property_dependencies.items():
+            if replaced & set(urns):
+                for properties in (resource.inputs, resource.outputs):
+                    if isinstance(properties.get(key), dict) and SECRET_SIGNATURE_KEY in properties[key]:
+                        properties[key] = {**properties[key], "value": rpc.UNKNOWN}  # a secret stays marked secret
+                    elif key in properties:
+                        properties[key] = rpc.UNKNOWN
+    return result
 
 
 def registration_of(resources: list[EngineResource], name: str, kind: str = "") -> EngineResource:
