@@ -95,6 +95,9 @@ def cloudwatch_body(
                     for n in nodes
                 ),
                 *([] if settings.high_availability else [_metric("PublicPathHealthy", stack, "public path (TLS)", "Minimum")]),
+                # 0: every alarm reaches nobody (the alarm no-alarm-subscriber).
+                _metric("ConfirmedAlarmSubscribers", stack, "confirmed alarm subscribers")[:-1]
+                + [{"label": "confirmed alarm subscribers", "stat": "Maximum", "yAxis": "right"}],
             ],
             2,
             yAxis={"left": {"min": 0, "max": 1}},
