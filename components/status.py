@@ -3,11 +3,12 @@ deploying machine with the stack's credentials.
 
 It reads the stack's outputs (`pulumi stack output --json --show-secrets --stack <stack>`, or
 `--outputs-file` with that JSON), then asks Harbor's API as admin (health, version, each upstream's
-status, quota use per project, the last garbage collection), the public name's TLS certificate,
-and CloudWatch and SNS with the caller's AWS credentials (boto3's usual chain; AWS_ENDPOINT_URL is
-honoured): each proxy project's last probe and hit rate over the last day, disk use, alarms in
-ALARM, and whether anyone receives the alarm topic. Every check says ok, warn or red, what it saw,
-and for anything not ok what to do. Exit 1 when something is red; `--json` prints the same as data.
+status, quota use per project, the last garbage collection and each proxy project's last retention
+run), the public name's TLS certificate, and CloudWatch and SNS with the caller's AWS credentials
+(boto3's usual chain; AWS_ENDPOINT_URL is honoured): each proxy project's last probe and hit rate
+over the last day, disk use, alarms in ALARM, and whether anyone receives the alarm topic. Every
+check says ok, warn or red, what it saw, and for anything not ok what to do. Exit 1 when something
+is red; `--json` prints the same as data.
 """
 
 # ruff: noqa: S310 - the URLs are the stack's own https URL from its outputs.
@@ -16,7 +17,9 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime
+import functools
 import json
+import runpy
 import socket
 import ssl
 import subprocess
@@ -24,6 +27,7 @@ import sys
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,6 +35,7 @@ CERTIFICATE_RED_DAYS = 21
 CERTIFICATE_WARN_DAYS = 30
 # Each stack's own CloudWatch namespace (components/vm/operate_files.py metrics_namespace).
 NAMESPACE_PREFIX = "HarborCache"
+REPORTER_PATH = Path(__file__).resolve().parents[1] / "files" / "harbor-metrics.py"
 
 
 @dataclass
@@ -82,26 +87,34 @@ def certificate_days(url: str, ca_file: str | None) -> float:
     return round((expires - datetime.datetime.now(datetime.UTC).timestamp()) / 86400, 1)
 
 
+def certificate_fixes(outputs: dict[str, Any]) -> tuple[str, str]:
+    """What to do when renewal fails, and when TLS does not verify: one VM's Traefik (ACME DNS-01), or,
+    with a load balancer (HA: the output loadBalancerDnsName), ACM, which renews 60 days before expiry
+    only while its validation CNAME is in the zone (ACM User Guide, "Renewal for domains validated by DNS")."""
+    if outputs.get("loadBalancerDnsName"):
+        renewal = (
+            "ACM's renewal is failing: aws acm describe-certificate (RenewalSummary) says why; most often the "
+            "validation CNAME is gone from the zone (pulumi up puts it back)"
+        )
+        return renewal, "TLS does not verify through the load balancer: does the name still lead to it? (dig, the CAA record)"
+    return (
+        "renewal is failing: docker logs traefik on the VM (ACME, DNS-01, CAA)",
+        "TLS does not verify: Traefik's default certificate? docker logs traefik",
+    )
+
+
 def harbor_checks(outputs: dict[str, Any], ca_file: str | None) -> list[Check]:
     url = outputs["url"]
     checks: list[Check] = []
+    renewal_fix, tls_fix = certificate_fixes(outputs)
     try:
         days = certificate_days(url, ca_file)
         state = "red" if days < CERTIFICATE_RED_DAYS else "warn" if days < CERTIFICATE_WARN_DAYS else "ok"
         checks.append(
-            Check(
-                "certificate",
-                state,
-                f"{urlsplit(url).hostname}: {days} days left",
-                "" if state == "ok" else "renewal is failing: docker logs traefik on the VM (ACME, DNS-01, CAA)",
-            )
+            Check("certificate", state, f"{urlsplit(url).hostname}: {days} days left", "" if state == "ok" else renewal_fix)
         )
     except (OSError, ssl.SSLError) as error:
-        checks.append(
-            Check(
-                "certificate", "red", f"{url}: {error}", "TLS does not verify: Traefik's default certificate? docker logs traefik"
-            )
-        )
+        checks.append(Check("certificate", "red", f"{url}: {error}", tls_fix))
     harbor = Harbor(url, outputs.get("harborAdminPassword", ""), ca_file)
     try:
         health = harbor.get("/health")
@@ -169,16 +182,52 @@ def harbor_checks(outputs: dict[str, Any], ca_file: str | None) -> list[Check]:
             )
         else:
             checks.append(Check("garbage collection", "warn", "never ran", "is gcSchedule set? (the disk only grows without GC)"))
+        for project in sorted(names):
+            checks.append(retention_check(harbor, project))
     except (OSError, ValueError, KeyError) as error:
         checks.append(Check("harbor api", "red", str(error), "the admin password in the stack outputs no longer works?"))
     return checks
+
+
+def retention_check(harbor: Harbor, project: str) -> Check:
+    """The project's last finished retention run (GET /retentions/{id}/executions, newest start first;
+    an execution is Running until it ends Success, Error or Stopped: Harbor's pkg/task), the policy id
+    from the project's metadata `retention_id`. Without retention nothing pulled is ever removed."""
+    name = f"retention {project}"
+    policy = ((harbor.get(f"/projects/{project}") or {}).get("metadata") or {}).get("retention_id", "")
+    if not policy:
+        return Check(name, "red", "no retention policy", "pulumi up sets it again (upstreams[].retentionDays)")
+    runs = harbor.get(f"/retentions/{int(policy)}/executions?page=1&page_size=20") or []
+    finished = [run for run in runs if run.get("status") in ("Success", "Error", "Stopped")]
+    if not finished:
+        return Check(name, "ok", "no finished run yet")
+    last = finished[0]
+    failed = last["status"] != "Success"
+    return Check(
+        name,
+        "red" if failed else "ok",
+        f"last run {last.get('start_time', '?')}: {last['status']}",
+        "Harbor's UI: the project's Policy tab, Tag Retention, has the run's log" if failed else "",
+    )
+
+
+def subscription_confirmed(subscription_arn: str) -> bool:
+    """The VM's reporter's own test (files/harbor-metrics.py subscription_confirmed), so `status` and
+    the no-alarm-subscriber alarm never disagree. The reporter is a standalone script on the VM that
+    cannot import the program: the program runs it from the checkout instead."""
+    return reporter_functions()["subscription_confirmed"](subscription_arn)
+
+
+@functools.cache
+def reporter_functions() -> dict[str, Any]:
+    return runpy.run_path(str(REPORTER_PATH))
 
 
 def topic_check(subscriptions: list[dict]) -> Check:
     """SNS ListSubscriptionsByTopic: an unconfirmed subscription's SubscriptionArn is the text
     "PendingConfirmation" (SNS API Reference, Subscription); an e-mail one delivers nothing until
     confirmed, and its confirmation link expires after 3 days."""
-    confirmed = [s for s in subscriptions if s.get("SubscriptionArn", "").startswith("arn:")]
+    confirmed = [s for s in subscriptions if subscription_confirmed(s.get("SubscriptionArn", ""))]
     pending = [s for s in subscriptions if s.get("SubscriptionArn") == "PendingConfirmation"]
     if confirmed:
         return Check("alarm topic", "ok", f"{len(confirmed)} confirmed subscriber(s)")
@@ -216,7 +265,9 @@ def aws_checks(outputs: dict[str, Any], stack: str, stack_name: str) -> list[Che
     now = datetime.datetime.now(datetime.UTC)
     checks: list[Check] = []
     try:
-        checks.append(topic_check(sns.list_subscriptions_by_topic(TopicArn=topic).get("Subscriptions", [])))
+        # Up to 100 a page (SNS API Reference, ListSubscriptionsByTopic): every page.
+        pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic)
+        checks.append(topic_check([item for page in pages for item in page.get("Subscriptions", [])]))
         alarms = cloudwatch.describe_alarms(StateValue="ALARM").get("MetricAlarms", [])
         mine = [a for a in alarms if (a.get("AlarmDescription") or "").startswith(f"harbor-cache {stack}:")]
         for alarm in mine:

@@ -14,9 +14,13 @@ its source:
   PublicPathHealthy (TLS verifies and /api/v2.0/health answers healthy) and CertificateDaysLeft;
 - with the monitor robot's credentials (MONITOR_CREDENTIALS, a file `name:secret`): per upstream
   (dimension Upstream) UpstreamHealthy from GET /api/v2.0/registries (Harbor refreshes each
-  registry's status every 5 minutes), and GcFailed (the last garbage collection ended in Error);
+  registry's status every 5 minutes), GcFailed (the last garbage collection ended in Error) and, per
+  proxy project of PROXY_PROJECTS (dimension Project), RetentionFailed (its last finished retention
+  run ended in Error or Stopped, or Harbor shows no retention policy for it, or refuses to show it);
 - with SNAPSHOT_TAG (the data volume's snapshot tag): HoursSinceSnapshot, hours since the newest
-  completed snapshot of the stack started (EC2 DescribeSnapshots).
+  completed snapshot of the stack started (EC2 DescribeSnapshots);
+- with ALARM_TOPIC_ARN (the stack's alarm topic): ConfirmedAlarmSubscribers, how many of the topic's
+  subscriptions are confirmed (SNS ListSubscriptionsByTopic): 0 means every alarm reaches nobody.
 `put NAME VALUE ...` sends the given counts (the probe uses it for SmokeFailures, PrewarmFailures
 and, per project, ProbeFailed@Project=<project>). Every metric carries the dimension Stack
 (HARBOR_CACHE_STACK, unique per stack and account), so the alarms survive a VM replacement; with
@@ -32,6 +36,8 @@ handleManifest); nginx logs every request in Harbor's `timed_combined` format
 200 minus those warnings. A blob fetched upstream is logged only at debug (controller.go ProxyBlob),
 so blobs are counted and their bytes summed, but not split into hits and misses. HEAD requests
 (containerd resolves tags with HEAD) are not counted; a HEAD of a tag still asks the upstream.
+Blob GETs of harbor-cache's own probe (User-Agent harbor-cache-probe) are not counted; its manifest
+GETs are (core's miss warning cannot tell the probe from a client).
 
 Python 3 standard library only. Credentials come from IMDSv2 (the instance role; the role may put
 metrics into its stack's METRICS_NAMESPACE only). The request is CloudWatch's JSON protocol (awsJson1_0,
@@ -46,6 +52,7 @@ import base64
 import datetime
 import hashlib
 import hmac
+import html
 import http.client
 import http.server
 import json
@@ -80,6 +87,8 @@ MONITOR_CREDENTIALS = os.environ.get("MONITOR_CREDENTIALS", "")
 SNAPSHOT_TAG = os.environ.get("SNAPSHOT_TAG", "")
 SNAPSHOT_TAG_KEY = os.environ.get("SNAPSHOT_TAG_KEY", "harbor-cache:snapshot")
 EC2_ENDPOINT = os.environ.get("EC2_ENDPOINT", f"https://ec2.{REGION}.amazonaws.com/")
+ALARM_TOPIC_ARN = os.environ.get("ALARM_TOPIC_ARN", "")
+SNS_ENDPOINT = os.environ.get("SNS_ENDPOINT", f"https://sns.{REGION}.amazonaws.com/")
 # systemd's StateDirectory= (log offsets, counters, the Prometheus file); unset: nothing is kept.
 STATE_DIR = Path(os.environ["STATE_DIRECTORY"]) if os.environ.get("STATE_DIRECTORY") else None
 TARGET = "GraniteServiceVersion20100801.PutMetricData"
@@ -221,8 +230,13 @@ WRITE_BACK_FAILED = (
 # "$http_referer" "$http_user_agent" $request_time $upstream_response_time $pipe'.
 ACCESS_RE = re.compile(
     r'(?P<remote>\S+) - "(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3}) (?P<bytes>\d+) '
-    r'"[^"]*" "[^"]*" \S+ \S+ \S+\s*$'
+    r'"[^"]*" "(?P<agent>[^"]*)" \S+ \S+ \S+\s*$'
 )
+# files/harbor-probe.py's User-Agent. Its blob GETs (on HA nodes harbor-node-check.timer fetches every
+# blob of each smoke image every 10 minutes) stay out of the blob and byte counts. Its manifest GETs
+# still count: a miss of the probe's is in core's log, which cannot tell it from a client's, and a
+# miss must never count without its request. Its 5xx count too.
+PROBE_AGENT = "harbor-cache-probe"
 V2_RE = re.compile(r"^/v2/(?P<project>[a-z0-9]+(?:[._-][a-z0-9]+)*)/(?P<rest>.+)/(?P<kind>manifests|blobs)/(?P<ref>[^/?]+)")
 
 
@@ -274,6 +288,8 @@ def traffic(core_lines: list[str], proxy_lines: list[str]) -> tuple[dict[str, di
         counts = projects[target["project"]]
         if target["kind"] == "manifests" and status == 200:
             counts["ProxyManifestRequests"] += 1
+        elif access["agent"] == PROBE_AGENT:
+            continue
         elif target["kind"] == "blobs" and status in (200, 206, 307):
             counts["ProxyBlobRequests"] += 1
         counts["ProxyBytesServed"] += int(access["bytes"])
@@ -357,7 +373,53 @@ def gc_failed() -> int:
     return int(bool(history) and history[0].get("job_status") in ("Error", "Stopped"))
 
 
+# pkg/task/dao/execution.go refreshStatus: an execution is Running until it ends in one of these.
+FINISHED = ("Success", "Error", "Stopped")
+
+
+def retention_failed() -> dict[str, int]:
+    """Per proxy project, 1 when its newest finished retention run failed (GET
+    /retentions/{id}/executions, newest start first: pkg/task/dao Execution sorts by StartTime desc)
+    or cannot be read; the policy id is the project's metadata `retention_id` (GET /projects lists
+    the monitor robot the projects it has permissions in: handler/project.go ListProjects). No
+    finished run yet is no failure."""
+    listed: dict[str, dict] = {}
+    page = 1
+    while True:
+        projects = monitor_get(f"/projects?page={page}&page_size=100&with_detail=false") or []
+        listed |= {item["name"]: item for item in projects}
+        if len(projects) < 100:
+            break
+        page += 1
+    failed = {}
+    for project in PROXY_PROJECTS:
+        policy = ((listed.get(project) or {}).get("metadata") or {}).get("retention_id", "")
+        if not policy:
+            print(f"retention of {project}: Harbor shows the monitor robot no retention policy", file=sys.stderr)
+            failed[project] = 1
+            continue
+        try:
+            runs = monitor_get(f"/retentions/{int(policy)}/executions?page=1&page_size=20") or []
+        except urllib.error.HTTPError as error:
+            print(f"retention of {project}: GET /retentions/{policy}/executions answered {error.code}", file=sys.stderr)
+            failed[project] = 1
+            continue
+        finished = [run for run in runs if run.get("status") in FINISHED]
+        failed[project] = int(bool(finished) and finished[0]["status"] != "Success")
+    return failed
+
+
 START_TIME_RE = re.compile(r"<startTime>([^<]+)</startTime>")
+
+
+def query(endpoint: str, service: str, form: dict[str, str], credentials: dict, now: datetime.datetime) -> str:
+    """One request of AWS's query protocol (a signed form POST: EC2, SNS), its XML answer as text."""
+    body = urlencode(form).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    headers = sign("POST", endpoint, headers, body, credentials, REGION, now, service=service)
+    request = urllib.request.Request(endpoint, data=body, method="POST", headers=headers)
+    with urllib.request.urlopen(request, timeout=15) as answer:
+        return answer.read().decode()
 
 
 def hours_since_snapshot(credentials: dict, now: datetime.datetime) -> float:
@@ -374,17 +436,43 @@ def hours_since_snapshot(credentials: dict, now: datetime.datetime) -> float:
         "Filter.2.Value.1": "completed",
         "MaxResults": "1000",
     }
-    body = urlencode(form).encode()
-    headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
-    headers = sign("POST", EC2_ENDPOINT, headers, body, credentials, REGION, now, service="ec2")
-    request = urllib.request.Request(EC2_ENDPOINT, data=body, method="POST", headers=headers)
-    with urllib.request.urlopen(request, timeout=15) as answer:
-        text = answer.read().decode()
+    text = query(EC2_ENDPOINT, "ec2", form, credentials, now)
     # <snapshotSet><item>... <startTime>2026-12-05T03:30:12.000Z</startTime> ...: read as text, no XML parser.
     times = [datetime.datetime.fromisoformat(found.replace("Z", "+00:00")) for found in START_TIME_RE.findall(text)]
     if not times:
         return 10000.0
     return round((now - max(times)).total_seconds() / 3600, 2)
+
+
+def subscription_confirmed(subscription_arn: str) -> bool:
+    """SNS's Subscription.SubscriptionArn (botocore's sns service-2.json, ListSubscriptionsByTopic):
+    the subscription's ARN once confirmed, the text "PendingConfirmation" until then (an e-mail one
+    delivers nothing, and its link expires after 3 days). components/status.py asks the same."""
+    return subscription_arn.startswith("arn:")
+
+
+SUBSCRIPTION_ARN_RE = re.compile(r"<SubscriptionArn>([^<]*)</SubscriptionArn>")
+NEXT_TOKEN_RE = re.compile(r"<NextToken>([^<]*)</NextToken>")
+
+
+def confirmed_alarm_subscribers(credentials: dict, now: datetime.datetime) -> int:
+    """Confirmed subscriptions of ALARM_TOPIC_ARN: SNS ListSubscriptionsByTopic (query protocol
+    2010-03-31), up to 100 a page, NextToken while there are more (SNS API Reference,
+    ListSubscriptionsByTopic). The role may call it on this topic only (components/aws/alarms.py)."""
+    confirmed = 0
+    token = ""
+    while True:
+        form = {"Action": "ListSubscriptionsByTopic", "Version": "2010-03-31", "TopicArn": ALARM_TOPIC_ARN}
+        if token:
+            form["NextToken"] = token
+        text = query(SNS_ENDPOINT, "sns", form, credentials, now)
+        # <Subscriptions><member>... <SubscriptionArn>...</SubscriptionArn> ...</member></Subscriptions>
+        # <NextToken>...</NextToken>: read as text, no XML parser (the token's XML escapes undone).
+        confirmed += sum(subscription_confirmed(html.unescape(arn)) for arn in SUBSCRIPTION_ARN_RE.findall(text))
+        more = NEXT_TOKEN_RE.search(text)
+        token = html.unescape(more[1]) if more else ""
+        if not token:
+            return confirmed
 
 
 def load_state() -> dict:
@@ -454,6 +542,9 @@ def report(now: datetime.datetime | None = None) -> list[dict]:
                 values[f"UpstreamHealthy@{name}"] = healthy
                 extra[f"UpstreamHealthy@{name}"] = {"Upstream": name}
             values["GcFailed"] = gc_failed()
+            for project, failed in retention_failed().items():
+                values[f"RetentionFailed@{project}"] = failed
+                extra[f"RetentionFailed@{project}"] = {"Project": project}
         except (OSError, ValueError) as error:
             print(f"Harbor's API with the monitor robot: {error}", file=sys.stderr)
     if SNAPSHOT_TAG:
@@ -467,6 +558,13 @@ def report(now: datetime.datetime | None = None) -> list[dict]:
                 print(f"EC2 DescribeSnapshots: {error}", file=sys.stderr)
         if "hours" in last:
             values["HoursSinceSnapshot"] = round(last["hours"] + (now.timestamp() - last["checked"]) / 3600, 2)
+    if ALARM_TOPIC_ARN:
+        # Every node counts the same topic: the alarm takes the Maximum. Unreadable: no value, and the
+        # alarm treats the silence as nobody listening.
+        try:
+            values["ConfirmedAlarmSubscribers"] = confirmed_alarm_subscribers(instance_credentials(), now)
+        except (OSError, ValueError) as error:
+            print(f"SNS ListSubscriptionsByTopic: {error}", file=sys.stderr)
     data = metric_data(values, extra)
     write_prometheus(data, state)
     save_state(state)

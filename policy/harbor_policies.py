@@ -37,11 +37,15 @@ from resource_checks import (
     default_provider,
     dlm_lifecycle_policy,
     ebs_volume,
+    ec2_eip,
     ec2_instance,
+    ec2_key_pair,
     ec2_security_group,
     elasticache_replication_group,
     event_target,
     harbor_api_client,
+    harbor_robot,
+    harbor_system_settings,
     iam_role,
     iam_role_policy,
     iam_role_policy_attachment,
@@ -51,6 +55,7 @@ from resource_checks import (
     program_tags_from_elsewhere,
     programs_component,
     rds_instance,
+    rds_snapshot,
     remote_command,
     route53_record,
     s3_bucket,
@@ -62,6 +67,7 @@ from resource_checks import (
     sns_topic,
     sns_topic_policy,
     sns_topic_subscription,
+    tls_private_key,
 )
 from stack_checks import STACK_CHECKS, StackCheck, StackResource
 
@@ -101,9 +107,9 @@ ALLOWED: dict[str, Callable[[Review], None]] = {
     "aws:ebs/volume:Volume": ebs_volume,
     "aws:ec2/volumeAttachment:VolumeAttachment": nothing_to_check,
     "aws:ec2/securityGroup:SecurityGroup": ec2_security_group,
-    "aws:ec2/eip:Eip": nothing_to_check,
+    "aws:ec2/eip:Eip": ec2_eip,
     "aws:ec2/eipAssociation:EipAssociation": nothing_to_check,
-    "aws:ec2/keyPair:KeyPair": nothing_to_check,
+    "aws:ec2/keyPair:KeyPair": ec2_key_pair,
     "aws:iam/role:Role": iam_role,
     "aws:iam/rolePolicy:RolePolicy": iam_role_policy,
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": iam_role_policy_attachment,
@@ -111,7 +117,7 @@ ALLOWED: dict[str, Callable[[Review], None]] = {
     "aws:dlm/lifecyclePolicy:LifecyclePolicy": dlm_lifecycle_policy,
     "pulumi-python:dynamic/ec2:ConsoleHostKey": nothing_to_check,
     "pulumi-python:dynamic/ec2:InstanceRunning": nothing_to_check,  # starts the VM after a volume swap
-    "tls:index/privateKey:PrivateKey": nothing_to_check,
+    "tls:index/privateKey:PrivateKey": tls_private_key,
     "command:remote:Command": remote_command,
     # DNS, alarms.
     "aws:route53/record:Record": route53_record,
@@ -128,8 +134,8 @@ ALLOWED: dict[str, Callable[[Review], None]] = {
     "pulumi-python:dynamic/harbor:Project": harbor_api_client,
     "pulumi-python:dynamic/harbor:OidcAuth": harbor_api_client,
     "pulumi-python:dynamic/harbor:GcSchedule": harbor_api_client,
-    "pulumi-python:dynamic/harbor:Robot": harbor_api_client,
-    "pulumi-python:dynamic/harbor:SystemSettings": harbor_api_client,
+    "pulumi-python:dynamic/harbor:Robot": harbor_robot,
+    "pulumi-python:dynamic/harbor:SystemSettings": harbor_system_settings,
     "random:index/randomPassword:RandomPassword": nothing_to_check,
     "random:index/randomBytes:RandomBytes": nothing_to_check,
     "random:index/randomId:RandomId": nothing_to_check,
@@ -144,8 +150,9 @@ ALLOWED: dict[str, Callable[[Review], None]] = {
     # externalServices.
     "aws:rds/instance:Instance": rds_instance,
     "aws:rds/subnetGroup:SubnetGroup": nothing_to_check,
-    # A snapshot of the (encrypted) instance is encrypted with its key; the events go to an SNS topic.
-    "aws:rds/snapshot:Snapshot": nothing_to_check,
+    # A snapshot of the (encrypted) instance is encrypted with its key and shared with no one; the events go to an
+    # SNS topic.
+    "aws:rds/snapshot:Snapshot": rds_snapshot,
     "aws:rds/eventSubscription:EventSubscription": nothing_to_check,
     "aws:elasticache/replicationGroup:ReplicationGroup": elasticache_replication_group,
     "aws:elasticache/subnetGroup:SubnetGroup": nothing_to_check,

@@ -56,7 +56,8 @@ GROUP_ONLY_PORTS = (NODE_HTTP_PORT, *DATABASE_PORTS)  # other security groups on
 # `route53:changeresourcerecordsets` or `route53:Change*` would grant it (or more) unnoticed.
 DNS01_CHANGE = "route53:ChangeResourceRecordSets"
 # Traefik is given the zone id (AWS_HOSTED_ZONE_ID), so ListHostedZonesByName is not part of the design.
-DNS01_ACTIONS = (DNS01_CHANGE, "route53:ListResourceRecordSets", "route53:GetChange")
+DNS01_LIST = "route53:ListResourceRecordSets"
+DNS01_ACTIONS = (DNS01_CHANGE, DNS01_LIST, "route53:GetChange")
 DNS01_NAMES_KEY = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
 DNS01_TYPES_KEY = "route53:ChangeResourceRecordSetsRecordTypes"
 ACME_PREFIX = "_acme-challenge."
@@ -66,6 +67,10 @@ HOSTED_ZONE_ARN_RE = re.compile(r"arn:aws[\w-]*:route53:::hostedzone/[A-Z0-9]{1,
 METRICS_ACTION = "cloudwatch:PutMetricData"
 # The reporter's HoursSinceSnapshot (issue 19): read-only; EC2 has no resource-level permission for it.
 SNAPSHOT_READ_ACTION = "ec2:DescribeSnapshots"
+# The reporter's ConfirmedAlarmSubscribers (issue 19): read-only, on one topic (SNS has the resource-level
+# permission: Service Authorization Reference, ListSubscriptionsByTopic, resource type topic*).
+SUBSCRIBERS_READ_ACTION = "sns:ListSubscriptionsByTopic"
+TOPIC_ARN_RE = re.compile(r"arn:aws[\w-]*:sns:[\w-]+:\d{12}:[\w-]+")
 METRICS_NAMESPACE_PREFIX = "HarborCache"
 # The only managed policy the program attaches: AWS's service policy for the DLM snapshot role.
 DLM_SERVICE_POLICY = "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole"
@@ -172,8 +177,31 @@ def default_provider(review: Review) -> None:
             ]
         return []
 
+    def identity() -> list[Violation]:
+        # The engine hands Analyze a provider's CheckConfig output (step_generator.go generateSteps: Check, which for
+        # a provider is providers/registry.go Registry.Check -> CheckConfig; then analyzeAll), a structured value
+        # possibly as its JSON text ("[]", "{}"), so any value that is not empty counts.
+        static = [key for key in PROVIDER_IDENTITY_KEYS if not _empty(known(resource.props.get(key), key))]
+        if static:
+            return [
+                f"the provider sets {static}: the stack is deployed with the deploying identity (OIDC), never with static "
+                "keys or a role in another account; remove them from the stack's aws:* config"
+            ]
+        return []
+
     review.judge(endpoints)
     review.judge(program_default_tags)
+    review.judge(identity)
+
+
+# Who the provider acts as: static keys (aws:accessKey/secretKey/token) or another role (aws:assumeRole(s)...).
+PROVIDER_IDENTITY_KEYS = ("accessKey", "secretKey", "token", "assumeRole", "assumeRoles", "assumeRoleWithWebIdentity")
+
+
+def _empty(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip() in ("", "[]", "{}", "null")
+    return value in (None, [], {})
 
 
 def _default_tag_keys(props: Mapping[str, Any] | None) -> list[str]:
@@ -276,6 +304,13 @@ def ec2_instance(review: Review) -> None:
         return problems
 
     def launch_template() -> list[Violation]:
+        if as_list(props.get("securityGroups"), "securityGroups"):
+            # By name: EC2 honours them in a default VPC (RunInstances SecurityGroups), and the stack check
+            # `security-groups-are-the-programs` reads only vpcSecurityGroupIds (which the program uses).
+            return [
+                "the instance joins security groups by name (security_groups), which may be pre-existing ones: remove "
+                "security_groups (the program gives the instance its group through vpc_security_group_ids)"
+            ]
         if as_list(props.get("networkInterfaces"), "networkInterfaces"):
             return [
                 "the instance attaches network interfaces, whose security groups the pack does not see: remove "
@@ -407,8 +442,34 @@ def _ingress_problems(resource: Resource, rules: list[Rule]) -> list[Violation]:
     return problems
 
 
+# The VM dials the world on 80 and 443 only, plus an upstream's own port where the settings allowed it
+# (components/aws/network_rules.py egress_ports; components/settings/upstreams.py allowCustomPortEgress).
+WORLD_EGRESS_PORTS = (80, 443)
+
+
+def world_egress_ports() -> set[int]:
+    ports = set(WORLD_EGRESS_PORTS)
+    upstreams = _stack_config("upstreams")
+    for item in upstreams if isinstance(upstreams, list) else []:
+        if isinstance(item, Mapping) and item.get("allowCustomPortEgress") is True:
+            try:
+                port = urlsplit(str(item.get("url"))).port
+            except ValueError:
+                port = None
+            ports.update([port] if port else [])
+    return ports
+
+
 def _egress_problems(rules: list[Rule]) -> list[Violation]:
-    return [f"egress rule {rule.index} lets out {rule.shape}: single tcp ports only" for rule in rules if rule.port is None]
+    problems = [f"egress rule {rule.index} lets out {rule.shape}: single tcp ports only" for rule in rules if rule.port is None]
+    allowed = world_egress_ports()
+    for rule in rules:
+        if rule.port is not None and rule.port not in allowed and too_wide(rule.networks):
+            problems.append(
+                f"egress rule {rule.index} lets tcp {rule.port} out to the world: the VM dials the world on "
+                f"{sorted(allowed)} only (an upstream's own port with allowCustomPortEgress)"
+            )
+    return problems
 
 
 def ec2_security_group(review: Review) -> None:
@@ -482,8 +543,19 @@ def _statement_problems(statement: Mapping[str, Any], path: str, registry: bool,
     for action in as_list(statement.get("Action"), f"{path}.Action"):
         if action == DNS01_CHANGE:
             problems += _dns01_problems(statement, path)
+        elif action == DNS01_LIST:
+            # lego reads the records of the zone it was given (components/aws/dns.py dns01_policy): that one zone.
+            zones = as_list(statement.get("Resource"), f"{path}.Resource")
+            if len(zones) != 1 or not isinstance(zones[0], str) or not HOSTED_ZONE_ARN_RE.fullmatch(zones[0]):
+                problems.append(f"{DNS01_LIST} must name exactly one hosted zone ARN, not {zones}: the stack's zone")
         elif action in DNS01_ACTIONS or action == SNAPSHOT_READ_ACTION:
             continue
+        elif action == SUBSCRIBERS_READ_ACTION:
+            resources = as_list(statement.get("Resource"), f"{path}.Resource")
+            if len(resources) != 1 or not TOPIC_ARN_RE.fullmatch(str(known(resources[0], f"{path}.Resource"))):
+                problems.append(
+                    f"{SUBSCRIBERS_READ_ACTION} must name exactly one SNS topic's ARN (the alarm topic), not {resources}"
+                )
         elif action == METRICS_ACTION:
             condition = statement.get("Condition") or {}
             condition_namespace = (
@@ -501,14 +573,16 @@ def _statement_problems(statement: Mapping[str, Any], path: str, registry: bool,
             else:
                 problems.append(
                     f"IAM action {action!r} widens the instance role beyond DNS-01 and metrics: only "
-                    f"{', '.join((*DNS01_ACTIONS, METRICS_ACTION, SNAPSHOT_READ_ACTION))} are allowed, spelled out (no wildcards)"
+                    f"{', '.join((*DNS01_ACTIONS, METRICS_ACTION, SNAPSHOT_READ_ACTION, SUBSCRIBERS_READ_ACTION))} are allowed, "
+                    "spelled out (no wildcards)"
                 )
     return problems
 
 
 def iam_role_policy(review: Review) -> None:
     """The instance role's permissions: DNS-01 (one zone, one name, TXT), metrics into one namespace,
-    and in the registry policy the registry's S3 actions. On which role: stack check."""
+    the subscriptions of one topic, and in the registry policy the registry's S3 actions. On which
+    role: stack check."""
     resource = review.resource
     registry = resource.made_by("HarborStorage", "registry-access")
     urn = Urn.parse(resource.urn)
@@ -621,12 +695,25 @@ def load_balancer_listener(review: Review) -> None:
             return []
         if protocol == "HTTPS":
             policy = known(props.get("sslPolicy"), "sslPolicy")
+            problems = []
             if not isinstance(policy, str) or not TLS_POLICY_RE.fullmatch(policy):
-                return [
+                problems.append(
                     f"the HTTPS listener's ssl_policy is {policy!r}: use a TLS 1.2+ policy with TLS 1.3 "
                     "(ELBSecurityPolicy-TLS13-1-2-2021-06 or another ELBSecurityPolicy-TLS13-1-2-*/1-3-*)"
-                ]
-            return []
+                )
+            # Where the decrypted traffic goes: one forward to one target group, named where the stack check
+            # `identities-come-from-the-program` compares it with the program's (no weighted `forward` block,
+            # redirect, fixed response or authentication action, which it would not see).
+            used = [
+                {key for key, value in action.items() if value not in (None, [], {})} if isinstance(action, Mapping) else {"?"}
+                for action in actions
+            ]
+            if len(actions) != 1 or used[0] - {"type", "targetGroupArn", "order"} or actions[0].get("type") != "forward":
+                problems.append(
+                    f"the HTTPS listener's default actions are {actions!r}: its one action forwards to the program's "
+                    "target group, named by targetGroupArn"
+                )
+            return problems
         return [
             f"a load balancer listener with protocol {protocol or 'unset'!r}: harbor-cache serves only HTTPS (and 80 redirects)"
         ]
@@ -651,13 +738,27 @@ def load_balancer(review: Review) -> None:
     review.judge(kind)
 
 
-# The CAA values the program writes (components/aws/caa.py): Let's Encrypt bound to the stack's ACME account
-# (production or staging), or Amazon for ACM's certificate plus Let's Encrypt by DNS-01 only (replicas > 1:
-# components/aws/caa.py acm_caa_records); never a wildcard issuer.
-CAA_VALUE_RE = re.compile(
+# The CAA values the program writes (components/aws/caa.py), one of two sets and nothing else: one VM, Let's
+# Encrypt bound to the stack's ACME account (production or staging; which account: stack check
+# `the-caches-name-is-the-programs`, against the account command's stdout) and no wildcards (caa_records);
+# replicas > 1, Amazon for ACM's certificate plus Let's Encrypt by DNS-01 only, no wildcards (acm_caa_records).
+CAA_ACCOUNT_RE = re.compile(
     r'0 issue "letsencrypt\.org; accounturi=https://acme(-staging)?-v02\.api\.letsencrypt\.org/acme/acct/\d+"'
-    r'|0 issue "amazon\.com"|0 issue "letsencrypt\.org; validationmethods=dns-01"|0 issuewild ";"'
 )
+CAA_NO_WILDCARDS = '0 issuewild ";"'
+HA_CAA_RECORDS = ('0 issue "amazon.com"', '0 issue "letsencrypt.org; validationmethods=dns-01"', CAA_NO_WILDCARDS)
+
+
+def caa_shape(records: list) -> str | None:
+    """Which of the program's CAA sets `records` is ("one-vm", "ha"), or None."""
+    values = sorted(str(value) for value in records)
+    if values == sorted(HA_CAA_RECORDS):
+        return "ha"
+    if len(values) == 2 and CAA_NO_WILDCARDS in values and any(CAA_ACCOUNT_RE.fullmatch(v) for v in values):
+        return "one-vm"
+    return None
+
+
 # The program's records: (component, name part) -> what it is.
 PROGRAM_RECORDS = {
     ("HarborDns", "a"): "address",
@@ -696,12 +797,14 @@ def route53_record(review: Review) -> None:
         if props.get("allowOverwrite") and which != "ACM":
             problems.append(f"record {resource.name!r} sets allow_overwrite: it would take over an existing record; remove it")
         if kind == "CAA":
-            for index, value in enumerate(as_list(props.get("records"), "records")):
-                if not CAA_VALUE_RE.fullmatch(str(known(value, f"records[{index}]"))):
-                    problems.append(
-                        f"CAA value {value!r}: only Let's Encrypt with the stack's ACME account (accounturi), Amazon (ACM) "
-                        'and issuewild ";" are the program\'s'
-                    )
+            records = [known(value, f"records[{i}]") for i, value in enumerate(as_list(props.get("records"), "records"))]
+            if caa_shape(records) is None:
+                problems.append(
+                    f"CAA values {records!r}: only the program's sets, Let's Encrypt with the stack's ACME account "
+                    f'(accounturi) and issuewild ";" (one VM), or exactly {list(HA_CAA_RECORDS)} (replicas > 1)'
+                )
+        if which == "address" and props.get("records") not in (None, []) and props.get("aliases") not in (None, []):
+            problems.append(f"record {resource.name!r} sets both records and aliases: the program sets one of them")
         return problems
 
     review.judge(record)
@@ -740,27 +843,63 @@ def sns_topic(review: Review) -> None:
 TOPIC_PUBLISHERS = {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
 
 
+# Whose notifications each publisher may send (components/aws/backup_watch.py topic_policy): CloudWatch for the
+# account's alarms (ArnLike arn:...:alarm:*), EventBridge for named rules (ArnEquals, no wildcard); the account
+# is the topic's own (the statement's Resource).
+SOURCE_ARNS = {
+    "cloudwatch.amazonaws.com": re.compile(r"arn:aws[\w-]*:cloudwatch:[a-z0-9-]+:(\d{12}):alarm:[\w*.-]+"),
+    "events.amazonaws.com": re.compile(r"arn:aws[\w-]*:events:[a-z0-9-]+:(\d{12}):rule/[\w.-]+"),
+}
+TOPIC_ARN_RE = re.compile(r"arn:aws[\w-]*:sns:[a-z0-9-]+:(\d{12}):[\w-]+")
+
+
+def _publisher_problems(index: int, statement: Mapping[str, Any]) -> list[Violation]:
+    principal = statement.get("Principal")
+    service = principal.get("Service") if isinstance(principal, Mapping) else None
+    if (
+        statement.get("Effect") != "Allow"
+        or statement.get("Action") != "sns:Publish"
+        or not isinstance(principal, Mapping)
+        or set(principal) != {"Service"}
+        or service not in SOURCE_ARNS
+        or set(statement) - {"Sid", "Effect", "Principal", "Action", "Resource", "Condition"}
+    ):
+        return [
+            f"topic policy statement {index}: only sns:Publish by {sorted(SOURCE_ARNS)} is allowed (the alarm topic's publishers)"
+        ]
+    topic = TOPIC_ARN_RE.fullmatch(str(statement.get("Resource")))
+    condition = statement.get("Condition")
+    tests = list(condition.items()) if isinstance(condition, Mapping) else []
+    arns = [
+        arn
+        for operator, test in tests
+        if operator in ("ArnEquals", "ArnLike") and isinstance(test, Mapping) and set(test) == {"aws:SourceArn"}
+        for arn in as_list(test["aws:SourceArn"], "aws:SourceArn")
+    ]
+    matches = [SOURCE_ARNS[service].fullmatch(str(arn)) for arn in arns]
+    if (
+        topic is None
+        or len(tests) != 1
+        or not arns
+        or not all(m and m.group(1) == topic.group(1) for m in matches)
+        or service == "events.amazonaws.com"
+        and (tests[0][0] != "ArnEquals" or any(c in str(a) for a in arns for c in "*?"))
+    ):
+        return [
+            f"topic policy statement {index}: {service} publishes to one topic only with one aws:SourceArn condition naming "
+            f"the topic's account's alarms (cloudwatch) or rules by their full ARN (events, ArnEquals), not {condition!r}"
+        ]
+    return []
+
+
 def sns_topic_policy(review: Review) -> None:
-    """The alarm topic's policy: sns:Publish for CloudWatch alarms and EventBridge rules, each limited
-    by aws:SourceArn; nothing else (no other principal, no subscribe, no wildcard)."""
+    """The alarm topic's policy: sns:Publish for CloudWatch alarms and EventBridge rules of the topic's account, each
+    limited by aws:SourceArn; nothing else (no other principal, no subscribe, no wildcard source). Parsed strictly
+    (duplicate keys refused)."""
 
     def judge() -> list[Violation]:
-        document = json.loads(known(review.resource.props.get("policy"), "policy") or "{}")
-        problems = []
-        for index, statement in enumerate(document.get("Statement") or []):
-            principal = statement.get("Principal") if isinstance(statement.get("Principal"), dict) else {}
-            service = principal.get("Service")
-            tests = [test for test in (statement.get("Condition") or {}).values() if isinstance(test, dict)]
-            arns = [arn for test in tests for key, arn in test.items() if key == "aws:SourceArn"]
-            allowed = statement.get("Effect") == "Allow" and statement.get("Action") == "sns:Publish"
-            if not allowed or set(principal) != {"Service"} or service not in TOPIC_PUBLISHERS:
-                problems.append(
-                    f"topic policy statement {index}: only sns:Publish by {sorted(TOPIC_PUBLISHERS)} is allowed "
-                    "(the alarm topic's publishers)"
-                )
-            elif not arns:
-                problems.append(f"topic policy statement {index}: {service} publishes only with an aws:SourceArn condition")
-        return problems
+        found = statements(review.resource.props.get("policy"), "policy")
+        return [problem for index, statement in enumerate(found) for problem in _publisher_problems(index, statement)]
 
     review.judge(judge)
 
@@ -842,11 +981,18 @@ def s3_lifecycle(review: Review) -> None:
 def rds_instance(review: Review) -> None:
     props = review.resource.props
     wanted = {"publiclyAccessible": False, "storageEncrypted": True, "deletionProtection": True, "skipFinalSnapshot": False}
-    wrong = [f"{key}={props.get(key)!r}" for key, value in wanted.items() if bool(props.get(key)) is not value]
-    if wrong:
-        review.problems.append(
-            f"the database sets {', '.join(wrong)}: it is private, encrypted, protected from deletion and snapshotted on delete"
-        )
+
+    def settings() -> list[Violation]:
+        # Unset means false for every one of them (the provider's defaults); unknown fails closed.
+        wrong = [f"{key}={props.get(key)!r}" for key, value in wanted.items() if bool(known(props.get(key), key)) is not value]
+        if wrong:
+            return [
+                f"the database sets {', '.join(wrong)}: it is private, encrypted, protected from deletion and snapshotted "
+                "on delete"
+            ]
+        return []
+
+    review.judge(settings)
 
 
 def elasticache_replication_group(review: Review) -> None:
@@ -855,6 +1001,14 @@ def elasticache_replication_group(review: Review) -> None:
     if wrong or not props.get("authToken"):
         review.problems.append(
             f"Redis must use TLS, encryption at rest and an AUTH token ({', '.join(wrong) or 'authToken'} missing)"
+        )
+    # "preferred" accepts plain-text clients too (pulumi-aws elasticache.ReplicationGroup transit_encryption_mode:
+    # "preferred" or "required"). Unset, as the program leaves it: AWS applies "required" to a group created with
+    # TransitEncryptionEnabled (ElastiCache API CreateReplicationGroup, TransitEncryptionMode).
+    mode = props.get("transitEncryptionMode")
+    if mode is not None and mode != "required":
+        review.problems.append(
+            f"Redis transitEncryptionMode is {mode!r}: it accepts plain-text clients; leave it unset or 'required'"
         )
 
 
@@ -934,3 +1088,128 @@ def remote_command(review: Review) -> None:
 
     review.judge(credentials)
     review.judge(connection)
+
+
+def ec2_eip(review: Review) -> None:
+    """The program associates its EIPs through EipAssociation (whose instance and allocation the stack check
+    `identities-come-from-the-program` compares); an EIP's own instance or network interface would attach the
+    cache's address elsewhere unseen."""
+    props = review.resource.props
+
+    def attached() -> list[Violation]:
+        set_here = [key for key in ("instance", "networkInterface") if known(props.get(key), key)]
+        if set_here:
+            return [
+                f"the Elastic IP sets {set_here}: it is attached only by the program's EipAssociation to the program's "
+                "instance; remove them"
+            ]
+        return []
+
+    review.judge(attached)
+
+
+# The stack's SSH key is ED25519 (components/aws/vm.py: tls.PrivateKey(algorithm="ED25519")).
+SSH_KEY_ALGORITHM, SSH_PUBLIC_KEY_PREFIX = "ED25519", "ssh-ed25519 "
+
+
+def tls_private_key(review: Review) -> None:
+    """The stack's SSH key (HarborVm's ssh-key): ED25519. (Harbor's token signing key, HarborSharedSecrets', is RSA as
+    Harbor's core wants it.)"""
+    algorithm = review.resource.props.get("algorithm")
+    if review.resource.made_by("HarborVm", "ssh-key") and algorithm != SSH_KEY_ALGORITHM:
+        review.problems.append(f"the SSH key's algorithm is {algorithm!r}: use {SSH_KEY_ALGORITHM}")
+
+
+def ec2_key_pair(review: Review) -> None:
+    """The key pair holds an ED25519 public key (OpenSSH's type prefix); whose key: stack check."""
+    props = review.resource.props
+
+    def algorithm() -> list[Violation]:
+        key = str(known(props.get("publicKey"), "publicKey"))
+        if not key.startswith(SSH_PUBLIC_KEY_PREFIX):
+            return [f"the key pair's public key is {key.split(' ')[0]!r}, not ED25519: use the stack's ED25519 SSH key"]
+        return []
+
+    review.judge(algorithm)
+
+
+def _stack_config(key: str) -> Any:
+    """A value of the stack's configuration as the engine passes it (PULUMI_CONFIG; structured values as JSON text)."""
+    try:
+        config = json.loads(os.environ.get("PULUMI_CONFIG") or "{}")
+        value = config.get(f"{PROJECT}:{key}") if isinstance(config, dict) else None
+        return json.loads(value) if isinstance(value, str) and value[:1] in "[{" else value
+    except ValueError:
+        return None
+
+
+def credentialed_public_allowed(upstream: str) -> bool:
+    """Whether the stack's configuration allows `upstream`'s project to be public with its credential
+    (components/settings/upstreams.py: allowCredentialedPublic on that upstream)."""
+    upstreams = _stack_config("upstreams")
+    return isinstance(upstreams, list) and any(
+        isinstance(item, Mapping) and item.get("name") == upstream and item.get("allowCredentialedPublic") is True
+        for item in upstreams
+    )
+
+
+# What the program's robots may do (components/harbor/config.py): the monitor robot lists registries and GC
+# results (MONITOR_ACCESS) and, in the proxy projects, retention runs (MONITOR_PROJECT_ACCESS); the pull robot has no
+# system access and in its projects the provider's default (project_access unset: components/harbor/robot.py
+# PROJECT_ACCESS, repository pull and artifact read).
+ROBOT_SYSTEM_ACCESS = {("registry", "list"), ("garbage-collection", "list")}
+ROBOT_PROJECT_ACCESS = {("repository", "pull"), ("artifact", "read"), ("tag-retention", "list")}
+# Harbor's project names (src/common/utils/utils.go ValidateProjectName... lower case, digits, ._- inside).
+HARBOR_PROJECT_NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
+
+
+def harbor_robot(review: Review) -> None:
+    """Where the password goes (harbor_api_client); a robot with at most the program's robots' system and project
+    access, in named projects, no wildcard."""
+    harbor_api_client(review)
+    props = review.resource.props
+
+    def pairs(key: str) -> set[tuple[str, str]]:
+        return {
+            (str(a.get("resource")), str(a.get("action"))) if isinstance(a, Mapping) else ("?", "?")
+            for a in as_list(props.get(key), key)
+        }
+
+    def access() -> list[Violation]:
+        projects = as_list(props.get("projects"), "projects")
+        problems = []
+        for key, allowed in (("system_access", ROBOT_SYSTEM_ACCESS), ("project_access", ROBOT_PROJECT_ACCESS)):
+            if not pairs(key) <= allowed:
+                problems.append(
+                    f"robot {review.resource.name!r} has {key} {sorted(pairs(key))}: at most {sorted(allowed)} (what the "
+                    "program's robots are given)"
+                )
+        if not all(isinstance(p, str) and HARBOR_PROJECT_NAME_RE.fullmatch(p) for p in projects):
+            problems.append(f"robot {review.resource.name!r} names projects {projects!r}: only project names, no wildcard")
+        return problems
+
+    review.judge(access)
+
+
+def harbor_system_settings(review: Review) -> None:
+    """Where the password goes (harbor_api_client); no self-registration, projects made by admins only
+    (components/harbor/config.py)."""
+    harbor_api_client(review)
+    props = review.resource.props
+
+    def pinned() -> list[Violation]:
+        wanted = {"self_registration": False, "project_creation_restriction": "adminonly"}
+        wrong = {key: props.get(key) for key, value in wanted.items() if known(props.get(key), key) != value}
+        return [f"Harbor's system settings set {wrong}: the cache keeps {wanted}"] if wrong else []
+
+    review.judge(pinned)
+
+
+def rds_snapshot(review: Review) -> None:
+    """The upgrade's snapshot of the database stays in the account: shared with no other account (and never "all")."""
+
+    def kept() -> list[Violation]:
+        accounts = as_list(review.resource.props.get("sharedAccounts"), "sharedAccounts")
+        return [f"the database snapshot is shared with {accounts}: it stays in this account"] if accounts else []
+
+    review.judge(kept)

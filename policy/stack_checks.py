@@ -1,6 +1,11 @@
 """Stack checks: where values come from. The engine's AnalyzeStack hands every resource with its
 property dependencies (the URNs each input came from), which are known at preview even when the
-values are not."""
+values are not, and with its outputs (pkg/resource/deploy/step_generator.go AnalyzeResources), which for
+the bridged providers (aws, random, tls) carry the resource's id as the property "id"
+(pulumi-terraform-bridge pkg/tfbridge/provider.go Create: MakeTerraformResult of the Terraform state,
+whose schema always has "id"). So a reference is judged twice: it comes from the program's resource
+(its dependency) and it holds that resource's value (`holds_the_sources_value`), never a literal kept
+beside the dependency."""
 
 from __future__ import annotations
 
@@ -11,12 +16,16 @@ from typing import Any
 from reading import Resource, Review, Undecidable, Violation, is_unknown, statements
 from resource_checks import (
     ACME_PREFIX,
-    BUCKET_ARN_RE,
+    CAA_ACCOUNT_RE,
+    CAA_NO_WILDCARDS,
     COMMAND_OWNERS,
     DLM_SERVICE,
     DNS01_CHANGE,
+    DNS01_LIST,
     DNS01_NAMES_KEY,
     EC2_SERVICE,
+    caa_shape,
+    credentialed_public_allowed,
     iam_role,
 )
 
@@ -66,14 +75,37 @@ def _source(resource: StackResource, key: str, by_urn: dict[str, StackResource])
     return by_urn.get(urns[0]) if len(urns) == 1 else None
 
 
+def holds_the_sources_value(value: Any, source: StackResource, output: str) -> bool:
+    """Whether a reference holds `output` of the resource it comes from (an id, a name, an ARN), not a literal kept
+    beside the dependency (`sg.id.apply(lambda _: "sg-...")` depends on the group and names another).
+
+    At `up` every value is known and the two must be equal. At a preview, a value made from a resource created or
+    replaced in the same update is unknown: an unknown reference cannot be a literal and is judged by its dependency
+    alone; a known one must equal a known value of its source (a literal where the program's value would still be
+    unknown is refused). An output the source does not have counts as unknown."""
+    if is_unknown(value):
+        return True
+    origin = source.props.get(output)
+    return origin is not None and not is_unknown(origin) and str(value).strip() == str(origin).strip()
+
+
+def _held_source(resource: StackResource, key: str, output: str, by_urn: dict[str, StackResource]) -> StackResource | None:
+    """The one resource a property comes from, if the property holds that resource's `output`."""
+    source = _source(resource, key, by_urn)
+    return source if source is not None and holds_the_sources_value(resource.props.get(key), source, output) else None
+
+
+INSTANCE_PROFILE = "aws:iam/instanceProfile:InstanceProfile"
+
+
 def instances_run_as_the_programs_role(resources: list[StackResource]) -> list[Violation]:
     """An instance's profile is the program's InstanceProfile, whose role trusts only EC2 (never a
     pre-existing profile, never a role trusted by anyone else)."""
     by_urn = _by_urn(resources)
     problems = []
     for instance in (r for r in resources if r.type == "aws:ec2/instance:Instance"):
-        profile = _source(instance, "iamInstanceProfile", by_urn)
-        role = _source(profile, "role", by_urn) if profile and profile.type == "aws:iam/instanceProfile:InstanceProfile" else None
+        profile = _held_source(instance, "iamInstanceProfile", "name", by_urn)
+        role = _held_source(profile, "role", "name", by_urn) if profile and profile.type == INSTANCE_PROFILE else None
         if _trusted_service(role) != EC2_SERVICE:
             problems.append(
                 f"instance {instance.name!r} runs as {instance.props.get('iamInstanceProfile')!r}, which is not the program's "
@@ -86,17 +118,18 @@ def role_grants_land_on_the_right_role(resources: list[StackResource]) -> list[V
     """The DLM service policy and the DLM lifecycle policy use the role only DLM assumes; the
     instance role's policies (DNS-01, metrics, registry) land on the role only EC2 assumes."""
     by_urn = _by_urn(resources)
+    # type -> (the field naming the role, the role's output it holds, the service the role must trust)
     wanted = {
-        "aws:iam/rolePolicyAttachment:RolePolicyAttachment": ("role", DLM_SERVICE),
-        "aws:dlm/lifecyclePolicy:LifecyclePolicy": ("executionRoleArn", DLM_SERVICE),
-        "aws:iam/rolePolicy:RolePolicy": ("role", EC2_SERVICE),
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment": ("role", "name", DLM_SERVICE),
+        "aws:dlm/lifecyclePolicy:LifecyclePolicy": ("executionRoleArn", "arn", DLM_SERVICE),
+        "aws:iam/rolePolicy:RolePolicy": ("role", "name", EC2_SERVICE),
     }
     problems = []
     for resource in resources:
         if resource.type not in wanted:
             continue
-        key, service = wanted[resource.type]
-        if _trusted_service(_source(resource, key, by_urn)) != service:
+        key, output, service = wanted[resource.type]
+        if _trusted_service(_held_source(resource, key, output, by_urn)) != service:
             problems.append(
                 f"{resource.type} {resource.name!r} sets {key} to {resource.props.get(key)!r}, not the program's role that only "
                 f"{service} assumes"
@@ -106,6 +139,26 @@ def role_grants_land_on_the_right_role(resources: list[StackResource]) -> list[V
 
 def _listed(value: Any) -> list:
     return value if isinstance(value, list) else [value]
+
+
+def _reporter_policy_from_the_alarm_topic(policy: StackResource, found: list, by_urn: dict[str, StackResource]) -> bool:
+    """The reporter's permissions (HarborAlarms' put-metrics) made from the program's alarm topic alone, and
+    the SNS resource they name is that topic's ARN (ConfirmedAlarmSubscribers, issue 19)."""
+    topic = _source(policy, "policy", by_urn)
+    if (
+        topic is None
+        or topic.type != "aws:sns/topic:Topic"
+        or not topic.resource().made_by("HarborAlarms", "topic")
+        or not policy.resource().made_by("HarborAlarms", "put-metrics")
+    ):
+        return False
+    named = [
+        arn
+        for s in found
+        if any(str(action).startswith("sns:") for action in _listed(s.get("Action")))
+        for arn in _listed(s.get("Resource"))
+    ]
+    return all(holds_the_sources_value(arn, topic, "arn") for arn in named)
 
 
 def registry_grant_names_the_programs_bucket(resources: list[StackResource]) -> list[Violation]:
@@ -128,6 +181,8 @@ def registry_grant_names_the_programs_bucket(resources: list[StackResource]) -> 
         registry = policy.resource().made_by("HarborStorage", "registry-access")
         if not (grants_s3 or from_a_bucket or unknown or urns or registry):
             continue
+        if not grants_s3 and _reporter_policy_from_the_alarm_topic(policy, found, by_urn):
+            continue
         bucket = _source(policy, "policy", by_urn)
         if (
             bucket is None
@@ -142,15 +197,11 @@ def registry_grant_names_the_programs_bucket(resources: list[StackResource]) -> 
                 "its own bucket only"
             )
             continue
-        name = bucket.props.get("bucket")
-        named = {
-            match.group(1)
-            for s in found
-            for arn in _listed(s.get("Resource"))
-            if (match := BUCKET_ARN_RE.fullmatch(str(arn).removesuffix("/*")))
-        }
-        if found and not is_unknown(name) and named != {name}:
-            problems.append(f"role policy {policy.name!r} names buckets {sorted(named)}, not the program's bucket {name!r}")
+        named = sorted({str(arn).removesuffix("/*") for s in found for arn in _listed(s.get("Resource"))})
+        if not all(holds_the_sources_value(arn, bucket, "arn") for arn in named):
+            problems.append(
+                f"role policy {policy.name!r} names buckets {named}, not the program's bucket {bucket.props.get('arn')!r}"
+            )
     return problems
 
 
@@ -174,6 +225,14 @@ def dns01_names_the_programs_hostname(resources: list[StackResource]) -> list[Vi
             continue  # the resource check refuses it, or judges it at up
         for statement in found:
             actions = statement.get("Action") if isinstance(statement.get("Action"), list) else [statement.get("Action")]
+            zones = statement.get("Resource") if isinstance(statement.get("Resource"), list) else [statement.get("Resource")]
+            if DNS01_LIST in actions and (
+                not hosts or any(f"arn:aws:route53:::hostedzone/{z}" not in zones for _, z in hosts) or len(zones) != 1
+            ):
+                problems.append(
+                    f"role policy {policy.name!r} lets the instance list the records of {zones}: only the zone of the "
+                    f"cache's own name ({sorted(z for _, z in hosts) or 'no record of the cache found'})"
+                )
             if DNS01_CHANGE not in actions:
                 continue
             names = ((statement.get("Condition") or {}).get("ForAllValues:StringEquals") or {}).get(DNS01_NAMES_KEY)
@@ -273,61 +332,63 @@ def _programs_group(resource: StackResource | None) -> str | None:
     return next((name for name, (owner, part) in PROGRAM_GROUPS.items() if resource.resource().made_by(owner, part)), None)
 
 
+def _group_reference_problems(
+    resource: StackResource, key: str, wanted: str, by_urn: dict[str, StackResource]
+) -> list[Violation]:
+    sources = [by_urn.get(urn) for urn in resource.property_dependencies.get(key) or []]
+    value = resource.props.get(key)
+    ids = [value] if is_unknown(value) else value if isinstance(value, list) else []
+    named = [_programs_group(source) for source in sources]
+    if named == [wanted] and len(ids) == 1 and holds_the_sources_value(ids[0], sources[0], "id"):
+        return []
+    return [
+        f"{resource.type} {resource.name!r} is in security groups {value!r} (from {[s.name if s else None for s in sources]}): "
+        f"it belongs in the program's {wanted} only, passed as that resource's id "
+        f"({sources[0].props.get('id') if len(sources) == 1 and sources[0] else 'its id'}; no literal or pre-existing group)"
+    ]
+
+
+def _rule_group_problems(group: StackResource, key: str, by_urn: dict[str, StackResource]) -> list[Violation]:
+    """A rule's source (ingress) or destination (egress) groups are the program's groups its `key` comes from, each
+    named by that group's id."""
+    rules = group.props.get(key)
+    if is_unknown(rules) or not isinstance(rules, list):
+        return []
+    sources = [by_urn.get(urn) for urn in group.property_dependencies.get(key) or []]
+    referenced = sorted(
+        {
+            str(named)
+            for rule in rules
+            if isinstance(rule, Mapping)
+            for named in (rule.get("securityGroups") if isinstance(rule.get("securityGroups"), list) else [])
+        }
+    )
+    programs = [source for source in sources if _programs_group(source)]
+    if len(programs) == len(sources) and all(
+        any(holds_the_sources_value(named, source, "id") for source in programs) for named in referenced
+    ):
+        return []
+    return [
+        f"security group {group.name!r} names groups {referenced} in its {key} rules, from "
+        f"{[s.name if s else None for s in sources]}: a rule's group is one of the program's, passed as its id "
+        f"({sorted(str(s.props.get('id')) for s in programs)}; no literal group id)"
+    ]
+
+
 def security_groups_are_the_programs(resources: list[StackResource]) -> list[Violation]:
-    """Every security-group reference comes from the program's own group through property dependencies, never a
-    literal id (a pre-existing group, the VPC's default one): an instance, the load balancer, the database and
-    Redis each in exactly their one group; a rule's source groups only the program's, one id per group."""
+    """Every security-group reference is the id of the program's own group, from that group through property
+    dependencies and equal to its id output, never a literal id (a pre-existing group, the VPC's default one): an
+    instance, the load balancer, the database and Redis each in exactly their one group; a rule's groups only the
+    program's."""
     by_urn = _by_urn(resources)
     problems = []
-    # The analyzer is not handed a resource's id, so a literal id in place of the program's group is seen by
-    # disagreement: every known value that stands for one group (from one dependency) must be the same.
-    seen: dict[str, set[str]] = {}
     for resource in resources:
         for (kind, key), wanted in GROUP_REFERENCES.items():
-            if resource.type != kind:
-                continue
-            value = resource.props.get(key)
-            if isinstance(value, list) and len(value) == 1 and not is_unknown(value[0]):
-                seen.setdefault(wanted, set()).add(str(value[0]))
-        if resource.type == "aws:ec2/securityGroup:SecurityGroup" and isinstance(resource.props.get("ingress"), list):
-            named = [_programs_group(by_urn.get(urn)) for urn in resource.property_dependencies.get("ingress") or []]
-            for rule in resource.props["ingress"]:
-                groups = rule.get("securityGroups") if isinstance(rule, Mapping) else None
-                if len(named) == 1 and named[0] and isinstance(groups, list):
-                    seen.setdefault(named[0], set()).update(str(g) for g in groups if not is_unknown(g))
-    for group, values in sorted(seen.items()):
-        if len(values) > 1:
-            problems.append(
-                f"the program's security group {group} is named by different ids {sorted(values)}: one of them is a literal "
-                "or pre-existing group; pass the program's group (its id output) everywhere"
-            )
-    for resource in resources:
-        for (kind, key), wanted in GROUP_REFERENCES.items():
-            if resource.type != kind:
-                continue
-            sources = [_programs_group(by_urn.get(urn)) for urn in resource.property_dependencies.get(key) or []]
-            value = resource.props.get(key)
-            count_ok = is_unknown(value) or (isinstance(value, list) and len(value) == 1)
-            if sources != [wanted] or not count_ok:
-                problems.append(
-                    f"{kind} {resource.name!r} is in security groups {value!r} (from {sources}): it belongs in the program's "
-                    f"{wanted} only, passed as that resource's id (no literal or pre-existing group)"
-                )
-        if resource.type == "aws:ec2/securityGroup:SecurityGroup" and not is_unknown(resource.props.get("ingress")):
-            sources = [by_urn.get(urn) for urn in resource.property_dependencies.get("ingress") or []]
-            named = [_programs_group(source) for source in sources]
-            rules = resource.props.get("ingress") if isinstance(resource.props.get("ingress"), list) else []
-            referenced = {
-                str(group)
-                for rule in rules
-                if isinstance(rule, Mapping)
-                for group in (rule.get("securityGroups") if isinstance(rule.get("securityGroups"), list) else [])
-            }
-            if None in named or len(referenced) > len(named):
-                problems.append(
-                    f"security group {resource.name!r} admits groups {sorted(referenced)} from {len(named)} of the program's "
-                    "groups: a rule's source group is one of the program's, passed as its id (no literal group id)"
-                )
+            if resource.type == kind:
+                problems += _group_reference_problems(resource, key, wanted, by_urn)
+        if resource.type == "aws:ec2/securityGroup:SecurityGroup":
+            for key in ("ingress", "egress"):
+                problems += _rule_group_problems(resource, key, by_urn)
     return problems
 
 
@@ -363,54 +424,272 @@ def alarms_notify_the_programs_topic(resources: list[StackResource]) -> list[Vio
     return problems
 
 
+# A reference to one of the program's resources: the source's type, its owner component and name part, and the
+# output the reference holds.
+Source = tuple[str, str, str, str]
+_NODE = r"(?:[1-9][0-9]*-)?"
+_INSTANCE = ("aws:ec2/instance:Instance", "HarborVm", f"{_NODE}instance", "id")
+_TARGET_GROUP = ("aws:lb/targetGroup:TargetGroup", "HarborLoadBalancer", "nodes", "arn")
+_ALARM_TOPIC = ("aws:sns/topic:Topic", "HarborAlarms", "topic", "arn")
+_EVENTS_TOPIC = ("aws:sns/topic:Topic", "HarborDataServices", "events", "arn")
+
 # Resources the pack has nothing to judge in alone, whose identity fields must come from the program's own
-# resources (components/aws/vm.py): (type, field) -> (the source's type, its owner, its name part).
-IDENTITY_SOURCES = {
-    ("aws:ec2/volumeAttachment:VolumeAttachment", "instanceId"): (
-        "aws:ec2/instance:Instance",
-        "HarborVm",
-        r"(?:[1-9][0-9]*-)?instance",
+# resources and hold their value (components/aws/vm.py): (type, field) -> the sources it may name.
+IDENTITY_SOURCES: dict[tuple[str, str], tuple[Source, ...]] = {
+    ("aws:ec2/volumeAttachment:VolumeAttachment", "instanceId"): (_INSTANCE,),
+    ("aws:ec2/volumeAttachment:VolumeAttachment", "volumeId"): (("aws:ebs/volume:Volume", "HarborVm", f"{_NODE}data", "id"),),
+    ("aws:ec2/eipAssociation:EipAssociation", "instanceId"): (_INSTANCE,),
+    ("aws:ec2/eipAssociation:EipAssociation", "allocationId"): (("aws:ec2/eip:Eip", "HarborVm", f"{_NODE}eip", "id"),),
+    ("aws:ec2/instance:Instance", "keyName"): (("aws:ec2/keyPair:KeyPair", "HarborVm", "key-pair", "keyName"),),
+    ("aws:ec2/keyPair:KeyPair", "publicKey"): (("tls:index/privateKey:PrivateKey", "HarborVm", "ssh-key", "publicKeyOpenssh"),),
+    # What the load balancer sends decrypted traffic to (components/aws/load_balancer.py, vm.py, target_drain.py):
+    # the HTTPS listener forwards to the program's target group, which holds the program's instances only.
+    ("aws:lb/listener:Listener", "defaultActions[].targetGroupArn"): (_TARGET_GROUP,),
+    ("aws:lb/targetGroupAttachment:TargetGroupAttachment", "targetGroupArn"): (_TARGET_GROUP,),
+    ("aws:lb/targetGroupAttachment:TargetGroupAttachment", "targetId"): (_INSTANCE,),
+    ("pulumi-python:dynamic/elbv2:TargetDrain", "target_group_arn"): (_TARGET_GROUP,),
+    ("pulumi-python:dynamic/elbv2:TargetDrain", "instance_id"): (_INSTANCE,),
+    # The HTTPS listener serves the program's ACM certificate (components/aws/load_balancer.py: the validation's
+    # certificate_arn, which is the certificate's arn), never one imported with a key someone holds.
+    ("aws:lb/listener:Listener", "certificateArn"): (
+        ("aws:acm/certificateValidation:CertificateValidation", "HarborLoadBalancer", "certificate-issued", "certificateArn"),
     ),
-    ("aws:ec2/volumeAttachment:VolumeAttachment", "volumeId"): ("aws:ebs/volume:Volume", "HarborVm", r"(?:[1-9][0-9]*-)?data"),
-    ("aws:ec2/eipAssociation:EipAssociation", "instanceId"): (
-        "aws:ec2/instance:Instance",
-        "HarborVm",
-        r"(?:[1-9][0-9]*-)?instance",
+    ("aws:acm/certificateValidation:CertificateValidation", "certificateArn"): (
+        ("aws:acm/certificate:Certificate", "HarborLoadBalancer", "certificate", "arn"),
     ),
-    ("aws:ec2/eipAssociation:EipAssociation", "allocationId"): ("aws:ec2/eip:Eip", "HarborVm", r"(?:[1-9][0-9]*-)?eip"),
-    ("aws:ec2/instance:Instance", "keyName"): ("aws:ec2/keyPair:KeyPair", "HarborVm", "key-pair"),
-    ("aws:ec2/keyPair:KeyPair", "publicKey"): ("tls:index/privateKey:PrivateKey", "HarborVm", "ssh-key"),
+    # Which instance's console the host key is read from, which instance is started after a volume swap.
+    ("pulumi-python:dynamic/ec2:ConsoleHostKey", "instance_id"): (_INSTANCE,),
+    ("pulumi-python:dynamic/ec2:InstanceRunning", "instance_id"): (_INSTANCE,),
+}
+# References a resource may leave out (the HTTP listener has no certificate): absent, nothing to compare.
+OPTIONAL_REFERENCES = {("aws:lb/listener:Listener", "certificateArn")}
+# Where the program's notifications go (alarms: `alarms-notify-the-programs-topic`): the backup watch's targets and
+# the topic policy it sets are the alarm topic's (components/aws/backup_watch.py), the stores' events go to their
+# events topic (data_services.py), e-mail subscriptions subscribe to one of the two.
+NOTIFICATION_SOURCES: dict[tuple[str, str], tuple[Source, ...]] = {
+    ("aws:cloudwatch/eventTarget:EventTarget", "arn"): (_ALARM_TOPIC,),
+    ("aws:sns/topicPolicy:TopicPolicy", "arn"): (_ALARM_TOPIC,),
+    ("aws:sns/topicSubscription:TopicSubscription", "topic"): (_ALARM_TOPIC, _EVENTS_TOPIC),
+    ("aws:rds/eventSubscription:EventSubscription", "snsTopic"): (_EVENTS_TOPIC,),
+    ("aws:elasticache/replicationGroup:ReplicationGroup", "notificationTopicArn"): (_EVENTS_TOPIC,),
 }
 
 
-def identities_come_from_the_program(resources: list[StackResource]) -> list[Violation]:
-    """A volume attachment joins the program's volume to the program's instance, an EIP association the
-    program's EIP to its instance; instances use the program's key pair, made from the stack's SSH key:
-    never a literal id or a pre-existing key pair."""
+def _field_values(props: Mapping[str, Any], key: str) -> list[Any]:
+    """The values a field holds: `key`'s, or for "list[].field" each item's field (none when no item has one)."""
+    outer, _, inner = key.partition("[].")
+    if not inner:
+        return [props.get(key)]
+    items = props.get(outer)
+    if is_unknown(items):
+        return [items]
+    return [item.get(inner) for item in items if isinstance(item, Mapping) and inner in item] if isinstance(items, list) else []
+
+
+def _matching(source: StackResource | None, wanted: tuple[Source, ...]) -> Source | None:
+    """Which of the program's resources `wanted` names `source` is (None: none of them)."""
+    if source is None:
+        return None
+    return next((spec for spec in wanted if source.type == spec[0] and source.resource().made_by(spec[1], spec[2])), None)
+
+
+def _references_problems(resources: list[StackResource], table: dict[tuple[str, str], tuple[Source, ...]]) -> list[Violation]:
+    """Each field of `table` comes from exactly one resource, one of the program's the table names, and holds
+    that resource's output."""
     by_urn = _by_urn(resources)
     problems = []
     for resource in resources:
-        for (kind, key), (source_type, owner, part) in IDENTITY_SOURCES.items():
-            if resource.type != kind:
+        for (kind, key), wanted in table.items():
+            values = _field_values(resource.props, key) if resource.type == kind else []
+            if not values or (kind, key) in OPTIONAL_REFERENCES and values == [None]:
                 continue
-            sources = [by_urn.get(urn) for urn in resource.property_dependencies.get(key) or []]
-            if (
-                len(sources) != 1
-                or sources[0] is None
-                or sources[0].type != source_type
-                or not sources[0].resource().made_by(owner, part)
-            ):
+            sources = [by_urn.get(urn) for urn in resource.property_dependencies.get(key.partition("[].")[0]) or []]
+            source = sources[0] if len(sources) == 1 else None
+            spec = _matching(source, wanted)
+            if spec is None or not all(holds_the_sources_value(value, source, spec[3]) for value in values):
+                names = " or ".join(f"{owner}'s {part} ({kind_}, its {output})" for kind_, owner, part, output in wanted)
                 problems.append(
-                    f"{kind} {resource.name!r} sets {key} to {resource.props.get(key)!r}, not from the program's {source_type}: "
-                    "pass the program's resource, never a literal id or a pre-existing one"
+                    f"{kind} {resource.name!r} sets {key} to {values!r}, not the program's {names}: pass the program's "
+                    "resource, never a literal or a pre-existing one"
                 )
     return problems
 
 
+def identities_come_from_the_program(resources: list[StackResource]) -> list[Violation]:
+    """A volume attachment joins the program's volume to the program's instance, an EIP association the
+    program's EIP to its instance; instances use the program's key pair, made from the stack's SSH key; the
+    load balancer forwards to the program's target group, which holds the program's instances: each field from
+    that resource and holding its id (or name, key, ARN), never a literal or a pre-existing one."""
+    return _references_problems(resources, IDENTITY_SOURCES)
+
+
+def notifications_go_to_the_programs_topics(resources: list[StackResource]) -> list[Violation]:
+    """The backup watch notifies (and sets the policy of) the program's alarm topic, the stores' events go to
+    the program's events topic, subscriptions are to one of those: never another topic."""
+    return _references_problems(resources, NOTIFICATION_SOURCES)
+
+
+def _one_source(resource: StackResource, key: str, by_urn: dict[str, StackResource], kind: str, owner: str, part: str):
+    """The one resource `key` comes from when it is the program's `owner`/`part` of type `kind`, else None."""
+    source = _source(resource, key, by_urn)
+    if source is None or source.type != kind or not source.resource().made_by(owner, part):
+        return None
+    return source
+
+
+def _address_problems(record: StackResource, by_urn: dict[str, StackResource], balancer: StackResource | None) -> list:
+    props = record.props
+    records, aliases = props.get("records"), props.get("aliases")
+    if balancer is not None:
+        # replicas > 1: an alias of the program's load balancer (components/aws/dns.py), its name and zone.
+        source = _one_source(record, "aliases", by_urn, balancer.type, "HarborLoadBalancer", "alb")
+        items = [aliases] if is_unknown(aliases) else aliases if isinstance(aliases, list) else []
+        alias = items[0] if len(items) == 1 else None
+        good = (
+            source is not None
+            and records in (None, [])
+            and alias is not None
+            and (
+                is_unknown(alias)
+                or isinstance(alias, Mapping)
+                and holds_the_sources_value(alias.get("name"), source, "dnsName")
+                and holds_the_sources_value(alias.get("zoneId"), source, "zoneId")
+            )
+        )
+        wanted = "an alias of the program's load balancer (harbor-lb-alb: its dnsName and zoneId)"
+    else:
+        # One VM: the program's EIP's address (components/aws/dns.py records=[public_ip]).
+        source = _one_source(record, "records", by_urn, "aws:ec2/eip:Eip", "HarborVm", "eip")
+        items = [records] if is_unknown(records) else records if isinstance(records, list) else []
+        good = (
+            source is not None
+            and aliases in (None, [])
+            and len(items) == 1
+            and holds_the_sources_value(items[0], source, "publicIp")
+        )
+        wanted = "the program's Elastic IP's address (harbor-vm-eip's publicIp)"
+    if good:
+        return []
+    return [
+        f"the cache's name ({record.name!r}) points at records={records!r} aliases={aliases!r}: it holds exactly {wanted}, "
+        "from that resource, never a literal address or another target"
+    ]
+
+
+def _caa_problems(record: StackResource, by_urn: dict[str, StackResource], balancer: StackResource | None) -> list:
+    records = record.props.get("records")
+    if balancer is not None:
+        # replicas > 1: exactly acm_caa_records() (components/aws/caa.py), a literal set.
+        if not is_unknown(records) and isinstance(records, list) and caa_shape(records) == "ha":
+            return []
+        return [f"the CAA record {record.name!r} holds {records!r}: with replicas > 1 exactly the program's ACM set"]
+    # One VM: caa_records(<the acme-account command's stdout>), from that command (components/aws/caa.py).
+    account = _one_source(record, "records", by_urn, "command:remote:Command", "HarborCaa", "acme-account")
+    stdout = account.props.get("stdout") if account is not None else None
+    if account is not None and is_unknown(records):
+        return []  # a fresh preview: judged by where it comes from; the values at up
+    if (
+        account is not None
+        and isinstance(records, list)
+        and isinstance(stdout, str)
+        and not is_unknown(stdout)
+        and CAA_ACCOUNT_RE.fullmatch(f'0 issue "letsencrypt.org; accounturi={stdout.strip()}"')
+        and sorted(str(r) for r in records)
+        == sorted([f'0 issue "letsencrypt.org; accounturi={stdout.strip()}"', CAA_NO_WILDCARDS])
+    ):
+        return []
+    return [
+        f"the CAA record {record.name!r} holds {records!r}: on one VM exactly Let's Encrypt bound to the stack's own ACME "
+        f"account (harbor-caa-acme-account's output {stdout!r}) and no wildcards, from that command"
+    ]
+
+
+def the_caches_name_is_the_programs(resources: list[StackResource]) -> list[Violation]:
+    """The cache's A record holds the program's EIP address (one VM) or aliases the program's load balancer
+    (replicas > 1), from that resource; its CAA record names the stack's own ACME account (one VM) or is exactly
+    the program's ACM set (replicas > 1). Which mode: whether the program's load balancer is in the stack."""
+    by_urn = _by_urn(resources)
+    balancer = next(
+        (
+            r
+            for r in resources
+            if r.type == "aws:lb/loadBalancer:LoadBalancer" and r.resource().made_by("HarborLoadBalancer", "alb")
+        ),
+        None,
+    )
+    problems = []
+    for record in (r for r in resources if r.type == "aws:route53/record:Record"):
+        if record.resource().made_by("HarborDns", "a"):
+            problems += _address_problems(record, by_urn, balancer)
+        elif record.resource().made_by("HarborCaa", "caa"):
+            problems += _caa_problems(record, by_urn, balancer)
+    return problems
+
+
+def _has_credential(registry: StackResource) -> bool:
+    """Whether the registry carries an upstream credential: its outputs keep only the credential's hash, empty
+    without one (components/harbor/registry.py RegistryProvider.outputs, provider_base.secret_hash); at a preview of
+    its update the state is its new inputs, access_key and access_secret (pulumi
+    sdk/go/common/resource/plugin/provider_plugin.go Update: a provider without previews returns the inputs as the
+    state); an unknown counts as a credential."""
+    values = [registry.props.get(key) for key in ("access_key", "access_secret", "credential_hash")]
+    return any(is_unknown(value) or value not in (None, "") for value in values)
+
+
+def _other_registry(project: StackResource, registry: StackResource) -> bool:
+    """Whether the project names another registry than the one it comes from: both ids known and different (the
+    registry's `registry_id` output, components/harbor/registry.py outputs; absent from the inputs a preview of its
+    update hands as its state, when the project is judged by its dependency alone)."""
+    value, origin = project.props.get("registry_id"), registry.props.get("registry_id")
+    if is_unknown(value) or is_unknown(origin) or origin is None:
+        return False
+    try:
+        return float(value) != float(origin)
+    except (TypeError, ValueError):
+        return True
+
+
+def public_projects_relay_no_credentials(resources: list[StackResource]) -> list[Violation]:
+    """A public proxy project's registry carries no upstream credential, unless the stack's configuration allows
+    it for that upstream (allowCredentialedPublic, components/settings/upstreams.py); a public project names its
+    registry by that resource."""
+    by_urn = _by_urn(resources)
+    problems = []
+    for project in (r for r in resources if r.type == "pulumi-python:dynamic/harbor:Project"):
+        if project.props.get("public") is False:
+            continue
+        registry = _source(project, "registry_id", by_urn)
+        if registry is None or registry.type != "pulumi-python:dynamic/harbor:Registry" or _other_registry(project, registry):
+            problems.append(
+                f"public project {project.name!r} names registry {project.props.get('registry_id')!r} from "
+                f"{registry.name if registry else None!r}: a public project names the program's Registry resource it "
+                "comes from (its registry_id), whose credential the pack can see"
+            )
+        elif _has_credential(registry) and not credentialed_public_allowed(str(registry.props.get("name"))):
+            problems.append(
+                f"project {project.name!r} is public and its registry {registry.name!r} carries an upstream credential: "
+                "Harbor would pull with it for everyone allowed in; set public: false, or allowCredentialedPublic: true on "
+                "that upstream with a credential that reads public content only"
+            )
+    return problems
+
+
 STACK_CHECKS: dict[str, tuple[str, StackCheck]] = {
+    "the-caches-name-is-the-programs": (
+        "The cache's A record is the program's EIP or load balancer; its CAA record names the stack's own ACME account.",
+        the_caches_name_is_the_programs,
+    ),
+    "public-projects-relay-no-credentials": (
+        "A public proxy project's registry carries no upstream credential unless the settings allow it.",
+        public_projects_relay_no_credentials,
+    ),
     "identities-come-from-the-program": (
-        "Volume attachments, EIP associations, key names and key pairs come from the program's own resources.",
+        "Volume attachments, EIP associations, key names, key pairs and load balancer targets are the program's own resources.",
         identities_come_from_the_program,
+    ),
+    "notifications-go-to-the-programs-topics": (
+        "The backup watch, the stores' events and e-mail subscriptions use the program's own SNS topics.",
+        notifications_go_to_the_programs_topics,
     ),
     "alarms-notify-the-programs-topic": (
         "Alarms notify only the program's alarm topic.",

@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 
 debian_packages=(containerd docker-registry skopeo openssh-server openssh-client sudo openssl e2fsprogs util-linux curl procps
   cloud-init iproute2 iptables dnsmasq pebble lego apache2-utils systemd nginx busybox redis-server)
-# unattended-upgrades (and its python3-apt): its own blacklist matching reads the HA nodes' hold file.
-debian_packages+=(unattended-upgrades)
+# apt itself (apt-get, apt-config, dpkg-deb from dpkg) and unattended-upgrades (with its python3-apt): they
+# run the HA nodes' runtime drain hooks for real in tests/vm/test_runtime_drain.py.
+debian_packages+=(apt dpkg unattended-upgrades)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for package in "${debian_packages[@]}"; do

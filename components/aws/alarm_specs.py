@@ -1,6 +1,7 @@
 """The alarms that watch the cache itself, as data: the scheduled probe (per proxy project, silence
 over the probe's interval counts as failure) and what the reporter reads beyond disk and health
-(upstream health, quota, GC, the public path and its certificate, the daily snapshot). The
+(upstream health, quota, retention, GC, the public path and its certificate, the daily snapshot,
+whether anyone confirmed a subscription to the alarm topic). The
 AlarmSpec shape every alarm of HarborAlarms is built from lives here too."""
 
 from __future__ import annotations
@@ -106,8 +107,9 @@ def probe_alarm_specs(settings: Settings) -> list[AlarmSpec]:
 
 def watch_alarm_specs(settings: Settings) -> list[AlarmSpec]:
     """What the reporter reads beyond disk and health (files/harbor-metrics.py): upstream health,
-    quota use, GC, the public path and its certificate (one VM: Traefik's; HA: the load balancer
-    has its own alarms and ACM renews), and the daily snapshot (one VM: DLM)."""
+    quota use, retention runs per project, GC, the public path and its certificate (one VM: Traefik's;
+    HA: the load balancer's own alarms, ACM's days left among them: components/aws/alarms.py), and the
+    daily snapshot (one VM: DLM)."""
     stack = {"Stack": settings.stack_id}
     percent = settings.alarm_disk_used_percent
     specs = []
@@ -145,6 +147,23 @@ def watch_alarm_specs(settings: Settings) -> list[AlarmSpec]:
                 "missing",
             )
         )
+        specs.append(
+            AlarmSpec(
+                f"retention-{upstream.name}",
+                f"Project {upstream.project}: the last retention run ended in Error or was stopped, or the reporter "
+                "cannot see the project's retention policy (monitor robot): nothing is removed and GC frees nothing; "
+                "Harbor's UI, the project's Policy tab, has the run's log",
+                metrics_namespace(settings),
+                "RetentionFailed",
+                {**stack, "Project": upstream.project},
+                "Maximum",
+                "GreaterThanThreshold",
+                0,
+                3600,
+                1,
+                "missing",
+            )
+        )
     specs.append(
         AlarmSpec(
             "gc-failed",
@@ -158,6 +177,24 @@ def watch_alarm_specs(settings: Settings) -> list[AlarmSpec]:
             3600,
             1,
             "missing",
+        )
+    )
+    specs.append(
+        AlarmSpec(
+            "no-alarm-subscriber",
+            "Nobody has confirmed a subscription to the alarm topic (or no report): every alarm reaches nobody; "
+            "confirm the mail AWS sent (its link expires after 3 days) or subscribe to the output alarmTopicArn",
+            metrics_namespace(settings),
+            "ConfirmedAlarmSubscribers",
+            stack,
+            # Every node counts the same topic (HA): the highest count.
+            "Maximum",
+            "LessThanThreshold",
+            1,
+            3600,
+            1,
+            # A reporter that stops, or cannot read the topic, must not look as if someone listened.
+            "breaching",
         )
     )
     if not settings.high_availability:

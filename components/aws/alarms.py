@@ -7,7 +7,8 @@ signed with the instance role; see docs/operate.md, Alarms: why not the CloudWat
 With replicas > 1: EC2's recover/reboot alarms for every node, the reporter's disk and health
 alarms for every node (each node reports with the dimension Node, its index:
 operate_files.reporter_environment), and the load balancer's own metrics (AWS/ApplicationELB): a
-target failing Harbor's ping, no healthy target at all, and 5xx answered by the load balancer.
+target failing Harbor's ping, no healthy target at all, 5xx answered by the load balancer, and
+its ACM certificate's days left (AWS/CertificateManager).
 With externalServices: RDS's and ElastiCache's own metrics (components/aws/store_alarms.py).
 """
 
@@ -45,16 +46,24 @@ class HarborAlarmsArgs:
 
 @dataclass(frozen=True)
 class LoadBalancerMetrics:
-    """The CloudWatch dimensions of an ALB and its target group: their ARN suffixes (aws.lb arn_suffix)."""
+    """The CloudWatch dimensions of an ALB and its target group: their ARN suffixes (aws.lb arn_suffix);
+    and its ACM certificate's ARN (AWS/CertificateManager's dimension CertificateArn)."""
 
     load_balancer: pulumi.Input[str]
     target_group: pulumi.Input[str]
+    certificate: pulumi.Input[str] | None = None
 
 
-def put_metrics_policy(settings: Settings) -> str:
-    """The instance role may put metrics, into its stack's namespace only, and list snapshots
-    (the reporter's HoursSinceSnapshot; DescribeSnapshots has no resource-level permissions, Service
-    Authorization Reference "Actions defined by Amazon EC2": Resource "*", read-only)."""
+# ACM starts renewing 60 days before expiry (and mails at 45, 30, 7 and 1 days when it cannot validate).
+ACM_CERTIFICATE_DAYS_LEFT = 45
+
+
+def put_metrics_policy(settings: Settings, alarm_topic_arn: str) -> str:
+    """The instance role may put metrics, into its stack's namespace only, list snapshots (the
+    reporter's HoursSinceSnapshot; DescribeSnapshots has no resource-level permissions, Service
+    Authorization Reference "Actions defined by Amazon EC2": Resource "*", read-only) and list the
+    subscriptions of its stack's alarm topic only (ConfirmedAlarmSubscribers; "Actions defined by
+    Amazon SNS": ListSubscriptionsByTopic, access level List, resource type topic*)."""
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -66,6 +75,7 @@ def put_metrics_policy(settings: Settings) -> str:
                     "Condition": {"StringEquals": {"cloudwatch:namespace": metrics_namespace(settings)}},
                 },
                 {"Effect": "Allow", "Action": "ec2:DescribeSnapshots", "Resource": "*"},
+                {"Effect": "Allow", "Action": "sns:ListSubscriptionsByTopic", "Resource": alarm_topic_arn},
             ],
         }
     )
@@ -116,7 +126,8 @@ def load_balancer_alarm_specs(settings: Settings, metrics: LoadBalancerMetrics) 
     return [
         AlarmSpec(
             "unhealthy-node",
-            "A Harbor node fails the load balancer's health check (Harbor's ping): see that node's journalctl -u harbor",
+            "A Harbor node fails the load balancer's health check (Harbor's ping, or 503 while the node's own storage write "
+            "or pull check fails): see that node's journalctl -u harbor-node-check and -u harbor",
             "AWS/ApplicationELB",
             "UnHealthyHostCount",
             both,
@@ -153,7 +164,35 @@ def load_balancer_alarm_specs(settings: Settings, metrics: LoadBalancerMetrics) 
             1,
             "notBreaching",
         ),
+        *([acm_certificate_alarm_spec(settings, metrics.certificate)] if metrics.certificate is not None else []),
     ]
+
+
+def acm_certificate_alarm_spec(settings: Settings, certificate_arn: pulumi.Input[str]) -> AlarmSpec:
+    """The load balancer's certificate (HA): ACM renews a DNS-validated certificate itself, starting 60
+    days before it expires, only while its validation CNAME still resolves (ACM User Guide, "Renewal for
+    domains validated by DNS"; a removed or changed CNAME is the most common failure). ACM puts the
+    days left into CloudWatch as AWS/CertificateManager DaysToExpiry with the dimension CertificateArn
+    (ACM User Guide, "Supported CloudWatch metrics"; aws-cdk-lib CertificateBase.metricDaysToExpiry:
+    that namespace, name and dimension, Minimum over a day), a few times a day. Fewer than
+    ACM_CERTIFICATE_DAYS_LEFT days left means renewal has failed for two weeks, with six weeks to fix it.
+    ACM stops the metric once the certificate has expired: missing data keeps the alarm's state, which
+    by then is ALARM, so silence never clears it."""
+    return AlarmSpec(
+        "certificate-expiry",
+        f"The load balancer's ACM certificate for {settings.hostname} expires in less than {ACM_CERTIFICATE_DAYS_LEFT} "
+        "days: ACM's renewal is failing; aws acm describe-certificate (RenewalSummary) says why, most often the "
+        "validation CNAME in the hosted zone is gone (pulumi up puts it back)",
+        "AWS/CertificateManager",
+        "DaysToExpiry",
+        {"CertificateArn": certificate_arn},
+        "Minimum",
+        "LessThanThreshold",
+        ACM_CERTIFICATE_DAYS_LEFT,
+        86400,
+        1,
+        "missing",
+    )
 
 
 def reporter_alarm_specs(settings: Settings, prefix: str = "", node: int | None = None) -> list[AlarmSpec]:
@@ -317,7 +356,10 @@ class HarborAlarms(pulumi.ComponentResource):
                 resource=self,
             )
         self.put_metrics = aws.iam.RolePolicy(
-            f"{name}-put-metrics", role=args.instance_role_name, policy=put_metrics_policy(settings), opts=child
+            f"{name}-put-metrics",
+            role=args.instance_role_name,
+            policy=self.topic.arn.apply(lambda arn: put_metrics_policy(settings, arn)),
+            opts=child,
         )
 
         after_reporter = pulumi.ResourceOptions(parent=self, depends_on=[*args.reporting, self.put_metrics])

@@ -32,6 +32,8 @@ class HarborDashboardArgs:
     # replicas > 1: the load balancer's CloudWatch dimension (its ARN suffix).
     load_balancer: pulumi.Input[str] | None = None
     alarm_arns: tuple[pulumi.Input[str], ...] = ()
+    # replicas > 1: the load balancer's ACM certificate (AWS/CertificateManager's dimension CertificateArn).
+    certificate_arn: pulumi.Input[str] | None = None
 
 
 def _metric(name: str, stack: str, label: str, stat: str = "Maximum", **dimensions: str) -> list:
@@ -53,7 +55,11 @@ def _widget(title: str, metrics: list, y: int, x: int = 0, width: int = 12, **pr
 
 
 def cloudwatch_body(
-    settings: Settings, region: str, load_balancer: str | None = None, alarm_arns: list[str] | None = None
+    settings: Settings,
+    region: str,
+    load_balancer: str | None = None,
+    alarm_arns: list[str] | None = None,
+    certificate_arn: str | None = None,
 ) -> dict:
     stack = settings.stack_id
     projects = [upstream.project for upstream in settings.upstreams]
@@ -89,6 +95,9 @@ def cloudwatch_body(
                     for n in nodes
                 ),
                 *([] if settings.high_availability else [_metric("PublicPathHealthy", stack, "public path (TLS)", "Minimum")]),
+                # 0: every alarm reaches nobody (the alarm no-alarm-subscriber).
+                _metric("ConfirmedAlarmSubscribers", stack, "confirmed alarm subscribers")[:-1]
+                + [{"label": "confirmed alarm subscribers", "stat": "Maximum", "yAxis": "right"}],
             ],
             2,
             yAxis={"left": {"min": 0, "max": 1}},
@@ -149,11 +158,12 @@ def cloudwatch_body(
             yAxis={"left": {"min": 0, "max": 1}},
         ),
         _widget(
-            "Failures: write-backs, 5xx, GC",
+            "Failures: write-backs, 5xx, GC, retention",
             [
                 _metric("WriteBackFailures", stack, "write-backs not kept", "Sum"),
                 _metric("Harbor5xx", stack, "answers >= 500", "Sum"),
                 _metric("GcFailed", stack, "last GC failed"),
+                *(_metric("RetentionFailed", stack, f"retention {project} failed", Project=project) for project in projects),
             ],
             20,
             x=12,
@@ -195,7 +205,26 @@ def cloudwatch_body(
                     ],
                 ],
                 26,
-                width=WIDTH,
+                width=WIDTH if not certificate_arn else 12,
+            )
+        )
+    if certificate_arn:
+        # ACM's own count of the load balancer's certificate (components/aws/alarms.py acm_certificate_alarm_spec).
+        widgets.append(
+            _widget(
+                "Certificate days left (ACM)",
+                [
+                    [
+                        "AWS/CertificateManager",
+                        "DaysToExpiry",
+                        "CertificateArn",
+                        certificate_arn,
+                        {"stat": "Minimum", "label": "certificate days left"},
+                    ]
+                ],
+                26,
+                x=12,
+                period=86400,
             )
         )
     if alarm_arns:
@@ -310,8 +339,14 @@ class HarborDashboard(pulumi.ComponentResource):
         super().__init__("harbor-cache:index:HarborDashboard", name, None, opts)
         settings = args.settings
         body = pulumi.Output.all(
-            pulumi.Output.from_input(args.load_balancer), *[pulumi.Output.from_input(arn) for arn in args.alarm_arns]
-        ).apply(lambda values: json.dumps(cloudwatch_body(settings, settings.region, values[0], list(values[1:]))))
+            pulumi.Output.from_input(args.load_balancer),
+            pulumi.Output.from_input(args.certificate_arn),
+            *[pulumi.Output.from_input(arn) for arn in args.alarm_arns],
+        ).apply(
+            lambda values: json.dumps(
+                cloudwatch_body(settings, settings.region, values[0], list(values[2:]), certificate_arn=values[1])
+            )
+        )
         dashboard_name = dashboard_name_of(settings.stack, pulumi.get_organization(), pulumi.get_project())
         self.dashboard = aws.cloudwatch.Dashboard(
             f"{name}", dashboard_name=dashboard_name, dashboard_body=body, opts=pulumi.ResourceOptions(parent=self)

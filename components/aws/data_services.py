@@ -123,27 +123,26 @@ class HarborDataServices(pulumi.ComponentResource):
             )
             subnet_ids = subnets.ids.apply(sorted)
 
-        self.database_security_group = aws.ec2.SecurityGroup(
-            f"{name}-db-sg",
-            description=f"harbor-cache {settings.hostname}: PostgreSQL from the Harbor VM only",
-            vpc_id=args.vpc_id,
-            ingress=store_ingress(POSTGRES_PORT, args.vm_security_group_id, "PostgreSQL"),
-            egress=[],
-            tags=resource_tags(settings, f"{name}-db-sg"),
-            opts=child,
-        )
-        self.redis_security_group = aws.ec2.SecurityGroup(
-            f"{name}-redis-sg",
-            description=f"harbor-cache {settings.hostname}: Redis from the Harbor VM only",
-            vpc_id=args.vpc_id,
-            ingress=store_ingress(REDIS_PORT, args.vm_security_group_id, "Redis"),
-            egress=[],
-            tags=resource_tags(settings, f"{name}-redis-sg"),
-            opts=child,
-        )
+        def store_security_group(key: str, port: int, what: str) -> aws.ec2.SecurityGroup:
+            """A store's group: `port` in from the Harbor VM's group only, nothing out."""
+            return aws.ec2.SecurityGroup(
+                f"{name}-{key}-sg",
+                description=f"harbor-cache {settings.hostname}: {what} from the Harbor VM only",
+                vpc_id=args.vpc_id,
+                ingress=store_ingress(port, args.vm_security_group_id, what),
+                egress=[],
+                tags=resource_tags(settings, f"{name}-{key}-sg"),
+                opts=child,
+            )
+
+        self.database_security_group = store_security_group("db", POSTGRES_PORT, "PostgreSQL")
+        self.redis_security_group = store_security_group("redis", REDIS_PORT, "Redis")
 
         # The stores' own events (failover, failure, maintenance): not metrics, so not alarms; RDS and
         # ElastiCache publish them here, and alarmEmail hears them as it hears the alarms.
+        # SNS's default policy and no KMS key, on purpose: RDS publishes under the default policy
+        # (RDS User Guide, USER_Events.GrantingPermissions) and ElastiCache drops an encrypted topic and
+        # needs aws:SourceOwner in the policy (ElastiCache User Guide, ElastiCacheSNS, ECEvents.SNS).
         self.events_topic = aws.sns.Topic(f"{name}-events", tags=resource_tags(settings, f"{name}-events"), opts=child)
         if settings.alarm_email:
             aws.sns.TopicSubscription(

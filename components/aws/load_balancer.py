@@ -17,7 +17,15 @@ from components.aws.network_rules import web_ingress
 from components.aws.tagging import PUBLIC_ACCESS_TAG, resource_tags
 from components.settings.settings import Settings
 from components.vm.node_ready import READY_PATH
-from components.vm.paths import HARBOR_HTTP_PORT, LOAD_BALANCER_IDLE_TIMEOUT_SECONDS
+from components.vm.paths import (
+    HARBOR_HTTP_PORT,
+    LOAD_BALANCER_CHECK_INTERVAL_SECONDS,
+    LOAD_BALANCER_CHECK_TIMEOUT_SECONDS,
+    LOAD_BALANCER_DEREGISTRATION_DELAY_SECONDS,
+    LOAD_BALANCER_HEALTHY_THRESHOLD,
+    LOAD_BALANCER_IDLE_TIMEOUT_SECONDS,
+    LOAD_BALANCER_UNHEALTHY_THRESHOLD,
+)
 
 # TLS 1.3 with TLS 1.2 fallback, forward-secret AEAD ciphers only: the policy AWS recommends for
 # compatibility with TLS 1.3 (ELB User Guide, "Security policies for your Application Load
@@ -32,7 +40,7 @@ TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 IDLE_TIMEOUT_SECONDS = LOAD_BALANCER_IDLE_TIMEOUT_SECONDS
 # Scale-down (a node's target attachment deleted): requests in flight get this long to finish, about
 # a 1 GiB layer at 10 MB/s. AWS's default is 300 s.
-DEREGISTRATION_DELAY_SECONDS = 120
+DEREGISTRATION_DELAY_SECONDS = LOAD_BALANCER_DEREGISTRATION_DELAY_SECONDS
 # Harbor's ping: core answers 200 "Pong" (src/server/v2.0/handler/ping.go) and nginx a 502 when core
 # is down. /api/v2.0/health is no use to an ALB: it answers 200 also when a component is unhealthy
 # (handler/health.go GetHealth always returns NewGetHealthOK; the status is in the body, which an
@@ -48,10 +56,10 @@ HEALTH_CHECK = {
     "port": "traffic-port",
     "path": HEALTH_CHECK_PATH,
     "matcher": "200",
-    "interval": 10,
-    "timeout": 5,
-    "healthy_threshold": 2,
-    "unhealthy_threshold": 2,
+    "interval": LOAD_BALANCER_CHECK_INTERVAL_SECONDS,
+    "timeout": LOAD_BALANCER_CHECK_TIMEOUT_SECONDS,
+    "healthy_threshold": LOAD_BALANCER_HEALTHY_THRESHOLD,
+    "unhealthy_threshold": LOAD_BALANCER_UNHEALTHY_THRESHOLD,
 }
 
 

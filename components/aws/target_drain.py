@@ -5,8 +5,8 @@ as the AWS provider and components/aws/host_key_provider.py use), not the node. 
 RegisterTargets and DeregisterTargets can be limited to a target group, never to a target (the
 Service Authorization Reference lists no condition key for the target id), so a node allowed to
 take itself out could take every other node out too; the deployer creates the target group and may
-change it anyway. What stops Harbor outside a deploy (unattended upgrades of Docker) is kept off the
-nodes instead (components/vm/rolling.py).
+change it anyway. Outside a deploy (unattended upgrades of Docker), a node takes itself out by failing
+the health check instead, which needs no permission (components/vm/runtime_drain.py).
 
 `leave`: DeregisterTargets, then DescribeTargetHealth until the target is no longer `draining`.
 ELB keeps a deregistered target `draining` for the group's deregistration delay while requests are
@@ -73,6 +73,26 @@ def target_health(client: Any, target_group_arn: str, instance_id: str, port: in
     return health.get("State", ""), health.get("Reason", "") or health.get("Description", "")
 
 
+def poll_target(
+    describe: Callable[[], tuple[str, str]],
+    done: Callable[[str], bool],
+    failure: Callable[[str, str], str],
+    timeout: float,
+    poll: float,
+    sleep: Callable[[float], None],
+) -> str:
+    """Asks `describe` for (state, reason) every `poll` seconds until `done(state)`; returns that state,
+    or raises TargetDrainError with `failure(state, reason)` once `timeout` has passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state, reason = describe()
+        if done(state):
+            return state
+        if time.monotonic() >= deadline:
+            raise TargetDrainError(failure(state, reason))
+        sleep(poll)
+
+
 def leave(
     client: Any,
     target_group_arn: str,
@@ -88,17 +108,18 @@ def leave(
         return f"{instance_id} was not registered: nothing to drain"
     if state not in DRAINING:
         client.deregister_targets(TargetGroupArn=target_group_arn, Targets=[{"Id": instance_id, "Port": port}])
-    deadline = time.monotonic() + timeout
-    while True:
-        state, reason = target_health(client, target_group_arn, instance_id, port)
-        if state not in DRAINING:
-            return f"{instance_id} drained ({state})"
-        if time.monotonic() >= deadline:
-            raise TargetDrainError(
-                f"{instance_id} is still {state} in {target_group_arn} after {timeout:.0f}s ({reason}); "
-                "its Harbor was not stopped. Run `pulumi up` again once the target is gone"
-            )
-        sleep(poll)
+    state = poll_target(
+        lambda: target_health(client, target_group_arn, instance_id, port),
+        lambda state: state not in DRAINING,
+        lambda state, reason: (
+            f"{instance_id} is still {state} in {target_group_arn} after {timeout:.0f}s ({reason}); "
+            "its Harbor was not stopped. Run `pulumi up` again once the target is gone"
+        ),
+        timeout,
+        poll,
+        sleep,
+    )
+    return f"{instance_id} drained ({state})"
 
 
 def rejoin(
@@ -112,17 +133,18 @@ def rejoin(
 ) -> str:
     """Puts the node back and returns once the load balancer calls it healthy (or raises after `timeout`)."""
     client.register_targets(TargetGroupArn=target_group_arn, Targets=[{"Id": instance_id, "Port": port}])
-    deadline = time.monotonic() + timeout
-    while True:
-        state, reason = target_health(client, target_group_arn, instance_id, port)
-        if state == "healthy":
-            return f"{instance_id} healthy"
-        if time.monotonic() >= deadline:
-            raise TargetDrainError(
-                f"{instance_id} is {state or 'not described'} in {target_group_arn} after {timeout:.0f}s ({reason}): "
-                "the next node waits. See the node's `journalctl -u harbor` and the target group's health check"
-            )
-        sleep(poll)
+    poll_target(
+        lambda: target_health(client, target_group_arn, instance_id, port),
+        lambda state: state == "healthy",
+        lambda state, reason: (
+            f"{instance_id} is {state or 'not described'} in {target_group_arn} after {timeout:.0f}s ({reason}): "
+            "the next node waits. See the node's `journalctl -u harbor` and the target group's health check"
+        ),
+        timeout,
+        poll,
+        sleep,
+    )
+    return f"{instance_id} healthy"
 
 
 def run_action(props: dict[str, Any], client_factory: Callable[[str], Any] = elbv2_client) -> str:

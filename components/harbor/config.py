@@ -31,11 +31,18 @@ from components.settings.upstreams import Upstream
 
 GC_WORKERS = 1
 PULL_ROBOT_NAME = "harbor-cache-pull"
-# The VM's reporter reads each upstream's health and the GC history with this robot: system
-# permissions to list registries and GC runs, nothing else (handler/registry.go ListRegistries,
-# handler/gc.go GetGCHistory: RequireSystemAccess(list, ...)).
+# The VM's reporter reads each upstream's health, the GC history and each proxy project's retention
+# runs with this robot: system permissions to list registries and GC runs (handler/registry.go
+# ListRegistries, handler/gc.go GetGCHistory: RequireSystemAccess(list, ...)), and in each proxy
+# project, by name (not "*", which would cover every project), only the list of retention runs
+# (handler/retention.go ListRetentionExecutions: requireAccess(list) -> RequireProjectAccess(scope
+# ref, list, tag-retention); a project permission Harbor offers robots, src/common/rbac/const.go
+# PoliciesMap[ScopeProject]). The policy id is read from GET /projects, which lists a robot the
+# projects its permissions name, with their metadata, and needs no other permission
+# (handler/project.go ListProjects).
 MONITOR_ROBOT_NAME = "harbor-cache-monitor"
 MONITOR_ACCESS = [{"resource": "registry", "action": "list"}, {"resource": "garbage-collection", "action": "list"}]
+MONITOR_PROJECT_ACCESS = [{"resource": "tag-retention", "action": "list"}]
 
 
 @dataclass(frozen=True)
@@ -91,10 +98,12 @@ class HarborConfig(pulumi.ComponentResource):
 
         self.projects: dict[str, pulumi.Output[str]] = {}
         private_projects: list[HarborProject] = []
+        proxy_projects: list[HarborProject] = []
         for upstream in settings.upstreams:
             registry = self._registry(upstream)
             project = self._project(upstream, registry)
             self.projects[upstream.registry_host] = project.name
+            proxy_projects.append(project)
             if not upstream.public:
                 private_projects.append(project)
 
@@ -107,11 +116,14 @@ class HarborConfig(pulumi.ComponentResource):
             username="admin",
             password=args.admin_password,
             robot_name=MONITOR_ROBOT_NAME,
-            projects=[],
-            description="harbor-cache: the VM's reporter reads upstream health and GC results",
+            projects=[u.project for u in settings.upstreams],
+            # Harbor keeps the permission by project id: a project made again needs the robot updated.
+            project_ids=[project.id for project in proxy_projects],
+            description="harbor-cache: the VM's reporter reads upstream health, GC and retention results",
             database=args.database,
             system_access=MONITOR_ACCESS,
-            opts=self._options(),
+            project_access=MONITOR_PROJECT_ACCESS,
+            opts=self._options(depends_on=proxy_projects),
         )
         self.monitor_login = pulumi.Output.secret(pulumi.Output.concat(monitor.robot_name, ":", monitor.secret))
         if private_projects:

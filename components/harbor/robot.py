@@ -41,7 +41,8 @@ CONNECTION = ("harbor_url", "harbor_username", "harbor_password")
 # that project is deleted: a project re-created under the same name needs the robot updated, which
 # its name alone would never show. `project_ids` are the projects' resource ids, known in previews.
 # `database`: the database Harbor keeps the robot in; a change re-creates it (components/harbor/provider_base.py's docstring).
-INPUTS = ("name", "description", "projects", "project_ids", DATABASE, "system_access")
+# `project_access`: what the robot may do in each of `projects` (absent: PROJECT_ACCESS, the pull robot's).
+INPUTS = ("name", "description", "projects", "project_ids", DATABASE, "system_access", "project_access")
 PULL = {"resource": "repository", "action": "pull"}
 # The probe's proof that Harbor stored a pull (GET .../artifacts/{digest}) needs artifact read on
 # the project (handler/artifact.go GetArtifact: RequireProjectAccess(read, artifact)); a project
@@ -58,12 +59,12 @@ def access_key(access: list[dict] | None) -> list[tuple[str, str]]:
     return sorted({(str(a.get("resource")), str(a.get("action"))) for a in access or []})
 
 
-def permission_view(permissions: list[dict]) -> tuple[list[str], list[dict[str, str]]]:
+def permission_view(permissions: list[dict], project_access: list[dict] | None = None) -> tuple[list[str], list[dict[str, str]]]:
     """A robot's permissions as the state keeps them, compared with exactly what robot_body asks:
-    (the projects it has exactly PROJECT_ACCESS on, sorted, then each permission that is anything else
+    (the projects it has exactly `project_access` on, sorted, then each permission that is anything else
     (another kind, more or less access) as `kind:namespace:resource:action,...`, which no project name
     equals, so the next diff shows it; the system access of its one system permission on "/")."""
-    wanted = access_key(list(PROJECT_ACCESS))
+    wanted = access_key(project_access or list(PROJECT_ACCESS))
     ours, other = [], []
     system: list[dict[str, str]] = []
     seen_system = False
@@ -85,8 +86,16 @@ def _unknown(value: Any) -> bool:
     return isinstance(value, Unknown) or value == rpc.UNKNOWN
 
 
-def robot_body(name: str, description: str, projects: list[str], system_access: list[dict] | None = None) -> dict[str, Any]:
-    """The RobotCreate body: a system robot that may only pull, and read artifacts, in each listed project."""
+def robot_body(
+    name: str,
+    description: str,
+    projects: list[str],
+    system_access: list[dict] | None = None,
+    project_access: list[dict] | None = None,
+) -> dict[str, Any]:
+    """The RobotCreate body: a system robot that may only pull, and read artifacts, in each listed project
+    (or do `project_access` there: the monitor robot lists retention runs)."""
+    access = project_access or list(PROJECT_ACCESS)
     return {
         "name": name,
         "description": description,
@@ -94,7 +103,7 @@ def robot_body(name: str, description: str, projects: list[str], system_access: 
         "duration": -1,
         "disable": False,
         "permissions": [
-            {"kind": "project", "namespace": project, "access": [dict(PULL), dict(ARTIFACT_READ)]} for project in projects
+            {"kind": "project", "namespace": project, "access": [dict(item) for item in access]} for project in projects
         ]
         # System permissions (the monitor robot: registry list, GC history) are kind "system", namespace "/".
         + ([{"kind": "system", "namespace": "/", "access": [dict(item) for item in system_access]}] if system_access else []),
@@ -138,7 +147,7 @@ class HarborRobotProvider(ResourceProvider):
         values[DATABASE] = database_of(props)
         values.update(disable=False, duration=-1)
         if harbor_robot is not None:
-            projects, system_access = permission_view(harbor_robot.get("permissions") or [])
+            projects, system_access = permission_view(harbor_robot.get("permissions") or [], props.get("project_access"))
             values.update(
                 description=harbor_robot.get("description", ""),
                 projects=projects,
@@ -178,7 +187,13 @@ class HarborRobotProvider(ResourceProvider):
     @staticmethod
     def body(full_name: str, props: dict[str, Any]) -> dict[str, Any]:
         """The PUT body: name as Harbor shows it (with its prefix), ours for the rest."""
-        return robot_body(full_name, props.get("description") or "", list(props["projects"]), props.get("system_access"))
+        return robot_body(
+            full_name,
+            props.get("description") or "",
+            list(props["projects"]),
+            props.get("system_access"),
+            props.get("project_access"),
+        )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = self._client(props)
@@ -227,7 +242,7 @@ class HarborRobotProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         def same(key: str) -> bool:
-            if key == "system_access":  # a state from before this input: none; Harbor keeps no order
+            if key in ("system_access", "project_access"):  # a state from before: the default; Harbor keeps no order
                 return access_key(news.get(key)) == access_key(olds.get(key))
             if key in ("projects", "project_ids"):
                 return sorted(news.get(key) or []) == sorted(olds.get(key) or [])
@@ -257,9 +272,9 @@ class HarborRobotProvider(ResourceProvider):
                 sorted(news.get(k) or []) != sorted(olds.get(k) or [])
                 if k in ("projects", "project_ids")
                 else access_key(news.get(k)) != access_key(olds.get(k))
-                if k == "system_access"
+                if k in ("system_access", "project_access")
                 else news.get(k) != olds.get(k)
-                for k in ("description", "projects", "project_ids", "system_access")
+                for k in ("description", "projects", "project_ids", "system_access", "project_access")
             )
             or olds.get("disable", False) is not False
             or olds.get("duration", -1) != -1
@@ -313,6 +328,7 @@ class HarborRobot(pulumi.dynamic.Resource, module="harbor", name="Robot"):
         database: pulumi.Input[str] = LOCAL_DATABASE,
         opts: pulumi.ResourceOptions | None = None,
         system_access: list[dict[str, str]] | None = None,
+        project_access: list[dict[str, str]] | None = None,
     ) -> None:
         props = {
             "harbor_url": url,
@@ -324,6 +340,7 @@ class HarborRobot(pulumi.dynamic.Resource, module="harbor", name="Robot"):
             "project_ids": project_ids or [],
             DATABASE: database,
             **({"system_access": system_access} if system_access else {}),
+            **({"project_access": project_access} if project_access else {}),
             "robot_id": None,
             "robot_name": None,
             "secret": None,

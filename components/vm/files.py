@@ -33,7 +33,6 @@ from components.vm.paths import (
     SYSTEMD_UNIT_PATH,
     TRAEFIK_DYNAMIC_PATH,
 )
-from components.vm.rolling import UNATTENDED_HOLD_PATH, render_unattended_hold
 from components.vm.secret_values import HarborSecrets, SharedSecretValues
 from components.vm.systemd import render_docker_dropin, render_systemd_unit
 from components.vm.traefik import render_traefik_dynamic_config
@@ -76,7 +75,6 @@ def vm_files(
     if settings.high_availability:
         del files[TRAEFIK_DYNAMIC_PATH]
         files[NGINX_KEEPALIVE_PATH] = render_nginx_keepalive()
-        files[UNATTENDED_HOLD_PATH] = render_unattended_hold()
         files[NGINX_READY_PATH] = render_nginx_ready()
         files.update(shared_secret_files(settings, shared) if shared is not None else {})
     return files

@@ -41,7 +41,8 @@ from components.vm.paths import (
     SYSTEMD_UNIT_PATH,
     TRAEFIK_DYNAMIC_PATH,
 )
-from components.vm.rolling import UNATTENDED_HOLD_PATH, RollingHooks, render_unattended_hold
+from components.vm.rolling import RollingHooks
+from components.vm.runtime_drain import DRAIN_HOOK_STEP, runtime_drain_commands, runtime_drain_files
 from components.vm.schedules_check import SCHEDULES_TIMER, schedules_checked, schedules_files
 from components.vm.secret_values import HarborSecrets, SharedSecretValues
 from components.vm.shared_secrets import SHARED_SECRETS_TYPE, admin_password_alias
@@ -75,6 +76,8 @@ class HarborInstallArgs:
     node_index: int = 0
     # HA mode: out of the load balancer before Harbor stops, back in (healthy) before the next node.
     rolling: RollingHooks | None = None
+    # The stack's alarm topic: the reporter counts its confirmed subscribers (ConfirmedAlarmSubscribers).
+    alarm_topic_arn: pulumi.Input[str] | None = None
 
 
 def script_command(env: dict[str, pulumi.Input[str]] | None = None, args: list[str] | None = None) -> pulumi.Output[str]:
@@ -265,9 +268,6 @@ class HarborInstall(pulumi.ComponentResource):
             ready_location = render_nginx_ready()
             written.append(self._write("nginx-ready", NGINX_READY_PATH, ready_location, machine, [volume]))
             start_triggers.append(content_hash(ready_location))
-            # Docker held back from unattended-upgrades: nothing drains a node outside a deploy (components/vm/rolling.py).
-            hold = render_unattended_hold()
-            written.append(self._write("unattended-hold", UNATTENDED_HOLD_PATH, hold, machine, [volume]))
         if shared is not None:
             # On the data volume before prepare runs, as prepare would leave them: it then loads them
             # instead of generating its own (shared_secret_files).
@@ -335,9 +335,15 @@ class HarborInstall(pulumi.ComponentResource):
             if args.rolling is not None
             else self.ready
         )
+        if settings.high_availability:
+            self._runtime_drain(args.node_index, machine)
         # Operating the cache: the CloudWatch reporter and its timer, once Harbor is healthy (so the
         # "Harbor unhealthy" alarm does not fire during the first install).
-        operate = operate_files.metrics_files(settings, args.node_index)
+        operate: dict[str, pulumi.Input[str]] = dict(operate_files.metrics_files(settings, args.node_index))
+        # Only the reporter's unit names the alarm topic (made after the installs): only its write waits for it.
+        operate[operate_files.METRICS_SERVICE_PATH] = pulumi.Output.from_input(args.alarm_topic_arn or "").apply(
+            lambda arn: operate_files.metrics_unit(settings, args.node_index, arn)
+        )
         timers = [operate_files.METRICS_TIMER, operate_files.CACHE_EXPORTER_SERVICE]
         if schedules_checked(settings, args.node_index):
             # Harbor's schedules back in jobservice after a Redis loss (components/vm/schedules_check.py).
@@ -351,10 +357,24 @@ class HarborInstall(pulumi.ComponentResource):
             "timers",
             "enable-timers.sh",
             args=timers,
-            triggers=[*machine, content_hash("".join(operate.values()))],
+            triggers=[*machine, pulumi.Output.all(*operate.values()).apply(lambda texts: content_hash("".join(texts)))],
             depends_on=operate_written,
         )
         self.register_outputs({"ready": self.ready.stdout, "installer_sha256": self.installer_sha256})
+
+    def _runtime_drain(self, node_index: int, machine: list) -> None:
+        """The node drains itself around unattended upgrades of the runtime (components/vm/runtime_drain.py):
+        once Harbor runs with the ready location that knows the mark, the script and its safety nets,
+        then the apt hook that calls them."""
+        files = runtime_drain_files(node_index)
+        commands = runtime_drain_commands(self._settings)
+        laid = [
+            self._command(step, command, files[path], machine, [self.ready])
+            for step, (path, command) in commands.items()
+            if step != DRAIN_HOOK_STEP
+        ]
+        path, command = commands[DRAIN_HOOK_STEP]
+        self._command(DRAIN_HOOK_STEP, command, files[path], machine, [self.ready, *laid])
 
     def _run(
         self,

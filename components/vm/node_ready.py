@@ -1,5 +1,6 @@
 """HA nodes: the load balancer's health check path on each node's nginx, which answers core's ping
-unless the node's end-to-end check marked the node (components/vm/node_check.py, issue 18 point 8)."""
+unless the node is marked: by its end-to-end check (components/vm/node_check.py, issue 18 point 8)
+or while it drains itself around an upgrade of the container runtime (components/vm/runtime_drain.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ CORE_PING = "http://core/api/v2.0/ping"
 NODE_STATE_DIR = f"{NGINX_SNIPPET_DIR}/state"
 NGINX_STATE_MOUNT = "/run/harbor-cache"
 STORAGE_FAILED = "storage-failed"
+# Set by apt's hook before Docker, containerd or runc is upgraded, removed once Harbor is healthy again.
+DRAINING = "draining"
+# Every mark that takes the node out; nginx's `if` takes one condition, so one `if` per mark.
+OUT_MARKS = (STORAGE_FAILED, DRAINING)
 NGINX_READY_NAME = "harbor.http.ready.conf"
 NGINX_READY_PATH = f"{NGINX_SNIPPET_DIR}/{NGINX_READY_NAME}"
 NGINX_READY_MOUNT = f"/etc/nginx/conf.d/{NGINX_READY_NAME}"
@@ -25,11 +30,9 @@ def render_nginx_ready(state_dir: str = NGINX_STATE_MOUNT) -> str:
     `return` inside is one of the two uses the nginx wiki calls safe in a location ("If is Evil")."""
     return "\n".join(
         [
-            "# Managed by harbor-cache (pulumi): the load balancer's health check; 503 while this node's probe fails.",
+            "# Managed by harbor-cache (pulumi): the load balancer's health check; 503 while this node is marked out.",
             f"location = {READY_PATH} {{",
-            f"  if (-f {state_dir}/{STORAGE_FAILED}) {{",
-            "    return 503;",
-            "  }",
+            *(line for mark in OUT_MARKS for line in (f"  if (-f {state_dir}/{mark}) {{", "    return 503;", "  }")),
             f"  proxy_pass {CORE_PING};",
             "}",
             "",

@@ -25,3 +25,11 @@ HARBOR_METRICS_PORT = 9090
 # sets the ALB's attribute from this value (IDLE_TIMEOUT_SECONDS, where the reasons for 900 are); it
 # lives here so each node's nginx is rendered from the same number without importing the AWS component.
 LOAD_BALANCER_IDLE_TIMEOUT_SECONDS = 900
+# The target group's health check timing and deregistration delay in HA mode: components/aws/load_balancer.py
+# sets them (HEALTH_CHECK, DEREGISTRATION_DELAY_SECONDS, where the reasons are); they live here so a
+# node that takes itself out (components/vm/runtime_drain.py) waits from the same numbers.
+LOAD_BALANCER_CHECK_INTERVAL_SECONDS = 10
+LOAD_BALANCER_CHECK_TIMEOUT_SECONDS = 5
+LOAD_BALANCER_HEALTHY_THRESHOLD = 2
+LOAD_BALANCER_UNHEALTHY_THRESHOLD = 2
+LOAD_BALANCER_DEREGISTRATION_DELAY_SECONDS = 120

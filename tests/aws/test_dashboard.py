@@ -26,7 +26,10 @@ def series(body: dict) -> list[list]:
 @pytest.mark.parametrize("overrides", [{}, {"replicas": 3}])
 def test_every_harbor_cache_series_is_one_the_vm_puts(overrides):
     settings = parse(**overrides)
-    body = cloudwatch_body(settings, "eu-central-1", "app/harbor/0123456789abcdef", ["arn:aws:cloudwatch:x:1:alarm:a"])
+    certificate = "arn:aws:acm:eu-central-1:1:certificate/c" if settings.high_availability else None
+    body = cloudwatch_body(
+        settings, "eu-central-1", "app/harbor/0123456789abcdef", ["arn:aws:cloudwatch:x:1:alarm:a"], certificate
+    )
     json.dumps(body)  # data all the way down
     for widget in body["widgets"]:
         assert {"type", "x", "y", "width", "height", "properties"} <= set(widget)
@@ -40,7 +43,7 @@ def test_every_harbor_cache_series_is_one_the_vm_puts(overrides):
         ids |= {options["id"]} if "id" in options else set()
         namespace, name, *dimensions = item[:-1]
         if namespace != "HarborCache/dev":
-            assert namespace == "AWS/ApplicationELB"
+            assert namespace == "AWS/ApplicationELB" or (namespace, name) == ("AWS/CertificateManager", "DaysToExpiry")
             continue
         assert f'"{name}' in SCRIPTS or f"{name}@" in SCRIPTS or f'"{name}"' in SCRIPTS, f"{name}: no script puts it"
         pairs = dict(zip(dimensions[0::2], dimensions[1::2], strict=True))

@@ -121,6 +121,19 @@ def test_failover_and_other_store_events_reach_the_stores_topic(ha):
     assert "failover" in subscription["eventCategories"] and list(DATABASE_EVENT_CATEGORIES) == subscription["eventCategories"]
     assert ha.one("aws:elasticache/replicationGroup:ReplicationGroup").inputs["notificationTopicArn"] == arn
     assert topic.type == "aws:sns/topic:Topic"
+    # What lets RDS and ElastiCache publish to it at all (AWS's documents, not a call we can make here):
+    # - RDS User Guide, "Granting permissions to publish notifications to an Amazon SNS topic"
+    #   (USER_Events.GrantingPermissions): "By default, an Amazon SNS topic has a policy that allows all
+    #   Amazon RDS resources within the same account to publish notifications to it." A custom topic
+    #   policy would have to grant events.rds.amazonaws.com itself;
+    # - ElastiCache User Guide, "Event Notifications and Amazon SNS" (ElastiCacheSNS) and "Managing
+    #   ElastiCache Amazon SNS notifications" (ECEvents.SNS): the topic is in the cluster's account and
+    #   Region, is not encrypted (an encrypted topic shows inactive and is dropped), and its policy uses
+    #   aws:SourceOwner (the default policy does), not aws:SourceAccount.
+    # So the stores' topic keeps SNS's default policy and no KMS key.
+    assert not topic.inputs.get("kmsMasterKeyId") and not topic.inputs.get("policy")
+    policies = [r.inputs for r in ha.of_type("aws:sns/topicPolicy:TopicPolicy")]
+    assert all(policy.get("arn") != arn for policy in policies), "a topic policy replaces the default that RDS relies on"
     # alarmEmail hears the store events too.
     with_email = run_program(config(replicas=2, alarmEmail="ops@cache-fixture.net"))
     emails = {r.name: r.inputs for r in with_email.of_type("aws:sns/topicSubscription:TopicSubscription")}

@@ -5,6 +5,7 @@
 - the leave runs again exactly when the start does (the same triggers);
 - on a new harborVersion, nodes 1..N-1 leave and stop their older Harbor, and the database is
   snapshotted, before node 0 starts the new version;
+- every node drains itself around an unattended runtime upgrade, each at its own hour;
 - one VM has none of it.
 """
 
@@ -15,7 +16,14 @@ import pytest
 from components.aws.load_balancer import DEREGISTRATION_DELAY_SECONDS
 from components.aws.target_drain import DRAIN_MARGIN_SECONDS
 from components.vm.files import script
-from components.vm.rolling import UNATTENDED_HOLD_PATH, render_unattended_hold
+from components.vm.runtime_drain import (
+    APT_DRAIN_PATH,
+    PREVIOUS_HOLD_PATH,
+    render_apt_drain_conf,
+    runtime_drain_files,
+    upgrade_timer_dropin,
+)
+from components.vm.unit_file import render_unit
 from tests.standins.pulumi_harness import dev_config, run_program
 
 DRAIN = "pulumi-python:dynamic/elbv2:TargetDrain"
@@ -99,16 +107,33 @@ def test_another_version_draws_another_snapshot():
     assert newer.named("harbor-data-db-upgrade-snapshot-suffix").inputs["keepers"] == {"harborVersion": "v2.15.3"}
 
 
-def test_ha_nodes_hold_docker_back_from_unattended_upgrades(ha):
+DRAIN_STEPS = ("drain-script", "drain-tmpfiles", "drain-rejoin-dropin", "upgrade-timer")
+
+
+def test_each_ha_node_drains_itself_around_runtime_upgrades_at_its_own_hour(ha):
+    timers = set()
     for index in range(3):
-        step = ha.named(f"{install(index)}-unattended-hold")
-        assert step.inputs["create"].endswith(UNATTENDED_HOLD_PATH) and step.inputs["stdin"] == render_unattended_hold()
+        node = install(index)
+        files = runtime_drain_files(index)
+        laid = {ha.named(f"{node}-{step}").inputs["stdin"] for step in DRAIN_STEPS}
+        assert laid == {text for path, text in files.items() if path != APT_DRAIN_PATH}
+        timers.add(ha.named(f"{node}-upgrade-timer").inputs["stdin"])
+        assert ha.named(f"{node}-upgrade-timer").inputs["stdin"] == render_unit(upgrade_timer_dropin(index))
+        hook = ha.named(f"{node}-drain-apt-hook").inputs
+        assert hook["stdin"] == render_apt_drain_conf() == files[APT_DRAIN_PATH]
+        # The hold goes in the same step that puts the drain in its place, not before.
+        assert PREVIOUS_HOLD_PATH in hook["create"] and hook["create"].index(APT_DRAIN_PATH) < hook["create"].index("rm -f")
+        # The hook only once Harbor runs with the ready location that knows the mark, and what it calls is there.
+        before = {f"{node}-ready", f"{node}-start", *(f"{node}-{step}" for step in DRAIN_STEPS)}
+        assert before <= depends(ha, f"{node}-drain-apt-hook")
+    assert len(timers) == 3, "two nodes would upgrade their runtime in the same hour"
+    assert not [r for r in ha.registrations if r.name.endswith("-unattended-hold")]
 
 
 def test_one_vm_neither_drains_nor_holds():
     single = run_program(config())
     assert not single.of_type(DRAIN)
-    assert not [r for r in single.registrations if "hold" in r.name or "rejoin" in r.name]
+    assert not [r for r in single.registrations if any(word in r.name for word in ("hold", "rejoin", "drain", "upgrade-timer"))]
     stores = run_program(config(externalServices=True))
     # One VM on RDS still gets its snapshot before a new version: the migration is the same.
     assert stores.named("harbor-data-db-before-upgrade")

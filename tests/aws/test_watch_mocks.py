@@ -4,6 +4,7 @@ in state), and the alarms do not go green by silence."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -120,6 +121,35 @@ def test_ha_nodes_watch_their_own_inodes_write_backs_and_5xx():
     assert "public-path" not in found and "snapshot-overdue" not in found, "the load balancer's path and S3: no Traefik, no DLM"
 
 
+def test_ha_alarms_on_the_load_balancers_acm_certificate_and_shows_its_days_left():
+    """ACM renews the load balancer's certificate itself, but not once its validation CNAME is gone:
+    its own count of days left (AWS/CertificateManager DaysToExpiry, dimension CertificateArn: ACM User
+    Guide, "Supported CloudWatch metrics") alarms and is on the dashboard, for the certificate the
+    HTTPS listener serves."""
+    import json
+
+    from components.aws.alarms import ACM_CERTIFICATE_DAYS_LEFT
+
+    ha = run_program({**dev_config(), "harbor-cache:replicas": 3})
+    arn = ha.one("aws:acm/certificate:Certificate").outputs["arn"]
+    assert ha.named("harbor-lb-https").inputs["certificateArn"] == arn
+    expiry = alarms(ha)["certificate-expiry"].inputs
+    assert (expiry["namespace"], expiry["metricName"], expiry["dimensions"]) == (
+        "AWS/CertificateManager",
+        "DaysToExpiry",
+        {"CertificateArn": arn},
+    )
+    assert expiry["statistic"] == "Minimum" and expiry["comparisonOperator"] == "LessThanThreshold"
+    assert expiry["threshold"] == ACM_CERTIFICATE_DAYS_LEFT < 60, "ACM starts renewing 60 days before expiry"
+    assert expiry["treatMissingData"] == "missing", "ACM stops the metric at expiry: silence keeps ALARM"
+    assert "CNAME" in expiry["alarmDescription"]
+    body = json.loads(ha.one("aws:cloudwatch/dashboard:Dashboard").inputs["dashboardBody"])
+    shown = [m for w in body["widgets"] if w["type"] == "metric" for m in w["properties"]["metrics"]]
+    assert ["AWS/CertificateManager", "DaysToExpiry", "CertificateArn", arn] in [m[:-1] for m in shown]
+    # One VM: Traefik's certificate, read through the public path by the VM itself; no ACM.
+    assert alarms(run_program(dev_config()))["certificate-expiry"].inputs["namespace"].startswith("HarborCache/")
+
+
 def test_the_probe_unit_with_the_robots_credential_passes_systemd_analyze_verify(tmp_path: Path):
     if shutil.which("systemd-analyze") is None:
         unavailable("needs systemd-analyze (Debian package systemd)")
@@ -133,9 +163,12 @@ def test_the_probe_unit_with_the_robots_credential_passes_systemd_analyze_verify
     assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
 
 
-def test_the_monitor_robot_may_only_list_registries_and_gc_runs_and_reaches_the_reporter(run):
+def test_the_monitor_robot_may_only_list_registries_gc_and_retention_runs_and_reaches_the_reporter(run):
     monitor = run.named("harbor-config-monitor-robot")
-    assert monitor.inputs["projects"] == [] and monitor.inputs["name"] == "harbor-cache-monitor"
+    assert monitor.inputs["name"] == "harbor-cache-monitor"
+    # Each proxy project by name (never "*"), and in it only the list of retention runs.
+    assert monitor.inputs["projects"] == ["dockerhub-proxy", "ghcr-proxy", "quay-proxy", "k8s-proxy", "gcr-proxy"]
+    assert monitor.inputs["project_access"] == [{"resource": "tag-retention", "action": "list"}]
     assert monitor.inputs["system_access"] == [
         {"resource": "registry", "action": "list"},
         {"resource": "garbage-collection", "action": "list"},
@@ -202,3 +235,53 @@ def test_metrics_alarms_and_snapshot_tags_name_the_stack_uniquely():
     assert other.stack_id != "acme/harbor-cache/dev"
     # Offline (no organization): the stack's name, as before.
     assert parse_settings(dev_raw(), stack="dev", region="eu-central-1").stack_id == "dev"
+
+
+TOPIC_ARN = "arn:aws:sns:eu-central-1:123456789012:harbor-alarms-topic"
+
+
+def test_nobody_confirmed_on_the_alarm_topic_alarms_and_shows_on_the_dashboard(run):
+    """Issue 19 point 6: an alarm topic without a confirmed subscriber (none by default; an e-mail
+    left unconfirmed) alarms, also when the reporter stops or cannot read the topic."""
+    alarm = alarms(run)["no-alarm-subscriber"]
+    assert {key: alarm.inputs[key] for key in ("namespace", "metricName", "dimensions", "statistic")} == {
+        "namespace": "HarborCache/dev",
+        "metricName": "ConfirmedAlarmSubscribers",
+        "dimensions": {"Stack": "dev"},
+        "statistic": "Maximum",
+    }
+    assert alarm.inputs["comparisonOperator"] == "LessThanThreshold" and alarm.inputs["threshold"] == 1
+    assert alarm.inputs["treatMissingData"] == "breaching", "a reporter that stops must not look green"
+    assert alarm.inputs["alarmActions"] == [TOPIC_ARN] and alarm.inputs["okActions"] == [TOPIC_ARN]
+    assert "harbor-alarms-put-metrics" in depends(run, alarm), "after the permission that lets the reporter count"
+    # The reporter is told which topic: its unit, written once the topic exists.
+    unit = {r.name: r for r in run.of_type(COMMAND)}["harbor-install-file-harbor-metrics.service"]
+    assert f"ALARM_TOPIC_ARN={TOPIC_ARN}" in unit.inputs["stdin"]
+    assert "harbor-alarms-topic" in depends(run, unit)
+    # The dashboard: the alarm in its alarm widget, the count beside Harbor's health.
+    registered = run.one("aws:cloudwatch/dashboard:Dashboard")
+    dashboard = json.loads(registered.inputs["dashboardBody"])
+    assert [w for w in dashboard["widgets"] if w["type"] == "alarm"], "the alarm widget"
+    # The mocks give alarms no ARN: that the widget's list holds this alarm's shows in where it came from.
+    assert "harbor-alarms-no-alarm-subscriber" in {
+        {r.urn: r.name for r in run.registrations}.get(urn) for urn in registered.property_dependencies["dashboardBody"]
+    }
+    health = [w for w in dashboard["widgets"] if w["properties"].get("title") == "Health (1 = healthy)"][0]
+    assert any(item[1] == "ConfirmedAlarmSubscribers" for item in health["properties"]["metrics"])
+
+
+def test_the_reporter_may_list_the_subscriptions_of_its_own_topic_only(run):
+    policy = json.loads(run.named("harbor-alarms-put-metrics").inputs["policy"])
+    sns = [s for s in policy["Statement"] if any(str(a).startswith("sns:") for a in [s["Action"]])]
+    assert sns == [{"Effect": "Allow", "Action": "sns:ListSubscriptionsByTopic", "Resource": TOPIC_ARN}]
+
+
+def test_ha_every_node_counts_the_topic_and_one_alarm_takes_the_maximum():
+    run = run_program({**dev_config(), "harbor-cache:replicas": 3})
+    found = alarms(run)
+    assert [key for key in found if key.endswith("no-alarm-subscriber")] == ["no-alarm-subscriber"]
+    assert found["no-alarm-subscriber"].inputs["statistic"] == "Maximum"
+    assert "Node" not in found["no-alarm-subscriber"].inputs["dimensions"]
+    units = [r for r in run.of_type(COMMAND) if r.name.endswith("-file-harbor-metrics.service")]
+    assert len(units) == 3
+    assert all(f"ALARM_TOPIC_ARN={TOPIC_ARN}" in unit.inputs["stdin"] for unit in units)

@@ -10,14 +10,17 @@ the probe's), see tests/policy/test_policies.py."""
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 
 from tests.standins.policy_engine import (
+    POLICY_DIR,
     EngineResource,
     changed,
     engine_resources,
@@ -198,6 +201,18 @@ def in_connection(change: Callable[[dict], None]) -> Callable[[list[EngineResour
     return lambda stack: [changed(stack, "harbor-install-docker", lambda p: change(p["connection"]["value"]))]
 
 
+def set_on(resource_name: str, /, **values) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    """The program's resource with `values` set in its inputs and outputs (its property dependencies kept);
+    `type:name` where two types share the name."""
+    kind, _, name = resource_name.rpartition(":")
+    return lambda stack: [changed(stack, name, lambda p: p.update(values), kind)]
+
+
+def output_of(stack: list[EngineResource], name: str, key: str = "id"):
+    """An output of the program's resource `name` (a bridged resource's id by default)."""
+    return registration_of(stack, name).outputs[key]
+
+
 def halves_rules(kind: str, port: int, group: str) -> list[EngineResource]:
     if kind == "aws:ec2/securityGroupRule:SecurityGroupRule":
         shape = {"type": "ingress", "protocol": "tcp", "fromPort": port, "toPort": port, "securityGroupId": group}
@@ -229,7 +244,7 @@ PROBES = [
         "imds",
         "the program's instance started from a launch template",
         "dev",
-        lambda s: [changed(s, "harbor-vm-instance", lambda p: p.update(launchTemplate={"id": "lt-0123456789abcdef0"}))],
+        set_on("harbor-vm-instance", launchTemplate={"id": "lt-0123456789abcdef0"}),
         refused_by="aws-ec2-instance-instance",
     ),
     Probe(
@@ -311,7 +326,7 @@ PROBES = [
         "security-groups",
         "443 split into 0.0.0.0/1 + 128.0.0.0/1 across stand-alone rules",
         "dev",
-        lambda s: halves_rules("aws:ec2/securityGroupRule:SecurityGroupRule", 443, "harbor-vm-sg-id"),
+        lambda s: halves_rules("aws:ec2/securityGroupRule:SecurityGroupRule", 443, output_of(s, "harbor-vm-sg")),
         refused_by="only-the-programs-resource-types",
     ),
     Probe(
@@ -495,47 +510,16 @@ PROBES = [
         refused_by="aws-iam-rolepolicy-rolepolicy",
     ),
     # 9. Credential shapes in command lines, connection.password.
-    Probe(
-        "credentials",
-        "curl -u user:pass",
-        "dev",
-        in_command("curl -u admin:Harbor12345 https://127.0.0.1/api/v2.0/users"),
-        refused_by="command-remote-command",
-    ),
-    Probe(
-        "credentials",
-        "an Authorization header",
-        "dev",
-        in_command("curl -H 'Authorization: Bearer eyJhbGciOi' https://x"),
-        refused_by="command-remote-command",
-    ),
-    Probe(
-        "credentials",
-        "URL user info",
-        "dev",
-        in_command("skopeo copy docker://robot:hunter2@harbor.example.com/a b"),
-        refused_by="command-remote-command",
-    ),
-    Probe(
-        "credentials",
-        "redis-cli -a",
-        "dev",
-        in_command("redis-cli -a hunter2 -h redis FLUSHALL"),
-        refused_by="command-remote-command",
-    ),
-    Probe(
-        "credentials",
-        "htpasswd -b",
-        "dev",
-        in_command("htpasswd -b /etc/registry/passwd admin hunter2"),
-        refused_by="command-remote-command",
-    ),
-    Probe(
-        "credentials",
-        "docker login -p",
-        "dev",
-        in_command("docker login -u admin -p hunter2 harbor.example.com"),
-        refused_by="command-remote-command",
+    *(
+        Probe("credentials", what, "dev", in_command(line), refused_by="command-remote-command")
+        for what, line in (
+            ("curl -u user:pass", "curl -u admin:Harbor12345 https://127.0.0.1/api/v2.0/users"),
+            ("an Authorization header", "curl -H 'Authorization: Bearer eyJhbGciOi' https://x"),
+            ("URL user info", "skopeo copy docker://robot:hunter2@harbor.example.com/a b"),
+            ("redis-cli -a", "redis-cli -a hunter2 -h redis FLUSHALL"),
+            ("htpasswd -b", "htpasswd -b /etc/registry/passwd admin hunter2"),
+            ("docker login -p", "docker login -u admin -p hunter2 harbor.example.com"),
+        )
     ),
     Probe(
         "credentials",
@@ -558,33 +542,24 @@ PROBES = [
         ],
         refused_by="aws-ec2-instance-instance",
     ),
-    Probe(
-        "promises",
-        "RDS publicly accessible",
-        "s3",
-        lambda s: [changed(s, "harbor-data-db", lambda p: p.update(publiclyAccessible=True))],
-        refused_by="aws-rds-instance-instance",
-    ),
-    Probe(
-        "promises",
-        "RDS unencrypted",
-        "s3",
-        lambda s: [changed(s, "harbor-data-db", lambda p: p.update(storageEncrypted=False))],
-        refused_by="aws-rds-instance-instance",
-    ),
-    Probe(
-        "promises",
-        "ElastiCache without TLS",
-        "s3",
-        lambda s: [changed(s, "harbor-data-redis", lambda p: p.update(transitEncryptionEnabled=False))],
-        refused_by="aws-elasticache-replicationgroup-replicationgroup",
-    ),
-    Probe(
-        "promises",
-        "ElastiCache unencrypted at rest",
-        "s3",
-        lambda s: [changed(s, "harbor-data-redis", lambda p: p.update(atRestEncryptionEnabled=False))],
-        refused_by="aws-elasticache-replicationgroup-replicationgroup",
+    *(
+        Probe("promises", what, "s3", set_on(name, **values), refused_by=policy)
+        for what, name, values, policy in (
+            ("RDS publicly accessible", "harbor-data-db", {"publiclyAccessible": True}, "aws-rds-instance-instance"),
+            ("RDS unencrypted", "harbor-data-db", {"storageEncrypted": False}, "aws-rds-instance-instance"),
+            (
+                "ElastiCache without TLS",
+                "harbor-data-redis",
+                {"transitEncryptionEnabled": False},
+                "aws-elasticache-replicationgroup-replicationgroup",
+            ),
+            (
+                "ElastiCache unencrypted at rest",
+                "harbor-data-redis",
+                {"atRestEncryptionEnabled": False},
+                "aws-elasticache-replicationgroup-replicationgroup",
+            ),
+        )
     ),
     Probe(
         "promises",
@@ -634,26 +609,13 @@ PROBES = [
         refused_by="aws-ebs-volume-volume",
     ),
     # Earlier reviews.
-    Probe(
-        "earlier",
-        "route53:Change* instead of the exact action",
-        "dev",
-        dns01_changed(lambda st: st[0].update(Action="route53:Change*")),
-        refused_by="aws-iam-rolepolicy-rolepolicy",
-    ),
-    Probe(
-        "earlier",
-        "the exact action in lower case",
-        "dev",
-        dns01_changed(lambda st: st[0].update(Action="route53:changeresourcerecordsets")),
-        refused_by="aws-iam-rolepolicy-rolepolicy",
-    ),
-    Probe(
-        "earlier",
-        "NotAction iam:*",
-        "dev",
-        dns01_changed(lambda st: st.append({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"})),
-        refused_by="aws-iam-rolepolicy-rolepolicy",
+    *(
+        Probe("earlier", what, "dev", dns01_changed(change), refused_by="aws-iam-rolepolicy-rolepolicy")
+        for what, change in (
+            ("route53:Change* instead of the exact action", lambda st: st[0].update(Action="route53:Change*")),
+            ("the exact action in lower case", lambda st: st[0].update(Action="route53:changeresourcerecordsets")),
+            ("NotAction iam:*", lambda st: st.append({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"})),
+        )
     ),
     Probe(
         "earlier",
@@ -715,14 +677,14 @@ PROBES = [
         "earlier",
         "a Harbor object sending the admin password elsewhere",
         "dev",
-        lambda s: [changed(s, "harbor-config-gc", lambda p: p.update(harbor_url="https://harbor.attacker.example"))],
+        set_on("harbor-config-gc", harbor_url="https://harbor.attacker.example"),
         refused_by="pulumi-python-dynamic-harbor-gcschedule",
     ),
     Probe(
         "earlier",
         "a password in a command's environment",
         "dev",
-        lambda s: [changed(s, "harbor-install-docker", lambda p: p.update(environment={"HARBOR_PASSWORD": "hunter2"}))],
+        set_on("harbor-install-docker", environment={"HARBOR_PASSWORD": "hunter2"}),
         refused_by="command-remote-command",
     ),
 ]
@@ -940,7 +902,8 @@ def split_ssh_world(stack: list[EngineResource]) -> list[EngineResource]:
     """Review 2, P2: 22 from the world split across two new groups, both attached to the instance."""
     a = sg("extra-a", [tcp(22, "0.0.0.0/1")], under=None)
     b = sg("extra-b", [tcp(22, "128.0.0.0/1")], under=None)
-    instance = changed(stack, "harbor-vm-instance", lambda p: p.update(vpcSecurityGroupIds=["harbor-vm-sg-id", "a-id", "b-id"]))
+    ids = [output_of(stack, "harbor-vm-sg"), "sg-0a0000000000000aa", "sg-0b0000000000000bb"]
+    instance = changed(stack, "harbor-vm-instance", lambda p: p.update(vpcSecurityGroupIds=ids))
     instance.property_dependencies = {
         **instance.property_dependencies,
         "vpcSecurityGroupIds": [registration_of(stack, "harbor-vm-sg").urn, a.urn, b.urn],
@@ -977,21 +940,21 @@ REVIEW2_PROBES += [
         "review2-foreign-groups",
         "P5 the instance joins a literal pre-existing group",
         "dev",
-        lambda s: [changed(s, "harbor-vm-instance", lambda p: p.update(vpcSecurityGroupIds=["harbor-vm-sg-id", FOREIGN_GROUP]))],
+        lambda s: set_on("harbor-vm-instance", vpcSecurityGroupIds=[output_of(s, "harbor-vm-sg"), FOREIGN_GROUP])(s),
         refused_by="security-groups-are-the-programs",
     ),
     Probe(
         "review2-foreign-groups",
         "P6 the load balancer in a literal group besides its own",
         "ha",
-        lambda s: [changed(s, "harbor-lb-alb", lambda p: p.update(securityGroups=["harbor-lb-sg-id", FOREIGN_GROUP]))],
+        lambda s: set_on("harbor-lb-alb", securityGroups=[output_of(s, "harbor-lb-sg"), FOREIGN_GROUP])(s),
         refused_by="security-groups-are-the-programs",
     ),
     Probe(
         "review2-foreign-groups",
         "P6 (review's) the load balancer's own group replaced by a literal world-open group",
         "ha",
-        lambda s: [changed(s, "harbor-lb-alb", lambda p: p.update(securityGroups=[FOREIGN_GROUP]))],
+        set_on("harbor-lb-alb", securityGroups=[FOREIGN_GROUP]),
         refused_by="security-groups-are-the-programs",
     ),
     Probe(
@@ -1047,14 +1010,14 @@ REVIEW2_PROBES += [
         "review2-dns",
         "P8c the program's CAA record naming another CA",
         "dev",
-        lambda s: [changed(s, "harbor-caa-caa", lambda p: p.update(records=['0 issue "evil-ca.example"']))],
+        set_on("harbor-caa-caa", records=['0 issue "evil-ca.example"']),
         refused_by="aws-route53-record-record",
     ),
     Probe(
         "review2-dns",
         "P8d the program's A record moved to another name with allowOverwrite",
         "dev",
-        lambda s: [changed(s, "harbor-dns-a", lambda p: p.update(name="www.dev.example.com", allowOverwrite=True))],
+        set_on("harbor-dns-a", name="www.dev.example.com", allowOverwrite=True),
         refused_by="aws-route53-record-record",
     ),
 ]
@@ -1155,6 +1118,282 @@ REVIEW2_PROBES += [
 
 PROBES += REVIEW2_PROBES
 
+# The third review of issue 22: a literal kept beside the dependency. The property still comes from the program's
+# resource (`sg.id.apply(lambda _: "sg-...")`, so its property dependency is the program's) but names something
+# else. AnalyzeStack hands every resource's outputs, a bridged one's with its "id" (tests/standins/policy_engine.py
+# BRIDGED_PACKAGES cites the engine and the bridge), so the pack compares the value with the source's. Each of
+# these passed the pack before that comparison (the stacks' ids in the shapes AWS gives them, policy_engine.py
+# EC2_ID_PREFIXES); the registry grant's was refused already, at up after the change (see docs/security.md).
+OTHER_BUCKET = "arn:aws:s3:::harbor-cache-20261128000000000000000099"  # another stack's cache bucket
+FOREIGN_TOPIC = "arn:aws:sns:eu-central-1:999999999999:collect"
+FOREIGN_TARGET_GROUP = "arn:aws:elasticloadbalancing:eu-central-1:123456789012:targetgroup/elsewhere/0123456789abcdef"
+
+
+def the_lb_and_its_rule_in(group: str) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    """The load balancer in a literal group, and the nodes' 8080 rule admitting that same group (they agree)."""
+
+    def build(stack):
+        balancer = set_on("harbor-lb-alb", securityGroups=[group])(stack)[0]
+        nodes = changed(stack, "harbor-vm-sg", lambda p: p["ingress"][0].update(securityGroups=[group]))
+        return [balancer, nodes]
+
+    return build
+
+
+def registry_grant_on(bucket_arn: str) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    """The program's registry policy, made from its bucket, naming another bucket of the program's prefix."""
+
+    def on_bucket(statements):
+        for statement in statements:
+            statement["Resource"] = f"{bucket_arn}/*" if str(statement["Resource"]).endswith("/*") else bucket_arn
+
+    return lambda stack: [changed(stack, "harbor-storage-registry-access", in_policy(on_bucket))]
+
+
+def beside(name: str, key: str, value: Callable[[list[EngineResource]], object]) -> Callable[[list[EngineResource]], list]:
+    """The program's resource `name` with `key` set to `value(stack)`, its property dependency kept."""
+    return lambda stack: set_on(name, **{key: value(stack)})(stack)
+
+
+REVIEW3_PROBES = [
+    *(
+        Probe("review3-literal-ids", what, stack, beside(name, key, value), refused_by=policy)
+        for what, stack, name, key, value, policy in (
+            # (a) a single-group resource in a group the program does not own.
+            (
+                "the instance in one literal group",
+                "dev",
+                "harbor-vm-instance",
+                "vpcSecurityGroupIds",
+                lambda s: [FOREIGN_GROUP],
+                "security-groups-are-the-programs",
+            ),
+            (
+                "the database in one literal group",
+                "s3",
+                "harbor-data-db",
+                "vpcSecurityGroupIds",
+                lambda s: [FOREIGN_GROUP],
+                "security-groups-are-the-programs",
+            ),
+            (
+                "Redis in one literal group",
+                "s3",
+                "harbor-data-redis",
+                "securityGroupIds",
+                lambda s: [FOREIGN_GROUP],
+                "security-groups-are-the-programs",
+            ),
+            # (b) identities.
+            (
+                "the data volume attached to a foreign instance",
+                "dev",
+                "harbor-vm-data-attachment",
+                "instanceId",
+                lambda s: "i-0foreign000000000",
+                "identities-come-from-the-program",
+            ),
+            (
+                "a foreign volume attached to the instance",
+                "dev",
+                "harbor-vm-data-attachment",
+                "volumeId",
+                lambda s: "vol-0foreign00000000",
+                "identities-come-from-the-program",
+            ),
+            (
+                "the EIP associated with another instance",
+                "dev",
+                "harbor-vm-eip-association",
+                "instanceId",
+                lambda s: "i-0foreign000000000",
+                "identities-come-from-the-program",
+            ),
+            (
+                "another address associated with the instance",
+                "dev",
+                "harbor-vm-eip-association",
+                "allocationId",
+                lambda s: "eipalloc-0foreign0000000",
+                "identities-come-from-the-program",
+            ),
+            (
+                "the instance with a pre-existing key pair",
+                "dev",
+                "harbor-vm-instance",
+                "keyName",
+                lambda s: "ops-laptop",
+                "identities-come-from-the-program",
+            ),
+            (
+                "the key pair with an attacker's public key",
+                "dev",
+                "harbor-vm-key-pair",
+                "publicKey",
+                lambda s: "ssh-ed25519 AAAAattacker",
+                "identities-come-from-the-program",
+            ),
+            # Roles: the same class in the identity of what runs and what is granted.
+            (
+                "the instance with a pre-existing admin profile",
+                "dev",
+                "harbor-vm-instance",
+                "iamInstanceProfile",
+                lambda s: "AdminInstanceProfile",
+                "instances-run-as-the-programs-role",
+            ),
+            (
+                "DLM's service policy attached to the instance role",
+                "dev",
+                "harbor-vm-dlm-policy",
+                "role",
+                lambda s: output_of(s, "harbor-vm-role", "name"),
+                "role-grants-land-on-the-right-role",
+            ),
+            (
+                "the snapshot policy run as the instance role",
+                "dev",
+                "harbor-vm-snapshots",
+                "executionRoleArn",
+                lambda s: output_of(s, "harbor-vm-role", "arn"),
+                "role-grants-land-on-the-right-role",
+            ),
+            # What the load balancer sends decrypted traffic to.
+            (
+                "a foreign instance in the nodes' target group",
+                "ha",
+                "harbor-vm-target",
+                "targetId",
+                lambda s: "i-0foreign000000000",
+                "identities-come-from-the-program",
+            ),
+            (
+                "a node attached to another target group",
+                "ha",
+                "harbor-vm-target",
+                "targetGroupArn",
+                lambda s: FOREIGN_TARGET_GROUP,
+                "identities-come-from-the-program",
+            ),
+            (
+                "a drain's rejoin registering a foreign instance",
+                "ha",
+                "harbor-install-rejoin",
+                "instance_id",
+                lambda s: "i-0foreign000000000",
+                "identities-come-from-the-program",
+            ),
+            (
+                "the HTTPS listener forwarding to another target group",
+                "ha",
+                "harbor-lb-https",
+                "defaultActions",
+                lambda s: [{"type": "forward", "targetGroupArn": FOREIGN_TARGET_GROUP}],
+                "identities-come-from-the-program",
+            ),
+            (
+                "the host key read from another instance's console",
+                "dev",
+                "harbor-vm-host-key",
+                "instance_id",
+                lambda s: "i-0foreign000000000",
+                "identities-come-from-the-program",
+            ),
+            # Where notifications go.
+            (
+                "the backup watch's events to another account's topic",
+                "dev",
+                "aws:cloudwatch/eventTarget:EventTarget:harbor-backup-watch-snapshot-failed",
+                "arn",
+                lambda s: FOREIGN_TOPIC,
+                "notifications-go-to-the-programs-topics",
+            ),
+            (
+                "the backup watch's topic policy set on another topic",
+                "dev",
+                "harbor-backup-watch-topic-policy",
+                "arn",
+                lambda s: FOREIGN_TOPIC,
+                "notifications-go-to-the-programs-topics",
+            ),
+            (
+                "the database's events to another topic",
+                "s3",
+                "harbor-data-db-events",
+                "snsTopic",
+                lambda s: FOREIGN_TOPIC,
+                "notifications-go-to-the-programs-topics",
+            ),
+            (
+                "Redis's events to another topic",
+                "s3",
+                "harbor-data-redis",
+                "notificationTopicArn",
+                lambda s: FOREIGN_TOPIC,
+                "notifications-go-to-the-programs-topics",
+            ),
+            (
+                "the alarm e-mail subscribed to another topic",
+                "mail",
+                "harbor-alarms-email",
+                "topic",
+                lambda s: FOREIGN_TOPIC,
+                "notifications-go-to-the-programs-topics",
+            ),
+            (
+                "the metrics grant on a pre-existing role",
+                "dev",
+                "harbor-alarms-put-metrics",
+                "role",
+                lambda s: "OpsAdmin",
+                "role-grants-land-on-the-right-role",
+            ),
+        )
+    ),
+    Probe(
+        "review3-literal-ids",
+        "the load balancer and the nodes' rule both in one literal group",
+        "ha",
+        the_lb_and_its_rule_in(FOREIGN_GROUP),
+        refused_by="security-groups-are-the-programs",
+    ),
+    Probe(
+        "review3-literal-ids",
+        "the HTTPS listener forwarding through a weighted forward block to another target group",
+        "ha",
+        set_on(
+            "harbor-lb-https",
+            defaultActions=[{"type": "forward", "forward": {"targetGroups": [{"arn": FOREIGN_TARGET_GROUP, "weight": 1}]}}],
+        ),
+        refused_by="aws-lb-listener-listener",
+    ),
+    Probe(
+        "review3-literal-ids",
+        "the HTTPS listener redirecting to another host",
+        "ha",
+        set_on(
+            "harbor-lb-https",
+            defaultActions=[{"type": "redirect", "redirect": {"host": "evil.example.com", "statusCode": "HTTP_307"}}],
+        ),
+        refused_by="aws-lb-listener-listener",
+    ),
+    Probe(
+        "review3-literal-ids",
+        "the nodes' group sending to a literal group",
+        "dev",
+        lambda s: [changed(s, "harbor-vm-sg", lambda p: p["egress"].append(tcp(5432, securityGroups=[FOREIGN_GROUP])))],
+        refused_by="security-groups-are-the-programs",
+    ),
+    Probe(
+        "review3-literal-ids",
+        "(c) the registry grant on another harbor-cache-* bucket (refused before too)",
+        "s3",
+        registry_grant_on(OTHER_BUCKET),
+        refused_by="registry-grant-names-the-programs-bucket",
+    ),
+]
+PROBES += REVIEW3_PROBES
+
 ISSUE_GAPS = (
     "imds",
     "identity",
@@ -1176,6 +1415,7 @@ def stacks():
         "dev": {},
         "ha": {"harbor-cache:replicas": 2},
         "s3": {"harbor-cache:storage": "s3", "harbor-cache:externalServices": True},
+        "mail": {"harbor-cache:alarmEmail": "ops@cache-fixture.net"},
     }
     return {label: engine_resources(run_program({**dev_config(), **mode})) for label, mode in modes.items()}
 
@@ -1205,3 +1445,438 @@ def test_every_probe_is_refused(stacks, dry_run):
             if not any(d.mandatory and d.policy == probe.refused_by for d in found):
                 passed.append(f"{probe.gap}: {probe.what} (expected {probe.refused_by}, got {sorted({d.policy for d in found})})")
     assert passed == []
+
+
+def refused(pack, stack: list[EngineResource], probe: Probe) -> bool:
+    added = probe.build(stack)
+    found = [d for r in added for d in pack.analyze(r)] + pack.analyze_stack(with_probe(stack, added))
+    return any(d.mandatory and d.policy == probe.refused_by for d in found)
+
+
+def test_literal_ids_are_refused_by_the_comparison_with_the_outputs(stacks, tmp_path):
+    """Break it on purpose: the pack with `holds_the_sources_value` always true (where values come from still
+    checked) lets every review-3 probe through but those refused for their origin or shape alone: the egress rule
+    that comes from no group at all, and the listener actions the resource check refuses."""
+    pack_dir = tmp_path / "policy"
+    shutil.copytree(POLICY_DIR, pack_dir, ignore=shutil.ignore_patterns("__pycache__"))
+    with (pack_dir / "stack_checks.py").open("a") as checks:
+        checks.write("\n\ndef holds_the_sources_value(value, source, output):\n    return True\n")
+    with running_pack(dry_run=False, policy_dir=pack_dir) as pack:
+        passed = [probe.what for probe in REVIEW3_PROBES if not refused(pack, stacks[probe.stack], probe)]
+    alone = ("the nodes' group sending to a literal group", "aws-lb-listener-listener")
+    assert passed == [probe.what for probe in REVIEW3_PROBES if probe.what not in alone and probe.refused_by not in alone]
+
+
+def test_a_literal_beside_an_id_unknown_at_a_fresh_preview_is_refused():
+    """At the preview of a new stack the program's ids are unknown, so are the references made from them; a known
+    literal kept beside the dependency cannot be the program's value and is refused."""
+    fresh = engine_resources(run_program(dev_config(), fresh_preview=True))
+    assert registration_of(fresh, "harbor-vm-sg").outputs["id"] == UNKNOWN
+    with running_pack(dry_run=True) as pack:
+        assert pack.analyze_stack(fresh) == []
+        for probe in (p for p in REVIEW3_PROBES if p.stack == "dev"):
+            try:
+                assert refused(pack, fresh, probe), probe.what
+            except KeyError:
+                # The probe copies another resource's output (the instance role's arn), itself unknown at this preview
+                # (absent from the fresh mocks' outputs): an unknown is no literal, judged by its dependency alone.
+                assert probe.what == "the snapshot policy run as the instance role"
+
+
+# Review 22b (issue 22): the cache's own name and CAA, instances joining groups by name, Harbor's own objects,
+# the AWS provider's identity, and the lower findings. Each passed main's pack at d4277ab at preview and at up
+# (/work/notes/review22b.md); the names say which finding.
+FOREIGN_ACCOUNT_URI = "https://acme-v02.api.letsencrypt.org/acme/acct/999"
+STATIC_KEYS = {"accessKey": "AKIAIOSFODNN7EXAMPLE", "secretKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
+
+
+def on_provider(**values) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    """The default AWS provider configured with `values` (stack config aws:*; structured values as JSON text)."""
+
+    def build(stack):
+        provider = copy.deepcopy(next(r for r in stack if r.type == "pulumi:providers:aws"))
+        provider.inputs.update(values)
+        provider.outputs.update(values)
+        return [provider]
+
+    return build
+
+
+def first_of(stack: list[EngineResource], kind: str) -> EngineResource:
+    return next(r for r in stack if r.type == kind)
+
+
+def credentialed_public_project(stack: list[EngineResource], upstream: str = "dockerhub") -> list[EngineResource]:
+    """The (public) dev upstream's registry with an upstream credential (outputs: only its hash, as the provider keeps it)."""
+    from components.harbor.provider_base import secret_hash
+
+    assert registration_of(stack, f"harbor-config-project-{upstream}").inputs["public"] is True
+    registry = copy.deepcopy(registration_of(stack, f"harbor-config-registry-{upstream}"))
+    registry.inputs.update(access_key="me", access_secret="dckr_pat_notarealtokenvalue0000")
+    registry.outputs.update(
+        credential_hash=secret_hash("me", "dckr_pat_notarealtokenvalue0000"), access_key_hash=secret_hash("me")
+    )
+    return [registry]
+
+
+def topic_policy_source(arn: str) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    def change(props):
+        document_ = json.loads(props["policy"])
+        for statement in document_["Statement"]:
+            statement["Condition"] = {"ArnLike": {"aws:SourceArn": arn}}
+        props["policy"] = json.dumps(document_)
+
+    return lambda stack: [changed(stack, first_of(stack, "aws:sns/topicPolicy:TopicPolicy").name, change)]
+
+
+def topic_policy_with_duplicate_principal(stack: list[EngineResource]) -> list[EngineResource]:
+    """{"Principal": {"AWS": "*"}, ..., "Principal": <the service>}: json.loads keeps the last, another parser the first."""
+    policy = first_of(stack, "aws:sns/topicPolicy:TopicPolicy")
+    statement = json.loads(policy.inputs["policy"])["Statement"][0]
+    body = ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in statement.items() if k != "Principal")
+    text = (
+        '{"Version": "2012-10-17", "Statement": [{"Principal": {"AWS": "*"}, '
+        + body
+        + ', "Principal": '
+        + json.dumps(statement["Principal"])
+        + "}]}"
+    )
+    return [changed(stack, policy.name, lambda p: p.update(policy=text))]
+
+
+def imported_certificate_on_the_listener(stack: list[EngineResource]) -> list[EngineResource]:
+    certificate = made(
+        "aws:acm/certificate:Certificate",
+        "harbor-lb-imported",
+        {"certificateBody": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", "privateKey": "k"},
+        "HarborLoadBalancer",
+        outputs={"arn": f"arn:aws:acm:eu-central-1:{FAKE_ACCOUNT_ID}:certificate/imported", "id": "x"},
+    )
+    listener = changed(stack, "harbor-lb-https", lambda p: p.update(certificateArn=certificate.outputs["arn"]))
+    listener.property_dependencies = {**listener.property_dependencies, "certificateArn": [certificate.urn]}
+    return [certificate, listener]
+
+
+REVIEW22B_PROBES = [
+    # H2: the cache's name and its CAA record.
+    Probe(
+        "review22b-H2",
+        "B1 the cache's A record to a foreign address, its dependency on the EIP kept",
+        "dev",
+        set_on("harbor-dns-a", records=["203.0.113.66"]),
+        refused_by="the-caches-name-is-the-programs",
+    ),
+    Probe(
+        "review22b-H2",
+        "B1ha the cache's alias to a foreign CloudFront distribution",
+        "ha",
+        set_on("harbor-dns-a", aliases=[{"name": "d111111abcdef8.cloudfront.net", "zoneId": "Z2FDTNDATAQYW2"}]),
+        refused_by="the-caches-name-is-the-programs",
+    ),
+    Probe(
+        "review22b-H2",
+        "B17 the EIP attached by its own instance argument to a foreign instance",
+        "dev",
+        set_on("harbor-vm-eip", instance="i-0aaaaaaaaaaaaaaaa"),
+        refused_by="aws-ec2-eip-eip",
+    ),
+    Probe(
+        "review22b-H2",
+        "B2 the CAA record naming a foreign ACME account, its dependency on the account command kept",
+        "dev",
+        set_on("harbor-caa-caa", records=[f'0 issue "letsencrypt.org; accounturi={FOREIGN_ACCOUNT_URI}"', '0 issuewild ";"']),
+        refused_by="the-caches-name-is-the-programs",
+    ),
+    Probe(
+        "review22b-H2",
+        "B2b the HA CAA set (Let's Encrypt by DNS-01, any account) on one VM, whose role may write the challenge",
+        "dev",
+        set_on(
+            "harbor-caa-caa",
+            records=['0 issue "amazon.com"', '0 issue "letsencrypt.org; validationmethods=dns-01"', '0 issuewild ";"'],
+        ),
+        refused_by="the-caches-name-is-the-programs",
+    ),
+    Probe(
+        "review22b-H2",
+        "B2c the stack's account and Let's Encrypt by DNS-01 for any account in one CAA record",
+        "dev",
+        lambda s: set_on(
+            "harbor-caa-caa",
+            records=[*output_of(s, "harbor-caa-caa", "records"), '0 issue "letsencrypt.org; validationmethods=dns-01"'],
+        )(s),
+        refused_by="aws-route53-record-record",
+    ),
+    # M2: groups by name.
+    Probe(
+        "review22b-M2",
+        "B3 the instance also in a pre-existing group by name",
+        "dev",
+        set_on("harbor-vm-instance", securityGroups=["launch-wizard-1"]),
+        refused_by="aws-ec2-instance-instance",
+    ),
+    # M3: Harbor's own objects.
+    Probe(
+        "review22b-M3",
+        "B16 a public project's registry given an upstream credential",
+        "dev",
+        credentialed_public_project,
+        refused_by="public-projects-relay-no-credentials",
+    ),
+    Probe(
+        "review22b-M3",
+        "B16b a public project naming a credentialed registry by a literal id, its dependency on another kept",
+        "dev",
+        lambda s: [
+            *credentialed_public_project(s),
+            changed(s, "harbor-config-project-dockerhub", lambda p: p.update(public=False)),
+            changed(
+                s,
+                "harbor-config-project-k8s",
+                lambda p: p.update(registry_id=output_of(s, "harbor-config-registry-dockerhub", "registry_id")),
+            ),
+        ],
+        refused_by="public-projects-relay-no-credentials",
+    ),
+    Probe(
+        "review22b-M3",
+        "B9 the monitor robot with every permission on the system and every project",
+        "dev",
+        set_on(
+            "harbor-config-monitor-robot",
+            system_access=[{"resource": "*", "action": "*"}],
+            projects=[{"namespace": "*", "access": [{"resource": "*", "action": "*"}]}],
+        ),
+        refused_by="pulumi-python-dynamic-harbor-robot",
+    ),
+    Probe(
+        "review22b-M3",
+        "B9b the monitor robot with system-wide project creation",
+        "dev",
+        set_on(
+            "harbor-config-monitor-robot",
+            system_access=[{"resource": "registry", "action": "list"}, {"resource": "project", "action": "create"}],
+        ),
+        refused_by="pulumi-python-dynamic-harbor-robot",
+    ),
+    Probe(
+        "review22b-M3",
+        "B9c the monitor robot pushing into the proxy projects",
+        "dev",
+        set_on("harbor-config-monitor-robot", project_access=[{"resource": "repository", "action": "push"}]),
+        refused_by="pulumi-python-dynamic-harbor-robot",
+    ),
+    Probe(
+        "review22b-M3",
+        "B11 self-registration on and projects by everyone",
+        "dev",
+        set_on("harbor-config-system-settings", self_registration=True, project_creation_restriction="everyone"),
+        refused_by="pulumi-python-dynamic-harbor-systemsettings",
+    ),
+    # M4: the provider's identity.
+    Probe("review22b-M4", "B20 the AWS provider with static keys", "dev", on_provider(**STATIC_KEYS), "pulumi-providers-aws"),
+    Probe(
+        "review22b-M4",
+        "B20b the AWS provider with a session token",
+        "dev",
+        on_provider(token="FwoGZXIvYXdzEXAMPLE"),
+        "pulumi-providers-aws",
+    ),
+    Probe(
+        "review22b-M4",
+        "B12 the AWS provider assuming a role in another account (JSON text, as the engine passes config)",
+        "dev",
+        on_provider(assumeRoles=json.dumps([{"roleArn": "arn:aws:iam::999999999999:role/x"}])),
+        "pulumi-providers-aws",
+    ),
+    Probe(
+        "review22b-M4",
+        "B12b the AWS provider with assumeRole (structured)",
+        "dev",
+        on_provider(assumeRole={"roleArn": "arn:aws:iam::999999999999:role/x"}),
+        "pulumi-providers-aws",
+    ),
+    # Lower ones.
+    Probe(
+        "review22b-low",
+        "B5 the topic policy with aws:SourceArn '*'",
+        "dev",
+        topic_policy_source("*"),
+        refused_by="aws-sns-topicpolicy-topicpolicy",
+    ),
+    Probe(
+        "review22b-low",
+        "B5c the topic policy naming another account's alarms",
+        "dev",
+        topic_policy_source("arn:aws:cloudwatch:eu-central-1:999999999999:alarm:*"),
+        refused_by="aws-sns-topicpolicy-topicpolicy",
+    ),
+    Probe(
+        "review22b-low",
+        "B5b the topic policy with duplicate Principal keys",
+        "dev",
+        topic_policy_with_duplicate_principal,
+        refused_by="aws-sns-topicpolicy-topicpolicy",
+    ),
+    Probe(
+        "review22b-low",
+        "B7 egress tcp/53 and tcp/22 to the world",
+        "dev",
+        lambda s: [
+            changed(
+                s,
+                "harbor-vm-sg",
+                lambda p: p["egress"].extend([tcp(53, "0.0.0.0/0"), tcp(22, "0.0.0.0/0", ipv6CidrBlocks=["::/0"])]),
+            )
+        ],
+        refused_by="aws-ec2-securitygroup-securitygroup",
+    ),
+    Probe(
+        "review22b-low",
+        "B6 Redis accepting plain-text clients (transitEncryptionMode preferred)",
+        "s3",
+        set_on("harbor-data-redis", transitEncryptionMode="preferred"),
+        refused_by="aws-elasticache-replicationgroup-replicationgroup",
+    ),
+    Probe(
+        "review22b-low",
+        "B13 ListResourceRecordSets on every zone",
+        "dev",
+        dns01_changed(lambda statements: statements[1].update(Resource="*")),
+        refused_by="aws-iam-rolepolicy-rolepolicy",
+    ),
+    Probe(
+        "review22b-low",
+        "B13b ListResourceRecordSets on another zone",
+        "dev",
+        dns01_changed(lambda statements: statements[1].update(Resource="arn:aws:route53:::hostedzone/ZOTHERZONE0000")),
+        refused_by="dns01-names-the-programs-hostname",
+    ),
+    Probe(
+        "review22b-low",
+        "B19 the stack's SSH key as RSA 1024",
+        "dev",
+        set_on("harbor-vm-ssh-key", algorithm="RSA", rsaBits=1024),
+        refused_by="tls-index-privatekey-privatekey",
+    ),
+    Probe(
+        "review22b-low",
+        "B19b the key pair holding an RSA public key",
+        "dev",
+        set_on("harbor-vm-key-pair", publicKey="ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7 weak"),
+        refused_by="aws-ec2-keypair-keypair",
+    ),
+    Probe(
+        "review22b-low",
+        "B21 the HTTPS listener serving an imported certificate",
+        "ha",
+        imported_certificate_on_the_listener,
+        refused_by="identities-come-from-the-program",
+    ),
+    Probe(
+        "review22b-low",
+        "B4b the upgrade's database snapshot shared with every account",
+        "s3",
+        lambda s: [changed(s, first_of(s, "aws:rds/snapshot:Snapshot").name, lambda p: p.update(sharedAccounts=["all"]))],
+        refused_by="aws-rds-snapshot-snapshot",
+    ),
+    Probe(
+        "review22b-low",
+        "B18 the database's encryption and deletion protection unknown at preview",
+        "s3",
+        set_on("harbor-data-db", storageEncrypted=UNKNOWN, deletionProtection=UNKNOWN),
+        refused_by="aws-rds-instance-instance",
+    ),
+]
+PROBES += REVIEW22B_PROBES
+
+
+# H1 of review 22b, a documented residual (docs/security.md "What the pack cannot do"): a reference whose source is
+# replaced in the same update is unknown at the preview, where a literal made through `apply` from that source is
+# unknown too and indistinguishable from the program's own; at `up` only the stack-wide pass, after the change, sees
+# the literal. These tests pin that down: they fail once someone closes it (then turn them into corpus probes).
+ATTACKER_HOST = "203.0.113.66"
+ATTACKER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAttackerAttackerAttackerAttackerAttacker"
+NEW_ADDRESS, NEW_HOST_KEY = "198.51.100.7", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINewProgramHostKey"
+
+
+def after_the_replacement(stack: list[EngineResource], redirected: str) -> list[EngineResource]:
+    """At `up`: the EIP and the host key replaced (new address and key), every command connecting to them, but
+    `redirected`, whose connection was made with eip.public_ip.apply(lambda _: ATTACKER_HOST) (and the key alike)."""
+    result = copy.deepcopy(stack)
+    eip, host_key = registration_of(result, "harbor-vm-eip"), registration_of(result, "harbor-vm-host-key")
+    eip.outputs["publicIp"], host_key.outputs["public_key"] = NEW_ADDRESS, NEW_HOST_KEY
+    for command in (r for r in result if r.type == "command:remote:Command"):
+        host, key = (ATTACKER_HOST, ATTACKER_KEY) if command.name == redirected else (NEW_ADDRESS, NEW_HOST_KEY)
+        for properties in (command.inputs, command.outputs):
+            properties["connection"]["value"].update(host=host, hostKey=key)
+    registration_of(result, "harbor-dns-a").outputs["records"] = [NEW_ADDRESS]
+    registration_of(result, "harbor-dns-a").inputs["records"] = [NEW_ADDRESS]
+    return result
+
+
+def test_references_to_a_replaced_source_are_judged_after_the_change_at_up(stacks):
+    """B22: the install command sending its stdin to a foreign host with its own pinned key, while the EIP and the VM's
+    host key are replaced: the preview passes (the request is the program's own), and at `up` `Analyze`, the only call
+    that runs before the step, passes; `AnalyzeStack` names it after the command ran."""
+    from tests.standins.policy_engine import replaced_at_preview
+
+    stack = stacks["dev"]
+    preview = replaced_at_preview(stack, ["harbor-vm-eip", "harbor-vm-host-key"])
+    command = registration_of(preview, "harbor-install-docker")
+    assert command.inputs["connection"]["value"] == UNKNOWN  # the program's and the attacker's alike
+    assert registration_of(preview, "harbor-vm-instance").outputs["id"] != UNKNOWN  # a mix: the rest stays known
+    with running_pack(dry_run=True) as pack:
+        assert [d for d in pack.analyze_all(preview) if d.mandatory] == []
+    up = after_the_replacement(stack, "harbor-install-docker")
+    with running_pack(dry_run=False) as pack:
+        assert [d for d in pack.analyze(registration_of(up, "harbor-install-docker")) if d.mandatory] == []
+        assert {d.policy for d in pack.analyze_stack(up) if d.mandatory} == {"remote-commands-reach-the-programs-vms"}
+        # The program's own replacement passes at up too (so the refusal above is the literal's).
+        assert [d for d in pack.analyze_all(after_the_replacement(stack, "")) if d.mandatory] == []
+
+
+def test_a_profile_reference_to_a_replaced_profile_is_judged_after_the_change_at_up(stacks):
+    """B23: the instance profile replaced, the instance's profile profile.name.apply(lambda _: "admin-profile"): the
+    preview passes; at `up` `Analyze` of the instance passes and only `AnalyzeStack` names it."""
+    from tests.standins.policy_engine import replaced_at_preview
+
+    stack = stacks["dev"]
+    preview = replaced_at_preview(stack, ["harbor-vm-profile"])
+    assert registration_of(preview, "harbor-vm-instance").inputs["iamInstanceProfile"] == UNKNOWN
+    with running_pack(dry_run=True) as pack:
+        assert [d for d in pack.analyze_all(preview) if d.mandatory] == []
+    instance = changed(stack, "harbor-vm-instance", lambda p: p.update(iamInstanceProfile="admin-profile"))
+    with running_pack(dry_run=False) as pack:
+        assert [d for d in pack.analyze(instance) if d.mandatory] == []
+        found = {d.policy for d in pack.analyze_stack(with_probe(stack, [instance])) if d.mandatory}
+        assert found == {"instances-run-as-the-programs-role"}
+
+
+def test_the_settings_allowances_are_the_packs(stacks):
+    """The pack reads the allowances the settings grant from the stack's configuration (the engine hands it
+    PULUMI_CONFIG): a credentialed public project where the upstream sets allowCredentialedPublic, and world egress on
+    an upstream's own port where it sets allowCustomPortEgress, pass; without them both are refused (the probes)."""
+    stack = stacks["dev"]
+    (registry,) = credentialed_public_project(stack)
+    allowed = {"name": registry.inputs["name"], "type": registry.inputs["type"], "url": registry.inputs["url"]}
+    config = {**dev_config(), "harbor-cache:upstreams": [{**allowed, "allowCredentialedPublic": True}]}
+    with running_pack(dry_run=False, config=config) as pack:
+        assert [d for d in pack.analyze_stack(with_probe(stack, [registry])) if d.mandatory] == []
+    custom = {
+        **dev_config(),
+        "harbor-cache:upstreams": [
+            {
+                "name": "internal",
+                "type": "docker-registry",
+                "url": "https://registry.cache-fixture.net:5000",
+                "allowCustomPortEgress": True,
+            }
+        ],
+    }
+    program = engine_resources(run_program(custom))
+    assert any(rule["fromPort"] == 5000 for rule in registration_of(program, "harbor-vm-sg").inputs["egress"])
+    with running_pack(dry_run=False, config=custom) as pack:
+        assert [d for d in pack.analyze_all(program) if d.mandatory] == []
+    with running_pack(dry_run=False) as pack:  # the dev stack's configuration: no such upstream
+        assert "aws-ec2-securitygroup-securitygroup" in {d.policy for d in pack.analyze_all(program) if d.mandatory}

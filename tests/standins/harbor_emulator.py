@@ -259,6 +259,8 @@ class HarborState:
     users: list[str] = field(default_factory=lambda: ["admin"])
     # GET /system/gc: the GC runs, newest first (handler/gc.go GetGCHistory, model GCHistory).
     gc_history: list[dict] = field(default_factory=list)
+    # Retention executions by policy id (swagger RetentionExecution; controller/retention convertExecution).
+    retention_executions: dict[int, list[dict]] = field(default_factory=dict)
     # src/controller/systeminfo/controller.go: "<ReleaseVersion>-<GitCommit>".
     harbor_version: str = "v2.15.2-0ef2e4f3"
     next_id: int = 1
@@ -399,7 +401,8 @@ class HarborEmulator:
             return self._send(handler, 400, _errors("BAD_REQUEST", "invalid JSON"))
         with self.lock:
             self.bodies.append((method, path, body))
-        if path != "/health" and not self._authorised(handler):
+        principal = self._principal(handler)
+        if path != "/health" and principal is None:
             return self._send(handler, 401, _errors("UNAUTHORIZED", "unauthorized"))
         if self.validator is not None:
             problem = self.validator.request(method, path, body)
@@ -411,7 +414,10 @@ class HarborEmulator:
         if self.ping_delay and method in ("POST", "PUT") and re.match(r"^/registries(/\d+)?$", path):
             time.sleep(self.ping_delay)  # outside the lock: Harbor serves other requests meanwhile
         with self.lock:
-            status, payload, headers = self.route(method, path, query, body, handler.headers)
+            if isinstance(principal, dict):
+                status, payload, headers = self.robot_route(principal, method, path, query)
+            else:
+                status, payload, headers = self.route(method, path, query, body, handler.headers)
         if self.validator is not None and 200 <= status < 300:
             problem = self.validator.response(method, path, status, payload)
             if problem:
@@ -430,12 +436,28 @@ class HarborEmulator:
                 return fault
         return None
 
-    def _authorised(self, handler) -> bool:
+    def _principal(self, handler) -> str | dict | None:
+        """Who sends the request: "admin", a robot (its stored dict) or None (no security context).
+
+        A robot logs in with basic auth as `<robot_name_prefix><name>` and its secret, and is refused
+        when disabled or expired (src/server/middleware/security/robot.go Generate: no context then).
+        """
         header = handler.headers.get("Authorization", "")
         if not header.startswith("Basic "):
-            return False
+            return None
         user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-        return user == "admin" and password == self.state.admin_password
+        if user == "admin" and password == self.state.admin_password:
+            return "admin"
+        prefix = self.state.configurations["robot_name_prefix"]
+        if not user.startswith(prefix):
+            return None
+        with self.lock:
+            robot = next((r for r in self.state.robots.values() if r["name"] == user.removeprefix(prefix)), None)
+        if robot is None or robot["secret"] != password or robot["disable"]:
+            return None
+        if robot["expires_at"] != -1 and robot["expires_at"] <= time.time():
+            return None
+        return robot
 
     @staticmethod
     def _send(handler, status: int, payload: Any = None, headers: dict[str, str] | None = None) -> None:
@@ -481,9 +503,75 @@ class HarborEmulator:
             return 200, {"harbor_version": self.state.harbor_version, "auth_mode": self.state.configurations["auth_mode"]}, {}
         if segments[0] == "robots":
             return self.robots(method, segments[1:], query, body)
+        if segments[0] == "retentions" and method == "GET" and len(segments) == 3 and segments[2] == "executions":
+            return self.retention_executions("admin", int(segments[1]), query) if segments[1].isdigit() else (404, None, {})
         if segments[0] == "retentions":
             return self.retentions(method, segments[1:], body)
         return 404, _errors("NOT_FOUND", f"{path} not found"), {}
+
+    def robot_route(self, robot: dict, method: str, path: str, query: dict) -> tuple[int, Any, dict]:
+        """What a robot may call, each with the check its handler makes (Harbor v2.15.2). Any other
+        call of a robot is refused with 403: stricter than Harbor where Harbor would allow it, never
+        more lenient."""
+        if method == "GET" and path == "/projects":
+            # handler/project.go ListProjects, the robot branch: no RBAC check, but only the projects
+            # its permissions name (all of them when one covers all: namespace "*"), and the public ones.
+            kinds = [(p["kind"], p["namespace"]) for p in robot["permissions"]]
+            cover_all = ("project", "*") in kinds
+            names = {namespace for _, namespace in kinds}
+            listed = [
+                self.shown_project(p)
+                for p in self.state.projects.values()
+                if cover_all or p["name"] in names or p["metadata"].get("public") == "true"
+            ]
+            return self.page(self.filter_name(listed, query), query)
+        if method == "GET" and path == "/registries":
+            # handler/registry.go ListRegistries: RequireSystemAccess(list, registry).
+            if not robot_can(robot, "/system", "registry", "list"):
+                return 403, _errors("FORBIDDEN", f"robot${robot['name']}"), {}
+            return self.registries(method, [], query, None)
+        if method == "GET" and path == "/system/gc":
+            # handler/gc.go GetGCHistory: RequireSystemAccess(list, garbage-collection).
+            if not robot_can(robot, "/system", "garbage-collection", "list"):
+                return 403, _errors("FORBIDDEN", f"robot${robot['name']}"), {}
+            return self.page(list(self.state.gc_history), query)
+        match = re.fullmatch(r"/retentions/(\d+)/executions", path)
+        if method == "GET" and match:
+            return self.retention_executions(robot, int(match[1]), query)
+        return 403, _errors("FORBIDDEN", "not modelled for robots in this emulator: refused"), {}
+
+    def retention_executions(self, principal: str | dict, policy_id: int, query: dict) -> tuple[int, Any, dict]:
+        """handler/retention.go ListRetentionExecutions: the policy (a missing one is a 400: the
+        manager's "no such Retention policy" wrapped in BadRequestError), then requireAccess(list):
+        RequireProjectAccess(scope ref, list, tag-retention) for a project-level policy; then the
+        executions, newest start first (pkg/task/dao Execution: StartTime `sort:"default:desc"`)."""
+        policy = self.state.retentions.get(policy_id)
+        if policy is None:
+            return 400, _errors("BAD_REQUEST", f"no such Retention policy with id {policy_id}"), {}
+        project_id = (policy.get("scope") or {}).get("ref", 0)
+        if principal != "admin" and not robot_can(principal, f"/project/{project_id}", "tag-retention", "list"):
+            return 403, _errors("FORBIDDEN", "forbidden"), {}
+        executions = sorted(self.state.retention_executions.get(policy_id, []), key=lambda e: e["start_time"], reverse=True)
+        return self.page([copy.deepcopy(e) for e in executions], query)
+
+    def add_retention_execution(self, project_name: str, status: str, start_time: str, dry_run: bool = False) -> dict:
+        """Test helper: a run of the project's retention policy as jobservice leaves it. Statuses of
+        an execution: Running, then Success, Error or Stopped (pkg/task/dao/execution.go refreshStatus)."""
+        assert status in ("Running", "Success", "Error", "Stopped"), status
+        with self.lock:
+            project = self.project_by_name(project_name)
+            policy_id = int(project["metadata"]["retention_id"])
+            execution = {
+                "id": self.state.new_id(),
+                "policy_id": policy_id,
+                "start_time": start_time,
+                "end_time": "" if status == "Running" else start_time,
+                "status": status,
+                "trigger": "SCHEDULE",
+                "dry_run": dry_run,
+            }
+            self.state.retention_executions.setdefault(policy_id, []).append(execution)
+        return execution
 
     @staticmethod
     def page(items: list, query: dict) -> tuple[int, list, dict]:
@@ -912,6 +1000,7 @@ class HarborEmulator:
                 "duration": body["duration"],
                 "expires_at": -1 if body["duration"] == -1 else 1796536800 + body["duration"] * 86400,
                 "permissions": self.typed_permissions(body["permissions"]),
+                "scopes": self.scopes(body["permissions"]),
                 "disable": False,
             }
             created = {
@@ -951,6 +1040,7 @@ class HarborEmulator:
             robot["description"] = body.get("description", "")
             robot["disable"] = bool(body.get("disable", False))
             robot["permissions"] = self.typed_permissions(body["permissions"])
+            robot["scopes"] = self.scopes(body["permissions"])
             return 200, None, {}
         if method == "PATCH":
             # RefreshSec: an empty secret makes Harbor generate one and answer it; a secret of
@@ -1021,11 +1111,20 @@ class HarborEmulator:
             for p in permissions
         ]
 
+    def scopes(self, permissions: list[dict]) -> list[str]:
+        """controller/robot toScope, kept beside each permission as Harbor keeps it (rbac_policy): the
+        project's *id*, so a project deleted and made again under the same name is not covered."""
+        ids = {p["name"]: p["project_id"] for p in self.state.projects.values()}
+        return [
+            "/system" if p["kind"] == "system" else "/project/*" if p["namespace"] == "*" else f"/project/{ids[p['namespace']]}"
+            for p in permissions
+        ]
+
     def shown_robot(self, robot: dict) -> dict:
         names = {p["name"] for p in self.state.projects.values()}
         # Permissions on a project that is gone are not listed (controller populatePermissions).
         permissions = [p for p in robot["permissions"] if p.get("kind") != "project" or p["namespace"] in names]
-        shown = {k: v for k, v in robot.items() if k not in ("secret", "refreshes")}
+        shown = {k: v for k, v in robot.items() if k not in ("secret", "refreshes", "scopes")}
         return {**shown, "name": f"robot${robot['name']}", "permissions": permissions, "editable": True}
 
     def _scheduled(self, action: str, vendor: str) -> None:
@@ -1103,6 +1202,21 @@ class HarborEmulator:
         if method == "GET":
             return 200, copy.deepcopy(stored), {}
         return 405, _errors("METHOD_NOT_ALLOWED", method), {}
+
+
+def robot_can(robot: dict, scope: str, resource: str, action: str) -> bool:
+    """common/security/robot/context.go Can for a system robot: each access becomes the policy
+    `<scope>/<resource>` (getPolicyResource; scope /system, /project/<id>, or /project/* for namespace
+    "*", which casbin's keyMatch matches against every project), evaluated per namespace; a deny
+    among the matching policies wins (casbin's allow-and-no-deny effect)."""
+    matching = [
+        access
+        for permission, granted in zip(robot["permissions"], robot.get("scopes", []), strict=False)
+        if granted == scope or (granted == "/project/*" and scope.startswith("/project/"))
+        for access in permission["access"]
+        if access.get("resource") == resource and access.get("action") == action
+    ]
+    return bool(matching) and all(access.get("effect", "allow") != "deny" for access in matching)
 
 
 def typed_retention(body: dict) -> dict:

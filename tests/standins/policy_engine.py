@@ -11,17 +11,24 @@ port it serves on. It is asked what the engine asks it:
 - `AnalyzeStack` once at the end, with every resource's outputs, parent, dependencies and
   property dependencies (step_generator.go AnalyzeResources).
 
+Not modelled (review 22b's harness notes): Analyze gets the program's inputs, not the provider's `Check` output
+(defaults, autonaming of other types than roles and instance profiles); options beyond `protect` and the parent; reads
+(`Resource.get`), which the engine neither analyzes nor hands to `AnalyzeStack`; `--target`, under which untargeted
+resources keep their old inputs. A preview of an existing stack with some resources replaced: `replaced_at_preview`.
+
 A program run under the mocks (tests/standins/pulumi_harness.py) is turned into those requests: URNs as
 the engine makes them (sdk/go/common/resource/urn/urn.go New: the parent's qualified type, the
 root stack left out; the mocks keep only the parent's last type), the root stack resource and
 the default providers the engine registers itself (pkg/resource/deploy/providers/provider.go
-DefaultName: `default_<major>_<minor>_<patch>`), and the names the AWS provider's autonaming puts
-into a role's and an instance profile's checked inputs.
+DefaultName: `default_<major>_<minor>_<patch>`), the names the AWS provider's autonaming puts
+into a role's and an instance profile's checked inputs, and the outputs as the providers return
+them: a bridged resource's "id" among its outputs, ids in AWS's shapes (AutonamingMocks).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import subprocess
@@ -35,6 +42,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2, json_format, struct_pb2
+from pulumi.runtime import rpc
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from tests.paths import ROOT
@@ -61,20 +69,70 @@ def autoname(name: str) -> str:
     return f"{name}-1a2b3c4"
 
 
+# A bridged provider's outputs carry the resource's id as a property "id" (and AnalyzeStack hands the analyzer the
+# outputs, pkg/resource/deploy/step_generator.go AnalyzeResources: `Properties: v.Outputs`, marshalled with
+# SkipInternalKeys, which drops only "__" keys, sdk/go/common/resource/plugin/rpc.go): pulumi-terraform-bridge
+# pkg/tfbridge/provider.go Create returns MakeTerraformResult(newstate) (schema.go), the Terraform state object,
+# whose "id" attribute the SDKv2 adds to every resource's schema (terraform-plugin-sdk helper/schema
+# core_schema.go Resource.CoreConfigSchema "Add the implicitly required id field"; the bridge's
+# pkg/tfshim/sdk-v2 instance_state.go Object fills it too). pulumi-command is not bridged and has no such key;
+# a dynamic provider's outputs are its `outs`.
+BRIDGED_PACKAGES = ("aws", "random", "tls")
+# The ids AWS gives, as the provider's docs name them (Terraform AWS provider, attribute reference `id`): a
+# security group's "sg-", an instance's "i-", a volume's "vol-", an Elastic IP's allocation id "eipalloc-"
+# (also its `allocationId`), an association's "eipassoc-"; 17 hex digits after the prefix (EC2 User Guide,
+# "Resource IDs"). A key pair's id is its name; an IAM role's and instance profile's their (autonamed) name.
+EC2_ID_PREFIXES = {
+    "aws:ec2/securityGroup:SecurityGroup": "sg",
+    "aws:ec2/instance:Instance": "i",
+    "aws:ebs/volume:Volume": "vol",
+    "aws:ec2/eip:Eip": "eipalloc",
+    "aws:ec2/eipAssociation:EipAssociation": "eipassoc",
+}
+
+
+def ec2_id(resource_type: str, name: str) -> str:
+    """A stable id of AWS's shape for the program's resource `name` (the same on every run)."""
+    return f"{EC2_ID_PREFIXES[resource_type]}-0{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+
+
 class AutonamingMocks(pulumi_harness.AwsMocks):
-    """The harness's mocks plus the instance profile's `name` output, which the AWS provider's autonaming
-    fills (the instance's iam_instance_profile is that name, and its property dependency the profile)."""
+    """The harness's mocks plus what the analyzer reads in the outputs as the real providers give them: the
+    autonamed `name` of a role and an instance profile (the AWS provider's autonaming fills it; the instance's
+    iam_instance_profile is that name, its property dependency the profile), ids of AWS's shape, and the
+    bridged providers' "id" output property."""
 
     fresh_preview = False
 
     def new_resource(self, args):
         identifier, state = super().new_resource(args)
+        bridged = args.typ.split(":")[0] in BRIDGED_PACKAGES
         if self.fresh_preview:
             # A preview of a fresh stack: the provider's preview of a create answers the inputs, every computed
-            # output unknown and no id (pkg/resource/deploy/step.go CreateStep.Apply with preview).
-            return "", dict(args.inputs)
+            # output unknown and no id (pkg/resource/deploy/step.go CreateStep.Apply with preview; the bridge's
+            # Create with preview returns the proposed state, its "id" unknown).
+            return "", {**args.inputs, **({"id": rpc.UNKNOWN} if bridged else {})}
         if args.typ in AUTONAMED:
-            state.setdefault("name", autoname(args.name))
+            identifier = state["name"] = autoname(args.name)
+            if args.typ == "aws:iam/role:Role":
+                state["arn"] = f"arn:aws:iam::{pulumi_harness.FAKE_ACCOUNT_ID}:role{args.inputs.get('path', '/')}{identifier}"
+        if args.typ in EC2_ID_PREFIXES:
+            identifier = ec2_id(args.typ, args.name)
+            if args.typ == "aws:ec2/eip:Eip":
+                state["allocationId"] = identifier
+        if args.typ == "aws:ec2/keyPair:KeyPair":
+            identifier = state["keyName"]
+        if args.typ == "pulumi-python:dynamic/harbor:Registry":
+            # The provider keeps only the credential's hash, empty without one (components/harbor/registry.py
+            # RegistryProvider.outputs: secret_hash(access_key, access_secret), provider_base.secret_hash).
+            from components.harbor.provider_base import secret_hash
+
+            key, secret = args.inputs.get("access_key") or "", args.inputs.get("access_secret") or ""
+            state.update(credential_hash=secret_hash(key, secret), access_key_hash=secret_hash(key))
+            state.pop("access_key", None)
+            state.pop("access_secret", None)
+        if bridged:
+            state["id"] = identifier
         return identifier, state
 
 
@@ -241,11 +299,18 @@ def _provider_message(provider: EngineResource | None) -> analyzer_pb2.AnalyzerP
     )
 
 
+def _without_internal_keys(properties: dict[str, Any]) -> dict[str, Any]:
+    """What the engine marshals for the analyzer: no top-level "__" keys (a dynamic resource's pickled `__provider`)
+    (sdk/go/common/resource/plugin/analyzer_plugin.go Analyze and AnalyzeStack: MarshalOptions SkipInternalKeys;
+    rpc.go MarshalProperties skips IsInternalPropertyKey, the "__" prefix, "Only skip top level internal keys")."""
+    return {key: value for key, value in properties.items() if not str(key).startswith("__")}
+
+
 def _described(resource: EngineResource, properties: dict[str, Any]) -> dict[str, Any]:
     """The fields AnalyzeRequest and AnalyzerResource share (pulumi/proto/pulumi/analyzer.proto)."""
     return {
         "type": resource.type,
-        "properties": _struct(properties),
+        "properties": _struct(_without_internal_keys(properties)),
         "urn": resource.urn,
         "name": resource.name,
         "options": analyzer_pb2.AnalyzerResourceOptions(protect=resource.protect, parent=resource.parent),
@@ -332,14 +397,45 @@ def running_pack(
         process.wait(10)
 
 
-def registration_of(resources: list[EngineResource], name: str) -> EngineResource:
-    (found,) = [r for r in resources if r.name == name]
+# sdk/go/common/resource/sig/sig.go Secret: the key that marks a marshalled secret.
+SECRET_SIGNATURE_KEY = "4dabf18193072939515e22adb298388d"
+
+
+def replaced_at_preview(resources: list[EngineResource], names: Iterable[str]) -> list[EngineResource]:
+    """The preview of an existing stack in which the resources `names` are replaced (or created): a mix of known and
+    unknown values, as the engine sends it. The provider's preview of a create or replace answers the inputs with every
+    computed output unknown (pkg/resource/deploy/step.go CreateStep/ReplaceStep with preview; the bridge's Create with
+    preview returns the proposed state, its "id" unknown), and the program's SDK runs no apply on an unknown
+    (sdk/python/lib/pulumi/output.py `apply`: an unknown input gives an unknown output), so every property made from
+    one of those resources is unknown too, in the dependent's inputs and outputs. Every other resource keeps its known
+    values. Whether a dependent is itself replaced is the provider's diff, not modelled: name it too."""
+    result = copy.deepcopy(resources)
+    replaced = {r.urn for r in result if r.name in set(names)}
+    for resource in result:
+        if resource.urn in replaced:
+            resource.outputs = {
+                key: value if key in resource.inputs and key != "id" else rpc.UNKNOWN for key, value in resource.outputs.items()
+            }
+            continue
+        for key, urns in resource.property_dependencies.items():
+            if replaced & set(urns):
+                for properties in (resource.inputs, resource.outputs):
+                    if isinstance(properties.get(key), dict) and SECRET_SIGNATURE_KEY in properties[key]:
+                        properties[key] = {**properties[key], "value": rpc.UNKNOWN}  # a secret stays marked secret
+                    elif key in properties:
+                        properties[key] = rpc.UNKNOWN
+    return result
+
+
+def registration_of(resources: list[EngineResource], name: str, kind: str = "") -> EngineResource:
+    """The one resource named `name` (of type `kind`, where two types share a name: an EventBridge rule and its target)."""
+    (found,) = [r for r in resources if r.name == name and kind in ("", r.type)]
     return found
 
 
-def changed(resources: list[EngineResource], name: str, change: Callable[[dict], None]) -> EngineResource:
-    """A copy of the program's resource `name` with `change` applied to its inputs and its outputs."""
-    resource = copy.deepcopy(registration_of(resources, name))
+def changed(resources: list[EngineResource], name: str, change: Callable[[dict], None], kind: str = "") -> EngineResource:
+    """A copy of the program's resource `name` (of type `kind`) with `change` applied to its inputs and its outputs."""
+    resource = copy.deepcopy(registration_of(resources, name, kind))
     change(resource.inputs)
     change(resource.outputs)
     return resource

@@ -17,7 +17,6 @@ import stat
 import string
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -45,6 +44,7 @@ from components.vm.secret_values import SharedSecretValues
 from tests.conftest import unavailable
 from tests.paths import REFERENCE
 from tests.settings.test_settings import parse
+from tests.standins.loopback_http import LoopbackHttp
 from tests.vm.test_data_modes import ENDPOINTS, SECRETS
 from tests.vm.test_real_compose import compose_config, published, tools, vm_layout
 
@@ -290,7 +290,7 @@ def test_start_copies_the_override_with_the_mode_the_deploy_gave_it(tmp_path, mo
     assert (stat.S_IMODE(copied.st_mode), copied.st_uid) == (mode, 10000)
 
 
-class PlainHealth:
+class PlainHealth(LoopbackHttp):
     """Harbor's nginx on an HA node's loopback (plain HTTP): healthy after `unhealthy_for` answers;
     records the Host and X-Forwarded-Proto of each request."""
 
@@ -308,16 +308,7 @@ class PlainHealth:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 def test_readiness_gate_of_an_ha_node_asks_its_own_nginx_under_the_public_name(ha_settings):

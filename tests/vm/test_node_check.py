@@ -154,14 +154,26 @@ def test_the_node_leaves_after_failures_in_a_row_and_comes_back_on_the_first_goo
     assert back.returncode == 0 and not mark.exists() and "answers the load balancer's health check again" in back.stdout
 
 
+def test_a_restart_that_removed_the_mark_is_judged_on_its_own_failures(check_lab):
+    mark = Path(check_lab["NODE_CHECK_STATE"]) / STORAGE_FAILED
+    for _ in range(NODE_CHECK_FAILURES):
+        check(check_lab, "false")
+    assert mark.exists()
+    mark.unlink()  # what a restart of Harbor does (install.py's node-state step before start-harbor.sh)
+    assert check(check_lab, "false").returncode == 1 and not mark.exists(), "one failure of the fresh start keeps it in"
+    for _ in range(NODE_CHECK_FAILURES - 1):
+        check(check_lab, "false")
+    assert mark.exists()
+
+
 def test_the_check_runs_the_probe_against_this_nodes_own_nginx():
     settings = parse(replicas=2)
     service = node_check_service(settings)["Service"]
     assert "PROBE_CONNECT_HOST=127.0.0.1" in service["Environment"] and "PROBE_CONNECT_PLAIN_PORT=8080" in service["Environment"]
     assert f"NODE_CHECK_STATE={NODE_STATE_DIR}" in service["Environment"] and service["ReadWritePaths"] == NODE_STATE_DIR
-    command = node_check_command(settings)
-    assert command.split()[1:4] == ["/usr/bin/python3", f"{BIN_DIR}/harbor-probe.py", settings.url]
-    assert all(image in command for _name, image in settings.smoke_images)
+    probe = node_check_command(settings).partition(" -- ")[2]
+    assert probe.split()[:3] == ["/usr/bin/python3", f"{BIN_DIR}/harbor-probe.py", "--verify-stored"]
+    assert probe.split()[3] == settings.url and all(image in probe for _name, image in settings.smoke_images)
 
 
 @pytest.fixture(scope="module")

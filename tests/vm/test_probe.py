@@ -32,6 +32,7 @@ from tests.standins.daemons import (
     stop_process,
     wait_until,
 )
+from tests.standins.loopback_http import LoopbackHttp
 
 SERVICE = "harbor-registry"
 ISSUER = "harbor-token-issuer"
@@ -321,7 +322,7 @@ def test_the_failure_count_goes_to_cloudwatch(lab):
     assert datum["Dimensions"] == [{"Name": "Stack", "Value": "dev"}]
 
 
-class PlainNginx:
+class PlainNginx(LoopbackHttp):
     """Harbor's nginx as an HA node publishes it to the load balancer: plain HTTP on one port,
     /service/ to core's token service, the rest to the registry (templates/nginx/nginx.http.conf.jinja
     `location /service/` and `location /v2/`). It records the Host and X-Forwarded-Proto each request
@@ -352,16 +353,7 @@ class PlainNginx:
                 self.wfile.write(body)
                 upstream.close()
 
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 def test_plain_port_reaches_harbors_nginx_as_the_load_balancer_does(lab):

@@ -167,9 +167,7 @@ def test_metrics_leave_loopback_only_for_metrics_allowed_cidrs(dev_settings, pre
 
 def test_without_the_override_tag_compose_would_keep_nginx_on_every_address(dev_settings, prepared, tmp_path):
     """Why the tag: a plain `ports` list in an override is merged by union with Harbor's."""
-    plain = yaml.safe_dump(
-        {"services": {"proxy": {"ports": [f"{HARBOR_LOOPBACK}:{HARBOR_HTTP_PORT}"]}}}, sort_keys=False
-    )
+    plain = yaml.safe_dump({"services": {"proxy": {"ports": [f"{HARBOR_LOOPBACK}:{HARBOR_HTTP_PORT}"]}}}, sort_keys=False)
     ports = published(compose_config(vm_layout(prepared, plain, tmp_path))["services"]["proxy"])
     assert ("", "8080", 8080) in ports and ("127.0.0.1", "8080", 8080) in ports
 
@@ -252,10 +250,9 @@ def test_refused_admin_passwords_would_not_reach_harbor_unchanged(password, tmp_
 DOCKER_STAND_IN = "[Unit]\nDescription=stand-in for docker.io's unit\n\n[Service]\nExecStart=/usr/bin/dockerd\n"
 
 
-def systemd_root(tmp_path: Path, dev_settings, dropin: str | None = None) -> Path:
-    """A root for `systemd-analyze verify --root`: the host's stock units, our unit and drop-in,
-    a stand-in docker.service (Docker is not installed here; on the VM Ubuntu's docker.io ships it)
-    and stand-in executables for the paths the units name."""
+def stock_systemd_root(tmp_path: Path) -> Path:
+    """tmp_path/root with the host's stock units, for `systemd-analyze verify --root` (our units
+    order themselves after sysinit.target and friends, which verify must find)."""
     if shutil.which("systemd-analyze") is None:
         unavailable("systemd-analyze is not installed (Debian systemd)")
     stock = Path("/usr/lib/systemd/system")
@@ -263,6 +260,14 @@ def systemd_root(tmp_path: Path, dev_settings, dropin: str | None = None) -> Pat
         unavailable(f"{stock} lacks systemd's stock units")
     root = tmp_path / "root"
     shutil.copytree(stock, root / "usr/lib/systemd/system", symlinks=True)
+    return root
+
+
+def systemd_root(tmp_path: Path, dev_settings, dropin: str | None = None) -> Path:
+    """A root for `systemd-analyze verify --root`: the host's stock units, our unit and drop-in,
+    a stand-in docker.service (Docker is not installed here; on the VM Ubuntu's docker.io ships it)
+    and stand-in executables for the paths the units name."""
+    root = stock_systemd_root(tmp_path)
     files = {
         SYSTEMD_UNIT_PATH: render_systemd_unit(dev_settings),
         DOCKER_DROPIN_PATH: dropin if dropin is not None else render_docker_dropin(dev_settings),

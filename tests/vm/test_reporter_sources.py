@@ -34,6 +34,7 @@ from tests.aws.test_alarms import CREDENTIALS, Loopback
 from tests.conftest import unavailable
 from tests.paths import REFERENCE
 from tests.standins.daemons import free_port, make_test_ca, wait_until
+from tests.standins.loopback_http import LoopbackHttp
 
 NGINX_TEMPLATE = REFERENCE / "harbor-v2.15.2-prepare" / "templates" / "nginx" / "nginx.http.conf.jinja"
 PROJECT = "dockerhub-proxy"
@@ -68,7 +69,7 @@ def harbor_log_format() -> str:
     return match[0]
 
 
-class Backend:
+class Backend(LoopbackHttp):
     """What nginx proxies to: manifests and blobs of one repository, and one path that fails."""
 
     def __init__(self) -> None:
@@ -93,20 +94,12 @@ class Backend:
             def do_HEAD(self):  # noqa: N802
                 self.answer(False)
 
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
-def nginx_access_lines(work: Path, requests: list[tuple[str, str]]) -> list[str]:
-    """Real nginx with Harbor's log_format, proxying to the backend; returns the access log lines."""
+def nginx_access_lines(work: Path, requests: list[tuple[str, ...]]) -> list[str]:
+    """Real nginx with Harbor's log_format, proxying to the backend; returns the access log lines.
+    A request is (method, path) or (method, path, User-Agent)."""
     if shutil.which("nginx") is None:
         unavailable("nginx is missing (Debian package nginx)")
     log_format = harbor_log_format()
@@ -136,8 +129,10 @@ http {{
     try:
         ready = f"http://127.0.0.1:{port}/v2/ready/manifests/1"
         wait_until(lambda: urllib.request.urlopen(ready).status == 200, 20, "nginx")  # noqa: S310
-        for method, path in requests:
+        for method, path, *agent in requests:
             request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+            if agent:
+                request.add_header("User-Agent", agent[0])
             with contextlib.suppress(urllib.error.HTTPError):
                 urllib.request.urlopen(request).read()  # noqa: S310 - loopback
         served = lambda: [line for line in access.read_text().splitlines() if "/v2/ready/" not in line]  # noqa: E731
@@ -258,9 +253,13 @@ def test_hits_misses_bytes_write_backs_and_5xx_from_harbors_logs(cloud, tmp_path
             ("GET", f"/v2/{PROJECT}/library/busybox/blobs/sha256:{'c' * 64}"),
             ("GET", "/v2/broken/x/manifests/1"),
             ("GET", "/v2/other-project/x/manifests/1"),
+            # harbor-cache's own probe (files/harbor-probe.py's User-Agent): its blobs are not counted.
+            ("GET", f"/v2/{PROJECT}/library/busybox/blobs/sha256:{'b' * 64}", "harbor-cache-probe"),
+            ("GET", f"/v2/{PROJECT}/library/busybox/blobs/sha256:{'c' * 64}", "harbor-cache-probe"),
         ],
     )
-    assert len(access) == 8 and '"GET /v2/dockerhub-proxy/library/busybox/manifests/1.37 HTTP/1.1" 200 500' in access[0]
+    assert '"harbor-cache-probe"' in access[-1] and (FILES_DIR / "harbor-probe.py").read_text().count('"harbor-cache-probe"') == 1
+    assert len(access) == 10 and '"GET /v2/dockerhub-proxy/library/busybox/manifests/1.37 HTTP/1.1" 200 500' in access[0]
     logs = tmp_path / "harbor"
     logs.mkdir()
     core, proxy = logs / "core.log", logs / "proxy.log"

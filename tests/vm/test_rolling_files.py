@@ -1,65 +1,16 @@
-"""Issue 18 points 5 and 6 on the node: Docker held back from unattended-upgrades, and an older Harbor
-held stopped while node 0 migrates the database.
-
-The hold file is read by Debian's own apt_pkg and matched by unattended-upgrades' own
-is_pkgname_in_blacklist (the installed /usr/bin/unattended-upgrade, run by the system Python that
-has python3-apt): what the nodes' unattended-upgrades will skip, not what we think it will.
-"""
+"""Issue 18 point 6 on the node: an older Harbor held stopped while node 0 migrates the database.
+(Point 5's drain around runtime upgrades: tests/vm/test_runtime_drain.py.)"""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from components.vm.rolling import HELD_PACKAGES, render_unattended_hold
 from tests.conftest import find_tool, unavailable
 from tests.vm.test_scripts import run_script
-
-UNATTENDED_UPGRADE = Path("/usr/bin/unattended-upgrade")
-# What the real unattended-upgrade does with the hold file: apt_pkg reads it as apt reads
-# /etc/apt/apt.conf.d, and the blacklist is applied by unattended-upgrades' own function.
-MATCH = """
-import importlib.machinery, importlib.util, json, sys
-import apt_pkg
-apt_pkg.init_config()
-apt_pkg.read_config_file(apt_pkg.config, sys.argv[1])
-loader = importlib.machinery.SourceFileLoader("unattended_upgrade", sys.argv[2])
-spec = importlib.util.spec_from_loader("unattended_upgrade", loader)
-module = importlib.util.module_from_spec(spec)
-loader.exec_module(module)
-blacklist = apt_pkg.config.value_list("Unattended-Upgrade::Package-Blacklist")
-names = json.loads(sys.argv[3])
-print(json.dumps({"blacklist": blacklist, "held": {n: module.is_pkgname_in_blacklist(n, blacklist) for n in names}}))
-"""
-
-
-def held(tmp_path: Path, names: list[str]) -> dict:
-    system_python = shutil.which("python3", path="/usr/bin:/bin")
-    if not UNATTENDED_UPGRADE.exists() or system_python is None:
-        unavailable("unattended-upgrades (Debian package, with python3-apt) is not installed")
-    conf = tmp_path / "51harbor-cache-hold-docker"
-    conf.write_text(render_unattended_hold())
-    result = subprocess.run(
-        [system_python, "-c", MATCH, str(conf), str(UNATTENDED_UPGRADE), json.dumps(names)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def test_unattended_upgrades_skips_docker_containerd_and_runc_and_nothing_else(tmp_path):
-    names = [*HELD_PACKAGES, "docker-compose-v2", "docker.io-doc", "dockerXio", "containerd-tools", "openssl", "linux-image-aws"]
-    answer = held(tmp_path, names)
-    assert len(answer["blacklist"]) == len(HELD_PACKAGES)
-    assert {name for name, skipped in answer["held"].items() if skipped} == set(HELD_PACKAGES)
 
 
 @pytest.fixture
