@@ -63,15 +63,16 @@ DRIFT = "tests/harbor/test_provider_drift.py"
 HOST = "tests/harbor/test_provider_host.py"
 ROBOT = "tests/harbor/test_robot_provider.py"
 EDGES = "tests/harbor/test_provider_edges.py"
+MONITOR = "tests/harbor/test_monitor_robot.py"
 # Every provider test: the coverage map is recorded over these.
-TESTS = [DRIFT, HOST, ROBOT, EDGES]
+TESTS = [DRIFT, HOST, ROBOT, MONITOR, EDGES]
 # Each module with the tests that concern it (pytest arguments).
 MODULES: dict[str, list[str]] = {
     "components/harbor/registry.py": [DRIFT, HOST, "-k", "registry or url or upstream or docker_hub or adopt"],
     "components/harbor/project.py": [DRIFT, HOST, "-k", "project or retention or settings_missing or limits or metadata"],
     "components/harbor/oidc.py": [DRIFT, HOST, "-k", "oidc"],
     "components/harbor/gc_schedule.py": [DRIFT, HOST, "-k", "gc"],
-    "components/harbor/robot.py": [DRIFT, ROBOT, "-k", "robot or secret or create or check"],
+    "components/harbor/robot.py": [DRIFT, ROBOT, MONITOR, "-k", "robot or secret or create or check"],
     "components/harbor/system_settings.py": [DRIFT, "-k", "settings"],
     "components/harbor/provider_base.py": [DRIFT, HOST, "-k", "registry or gc or lost or preview or check or import"],
     "components/harbor/api.py": [
