@@ -187,6 +187,9 @@ class HarborCache(pulumi.ComponentResource):
         # i-1 is back in the load balancer and healthy there, so a change restarts one node at a time
         # while the others serve.
         self.installs: list[HarborInstall] = []
+        # The alarm topic is made with the alarms, after the installs (the alarms wait for the
+        # reporter); each reporter counts its confirmed subscribers, so its unit waits for the topic.
+        alarm_topic_arn, resolve_alarm_topic_arn = pulumi.deferred_output()
         for node in self.vm.nodes:
             previous = [self.installs[-1].rejoined] if self.installs else holds
             self.installs.append(
@@ -215,6 +218,7 @@ class HarborCache(pulumi.ComponentResource):
                         shared_secrets=self.shared_secrets.values if self.shared_secrets else None,
                         node_index=node.index,
                         rolling=hooks(node),
+                        alarm_topic_arn=alarm_topic_arn,
                     ),
                     opts=child,
                 )
@@ -306,6 +310,8 @@ class HarborCache(pulumi.ComponentResource):
             ),
             opts=child,
         )
+
+        resolve_alarm_topic_arn(self.alarms.topic_arn)
 
         # DLM's errors and failed snapshots of the data volume go to the alarm topic.
         self.backup_watch = HarborBackupWatch(

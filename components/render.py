@@ -69,6 +69,8 @@ PLACEHOLDER_ADMIN_PASSWORD = "PLACEHOLDER-not-the-real-admin-Passw0rd"  # noqa: 
 PLACEHOLDER_DATABASE_PASSWORD = "PLACEHOLDER-not-the-real-database-password"  # noqa: S105
 PLACEHOLDER_SECRET = "PLACEHOLDER-encrypted-in-stack-file"  # noqa: S105
 PLACEHOLDER_ZONE_ID = "PLACEHOLDER-route53-zone-id"
+# The stack's alarm topic exists only once `up` made it (the output alarmTopicArn).
+PLACEHOLDER_ALARM_TOPIC_ARN = "arn:aws:sns:PLACEHOLDER-region:000000000000:PLACEHOLDER-alarm-topic"
 # HA mode (replicas > 1): what HarborSharedSecrets generates at `pulumi up`; visible fakes of the
 # lengths prepare accepts (the secret key must be 16 characters).
 PLACEHOLDER_SHARED = SharedSecretValues(
@@ -162,7 +164,12 @@ def parse_override(text: str) -> tuple[str, Any]:
         ) from None
 
 
-def render_all(settings: Settings, admin_password: str | None = None, zone_id: str = PLACEHOLDER_ZONE_ID) -> dict[str, str]:
+def render_all(
+    settings: Settings,
+    admin_password: str | None = None,
+    zone_id: str = PLACEHOLDER_ZONE_ID,
+    alarm_topic_arn: str = PLACEHOLDER_ALARM_TOPIC_ARN,
+) -> dict[str, str]:
     """Every file, keyed by its relative path under the output folder."""
     if admin_password is None:
         admin_password = settings.admin_password.value if settings.admin_password else PLACEHOLDER_ADMIN_PASSWORD
@@ -172,7 +179,7 @@ def render_all(settings: Settings, admin_password: str | None = None, zone_id: s
         # Every node gets the same files; the admin password is the shared one.
         shared = replace(PLACEHOLDER_SHARED, admin_password=admin_password)
     files = {path.lstrip("/"): text for path, text in vm_files(settings, secrets, zone_id, shared).items()}
-    files.update({path.lstrip("/"): text for path, text in operate_files(settings).items()})
+    files.update({path.lstrip("/"): text for path, text in operate_files(settings, alarm_topic_arn).items()})
     if imds_guarded(settings):
         files.update({path.lstrip("/"): text for path, text in imds_relay_files(settings).items()})
     if settings.high_availability:

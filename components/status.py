@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime
+import functools
 import json
+import runpy
 import socket
 import ssl
 import subprocess
@@ -25,6 +27,7 @@ import sys
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +35,7 @@ CERTIFICATE_RED_DAYS = 21
 CERTIFICATE_WARN_DAYS = 30
 # Each stack's own CloudWatch namespace (components/vm/operate_files.py metrics_namespace).
 NAMESPACE_PREFIX = "HarborCache"
+REPORTER_PATH = Path(__file__).resolve().parents[1] / "files" / "harbor-metrics.py"
 
 
 @dataclass
@@ -207,11 +211,23 @@ def retention_check(harbor: Harbor, project: str) -> Check:
     )
 
 
+def subscription_confirmed(subscription_arn: str) -> bool:
+    """The VM's reporter's own test (files/harbor-metrics.py subscription_confirmed), so `status` and
+    the no-alarm-subscriber alarm never disagree. The reporter is a standalone script on the VM that
+    cannot import the program: the program runs it from the checkout instead."""
+    return reporter_functions()["subscription_confirmed"](subscription_arn)
+
+
+@functools.cache
+def reporter_functions() -> dict[str, Any]:
+    return runpy.run_path(str(REPORTER_PATH))
+
+
 def topic_check(subscriptions: list[dict]) -> Check:
     """SNS ListSubscriptionsByTopic: an unconfirmed subscription's SubscriptionArn is the text
     "PendingConfirmation" (SNS API Reference, Subscription); an e-mail one delivers nothing until
     confirmed, and its confirmation link expires after 3 days."""
-    confirmed = [s for s in subscriptions if s.get("SubscriptionArn", "").startswith("arn:")]
+    confirmed = [s for s in subscriptions if subscription_confirmed(s.get("SubscriptionArn", ""))]
     pending = [s for s in subscriptions if s.get("SubscriptionArn") == "PendingConfirmation"]
     if confirmed:
         return Check("alarm topic", "ok", f"{len(confirmed)} confirmed subscriber(s)")
@@ -249,7 +265,9 @@ def aws_checks(outputs: dict[str, Any], stack: str, stack_name: str) -> list[Che
     now = datetime.datetime.now(datetime.UTC)
     checks: list[Check] = []
     try:
-        checks.append(topic_check(sns.list_subscriptions_by_topic(TopicArn=topic).get("Subscriptions", [])))
+        # Up to 100 a page (SNS API Reference, ListSubscriptionsByTopic): every page.
+        pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic)
+        checks.append(topic_check([item for page in pages for item in page.get("Subscriptions", [])]))
         alarms = cloudwatch.describe_alarms(StateValue="ALARM").get("MetricAlarms", [])
         mine = [a for a in alarms if (a.get("AlarmDescription") or "").startswith(f"harbor-cache {stack}:")]
         for alarm in mine:

@@ -10,16 +10,17 @@ its source:
   fetched from the upstream), ProxyBlobRequests and ProxyBytesServed; per stack WriteBackFailures
   (core could not write what it fetched into its registry) and Harbor5xx (answers >= 500 of nginx);
 - from Harbor's exporter (EXPORTER_URL): QuotaUsedPercent per project that has a storage limit;
-- through the public path (PUBLIC_URL, connecting to PUBLIC_CONNECT_HOST: the VM's own Traefik; without it,
-  in HA, to what the name resolves to: the load balancer): PublicPathHealthy (TLS verifies against the
-  system CAs, or PUBLIC_CA_FILE, and /api/v2.0/health answers healthy) and CertificateDaysLeft;
+- through the public path (PUBLIC_URL, connecting to PUBLIC_CONNECT_HOST: the VM's own Traefik):
+  PublicPathHealthy (TLS verifies and /api/v2.0/health answers healthy) and CertificateDaysLeft;
 - with the monitor robot's credentials (MONITOR_CREDENTIALS, a file `name:secret`): per upstream
   (dimension Upstream) UpstreamHealthy from GET /api/v2.0/registries (Harbor refreshes each
   registry's status every 5 minutes), GcFailed (the last garbage collection ended in Error) and, per
   proxy project of PROXY_PROJECTS (dimension Project), RetentionFailed (its last finished retention
   run ended in Error or Stopped, or Harbor shows no retention policy for it, or refuses to show it);
 - with SNAPSHOT_TAG (the data volume's snapshot tag): HoursSinceSnapshot, hours since the newest
-  completed snapshot of the stack started (EC2 DescribeSnapshots).
+  completed snapshot of the stack started (EC2 DescribeSnapshots);
+- with ALARM_TOPIC_ARN (the stack's alarm topic): ConfirmedAlarmSubscribers, how many of the topic's
+  subscriptions are confirmed (SNS ListSubscriptionsByTopic): 0 means every alarm reaches nobody.
 `put NAME VALUE ...` sends the given counts (the probe uses it for SmokeFailures, PrewarmFailures
 and, per project, ProbeFailed@Project=<project>). Every metric carries the dimension Stack
 (HARBOR_CACHE_STACK, unique per stack and account), so the alarms survive a VM replacement; with
@@ -51,6 +52,7 @@ import base64
 import datetime
 import hashlib
 import hmac
+import html
 import http.client
 import http.server
 import json
@@ -85,6 +87,8 @@ MONITOR_CREDENTIALS = os.environ.get("MONITOR_CREDENTIALS", "")
 SNAPSHOT_TAG = os.environ.get("SNAPSHOT_TAG", "")
 SNAPSHOT_TAG_KEY = os.environ.get("SNAPSHOT_TAG_KEY", "harbor-cache:snapshot")
 EC2_ENDPOINT = os.environ.get("EC2_ENDPOINT", f"https://ec2.{REGION}.amazonaws.com/")
+ALARM_TOPIC_ARN = os.environ.get("ALARM_TOPIC_ARN", "")
+SNS_ENDPOINT = os.environ.get("SNS_ENDPOINT", f"https://sns.{REGION}.amazonaws.com/")
 # systemd's StateDirectory= (log offsets, counters, the Prometheus file); unset: nothing is kept.
 STATE_DIR = Path(os.environ["STATE_DIRECTORY"]) if os.environ.get("STATE_DIRECTORY") else None
 TARGET = "GraniteServiceVersion20100801.PutMetricData"
@@ -408,6 +412,16 @@ def retention_failed() -> dict[str, int]:
 START_TIME_RE = re.compile(r"<startTime>([^<]+)</startTime>")
 
 
+def query(endpoint: str, service: str, form: dict[str, str], credentials: dict, now: datetime.datetime) -> str:
+    """One request of AWS's query protocol (a signed form POST: EC2, SNS), its XML answer as text."""
+    body = urlencode(form).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    headers = sign("POST", endpoint, headers, body, credentials, REGION, now, service=service)
+    request = urllib.request.Request(endpoint, data=body, method="POST", headers=headers)
+    with urllib.request.urlopen(request, timeout=15) as answer:
+        return answer.read().decode()
+
+
 def hours_since_snapshot(credentials: dict, now: datetime.datetime) -> float:
     """Hours since the newest *completed* snapshot of this stack's data volume started (EC2
     DescribeSnapshots, query protocol 2016-11-15, filtered by the snapshot tag). None at all: a large
@@ -422,17 +436,43 @@ def hours_since_snapshot(credentials: dict, now: datetime.datetime) -> float:
         "Filter.2.Value.1": "completed",
         "MaxResults": "1000",
     }
-    body = urlencode(form).encode()
-    headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
-    headers = sign("POST", EC2_ENDPOINT, headers, body, credentials, REGION, now, service="ec2")
-    request = urllib.request.Request(EC2_ENDPOINT, data=body, method="POST", headers=headers)
-    with urllib.request.urlopen(request, timeout=15) as answer:
-        text = answer.read().decode()
+    text = query(EC2_ENDPOINT, "ec2", form, credentials, now)
     # <snapshotSet><item>... <startTime>2026-12-05T03:30:12.000Z</startTime> ...: read as text, no XML parser.
     times = [datetime.datetime.fromisoformat(found.replace("Z", "+00:00")) for found in START_TIME_RE.findall(text)]
     if not times:
         return 10000.0
     return round((now - max(times)).total_seconds() / 3600, 2)
+
+
+def subscription_confirmed(subscription_arn: str) -> bool:
+    """SNS's Subscription.SubscriptionArn (botocore's sns service-2.json, ListSubscriptionsByTopic):
+    the subscription's ARN once confirmed, the text "PendingConfirmation" until then (an e-mail one
+    delivers nothing, and its link expires after 3 days). components/status.py asks the same."""
+    return subscription_arn.startswith("arn:")
+
+
+SUBSCRIPTION_ARN_RE = re.compile(r"<SubscriptionArn>([^<]*)</SubscriptionArn>")
+NEXT_TOKEN_RE = re.compile(r"<NextToken>([^<]*)</NextToken>")
+
+
+def confirmed_alarm_subscribers(credentials: dict, now: datetime.datetime) -> int:
+    """Confirmed subscriptions of ALARM_TOPIC_ARN: SNS ListSubscriptionsByTopic (query protocol
+    2010-03-31), up to 100 a page, NextToken while there are more (SNS API Reference,
+    ListSubscriptionsByTopic). The role may call it on this topic only (components/aws/alarms.py)."""
+    confirmed = 0
+    token = ""
+    while True:
+        form = {"Action": "ListSubscriptionsByTopic", "Version": "2010-03-31", "TopicArn": ALARM_TOPIC_ARN}
+        if token:
+            form["NextToken"] = token
+        text = query(SNS_ENDPOINT, "sns", form, credentials, now)
+        # <Subscriptions><member>... <SubscriptionArn>...</SubscriptionArn> ...</member></Subscriptions>
+        # <NextToken>...</NextToken>: read as text, no XML parser (the token's XML escapes undone).
+        confirmed += sum(subscription_confirmed(html.unescape(arn)) for arn in SUBSCRIPTION_ARN_RE.findall(text))
+        more = NEXT_TOKEN_RE.search(text)
+        token = html.unescape(more[1]) if more else ""
+        if not token:
+            return confirmed
 
 
 def load_state() -> dict:
@@ -518,6 +558,13 @@ def report(now: datetime.datetime | None = None) -> list[dict]:
                 print(f"EC2 DescribeSnapshots: {error}", file=sys.stderr)
         if "hours" in last:
             values["HoursSinceSnapshot"] = round(last["hours"] + (now.timestamp() - last["checked"]) / 3600, 2)
+    if ALARM_TOPIC_ARN:
+        # Every node counts the same topic: the alarm takes the Maximum. Unreadable: no value, and the
+        # alarm treats the silence as nobody listening.
+        try:
+            values["ConfirmedAlarmSubscribers"] = confirmed_alarm_subscribers(instance_credentials(), now)
+        except (OSError, ValueError) as error:
+            print(f"SNS ListSubscriptionsByTopic: {error}", file=sys.stderr)
     data = metric_data(values, extra)
     write_prometheus(data, state)
     save_state(state)

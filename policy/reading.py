@@ -168,6 +168,8 @@ KNOWN_ONLY_AT_UP: dict[tuple[str, str, str], frozenset[str]] = {
     ("command:remote:Command", "HarborCaa", r"[\w.-]+"): frozenset({"connection", "create", "triggers"}),
     ("command:remote:Command", "HarborUpgradeHold", r"[\w.-]+"): frozenset({"connection", "create", "triggers"}),
     ("aws:iam/rolePolicy:RolePolicy", "HarborStorage", "registry-access"): frozenset({"policy"}),
+    # The reporter's permissions name the alarm topic made in the same update (ListSubscriptionsByTopic on it).
+    ("aws:iam/rolePolicy:RolePolicy", "HarborAlarms", "put-metrics"): frozenset({"policy"}),
     ("aws:s3/bucketPolicy:BucketPolicy", "HarborStorage", "tls-only"): frozenset({"policy"}),
     ("aws:route53/record:Record", "HarborLoadBalancer", "certificate-validation"): frozenset({"name", "type", "records"}),
     ("aws:route53/record:Record", "HarborDns", "a"): frozenset({"aliases"}),

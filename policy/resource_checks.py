@@ -68,6 +68,10 @@ HOSTED_ZONE_ARN_RE = re.compile(r"arn:aws[\w-]*:route53:::hostedzone/[A-Z0-9]{1,
 METRICS_ACTION = "cloudwatch:PutMetricData"
 # The reporter's HoursSinceSnapshot (issue 19): read-only; EC2 has no resource-level permission for it.
 SNAPSHOT_READ_ACTION = "ec2:DescribeSnapshots"
+# The reporter's ConfirmedAlarmSubscribers (issue 19): read-only, on one topic (SNS has the resource-level
+# permission: Service Authorization Reference, ListSubscriptionsByTopic, resource type topic*).
+SUBSCRIBERS_READ_ACTION = "sns:ListSubscriptionsByTopic"
+TOPIC_ARN_RE = re.compile(r"arn:aws[\w-]*:sns:[\w-]+:\d{12}:[\w-]+")
 METRICS_NAMESPACE_PREFIX = "HarborCache"
 # The only managed policy the program attaches: AWS's service policy for the DLM snapshot role.
 DLM_SERVICE_POLICY = "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole"
@@ -558,6 +562,12 @@ def _statement_problems(statement: Mapping[str, Any], path: str, registry: bool,
                 problems.append(f"{DNS01_LIST} must name exactly one hosted zone ARN, not {zones}: the stack's zone")
         elif action in DNS01_ACTIONS or action == SNAPSHOT_READ_ACTION:
             continue
+        elif action == SUBSCRIBERS_READ_ACTION:
+            resources = as_list(statement.get("Resource"), f"{path}.Resource")
+            if len(resources) != 1 or not TOPIC_ARN_RE.fullmatch(str(known(resources[0], f"{path}.Resource"))):
+                problems.append(
+                    f"{SUBSCRIBERS_READ_ACTION} must name exactly one SNS topic's ARN (the alarm topic), not {resources}"
+                )
         elif action == METRICS_ACTION:
             condition = statement.get("Condition") or {}
             condition_namespace = (
@@ -575,14 +585,16 @@ def _statement_problems(statement: Mapping[str, Any], path: str, registry: bool,
             else:
                 problems.append(
                     f"IAM action {action!r} widens the instance role beyond DNS-01 and metrics: only "
-                    f"{', '.join((*DNS01_ACTIONS, METRICS_ACTION, SNAPSHOT_READ_ACTION))} are allowed, spelled out (no wildcards)"
+                    f"{', '.join((*DNS01_ACTIONS, METRICS_ACTION, SNAPSHOT_READ_ACTION, SUBSCRIBERS_READ_ACTION))} are allowed, "
+                    "spelled out (no wildcards)"
                 )
     return problems
 
 
 def iam_role_policy(review: Review) -> None:
     """The instance role's permissions: DNS-01 (one zone, one name, TXT), metrics into one namespace,
-    and in the registry policy the registry's S3 actions. On which role: stack check."""
+    the subscriptions of one topic, and in the registry policy the registry's S3 actions. On which
+    role: stack check."""
     resource = review.resource
     registry = resource.made_by("HarborStorage", "registry-access")
     urn = Urn.parse(resource.urn)

@@ -144,6 +144,26 @@ def _listed(value: Any) -> list:
     return value if isinstance(value, list) else [value]
 
 
+def _reporter_policy_from_the_alarm_topic(policy: StackResource, found: list, by_urn: dict[str, StackResource]) -> bool:
+    """The reporter's permissions (HarborAlarms' put-metrics) made from the program's alarm topic alone, and
+    the SNS resource they name is that topic's ARN (ConfirmedAlarmSubscribers, issue 19)."""
+    topic = _source(policy, "policy", by_urn)
+    if (
+        topic is None
+        or topic.type != "aws:sns/topic:Topic"
+        or not topic.resource().made_by("HarborAlarms", "topic")
+        or not policy.resource().made_by("HarborAlarms", "put-metrics")
+    ):
+        return False
+    named = [
+        arn
+        for s in found
+        if any(str(action).startswith("sns:") for action in _listed(s.get("Action")))
+        for arn in _listed(s.get("Resource"))
+    ]
+    return all(holds_the_sources_value(arn, topic, "arn") for arn in named)
+
+
 def registry_grant_names_the_programs_bucket(resources: list[StackResource]) -> list[Violation]:
     """A role policy that grants S3 (or is made from a bucket) is the program's registry policy, made
     from the bucket the program creates, and names that bucket only (not the Pulumi state bucket or any other)."""
@@ -163,6 +183,8 @@ def registry_grant_names_the_programs_bucket(resources: list[StackResource]) -> 
         unknown = is_unknown(policy.props.get("policy"))
         registry = policy.resource().made_by("HarborStorage", "registry-access")
         if not (grants_s3 or from_a_bucket or unknown or urns or registry):
+            continue
+        if not grants_s3 and _reporter_policy_from_the_alarm_topic(policy, found, by_urn):
             continue
         bucket = _source(policy, "policy", by_urn)
         if (

@@ -1,21 +1,40 @@
 """Mutation testing of the Harbor providers and their API client against the provider tests (issue 20).
 
-Not part of CI: it runs the provider tests (real provider host, Harbor emulator) once per mutant, which
-takes hours for every mutant on a small machine. Each mutant is one small change to one module
-(an operator swapped, a boolean flipped, a number moved by one, a call dropped, a return emptied);
-the tests that concern that module run against it in a copy of the repository, and the mutant is
-*killed* when they fail (or time out), *survived* when they pass. The kill rate says how much of
-the providers' behaviour the tests pin down; every survivor is either a missing test or an
-equivalent mutant (a change no behaviour can tell), explained in the result.
+Not part of CI: it runs provider tests once per mutant, several hundred mutants (the result says how
+long the last run took). Each mutant is one small change to one
+module of components/harbor/ (an operator swapped, a boolean flipped, a number moved by one, a call
+dropped, a return emptied); the provider tests run against it in a copy of the repository (real
+provider host over gRPC, Harbor emulator), and the mutant is *killed* when they fail (or time out),
+*survived* when they pass. Every survivor is either a missing test or an equivalent mutant (a change
+no behaviour can tell), explained in EQUIVALENT below and in the result.
 
-    venv/bin/python scripts/mutation_providers.py                      # every mutant
-    venv/bin/python scripts/mutation_providers.py --sample 15 --seed 1 # 15 per module, reproducible
+    venv/bin/python scripts/mutation_providers.py                      # every mutant, 2 at a time
+    venv/bin/python scripts/mutation_providers.py --rerun-survivors    # survivors again, today's tests
+    venv/bin/python scripts/mutation_providers.py --only components/harbor/api.py:11
     venv/bin/python scripts/mutation_providers.py --list               # the mutants, without running
 
-The last result is committed as tests/data/mutation_providers.json (with the commit it ran on).
-A small AST mutator of our own rather than mutmut: mutmut runs tests in its own copy with
-trampolines that the separate provider-host process (`python -m pulumi.dynamic`, which imports the
-providers by module path) would not see.
+What keeps a full run short (a naive one, each module's test selection per mutant, is ~9 hours):
+- Coverage: once, the unmutated tests run with scripts/mutation_trace on PYTHONPATH, a line tracer
+  that every Python process loads (the provider hosts the tests start included) and that records
+  which test executes which line of the modules (mutants/coverage-*.json, per version of the
+  modules and per test file). A mutant inside a function body then runs only the tests that
+  execute its lines (a test that never reaches the change runs exactly as without it); one no
+  test executes is a survivor without running. A site that runs at import (a decorator, a
+  default, a class attribute) gets the module's whole selection (MODULES).
+- Order: the selected tests run with `-x`, those that killed most mutants per second first.
+- Phase 2: a mutant that survives its covering tests runs again with the module's whole
+  selection (plus tests/harbor/test_provider_edges.py) before it counts as a survivor, so the
+  narrowing never turns a kill into a survivor: it only saves time. Until then the result lists it
+  as "survived its covering tests" (not counted as killed).
+- Two worker copies, under `nice -n 10` (start it so). Each outcome is appended to
+  mutants/progress.jsonl as it finishes; a stopped run continues where it left off.
+
+The tracer is our own (no dependency): coverage.py writes its data at exit, which a provider host
+ended with SIGKILL (tests/standins/provider_host.py `close`) never reaches. The result is committed
+as tests/data/mutation_providers.json (with the commit it ran on). A small AST mutator of our own
+rather than mutmut: mutmut runs tests in its own copy with trampolines that the separate
+provider-host process (`python -m pulumi.dynamic`, which imports the providers by module path)
+would not see.
 """
 
 from __future__ import annotations
@@ -23,6 +42,7 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import hashlib
 import itertools
 import json
 import os
@@ -32,6 +52,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,13 +61,18 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULT = ROOT / "tests" / "data" / "mutation_providers.json"
 DRIFT = "tests/harbor/test_provider_drift.py"
 HOST = "tests/harbor/test_provider_host.py"
+ROBOT = "tests/harbor/test_robot_provider.py"
+EDGES = "tests/harbor/test_provider_edges.py"
+MONITOR = "tests/harbor/test_monitor_robot.py"
+# Every provider test: the coverage map is recorded over these.
+TESTS = [DRIFT, HOST, ROBOT, MONITOR, EDGES]
 # Each module with the tests that concern it (pytest arguments).
 MODULES: dict[str, list[str]] = {
     "components/harbor/registry.py": [DRIFT, HOST, "-k", "registry or url or upstream or docker_hub or adopt"],
     "components/harbor/project.py": [DRIFT, HOST, "-k", "project or retention or settings_missing or limits or metadata"],
     "components/harbor/oidc.py": [DRIFT, HOST, "-k", "oidc"],
     "components/harbor/gc_schedule.py": [DRIFT, HOST, "-k", "gc"],
-    "components/harbor/robot.py": [DRIFT, "tests/harbor/test_robot_provider.py", "-k", "robot or secret or create or check"],
+    "components/harbor/robot.py": [DRIFT, ROBOT, MONITOR, "-k", "robot or secret or create or check"],
     "components/harbor/system_settings.py": [DRIFT, "-k", "settings"],
     "components/harbor/provider_base.py": [DRIFT, HOST, "-k", "registry or gc or lost or preview or check or import"],
     "components/harbor/api.py": [
@@ -57,8 +83,11 @@ MODULES: dict[str, list[str]] = {
     ],
 }
 # Resource classes (what the program registers) are exercised by the mocks tests, not by the
-# provider host: mutants inside them are out of this script's scope.
+# provider host: mutants inside them are out of this script's scope. So are the program-side
+# helpers of provider_base.py that build those resources' inputs and options
+# (tests/harbor/test_config_mocks.py checks their secrets).
 SKIPPED_CLASS_BASES = ("Resource",)
+SKIPPED_NAMES = ("HarborConnection", "with_secret_outputs")
 
 # Survivors that no behaviour can tell from the original, by (module, change, source line): why.
 EQUIVALENT: dict[tuple[str, str, str], str] = {
@@ -82,6 +111,22 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "return None",
         "return error",
     ): "the base explain() is never reached: the two providers that create through create_or_adopt override it",
+    (
+        "components/harbor/api.py",
+        "1 -> 2",
+        'return self.headers.get("location", "").rstrip("/").rsplit("/", 1)[-1]',
+    ): "rsplit's maxsplit 1 or 2: the last segment, the only one used, is the same",
+    (
+        "components/harbor/robot.py",
+        "True -> False",
+        "seen_system = True",
+    ): "Harbor shows at most one system '/' permission: it groups a robot's policies by scope "
+    "(src/controller/robot/controller.go populatePermissions), so no second one reaches the guard",
+    (
+        "components/harbor/provider_base.py",
+        "return None",
+        "return []",
+    ): "the base validate() is never reached: every HarborProvider subclass overrides it (the robot has its own check)",
 }
 
 
@@ -92,9 +137,18 @@ class Mutant:
     line: int
     change: str
     source: str
+    end_line: int = 0
+    # Inside a function's body: runs only when the function is called, so only the tests that execute
+    # its lines can tell it. Elsewhere (a decorator, a default, a class attribute) it runs at import,
+    # and every test that imports the module may depend on it.
+    in_body: bool = False
     outcome: str = ""
     seconds: float = 0.0
     explanation: str = ""
+    # How the tests were chosen ("covering: N tests", "module: N tests", "none executes it") and,
+    # for a kill, the test that failed first.
+    selection: str = ""
+    killed_by: str = ""
 
 
 class Sites(ast.NodeTransformer):
@@ -115,18 +169,22 @@ class Sites(ast.NodeTransformer):
 
     def __init__(self, apply: int | None = None) -> None:
         self.apply = apply
-        self.found: list[tuple[int, str]] = []
+        self.found: list[tuple[int, int, str]] = []
 
     def _site(self, node: ast.AST, change: str) -> bool:
         index = len(self.found)
-        self.found.append((getattr(node, "lineno", 0), change))
+        line = getattr(node, "lineno", 0)
+        self.found.append((line, getattr(node, "end_lineno", None) or line, change))
         return index == self.apply
 
     def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:  # noqa: N802
         bases = [ast.unparse(base) for base in node.bases]
-        if any(base.endswith(SKIPPED_CLASS_BASES) for base in bases):
+        if any(base.endswith(SKIPPED_CLASS_BASES) for base in bases) or node.name in SKIPPED_NAMES:
             return node
         return self.generic_visit(node)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:  # noqa: N802
+        return node if node.name in SKIPPED_NAMES else self.generic_visit(node)
 
     def visit_Expr(self, node: ast.Expr) -> ast.AST:  # noqa: N802
         if isinstance(node.value, ast.Constant):  # docstrings
@@ -172,14 +230,35 @@ class Sites(ast.NodeTransformer):
         return node
 
 
+def function_bodies(tree: ast.AST) -> list[tuple[int, int]]:
+    """The line ranges of every function's (and lambda's) body."""
+    ranges = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            ranges.append((node.body[0].lineno, node.body[-1].end_lineno or node.body[-1].lineno))
+        elif isinstance(node, ast.Lambda):
+            ranges.append((node.body.lineno, node.body.end_lineno or node.body.lineno))
+    return ranges
+
+
 def mutants_of(module: str, root: Path = ROOT) -> list[Mutant]:
     text = (root / module).read_text()
+    tree = ast.parse(text)
     finder = Sites()
-    finder.visit(ast.parse(text))
+    finder.visit(copy.deepcopy(tree))
+    bodies = function_bodies(tree)
     lines = text.splitlines()
     return [
-        Mutant(module, index, line, change, lines[line - 1].strip() if 0 < line <= len(lines) else "")
-        for index, (line, change) in enumerate(finder.found)
+        Mutant(
+            module,
+            index,
+            line,
+            change,
+            lines[line - 1].strip() if 0 < line <= len(lines) else "",
+            end_line=end,
+            in_body=any(first <= line and end <= last for first, last in bodies),
+        )
+        for index, (line, end, change) in enumerate(finder.found)
     ]
 
 
@@ -198,47 +277,235 @@ def copy_of_repository() -> Path:
     return target / "repo"
 
 
-def run_tests(copy_root: Path, tests: list[str], timeout: float) -> tuple[str, float]:
-    started = time.monotonic()
-    env = {
+def fingerprint(root: Path, paths: list[str]) -> str:
+    """What a recorded coverage map or an outcome depends on: the text of these files."""
+    digest = hashlib.sha256()
+    for path in paths:
+        for file in sorted((root / path).glob("*.py")) if (root / path).is_dir() else [root / path]:
+            digest.update(file.name.encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def pytest_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {
         **os.environ,
         # tests/paths.py finds the shared references beside the clone; the copy is elsewhere.
         "HARBOR_CACHE_SHARED_DIR": str(ROOT.parent / "shared"),
         "PYTHONDONTWRITEBYTECODE": "1",
+        **(extra or {}),
     }
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+
+
+def collect(copy_root: Path, arguments: list[str]) -> list[str]:
+    """The test ids pytest selects with these arguments, in its order."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *arguments],
+        cwd=copy_root,
+        env=pytest_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [line for line in done.stdout.splitlines() if "::" in line]
+
+
+def record_coverage(copy_root: Path, modules: list[str], test_files: list[str]) -> dict:
+    """Runs these provider tests once, unmutated, with the line tracer (scripts/mutation_trace): which test
+    executes which line of each module, and how long each test takes. Also the baseline: it must pass."""
+    trace = Path(tempfile.mkdtemp(prefix="harbor-cache-trace-"))
+    env = pytest_env(
+        {
+            "HARBOR_CACHE_MUTATION_TRACE": str(trace),
+            "HARBOR_CACHE_MUTATION_TARGETS": os.pathsep.join(str(copy_root / module) for module in modules),
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(copy_root / "scripts" / "mutation_trace"), os.environ.get("PYTHONPATH")])
+            ),
+        }
+    )
+    started = time.monotonic()
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "mutation_trace_plugin", *test_files]
+    done = subprocess.run(command, cwd=copy_root, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"the provider tests fail without any mutant:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    by_path = {str(copy_root / module): module for module in modules}
+    lines: dict[str, dict[int, set[str]]] = {module: {} for module in modules}
+    for file in trace.glob("lines.*"):
+        for row in file.read_text().splitlines():
+            test, path, line = row.split("\t")
+            lines[by_path[path]].setdefault(int(line), set()).add(test)
+    seconds: dict[str, float] = {}
+    for row in (trace / "durations").read_text().splitlines():
+        test, _, duration, _ = row.split("\t")
+        seconds[test] = seconds.get(test, 0.0) + float(duration)
+    shutil.rmtree(trace, ignore_errors=True)
+    print(f"coverage recorded in {time.monotonic() - started:.0f}s over {len(seconds)} tests", flush=True)
+    return {
+        "seconds": seconds,
+        "lines": {module: {str(line): sorted(tests) for line, tests in by_line.items()} for module, by_line in lines.items()},
+    }
+
+
+def failed_test(output: str) -> str:
+    for line in output.splitlines():
+        if line.startswith(("FAILED ", "ERROR ")):
+            return line.split(" ", 1)[1].split(" - ", 1)[0].strip()
+    return ""
+
+
+def run_tests(copy_root: Path, tests: list[str], timeout: float) -> tuple[str, float, str]:
+    started = time.monotonic()
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *tests]
     try:
-        done = subprocess.run(command, cwd=copy_root, env=env, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(command, cwd=copy_root, env=pytest_env(), capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return "killed (timeout)", time.monotonic() - started
-    outcome = "survived" if done.returncode == 0 else "killed" if done.returncode == 1 else f"error ({done.returncode})"
-    return outcome, time.monotonic() - started
+        return "killed (timeout)", time.monotonic() - started, ""
+    if done.returncode == 0:
+        outcome = "survived"
+    elif done.returncode == 1:
+        outcome = "killed"
+    else:
+        outcome = f"error ({done.returncode}): {(done.stdout + done.stderr).strip()[-300:]}"
+    return outcome, time.monotonic() - started, failed_test(done.stdout)
 
 
-def write_result(options: argparse.Namespace, chosen: list[Mutant], totals: dict[str, int]) -> dict:
+class Planner:
+    """Which tests run against a mutant, in which order.
+
+    Narrowed: only the tests that execute one of the mutant's lines (a test that never reaches the
+    changed code runs exactly as without it, so it cannot fail). A site outside any function body runs
+    at import and gets the module's whole selection. Ordered by how many mutants each test has killed
+    so far, then fastest first, with `-x`: a kill usually costs one short test. A mutant that survives
+    its narrowed selection is run again with the module's whole selection (plus the narrowed tests)
+    before it counts as a survivor, so narrowing can never turn a kill into a survivor: the coverage
+    map only saves time. A function-body site no test executes is a survivor without running."""
+
+    def __init__(self, coverage: dict, selections: dict[str, list[str]], order: list[str]) -> None:
+        self.coverage = coverage
+        self.selections = selections
+        self.position = {test: number for number, test in enumerate(order)}
+        self.kills: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def covering(self, mutant: Mutant) -> list[str] | None:
+        """The tests that execute the mutant's lines; None where the narrowing does not apply."""
+        if not mutant.in_body:
+            return None
+        lines = self.coverage["lines"][mutant.module]
+        tests = {test for line in range(mutant.line, mutant.end_line + 1) for test in lines.get(str(line), [])}
+        if "" in tests:  # executed outside any test (at collection): no test can be told apart
+            return None
+        return sorted(tests)
+
+    def ordered(self, tests: set[str] | list[str]) -> list[str]:
+        seconds = self.coverage["seconds"]
+        with self.lock:
+            # A test the map has not timed is one added since (for a survivor): early.
+            # Kills per second: a test that often kills goes early unless it is slow.
+            return sorted(
+                tests,
+                key=lambda test: (-(self.kills.get(test, 0) + 1) / (seconds.get(test, 0.0) + 1), self.position.get(test, 0)),
+            )
+
+    def in_file_order(self, tests: set[str]) -> list[str]:
+        return sorted(tests, key=lambda test: self.position.get(test, len(self.position)))
+
+    def killed(self, test: str) -> None:
+        if test:
+            with self.lock:
+                self.kills[test] = self.kills.get(test, 0) + 1
+
+    def timeout(self, tests: list[str], floor: float) -> float:
+        expected = sum(self.coverage["seconds"].get(test, 10.0) for test in tests)
+        # The map's seconds were taken under the tracer (several times slower): a generous bound.
+        return max(floor, expected + 30)
+
+
+NARROW_SURVIVOR = "survived its covering tests"
+
+
+def run_mutant(copy_root: Path, mutant: Mutant, planner: Planner, options: argparse.Namespace, whole: bool) -> None:
+    """Phase 1 (`whole` false): the covering tests only; a survivor there is left for phase 2 as
+    NARROW_SURVIVOR. Phase 2: the module's whole selection (plus the covering tests)."""
+    target = copy_root / mutant.module
+    original = target.read_text()
+    try:
+        source = mutated_source(mutant.module, mutant.index, copy_root)
+        compile(source, mutant.module, "exec")
+    except (SyntaxError, ValueError) as error:
+        mutant.outcome = f"invalid ({error})"
+        return
+    if options.tests:
+        target.write_text(source)
+        try:
+            mutant.selection = "re-run with " + ", ".join(test.rpartition("::")[2] for test in options.tests)
+            mutant.outcome, mutant.seconds, mutant.killed_by = run_tests(copy_root, options.tests, options.timeout)
+            mutant.seconds = round(mutant.seconds, 1)
+        finally:
+            target.write_text(original)
+        return
+    covering = planner.covering(mutant)
+    if not whole and covering == []:
+        mutant.outcome, mutant.selection = "survived", "none executes it"
+        return
+    target.write_text(source)
+    try:
+        if whole or covering is None:
+            tests = planner.ordered(set(planner.selections[mutant.module]) | set(covering or []))
+            selection = f"module: {len(tests)} tests"
+            mutant.selection = f"{mutant.selection}, then {selection}" if mutant.outcome == NARROW_SURVIVOR else selection
+        else:
+            tests = planner.ordered(covering)
+            mutant.selection = f"covering: {len(tests)} tests"
+        outcome, seconds, mutant.killed_by = run_tests(copy_root, tests, planner.timeout(tests, options.timeout))
+        mutant.seconds = round(mutant.seconds + seconds, 1) if whole and mutant.outcome == NARROW_SURVIVOR else round(seconds, 1)
+        mutant.outcome = NARROW_SURVIVOR if outcome == "survived" and not whole and covering is not None else outcome
+        if mutant.outcome.startswith("killed"):
+            planner.killed(mutant.killed_by)
+    finally:
+        target.write_text(original)
+
+
+def progress_key(mutant: Mutant, module_hash: str) -> str:
+    return f"{mutant.module}:{mutant.index}:{module_hash}"
+
+
+def write_result(options: argparse.Namespace, chosen: list[Mutant], totals: dict[str, int], how: dict) -> dict:
     """The result so far (written after every mutant, so a run stopped early still leaves one)."""
-    ran = [m for m in chosen if m.outcome.startswith(("killed", "survived"))]
+    ran = [m for m in chosen if m.outcome.startswith("killed") or m.outcome == "survived"]
     killed = [m for m in ran if m.outcome.startswith("killed")]
-    for mutant in ran:
-        if mutant.outcome == "survived":
+    for mutant in chosen:
+        if mutant.outcome in ("survived", NARROW_SURVIVOR):
             mutant.explanation = EQUIVALENT.get((mutant.module, mutant.change, mutant.source), "")
-    equivalent = [m for m in ran if m.explanation]
+    equivalent = [m for m in ran if m.outcome == "survived" and m.explanation]
+    open_survivors = [m for m in ran if m.outcome == "survived" and not m.explanation]
     result = {
         "commit": options.commit,
+        "command": "venv/bin/python scripts/mutation_providers.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""),
+        "selection": how,
         "sample_per_module": options.sample,
         "seed": options.seed,
         "mutants_per_module": totals,
+        "total": sum(totals.values()),
         "ran": len(ran),
         "killed": len(killed),
-        "kill_rate": round(len(killed) / len(ran), 3) if ran else None,
         "equivalent": len(equivalent),
+        "survived_unexplained": len(open_survivors),
+        "not_run": len(chosen) - len(ran),
+        # Not counted as run: they passed their covering tests, the module's whole selection has not run yet.
+        "of_which_survived_covering_tests_awaiting_whole_selection": sum(1 for m in chosen if m.outcome == NARROW_SURVIVOR),
+        # killed / ran, the equivalent ones counted as survivors; and killed / (ran - equivalent).
+        "kill_rate": round(len(killed) / len(ran), 3) if ran else None,
+        # killed / every mutant, those not run counted as survivors: a floor for the whole figure.
+        "kill_rate_of_all_mutants": round(len(killed) / len(chosen), 3) if chosen else None,
         "kill_rate_without_equivalent": round(len(killed) / (len(ran) - len(equivalent)), 3)
         if len(ran) > len(equivalent)
         else None,
+        "seconds": round(sum(m.seconds for m in chosen), 1),
         "by_module": {
             module: {
                 "ran": sum(1 for m in ran if m.module == module),
                 "killed": sum(1 for m in killed if m.module == module),
+                "equivalent": sum(1 for m in equivalent if m.module == module),
             }
             for module in options.modules
         },
@@ -253,34 +520,44 @@ def main() -> int:
     parser.add_argument("--modules", nargs="*", default=list(MODULES))
     parser.add_argument("--sample", type=int, default=0, help="mutants per module (0: all)")
     parser.add_argument("--seed", type=int, default=20)
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per mutant's test run")
+    parser.add_argument("--timeout", type=float, default=60.0, help="least seconds per test run (more for long selections)")
     parser.add_argument("--budget", type=float, default=0.0, help="stop starting mutants after this many seconds")
+    parser.add_argument("--workers", type=int, default=2, help="mutants run at once, each in its own copy")
+    parser.add_argument("--whole", action="store_true", help="no narrowing: every mutant runs the module's whole selection")
     parser.add_argument("--only", nargs="*", default=[], help="mutants by module:index (e.g. to re-run survivors)")
+    parser.add_argument("--rerun-survivors", action="store_true", help="run again the survivors in the progress file")
+    parser.add_argument("--record", action="store_true", help="record the coverage map again (tests added since)")
+    parser.add_argument("--coverage-only", action="store_true", help="bring the coverage map up to date, run no mutant")
     parser.add_argument(
-        "--rerun-survivors",
-        type=Path,
-        help="a previous result: run again its survivors (found by module, change and source line) against today's tests",
+        "--tests",
+        nargs="*",
+        default=[],
+        help="with --only: run these tests against each mutant; a kill is recorded (confirms a test added for a survivor)",
     )
+    parser.add_argument("--report", action="store_true", help="write the result from the progress file, run nothing")
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULT)
+    parser.add_argument(
+        "--progress",
+        type=Path,
+        default=ROOT / "mutants" / "progress.jsonl",
+        help="each outcome is appended here as it finishes; a stopped run resumes from it",
+    )
     options = parser.parse_args()
     options.commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    # A stopped run (SIGTERM) still restores nothing it need not: it works in a copy, which is removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
-    # The run works in a copy made now: mutants are taken from it, so edits meanwhile change nothing.
+    # The run works in copies made now: mutants are taken from them, so edits meanwhile change nothing.
     source_root = ROOT if options.list else copy_of_repository()
+    copies = [source_root]
     per_module: list[list[Mutant]] = []
     totals: dict[str, int] = {}
+    module_hash = {module: fingerprint(source_root, [module]) for module in options.modules}
     for module in options.modules:
         every = mutants_of(module, source_root)
         totals[module] = len(every)
         wanted = {int(item.rpartition(":")[2]) for item in options.only if item.rpartition(":")[0] == module}
-        if options.rerun_survivors:
-            previous = json.loads(options.rerun_survivors.read_text())["mutants"]
-            keys = {(m["change"], m["source"]) for m in previous if m["module"] == module and m["outcome"] == "survived"}
-            every = [m for m in every if (m.change, m.source) in keys]
-        elif options.only:
+        if options.only:
             every = [m for m in every if m.index in wanted]
         elif options.sample and len(every) > options.sample:
             every = sorted(random.Random(f"{options.seed}:{module}").sample(every, options.sample), key=lambda m: m.index)
@@ -289,39 +566,143 @@ def main() -> int:
     chosen = [m for group in itertools.zip_longest(*per_module) for m in group if m is not None]
     if options.list:
         for mutant in chosen:
-            print(f"{mutant.module}:{mutant.line} [{mutant.index}] {mutant.change}: {mutant.source}")
+            where = "body" if mutant.in_body else "import"
+            print(f"{mutant.module}:{mutant.line} [{mutant.index}] ({where}) {mutant.change}: {mutant.source}")
         return 0
 
-    copy_root = source_root
-    started = time.monotonic()
+    options.progress.parent.mkdir(parents=True, exist_ok=True)
+    done: dict[str, dict] = {}
+    if options.progress.exists():
+        for row in options.progress.read_text().splitlines():
+            entry = json.loads(row)
+            # The last outcome of a mutant counts, but a kill stays one: tests are only ever added, and a
+            # run in a copy made before a test was added may still finish after that test killed it.
+            earlier = done.get(entry["key"])
+            if not (earlier and earlier["outcome"].startswith("killed") and not entry["outcome"].startswith("killed")):
+                done[entry["key"]] = entry
+    lock = threading.Lock()
     try:
-        for number, mutant in enumerate(chosen, 1):
-            if options.budget and time.monotonic() - started > options.budget:
-                mutant.outcome = "not run (budget)"
-                continue
-            target = copy_root / mutant.module
-            original = target.read_text()
-            try:
-                source = mutated_source(mutant.module, mutant.index, copy_root)
-                compile(source, mutant.module, "exec")
-            except (SyntaxError, ValueError) as error:
-                mutant.outcome = f"invalid ({error})"
-                continue
-            target.write_text(source)
-            try:
-                mutant.outcome, mutant.seconds = run_tests(copy_root, MODULES[mutant.module], options.timeout)
-            finally:
-                target.write_text(original)
-            where = f"{mutant.module}:{mutant.line}"
-            print(f"[{number}/{len(chosen)}] {mutant.outcome:>16} {mutant.seconds:6.1f}s {where} {mutant.change}")
-            write_result(options, chosen, totals)
-            sys.stdout.flush()
-    finally:
-        shutil.rmtree(copy_root.parent, ignore_errors=True)
+        # The map is kept per version of the modules, and within it per test file: a test file that is
+        # new or changed (or a change to what every test shares) is recorded again, alone.
+        tests = [test for test in TESTS if (source_root / test).exists()]
+        cache = options.progress.parent / f"coverage-{fingerprint(source_root, list(MODULES))}.json"
+        coverage = json.loads(cache.read_text()) if cache.exists() and not options.record else {}
+        coverage.setdefault("seconds", {})
+        coverage.setdefault("lines", {module: {} for module in MODULES})
+        recorded = coverage.setdefault("files", {})
+        shared = ["tests/standins", "tests/conftest.py"]
+        stale = [test for test in tests if recorded.get(test) != fingerprint(source_root, [test, *shared])]
+        # --rerun-survivors runs phase 2 only (the whole selection): an older map just orders the tests.
+        if stale and not (options.rerun_survivors or options.report or options.tests):
+            fresh = record_coverage(source_root, list(MODULES), stale)
+            gone = {test for test in coverage["seconds"] if test.split("::")[0] in stale}
+            for module, by_line in coverage["lines"].items():
+                for line, ran in list(by_line.items()):
+                    by_line[line] = sorted((set(ran) - gone) | set(fresh["lines"][module].get(line, [])))
+                for line, ran in fresh["lines"][module].items():
+                    by_line.setdefault(line, ran)
+            coverage["seconds"] = {
+                **{test: s for test, s in coverage["seconds"].items() if test not in gone},
+                **fresh["seconds"],
+            }
+            recorded.update({test: fingerprint(source_root, [test, *shared]) for test in stale})
+            cache.write_text(json.dumps(coverage))
+        if options.coverage_only:
+            return 0
+        order = collect(source_root, tests)
+        # Tests for survivors (EDGES) belong to every module's selection.
+        edges = collect(source_root, [EDGES]) if (source_root / EDGES).exists() else []
+        selections = {module: collect(source_root, MODULES[module]) + edges for module in options.modules}
+        planner = Planner(coverage, selections, order)
+        how = {
+            "tests": TESTS,
+            "coverage": "each test's executed lines of the modules, recorded once by scripts/mutation_trace "
+            "(a line tracer loaded into every Python process, the provider hosts included)",
+            "narrowed": " ".join((Planner.__doc__ or "").split()),
+            "module_selections": {module: MODULES[module] for module in options.modules},
+            "workers": options.workers,
+            "history": "outcomes accumulate in mutants/progress.jsonl over runs (resumed after each restart); a "
+            "survivor for which a test was added is re-run with that test (--only ... --tests ...; its selection "
+            "says 're-run with ...'), and a recorded kill stays one. The modules did not change during the runs "
+            "(each outcome is keyed by the module's text); `commit` is the tree the result was written from.",
+        }
+        # Phase 1 (narrowed) first for every mutant, then phase 2 (whole selection) for the survivors of
+        # phase 1 and the sites that run at import: the first figures come early.
+        first: list[Mutant] = []
+        second: list[Mutant] = []
+        for mutant in chosen:
+            entry = done.get(progress_key(mutant, module_hash[mutant.module]))
+            if entry and not options.only:
+                for field in ("outcome", "seconds", "selection", "killed_by"):
+                    setattr(mutant, field, entry[field])
+                if entry["outcome"].startswith("killed"):
+                    planner.killed(entry["killed_by"])
+                if mutant.outcome == NARROW_SURVIVOR or (options.rerun_survivors and mutant.outcome == "survived"):
+                    second.append(mutant)
+            elif options.report:
+                mutant.outcome = mutant.outcome or "not run"
+            elif not options.rerun_survivors:
+                (first if planner.covering(mutant) is not None and not options.whole else second).append(mutant)
+        if options.report:
+            first, second = [], []
+        print(
+            f"{len(chosen)} mutants: {len(first)} to run narrowed, {len(second)} with the whole selection",
+            flush=True,
+        )
+        copies += [copy_of_repository() for _ in range(max(1, options.workers) - 1)]
+        second.sort(key=lambda m: (m.module, m.change, m.source) not in EQUIVALENT)  # equivalent ones last
+        queue = [(mutant, True) for mutant in second] + [(mutant, False) for mutant in reversed(first)]
+        pending_first = [len(first)]  # phase-1 mutants still queued (the end of the queue)
+        started = time.monotonic()
+        finished = [0]
 
-    result = write_result(options, chosen, totals)
-    not_run = len(chosen) - result["ran"]
-    print(f"kill rate {result['kill_rate']} ({result['killed']} of {result['ran']} mutants run; {not_run} not run)")
+        def work(copy_root: Path) -> None:
+            while True:
+                with lock:
+                    if not queue or (options.budget and time.monotonic() - started > options.budget):
+                        return
+                    mutant, whole = queue.pop()
+                    if not whole:
+                        pending_first[0] -= 1
+                run_mutant(copy_root, mutant, planner, options, whole)
+                with lock:
+                    finished[0] += 1
+                    if mutant.outcome == NARROW_SURVIVOR:
+                        # Phase 2, after every phase-1 mutant; those explained as equivalent last.
+                        explained = (mutant.module, mutant.change, mutant.source) in EQUIVALENT
+                        queue.insert(0 if explained else len(queue) - pending_first[0], (mutant, True))
+                    if mutant.outcome.startswith(("killed", "survived")) and not (
+                        options.tests and not mutant.outcome.startswith("killed")
+                    ):
+                        entry = {"key": progress_key(mutant, module_hash[mutant.module]), **asdict(mutant)}
+                        with options.progress.open("a") as file:
+                            file.write(json.dumps(entry) + "\n")
+                    where = f"{mutant.module}:{mutant.line}"
+                    print(
+                        f"[{finished[0]}, {len(queue)} queued] {mutant.outcome[:40]:>27} {mutant.seconds:6.1f}s {where} "
+                        f"[{mutant.index}] {mutant.change[:50]} ({mutant.selection})",
+                        flush=True,
+                    )
+                    write_result(options, chosen, totals, how)
+
+        workers = [threading.Thread(target=work, args=(copy_root,)) for copy_root in copies]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        for copy_root in copies:
+            if copy_root != ROOT:
+                shutil.rmtree(copy_root.parent, ignore_errors=True)
+
+    for mutant in chosen:
+        if not mutant.outcome:
+            mutant.outcome = "not run"
+    result = write_result(options, chosen, totals, how)
+    print(
+        f"kill rate {result['kill_rate']} ({result['killed']} killed, {result['equivalent']} equivalent, "
+        f"{result['survived_unexplained']} open, of {result['ran']} run; {result['not_run']} not run)"
+    )
     return 0
 
 

@@ -243,6 +243,76 @@ def test_an_e_mail_left_unconfirmed_is_red_as_sns_answers_it(aws, monkeypatch, s
         assert "nobody hears the alarms" in topic.detail and "3 days" in topic.fix
 
 
+def test_status_reads_every_page_of_the_topics_subscriptions(aws, monkeypatch):
+    """Up to 100 subscriptions a page (SNS API Reference, ListSubscriptionsByTopic): a confirmed one on
+    the second page still counts."""
+    from botocore.stub import Stubber
+
+    from components.status import aws_checks
+
+    made = boto3.client
+    stubbers = []
+    confirmed = {**PENDING, "SubscriptionArn": f"{TOPIC}:0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"}
+
+    def client(service: str, **kwargs):
+        answer = made(service, **kwargs)
+        if service == "sns":
+            stubber = Stubber(answer)
+            stubber.add_response(
+                "list_subscriptions_by_topic", {"Subscriptions": [PENDING], "NextToken": "page-2"}, {"TopicArn": TOPIC}
+            )
+            stubber.add_response(
+                "list_subscriptions_by_topic", {"Subscriptions": [confirmed]}, {"TopicArn": TOPIC, "NextToken": "page-2"}
+            )
+            stubber.activate()
+            stubbers.append(stubber)
+        return answer
+
+    monkeypatch.setattr(boto3, "client", client)
+    checks = {check.name: check for check in aws_checks({"alarmTopicArn": TOPIC, "projects": {}}, "dev", "dev")}
+    stubbers[0].assert_no_pending_responses()
+    assert checks["alarm topic"].state == "ok" and "1 confirmed subscriber" in checks["alarm topic"].detail
+
+
+def test_the_no_subscriber_alarm_shows_red_in_status_with_what_to_do(aws):
+    """The alarm as the program makes it (alarm_specs.py), in ALARM in moto's CloudWatch."""
+    from components.aws.alarm_specs import watch_alarm_specs
+    from components.settings.settings import parse_settings
+    from components.status import aws_checks
+    from tests.settings.test_settings import dev_raw
+
+    (spec,) = [
+        s
+        for s in watch_alarm_specs(parse_settings(dev_raw(), stack="dev", region="eu-central-1"))
+        if s.key == "no-alarm-subscriber"
+    ]
+    cloudwatch = boto3.client("cloudwatch", region_name="eu-central-1")
+    cloudwatch.put_metric_alarm(
+        AlarmName="harbor-alarms-no-alarm-subscriber-5e6f7a8",
+        AlarmDescription=f"harbor-cache dev: {spec.description}",
+        Namespace=spec.namespace,
+        MetricName=spec.metric,
+        Dimensions=[{"Name": key, "Value": value} for key, value in spec.dimensions.items()],
+        Statistic=spec.statistic,
+        Period=spec.period,
+        EvaluationPeriods=spec.evaluation_periods,
+        Threshold=spec.threshold,
+        ComparisonOperator=spec.comparison,
+        TreatMissingData=spec.treat_missing_data,
+    )
+    cloudwatch.set_alarm_state(AlarmName="harbor-alarms-no-alarm-subscriber-5e6f7a8", StateValue="ALARM", StateReason="no data")
+    topic = boto3.client("sns", region_name="eu-central-1").create_topic(Name="harbor-alarms-topic-nobody")["TopicArn"]
+    try:
+        checks = {check.name: check for check in aws_checks({"alarmTopicArn": topic, "projects": {}}, "dev", "dev")}
+    finally:
+        # moto's backends live in this process: leave no alarm in ALARM for the next test.
+        cloudwatch.delete_alarms(AlarmNames=["harbor-alarms-no-alarm-subscriber-5e6f7a8"])
+    alarm = checks["alarm harbor-alarms-no-alarm-subscriber-5e6f7a8"]
+    assert alarm.state == "red" and "Nobody has confirmed a subscription to the alarm topic" in alarm.detail
+    assert "confirm the mail" in alarm.fix and "alarmTopicArn" in alarm.fix
+    assert checks["alarm topic"].state == "red"
+
+
 def test_without_the_cli_or_a_file_it_says_how():
     result = subprocess.run(
         [sys.executable, "-m", "components.status", "--stack", "dev"],

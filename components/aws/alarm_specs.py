@@ -1,6 +1,7 @@
 """The alarms that watch the cache itself, as data: the scheduled probe (per proxy project, silence
 over the probe's interval counts as failure) and what the reporter reads beyond disk and health
-(upstream health, quota, retention, GC, the public path and its certificate, the daily snapshot). The
+(upstream health, quota, retention, GC, the public path and its certificate, the daily snapshot,
+whether anyone confirmed a subscription to the alarm topic). The
 AlarmSpec shape every alarm of HarborAlarms is built from lives here too."""
 
 from __future__ import annotations
@@ -176,6 +177,24 @@ def watch_alarm_specs(settings: Settings) -> list[AlarmSpec]:
             3600,
             1,
             "missing",
+        )
+    )
+    specs.append(
+        AlarmSpec(
+            "no-alarm-subscriber",
+            "Nobody has confirmed a subscription to the alarm topic (or no report): every alarm reaches nobody; "
+            "confirm the mail AWS sent (its link expires after 3 days) or subscribe to the output alarmTopicArn",
+            metrics_namespace(settings),
+            "ConfirmedAlarmSubscribers",
+            stack,
+            # Every node counts the same topic (HA): the highest count.
+            "Maximum",
+            "LessThanThreshold",
+            1,
+            3600,
+            1,
+            # A reporter that stops, or cannot read the topic, must not look as if someone listened.
+            "breaching",
         )
     )
     if settings.high_availability:

@@ -58,10 +58,12 @@ class LoadBalancerMetrics:
 ACM_CERTIFICATE_DAYS_LEFT = 45
 
 
-def put_metrics_policy(settings: Settings) -> str:
-    """The instance role may put metrics, into its stack's namespace only, and list snapshots
-    (the reporter's HoursSinceSnapshot; DescribeSnapshots has no resource-level permissions, Service
-    Authorization Reference "Actions defined by Amazon EC2": Resource "*", read-only)."""
+def put_metrics_policy(settings: Settings, alarm_topic_arn: str) -> str:
+    """The instance role may put metrics, into its stack's namespace only, list snapshots (the
+    reporter's HoursSinceSnapshot; DescribeSnapshots has no resource-level permissions, Service
+    Authorization Reference "Actions defined by Amazon EC2": Resource "*", read-only) and list the
+    subscriptions of its stack's alarm topic only (ConfirmedAlarmSubscribers; "Actions defined by
+    Amazon SNS": ListSubscriptionsByTopic, access level List, resource type topic*)."""
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -73,6 +75,7 @@ def put_metrics_policy(settings: Settings) -> str:
                     "Condition": {"StringEquals": {"cloudwatch:namespace": metrics_namespace(settings)}},
                 },
                 {"Effect": "Allow", "Action": "ec2:DescribeSnapshots", "Resource": "*"},
+                {"Effect": "Allow", "Action": "sns:ListSubscriptionsByTopic", "Resource": alarm_topic_arn},
             ],
         }
     )
@@ -353,7 +356,10 @@ class HarborAlarms(pulumi.ComponentResource):
                 resource=self,
             )
         self.put_metrics = aws.iam.RolePolicy(
-            f"{name}-put-metrics", role=args.instance_role_name, policy=put_metrics_policy(settings), opts=child
+            f"{name}-put-metrics",
+            role=args.instance_role_name,
+            policy=self.topic.arn.apply(lambda arn: put_metrics_policy(settings, arn)),
+            opts=child,
         )
 
         after_reporter = pulumi.ResourceOptions(parent=self, depends_on=[*args.reporting, self.put_metrics])

@@ -98,6 +98,9 @@ def cloudwatch_body(
                 _metric("PublicPathHealthy", stack, "public path (load balancer, any node)", "Maximum")
                 if settings.high_availability
                 else _metric("PublicPathHealthy", stack, "public path (TLS)", "Minimum"),
+                # 0: every alarm reaches nobody (the alarm no-alarm-subscriber).
+                _metric("ConfirmedAlarmSubscribers", stack, "confirmed alarm subscribers")[:-1]
+                + [{"label": "confirmed alarm subscribers", "stat": "Maximum", "yAxis": "right"}],
             ],
             2,
             yAxis={"left": {"min": 0, "max": 1}},

@@ -76,6 +76,8 @@ class HarborInstallArgs:
     node_index: int = 0
     # HA mode: out of the load balancer before Harbor stops, back in (healthy) before the next node.
     rolling: RollingHooks | None = None
+    # The stack's alarm topic: the reporter counts its confirmed subscribers (ConfirmedAlarmSubscribers).
+    alarm_topic_arn: pulumi.Input[str] | None = None
 
 
 def script_command(env: dict[str, pulumi.Input[str]] | None = None, args: list[str] | None = None) -> pulumi.Output[str]:
@@ -337,7 +339,11 @@ class HarborInstall(pulumi.ComponentResource):
             self._runtime_drain(args.node_index, machine)
         # Operating the cache: the CloudWatch reporter and its timer, once Harbor is healthy (so the
         # "Harbor unhealthy" alarm does not fire during the first install).
-        operate = operate_files.metrics_files(settings, args.node_index)
+        operate: dict[str, pulumi.Input[str]] = dict(operate_files.metrics_files(settings, args.node_index))
+        # Only the reporter's unit names the alarm topic (made after the installs): only its write waits for it.
+        operate[operate_files.METRICS_SERVICE_PATH] = pulumi.Output.from_input(args.alarm_topic_arn or "").apply(
+            lambda arn: operate_files.metrics_unit(settings, args.node_index, arn)
+        )
         timers = [operate_files.METRICS_TIMER, operate_files.CACHE_EXPORTER_SERVICE]
         if schedules_checked(settings, args.node_index):
             # Harbor's schedules back in jobservice after a Redis loss (components/vm/schedules_check.py).
@@ -351,7 +357,7 @@ class HarborInstall(pulumi.ComponentResource):
             "timers",
             "enable-timers.sh",
             args=timers,
-            triggers=[*machine, content_hash("".join(operate.values()))],
+            triggers=[*machine, pulumi.Output.all(*operate.values()).apply(lambda texts: content_hash("".join(texts)))],
             depends_on=operate_written,
         )
         self.register_outputs({"ready": self.ready.stdout, "installer_sha256": self.installer_sha256})

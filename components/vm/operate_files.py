@@ -26,6 +26,7 @@ def metrics_namespace(settings: Settings) -> str:
 METRICS_SCRIPT = "harbor-metrics.py"
 METRICS_SERVICE = "harbor-metrics.service"
 METRICS_TIMER = "harbor-metrics.timer"
+METRICS_SERVICE_PATH = f"{SYSTEMD_DIR}/{METRICS_SERVICE}"
 # HA mode: the reporter's node index (files/harbor-metrics.py reads it) and the dimension it becomes.
 METRICS_NODE_VARIABLE = "HARBOR_CACHE_NODE"
 METRICS_NODE_DIMENSION = "Node"
@@ -75,12 +76,13 @@ def metrics_environment(settings: Settings) -> dict[str, str]:
     }
 
 
-def reporter_environment(settings: Settings, node_index: int = 0) -> dict[str, str]:
+def reporter_environment(settings: Settings, node_index: int = 0, alarm_topic_arn: str = "") -> dict[str, str]:
     """The reporter's settings. HA mode (replicas > 1): also this node's index, which
     files/harbor-metrics.py adds to its disk and health metrics as the dimension `Node`, so each
     node has its own series and alarms (components/aws/alarms.py). The index, not the instance
     id: it is known when the file is rendered, and a replaced node keeps its series and alarms.
-    Not for the probe (node 0 only), whose counts stay per stack."""
+    Not for the probe (node 0 only), whose counts stay per stack. `alarm_topic_arn`: the stack's alarm
+    topic (components/aws/alarms.py), whose confirmed subscribers every node counts."""
     environment = metrics_environment(settings)
     if settings.high_availability:
         environment[METRICS_NODE_VARIABLE] = str(node_index)
@@ -100,10 +102,14 @@ def reporter_environment(settings: Settings, node_index: int = 0) -> dict[str, s
         # balancer's listener and its ACM certificate verified against the system CAs, then a node.
         # The load balancer's group admits each node's Elastic IP for this (components/aws/load_balancer.py).
         environment["PUBLIC_URL"] = settings.url
+    if alarm_topic_arn:
+        environment["ALARM_TOPIC_ARN"] = alarm_topic_arn
     return environment
 
 
-def metrics_service(settings: Settings, node_index: int = 0) -> dict[str, dict[str, str | list[str]]]:
+def metrics_service(
+    settings: Settings, node_index: int = 0, alarm_topic_arn: str = ""
+) -> dict[str, dict[str, str | list[str]]]:
     return {
         "Unit": {
             "Description": "Harbor cache: disk usage and Harbor health to CloudWatch",
@@ -112,7 +118,9 @@ def metrics_service(settings: Settings, node_index: int = 0) -> dict[str, dict[s
         },
         "Service": {
             "Type": "oneshot",
-            "Environment": [f"{key}={value}" for key, value in reporter_environment(settings, node_index).items()],
+            "Environment": [
+                f"{key}={value}" for key, value in reporter_environment(settings, node_index, alarm_topic_arn).items()
+            ],
             "ExecStart": f"/usr/bin/python3 {BIN_DIR}/{METRICS_SCRIPT} report",
             "LoadCredential": f"{MONITOR_CREDENTIAL_NAME}:{MONITOR_CREDENTIALS_PATH}",
             "StateDirectory": METRICS_STATE_NAME,
@@ -268,12 +276,17 @@ def probe_timer(settings: Settings) -> dict[str, dict[str, str | list[str]]]:
     }
 
 
-def metrics_files(settings: Settings, node_index: int = 0) -> dict[str, str]:
+def metrics_unit(settings: Settings, node_index: int = 0, alarm_topic_arn: str = "") -> str:
+    """harbor-metrics.service as it lands on node `node_index`."""
+    return render_unit(metrics_service(settings, node_index, alarm_topic_arn))
+
+
+def metrics_files(settings: Settings, node_index: int = 0, alarm_topic_arn: str = "") -> dict[str, str]:
     """The CloudWatch reporter and its timer, keyed by path on the VM (on node `node_index` in HA
     mode), installed once Harbor is ready."""
     return {
         f"{BIN_DIR}/{METRICS_SCRIPT}": script(METRICS_SCRIPT),
-        f"{SYSTEMD_DIR}/{METRICS_SERVICE}": render_unit(metrics_service(settings, node_index)),
+        METRICS_SERVICE_PATH: metrics_unit(settings, node_index, alarm_topic_arn),
         f"{SYSTEMD_DIR}/{METRICS_TIMER}": render_unit(metrics_timer()),
         f"{SYSTEMD_DIR}/{CACHE_EXPORTER_SERVICE}": render_unit(cache_exporter_service(settings)),
     }
@@ -288,6 +301,6 @@ def probe_files(settings: Settings) -> dict[str, str]:
     }
 
 
-def operate_files(settings: Settings) -> dict[str, str]:
+def operate_files(settings: Settings, alarm_topic_arn: str = "") -> dict[str, str]:
     """Every file of this module, keyed by its path on the VM."""
-    return {**metrics_files(settings), **probe_files(settings)}
+    return {**metrics_files(settings, alarm_topic_arn=alarm_topic_arn), **probe_files(settings)}

@@ -78,6 +78,7 @@ def test_disk_health_and_probe_alarms_watch_the_stack_metrics(run):
         *(f"quota-{name}" for name in upstreams),
         *(f"retention-{name}" for name in upstreams),
         "gc-failed",
+        "no-alarm-subscriber",
         "public-path",
         "certificate-expiry",
         "snapshot-overdue",
@@ -122,13 +123,15 @@ def test_the_instance_role_may_put_metrics_into_its_namespace_only(run):
     namespace one stack's role could put the metrics that keep another stack's alarms green."""
     policy = run.named("harbor-alarms-put-metrics")
     assert policy.inputs["role"] == "harbor-vm-role"
-    statement, snapshots = json.loads(policy.inputs["policy"])["Statement"]
+    statement, snapshots, subscribers = json.loads(policy.inputs["policy"])["Statement"]
     assert statement["Action"] == "cloudwatch:PutMetricData"
     assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "HarborCache/dev"}}
     # The reporter's HoursSinceSnapshot: read-only, and an action without resource-level permissions.
     assert snapshots == {"Effect": "Allow", "Action": "ec2:DescribeSnapshots", "Resource": "*"}
+    # The reporter's ConfirmedAlarmSubscribers: this stack's topic and nothing else.
+    assert subscribers == {"Effect": "Allow", "Action": "sns:ListSubscriptionsByTopic", "Resource": TOPIC_ARN}
     prod = run_program(dev_config(), stack="prod")
-    statement, _snapshots = json.loads(prod.named("harbor-alarms-put-metrics").inputs["policy"])["Statement"]
+    statement, _snapshots, _subscribers = json.loads(prod.named("harbor-alarms-put-metrics").inputs["policy"])["Statement"]
     assert statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": "HarborCache/prod"}}
     prod_alarms = {r.inputs["namespace"] for r in prod.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
     assert prod_alarms == {"HarborCache/prod", "AWS/EC2"}, "each stack's alarms watch its own namespace"
@@ -148,7 +151,7 @@ def test_the_reporter_and_its_timer_are_installed_after_harbor_is_ready(run):
 def test_what_is_reviewed_is_what_is_deployed(run):
     from components import render
 
-    rendered = render.render_all(parse_settings(dev_raw(), stack="dev", region="eu-central-1"))
+    rendered = render.render_all(parse_settings(dev_raw(), stack="dev", region="eu-central-1"), alarm_topic_arn=TOPIC_ARN)
     steps = {r.name.removeprefix("harbor-install-file-"): r for r in run.of_type("command:remote:Command")}
     units = ("etc/systemd/system/harbor-metrics.service", "etc/systemd/system/harbor-metrics.timer")
     for path in ("opt/harbor/bin/harbor-metrics.py", *units):

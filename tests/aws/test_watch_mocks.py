@@ -4,6 +4,7 @@ in state), and the alarms do not go green by silence."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -237,3 +238,53 @@ def test_metrics_alarms_and_snapshot_tags_name_the_stack_uniquely():
     assert other.stack_id != "acme/harbor-cache/dev"
     # Offline (no organization): the stack's name, as before.
     assert parse_settings(dev_raw(), stack="dev", region="eu-central-1").stack_id == "dev"
+
+
+TOPIC_ARN = "arn:aws:sns:eu-central-1:123456789012:harbor-alarms-topic"
+
+
+def test_nobody_confirmed_on_the_alarm_topic_alarms_and_shows_on_the_dashboard(run):
+    """Issue 19 point 6: an alarm topic without a confirmed subscriber (none by default; an e-mail
+    left unconfirmed) alarms, also when the reporter stops or cannot read the topic."""
+    alarm = alarms(run)["no-alarm-subscriber"]
+    assert {key: alarm.inputs[key] for key in ("namespace", "metricName", "dimensions", "statistic")} == {
+        "namespace": "HarborCache/dev",
+        "metricName": "ConfirmedAlarmSubscribers",
+        "dimensions": {"Stack": "dev"},
+        "statistic": "Maximum",
+    }
+    assert alarm.inputs["comparisonOperator"] == "LessThanThreshold" and alarm.inputs["threshold"] == 1
+    assert alarm.inputs["treatMissingData"] == "breaching", "a reporter that stops must not look green"
+    assert alarm.inputs["alarmActions"] == [TOPIC_ARN] and alarm.inputs["okActions"] == [TOPIC_ARN]
+    assert "harbor-alarms-put-metrics" in depends(run, alarm), "after the permission that lets the reporter count"
+    # The reporter is told which topic: its unit, written once the topic exists.
+    unit = {r.name: r for r in run.of_type(COMMAND)}["harbor-install-file-harbor-metrics.service"]
+    assert f"ALARM_TOPIC_ARN={TOPIC_ARN}" in unit.inputs["stdin"]
+    assert "harbor-alarms-topic" in depends(run, unit)
+    # The dashboard: the alarm in its alarm widget, the count beside Harbor's health.
+    registered = run.one("aws:cloudwatch/dashboard:Dashboard")
+    dashboard = json.loads(registered.inputs["dashboardBody"])
+    assert [w for w in dashboard["widgets"] if w["type"] == "alarm"], "the alarm widget"
+    # The mocks give alarms no ARN: that the widget's list holds this alarm's shows in where it came from.
+    assert "harbor-alarms-no-alarm-subscriber" in {
+        {r.urn: r.name for r in run.registrations}.get(urn) for urn in registered.property_dependencies["dashboardBody"]
+    }
+    health = [w for w in dashboard["widgets"] if w["properties"].get("title") == "Health (1 = healthy)"][0]
+    assert any(item[1] == "ConfirmedAlarmSubscribers" for item in health["properties"]["metrics"])
+
+
+def test_the_reporter_may_list_the_subscriptions_of_its_own_topic_only(run):
+    policy = json.loads(run.named("harbor-alarms-put-metrics").inputs["policy"])
+    sns = [s for s in policy["Statement"] if any(str(a).startswith("sns:") for a in [s["Action"]])]
+    assert sns == [{"Effect": "Allow", "Action": "sns:ListSubscriptionsByTopic", "Resource": TOPIC_ARN}]
+
+
+def test_ha_every_node_counts_the_topic_and_one_alarm_takes_the_maximum():
+    run = run_program({**dev_config(), "harbor-cache:replicas": 3})
+    found = alarms(run)
+    assert [key for key in found if key.endswith("no-alarm-subscriber")] == ["no-alarm-subscriber"]
+    assert found["no-alarm-subscriber"].inputs["statistic"] == "Maximum"
+    assert "Node" not in found["no-alarm-subscriber"].inputs["dimensions"]
+    units = [r for r in run.of_type(COMMAND) if r.name.endswith("-file-harbor-metrics.service")]
+    assert len(units) == 3
+    assert all(f"ALARM_TOPIC_ARN={TOPIC_ARN}" in unit.inputs["stdin"] for unit in units)

@@ -400,6 +400,35 @@ def test_metrics_permission_only_into_the_stacks_namespace(up_pack, dev):
         assert "cloudwatch:namespace" in text(up_pack, changed(dev, "harbor-alarms-put-metrics", with_policy(change)))
 
 
+def test_the_reporter_may_list_the_subscriptions_of_the_programs_alarm_topic_only(up_pack, dev):
+    """ConfirmedAlarmSubscribers (issue 19): sns:ListSubscriptionsByTopic on one topic, the program's alarm
+    topic passed as that resource's ARN; any other SNS grant widens the instance role."""
+    put_metrics = registration_of(dev, "harbor-alarms-put-metrics")
+    assert "sns:ListSubscriptionsByTopic" in put_metrics.inputs["policy"] and messages(up_pack, put_metrics) == {}
+    assert up_pack.analyze_all(dev) == []
+    two = ["arn:aws:sns:eu-central-1:123456789012:a", "arn:aws:sns:eu-central-1:123456789012:b"]
+    for resource in ("*", "arn:aws:sns:*:*:*", two):
+
+        def change(statements, resource=resource):
+            statements[2]["Resource"] = resource
+
+        refused = text(up_pack, changed(dev, "harbor-alarms-put-metrics", with_policy(change)))
+        assert "sns:ListSubscriptionsByTopic must name exactly one SNS topic" in refused, resource
+
+    def wider(statements):
+        statements[2]["Action"] = "sns:*"
+
+    assert "widens the instance role" in text(up_pack, changed(dev, "harbor-alarms-put-metrics", with_policy(wider)))
+
+    def foreign(statements):
+        statements[2]["Resource"] = "arn:aws:sns:eu-central-1:210987654321:someone-elses-topic"
+
+    other = changed(dev, "harbor-alarms-put-metrics", with_policy(foreign))
+    assert messages(up_pack, other) == {}, "one topic's ARN: which one is the stack check's"
+    stack = [other if r.urn == other.urn else r for r in dev]
+    assert "registry-grant-names-the-programs-bucket" in {d.policy for d in up_pack.analyze_all(stack)}
+
+
 @pytest.mark.parametrize(
     "statement",
     [

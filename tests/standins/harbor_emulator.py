@@ -387,6 +387,14 @@ class HarborEmulator:
             if isinstance(fault.kind, int):
                 message = "internal server error" if fault.kind >= 500 else "injected"
                 return self._send(handler, fault.kind, {"errors": [{"code": "INJECTED", "message": message}]})
+        if raw:
+            # A body must be in a type the route consumes, application/json for every Harbor route
+            # (go-openapi/runtime middleware/validation.go validateContentType, checked when the
+            # request has a body): else 415, errors.InvalidContentType.
+            content_type = handler.headers.get("Content-Type", "")
+            if content_type.split(";")[0].strip().lower() != "application/json":
+                message = f'unsupported media type "{content_type}", only [application/json] are allowed'
+                return self._send(handler, 415, _errors("UNSUPPORTED_MEDIA_TYPE", message))
         try:
             body = json.loads(raw) if raw else None
         except json.JSONDecodeError:

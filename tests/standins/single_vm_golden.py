@@ -28,7 +28,10 @@ the deploy's smoke step, the backup watch, the dashboard, InstanceRunning (each 
 `__provider` kept as main recorded it: the pre-layout module paths that tests/aws/test_host_key.py
 replays). And again for issue 19's retention alarms: the five `retention-<upstream>` alarms
 (RetentionFailed per proxy project) are new and the dashboard's failures widget shows them; nothing
-else changed (`__provider` kept as recorded).
+else changed (`__provider` kept as recorded). And again for issue 19's alarm topic nobody listens to:
+the `no-alarm-subscriber` alarm (ConfirmedAlarmSubscribers) is new, the role's put-metrics policy
+may list the subscriptions of the stack's topic (and so depends on it), and the dashboard's health
+widget shows the count; nothing else changed (`__provider` kept as recorded).
 """
 
 from __future__ import annotations

@@ -1,0 +1,495 @@
+"""Paths of the providers that the full mutation run (scripts/mutation_providers.py) found no test
+executing or telling apart: each input check, the fallbacks after a lost answer or a race with
+another writer, what a refresh shows when Harbor holds no quota or retention policy, and errors
+whose body is not Harbor's JSON. Through the real provider host against the emulator, like
+test_provider_drift.py, whose fixtures these share."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+
+import grpc
+import pytest
+from pulumi.runtime.proto.provider_pb2 import DiffResponse
+
+from components.harbor.api import HarborApiError, HarborClient, MaybeSent
+from tests.harbor.test_provider_drift import (  # noqa: F401 (fixtures)
+    ADMIN_PASSWORD,
+    FAST,
+    KINDS,
+    ROTATED_PASSWORD,
+    connection,
+    harbor,
+    hosts,
+    made,
+    project_of,
+    quota_of,
+    registry_of,
+    retention_of,
+    robot_of,
+)
+from tests.standins.provider_host import ProviderHost, as_engine_sends
+
+
+def failures_of(hosts, harbor, kind: str, **changes) -> list[tuple[str, str]]:  # noqa: F811
+    host = hosts(kind)
+    _, failures = host.check(host.urn(kind, KINDS[kind].type_name), as_engine_sends({**KINDS[kind].inputs(harbor), **changes}))
+    return failures
+
+
+# Check: each refusal names the input (before anything reaches Harbor)
+
+
+@pytest.mark.parametrize(
+    ("kind", "changes", "key", "words"),
+    [
+        ("registry", {"url": "ftp://ghcr.io"}, "url", "not an http(s) URL"),
+        ("registry", {"access_secret": ""}, "access_secret", "go together"),
+        ("registry", {"ca_certificate": "not a certificate"}, "ca_certificate", "not a PEM certificate"),
+        ("project", {"name": "Ghcr Proxy"}, "name", "not a Harbor project name"),
+        ("project", {"registry_id": 0}, "registry_id", "1 or more"),
+        ("project", {"speed_limit_kbps": -2}, "speed_limit_kbps", "-1 (unlimited) or 1.."),
+        ("project", {"name": "g" * 256}, "name", "not a Harbor project name"),  # swagger ProjectReq maxLength 255
+        ("oidc", {"oidc_endpoint": "http://dex.example.com"}, "oidc_endpoint", "not an https URL"),
+        ("oidc", {"oidc_scope": "profile,email"}, "oidc_scope", "lacks openid"),
+        ("robot", {"harbor_url": "ftp://harbor.example.com"}, "harbor_url", "not a Harbor URL"),
+        ("robot", {"database": 5}, "database", "must be a string"),
+        ("robot", {"projects": ["a-proxy", ""]}, "projects", "non-empty list of project names"),
+        ("gc", {"database": 5}, "database", "must be a string"),
+    ],
+)
+def test_check_refuses_each_bad_input_by_name(harbor, hosts, kind, changes, key, words):  # noqa: F811
+    failures = failures_of(hosts, harbor, kind, **changes)
+    assert [name for name, _ in failures] == [key] and words in failures[0][1], failures
+    assert harbor.calls == []
+
+
+# Refresh of what Harbor may lack
+
+
+def test_refresh_of_oidc_after_harbor_left_oidc_says_it_is_gone(harbor, hosts):  # noqa: F811
+    host, urn, inputs, oidc_id, outputs = made(harbor, hosts, "oidc")
+    harbor.state.configurations["auth_mode"] = "db_auth"  # someone switched Harbor back by hand
+    read_id, read = host.read(urn, oidc_id, outputs)
+    assert read_id == "" and read == {}, "the next up sets OIDC again"
+
+
+def test_refresh_of_a_project_whose_retention_policy_is_gone_shows_no_days(harbor, hosts):  # noqa: F811
+    """Retention kept one day: the policy deleted in Harbor (its id left in the metadata, which
+    GET /retentions/{id} answers 404) reads as 0 days, which no input equals."""
+    host = hosts("project")
+    urn = host.urn("project", "Project")
+    inputs, _ = host.check(urn, as_engine_sends({**KINDS["project"].inputs(harbor), "retention_days": 1}))
+    project_id, outputs = host.create(urn, inputs)
+    harbor.state.retentions.pop(int(project_of(harbor)["metadata"]["retention_id"]))
+    _, read = host.read(urn, project_id, outputs)
+    assert read["retention_days"] == 0
+    assert host.diff(urn, project_id, read, inputs).changes == DiffResponse.DIFF_SOME
+
+
+def test_refresh_of_a_project_without_a_quota_shows_no_limit_and_up_says_why_it_fails(harbor, hosts):  # noqa: F811
+    """A storage quota of 1 GB: the project's quota gone in Harbor reads as 0 GB (no input's value),
+    and the update that would set it fails naming the project, since there is nothing to PUT."""
+    host = hosts("project")
+    urn = host.urn("project", "Project")
+    inputs, _ = host.check(urn, as_engine_sends({**KINDS["project"].inputs(harbor), "storage_quota_gb": 1}))
+    project_id, outputs = host.create(urn, inputs)
+    harbor.state.quotas.pop(quota_of(harbor)["id"])
+    _, read = host.read(urn, project_id, outputs)
+    assert read["storage_quota_gb"] == 0
+    assert host.diff(urn, project_id, read, inputs).changes == DiffResponse.DIFF_SOME
+    with pytest.raises(grpc.RpcError) as failed:
+        host.update(urn, project_id, read, inputs)
+    assert f"(HTTP 200): project {project_id} has no quota" in failed.value.details()
+
+
+# Retention: a lost answer and a race with another writer
+
+
+def test_a_retention_post_whose_answer_was_lost_is_found_and_set(harbor, hosts):  # noqa: F811
+    host, urn, inputs, project_id, outputs = made(harbor, hosts, "project")
+    project = project_of(harbor)
+    harbor.state.retentions.pop(int(project["metadata"].pop("retention_id")))  # Harbor holds none
+    harbor.inject("POST", r"^/retentions$", "drop-after")
+    host.update(urn, project_id, outputs, {**inputs, "retention_days": 7.0})
+    assert harbor.count("POST", "/retentions") == 1
+    assert retention_of(harbor)["rules"][0]["params"]["nDaysSinceLastPull"] == 7
+
+
+def test_a_retention_made_by_another_writer_meanwhile_is_set_to_ours(harbor, hosts):  # noqa: F811
+    """Our GET shows no policy; before our POST another writer makes one, and Harbor answers 400
+    "already has retention policy" (handler/retention.go CreateRetention): ours is PUT over it."""
+    host, urn, inputs, project_id, outputs = made(harbor, hosts, "project")
+    metadata = project_of(harbor)["metadata"]
+    theirs = metadata.pop("retention_id")
+    route = harbor.route
+
+    def another_writer_first(method, path, query, body, headers):
+        if method == "POST" and path == "/retentions":
+            metadata["retention_id"] = theirs
+        return route(method, path, query, body, headers)
+
+    harbor.route = another_writer_first
+    harbor.reset_calls()
+    host.update(urn, project_id, outputs, {**inputs, "retention_days": 7.0})
+    assert [c for c in harbor.calls if c[0] != "GET"] == [("POST", "/retentions"), ("PUT", f"/retentions/{theirs}")]
+    assert retention_of(harbor)["rules"][0]["params"]["nDaysSinceLastPull"] == 7
+
+
+# Robots and registries: races, deletes and errors without a hint
+
+
+def test_a_robot_create_that_races_another_adopts_what_harbor_answers_409_for(harbor, hosts):  # noqa: F811
+    host, urn, inputs, first_id, first = made(harbor, hosts, "robot")
+    harbor.inject("GET", r"^/robots$", "empty-list")
+    again_id, outputs = host.create(urn, inputs)
+    assert again_id == first_id and harbor.count("POST", "/robots") == 2
+    assert outputs["secret"] and outputs["secret"] != first["secret"], "adopting issues a new secret"
+
+
+def test_a_robot_adopted_without_a_new_secret_fails_saying_so(harbor, hosts):  # noqa: F811
+    host, urn, inputs, robot_id, _ = made(harbor, hosts, "robot")
+    harbor.inject("PATCH", r"^/robots/\d+$", 200)  # an answer without the secret
+    with pytest.raises(grpc.RpcError) as failed:
+        host.create(urn, inputs)
+    assert f"PATCH /api/v2.0/robots/{robot_id} failed (HTTP 200): Harbor answered no new secret" in failed.value.details()
+
+
+def test_a_robot_deleted_in_harbor_between_lookup_and_delete_is_gone(harbor, hosts):  # noqa: F811
+    host, urn, inputs, robot_id, outputs = made(harbor, hosts, "robot")
+    harbor.inject("DELETE", r"^/robots/\d+$", 404)
+    host.delete(urn, robot_id, outputs)
+    harbor.inject("DELETE", r"^/robots/\d+$", 403)
+    with pytest.raises(grpc.RpcError) as failed:
+        host.delete(urn, robot_id, outputs)
+    assert "HTTP 403" in failed.value.details()
+
+
+def test_a_registry_create_error_without_a_hint_is_harbors_own(harbor, hosts):  # noqa: F811
+    host = hosts("registry")
+    urn = host.urn("registry", "Registry")
+    inputs, _ = host.check(urn, as_engine_sends(KINDS["registry"].inputs(harbor)))
+    harbor.inject("POST", r"^/registries$", 403)
+    with pytest.raises(grpc.RpcError) as failed:
+        host.create(urn, inputs)
+    # The host answers with the traceback; its last line is the error the user reads.
+    last = failed.value.details().strip().splitlines()[-1]
+    assert last == "components.harbor.api.HarborApiError: Harbor API POST /api/v2.0/registries failed (HTTP 403): injected"
+
+
+def test_a_key_set_in_harbor_on_a_registry_without_credential_is_drift(harbor, hosts):  # noqa: F811
+    host = hosts("registry")
+    urn = host.urn("registry", "Registry")
+    anonymous = {**KINDS["registry"].inputs(harbor), "access_key": "", "access_secret": ""}
+    inputs, _ = host.check(urn, as_engine_sends(anonymous))
+    registry_id, outputs = host.create(urn, inputs)
+    registry_of(harbor)["credential"].update(type="basic", access_key="someone", access_secret="")
+    _, read = host.read(urn, registry_id, outputs)
+    assert host.diff(urn, registry_id, read, inputs).changes == DiffResponse.DIFF_SOME
+
+
+# The client
+
+
+def test_a_bad_number_in_an_environment_knob_falls_back_to_the_default(harbor):  # noqa: F811
+    bad = {"HARBOR_CACHE_HTTP_TIMEOUT": "fast", "HARBOR_CACHE_RETRY_SECONDS": "soon"}  # each request reads both
+    with ProviderHost(KINDS["gc"].provider(), env={**FAST, **bad}) as host:
+        host.configure({})
+        urn = host.urn("gc", "GcSchedule")
+        inputs, _ = host.check(urn, as_engine_sends(KINDS["gc"].inputs(harbor)))
+        assert host.create(urn, inputs)[0]
+
+
+def test_the_client_shows_no_credential_in_its_repr():
+    client = HarborClient("https://harbor.example.com/", "admin", ADMIN_PASSWORD)
+    assert repr(client) == "HarborClient('https://harbor.example.com/api/v2.0')"
+
+
+@pytest.fixture
+def plain_server():
+    """A server in front of Harbor that answers in its own words (a proxy's HTML page, a JSON body
+    that is not Harbor's error form), as nginx or a load balancer can."""
+    answers: dict[str, tuple[int, str, bytes]] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            status, kind, body = answers[self.path.split("?")[0].removeprefix("/api/v2.0")]
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", answers
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_error_page_that_is_not_harbors_json_is_quoted_in_the_error(plain_server):
+    url, answers = plain_server
+    page = "<html>" + "denied by the proxy " * 20 + "</html>"
+    answers["/projects/1"] = (403, "text/html", page.encode())
+    answers["/projects/2"] = (403, "application/json", b'{"message": "denied"}')
+    client = HarborClient(url, "admin", ADMIN_PASSWORD, retry_seconds=0.5, base_delay=0.01)
+    with pytest.raises(HarborApiError) as failed:
+        client.get("/projects/1")
+    assert failed.value.messages == [page[:200]], "the page's start, not all of it"
+    with pytest.raises(HarborApiError) as failed:
+        client.get("/projects/2")
+    assert failed.value.messages == [] and "(HTTP 403): no message" in str(failed.value)
+
+
+def test_a_registry_update_waits_for_harbors_upstream_ping_longer_than_other_calls(harbor):  # noqa: F811
+    """Harbor pings the upstream inside a registry PUT too: the write gets its own, longer timeout,
+    so a ping slower than every other call's timeout is one PUT, not retries until the client gives up."""
+    env = {**FAST, "HARBOR_CACHE_HTTP_TIMEOUT": "0.5", "HARBOR_CACHE_REGISTRY_WRITE_TIMEOUT": "5"}
+    with ProviderHost(KINDS["registry"].provider(), env=env) as host:
+        host.configure({})
+        urn = host.urn("registry", "Registry")
+        inputs, _ = host.check(urn, as_engine_sends(KINDS["registry"].inputs(harbor)))
+        registry_id, outputs = host.create(urn, inputs)
+        harbor.ping_delay = 1.5
+        host.update(urn, registry_id, outputs, {**inputs, "description": "GitHub's registry"})
+    assert harbor.count("PUT", f"/registries/{registry_id}") == 1
+    assert registry_of(harbor)["description"] == "GitHub's registry"
+
+
+def test_a_registry_name_of_one_character_is_accepted(harbor, hosts):  # noqa: F811
+    assert failures_of(hosts, harbor, "registry", name="g") == []
+
+
+def test_a_retention_selector_whose_untagged_switch_changed_in_harbor_is_drift(harbor, hosts):  # noqa: F811
+    """The tag selector's `extras` (the UI's "untagged artifacts" switch, pkg/retention/policy/rule/models.go
+    Selector.Extras) changed by hand: the policy is no longer ours, so it reads as 0 days."""
+    host, urn, inputs, project_id, outputs = made(harbor, hosts, "project")
+    retention_of(harbor)["rules"][0]["tag_selectors"][0]["extras"] = '{"untagged":false}'
+    _, read = host.read(urn, project_id, outputs)
+    assert read["retention_days"] == 0
+    assert host.diff(urn, project_id, read, inputs).changes == DiffResponse.DIFF_SOME
+
+
+def test_a_robot_without_a_description_reads_back_without_drift(harbor, hosts):  # noqa: F811
+    host = hosts("robot")
+    urn = host.urn("robot", "Robot")
+    bare = {k: v for k, v in KINDS["robot"].inputs(harbor).items() if k != "description"}
+    inputs, failures = host.check(urn, bare)
+    assert failures == [] and inputs["description"] == ""
+    robot_id, outputs = host.create(urn, inputs)
+    _, read = host.read(urn, robot_id, outputs, inputs)
+    assert host.diff(urn, robot_id, read, inputs).changes == DiffResponse.DIFF_NONE
+
+
+def test_a_retention_policy_harbor_shows_with_empty_extras_is_ours(harbor, hosts):  # noqa: F811
+    """Harbor answers each selector with `extras` even when empty (pkg/retention/policy/rule/models.go
+    Selector.Extras has no omitempty): that is still our policy, no drift."""
+    host, urn, inputs, project_id, outputs = made(harbor, hosts, "project")
+    rule = retention_of(harbor)["rules"][0]
+    for selector in [*rule["tag_selectors"], *rule["scope_selectors"]["repository"]]:
+        selector["extras"] = ""
+    _, read = host.read(urn, project_id, outputs)
+    assert read["retention_days"] == inputs["retention_days"]
+    assert host.diff(urn, project_id, read, inputs).changes == DiffResponse.DIFF_NONE
+
+
+def test_a_retention_rule_with_a_parameter_added_by_hand_is_drift(harbor, hosts):  # noqa: F811
+    host, urn, inputs, project_id, outputs = made(harbor, hosts, "project")
+    retention_of(harbor)["rules"][0]["params"]["latestPushedK"] = 3
+    _, read = host.read(urn, project_id, outputs)
+    assert read["retention_days"] == 0
+    assert host.diff(urn, project_id, read, inputs).changes == DiffResponse.DIFF_SOME
+
+
+def test_a_retention_rule_narrowed_to_some_repositories_by_hand_is_drift(harbor, hosts):  # noqa: F811
+    host, urn, inputs, project_id, outputs = made(harbor, hosts, "project")
+    retention_of(harbor)["rules"][0]["scope_selectors"]["repository"][0]["pattern"] = "library/**"
+    _, read = host.read(urn, project_id, outputs)
+    assert read["retention_days"] == 0
+    assert host.diff(urn, project_id, read, inputs).changes == DiffResponse.DIFF_SOME
+
+
+def test_an_oidc_400_about_something_else_is_not_blamed_on_the_auth_mode_lock(harbor, hosts):  # noqa: F811
+    host = hosts("oidc")
+    urn = host.urn("oidc", "OidcAuth")
+    inputs, _ = host.check(urn, as_engine_sends(KINDS["oidc"].inputs(harbor)))
+    harbor.inject("PUT", r"^/configurations$", 400)
+    with pytest.raises(grpc.RpcError) as failed:
+        host.create(urn, inputs)
+    last = failed.value.details().strip().splitlines()[-1]
+    assert last.endswith("PUT /api/v2.0/configurations failed (HTTP 400): injected"), last
+
+
+def test_the_emulator_refuses_a_body_that_is_not_declared_json_as_harbor_does(harbor):  # noqa: F811
+    """go-openapi/runtime (middleware/validation.go validateContentType): a body in a type the route
+    does not consume is a 415, so a client that forgot its Content-Type fails here as with Harbor."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    authorization = "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
+    for content_type, status in (("application/x-www-form-urlencoded", 415), ("application/json; charset=utf-8", 201)):
+        request = urllib.request.Request(  # noqa: S310 - loopback
+            harbor.url + "/api/v2.0/projects",
+            data=b'{"project_name": "typed", "metadata": {"public": "false"}}',
+            method="POST",
+            headers={"Authorization": authorization, "Content-Type": content_type},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+                assert answer.status == status
+        except urllib.error.HTTPError as error:
+            assert error.code == status and b"unsupported media type" in error.read()
+        harbor.state.projects = {k: v for k, v in harbor.state.projects.items() if v["name"] != "typed"}
+
+
+def test_retries_back_off_doubling_from_the_base_delay(harbor):  # noqa: F811
+    """Waits of 1 s then 2 s: within a 2.6 s budget that is two attempts (a third would start at 3 s),
+    and the error says so."""
+    harbor.inject("GET", r"^/projects$", 503, times=10)
+    client = HarborClient(harbor.url, "admin", ADMIN_PASSWORD, timeout=2, retry_seconds=2.6, base_delay=1.0)
+    with pytest.raises(HarborApiError) as failed:
+        client.get("/projects")
+    assert harbor.count("GET", "/projects") == 2
+    assert "gave up after 2 attempts in 2.6 s, last: HTTP 503" in str(failed.value)
+
+
+def test_a_gc_worker_count_harbor_holds_as_a_boolean_reads_as_none(harbor, hosts):  # noqa: F811
+    """Harbor keeps workers only as an integer (controller/gc CreateSchedule): `true` is not 1 worker."""
+    host = hosts("gc")
+    urn = host.urn("gc", "GcSchedule")
+    inputs, _ = host.check(urn, as_engine_sends({**KINDS["gc"].inputs(harbor), "workers": 1}))
+    gc_id, outputs = host.create(urn, inputs)
+    harbor.state.gc_schedule["parameters"]["workers"] = True
+    _, read = host.read(urn, gc_id, outputs)
+    assert read["workers"] == 0
+    assert host.diff(urn, gc_id, read, inputs).changes == DiffResponse.DIFF_SOME
+
+
+def test_a_post_to_a_name_that_does_not_resolve_is_retried_not_taken_as_maybe_sent():
+    """A DNS failure (socket.gaierror inside URLError) means the request never left this machine
+    (api.py _not_sent), like a refused connection: a plain error, not "may have reached Harbor"."""
+    client = HarborClient("https://harbor.invalid", "admin", ADMIN_PASSWORD, retry_seconds=0.3, base_delay=0.01)
+    with pytest.raises(HarborApiError) as failed:
+        client.request("POST", "/registries", {"name": "x"})
+    assert not isinstance(failed.value, MaybeSent) and "gave up after" in str(failed.value)
+    assert "gaierror" in str(failed.value)
+
+
+def test_a_robot_permission_widened_by_hand_is_shown_as_such_after_refresh(harbor, hosts):  # noqa: F811
+    """A project permission with more than pull (push given by hand) is listed as what it is among
+    the projects, so the next diff shows it; it is not taken for the robot's system access."""
+    host, urn, inputs, robot_id, outputs = made(harbor, hosts, "robot")
+    permission = robot_of(harbor)["permissions"][0]
+    permission["access"].append({"resource": "repository", "action": "push"})
+    _, read = host.read(urn, robot_id, outputs, inputs)
+    assert read["system_access"] == []
+    assert any(entry.startswith(f"project:{permission['namespace']}:") for entry in read["projects"]), read["projects"]
+    assert host.diff(urn, robot_id, read, inputs).changes == DiffResponse.DIFF_SOME
+
+
+def test_an_oidc_scope_written_with_spaces_is_taken_as_harbor_stores_it(harbor, hosts):  # noqa: F811
+    """Harbor splits the scope at commas and trims each item (lib/config/userconfig.go SplitAndTrim)."""
+    host = hosts("oidc")
+    urn = host.urn("oidc", "OidcAuth")
+    spaced = {**KINDS["oidc"].inputs(harbor), "oidc_scope": " openid, profile ,, email "}
+    inputs, failures = host.check(urn, as_engine_sends(spaced))
+    assert failures == [] and inputs["oidc_scope"] == "openid,profile,email"
+    oidc_id, outputs = host.create(urn, inputs)
+    _, read = host.read(urn, oidc_id, outputs)
+    assert host.diff(urn, oidc_id, read, inputs).changes == DiffResponse.DIFF_NONE
+
+
+def test_a_gateway_timeout_on_a_post_is_maybe_sent_and_on_a_get_retried(harbor):  # noqa: F811
+    """504: the gateway gave up waiting for Harbor's core, so the request reached it. A POST is not
+    sent again (the providers look the name up instead); a GET is simply asked again."""
+    client = HarborClient(harbor.url, "admin", ADMIN_PASSWORD, retry_seconds=2, base_delay=0.01)
+    harbor.inject("POST", r"^/projects$", 504)
+    with pytest.raises(MaybeSent) as failed:
+        client.request("POST", "/projects", {"project_name": "gateway", "metadata": {"public": "false"}})
+    assert failed.value.status == 504 and harbor.count("POST", "/projects") == 1
+    harbor.inject("GET", r"^/projects$", 504)
+    assert client.get("/projects") is not None and harbor.count("GET", "/projects") == 2
+
+
+def test_a_project_on_registry_id_one_passes_check(harbor, hosts):  # noqa: F811
+    assert failures_of(hosts, harbor, "project", registry_id=1) == []
+
+
+def test_a_new_robot_state_says_enabled_and_never_expiring_and_the_next_diff_is_empty(harbor, hosts):  # noqa: F811
+    host, urn, inputs, robot_id, outputs = made(harbor, hosts, "robot")
+    assert outputs["disable"] is False and outputs["duration"] == -1
+    assert host.diff(urn, robot_id, outputs, inputs).changes == DiffResponse.DIFF_NONE
+
+
+def test_a_registry_answer_without_insecure_reads_as_secure(harbor, hosts):  # noqa: F811
+    """go-swagger leaves a false optional boolean out of Harbor's answer (omitempty on the generated
+    Registry model): absent `insecure` is false, not drift."""
+    host, urn, inputs, registry_id, outputs = made(harbor, hosts, "registry")
+    registry_of(harbor).pop("insecure")
+    _, read = host.read(urn, registry_id, outputs)
+    assert read["insecure"] is False
+    assert host.diff(urn, registry_id, read, inputs).changes == DiffResponse.DIFF_NONE
+
+
+def test_a_project_moved_to_another_registry_is_deleted_before_its_replacement(harbor, hosts):  # noqa: F811
+    """Same name, new registry: Harbor refuses the name while the old project exists, so the old one
+    goes first; a new name can be created before the old one is deleted."""
+    host, urn, inputs, project_id, outputs = made(harbor, hosts, "project")
+    moved = host.diff(urn, project_id, outputs, {**inputs, "registry_id": inputs["registry_id"] + 100})
+    assert list(moved.replaces) == ["registry_id"] and moved.deleteBeforeReplace
+    renamed = host.diff(urn, project_id, outputs, {**inputs, "name": "ghcr-proxy-2"})
+    assert list(renamed.replaces) == ["name"] and not renamed.deleteBeforeReplace
+
+
+def test_a_registry_secret_removed_in_harbor_with_the_key_kept_is_drift(harbor, hosts):  # noqa: F811
+    host, urn, inputs, registry_id, outputs = made(harbor, hosts, "registry")
+    registry_of(harbor)["credential"].update(access_secret="")
+    _, read = host.read(urn, registry_id, outputs)
+    assert host.diff(urn, registry_id, read, inputs).changes == DiffResponse.DIFF_SOME
+
+
+def test_a_retention_of_one_day_passes_check(harbor, hosts):  # noqa: F811
+    assert failures_of(hosts, harbor, "project", retention_days=1) == []
+
+
+def test_a_robot_of_our_name_changed_by_hand_is_set_back_when_adopted(harbor, hosts):  # noqa: F811
+    host, urn, inputs, robot_id, _ = made(harbor, hosts, "robot")
+    robot_of(harbor)["description"] = "by hand"
+    again_id, _ = host.create(urn, inputs)  # state lost: create finds the robot by name
+    assert again_id == robot_id and robot_of(harbor)["description"] == inputs["description"]
+
+
+def test_a_registry_400_about_something_else_is_not_blamed_on_the_upstream(harbor, hosts):  # noqa: F811
+    host = hosts("registry")
+    urn = host.urn("registry", "Registry")
+    inputs, _ = host.check(urn, as_engine_sends(KINDS["registry"].inputs(harbor)))
+    harbor.inject("POST", r"^/registries$", 400)
+    with pytest.raises(grpc.RpcError) as failed:
+        host.create(urn, inputs)
+    last = failed.value.details().strip().splitlines()[-1]
+    assert last.endswith("POST /api/v2.0/registries failed (HTTP 400): injected"), last
+
+
+def test_a_500_on_a_registry_that_is_not_docker_hub_gets_no_login_hint(harbor, hosts):  # noqa: F811
+    host = hosts("registry")
+    urn = host.urn("registry", "Registry")
+    inputs, _ = host.check(urn, as_engine_sends(KINDS["registry"].inputs(harbor)))
+    harbor.inject("POST", r"^/registries$", 500)
+    with pytest.raises(grpc.RpcError) as failed:
+        host.create(urn, inputs)
+    last = failed.value.details().strip().splitlines()[-1]
+    assert last.endswith("POST /api/v2.0/registries failed (HTTP 500): internal server error"), last
+
+
+def test_a_rotation_of_an_object_gone_from_harbor_still_takes_the_new_password(harbor, hosts):  # noqa: F811
+    """The authenticated call answers 404: the credential is proven, the next refresh sees it gone."""
+    host, urn, inputs, registry_id, outputs = made(harbor, hosts, "registry")
+    harbor.state.registries.pop(int(registry_id))
+    harbor.state.admin_password = ROTATED_PASSWORD
+    updated = host.update(urn, registry_id, outputs, {**inputs, "harbor_password": ROTATED_PASSWORD})
+    assert updated["harbor_password"] == ROTATED_PASSWORD
