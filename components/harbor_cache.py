@@ -65,6 +65,9 @@ class HarborCache(pulumi.ComponentResource):
                 # Their AZs are AWS's answer: the load balancer waits for the check, as the nodes do.
                 checked = checked_zones(settings, subnets)
                 subnet_ids = [pulumi.Output.all(checked, subnet.id).apply(lambda values: values[1]) for subnet in subnets]
+            # The nodes' Elastic IPs for the load balancer's group, which must exist before the nodes
+            # (their group admits it): deferred, resolved once HarborVm made them (below).
+            node_addresses = [pulumi.deferred_output() for _ in range(settings.replicas)]
             self.caa = HarborCaa(f"{name}-caa", HarborCaaArgs(settings=settings, zone_id=hosted_zone.zone_id), opts=child)
             self.load_balancer = HarborLoadBalancer(
                 f"{name}-lb",
@@ -78,6 +81,7 @@ class HarborCache(pulumi.ComponentResource):
                     ),
                     hosted_zone_id=hosted_zone.zone_id,
                     certificate_after=(self.caa.record,),
+                    node_public_ips=tuple(address for address, _ in node_addresses),
                 ),
                 opts=child,
             )
@@ -89,6 +93,9 @@ class HarborCache(pulumi.ComponentResource):
         self.vm = HarborVm(
             f"{name}-vm", HarborVmArgs(settings=settings, subnets=subnets, load_balancer=load_balancer_target), opts=child
         )
+        if self.load_balancer is not None:
+            for (_, resolve), node in zip(node_addresses, self.vm.nodes, strict=True):
+                resolve(node.public_ip)
         # One VM: the name (and Traefik's DNS-01 permission) before the install. HA: the name moves to
         # the load balancer only once node 0 serves (below).
         if self.load_balancer is None:

@@ -23,6 +23,7 @@ from reading import (
     Violation,
     action_matches,
     as_list,
+    is_unknown,
     known,
     network,
     number,
@@ -369,7 +370,15 @@ class Rule:
     props: Mapping[str, Any]
 
 
-def _rules(value: Any, path: str) -> list[Rule]:
+# The port the HA nodes' public path checks reach the load balancer on, from their Elastic IPs
+# (components/aws/load_balancer.py node_address_ingress).
+NODE_CHECK_PORT = 443
+
+
+def _rules(value: Any, path: str, node_addresses: bool = False) -> list[Rule]:
+    """With `node_addresses` (the load balancer's group), a block of a 443 rule still unknown at a preview is
+    left out: a node's Elastic IP not allocated yet, whose origin the stack check
+    load-balancer-admits-allowed-cidrs-and-its-nodes judges (a single address is never too wide)."""
     rules = []
     for index, rule in enumerate(as_list(value, path)):
         where = f"{path}[{index}]"
@@ -377,12 +386,14 @@ def _rules(value: Any, path: str) -> list[Rule]:
         protocol = str(known(rule.get("protocol"), f"{where}.protocol")).lower()
         low = number(rule.get("fromPort"), f"{where}.fromPort", 0)
         high = number(rule.get("toPort"), f"{where}.toPort", 65535)
+        single = protocol in ("tcp", "6") and low == high
+        deferred = node_addresses and single and low == NODE_CHECK_PORT
         networks = [
             network(block, f"{where}.{key}[{i}]")
             for key in ("cidrBlocks", "ipv6CidrBlocks")
             for i, block in enumerate(as_list(rule.get(key), f"{where}.{key}"))
+            if not (deferred and is_unknown(block))
         ]
-        single = protocol in ("tcp", "6") and low == high
         rules.append(
             Rule(index, where, int(low) if single else None, f"protocol {protocol!r} ports {low:g}-{high:g}", networks, rule)
         )
@@ -477,7 +488,8 @@ def ec2_security_group(review: Review) -> None:
     from the world only on the program's web group with allowPublicAccess; Harbor's 8080 and the
     databases only from security groups; no prefix lists. Egress: single tcp ports."""
     props = review.resource.props
-    review.judge(lambda: _ingress_problems(review.resource, _rules(props.get("ingress"), "ingress")))
+    node_addresses = review.resource.made_by("HarborLoadBalancer", "sg")
+    review.judge(lambda: _ingress_problems(review.resource, _rules(props.get("ingress"), "ingress", node_addresses)))
     review.judge(lambda: _egress_problems(_rules(props.get("egress"), "egress")))
 
 

@@ -9,6 +9,7 @@ beside the dependency."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,8 @@ from resource_checks import (
     DNS01_LIST,
     DNS01_NAMES_KEY,
     EC2_SERVICE,
+    NODE_CHECK_PORT,
+    _stack_config,
     caa_shape,
     credentialed_public_allowed,
     iam_role,
@@ -355,6 +358,9 @@ def _rule_group_problems(group: StackResource, key: str, by_urn: dict[str, Stack
     if is_unknown(rules) or not isinstance(rules, list):
         return []
     sources = [by_urn.get(urn) for urn in group.property_dependencies.get(key) or []]
+    if key == "ingress" and group.resource().made_by("HarborLoadBalancer", "sg"):
+        # The nodes' Elastic IPs, whose /32s it admits on 443: judged by load_balancer_admits_allowed_cidrs_and_its_nodes.
+        sources = [source for source in sources if not _programs_eip(source)]
     referenced = sorted(
         {
             str(named)
@@ -389,6 +395,71 @@ def security_groups_are_the_programs(resources: list[StackResource]) -> list[Vio
         if resource.type == "aws:ec2/securityGroup:SecurityGroup":
             for key in ("ingress", "egress"):
                 problems += _rule_group_problems(resource, key, by_urn)
+    return problems
+
+
+def _programs_eip(resource: StackResource | None) -> bool:
+    return (
+        resource is not None and resource.type == "aws:ec2/eip:Eip" and resource.resource().made_by("HarborVm", f"{_NODE}eip")
+    )
+
+
+def _node_address(block: Any, rule: Mapping, eips: list[StackResource]) -> bool:
+    """Whether `block` is a node's Elastic IP on 443: at up a /32 equal to a program EIP's publicIp (among the
+    rule's property dependencies); at a preview an unknown block made from such an EIP."""
+    if not eips or rule.get("fromPort") != NODE_CHECK_PORT or rule.get("toPort") != NODE_CHECK_PORT:
+        return False
+    if is_unknown(block):
+        return True
+    try:
+        network = ipaddress.ip_network(str(block), strict=True)
+    except ValueError:
+        return False
+    return network.prefixlen == network.max_prefixlen and any(
+        holds_the_sources_value(str(network.network_address), eip, "publicIp") for eip in eips
+    )
+
+
+def load_balancer_admits_allowed_cidrs_and_its_nodes(resources: list[StackResource]) -> list[Violation]:
+    """The load balancer's group admits the stack's allowedCidrs and, on 443, each of the program's node Elastic
+    IPs as a /32 (their reporters' public path checks), each from that EIP and equal to its publicIp; nothing else."""
+    by_urn = _by_urn(resources)
+    problems: list[Violation] = []
+    for group in resources:
+        if group.type != "aws:ec2/securityGroup:SecurityGroup" or not group.resource().made_by("HarborLoadBalancer", "sg"):
+            continue
+        rules = group.props.get("ingress")
+        if is_unknown(rules) or not isinstance(rules, list):
+            continue
+        configured = _stack_config("allowedCidrs")
+        if not isinstance(configured, list):
+            problems.append(
+                f"the load balancer's group {group.name!r} cannot be judged: the stack's configuration has no allowedCidrs"
+            )
+            continue
+        allowed = set()
+        for item in configured:
+            try:
+                allowed.add(ipaddress.ip_network(str(item), strict=False))
+            except ValueError:
+                continue
+        eips = [s for s in (by_urn.get(urn) for urn in group.property_dependencies.get("ingress") or []) if _programs_eip(s)]
+        for index, rule in enumerate(rules):
+            if not isinstance(rule, Mapping):
+                continue
+            for key in ("cidrBlocks", "ipv6CidrBlocks"):
+                blocks = rule.get(key)
+                for block in [blocks] if is_unknown(blocks) else blocks if isinstance(blocks, list) else []:
+                    try:
+                        listed = not is_unknown(block) and ipaddress.ip_network(str(block), strict=False) in allowed
+                    except ValueError:
+                        listed = False
+                    if not listed and not _node_address(block, rule, eips):
+                        problems.append(
+                            f"the load balancer's group {group.name!r} admits {block!r} (ingress rule {index}, port "
+                            f"{rule.get('fromPort')}): only allowedCidrs {sorted(str(n) for n in allowed)} and, on 443, the "
+                            "program's node Elastic IPs (each the /32 of a harbor-vm EIP's publicIp, from that resource)"
+                        )
     return problems
 
 
@@ -698,6 +769,10 @@ STACK_CHECKS: dict[str, tuple[str, StackCheck]] = {
     "security-groups-are-the-programs": (
         "Instances, the load balancer and the stores are each in the program's own group; rules admit only its groups.",
         security_groups_are_the_programs,
+    ),
+    "load-balancer-admits-allowed-cidrs-and-its-nodes": (
+        "The load balancer's group admits allowedCidrs and, on 443, the program's node Elastic IPs only.",
+        load_balancer_admits_allowed_cidrs_and_its_nodes,
     ),
     "remote-commands-reach-the-programs-vms": (
         "Remote commands are the program's, and connect to the program's VM with its console host key.",

@@ -197,6 +197,27 @@ def watch_alarm_specs(settings: Settings) -> list[AlarmSpec]:
             "breaching",
         )
     )
+    if settings.high_availability:
+        # Every node checks the load balancer's path and sends the same series (no Node dimension):
+        # the Maximum over them is 1 while any node gets through, so one node's own egress trouble
+        # does not page and all failing (or none reporting) does.
+        specs.append(
+            AlarmSpec(
+                "public-path",
+                f"https://{settings.hostname}/api/v2.0/health through the load balancer (DNS, its listener and ACM "
+                "certificate) fails from every node (or no report) for 5 minutes: see the load balancer's target "
+                "health, its security group and the name's alias record",
+                metrics_namespace(settings),
+                "PublicPathHealthy",
+                stack,
+                "Maximum",
+                "LessThanThreshold",
+                1,
+                60,
+                5,
+                "breaching",
+            )
+        )
     if not settings.high_availability:
         specs += [
             AlarmSpec(

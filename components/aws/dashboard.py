@@ -94,7 +94,10 @@ def cloudwatch_body(
                     _metric("HarborHealthy", stack, f"Harbor{' node ' + n if n else ''}", "Minimum", **({"Node": n} if n else {}))
                     for n in nodes
                 ),
-                *([] if settings.high_availability else [_metric("PublicPathHealthy", stack, "public path (TLS)", "Minimum")]),
+                # HA: every node checks the load balancer's path into one series; its Maximum is the alarm's.
+                _metric("PublicPathHealthy", stack, "public path (load balancer, any node)", "Maximum")
+                if settings.high_availability
+                else _metric("PublicPathHealthy", stack, "public path (TLS)", "Minimum"),
                 # 0: every alarm reaches nobody (the alarm no-alarm-subscriber).
                 _metric("ConfirmedAlarmSubscribers", stack, "confirmed alarm subscribers")[:-1]
                 + [{"label": "confirmed alarm subscribers", "stat": "Maximum", "yAxis": "right"}],

@@ -76,6 +76,30 @@ class HarborLoadBalancerArgs:
     # The CAA record that admits Amazon's CA: ACM checks CAA before it issues, and a stack coming
     # from one VM still has a record that admits only its Let's Encrypt account.
     certificate_after: tuple[pulumi.Resource, ...] = ()
+    # Each node's Elastic IP (components/aws/vm.py), in node order: their reporters check the public
+    # path through this load balancer (components/vm/operate_files.py reporter_environment).
+    node_public_ips: tuple[pulumi.Input[str], ...] = ()
+
+
+def node_address_ingress(node_public_ips: tuple[pulumi.Input[str], ...]) -> list[dict]:
+    """443 from each node's Elastic IP, one rule per node: its reporter checks the public path as a
+    client does. A node's request to the load balancer's public address leaves through the internet
+    gateway and arrives from its Elastic IP, and a rule naming the nodes' security group matches only
+    their private addresses ("Incoming traffic is allowed based on the private IP addresses of the
+    network interfaces associated with the source security group (and not the public IP or Elastic IP
+    addresses)": Amazon VPC User Guide, "Security group rules", Security group referencing), so the
+    addresses themselves, each a /32. Inline in the group like every rule of the program: the policy
+    pack refuses stand-alone rules, and the EIPs come through deferred outputs (components/harbor_cache.py)."""
+    return [
+        {
+            "description": f"443 from the Elastic IP of node {index} (its public path check)",
+            "protocol": "tcp",
+            "from_port": 443,
+            "to_port": 443,
+            "cidr_blocks": [pulumi.Output.from_input(address).apply(lambda ip: f"{ip}/32")],
+        }
+        for index, address in enumerate(node_public_ips)
+    ]
 
 
 def load_balancer_egress(node_cidrs: pulumi.Input[list[str]]) -> list[dict]:
@@ -103,7 +127,8 @@ class HarborLoadBalancer(pulumi.ComponentResource):
             f"{name}-sg",
             description=f"harbor-cache {settings.hostname}: load balancer, HTTPS from allowedCidrs",
             vpc_id=args.vpc_id,
-            ingress=web_ingress(settings),  # who may use the cache, as the one VM admits them
+            # Who may use the cache, as the one VM admits them, and the nodes' own public path checks.
+            ingress=[*web_ingress(settings), *node_address_ingress(args.node_public_ips)],
             egress=load_balancer_egress(args.node_cidrs),
             tags=resource_tags(settings, f"{name}-sg", **public),
             opts=child,

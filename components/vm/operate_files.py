@@ -95,9 +95,13 @@ def reporter_environment(settings: Settings, node_index: int = 0, alarm_topic_ar
     }
     if not settings.high_availability:
         # One VM: the public path through its own Traefik, and the DLM snapshots of its data volume
-        # (tag harbor-cache:snapshot = the stack, components/aws/vm.py). HA: the load balancer's own
-        # alarms, and S3 has no snapshot.
+        # (tag harbor-cache:snapshot = the stack, components/aws/vm.py). HA: S3 has no snapshot.
         environment |= {"PUBLIC_URL": settings.url, "PUBLIC_CONNECT_HOST": "127.0.0.1", "SNAPSHOT_TAG": settings.stack_id}
+    else:
+        # HA: each node walks the client's path, no PUBLIC_CONNECT_HOST: the name resolved, the load
+        # balancer's listener and its ACM certificate verified against the system CAs, then a node.
+        # The load balancer's group admits each node's Elastic IP for this (components/aws/load_balancer.py).
+        environment["PUBLIC_URL"] = settings.url
     if alarm_topic_arn:
         environment["ALARM_TOPIC_ARN"] = alarm_topic_arn
     return environment

@@ -53,6 +53,8 @@ def test_every_harbor_cache_series_is_one_the_vm_puts(overrides):
     names = {item[1] for item in series(body) if not isinstance(item[0], dict)}
     assert {"ProbeFailed", "ProxyManifestRequests", "ProxyManifestMisses", "QuotaUsedPercent", "UpstreamHealthy"} <= names
     assert ("CertificateDaysLeft" in names) is not settings.high_availability
+    (path,) = [item for item in series(body) if not isinstance(item[0], dict) and item[1] == "PublicPathHealthy"]
+    assert path[-1]["stat"] == ("Maximum" if settings.high_availability else "Minimum"), "HA: any node through the path"
 
 
 def test_the_grafana_dashboard_reads_what_the_reporter_serves():

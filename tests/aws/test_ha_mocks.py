@@ -212,6 +212,8 @@ def test_the_load_balancer_admits_allowed_cidrs_and_talks_only_to_harbors_port(h
     assert {(r["fromPort"], tuple(r["cidrBlocks"])) for r in lb.inputs["ingress"]} == {
         (443, ("10.20.0.0/16", "172.20.5.10/32")),
         (80, ("10.20.0.0/16", "172.20.5.10/32")),
+        # Each node's Elastic IP (the harness gives node i 192.0.2.(10 + i)): its public path check.
+        *((443, (f"192.0.2.{10 + index}/32",)) for index in range(3)),
     }
     (egress,) = lb.inputs["egress"]
     # Only the nodes' subnets (AZs a and b), not the whole VPC (issue 18 point 10).
@@ -236,6 +238,38 @@ def test_every_data_store_is_encrypted_private_and_reachable_only_from_the_nodes
 
 
 # --- load balancer, certificate, DNS ---
+
+
+def test_each_node_reaches_the_load_balancer_from_its_own_elastic_ip_for_its_public_path_check(ha):
+    """One 443 rule per node, holding that node's EIP (a rule naming the nodes' group would match only
+    their private addresses), inline in the load balancer's group and depending on the EIPs themselves."""
+    lb = ha.named("harbor-lb-sg")
+    eips = [ha.named(name) for name in ("harbor-vm-eip", "harbor-vm-1-eip", "harbor-vm-2-eip")]
+    by_node = [r for r in lb.inputs["ingress"] if "Elastic IP" in r["description"]]
+    assert [(r["fromPort"], r["toPort"], r["protocol"], r["cidrBlocks"]) for r in by_node] == [
+        (443, 443, "tcp", [f"192.0.2.{10 + index}/32"]) for index in range(3)
+    ]
+    assert {eip.name for eip in eips} <= names(ha, lb.dependencies)
+    assert not [r for r in ha.registrations if r.type.startswith("aws:vpc/securityGroup")], "inline rules only"
+    for index in range(3):
+        install = "harbor-install" if index == 0 else f"harbor-install-{index}"
+        unit = ha.named(f"{install}-file-harbor-metrics.service").inputs["stdin"]
+        assert "Environment=PUBLIC_URL=https://harbor.dev.example.com\n" in unit
+        assert "PUBLIC_CONNECT_HOST" not in unit, "the client's path: the name resolved, not a shortcut"
+
+
+def test_the_public_path_alarms_only_when_no_node_gets_through(ha):
+    alarms = {r.name.removeprefix("harbor-alarms-"): r.inputs for r in ha.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    path = alarms["public-path"]
+    assert (path["metricName"], path["dimensions"], path["statistic"]) == ("PublicPathHealthy", {"Stack": "dev"}, "Maximum")
+    assert (path["comparisonOperator"], path["threshold"], path["period"], path["evaluationPeriods"]) == (
+        "LessThanThreshold",
+        1,
+        60,
+        5,
+    )
+    assert path["treatMissingData"] == "breaching" and "load balancer" in path["alarmDescription"]
+    assert not [name for name in alarms if name.endswith("public-path") and name != "public-path"], "one per stack"
 
 
 def test_the_load_balancer_is_internet_facing_in_two_azs_with_long_idle_timeout(ha):
@@ -478,9 +512,13 @@ def test_public_access_is_stated_on_the_load_balancers_group_never_on_the_nodes(
     assert "harbor-cache:allow-public-access" not in run.named("harbor-vm-sg").inputs["tags"]
 
 
-def test_the_public_ha_stack_passes_every_policy(up_pack):
+def test_the_public_ha_stack_passes_every_policy():
+    from tests.standins.policy_engine import running_pack
+
     public = config(replicas=2, allowPublicAccess=True, allowedCidrs=["0.0.0.0/0"])
-    assert up_pack.analyze_all(engine_resources(run_autonamed(public))) == []
+    # The engine hands the pack the stack's own configuration: the load balancer's group is judged against it.
+    with running_pack(dry_run=False, config=public) as pack:
+        assert pack.analyze_all(engine_resources(run_autonamed(public))) == []
 
 
 def closure(run, name: str) -> set[str]:

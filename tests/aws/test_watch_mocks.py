@@ -118,7 +118,9 @@ def test_ha_nodes_watch_their_own_inodes_write_backs_and_5xx():
     for index in (1, 2):
         for key in ("data-inodes", "root-inodes", "write-back-failed", "harbor-5xx"):
             assert found[f"node{index}-{key}"].inputs["dimensions"]["Node"] == str(index)
-    assert "public-path" not in found and "snapshot-overdue" not in found, "the load balancer's path and S3: no Traefik, no DLM"
+    assert "snapshot-overdue" not in found, "S3: no DLM"
+    # The load balancer's path, checked by every node: one alarm on the Maximum over them (test_ha_mocks.py).
+    assert found["public-path"].inputs["statistic"] == "Maximum" and "node1-public-path" not in found
 
 
 def test_ha_alarms_on_the_load_balancers_acm_certificate_and_shows_its_days_left():
@@ -199,7 +201,8 @@ def test_the_reporter_unit_reads_every_source_and_enable_timers_makes_the_creden
 
     assert f'"SNAPSHOT_TAG_KEY", "{SNAPSHOT_TAG}"' in (FILES_DIR / "harbor-metrics.py").read_text()
     ha = operate_files.metrics_service(parse_settings({**dev_raw(), "replicas": 3}, stack="dev", region="eu-central-1"))
-    assert not any(line.startswith(("PUBLIC_URL", "SNAPSHOT_TAG")) for line in ha["Service"]["Environment"])
+    assert not any(line.startswith(("PUBLIC_CONNECT_HOST", "SNAPSHOT_TAG")) for line in ha["Service"]["Environment"])
+    assert "PUBLIC_URL=https://harbor.dev.example.com" in ha["Service"]["Environment"], "HA: the load balancer's path"
 
 
 def test_up_says_loudly_when_nobody_hears_the_alarms(caplog):

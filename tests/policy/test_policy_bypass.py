@@ -1426,6 +1426,21 @@ def with_probe(stack: list[EngineResource], probe: list[EngineResource]) -> list
     return [*kept, *replaced.values()]
 
 
+def test_the_nodes_elastic_ips_pass_and_a_foreign_host_does_not(stacks):
+    """The HA stack as the program makes it passes the load balancer's check (each node's /32 from its EIP); the
+    same stack with one foreign /32 on 443 does not, at up and at a preview."""
+    stack = stacks["ha"]
+    rules = registration_of(stack, "harbor-lb-sg").inputs["ingress"]
+    assert sorted(b for r in rules if "Elastic IP" in r["description"] for b in r["cidrBlocks"]) == sorted(
+        f"{output_of(stack, name, 'publicIp')}/32" for name in ("harbor-vm-eip", "harbor-vm-1-eip")
+    )
+    for dry_run in (False, True):
+        with running_pack(dry_run=dry_run) as pack:
+            policy = "load-balancer-admits-allowed-cidrs-and-its-nodes"
+            assert not [d for d in pack.analyze_stack(stack) if d.policy == policy]
+            assert refused(pack, stack, PUBLIC_PATH_PROBES[0])
+
+
 def test_the_corpus_covers_every_gap_of_the_review():
     """The 11 gaps, at least the review's 39 fabricated resources, and the earlier reviews' probes."""
     gaps = [probe.gap for probe in PROBES]
@@ -1789,6 +1804,47 @@ REVIEW22B_PROBES = [
     ),
 ]
 PROBES += REVIEW22B_PROBES
+
+# Issue 19 point 6: the load balancer's group admits each node's Elastic IP on 443 (their public path checks,
+# components/aws/load_balancer.py node_address_ingress). Only the program's EIPs, from those resources and equal to
+# their publicIp: a foreign /32 is refused, alone or inside a node's rule that keeps the EIP as its dependency.
+FOREIGN_HOST = "198.51.100.7/32"
+PUBLIC_PATH_PROBES = [
+    Probe(
+        "ha-public-path",
+        "a foreign /32 admitted on the load balancer's 443 in a rule of its own",
+        "ha",
+        lambda s: [changed(s, "harbor-lb-sg", lambda p: p["ingress"].append(tcp(443, FOREIGN_HOST)))],
+        refused_by="load-balancer-admits-allowed-cidrs-and-its-nodes",
+    ),
+    Probe(
+        "ha-public-path",
+        "a node's 443 rule holding a foreign /32 beside (and instead of) that node's Elastic IP",
+        "ha",
+        lambda s: [
+            changed(
+                s,
+                "harbor-lb-sg",
+                lambda p: [r.update(cidrBlocks=[FOREIGN_HOST]) for r in p["ingress"] if "Elastic IP" in r["description"]],
+            )
+        ],
+        refused_by="load-balancer-admits-allowed-cidrs-and-its-nodes",
+    ),
+    Probe(
+        "ha-public-path",
+        "a node's Elastic IP admitted on 80 (the node checks 443 only)",
+        "ha",
+        lambda s: [
+            changed(
+                s,
+                "harbor-lb-sg",
+                lambda p: p["ingress"].append(tcp(80, f"{output_of(s, 'harbor-vm-eip', 'publicIp')}/32")),
+            )
+        ],
+        refused_by="load-balancer-admits-allowed-cidrs-and-its-nodes",
+    ),
+]
+PROBES += PUBLIC_PATH_PROBES
 
 
 # H1 of review 22b, a documented residual (docs/security.md "What the pack cannot do"): a reference whose source is

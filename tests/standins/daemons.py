@@ -65,8 +65,9 @@ class TestCa:
     server_key: Path
 
 
-def make_test_ca(directory: Path, names: tuple[str, ...] = ()) -> TestCa:
-    """A CA made in the test, and a server certificate for 127.0.0.1, localhost and `names` signed by it."""
+def make_test_ca(directory: Path, names: tuple[str, ...] = (), loopback: bool = True) -> TestCa:
+    """A CA made in the test, and a server certificate for 127.0.0.1, localhost and `names` signed by it
+    (for `names` only without `loopback`: a certificate for another name)."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_key, ca_cert = directory / "ca.key", directory / "ca.crt"
     key, csr, cert = directory / "server.key", directory / "server.csr", directory / "server.crt"
@@ -89,7 +90,7 @@ def make_test_ca(directory: Path, names: tuple[str, ...] = ()) -> TestCa:
     )
     run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
     extensions = directory / "san.cnf"
-    alt_names = ",".join(["IP:127.0.0.1", "DNS:localhost", *(f"DNS:{name}" for name in names)])
+    alt_names = ",".join([*(["IP:127.0.0.1", "DNS:localhost"] if loopback else []), *(f"DNS:{name}" for name in names)])
     extensions.write_text(f"subjectAltName={alt_names}\nextendedKeyUsage=serverAuth\n")
     run(
         "openssl",

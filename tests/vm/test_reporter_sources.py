@@ -25,6 +25,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import parse_qs
 
 import pytest
@@ -410,3 +411,64 @@ def assert_ec2_request_as_botocore_sends(request: dict, url: str, monkeypatch) -
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *args, **kwargs: when)
     signer.add_auth(aws_request)
     assert headers["authorization"] == aws_request.headers["Authorization"]
+
+
+class HealthHandler(http.server.BaseHTTPRequestHandler):
+    """Harbor's /api/v2.0/health behind a TLS listener (a load balancer's, here on loopback)."""
+
+    hosts: ClassVar[list[str]] = []
+
+    def do_GET(self):  # noqa: N802
+        self.hosts.append(self.headers.get("Host", ""))
+        body = json.dumps({"status": "healthy", "components": []}).encode() if self.path == "/api/v2.0/health" else b"{}"
+        self.send_response(200 if self.path == "/api/v2.0/health" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def tls_listener(ca) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(ca.server_cert), str(ca.server_key))
+    return context
+
+
+def test_each_ha_node_checks_the_load_balancers_path_as_a_client_does(cloud, tmp_path):
+    """HA: the reporter unit of a node (as rendered) names the cache's URL and no connect host, so the
+    reporter resolves the name and verifies the listener's certificate against the system CAs (here the
+    test CA through SSL_CERT_FILE, which OpenSSL's default paths read; no PUBLIC_CA_FILE). Healthy, a
+    certificate for another name, and nothing listening; the series has no Node dimension, so the alarm's
+    Maximum is taken over the nodes (components/aws/alarm_specs.py)."""
+    from components.settings.settings import parse_settings
+    from components.vm.operate_files import reporter_environment
+    from tests.settings.test_settings import dev_raw
+
+    settings = parse_settings({**dev_raw(), "replicas": 3}, stack="dev", region="eu-central-1")
+    rendered = reporter_environment(settings, 1)
+    assert rendered["PUBLIC_URL"] == settings.url and rendered["HARBOR_CACHE_NODE"] == "1"
+    assert "PUBLIC_CONNECT_HOST" not in rendered and "PUBLIC_CA_FILE" not in rendered
+    ca = make_test_ca(tmp_path / "ca")
+    elsewhere = make_test_ca(tmp_path / "elsewhere", names=("elsewhere.example",), loopback=False)
+    # The name "localhost" stands for the cache's name: the resolver gives loopback, where the listener is.
+    node = {"HARBOR_CACHE_NODE": "1", "PUBLIC_URL": "", "SSL_CERT_FILE": ""}
+    results = {}
+    for case, trusted, served in (("healthy", ca, ca), ("wrong name", elsewhere, elsewhere), ("down", ca, None)):
+        listener = LoopbackHttp(HealthHandler, tls=tls_listener(served)) if served else None
+        port = listener.port if listener else free_port()
+        try:
+            _, data = run_report(
+                cloud,
+                tmp_path / case,
+                **{**node, "PUBLIC_URL": f"https://localhost:{port}", "SSL_CERT_FILE": str(trusted.ca_cert)},
+            )
+        finally:
+            if listener:
+                listener.stop()
+        results[case] = by_key(data)
+    healthy = results["healthy"]
+    assert healthy[("PublicPathHealthy",)] == 1 and 1.5 < healthy[("CertificateDaysLeft",)] <= 2
+    assert healthy[("HarborHealthy", "Node=1")] == 1, "the node's own health keeps its Node dimension"
+    assert HealthHandler.hosts and all(host.startswith("localhost:") for host in HealthHandler.hosts), "the name in Host"
+    assert results["wrong name"][("PublicPathHealthy",)] == 0 and results["wrong name"][("CertificateDaysLeft",)] == 0
+    assert results["down"][("PublicPathHealthy",)] == 0 and ("CertificateDaysLeft",) not in results["down"]
