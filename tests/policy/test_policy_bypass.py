@@ -1500,7 +1500,7 @@ def test_a_literal_beside_an_id_unknown_at_a_fresh_preview_is_refused():
 
 # Review 22b (issue 22): the cache's own name and CAA, instances joining groups by name, Harbor's own objects,
 # the AWS provider's identity, and the lower findings. Each passed main's pack at d4277ab at preview and at up
-# (/work/notes/review22b.md); the names say which finding.
+# (review 22b: an independent review of this session, summarised in issue 22's note); the names say which finding.
 FOREIGN_ACCOUNT_URI = "https://acme-v02.api.letsencrypt.org/acme/acct/999"
 STATIC_KEYS = {"accessKey": "AKIAIOSFODNN7EXAMPLE", "secretKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
 
