@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from aws_lookups import POLICY as AWS_LOOKUPS_POLICY
+from aws_lookups import references_are_the_stacks_own
 from pulumi_policy import (
     EnforcementLevel,
     ResourceValidationArgs,
@@ -282,5 +284,12 @@ POLICIES = [
         program_tags_from_elsewhere,
     ),
     *(_type_policy(kind, check) for kind, check in ALLOWED.items() if check is not nothing_to_check),
+    _resource_policy(
+        AWS_LOOKUPS_POLICY,
+        "At up, before the step: every reference to another AWS object (a remote command's host, an instance profile, "
+        "security groups, instances, volumes, Elastic IPs, key pairs, target groups, certificates, topics, roles, the "
+        "registry's bucket) names one AWS shows tagged as this stack's own, with the program's Name for it.",
+        references_are_the_stacks_own,
+    ),
     *(_stack_policy(name, description, check) for name, (description, check) in STACK_CHECKS.items()),
 ]

@@ -21,6 +21,7 @@ import pytest
 
 from tests.standins.policy_engine import (
     POLICY_DIR,
+    WITHOUT_AWS_LOOKUPS,
     EngineResource,
     changed,
     engine_resources,
@@ -1435,7 +1436,7 @@ def test_the_nodes_elastic_ips_pass_and_a_foreign_host_does_not(stacks):
         f"{output_of(stack, name, 'publicIp')}/32" for name in ("harbor-vm-eip", "harbor-vm-1-eip")
     )
     for dry_run in (False, True):
-        with running_pack(dry_run=dry_run) as pack:
+        with running_pack(dry_run=dry_run, disabled=WITHOUT_AWS_LOOKUPS) as pack:
             policy = "load-balancer-admits-allowed-cidrs-and-its-nodes"
             assert not [d for d in pack.analyze_stack(stack) if d.policy == policy]
             assert refused(pack, stack, PUBLIC_PATH_PROBES[0])
@@ -1452,7 +1453,7 @@ def test_the_corpus_covers_every_gap_of_the_review():
 @pytest.mark.parametrize("dry_run", [True, False], ids=["preview", "up"])
 def test_every_probe_is_refused(stacks, dry_run):
     passed = []
-    with running_pack(dry_run=dry_run) as pack:
+    with running_pack(dry_run=dry_run, disabled=WITHOUT_AWS_LOOKUPS) as pack:
         for probe in PROBES:
             stack = stacks[probe.stack]
             added = probe.build(stack)
@@ -1476,7 +1477,7 @@ def test_literal_ids_are_refused_by_the_comparison_with_the_outputs(stacks, tmp_
     shutil.copytree(POLICY_DIR, pack_dir, ignore=shutil.ignore_patterns("__pycache__"))
     with (pack_dir / "stack_checks.py").open("a") as checks:
         checks.write("\n\ndef holds_the_sources_value(value, source, output):\n    return True\n")
-    with running_pack(dry_run=False, policy_dir=pack_dir) as pack:
+    with running_pack(dry_run=False, policy_dir=pack_dir, disabled=WITHOUT_AWS_LOOKUPS) as pack:
         passed = [probe.what for probe in REVIEW3_PROBES if not refused(pack, stacks[probe.stack], probe)]
     alone = ("the nodes' group sending to a literal group", "aws-lb-listener-listener")
     assert passed == [probe.what for probe in REVIEW3_PROBES if probe.what not in alone and probe.refused_by not in alone]
@@ -1847,66 +1848,119 @@ PUBLIC_PATH_PROBES = [
 PROBES += PUBLIC_PATH_PROBES
 
 
-# H1 of review 22b, a documented residual (docs/security.md "What the pack cannot do"): a reference whose source is
-# replaced in the same update is unknown at the preview, where a literal made through `apply` from that source is
-# unknown too and indistinguishable from the program's own; at `up` only the stack-wide pass, after the change, sees
-# the literal. These tests pin that down: they fail once someone closes it (then turn them into corpus probes).
+# H1 of review 22b: a reference whose source is replaced in the same update is unknown at the preview, where a literal
+# made through `apply` from that source is unknown too and indistinguishable from the program's own; at `up` the
+# stack checks run only after the change (deployment_executor.go). So at `up` `Analyze`, before the step, looks the
+# referenced object up in AWS (policy/aws_lookups.py): here moto on loopback holds the program's objects as the
+# program tags them (tests/standins/moto_stack.py) and the foreign ones the probes name.
 ATTACKER_HOST = "203.0.113.66"
 ATTACKER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAttackerAttackerAttackerAttackerAttacker"
-NEW_ADDRESS, NEW_HOST_KEY = "198.51.100.7", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINewProgramHostKey"
+NEW_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINewProgramHostKey"
 
 
-def after_the_replacement(stack: list[EngineResource], redirected: str) -> list[EngineResource]:
-    """At `up`: the EIP and the host key replaced (new address and key), every command connecting to them, but
+@pytest.fixture(scope="module")
+def aws_server(tmp_path_factory):
+    from tests.standins.moto_stack import aws_on_loopback
+
+    with aws_on_loopback(str(tmp_path_factory.mktemp("aws"))) as (endpoint, environment):
+        yield endpoint, environment
+
+
+@pytest.fixture
+def aws(aws_server):
+    """moto, empty (moto's /moto-api/reset: its server shares one set of backends), and the pack's environment."""
+    import urllib.request
+
+    endpoint, environment = aws_server
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30).close()
+    return endpoint, environment
+
+
+def in_aws(stacks, label: str, aws) -> list[EngineResource]:
+    from tests.standins.moto_stack import in_aws as made_in_aws
+
+    return made_in_aws(stacks[label], aws[0])
+
+
+def after_the_replacement(stack: list[EngineResource], redirected: str, address: str) -> list[EngineResource]:
+    """At `up`: the EIP (now at `address`) and the host key replaced, every command connecting to them, but
     `redirected`, whose connection was made with eip.public_ip.apply(lambda _: ATTACKER_HOST) (and the key alike)."""
     result = copy.deepcopy(stack)
     eip, host_key = registration_of(result, "harbor-vm-eip"), registration_of(result, "harbor-vm-host-key")
-    eip.outputs["publicIp"], host_key.outputs["public_key"] = NEW_ADDRESS, NEW_HOST_KEY
+    eip.outputs["publicIp"], host_key.outputs["public_key"] = address, NEW_HOST_KEY
     for command in (r for r in result if r.type == "command:remote:Command"):
-        host, key = (ATTACKER_HOST, ATTACKER_KEY) if command.name == redirected else (NEW_ADDRESS, NEW_HOST_KEY)
+        host, key = (ATTACKER_HOST, ATTACKER_KEY) if command.name == redirected else (address, NEW_HOST_KEY)
         for properties in (command.inputs, command.outputs):
             properties["connection"]["value"].update(host=host, hostKey=key)
-    registration_of(result, "harbor-dns-a").outputs["records"] = [NEW_ADDRESS]
-    registration_of(result, "harbor-dns-a").inputs["records"] = [NEW_ADDRESS]
+    registration_of(result, "harbor-dns-a").outputs["records"] = [address]
+    registration_of(result, "harbor-dns-a").inputs["records"] = [address]
     return result
 
 
-def test_references_to_a_replaced_source_are_judged_after_the_change_at_up(stacks):
+def replacement_eip(aws, stack: list[EngineResource], tags: dict | None = None) -> str:
+    """The address of a new Elastic IP in moto, tagged as the program tags its EIP (or with `tags`)."""
+    from tests.standins.moto_stack import clients, tag_specification
+
+    tags = tags if tags is not None else registration_of(stack, "harbor-vm-eip").inputs["tags"]
+    ec2 = clients(aws[0])("ec2")
+    return ec2.allocate_address(Domain="vpc", TagSpecifications=tag_specification("elastic-ip", tags))["PublicIp"]
+
+
+AT_UP = "references-are-the-stacks-own-at-up"
+
+
+def test_references_to_a_replaced_source_are_refused_before_the_step_at_up(stacks, aws):
     """B22: the install command sending its stdin to a foreign host with its own pinned key, while the EIP and the VM's
-    host key are replaced: the preview passes (the request is the program's own), and at `up` `Analyze`, the only call
-    that runs before the step, passes; `AnalyzeStack` names it after the command ran."""
+    host key are replaced: the preview passes (the request is the program's own, unknown), and at `up` `Analyze`, the
+    only call that runs before the step, refuses it: the host is no Elastic IP of this stack. An EIP of the account
+    that is another stack's is refused too; the program's own replacement passes every policy at up."""
     from tests.standins.policy_engine import replaced_at_preview
 
-    stack = stacks["dev"]
+    stack = in_aws(stacks, "dev", aws)
     preview = replaced_at_preview(stack, ["harbor-vm-eip", "harbor-vm-host-key"])
     command = registration_of(preview, "harbor-install-docker")
     assert command.inputs["connection"]["value"] == UNKNOWN  # the program's and the attacker's alike
     assert registration_of(preview, "harbor-vm-instance").outputs["id"] != UNKNOWN  # a mix: the rest stays known
     with running_pack(dry_run=True) as pack:
         assert [d for d in pack.analyze_all(preview) if d.mandatory] == []
-    up = after_the_replacement(stack, "harbor-install-docker")
-    with running_pack(dry_run=False) as pack:
-        assert [d for d in pack.analyze(registration_of(up, "harbor-install-docker")) if d.mandatory] == []
-        assert {d.policy for d in pack.analyze_stack(up) if d.mandatory} == {"remote-commands-reach-the-programs-vms"}
-        # The program's own replacement passes at up too (so the refusal above is the literal's).
-        assert [d for d in pack.analyze_all(after_the_replacement(stack, "")) if d.mandatory] == []
+    address = replacement_eip(aws, stack)
+    up = after_the_replacement(stack, "harbor-install-docker", address)
+    prod = {**registration_of(stack, "harbor-vm-eip").inputs["tags"], "harbor-cache:stack": "prod"}
+    elsewhere = after_the_replacement(stack, "harbor-install-docker", address)
+    for properties in (registration_of(elsewhere, "harbor-install-docker").inputs,):
+        properties["connection"]["value"]["host"] = replacement_eip(aws, stack, prod)
+    with running_pack(dry_run=False, env=aws[1]) as pack:
+        for redirected, why in ((up, "InvalidAddress.NotFound"), (elsewhere, "harbor-cache:stack='prod'")):
+            found = [d for d in pack.analyze(registration_of(redirected, "harbor-install-docker")) if d.mandatory]
+            assert {d.policy for d in found} == {AT_UP}
+            assert why in found[0].message and "connection.host" in found[0].message
+        # The program's own replacement passes at up, every policy on (so the refusals above are the literal's).
+        assert [d for d in pack.analyze_all(after_the_replacement(stack, "", address)) if d.mandatory] == []
 
 
-def test_a_profile_reference_to_a_replaced_profile_is_judged_after_the_change_at_up(stacks):
+def test_a_profile_reference_to_a_replaced_profile_is_refused_before_the_step_at_up(stacks, aws):
     """B23: the instance profile replaced, the instance's profile profile.name.apply(lambda _: "admin-profile"): the
-    preview passes; at `up` `Analyze` of the instance passes and only `AnalyzeStack` names it."""
+    preview passes; at `up` `Analyze` of the instance refuses it (a pre-existing profile, and another stack's)."""
+    from tests.standins.moto_stack import clients, tag_list
     from tests.standins.policy_engine import replaced_at_preview
 
-    stack = stacks["dev"]
+    stack = in_aws(stacks, "dev", aws)
     preview = replaced_at_preview(stack, ["harbor-vm-profile"])
     assert registration_of(preview, "harbor-vm-instance").inputs["iamInstanceProfile"] == UNKNOWN
     with running_pack(dry_run=True) as pack:
         assert [d for d in pack.analyze_all(preview) if d.mandatory] == []
-    instance = changed(stack, "harbor-vm-instance", lambda p: p.update(iamInstanceProfile="admin-profile"))
-    with running_pack(dry_run=False) as pack:
-        assert [d for d in pack.analyze(instance) if d.mandatory] == []
-        found = {d.policy for d in pack.analyze_stack(with_probe(stack, [instance])) if d.mandatory}
-        assert found == {"instances-run-as-the-programs-role"}
+    iam = clients(aws[0])("iam")
+    iam.create_role(RoleName="admin", AssumeRolePolicyDocument=trust({"Service": "ec2.amazonaws.com"}))
+    iam.create_instance_profile(InstanceProfileName="admin-profile")
+    iam.add_role_to_instance_profile(InstanceProfileName="admin-profile", RoleName="admin")
+    prod = {**registration_of(stack, "harbor-vm-profile").inputs["tags"], "harbor-cache:stack": "prod"}
+    iam.create_instance_profile(InstanceProfileName="prod-profile", Path="/harbor-cache/", Tags=tag_list(prod))
+    iam.add_role_to_instance_profile(InstanceProfileName="prod-profile", RoleName="admin")
+    with running_pack(dry_run=False, env=aws[1]) as pack:
+        for profile in ("admin-profile", "prod-profile"):
+            instance = changed(stack, "harbor-vm-instance", lambda p, profile=profile: p.update(iamInstanceProfile=profile))
+            assert {d.policy for d in pack.analyze(instance) if d.mandatory} == {AT_UP}
+        assert [d for d in pack.analyze(registration_of(stack, "harbor-vm-instance")) if d.mandatory] == []
 
 
 def test_the_settings_allowances_are_the_packs(stacks):
@@ -1917,7 +1971,7 @@ def test_the_settings_allowances_are_the_packs(stacks):
     (registry,) = credentialed_public_project(stack)
     allowed = {"name": registry.inputs["name"], "type": registry.inputs["type"], "url": registry.inputs["url"]}
     config = {**dev_config(), "harbor-cache:upstreams": [{**allowed, "allowCredentialedPublic": True}]}
-    with running_pack(dry_run=False, config=config) as pack:
+    with running_pack(dry_run=False, config=config, disabled=WITHOUT_AWS_LOOKUPS) as pack:
         assert [d for d in pack.analyze_stack(with_probe(stack, [registry])) if d.mandatory] == []
     custom = {
         **dev_config(),
@@ -1932,7 +1986,7 @@ def test_the_settings_allowances_are_the_packs(stacks):
     }
     program = engine_resources(run_program(custom))
     assert any(rule["fromPort"] == 5000 for rule in registration_of(program, "harbor-vm-sg").inputs["egress"])
-    with running_pack(dry_run=False, config=custom) as pack:
+    with running_pack(dry_run=False, config=custom, disabled=WITHOUT_AWS_LOOKUPS) as pack:
         assert [d for d in pack.analyze_all(program) if d.mandatory] == []
-    with running_pack(dry_run=False) as pack:  # the dev stack's configuration: no such upstream
+    with running_pack(dry_run=False, disabled=WITHOUT_AWS_LOOKUPS) as pack:  # the dev stack's configuration: no such upstream
         assert "aws-ec2-securitygroup-securitygroup" in {d.policy for d in pack.analyze_all(program) if d.mandatory}
