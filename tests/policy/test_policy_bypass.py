@@ -23,6 +23,7 @@ from tests.standins.policy_engine import (
     POLICY_DIR,
     WITHOUT_AWS_LOOKUPS,
     EngineResource,
+    autoname,
     changed,
     engine_resources,
     engine_urn,
@@ -1961,6 +1962,190 @@ def test_a_profile_reference_to_a_replaced_profile_is_refused_before_the_step_at
             instance = changed(stack, "harbor-vm-instance", lambda p, profile=profile: p.update(iamInstanceProfile=profile))
             assert {d.policy for d in pack.analyze(instance) if d.mandatory} == {AT_UP}
         assert [d for d in pack.analyze(registration_of(stack, "harbor-vm-instance")) if d.mandatory] == []
+
+
+@dataclass
+class UpProbe:
+    """A reference a pull request could set to a literal while its source is replaced (so the preview cannot see it):
+    at `up`, with the program's objects and the foreign ones in AWS, `Analyze` alone must refuse it."""
+
+    what: str
+    stack: str
+    build: Callable[[list[EngineResource], dict[str, str]], list[EngineResource]]
+
+
+def foreign_objects(endpoint: str, stack: list[EngineResource]) -> dict[str, str]:
+    """What else the account holds: pre-existing objects (no tags) and another stack's (tagged harbor-cache:stack=prod
+    with the program's own Names, as a second stack of the program in the account tags them)."""
+    from tests.standins.moto_stack import MOTO_IMAGE, REGION, clients, ed25519_public_key, tag_list, tag_specification
+
+    client = clients(endpoint)
+    ec2, iam = client("ec2"), client("iam")
+
+    def prod(name: str) -> dict[str, str]:
+        return {**registration_of(stack, name).inputs["tags"], "harbor-cache:stack": "prod"}
+
+    found = {
+        "group": ec2.create_security_group(GroupName="launch-wizard-1", Description="pre-existing")["GroupId"],
+        "instance": ec2.run_instances(ImageId=MOTO_IMAGE, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"],
+        "volume": ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=20)["VolumeId"],
+        "topic": client("sns").create_topic(Name="collect")["TopicArn"],
+    }
+    address = ec2.allocate_address(Domain="vpc", TagSpecifications=tag_specification("elastic-ip", prod("harbor-vm-eip")))
+    found.update(allocation=address["AllocationId"], address=address["PublicIp"])
+    ec2.import_key_pair(KeyName="operator-key", PublicKeyMaterial=ed25519_public_key().encode())
+    role = registration_of(stack, "harbor-vm-role")
+    iam.create_role(
+        RoleName="harbor-vm-role-prod",
+        Path="/harbor-cache/",
+        AssumeRolePolicyDocument=role.inputs["assumeRolePolicy"],
+        Tags=tag_list(prod("harbor-vm-role")),
+    )
+    s3 = client("s3")
+    s3.create_bucket(Bucket=OTHER_BUCKET.removeprefix("arn:aws:s3:::"), CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_tagging(Bucket=OTHER_BUCKET.removeprefix("arn:aws:s3:::"), Tagging={"TagSet": tag_list({"Name": "x"})})
+    if any(r.name == "harbor-lb-nodes" for r in stack):
+        vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+        tg = client("elbv2").create_target_group(Name="elsewhere", Protocol="HTTP", Port=80, VpcId=vpc)
+        found["target_group"] = tg["TargetGroups"][0]["TargetGroupArn"]
+        found["certificate"] = client("acm").request_certificate(DomainName="harbor.dev.example.com")["CertificateArn"]
+    return found
+
+
+def _set(name: str, kind: str = "", **values: Callable[[dict[str, str]], object]):
+    """The program's `name` with each field set to a value read from the foreign objects (its dependencies kept)."""
+    return lambda stack, foreign: [
+        changed(stack, name, lambda p: p.update({key: value(foreign) for key, value in values.items()}), kind)
+    ]
+
+
+def _listener_to(foreign_key: str, field: str):
+    def change(stack, foreign):
+        def update(p):
+            if field == "certificateArn":
+                p["certificateArn"] = foreign[foreign_key]
+            else:
+                p["defaultActions"][0]["targetGroupArn"] = foreign[foreign_key]
+
+        return [changed(stack, "harbor-lb-https", update)]
+
+    return change
+
+
+def _registry_grant_on_another_stacks_bucket(stack, foreign):
+    def update(p):
+        p["policy"] = p["policy"].replace(output_of(stack, "harbor-storage-bucket", "bucket"), OTHER_BUCKET.split(":::")[1])
+
+    return [changed(stack, "harbor-storage-registry-access", update)]
+
+
+def _rule_from(stack, foreign):
+    return [changed(stack, "harbor-data-db-sg", lambda p: [r.update(securityGroups=[foreign["group"]]) for r in p["ingress"]])]
+
+
+UP_TIME_PROBES = [
+    UpProbe("an instance in a pre-existing group", "dev", _set("harbor-vm-instance", vpcSecurityGroupIds=lambda f: [f["group"]])),
+    UpProbe("the instance's key pair a pre-existing one", "dev", _set("harbor-vm-instance", keyName=lambda f: "operator-key")),
+    UpProbe(
+        "the data volume attached to another instance",
+        "dev",
+        _set("harbor-vm-data-attachment", instanceId=lambda f: f["instance"]),
+    ),
+    UpProbe("another volume attached to the VM", "dev", _set("harbor-vm-data-attachment", volumeId=lambda f: f["volume"])),
+    UpProbe(
+        "another stack's Elastic IP associated", "dev", _set("harbor-vm-eip-association", allocationId=lambda f: f["allocation"])
+    ),
+    UpProbe(
+        "the EIP associated with another instance", "dev", _set("harbor-vm-eip-association", instanceId=lambda f: f["instance"])
+    ),
+    UpProbe(
+        "the host key read from another instance's console",
+        "dev",
+        _set("harbor-vm-host-key", instance_id=lambda f: f["instance"]),
+    ),
+    UpProbe("the cache's name on another stack's Elastic IP", "dev", _set("harbor-dns-a", records=lambda f: [f["address"]])),
+    UpProbe("alarms notify a topic of the account", "dev", _set("harbor-alarms-root-disk", alarmActions=lambda f: [f["topic"]])),
+    UpProbe(
+        "alarms notify a topic of another account", "dev", _set("harbor-alarms-root-disk", alarmActions=lambda f: [FOREIGN_TOPIC])
+    ),
+    UpProbe(
+        "the backup watch notifies another topic",
+        "dev",
+        _set("harbor-backup-watch-dlm-error", "aws:cloudwatch/eventTarget:EventTarget", arn=lambda f: f["topic"]),
+    ),
+    UpProbe("the DNS-01 grant on another stack's role", "dev", _set("harbor-dns-dns01", role=lambda f: "harbor-vm-role-prod")),
+    UpProbe(
+        "the DLM service policy on the instance role",
+        "dev",
+        _set("harbor-vm-dlm-policy", role=lambda f: autoname("harbor-vm-role")),
+    ),
+    UpProbe("the stores' events to a topic of the account", "s3", _set("harbor-data-db-events", snsTopic=lambda f: f["topic"])),
+    UpProbe("the database in a pre-existing group", "s3", _set("harbor-data-db", vpcSecurityGroupIds=lambda f: [f["group"]])),
+    UpProbe("the database's group admitting a pre-existing group", "s3", _rule_from),
+    UpProbe("the registry's grant on another stack's bucket", "s3", _registry_grant_on_another_stacks_bucket),
+    UpProbe("the listener forwards to another target group", "ha", _listener_to("target_group", "targetGroupArn")),
+    UpProbe("the listener serves a certificate not the program's", "ha", _listener_to("certificate", "certificateArn")),
+    UpProbe("the load balancer in a pre-existing group", "ha", _set("harbor-lb-alb", securityGroups=lambda f: [f["group"]])),
+    UpProbe(
+        "another instance registered in the target group", "ha", _set("harbor-vm-1-target", targetId=lambda f: f["instance"])
+    ),
+    UpProbe(
+        "a node drained from another target group",
+        "ha",
+        _set("harbor-install-leave", target_group_arn=lambda f: f["target_group"]),
+    ),
+]
+
+
+@pytest.mark.parametrize("label", ["dev", "s3", "ha"])
+def test_every_up_time_probe_is_refused_before_the_step(stacks, aws, label):
+    """The rest of H1's class: each reference set to a foreign object, as it would be where its source is replaced, is
+    refused by `Analyze` at up, before the step (the stack checks alone would report it after the change); the same
+    stack without the probe passes every policy at up."""
+    stack = in_aws(stacks, label, aws)
+    foreign = foreign_objects(aws[0], stack)
+    passed = []
+    with running_pack(dry_run=False, env=aws[1]) as pack:
+        assert [d for d in pack.analyze_all(stack) if d.mandatory] == []
+        for probe in (p for p in UP_TIME_PROBES if p.stack == label):
+            found = [d for r in probe.build(stack, foreign) for d in pack.analyze(r) if d.mandatory]
+            if AT_UP not in {d.policy for d in found}:
+                passed.append(f"{probe.what}: {sorted({d.policy for d in found})}")
+    assert passed == []
+
+
+def test_the_aws_lookups_are_on_by_default_fail_closed_and_the_deploy_never_turns_them_off(stacks, tmp_path):
+    """The lookups are a mandatory policy that only a policy pack config could disable; the workflows pass none. Without
+    credentials (or any other lookup error) the reference is refused, naming the field, the value and the fix."""
+    from google.protobuf import empty_pb2
+    from pulumi.runtime.proto import analyzer_pb2
+
+    from tests.paths import ROOT
+
+    workflows = "\n".join(path.read_text() for path in (ROOT / ".github" / "workflows").glob("*.y*ml"))
+    assert "policyPackConfig" not in workflows and "policy-pack-config" not in workflows and AT_UP not in workflows
+    # No credential anywhere botocore looks (its provider chain: environment, web identity, files, container, instance
+    # metadata), so nothing is asked of any host.
+    unset = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ROLE_ARN")
+    unset += ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE")
+    no_credentials = {
+        **dict.fromkeys(unset),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",  # no instance metadata lookup either
+    }
+    with running_pack(dry_run=False, env=no_credentials) as pack:
+        (policy,) = [p for p in pack.stub.GetAnalyzerInfo(empty_pb2.Empty()).policies if p.name == AT_UP]
+        assert policy.enforcementLevel == analyzer_pb2.MANDATORY
+        found = [d for d in pack.analyze(registration_of(stacks["dev"], "harbor-vm-instance")) if d.mandatory]
+        assert {d.policy for d in found} == {AT_UP}
+        profile = output_of(stacks["dev"], "harbor-vm-profile", "name")
+        assert any(
+            "iamInstanceProfile" in d.message and profile in d.message and "NoCredentialsError" in d.message for d in found
+        )
+        assert all("deploy role" in d.message for d in found)
+    with running_pack(dry_run=True, env=no_credentials) as pack:  # a preview never looks anything up
+        assert [d for d in pack.analyze_all(stacks["dev"]) if d.mandatory] == []
 
 
 def test_the_settings_allowances_are_the_packs(stacks):

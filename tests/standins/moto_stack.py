@@ -40,10 +40,22 @@ def clients(endpoint: str) -> Any:
     return lambda service: session.client(service, endpoint_url=endpoint)
 
 
-def pack_environment(endpoint: str, home: str) -> dict[str, str]:
+# Where else botocore's credential chain looks: unset, so only the test credentials count and no other host is asked.
+ELSEWHERE = (
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+)
+
+
+def pack_environment(endpoint: str, home: str) -> dict[str, str | None]:
     """The environment the pack gets at `up` (the engine passes its own, analyzer_plugin.go constructEnv): credentials
     and, here, moto as every service's endpoint (botocore's AWS_ENDPOINT_URL); no profile or file from this machine."""
     return {
+        **dict.fromkeys(ELSEWHERE),
         **CREDENTIALS,
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_CONFIG_FILE": os.path.join(home, "aws-config"),
@@ -53,7 +65,7 @@ def pack_environment(endpoint: str, home: str) -> dict[str, str]:
 
 
 @contextmanager
-def aws_on_loopback(tmp_dir: str) -> Iterator[tuple[str, dict[str, str]]]:
+def aws_on_loopback(tmp_dir: str) -> Iterator[tuple[str, dict[str, str | None]]]:
     """moto's server and the pack's environment for it."""
     assert MOTO_ACCOUNT == FAKE_ACCOUNT_ID  # the harness's ARNs are moto's
     with moto_server() as endpoint:

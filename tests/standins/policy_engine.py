@@ -377,7 +377,7 @@ def running_pack(
     config: dict[str, Any] | None = None,
     policy_dir: Path = POLICY_DIR,
     disabled: Iterable[str] = (),
-    env: dict[str, str] | None = None,
+    env: dict[str, str | None] | None = None,
 ) -> Iterator[Analyzer]:
     """The pack's entry point started as the engine starts it (from `policy_dir`, the checkout's by default); stopped on exit.
 
@@ -385,13 +385,13 @@ def running_pack(
     `{"<policy>": "disabled"}`), sent as the engine sends it: `Configure` after `GetAnalyzerInfo` (pulumi
     pkg/engine/plugins.go installAndLoadPolicyPlugins -> ReconcilePolicyPackConfig -> analyzer.Configure; pulumi_policy
     policy.py Analyze skips a policy whose level is DISABLED). `env`: more of the environment the engine passes on
-    (analyzer_plugin.go: the CLI's own environment, where the deploy's AWS credentials are)."""
+    (analyzer_plugin.go: the CLI's own environment, where the deploy's AWS credentials are); None removes a variable."""
     # The stack's configuration as the engine passes it (analyzer_plugin.go constructConfig: "project:key" ->
     # string; structured values as their JSON text); the dev stack's by default.
     config = pulumi_harness.dev_config() if config is None else config
+    inherited = {key: value for key, value in {**os.environ, **(env or {})}.items() if value is not None}
     environment = {
-        **os.environ,
-        **(env or {}),
+        **inherited,
         "PULUMI_PROJECT": PROJECT,
         "PULUMI_STACK": stack,
         "PULUMI_DRY_RUN": "true" if dry_run else "false",
