@@ -339,3 +339,27 @@ def references_are_the_stacks_own(resource: Resource) -> list[Violation]:
         for arn in _registry_buckets(resource):
             problems += _judged(resource, "policy (an S3 Resource)", arn, bucket, stack)
     return problems
+
+
+STACK_TAG_POLICY = "the-stack-tag-marks-the-programs-own"
+
+
+def the_stack_tag_marks_the_programs_own(resource: Resource) -> list[Violation]:
+    """The lookups trust the `harbor-cache:stack` tag, so only the program's own resources carry it, each with its own
+    name and stack: under HarborCache and one of the program's components, named as the program names it (a URN is
+    unique in a stack, so a second resource cannot take a program resource's Name), `Name` its URN name and the tag
+    its URN's stack (components/aws/tagging.py resource_tags). At preview and at up."""
+    tags = resource.props.get("tags")
+    if is_unknown(tags):
+        return [f"{resource.type} {resource.name!r}: its tags are unknown, so the pack cannot tell whether it claims {STACK_TAG}"]
+    if not isinstance(tags, Mapping) or STACK_TAG not in tags:
+        return []
+    urn = Urn.parse(resource.urn)
+    programs = any(resource.made_by(owner, r".+") for owner in PROGRAM_COMPONENTS)
+    if programs and urn is not None and tags.get(STACK_TAG) == urn.stack and tags.get("Name") == urn.name:
+        return []
+    return [
+        f"{resource.type} {resource.name!r} carries {STACK_TAG}={tags.get(STACK_TAG)!r} and Name={tags.get('Name')!r}: only "
+        "the program's own resources carry that tag (components/aws/tagging.py resource_tags), each with its own name and "
+        "stack, because the pack trusts it when it looks references up at up; remove the tag"
+    ]

@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable
 
 from aws_lookups import POLICY as AWS_LOOKUPS_POLICY
-from aws_lookups import references_are_the_stacks_own
+from aws_lookups import STACK_TAG_POLICY, references_are_the_stacks_own, the_stack_tag_marks_the_programs_own
 from pulumi_policy import (
     EnforcementLevel,
     ResourceValidationArgs,
@@ -290,6 +290,12 @@ POLICIES = [
         "security groups, instances, volumes, Elastic IPs, key pairs, target groups, certificates, topics, roles, the "
         "registry's bucket) names one AWS shows tagged as this stack's own, with the program's Name for it.",
         references_are_the_stacks_own,
+    ),
+    _resource_policy(
+        STACK_TAG_POLICY,
+        "Only the program's own resources carry the harbor-cache:stack tag, with their own name and stack (the lookups at up "
+        "trust it).",
+        the_stack_tag_marks_the_programs_own,
     ),
     *(_stack_policy(name, description, check) for name, (description, check) in STACK_CHECKS.items()),
 ]

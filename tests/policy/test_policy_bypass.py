@@ -1807,6 +1807,40 @@ REVIEW22B_PROBES = [
 ]
 PROBES += REVIEW22B_PROBES
 
+# H1: the lookups at up trust the harbor-cache:stack tag and the Name beside it, so only the program's own resources
+# may carry them, each with its own name (policy/aws_lookups.py the_stack_tag_marks_the_programs_own).
+STACK_TAG_PROBES = [
+    Probe(
+        "h1-stack-tag",
+        "a second Elastic IP tagged as the program's harbor-vm-eip of this stack",
+        "dev",
+        lambda s: [
+            made(
+                "aws:ec2/eip:Eip",
+                "spare-eip",
+                {"domain": "vpc", "tags": {"Name": "harbor-vm-eip", "harbor-cache:stack": "dev"}},
+                under="HarborVm",
+            )
+        ],
+        refused_by="the-stack-tag-marks-the-programs-own",
+    ),
+    Probe(
+        "h1-stack-tag",
+        "the program's instance named as its Elastic IP",
+        "dev",
+        lambda s: [changed(s, "harbor-vm-instance", lambda p: p["tags"].update(Name="harbor-vm-eip"))],
+        refused_by="the-stack-tag-marks-the-programs-own",
+    ),
+    Probe(
+        "h1-stack-tag",
+        "the program's Elastic IP tagged as another stack's",
+        "dev",
+        lambda s: [changed(s, "harbor-vm-eip", lambda p: p["tags"].update({"harbor-cache:stack": "prod"}))],
+        refused_by="the-stack-tag-marks-the-programs-own",
+    ),
+]
+PROBES += STACK_TAG_PROBES
+
 # Issue 19 point 6: the load balancer's group admits each node's Elastic IP on 443 (their public path checks,
 # components/aws/load_balancer.py node_address_ingress). Only the program's EIPs, from those resources and equal to
 # their publicIp: a foreign /32 is refused, alone or inside a node's rule that keeps the EIP as its dependency.
