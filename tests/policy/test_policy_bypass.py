@@ -2078,6 +2078,9 @@ def _rule_from(stack, foreign):
 
 
 UP_TIME_PROBES = [
+    UpProbe(
+        "the alarm e-mail subscribed to a topic of the account", "mail", _set("harbor-alarms-email", topic=lambda f: f["topic"])
+    ),
     UpProbe("an instance in a pre-existing group", "dev", _set("harbor-vm-instance", vpcSecurityGroupIds=lambda f: [f["group"]])),
     UpProbe("the instance's key pair a pre-existing one", "dev", _set("harbor-vm-instance", keyName=lambda f: "operator-key")),
     UpProbe(
@@ -2131,7 +2134,7 @@ UP_TIME_PROBES = [
 ]
 
 
-@pytest.mark.parametrize("label", ["dev", "s3", "ha"])
+@pytest.mark.parametrize("label", ["dev", "s3", "ha", "mail"])
 def test_every_up_time_probe_is_refused_before_the_step(stacks, aws, label):
     """The rest of H1's class: each reference set to a foreign object, as it would be where its source is replaced, is
     refused by `Analyze` at up, before the step (the stack checks alone would report it after the change); the same
