@@ -193,6 +193,9 @@ _ALARM_OR_EVENTS = topic(f"(?:{ALARM_TOPIC}|{EVENTS_TOPIC})")
 REFERENCES: dict[tuple[str, str], Lookup] = {
     ("command:remote:Command", "connection.host"): elastic_ip_by_address,
     ("aws:ec2/instance:Instance", "iamInstanceProfile"): instance_profile,
+    # The profile's role: swapped in place, it is what the running instance gets credentials for (IAM AddRoleTo-
+    # InstanceProfile), before any instance is analyzed again.
+    ("aws:iam/instanceProfile:InstanceProfile", "role"): role_by_name(INSTANCE_ROLE),
     ("aws:ec2/instance:Instance", "keyName"): key_pair,
     ("aws:ec2/instance:Instance", "vpcSecurityGroupIds[]"): security_group(VM_GROUP),
     ("aws:lb/loadBalancer:LoadBalancer", "securityGroups[]"): security_group(LB_GROUP),
@@ -208,6 +211,7 @@ REFERENCES: dict[tuple[str, str], Lookup] = {
     ("pulumi-python:dynamic/ec2:InstanceRunning", "instance_id"): instance,
     ("aws:lb/listener:Listener", "defaultActions[].targetGroupArn"): target_group,
     ("aws:lb/listener:Listener", "certificateArn"): certificate,
+    ("aws:acm/certificateValidation:CertificateValidation", "certificateArn"): certificate,
     ("aws:lb/targetGroupAttachment:TargetGroupAttachment", "targetGroupArn"): target_group,
     ("aws:lb/targetGroupAttachment:TargetGroupAttachment", "targetId"): instance,
     ("pulumi-python:dynamic/elbv2:TargetDrain", "target_group_arn"): target_group,

@@ -2110,6 +2110,11 @@ UP_TIME_PROBES = [
         "dev",
         _set("harbor-backup-watch-dlm-error", "aws:cloudwatch/eventTarget:EventTarget", arn=lambda f: f["topic"]),
     ),
+    UpProbe(
+        "the instance profile holding another stack's role",
+        "dev",
+        _set("harbor-vm-profile", role=lambda f: "harbor-vm-role-prod"),
+    ),
     UpProbe("the DNS-01 grant on another stack's role", "dev", _set("harbor-dns-dns01", role=lambda f: "harbor-vm-role-prod")),
     UpProbe(
         "the DLM service policy on the instance role",
@@ -2122,6 +2127,11 @@ UP_TIME_PROBES = [
     UpProbe("the registry's grant on another stack's bucket", "s3", _registry_grant_on_another_stacks_bucket),
     UpProbe("the listener forwards to another target group", "ha", _listener_to("target_group", "targetGroupArn")),
     UpProbe("the listener serves a certificate not the program's", "ha", _listener_to("certificate", "certificateArn")),
+    UpProbe(
+        "the certificate validation of another certificate",
+        "ha",
+        _set("harbor-lb-certificate-issued", certificateArn=lambda f: f["certificate"]),
+    ),
     UpProbe("the load balancer in a pre-existing group", "ha", _set("harbor-lb-alb", securityGroups=lambda f: [f["group"]])),
     UpProbe(
         "another instance registered in the target group", "ha", _set("harbor-vm-1-target", targetId=lambda f: f["instance"])
