@@ -50,7 +50,7 @@ DLM_ROLE = f"{_VM}-dlm-role"
 VM_GROUP, LB_GROUP = f"{_VM}-sg", "harbor-lb-sg"
 DB_GROUP, REDIS_GROUP = "harbor-data-db-sg", "harbor-data-redis-sg"
 PROGRAM_GROUPS = f"(?:{VM_GROUP}|{LB_GROUP}|{DB_GROUP}|{REDIS_GROUP})"
-TARGET_GROUP, CERTIFICATE = "harbor-lb-nodes", "harbor-lb-certificate"
+TARGET_GROUP, CERTIFICATE, LOAD_BALANCER = "harbor-lb-nodes", "harbor-lb-certificate", "harbor-lb-alb"
 ALARM_TOPIC, EVENTS_TOPIC = "harbor-alarms-topic", "harbor-data-events"
 BUCKET = "harbor-storage-bucket"
 
@@ -163,6 +163,17 @@ def role_by_arn(name_re: str) -> Callable[[str], list[Found]]:
     return lookup
 
 
+def load_balancer_by_dns_name(name: str) -> list[Found]:
+    """The load balancer whose DNSName the alias holds (ELBv2 DescribeLoadBalancers has no DNS-name filter: every page
+    is read), and its tags (DescribeTags)."""
+    wanted = name.lower().rstrip(".").removeprefix("dualstack.")
+    pages = _client("elbv2").get_paginator("describe_load_balancers").paginate()
+    found = [lb for page in pages for lb in page["LoadBalancers"] if str(lb.get("DNSName", "")).lower().rstrip(".") == wanted]
+    arn = _one(found, "load balancer", name)["LoadBalancerArn"]
+    tags = _one(_client("elbv2").describe_tags(ResourceArns=[arn])["TagDescriptions"], "load balancer", arn).get("Tags")
+    return [Found("load balancer", _tags(tags), LOAD_BALANCER)]
+
+
 def target_group(arn: str) -> list[Found]:
     found = _one(_client("elbv2").describe_tags(ResourceArns=[arn])["TagDescriptions"], "target group", arn)
     return [Found("target group", _tags(found.get("Tags")), TARGET_GROUP)]
@@ -232,6 +243,8 @@ REFERENCES: dict[tuple[str, str], Lookup] = {
 # The cache's address record (one VM: components/aws/dns.py records=[the EIP's public_ip]); its CAA and ACM's
 # validation records hold no address and are not looked up (ONLY).
 REFERENCES[("aws:route53/record:Record", "records[]")] = elastic_ip_by_address
+# replicas > 1: the address record aliases the program's load balancer (dns.py aliases=[{name: its dns_name}]).
+REFERENCES[("aws:route53/record:Record", "aliases[].name")] = load_balancer_by_dns_name
 # Fields whose values include others than AWS objects of one kind: only the values `wanted` matches are looked up
 # (an alarm's recover and reboot actions are `arn:aws:automate:...`, judged by the alarm's own check).
 ONLY: dict[tuple[str, str], re.Pattern] = {
@@ -342,7 +355,30 @@ def references_are_the_stacks_own(resource: Resource) -> list[Violation]:
     if resource.type == "aws:iam/rolePolicy:RolePolicy":
         for arn in _registry_buckets(resource):
             problems += _judged(resource, "policy (an S3 Resource)", arn, bucket, stack)
+    for field, address in _node_addresses(resource):
+        problems += _judged(resource, field, address, elastic_ip_by_address, stack)
     return problems
+
+
+def _node_addresses(resource: Resource) -> list[tuple[str, str]]:
+    """The load balancer's group admits allowedCidrs and, on 443, each node's Elastic IP as a /32 (components/aws/
+    load_balancer.py node_address_ingress; stack_checks.py load_balancer_admits_allowed_cidrs_and_its_nodes): every
+    other /32 on 443 must be an Elastic IP of this stack's nodes."""
+    from resource_checks import NODE_CHECK_PORT, _stack_config
+
+    if resource.type != "aws:ec2/securityGroup:SecurityGroup" or not resource.made_by("HarborLoadBalancer", "sg"):
+        return []
+    configured = _stack_config("allowedCidrs")
+    allowed = {str(item) for item in configured} if isinstance(configured, list) else set()
+    rules = resource.props.get("ingress")
+    found = []
+    for index, rule in enumerate(rules if isinstance(rules, list) else []):
+        if not isinstance(rule, Mapping) or rule.get("fromPort") != NODE_CHECK_PORT:
+            continue
+        for block in rule.get("cidrBlocks") or []:
+            if isinstance(block, str) and block.endswith("/32") and block not in allowed:
+                found.append((f"ingress[{index}].cidrBlocks", block.removesuffix("/32")))
+    return found
 
 
 STACK_TAG_POLICY = "the-stack-tag-marks-the-programs-own"

@@ -319,6 +319,7 @@ POLICY_PACK_ACTIONS = (
     "iam:GetInstanceProfile",
     "iam:GetRole",
     "elasticloadbalancing:DescribeTags",
+    "elasticloadbalancing:DescribeLoadBalancers",
     "acm:ListTagsForCertificate",
     "sns:ListTagsForResource",
     "s3:GetBucketTagging",

@@ -2043,6 +2043,9 @@ def foreign_objects(endpoint: str, stack: list[EngineResource]) -> dict[str, str
         tg = client("elbv2").create_target_group(Name="elsewhere", Protocol="HTTP", Port=80, VpcId=vpc)
         found["target_group"] = tg["TargetGroups"][0]["TargetGroupArn"]
         found["certificate"] = client("acm").request_certificate(DomainName="harbor.dev.example.com")["CertificateArn"]
+        subnets = [subnet["SubnetId"] for subnet in ec2.describe_subnets()["Subnets"]][:2]
+        balancer = client("elbv2").create_load_balancer(Name="elsewhere", Subnets=subnets)["LoadBalancers"][0]
+        found["load_balancer"] = balancer["DNSName"]
     return found
 
 
@@ -2131,6 +2134,16 @@ UP_TIME_PROBES = [
         "the certificate validation of another certificate",
         "ha",
         _set("harbor-lb-certificate-issued", certificateArn=lambda f: f["certificate"]),
+    ),
+    UpProbe(
+        "the cache's name aliasing another load balancer",
+        "ha",
+        lambda stack, f: [changed(stack, "harbor-dns-a", lambda p: p["aliases"][0].update(name=f["load_balancer"]))],
+    ),
+    UpProbe(
+        "another stack's Elastic IP admitted on the load balancer's 443",
+        "ha",
+        lambda stack, f: [changed(stack, "harbor-lb-sg", lambda p: p["ingress"].append(tcp(443, f"{f['address']}/32")))],
     ),
     UpProbe("the load balancer in a pre-existing group", "ha", _set("harbor-lb-alb", securityGroups=lambda f: [f["group"]])),
     UpProbe(

@@ -143,10 +143,14 @@ def create(client: Any, resource: EngineResource, renamed: dict[str, str]) -> No
         iam.add_role_to_instance_profile(InstanceProfileName=props["name"], RoleName=props["role"])
     elif kind == "aws:lb/targetGroup:TargetGroup":
         vpc = client("ec2").describe_vpcs()["Vpcs"][0]["VpcId"]
-        made = client("elbv2").create_target_group(
-            Name=resource.name, Protocol="HTTP", Port=8080, VpcId=vpc, Tags=tag_list(tags)
-        )
+        made = client("elbv2").create_target_group(Name=resource.name, Protocol="HTTP", Port=8080, VpcId=vpc, Tags=tag_list(tags))
         renamed[props["arn"]] = made["TargetGroups"][0]["TargetGroupArn"]
+    elif kind == "aws:lb/loadBalancer:LoadBalancer":
+        ec2 = client("ec2")
+        subnets = [subnet["SubnetId"] for subnet in ec2.describe_subnets()["Subnets"]][:2]
+        made = client("elbv2").create_load_balancer(Name=resource.name, Subnets=subnets, Tags=tag_list(tags))
+        balancer = made["LoadBalancers"][0]
+        renamed[props["arn"]], renamed[props["dnsName"]] = balancer["LoadBalancerArn"], balancer["DNSName"]
     elif kind == "aws:acm/certificate:Certificate":
         made = client("acm").request_certificate(DomainName=props["domainName"], Tags=tag_list(tags))
         renamed[props["arn"]] = made["CertificateArn"]
