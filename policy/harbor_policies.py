@@ -15,8 +15,9 @@ for nothing.
 
 Here: the table and the wiring. reading.py: how the pack reads what the engine sends and fails
 closed (`KNOWN_ONLY_AT_UP`); resource_checks.py: the checks; stack_checks.py: the checks across
-resources; aws_lookups.py: at `up`, the same references looked up in AWS before each step. Every message says what to change. tests/policy/test_policies.py and
-tests/policy/test_policy_bypass.py run the pack through the analyzer's gRPC protocol as the engine does.
+resources; aws_lookups.py: at `up`, the same references looked up in AWS before each step. Every
+message says what to change. tests/policy/test_policies.py and tests/policy/test_policy_bypass.py run
+the pack through the analyzer's gRPC protocol as the engine does.
 """
 
 from __future__ import annotations
