@@ -274,8 +274,9 @@ def values_at(props: Any, path: str) -> list[Any]:
     return [value for value in found if value not in (None, "")]
 
 
-def _registry_buckets(resource: Resource) -> list[str]:
-    """The S3 resources a role policy names (the registry's grant: storage.py, its bucket and the bucket's objects)."""
+def _policy_resources(resource: Resource, service: str) -> list[str]:
+    """The resources a role policy's statements with `service` actions name: the registry's grant (storage.py, its
+    bucket and the bucket's objects), the reporter's ListSubscriptionsByTopic (alarms.py, the alarm topic)."""
     from reading import Undecidable, statements
 
     try:
@@ -285,7 +286,7 @@ def _registry_buckets(resource: Resource) -> list[str]:
     named = []
     for statement in found:
         actions = statement.get("Action") if isinstance(statement.get("Action"), list) else [statement.get("Action")]
-        if any(str(action).lower().startswith("s3:") for action in actions):
+        if any(str(action).lower().startswith(f"{service}:") for action in actions):
             resources = statement.get("Resource") if isinstance(statement.get("Resource"), list) else [statement.get("Resource")]
             named += [str(arn) for arn in resources]
     return named
@@ -353,8 +354,10 @@ def references_are_the_stacks_own(resource: Resource) -> list[Violation]:
                 continue
             problems += _judged(resource, path, value, lookup, stack)
     if resource.type == "aws:iam/rolePolicy:RolePolicy":
-        for arn in _registry_buckets(resource):
+        for arn in _policy_resources(resource, "s3"):
             problems += _judged(resource, "policy (an S3 Resource)", arn, bucket, stack)
+        for arn in _policy_resources(resource, "sns"):
+            problems += _judged(resource, "policy (an SNS Resource)", arn, topic(ALARM_TOPIC), stack)
     for field, address in _node_addresses(resource):
         problems += _judged(resource, field, address, elastic_ip_by_address, stack)
     return problems

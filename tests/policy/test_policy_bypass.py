@@ -2076,6 +2076,11 @@ def _registry_grant_on_another_stacks_bucket(stack, foreign):
     return [changed(stack, "harbor-storage-registry-access", update)]
 
 
+def _reporter_on_another_topic(stack, foreign):
+    topic = output_of(stack, "harbor-alarms-topic", "arn")
+    return [changed(stack, "harbor-alarms-put-metrics", lambda p: p.update(policy=p["policy"].replace(topic, foreign["topic"])))]
+
+
 def _rule_from(stack, foreign):
     return [changed(stack, "harbor-data-db-sg", lambda p: [r.update(securityGroups=[foreign["group"]]) for r in p["ingress"]])]
 
@@ -2128,6 +2133,7 @@ UP_TIME_PROBES = [
     UpProbe("the database in a pre-existing group", "s3", _set("harbor-data-db", vpcSecurityGroupIds=lambda f: [f["group"]])),
     UpProbe("the database's group admitting a pre-existing group", "s3", _rule_from),
     UpProbe("the registry's grant on another stack's bucket", "s3", _registry_grant_on_another_stacks_bucket),
+    UpProbe("the reporter lists the subscribers of a topic of the account", "dev", _reporter_on_another_topic),
     UpProbe("the listener forwards to another target group", "ha", _listener_to("target_group", "targetGroupArn")),
     UpProbe("the listener serves a certificate not the program's", "ha", _listener_to("certificate", "certificateArn")),
     UpProbe(
