@@ -1125,7 +1125,7 @@ PROBES += REVIEW2_PROBES
 # else. AnalyzeStack hands every resource's outputs, a bridged one's with its "id" (tests/standins/policy_engine.py
 # BRIDGED_PACKAGES cites the engine and the bridge), so the pack compares the value with the source's. Each of
 # these passed the pack before that comparison (the stacks' ids in the shapes AWS gives them, policy_engine.py
-# EC2_ID_PREFIXES); the registry grant's was refused already, at up after the change (see docs/security.md).
+# EC2_ID_PREFIXES); the registry grant's was refused already (its bucket's name; at up its tags too, policy/aws_lookups.py).
 OTHER_BUCKET = "arn:aws:s3:::harbor-cache-20261128000000000000000099"  # another stack's cache bucket
 FOREIGN_TOPIC = "arn:aws:sns:eu-central-1:999999999999:collect"
 FOREIGN_TARGET_GROUP = "arn:aws:elasticloadbalancing:eu-central-1:123456789012:targetgroup/elsewhere/0123456789abcdef"
