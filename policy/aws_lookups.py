@@ -23,6 +23,7 @@ field, the value and the fix. The policy can be switched off only by a policy pa
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -372,16 +373,25 @@ def _node_addresses(resource: Resource) -> list[tuple[str, str]]:
     if resource.type != "aws:ec2/securityGroup:SecurityGroup" or not resource.made_by("HarborLoadBalancer", "sg"):
         return []
     configured = _stack_config("allowedCidrs")
-    allowed = {str(item) for item in configured} if isinstance(configured, list) else set()
+    allowed = {_network(item) for item in configured} if isinstance(configured, list) else set()
     rules = resource.props.get("ingress")
     found = []
     for index, rule in enumerate(rules if isinstance(rules, list) else []):
         if not isinstance(rule, Mapping) or rule.get("fromPort") != NODE_CHECK_PORT:
             continue
         for block in rule.get("cidrBlocks") or []:
-            if isinstance(block, str) and block.endswith("/32") and block not in allowed:
-                found.append((f"ingress[{index}].cidrBlocks", block.removesuffix("/32")))
+            network = _network(block)
+            # As the stack check reads allowedCidrs (networks, so "203.0.113.5" and "203.0.113.5/32" are one).
+            if network is not None and network.prefixlen == 32 and network not in allowed:
+                found.append((f"ingress[{index}].cidrBlocks", str(network.network_address)))
     return found
+
+
+def _network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(str(value), strict=False)
+    except ValueError:
+        return None
 
 
 STACK_TAG_POLICY = "the-stack-tag-marks-the-programs-own"
