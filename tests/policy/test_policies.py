@@ -123,6 +123,18 @@ def test_every_mode_passes_at_up_and_at_a_fresh_preview(up_pack, preview_pack, m
             assert pack.analyze_all(analyzed) == []
 
 
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_every_mode_passes_at_up_with_its_objects_in_aws(aws, mode):
+    """With the AWS lookups on (policy/aws_lookups.py): the program's objects made in moto with the tags the program
+    registers and moto's ids in the stack (tests/standins/moto_stack.py), every reference of every mode is this
+    stack's own, so the program passes every policy at up."""
+    from tests.standins.moto_stack import in_aws
+
+    resources = in_aws(engine_resources(run_program(config(mode))), aws[0])
+    with running_pack(dry_run=False, config=config(mode), env=aws[1]) as pack:
+        assert pack.analyze_all(resources) == []
+
+
 def test_the_users_own_aws_default_tags_pass(up_pack, preview_pack):
     """aws:defaultTags without the program's keys: pulumi-aws merges them into every resource (the harness models
     its Check, tests/standins/policy_engine.py with_aws_default_tags) and the pack lets the program through."""

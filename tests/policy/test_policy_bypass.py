@@ -1893,24 +1893,6 @@ ATTACKER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAttackerAttackerAttackerAtt
 NEW_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINewProgramHostKey"
 
 
-@pytest.fixture(scope="module")
-def aws_server(tmp_path_factory):
-    from tests.standins.moto_stack import aws_on_loopback
-
-    with aws_on_loopback(str(tmp_path_factory.mktemp("aws"))) as (endpoint, environment):
-        yield endpoint, environment
-
-
-@pytest.fixture
-def aws(aws_server):
-    """moto, empty (moto's /moto-api/reset: its server shares one set of backends), and the pack's environment."""
-    import urllib.request
-
-    endpoint, environment = aws_server
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30).close()
-    return endpoint, environment
-
-
 def in_aws(stacks, label: str, aws) -> list[EngineResource]:
     from tests.standins.moto_stack import in_aws as made_in_aws
 
