@@ -237,7 +237,9 @@ class SwaggerValidator:
 class Fault:
     """An injected failure for matching requests: a status code, 'drop' (close the connection before
     Harbor acts), 'drop-after' (Harbor acts, the answer is lost), 'empty-list' (a list that does not
-    show yet what a concurrent create made) or a delay."""
+    show yet what a concurrent create made). `delay`: Harbor is busy that long first (outside the
+    lock, other requests are served meanwhile); with 'drop-after', a request that Harbor completes
+    after a client with a shorter timeout gave up on it and started looking for its result."""
 
     method: str
     path_pattern: str
@@ -373,9 +375,9 @@ class HarborEmulator:
             self.calls.append((method, path))
             self.queries.append((method, path, query))
             fault = self._take_fault(method, path)
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)
         if fault is not None and fault.kind != "drop-after":
-            if fault.delay:
-                time.sleep(fault.delay)
             if fault.kind == "drop":
                 handler.close_connection = True
                 handler.connection.shutdown(2)
