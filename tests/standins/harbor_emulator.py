@@ -1124,8 +1124,20 @@ class HarborEmulator:
 
     def shown_robot(self, robot: dict) -> dict:
         names = {p["name"] for p in self.state.projects.values()}
-        # Permissions on a project that is gone are not listed (controller populatePermissions).
-        permissions = [p for p in robot["permissions"] if p.get("kind") != "project" or p["namespace"] in names]
+        # controller/robot populatePermissions: the robot's policies grouped by scope, one permission
+        # per scope with every access of it (so one system "/" permission at most, however many were
+        # sent); permissions on a project that is gone are not listed. Harbor walks a Go map (no
+        # order); the emulator keeps the order of first appearance.
+        grouped: dict[tuple[str, str], dict] = {}
+        for permission in robot["permissions"]:
+            if permission.get("kind") == "project" and permission["namespace"] not in names:
+                continue
+            key = (permission["kind"], permission["namespace"])
+            if key in grouped:
+                grouped[key]["access"] = grouped[key]["access"] + permission["access"]
+            else:
+                grouped[key] = dict(permission)
+        permissions = list(grouped.values())
         shown = {k: v for k, v in robot.items() if k not in ("secret", "refreshes", "scopes")}
         return {**shown, "name": f"robot${robot['name']}", "permissions": permissions, "editable": True}
 
