@@ -105,18 +105,15 @@ def with_policy(change):
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
-def test_every_mode_passes_at_up_and_at_a_fresh_preview(up_pack, preview_pack, mode):
+def test_every_mode_passes_at_up_and_at_a_fresh_preview(mode):
     """At `up` every input is known; at the preview of a new stack the values that come from resources
     created in the same update are unknown, and the pack still lets the program through."""
     resources = engine_resources(run_program(config(mode)))
     fresh = engine_resources(run_program(config(mode), fresh_preview=True))
     assert any(reading.is_unknown(value) for r in fresh for value in r.inputs.values()), "the fresh preview has unknowns"
-    if "allowedCidrs" not in MODES[mode]:
-        assert up_pack.analyze_all(resources) == []
-        assert preview_pack.analyze_all(fresh) == []
-        return
-    # The engine hands the pack the stack's own configuration, whose allowedCidrs the load balancer's group is
-    # judged against (policy/stack_checks.py load_balancer_admits_allowed_cidrs_and_its_nodes).
+    # The engine hands the pack the stack's own configuration, which the load balancer's group (policy/stack_checks.py
+    # load_balancer_admits_allowed_cidrs_and_its_nodes) and the VM's group (policy/group_checks.py
+    # vm_group_admits_exactly_the_settings) are judged against.
     for dry_run, analyzed in ((False, resources), (True, fresh)):
         with running_pack(dry_run=dry_run, config=config(mode)) as pack:
             assert pack.analyze_all(analyzed) == []
