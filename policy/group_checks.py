@@ -27,6 +27,7 @@ from resource_checks import (
     NODE_HTTP_PORT,
     WEB_PORTS,
     _stack_config,
+    world_egress_ports,
 )
 from stack_checks import StackResource, _by_urn, _programs_group
 
@@ -39,6 +40,7 @@ VPC_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 VPC_EGRESS_RULE = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 # The program's VM (nodes') group and, with externalServices, the group its instances join to reach the stores.
 VM_GROUP = ("HarborVm", "sg")
+CLIENT_GROUP = ("HarborDataServices", "client-sg")
 # What the stores listen on (components/aws/data_services.py POSTGRES_PORT, REDIS_PORT) and the program's group of each.
 STORE_GROUPS = {DATABASE_PORTS[0]: "harbor-data-db-sg", DATABASE_PORTS[1]: "harbor-data-redis-sg"}
 
@@ -228,9 +230,76 @@ def vm_group_admits_exactly_the_settings(resources: list[StackResource]) -> list
     return problems
 
 
+def _covers(rule: Mapping[str, Any], port: int) -> bool:
+    """Whether a rule (inline shape) lets `port` through: all protocols, or tcp over a range holding it; an unknown
+    protocol or port counts as covering it (fail closed)."""
+    protocol = rule.get("protocol")
+    if is_unknown(protocol) or str(protocol).lower() in ("-1", "all"):
+        return True
+    if str(protocol).lower() not in ("tcp", "6"):
+        return False
+    low, high = rule.get("fromPort"), rule.get("toPort")
+    if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in (low, high)):
+        return True
+    return low <= port <= high
+
+
+def _store_rule_problems(where: str, rule: Mapping[str, Any], sources: list[StackResource | None]) -> list[Violation]:
+    """A rule that lets a store port out: exactly that tcp port, to that store's group (its id, from it), nothing else.
+    World egress the settings allow on an upstream's own port (allowCustomPortEgress) is the resource check's."""
+    problems = []
+    for port, store in sorted(STORE_GROUPS.items()):
+        if not _covers(rule, port):
+            continue
+        blocks = [*_listed(rule.get("cidrBlocks")), *_listed(rule.get("ipv6CidrBlocks")), *_listed(rule.get("prefixListIds"))]
+        single = str(rule.get("protocol")).lower() in ("tcp", "6") and rule.get("fromPort") == rule.get("toPort") == port
+        allowed_world = single and port in world_egress_ports() and not _listed(rule.get("securityGroups"))
+        groups = _listed(rule.get("securityGroups"))
+        wrong = [group for group in groups if not _holds_group(group, sources, store)]
+        if allowed_world:
+            continue
+        if not single or blocks or rule.get("self") is True or is_unknown(rule.get("self")) or wrong or not groups:
+            problems.append(
+                f"{where} lets {rule.get('protocol')!r} {rule.get('fromPort')!r}-{rule.get('toPort')!r} out to "
+                f"{blocks + groups!r}, which holds the store port {port}: the VM reaches {port} only at the program's {store} "
+                "(one tcp rule naming that group's id, from it), never address blocks (every database of the VPC)"
+            )
+    return problems
+
+
+def vm_reaches_only_the_programs_stores(resources: list[StackResource]) -> list[Violation]:
+    """On the stores' ports (PostgreSQL 5432, Redis 6379) the VM's (nodes') groups, its own and the stores' client
+    group (and any group an instance of the stack joins), let traffic out only to the program's store group of that
+    port, named by its id and coming from it: never to address blocks (the VPC's CIDR held every database in it) and
+    never to another group; counting inline rules and stand-alone rules on the groups."""
+    by_urn = _by_urn(resources)
+    joined = {
+        urn
+        for instance in resources
+        if instance.type == "aws:ec2/instance:Instance"
+        for urn in instance.property_dependencies.get("vpcSecurityGroupIds") or []
+    }
+    problems: list[Violation] = []
+    for group in resources:
+        if group.type != SECURITY_GROUP or not (
+            group.urn in joined or group.resource().made_by(*VM_GROUP) or group.resource().made_by(*CLIENT_GROUP)
+        ):
+            continue
+        if is_unknown(group.props.get("egress")):
+            problems.append(f"the VM's group {group.name!r} cannot be judged: its egress is unknown")
+            continue
+        for where, rule, sources in _rules_on(group, resources, "egress", by_urn):
+            problems += _store_rule_problems(where, rule, sources)
+    return problems
+
+
 GROUP_CHECKS: dict[str, tuple[str, stack_checks.StackCheck]] = {
     "vm-group-admits-exactly-the-settings": (
         "The VM's (nodes') group admits on each port exactly what the stack's configuration gives it, nothing beside it.",
         vm_group_admits_exactly_the_settings,
+    ),
+    "vm-reaches-only-the-programs-stores": (
+        "On 5432 and 6379 the VM's groups let traffic out only to the program's database and Redis groups.",
+        vm_reaches_only_the_programs_stores,
     ),
 }

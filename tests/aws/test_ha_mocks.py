@@ -145,7 +145,8 @@ def test_nodes_spread_round_robin_over_two_azs_and_node_0_keeps_the_single_vms_n
     subnets = [instances[n].inputs["subnetId"] for n in ("harbor-vm-instance", "harbor-vm-1-instance", "harbor-vm-2-instance")]
     assert subnets == [FAKE_VPC_SUBNETS[0], FAKE_VPC_SUBNETS[1], FAKE_VPC_SUBNETS[0]]
     for instance in instances.values():
-        assert instance.inputs["vpcSecurityGroupIds"] == ["harbor-vm-sg-id"], "one shared group"
+        # One shared group, and the stores' client group (their only way to RDS and ElastiCache).
+        assert instance.inputs["vpcSecurityGroupIds"] == ["harbor-vm-sg-id", "harbor-data-client-sg-id"]
         assert instance.inputs["metadataOptions"]["httpTokens"] == "required"
         assert instance.inputs["rootBlockDevice"]["encrypted"] is True
     # Shared parts once.

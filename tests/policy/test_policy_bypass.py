@@ -30,7 +30,7 @@ from tests.standins.policy_engine import (
     running_pack,
     with_aws_default_tags,
 )
-from tests.standins.pulumi_harness import FAKE_ACCOUNT_ID, dev_config
+from tests.standins.pulumi_harness import FAKE_ACCOUNT_ID, FAKE_VPC_CIDR, dev_config
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # plugin/rpc.go UnknownStringValue
 SECRET = "4dabf18193072939515e22adb298388d"  # the secret signature key, rpc.go
@@ -1920,6 +1920,77 @@ VM_GROUP_PROBES = [
     ),
 ]
 PROBES += VM_GROUP_PROBES
+
+
+def store_probe(what: str, stack: str, build: Callable[[list[EngineResource]], list[EngineResource]]) -> Probe:
+    return Probe("vm-store-egress", what, stack, build, refused_by="vm-reaches-only-the-programs-stores")
+
+
+def client_egress(change: Callable[[list[EngineResource], list], None]) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    """The program's stores' client group with `change(stack, egress)` applied to its egress rules."""
+    return lambda s: [changed(s, "harbor-data-client-sg", lambda p: change(s, p["egress"]))]
+
+
+def standalone_store_egress(stack: list[EngineResource]) -> list[EngineResource]:
+    """A stand-alone vpc egress rule on the VM's group: 5432 to the VPC's block, made from the group."""
+    group = registration_of(stack, "harbor-vm-sg")
+    rule = made(
+        "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+        "probe-vm-egress",
+        {"ipProtocol": "tcp", "fromPort": 5432, "toPort": 5432, "cidrIpv4": VPC_BLOCK, "securityGroupId": group.outputs["id"]},
+    )
+    rule.property_dependencies = {"securityGroupId": [group.urn]}
+    return [rule]
+
+
+# Issue 22's residual (docs/security.md): the VM let 5432 and 6379 out to the VPC's CIDR, so it reached every database in
+# the VPC. It now reaches the stores through their client group, whose egress names the stores' own groups; the pack
+# refuses any other way out on those ports from the VM's groups (policy/group_checks.py vm_reaches_only_the_programs_stores).
+VPC_BLOCK = FAKE_VPC_CIDR  # the harness's VPC
+STORE_EGRESS_PROBES = [
+    store_probe(
+        "the VM's group lets 5432 and 6379 out to the VPC's block (the program before this change)",
+        "s3",
+        lambda s: [changed(s, "harbor-vm-sg", lambda p: p["egress"].extend([tcp(5432, VPC_BLOCK), tcp(6379, VPC_BLOCK)]))],
+    ),
+    store_probe(
+        "the client group sends 5432 to the VPC's block beside the database's group",
+        "s3",
+        client_egress(lambda s, egress: egress.append(tcp(5432, VPC_BLOCK))),
+    ),
+    store_probe(
+        "the client group sends Redis's 6379 to the database's group (the program's, the wrong store)",
+        "s3",
+        client_egress(
+            lambda s, egress: [
+                r.update(securityGroups=[output_of(s, "harbor-data-db-sg")]) for r in egress if r["fromPort"] == 6379
+            ]
+        ),
+    ),
+    store_probe(
+        "the client group lets every protocol out to 10.0.0.0/8",
+        "s3",
+        client_egress(
+            lambda s, egress: egress.append({"protocol": "-1", "fromPort": 0, "toPort": 0, "cidrBlocks": ["10.0.0.0/8"]})
+        ),
+    ),
+    store_probe(
+        "the nodes' group lets tcp 5000-6000 (holding 5432) out to the nodes' subnets",
+        "ha",
+        lambda s: [changed(s, "harbor-vm-sg", lambda p: p["egress"].append({**tcp(5000, "10.0.0.0/16"), "toPort": 6000}))],
+    ),
+    store_probe("a stand-alone egress rule on the VM's group: 5432 to the VPC's block", "s3", standalone_store_egress),
+    Probe(
+        "vm-store-egress",
+        "the instance in the database's group instead of the stores' client group",
+        "s3",
+        lambda s: set_on(
+            "harbor-vm-instance", vpcSecurityGroupIds=[output_of(s, "harbor-vm-sg"), output_of(s, "harbor-data-db-sg")]
+        )(s),
+        refused_by="security-groups-are-the-programs",
+    ),
+]
+PROBES += STORE_EGRESS_PROBES
 
 
 # H1 of review 22b, a documented residual (docs/security.md "What the pack cannot do"): a reference whose source is
