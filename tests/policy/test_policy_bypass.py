@@ -26,6 +26,7 @@ from tests.standins.policy_engine import (
     engine_resources,
     engine_urn,
     registration_of,
+    replaced_at_preview,
     run_program,
     running_pack,
     with_aws_default_tags,
@@ -2110,3 +2111,14 @@ def test_the_programs_stacks_pass_the_vm_groups_exact_check_and_a_foreign_addres
     # The dev stack judged against the HA stack's configuration (replicas: 2) is not what that configuration makes.
     with running_pack(dry_run=False, config=stack_config("ha")) as pack:
         assert policy in {d.policy for d in pack.analyze_stack(stacks["dev"]) if d.mandatory}
+
+
+def test_an_existing_stores_stack_previews_its_client_group_clean():
+    """The first preview of an existing stack with the stores after the client group came: the group is created in
+    that update, so its id (and the instances' reference to it) is unknown, the rest known; the pack lets it through."""
+    for label in ("s3", "ha"):
+        stack = engine_resources(run_program(stack_config(label)))
+        preview = replaced_at_preview(stack, ["harbor-data-client-sg"])
+        assert registration_of(preview, "harbor-vm-instance").inputs["vpcSecurityGroupIds"] == UNKNOWN
+        with running_pack(dry_run=True, config=stack_config(label)) as pack:
+            assert pack.analyze_all(preview) == []
