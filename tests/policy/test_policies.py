@@ -34,6 +34,7 @@ from tests.standins.policy_engine import (  # noqa: E402
     running_pack,
 )
 from tests.standins.pulumi_harness import dev_config  # noqa: E402
+from tests.standins.registrations import CONFIGS as RECORDED_CONFIGS  # noqa: E402
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's unknown string (plugin/rpc.go UnknownStringValue)
 PRIVATE_UPSTREAMS = [
@@ -56,6 +57,8 @@ MODES = {
     "tunnel": {"harborApiUrl": "http://127.0.0.1:18080"},
     "staging": {"acmeStaging": True},
     "ha-s3-redirect": {"replicas": 2, "storage": "s3", "storageRedirect": True},
+    # The recorded registrations' "placed" stack: a fixed subnet, metrics and alarm e-mail.
+    "placed": RECORDED_CONFIGS["placed"],
 }
 
 
