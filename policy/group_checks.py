@@ -252,12 +252,11 @@ def _store_rule_problems(where: str, rule: Mapping[str, Any], sources: list[Stac
         if not _covers(rule, port):
             continue
         blocks = [*_listed(rule.get("cidrBlocks")), *_listed(rule.get("ipv6CidrBlocks")), *_listed(rule.get("prefixListIds"))]
-        single = str(rule.get("protocol")).lower() in ("tcp", "6") and rule.get("fromPort") == rule.get("toPort") == port
-        allowed_world = single and port in world_egress_ports() and not _listed(rule.get("securityGroups"))
         groups = _listed(rule.get("securityGroups"))
+        single = str(rule.get("protocol")).lower() in ("tcp", "6") and rule.get("fromPort") == rule.get("toPort") == port
+        if single and port in world_egress_ports() and not groups:
+            continue  # an upstream's own port the settings open to the world: the resource check's
         wrong = [group for group in groups if not _holds_group(group, sources, store)]
-        if allowed_world:
-            continue
         if not single or blocks or rule.get("self") is True or is_unknown(rule.get("self")) or wrong or not groups:
             problems.append(
                 f"{where} lets {rule.get('protocol')!r} {rule.get('fromPort')!r}-{rule.get('toPort')!r} out to "
