@@ -49,8 +49,8 @@ INSTANCE_PROFILE = f"{_VM}-profile"
 INSTANCE_ROLE = f"{_VM}-role"
 DLM_ROLE = f"{_VM}-dlm-role"
 VM_GROUP, LB_GROUP = f"{_VM}-sg", "harbor-lb-sg"
-DB_GROUP, REDIS_GROUP = "harbor-data-db-sg", "harbor-data-redis-sg"
-PROGRAM_GROUPS = f"(?:{VM_GROUP}|{LB_GROUP}|{DB_GROUP}|{REDIS_GROUP})"
+DB_GROUP, REDIS_GROUP, CLIENT_GROUP = "harbor-data-db-sg", "harbor-data-redis-sg", "harbor-data-client-sg"
+PROGRAM_GROUPS = f"(?:{VM_GROUP}|{LB_GROUP}|{DB_GROUP}|{REDIS_GROUP}|{CLIENT_GROUP})"
 TARGET_GROUP, CERTIFICATE, LOAD_BALANCER = "harbor-lb-nodes", "harbor-lb-certificate", "harbor-lb-alb"
 ALARM_TOPIC, EVENTS_TOPIC = "harbor-alarms-topic", "harbor-data-events"
 BUCKET = "harbor-storage-bucket"
@@ -209,7 +209,8 @@ REFERENCES: dict[tuple[str, str], Lookup] = {
     # InstanceProfile), before any instance is analyzed again.
     ("aws:iam/instanceProfile:InstanceProfile", "role"): role_by_name(INSTANCE_ROLE),
     ("aws:ec2/instance:Instance", "keyName"): key_pair,
-    ("aws:ec2/instance:Instance", "vpcSecurityGroupIds[]"): security_group(VM_GROUP),
+    # The VM's group and, with externalServices, the stores' client group (stack_checks.py GROUP_REFERENCES).
+    ("aws:ec2/instance:Instance", "vpcSecurityGroupIds[]"): security_group(f"(?:{VM_GROUP}|{CLIENT_GROUP})"),
     ("aws:lb/loadBalancer:LoadBalancer", "securityGroups[]"): security_group(LB_GROUP),
     ("aws:rds/instance:Instance", "vpcSecurityGroupIds[]"): security_group(DB_GROUP),
     ("aws:elasticache/replicationGroup:ReplicationGroup", "securityGroupIds[]"): security_group(REDIS_GROUP),

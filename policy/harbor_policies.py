@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 from aws_lookups import POLICY as AWS_LOOKUPS_POLICY
 from aws_lookups import STACK_TAG_POLICY, references_are_the_stacks_own, the_stack_tag_marks_the_programs_own
+from group_checks import GROUP_CHECKS
 from pulumi_policy import (
     EnforcementLevel,
     ResourceValidationArgs,
@@ -72,7 +73,11 @@ from resource_checks import (
     sns_topic_subscription,
     tls_private_key,
 )
-from stack_checks import STACK_CHECKS, StackCheck, StackResource
+from stack_checks import STACK_CHECKS as CHECKS_ACROSS_RESOURCES
+from stack_checks import StackCheck, StackResource
+
+# Every stack check: where values come from (stack_checks.py), the VM's groups exact against the settings (group_checks.py).
+STACK_CHECKS: dict[str, tuple[str, StackCheck]] = {**CHECKS_ACROSS_RESOURCES, **GROUP_CHECKS}
 
 # Every type the program creates (tests/policy/test_policies.py derives the list from the program under
 # mocks in each mode and compares), and the engine's own, each with its one check.
