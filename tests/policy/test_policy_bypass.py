@@ -2300,7 +2300,7 @@ def test_every_up_time_probe_is_refused_before_the_step(stacks, aws, label):
     stack = in_aws(stacks, label, aws)
     foreign = foreign_objects(aws[0], stack)
     passed = []
-    with running_pack(dry_run=False, env=aws[1]) as pack:
+    with running_pack(dry_run=False, env=aws[1], config=stack_config(label)) as pack:
         assert [d for d in pack.analyze_all(stack) if d.mandatory] == []
         for probe in (p for p in UP_TIME_PROBES if p.stack == label):
             found = [d for r in probe.build(stack, foreign) for d in pack.analyze(r) if d.mandatory]
