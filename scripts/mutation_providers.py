@@ -336,6 +336,34 @@ def fingerprint(root: Path, paths: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
+def test_sources(root: Path, test_file: str) -> list[str]:
+    """What a test file's recorded coverage depends on besides the modules under test: the file, every
+    `tests.` module it imports (at any depth, followed through those modules' own imports) and each
+    conftest.py above it. A change elsewhere under tests/ leaves its map as it is."""
+    seen: set[str] = set()
+    pending = [test_file]
+    while pending:
+        current = pending.pop()
+        if current in seen or not (root / current).is_file():
+            continue
+        seen.add(current)
+        for node in ast.walk(ast.parse((root / current).read_text())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            for name in names:
+                if name == "tests" or name.startswith("tests."):
+                    base = name.replace(".", "/")
+                    pending += [f"{base}.py", f"{base}/__init__.py"]
+    directory = Path(test_file).parent
+    conftests = {
+        str(folder / "conftest.py") for folder in [directory, *directory.parents] if (root / folder / "conftest.py").is_file()
+    }
+    return sorted(seen | conftests)
+
+
 def pytest_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {
         **os.environ,
@@ -737,8 +765,7 @@ def main() -> int:
         coverage.setdefault("seconds", {})
         coverage.setdefault("lines", {module: {} for module in MODULES})
         recorded = coverage.setdefault("files", {})
-        shared = ["tests/standins", "tests/conftest.py"]
-        stale = [test for test in tests if recorded.get(test) != fingerprint(source_root, [test, *shared])]
+        stale = [test for test in tests if recorded.get(test) != fingerprint(source_root, test_sources(source_root, test))]
         # --rerun-survivors runs phase 2 only (the whole selection): an older map just orders the tests.
         if stale and not (options.rerun_survivors or options.report or options.tests):
             fresh = record_coverage(source_root, list(MODULES), stale)
@@ -752,7 +779,7 @@ def main() -> int:
                 **{test: s for test, s in coverage["seconds"].items() if test not in gone},
                 **fresh["seconds"],
             }
-            recorded.update({test: fingerprint(source_root, [test, *shared]) for test in stale})
+            recorded.update({test: fingerprint(source_root, test_sources(source_root, test)) for test in stale})
             cache.write_text(json.dumps(coverage))
         if options.coverage_only:
             return 0
