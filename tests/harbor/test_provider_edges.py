@@ -677,3 +677,50 @@ def test_an_object_deleted_by_another_writer_just_before_our_delete_is_gone(harb
     host.delete(urn, id_, outputs)
     assert int(id_) not in getattr(harbor.state, table)
     assert harbor.count("DELETE", f"{collection}/{id_}") == 1
+
+
+# An input left out is the provider's default (Field), and Harbor ends up holding it
+
+
+DEFAULTS = [
+    ("registry", "insecure", lambda h: registry_of(h)["insecure"] is False),
+    ("project", "public", lambda h: project_of(h)["metadata"]["public"] == "true"),
+    ("project", "storage_quota_gb", lambda h: quota_of(h)["hard"]["storage"] == -1),
+    ("project", "speed_limit_kbps", lambda h: project_of(h)["metadata"]["proxy_speed_kb"] == "-1"),
+    ("project", "local_on_not_found", lambda h: project_of(h)["metadata"]["proxy_cache_local_on_not_found"] == "true"),
+    ("project", "max_upstream_conn", lambda h: project_of(h)["metadata"]["max_upstream_conn"] == "-1"),
+    ("oidc", "oidc_verify_cert", lambda h: h.state.configurations["oidc_verify_cert"] is True),
+    ("oidc", "oidc_auto_onboard", lambda h: h.state.configurations["oidc_auto_onboard"] is False),
+    ("gc", "delete_untagged", lambda h: h.state.gc_schedule["parameters"]["delete_untagged"] is True),
+    ("gc", "workers", lambda h: h.state.gc_schedule["parameters"]["workers"] == 1),
+    ("settings", "self_registration", lambda h: h.state.configurations["self_registration"] is False),
+]
+
+
+@pytest.mark.parametrize(("kind", "key", "held"), DEFAULTS, ids=[f"{kind}-{key}" for kind, key, _ in DEFAULTS])
+def test_an_input_left_out_takes_the_providers_default_in_harbor(harbor, hosts, kind, key, held):  # noqa: F811
+    """The SDK leaves an input whose value is None out of what it sends (pulumi/runtime/rpc.py
+    serialize_properties: "properties that serialize to None as if they don't exist"), so each
+    setting has a default: the safe one for a cache (verify certificates,
+    never let strangers register, delete untagged artifacts, no limit Harbor would enforce). Check
+    passes, Harbor holds the default after create, and the next refresh shows no drift."""
+    host = hosts(kind)
+    urn = host.urn(kind, KINDS[kind].type_name)
+    inputs, failures = host.check(urn, as_engine_sends({k: v for k, v in KINDS[kind].inputs(harbor).items() if k != key}))
+    assert failures == []
+    id_, outputs = host.create(urn, inputs)
+    assert held(harbor), f"Harbor holds the default {key}"
+    _, read = host.read(urn, id_, outputs)
+    assert host.diff(urn, id_, read, inputs).changes == DiffResponse.DIFF_NONE
+
+
+def test_a_project_state_without_force_destroy_keeps_what_is_cached(harbor, hosts):  # noqa: F811
+    """A state written before forceDestroy existed: the delete of a project that still holds
+    repositories is refused (Harbor's 412), nothing cached is deleted."""
+    host, urn, inputs, project_id, outputs = made(harbor, hosts, "project")
+    harbor.add_repository("ghcr-proxy", "library/alpine")
+    older = {k: v for k, v in outputs.items() if k != "force_destroy"}
+    with pytest.raises(grpc.RpcError) as failed:
+        host.delete(urn, project_id, older)
+    assert "still holds cached repositories" in failed.value.details()
+    assert project_of(harbor)["repositories"] == ["ghcr-proxy/library/alpine"]
