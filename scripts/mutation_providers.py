@@ -132,6 +132,14 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "return None",
         "return []",
     ): "the base validate() is never reached: every HarborProvider subclass overrides it (the robot has its own check)",
+    (
+        "components/harbor/project.py",
+        "0 -> 1",
+        'return quota_gb((quotas[0].get("hard") or {}).get("storage", 0))',
+    ): "Harbor never shows a project quota without hard.storage: CreateProject makes the quota with the storage "
+    "limit (handler/project.go) and every PUT /quotas/{id} must carry it (handler/quota.go UpdateQuota -> "
+    "controller/quota/driver/project/project.go Validate: 'resource storage not found'); and were it absent, "
+    "0 and 1 byte both read as a limit no input equals (0 GB, 1/1024**3 GB)",
 }
 
 
