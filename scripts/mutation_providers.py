@@ -102,6 +102,11 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "@dataclass(frozen=True)",
     ): "no code assigns to a Field or HarborConnection: frozen or not, the same behaviour",
     (
+        "components/harbor/api.py",
+        "True -> False",
+        "@dataclass(frozen=True)",
+    ): "no code assigns to a Response's fields or hashes one (unfrozen, a dataclass with eq has no hash): the same behaviour",
+    (
         "components/harbor/robot.py",
         "drop the call `time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))`",
         "time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))",
