@@ -18,7 +18,7 @@ What keeps a full run short (a naive one, each module's test selection per mutan
 - Coverage: once, the unmutated tests run with scripts/mutation_trace on PYTHONPATH, a line tracer
   that every Python process loads (the provider hosts the tests start included) and that records
   which test executes which line of the modules (mutants/coverage-*.json, per version of the
-  modules and per test file). A mutant inside a function body then runs only the tests that
+  modules and per test file with what it imports from tests/). A mutant inside a function body then runs only the tests that
   execute its lines (a test that never reaches the change runs exactly as without it); one no
   test executes is a survivor without running. A site that runs at import and binds a name (a
   module constant, a class attribute such as FIELDS, a dataclass field's default, a decorated
@@ -771,7 +771,8 @@ def main() -> int:
     lock = threading.Lock()
     try:
         # The map is kept per version of the modules, and within it per test file: a test file that is
-        # new or changed (or a change to what every test shares) is recorded again, alone.
+        # new or changed (or one of the tests. modules it imports, or a conftest above it: test_sources)
+        # is recorded again, alone.
         tests = [test for test in TESTS if (source_root / test).exists()]
         cache = options.progress.parent / f"coverage-{fingerprint(source_root, list(MODULES))}.json"
         coverage = json.loads(cache.read_text()) if cache.exists() and not options.record else {}
