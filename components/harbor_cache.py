@@ -90,8 +90,18 @@ class HarborCache(pulumi.ComponentResource):
                 target_group_arn=self.load_balancer.target_group.arn,
             )
 
+        # externalServices: the instances join the stores' client group, made with the stores (below), after the
+        # VM's group that the stores admit: deferred, resolved once HarborDataServices made it.
+        stores_group_id, resolve_stores_group_id = pulumi.deferred_output() if settings.external_services else (None, None)
         self.vm = HarborVm(
-            f"{name}-vm", HarborVmArgs(settings=settings, subnets=subnets, load_balancer=load_balancer_target), opts=child
+            f"{name}-vm",
+            HarborVmArgs(
+                settings=settings,
+                subnets=subnets,
+                load_balancer=load_balancer_target,
+                stores_security_group_id=stores_group_id,
+            ),
+            opts=child,
         )
         if self.load_balancer is not None:
             for (_, resolve), node in zip(node_addresses, self.vm.nodes, strict=True):
@@ -133,6 +143,8 @@ class HarborCache(pulumi.ComponentResource):
             if settings.external_services
             else None
         )
+        if self.data_services is not None and resolve_stores_group_id is not None:
+            resolve_stores_group_id(self.data_services.client_security_group.id)
         placeholders = DataEndpoints()
         endpoints = pulumi.Output.all(
             self.storage.bucket_name if self.storage else placeholders.bucket,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from group_checks import GROUP_CHECKS
 from pulumi_policy import (
     EnforcementLevel,
     ResourceValidationArgs,
@@ -69,7 +70,11 @@ from resource_checks import (
     sns_topic_subscription,
     tls_private_key,
 )
-from stack_checks import STACK_CHECKS, StackCheck, StackResource
+from stack_checks import STACK_CHECKS as CHECKS_ACROSS_RESOURCES
+from stack_checks import StackCheck, StackResource
+
+# Every stack check: where values come from (stack_checks.py), the VM's groups exact against the settings (group_checks.py).
+STACK_CHECKS: dict[str, tuple[str, StackCheck]] = {**CHECKS_ACROSS_RESOURCES, **GROUP_CHECKS}
 
 # Every type the program creates (tests/policy/test_policies.py derives the list from the program under
 # mocks in each mode and compares), and the engine's own, each with its one check.

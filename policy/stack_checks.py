@@ -315,8 +315,9 @@ def remote_commands_reach_the_programs_vms(resources: list[StackResource]) -> li
 
 # Which of the program's security groups each reference names (components/aws/vm.py, load_balancer.py,
 # data_services.py): (type, field) -> the program's group, by its full name.
-GROUP_REFERENCES = {
-    ("aws:ec2/instance:Instance", "vpcSecurityGroupIds"): "harbor-vm-sg",
+# An instance is in the VM's group and, with externalServices, the stores' client group (its way to the stores).
+GROUP_REFERENCES: dict[tuple[str, str], str | tuple[str, ...]] = {
+    ("aws:ec2/instance:Instance", "vpcSecurityGroupIds"): ("harbor-vm-sg", "harbor-data-client-sg"),
     ("aws:lb/loadBalancer:LoadBalancer", "securityGroups"): "harbor-lb-sg",
     ("aws:rds/instance:Instance", "vpcSecurityGroupIds"): "harbor-data-db-sg",
     ("aws:elasticache/replicationGroup:ReplicationGroup", "securityGroupIds"): "harbor-data-redis-sg",
@@ -326,6 +327,7 @@ PROGRAM_GROUPS = {
     "harbor-lb-sg": ("HarborLoadBalancer", "sg"),
     "harbor-data-db-sg": ("HarborDataServices", "db-sg"),
     "harbor-data-redis-sg": ("HarborDataServices", "redis-sg"),
+    "harbor-data-client-sg": ("HarborDataServices", "client-sg"),
 }
 
 
@@ -335,15 +337,31 @@ def _programs_group(resource: StackResource | None) -> str | None:
     return next((name for name, (owner, part) in PROGRAM_GROUPS.items() if resource.resource().made_by(owner, part)), None)
 
 
+def _in_the_programs_groups(sources: list[StackResource | None], value: Any, wanted: str | tuple[str, ...]) -> bool:
+    """In exactly the program's group `wanted` (a name), or (a tuple) in its first group and any of the others, once
+    each, every id the id of a group it comes from and every such group named."""
+    required, *optional = (wanted,) if isinstance(wanted, str) else wanted
+    named = [_programs_group(source) for source in sources]
+    if required not in named or len(set(named)) != len(named) or not set(named) <= {required, *optional}:
+        return False
+    if is_unknown(value):
+        return True  # the whole list unknown at a preview: judged by where it comes from
+    ids = value if isinstance(value, list) else []
+    return (
+        len(ids) == len(sources)
+        and all(any(holds_the_sources_value(id_, source, "id") for id_ in ids) for source in sources if source is not None)
+        and all(any(holds_the_sources_value(id_, source, "id") for source in sources if source is not None) for id_ in ids)
+    )
+
+
 def _group_reference_problems(
-    resource: StackResource, key: str, wanted: str, by_urn: dict[str, StackResource]
+    resource: StackResource, key: str, wanted: str | tuple[str, ...], by_urn: dict[str, StackResource]
 ) -> list[Violation]:
     sources = [by_urn.get(urn) for urn in resource.property_dependencies.get(key) or []]
     value = resource.props.get(key)
-    ids = [value] if is_unknown(value) else value if isinstance(value, list) else []
-    named = [_programs_group(source) for source in sources]
-    if named == [wanted] and len(ids) == 1 and holds_the_sources_value(ids[0], sources[0], "id"):
+    if _in_the_programs_groups(sources, value, wanted):
         return []
+    wanted = wanted if isinstance(wanted, str) else f"{wanted[0]} (and {', '.join(wanted[1:])})"
     return [
         f"{resource.type} {resource.name!r} is in security groups {value!r} (from {[s.name if s else None for s in sources]}): "
         f"it belongs in the program's {wanted} only, passed as that resource's id "

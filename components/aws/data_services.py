@@ -1,7 +1,8 @@
 """HarborDataServices: Harbor's PostgreSQL on RDS and its Redis on ElastiCache (`externalServices`, issue 13 step 2).
 
 Both are private (no public address, in the VPC's subnets), encrypted at rest, and reachable only
-from the Harbor VM's security group. harbor.yml points at them through `external_database` and
+from the Harbor VM's security group; the VM reaches them (and no other database) through their client
+group, whose egress names the stores' two groups only. harbor.yml points at them through `external_database` and
 `external_redis` (components/vm/files.py), and Harbor's prepare then leaves its harbor-db and
 redis containers out of the compose file (templates/docker_compose/docker-compose.yml.jinja,
 `{% if external_database == False %}` / `{% if external_redis == False %}`).
@@ -16,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components.aws.network_rules import store_egress
 from components.aws.store_alarms import StoreMetrics
 from components.aws.tagging import resource_tags
 from components.settings.settings import Settings
@@ -112,8 +114,7 @@ class HarborDataServices(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         # HA: the nodes' subnets, in at least two AZs (the load balancer needs them too), so the stores
-        # live where the nodes are and the nodes' egress (components/aws/network_rules.py store_cidrs)
-        # names exactly those blocks. One VM: its one subnet spans one AZ, and subnet groups want two
+        # live where the nodes are. One VM: its one subnet spans one AZ, and subnet groups want two
         # (RDS Multi-AZ and an ElastiCache replica need them anyway), so every subnet of its VPC.
         if args.node_subnet_ids:
             subnet_ids = pulumi.Output.all(*args.node_subnet_ids).apply(lambda ids: sorted(set(ids)))
@@ -137,6 +138,20 @@ class HarborDataServices(pulumi.ComponentResource):
 
         self.database_security_group = store_security_group("db", POSTGRES_PORT, "PostgreSQL")
         self.redis_security_group = store_security_group("redis", REDIS_PORT, "Redis")
+        # The VM's (the nodes') way to the stores: 5432 and 6379 out to these two groups only, no other database of
+        # the VPC. Its own group, which the instances join besides the VM's: the VM's group cannot name the stores'
+        # groups inline (they admit it, so they come after it), and stand-alone rules beside its inline ones would
+        # fight them (the AWS provider's aws_security_group: in-line rules "cannot" be used with rule resources).
+        # Inline rules here, read by the pack with the group: nothing in, no other way out.
+        self.client_security_group = aws.ec2.SecurityGroup(
+            f"{name}-client-sg",
+            description=f"harbor-cache {settings.hostname}: the Harbor VM to PostgreSQL and Redis only",
+            vpc_id=args.vpc_id,
+            ingress=[],
+            egress=store_egress(self.database_security_group.id, self.redis_security_group.id),
+            tags=resource_tags(settings, f"{name}-client-sg"),
+            opts=child,
+        )
 
         # The stores' own events (failover, failure, maintenance): not metrics, so not alarms; RDS and
         # ElastiCache publish them here, and alarmEmail hears them as it hears the alarms.

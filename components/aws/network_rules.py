@@ -5,9 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pulumi
-import pulumi_aws as aws
 
-from components.aws.placement import vpc_ipv4_cidrs
 from components.settings.settings import Settings
 from components.vm.harbor_yml import EXTERNAL_DB_PORT, EXTERNAL_REDIS_PORT
 from components.vm.operate_files import CACHE_METRICS_PORT, METRICS_PORT
@@ -94,33 +92,21 @@ def egress_rules(settings: Settings) -> list[dict]:
     ]
 
 
-def store_cidrs(
-    settings: Settings, vpc_id: pulumi.Input[str], subnets: list[pulumi.Output[aws.ec2.GetSubnetResult]], parent: pulumi.Resource
-) -> pulumi.Output[list[str]]:
-    """Where RDS and ElastiCache live. HA: in the nodes' subnets (their subnet groups are those
-    subnets, components/aws/data_services.py), so exactly those subnets' blocks. One VM: its one
-    subnet cannot hold a subnet group (RDS and ElastiCache want two AZs), so the stores may be in any
-    subnet of the VPC, whose IPv4 blocks are all of them (the primary and every secondary one)."""
-    if settings.high_availability:
-        return pulumi.Output.all(*[subnet.cidr_block for subnet in subnets]).apply(lambda blocks: sorted(set(blocks)))
-    return aws.ec2.get_vpc_output(id=vpc_id, opts=pulumi.InvokeOutputOptions(parent=parent)).apply(vpc_ipv4_cidrs)
-
-
-def data_store_egress(
-    settings: Settings, vpc_id: pulumi.Input[str], subnets: list[pulumi.Output[aws.ec2.GetSubnetResult]], parent: pulumi.Resource
-) -> list[dict]:
-    """externalServices: PostgreSQL and Redis out to where RDS and ElastiCache live (store_cidrs;
-    their own groups admit only this one). CIDRs, not their groups: they reference this group already."""
-    if not settings.external_services:
-        return []
-    cidrs = store_cidrs(settings, vpc_id, subnets, parent)
+def store_egress(database_security_group_id: pulumi.Input[str], redis_security_group_id: pulumi.Input[str]) -> list[dict]:
+    """externalServices: PostgreSQL and Redis out to the stores' own security groups, nothing else (never the VPC's
+    blocks, which held every database of the VPC). The rules of the stores' client group
+    (components/aws/data_services.py), which the VM (the nodes) joins: the VM's own group cannot name the stores'
+    groups, which admit it, so they are made after it."""
     return [
         {
-            "description": f"tcp {port} to {what} in the VPC",
+            "description": f"tcp {port} to {what} only",
             "protocol": "tcp",
             "from_port": port,
             "to_port": port,
-            "cidr_blocks": cidrs,
+            "security_groups": [group_id],
         }
-        for port, what in ((EXTERNAL_DB_PORT, "RDS PostgreSQL"), (EXTERNAL_REDIS_PORT, "ElastiCache Redis"))
+        for port, what, group_id in (
+            (EXTERNAL_DB_PORT, "the RDS PostgreSQL group", database_security_group_id),
+            (EXTERNAL_REDIS_PORT, "the ElastiCache Redis group", redis_security_group_id),
+        )
     ]

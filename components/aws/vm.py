@@ -18,7 +18,7 @@ import pulumi_tls as tls
 
 from components.aws.host_key_provider import ConsoleHostKey
 from components.aws.instance_running import InstanceRunning
-from components.aws.network_rules import data_store_egress, egress_rules, ingress_rules
+from components.aws.network_rules import egress_rules, ingress_rules
 from components.aws.placement import checked_vpc_id, checked_zones, node_subnets
 from components.aws.tagging import (
     NODE_SCRATCH_TAG,
@@ -67,6 +67,10 @@ class HarborVmArgs:
     # replicas > 1: the nodes' subnets (node_subnets) and the load balancer they serve.
     subnets: list[pulumi.Output[aws.ec2.GetSubnetResult]] | None = None
     load_balancer: LoadBalancerTarget | None = None
+    # externalServices: the stores' client group (components/aws/data_services.py), whose egress goes to the stores'
+    # groups only; every instance joins it besides the VM's group. Made after the stores' groups, which admit the
+    # VM's group, hence after this component: a deferred output (components/harbor_cache.py).
+    stores_security_group_id: pulumi.Input[str] | None = None
 
 
 @dataclass
@@ -118,6 +122,7 @@ class HarborVm(pulumi.ComponentResource):
         settings = args.settings
         self._name = name
         self._settings = settings
+        self._stores_security_group_id = args.stores_security_group_id
         child = pulumi.ResourceOptions(parent=self)
         load_balancer = args.load_balancer if settings.high_availability else None
 
@@ -144,7 +149,8 @@ class HarborVm(pulumi.ComponentResource):
             description=description,
             vpc_id=self.vpc_id,
             ingress=ingress_rules(settings, load_balancer.security_group_id if load_balancer else None),
-            egress=[*egress_rules(settings), *data_store_egress(settings, self.vpc_id, subnets, self)],
+            # The stores (externalServices) are reached through their client group (stores_security_group_id).
+            egress=egress_rules(settings),
             # The policy pack reads this tag: an open 443/80 is a decision, stated where reviewers see it.
             tags=resource_tags(settings, f"{name}-sg", **public),
             opts=child,
@@ -252,7 +258,10 @@ class HarborVm(pulumi.ComponentResource):
             instance_type=settings.instance_type,
             subnet_id=subnet.id,
             availability_zone=zone,
-            vpc_security_group_ids=[self.security_group.id],
+            vpc_security_group_ids=[
+                self.security_group.id,
+                *([self._stores_security_group_id] if self._stores_security_group_id is not None else []),
+            ],
             iam_instance_profile=self._profile.name,
             key_name=self._key_pair.key_name,
             # Nothing secret: the VM makes its own SSH host key (user data is readable through

@@ -145,7 +145,8 @@ def test_nodes_spread_round_robin_over_two_azs_and_node_0_keeps_the_single_vms_n
     subnets = [instances[n].inputs["subnetId"] for n in ("harbor-vm-instance", "harbor-vm-1-instance", "harbor-vm-2-instance")]
     assert subnets == [FAKE_VPC_SUBNETS[0], FAKE_VPC_SUBNETS[1], FAKE_VPC_SUBNETS[0]]
     for instance in instances.values():
-        assert instance.inputs["vpcSecurityGroupIds"] == ["harbor-vm-sg-id"], "one shared group"
+        # One shared group, and the stores' client group (their only way to RDS and ElastiCache).
+        assert instance.inputs["vpcSecurityGroupIds"] == ["harbor-vm-sg-id", "harbor-data-client-sg-id"]
         assert instance.inputs["metadataOptions"]["httpTokens"] == "required"
         assert instance.inputs["rootBlockDevice"]["encrypted"] is True
     # Shared parts once.
@@ -452,10 +453,14 @@ def ha_as_analyzed():
     return engine_resources(run_autonamed(config(replicas=3, databaseMultiAz=True)))
 
 
-def test_the_ha_stack_passes_every_policy(up_pack, ha_as_analyzed):
+def test_the_ha_stack_passes_every_policy(ha_as_analyzed):
+    from tests.standins.policy_engine import running_pack
+
     kinds = {r.type for r in ha_as_analyzed}
     assert {"aws:lb/listener:Listener", "aws:ebs/volume:Volume"} <= kinds
-    assert up_pack.analyze_all(ha_as_analyzed) == []
+    # The engine hands the pack the stack's own configuration: the nodes' group is judged against its replicas.
+    with running_pack(dry_run=False, config=config(replicas=3, databaseMultiAz=True)) as pack:
+        assert pack.analyze_all(ha_as_analyzed) == []
 
 
 def test_policies_refuse_plain_http_old_tls_open_nodes_and_unprotected_data(up_pack, ha_as_analyzed):

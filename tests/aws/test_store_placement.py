@@ -2,9 +2,10 @@
 
 - Harbor's fixed container network (storage: s3) must not overlap any block of the VPC: an overlap
   stops the program, naming the key, before anything is created (preview runs the lookup too).
-- HA: the stores' subnet groups are the nodes' subnets, and the nodes' (and the load balancer's)
-  egress names exactly those subnets' blocks; one VM keeps every subnet and every block of its VPC,
-  the secondary blocks included.
+- HA: the stores' subnet groups are the nodes' subnets (the load balancer's egress names exactly those
+  subnets' blocks); one VM keeps every subnet of its VPC. Either way the VM (the nodes) reach the stores
+  through their client group, whose egress names the stores' own groups: no block of the VPC (issue 22),
+  so a secondary block changes nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 from components.aws.placement import harbor_network_problems
 from components.vm.imds_guard import HARBOR_SUBNET
 from tests.settings.test_settings import parse
-from tests.standins.pulumi_harness import FAKE_SUBNET_CIDRS, FAKE_VPC_CIDR, FAKE_VPC_SUBNETS, AwsMocks, dev_config, run_program
+from tests.standins.pulumi_harness import FAKE_VPC_CIDR, FAKE_VPC_SUBNETS, AwsMocks, dev_config, run_program
 
 STORE_PORTS = {5432, 6379}
 
@@ -24,7 +25,17 @@ def config(**overrides) -> dict:
 
 
 def store_egress(run) -> list[dict]:
-    return [rule for rule in run.named("harbor-vm-sg").inputs["egress"] if rule["fromPort"] in STORE_PORTS]
+    """Every egress rule on the store ports of the groups the instances join."""
+    groups = {f"{r.name}-id": r for r in run.of_type("aws:ec2/securityGroup:SecurityGroup")}
+    joined = {group for instance in run.of_type("aws:ec2/instance:Instance") for group in instance.inputs["vpcSecurityGroupIds"]}
+    return [rule for group in sorted(joined) for rule in groups[group].inputs["egress"] if rule["fromPort"] in STORE_PORTS]
+
+
+def reach_only_the_stores_groups(rules: list[dict]) -> bool:
+    wanted = {5432: ["harbor-data-db-sg-id"], 6379: ["harbor-data-redis-sg-id"]}
+    return sorted(rule["fromPort"] for rule in rules) == sorted(STORE_PORTS) and all(
+        rule["securityGroups"] == wanted[rule["fromPort"]] and not rule.get("cidrBlocks") for rule in rules
+    )
 
 
 @pytest.mark.parametrize(
@@ -62,19 +73,19 @@ def test_an_overlapping_secondary_block_stops_the_program_before_any_instance(mo
     run_program(config())
 
 
-def test_ha_stores_live_in_the_nodes_subnets_and_the_nodes_reach_only_those_blocks():
+def test_ha_stores_live_in_the_nodes_subnets_and_the_nodes_reach_only_their_groups():
     run = run_program(config(replicas=3))
     node_subnets = sorted(FAKE_VPC_SUBNETS[:2])
     assert run.one("aws:rds/subnetGroup:SubnetGroup").inputs["subnetIds"] == node_subnets
     assert run.one("aws:elasticache/subnetGroup:SubnetGroup").inputs["subnetIds"] == node_subnets
-    rules = store_egress(run)
-    assert {rule["fromPort"] for rule in rules} == STORE_PORTS
-    assert all(rule["cidrBlocks"] == list(FAKE_SUBNET_CIDRS[:2]) for rule in rules)
+    assert reach_only_the_stores_groups(store_egress(run))
+    assert all(len(r.inputs["vpcSecurityGroupIds"]) == 2 for r in run.of_type("aws:ec2/instance:Instance"))
 
 
-def test_one_vm_on_rds_reaches_every_block_of_its_vpc_not_only_the_primary(monkeypatch):
+def test_one_vm_on_rds_reaches_the_stores_groups_not_the_vpcs_blocks(monkeypatch):
     monkeypatch.setattr(AwsMocks, "vpc_secondary_cidrs", ("100.64.0.0/16",))
     run = run_program(config(externalServices=True))
-    assert all(rule["cidrBlocks"] == sorted([FAKE_VPC_CIDR, "100.64.0.0/16"]) for rule in store_egress(run))
+    assert reach_only_the_stores_groups(store_egress(run))
+    assert FAKE_VPC_CIDR not in str(store_egress(run))
     # Its one subnet cannot hold a subnet group (two AZs): the stores may be in any subnet of the VPC.
     assert run.one("aws:rds/subnetGroup:SubnetGroup").inputs["subnetIds"] == sorted(FAKE_VPC_SUBNETS)

@@ -34,6 +34,7 @@ from tests.standins.policy_engine import (  # noqa: E402
     running_pack,
 )
 from tests.standins.pulumi_harness import dev_config  # noqa: E402
+from tests.standins.registrations import CONFIGS as RECORDED_CONFIGS  # noqa: E402
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's unknown string (plugin/rpc.go UnknownStringValue)
 PRIVATE_UPSTREAMS = [
@@ -56,6 +57,8 @@ MODES = {
     "tunnel": {"harborApiUrl": "http://127.0.0.1:18080"},
     "staging": {"acmeStaging": True},
     "ha-s3-redirect": {"replicas": 2, "storage": "s3", "storageRedirect": True},
+    # The recorded registrations' "placed" stack: a fixed subnet, metrics and alarm e-mail.
+    "placed": RECORDED_CONFIGS["placed"],
 }
 
 
@@ -105,18 +108,15 @@ def with_policy(change):
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
-def test_every_mode_passes_at_up_and_at_a_fresh_preview(up_pack, preview_pack, mode):
+def test_every_mode_passes_at_up_and_at_a_fresh_preview(mode):
     """At `up` every input is known; at the preview of a new stack the values that come from resources
     created in the same update are unknown, and the pack still lets the program through."""
     resources = engine_resources(run_program(config(mode)))
     fresh = engine_resources(run_program(config(mode), fresh_preview=True))
     assert any(reading.is_unknown(value) for r in fresh for value in r.inputs.values()), "the fresh preview has unknowns"
-    if "allowedCidrs" not in MODES[mode]:
-        assert up_pack.analyze_all(resources) == []
-        assert preview_pack.analyze_all(fresh) == []
-        return
-    # The engine hands the pack the stack's own configuration, whose allowedCidrs the load balancer's group is
-    # judged against (policy/stack_checks.py load_balancer_admits_allowed_cidrs_and_its_nodes).
+    # The engine hands the pack the stack's own configuration, which the load balancer's group (policy/stack_checks.py
+    # load_balancer_admits_allowed_cidrs_and_its_nodes) and the VM's group (policy/group_checks.py
+    # vm_group_admits_exactly_the_settings) are judged against.
     for dry_run, analyzed in ((False, resources), (True, fresh)):
         with running_pack(dry_run=dry_run, config=config(mode)) as pack:
             assert pack.analyze_all(analyzed) == []

@@ -26,11 +26,12 @@ from tests.standins.policy_engine import (
     engine_resources,
     engine_urn,
     registration_of,
+    replaced_at_preview,
     run_program,
     running_pack,
     with_aws_default_tags,
 )
-from tests.standins.pulumi_harness import FAKE_ACCOUNT_ID, dev_config
+from tests.standins.pulumi_harness import FAKE_ACCOUNT_ID, FAKE_VPC_CIDR, dev_config
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # plugin/rpc.go UnknownStringValue
 SECRET = "4dabf18193072939515e22adb298388d"  # the secret signature key, rpc.go
@@ -1409,15 +1410,23 @@ ISSUE_GAPS = (
 )
 
 
+# The program's stacks the probes are added to, by the configuration each is made from.
+STACK_MODES = {
+    "dev": {},
+    "ha": {"harbor-cache:replicas": 2},
+    "s3": {"harbor-cache:storage": "s3", "harbor-cache:externalServices": True},
+    "mail": {"harbor-cache:alarmEmail": "ops@cache-fixture.net"},
+}
+
+
+def stack_config(label: str) -> dict:
+    """The configuration the engine hands the pack for the program's stack `label`."""
+    return {**dev_config(), **STACK_MODES[label]}
+
+
 @pytest.fixture(scope="module")
 def stacks():
-    modes = {
-        "dev": {},
-        "ha": {"harbor-cache:replicas": 2},
-        "s3": {"harbor-cache:storage": "s3", "harbor-cache:externalServices": True},
-        "mail": {"harbor-cache:alarmEmail": "ops@cache-fixture.net"},
-    }
-    return {label: engine_resources(run_program({**dev_config(), **mode})) for label, mode in modes.items()}
+    return {label: engine_resources(run_program(stack_config(label))) for label in STACK_MODES}
 
 
 def with_probe(stack: list[EngineResource], probe: list[EngineResource]) -> list[EngineResource]:
@@ -1847,6 +1856,144 @@ PUBLIC_PATH_PROBES = [
 PROBES += PUBLIC_PATH_PROBES
 
 
+def in_rules_on(port: int, change: Callable[[dict], None]) -> Callable[[dict], None]:
+    """`change` applied to each of a group's ingress rules on `port`."""
+
+    def apply(props):
+        for rule in props["ingress"]:
+            if rule["fromPort"] == port:
+                change(rule)
+
+    return apply
+
+
+def standalone_ingress(kind: str, port: int, block: str) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    """A stand-alone ingress rule on the program's VM group, made from it (its id through a property dependency)."""
+
+    def build(stack):
+        group = registration_of(stack, "harbor-vm-sg")
+        if kind == "aws:ec2/securityGroupRule:SecurityGroupRule":
+            shape = {"type": "ingress", "protocol": "tcp", "cidrBlocks": [block]}
+        else:
+            shape = {"ipProtocol": "tcp", "cidrIpv4": block}
+        rule = made(kind, "probe-vm-rule", {**shape, "fromPort": port, "toPort": port, "securityGroupId": group.outputs["id"]})
+        rule.property_dependencies = {"securityGroupId": [group.urn]}
+        return [rule]
+
+    return build
+
+
+# Issue 22's residual (docs/security.md): the VM's group had a width check alone, so one foreign address on 443, 80 or
+# 22 passed. Its ingress is now exact against the stack's configuration (policy/group_checks.py
+# vm_group_admits_exactly_the_settings): a single address beside allowedCidrs or sshAllowedCidrs is refused, inline
+# or through a stand-alone rule on the group.
+def vm_group_probe(what: str, build: Callable[[list[EngineResource]], list[EngineResource]]) -> Probe:
+    return Probe("vm-group-exact", what, "dev", build, refused_by="vm-group-admits-exactly-the-settings")
+
+
+def vm_group_admits(port: int, rule_change: Callable[[dict], None] | None = None, **rule) -> Callable:
+    """The program's VM group with one more ingress rule on `port` (or `rule_change` applied to its rules on it)."""
+    change = in_rules_on(port, rule_change) if rule_change else lambda p: p["ingress"].append(tcp(port, **rule))
+    return lambda s: [changed(s, "harbor-vm-sg", change)]
+
+
+VM_GROUP_PROBES = [
+    vm_group_probe(
+        f"a foreign /32 ({FOREIGN_HOST}) on the VM's 443 in a rule of its own", vm_group_admits(443, cidrBlocks=[FOREIGN_HOST])
+    ),
+    vm_group_probe(
+        "a foreign /32 beside allowedCidrs in the program's own 80 rule",
+        vm_group_admits(80, lambda r: r["cidrBlocks"].append(FOREIGN_HOST)),
+    ),
+    vm_group_probe("a foreign /32 on the VM's 22 (SSH) beside sshAllowedCidrs", vm_group_admits(22, cidrBlocks=[FOREIGN_HOST])),
+    vm_group_probe("a foreign IPv6 /128 on the VM's 443", vm_group_admits(443, ipv6CidrBlocks=["2001:db8:66::1/128"])),
+    vm_group_probe(
+        "metrics 9090 admitted from a /32 where the stack sets no metricsAllowedCidrs",
+        vm_group_admits(9090, cidrBlocks=[FOREIGN_HOST]),
+    ),
+    vm_group_probe(
+        "a foreign /32 on 443 added by a stand-alone SecurityGroupRule on the VM's group",
+        standalone_ingress("aws:ec2/securityGroupRule:SecurityGroupRule", 443, FOREIGN_HOST),
+    ),
+    vm_group_probe(
+        "a foreign /32 on 22 added by a stand-alone vpc SecurityGroupIngressRule on the VM's group",
+        standalone_ingress("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", 22, FOREIGN_HOST),
+    ),
+]
+PROBES += VM_GROUP_PROBES
+
+
+def store_probe(what: str, stack: str, build: Callable[[list[EngineResource]], list[EngineResource]]) -> Probe:
+    return Probe("vm-store-egress", what, stack, build, refused_by="vm-reaches-only-the-programs-stores")
+
+
+def client_egress(change: Callable[[list[EngineResource], list], None]) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    """The program's stores' client group with `change(stack, egress)` applied to its egress rules."""
+    return lambda s: [changed(s, "harbor-data-client-sg", lambda p: change(s, p["egress"]))]
+
+
+def standalone_store_egress(stack: list[EngineResource]) -> list[EngineResource]:
+    """A stand-alone vpc egress rule on the VM's group: 5432 to the VPC's block, made from the group."""
+    group = registration_of(stack, "harbor-vm-sg")
+    rule = made(
+        "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+        "probe-vm-egress",
+        {"ipProtocol": "tcp", "fromPort": 5432, "toPort": 5432, "cidrIpv4": VPC_BLOCK, "securityGroupId": group.outputs["id"]},
+    )
+    rule.property_dependencies = {"securityGroupId": [group.urn]}
+    return [rule]
+
+
+# Issue 22's residual (docs/security.md): the VM let 5432 and 6379 out to the VPC's CIDR, so it reached every database in
+# the VPC. It now reaches the stores through their client group, whose egress names the stores' own groups; the pack
+# refuses any other way out on those ports from the VM's groups (policy/group_checks.py vm_reaches_only_the_programs_stores).
+VPC_BLOCK = FAKE_VPC_CIDR  # the harness's VPC
+STORE_EGRESS_PROBES = [
+    store_probe(
+        "the VM's group lets 5432 and 6379 out to the VPC's block (the program before this change)",
+        "s3",
+        lambda s: [changed(s, "harbor-vm-sg", lambda p: p["egress"].extend([tcp(5432, VPC_BLOCK), tcp(6379, VPC_BLOCK)]))],
+    ),
+    store_probe(
+        "the client group sends 5432 to the VPC's block beside the database's group",
+        "s3",
+        client_egress(lambda s, egress: egress.append(tcp(5432, VPC_BLOCK))),
+    ),
+    store_probe(
+        "the client group sends Redis's 6379 to the database's group (the program's, the wrong store)",
+        "s3",
+        client_egress(
+            lambda s, egress: [
+                r.update(securityGroups=[output_of(s, "harbor-data-db-sg")]) for r in egress if r["fromPort"] == 6379
+            ]
+        ),
+    ),
+    store_probe(
+        "the client group lets every protocol out to 10.0.0.0/8",
+        "s3",
+        client_egress(
+            lambda s, egress: egress.append({"protocol": "-1", "fromPort": 0, "toPort": 0, "cidrBlocks": ["10.0.0.0/8"]})
+        ),
+    ),
+    store_probe(
+        "the nodes' group lets tcp 5000-6000 (holding 5432) out to the nodes' subnets",
+        "ha",
+        lambda s: [changed(s, "harbor-vm-sg", lambda p: p["egress"].append({**tcp(5000, "10.0.0.0/16"), "toPort": 6000}))],
+    ),
+    store_probe("a stand-alone egress rule on the VM's group: 5432 to the VPC's block", "s3", standalone_store_egress),
+    Probe(
+        "vm-store-egress",
+        "the instance in the database's group instead of the stores' client group",
+        "s3",
+        lambda s: set_on(
+            "harbor-vm-instance", vpcSecurityGroupIds=[output_of(s, "harbor-vm-sg"), output_of(s, "harbor-data-db-sg")]
+        )(s),
+        refused_by="security-groups-are-the-programs",
+    ),
+]
+PROBES += STORE_EGRESS_PROBES
+
+
 # H1 of review 22b, a documented residual (docs/security.md "What the pack cannot do"): a reference whose source is
 # replaced in the same update is unknown at the preview, where a literal made through `apply` from that source is
 # unknown too and indistinguishable from the program's own; at `up` only the stack-wide pass, after the change, sees
@@ -1936,3 +2083,42 @@ def test_the_settings_allowances_are_the_packs(stacks):
         assert [d for d in pack.analyze_all(program) if d.mandatory] == []
     with running_pack(dry_run=False) as pack:  # the dev stack's configuration: no such upstream
         assert "aws-ec2-securitygroup-securitygroup" in {d.policy for d in pack.analyze_all(program) if d.mandatory}
+
+
+def test_the_programs_stacks_pass_the_vm_groups_exact_check_and_a_foreign_address_does_not(stacks):
+    """Each of the program's stacks (one VM, s3 with the stores, HA behind the load balancer), judged against its own
+    configuration as the engine hands it, passes every policy, at up and at a fresh preview; on each, a foreign /32 on
+    22 of the VM's (nodes') group is refused by the exact check; on the nodes' group a second group on 8080, and 443
+    from allowedCidrs (which only one VM admits), are refused too."""
+    policy = "vm-group-admits-exactly-the-settings"
+    for label in ("dev", "s3", "ha"):
+        fresh = engine_resources(run_program(stack_config(label), fresh_preview=True))
+        for dry_run, stack in ((False, stacks[label]), (True, fresh)):
+            with running_pack(dry_run=dry_run, config=stack_config(label)) as pack:
+                assert pack.analyze_all(stack) == [], label
+                foreign = changed(stack, "harbor-vm-sg", lambda p: p["ingress"].append(tcp(22, FOREIGN_HOST)))
+                assert policy in {d.policy for d in pack.analyze_stack(with_probe(stack, [foreign])) if d.mandatory}, label
+    ha = stacks["ha"]
+    lb_group = registration_of(ha, "harbor-lb-sg")
+    with running_pack(dry_run=False, config=stack_config("ha")) as pack:
+        db_group = output_of(ha, "harbor-data-db-sg")
+        second = changed(ha, "harbor-vm-sg", in_rules_on(8080, lambda r: r["securityGroups"].append(db_group)))
+        assert policy in {d.policy for d in pack.analyze_stack(with_probe(ha, [second])) if d.mandatory}
+        allowed = dev_config()["harbor-cache:allowedCidrs"]
+        web = changed(ha, "harbor-vm-sg", lambda p: p["ingress"].append(tcp(443, *allowed)))
+        assert policy in {d.policy for d in pack.analyze_stack(with_probe(ha, [web])) if d.mandatory}
+        assert lb_group.outputs["id"] in str(registration_of(ha, "harbor-vm-sg").inputs["ingress"])
+    # The dev stack judged against the HA stack's configuration (replicas: 2) is not what that configuration makes.
+    with running_pack(dry_run=False, config=stack_config("ha")) as pack:
+        assert policy in {d.policy for d in pack.analyze_stack(stacks["dev"]) if d.mandatory}
+
+
+def test_an_existing_stores_stack_previews_its_client_group_clean():
+    """The first preview of an existing stack with the stores after the client group came: the group is created in
+    that update, so its id (and the instances' reference to it) is unknown, the rest known; the pack lets it through."""
+    for label in ("s3", "ha"):
+        stack = engine_resources(run_program(stack_config(label)))
+        preview = replaced_at_preview(stack, ["harbor-data-client-sg"])
+        assert registration_of(preview, "harbor-vm-instance").inputs["vpcSecurityGroupIds"] == UNKNOWN
+        with running_pack(dry_run=True, config=stack_config(label)) as pack:
+            assert pack.analyze_all(preview) == []

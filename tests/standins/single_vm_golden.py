@@ -21,6 +21,10 @@ in the recorded inputs and nothing else (the program's registrations under the o
 values differ only by them).
 Every configuration once more for the one resource issue 20 added, HarborConfig's SystemSettings
 (project_creation_restriction adminonly, self_registration false): only that row is new.
+`stores` once more for issue 22's residual (the VM reached every database of the VPC): the stores' client
+group `harbor-data-client-sg` is new (egress 5432/6379 to the stores' groups only), the instance joins it
+besides `harbor-vm-sg`, and `harbor-vm-sg` no longer lets 5432/6379 out to the VPC's block; only those
+three rows changed (`__provider` kept as recorded), `dev` and `placed` are as they were.
 Re-recorded for all three for issue 19 (the cache watched without false greens): new alarms
 (inodes, write-backs, 5xx, per-project probe, upstream health, quota, GC, public path, certificate,
 snapshot), the probe alarms treating silence as failure over the probe's interval and coming after

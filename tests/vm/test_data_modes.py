@@ -18,7 +18,7 @@ from tests.conftest import unavailable
 from tests.paths import TOOLS
 from tests.settings.test_settings import parse, problems_of
 from tests.standins.mock_values import generated_password
-from tests.standins.pulumi_harness import FAKE_VPC_CIDR, FAKE_VPC_SUBNETS, dev_config, run_program
+from tests.standins.pulumi_harness import FAKE_VPC_SUBNETS, dev_config, run_program
 
 PREPARE = TOOLS / "harbor-prepare"
 # The Python that runs Harbor's prepare: this one (the venv has click, jinja2, packaging, pyyaml).
@@ -231,8 +231,18 @@ def test_database_and_redis_are_encrypted_private_and_reachable_only_from_the_vm
         assert ids == [f"{sg_name}-id"]
     for kind in ("aws:rds/subnetGroup:SubnetGroup", "aws:elasticache/subnetGroup:SubnetGroup"):
         assert ha_run.one(kind).inputs["subnetIds"] == sorted(FAKE_VPC_SUBNETS)
-    egress = {(r["fromPort"], tuple(r.get("cidrBlocks", []))) for r in vm_sg.inputs["egress"]}
-    assert {(5432, (FAKE_VPC_CIDR,)), (6379, (FAKE_VPC_CIDR,))} <= egress
+    # The VM reaches the stores, and no other database of the VPC, through their client group: its egress names the
+    # stores' two groups, no address block; the VM's own group lets neither port out (issue 22: it sent 5432 and 6379
+    # to the whole VPC). The instance is in both groups.
+    assert not [r for r in vm_sg.inputs["egress"] if r["fromPort"] in (5432, 6379)]
+    client = ha_run.named("harbor-data-client-sg")
+    assert client.inputs["ingress"] == []
+    assert [(r["fromPort"], r["toPort"], r["securityGroups"], r.get("cidrBlocks")) for r in client.inputs["egress"]] == [
+        (5432, 5432, ["harbor-data-db-sg-id"], None),
+        (6379, 6379, ["harbor-data-redis-sg-id"], None),
+    ]
+    instance = ha_run.one("aws:ec2/instance:Instance")
+    assert instance.inputs["vpcSecurityGroupIds"] == [f"{vm_sg.name}-id", f"{client.name}-id"]
 
 
 def test_passwords_are_secret_in_state_and_reach_harbor_yml_only_in_its_secret_copy(ha_run):
@@ -279,3 +289,5 @@ def test_default_mode_registers_no_store_and_no_extra_egress():
         "s3:" not in r.inputs["policy"] for r in run.of_type("aws:iam/rolePolicy:RolePolicy")
     )
     assert {r["fromPort"] for r in run.named("harbor-vm-sg").inputs["egress"]} == {80, 443}
+    # No store, no client group: the instance is in the VM's group alone.
+    assert run.one("aws:ec2/instance:Instance").inputs["vpcSecurityGroupIds"] == ["harbor-vm-sg-id"]
