@@ -290,6 +290,28 @@ def test_robot_update_and_secret_refresh(harbor, robot_project):
     assert [r["name"] for r in listed] == ["robot$upd"], "the exact name is the stored one, without prefix"
 
 
+def test_robot_permissions_are_shown_one_per_scope(harbor, robot_project):
+    """controller/robot createPermission stores one policy per access under the permission's scope;
+    populatePermissions groups them back by scope: two system permissions sent show as one."""
+    registries = {"resource": "registry", "action": "list"}
+    gc_runs = {"resource": "garbage-collection", "action": "list"}
+    body = {
+        **robot_body(name="twice", level="system"),
+        "permissions": [
+            {"kind": "system", "namespace": "/", "access": [registries]},
+            {"kind": "project", "namespace": "robots", "access": [dict(PULL)]},
+            {"kind": "system", "namespace": "/", "access": [gc_runs]},
+        ],
+    }
+    status, created = call(harbor, "POST", "/robots", body)
+    assert status == 201
+    shown = call(harbor, "GET", f"/robots/{created['id']}")[1]["permissions"]
+    assert shown == [
+        {"kind": "system", "namespace": "/", "access": [registries, gc_runs]},
+        {"kind": "project", "namespace": "robots", "access": [PULL]},
+    ]
+
+
 # Retention: handler/retention.go CreateRetention, UpdateRetention, requirePolicyAccess, checkRuleConflict
 
 

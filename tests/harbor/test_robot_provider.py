@@ -4,6 +4,8 @@ and the secret kept out of every error."""
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 from pulumi.runtime import rpc
@@ -79,7 +81,9 @@ def test_create_read_update_delete(harbor, host):
     fewer, _ = host.check(urn, inputs(harbor, projects=["quay-proxy"]))
     diff = host.diff(urn, robot_id, read, fewer)
     assert diff.changes == DiffResponse.DIFF_SOME and not diff.replaces
+    harbor.reset_calls()
     updated = host.update(urn, robot_id, read, fewer)
+    assert harbor.calls == [("PUT", f"/robots/{robot_id}")], "the write proves the credential: no read after it"
     assert [p["namespace"] for p in harbor.state.robots[int(robot_id)]["permissions"]] == ["quay-proxy"]
     assert updated["secret"] == outputs["secret"], "an update keeps the credential nodes hold"
 
@@ -179,3 +183,62 @@ def test_a_system_robot_lists_registries_and_gc_runs_and_harbor_refuses_more_tha
     # A robot with neither projects nor system access is refused before Harbor is asked.
     _, failures = host.check(host.urn("none", "Robot"), inputs(harbor, projects=[], project_ids=[]))
     assert any("projects" in str(failure) for failure in failures)
+
+
+def robot_lookups(harbor) -> int:
+    """How often the robot was looked up by name (ListRobot), not GET /robots/{id}."""
+    return sum(1 for call in harbor.calls if call == ("GET", "/robots"))
+
+
+def test_a_create_harbor_completes_after_the_client_gave_up_is_found_by_looking_again_every_2_s(harbor):
+    """Harbor is still working on our POST when the client's timeout ends (a slow core; the answer
+    lost on the way): the robot shows only later. The provider looks the name up again until then,
+    pausing between lookups rather than hammering a busy Harbor, and stops as soon as Harbor shows it.
+    Harbor shows a system robot in ListRobot (handler/robot.go ListRobot, `q=name=` exact, ProjectID 0)
+    from its create's commit on; the secret came only in the lost answer, so it is issued anew
+    (PATCH, handler/robot.go RefreshSec)."""
+    env = {**FAST_RETRIES, "HARBOR_CACHE_HTTP_TIMEOUT": "1", "HARBOR_CACHE_SETTLE_SECONDS": "20"}
+    # Harbor acts 2 s after the POST arrived: the client gave up at 1 s and looks at ~1 s (empty),
+    # then about 2 s later (found).
+    harbor.inject("POST", r"^/robots$", "drop-after", delay=2.0)
+    with ProviderHost(HarborRobotProvider(), env=env) as host:
+        host.configure({})
+        urn = host.urn("pull", "Robot")
+        checked, _ = host.check(urn, inputs(harbor))
+        started = time.monotonic()
+        robot_id, outputs = host.create(urn, checked)
+        took = time.monotonic() - started
+    assert harbor.count("POST", "/robots") == 1, "the POST is never sent twice"
+    stored = harbor.state.robots[int(robot_id)]
+    assert list(harbor.state.robots) == [int(robot_id)] and outputs["secret"] == stored["secret"]
+    # One lookup before the POST, one that finds nothing yet, one that finds it (one more if load
+    # made it miss): never a lookup per millisecond, and none once found.
+    assert 3 <= robot_lookups(harbor) <= 4, harbor.calls
+    assert took < 10, "done when Harbor shows the robot, not at the end of the 20 s settle window"
+
+
+def test_projects_listed_in_another_order_than_harbor_shows_them_are_no_change(harbor, host):
+    """The program lists the projects in the upstreams' order; Harbor keeps no order (controller/robot
+    populatePermissions walks a map) and a refresh keeps them sorted. Neither the diff nor a
+    rotation of the admin password (nothing in Harbor changes) may take that for a change."""
+    urn = host.urn("pull", "Robot")
+    checked, _ = host.check(urn, inputs(harbor, projects=["quay-proxy", "ghcr-proxy"], project_ids=["3", "2"]))
+    robot_id, outputs = host.create(urn, checked)
+    _, read = host.read(urn, robot_id, outputs, checked)
+    assert read["projects"] == ["ghcr-proxy", "quay-proxy"]
+    assert host.diff(urn, robot_id, read, checked).changes == DiffResponse.DIFF_NONE
+
+    harbor.state.admin_password = "Rotated-Passw0rd2"  # changed in Harbor first (README)
+    harbor.reset_calls()
+    host.update(urn, robot_id, read, {**checked, "harbor_password": "Rotated-Passw0rd2"})
+    assert harbor.calls == [("GET", f"/robots/{robot_id}")], "one authenticated read proves the password; no write"
+
+
+def test_a_state_from_before_disable_and_duration_were_read_shows_no_change(harbor, host):
+    """States written before refresh read `disable` and `duration` lack them; our robot is enabled and
+    never expires (robot_body), so an unchanged program after the upgrade changes nothing."""
+    urn = host.urn("pull", "Robot")
+    checked, _ = host.check(urn, inputs(harbor))
+    robot_id, outputs = host.create(urn, checked)
+    older = {key: value for key, value in outputs.items() if key not in ("disable", "duration")}
+    assert host.diff(urn, robot_id, older, checked).changes == DiffResponse.DIFF_NONE

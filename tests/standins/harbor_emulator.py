@@ -237,7 +237,9 @@ class SwaggerValidator:
 class Fault:
     """An injected failure for matching requests: a status code, 'drop' (close the connection before
     Harbor acts), 'drop-after' (Harbor acts, the answer is lost), 'empty-list' (a list that does not
-    show yet what a concurrent create made) or a delay."""
+    show yet what a concurrent create made). `delay`: Harbor is busy that long first (outside the
+    lock, other requests are served meanwhile); with 'drop-after', a request that Harbor completes
+    after a client with a shorter timeout gave up on it and started looking for its result."""
 
     method: str
     path_pattern: str
@@ -373,9 +375,9 @@ class HarborEmulator:
             self.calls.append((method, path))
             self.queries.append((method, path, query))
             fault = self._take_fault(method, path)
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)
         if fault is not None and fault.kind != "drop-after":
-            if fault.delay:
-                time.sleep(fault.delay)
             if fault.kind == "drop":
                 handler.close_connection = True
                 handler.connection.shutdown(2)
@@ -1124,8 +1126,20 @@ class HarborEmulator:
 
     def shown_robot(self, robot: dict) -> dict:
         names = {p["name"] for p in self.state.projects.values()}
-        # Permissions on a project that is gone are not listed (controller populatePermissions).
-        permissions = [p for p in robot["permissions"] if p.get("kind") != "project" or p["namespace"] in names]
+        # controller/robot populatePermissions: the robot's policies grouped by scope, one permission
+        # per scope with every access of it (so one system "/" permission at most, however many were
+        # sent); permissions on a project that is gone are not listed. Harbor walks a Go map (no
+        # order); the emulator keeps the order of first appearance.
+        grouped: dict[tuple[str, str], dict] = {}
+        for permission in robot["permissions"]:
+            if permission.get("kind") == "project" and permission["namespace"] not in names:
+                continue
+            key = (permission["kind"], permission["namespace"])
+            if key in grouped:
+                grouped[key]["access"] = grouped[key]["access"] + permission["access"]
+            else:
+                grouped[key] = dict(permission)
+        permissions = list(grouped.values())
         shown = {k: v for k, v in robot.items() if k not in ("secret", "refreshes", "scopes")}
         return {**shown, "name": f"robot${robot['name']}", "permissions": permissions, "editable": True}
 
