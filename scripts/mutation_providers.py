@@ -107,16 +107,6 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "@dataclass(frozen=True)",
     ): "no code assigns to a Response's fields or hashes one (unfrozen, a dataclass with eq has no hash): the same behaviour",
     (
-        "components/harbor/robot.py",
-        "drop the call `time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))`",
-        "time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))",
-    ): "only how often the name is looked up while settling; the same answers",
-    (
-        "components/harbor/provider_base.py",
-        "drop the call `time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))`",
-        "time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))",
-    ): "only how often the name is looked up while settling; the same answers",
-    (
         "components/harbor/provider_base.py",
         "return None",
         "return error",
@@ -137,6 +127,32 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "return None",
         "return []",
     ): "the base validate() is never reached: every HarborProvider subclass overrides it (the robot has its own check)",
+    # robot.py 56, 59, 80 and provider_base.py 59: docs/mutation-equivalents-mut-b.md says why, in full.
+    (
+        "components/harbor/robot.py",
+        "1 -> 2",
+        'duration=harbor_robot.get("duration", -1),',
+    ): "Harbor always shows a robot's duration: ToSwagger sets Duration to &r.Duration, a non-nil pointer "
+    "(handler/model/robot.go; x-nullable), so the key is in every GET and list answer and the default is never used",
+    (
+        "components/harbor/robot.py",
+        "Eq -> NotEq",
+        'if shown == name or shown.endswith("$" + name):',
+    ): "`q=name=<name>` is an exact match on the stored name among system robots, unique per (name, project_id): "
+    "the list holds at most our robot, shown as robot$<name>, which both accept (handler/robot.go ListRobot)",
+    (
+        "components/harbor/robot.py",
+        "Or -> And",
+        'robot_id = int(created.get("id") or answer.location_id())',
+    ): "CreateRobot answers the id twice, in RobotCreated.id and in Location .../robots/<id>, both created.ID "
+    "(a serial, never 0; handler/robot.go CreateRobot): either operand gives the same id",
+    (
+        "components/harbor/provider_base.py",
+        "In -> NotIn",
+        "never_applied = any(key in self.FIELDS and key not in olds for key in new)",
+    ): "every caller passes olds through typed(), which adds every FIELDS key, the connection keys and database: "
+    "`key not in olds` is False for every key of comparable(news), so any() is False whichever way FIELDS "
+    "membership is tested (dead code: a bug noted in docs/mutation-equivalents-mut-b.md)",
     (
         "components/harbor/project.py",
         "0 -> 1",
