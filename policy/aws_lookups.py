@@ -85,8 +85,12 @@ def _region() -> str:
 @cache
 def _client(service: str) -> Any:
     import boto3  # the deploy's credentials from the environment (or AWS_ENDPOINT_URL's service, in tests)
+    from botocore.config import Config
 
-    return boto3.client(service, region_name=_region())
+    # botocore's "standard" retry mode (botocore/retries/standard.py): throttling and transient errors are retried
+    # with backoff, where the default "legacy" mode retries fewer errors (review 22c F8).
+    retries = Config(retries={"mode": "standard", "max_attempts": 6})
+    return boto3.client(service, region_name=_region(), config=retries)
 
 
 def _tags(pairs: Iterable[Mapping[str, Any]] | None) -> dict[str, str]:
@@ -294,15 +298,23 @@ def _policy_resources(resource: Resource, service: str) -> list[str]:
     return named
 
 
-@cache
+_SHOWN: dict[tuple[Lookup, str], list[Found]] = {}
+
+
 def _looked_up(lookup: Lookup, value: str) -> tuple[list[Found], str]:
-    """What AWS shows for `value` (or why it could not): asked once per pack process, which lives for one update."""
+    """What AWS shows for `value` (or why it could not). What AWS showed is kept for the pack process, which lives for
+    one update; a failure is not (review 22c F8): a later reference asks again, so a throttled or not yet consistent
+    read refuses only the resource it was made for."""
+    if (lookup, value) in _SHOWN:
+        return _SHOWN[(lookup, value)], ""
     try:
-        return lookup(value), ""
+        found = lookup(value)
     except LookupFailed as problem:
         return [], str(problem)
     except Exception as problem:  # noqa: BLE001 - any error (credentials, permissions, not found) fails closed
         return [], f"{type(problem).__name__}: {problem}"
+    _SHOWN[(lookup, value)] = found
+    return found, ""
 
 
 def _problem(resource: Resource, field: str, value: Any, why: str) -> Violation:

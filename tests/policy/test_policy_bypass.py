@@ -2409,3 +2409,24 @@ def test_an_existing_stores_stack_previews_its_client_group_clean():
         assert registration_of(preview, "harbor-vm-instance").inputs["vpcSecurityGroupIds"] == UNKNOWN
         with running_pack(dry_run=True, config=stack_config(label)) as pack:
             assert pack.analyze_all(preview) == []
+
+
+def test_a_failed_lookup_is_asked_again_at_the_next_reference(stacks, aws):
+    """Review 22c F8: a lookup that failed (here: the key pair not there yet, as with a throttled or not yet consistent
+    read) is not kept for the rest of the update: once AWS shows the object, the next resource that names it passes."""
+    from tests.standins.moto_stack import clients, ed25519_public_key, tag_specification
+
+    stack = in_aws(stacks, "dev", aws)
+    key_pair = registration_of(stack, "harbor-vm-key-pair")
+    ec2 = clients(aws[0])("ec2")
+    ec2.delete_key_pair(KeyName=key_pair.outputs["keyName"])
+    instance = registration_of(stack, "harbor-vm-instance")
+    with running_pack(dry_run=False, env=aws[1], config=stack_config("dev")) as pack:
+        found = [d for d in pack.analyze(instance) if d.mandatory]
+        assert {d.policy for d in found} == {AT_UP} and "keyName" in found[0].message
+        ec2.import_key_pair(
+            KeyName=key_pair.outputs["keyName"],
+            PublicKeyMaterial=ed25519_public_key().encode(),
+            TagSpecifications=tag_specification("key-pair", key_pair.inputs["tags"]),
+        )
+        assert [d for d in pack.analyze(instance) if d.mandatory] == []
