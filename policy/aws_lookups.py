@@ -33,6 +33,7 @@ from functools import cache
 from typing import Any
 
 from reading import PROGRAM_COMPONENTS, Resource, Urn, Violation, is_unknown
+from stack_checks import BUCKET_SETTINGS
 
 POLICY = "references-are-the-stacks-own-at-up"
 STACK_TAG = "harbor-cache:stack"
@@ -246,6 +247,8 @@ REFERENCES: dict[tuple[str, str], Lookup] = {
         for key in ("alarmActions", "okActions", "insufficientDataActions")
     },
 }
+# The registry bucket's settings and policy (review 22c F3; stack_checks.py BUCKET_SETTINGS): on the program's bucket.
+REFERENCES.update({(kind, "bucket"): bucket for kind in BUCKET_SETTINGS})
 # The cache's address record (one VM: components/aws/dns.py records=[the EIP's public_ip]); its CAA and ACM's
 # validation records hold no address and are not looked up (ONLY).
 REFERENCES[("aws:route53/record:Record", "records[]")] = elastic_ip_by_address

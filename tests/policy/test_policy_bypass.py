@@ -1397,6 +1397,26 @@ REVIEW3_PROBES = [
 ]
 PROBES += REVIEW3_PROBES
 
+# Review 22c F3: the registry bucket's settings and policy set on another bucket of the account (the Pulumi state's),
+# with the program's bucket still as their dependency, or as a plain literal.
+STATE_BUCKET = "acme-pulumi-state"
+BUCKET_SETTING_NAMES = (
+    "harbor-storage-tls-only",
+    "harbor-storage-public-access-block",
+    "harbor-storage-encryption",
+    "harbor-storage-ownership",
+    "harbor-storage-lifecycle",
+)
+REVIEW22C_PROBES = [
+    Probe("review22c", f"{name} on the state bucket{how}", "s3", build, refused_by="identities-come-from-the-program")
+    for name in BUCKET_SETTING_NAMES
+    for how, build in (
+        ("", lambda stack, name=name: [changed(stack, name, lambda p: p.update(bucket=STATE_BUCKET))]),
+        (", no dependency", literal_identity(name, "bucket", STATE_BUCKET)),
+    )
+]
+PROBES += REVIEW22C_PROBES
+
 ISSUE_GAPS = (
     "imds",
     "identity",
@@ -2262,6 +2282,10 @@ UP_TIME_PROBES = [
     UpProbe("the database in a pre-existing group", "s3", _set("harbor-data-db", vpcSecurityGroupIds=lambda f: [f["group"]])),
     UpProbe("the database's group admitting a pre-existing group", "s3", _rule_from),
     UpProbe("the registry's grant on another stack's bucket", "s3", _registry_grant_on_another_stacks_bucket),
+    *(
+        UpProbe(f"{name} on another bucket of the account", "s3", _set(name, bucket=lambda f: OTHER_BUCKET.split(":::")[1]))
+        for name in BUCKET_SETTING_NAMES
+    ),
     UpProbe("the reporter lists the subscribers of a topic of the account", "dev", _reporter_on_another_topic),
     UpProbe("the listener forwards to another target group", "ha", _listener_to("target_group", "targetGroupArn")),
     UpProbe("the listener serves a certificate not the program's", "ha", _listener_to("certificate", "certificateArn")),
@@ -2430,3 +2454,4 @@ def test_a_failed_lookup_is_asked_again_at_the_next_reference(stacks, aws):
             TagSpecifications=tag_specification("key-pair", key_pair.inputs["tags"]),
         )
         assert [d for d in pack.analyze(instance) if d.mandatory] == []
+
