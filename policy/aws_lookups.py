@@ -23,6 +23,7 @@ field, the value and the fix. The policy can be switched off only by a policy pa
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import json
 import os
@@ -198,6 +199,27 @@ def bucket(arn: str) -> list[Found]:
     return [Found("bucket", _tags(_client("s3").get_bucket_tagging(Bucket=name).get("TagSet")), BUCKET)]
 
 
+# The image the program boots (components/aws/vm.py UBUNTU_OWNER, UBUNTU_IMAGE_NAME and get_ami's other filters; a
+# test keeps them equal): Canonical's Ubuntu 24.04 amd64 (docs/security.md "Choices: Image").
+UBUNTU_OWNER = "099720109477"
+UBUNTU_IMAGE_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
+UBUNTU_IMAGE = {"Architecture": "x86_64", "VirtualizationType": "hvm"}
+
+
+def canonical_ubuntu_image(image_id: str) -> list[Found]:
+    """Review 22c F2: the image an instance boots is Canonical's Ubuntu, as the program's AMI lookup chooses it
+    (EC2 DescribeImages by id: `OwnerId`, `Name`, `Architecture`, `VirtualizationType`); its owner controls the OS
+    that receives the install commands' stdin and the instance role's credentials. An image carries no stack tag, so
+    nothing is left for the tag check (an empty answer)."""
+    found = _one(_client("ec2").describe_images(ImageIds=[image_id])["Images"], "image", image_id)
+    shown = {key: found.get(key) for key in ("OwnerId", "Name", *UBUNTU_IMAGE)}
+    wanted = {"OwnerId": UBUNTU_OWNER, **UBUNTU_IMAGE}
+    named = fnmatch.fnmatchcase(str(shown["Name"]), UBUNTU_IMAGE_NAME)  # get_ami's name filter: `*` is any text
+    if not named or any(shown[key] != value for key, value in wanted.items()):
+        raise LookupFailed(f"the image is {shown}, not Canonical's ({UBUNTU_OWNER}) {UBUNTU_IMAGE_NAME!r} {UBUNTU_IMAGE}")
+    return []
+
+
 Lookup = Callable[[str], list[Found]]
 _ALARM_OR_EVENTS = topic(f"(?:{ALARM_TOPIC}|{EVENTS_TOPIC})")
 
@@ -214,6 +236,7 @@ REFERENCES: dict[tuple[str, str], Lookup] = {
     # InstanceProfile), before any instance is analyzed again.
     ("aws:iam/instanceProfile:InstanceProfile", "role"): role_by_name(INSTANCE_ROLE),
     ("aws:ec2/instance:Instance", "keyName"): key_pair,
+    ("aws:ec2/instance:Instance", "ami"): canonical_ubuntu_image,
     # The VM's group and, with externalServices, the stores' client group (stack_checks.py GROUP_REFERENCES).
     ("aws:ec2/instance:Instance", "vpcSecurityGroupIds[]"): security_group(f"(?:{VM_GROUP}|{CLIENT_GROUP})"),
     ("aws:lb/loadBalancer:LoadBalancer", "securityGroups[]"): security_group(LB_GROUP),

@@ -316,6 +316,7 @@ POLICY_PACK_ACTIONS = (
     "ec2:DescribeVolumes",
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeKeyPairs",
+    "ec2:DescribeImages",
     "iam:GetInstanceProfile",
     "iam:GetRole",
     "elasticloadbalancing:DescribeTags",

@@ -673,3 +673,17 @@ def test_every_s3_type_the_pack_allows_names_the_programs_bucket():
 
     s3_types = {kind for kind in harbor_policies.ALLOWED if kind.startswith("aws:s3/")} - {"aws:s3/bucket:Bucket"}
     assert set(stack_checks.BUCKET_SETTINGS) == s3_types
+
+
+def test_the_image_the_pack_requires_is_the_one_the_program_looks_up():
+    """Review 22c F2: at up the pack requires the instance's image to be the one components/aws/vm.py's get_ami would
+    choose: its owner, its name pattern and its other filters (architecture, virtualization type)."""
+    import aws_lookups
+
+    from components.aws import vm
+
+    assert (aws_lookups.UBUNTU_OWNER, aws_lookups.UBUNTU_IMAGE_NAME) == (vm.UBUNTU_OWNER, vm.UBUNTU_IMAGE_NAME)
+    source = (ROOT / "components" / "aws" / "vm.py").read_text()
+    for key, value in aws_lookups.UBUNTU_IMAGE.items():
+        ec2_filter = {"Architecture": "architecture", "VirtualizationType": "virtualization-type"}[key]
+        assert f'{{"name": "{ec2_filter}", "values": ["{value}"]}}' in source

@@ -2160,7 +2160,15 @@ class UpProbe:
 def foreign_objects(endpoint: str, stack: list[EngineResource]) -> dict[str, str]:
     """What else the account holds: pre-existing objects (no tags) and another stack's (tagged harbor-cache:stack=prod
     with the program's own Names, as a second stack of the program in the account tags them)."""
-    from tests.standins.moto_stack import MOTO_IMAGE, REGION, clients, ed25519_public_key, tag_list, tag_specification
+    from tests.standins.moto_stack import (
+        MOTO_IMAGE,
+        PROGRAM_IMAGE_NAME,
+        REGION,
+        clients,
+        ed25519_public_key,
+        tag_list,
+        tag_specification,
+    )
 
     client = clients(endpoint)
     ec2, iam = client("ec2"), client("iam")
@@ -2173,6 +2181,11 @@ def foreign_objects(endpoint: str, stack: list[EngineResource]) -> dict[str, str
         "instance": ec2.run_instances(ImageId=MOTO_IMAGE, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"],
         "volume": ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=20)["VolumeId"],
         "topic": client("sns").create_topic(Name="collect")["TopicArn"],
+        # An image of the account named as Canonical names its Ubuntu images (RegisterImage: the caller owns it).
+        "own_image": ec2.register_image(Name=PROGRAM_IMAGE_NAME.replace("20261101", "20261201"))["ImageId"],
+        # Images moto ships (moto/ec2/resources/amis.json): Amazon's Windows Server, Canonical's Ubuntu 14.04.
+        "amazon_image": MOTO_IMAGE,
+        "canonical_trusty": "ami-1e749f67",
     }
     address = ec2.allocate_address(Domain="vpc", TagSpecifications=tag_specification("elastic-ip", prod("harbor-vm-eip")))
     found.update(allocation=address["AllocationId"], address=address["PublicIp"])
@@ -2238,6 +2251,13 @@ UP_TIME_PROBES = [
     UpProbe(
         "the alarm e-mail subscribed to a topic of the account", "mail", _set("harbor-alarms-email", topic=lambda f: f["topic"])
     ),
+    # Review 22c F2: the image the VM boots (its owner controls the OS that gets the install commands' stdin).
+    UpProbe(
+        "the VM boots an image of the account named as Ubuntu's", "dev", _set("harbor-vm-instance", ami=lambda f: f["own_image"])
+    ),
+    UpProbe("the VM boots Amazon's Windows image", "dev", _set("harbor-vm-instance", ami=lambda f: f["amazon_image"])),
+    UpProbe("the VM boots Canonical's Ubuntu 14.04", "dev", _set("harbor-vm-instance", ami=lambda f: f["canonical_trusty"])),
+    UpProbe("a node boots an image of the account", "ha", _set("harbor-vm-1-instance", ami=lambda f: f["own_image"])),
     UpProbe("an instance in a pre-existing group", "dev", _set("harbor-vm-instance", vpcSecurityGroupIds=lambda f: [f["group"]])),
     UpProbe("the instance's key pair a pre-existing one", "dev", _set("harbor-vm-instance", keyName=lambda f: "operator-key")),
     UpProbe(
@@ -2454,4 +2474,3 @@ def test_a_failed_lookup_is_asked_again_at_the_next_reference(stacks, aws):
             TagSpecifications=tag_specification("key-pair", key_pair.inputs["tags"]),
         )
         assert [d for d in pack.analyze(instance) if d.mandatory] == []
-
