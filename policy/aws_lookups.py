@@ -95,6 +95,25 @@ def _client(service: str) -> Any:
     return boto3.client(service, region_name=_region(), config=retries)
 
 
+@cache
+def _account() -> str:
+    """The deploy's account (STS GetCallerIdentity, which needs no permission): asked once per pack process."""
+    return str(_client("sts").get_caller_identity()["Account"])
+
+
+def _in_this_account(arn: str, what: str) -> None:
+    """Review 22c F5: an ARN of another account or region names no object of this stack, even where its owner lets
+    this account read its tags (an SNS topic policy can grant sns:ListTagsForResource). ARN: arn:partition:service:
+    region:account:resource."""
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn":
+        raise LookupFailed(f"{arn!r} is no {what} ARN")
+    region, account = parts[3], parts[4]
+    if account != _account() or region != _region():
+        wanted = f"this stack's {_account()!r} in {_region()!r}"
+        raise LookupFailed(f"the {what} is of account {account!r} in {region!r}, not {wanted}")
+
+
 def _tags(pairs: Iterable[Mapping[str, Any]] | None) -> dict[str, str]:
     return {str(pair.get("Key")): str(pair.get("Value")) for pair in pairs or []}
 
@@ -182,21 +201,35 @@ def load_balancer_by_dns_name(name: str) -> list[Found]:
 
 
 def target_group(arn: str) -> list[Found]:
+    _in_this_account(arn, "target group")
     found = _one(_client("elbv2").describe_tags(ResourceArns=[arn])["TagDescriptions"], "target group", arn)
     return [Found("target group", _tags(found.get("Tags")), TARGET_GROUP)]
 
 
 def certificate(arn: str) -> list[Found]:
+    _in_this_account(arn, "certificate")
     return [Found("certificate", _tags(_client("acm").list_tags_for_certificate(CertificateArn=arn).get("Tags")), CERTIFICATE)]
 
 
 def topic(name_re: str) -> Callable[[str], list[Found]]:
-    return lambda arn: [Found("SNS topic", _tags(_client("sns").list_tags_for_resource(ResourceArn=arn).get("Tags")), name_re)]
+    def lookup(arn: str) -> list[Found]:
+        _in_this_account(arn, "SNS topic")
+        return [Found("SNS topic", _tags(_client("sns").list_tags_for_resource(ResourceArn=arn).get("Tags")), name_re)]
+
+    return lookup
 
 
 def bucket(arn: str) -> list[Found]:
+    """A bucket name is global and a bucket policy can grant s3:GetBucketTagging to anyone (review 22c F5): the
+    bucket must be one this account owns in the stack's region (S3 ListBuckets lists only the caller's own buckets,
+    with each one's BucketRegion; Prefix and BucketRegion narrow it), and its tags are read with ExpectedBucketOwner
+    (S3 answers 403 for a bucket of another account)."""
     name = arn.removeprefix("arn:aws:s3:::").split("/", 1)[0]
-    return [Found("bucket", _tags(_client("s3").get_bucket_tagging(Bucket=name).get("TagSet")), BUCKET)]
+    pages = _client("s3").get_paginator("list_buckets").paginate(Prefix=name, BucketRegion=_region())
+    if name not in {str(found.get("Name")) for page in pages for found in page.get("Buckets") or []}:
+        raise LookupFailed(f"the bucket {name!r} is not one of this account's ({_account()}) in {_region()!r}")
+    tags = _client("s3").get_bucket_tagging(Bucket=name, ExpectedBucketOwner=_account()).get("TagSet")
+    return [Found("bucket", _tags(tags), BUCKET)]
 
 
 # The image the program boots (components/aws/vm.py UBUNTU_OWNER, UBUNTU_IMAGE_NAME and get_ami's other filters; a

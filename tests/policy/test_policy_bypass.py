@@ -2474,3 +2474,57 @@ def test_a_failed_lookup_is_asked_again_at_the_next_reference(stacks, aws):
             TagSpecifications=tag_specification("key-pair", key_pair.inputs["tags"]),
         )
         assert [d for d in pack.analyze(instance) if d.mandatory] == []
+
+
+OTHER_ACCOUNT = "111111111111"
+
+
+def test_objects_of_another_account_or_region_are_refused_at_up(stacks, aws):
+    """Review 22c F5: a bucket (names are global, a bucket policy can grant s3:GetBucketTagging) or an SNS topic (a
+    topic policy can grant sns:ListTagsForResource) of another account, tagged as this stack's and named as the
+    program names it, is no object of this stack; nor is the account's own in another region. moto serves another
+    account's bucket to this one (moto/s3/models.py get_bucket: s3_backends.bucket_accounts), so the registry's grant
+    on it passed; its SNS finds no topic outside the caller's account and region, so there the refusal must name the
+    account and region (sts GetCallerIdentity), not a missing topic."""
+    import boto3
+
+    from tests.standins.moto_server import CREDENTIALS
+    from tests.standins.moto_stack import MOTO_ACCOUNT, REGION, clients, tag_list
+
+    stack = in_aws(stacks, "s3", aws)
+    assumed = clients(aws[0])("sts").assume_role(  # moto: credentials of the role's account (its multi-account model)
+        RoleArn=f"arn:aws:iam::{OTHER_ACCOUNT}:role/theirs", RoleSessionName="theirs"
+    )["Credentials"]
+    theirs = boto3.session.Session(
+        aws_access_key_id=assumed["AccessKeyId"],
+        aws_secret_access_key=assumed["SecretAccessKey"],
+        aws_session_token=assumed["SessionToken"],
+    )
+    ours = boto3.session.Session(
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"], aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
+    )
+    bucket_tags = tag_list(registration_of(stack, "harbor-storage-bucket").inputs["tags"])
+    topic_tags = tag_list(registration_of(stack, "harbor-alarms-topic").inputs["tags"])
+    buckets, topics = [], []
+    for session, region, name in ((theirs, REGION, "harbor-cache-theirs"), (ours, "eu-west-1", "harbor-cache-west")):
+        s3 = session.client("s3", endpoint_url=aws[0], region_name=region)
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+        s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": bucket_tags})
+        buckets.append(name)
+        sns = session.client("sns", endpoint_url=aws[0], region_name=region)
+        topics.append(sns.create_topic(Name=name, Tags=topic_tags)["TopicArn"])
+    assert f":{OTHER_ACCOUNT}:" in topics[0] and ":eu-west-1:" in topics[1]
+    own_bucket = output_of(stack, "harbor-storage-bucket", "bucket")
+    probes = [
+        (changed(stack, "harbor-storage-registry-access", lambda p, b=b: p.update(policy=p["policy"].replace(own_bucket, b))), b)
+        for b in buckets
+    ] + [(changed(stack, "harbor-alarms-root-disk", lambda p, t=t: p.update(alarmActions=[t])), t) for t in topics]
+    passed = []
+    with running_pack(dry_run=False, env=aws[1], config=stack_config("s3")) as pack:
+        assert [d for d in pack.analyze_all(stack) if d.mandatory] == []
+        for probe, value in probes:
+            found = [d.message for d in pack.analyze(probe) if d.mandatory and d.policy == AT_UP]
+            why = f"this account's ({MOTO_ACCOUNT}) in '{REGION}'" if ":sns:" not in value else f"'{MOTO_ACCOUNT}' in '{REGION}'"
+            if not any(value in message and why in message for message in found):
+                passed.append((value, [message[message.find(value) :][:200] for message in found]))
+    assert passed == []
