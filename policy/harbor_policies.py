@@ -15,8 +15,9 @@ for nothing.
 
 Here: the table and the wiring. reading.py: how the pack reads what the engine sends and fails
 closed (`KNOWN_ONLY_AT_UP`); resource_checks.py: the checks; stack_checks.py: the checks across
-resources. Every message says what to change. tests/policy/test_policies.py and
-tests/policy/test_policy_bypass.py run the pack through the analyzer's gRPC protocol as the engine does.
+resources; aws_lookups.py: at `up`, the same references looked up in AWS before each step. Every
+message says what to change. tests/policy/test_policies.py and tests/policy/test_policy_bypass.py run
+the pack through the analyzer's gRPC protocol as the engine does.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from aws_lookups import POLICY as AWS_LOOKUPS_POLICY
+from aws_lookups import STACK_TAG_POLICY, references_are_the_stacks_own, the_stack_tag_marks_the_programs_own
 from group_checks import GROUP_CHECKS
 from pulumi_policy import (
     EnforcementLevel,
@@ -287,5 +290,18 @@ POLICIES = [
         program_tags_from_elsewhere,
     ),
     *(_type_policy(kind, check) for kind, check in ALLOWED.items() if check is not nothing_to_check),
+    _resource_policy(
+        AWS_LOOKUPS_POLICY,
+        "At up, before the step: every reference to another AWS object (a remote command's host, an instance profile, "
+        "security groups, instances, volumes, Elastic IPs, key pairs, target groups, certificates, topics, roles, the "
+        "registry's bucket) names one AWS shows tagged as this stack's own, with the program's Name for it.",
+        references_are_the_stacks_own,
+    ),
+    _resource_policy(
+        STACK_TAG_POLICY,
+        "Only the program's own resources carry the harbor-cache:stack tag, with their own name and stack (the lookups at up "
+        "trust it).",
+        the_stack_tag_marks_the_programs_own,
+    ),
     *(_stack_policy(name, description, check) for name, (description, check) in STACK_CHECKS.items()),
 ]

@@ -89,7 +89,8 @@ REGISTRY_S3_OBJECT_ACTIONS = (
 BUCKET_ARN_RE = re.compile(r"arn:aws[\w-]*:s3:::([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])")
 # The program's bucket is named by the AWS provider from bucket_prefix (components/aws/storage.py): at `up`,
 # where the stack check comes after the change, the registry policy's resource check at least refuses a
-# bucket not named so (the Pulumi state bucket, a data bucket); which of those: the stack check at preview.
+# bucket not named so (the Pulumi state bucket, a data bucket); which of those: the stack check at preview, the
+# bucket's tags before the step at up (aws_lookups.py).
 PROGRAM_BUCKET_PREFIX = "harbor-cache-"
 
 # What a credential looks like on a command line, in an environment, in triggers or in user data.

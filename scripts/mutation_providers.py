@@ -12,15 +12,19 @@ no behaviour can tell), explained in EQUIVALENT below and in the result.
     venv/bin/python scripts/mutation_providers.py --rerun-survivors    # survivors again, today's tests
     venv/bin/python scripts/mutation_providers.py --only components/harbor/api.py:11
     venv/bin/python scripts/mutation_providers.py --list               # the mutants, without running
+    venv/bin/python scripts/mutation_providers.py --merge-progress ../wt-other/mutants/progress.jsonl
 
 What keeps a full run short (a naive one, each module's test selection per mutant, is ~9 hours):
 - Coverage: once, the unmutated tests run with scripts/mutation_trace on PYTHONPATH, a line tracer
   that every Python process loads (the provider hosts the tests start included) and that records
   which test executes which line of the modules (mutants/coverage-*.json, per version of the
-  modules and per test file). A mutant inside a function body then runs only the tests that
+  modules and per test file with what it imports from tests/). A mutant inside a function body then runs only the tests that
   execute its lines (a test that never reaches the change runs exactly as without it); one no
-  test executes is a survivor without running. A site that runs at import (a decorator, a
-  default, a class attribute) gets the module's whole selection (MODULES).
+  test executes is a survivor without running. A site that runs at import and binds a name (a
+  module constant, a class attribute such as FIELDS, a dataclass field's default, a decorated
+  class) runs the tests that execute a line reading that name and some function of its module; a
+  default argument, the tests that execute that function; any other, the module's whole
+  selection (MODULES).
 - Order: the selected tests run with `-x`, those that killed most mutants per second first.
 - Phase 2: a mutant that survives its covering tests runs again with the module's whole
   selection (plus tests/harbor/test_provider_edges.py) before it counts as a survivor, so the
@@ -56,6 +60,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT = ROOT / "tests" / "data" / "mutation_providers.json"
@@ -97,15 +102,10 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "@dataclass(frozen=True)",
     ): "no code assigns to a Field or HarborConnection: frozen or not, the same behaviour",
     (
-        "components/harbor/robot.py",
-        "drop the call `time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))`",
-        "time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))",
-    ): "only how often the name is looked up while settling; the same answers",
-    (
-        "components/harbor/provider_base.py",
-        "drop the call `time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))`",
-        "time.sleep(min(2.0, max(0.05, deadline - time.monotonic())))",
-    ): "only how often the name is looked up while settling; the same answers",
+        "components/harbor/api.py",
+        "True -> False",
+        "@dataclass(frozen=True)",
+    ): "no code assigns to a Response's fields or hashes one (unfrozen, a dataclass with eq has no hash): the same behaviour",
     (
         "components/harbor/provider_base.py",
         "return None",
@@ -127,6 +127,40 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "return None",
         "return []",
     ): "the base validate() is never reached: every HarborProvider subclass overrides it (the robot has its own check)",
+    # robot.py 56, 59, 80 and provider_base.py 59: docs/mutation-equivalents-mut-b.md says why, in full.
+    (
+        "components/harbor/robot.py",
+        "1 -> 2",
+        'duration=harbor_robot.get("duration", -1),',
+    ): "Harbor always shows a robot's duration: ToSwagger sets Duration to &r.Duration, a non-nil pointer "
+    "(handler/model/robot.go; x-nullable), so the key is in every GET and list answer and the default is never used",
+    (
+        "components/harbor/robot.py",
+        "Eq -> NotEq",
+        'if shown == name or shown.endswith("$" + name):',
+    ): "`q=name=<name>` is an exact match on the stored name among system robots, unique per (name, project_id): "
+    "the list holds at most our robot, shown as robot$<name>, which both accept (handler/robot.go ListRobot)",
+    (
+        "components/harbor/robot.py",
+        "Or -> And",
+        'robot_id = int(created.get("id") or answer.location_id())',
+    ): "CreateRobot answers the id twice, in RobotCreated.id and in Location .../robots/<id>, both created.ID "
+    "(a serial, never 0; handler/robot.go CreateRobot): either operand gives the same id",
+    (
+        "components/harbor/provider_base.py",
+        "In -> NotIn",
+        "never_applied = any(key in self.FIELDS and key not in olds for key in new)",
+    ): "every caller passes olds through typed(), which adds every FIELDS key, the connection keys and database: "
+    "`key not in olds` is False for every key of comparable(news), so any() is False whichever way FIELDS "
+    "membership is tested (dead code: a bug noted in docs/mutation-equivalents-mut-b.md)",
+    (
+        "components/harbor/project.py",
+        "0 -> 1",
+        'return quota_gb((quotas[0].get("hard") or {}).get("storage", 0))',
+    ): "Harbor never shows a project quota without hard.storage: CreateProject makes the quota with the storage "
+    "limit (handler/project.go) and every PUT /quotas/{id} must carry it (handler/quota.go UpdateQuota -> "
+    "controller/quota/driver/project/project.go Validate: 'resource storage not found'); and were it absent, "
+    "0 and 1 byte both read as a limit no input equals (0 GB, 1/1024**3 GB)",
 }
 
 
@@ -241,6 +275,51 @@ def function_bodies(tree: ast.AST) -> list[tuple[int, int]]:
     return ranges
 
 
+def names_bound_at(tree: ast.Module, first: int, last: int) -> tuple[set[str], tuple[int, int] | None]:
+    """What an import-time site in lines first..last binds: the names its module-level or class-level
+    assignment assigns (a class attribute, a dataclass field's default), the name of the class or
+    function whose decorator it is in; or, inside a function's default argument, that function's body
+    (the lines that run whenever a call uses the default). ({}, None) for anything else."""
+
+    def spans(node: ast.AST) -> bool:
+        start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])  # decorators come first
+        return start <= first and last <= (node.end_lineno or node.lineno)
+
+    body: list[ast.stmt] = list(tree.body)
+    while True:
+        statement = next((node for node in body if spans(node)), None)
+        if statement is None:
+            return set(), None
+        if isinstance(statement, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            if any(spans(decorator) for decorator in statement.decorator_list):
+                return {statement.name}, None
+            if isinstance(statement, ast.ClassDef):
+                body = statement.body
+                continue
+            if statement.body[0].lineno > last:  # the signature: a default argument
+                return set(), (statement.body[0].lineno, statement.body[-1].end_lineno or statement.body[-1].lineno)
+            return set(), None
+        targets: list[ast.expr] = []
+        if isinstance(statement, ast.Assign):
+            targets = statement.targets
+        elif isinstance(statement, (ast.AnnAssign, ast.AugAssign)):
+            targets = [statement.target]
+        names = {node.id for target in targets for node in ast.walk(target) if isinstance(node, ast.Name)}
+        names |= {node.attr for target in targets for node in ast.walk(target) if isinstance(node, ast.Attribute)}
+        return names, None
+
+
+def references(tree: ast.Module, names: set[str]) -> list[int]:
+    """The lines that read one of these names (a Name, or an attribute of that name: `self.FIELDS`)."""
+    lines = set()
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Name) and node.id in names and isinstance(node.ctx, ast.Load)) or (
+            isinstance(node, ast.Attribute) and node.attr in names and isinstance(node.ctx, ast.Load)
+        ):
+            lines.add(node.lineno)
+    return sorted(lines)
+
+
 def mutants_of(module: str, root: Path = ROOT) -> list[Mutant]:
     text = (root / module).read_text()
     tree = ast.parse(text)
@@ -284,6 +363,34 @@ def fingerprint(root: Path, paths: list[str]) -> str:
         for file in sorted((root / path).glob("*.py")) if (root / path).is_dir() else [root / path]:
             digest.update(file.name.encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def test_sources(root: Path, test_file: str) -> list[str]:
+    """What a test file's recorded coverage depends on besides the modules under test: the file, every
+    `tests.` module it imports (at any depth, followed through those modules' own imports) and each
+    conftest.py above it. A change elsewhere under tests/ leaves its map as it is."""
+    seen: set[str] = set()
+    pending = [test_file]
+    while pending:
+        current = pending.pop()
+        if current in seen or not (root / current).is_file():
+            continue
+        seen.add(current)
+        for node in ast.walk(ast.parse((root / current).read_text())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            for name in names:
+                if name == "tests" or name.startswith("tests."):
+                    base = name.replace(".", "/")
+                    pending += [f"{base}.py", f"{base}/__init__.py"]
+    directory = Path(test_file).parent
+    conftests = {
+        str(folder / "conftest.py") for folder in [directory, *directory.parents] if (root / folder / "conftest.py").is_file()
+    }
+    return sorted(seen | conftests)
 
 
 def pytest_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -373,26 +480,70 @@ class Planner:
 
     Narrowed: only the tests that execute one of the mutant's lines (a test that never reaches the
     changed code runs exactly as without it, so it cannot fail). A site outside any function body runs
-    at import and gets the module's whole selection. Ordered by how many mutants each test has killed
-    so far, then fastest first, with `-x`: a kill usually costs one short test. A mutant that survives
-    its narrowed selection is run again with the module's whole selection (plus the narrowed tests)
-    before it counts as a survivor, so narrowing can never turn a kill into a survivor: the coverage
-    map only saves time. A function-body site no test executes is a survivor without running."""
+    at import; where it binds a name (a module constant, a class attribute such as FIELDS, a dataclass
+    field's default, a decorated class) it gets the tests that execute a line reading that name (a Name
+    or an attribute `.name`, in any of the modules; a name read at import by another binding, such as
+    SETTINGS from FIELDS, is followed) and that execute some function of the mutated module; in a
+    function's default argument, the tests that execute that function. Any other import-time site, or
+    one whose narrowed selection would be empty or no smaller than the module's, gets the module's
+    whole selection. Ordered by how many mutants each test has killed so far, then fastest first, with
+    `-x`: a kill usually costs one short test. A mutant that survives its narrowed selection is run
+    again with the module's whole selection (plus the narrowed tests) before it counts as a survivor,
+    so narrowing can never turn a kill into a survivor: the coverage map only saves time. A
+    function-body site no test executes is a survivor without running."""
 
-    def __init__(self, coverage: dict, selections: dict[str, list[str]], order: list[str]) -> None:
+    def __init__(self, coverage: dict, selections: dict[str, list[str]], order: list[str], root: Path = ROOT) -> None:
         self.coverage = coverage
         self.selections = selections
         self.position = {test: number for number, test in enumerate(order)}
         self.kills: dict[str, int] = {}
         self.lock = threading.Lock()
+        self.trees = {module: ast.parse((root / module).read_text()) for module in coverage["lines"]}
+        self.bodies = {module: function_bodies(tree) for module, tree in self.trees.items()}
+        self.cached: dict[tuple[str, int], list[str] | None] = {}
+
+    def tests_of(self, module: str, lines: Any) -> set[str]:
+        by_line = self.coverage["lines"][module]
+        return {test for line in lines for test in by_line.get(str(line), [])} - {""}
+
+    def in_body(self, module: str, line: int) -> bool:
+        return any(first <= line <= last for first, last in self.bodies[module])
 
     def covering(self, mutant: Mutant) -> list[str] | None:
-        """The tests that execute the mutant's lines; None where the narrowing does not apply."""
+        """The tests that execute the mutant's lines (or, at import, read what it binds); None where
+        the narrowing does not apply."""
         if not mutant.in_body:
-            return None
+            key = (mutant.module, mutant.index)
+            if key not in self.cached:
+                self.cached[key] = self.referencing(mutant)
+            return self.cached[key]
         lines = self.coverage["lines"][mutant.module]
         tests = {test for line in range(mutant.line, mutant.end_line + 1) for test in lines.get(str(line), [])}
         if "" in tests:  # executed outside any test (at collection): no test can be told apart
+            return None
+        return sorted(tests)
+
+    def referencing(self, mutant: Mutant) -> list[str] | None:
+        """For an import-time site: the tests that read what it binds (see the class docstring)."""
+        names, function = names_bound_at(self.trees[mutant.module], mutant.line, mutant.end_line)
+        if function is not None:
+            tests = self.tests_of(mutant.module, range(function[0], function[1] + 1))
+        else:
+            tests, seen, pending = set(), set(), set(names)
+            while pending:
+                seen |= pending
+                found: set[str] = set()
+                for module, tree in self.trees.items():
+                    for line in references(tree, pending):
+                        if self.in_body(module, line):
+                            tests |= self.tests_of(module, [line])
+                        else:  # read at import by another binding: follow what that one binds
+                            found |= names_bound_at(tree, line, line)[0]
+                pending = found - seen
+            body_lines = {line for first, last in self.bodies[mutant.module] for line in range(first, last + 1)}
+            tests &= self.tests_of(mutant.module, body_lines)
+        whole = self.selections.get(mutant.module)
+        if not tests or (whole is not None and len(tests) >= len(whole)):
             return None
         return sorted(tests)
 
@@ -455,7 +606,7 @@ def run_mutant(copy_root: Path, mutant: Mutant, planner: Planner, options: argpa
             mutant.selection = f"{mutant.selection}, then {selection}" if mutant.outcome == NARROW_SURVIVOR else selection
         else:
             tests = planner.ordered(covering)
-            mutant.selection = f"covering: {len(tests)} tests"
+            mutant.selection = f"{'covering' if mutant.in_body else 'reading what it binds'}: {len(tests)} tests"
         outcome, seconds, mutant.killed_by = run_tests(copy_root, tests, planner.timeout(tests, options.timeout))
         mutant.seconds = round(mutant.seconds + seconds, 1) if whole and mutant.outcome == NARROW_SURVIVOR else round(seconds, 1)
         mutant.outcome = NARROW_SURVIVOR if outcome == "survived" and not whole and covering is not None else outcome
@@ -467,6 +618,46 @@ def run_mutant(copy_root: Path, mutant: Mutant, planner: Planner, options: argpa
 
 def progress_key(mutant: Mutant, module_hash: str) -> str:
     return f"{mutant.module}:{mutant.index}:{module_hash}"
+
+
+def outcome_rank(outcome: str) -> int:
+    """How far a mutant got: a kill is final, a survivor of the whole selection is next, a survivor of
+    its narrowed tests (phase 2 still to run) last."""
+    if outcome.startswith("killed"):
+        return 3
+    return 2 if outcome == "survived" else 1 if outcome == NARROW_SURVIVOR else 0
+
+
+def read_progress(path: Path) -> dict[str, dict]:
+    """The outcome of each mutant (by its key: module, index and the module's text) in a progress file.
+    The last outcome counts, but a kill stays one: tests are only ever added, and a run in a copy made
+    before a test was added may still finish after that test killed it."""
+    done: dict[str, dict] = {}
+    if path.exists():
+        for row in path.read_text().splitlines():
+            entry = json.loads(row)
+            earlier = done.get(entry["key"])
+            if not (earlier and earlier["outcome"].startswith("killed") and not entry["outcome"].startswith("killed")):
+                done[entry["key"]] = entry
+    return done
+
+
+def merge_progress(progress: Path, other: Path) -> tuple[int, int]:
+    """Appends to `progress` each outcome of `other` that goes further than what `progress` holds for
+    that mutant (a kill over a survivor, a whole-selection survivor over a narrowed one): the merged
+    file reads back with every kill of both and nothing less final than either. Outcomes of a module
+    whose text differs have other keys and are simply carried along."""
+    ours, theirs = read_progress(progress), read_progress(other)
+    taken = [
+        entry
+        for key, entry in theirs.items()
+        if key not in ours or outcome_rank(entry["outcome"]) > outcome_rank(ours[key]["outcome"])
+    ]
+    progress.parent.mkdir(parents=True, exist_ok=True)
+    with progress.open("a") as file:
+        for entry in taken:
+            file.write(json.dumps(entry) + "\n")
+    return len(taken), len(theirs) - len(taken)
 
 
 def write_result(options: argparse.Namespace, chosen: list[Mutant], totals: dict[str, int], how: dict) -> dict:
@@ -525,6 +716,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="mutants run at once, each in its own copy")
     parser.add_argument("--whole", action="store_true", help="no narrowing: every mutant runs the module's whole selection")
     parser.add_argument("--only", nargs="*", default=[], help="mutants by module:index (e.g. to re-run survivors)")
+    parser.add_argument(
+        "--exclude",
+        nargs="*",
+        default=[],
+        help="mutants by module:index left out of this run (e.g. awaiting a test someone is writing); use --out elsewhere",
+    )
     parser.add_argument("--rerun-survivors", action="store_true", help="run again the survivors in the progress file")
     parser.add_argument("--record", action="store_true", help="record the coverage map again (tests added since)")
     parser.add_argument("--coverage-only", action="store_true", help="bring the coverage map up to date, run no mutant")
@@ -535,6 +732,14 @@ def main() -> int:
         help="with --only: run these tests against each mutant; a kill is recorded (confirms a test added for a survivor)",
     )
     parser.add_argument("--report", action="store_true", help="write the result from the progress file, run nothing")
+    parser.add_argument(
+        "--merge-progress",
+        type=Path,
+        nargs="*",
+        default=[],
+        metavar="FILE",
+        help="fold other runs' progress files (another worktree's mutants/progress.jsonl) into --progress, run nothing",
+    )
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULT)
     parser.add_argument(
@@ -545,6 +750,11 @@ def main() -> int:
     )
     options = parser.parse_args()
     options.commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    if options.merge_progress:
+        for other in options.merge_progress:
+            added, kept = merge_progress(options.progress, other)
+            print(f"{other}: {added} outcomes taken, {kept} already known as well or better")
+        return 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
     # The run works in copies made now: mutants are taken from them, so edits meanwhile change nothing.
@@ -561,6 +771,8 @@ def main() -> int:
             every = [m for m in every if m.index in wanted]
         elif options.sample and len(every) > options.sample:
             every = sorted(random.Random(f"{options.seed}:{module}").sample(every, options.sample), key=lambda m: m.index)
+        left_out = {int(item.rpartition(":")[2]) for item in options.exclude if item.rpartition(":")[0] == module}
+        every = [m for m in every if m.index not in left_out]
         per_module.append(every)
     # Round robin over the modules, so a budget that runs out leaves each module about as covered.
     chosen = [m for group in itertools.zip_longest(*per_module) for m in group if m is not None]
@@ -571,27 +783,19 @@ def main() -> int:
         return 0
 
     options.progress.parent.mkdir(parents=True, exist_ok=True)
-    done: dict[str, dict] = {}
-    if options.progress.exists():
-        for row in options.progress.read_text().splitlines():
-            entry = json.loads(row)
-            # The last outcome of a mutant counts, but a kill stays one: tests are only ever added, and a
-            # run in a copy made before a test was added may still finish after that test killed it.
-            earlier = done.get(entry["key"])
-            if not (earlier and earlier["outcome"].startswith("killed") and not entry["outcome"].startswith("killed")):
-                done[entry["key"]] = entry
+    done = read_progress(options.progress)
     lock = threading.Lock()
     try:
         # The map is kept per version of the modules, and within it per test file: a test file that is
-        # new or changed (or a change to what every test shares) is recorded again, alone.
+        # new or changed (or one of the tests. modules it imports, or a conftest above it: test_sources)
+        # is recorded again, alone.
         tests = [test for test in TESTS if (source_root / test).exists()]
         cache = options.progress.parent / f"coverage-{fingerprint(source_root, list(MODULES))}.json"
         coverage = json.loads(cache.read_text()) if cache.exists() and not options.record else {}
         coverage.setdefault("seconds", {})
         coverage.setdefault("lines", {module: {} for module in MODULES})
         recorded = coverage.setdefault("files", {})
-        shared = ["tests/standins", "tests/conftest.py"]
-        stale = [test for test in tests if recorded.get(test) != fingerprint(source_root, [test, *shared])]
+        stale = [test for test in tests if recorded.get(test) != fingerprint(source_root, test_sources(source_root, test))]
         # --rerun-survivors runs phase 2 only (the whole selection): an older map just orders the tests.
         if stale and not (options.rerun_survivors or options.report or options.tests):
             fresh = record_coverage(source_root, list(MODULES), stale)
@@ -605,7 +809,7 @@ def main() -> int:
                 **{test: s for test, s in coverage["seconds"].items() if test not in gone},
                 **fresh["seconds"],
             }
-            recorded.update({test: fingerprint(source_root, [test, *shared]) for test in stale})
+            recorded.update({test: fingerprint(source_root, test_sources(source_root, test)) for test in stale})
             cache.write_text(json.dumps(coverage))
         if options.coverage_only:
             return 0
@@ -613,7 +817,7 @@ def main() -> int:
         # Tests for survivors (EDGES) belong to every module's selection.
         edges = collect(source_root, [EDGES]) if (source_root / EDGES).exists() else []
         selections = {module: collect(source_root, MODULES[module]) + edges for module in options.modules}
-        planner = Planner(coverage, selections, order)
+        planner = Planner(coverage, selections, order, source_root)
         how = {
             "tests": TESTS,
             "coverage": "each test's executed lines of the modules, recorded once by scripts/mutation_trace "

@@ -94,9 +94,11 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(scope="session")
 def up_pack():
     """The policy pack as the engine runs it at `up` (tests/standins/policy_engine.py), one for the session."""
-    from tests.standins.policy_engine import running_pack
+    from tests.standins.policy_engine import WITHOUT_AWS_LOOKUPS, running_pack
 
-    with running_pack(dry_run=False) as pack:
+    # The mocks' ids are no AWS objects: the AWS lookups are switched off here (tests/policy/test_aws_lookups.py
+    # runs them against moto).
+    with running_pack(dry_run=False, disabled=WITHOUT_AWS_LOOKUPS) as pack:
         yield pack
 
 

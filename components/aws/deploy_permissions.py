@@ -306,6 +306,25 @@ NO_AWS_PREFIXES = ("harbor-cache:index:", "command:remote:", "pulumi-python:dyna
 # sts:GetCallerIdentity needs no permission, kms:DescribeKey is in the secrets key's statement.
 PREFLIGHT_ACTIONS = ("route53:ListHostedZonesByName",)
 
+# What the policy pack reads at `up`, before each step, with the deploy's credentials (policy/aws_lookups.py: every
+# reference a resource holds is looked up and must carry this stack's tag and the program's Name). The IAM reads fall
+# under the /harbor-cache/ path statement like the provider's: a profile or role outside it is AccessDenied, which
+# the pack refuses like any failed lookup. The preview runs no lookup.
+POLICY_PACK_ACTIONS = (
+    "ec2:DescribeAddresses",
+    "ec2:DescribeInstances",
+    "ec2:DescribeVolumes",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeKeyPairs",
+    "iam:GetInstanceProfile",
+    "iam:GetRole",
+    "elasticloadbalancing:DescribeTags",
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "acm:ListTagsForCertificate",
+    "sns:ListTagsForResource",
+    "s3:GetBucketTagging",
+)
+
 # Data sources: what a preview and an up both invoke.
 INVOKE_ACTIONS: dict[str, tuple[str, ...]] = {
     "aws:ec2/getSubnet:getSubnet": ("ec2:DescribeSubnets",),
@@ -377,7 +396,7 @@ def _state_statements(bucket: str | None, key_arn: str | None, write: bool) -> l
 
 def deploy_policy(state_bucket: str | None = None, secrets_key_arn: str | None = None, ebs_key_arn: str | None = None) -> dict:
     actions = {a for entry in RESOURCE_ACTIONS.values() for a in (*entry.read, *entry.write)}
-    actions |= {a for invoke in INVOKE_ACTIONS.values() for a in invoke} | set(PREFLIGHT_ACTIONS)
+    actions |= {a for invoke in INVOKE_ACTIONS.values() for a in invoke} | set(PREFLIGHT_ACTIONS) | set(POLICY_PACK_ACTIONS)
     statements = [
         _statement("ProgramResources", {a for a in actions if not a.startswith(IAM_PREFIX)}, "*"),
         _statement("OwnRolesUnderHarborCachePath", {a for a in actions if a.startswith(IAM_PREFIX)}, _iam_resources()),

@@ -13,6 +13,9 @@ NODE_SCRATCH_TAG = "harbor-cache:node-scratch"
 
 
 def resource_tags(settings: Settings, name: str, **extra: str) -> dict[str, str]:
+    """`name` is the resource's own Pulumi name: at `up` the policy pack looks references up in AWS and trusts these two
+    tags, so it refuses them on any resource that is not the program's or whose Name is not its own name
+    (policy/aws_lookups.py)."""
     return {**settings.tags, "Name": name, "harbor-cache:stack": settings.stack, **extra}
 
 

@@ -166,7 +166,15 @@ class HarborVm(pulumi.ComponentResource):
             tags=resource_tags(settings, f"{name}-role"),
             opts=child,
         )
-        self._profile = aws.iam.InstanceProfile(f"{name}-profile", role=self.role.name, path=IAM_PATH, opts=child)
+        # Tagged like every object a reference may name: the policy pack looks the instance's profile up at `up`
+        # (policy/aws_lookups.py) and wants this stack's tag and the program's Name on it.
+        self._profile = aws.iam.InstanceProfile(
+            f"{name}-profile",
+            role=self.role.name,
+            path=IAM_PATH,
+            tags=resource_tags(settings, f"{name}-profile"),
+            opts=child,
+        )
 
         self._ami = aws.ec2.get_ami_output(
             most_recent=True,

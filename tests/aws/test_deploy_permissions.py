@@ -215,3 +215,28 @@ def test_the_deploy_policy_allows_what_the_preflight_asks(monkeypatch):
         assert f"{service}:{operation}" in allowed, f"the preflight's {service} {command} is not allowed"
     key_statement = next(s for s in policy["Statement"] if s["Sid"] == "StackSecretsKey")
     assert "kms:DescribeKey" in key_statement["Action"] and key_statement["Resource"] == key
+
+
+def test_the_deploy_policy_allows_every_lookup_the_policy_pack_makes_at_up():
+    """policy/aws_lookups.py calls AWS with the deploy's credentials: each call in its source (`_client("<service>")
+    .<method>(`) is an operation of that service in botocore's model, listed in POLICY_PACK_ACTIONS and allowed by the
+    deploy policy (S3's through AWS's table of required permissions)."""
+    import re
+
+    source = (ROOT / "policy" / "aws_lookups.py").read_text()
+    # A call, or a paginated one (`.get_paginator("<method>")`).
+    found = re.findall(r'_client\("([a-z0-9]+)"\)\.([a-z_]+)\((?:"([a-z_]+)")?', source)
+    calls = {(service, paginated or method) for service, method, paginated in found}
+    assert {service for service, _ in calls} == {"ec2", "iam", "elbv2", "acm", "sns", "s3"}
+    session = botocore.session.get_session()
+    prefixes = {"elbv2": "elasticloadbalancing"}
+    needed = set()
+    for service, method in calls:
+        model = session.get_service_model(service)
+        operation = next(name for name in model.operation_names if botocore.xform_name(name) == method)
+        if service == "s3":
+            needed.add(next(action for action, op in S3_ACTION_OPERATIONS.items() if op == operation))
+        else:
+            needed.add(f"{prefixes.get(service, service)}:{operation}")
+    assert needed == set(permissions.POLICY_PACK_ACTIONS)
+    assert needed <= all_policy_actions(permissions.deploy_policy())

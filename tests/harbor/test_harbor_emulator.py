@@ -132,6 +132,19 @@ def test_project_create_defaults_and_drops_unknown_metadata(harbor):
     assert project["metadata"]["retention_id"], "a proxy project gets Harbor's default retention"
 
 
+def test_a_project_answer_has_registry_id_only_for_a_proxy_cache(harbor):
+    """handler/model/project.go ToSwagger: an ordinary project's registry_id is 0, which the generated
+    model's omitempty leaves out of the GET and the list alike."""
+    proxy = proxy_project(harbor, "shown-proxy", registry(harbor, "shown-upstream"))
+    assert call(harbor, "GET", f"/projects/{proxy['project_id']}")[1]["registry_id"] == proxy["registry_id"]
+    assert call(harbor, "POST", "/projects", {"project_name": "shown-ordinary"})[0] == 201
+    ordinary = harbor.project_by_name("shown-ordinary")
+    assert "registry_id" not in call(harbor, "GET", f"/projects/{ordinary['project_id']}")[1]
+    listed = call(harbor, "GET", "/projects?q=name%3Dshown-ordinary")[1]
+    assert [sorted(p) for p in listed] == [sorted(p for p in harbor.shown_project(ordinary))]
+    assert "registry_id" not in listed[0]
+
+
 def test_project_update_is_as_lenient_as_harbor_and_keeps_retention_id(harbor):
     registry_id = registry(harbor, "put")
     other = registry(harbor, "put-other")

@@ -529,3 +529,234 @@ def test_a_setting_an_older_state_lacks_is_written_at_its_default(harbor, hosts,
     _, read = host.read(urn, id_, updated)
     assert read[key] == default, f"Harbor must hold the {key} the state now records"
     assert host.diff(urn, id_, read, inputs).changes == DiffResponse.DIFF_NONE
+
+
+# What the second mutation run (scripts/mutation_providers.py) found: conflicts, races with another
+# writer, and what a refresh reads where Harbor holds something other than ours
+
+
+def first_registry(harbor) -> int:  # noqa: F811
+    """A registry at id 1, as Harbor numbers the first registry it holds (its own table's sequence;
+    the emulator's ids are shared by every kind and start above 1)."""
+    harbor.state.registries[1] = {
+        "id": 1,
+        "name": "ghcr-upstream",
+        "type": "github-ghcr",
+        "url": "https://ghcr.io",
+        "description": "",
+        "insecure": False,
+        "credential": {"type": "basic", "access_key": "", "access_secret": ""},
+        "status": "healthy",
+    }
+    return 1
+
+
+def project_on(harbor, hosts, registry_id: int, **changes) -> tuple:  # noqa: F811
+    host = hosts("project")
+    urn = host.urn("project", "Project")
+    inputs, failures = host.check(
+        urn, as_engine_sends({**KINDS["project"].inputs(harbor), "registry_id": registry_id, **changes})
+    )
+    assert failures == []
+    return host, urn, inputs
+
+
+def last_line(error: grpc.RpcError) -> str:
+    """The error the user reads: the last line of the traceback the provider host answers with."""
+    return error.details().strip().splitlines()[-1]
+
+
+def ordinary_project(harbor, name: str) -> int:  # noqa: F811
+    """A project made in Harbor without registry_id (not a proxy cache), through the API."""
+    client = HarborClient(harbor.url, "admin", ADMIN_PASSWORD)
+    answer = client.request("POST", "/projects", {"project_name": name, "metadata": {"public": "false"}})
+    return int(answer.location_id())
+
+
+def test_a_registry_of_our_name_pointing_elsewhere_is_refused_as_harbor_refuses_a_duplicate(harbor, hosts):  # noqa: F811
+    """Harbor answers a second registry of one name with 409 (pkg/reg/dao/dao.go Create: "registry %s
+    already exists"); the provider, which finds the name before posting, refuses with that status and
+    says what differs, and leaves the other registry alone."""
+    host = hosts("registry")
+    urn = host.urn("registry", "Registry")
+    inputs, _ = host.check(urn, as_engine_sends(KINDS["registry"].inputs(harbor)))
+    theirs = harbor.state.new_id()
+    harbor.state.registries[theirs] = {
+        **harbor.state.registries[harbor.project_by_name("a-proxy")["registry_id"]],
+        "id": theirs,
+        "name": "ghcr",
+        "type": "github-ghcr",
+        "url": "https://elsewhere.example.com",
+    }
+    with pytest.raises(grpc.RpcError) as failed:
+        host.create(urn, inputs)
+    assert last_line(failed.value) == (
+        "components.harbor.api.HarborApiError: Harbor API POST /api/v2.0/registries failed (HTTP 409): registry 'ghcr' "
+        "already exists with URL 'https://elsewhere.example.com' (wanted 'https://ghcr.io') - rename the upstream, or "
+        "change or delete that registry in Harbor"
+    )
+    assert harbor.count("PUT") == 0 and harbor.state.registries[theirs]["url"] == "https://elsewhere.example.com"
+
+
+def test_an_ordinary_project_of_our_name_is_not_taken_for_a_proxy_of_registry_one(harbor, hosts):  # noqa: F811
+    """A project of our name made by hand without a registry (Harbor keeps registry_id 0 and leaves it
+    out of the answer: handler/project.go CreateProject, lib.Int64Value of an absent registry_id)
+    cannot become our proxy cache: Harbor's PUT never changes a project's registry (UpdateProject
+    does not look at registry_id). Our upstream being registry 1, Harbor's first, changes nothing."""
+    registry_id = first_registry(harbor)
+    ordinary_project(harbor, "ghcr-proxy")
+    host, urn, inputs = project_on(harbor, hosts, registry_id)
+    harbor.reset_calls()
+    with pytest.raises(grpc.RpcError) as failed:
+        host.create(urn, inputs)
+    assert last_line(failed.value) == (
+        "components.harbor.api.HarborApiError: Harbor API POST /api/v2.0/projects failed (HTTP 409): project "
+        "'ghcr-proxy' already exists with registry id none (wanted 1) - its registry cannot be changed: rename the "
+        "project, or delete it in Harbor"
+    )
+    assert [call for call in harbor.calls if call[0] != "GET"] == [], "the ordinary project is left as it is"
+
+
+def test_a_project_harbor_refuses_with_a_400_shows_harbors_words_alone(harbor, hosts):  # noqa: F811
+    """A registry type Harbor does not proxy: validateProjectReq answers 400 "unsupported registry
+    type" (handler/project.go). Only a 500 gets the hint about a missing registry."""
+    registry_id = harbor.state.new_id()
+    harbor.state.registries[registry_id] = {
+        "id": registry_id,
+        "name": "gitlab",
+        "type": "gitlab",
+        "url": "https://gitlab.example.com",
+        "description": "",
+        "insecure": False,
+        "credential": {"type": "basic", "access_key": "", "access_secret": ""},
+        "status": "healthy",
+    }
+    host, urn, inputs = project_on(harbor, hosts, registry_id)
+    with pytest.raises(grpc.RpcError) as failed:
+        host.create(urn, inputs)
+    assert last_line(failed.value) == (
+        "components.harbor.api.HarborApiError: Harbor API POST /api/v2.0/projects failed (HTTP 400): "
+        "unsupported registry type gitlab"
+    )
+
+
+def test_a_refresh_that_meets_an_ordinary_project_at_our_id_reads_no_registry(harbor, hosts):  # noqa: F811
+    """Harbor on a new database numbers projects again from its sequence's start, so our id can hold
+    another team's ordinary project there. Harbor's answer has no registry_id (0, left out): the
+    refresh says so, and the next diff replaces the project for its registry as for its name,
+    although our upstream is registry 1."""
+    host, urn, inputs = project_on(harbor, hosts, first_registry(harbor))
+    project_id, outputs = host.create(urn, inputs)
+    harbor.switch_database()
+    harbor.state.next_id = int(project_id) - 1
+    assert ordinary_project(harbor, "team-a") == int(project_id)
+    read_id, read = host.read(urn, project_id, outputs)
+    assert read_id == project_id and read["name"] == "team-a" and read["registry_id"] == 0
+    assert sorted(host.diff(urn, project_id, read, inputs).replaces) == ["name", "registry_id"]
+
+
+def delete_retention_as_harbor_does(harbor) -> None:  # noqa: F811
+    """DELETE /retentions/{id}: Harbor deletes the policy and the project's retention_id metadata
+    (handler/retention.go DeleteRetention -> proMetaMgr.Delete)."""
+    metadata = project_of(harbor)["metadata"]
+    harbor.state.retentions.pop(int(metadata.pop("retention_id")))
+
+
+def test_a_retention_policy_deleted_in_harbor_reads_as_no_days_and_up_makes_it_again(harbor, hosts):  # noqa: F811
+    """Kept one day, the policy deleted in Harbor: the refresh reads 0 days (no input's value, not
+    1), so the next diff shows it and `up` makes the policy again."""
+    host, urn, inputs = project_on(harbor, hosts, harbor.project_by_name("a-proxy")["registry_id"], retention_days=1)
+    project_id, outputs = host.create(urn, inputs)
+    delete_retention_as_harbor_does(harbor)
+    _, read = host.read(urn, project_id, outputs)
+    assert read["retention_days"] == 0
+    assert host.diff(urn, project_id, read, inputs).changes == DiffResponse.DIFF_SOME
+    updated = host.update(urn, project_id, read, inputs)
+    assert retention_of(harbor)["rules"][0]["params"] == {"nDaysSinceLastPull": 1}
+    _, again = host.read(urn, project_id, updated)
+    assert again["retention_days"] == 1 and host.diff(urn, project_id, again, inputs).changes == DiffResponse.DIFF_NONE
+
+
+def test_a_retention_days_parameter_harbor_holds_as_true_is_not_one_day(harbor, hosts):  # noqa: F811
+    """Harbor stores a rule's params as given (RetentionRule.params is a free map; handler/retention.go
+    UpdateRetention checks only rule count, conflicts and the cron), and its evaluator takes `true`
+    for no number at all and keeps 30 days (pkg/retention/policy/rule/dayspl/evaluator.go New:
+    ParseJSONInt fails -> DefaultN). Though Python's True == 1, that is not our one day: drift."""
+    host, urn, inputs = project_on(harbor, hosts, harbor.project_by_name("a-proxy")["registry_id"], retention_days=1)
+    project_id, outputs = host.create(urn, inputs)
+    policy = retention_of(harbor)
+    policy["rules"][0]["params"]["nDaysSinceLastPull"] = True
+    client = HarborClient(harbor.url, "admin", ADMIN_PASSWORD)
+    client.request("PUT", f"/retentions/{policy['id']}", policy)  # as a person or a script would
+    assert retention_of(harbor)["rules"][0]["params"] == {"nDaysSinceLastPull": True}
+    _, read = host.read(urn, project_id, outputs)
+    assert read["retention_days"] == 0
+    assert host.diff(urn, project_id, read, inputs).changes == DiffResponse.DIFF_SOME
+
+
+@pytest.mark.parametrize(
+    ("kind", "collection", "table"), [("project", "/projects", "projects"), ("registry", "/registries", "registries")]
+)
+def test_an_object_deleted_by_another_writer_just_before_our_delete_is_gone(harbor, hosts, kind, collection, table):  # noqa: F811
+    """Between our lookup (still ours?) and our DELETE another writer deletes it: Harbor answers 404
+    (handler/project.go DeleteProject -> getProject; controller/registry Delete -> dao Delete "registry
+    %d not found"), which means what we wanted is done."""
+    host, urn, inputs, id_, outputs = made(harbor, hosts, kind)
+    route = harbor.route
+
+    def another_writer_first(method, path, query, body, headers):
+        if method == "DELETE" and path == f"{collection}/{id_}":
+            getattr(harbor.state, table).pop(int(id_))
+        return route(method, path, query, body, headers)
+
+    harbor.route = another_writer_first
+    host.delete(urn, id_, outputs)
+    assert int(id_) not in getattr(harbor.state, table)
+    assert harbor.count("DELETE", f"{collection}/{id_}") == 1
+
+
+# An input left out is the provider's default (Field), and Harbor ends up holding it
+
+
+DEFAULTS = [
+    ("registry", "insecure", lambda h: registry_of(h)["insecure"] is False),
+    ("project", "public", lambda h: project_of(h)["metadata"]["public"] == "true"),
+    ("project", "storage_quota_gb", lambda h: quota_of(h)["hard"]["storage"] == -1),
+    ("project", "speed_limit_kbps", lambda h: project_of(h)["metadata"]["proxy_speed_kb"] == "-1"),
+    ("project", "local_on_not_found", lambda h: project_of(h)["metadata"]["proxy_cache_local_on_not_found"] == "true"),
+    ("project", "max_upstream_conn", lambda h: project_of(h)["metadata"]["max_upstream_conn"] == "-1"),
+    ("oidc", "oidc_verify_cert", lambda h: h.state.configurations["oidc_verify_cert"] is True),
+    ("oidc", "oidc_auto_onboard", lambda h: h.state.configurations["oidc_auto_onboard"] is False),
+    ("gc", "delete_untagged", lambda h: h.state.gc_schedule["parameters"]["delete_untagged"] is True),
+    ("gc", "workers", lambda h: h.state.gc_schedule["parameters"]["workers"] == 1),
+    ("settings", "self_registration", lambda h: h.state.configurations["self_registration"] is False),
+]
+
+
+@pytest.mark.parametrize(("kind", "key", "held"), DEFAULTS, ids=[f"{kind}-{key}" for kind, key, _ in DEFAULTS])
+def test_an_input_left_out_takes_the_providers_default_in_harbor(harbor, hosts, kind, key, held):  # noqa: F811
+    """The SDK leaves an input whose value is None out of what it sends (pulumi/runtime/rpc.py
+    serialize_properties: "properties that serialize to None as if they don't exist"), so each
+    setting has a default: the safe one for a cache (verify certificates,
+    never let strangers register, delete untagged artifacts, no limit Harbor would enforce). Check
+    passes, Harbor holds the default after create, and the next refresh shows no drift."""
+    host = hosts(kind)
+    urn = host.urn(kind, KINDS[kind].type_name)
+    inputs, failures = host.check(urn, as_engine_sends({k: v for k, v in KINDS[kind].inputs(harbor).items() if k != key}))
+    assert failures == []
+    id_, outputs = host.create(urn, inputs)
+    assert held(harbor), f"Harbor holds the default {key}"
+    _, read = host.read(urn, id_, outputs)
+    assert host.diff(urn, id_, read, inputs).changes == DiffResponse.DIFF_NONE
+
+
+def test_a_project_state_without_force_destroy_keeps_what_is_cached(harbor, hosts):  # noqa: F811
+    """A state written before forceDestroy existed: the delete of a project that still holds
+    repositories is refused (Harbor's 412), nothing cached is deleted."""
+    host, urn, inputs, project_id, outputs = made(harbor, hosts, "project")
+    harbor.add_repository("ghcr-proxy", "library/alpine")
+    older = {k: v for k, v in outputs.items() if k != "force_destroy"}
+    with pytest.raises(grpc.RpcError) as failed:
+        host.delete(urn, project_id, older)
+    assert "still holds cached repositories" in failed.value.details()
+    assert project_of(harbor)["repositories"] == ["ghcr-proxy/library/alpine"]

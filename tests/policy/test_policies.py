@@ -24,6 +24,7 @@ import reading  # noqa: E402
 import resource_checks  # noqa: E402
 
 from tests.standins.policy_engine import (  # noqa: E402
+    WITHOUT_AWS_LOOKUPS,
     Analyzer,
     EngineResource,
     changed,
@@ -118,8 +119,20 @@ def test_every_mode_passes_at_up_and_at_a_fresh_preview(mode):
     # load_balancer_admits_allowed_cidrs_and_its_nodes) and the VM's group (policy/group_checks.py
     # vm_group_admits_exactly_the_settings) are judged against.
     for dry_run, analyzed in ((False, resources), (True, fresh)):
-        with running_pack(dry_run=dry_run, config=config(mode)) as pack:
+        with running_pack(dry_run=dry_run, config=config(mode), disabled=WITHOUT_AWS_LOOKUPS) as pack:
             assert pack.analyze_all(analyzed) == []
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_every_mode_passes_at_up_with_its_objects_in_aws(aws, mode):
+    """With the AWS lookups on (policy/aws_lookups.py): the program's objects made in moto with the tags the program
+    registers and moto's ids in the stack (tests/standins/moto_stack.py), every reference of every mode is this
+    stack's own, so the program passes every policy at up."""
+    from tests.standins.moto_stack import in_aws
+
+    resources = in_aws(engine_resources(run_program(config(mode))), aws[0])
+    with running_pack(dry_run=False, config=config(mode), env=aws[1]) as pack:
+        assert pack.analyze_all(resources) == []
 
 
 def test_the_users_own_aws_default_tags_pass(up_pack, preview_pack):
@@ -150,8 +163,9 @@ def test_the_pack_serves_one_policy_per_checked_type_and_the_stack_checks(up_pac
     names = {p.name for p in info.policies}
     checked = [kind for kind, check in harbor_policies.ALLOWED.items() if check is not harbor_policies.nothing_to_check]
     across_types = ("only-the-programs-resource-types", "components-are-the-programs", "program-tags-come-from-the-program")
-    assert len(names) == len(info.policies) == len(across_types) + len(checked) + len(harbor_policies.STACK_CHECKS)
-    assert {*across_types, "aws-ec2-instance-instance", *harbor_policies.STACK_CHECKS} <= names
+    lookups = ("references-are-the-stacks-own-at-up", "the-stack-tag-marks-the-programs-own")  # policy/aws_lookups.py
+    assert len(names) == len(info.policies) == len(across_types) + len(lookups) + len(checked) + len(harbor_policies.STACK_CHECKS)
+    assert {*across_types, *lookups, "aws-ec2-instance-instance", *harbor_policies.STACK_CHECKS} <= names
     assert {p.enforcementLevel for p in info.policies} == {analyzer_pb2.MANDATORY}
 
 
@@ -648,5 +662,5 @@ def test_harbors_admin_password_goes_only_to_the_cache_or_loopback(up_pack, dev,
 
 
 def test_without_the_stacks_hostname_the_harbor_objects_fail_closed(dev):
-    with running_pack(dry_run=False, config={}) as pack:
+    with running_pack(dry_run=False, config={}, disabled=WITHOUT_AWS_LOOKUPS) as pack:
         assert "has no harbor-cache:hostname" in refusals(pack, registration_of(dev, "harbor-config-gc"))

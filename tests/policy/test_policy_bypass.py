@@ -21,7 +21,9 @@ import pytest
 
 from tests.standins.policy_engine import (
     POLICY_DIR,
+    WITHOUT_AWS_LOOKUPS,
     EngineResource,
+    autoname,
     changed,
     engine_resources,
     engine_urn,
@@ -1124,7 +1126,7 @@ PROBES += REVIEW2_PROBES
 # else. AnalyzeStack hands every resource's outputs, a bridged one's with its "id" (tests/standins/policy_engine.py
 # BRIDGED_PACKAGES cites the engine and the bridge), so the pack compares the value with the source's. Each of
 # these passed the pack before that comparison (the stacks' ids in the shapes AWS gives them, policy_engine.py
-# EC2_ID_PREFIXES); the registry grant's was refused already, at up after the change (see docs/security.md).
+# EC2_ID_PREFIXES); the registry grant's was refused already (its bucket's name; at up its tags too, policy/aws_lookups.py).
 OTHER_BUCKET = "arn:aws:s3:::harbor-cache-20261128000000000000000099"  # another stack's cache bucket
 FOREIGN_TOPIC = "arn:aws:sns:eu-central-1:999999999999:collect"
 FOREIGN_TARGET_GROUP = "arn:aws:elasticloadbalancing:eu-central-1:123456789012:targetgroup/elsewhere/0123456789abcdef"
@@ -1444,7 +1446,7 @@ def test_the_nodes_elastic_ips_pass_and_a_foreign_host_does_not(stacks):
         f"{output_of(stack, name, 'publicIp')}/32" for name in ("harbor-vm-eip", "harbor-vm-1-eip")
     )
     for dry_run in (False, True):
-        with running_pack(dry_run=dry_run) as pack:
+        with running_pack(dry_run=dry_run, disabled=WITHOUT_AWS_LOOKUPS) as pack:
             policy = "load-balancer-admits-allowed-cidrs-and-its-nodes"
             assert not [d for d in pack.analyze_stack(stack) if d.policy == policy]
             assert refused(pack, stack, PUBLIC_PATH_PROBES[0])
@@ -1461,7 +1463,7 @@ def test_the_corpus_covers_every_gap_of_the_review():
 @pytest.mark.parametrize("dry_run", [True, False], ids=["preview", "up"])
 def test_every_probe_is_refused(stacks, dry_run):
     passed = []
-    with running_pack(dry_run=dry_run) as pack:
+    with running_pack(dry_run=dry_run, disabled=WITHOUT_AWS_LOOKUPS) as pack:
         for probe in PROBES:
             stack = stacks[probe.stack]
             added = probe.build(stack)
@@ -1485,7 +1487,7 @@ def test_literal_ids_are_refused_by_the_comparison_with_the_outputs(stacks, tmp_
     shutil.copytree(POLICY_DIR, pack_dir, ignore=shutil.ignore_patterns("__pycache__"))
     with (pack_dir / "stack_checks.py").open("a") as checks:
         checks.write("\n\ndef holds_the_sources_value(value, source, output):\n    return True\n")
-    with running_pack(dry_run=False, policy_dir=pack_dir) as pack:
+    with running_pack(dry_run=False, policy_dir=pack_dir, disabled=WITHOUT_AWS_LOOKUPS) as pack:
         passed = [probe.what for probe in REVIEW3_PROBES if not refused(pack, stacks[probe.stack], probe)]
     alone = ("the nodes' group sending to a literal group", "aws-lb-listener-listener")
     assert passed == [probe.what for probe in REVIEW3_PROBES if probe.what not in alone and probe.refused_by not in alone]
@@ -1814,6 +1816,40 @@ REVIEW22B_PROBES = [
 ]
 PROBES += REVIEW22B_PROBES
 
+# H1: the lookups at up trust the harbor-cache:stack tag and the Name beside it, so only the program's own resources
+# may carry them, each with its own name (policy/aws_lookups.py the_stack_tag_marks_the_programs_own).
+STACK_TAG_PROBES = [
+    Probe(
+        "h1-stack-tag",
+        "a second Elastic IP tagged as the program's harbor-vm-eip of this stack",
+        "dev",
+        lambda s: [
+            made(
+                "aws:ec2/eip:Eip",
+                "spare-eip",
+                {"domain": "vpc", "tags": {"Name": "harbor-vm-eip", "harbor-cache:stack": "dev"}},
+                under="HarborVm",
+            )
+        ],
+        refused_by="the-stack-tag-marks-the-programs-own",
+    ),
+    Probe(
+        "h1-stack-tag",
+        "the program's instance named as its Elastic IP",
+        "dev",
+        lambda s: [changed(s, "harbor-vm-instance", lambda p: p["tags"].update(Name="harbor-vm-eip"))],
+        refused_by="the-stack-tag-marks-the-programs-own",
+    ),
+    Probe(
+        "h1-stack-tag",
+        "the program's Elastic IP tagged as another stack's",
+        "dev",
+        lambda s: [changed(s, "harbor-vm-eip", lambda p: p["tags"].update({"harbor-cache:stack": "prod"}))],
+        refused_by="the-stack-tag-marks-the-programs-own",
+    ),
+]
+PROBES += STACK_TAG_PROBES
+
 # Issue 19 point 6: the load balancer's group admits each node's Elastic IP on 443 (their public path checks,
 # components/aws/load_balancer.py node_address_ingress). Only the program's EIPs, from those resources and equal to
 # their publicIp: a foreign /32 is refused, alone or inside a node's rule that keeps the EIP as its dependency.
@@ -1994,66 +2030,317 @@ STORE_EGRESS_PROBES = [
 PROBES += STORE_EGRESS_PROBES
 
 
-# H1 of review 22b, a documented residual (docs/security.md "What the pack cannot do"): a reference whose source is
-# replaced in the same update is unknown at the preview, where a literal made through `apply` from that source is
-# unknown too and indistinguishable from the program's own; at `up` only the stack-wide pass, after the change, sees
-# the literal. These tests pin that down: they fail once someone closes it (then turn them into corpus probes).
+# H1 of review 22b: a reference whose source is replaced in the same update is unknown at the preview, where a literal
+# made through `apply` from that source is unknown too and indistinguishable from the program's own; at `up` the
+# stack checks run only after the change (deployment_executor.go). So at `up` `Analyze`, before the step, looks the
+# referenced object up in AWS (policy/aws_lookups.py): here moto on loopback holds the program's objects as the
+# program tags them (tests/standins/moto_stack.py) and the foreign ones the probes name.
 ATTACKER_HOST = "203.0.113.66"
 ATTACKER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAttackerAttackerAttackerAttackerAttacker"
-NEW_ADDRESS, NEW_HOST_KEY = "198.51.100.7", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINewProgramHostKey"
+NEW_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINewProgramHostKey"
 
 
-def after_the_replacement(stack: list[EngineResource], redirected: str) -> list[EngineResource]:
-    """At `up`: the EIP and the host key replaced (new address and key), every command connecting to them, but
+def in_aws(stacks, label: str, aws) -> list[EngineResource]:
+    from tests.standins.moto_stack import in_aws as made_in_aws
+
+    return made_in_aws(stacks[label], aws[0])
+
+
+def after_the_replacement(stack: list[EngineResource], redirected: str, address: str) -> list[EngineResource]:
+    """At `up`: the EIP (now at `address`) and the host key replaced, every command connecting to them, but
     `redirected`, whose connection was made with eip.public_ip.apply(lambda _: ATTACKER_HOST) (and the key alike)."""
     result = copy.deepcopy(stack)
     eip, host_key = registration_of(result, "harbor-vm-eip"), registration_of(result, "harbor-vm-host-key")
-    eip.outputs["publicIp"], host_key.outputs["public_key"] = NEW_ADDRESS, NEW_HOST_KEY
+    eip.outputs["publicIp"], host_key.outputs["public_key"] = address, NEW_HOST_KEY
     for command in (r for r in result if r.type == "command:remote:Command"):
-        host, key = (ATTACKER_HOST, ATTACKER_KEY) if command.name == redirected else (NEW_ADDRESS, NEW_HOST_KEY)
+        host, key = (ATTACKER_HOST, ATTACKER_KEY) if command.name == redirected else (address, NEW_HOST_KEY)
         for properties in (command.inputs, command.outputs):
             properties["connection"]["value"].update(host=host, hostKey=key)
-    registration_of(result, "harbor-dns-a").outputs["records"] = [NEW_ADDRESS]
-    registration_of(result, "harbor-dns-a").inputs["records"] = [NEW_ADDRESS]
+    registration_of(result, "harbor-dns-a").outputs["records"] = [address]
+    registration_of(result, "harbor-dns-a").inputs["records"] = [address]
     return result
 
 
-def test_references_to_a_replaced_source_are_judged_after_the_change_at_up(stacks):
+def replacement_eip(aws, stack: list[EngineResource], tags: dict | None = None) -> str:
+    """The address of a new Elastic IP in moto, tagged as the program tags its EIP (or with `tags`)."""
+    from tests.standins.moto_stack import clients, tag_specification
+
+    tags = tags if tags is not None else registration_of(stack, "harbor-vm-eip").inputs["tags"]
+    ec2 = clients(aws[0])("ec2")
+    return ec2.allocate_address(Domain="vpc", TagSpecifications=tag_specification("elastic-ip", tags))["PublicIp"]
+
+
+AT_UP = "references-are-the-stacks-own-at-up"
+
+
+def test_references_to_a_replaced_source_are_refused_before_the_step_at_up(stacks, aws):
     """B22: the install command sending its stdin to a foreign host with its own pinned key, while the EIP and the VM's
-    host key are replaced: the preview passes (the request is the program's own), and at `up` `Analyze`, the only call
-    that runs before the step, passes; `AnalyzeStack` names it after the command ran."""
+    host key are replaced: the preview passes (the request is the program's own, unknown), and at `up` `Analyze`, the
+    only call that runs before the step, refuses it: the host is no Elastic IP of this stack. An EIP of the account
+    that is another stack's is refused too; the program's own replacement passes every policy at up."""
     from tests.standins.policy_engine import replaced_at_preview
 
-    stack = stacks["dev"]
+    stack = in_aws(stacks, "dev", aws)
     preview = replaced_at_preview(stack, ["harbor-vm-eip", "harbor-vm-host-key"])
     command = registration_of(preview, "harbor-install-docker")
     assert command.inputs["connection"]["value"] == UNKNOWN  # the program's and the attacker's alike
     assert registration_of(preview, "harbor-vm-instance").outputs["id"] != UNKNOWN  # a mix: the rest stays known
     with running_pack(dry_run=True) as pack:
         assert [d for d in pack.analyze_all(preview) if d.mandatory] == []
-    up = after_the_replacement(stack, "harbor-install-docker")
-    with running_pack(dry_run=False) as pack:
-        assert [d for d in pack.analyze(registration_of(up, "harbor-install-docker")) if d.mandatory] == []
-        assert {d.policy for d in pack.analyze_stack(up) if d.mandatory} == {"remote-commands-reach-the-programs-vms"}
-        # The program's own replacement passes at up too (so the refusal above is the literal's).
-        assert [d for d in pack.analyze_all(after_the_replacement(stack, "")) if d.mandatory] == []
+    address = replacement_eip(aws, stack)
+    up = after_the_replacement(stack, "harbor-install-docker", address)
+    prod = {**registration_of(stack, "harbor-vm-eip").inputs["tags"], "harbor-cache:stack": "prod"}
+    elsewhere = after_the_replacement(stack, "harbor-install-docker", address)
+    for properties in (registration_of(elsewhere, "harbor-install-docker").inputs,):
+        properties["connection"]["value"]["host"] = replacement_eip(aws, stack, prod)
+    with running_pack(dry_run=False, env=aws[1]) as pack:
+        for redirected, why in ((up, "InvalidAddress.NotFound"), (elsewhere, "harbor-cache:stack='prod'")):
+            found = [d for d in pack.analyze(registration_of(redirected, "harbor-install-docker")) if d.mandatory]
+            assert {d.policy for d in found} == {AT_UP}
+            assert why in found[0].message and "connection.host" in found[0].message
+        # The program's own replacement passes at up, every policy on (so the refusals above are the literal's).
+        assert [d for d in pack.analyze_all(after_the_replacement(stack, "", address)) if d.mandatory] == []
 
 
-def test_a_profile_reference_to_a_replaced_profile_is_judged_after_the_change_at_up(stacks):
+def test_a_profile_reference_to_a_replaced_profile_is_refused_before_the_step_at_up(stacks, aws):
     """B23: the instance profile replaced, the instance's profile profile.name.apply(lambda _: "admin-profile"): the
-    preview passes; at `up` `Analyze` of the instance passes and only `AnalyzeStack` names it."""
+    preview passes; at `up` `Analyze` of the instance refuses it (a pre-existing profile, and another stack's)."""
+    from tests.standins.moto_stack import clients, tag_list
     from tests.standins.policy_engine import replaced_at_preview
 
-    stack = stacks["dev"]
+    stack = in_aws(stacks, "dev", aws)
     preview = replaced_at_preview(stack, ["harbor-vm-profile"])
     assert registration_of(preview, "harbor-vm-instance").inputs["iamInstanceProfile"] == UNKNOWN
     with running_pack(dry_run=True) as pack:
         assert [d for d in pack.analyze_all(preview) if d.mandatory] == []
-    instance = changed(stack, "harbor-vm-instance", lambda p: p.update(iamInstanceProfile="admin-profile"))
-    with running_pack(dry_run=False) as pack:
-        assert [d for d in pack.analyze(instance) if d.mandatory] == []
-        found = {d.policy for d in pack.analyze_stack(with_probe(stack, [instance])) if d.mandatory}
-        assert found == {"instances-run-as-the-programs-role"}
+    iam = clients(aws[0])("iam")
+    iam.create_role(RoleName="admin", AssumeRolePolicyDocument=trust({"Service": "ec2.amazonaws.com"}))
+    iam.create_instance_profile(InstanceProfileName="admin-profile")
+    iam.add_role_to_instance_profile(InstanceProfileName="admin-profile", RoleName="admin")
+    prod = {**registration_of(stack, "harbor-vm-profile").inputs["tags"], "harbor-cache:stack": "prod"}
+    iam.create_instance_profile(InstanceProfileName="prod-profile", Path="/harbor-cache/", Tags=tag_list(prod))
+    iam.add_role_to_instance_profile(InstanceProfileName="prod-profile", RoleName="admin")
+    with running_pack(dry_run=False, env=aws[1]) as pack:
+        for profile in ("admin-profile", "prod-profile"):
+            instance = changed(stack, "harbor-vm-instance", lambda p, profile=profile: p.update(iamInstanceProfile=profile))
+            assert {d.policy for d in pack.analyze(instance) if d.mandatory} == {AT_UP}
+        assert [d for d in pack.analyze(registration_of(stack, "harbor-vm-instance")) if d.mandatory] == []
+
+
+@dataclass
+class UpProbe:
+    """A reference a pull request could set to a literal while its source is replaced (so the preview cannot see it):
+    at `up`, with the program's objects and the foreign ones in AWS, `Analyze` alone must refuse it."""
+
+    what: str
+    stack: str
+    build: Callable[[list[EngineResource], dict[str, str]], list[EngineResource]]
+
+
+def foreign_objects(endpoint: str, stack: list[EngineResource]) -> dict[str, str]:
+    """What else the account holds: pre-existing objects (no tags) and another stack's (tagged harbor-cache:stack=prod
+    with the program's own Names, as a second stack of the program in the account tags them)."""
+    from tests.standins.moto_stack import MOTO_IMAGE, REGION, clients, ed25519_public_key, tag_list, tag_specification
+
+    client = clients(endpoint)
+    ec2, iam = client("ec2"), client("iam")
+
+    def prod(name: str) -> dict[str, str]:
+        return {**registration_of(stack, name).inputs["tags"], "harbor-cache:stack": "prod"}
+
+    found = {
+        "group": ec2.create_security_group(GroupName="launch-wizard-1", Description="pre-existing")["GroupId"],
+        "instance": ec2.run_instances(ImageId=MOTO_IMAGE, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"],
+        "volume": ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=20)["VolumeId"],
+        "topic": client("sns").create_topic(Name="collect")["TopicArn"],
+    }
+    address = ec2.allocate_address(Domain="vpc", TagSpecifications=tag_specification("elastic-ip", prod("harbor-vm-eip")))
+    found.update(allocation=address["AllocationId"], address=address["PublicIp"])
+    ec2.import_key_pair(KeyName="operator-key", PublicKeyMaterial=ed25519_public_key().encode())
+    role = registration_of(stack, "harbor-vm-role")
+    iam.create_role(
+        RoleName="harbor-vm-role-prod",
+        Path="/harbor-cache/",
+        AssumeRolePolicyDocument=role.inputs["assumeRolePolicy"],
+        Tags=tag_list(prod("harbor-vm-role")),
+    )
+    s3 = client("s3")
+    s3.create_bucket(Bucket=OTHER_BUCKET.removeprefix("arn:aws:s3:::"), CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_tagging(Bucket=OTHER_BUCKET.removeprefix("arn:aws:s3:::"), Tagging={"TagSet": tag_list({"Name": "x"})})
+    if any(r.name == "harbor-lb-nodes" for r in stack):
+        vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+        tg = client("elbv2").create_target_group(Name="elsewhere", Protocol="HTTP", Port=80, VpcId=vpc)
+        found["target_group"] = tg["TargetGroups"][0]["TargetGroupArn"]
+        found["certificate"] = client("acm").request_certificate(DomainName="harbor.dev.example.com")["CertificateArn"]
+        subnets = [subnet["SubnetId"] for subnet in ec2.describe_subnets()["Subnets"]][:2]
+        balancer = client("elbv2").create_load_balancer(Name="elsewhere", Subnets=subnets)["LoadBalancers"][0]
+        found["load_balancer"] = balancer["DNSName"]
+    return found
+
+
+def _set(name: str, kind: str = "", **values: Callable[[dict[str, str]], object]):
+    """The program's `name` with each field set to a value read from the foreign objects (its dependencies kept)."""
+    return lambda stack, foreign: [
+        changed(stack, name, lambda p: p.update({key: value(foreign) for key, value in values.items()}), kind)
+    ]
+
+
+def _listener_to(foreign_key: str, field: str):
+    def change(stack, foreign):
+        def update(p):
+            if field == "certificateArn":
+                p["certificateArn"] = foreign[foreign_key]
+            else:
+                p["defaultActions"][0]["targetGroupArn"] = foreign[foreign_key]
+
+        return [changed(stack, "harbor-lb-https", update)]
+
+    return change
+
+
+def _registry_grant_on_another_stacks_bucket(stack, foreign):
+    def update(p):
+        p["policy"] = p["policy"].replace(output_of(stack, "harbor-storage-bucket", "bucket"), OTHER_BUCKET.split(":::")[1])
+
+    return [changed(stack, "harbor-storage-registry-access", update)]
+
+
+def _reporter_on_another_topic(stack, foreign):
+    topic = output_of(stack, "harbor-alarms-topic", "arn")
+    return [changed(stack, "harbor-alarms-put-metrics", lambda p: p.update(policy=p["policy"].replace(topic, foreign["topic"])))]
+
+
+def _rule_from(stack, foreign):
+    return [changed(stack, "harbor-data-db-sg", lambda p: [r.update(securityGroups=[foreign["group"]]) for r in p["ingress"]])]
+
+
+UP_TIME_PROBES = [
+    UpProbe(
+        "the alarm e-mail subscribed to a topic of the account", "mail", _set("harbor-alarms-email", topic=lambda f: f["topic"])
+    ),
+    UpProbe("an instance in a pre-existing group", "dev", _set("harbor-vm-instance", vpcSecurityGroupIds=lambda f: [f["group"]])),
+    UpProbe("the instance's key pair a pre-existing one", "dev", _set("harbor-vm-instance", keyName=lambda f: "operator-key")),
+    UpProbe(
+        "the data volume attached to another instance",
+        "dev",
+        _set("harbor-vm-data-attachment", instanceId=lambda f: f["instance"]),
+    ),
+    UpProbe("another volume attached to the VM", "dev", _set("harbor-vm-data-attachment", volumeId=lambda f: f["volume"])),
+    UpProbe(
+        "another stack's Elastic IP associated", "dev", _set("harbor-vm-eip-association", allocationId=lambda f: f["allocation"])
+    ),
+    UpProbe(
+        "the EIP associated with another instance", "dev", _set("harbor-vm-eip-association", instanceId=lambda f: f["instance"])
+    ),
+    UpProbe(
+        "the host key read from another instance's console",
+        "dev",
+        _set("harbor-vm-host-key", instance_id=lambda f: f["instance"]),
+    ),
+    UpProbe("the cache's name on another stack's Elastic IP", "dev", _set("harbor-dns-a", records=lambda f: [f["address"]])),
+    UpProbe("alarms notify a topic of the account", "dev", _set("harbor-alarms-root-disk", alarmActions=lambda f: [f["topic"]])),
+    UpProbe(
+        "alarms notify a topic of another account", "dev", _set("harbor-alarms-root-disk", alarmActions=lambda f: [FOREIGN_TOPIC])
+    ),
+    UpProbe(
+        "the backup watch notifies another topic",
+        "dev",
+        _set("harbor-backup-watch-dlm-error", "aws:cloudwatch/eventTarget:EventTarget", arn=lambda f: f["topic"]),
+    ),
+    UpProbe(
+        "the instance profile holding another stack's role",
+        "dev",
+        _set("harbor-vm-profile", role=lambda f: "harbor-vm-role-prod"),
+    ),
+    UpProbe("the DNS-01 grant on another stack's role", "dev", _set("harbor-dns-dns01", role=lambda f: "harbor-vm-role-prod")),
+    UpProbe(
+        "the DLM service policy on the instance role",
+        "dev",
+        _set("harbor-vm-dlm-policy", role=lambda f: autoname("harbor-vm-role")),
+    ),
+    UpProbe("the stores' events to a topic of the account", "s3", _set("harbor-data-db-events", snsTopic=lambda f: f["topic"])),
+    UpProbe("the database in a pre-existing group", "s3", _set("harbor-data-db", vpcSecurityGroupIds=lambda f: [f["group"]])),
+    UpProbe("the database's group admitting a pre-existing group", "s3", _rule_from),
+    UpProbe("the registry's grant on another stack's bucket", "s3", _registry_grant_on_another_stacks_bucket),
+    UpProbe("the reporter lists the subscribers of a topic of the account", "dev", _reporter_on_another_topic),
+    UpProbe("the listener forwards to another target group", "ha", _listener_to("target_group", "targetGroupArn")),
+    UpProbe("the listener serves a certificate not the program's", "ha", _listener_to("certificate", "certificateArn")),
+    UpProbe(
+        "the certificate validation of another certificate",
+        "ha",
+        _set("harbor-lb-certificate-issued", certificateArn=lambda f: f["certificate"]),
+    ),
+    UpProbe(
+        "the cache's name aliasing another load balancer",
+        "ha",
+        lambda stack, f: [changed(stack, "harbor-dns-a", lambda p: p["aliases"][0].update(name=f["load_balancer"]))],
+    ),
+    UpProbe(
+        "another stack's Elastic IP admitted on the load balancer's 443",
+        "ha",
+        lambda stack, f: [changed(stack, "harbor-lb-sg", lambda p: p["ingress"].append(tcp(443, f"{f['address']}/32")))],
+    ),
+    UpProbe("the load balancer in a pre-existing group", "ha", _set("harbor-lb-alb", securityGroups=lambda f: [f["group"]])),
+    UpProbe(
+        "another instance registered in the target group", "ha", _set("harbor-vm-1-target", targetId=lambda f: f["instance"])
+    ),
+    UpProbe(
+        "a node drained from another target group",
+        "ha",
+        _set("harbor-install-leave", target_group_arn=lambda f: f["target_group"]),
+    ),
+]
+
+
+@pytest.mark.parametrize("label", ["dev", "s3", "ha", "mail"])
+def test_every_up_time_probe_is_refused_before_the_step(stacks, aws, label):
+    """The rest of H1's class: each reference set to a foreign object, as it would be where its source is replaced, is
+    refused by `Analyze` at up, before the step (the stack checks alone would report it after the change); the same
+    stack without the probe passes every policy at up."""
+    stack = in_aws(stacks, label, aws)
+    foreign = foreign_objects(aws[0], stack)
+    passed = []
+    with running_pack(dry_run=False, env=aws[1], config=stack_config(label)) as pack:
+        assert [d for d in pack.analyze_all(stack) if d.mandatory] == []
+        for probe in (p for p in UP_TIME_PROBES if p.stack == label):
+            found = [d for r in probe.build(stack, foreign) for d in pack.analyze(r) if d.mandatory]
+            if AT_UP not in {d.policy for d in found}:
+                passed.append(f"{probe.what}: {sorted({d.policy for d in found})}")
+    assert passed == []
+
+
+def test_the_aws_lookups_are_on_by_default_fail_closed_and_the_deploy_never_turns_them_off(stacks, tmp_path):
+    """The lookups are a mandatory policy that only a policy pack config could disable; the workflows pass none. Without
+    credentials (or any other lookup error) the reference is refused, naming the field, the value and the fix."""
+    from google.protobuf import empty_pb2
+    from pulumi.runtime.proto import analyzer_pb2
+
+    from tests.paths import ROOT
+
+    workflows = "\n".join(path.read_text() for path in (ROOT / ".github" / "workflows").glob("*.y*ml"))
+    assert "policyPackConfig" not in workflows and "policy-pack-config" not in workflows and AT_UP not in workflows
+    # No credential anywhere botocore looks (its provider chain: environment, web identity, files, container, instance
+    # metadata), so nothing is asked of any host.
+    unset = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ROLE_ARN")
+    unset += ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE")
+    no_credentials = {
+        **dict.fromkeys(unset),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",  # no instance metadata lookup either
+    }
+    with running_pack(dry_run=False, env=no_credentials) as pack:
+        (policy,) = [p for p in pack.stub.GetAnalyzerInfo(empty_pb2.Empty()).policies if p.name == AT_UP]
+        assert policy.enforcementLevel == analyzer_pb2.MANDATORY
+        found = [d for d in pack.analyze(registration_of(stacks["dev"], "harbor-vm-instance")) if d.mandatory]
+        assert {d.policy for d in found} == {AT_UP}
+        profile = output_of(stacks["dev"], "harbor-vm-profile", "name")
+        assert any(
+            "iamInstanceProfile" in d.message and profile in d.message and "NoCredentialsError" in d.message for d in found
+        )
+        assert all("deploy role" in d.message for d in found)
+    with running_pack(dry_run=True, env=no_credentials) as pack:  # a preview never looks anything up
+        assert [d for d in pack.analyze_all(stacks["dev"]) if d.mandatory] == []
 
 
 def test_the_settings_allowances_are_the_packs(stacks):
@@ -2064,7 +2351,7 @@ def test_the_settings_allowances_are_the_packs(stacks):
     (registry,) = credentialed_public_project(stack)
     allowed = {"name": registry.inputs["name"], "type": registry.inputs["type"], "url": registry.inputs["url"]}
     config = {**dev_config(), "harbor-cache:upstreams": [{**allowed, "allowCredentialedPublic": True}]}
-    with running_pack(dry_run=False, config=config) as pack:
+    with running_pack(dry_run=False, config=config, disabled=WITHOUT_AWS_LOOKUPS) as pack:
         assert [d for d in pack.analyze_stack(with_probe(stack, [registry])) if d.mandatory] == []
     custom = {
         **dev_config(),
@@ -2079,9 +2366,9 @@ def test_the_settings_allowances_are_the_packs(stacks):
     }
     program = engine_resources(run_program(custom))
     assert any(rule["fromPort"] == 5000 for rule in registration_of(program, "harbor-vm-sg").inputs["egress"])
-    with running_pack(dry_run=False, config=custom) as pack:
+    with running_pack(dry_run=False, config=custom, disabled=WITHOUT_AWS_LOOKUPS) as pack:
         assert [d for d in pack.analyze_all(program) if d.mandatory] == []
-    with running_pack(dry_run=False) as pack:  # the dev stack's configuration: no such upstream
+    with running_pack(dry_run=False, disabled=WITHOUT_AWS_LOOKUPS) as pack:  # the dev stack's configuration: no such upstream
         assert "aws-ec2-securitygroup-securitygroup" in {d.policy for d in pack.analyze_all(program) if d.mandatory}
 
 
@@ -2094,13 +2381,13 @@ def test_the_programs_stacks_pass_the_vm_groups_exact_check_and_a_foreign_addres
     for label in ("dev", "s3", "ha"):
         fresh = engine_resources(run_program(stack_config(label), fresh_preview=True))
         for dry_run, stack in ((False, stacks[label]), (True, fresh)):
-            with running_pack(dry_run=dry_run, config=stack_config(label)) as pack:
+            with running_pack(dry_run=dry_run, config=stack_config(label), disabled=WITHOUT_AWS_LOOKUPS) as pack:
                 assert pack.analyze_all(stack) == [], label
                 foreign = changed(stack, "harbor-vm-sg", lambda p: p["ingress"].append(tcp(22, FOREIGN_HOST)))
                 assert policy in {d.policy for d in pack.analyze_stack(with_probe(stack, [foreign])) if d.mandatory}, label
     ha = stacks["ha"]
     lb_group = registration_of(ha, "harbor-lb-sg")
-    with running_pack(dry_run=False, config=stack_config("ha")) as pack:
+    with running_pack(dry_run=False, config=stack_config("ha"), disabled=WITHOUT_AWS_LOOKUPS) as pack:
         db_group = output_of(ha, "harbor-data-db-sg")
         second = changed(ha, "harbor-vm-sg", in_rules_on(8080, lambda r: r["securityGroups"].append(db_group)))
         assert policy in {d.policy for d in pack.analyze_stack(with_probe(ha, [second])) if d.mandatory}
@@ -2109,7 +2396,7 @@ def test_the_programs_stacks_pass_the_vm_groups_exact_check_and_a_foreign_addres
         assert policy in {d.policy for d in pack.analyze_stack(with_probe(ha, [web])) if d.mandatory}
         assert lb_group.outputs["id"] in str(registration_of(ha, "harbor-vm-sg").inputs["ingress"])
     # The dev stack judged against the HA stack's configuration (replicas: 2) is not what that configuration makes.
-    with running_pack(dry_run=False, config=stack_config("ha")) as pack:
+    with running_pack(dry_run=False, config=stack_config("ha"), disabled=WITHOUT_AWS_LOOKUPS) as pack:
         assert policy in {d.policy for d in pack.analyze_stack(stacks["dev"]) if d.mandatory}
 
 

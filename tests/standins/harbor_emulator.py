@@ -820,7 +820,9 @@ class HarborEmulator:
 
     @staticmethod
     def shown_project(project: dict) -> dict:
-        shown = {k: v for k, v in project.items() if k != "repositories"}
+        """handler/model/project.go ToSwagger copies the stored registry_id, 0 for an ordinary project;
+        the generated model (swagger Project.registry_id, not required: `omitempty`) leaves a 0 out."""
+        shown = {k: v for k, v in project.items() if k != "repositories" and not (k == "registry_id" and not v)}
         shown["repo_count"] = len(project["repositories"])
         return shown
 

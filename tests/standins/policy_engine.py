@@ -364,16 +364,34 @@ class Analyzer:
         ]
 
 
+# The policy that looks references up in AWS at `up` (policy/aws_lookups.py). Tests of other rules over the mocks'
+# stacks, whose ids AWS has never seen, switch it off explicitly, as an operator could only with a policy pack config.
+AWS_LOOKUPS = "references-are-the-stacks-own-at-up"
+WITHOUT_AWS_LOOKUPS = (AWS_LOOKUPS,)
+
+
 @contextmanager
 def running_pack(
-    dry_run: bool = True, stack: str = "dev", config: dict[str, Any] | None = None, policy_dir: Path = POLICY_DIR
+    dry_run: bool = True,
+    stack: str = "dev",
+    config: dict[str, Any] | None = None,
+    policy_dir: Path = POLICY_DIR,
+    disabled: Iterable[str] = (),
+    env: dict[str, str | None] | None = None,
 ) -> Iterator[Analyzer]:
-    """The pack's entry point started as the engine starts it (from `policy_dir`, the checkout's by default); stopped on exit."""
+    """The pack's entry point started as the engine starts it (from `policy_dir`, the checkout's by default); stopped on exit.
+
+    `disabled`: policies a policy pack config turns off (`pulumi up --policy-pack-config` with
+    `{"<policy>": "disabled"}`), sent as the engine sends it: `Configure` after `GetAnalyzerInfo` (pulumi
+    pkg/engine/plugins.go installAndLoadPolicyPlugins -> ReconcilePolicyPackConfig -> analyzer.Configure; pulumi_policy
+    policy.py Analyze skips a policy whose level is DISABLED). `env`: more of the environment the engine passes on
+    (analyzer_plugin.go: the CLI's own environment, where the deploy's AWS credentials are); None removes a variable."""
     # The stack's configuration as the engine passes it (analyzer_plugin.go constructConfig: "project:key" ->
     # string; structured values as their JSON text); the dev stack's by default.
     config = pulumi_harness.dev_config() if config is None else config
-    env = {
-        **os.environ,
+    inherited = {key: value for key, value in {**os.environ, **(env or {})}.items() if value is not None}
+    environment = {
+        **inherited,
         "PULUMI_PROJECT": PROJECT,
         "PULUMI_STACK": stack,
         "PULUMI_DRY_RUN": "true" if dry_run else "false",
@@ -382,7 +400,7 @@ def running_pack(
         ),
     }
     process = subprocess.Popen(
-        [sys.executable, "__main__.py"], cwd=policy_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "__main__.py"], cwd=policy_dir, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
         port = process.stdout.readline().decode().strip()
@@ -390,6 +408,8 @@ def running_pack(
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         stub = analyzer_pb2_grpc.AnalyzerStub(channel)
         stub.GetAnalyzerInfo(empty_pb2.Empty())
+        off = analyzer_pb2.PolicyConfig(enforcementLevel=analyzer_pb2.DISABLED)
+        stub.Configure(analyzer_pb2.ConfigureAnalyzerRequest(policyConfig={name: off for name in disabled}))
         yield Analyzer(stub)
         channel.close()
     finally:

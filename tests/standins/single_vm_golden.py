@@ -35,7 +35,9 @@ replays). And again for issue 19's retention alarms: the five `retention-<upstre
 else changed (`__provider` kept as recorded). And again for issue 19's alarm topic nobody listens to:
 the `no-alarm-subscriber` alarm (ConfirmedAlarmSubscribers) is new, the role's put-metrics policy
 may list the subscriptions of the stack's topic (and so depends on it), and the dashboard's health
-widget shows the count; nothing else changed (`__provider` kept as recorded).
+widget shows the count; nothing else changed (`__provider` kept as recorded). And for review 22b's H1: the
+instance profile carries the program's tags (Name, harbor-cache:stack), which the policy pack looks up at `up`;
+only those three rows' `tags` are new (`__provider` kept as recorded).
 """
 
 from __future__ import annotations

@@ -1,0 +1,419 @@
+"""At `up`, before the step: a reference names one of this stack's own AWS objects (review 22b H1).
+
+The stack checks (stack_checks.py) judge where a reference comes from and, where both are known, that it holds its
+source's value. Where the source is replaced in the same update, the reference is unknown at the preview (a literal
+made through `apply` from that source too), and at `up` the stack checks run only after every step (pulumi
+pkg/resource/deploy/deployment_executor.go: AnalyzeStack once the steps are done); the only call that blocks a step is
+`Analyze` (step_generator.go generateSteps -> analyzeAll: a mandatory diagnostic makes the step invalid). `Analyze`
+sees one resource, without the others, so it asks AWS instead: at `up` every input is known (the program's SDK awaits
+its dependencies' outputs before it registers the resource), and every object the references name was made earlier
+in this update or before it. Each one must carry this stack's `harbor-cache:stack` tag and the `Name` the program
+gives that object (components/aws/tagging.py resource_tags: `Name` = the program's resource name, `harbor-cache:stack`
+= the Pulumi stack, the stack of the resource's URN). Only the program's code sets those keys: the settings refuse
+`harbor-cache:` in `tags` and `aws:defaultTags`, the pack refuses them from any provider's default tags and in
+`tagsAll` beside `tags` (resource_checks.py program_tags_from_elsewhere).
+
+The lookups use the deploy's credentials: the engine starts the analyzer with its own environment
+(sdk/go/common/resource/plugin/analyzer_plugin.go constructEnv: `env := os.Environ()` plus PULUMI_CONFIG and
+PULUMI_* variables), where the deploy job's AWS credentials are; the region is the stack's `aws:region` (PULUMI_CONFIG).
+Any failure (no credentials, access denied, not found, no such tag, another Name) is a violation that names the
+field, the value and the fix. The policy can be switched off only by a policy pack config that disables it
+(`pulumi up --policy-pack-config`, the engine's Configure call): the deploy workflow passes none.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from reading import PROGRAM_COMPONENTS, Resource, Urn, Violation, is_unknown
+
+POLICY = "references-are-the-stacks-own-at-up"
+STACK_TAG = "harbor-cache:stack"
+
+# The program's names for the objects references name (components/aws/vm.py node_prefix: node 0 keeps harbor-vm-*,
+# node i is harbor-vm-<i>-*; load_balancer.py, data_services.py, alarms.py, storage.py).
+_VM = PROGRAM_COMPONENTS["HarborVm"]
+_NODE = f"{_VM}(?:-[1-9][0-9]*)?"
+EIP = f"{_NODE}-eip"
+INSTANCE = f"{_NODE}-instance"
+DATA_VOLUME = f"{_NODE}-data"
+KEY_PAIR = f"{_VM}-key-pair"
+INSTANCE_PROFILE = f"{_VM}-profile"
+INSTANCE_ROLE = f"{_VM}-role"
+DLM_ROLE = f"{_VM}-dlm-role"
+VM_GROUP, LB_GROUP = f"{_VM}-sg", "harbor-lb-sg"
+DB_GROUP, REDIS_GROUP, CLIENT_GROUP = "harbor-data-db-sg", "harbor-data-redis-sg", "harbor-data-client-sg"
+PROGRAM_GROUPS = f"(?:{VM_GROUP}|{LB_GROUP}|{DB_GROUP}|{REDIS_GROUP}|{CLIENT_GROUP})"
+TARGET_GROUP, CERTIFICATE, LOAD_BALANCER = "harbor-lb-nodes", "harbor-lb-certificate", "harbor-lb-alb"
+ALARM_TOPIC, EVENTS_TOPIC = "harbor-alarms-topic", "harbor-data-events"
+BUCKET = "harbor-storage-bucket"
+
+
+class LookupFailed(Exception):
+    """AWS could not show the object (an error, or not exactly one answer): the check fails closed."""
+
+
+@dataclass(frozen=True)
+class Found:
+    """An object AWS showed: what it is, its tags, and the program's Name it must carry."""
+
+    what: str
+    tags: Mapping[str, str]
+    name_re: str
+
+
+def _region() -> str:
+    """The stack's aws:region (the engine's PULUMI_CONFIG, analyzer_plugin.go constructConfig), else the environment's."""
+    try:
+        config = json.loads(os.environ.get("PULUMI_CONFIG") or "{}")
+    except ValueError:
+        config = {}
+    region = (config.get("aws:region") if isinstance(config, dict) else None) or os.environ.get("AWS_REGION")
+    region = region or os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise LookupFailed("no region: the stack sets no aws:region and the environment no AWS_REGION")
+    return str(region)
+
+
+@cache
+def _client(service: str) -> Any:
+    import boto3  # the deploy's credentials from the environment (or AWS_ENDPOINT_URL's service, in tests)
+
+    return boto3.client(service, region_name=_region())
+
+
+def _tags(pairs: Iterable[Mapping[str, Any]] | None) -> dict[str, str]:
+    return {str(pair.get("Key")): str(pair.get("Value")) for pair in pairs or []}
+
+
+def _one(items: list, what: str, value: str) -> Mapping[str, Any]:
+    if len(items) != 1:
+        raise LookupFailed(f"AWS shows {len(items)} {what}s for {value!r}, not one")
+    return items[0]
+
+
+# Each lookup: the value a reference holds -> what AWS shows (EC2 API Describe* answer an object's `Tags`; IAM
+# GetInstanceProfile/GetRole the profile's and role's `Tags`; ELBv2 DescribeTags, ACM ListTagsForCertificate, SNS
+# ListTagsForResource and S3 GetBucketTagging the tags of an ARN or bucket). An id, address or name that does not
+# exist in the account and region is an error (InvalidAddress.NotFound, InvalidInstanceID.NotFound,
+# InvalidGroup.NotFound, NoSuchEntity, ResourceNotFound...), which fails closed like any other.
+def elastic_ip_by_address(address: str) -> list[Found]:
+    found = _one(_client("ec2").describe_addresses(PublicIps=[address])["Addresses"], "Elastic IP", address)
+    return [Found("Elastic IP", _tags(found.get("Tags")), EIP)]
+
+
+def elastic_ip_by_allocation(allocation: str) -> list[Found]:
+    found = _one(_client("ec2").describe_addresses(AllocationIds=[allocation])["Addresses"], "Elastic IP", allocation)
+    return [Found("Elastic IP", _tags(found.get("Tags")), EIP)]
+
+
+def instance(instance_id: str) -> list[Found]:
+    answer = _client("ec2").describe_instances(InstanceIds=[instance_id])
+    found = _one([i for r in answer["Reservations"] for i in r["Instances"]], "instance", instance_id)
+    return [Found("instance", _tags(found.get("Tags")), INSTANCE)]
+
+
+def data_volume(volume_id: str) -> list[Found]:
+    found = _one(_client("ec2").describe_volumes(VolumeIds=[volume_id])["Volumes"], "volume", volume_id)
+    return [Found("volume", _tags(found.get("Tags")), DATA_VOLUME)]
+
+
+def key_pair(name: str) -> list[Found]:
+    found = _one(_client("ec2").describe_key_pairs(KeyNames=[name])["KeyPairs"], "key pair", name)
+    return [Found("key pair", _tags(found.get("Tags")), KEY_PAIR)]
+
+
+def security_group(name_re: str) -> Callable[[str], list[Found]]:
+    def lookup(group_id: str) -> list[Found]:
+        found = _one(_client("ec2").describe_security_groups(GroupIds=[group_id])["SecurityGroups"], "group", group_id)
+        return [Found("security group", _tags(found.get("Tags")), name_re)]
+
+    return lookup
+
+
+def _role(name: str, name_re: str) -> Found:
+    return Found(f"role {name}", _tags(_client("iam").get_role(RoleName=name)["Role"].get("Tags")), name_re)
+
+
+def instance_profile(name: str) -> list[Found]:
+    """The profile and the one role in it: the program's profile of the program's instance role."""
+    profile = _client("iam").get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+    role = _one(profile.get("Roles") or [], "role in instance profile", name)
+    return [Found("instance profile", _tags(profile.get("Tags")), INSTANCE_PROFILE), _role(role["RoleName"], INSTANCE_ROLE)]
+
+
+def role_by_name(name_re: str) -> Callable[[str], list[Found]]:
+    return lambda name: [_role(name, name_re)]
+
+
+def role_by_arn(name_re: str) -> Callable[[str], list[Found]]:
+    def lookup(arn: str) -> list[Found]:
+        name = arn.rsplit("/", 1)[-1]
+        role = _client("iam").get_role(RoleName=name)["Role"]
+        if role.get("Arn") != arn:
+            raise LookupFailed(f"the role named {name!r} is {role.get('Arn')!r}, not {arn!r}")
+        return [Found(f"role {name}", _tags(role.get("Tags")), name_re)]
+
+    return lookup
+
+
+def load_balancer_by_dns_name(name: str) -> list[Found]:
+    """The load balancer whose DNSName the alias holds (ELBv2 DescribeLoadBalancers has no DNS-name filter: every page
+    is read), and its tags (DescribeTags)."""
+    wanted = name.lower().rstrip(".").removeprefix("dualstack.")
+    pages = _client("elbv2").get_paginator("describe_load_balancers").paginate()
+    found = [lb for page in pages for lb in page["LoadBalancers"] if str(lb.get("DNSName", "")).lower().rstrip(".") == wanted]
+    arn = _one(found, "load balancer", name)["LoadBalancerArn"]
+    tags = _one(_client("elbv2").describe_tags(ResourceArns=[arn])["TagDescriptions"], "load balancer", arn).get("Tags")
+    return [Found("load balancer", _tags(tags), LOAD_BALANCER)]
+
+
+def target_group(arn: str) -> list[Found]:
+    found = _one(_client("elbv2").describe_tags(ResourceArns=[arn])["TagDescriptions"], "target group", arn)
+    return [Found("target group", _tags(found.get("Tags")), TARGET_GROUP)]
+
+
+def certificate(arn: str) -> list[Found]:
+    return [Found("certificate", _tags(_client("acm").list_tags_for_certificate(CertificateArn=arn).get("Tags")), CERTIFICATE)]
+
+
+def topic(name_re: str) -> Callable[[str], list[Found]]:
+    return lambda arn: [Found("SNS topic", _tags(_client("sns").list_tags_for_resource(ResourceArn=arn).get("Tags")), name_re)]
+
+
+def bucket(arn: str) -> list[Found]:
+    name = arn.removeprefix("arn:aws:s3:::").split("/", 1)[0]
+    return [Found("bucket", _tags(_client("s3").get_bucket_tagging(Bucket=name).get("TagSet")), BUCKET)]
+
+
+Lookup = Callable[[str], list[Found]]
+_ALARM_OR_EVENTS = topic(f"(?:{ALARM_TOPIC}|{EVENTS_TOPIC})")
+
+# (type, field path) -> the lookup of what the field names. A path's `[]` walks a list, `.` a mapping's key. Every
+# reference the stack checks accept unknown at a preview (stack_checks.py: instances_run_as_the_programs_role,
+# role_grants_land_on_the_right_role, remote_commands_reach_the_programs_vms' host, GROUP_REFERENCES and the rules'
+# groups, IDENTITY_SOURCES, NOTIFICATION_SOURCES, alarms_notify_the_programs_topic, the cache's A record) that names
+# an AWS object. Not here (docs/security.md, residuals): the SSH host key, the key pair's public key, the CAA
+# record's account and a public project's registry, which are no AWS object with tags.
+REFERENCES: dict[tuple[str, str], Lookup] = {
+    ("command:remote:Command", "connection.host"): elastic_ip_by_address,
+    ("aws:ec2/instance:Instance", "iamInstanceProfile"): instance_profile,
+    # The profile's role: swapped in place, it is what the running instance gets credentials for (IAM AddRoleTo-
+    # InstanceProfile), before any instance is analyzed again.
+    ("aws:iam/instanceProfile:InstanceProfile", "role"): role_by_name(INSTANCE_ROLE),
+    ("aws:ec2/instance:Instance", "keyName"): key_pair,
+    # The VM's group and, with externalServices, the stores' client group (stack_checks.py GROUP_REFERENCES).
+    ("aws:ec2/instance:Instance", "vpcSecurityGroupIds[]"): security_group(f"(?:{VM_GROUP}|{CLIENT_GROUP})"),
+    ("aws:lb/loadBalancer:LoadBalancer", "securityGroups[]"): security_group(LB_GROUP),
+    ("aws:rds/instance:Instance", "vpcSecurityGroupIds[]"): security_group(DB_GROUP),
+    ("aws:elasticache/replicationGroup:ReplicationGroup", "securityGroupIds[]"): security_group(REDIS_GROUP),
+    ("aws:ec2/securityGroup:SecurityGroup", "ingress[].securityGroups[]"): security_group(PROGRAM_GROUPS),
+    ("aws:ec2/securityGroup:SecurityGroup", "egress[].securityGroups[]"): security_group(PROGRAM_GROUPS),
+    ("aws:ec2/volumeAttachment:VolumeAttachment", "instanceId"): instance,
+    ("aws:ec2/volumeAttachment:VolumeAttachment", "volumeId"): data_volume,
+    ("aws:ec2/eipAssociation:EipAssociation", "instanceId"): instance,
+    ("aws:ec2/eipAssociation:EipAssociation", "allocationId"): elastic_ip_by_allocation,
+    ("pulumi-python:dynamic/ec2:ConsoleHostKey", "instance_id"): instance,
+    ("pulumi-python:dynamic/ec2:InstanceRunning", "instance_id"): instance,
+    ("aws:lb/listener:Listener", "defaultActions[].targetGroupArn"): target_group,
+    ("aws:lb/listener:Listener", "certificateArn"): certificate,
+    ("aws:acm/certificateValidation:CertificateValidation", "certificateArn"): certificate,
+    ("aws:lb/targetGroupAttachment:TargetGroupAttachment", "targetGroupArn"): target_group,
+    ("aws:lb/targetGroupAttachment:TargetGroupAttachment", "targetId"): instance,
+    ("pulumi-python:dynamic/elbv2:TargetDrain", "target_group_arn"): target_group,
+    ("pulumi-python:dynamic/elbv2:TargetDrain", "instance_id"): instance,
+    ("aws:iam/rolePolicy:RolePolicy", "role"): role_by_name(INSTANCE_ROLE),
+    ("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "role"): role_by_name(DLM_ROLE),
+    ("aws:dlm/lifecyclePolicy:LifecyclePolicy", "executionRoleArn"): role_by_arn(DLM_ROLE),
+    ("aws:cloudwatch/eventTarget:EventTarget", "arn"): topic(ALARM_TOPIC),
+    ("aws:sns/topicPolicy:TopicPolicy", "arn"): topic(ALARM_TOPIC),
+    ("aws:sns/topicSubscription:TopicSubscription", "topic"): _ALARM_OR_EVENTS,
+    ("aws:rds/eventSubscription:EventSubscription", "snsTopic"): topic(EVENTS_TOPIC),
+    ("aws:elasticache/replicationGroup:ReplicationGroup", "notificationTopicArn"): topic(EVENTS_TOPIC),
+    **{
+        ("aws:cloudwatch/metricAlarm:MetricAlarm", f"{key}[]"): topic(ALARM_TOPIC)
+        for key in ("alarmActions", "okActions", "insufficientDataActions")
+    },
+}
+# The cache's address record (one VM: components/aws/dns.py records=[the EIP's public_ip]); its CAA and ACM's
+# validation records hold no address and are not looked up (ONLY).
+REFERENCES[("aws:route53/record:Record", "records[]")] = elastic_ip_by_address
+# replicas > 1: the address record aliases the program's load balancer (dns.py aliases=[{name: its dns_name}]).
+REFERENCES[("aws:route53/record:Record", "aliases[].name")] = load_balancer_by_dns_name
+# Fields whose values include others than AWS objects of one kind: only the values `wanted` matches are looked up
+# (an alarm's recover and reboot actions are `arn:aws:automate:...`, judged by the alarm's own check).
+ONLY: dict[tuple[str, str], re.Pattern] = {
+    ("aws:cloudwatch/metricAlarm:MetricAlarm", f"{key}[]"): re.compile(r"arn:aws[a-z-]*:sns:")
+    for key in ("alarmActions", "okActions", "insufficientDataActions")
+}
+ONLY[("aws:route53/record:Record", "records[]")] = re.compile(r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}$")
+
+
+def values_at(props: Any, path: str) -> list[Any]:
+    """The values at `path` ("connection.host", "ingress[].securityGroups[]"); an unknown on the way is returned as
+    such; an absent key or None gives nothing."""
+    found = [props]
+    for step in path.split("."):
+        key, walk = step.removesuffix("[]"), step.endswith("[]")
+        following = []
+        for value in found:
+            if is_unknown(value):
+                following.append(value)
+                continue
+            inner = value.get(key) if isinstance(value, Mapping) else None
+            if walk and isinstance(inner, list):
+                following += inner
+            elif inner is not None:
+                following.append(inner)
+        found = following
+    return [value for value in found if value not in (None, "")]
+
+
+def _policy_resources(resource: Resource, service: str) -> list[str]:
+    """The resources a role policy's statements with `service` actions name: the registry's grant (storage.py, its
+    bucket and the bucket's objects), the reporter's ListSubscriptionsByTopic (alarms.py, the alarm topic)."""
+    from reading import Undecidable, statements
+
+    try:
+        found = statements(resource.props.get("policy"), "policy")
+    except Undecidable:
+        return []  # refused by the role policy's own check
+    named = []
+    for statement in found:
+        actions = statement.get("Action") if isinstance(statement.get("Action"), list) else [statement.get("Action")]
+        if any(str(action).lower().startswith(f"{service}:") for action in actions):
+            resources = statement.get("Resource") if isinstance(statement.get("Resource"), list) else [statement.get("Resource")]
+            named += [str(arn) for arn in resources]
+    return named
+
+
+@cache
+def _looked_up(lookup: Lookup, value: str) -> tuple[list[Found], str]:
+    """What AWS shows for `value` (or why it could not): asked once per pack process, which lives for one update."""
+    try:
+        return lookup(value), ""
+    except LookupFailed as problem:
+        return [], str(problem)
+    except Exception as problem:  # noqa: BLE001 - any error (credentials, permissions, not found) fails closed
+        return [], f"{type(problem).__name__}: {problem}"
+
+
+def _problem(resource: Resource, field: str, value: Any, why: str) -> Violation:
+    return (
+        f"{resource.type} {resource.name!r}: {field} is {value!r}, which is not shown by AWS as this stack's own object "
+        f"({why}); at `up` the pack looks every reference up before the step (ec2/iam/elbv2/acm/sns/s3 reads with the "
+        "deploy's credentials): pass the program's own resource (its output), never a literal or a pre-existing object; "
+        "if the lookup itself failed, give the deploy role the read actions of docs/iam/deploy-policy.json"
+    )
+
+
+def _judged(resource: Resource, field: str, value: Any, lookup: Lookup, stack: str) -> list[Violation]:
+    if is_unknown(value) or not isinstance(value, str):
+        return [_problem(resource, field, value, "it is not a known string at up")]
+    found, why = _looked_up(lookup, value)
+    if why:
+        return [_problem(resource, field, value, why)]
+    for item in found:
+        name, owner = item.tags.get("Name", ""), item.tags.get(STACK_TAG)
+        if owner != stack or re.fullmatch(item.name_re, name) is None:
+            return [
+                _problem(
+                    resource,
+                    field,
+                    value,
+                    f"the {item.what} is tagged {STACK_TAG}={owner!r} and Name={name!r}, not {STACK_TAG}={stack!r} and "
+                    f"a Name matching {item.name_re!r}",
+                )
+            ]
+    return []
+
+
+def _dry_run() -> bool:
+    return os.environ.get("PULUMI_DRY_RUN") == "true"
+
+
+def references_are_the_stacks_own(resource: Resource) -> list[Violation]:
+    """At `up` (never at a preview, where the stack checks judge these references): every reference of REFERENCES,
+    and the registry grant's buckets, name an object AWS shows tagged as this stack's and named as the program names
+    it."""
+    if _dry_run():
+        return []
+    urn = Urn.parse(resource.urn)
+    stack = urn.stack if urn is not None else os.environ.get("PULUMI_STACK", "")
+    problems: list[Violation] = []
+    for (kind, path), lookup in REFERENCES.items():
+        if resource.type != kind:
+            continue
+        for value in values_at(resource.props, path):
+            if (kind, path) in ONLY and not (isinstance(value, str) and ONLY[(kind, path)].match(value)):
+                continue
+            problems += _judged(resource, path, value, lookup, stack)
+    if resource.type == "aws:iam/rolePolicy:RolePolicy":
+        for arn in _policy_resources(resource, "s3"):
+            problems += _judged(resource, "policy (an S3 Resource)", arn, bucket, stack)
+        for arn in _policy_resources(resource, "sns"):
+            problems += _judged(resource, "policy (an SNS Resource)", arn, topic(ALARM_TOPIC), stack)
+    for field, address in _node_addresses(resource):
+        problems += _judged(resource, field, address, elastic_ip_by_address, stack)
+    return problems
+
+
+def _node_addresses(resource: Resource) -> list[tuple[str, str]]:
+    """The load balancer's group admits allowedCidrs and, on 443, each node's Elastic IP as a /32 (components/aws/
+    load_balancer.py node_address_ingress; stack_checks.py load_balancer_admits_allowed_cidrs_and_its_nodes): every
+    other /32 on 443 must be an Elastic IP of this stack's nodes."""
+    from resource_checks import NODE_CHECK_PORT, _stack_config
+
+    if resource.type != "aws:ec2/securityGroup:SecurityGroup" or not resource.made_by("HarborLoadBalancer", "sg"):
+        return []
+    configured = _stack_config("allowedCidrs")
+    allowed = {_network(item) for item in configured} if isinstance(configured, list) else set()
+    rules = resource.props.get("ingress")
+    found = []
+    for index, rule in enumerate(rules if isinstance(rules, list) else []):
+        if not isinstance(rule, Mapping) or rule.get("fromPort") != NODE_CHECK_PORT:
+            continue
+        for block in rule.get("cidrBlocks") or []:
+            network = _network(block)
+            # As the stack check reads allowedCidrs (networks, so "203.0.113.5" and "203.0.113.5/32" are one).
+            if network is not None and network.prefixlen == 32 and network not in allowed:
+                found.append((f"ingress[{index}].cidrBlocks", str(network.network_address)))
+    return found
+
+
+def _network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(str(value), strict=False)
+    except ValueError:
+        return None
+
+
+STACK_TAG_POLICY = "the-stack-tag-marks-the-programs-own"
+
+
+def the_stack_tag_marks_the_programs_own(resource: Resource) -> list[Violation]:
+    """The lookups trust the `harbor-cache:stack` tag, so only the program's own resources carry it, each with its own
+    name and stack: under HarborCache and one of the program's components, named as the program names it (a URN is
+    unique in a stack, so a second resource cannot take a program resource's Name), `Name` its URN name and the tag
+    its URN's stack (components/aws/tagging.py resource_tags). At preview and at up."""
+    tags = resource.props.get("tags")
+    if is_unknown(tags):
+        return [f"{resource.type} {resource.name!r}: its tags are unknown, so the pack cannot tell whether it claims {STACK_TAG}"]
+    if not isinstance(tags, Mapping) or STACK_TAG not in tags:
+        return []
+    urn = Urn.parse(resource.urn)
+    programs = any(resource.made_by(owner, r".+") for owner in PROGRAM_COMPONENTS)
+    if programs and urn is not None and tags.get(STACK_TAG) == urn.stack and tags.get("Name") == urn.name:
+        return []
+    return [
+        f"{resource.type} {resource.name!r} carries {STACK_TAG}={tags.get(STACK_TAG)!r} and Name={tags.get('Name')!r}: only "
+        "the program's own resources carry that tag (components/aws/tagging.py resource_tags), each with its own name and "
+        "stack, because the pack trusts it when it looks references up at up; remove the tag"
+    ]
