@@ -129,9 +129,36 @@ def _one(items: list, what: str, value: str) -> Mapping[str, Any]:
 # ListTagsForResource and S3 GetBucketTagging the tags of an ARN or bucket). An id, address or name that does not
 # exist in the account and region is an error (InvalidAddress.NotFound, InvalidInstanceID.NotFound,
 # InvalidGroup.NotFound, NoSuchEntity, ResourceNotFound...), which fails closed like any other.
+def _elastic_ip(found: Mapping[str, Any], address: str, on_an_instance: bool) -> list[Found]:
+    """The Elastic IP, and the instance AWS routes it to (review 22c F1): an EIP tagged as this stack's leads to the
+    stack's VM only while it is associated with that VM's instance, so the instance must look up as the stack's too,
+    the one of the EIP's node (harbor-vm-1-eip on harbor-vm-1-instance). DescribeAddresses answers InstanceId (also
+    for an ENI attached to an instance), NetworkInterfaceId and AssociationId of the association (EC2 API Reference,
+    Address). `on_an_instance`: the address must be associated (a remote command's host: every command depends on
+    its node's EipAssociation, components/harbor_cache.py, so at up that step is done before the command's
+    Analyze); else it may be associated with nothing yet (the DNS record and the load balancer's /32 do not wait for
+    the association), but never with a network interface or instance that is not the stack's."""
+    eip = Found("Elastic IP", _tags(found.get("Tags")), EIP)
+    instance_id = found.get("InstanceId")
+    if not instance_id:
+        if on_an_instance or found.get("AssociationId") or found.get("NetworkInterfaceId"):
+            where = f"network interface {found.get('NetworkInterfaceId')!r}" if found.get("NetworkInterfaceId") else "nothing"
+            raise LookupFailed(f"the Elastic IP {address} is associated with {where}, not with this stack's instance")
+        return [eip]
+    node = re.escape(eip.tags.get("Name", "").removesuffix("-eip"))
+    return [eip, *instance(str(instance_id), f"{node}-instance" if re.fullmatch(EIP, eip.tags.get("Name", "")) else INSTANCE)]
+
+
 def elastic_ip_by_address(address: str) -> list[Found]:
+    """An address the program takes from its EIP: associated with nothing or with the EIP's own instance."""
     found = _one(_client("ec2").describe_addresses(PublicIps=[address])["Addresses"], "Elastic IP", address)
-    return [Found("Elastic IP", _tags(found.get("Tags")), EIP)]
+    return _elastic_ip(found, address, on_an_instance=False)
+
+
+def elastic_ip_on_its_instance(address: str) -> list[Found]:
+    """A remote command's host: the stack's EIP, associated with its node's instance (the stack's)."""
+    found = _one(_client("ec2").describe_addresses(PublicIps=[address])["Addresses"], "Elastic IP", address)
+    return _elastic_ip(found, address, on_an_instance=True)
 
 
 def elastic_ip_by_allocation(allocation: str) -> list[Found]:
@@ -139,10 +166,10 @@ def elastic_ip_by_allocation(allocation: str) -> list[Found]:
     return [Found("Elastic IP", _tags(found.get("Tags")), EIP)]
 
 
-def instance(instance_id: str) -> list[Found]:
+def instance(instance_id: str, name_re: str = INSTANCE) -> list[Found]:
     answer = _client("ec2").describe_instances(InstanceIds=[instance_id])
     found = _one([i for r in answer["Reservations"] for i in r["Instances"]], "instance", instance_id)
-    return [Found("instance", _tags(found.get("Tags")), INSTANCE)]
+    return [Found(f"instance {instance_id}", _tags(found.get("Tags")), name_re)]
 
 
 def data_volume(volume_id: str) -> list[Found]:
@@ -263,7 +290,7 @@ _ALARM_OR_EVENTS = topic(f"(?:{ALARM_TOPIC}|{EVENTS_TOPIC})")
 # an AWS object. Not here (docs/security.md, residuals): the SSH host key, the key pair's public key, the CAA
 # record's account and a public project's registry, which are no AWS object with tags.
 REFERENCES: dict[tuple[str, str], Lookup] = {
-    ("command:remote:Command", "connection.host"): elastic_ip_by_address,
+    ("command:remote:Command", "connection.host"): elastic_ip_on_its_instance,
     ("aws:ec2/instance:Instance", "iamInstanceProfile"): instance_profile,
     # The profile's role: swapped in place, it is what the running instance gets credentials for (IAM AddRoleTo-
     # InstanceProfile), before any instance is analyzed again.
@@ -305,9 +332,7 @@ REFERENCES: dict[tuple[str, str], Lookup] = {
 }
 # The registry bucket's settings and policy (review 22c F3; stack_checks.py BUCKET_SETTINGS): on the program's bucket.
 REFERENCES.update({(kind, "bucket"): bucket for kind in BUCKET_SETTINGS})
-# The cache's address record (one VM: components/aws/dns.py records=[the EIP's public_ip]); its CAA and ACM's
-# validation records hold no address and are not looked up (ONLY).
-REFERENCES[("aws:route53/record:Record", "records[]")] = elastic_ip_by_address
+# The cache's address record (one VM: components/aws/dns.py records=[the EIP's public_ip]): _record_addresses.
 # replicas > 1: the address record aliases the program's load balancer (dns.py aliases=[{name: its dns_name}]).
 REFERENCES[("aws:route53/record:Record", "aliases[].name")] = load_balancer_by_dns_name
 # Fields whose values include others than AWS objects of one kind: only the values `wanted` matches are looked up
@@ -316,7 +341,6 @@ ONLY: dict[tuple[str, str], re.Pattern] = {
     ("aws:cloudwatch/metricAlarm:MetricAlarm", f"{key}[]"): re.compile(r"arn:aws[a-z-]*:sns:")
     for key in ("alarmActions", "okActions", "insufficientDataActions")
 }
-ONLY[("aws:route53/record:Record", "records[]")] = re.compile(r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}$")
 
 
 def values_at(props: Any, path: str) -> list[Any]:
@@ -431,9 +455,18 @@ def references_are_the_stacks_own(resource: Resource) -> list[Violation]:
             problems += _judged(resource, "policy (an S3 Resource)", arn, bucket, stack)
         for arn in _policy_resources(resource, "sns"):
             problems += _judged(resource, "policy (an SNS Resource)", arn, topic(ALARM_TOPIC), stack)
-    for field, address in _node_addresses(resource):
+    for field, address in [*_node_addresses(resource), *_record_addresses(resource)]:
         problems += _judged(resource, field, address, elastic_ip_by_address, stack)
     return problems
+
+
+def _record_addresses(resource: Resource) -> list[tuple[str, Any]]:
+    """Every value of a record but the CAA record's and ACM's validation CNAME's, whatever its shape (review 22c F4:
+    only IPv4-shaped values were looked up, so an AAAA's passed): the cache's address record holds the EIP's address
+    (components/aws/dns.py); any other value is no Elastic IP of the stack and fails the lookup."""
+    if resource.type != "aws:route53/record:Record" or str(resource.props.get("type")).upper() in ("CAA", "CNAME"):
+        return []
+    return [("records[]", value) for value in values_at(resource.props, "records[]")]
 
 
 def _node_addresses(resource: Resource) -> list[tuple[str, str]]:
@@ -469,22 +502,78 @@ def _network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None
 STACK_TAG_POLICY = "the-stack-tag-marks-the-programs-own"
 
 
+# Other fields that put tags on AWS objects, of the types the pack allows (pulumi-aws schema: aws:ec2/instance:Instance
+# volumeTags, InstanceRootBlockDevice and InstanceEbsBlockDevice `tags`; aws:dlm/lifecyclePolicy:LifecyclePolicy
+# LifecyclePolicyPolicyDetailsSchedule tagsToAdd and variableTags; aws:cloudwatch/eventTarget:EventTarget
+# EventTargetEcsTarget tags) and the tag specifications of the types that have them (LaunchTemplateTagSpecification
+# tags; those types are refused by only-the-programs-resource-types anyway). The program sets none of them, so none
+# may carry the stack tag (review 22c F6: an instance's volumeTags made its volumes pass the data volume's lookup).
+OTHER_TAG_FIELDS: dict[str, tuple[str, ...]] = {
+    "aws:ec2/instance:Instance": ("volumeTags", "rootBlockDevice.tags", "ebsBlockDevices[].tags"),
+    "aws:dlm/lifecyclePolicy:LifecyclePolicy": ("policyDetails.schedules[].tagsToAdd", "policyDetails.schedules[].variableTags"),
+    "aws:cloudwatch/eventTarget:EventTarget": ("ecsTarget.tags",),
+}
+EVERY_TYPES_TAG_FIELDS = ("tagSpecifications[].tags",)
+# harbor-vm-<i>-...: node i of replicas (components/aws/vm.py node_prefix); node 0 keeps harbor-vm-*.
+_NODE_INDEX = re.compile(f"{_VM}-([0-9]+)-")
+
+
+def _other_tag_fields(resource: Resource) -> list[Violation]:
+    problems = []
+    for path in (*OTHER_TAG_FIELDS.get(resource.type, ()), *EVERY_TYPES_TAG_FIELDS):
+        for value in values_at(resource.props, path):
+            if is_unknown(value) or (isinstance(value, Mapping) and STACK_TAG in value):
+                problems.append(
+                    f"{resource.type} {resource.name!r} sets {path} to {value!r}: the program tags its objects only "
+                    f"through `tags`, and only those may carry {STACK_TAG} (the lookups at up trust it); remove {path}"
+                )
+    return problems
+
+
+def _beyond_the_replicas(urn: Urn) -> Violation | None:
+    """A node's resource whose index is not below the stack's `replicas` (review 22c F7: harbor-vm-9-instance in a
+    one-VM stack passed as one of the stack's nodes)."""
+    from resource_checks import _stack_config
+
+    index = _NODE_INDEX.match(urn.name)
+    if index is None:
+        return None
+    configured = _stack_config("replicas")
+    try:
+        replicas = 1 if configured is None else int(str(configured))
+    except ValueError:
+        replicas = 0
+    if int(index.group(1)) < replicas:
+        return None
+    return (
+        f"{urn.name!r} carries {STACK_TAG} as node {index.group(1)}, but the stack's replicas is {configured or 1!r}: the "
+        f"program makes nodes 0 to replicas-1 only (components/aws/vm.py node_prefix); remove the resource or the tag"
+    )
+
+
 def the_stack_tag_marks_the_programs_own(resource: Resource) -> list[Violation]:
     """The lookups trust the `harbor-cache:stack` tag, so only the program's own resources carry it, each with its own
     name and stack: under HarborCache and one of the program's components, named as the program names it (a URN is
-    unique in a stack, so a second resource cannot take a program resource's Name), `Name` its URN name and the tag
-    its URN's stack (components/aws/tagging.py resource_tags). At preview and at up."""
+    unique in a stack, so a second resource cannot take a program resource's Name), a node's index below the stack's
+    `replicas`, `Name` its URN name and the tag its URN's stack (components/aws/tagging.py resource_tags), and only in
+    `tags` (OTHER_TAG_FIELDS). At preview and at up."""
+    problems = _other_tag_fields(resource)
     tags = resource.props.get("tags")
     if is_unknown(tags):
-        return [f"{resource.type} {resource.name!r}: its tags are unknown, so the pack cannot tell whether it claims {STACK_TAG}"]
+        return [
+            *problems,
+            f"{resource.type} {resource.name!r}: its tags are unknown, so the pack cannot tell whether it claims {STACK_TAG}",
+        ]
     if not isinstance(tags, Mapping) or STACK_TAG not in tags:
-        return []
+        return problems
     urn = Urn.parse(resource.urn)
     programs = any(resource.made_by(owner, r".+") for owner in PROGRAM_COMPONENTS)
     if programs and urn is not None and tags.get(STACK_TAG) == urn.stack and tags.get("Name") == urn.name:
-        return []
+        beyond = _beyond_the_replicas(urn)
+        return [*problems, beyond] if beyond else problems
     return [
+        *problems,
         f"{resource.type} {resource.name!r} carries {STACK_TAG}={tags.get(STACK_TAG)!r} and Name={tags.get('Name')!r}: only "
         "the program's own resources carry that tag (components/aws/tagging.py resource_tags), each with its own name and "
-        "stack, because the pack trusts it when it looks references up at up; remove the tag"
+        "stack, because the pack trusts it when it looks references up at up; remove the tag",
     ]

@@ -780,6 +780,24 @@ PROGRAM_RECORDS = {
 }
 
 
+def _address_record_shape(name: str, kind: str, props: Mapping[str, Any]) -> list[Violation]:
+    """The cache's address record as components/aws/dns.py makes it (review 22c F4: an AAAA with a foreign IPv6
+    passed): type A, with one VM `records` (the EIP's address), with replicas > 1 an alias of the load balancer."""
+    if kind != "A":
+        return [f"record {name!r} is {kind}: the cache's address record is type A only (the program writes no AAAA)"]
+    replicas = _stack_config("replicas")
+    one_vm = replicas in (None, 1, "1")
+    wanted, unwanted = ("records", "aliases") if one_vm else ("aliases", "records")
+    if props.get(unwanted) not in (None, []) or props.get(wanted) in (None, []):
+        return [
+            f"record {name!r} sets {[key for key in ('records', 'aliases') if props.get(key) not in (None, [])]}: with "
+            f"replicas {replicas or 1!r} the program's address record sets {wanted} only ("
+            + ("the VM's Elastic IP" if one_vm else "an alias of the program's load balancer")
+            + ")"
+        ]
+    return []
+
+
 def route53_record(review: Review) -> None:
     """Only the program's three records: the cache's name (A or alias), its CAA record (Let's Encrypt with
     the stack's ACME account, or Amazon) and ACM's validation CNAME under the cache's name; never the
@@ -792,8 +810,8 @@ def route53_record(review: Review) -> None:
     def record() -> list[Violation]:
         kind = str(known(props.get("type"), "type")).upper()
         name = str(known(props.get("name"), "name")).lower().rstrip(".")
-        if kind not in ("A", "AAAA", "CAA", "CNAME"):
-            return [f"a {kind} record: harbor-cache writes only A/AAAA, CAA and ACM's validation CNAME"]
+        if kind not in ("A", "CAA", "CNAME"):
+            return [f"a {kind} record: harbor-cache writes only A, CAA and ACM's validation CNAME"]
         if name.startswith(ACME_PREFIX.rstrip(".")):
             return [f"a record for {name}: the DNS-01 name is Traefik's alone (it proves control of the name to any CA)"]
         if which is None:
@@ -816,8 +834,8 @@ def route53_record(review: Review) -> None:
                     f"CAA values {records!r}: only the program's sets, Let's Encrypt with the stack's ACME account "
                     f'(accounturi) and issuewild ";" (one VM), or exactly {list(HA_CAA_RECORDS)} (replicas > 1)'
                 )
-        if which == "address" and props.get("records") not in (None, []) and props.get("aliases") not in (None, []):
-            problems.append(f"record {resource.name!r} sets both records and aliases: the program sets one of them")
+        if which == "address":
+            problems += _address_record_shape(resource.name, kind, props)
         return problems
 
     review.judge(record)
@@ -1119,6 +1137,28 @@ def ec2_eip(review: Review) -> None:
         return []
 
     review.judge(attached)
+
+
+def ec2_eip_association(review: Review) -> None:
+    """The association routes the stack's EIP (the remote commands' host) to an instance: the program sets
+    allocationId and instanceId only (components/aws/vm.py); a network interface, a public IP or a private address
+    would send the cache's address (and the commands' stdin) to whatever holds them, which no lookup of the
+    instance sees (review 22c F1). instanceId is looked up as the stack's instance at up (aws_lookups.py)."""
+    props = review.resource.props
+
+    def onto_the_instance() -> list[Violation]:
+        elsewhere = [key for key in ("networkInterfaceId", "publicIp", "privateIpAddress") if props.get(key) not in (None, "")]
+        problems = []
+        if elsewhere:
+            problems.append(
+                f"the Elastic IP association sets {elsewhere}: the program associates its EIP by allocationId with its "
+                "instance (instanceId) only; remove them"
+            )
+        if props.get("instanceId") in (None, ""):
+            problems.append("the Elastic IP association names no instanceId: pass the program's instance (instance.id)")
+        return problems
+
+    review.judge(onto_the_instance)
 
 
 # The stack's SSH key is ED25519 (components/aws/vm.py: tls.PrivateKey(algorithm="ED25519")).

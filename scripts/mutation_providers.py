@@ -127,7 +127,7 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "return None",
         "return []",
     ): "the base validate() is never reached: every HarborProvider subclass overrides it (the robot has its own check)",
-    # robot.py 56, 59, 80 and provider_base.py 59: docs/mutation-equivalents-mut-b.md says why, in full.
+    # robot.py 56 and 80: docs/mutation-equivalents-mut-b.md says why, in full.
     (
         "components/harbor/robot.py",
         "1 -> 2",
@@ -136,23 +136,10 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     "(handler/model/robot.go; x-nullable), so the key is in every GET and list answer and the default is never used",
     (
         "components/harbor/robot.py",
-        "Eq -> NotEq",
-        'if shown == name or shown.endswith("$" + name):',
-    ): "`q=name=<name>` is an exact match on the stored name among system robots, unique per (name, project_id): "
-    "the list holds at most our robot, shown as robot$<name>, which both accept (handler/robot.go ListRobot)",
-    (
-        "components/harbor/robot.py",
         "Or -> And",
         'robot_id = int(created.get("id") or answer.location_id())',
     ): "CreateRobot answers the id twice, in RobotCreated.id and in Location .../robots/<id>, both created.ID "
     "(a serial, never 0; handler/robot.go CreateRobot): either operand gives the same id",
-    (
-        "components/harbor/provider_base.py",
-        "In -> NotIn",
-        "never_applied = any(key in self.FIELDS and key not in olds for key in new)",
-    ): "every caller passes olds through typed(), which adds every FIELDS key, the connection keys and database: "
-    "`key not in olds` is False for every key of comparable(news), so any() is False whichever way FIELDS "
-    "membership is tested (dead code: a bug noted in docs/mutation-equivalents-mut-b.md)",
     (
         "components/harbor/project.py",
         "0 -> 1",

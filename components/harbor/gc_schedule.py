@@ -71,7 +71,7 @@ class HarborGcScheduleProvider(HarborProvider):
         return ReadResult("gc", self.outputs({**props, **values}))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        olds, news = self.typed(olds), self.typed(news)
+        news = self.typed(news)  # olds untyped: a setting the state lacks is still unapplied
         self.apply_or_verify(
             id_, olds, news, lambda props: self.client(props).request("PUT", "/system/gc/schedule", self.body(props))
         )

@@ -105,7 +105,7 @@ class HarborOidcProvider(HarborProvider):
         return ReadResult("oidc", self.outputs({**props, **values}))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        olds, news = self.typed(olds), self.typed(news)
+        news = self.typed(news)  # olds untyped: a setting the state lacks is still unapplied
         self.apply_or_verify(id_, olds, news, self.apply)
         return UpdateResult(self.outputs({**news, "client_secret_hash": None}))
 

@@ -274,16 +274,15 @@ class HarborProjectProvider(HarborProvider):
         return ReadResult(str(project["project_id"]), values)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        unapplied = {key for key in self.FIELDS if key not in olds}  # see diff: an older state
-        olds, news = self.typed(olds), self.typed(news)
-        old, new = olds, news
-        client = self.client(news)
+        unapplied = self.unapplied(olds)  # from the olds as the state holds them, before typed()
+        old, new = self.typed(olds), self.typed(news)
+        client = self.client(new)
 
         def changed(*keys: str) -> bool:
             return any(old[key] != new[key] or key in unapplied for key in keys)
 
-        if self.only_connection_changed(olds, news):
-            self.verify_connection(news, id_)
+        if self.only_connection_changed(olds, new):
+            self.verify_connection(new, id_)
 
         if changed(*self.METADATA_FIELDS):
             client.request("PUT", f"/projects/{id_}", {"metadata": self.metadata(new)})

@@ -147,12 +147,17 @@ class HarborProvider(ResourceProvider, metaclass=ABCMeta):
     def secret_hashes(self, news: dict[str, Any]) -> dict[str, str]:
         return {}
 
+    def unapplied(self, olds: dict[str, Any]) -> list[str]:
+        """The settings this provider did not have when the state was written: never applied yet, so
+        their default is no proof of what Harbor holds (e.g. retention_days on an older stack). Only
+        the olds as the state holds them can say: `typed()` fills every absent key with its default.
+        Secrets are not kept (comparable drops them; their hashes stand for them)."""
+        return [key for key in self.comparable(olds) if key in self.FIELDS and key not in olds]
+
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         old, new = self.comparable(olds), self.comparable(news)
         changed = [key for key in new if is_unknown(new[key]) or new[key] != old.get(key)]
-        # A setting this provider did not have when the state was written: never applied yet, so
-        # its default is no proof of what Harbor holds (e.g. retention_days on an older stack).
-        changed += [key for key in new if key in self.FIELDS and key not in olds and key not in changed]
+        changed += [key for key in self.unapplied(olds) if key not in changed]
         for key, value in self.secret_hashes(news).items():
             if is_unknown(value) or value != olds.get(key):
                 changed.append(key)
@@ -179,16 +184,16 @@ class HarborProvider(ResourceProvider, metaclass=ABCMeta):
 
     def only_connection_changed(self, olds: dict[str, Any], news: dict[str, Any]) -> bool:
         """Whether an update changes nothing in Harbor: only how we reach it (admin password, API URL,
-        user). Compares what `comparable` keeps (secrets through their hashes), so a setting an older
-        state lacks counts as changed (see diff)."""
+        user). Compares what `comparable` keeps (secrets through their hashes), and a setting an older
+        state lacks counts as changed (see diff): so `olds` as the state holds them, never typed()."""
         old, new = self.comparable(olds), self.comparable(news)
         same_hashes = all(olds.get(k) == v for k, v in self.secret_hashes(news).items())
-        never_applied = any(key in self.FIELDS and key not in olds for key in new)
-        return same_hashes and not never_applied and all(old.get(k) == new[k] for k in new if k not in CONNECTION)
+        return same_hashes and not self.unapplied(olds) and all(old.get(k) == new[k] for k in new if k not in CONNECTION)
 
     def apply_or_verify(self, id_: str, olds: dict[str, Any], news: dict[str, Any], apply: Callable[[dict], None]) -> None:
-        """Apply the new inputs to Harbor; or, when only the connection changed, touch nothing in
-        Harbor and prove the new connection with one authenticated call."""
+        """Apply the new (typed) inputs to Harbor; or, when only the connection changed, touch nothing
+        in Harbor and prove the new connection with one authenticated call. `olds` as the state holds
+        them (see only_connection_changed)."""
         if self.only_connection_changed(olds, news):
             self.verify_connection(news, id_)
         else:

@@ -218,7 +218,7 @@ class HarborRegistryProvider(HarborProvider):
         return ReadResult(str(registry["id"]), self.outputs(props, registry, int(registry["id"])))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        olds, news = self.typed(olds), self.typed(news)
+        news = self.typed(news)  # olds untyped: a setting the state lacks is still unapplied
         outputs = self.outputs({k: v for k, v in news.items() if k not in ("credential_hash", "access_key_hash")}, None, int(id_))
         if self.only_connection_changed(olds, news):
             self.verify_connection(news, id_)

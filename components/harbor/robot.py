@@ -159,12 +159,13 @@ class HarborRobotProvider(ResourceProvider):
 
     def find(self, client: HarborClient, name: str) -> dict | None:
         """Our system robot by its exact name: `q=name=` matches the stored name, which has no prefix
-        (handler/robot.go ListRobot lists system robots unless asked otherwise)."""
-        for robot in client.list_all("/robots", q=f"name={name}"):
-            shown = robot.get("name") or ""
-            if shown == name or shown.endswith("$" + name):
-                return robot
-        return None
+        (handler/robot.go ListRobot lists system robots unless asked otherwise). Harbor shows it as
+        its robot name prefix + name (controller/robot/controller.go populate: config.RobotPrefix,
+        the configuration robot_name_prefix, `robot$` unless an admin changed it), so the prefix is
+        read as Harbor has it now (GET /configurations shows every user setting: controller/config
+        ConvertForGet)."""
+        shown = client.get("/configurations")["robot_name_prefix"]["value"] + name
+        return next((robot for robot in client.list_all("/robots", q=f"name={name}") if robot.get("name") == shown), None)
 
     def adopt(self, client: HarborClient, props: dict[str, Any], found: dict) -> CreateResult:
         """Take over the robot of our name (made by hand, by a create whose answer was lost, or kept in

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+from collections.abc import Callable
 
 import grpc
 import pytest
@@ -29,6 +30,7 @@ from tests.harbor.test_provider_drift import (  # noqa: F401 (fixtures)
     retention_of,
     robot_of,
 )
+from tests.standins.harbor_emulator import HarborEmulator
 from tests.standins.provider_host import ProviderHost, as_engine_sends
 
 
@@ -493,6 +495,40 @@ def test_a_rotation_of_an_object_gone_from_harbor_still_takes_the_new_password(h
     harbor.state.admin_password = ROTATED_PASSWORD
     updated = host.update(urn, registry_id, outputs, {**inputs, "harbor_password": ROTATED_PASSWORD})
     assert updated["harbor_password"] == ROTATED_PASSWORD
+
+
+# A setting an older state lacks: announced by diff, so written by update
+
+
+# (kind, the setting, its default as the input, Harbor holding another value). The default is what
+# `typed()` fills in for a key the state lacks: an update comparing typed olds would see no change.
+UNAPPLIED: list[tuple[str, str, object, Callable[[HarborEmulator], None]]] = [
+    ("gc", "workers", 1, lambda h: h.state.gc_schedule["parameters"].update(workers=2)),
+    ("settings", "self_registration", False, lambda h: h.state.configurations.update(self_registration=True)),
+    ("oidc", "oidc_auto_onboard", False, lambda h: h.state.configurations.update(oidc_auto_onboard=True)),
+    ("registry", "insecure", False, lambda h: registry_of(h).update(insecure=True)),
+    ("project", "local_on_not_found", True, lambda h: project_of(h)["metadata"].update(proxy_cache_local_on_not_found="false")),
+]
+
+
+@pytest.mark.parametrize(("kind", "key", "default", "elsewhere"), UNAPPLIED, ids=[f"{k}-{f}" for k, f, _, _ in UNAPPLIED])
+def test_a_setting_an_older_state_lacks_is_written_at_its_default(harbor, hosts, kind, key, default, elsewhere):  # noqa: F811
+    """diff calls a FIELDS key missing from the state "never applied yet" (its default proves nothing
+    about Harbor); update must then write it, not only verify the connection, or the state records
+    the default as applied while Harbor keeps another value until someone refreshes."""
+    host = hosts(kind)
+    urn = host.urn(kind, KINDS[kind].type_name)
+    inputs, failures = host.check(urn, as_engine_sends({**KINDS[kind].inputs(harbor), key: default}))
+    assert failures == [] and inputs[key] == default
+    id_, outputs = host.create(urn, inputs)
+    elsewhere(harbor)  # Harbor holds another value; the state below was written before `key` existed
+    older = {k: v for k, v in outputs.items() if k != key}
+    assert host.diff(urn, id_, older, inputs).changes == DiffResponse.DIFF_SOME
+    updated = host.update(urn, id_, older, inputs)
+    assert updated[key] == default
+    _, read = host.read(urn, id_, updated)
+    assert read[key] == default, f"Harbor must hold the {key} the state now records"
+    assert host.diff(urn, id_, read, inputs).changes == DiffResponse.DIFF_NONE
 
 
 # What the second mutation run (scripts/mutation_providers.py) found: conflicts, races with another

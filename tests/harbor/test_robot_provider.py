@@ -11,6 +11,7 @@ import pytest
 from pulumi.runtime import rpc
 from pulumi.runtime.proto.provider_pb2 import DiffResponse
 
+from components.harbor.api import HarborClient
 from components.harbor.robot import HarborRobotProvider
 from tests.standins.harbor_emulator import HarborEmulator
 from tests.standins.provider_host import ProviderHost
@@ -242,3 +243,24 @@ def test_a_state_from_before_disable_and_duration_were_read_shows_no_change(harb
     robot_id, outputs = host.create(urn, checked)
     older = {key: value for key, value in outputs.items() if key not in ("disable", "duration")}
     assert host.diff(urn, robot_id, older, checked).changes == DiffResponse.DIFF_NONE
+
+
+def test_a_robot_is_found_and_adopted_under_the_prefix_an_admin_set(harbor, host):
+    """Harbor shows a robot as its robot_name_prefix + name (controller/robot populate), the prefix an
+    admin may change from `robot$` (configuration robot_name_prefix). After a lost state, and after a
+    POST that meets 409 because the lookup before it missed the robot, create must still recognise
+    ours and adopt it, not fail; the name nodes log in with is the prefixed one."""
+    HarborClient(harbor.url, "admin", ADMIN_PASSWORD).request("PUT", "/configurations", {"robot_name_prefix": "bot-"})
+    urn = host.urn("pull", "Robot")
+    checked, _ = host.check(urn, inputs(harbor))
+    robot_id, outputs = host.create(urn, checked)
+    assert outputs["robot_name"] == "bot-harbor-cache-pull"
+    adopted_id, adopted = host.create(urn, checked)  # the state lost it: found by name before any POST
+    assert adopted_id == robot_id and harbor.count("POST", "/robots") == 1
+    harbor.inject("GET", r"^/robots$", "empty-list")  # another writer's create not yet visible: POST meets 409
+    again_id, again = host.create(urn, checked)
+    assert again_id == robot_id and harbor.count("POST", "/robots") == 2 and len(harbor.state.robots) == 1
+    assert again["robot_name"] == "bot-harbor-cache-pull" and again["secret"] not in ("", adopted["secret"], outputs["secret"])
+    robot = HarborClient(harbor.url, again["robot_name"], again["secret"])
+    listed = robot.get("/projects?name=ghcr-proxy")  # 401 unless Harbor knows the robot by this name and secret
+    assert [p["name"] for p in listed] == ["ghcr-proxy"], "the robot logs in with the name and secret the state holds"

@@ -243,9 +243,11 @@ def test_unprotected_data_volume_fails_and_only_the_programs_node_volumes_are_sc
     volume.protect = False
     assert "protect=True" in text(up_pack, volume)
     scratch = registration_of(ha, "harbor-vm-1-data")
-    assert not scratch.protect and messages(up_pack, scratch) == {}
-    restored = changed(ha, "harbor-vm-1-data", lambda p: p.update(snapshotId="snap-0123456789abcdef0"))
-    assert "protect=True" in text(up_pack, restored)
+    # Node 1's volume judged against the HA stack's own configuration (replicas: 2; the tag rule bounds node indices).
+    with running_pack(dry_run=False, config=config("ha"), disabled=WITHOUT_AWS_LOOKUPS) as ha_pack:
+        assert not scratch.protect and messages(ha_pack, scratch) == {}
+        restored = changed(ha, "harbor-vm-1-data", lambda p: p.update(snapshotId="snap-0123456789abcdef0"))
+        assert "protect=True" in text(ha_pack, restored)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2081,13 +2081,28 @@ def after_the_replacement(stack: list[EngineResource], redirected: str, address:
     return result
 
 
-def replacement_eip(aws, stack: list[EngineResource], tags: dict | None = None) -> str:
-    """The address of a new Elastic IP in moto, tagged as the program tags its EIP (or with `tags`)."""
+def replacement_eip(aws, stack: list[EngineResource], tags: dict | None = None, instance: str | None = None) -> str:
+    """The address of a new Elastic IP in moto, tagged as the program tags its EIP (or with `tags`), associated with
+    the stack's instance (or `instance`), as the replaced association leaves it before any command (they depend on it)."""
     from tests.standins.moto_stack import clients, tag_specification
 
     tags = tags if tags is not None else registration_of(stack, "harbor-vm-eip").inputs["tags"]
     ec2 = clients(aws[0])("ec2")
-    return ec2.allocate_address(Domain="vpc", TagSpecifications=tag_specification("elastic-ip", tags))["PublicIp"]
+    made = ec2.allocate_address(Domain="vpc", TagSpecifications=tag_specification("elastic-ip", tags))
+    instance = instance or output_of(stack, "harbor-vm-instance")
+    ec2.associate_address(AllocationId=made["AllocationId"], InstanceId=instance)
+    return made["PublicIp"]
+
+
+def prod_vm(aws, stack: list[EngineResource]) -> str:
+    """Another stack's instance in the account (tagged harbor-cache:stack=prod with the program's Name)."""
+    from tests.standins.moto_stack import MOTO_IMAGE, clients, tag_specification
+
+    tags = {**registration_of(stack, "harbor-vm-instance").inputs["tags"], "harbor-cache:stack": "prod"}
+    made = clients(aws[0])("ec2").run_instances(
+        ImageId=MOTO_IMAGE, MinCount=1, MaxCount=1, TagSpecifications=tag_specification("instance", tags)
+    )
+    return made["Instances"][0]["InstanceId"]
 
 
 AT_UP = "references-are-the-stacks-own-at-up"
@@ -2111,8 +2126,9 @@ def test_references_to_a_replaced_source_are_refused_before_the_step_at_up(stack
     up = after_the_replacement(stack, "harbor-install-docker", address)
     prod = {**registration_of(stack, "harbor-vm-eip").inputs["tags"], "harbor-cache:stack": "prod"}
     elsewhere = after_the_replacement(stack, "harbor-install-docker", address)
+    prod_instance = prod_vm(aws, stack)
     for properties in (registration_of(elsewhere, "harbor-install-docker").inputs,):
-        properties["connection"]["value"]["host"] = replacement_eip(aws, stack, prod)
+        properties["connection"]["value"]["host"] = replacement_eip(aws, stack, prod, prod_instance)
     with running_pack(dry_run=False, env=aws[1]) as pack:
         for redirected, why in ((up, "InvalidAddress.NotFound"), (elsewhere, "harbor-cache:stack='prod'")):
             found = [d for d in pack.analyze(registration_of(redirected, "harbor-install-docker")) if d.mandatory]
@@ -2528,3 +2544,125 @@ def test_objects_of_another_account_or_region_are_refused_at_up(stacks, aws):
             if not any(value in message and why in message for message in found):
                 passed.append((value, [message[message.find(value) :][:200] for message in found]))
     assert passed == []
+
+
+# Review 22c (F1, F4, F6, F7): the address the commands reach, the cache's address record, and what may carry the stack
+# tag. Each probe passed the pack before the fix (the review's probes, /work/notes/review22c); now it is refused.
+ASSOCIATION_POLICY = "aws-ec2-eipassociation-eipassociation"
+RECORD_POLICY = "aws-route53-record-record"
+STACK_TAG_POLICY = "the-stack-tag-marks-the-programs-own"
+
+
+def mandatory_policies(pack, resources: list[EngineResource]) -> set[str]:
+    return {d.policy for r in resources for d in pack.analyze(r) if d.mandatory}
+
+
+def test_the_stacks_eip_goes_only_onto_the_stacks_instance(stacks, aws):
+    """F1: the instance replaced (so the association's fields are unknown at preview), the association set through
+    instance.id.apply to a foreign network interface (or a public/private IP) is refused at preview and at up by the
+    association's own check. And every command's host, the stack's tagged EIP, must be associated with the stack's
+    instance at up (the commands depend on the association, components/harbor_cache.py): moved onto a foreign
+    network interface or instance, or associated with nothing, it is refused; the address record only needs it on
+    nothing or on the stack's instance (dns.py does not wait for the association)."""
+    from pulumi.runtime import rpc
+
+    from tests.standins.moto_stack import MOTO_IMAGE, clients
+
+    stack = in_aws(stacks, "dev", aws)
+    ec2 = clients(aws[0])("ec2")
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    eni = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
+    for field in ("networkInterfaceId", "publicIp", "privateIpAddress"):
+        preview = replaced_at_preview(stack, ["harbor-vm-instance"])
+        association = registration_of(preview, "harbor-vm-eip-association")
+        for properties in (association.inputs, association.outputs):
+            properties[field] = rpc.UNKNOWN
+        association.property_dependencies[field] = list(association.property_dependencies["instanceId"])
+        with running_pack(dry_run=True) as pack:
+            assert ASSOCIATION_POLICY in {d.policy for d in pack.analyze_all(preview) if d.mandatory}, field
+
+    def to_eni(p):
+        p.pop("instanceId", None)
+        p["networkInterfaceId"] = eni
+
+    install, record = registration_of(stack, "harbor-install-docker"), registration_of(stack, "harbor-dns-a")
+    with running_pack(dry_run=False, env=aws[1]) as pack:
+        assert ASSOCIATION_POLICY in mandatory_policies(pack, [changed(stack, "harbor-vm-eip-association", to_eni)])
+        assert mandatory_policies(pack, [install, record]) == set()  # on the stack's instance (moto_stack.in_aws)
+    allocation = output_of(stack, "harbor-vm-eip")
+    foreign = ec2.run_instances(ImageId=MOTO_IMAGE, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    for target in ({"NetworkInterfaceId": eni}, {"InstanceId": foreign}):
+        ec2.associate_address(AllocationId=allocation, AllowReassociation=True, **target)
+        with running_pack(dry_run=False, env=aws[1]) as pack:  # a new pack process: nothing looked up yet
+            assert mandatory_policies(pack, [install]) == {AT_UP}, target
+            assert mandatory_policies(pack, [record]) == {AT_UP}, target
+    (address,) = ec2.describe_addresses(AllocationIds=[allocation])["Addresses"]
+    ec2.disassociate_address(AssociationId=address["AssociationId"])
+    with running_pack(dry_run=False, env=aws[1]) as pack:
+        install_refused = [d.message for d in pack.analyze(install) if d.mandatory]
+        assert len(install_refused) == 1 and "associated with nothing" in install_refused[0]
+        assert mandatory_policies(pack, [record]) == set()
+
+
+def test_the_caches_address_record_is_type_a_and_every_value_is_looked_up(stacks, aws):
+    """F4: the address record as AAAA with a foreign IPv6, the EIP replaced (so its value is unknown at preview): refused
+    at preview and at up; an A record holding a value not shaped like IPv4 is looked up too (and refused). With one VM
+    it sets records only, with replicas > 1 an alias only, as components/aws/dns.py does."""
+    stack = in_aws(stacks, "dev", aws)
+    preview = replaced_at_preview(stack, ["harbor-vm-eip"])
+    record = registration_of(preview, "harbor-dns-a")
+    for properties in (record.inputs, record.outputs):
+        properties["type"] = "AAAA"
+    with running_pack(dry_run=True) as pack:
+        assert RECORD_POLICY in {d.policy for d in pack.analyze_all(preview) if d.mandatory}
+    aaaa = changed(stack, "harbor-dns-a", lambda p: p.update(type="AAAA", records=["2001:db8::66"]))
+    odd_a = changed(stack, "harbor-dns-a", lambda p: p.update(records=["2001:db8::66"]))
+    with running_pack(dry_run=False, env=aws[1]) as pack:
+        assert {RECORD_POLICY, AT_UP} <= mandatory_policies(pack, [aaaa])
+        assert mandatory_policies(pack, [odd_a]) == {AT_UP}
+        alias = {"name": "elsewhere.example.com", "zoneId": "Z2IFOLAFXWLO4F", "evaluateTargetHealth": True}
+        aliased = changed(stack, "harbor-dns-a", lambda p: p.update(aliases=[alias]) or p.pop("records"))
+        assert RECORD_POLICY in mandatory_policies(pack, [aliased])
+    ha = stacks["ha"]
+    with running_pack(dry_run=True, config=stack_config("ha"), disabled=WITHOUT_AWS_LOOKUPS) as pack:
+        assert mandatory_policies(pack, [registration_of(ha, "harbor-dns-a")]) == set()
+        both = changed(ha, "harbor-dns-a", lambda p: p.update(records=["198.51.100.7"], ttl=300) or p.pop("aliases"))
+        assert RECORD_POLICY in mandatory_policies(pack, [both])
+
+
+def test_only_tags_carry_the_stack_tag(stacks):
+    """F6: an instance's volumeTags, root or EBS block device tags, or a snapshot schedule's tags to add, carrying the
+    stack tag with a program Name (the volumes made then pass the data volume's lookup), are refused at preview."""
+    stack = stacks["dev"]
+    claim = {"harbor-cache:stack": "dev", "Name": "harbor-vm-data"}
+    probes = [
+        changed(stack, "harbor-vm-instance", lambda p: p.update(volumeTags=dict(claim))),
+        changed(stack, "harbor-vm-instance", lambda p: p["rootBlockDevice"].update(tags=dict(claim))),
+        changed(
+            stack, "harbor-vm-instance", lambda p: p.update(ebsBlockDevices=[{"deviceName": "/dev/sdg", "tags": dict(claim)}])
+        ),
+        changed(stack, "harbor-vm-snapshots", lambda p: p["policyDetails"]["schedules"][0].update(tagsToAdd=dict(claim))),
+    ]
+    with running_pack(dry_run=True) as pack:
+        for probe in probes:
+            assert STACK_TAG_POLICY in mandatory_policies(pack, [probe]), probe.name
+
+
+def node(stack: list[EngineResource], name: str, index: int) -> EngineResource:
+    """The program's `name` (harbor-vm-instance) as node `index`'s, named and tagged as node_prefix would."""
+    resource = copy.deepcopy(registration_of(stack, name))
+    renamed = name.replace("harbor-vm-", f"harbor-vm-{index}-", 1)
+    resource.name, resource.urn = renamed, resource.urn.removesuffix(f"::{name}") + f"::{renamed}"
+    for properties in (resource.inputs, resource.outputs):
+        properties["tags"]["Name"] = renamed
+    return resource
+
+
+def test_node_indices_stay_below_the_replicas(stacks):
+    """F7: a node the configuration does not make (harbor-vm-9-instance in a one-VM stack, harbor-vm-2-eip with
+    replicas 2) carries the stack tag only if the program makes it: refused; the HA stack's node 1 passes."""
+    with running_pack(dry_run=True) as pack:
+        assert STACK_TAG_POLICY in mandatory_policies(pack, [node(stacks["dev"], "harbor-vm-instance", 9)])
+    with running_pack(dry_run=True, config=stack_config("ha")) as pack:
+        assert STACK_TAG_POLICY in mandatory_policies(pack, [node(stacks["ha"], "harbor-vm-eip", 2)])
+        assert STACK_TAG_POLICY not in mandatory_policies(pack, [registration_of(stacks["ha"], "harbor-vm-1-eip")])

@@ -530,12 +530,12 @@ class HarborEmulator:
         if method == "GET" and path == "/registries":
             # handler/registry.go ListRegistries: RequireSystemAccess(list, registry).
             if not robot_can(robot, "/system", "registry", "list"):
-                return 403, _errors("FORBIDDEN", f"robot${robot['name']}"), {}
+                return 403, _errors("FORBIDDEN", self.robot_shown_name(robot)), {}
             return self.registries(method, [], query, None)
         if method == "GET" and path == "/system/gc":
             # handler/gc.go GetGCHistory: RequireSystemAccess(list, garbage-collection).
             if not robot_can(robot, "/system", "garbage-collection", "list"):
-                return 403, _errors("FORBIDDEN", f"robot${robot['name']}"), {}
+                return 403, _errors("FORBIDDEN", self.robot_shown_name(robot)), {}
             return self.page(list(self.state.gc_history), query)
         match = re.fullmatch(r"/retentions/(\d+)/executions", path)
         if method == "GET" and match:
@@ -972,7 +972,8 @@ class HarborEmulator:
     def robots(self, method: str, rest: list[str], query: dict, body: Any) -> tuple[int, Any, dict]:
         """Harbor v2.15.2's robot API (handler/robot.go, controller/robot/controller.go).
 
-        The stored name has no prefix; every answer shows it with `robot$` (controller populate).
+        The stored name has no prefix; every answer shows it with the configured prefix
+        (robot_shown_name).
         The secret is answered on create and on a refresh without a secret of one's own only. A
         permission naming a missing project fails with 404 (toScope); the request's transaction
         leaves no robot behind.
@@ -1009,7 +1010,7 @@ class HarborEmulator:
             }
             created = {
                 "id": robot_id,
-                "name": f"robot${body['name']}",
+                "name": self.robot_shown_name(robots[robot_id]),
                 "secret": secret,
                 "expires_at": robots[robot_id]["expires_at"],
             }
@@ -1033,7 +1034,7 @@ class HarborEmulator:
             problem = self.robot_problem(duration, body.get("level"), body.get("permissions"))
             if problem:
                 return problem
-            if body.get("level") != robot["level"] or body.get("name") != f"robot${robot['name']}":
+            if body.get("level") != robot["level"] or body.get("name") != self.robot_shown_name(robot):
                 return 400, _errors("BAD_REQUEST", "cannot update the level or name of robot"), {}
             missing = self.missing_project(body["permissions"])
             if missing:
@@ -1124,6 +1125,13 @@ class HarborEmulator:
             for p in permissions
         ]
 
+    def robot_shown_name(self, robot: dict) -> str:
+        """controller/robot/controller.go populate: a v2 robot is shown (create's answer, GET, list, the
+        name a PUT must repeat, its security context) as `config.RobotPrefix(ctx)` + its stored name:
+        the configuration robot_name_prefix as it is now (lib/config/userconfig.go RobotPrefix;
+        default `robot$`, lib/config/metadata/metadatalist.go), which an admin may change."""
+        return self.state.configurations["robot_name_prefix"] + robot["name"]
+
     def shown_robot(self, robot: dict) -> dict:
         names = {p["name"] for p in self.state.projects.values()}
         # controller/robot populatePermissions: the robot's policies grouped by scope, one permission
@@ -1141,7 +1149,7 @@ class HarborEmulator:
                 grouped[key] = dict(permission)
         permissions = list(grouped.values())
         shown = {k: v for k, v in robot.items() if k not in ("secret", "refreshes", "scopes")}
-        return {**shown, "name": f"robot${robot['name']}", "permissions": permissions, "editable": True}
+        return {**shown, "name": self.robot_shown_name(robot), "permissions": permissions, "editable": True}
 
     def _scheduled(self, action: str, vendor: str) -> None:
         if self.on_schedule is not None:

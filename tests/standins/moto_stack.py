@@ -204,4 +204,12 @@ def in_aws(stack: list[EngineResource], endpoint: str) -> list[EngineResource]:
     for resource in result:
         resource.inputs = _replaced(resource.inputs, renamed)
         resource.outputs = _replaced(resource.outputs, renamed)
+    for resource in result:
+        if resource.type == "aws:ec2/eipAssociation:EipAssociation":
+            # The EIP on its instance, as the association's Create leaves it (the provider's aws_eip_association calls
+            # EC2 AssociateAddress with the allocation and the instance): DescribeAddresses then answers the instance
+            # (review 22c F1).
+            client("ec2").associate_address(
+                AllocationId=resource.inputs["allocationId"], InstanceId=resource.inputs["instanceId"]
+            )
     return result
