@@ -23,6 +23,7 @@ field, the value and the fix. The policy can be switched off only by a policy pa
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import json
 import os
@@ -33,6 +34,7 @@ from functools import cache
 from typing import Any
 
 from reading import PROGRAM_COMPONENTS, Resource, Urn, Violation, is_unknown
+from stack_checks import BUCKET_SETTINGS
 
 POLICY = "references-are-the-stacks-own-at-up"
 STACK_TAG = "harbor-cache:stack"
@@ -85,8 +87,31 @@ def _region() -> str:
 @cache
 def _client(service: str) -> Any:
     import boto3  # the deploy's credentials from the environment (or AWS_ENDPOINT_URL's service, in tests)
+    from botocore.config import Config
 
-    return boto3.client(service, region_name=_region())
+    # botocore's "standard" retry mode (botocore/retries/standard.py): throttling and transient errors are retried
+    # with backoff, where the default "legacy" mode retries fewer errors (review 22c F8).
+    retries = Config(retries={"mode": "standard", "max_attempts": 6})
+    return boto3.client(service, region_name=_region(), config=retries)
+
+
+@cache
+def _account() -> str:
+    """The deploy's account (STS GetCallerIdentity, which needs no permission): asked once per pack process."""
+    return str(_client("sts").get_caller_identity()["Account"])
+
+
+def _in_this_account(arn: str, what: str) -> None:
+    """Review 22c F5: an ARN of another account or region names no object of this stack, even where its owner lets
+    this account read its tags (an SNS topic policy can grant sns:ListTagsForResource). ARN: arn:partition:service:
+    region:account:resource."""
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn":
+        raise LookupFailed(f"{arn!r} is no {what} ARN")
+    region, account = parts[3], parts[4]
+    if account != _account() or region != _region():
+        wanted = f"this stack's {_account()!r} in {_region()!r}"
+        raise LookupFailed(f"the {what} is of account {account!r} in {region!r}, not {wanted}")
 
 
 def _tags(pairs: Iterable[Mapping[str, Any]] | None) -> dict[str, str]:
@@ -203,21 +228,56 @@ def load_balancer_by_dns_name(name: str) -> list[Found]:
 
 
 def target_group(arn: str) -> list[Found]:
+    _in_this_account(arn, "target group")
     found = _one(_client("elbv2").describe_tags(ResourceArns=[arn])["TagDescriptions"], "target group", arn)
     return [Found("target group", _tags(found.get("Tags")), TARGET_GROUP)]
 
 
 def certificate(arn: str) -> list[Found]:
+    _in_this_account(arn, "certificate")
     return [Found("certificate", _tags(_client("acm").list_tags_for_certificate(CertificateArn=arn).get("Tags")), CERTIFICATE)]
 
 
 def topic(name_re: str) -> Callable[[str], list[Found]]:
-    return lambda arn: [Found("SNS topic", _tags(_client("sns").list_tags_for_resource(ResourceArn=arn).get("Tags")), name_re)]
+    def lookup(arn: str) -> list[Found]:
+        _in_this_account(arn, "SNS topic")
+        return [Found("SNS topic", _tags(_client("sns").list_tags_for_resource(ResourceArn=arn).get("Tags")), name_re)]
+
+    return lookup
 
 
 def bucket(arn: str) -> list[Found]:
+    """A bucket name is global and a bucket policy can grant s3:GetBucketTagging to anyone (review 22c F5): the
+    bucket must be one this account owns in the stack's region (S3 ListBuckets lists only the caller's own buckets,
+    with each one's BucketRegion; Prefix and BucketRegion narrow it), and its tags are read with ExpectedBucketOwner
+    (S3 answers 403 for a bucket of another account)."""
     name = arn.removeprefix("arn:aws:s3:::").split("/", 1)[0]
-    return [Found("bucket", _tags(_client("s3").get_bucket_tagging(Bucket=name).get("TagSet")), BUCKET)]
+    pages = _client("s3").get_paginator("list_buckets").paginate(Prefix=name, BucketRegion=_region())
+    if name not in {str(found.get("Name")) for page in pages for found in page.get("Buckets") or []}:
+        raise LookupFailed(f"the bucket {name!r} is not one of this account's ({_account()}) in {_region()!r}")
+    tags = _client("s3").get_bucket_tagging(Bucket=name, ExpectedBucketOwner=_account()).get("TagSet")
+    return [Found("bucket", _tags(tags), BUCKET)]
+
+
+# The image the program boots (components/aws/vm.py UBUNTU_OWNER, UBUNTU_IMAGE_NAME and get_ami's other filters; a
+# test keeps them equal): Canonical's Ubuntu 24.04 amd64 (docs/security.md "Choices: Image").
+UBUNTU_OWNER = "099720109477"
+UBUNTU_IMAGE_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"
+UBUNTU_IMAGE = {"Architecture": "x86_64", "VirtualizationType": "hvm"}
+
+
+def canonical_ubuntu_image(image_id: str) -> list[Found]:
+    """Review 22c F2: the image an instance boots is Canonical's Ubuntu, as the program's AMI lookup chooses it
+    (EC2 DescribeImages by id: `OwnerId`, `Name`, `Architecture`, `VirtualizationType`); its owner controls the OS
+    that receives the install commands' stdin and the instance role's credentials. An image carries no stack tag, so
+    nothing is left for the tag check (an empty answer)."""
+    found = _one(_client("ec2").describe_images(ImageIds=[image_id])["Images"], "image", image_id)
+    shown = {key: found.get(key) for key in ("OwnerId", "Name", *UBUNTU_IMAGE)}
+    wanted = {"OwnerId": UBUNTU_OWNER, **UBUNTU_IMAGE}
+    named = fnmatch.fnmatchcase(str(shown["Name"]), UBUNTU_IMAGE_NAME)  # get_ami's name filter: `*` is any text
+    if not named or any(shown[key] != value for key, value in wanted.items()):
+        raise LookupFailed(f"the image is {shown}, not Canonical's ({UBUNTU_OWNER}) {UBUNTU_IMAGE_NAME!r} {UBUNTU_IMAGE}")
+    return []
 
 
 Lookup = Callable[[str], list[Found]]
@@ -236,6 +296,7 @@ REFERENCES: dict[tuple[str, str], Lookup] = {
     # InstanceProfile), before any instance is analyzed again.
     ("aws:iam/instanceProfile:InstanceProfile", "role"): role_by_name(INSTANCE_ROLE),
     ("aws:ec2/instance:Instance", "keyName"): key_pair,
+    ("aws:ec2/instance:Instance", "ami"): canonical_ubuntu_image,
     # The VM's group and, with externalServices, the stores' client group (stack_checks.py GROUP_REFERENCES).
     ("aws:ec2/instance:Instance", "vpcSecurityGroupIds[]"): security_group(f"(?:{VM_GROUP}|{CLIENT_GROUP})"),
     ("aws:lb/loadBalancer:LoadBalancer", "securityGroups[]"): security_group(LB_GROUP),
@@ -269,6 +330,8 @@ REFERENCES: dict[tuple[str, str], Lookup] = {
         for key in ("alarmActions", "okActions", "insufficientDataActions")
     },
 }
+# The registry bucket's settings and policy (review 22c F3; stack_checks.py BUCKET_SETTINGS): on the program's bucket.
+REFERENCES.update({(kind, "bucket"): bucket for kind in BUCKET_SETTINGS})
 # The cache's address record (one VM: components/aws/dns.py records=[the EIP's public_ip]): _record_addresses.
 # replicas > 1: the address record aliases the program's load balancer (dns.py aliases=[{name: its dns_name}]).
 REFERENCES[("aws:route53/record:Record", "aliases[].name")] = load_balancer_by_dns_name
@@ -318,15 +381,23 @@ def _policy_resources(resource: Resource, service: str) -> list[str]:
     return named
 
 
-@cache
+_SHOWN: dict[tuple[Lookup, str], list[Found]] = {}
+
+
 def _looked_up(lookup: Lookup, value: str) -> tuple[list[Found], str]:
-    """What AWS shows for `value` (or why it could not): asked once per pack process, which lives for one update."""
+    """What AWS shows for `value` (or why it could not). What AWS showed is kept for the pack process, which lives for
+    one update; a failure is not (review 22c F8): a later reference asks again, so a throttled or not yet consistent
+    read refuses only the resource it was made for."""
+    if (lookup, value) in _SHOWN:
+        return _SHOWN[(lookup, value)], ""
     try:
-        return lookup(value), ""
+        found = lookup(value)
     except LookupFailed as problem:
         return [], str(problem)
     except Exception as problem:  # noqa: BLE001 - any error (credentials, permissions, not found) fails closed
         return [], f"{type(problem).__name__}: {problem}"
+    _SHOWN[(lookup, value)] = found
+    return found, ""
 
 
 def _problem(resource: Resource, field: str, value: Any, why: str) -> Violation:

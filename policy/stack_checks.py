@@ -521,6 +521,15 @@ _INSTANCE = ("aws:ec2/instance:Instance", "HarborVm", f"{_NODE}instance", "id")
 _TARGET_GROUP = ("aws:lb/targetGroup:TargetGroup", "HarborLoadBalancer", "nodes", "arn")
 _ALARM_TOPIC = ("aws:sns/topic:Topic", "HarborAlarms", "topic", "arn")
 _EVENTS_TOPIC = ("aws:sns/topic:Topic", "HarborDataServices", "events", "arn")
+_BUCKET = ("aws:s3/bucket:Bucket", "HarborStorage", "bucket", "id")
+# Every aws:s3 type the pack allows besides the bucket itself (harbor_policies.py ALLOWED): each names its bucket.
+BUCKET_SETTINGS = (
+    "aws:s3/bucketPolicy:BucketPolicy",
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+)
 
 # Resources the pack has nothing to judge in alone, whose identity fields must come from the program's own
 # resources and hold their value (components/aws/vm.py): (type, field) -> the sources it may name.
@@ -549,6 +558,9 @@ IDENTITY_SOURCES: dict[tuple[str, str], tuple[Source, ...]] = {
     # Which instance's console the host key is read from, which instance is started after a volume swap.
     ("pulumi-python:dynamic/ec2:ConsoleHostKey", "instance_id"): (_INSTANCE,),
     ("pulumi-python:dynamic/ec2:InstanceRunning", "instance_id"): (_INSTANCE,),
+    # The registry bucket's settings and policy are set on the program's bucket (components/aws/storage.py
+    # bucket=self.bucket.id), never on another bucket of the account, such as the Pulumi state's (review 22c F3).
+    **{(kind, "bucket"): (_BUCKET,) for kind in BUCKET_SETTINGS},
 }
 # References a resource may leave out (the HTTP listener has no certificate): absent, nothing to compare.
 OPTIONAL_REFERENCES = {("aws:lb/listener:Listener", "certificateArn")}

@@ -316,6 +316,7 @@ POLICY_PACK_ACTIONS = (
     "ec2:DescribeVolumes",
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeKeyPairs",
+    "ec2:DescribeImages",
     "iam:GetInstanceProfile",
     "iam:GetRole",
     "elasticloadbalancing:DescribeTags",
@@ -323,6 +324,9 @@ POLICY_PACK_ACTIONS = (
     "acm:ListTagsForCertificate",
     "sns:ListTagsForResource",
     "s3:GetBucketTagging",
+    # A bucket must be the account's own in the stack's region (S3 ListBuckets). The pack also asks
+    # sts:GetCallerIdentity (the account ARNs must be of), which needs no permission (as for the preflight).
+    "s3:ListAllMyBuckets",
 )
 
 # Data sources: what a preview and an up both invoke.

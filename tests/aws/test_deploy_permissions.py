@@ -29,6 +29,7 @@ S3_ACTION_OPERATIONS = {
     "s3:ListBucket": "ListObjectsV2",
     "s3:GetBucketLocation": "GetBucketLocation",
     "s3:GetBucketTagging": "GetBucketTagging",
+    "s3:ListAllMyBuckets": "ListBuckets",
     "s3:PutBucketTagging": "PutBucketTagging",
     "s3:GetBucketPolicy": "GetBucketPolicy",
     "s3:PutBucketPolicy": "PutBucketPolicy",
@@ -220,18 +221,18 @@ def test_the_deploy_policy_allows_what_the_preflight_asks(monkeypatch):
 def test_the_deploy_policy_allows_every_lookup_the_policy_pack_makes_at_up():
     """policy/aws_lookups.py calls AWS with the deploy's credentials: each call in its source (`_client("<service>")
     .<method>(`) is an operation of that service in botocore's model, listed in POLICY_PACK_ACTIONS and allowed by the
-    deploy policy (S3's through AWS's table of required permissions)."""
+    deploy policy (S3's through AWS's table of required permissions); sts:GetCallerIdentity needs none."""
     import re
 
     source = (ROOT / "policy" / "aws_lookups.py").read_text()
     # A call, or a paginated one (`.get_paginator("<method>")`).
     found = re.findall(r'_client\("([a-z0-9]+)"\)\.([a-z_]+)\((?:"([a-z_]+)")?', source)
     calls = {(service, paginated or method) for service, method, paginated in found}
-    assert {service for service, _ in calls} == {"ec2", "iam", "elbv2", "acm", "sns", "s3"}
+    assert {service for service, _ in calls} == {"ec2", "iam", "elbv2", "acm", "sns", "s3", "sts"}
     session = botocore.session.get_session()
     prefixes = {"elbv2": "elasticloadbalancing"}
     needed = set()
-    for service, method in calls:
+    for service, method in calls - {("sts", "get_caller_identity")}:  # needs no permission (as for the preflight)
         model = session.get_service_model(service)
         operation = next(name for name in model.operation_names if botocore.xform_name(name) == method)
         if service == "s3":

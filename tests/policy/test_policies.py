@@ -666,3 +666,26 @@ def test_harbors_admin_password_goes_only_to_the_cache_or_loopback(up_pack, dev,
 def test_without_the_stacks_hostname_the_harbor_objects_fail_closed(dev):
     with running_pack(dry_run=False, config={}, disabled=WITHOUT_AWS_LOOKUPS) as pack:
         assert "has no harbor-cache:hostname" in refusals(pack, registration_of(dev, "harbor-config-gc"))
+
+
+def test_every_s3_type_the_pack_allows_names_the_programs_bucket():
+    """Review 22c F3: each aws:s3 type of ALLOWED but the bucket is in BUCKET_SETTINGS, so its `bucket` must come from
+    the program's bucket at preview (identities-come-from-the-program) and is looked up at up."""
+    import stack_checks
+
+    s3_types = {kind for kind in harbor_policies.ALLOWED if kind.startswith("aws:s3/")} - {"aws:s3/bucket:Bucket"}
+    assert set(stack_checks.BUCKET_SETTINGS) == s3_types
+
+
+def test_the_image_the_pack_requires_is_the_one_the_program_looks_up():
+    """Review 22c F2: at up the pack requires the instance's image to be the one components/aws/vm.py's get_ami would
+    choose: its owner, its name pattern and its other filters (architecture, virtualization type)."""
+    import aws_lookups
+
+    from components.aws import vm
+
+    assert (aws_lookups.UBUNTU_OWNER, aws_lookups.UBUNTU_IMAGE_NAME) == (vm.UBUNTU_OWNER, vm.UBUNTU_IMAGE_NAME)
+    source = (ROOT / "components" / "aws" / "vm.py").read_text()
+    for key, value in aws_lookups.UBUNTU_IMAGE.items():
+        ec2_filter = {"Architecture": "architecture", "VirtualizationType": "virtualization-type"}[key]
+        assert f'{{"name": "{ec2_filter}", "values": ["{value}"]}}' in source

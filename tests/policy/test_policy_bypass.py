@@ -1397,6 +1397,26 @@ REVIEW3_PROBES = [
 ]
 PROBES += REVIEW3_PROBES
 
+# Review 22c F3: the registry bucket's settings and policy set on another bucket of the account (the Pulumi state's),
+# with the program's bucket still as their dependency, or as a plain literal.
+STATE_BUCKET = "acme-pulumi-state"
+BUCKET_SETTING_NAMES = (
+    "harbor-storage-tls-only",
+    "harbor-storage-public-access-block",
+    "harbor-storage-encryption",
+    "harbor-storage-ownership",
+    "harbor-storage-lifecycle",
+)
+REVIEW22C_PROBES = [
+    Probe("review22c", f"{name} on the state bucket{how}", "s3", build, refused_by="identities-come-from-the-program")
+    for name in BUCKET_SETTING_NAMES
+    for how, build in (
+        ("", lambda stack, name=name: [changed(stack, name, lambda p: p.update(bucket=STATE_BUCKET))]),
+        (", no dependency", literal_identity(name, "bucket", STATE_BUCKET)),
+    )
+]
+PROBES += REVIEW22C_PROBES
+
 ISSUE_GAPS = (
     "imds",
     "identity",
@@ -2156,7 +2176,15 @@ class UpProbe:
 def foreign_objects(endpoint: str, stack: list[EngineResource]) -> dict[str, str]:
     """What else the account holds: pre-existing objects (no tags) and another stack's (tagged harbor-cache:stack=prod
     with the program's own Names, as a second stack of the program in the account tags them)."""
-    from tests.standins.moto_stack import MOTO_IMAGE, REGION, clients, ed25519_public_key, tag_list, tag_specification
+    from tests.standins.moto_stack import (
+        MOTO_IMAGE,
+        PROGRAM_IMAGE_NAME,
+        REGION,
+        clients,
+        ed25519_public_key,
+        tag_list,
+        tag_specification,
+    )
 
     client = clients(endpoint)
     ec2, iam = client("ec2"), client("iam")
@@ -2169,6 +2197,11 @@ def foreign_objects(endpoint: str, stack: list[EngineResource]) -> dict[str, str
         "instance": ec2.run_instances(ImageId=MOTO_IMAGE, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"],
         "volume": ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=20)["VolumeId"],
         "topic": client("sns").create_topic(Name="collect")["TopicArn"],
+        # An image of the account named as Canonical names its Ubuntu images (RegisterImage: the caller owns it).
+        "own_image": ec2.register_image(Name=PROGRAM_IMAGE_NAME.replace("20261101", "20261201"))["ImageId"],
+        # Images moto ships (moto/ec2/resources/amis.json): Amazon's Windows Server, Canonical's Ubuntu 14.04.
+        "amazon_image": MOTO_IMAGE,
+        "canonical_trusty": "ami-1e749f67",
     }
     address = ec2.allocate_address(Domain="vpc", TagSpecifications=tag_specification("elastic-ip", prod("harbor-vm-eip")))
     found.update(allocation=address["AllocationId"], address=address["PublicIp"])
@@ -2234,6 +2267,13 @@ UP_TIME_PROBES = [
     UpProbe(
         "the alarm e-mail subscribed to a topic of the account", "mail", _set("harbor-alarms-email", topic=lambda f: f["topic"])
     ),
+    # Review 22c F2: the image the VM boots (its owner controls the OS that gets the install commands' stdin).
+    UpProbe(
+        "the VM boots an image of the account named as Ubuntu's", "dev", _set("harbor-vm-instance", ami=lambda f: f["own_image"])
+    ),
+    UpProbe("the VM boots Amazon's Windows image", "dev", _set("harbor-vm-instance", ami=lambda f: f["amazon_image"])),
+    UpProbe("the VM boots Canonical's Ubuntu 14.04", "dev", _set("harbor-vm-instance", ami=lambda f: f["canonical_trusty"])),
+    UpProbe("a node boots an image of the account", "ha", _set("harbor-vm-1-instance", ami=lambda f: f["own_image"])),
     UpProbe("an instance in a pre-existing group", "dev", _set("harbor-vm-instance", vpcSecurityGroupIds=lambda f: [f["group"]])),
     UpProbe("the instance's key pair a pre-existing one", "dev", _set("harbor-vm-instance", keyName=lambda f: "operator-key")),
     UpProbe(
@@ -2278,6 +2318,10 @@ UP_TIME_PROBES = [
     UpProbe("the database in a pre-existing group", "s3", _set("harbor-data-db", vpcSecurityGroupIds=lambda f: [f["group"]])),
     UpProbe("the database's group admitting a pre-existing group", "s3", _rule_from),
     UpProbe("the registry's grant on another stack's bucket", "s3", _registry_grant_on_another_stacks_bucket),
+    *(
+        UpProbe(f"{name} on another bucket of the account", "s3", _set(name, bucket=lambda f: OTHER_BUCKET.split(":::")[1]))
+        for name in BUCKET_SETTING_NAMES
+    ),
     UpProbe("the reporter lists the subscribers of a topic of the account", "dev", _reporter_on_another_topic),
     UpProbe("the listener forwards to another target group", "ha", _listener_to("target_group", "targetGroupArn")),
     UpProbe("the listener serves a certificate not the program's", "ha", _listener_to("certificate", "certificateArn")),
@@ -2425,6 +2469,81 @@ def test_an_existing_stores_stack_previews_its_client_group_clean():
         assert registration_of(preview, "harbor-vm-instance").inputs["vpcSecurityGroupIds"] == UNKNOWN
         with running_pack(dry_run=True, config=stack_config(label)) as pack:
             assert pack.analyze_all(preview) == []
+
+
+def test_a_failed_lookup_is_asked_again_at_the_next_reference(stacks, aws):
+    """Review 22c F8: a lookup that failed (here: the key pair not there yet, as with a throttled or not yet consistent
+    read) is not kept for the rest of the update: once AWS shows the object, the next resource that names it passes."""
+    from tests.standins.moto_stack import clients, ed25519_public_key, tag_specification
+
+    stack = in_aws(stacks, "dev", aws)
+    key_pair = registration_of(stack, "harbor-vm-key-pair")
+    ec2 = clients(aws[0])("ec2")
+    ec2.delete_key_pair(KeyName=key_pair.outputs["keyName"])
+    instance = registration_of(stack, "harbor-vm-instance")
+    with running_pack(dry_run=False, env=aws[1], config=stack_config("dev")) as pack:
+        found = [d for d in pack.analyze(instance) if d.mandatory]
+        assert {d.policy for d in found} == {AT_UP} and "keyName" in found[0].message
+        ec2.import_key_pair(
+            KeyName=key_pair.outputs["keyName"],
+            PublicKeyMaterial=ed25519_public_key().encode(),
+            TagSpecifications=tag_specification("key-pair", key_pair.inputs["tags"]),
+        )
+        assert [d for d in pack.analyze(instance) if d.mandatory] == []
+
+
+OTHER_ACCOUNT = "111111111111"
+
+
+def test_objects_of_another_account_or_region_are_refused_at_up(stacks, aws):
+    """Review 22c F5: a bucket (names are global, a bucket policy can grant s3:GetBucketTagging) or an SNS topic (a
+    topic policy can grant sns:ListTagsForResource) of another account, tagged as this stack's and named as the
+    program names it, is no object of this stack; nor is the account's own in another region. moto serves another
+    account's bucket to this one (moto/s3/models.py get_bucket: s3_backends.bucket_accounts), so the registry's grant
+    on it passed; its SNS finds no topic outside the caller's account and region, so there the refusal must name the
+    account and region (sts GetCallerIdentity), not a missing topic."""
+    import boto3
+
+    from tests.standins.moto_server import CREDENTIALS
+    from tests.standins.moto_stack import MOTO_ACCOUNT, REGION, clients, tag_list
+
+    stack = in_aws(stacks, "s3", aws)
+    assumed = clients(aws[0])("sts").assume_role(  # moto: credentials of the role's account (its multi-account model)
+        RoleArn=f"arn:aws:iam::{OTHER_ACCOUNT}:role/theirs", RoleSessionName="theirs"
+    )["Credentials"]
+    theirs = boto3.session.Session(
+        aws_access_key_id=assumed["AccessKeyId"],
+        aws_secret_access_key=assumed["SecretAccessKey"],
+        aws_session_token=assumed["SessionToken"],
+    )
+    ours = boto3.session.Session(
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"], aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"]
+    )
+    bucket_tags = tag_list(registration_of(stack, "harbor-storage-bucket").inputs["tags"])
+    topic_tags = tag_list(registration_of(stack, "harbor-alarms-topic").inputs["tags"])
+    buckets, topics = [], []
+    for session, region, name in ((theirs, REGION, "harbor-cache-theirs"), (ours, "eu-west-1", "harbor-cache-west")):
+        s3 = session.client("s3", endpoint_url=aws[0], region_name=region)
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+        s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": bucket_tags})
+        buckets.append(name)
+        sns = session.client("sns", endpoint_url=aws[0], region_name=region)
+        topics.append(sns.create_topic(Name=name, Tags=topic_tags)["TopicArn"])
+    assert f":{OTHER_ACCOUNT}:" in topics[0] and ":eu-west-1:" in topics[1]
+    own_bucket = output_of(stack, "harbor-storage-bucket", "bucket")
+    probes = [
+        (changed(stack, "harbor-storage-registry-access", lambda p, b=b: p.update(policy=p["policy"].replace(own_bucket, b))), b)
+        for b in buckets
+    ] + [(changed(stack, "harbor-alarms-root-disk", lambda p, t=t: p.update(alarmActions=[t])), t) for t in topics]
+    passed = []
+    with running_pack(dry_run=False, env=aws[1], config=stack_config("s3")) as pack:
+        assert [d for d in pack.analyze_all(stack) if d.mandatory] == []
+        for probe, value in probes:
+            found = [d.message for d in pack.analyze(probe) if d.mandatory and d.policy == AT_UP]
+            why = f"this account's ({MOTO_ACCOUNT}) in '{REGION}'" if ":sns:" not in value else f"'{MOTO_ACCOUNT}' in '{REGION}'"
+            if not any(value in message and why in message for message in found):
+                passed.append((value, [message[message.find(value) :][:200] for message in found]))
+    assert passed == []
 
 
 # Review 22c (F1, F4, F6, F7): the address the commands reach, the cache's address record, and what may carry the stack

@@ -25,6 +25,12 @@ from tests.standins.pulumi_harness import FAKE_ACCOUNT_ID
 REGION = "eu-central-1"  # the fixture stack's aws:region (tests/stacks/Pulumi.dev.yaml)
 # An image moto serves (moto/ec2/resources/amis.json); RunInstances wants an existing one.
 MOTO_IMAGE = "ami-12c6146b"
+# The image the program's AMI lookup answers in the harness (tests/standins/pulumi_harness.py, aws:ec2/getAmi), as
+# Canonical publishes it (components/aws/vm.py UBUNTU_OWNER and UBUNTU_IMAGE_NAME): moto ships Canonical-owned images
+# (moto/ec2/resources/amis.json: trusty and xenial only, no 24.04 hvm-ssd-gp3), and its RegisterImage makes the
+# caller's account the owner (moto/ec2/models/amis.py AmiBackend.register_image), so canonical_image adds it.
+PROGRAM_IMAGE = "ami-0123456789abcdef0"
+PROGRAM_IMAGE_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20261101"
 MOTO_ACCOUNT = "123456789012"  # moto's default account (moto/core/models.py DEFAULT_ACCOUNT_ID)
 
 
@@ -72,6 +78,30 @@ def aws_on_loopback(tmp_dir: str) -> Iterator[tuple[str, dict[str, str | None]]]
         yield endpoint, pack_environment(endpoint, tmp_dir)
 
 
+def canonical_image() -> str:
+    """Canonical's Ubuntu image of the program in moto's EC2 of the stack's account and region, as AWS shows it (owner
+    099720109477, public). moto's server runs in this process (moto_server.py ThreadedMotoServer), so its backend is
+    this process's `ec2_backends`; an `Ami` with `owner_id` is moto's own model of an image of another account, as
+    it loads the images it ships (moto/ec2/models/amis.py AmiBackend._load_amis). Called after each reset."""
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.amis import Ami
+
+    backend = ec2_backends[MOTO_ACCOUNT][REGION]
+    backend.amis[PROGRAM_IMAGE] = Ami(
+        backend,
+        ami_id=PROGRAM_IMAGE,
+        name=PROGRAM_IMAGE_NAME,
+        owner_id="099720109477",
+        public=True,
+        architecture="x86_64",
+        virtualization_type="hvm",
+        root_device_type="ebs",
+        image_location=f"amazon/{PROGRAM_IMAGE_NAME}",
+        description="Canonical, Ubuntu, 24.04, amd64 noble image",
+    )
+    return PROGRAM_IMAGE
+
+
 def tag_specification(kind: str, tags: Mapping[str, Any] | None) -> list[dict]:
     return [{"ResourceType": kind, "Tags": tag_list(tags)}] if tags else []
 
@@ -109,7 +139,7 @@ def create(client: Any, resource: EngineResource, renamed: dict[str, str]) -> No
         renamed[props["id"]], renamed[props["publicIp"]] = made["AllocationId"], made["PublicIp"]
     elif kind == "aws:ec2/instance:Instance":
         made = client("ec2").run_instances(
-            ImageId=MOTO_IMAGE, MinCount=1, MaxCount=1, TagSpecifications=tag_specification("instance", tags)
+            ImageId=props["ami"], MinCount=1, MaxCount=1, TagSpecifications=tag_specification("instance", tags)
         )
         renamed[props["id"]] = made["Instances"][0]["InstanceId"]
     elif kind == "aws:ebs/volume:Volume":
@@ -166,6 +196,7 @@ def create(client: Any, resource: EngineResource, renamed: dict[str, str]) -> No
 def in_aws(stack: list[EngineResource], endpoint: str) -> list[EngineResource]:
     """The stack with its objects made in moto and every identifier AWS chose replaced by moto's."""
     client = clients(endpoint)
+    canonical_image()
     renamed: dict[str, str] = {}
     for resource in stack:
         create(client, resource, renamed)
