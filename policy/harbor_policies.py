@@ -37,6 +37,7 @@ from pulumi_policy import (
 )
 from reading import PROJECT, Resource, Review, Violation, component, plain
 from resource_checks import (
+    acm_certificate,
     cloudwatch_metric_alarm,
     default_provider,
     dlm_lifecycle_policy,
@@ -172,7 +173,7 @@ ALLOWED: dict[str, Callable[[Review], None]] = {
     "aws:lb/targetGroupAttachment:TargetGroupAttachment": nothing_to_check,
     # The deploying machine takes a node out of the target group and back (components/aws/target_drain.py).
     "pulumi-python:dynamic/elbv2:TargetDrain": nothing_to_check,
-    "aws:acm/certificate:Certificate": nothing_to_check,
+    "aws:acm/certificate:Certificate": acm_certificate,
     "aws:acm/certificateValidation:CertificateValidation": nothing_to_check,
 }
 

@@ -1161,6 +1161,33 @@ def ec2_eip_association(review: Review) -> None:
     review.judge(onto_the_instance)
 
 
+def acm_certificate(review: Review) -> None:
+    """The load balancer's certificate is one ACM issues after DNS validation (components/aws/load_balancer.py:
+    domain_name and validation_method="DNS"). An imported certificate (privateKey, certificateBody,
+    certificateChain) is one whose key someone outside AWS holds, and a private CA's (certificateAuthorityArn) one
+    that CA's holders can issue again: either lets them read and change the cache's traffic (review 22c, minor)."""
+    props = review.resource.props
+
+    def issued_by_acm() -> list[Violation]:
+        problems = []
+        imported = [key for key in IMPORTED_CERTIFICATE_FIELDS if props.get(key) not in (None, "")]
+        if imported:
+            problems.append(
+                f"the certificate sets {imported}: the program's certificate is issued by ACM after DNS validation, "
+                "never imported or from a private CA; remove them"
+            )
+        method = props.get("validationMethod")
+        if is_unknown(method) or method != "DNS":
+            problems.append(f"the certificate's validationMethod is {method!r}: the program validates by DNS; set \"DNS\"")
+        return problems
+
+    review.judge(issued_by_acm)
+
+
+# What an ACM certificate resource imports instead of having ACM issue it (pulumi-aws acm.Certificate inputs).
+IMPORTED_CERTIFICATE_FIELDS = ("privateKey", "certificateBody", "certificateChain", "certificateAuthorityArn")
+
+
 # The stack's SSH key is ED25519 (components/aws/vm.py: tls.PrivateKey(algorithm="ED25519")).
 SSH_KEY_ALGORITHM, SSH_PUBLIC_KEY_PREFIX = "ED25519", "ssh-ed25519 "
 

@@ -1820,6 +1820,31 @@ REVIEW22B_PROBES = [
         refused_by="identities-come-from-the-program",
     ),
     Probe(
+        "review22c-minor",
+        "the program's own certificate imported with a key someone holds",
+        "ha",
+        set_on(
+            "harbor-lb-certificate",
+            certificateBody="-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+            privateKey="-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----",
+        ),
+        refused_by="aws-acm-certificate-certificate",
+    ),
+    Probe(
+        "review22c-minor",
+        "the program's own certificate from a private CA",
+        "ha",
+        set_on("harbor-lb-certificate", certificateAuthorityArn=f"arn:aws:acm-pca:eu-central-1:{FAKE_ACCOUNT_ID}:certificate-authority/x"),
+        refused_by="aws-acm-certificate-certificate",
+    ),
+    Probe(
+        "review22c-minor",
+        "the program's own certificate validated by e-mail",
+        "ha",
+        set_on("harbor-lb-certificate", validationMethod="EMAIL"),
+        refused_by="aws-acm-certificate-certificate",
+    ),
+    Probe(
         "review22b-low",
         "B4b the upgrade's database snapshot shared with every account",
         "s3",
