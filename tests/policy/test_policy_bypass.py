@@ -1834,7 +1834,10 @@ REVIEW22B_PROBES = [
         "review22c-minor",
         "the program's own certificate from a private CA",
         "ha",
-        set_on("harbor-lb-certificate", certificateAuthorityArn=f"arn:aws:acm-pca:eu-central-1:{FAKE_ACCOUNT_ID}:certificate-authority/x"),
+        set_on(
+            "harbor-lb-certificate",
+            certificateAuthorityArn=f"arn:aws:acm-pca:eu-central-1:{FAKE_ACCOUNT_ID}:certificate-authority/x",
+        ),
         refused_by="aws-acm-certificate-certificate",
     ),
     Probe(
