@@ -463,7 +463,18 @@ def test_the_ha_stack_passes_every_policy(ha_as_analyzed):
         assert pack.analyze_all(ha_as_analyzed) == []
 
 
-def test_policies_refuse_plain_http_old_tls_open_nodes_and_unprotected_data(up_pack, ha_as_analyzed):
+@pytest.fixture(scope="module")
+def ha_pack():
+    """The pack at `up` with the HA stack's own configuration, as the engine hands it (PULUMI_CONFIG): node indices
+    and the nodes' group are judged against replicas=3, not the dev stack's single VM."""
+    from tests.standins.policy_engine import WITHOUT_AWS_LOOKUPS, running_pack
+
+    with running_pack(dry_run=False, config=config(replicas=3, databaseMultiAz=True), disabled=WITHOUT_AWS_LOOKUPS) as pack:
+        yield pack
+
+
+def test_policies_refuse_plain_http_old_tls_open_nodes_and_unprotected_data(ha_pack, ha_as_analyzed):
+    up_pack = ha_pack
     https = changed(ha_as_analyzed, "harbor-lb-https", lambda p: p.update(sslPolicy="ELBSecurityPolicy-2016-08"))
     assert "TLS 1.2+" in refusals(up_pack, https)
     unset = changed(ha_as_analyzed, "harbor-lb-https", lambda p: p.pop("sslPolicy"))
