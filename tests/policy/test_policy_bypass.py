@@ -2575,7 +2575,7 @@ def test_objects_of_another_account_or_region_are_refused_at_up(stacks, aws):
 
 
 # Review 22c (F1, F4, F6, F7): the address the commands reach, the cache's address record, and what may carry the stack
-# tag. Each probe passed the pack before the fix (the review's probes, /work/notes/review22c); now it is refused.
+# tag. Each probe passed the pack before the fix (the review's probes); now it is refused.
 ASSOCIATION_POLICY = "aws-ec2-eipassociation-eipassociation"
 RECORD_POLICY = "aws-route53-record-record"
 STACK_TAG_POLICY = "the-stack-tag-marks-the-programs-own"
