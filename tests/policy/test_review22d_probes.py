@@ -12,7 +12,7 @@ import copy
 
 import pytest
 
-from tests.policy.test_policy_bypass import AT_UP, in_aws, stack_config, tcp, with_probe
+from tests.policy.test_policy_bypass import AT_UP, UNKNOWN, in_aws, stack_config, tcp, with_probe
 from tests.standins.policy_engine import (
     changed,
     engine_resources,
@@ -184,3 +184,57 @@ def test_fr1_existing_instance_refused_once_its_launch_image_is_gone(stacks, aws
         after = mandatory(pack.analyze(instance))
     print("FR1 before:", before, "\nFR1 after:", after)
     assert before == [] and after and all(policy == AT_UP for policy, _ in after)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# A1 (the up-time lookups judge only values that are THERE): a reference unknown at the preview (made through
+# `apply` from a replaced source, so the stack check judges its dependency alone) that is ABSENT at `up` gets no
+# lookup (values_at returns nothing) and no resource check requires it. vpcSecurityGroupIds absent: EC2 puts the
+# instance in the VPC's default security group (EC2 API RunInstances: "If you don't specify a security group ID, we
+# use the default security group for the VPC"): all egress (every database of the VPC, every port), ingress from every
+# other member of that group; the same gap the type table closes for DefaultSecurityGroup.
+
+
+def test_a1_instance_security_groups_unknown_at_preview_absent_at_up(stacks, aws):
+    stack = in_aws(stacks, "dev", aws)
+    preview = replaced_at_preview(stack, ["harbor-vm-sg"])
+    assert registration_of(preview, "harbor-vm-instance").inputs["vpcSecurityGroupIds"] == UNKNOWN
+    with running_pack(dry_run=True, config=stack_config("dev")) as pack:
+        pre = mandatory(pack.analyze_all(preview))
+    probe = changed(stack, "harbor-vm-instance", lambda p: p.pop("vpcSecurityGroupIds"))
+    with running_pack(dry_run=False, env=aws[1], config=stack_config("dev")) as pack:
+        up = mandatory(pack.analyze(probe))
+    print("A1 preview:", pre, "\nA1 up:", up)
+    assert pre == [] and up == []
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# B1: the registry bucket's own inline settings (pulumi-aws 7.51 aws.s3.Bucket still takes the deprecated inline
+# arguments: lifecycleRules, replicationConfiguration, versioning, serverSideEncryptionConfiguration, logging,
+# objectLockConfiguration, accelerationStatus, requestPayer, region). s3_bucket reads acl, website, policy, grants,
+# corsRules, forceDestroy only: an inline expiration deletes every blob the day after (the standalone
+# BucketLifecycleConfiguration's check never sees it), an inline replication rule copies every object to another
+# account's bucket (with a role S3 may assume).
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("lifecycleRules", [{"enabled": True, "expirations": [{"days": 1}], "id": "gone"}]),
+        (
+            "replicationConfiguration",
+            {
+                "role": "arn:aws:iam::123456789012:role/existing-s3-replication",
+                "rules": [{"status": "Enabled", "destination": {"bucket": "arn:aws:s3:::theirs", "account": "210987654321"}}],
+            },
+        ),
+        ("serverSideEncryptionConfiguration", {"rule": {"applyServerSideEncryptionByDefault": {
+            "sseAlgorithm": "aws:kms", "kmsMasterKeyId": "arn:aws:kms:eu-central-1:210987654321:key/theirs"}}}),
+    ],
+)
+def test_b1_registry_bucket_inline_settings(stacks, field, value):
+    stack = stacks["s3"]
+    probe = changed(stack, "harbor-storage-bucket", lambda p: p.update({field: value}))
+    pre, _ = judged(stack, "s3", [probe])
+    print("B1", field, "preview:", pre)
+    assert pre == []
