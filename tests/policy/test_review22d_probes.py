@@ -142,8 +142,15 @@ def test_s1b_instance_boots_with_a_block_device_from_another_accounts_snapshot(s
     "field, value",
     [
         ("snapshotIdentifier", "arn:aws:rds:eu-central-1:210987654321:snapshot:harbor-seed"),
-        ("s3Import", {"bucketName": "seed-db", "ingestionRole": "arn:aws:iam::123456789012:role/x",
-                      "sourceEngine": "postgres", "sourceEngineVersion": "16.3"}),
+        (
+            "s3Import",
+            {
+                "bucketName": "seed-db",
+                "ingestionRole": "arn:aws:iam::123456789012:role/x",
+                "sourceEngine": "postgres",
+                "sourceEngineVersion": "16.3",
+            },
+        ),
         ("replicateSourceDb", "arn:aws:rds:eu-west-1:210987654321:db:theirs"),
     ],
 )
@@ -228,8 +235,17 @@ def test_a1_instance_security_groups_unknown_at_preview_absent_at_up(stacks, aws
                 "rules": [{"status": "Enabled", "destination": {"bucket": "arn:aws:s3:::theirs", "account": "210987654321"}}],
             },
         ),
-        ("serverSideEncryptionConfiguration", {"rule": {"applyServerSideEncryptionByDefault": {
-            "sseAlgorithm": "aws:kms", "kmsMasterKeyId": "arn:aws:kms:eu-central-1:210987654321:key/theirs"}}}),
+        (
+            "serverSideEncryptionConfiguration",
+            {
+                "rule": {
+                    "applyServerSideEncryptionByDefault": {
+                        "sseAlgorithm": "aws:kms",
+                        "kmsMasterKeyId": "arn:aws:kms:eu-central-1:210987654321:key/theirs",
+                    }
+                }
+            },
+        ),
     ],
 )
 def test_b1_registry_bucket_inline_settings(stacks, field, value):
@@ -310,3 +326,32 @@ def test_h1_registry_url_and_oidc_issuer_are_foreign(stacks):
     pre, _ = judged(stack, "dev", [registry, oidc])
     print("H1 preview:", pre)
     assert pre == []
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# L1: the load balancer's 443 may hold blocks unknown at preview (a node's Elastic IP created or replaced in the same
+# update: a scale-up makes one every time), judged there by their origin only (stack_checks._node_address: an unknown
+# block of a 443 rule made from a program EIP passes; resource_checks._rules leaves it out). At `up`, Analyze looks up
+# only the /32s (aws_lookups._node_addresses: `network.prefixlen == 32`) and the resource check refuses only what
+# too_wide calls the world (more than a /16 of public addresses). So eip.public_ip.apply(lambda _: "198.51.0.0/16") on
+# 443 passes every check that runs before the step: a foreign /16 (or a /31, two foreign hosts) reaches the cache
+# through the load balancer, outside allowedCidrs.
+
+
+def test_l1_load_balancer_443_block_unknown_at_preview_is_a_foreign_network_at_up(stacks, aws):
+    stack = in_aws(stacks, "ha", aws)
+    original = copy.deepcopy(registration_of(stack, "harbor-lb-sg").inputs["ingress"])
+    preview = replaced_at_preview(stack, ["harbor-vm-1-eip"])
+    group = registration_of(preview, "harbor-lb-sg")
+    at_preview = copy.deepcopy(original)
+    at_preview[3]["cidrBlocks"] = [UNKNOWN]  # node 1's EIP, replaced: as the program's own rule is at that preview
+    at_preview.append(tcp(443, UNKNOWN, description="443 from node 1 (the pull request's)"))
+    for props in (group.inputs, group.outputs):
+        props["ingress"] = copy.deepcopy(at_preview)
+    with running_pack(dry_run=True, config=stack_config("ha")) as pack:
+        pre = mandatory(pack.analyze_all(preview))
+    probe = changed(stack, "harbor-lb-sg", lambda p: p["ingress"].append(tcp(443, "198.51.0.0/16")))
+    with running_pack(dry_run=False, env=aws[1], config=stack_config("ha")) as pack:
+        up = mandatory(pack.analyze(probe))
+    print("L1 preview:", pre, "\nL1 up:", up)
+    assert pre == [] and up == []
