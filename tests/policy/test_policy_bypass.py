@@ -2694,3 +2694,93 @@ def test_node_indices_stay_below_the_replicas(stacks):
     with running_pack(dry_run=True, config=stack_config("ha")) as pack:
         assert STACK_TAG_POLICY in mandatory_policies(pack, [node(stacks["ha"], "harbor-vm-eip", 2)])
         assert STACK_TAG_POLICY not in mandatory_policies(pack, [registration_of(stacks["ha"], "harbor-vm-1-eip")])
+
+
+# Review 22d (issue 22): the launch image at every `up` (FR1), what the disks and the database are made from (S1, S1b,
+# S2), where Harbor sends upstream credentials and whom it trusts as admin (H1), where logs and alarm mail go (B2, B2b).
+# Each probe passed the pack before the fix (tests/policy/test_review22d_probes.py on branch review22d).
+
+
+def mandatory_messages(pack, resource: EngineResource) -> list[tuple[str, str]]:
+    return [(d.policy, d.message) for d in pack.analyze(resource) if d.mandatory]
+
+
+def test_an_instance_whose_launch_image_is_gone_passes_and_a_new_one_does_not(stacks, aws):
+    """FR1: with ignore_changes=["ami"] (components/aws/vm.py) the engine hands Analyze the image the instance was
+    launched from at every `up` (step_generator.go: processIgnoreChanges before analyzeAll). Once Canonical makes that
+    serial private or deregisters it, DescribeImages shows this account nothing: InvalidAMIID.NotFound for an id moto
+    does not hold (moto/ec2/models/amis.py AmiBackend.describe_images raises InvalidAMIIdError), an empty answer for a
+    deregistered one (moto: an id in `deleted_amis` answers no image and no error, as AWS answers "empty results" for
+    recently deregistered images). The stack's instance that runs it then passes; an image nobody of this stack runs
+    (a new instance's: RunInstances cannot boot an image the account cannot see) is refused with a message that says
+    so, and so is the old image once the stack's instance is gone (another stack's instance running it counts for
+    nothing)."""
+    from moto.ec2.models import ec2_backends
+
+    from tests.standins.moto_stack import MOTO_ACCOUNT, PROGRAM_IMAGE, REGION, clients, tag_specification
+
+    stack = in_aws(stacks, "dev", aws)
+    instance = registration_of(stack, "harbor-vm-instance")
+    assert instance.inputs["ami"] == PROGRAM_IMAGE
+    ec2 = clients(aws[0])("ec2")
+    prod = {**instance.inputs["tags"], "harbor-cache:stack": "prod"}
+    ec2.run_instances(ImageId=PROGRAM_IMAGE, MinCount=1, MaxCount=1, TagSpecifications=tag_specification("instance", prod))
+    backend = ec2_backends[MOTO_ACCOUNT][REGION]
+    del backend.amis[PROGRAM_IMAGE]
+    backend.deleted_amis.append(PROGRAM_IMAGE)  # deregistered: an empty answer
+    assert ec2.describe_images(ImageIds=[PROGRAM_IMAGE])["Images"] == []
+    with running_pack(dry_run=False, env=aws[1], config=stack_config("dev")) as pack:
+        assert mandatory_messages(pack, instance) == []
+    backend.deleted_amis.remove(PROGRAM_IMAGE)  # private: InvalidAMIID.NotFound
+    never = "ami-0fedcba9876543210"
+    with running_pack(dry_run=False, env=aws[1], config=stack_config("dev")) as pack:
+        assert mandatory_messages(pack, instance) == []
+        found = mandatory_messages(pack, changed(stack, "harbor-vm-instance", lambda p: p.update(ami=never)))
+        assert [policy for policy, _ in found] == [AT_UP]
+        assert "AWS shows this account no image" in found[0][1] and "AMI lookup" in found[0][1]
+        assert "pass the program's own resource" not in found[0][1]
+    ec2.terminate_instances(InstanceIds=[instance.outputs["id"]])
+    with running_pack(dry_run=False, env=aws[1], config=stack_config("dev")) as pack:
+        found = mandatory_messages(pack, instance)
+        assert [policy for policy, _ in found] == [AT_UP] and "no instance of stack 'dev' runs it" in found[0][1]
+
+
+def test_the_launch_image_lookup_asks_for_deprecated_images_and_fails_closed_on_other_errors(monkeypatch):
+    """FR1: DescribeImages is asked with IncludeDeprecated=True (its default leaves deprecated images out; Canonical
+    deprecates every serial but the newest within weeks), which botocore's model validates (the Stubber checks the
+    parameters against it). Access denied (EC2's UnauthorizedOperation) and throttling (RequestLimitExceeded) are no
+    "invisible image": the lookup raises, so the reference is refused (fail closed)."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+    from botocore.stub import Stubber
+
+    monkeypatch.syspath_prepend(str(POLICY_DIR))
+    import aws_lookups
+
+    ec2 = boto3.client(
+        "ec2",
+        region_name="eu-central-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"mode": "standard", "max_attempts": 1}),
+    )
+    monkeypatch.setattr(aws_lookups, "_client", lambda service: ec2)
+    image = "ami-0123456789abcdef0"
+    asked = {"ImageIds": [image], "IncludeDeprecated": True}
+    with Stubber(ec2) as stub:
+        for code in ("UnauthorizedOperation", "RequestLimitExceeded"):
+            stub.add_client_error("describe_images", code, expected_params=asked)
+            with pytest.raises(ClientError, match=code):
+                aws_lookups.launch_image(image, "dev")
+        canonical = {
+            "ImageId": image,
+            "OwnerId": aws_lookups.UBUNTU_OWNER,
+            "Name": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20260101",
+            "Architecture": "x86_64",
+            "VirtualizationType": "hvm",
+            "DeprecationTime": "2026-03-01T00:00:00.000Z",
+        }
+        stub.add_response("describe_images", {"Images": [canonical]}, expected_params=asked)
+        assert aws_lookups.launch_image(image, "dev") == []
+        stub.assert_no_pending_responses()

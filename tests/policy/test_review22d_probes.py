@@ -165,35 +165,6 @@ def test_s2_database_created_from_foreign_data(stacks, field, value):
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# FR1 (false refusal): the instance's `ami` the engine hands Analyze at every `up` is the one in the state, because the
-# program sets ignore_changes=["ami"] (components/aws/vm.py) and the engine puts the old input back BEFORE Check and
-# analyzeAll (pulumi pkg/resource/deploy/step_generator.go continueStepsFromImport: processIgnoreChanges(inputs,
-# old.Inputs) ... analyzeAll(ctx, analyzers, new, inputs, goal)). Analyze runs for every registered resource, a `same`
-# one included. Canonical deprecates release serials (still shown by id) but privatises or deletes images
-# (documentation.ubuntu.com/aws ... ec2-image-retention-policy: "private images ... are invisible to the describe-images
-# command ... functionally equivalent to deleted images"). Then DescribeImages(ImageIds=[the launch image]) answers
-# nothing (InvalidAMIID.NotFound), canonical_ubuntu_image fails closed, and EVERY later `up` of the stack is refused
-# ("resource ... is invalid"), although nothing about the instance changes and no new instance boots that image.
-
-
-def test_fr1_existing_instance_refused_once_its_launch_image_is_gone(stacks, aws):
-    from moto.ec2.models import ec2_backends
-
-    from tests.standins.moto_stack import MOTO_ACCOUNT, PROGRAM_IMAGE, REGION
-
-    stack = in_aws(stacks, "dev", aws)
-    instance = registration_of(stack, "harbor-vm-instance")
-    assert instance.inputs["ami"] == PROGRAM_IMAGE
-    with running_pack(dry_run=False, env=aws[1], config=stack_config("dev")) as pack:
-        before = mandatory(pack.analyze(instance))
-    del ec2_backends[MOTO_ACCOUNT][REGION].amis[PROGRAM_IMAGE]  # Canonical privatised/deleted the serial
-    with running_pack(dry_run=False, env=aws[1], config=stack_config("dev")) as pack:
-        after = mandatory(pack.analyze(instance))
-    print("FR1 before:", before, "\nFR1 after:", after)
-    assert before == [] and after and all(policy == AT_UP for policy, _ in after)
-
-
-# ------------------------------------------------------------------------------------------------------------------
 # A1 (the up-time lookups judge only values that are THERE): a reference unknown at the preview (made through
 # `apply` from a replaced source, so the stack check judges its dependency alone) that is ABSENT at `up` gets no
 # lookup (values_at returns nothing) and no resource check requires it. vpcSecurityGroupIds absent: EC2 puts the
