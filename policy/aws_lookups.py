@@ -345,6 +345,72 @@ def launch_image(image_id: str, stack: str) -> list[Found]:
     return []
 
 
+# What a new disk or database is made from (review 22d S1, S2): a snapshot whose owner chose its content (Harbor's
+# database with its admin and robot accounts, Traefik's ACME account, the cached blobs the cache then serves) is a
+# snapshot of this account only.
+SNAPSHOT_FIX = (
+    "a volume is restored only from a snapshot this account owns (dataVolumeSnapshotId, docs/configuration.md): copy a "
+    "snapshot into this account first (ec2 copy-snapshot) or use the stack's own DLM snapshots"
+)
+DB_SNAPSHOT_FIX = (
+    "the database is created from a snapshot of this account in the stack's region only (the program sets no "
+    "snapshotIdentifier: a restore is an operator's deliberate change)"
+)
+
+
+def own_ebs_snapshot(snapshot_id: str, stack: str) -> list[Found]:
+    """EC2 DescribeSnapshots by id shows public snapshots and those shared with this account as well as its own (the
+    EC2 API Reference: "public snapshots, private snapshots that you own, and private snapshots owned by other Amazon
+    Web Services accounts for which you have explicit create volume permissions"), each with its `OwnerId`, which
+    must be the deploy's account (STS). The engine hands Analyze the data volume at every `up`, with its
+    snapshotId as long as dataVolumeSnapshotId stays set, and DLM deletes old snapshots (snapshotRetentionDays): a
+    snapshot this account no longer sees (InvalidSnapshot.NotFound, or no answer: "If you specify a snapshot ID for
+    which you do not have access, it is not included") passes where a volume of this stack was made from it
+    (DescribeVolumes by snapshot-id and the stack tag: the volume the engine reports unchanged; CreateVolume cannot
+    use a snapshot the account cannot see), as the launch image does (launch_image). Any other error fails closed."""
+    from botocore.exceptions import ClientError
+
+    try:
+        snapshots = _client("ec2").describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "InvalidSnapshot.NotFound":
+            raise
+        snapshots = []
+    if not snapshots:
+        filters = [{"Name": "snapshot-id", "Values": [snapshot_id]}, {"Name": f"tag:{STACK_TAG}", "Values": [stack]}]
+        pages = _client("ec2").get_paginator("describe_volumes").paginate(Filters=filters)
+        volumes = [volume for page in pages for volume in page["Volumes"]]
+        if not volumes:
+            raise LookupFailed(
+                f"AWS shows this account no snapshot {snapshot_id!r} and no volume of stack {stack!r} made from it",
+                fix=SNAPSHOT_FIX,
+            )
+        return [Found(f"volume {v.get('VolumeId')} (from {snapshot_id})", _tags(v.get("Tags")), DATA_VOLUME) for v in volumes]
+    owner = str(_one(snapshots, "snapshot", snapshot_id).get("OwnerId"))
+    if owner != _account():
+        raise LookupFailed(f"the snapshot is owned by account {owner!r}, not by this stack's {_account()!r}", fix=SNAPSHOT_FIX)
+    return []
+
+
+def own_db_snapshot(identifier: str) -> list[Found]:
+    """RDS restores an instance from a snapshot named by its identifier (this account's) or by the ARN of another
+    account's shared or public one (RDS API RestoreDBInstanceFromDBSnapshot, DBSnapshotIdentifier). DescribeDBSnapshots
+    by identifier answers this account's snapshots only, unless IncludeShared/IncludePublic are asked (they are not);
+    the answer's DBSnapshotArn must be of the deploy's account and the stack's region."""
+    try:
+        name = identifier
+        if identifier.startswith("arn:"):
+            # arn:aws:rds:<region>:<account>:snapshot:<name>: this account's, then asked for by its name.
+            _in_this_account(identifier, "DB snapshot")
+            name = identifier.split(":", 6)[-1]
+        answer = _client("rds").describe_db_snapshots(DBSnapshotIdentifier=name)["DBSnapshots"]
+        found = _one(answer, "DB snapshot", identifier)
+        _in_this_account(str(found.get("DBSnapshotArn")), "DB snapshot")
+    except LookupFailed as problem:
+        raise LookupFailed(str(problem), fix=DB_SNAPSHOT_FIX) from None
+    return []
+
+
 @dataclass(frozen=True)
 class OfTheStack:
     """A lookup that needs the stack of the resource it judges (its URN's): `lookup(value, stack)`."""
@@ -375,6 +441,9 @@ REFERENCES: dict[tuple[str, str], Lookup | OfTheStack] = {
     ("aws:iam/instanceProfile:InstanceProfile", "role"): role_by_name(INSTANCE_ROLE),
     ("aws:ec2/instance:Instance", "keyName"): key_pair,
     ("aws:ec2/instance:Instance", "ami"): OfTheStack(launch_image),
+    # What the data volume and the database are made from (review 22d S1, S2): this account's snapshots only.
+    ("aws:ebs/volume:Volume", "snapshotId"): OfTheStack(own_ebs_snapshot),
+    ("aws:rds/instance:Instance", "snapshotIdentifier"): own_db_snapshot,
     # The VM's group and, with externalServices, the stores' client group (stack_checks.py GROUP_REFERENCES).
     ("aws:ec2/instance:Instance", "vpcSecurityGroupIds[]"): security_group(f"(?:{VM_GROUP}|{CLIENT_GROUP})"),
     ("aws:lb/loadBalancer:LoadBalancer", "securityGroups[]"): security_group(LB_GROUP),

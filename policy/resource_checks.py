@@ -303,6 +303,15 @@ def ec2_instance(review: Review) -> None:
         for index, device in enumerate(as_list(props.get("ebsBlockDevices"), "ebsBlockDevices")):
             if known(device, f"ebsBlockDevices[{index}]").get("encrypted") is not True:
                 problems.append(f"EBS block device {device.get('deviceName')} is not encrypted: set encrypted=True")
+            # Review 22d S1b: a disk made from another account's snapshot (content its owner chose, a second root
+            # file system label competing for / at boot). The program's instance has no block device of its own
+            # beyond the root; its data volume is the Volume resource, whose snapshot is judged there.
+            if known(device.get("snapshotId"), f"ebsBlockDevices[{index}].snapshotId") not in (None, ""):
+                problems.append(
+                    f"EBS block device {device.get('deviceName')} is made from snapshot {device.get('snapshotId')!r}: the "
+                    "program's instance takes no block device from a snapshot; restore the data volume with "
+                    "dataVolumeSnapshotId instead"
+                )
         return problems
 
     def launch_template() -> list[Violation]:
@@ -346,6 +355,7 @@ def ebs_volume(review: Review) -> None:
     resource = review.resource
     if known(resource.props.get("encrypted"), "encrypted") is not True:
         review.problems.append("EBS volume is not encrypted: set encrypted=True")
+    review.judge(lambda: _restored_from(resource))
     if resource.protect:
         return
     scratch = (
@@ -357,6 +367,22 @@ def ebs_volume(review: Review) -> None:
         review.problems.append(
             "the data volume can be replaced or deleted by an update: create it with protect=True (and retain_on_delete=True)"
         )
+
+
+def _restored_from(resource: Resource) -> list[Violation]:
+    """Review 22d S1: a volume is made from a snapshot only as the program makes node 0's data volume, from the stack's
+    `dataVolumeSnapshotId` setting (components/aws/vm.py snapshot_id=settings.data_volume_snapshot_id or None); whose
+    snapshot that is: at up, before the step (aws_lookups.py own_ebs_snapshot: this account's)."""
+    snapshot = known(resource.props.get("snapshotId"), "snapshotId")
+    if snapshot in (None, ""):
+        return []
+    configured = _stack_config("dataVolumeSnapshotId") or ""
+    if resource.made_by("HarborVm", "data") and snapshot == configured:
+        return []
+    return [
+        f"the volume {resource.name!r} is made from snapshot {snapshot!r}: only node 0's data volume is, from the stack's "
+        f"dataVolumeSnapshotId ({configured or 'unset'!r}), a snapshot of this account"
+    ]
 
 
 @dataclass(frozen=True)
@@ -1023,7 +1049,25 @@ def rds_instance(review: Review) -> None:
             ]
         return []
 
+    def made_from() -> list[Violation]:
+        # Review 22d S2: what the database is created from. The program creates an empty one (components/aws/
+        # data_services.py sets none of these); a snapshot of this account is looked up at up (aws_lookups.py
+        # own_db_snapshot), any other source of data is refused: S3 files (s3Import), a replica of another database
+        # (replicateSourceDb), a point-in-time restore of another instance (restoreToPointInTime).
+        elsewhere = [key for key in RDS_DATA_SOURCES if known(props.get(key), key) not in (None, "", {}, [])]
+        if elsewhere:
+            return [
+                f"the database sets {elsewhere}: Harbor's database is created empty (or restored from a snapshot of this "
+                "account, snapshotIdentifier), never from S3 files, another database or another instance's backups"
+            ]
+        return []
+
     review.judge(settings)
+    review.judge(made_from)
+
+
+# pulumi-aws rds.Instance inputs that fill the new database with data from elsewhere.
+RDS_DATA_SOURCES = ("s3Import", "replicateSourceDb", "restoreToPointInTime")
 
 
 def elasticache_replication_group(review: Review) -> None:

@@ -2784,3 +2784,134 @@ def test_the_launch_image_lookup_asks_for_deprecated_images_and_fails_closed_on_
         stub.add_response("describe_images", {"Images": [canonical]}, expected_params=asked)
         assert aws_lookups.launch_image(image, "dev") == []
         stub.assert_no_pending_responses()
+
+
+VOLUME_POLICY, INSTANCE_POLICY = "aws-ebs-volume-volume", "aws-ec2-instance-instance"
+DATABASE_POLICY = "aws-rds-instance-instance"
+THEIR_SNAPSHOT_ACCOUNT = "210987654321"
+
+
+def test_disks_and_the_database_are_made_from_nothing_foreign_at_preview(stacks):
+    """S1, S1b, S2 at a preview: a volume is made from a snapshot only as node 0's data volume from the stack's
+    dataVolumeSnapshotId (components/aws/vm.py); the instance takes no block device from a snapshot; the database is
+    never filled from S3 files, another database or another instance's point in time. The program's own stacks, and
+    the dev stack with dataVolumeSnapshotId set, pass."""
+    foreign = "snap-0f0e0d0c0b0a09081"
+    dev, s3, ha = stacks["dev"], stacks["s3"], stacks["ha"]
+    probes = [
+        ("dev", VOLUME_POLICY, changed(dev, "harbor-vm-data", lambda p: p.update(snapshotId=foreign))),
+        (
+            "dev",
+            INSTANCE_POLICY,
+            changed(
+                dev,
+                "harbor-vm-instance",
+                lambda p: p.update(ebsBlockDevices=[{"deviceName": "/dev/sdg", "snapshotId": foreign, "encrypted": True}]),
+            ),
+        ),
+        ("ha", VOLUME_POLICY, changed(ha, "harbor-vm-1-data", lambda p: p.update(snapshotId=foreign))),
+        *(
+            ("s3", DATABASE_POLICY, changed(s3, "harbor-data-db", lambda p, f=field, v=value: p.update({f: v})))
+            for field, value in (
+                (
+                    "s3Import",
+                    {"bucketName": "seed-db", "ingestionRole": "arn:aws:iam::123456789012:role/x", "sourceEngine": "postgres"},
+                ),
+                ("replicateSourceDb", "arn:aws:rds:eu-west-1:210987654321:db:theirs"),
+                ("restoreToPointInTime", {"sourceDbInstanceIdentifier": "theirs", "useLatestRestorableTime": True}),
+            )
+        ),
+    ]
+    passed = []
+    for label, policy, probe in probes:
+        with running_pack(dry_run=True, config=stack_config(label)) as pack:
+            if policy not in mandatory_policies(pack, [probe]):
+                passed.append((label, probe.name, policy))
+    assert passed == []
+    # The ha stack's node 1 with the snapshot the configuration names: still only node 0's data volume.
+    config = {**stack_config("ha"), "harbor-cache:dataVolumeSnapshotId": foreign}
+    with running_pack(dry_run=True, config=config) as pack:
+        assert VOLUME_POLICY in mandatory_policies(pack, [probes[2][2]])
+        node0 = changed(ha, "harbor-vm-data", lambda p: p.update(snapshotId=foreign))
+        assert mandatory_policies(pack, [node0]) == set()  # what the configuration says: its owner is looked up at up
+    program = engine_resources(run_program({**stack_config("dev"), "harbor-cache:dataVolumeSnapshotId": foreign}))
+    assert registration_of(program, "harbor-vm-data").inputs["snapshotId"] == foreign
+    with running_pack(dry_run=True, config={**stack_config("dev"), "harbor-cache:dataVolumeSnapshotId": foreign}) as pack:
+        assert [d for d in pack.analyze_all(program) if d.mandatory] == []
+
+
+def test_disks_and_the_database_are_made_from_this_accounts_snapshots_at_up(stacks, aws):
+    """S1, S2 at up, before the step: the data volume's snapshot (dataVolumeSnapshotId) must be one this account owns
+    (EC2 DescribeSnapshots OwnerId against STS's account): another account's public or shared snapshot, and one the
+    account cannot see, are refused, the account's own passes, and so does a snapshot DLM has since deleted where a
+    volume of this stack was made from it (the engine hands Analyze the volume at every up). The database's
+    snapshotIdentifier: this account's (RDS DescribeDBSnapshots) passes, another account's ARN is refused.
+    moto: CreateSnapshot takes the owner the model is given (moto/ec2/models/elastic_block_store.py
+    EBSBackend.create_snapshot owner_id, the way moto makes an AMI's snapshots), so the other account's public snapshot
+    is modelled in this account's backend, where DescribeSnapshots shows it with that OwnerId as AWS shows a public
+    snapshot; one of another account that is not shared is absent (InvalidSnapshot.NotFound)."""
+    from moto.ec2.models import ec2_backends
+
+    from tests.standins.moto_stack import MOTO_ACCOUNT, REGION, clients, tag_specification
+
+    stack = in_aws(stacks, "dev", aws)
+    ec2 = clients(aws[0])("ec2")
+    seed = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=1)["VolumeId"]
+    own = ec2.create_snapshot(VolumeId=seed)["SnapshotId"]
+    theirs = ec2_backends[MOTO_ACCOUNT][REGION].create_snapshot(seed, "public", owner_id=THEIR_SNAPSHOT_ACCOUNT).id
+    assert ec2.describe_snapshots(SnapshotIds=[theirs])["Snapshots"][0]["OwnerId"] == THEIR_SNAPSHOT_ACCOUNT
+    gone = ec2.create_snapshot(VolumeId=seed)["SnapshotId"]
+
+    def judged(snapshot: str) -> list[tuple[str, str]]:
+        config = {**stack_config("dev"), "harbor-cache:dataVolumeSnapshotId": snapshot}
+        volume = changed(stack, "harbor-vm-data", lambda p: p.update(snapshotId=snapshot))
+        with running_pack(dry_run=True, config=config) as pack:
+            assert mandatory_messages(pack, volume) == []  # the configuration's: judged at up
+        with running_pack(dry_run=False, env=aws[1], config=config) as pack:
+            return mandatory_messages(pack, volume)
+
+    assert judged(own) == []
+    found = judged(theirs)
+    assert [p for p, _ in found] == [AT_UP] and f"owned by account '{THEIR_SNAPSHOT_ACCOUNT}'" in found[0][1]
+    assert "dataVolumeSnapshotId" in found[0][1] and "pass the program's own resource" not in found[0][1]
+    found = judged("snap-0123456789abcdef0")
+    assert [p for p, _ in found] == [AT_UP] and "no snapshot" in found[0][1]
+    data_tags = registration_of(stack, "harbor-vm-data").inputs["tags"]
+    ec2.create_volume(
+        AvailabilityZone=f"{REGION}a", SnapshotId=gone, TagSpecifications=tag_specification("volume", data_tags)
+    )
+    ec2.delete_snapshot(SnapshotId=gone)
+    assert judged(gone) == []
+    prod = {**data_tags, "harbor-cache:stack": "prod"}
+    also_gone = ec2.create_snapshot(VolumeId=seed)["SnapshotId"]
+    ec2.create_volume(AvailabilityZone=f"{REGION}a", SnapshotId=also_gone, TagSpecifications=tag_specification("volume", prod))
+    ec2.delete_snapshot(SnapshotId=also_gone)
+    assert [p for p, _ in judged(also_gone)] == [AT_UP]  # another stack's volume counts for nothing
+
+
+def test_the_database_is_restored_only_from_this_accounts_snapshot_at_up(stacks, aws):
+    """S2 at up: snapshotIdentifier (the program sets none) names a snapshot RDS DescribeDBSnapshots shows this account
+    in the stack's region; another account's shared snapshot (its ARN), or a name this account has no snapshot of, is
+    refused before the step."""
+    from tests.standins.moto_stack import MOTO_ACCOUNT, REGION, clients
+
+    s3 = in_aws(stacks, "s3", aws)
+    rds = clients(aws[0])("rds")
+    rds.create_db_instance(
+        DBInstanceIdentifier="harbor-cache-old",
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        MasterUsername="harbor",
+        MasterUserPassword="not-a-real-secret-1",
+    )
+    rds.create_db_snapshot(DBInstanceIdentifier="harbor-cache-old", DBSnapshotIdentifier="harbor-cache-restore")
+    with running_pack(dry_run=False, env=aws[1], config=stack_config("s3")) as pack:
+        for identifier, refused in (
+            ("harbor-cache-restore", False),
+            (f"arn:aws:rds:{REGION}:{MOTO_ACCOUNT}:snapshot:harbor-cache-restore", False),
+            (f"arn:aws:rds:{REGION}:{THEIR_SNAPSHOT_ACCOUNT}:snapshot:harbor-seed", True),
+            ("harbor-seed", True),
+        ):
+            database = changed(s3, "harbor-data-db", lambda p, i=identifier: p.update(snapshotIdentifier=i))
+            assert (AT_UP in {p for p, _ in mandatory_messages(pack, database)}) is refused, identifier

@@ -107,64 +107,6 @@ def test_g1b_one_vm_stack_instance_joins_a_new_client_group(stacks):
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# S1: what the VM's disks and the database are made FROM is read by no check and no lookup. A volume restored from
-# another account's public (or shared) snapshot holds Harbor's database (its admin and robot accounts, password hashes
-# the snapshot's owner chose), Traefik's ACME account and certificate, and the cached blobs the cache then serves as
-# upstream content. ebs_volume reads snapshotId only to deny the node-scratch exemption; the protected data volume of
-# node 0 may carry any snapshotId (dataVolumeSnapshotId is an operator setting, never compared with the account).
-
-FOREIGN_SNAPSHOT = "snap-0f0e0d0c0b0a09081"  # a public snapshot of another account
-
-
-def test_s1_data_volume_restored_from_another_accounts_snapshot(stacks, aws):
-    stack = in_aws(stacks, "dev", aws)
-    probe = changed(stack, "harbor-vm-data", lambda p: p.update(snapshotId=FOREIGN_SNAPSHOT))
-    pre, up = judged(stack, "dev", [probe], aws)
-    print("S1 preview:", pre, "\nS1 up:", up)
-    assert pre == [] and up == []
-
-
-def test_s1b_instance_boots_with_a_block_device_from_another_accounts_snapshot(stacks, aws):
-    """The same on the instance (ebsBlockDevices[].snapshotId, encrypted as the check wants): a disk a second copy of
-    Canonical's root file system label/PARTUUID can compete with the real root at boot, or any content at a device."""
-    stack = in_aws(stacks, "dev", aws)
-
-    def disk(p):
-        p["ebsBlockDevices"] = [{"deviceName": "/dev/sdg", "snapshotId": FOREIGN_SNAPSHOT, "encrypted": True}]
-
-    probe = changed(stack, "harbor-vm-instance", disk)
-    pre, up = judged(stack, "dev", [probe], aws)
-    print("S1b preview:", pre, "\nS1b up:", up)
-    assert pre == [] and up == []
-
-
-@pytest.mark.parametrize(
-    "field, value",
-    [
-        ("snapshotIdentifier", "arn:aws:rds:eu-central-1:210987654321:snapshot:harbor-seed"),
-        (
-            "s3Import",
-            {
-                "bucketName": "seed-db",
-                "ingestionRole": "arn:aws:iam::123456789012:role/x",
-                "sourceEngine": "postgres",
-                "sourceEngineVersion": "16.3",
-            },
-        ),
-        ("replicateSourceDb", "arn:aws:rds:eu-west-1:210987654321:db:theirs"),
-    ],
-)
-def test_s2_database_created_from_foreign_data(stacks, field, value):
-    """Harbor's PostgreSQL restored from another account's shared snapshot (or S3 files, or a replica of another
-    database): rds_instance reads four flags only."""
-    stack = stacks["s3"]
-    probe = changed(stack, "harbor-data-db", lambda p: p.update({field: value}))
-    pre, _ = judged(stack, "s3", [probe])
-    print("S2", field, "preview:", pre)
-    assert pre == []
-
-
-# ------------------------------------------------------------------------------------------------------------------
 # A1 (the up-time lookups judge only values that are THERE): a reference unknown at the preview (made through
 # `apply` from a replaced source, so the stack check judges its dependency alone) that is ABSENT at `up` gets no
 # lookup (values_at returns nothing) and no resource check requires it. vpcSecurityGroupIds absent: EC2 puts the
