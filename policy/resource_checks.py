@@ -1123,6 +1123,98 @@ def harbor_api_client(review: Review) -> None:
     review.judge(where)
 
 
+# The upstreams when the stack sets none, and the OIDC defaults (components/settings/upstreams.py DEFAULT_UPSTREAMS,
+# components/settings/oidc.py OIDC_DEFAULTS; a test keeps them equal): what the program gives Harbor's registries and
+# its OIDC login (components/harbor/config.py _registry, _oidc_props).
+DEFAULT_UPSTREAMS: tuple[dict[str, str], ...] = (
+    {"name": "dockerhub", "type": "docker-hub", "url": "https://hub.docker.com"},
+    {"name": "ghcr", "type": "github-ghcr", "url": "https://ghcr.io"},
+    {"name": "quay", "type": "docker-registry", "url": "https://quay.io"},
+    {"name": "k8s", "type": "docker-registry", "url": "https://registry.k8s.io"},
+    {"name": "gcr", "type": "docker-registry", "url": "https://gcr.io"},
+)
+OIDC_DEFAULTS = {"adminGroup": "cluster_admins", "groupsClaim": "groups", "verifyCert": True}
+
+
+def harbor_registry(review: Review) -> None:
+    """Where the admin password goes (harbor_api_client), and where Harbor itself sends the upstream's credential
+    (access_key/access_secret on every ping and pull, review 22d H1): the registry named like an entry of the stack's
+    `upstreams` setting (its defaults where unset) has that entry's `url` and `type`, `insecure` only where the entry
+    sets it, and a `ca_certificate` only the entry's."""
+    harbor_api_client(review)
+    props = review.resource.props
+
+    def upstream() -> list[Violation]:
+        name = known(props.get("name"), "name")
+        configured = _stack_config("upstreams")
+        upstreams = DEFAULT_UPSTREAMS if configured is None else configured
+        listed = upstreams if isinstance(upstreams, list | tuple) else []
+        entries = [u for u in listed if isinstance(u, Mapping) and u.get("name") == name]
+        if len(entries) != 1:
+            return [
+                f"Harbor registry {review.resource.name!r} is named {name!r}, which is no entry of the stack's upstreams "
+                f"setting ({PROJECT}:upstreams, or its defaults): Harbor's registries are the settings' upstreams only"
+            ]
+        entry = entries[0]
+        wanted = {
+            "url": str(entry.get("url", "")).rstrip("/"),  # components/settings/upstreams.py: url.rstrip("/")
+            "type": entry.get("type"),
+            "insecure": entry.get("insecure") is True,
+            "ca_certificate": entry.get("caCertificate") or "",
+        }
+        found = {
+            "url": known(props.get("url"), "url"),
+            "type": known(props.get("type"), "type"),
+            "insecure": known(props.get("insecure"), "insecure") or False,
+            "ca_certificate": known(props.get("ca_certificate"), "ca_certificate") or "",
+        }
+        wrong = sorted(key for key in wanted if found[key] != wanted[key] and not (key == "insecure" and not found[key]))
+        if wrong:
+            shown = {key: found[key] for key in wrong if key != "ca_certificate"}
+            return [
+                f"Harbor registry {name!r} sets {wrong} ({shown}) unlike the stack's upstreams entry {name!r}: Harbor sends the "
+                "upstream's credential to that url (and trusts that certificate); set them in the upstreams setting, which "
+                "the program passes through"
+            ]
+        return []
+
+    review.judge(upstream)
+
+
+def harbor_oidc_auth(review: Review) -> None:
+    """Where the admin password goes (harbor_api_client), and whom Harbor trusts as admin (review 22d H1): Harbor sends
+    its OIDC client secret to `oidc_endpoint` and makes admin whoever that issuer puts in `oidc_admin_group` of the
+    groups claim; all as the stack's `oidc` setting gives them (components/harbor/config.py _oidc_props: issuer without
+    a trailing slash, adminGroup, groupsClaim), and the issuer's certificate verified unless the setting says
+    verifyCert: false."""
+    harbor_api_client(review)
+    props = review.resource.props
+
+    def issuer() -> list[Violation]:
+        oidc = _stack_config("oidc")
+        if not isinstance(oidc, Mapping):
+            return [f"Harbor's OIDC login {review.resource.name!r} is configured, but the stack sets no {PROJECT}:oidc"]
+        merged = {**OIDC_DEFAULTS, **oidc}
+        wanted = {
+            "oidc_endpoint": str(merged.get("issuer", "")).rstrip("/"),
+            "oidc_admin_group": merged["adminGroup"],
+            "oidc_groups_claim": merged["groupsClaim"],
+        }
+        wrong = {key: props.get(key) for key, value in wanted.items() if known(props.get(key), key) != value}
+        verify = known(props.get("oidc_verify_cert"), "oidc_verify_cert")
+        if verify is not True and merged["verifyCert"] is not False:
+            wrong["oidc_verify_cert"] = verify
+        if wrong:
+            return [
+                f"Harbor's OIDC login sets {wrong}, not as the stack's oidc setting gives them ({wanted}, verifyCert "
+                f"{merged['verifyCert']!r}): Harbor sends its client secret to that issuer and makes admin whom it names; "
+                "set them in the oidc setting, which the program passes through"
+            ]
+        return []
+
+    review.judge(issuer)
+
+
 def remote_command(review: Review) -> None:
     """Only the program's installer, probe and CAA commands; no credential outside stdin, and SSH only to a
     pinned host key without a password. To which host and key: stack check `remote-commands-reach-the-programs-vms`.

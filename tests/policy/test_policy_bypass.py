@@ -2915,3 +2915,53 @@ def test_the_database_is_restored_only_from_this_accounts_snapshot_at_up(stacks,
         ):
             database = changed(s3, "harbor-data-db", lambda p, i=identifier: p.update(snapshotIdentifier=i))
             assert (AT_UP in {p for p, _ in mandatory_messages(pack, database)}) is refused, identifier
+
+
+REGISTRY_POLICY, OIDC_POLICY = "pulumi-python-dynamic-harbor-registry", "pulumi-python-dynamic-harbor-oidcauth"
+CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBfixture\n-----END CERTIFICATE-----\n"
+
+
+def test_harbor_sends_upstream_credentials_and_trusts_admins_only_as_the_settings_say(stacks):
+    """H1: a Harbor registry's url and type are its upstreams entry's (Harbor sends access_key/access_secret there on
+    every ping and pull), insecure and a CA certificate only where the entry sets them; the OIDC login's issuer, admin
+    group and groups claim are the oidc setting's (Harbor sends its client secret to the issuer and makes admin whom it
+    names), its certificate verified unless the setting says verifyCert: false. Refused at preview; the program's own
+    registries and login pass, also with an insecure upstream, a CA certificate and verifyCert: false in the settings."""
+    dev = stacks["dev"]
+    registry, oidc = "harbor-config-registry-dockerhub", "harbor-config-oidc"
+    probes = [
+        (REGISTRY_POLICY, changed(dev, registry, lambda p: p.update(url="https://registry.attacker.example", insecure=True))),
+        (REGISTRY_POLICY, changed(dev, registry, lambda p: p.update(url="https://registry.attacker.example"))),
+        (REGISTRY_POLICY, changed(dev, registry, lambda p: p.update(url="https://hub.docker.com.attacker.example/"))),
+        (REGISTRY_POLICY, changed(dev, registry, lambda p: p.update(type="harbor"))),
+        (REGISTRY_POLICY, changed(dev, registry, lambda p: p.update(insecure=True))),
+        (REGISTRY_POLICY, changed(dev, registry, lambda p: p.update(ca_certificate=CA_PEM))),
+        (REGISTRY_POLICY, changed(dev, registry, lambda p: p.update(name="mirror"))),
+        (OIDC_POLICY, changed(dev, oidc, lambda p: p.update(oidc_endpoint="https://idp.attacker.example"))),
+        (OIDC_POLICY, changed(dev, oidc, lambda p: p.update(oidc_verify_cert=False))),
+        (OIDC_POLICY, changed(dev, oidc, lambda p: p.update(oidc_admin_group="everyone"))),
+        (OIDC_POLICY, changed(dev, oidc, lambda p: p.update(oidc_groups_claim="email"))),
+    ]
+    with running_pack(dry_run=True, config=stack_config("dev")) as pack:
+        assert mandatory_policies(pack, [registration_of(dev, registry), registration_of(dev, oidc)]) == set()
+        passed = [(p.name, p.inputs) for policy, p in probes if policy not in mandatory_policies(pack, [p])]
+    assert passed == []
+    no_oidc = {key: value for key, value in stack_config("dev").items() if key != "harbor-cache:oidc"}
+    with running_pack(dry_run=True, config=no_oidc) as pack:
+        assert OIDC_POLICY in mandatory_policies(pack, [registration_of(dev, oidc)])
+    settings = {
+        **stack_config("dev"),
+        "harbor-cache:upstreams": [
+            {"name": "internal", "type": "docker-registry", "url": "http://registry.cache-fixture.net/", "insecure": True},
+            {"name": "own-ca", "type": "harbor", "url": "https://harbor.cache-fixture.net", "caCertificate": CA_PEM},
+        ],
+        "harbor-cache:oidc": {"issuer": "https://dex.cache-fixture.net/", "verifyCert": False, "adminGroup": "ops"},
+    }
+    program = engine_resources(run_program(settings))
+    assert registration_of(program, "harbor-config-registry-internal").inputs["insecure"] is True
+    assert registration_of(program, "harbor-config-oidc").inputs["oidc_verify_cert"] is False
+    with running_pack(dry_run=True, config=settings) as pack:
+        assert [d for d in pack.analyze_all(program) if d.mandatory] == []
+        theirs = CA_PEM.replace("fixture", "theirs")
+        ca = changed(program, "harbor-config-registry-own-ca", lambda p: p.update(ca_certificate=theirs))
+        assert REGISTRY_POLICY in mandatory_policies(pack, [ca])

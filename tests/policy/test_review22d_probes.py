@@ -215,33 +215,6 @@ def test_g2_vm_reaches_other_databases_of_the_vpc(stacks):
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# H1-class for Harbor's objects: where Harbor itself sends secrets and whom it trusts as admin is read by no check,
-# though the settings hold the wanted values (the pack already reads `upstreams` and could read `oidc`):
-# - Registry `url` (Harbor sends the upstream credential, access_key/access_secret, to it on every ping and pull;
-#   `insecure: true` skips its TLS check) - an upstream's token to a foreign host;
-# - OidcAuth `oidc_endpoint` (Harbor sends the OIDC client secret there and trusts its ID tokens) with
-#   `oidc_admin_group` (any group the foreign issuer puts in the token is Harbor admin) and `oidc_verify_cert: false`:
-#   an admin identity for whoever runs that issuer.
-
-
-def test_h1_registry_url_and_oidc_issuer_are_foreign(stacks):
-    stack = stacks["dev"]
-    registry = changed(
-        stack,
-        "harbor-config-registry-dockerhub",
-        lambda p: p.update(url="https://registry.attacker.example", insecure=True),
-    )
-    oidc = changed(
-        stack,
-        "harbor-config-oidc",
-        lambda p: p.update(oidc_endpoint="https://idp.attacker.example", oidc_verify_cert=False, oidc_admin_group="everyone"),
-    )
-    pre, _ = judged(stack, "dev", [registry, oidc])
-    print("H1 preview:", pre)
-    assert pre == []
-
-
-# ------------------------------------------------------------------------------------------------------------------
 # L1: the load balancer's 443 may hold blocks unknown at preview (a node's Elastic IP created or replaced in the same
 # update: a scale-up makes one every time), judged there by their origin only (stack_checks._node_address: an unknown
 # block of a 443 rule made from a program EIP passes; resource_checks._rules leaves it out). At `up`, Analyze looks up
