@@ -774,7 +774,30 @@ def load_balancer(review: Review) -> None:
             problems.append("the load balancer has no security group: give it the program's")
         return problems
 
+    def logs() -> list[Violation]:
+        # Review 22d B2: ELB delivers its logs to any bucket whose policy admits it, another account's too: every
+        # request line (Harbor's /service/token?account=<user>&scope=...) and client address. The program sets no
+        # log block (components/aws/load_balancer.py); a block that sends nothing (no bucket, not enabled) is no log.
+        sending = []
+        for key in LOAD_BALANCER_LOGS:
+            block = known(props.get(key), key)
+            if block not in (None, {}, []) and (
+                not isinstance(block, Mapping) or block.get("enabled") not in (None, False) or block.get("bucket")
+            ):
+                sending.append(key)
+        if sending:
+            return [
+                f"the load balancer sets {sending}: its logs (request lines with Harbor's token requests, client addresses) "
+                "would go to a bucket the program does not make; remove them"
+            ]
+        return []
+
     review.judge(kind)
+    review.judge(logs)
+
+
+# pulumi-aws lb.LoadBalancer blocks that send logs to an S3 bucket.
+LOAD_BALANCER_LOGS = ("accessLogs", "connectionLogs", "healthCheckLogs")
 
 
 # The CAA values the program writes (components/aws/caa.py), one of two sets and nothing else: one VM, Let's
@@ -974,10 +997,23 @@ def event_target(review: Review) -> None:
 
 
 def sns_topic_subscription(review: Review) -> None:
-    """alarmEmail: an e-mail subscription (its owner confirms it); nothing that forwards alarms to endpoints or code."""
-    protocol = review.resource.props.get("protocol")
+    """alarmEmail: an e-mail subscription (its owner confirms it) to the stack's alarmEmail setting (review 22d B2b:
+    components/aws/alarms.py endpoint=settings.alarm_email); nothing that forwards alarms to endpoints or code."""
+    props = review.resource.props
+    protocol = props.get("protocol")
     if protocol != "email":
         review.problems.append(f"an SNS subscription over {protocol!r}: alarms go to alarmEmail by e-mail only")
+
+    def to_alarm_email() -> list[Violation]:
+        endpoint, configured = known(props.get("endpoint"), "endpoint"), _stack_config("alarmEmail")
+        if not configured or endpoint != configured:
+            return [
+                f"the alarm subscription sends to {endpoint!r}, not to the stack's alarmEmail ({configured or 'unset'!r}): "
+                "alarms (host names, addresses, what broke) go to that address only; set alarmEmail"
+            ]
+        return []
+
+    review.judge(to_alarm_email)
 
 
 def s3_bucket(review: Review) -> None:

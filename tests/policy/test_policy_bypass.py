@@ -2965,3 +2965,27 @@ def test_harbor_sends_upstream_credentials_and_trusts_admins_only_as_the_setting
         theirs = CA_PEM.replace("fixture", "theirs")
         ca = changed(program, "harbor-config-registry-own-ca", lambda p: p.update(ca_certificate=theirs))
         assert REGISTRY_POLICY in mandatory_policies(pack, [ca])
+
+
+LB_POLICY, SUBSCRIPTION_POLICY = "aws-lb-loadbalancer-loadbalancer", "aws-sns-topicsubscription-topicsubscription"
+
+
+def test_logs_and_alarm_mail_go_nowhere_the_program_does_not_send_them(stacks):
+    """B2: the load balancer's access, connection or health check logs to a bucket (another account's: ELB delivers to
+    any bucket whose policy admits it; the lines hold Harbor's token requests and client addresses) are refused; a
+    block that sends nothing passes. B2b: the alarm e-mail subscription's endpoint is the stack's alarmEmail (another
+    address, or a subscription where the stack sets none, is refused); the program's subscriptions pass."""
+    ha, mail = stacks["ha"], stacks["mail"]
+    logs = {"bucket": "their-elb-logs", "enabled": True, "prefix": "x"}
+    with running_pack(dry_run=True, config=stack_config("ha")) as pack:
+        for key in ("accessLogs", "connectionLogs", "healthCheckLogs"):
+            sending = changed(ha, "harbor-lb-alb", lambda p, k=key: p.update({k: logs}))
+            assert LB_POLICY in mandatory_policies(pack, [sending]), key
+        silent = changed(ha, "harbor-lb-alb", lambda p: p.update(accessLogs={"enabled": False}))
+        assert mandatory_policies(pack, [silent]) == set()
+    elsewhere = changed(mail, "harbor-alarms-email", lambda p: p.update(endpoint="collector@attacker.example"))
+    with running_pack(dry_run=True, config=stack_config("mail")) as pack:
+        assert mandatory_policies(pack, [registration_of(mail, "harbor-alarms-email")]) == set()
+        assert SUBSCRIPTION_POLICY in mandatory_policies(pack, [elsewhere])
+    with running_pack(dry_run=True, config=stack_config("dev")) as pack:  # no alarmEmail
+        assert SUBSCRIPTION_POLICY in mandatory_policies(pack, [registration_of(mail, "harbor-alarms-email")])

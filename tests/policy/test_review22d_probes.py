@@ -170,30 +170,6 @@ def test_b1_registry_bucket_inline_settings(stacks, field, value):
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# B2: where the program's logs and notifications go, read by no check: the load balancer's access logs to another
-# account's bucket (ELB delivers to any bucket whose policy lets the ELB log-delivery principal write: every request
-# line, Harbor's /service/token?account=<user>&scope=... included, with client addresses), and the alarm topic's e-mail
-# subscription to an address that is not alarmEmail (sns_topic_subscription reads only the protocol).
-
-
-def test_b2_load_balancer_access_logs_to_another_accounts_bucket(stacks):
-    stack = stacks["ha"]
-    logs = {"bucket": "their-elb-logs", "enabled": True, "prefix": "x"}
-    probe = changed(stack, "harbor-lb-alb", lambda p: p.update(accessLogs=logs, connectionLogs=logs))
-    pre, _ = judged(stack, "ha", [probe])
-    print("B2 access logs preview:", pre)
-    assert pre == []
-
-
-def test_b2b_alarm_mail_to_an_address_that_is_not_alarm_email(stacks):
-    stack = engine_resources(run_program(stack_config("mail")))
-    probe = changed(stack, "harbor-alarms-email", lambda p: p.update(endpoint="collector@attacker.example"))
-    pre, _ = judged(stack, "mail", [probe])
-    print("B2b subscription preview:", pre)
-    assert pre == []
-
-
-# ------------------------------------------------------------------------------------------------------------------
 # G2: vm-reaches-only-the-programs-stores covers 5432 and 6379 only, and the resource check refuses egress to "the
 # world" only (too_wide counts public addresses): the VM's group may let any other single tcp port out to the VPC's
 # private blocks: MySQL/Aurora 3306, NFS/EFS 2049, MongoDB 27017, OpenSearch 9200, SQL Server 1433, Redshift 5439, a
