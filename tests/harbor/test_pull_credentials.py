@@ -44,6 +44,18 @@ def test_one_robot_pulls_only_the_private_projects_after_they_exist(run):
     assert run.named("harbor-install-ready").urn in robot.dependencies
 
 
+def test_every_robot_waits_for_the_system_settings_that_own_its_name_prefix(run):
+    """Harbor shows and authenticates a robot under robot_name_prefix as configured at that moment
+    (controller/robot populate): an `up` that writes `robot$` back must do so before any robot is
+    created or updated under that name (tests/harbor/test_robot_name_prefix.py drives both steps)."""
+    settings = run.named("harbor-config-system-settings")
+    assert settings.inputs["robot_name_prefix"] == "robot$"
+    robots = run.of_type(ROBOT)
+    assert sorted(r.name for r in robots) == ["harbor-config-monitor-robot", "harbor-config-pull-robot"]
+    for robot in robots:
+        assert settings.urn in robot.dependencies, robot.name
+
+
 def test_the_robot_secret_is_secret_in_state_and_in_outputs(run):
     robot = run.named("harbor-config-pull-robot")
     assert {"secret", "harbor_password"} <= set(robot.additional_secret_outputs)
