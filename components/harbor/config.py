@@ -57,6 +57,20 @@ class HarborConfigArgs:
     also_after: tuple[pulumi.Resource, ...] = ()
 
 
+def robot_login_name(name: str) -> str:
+    """The name one of our robots logs in under: the prefix we own + the name it was made with, as
+    Harbor authenticates it (server/middleware/security/robot.go Generate: the user name is the
+    configured robot_name_prefix + the stored name; controller/robot populate shows it so).
+
+    Not the robot's `robot_name` output: that is the name Harbor showed at the last create or
+    refresh. A refresh after an admin changed the prefix records the interim name (`bot$...`), and
+    the `up` that follows writes `robot$` back in the settings' step while the robot, unchanged in
+    our terms, keeps the interim name in its state until the next refresh (its provider,
+    components/harbor/robot.py, takes the name only from Harbor). Logins built from the prefix the
+    settings own are right after every `up`, and never change with an admin's interim prefix."""
+    return ROBOT_NAME_PREFIX + name
+
+
 def database_identity(data_services: HarborDataServices | None) -> pulumi.Input[str]:
     """Names the database Harbor's objects live in: "local" for the PostgreSQL container on the VM's
     data volume, "rds:<instance id>" for the RDS instance of `externalServices` (one per stack,
@@ -136,7 +150,7 @@ class HarborConfig(pulumi.ComponentResource):
             project_access=MONITOR_PROJECT_ACCESS,
             opts=self._options(depends_on=[system_settings, *proxy_projects]),
         )
-        self.monitor_login = pulumi.Output.secret(pulumi.Output.concat(monitor.robot_name, ":", monitor.secret))
+        self.monitor_login = pulumi.Output.secret(pulumi.Output.concat(robot_login_name(MONITOR_ROBOT_NAME), ":", monitor.secret))
         if private_projects:
             robot = HarborRobot(
                 f"{name}-pull-robot",
@@ -152,11 +166,12 @@ class HarborConfig(pulumi.ComponentResource):
                 database=args.database,
                 opts=self._options(depends_on=[system_settings, *private_projects]),
             )
-            self.probe_login = pulumi.Output.secret(pulumi.Output.concat(robot.robot_name, ":", robot.secret))
+            pull_login = robot_login_name(PULL_ROBOT_NAME)
+            self.probe_login = pulumi.Output.secret(pulumi.Output.concat(pull_login, ":", robot.secret))
             self.pull_credential = pulumi.Output.secret(
-                pulumi.Output.all(robot.robot_name, robot.secret).apply(
-                    lambda login: pull_credential_outputs(
-                        settings.hostname, settings.upstreams, PullCredential(*login), mirror_options(settings)
+                robot.secret.apply(
+                    lambda secret: pull_credential_outputs(
+                        settings.hostname, settings.upstreams, PullCredential(pull_login, secret), mirror_options(settings)
                     )
                 )
             )

@@ -21,7 +21,8 @@ the resource.
   the robot of the name in state, leaves the robot behind. Owned, the change shows in a refresh and
   the next `up` writes `robot$` back (so does the first `up` of a stack whose state predates this
   setting); the robots depend on this resource (components/harbor/config.py), so their steps run
-  after that, under the name they were made with.
+  after that, under the name they were made with. What a refresh does to the robots meanwhile, and
+  why the nodes' login is built from this prefix: components/harbor/config.py robot_login_name.
   Harbor accepts any string here (see PREFIX_VALIDATION below), so `validate` refuses nothing more.
 
 All three are read back by a refresh and drift-checked like every other object. Deleting the resource

@@ -16,6 +16,7 @@ import pytest
 from pulumi.runtime.proto.provider_pb2 import DiffResponse
 
 from components.harbor.api import HarborApiError, HarborClient
+from components.harbor.config import robot_login_name
 from tests.harbor.test_provider_drift import (  # noqa: F401 (fixtures)
     ADMIN_PASSWORD,
     harbor,
@@ -89,3 +90,31 @@ def test_the_robot_step_before_the_settings_step_is_refused(harbor, hosts):  # n
     up_step(settings, settings_urn, settings_id, refreshed, settings_inputs)
     robot_state = up_step(robot, robot_urn, robot_id, robot_state, changed)
     assert logs_in(harbor, robot_state["robot_name"], robot_state["secret"])
+
+
+def test_a_refresh_then_up_after_the_prefix_was_changed_leaves_the_nodes_login_working(harbor, hosts):  # noqa: F811
+    """`pulumi up --refresh` (or a refresh, then `up`) after an admin set `bot$`: the settings' refresh
+    shows the drift and the robot's refresh records the name Harbor shows at that moment,
+    `bot$harbor-cache-pull` (its provider, components/harbor/robot.py, takes the name only from
+    Harbor). The up then writes `robot$` back; the robot, unchanged in our terms, gets no step and
+    keeps the interim name in its state until the next refresh. The login the program hands the
+    nodes is built from the prefix the settings own (robot_login_name), so Harbor takes it; the
+    robot's stale `robot_name` is shown to be what a next refresh corrects."""
+    settings, settings_urn, settings_inputs, settings_id, settings_state = made(harbor, hosts, "settings")
+    robot, robot_urn, robot_inputs, robot_id, robot_state = made(harbor, hosts, "robot")
+    nodes_login = robot_login_name(robot_inputs["name"])
+    assert nodes_login == robot_state["robot_name"] == "robot$harbor-cache-pull"
+
+    admin_sets_prefix(harbor, "bot$")
+    _, settings_state = settings.read(settings_urn, settings_id, settings_state)
+    _, robot_state = robot.read(robot_urn, robot_id, robot_state)
+    assert settings_state["robot_name_prefix"] == "bot$" and robot_state["robot_name"] == "bot$harbor-cache-pull"
+
+    up_step(settings, settings_urn, settings_id, settings_state, settings_inputs)
+    robot_state = up_step(robot, robot_urn, robot_id, robot_state, robot_inputs)
+    assert harbor.state.configurations["robot_name_prefix"] == "robot$"
+    assert logs_in(harbor, nodes_login, robot_state["secret"]), "the nodes' login works after this one up"
+
+    assert robot_state["robot_name"] == "bot$harbor-cache-pull", "the robot's own state lags (robot.py)"
+    _, robot_state = robot.read(robot_urn, robot_id, robot_state)
+    assert robot_state["robot_name"] == nodes_login, "the next refresh records the name again"
