@@ -129,47 +129,6 @@ def test_a1_instance_security_groups_unknown_at_preview_absent_at_up(stacks, aws
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# B1: the registry bucket's own inline settings (pulumi-aws 7.51 aws.s3.Bucket still takes the deprecated inline
-# arguments: lifecycleRules, replicationConfiguration, versioning, serverSideEncryptionConfiguration, logging,
-# objectLockConfiguration, accelerationStatus, requestPayer, region). s3_bucket reads acl, website, policy, grants,
-# corsRules, forceDestroy only: an inline expiration deletes every blob the day after (the standalone
-# BucketLifecycleConfiguration's check never sees it), an inline replication rule copies every object to another
-# account's bucket (with a role S3 may assume).
-
-
-@pytest.mark.parametrize(
-    "field, value",
-    [
-        ("lifecycleRules", [{"enabled": True, "expirations": [{"days": 1}], "id": "gone"}]),
-        (
-            "replicationConfiguration",
-            {
-                "role": "arn:aws:iam::123456789012:role/existing-s3-replication",
-                "rules": [{"status": "Enabled", "destination": {"bucket": "arn:aws:s3:::theirs", "account": "210987654321"}}],
-            },
-        ),
-        (
-            "serverSideEncryptionConfiguration",
-            {
-                "rule": {
-                    "applyServerSideEncryptionByDefault": {
-                        "sseAlgorithm": "aws:kms",
-                        "kmsMasterKeyId": "arn:aws:kms:eu-central-1:210987654321:key/theirs",
-                    }
-                }
-            },
-        ),
-    ],
-)
-def test_b1_registry_bucket_inline_settings(stacks, field, value):
-    stack = stacks["s3"]
-    probe = changed(stack, "harbor-storage-bucket", lambda p: p.update({field: value}))
-    pre, _ = judged(stack, "s3", [probe])
-    print("B1", field, "preview:", pre)
-    assert pre == []
-
-
-# ------------------------------------------------------------------------------------------------------------------
 # G2: vm-reaches-only-the-programs-stores covers 5432 and 6379 only, and the resource check refuses egress to "the
 # world" only (too_wide counts public addresses): the VM's group may let any other single tcp port out to the VPC's
 # private blocks: MySQL/Aurora 3306, NFS/EFS 2049, MongoDB 27017, OpenSearch 9200, SQL Server 1433, Redshift 5439, a
