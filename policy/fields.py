@@ -162,7 +162,7 @@ FIELDS: dict[str, dict[str, Field]] = {
         "metadataOptions.httpTokens": Value("_imds_options: required"),
         "rootBlockDevice.deleteOnTermination": Value("the root disk holds no data (the data volume does); cost only"),
         "rootBlockDevice.encrypted": Value("ec2_instance disks(): encrypted"),
-        "rootBlockDevice.kmsKeyId": Value("the settings' kmsKeyArn (a key of the operator's); encryption stays on"),
+        "rootBlockDevice.kmsKeyId": Value("ec2_instance disks() (stacks_kms_key): the stack's kmsKeyArn setting or none"),
         "rootBlockDevice.volumeSize": Value("size only; it grants nothing"),
         "rootBlockDevice.volumeType": Value("gp3; performance only"),
         "subnetId": SETTING_VPC,
@@ -173,7 +173,7 @@ FIELDS: dict[str, dict[str, Field]] = {
     "aws:ebs/volume:Volume": {
         "availabilityZone": SETTING_VPC,
         "encrypted": Value("ebs_volume: encrypted"),
-        "kmsKeyId": Value("the settings' kmsKeyArn (a key of the operator's); encryption stays on"),
+        "kmsKeyId": Value("ebs_volume (stacks_kms_key): the stack's kmsKeyArn setting or none"),
         "size": Value("size only; it grants nothing"),
         "snapshotId": Value("the settings' dataVolumeSnapshotId; ebs_volume: a restored volume is protected"),
         "tags": TAGS,

@@ -182,11 +182,6 @@ BRIDGE_DEFAULTS_KEY = "__defaults"
 SDKV2_BRIDGED = ("aws:",)
 
 
-def autoname(name: str) -> str:
-    """The shape of a provider-made name for the resource `name` (the harness makes one of it)."""
-    return f"{name}-1a2b3c4"
-
-
 def is_autoname(value: Any, name: str) -> bool:
     return isinstance(value, str) and re.fullmatch(f"{re.escape(name)}-[0-9a-f]{{7}}", value) is not None
 
