@@ -652,11 +652,13 @@ def unlisted_fields(resource: Resource) -> list[tuple[str, Any]]:
 def provider_filled(resource: Resource, path: str, value: Any, containers: set[str]) -> bool:
     """Whether `path` = `value` is what the provider's Check adds to the program's inputs (policy/provider_defaults.py):
     pulumi-aws's `tagsAll` (provider/tags.go applyTags; judged by program-tags-come-from-the-program), the SDKv2
-    bridge's `__defaults` key names (never read: it exempts nothing), a name the provider's autonaming made for this
-    resource, or a field's schema default with exactly the default value, at the top or inside an object the program
-    sets."""
+    bridge's `__defaults` key names (never read: it exempts nothing), the stack's own region, a name the provider's
+    autonaming made for this resource, or a field's schema default with exactly the default value, at the top or
+    inside an object the program sets."""
     aws = resource.type.startswith(provider_defaults.SDKV2_BRIDGED)
     if aws and path == "tagsAll":
+        return True
+    if aws and path == provider_defaults.REGION_FIELD and value == provider_defaults.stack_region():
         return True
     parent, _, key = path.rpartition(".")
     if aws and key == f"{provider_defaults.BRIDGE_DEFAULTS_KEY}[]" and (isinstance(value, str) or value == []):

@@ -43,6 +43,8 @@ filled, as the engine does.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from typing import Any
 
@@ -180,6 +182,22 @@ AUTONAMED: dict[str, tuple[str, ...]] = {
 # The SDKv2 bridge's own key in every object it checks (schema.go applyDefaults), and pulumi-aws's merged tags.
 BRIDGE_DEFAULTS_KEY = "__defaults"
 SDKV2_BRIDGED = ("aws:",)
+
+
+def stack_region() -> str | None:
+    """The stack's `aws:region` as the engine passes the configuration (analyzer_plugin.go constructConfig)."""
+    try:
+        config = json.loads(os.environ.get("PULUMI_CONFIG") or "{}")
+    except ValueError:
+        return None
+    return config.get("aws:region") if isinstance(config, dict) else None
+
+
+# Terraform AWS v6 gave most resources a `region` argument ("Defaults to the Region set in the provider
+# configuration", pulumi-aws 7.51.1's docs of every such argument): whether the provider fills it at Check or only at
+# plan, the value it would fill is the stack's region. The pack accepts that value only: a resource in another region
+# is one no lookup of this stack's region finds.
+REGION_FIELD = "region"
 
 
 def is_autoname(value: Any, name: str) -> bool:

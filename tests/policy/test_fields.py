@@ -26,6 +26,7 @@ from tests.standins.policy_engine import (  # noqa: E402
     run_program,
     running_pack,
 )
+from tests.standins.pulumi_harness import dev_config  # noqa: E402
 
 POLICY = fields.POLICY
 
@@ -256,3 +257,13 @@ def test_the_disks_use_only_the_stacks_kms_key(mode):
         for probe, policy in ((volume, "aws-ebs-volume-volume"), (root, "aws-ec2-instance-instance")):
             found = [d.message for d in pack.analyze(probe) if d.mandatory and d.policy == policy]
             assert found and "not the stack's kmsKeyArn setting" in found[0], (probe.name, found)
+
+
+def test_a_resource_may_name_the_stacks_region_only(up_pack, dev):
+    """pulumi-aws v7's per-resource `region` (the provider's region by default): the stack's own passes, another
+    region is refused (a resource there is one the up-time lookups in the stack's region never see)."""
+    region = dev_config()["aws:region"]  # the configuration up_pack runs with (running_pack's default)
+    here = changed(dev, "harbor-vm-sg", _set("region", region))
+    elsewhere = changed(dev, "harbor-vm-sg", _set("region", "us-east-1"))
+    assert [d for d in up_pack.analyze(here) if d.policy == POLICY] == []
+    assert [d for d in up_pack.analyze(elsewhere) if d.policy == POLICY and "sets region" in d.message]
