@@ -367,6 +367,7 @@ FIELDS: dict[str, dict[str, Field]] = {
     ),
     "pulumi-python:dynamic/harbor:SystemSettings": _harbor(
         project_creation_restriction=Value("harbor_system_settings: adminonly"),
+        robot_name_prefix=Value("harbor_system_settings: robot$, the prefix the nodes' robot logs in under"),
         self_registration=Value("harbor_system_settings: off"),
     ),
     "pulumi-python:dynamic/ec2:ConsoleHostKey": {
