@@ -455,7 +455,9 @@ def references_are_the_stacks_own(resource: Resource) -> list[Violation]:
             problems += _judged(resource, "policy (an S3 Resource)", arn, bucket, stack)
         for arn in _policy_resources(resource, "sns"):
             problems += _judged(resource, "policy (an SNS Resource)", arn, topic(ALARM_TOPIC), stack)
-    for field, address in [*_node_addresses(resource), *_record_addresses(resource)]:
+    node_addresses, refused = _load_balancer_admission(resource)
+    problems += refused
+    for field, address in [*node_addresses, *_record_addresses(resource)]:
         problems += _judged(resource, field, address, elastic_ip_by_address, stack)
     return problems
 
@@ -469,27 +471,47 @@ def _record_addresses(resource: Resource) -> list[tuple[str, Any]]:
     return [("records[]", value) for value in values_at(resource.props, "records[]")]
 
 
-def _node_addresses(resource: Resource) -> list[tuple[str, str]]:
-    """The load balancer's group admits allowedCidrs and, on 443, each node's Elastic IP as a /32 (components/aws/
-    load_balancer.py node_address_ingress; stack_checks.py load_balancer_admits_allowed_cidrs_and_its_nodes): every
-    other /32 on 443 must be an Elastic IP of this stack's nodes."""
+def _load_balancer_admission(resource: Resource) -> tuple[list[tuple[str, str]], list[Violation]]:
+    """At `up`, the whole of stack_checks.py load_balancer_admits_allowed_cidrs_and_its_nodes for one group, before
+    the step (review 22d L1): the load balancer's group admits allowedCidrs and, on 443, each node's Elastic IP as a
+    /32 (components/aws/load_balancer.py node_address_ingress). Every block on every port is in allowedCidrs (as
+    networks, as the stack check reads them: "203.0.113.5" and "203.0.113.5/32" are one) or a /32 of a tcp 443 rule,
+    which is looked up as an Elastic IP of this stack's nodes; anything else is refused here, whatever its prefix (at
+    a preview a node's block made from a replaced EIP is unknown and judged by its origin only, so a /16 or a /31
+    there reached the step when only /32s were looked up). Returns (the /32s to look up, the blocks refused)."""
     from resource_checks import NODE_CHECK_PORT, _stack_config
 
     if resource.type != "aws:ec2/securityGroup:SecurityGroup" or not resource.made_by("HarborLoadBalancer", "sg"):
-        return []
+        return [], []
     configured = _stack_config("allowedCidrs")
-    allowed = {_network(item) for item in configured} if isinstance(configured, list) else set()
+    if not isinstance(configured, list):
+        return [], [f"the load balancer's group {resource.name!r} cannot be judged: the configuration has no allowedCidrs"]
+    allowed = {_network(item) for item in configured} - {None}
     rules = resource.props.get("ingress")
-    found = []
+    if is_unknown(rules):
+        return [], [f"the load balancer's group {resource.name!r}: its ingress is unknown at up"]
+    lookups: list[tuple[str, str]] = []
+    refused: list[Violation] = []
     for index, rule in enumerate(rules if isinstance(rules, list) else []):
-        if not isinstance(rule, Mapping) or rule.get("fromPort") != NODE_CHECK_PORT:
+        if not isinstance(rule, Mapping):
             continue
-        for block in rule.get("cidrBlocks") or []:
-            network = _network(block)
-            # As the stack check reads allowedCidrs (networks, so "203.0.113.5" and "203.0.113.5/32" are one).
-            if network is not None and network.prefixlen == 32 and network not in allowed:
-                found.append((f"ingress[{index}].cidrBlocks", str(network.network_address)))
-    return found
+        tcp = str(rule.get("protocol")).lower() in ("tcp", "6")
+        on_443 = tcp and rule.get("fromPort") == rule.get("toPort") == NODE_CHECK_PORT
+        for key in ("cidrBlocks", "ipv6CidrBlocks"):
+            blocks = rule.get(key)
+            for block in [blocks] if is_unknown(blocks) else blocks if isinstance(blocks, list) else []:
+                network = None if is_unknown(block) else _network(block)
+                if network is not None and network in allowed:
+                    continue
+                if on_443 and network is not None and network.prefixlen == network.max_prefixlen:
+                    lookups.append((f"ingress[{index}].{key}", str(network.network_address)))
+                    continue
+                refused.append(
+                    f"the load balancer's group {resource.name!r} admits {block!r} (ingress rule {index}, port "
+                    f"{rule.get('fromPort')!r}): only allowedCidrs {sorted(str(n) for n in allowed)} and, on tcp 443, the /32 "
+                    "of an Elastic IP of this stack's nodes (looked up at up before the step); remove the block"
+                )
+    return lookups, refused
 
 
 def _network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:

@@ -2694,3 +2694,43 @@ def test_node_indices_stay_below_the_replicas(stacks):
     with running_pack(dry_run=True, config=stack_config("ha")) as pack:
         assert STACK_TAG_POLICY in mandatory_policies(pack, [node(stacks["ha"], "harbor-vm-eip", 2)])
         assert STACK_TAG_POLICY not in mandatory_policies(pack, [registration_of(stacks["ha"], "harbor-vm-1-eip")])
+
+
+# Review 22d (issue 22): the load balancer's whole admission at up (L1), references absent at up (A1), every group an
+# instance joins (G1/G1b), the VM group's egress (G2). Each probe passed the pack before the fix (the review's probes,
+# tests on branch review22d); now it is refused.
+def mandatory_of(pack, resources: list[EngineResource], whole: bool = False) -> list[tuple[str, str]]:
+    found = pack.analyze_all(resources) if whole else [d for r in resources for d in pack.analyze(r)]
+    return [(d.policy, d.message) for d in found if d.mandatory]
+
+
+def test_the_load_balancers_whole_admission_is_judged_at_up(stacks, aws):
+    """L1: in the HA stack a node's EIP replaced in the update (every scale-up makes one) leaves its 443 block unknown
+    at the preview, judged there by its origin only (stack_checks._node_address). A block the pull request makes
+    from that EIP (eip.public_ip.apply(lambda _: "198.51.0.0/16")) was looked up at up only when it was a /32, and the
+    resource check refuses only the world: a foreign /16 or /31 reached the cache. At up, before the step, every block
+    is now in allowedCidrs or a tcp 443 /32 that looks up as a node's EIP of this stack; the stack's own group passes."""
+    stack = in_aws(stacks, "ha", aws)
+    original = copy.deepcopy(registration_of(stack, "harbor-lb-sg").inputs["ingress"])
+    preview = replaced_at_preview(stack, ["harbor-vm-1-eip"])
+    group = registration_of(preview, "harbor-lb-sg")
+    at_preview = copy.deepcopy(original)
+    node_rule = next(i for i, r in enumerate(at_preview) if r["description"].endswith("of node 1 (its public path check)"))
+    at_preview[node_rule]["cidrBlocks"] = [UNKNOWN]  # node 1's EIP, replaced: as the program's own rule is at that preview
+    at_preview.append(tcp(443, UNKNOWN, description="443 from node 1 (the pull request's)"))
+    for props in (group.inputs, group.outputs):
+        props["ingress"] = copy.deepcopy(at_preview)
+    with running_pack(dry_run=True, config=stack_config("ha")) as pack:
+        assert mandatory_of(pack, preview, whole=True) == []  # the preview cannot tell: the step's Analyze must
+    probes = {
+        "a foreign /16 on 443": lambda p: p["ingress"].append(tcp(443, "198.51.0.0/16")),
+        "a foreign /31 on 443": lambda p: p["ingress"].append(tcp(443, "198.51.100.6/31")),
+        "a foreign /24 on 80": lambda p: p["ingress"].append(tcp(80, "198.51.100.0/24")),
+        "a node's /32 on 80": lambda p: p["ingress"].append(tcp(80, f"{output_of(stack, 'harbor-vm-eip', 'publicIp')}/32")),
+        "an IPv6 /64 on 443": lambda p: p["ingress"].append({**tcp(443), "ipv6CidrBlocks": ["2001:db8:66::/64"]}),
+    }
+    with running_pack(dry_run=False, env=aws[1], config=stack_config("ha")) as pack:
+        assert mandatory_of(pack, [registration_of(stack, "harbor-lb-sg")]) == []
+        for what, change in probes.items():
+            found = mandatory_of(pack, [changed(stack, "harbor-lb-sg", change)])
+            assert [policy for policy, _ in found] == [AT_UP], what

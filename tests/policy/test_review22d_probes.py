@@ -8,8 +8,6 @@ Run: nice -n 10 venv/bin/python -m pytest -q -p no:cacheprovider tests/policy/te
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 
 from tests.policy.test_policy_bypass import AT_UP, UNKNOWN, in_aws, stack_config, tcp, with_probe
@@ -326,32 +324,3 @@ def test_h1_registry_url_and_oidc_issuer_are_foreign(stacks):
     pre, _ = judged(stack, "dev", [registry, oidc])
     print("H1 preview:", pre)
     assert pre == []
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# L1: the load balancer's 443 may hold blocks unknown at preview (a node's Elastic IP created or replaced in the same
-# update: a scale-up makes one every time), judged there by their origin only (stack_checks._node_address: an unknown
-# block of a 443 rule made from a program EIP passes; resource_checks._rules leaves it out). At `up`, Analyze looks up
-# only the /32s (aws_lookups._node_addresses: `network.prefixlen == 32`) and the resource check refuses only what
-# too_wide calls the world (more than a /16 of public addresses). So eip.public_ip.apply(lambda _: "198.51.0.0/16") on
-# 443 passes every check that runs before the step: a foreign /16 (or a /31, two foreign hosts) reaches the cache
-# through the load balancer, outside allowedCidrs.
-
-
-def test_l1_load_balancer_443_block_unknown_at_preview_is_a_foreign_network_at_up(stacks, aws):
-    stack = in_aws(stacks, "ha", aws)
-    original = copy.deepcopy(registration_of(stack, "harbor-lb-sg").inputs["ingress"])
-    preview = replaced_at_preview(stack, ["harbor-vm-1-eip"])
-    group = registration_of(preview, "harbor-lb-sg")
-    at_preview = copy.deepcopy(original)
-    at_preview[3]["cidrBlocks"] = [UNKNOWN]  # node 1's EIP, replaced: as the program's own rule is at that preview
-    at_preview.append(tcp(443, UNKNOWN, description="443 from node 1 (the pull request's)"))
-    for props in (group.inputs, group.outputs):
-        props["ingress"] = copy.deepcopy(at_preview)
-    with running_pack(dry_run=True, config=stack_config("ha")) as pack:
-        pre = mandatory(pack.analyze_all(preview))
-    probe = changed(stack, "harbor-lb-sg", lambda p: p["ingress"].append(tcp(443, "198.51.0.0/16")))
-    with running_pack(dry_run=False, env=aws[1], config=stack_config("ha")) as pack:
-        up = mandatory(pack.analyze(probe))
-    print("L1 preview:", pre, "\nL1 up:", up)
-    assert pre == [] and up == []
