@@ -2734,3 +2734,42 @@ def test_the_load_balancers_whole_admission_is_judged_at_up(stacks, aws):
         for what, change in probes.items():
             found = mandatory_of(pack, [changed(stack, "harbor-lb-sg", change)])
             assert [policy for policy, _ in found] == [AT_UP], what
+
+
+# A1: (stack, resource, what the pull request makes of it at up) - each reference the program always sets, absent or
+# empty at up (at the preview unknown, made through `apply` from a replaced source, and judged by its dependency).
+ABSENT_AT_UP = [
+    ("dev", "harbor-vm-instance", "no vpcSecurityGroupIds", lambda p: p.pop("vpcSecurityGroupIds")),
+    ("dev", "harbor-vm-instance", "vpcSecurityGroupIds []", lambda p: p.update(vpcSecurityGroupIds=[])),
+    ("dev", "harbor-vm-instance", "no iamInstanceProfile", lambda p: p.pop("iamInstanceProfile")),
+    ("dev", "harbor-vm-instance", "keyName ''", lambda p: p.update(keyName="")),
+    ("s3", "harbor-data-db", "no vpcSecurityGroupIds", lambda p: p.pop("vpcSecurityGroupIds")),
+    ("s3", "harbor-data-redis", "no securityGroupIds", lambda p: p.pop("securityGroupIds")),
+    ("ha", "harbor-lb-alb", "securityGroups []", lambda p: p.update(securityGroups=[])),
+    ("ha", "harbor-lb-https", "no certificateArn", lambda p: p.pop("certificateArn")),
+    ("ha", "harbor-lb-https", "no targetGroupArn", lambda p: p["defaultActions"][0].pop("targetGroupArn")),
+    ("ha", "harbor-vm-1-instance", "no vpcSecurityGroupIds", lambda p: p.pop("vpcSecurityGroupIds")),
+]
+
+
+@pytest.mark.parametrize("label", ["dev", "s3", "ha"])
+def test_references_absent_at_up_are_refused_before_the_step(stacks, aws, label):
+    """A1: the VM's group replaced (a changed description forces it), the instance's vpcSecurityGroupIds made through
+    `sg.id.apply(lambda _: None)` is unknown at the preview, where its dependency is the program's group, and absent at
+    up, where no lookup ran: EC2 then puts the instance in the VPC's default group (all egress, ingress from its other
+    members). The same for the other references the program always sets. Each is refused at up, before the step; the
+    program's own resources (the HTTP listener without a certificate included) pass."""
+    stack = in_aws(stacks, label, aws)
+    if label == "dev":
+        preview = replaced_at_preview(stack, ["harbor-vm-sg"])
+        assert registration_of(preview, "harbor-vm-instance").inputs["vpcSecurityGroupIds"] == UNKNOWN
+        with running_pack(dry_run=True, config=stack_config("dev")) as pack:
+            assert mandatory_of(pack, preview, whole=True) == []  # the preview cannot tell: the step's Analyze must
+    passed = []
+    with running_pack(dry_run=False, env=aws[1], config=stack_config(label)) as pack:
+        assert mandatory_of(pack, stack, whole=True) == []
+        for _, name, what, change in (probe for probe in ABSENT_AT_UP if probe[0] == label):
+            found = mandatory_of(pack, [changed(stack, name, change)])
+            if AT_UP not in {policy for policy, _ in found} or not any("absent or empty" in m for _, m in found):
+                passed.append((name, what, found))
+    assert passed == []

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.policy.test_policy_bypass import AT_UP, UNKNOWN, in_aws, stack_config, tcp, with_probe
+from tests.policy.test_policy_bypass import AT_UP, in_aws, stack_config, tcp, with_probe
 from tests.standins.policy_engine import (
     changed,
     engine_resources,
     registration_of,
-    replaced_at_preview,
     run_program,
     running_pack,
 )
@@ -189,28 +188,6 @@ def test_fr1_existing_instance_refused_once_its_launch_image_is_gone(stacks, aws
         after = mandatory(pack.analyze(instance))
     print("FR1 before:", before, "\nFR1 after:", after)
     assert before == [] and after and all(policy == AT_UP for policy, _ in after)
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# A1 (the up-time lookups judge only values that are THERE): a reference unknown at the preview (made through
-# `apply` from a replaced source, so the stack check judges its dependency alone) that is ABSENT at `up` gets no
-# lookup (values_at returns nothing) and no resource check requires it. vpcSecurityGroupIds absent: EC2 puts the
-# instance in the VPC's default security group (EC2 API RunInstances: "If you don't specify a security group ID, we
-# use the default security group for the VPC"): all egress (every database of the VPC, every port), ingress from every
-# other member of that group; the same gap the type table closes for DefaultSecurityGroup.
-
-
-def test_a1_instance_security_groups_unknown_at_preview_absent_at_up(stacks, aws):
-    stack = in_aws(stacks, "dev", aws)
-    preview = replaced_at_preview(stack, ["harbor-vm-sg"])
-    assert registration_of(preview, "harbor-vm-instance").inputs["vpcSecurityGroupIds"] == UNKNOWN
-    with running_pack(dry_run=True, config=stack_config("dev")) as pack:
-        pre = mandatory(pack.analyze_all(preview))
-    probe = changed(stack, "harbor-vm-instance", lambda p: p.pop("vpcSecurityGroupIds"))
-    with running_pack(dry_run=False, env=aws[1], config=stack_config("dev")) as pack:
-        up = mandatory(pack.analyze(probe))
-    print("A1 preview:", pre, "\nA1 up:", up)
-    assert pre == [] and up == []
 
 
 # ------------------------------------------------------------------------------------------------------------------
