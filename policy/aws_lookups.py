@@ -34,7 +34,7 @@ from functools import cache
 from typing import Any
 
 from reading import PROGRAM_COMPONENTS, Resource, Urn, Violation, is_unknown
-from stack_checks import BUCKET_SETTINGS
+from stack_checks import BUCKET_SETTINGS, stores_configured
 
 POLICY = "references-are-the-stacks-own-at-up"
 STACK_TAG = "harbor-cache:stack"
@@ -358,6 +358,12 @@ def _for_stack(lookup: Callable[[str, str], list[Found]], stack: str) -> Callabl
     return lambda value: lookup(value, stack)
 
 
+def instance_group(group_id: str) -> list[Found]:
+    """An instance's group: the VM's and, only where the program makes it (externalServices, replicas > 1:
+    stack_checks.py stores_configured), the stores' client group (review 22d G1b)."""
+    return security_group(f"(?:{VM_GROUP}|{CLIENT_GROUP})" if stores_configured() else VM_GROUP)(group_id)
+
+
 Lookup = Callable[[str], list[Found]]
 _ALARM_OR_EVENTS = topic(f"(?:{ALARM_TOPIC}|{EVENTS_TOPIC})")
 
@@ -375,8 +381,8 @@ REFERENCES: dict[tuple[str, str], Lookup | OfTheStack] = {
     ("aws:iam/instanceProfile:InstanceProfile", "role"): role_by_name(INSTANCE_ROLE),
     ("aws:ec2/instance:Instance", "keyName"): key_pair,
     ("aws:ec2/instance:Instance", "ami"): OfTheStack(launch_image),
-    # The VM's group and, with externalServices, the stores' client group (stack_checks.py GROUP_REFERENCES).
-    ("aws:ec2/instance:Instance", "vpcSecurityGroupIds[]"): security_group(f"(?:{VM_GROUP}|{CLIENT_GROUP})"),
+    # The VM's group and, with externalServices, the stores' client group (stack_checks.py group_references).
+    ("aws:ec2/instance:Instance", "vpcSecurityGroupIds[]"): instance_group,
     ("aws:lb/loadBalancer:LoadBalancer", "securityGroups[]"): security_group(LB_GROUP),
     ("aws:rds/instance:Instance", "vpcSecurityGroupIds[]"): security_group(DB_GROUP),
     ("aws:elasticache/replicationGroup:ReplicationGroup", "securityGroupIds[]"): security_group(REDIS_GROUP),

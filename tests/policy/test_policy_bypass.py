@@ -1466,7 +1466,7 @@ def test_the_nodes_elastic_ips_pass_and_a_foreign_host_does_not(stacks):
         f"{output_of(stack, name, 'publicIp')}/32" for name in ("harbor-vm-eip", "harbor-vm-1-eip")
     )
     for dry_run in (False, True):
-        with running_pack(dry_run=dry_run, disabled=WITHOUT_AWS_LOOKUPS) as pack:
+        with running_pack(dry_run=dry_run, config=stack_config("ha"), disabled=WITHOUT_AWS_LOOKUPS) as pack:
             policy = "load-balancer-admits-allowed-cidrs-and-its-nodes"
             assert not [d for d in pack.analyze_stack(stack) if d.policy == policy]
             assert refused(pack, stack, PUBLIC_PATH_PROBES[0])
@@ -1483,20 +1483,31 @@ def test_the_corpus_covers_every_gap_of_the_review():
 @pytest.mark.parametrize("dry_run", [True, False], ids=["preview", "up"])
 def test_every_probe_is_refused(stacks, dry_run):
     passed = []
-    with running_pack(dry_run=dry_run, disabled=WITHOUT_AWS_LOOKUPS) as pack:
-        for probe in PROBES:
-            stack = stacks[probe.stack]
-            added = probe.build(stack)
-            found = [d for r in added for d in pack.analyze(r)] + pack.analyze_stack(with_probe(stack, added))
-            if not any(d.mandatory and d.policy == probe.refused_by for d in found):
-                passed.append(f"{probe.gap}: {probe.what} (expected {probe.refused_by}, got {sorted({d.policy for d in found})})")
+    for probe, found in zip(PROBES, judged_in_their_stacks(stacks, PROBES, dry_run), strict=True):
+        if not any(d.mandatory and d.policy == probe.refused_by for d in found):
+            passed.append(f"{probe.gap}: {probe.what} (expected {probe.refused_by}, got {sorted({d.policy for d in found})})")
     assert passed == []
 
 
-def refused(pack, stack: list[EngineResource], probe: Probe) -> bool:
+def judged(pack, stack: list[EngineResource], probe: Probe) -> list:
     added = probe.build(stack)
-    found = [d for r in added for d in pack.analyze(r)] + pack.analyze_stack(with_probe(stack, added))
-    return any(d.mandatory and d.policy == probe.refused_by for d in found)
+    return [d for r in added for d in pack.analyze(r)] + pack.analyze_stack(with_probe(stack, added))
+
+
+def refused(pack, stack: list[EngineResource], probe: Probe) -> bool:
+    return any(d.mandatory and d.policy == probe.refused_by for d in judged(pack, stack, probe))
+
+
+def judged_in_their_stacks(stacks, probes: list[Probe], dry_run: bool, **options) -> list[list]:
+    """Each probe's diagnostics, judged with its own stack's configuration (the engine hands the pack the stack's:
+    the groups an instance may join, the settings' addresses depend on it), in the order of `probes`."""
+    found: dict[int, list] = {}
+    for label in sorted({probe.stack for probe in probes}):
+        with running_pack(dry_run=dry_run, config=stack_config(label), disabled=WITHOUT_AWS_LOOKUPS, **options) as pack:
+            for index, probe in enumerate(probes):
+                if probe.stack == label:
+                    found[index] = judged(pack, stacks[label], probe)
+    return [found[index] for index in range(len(probes))]
 
 
 def test_literal_ids_are_refused_by_the_comparison_with_the_outputs(stacks, tmp_path):
@@ -1507,8 +1518,12 @@ def test_literal_ids_are_refused_by_the_comparison_with_the_outputs(stacks, tmp_
     shutil.copytree(POLICY_DIR, pack_dir, ignore=shutil.ignore_patterns("__pycache__"))
     with (pack_dir / "stack_checks.py").open("a") as checks:
         checks.write("\n\ndef holds_the_sources_value(value, source, output):\n    return True\n")
-    with running_pack(dry_run=False, policy_dir=pack_dir, disabled=WITHOUT_AWS_LOOKUPS) as pack:
-        passed = [probe.what for probe in REVIEW3_PROBES if not refused(pack, stacks[probe.stack], probe)]
+    found = judged_in_their_stacks(stacks, REVIEW3_PROBES, False, policy_dir=pack_dir)
+    passed = [
+        probe.what
+        for probe, diagnostics in zip(REVIEW3_PROBES, found, strict=True)
+        if not any(d.mandatory and d.policy == probe.refused_by for d in diagnostics)
+    ]
     alone = ("the nodes' group sending to a literal group", "aws-lb-listener-listener")
     assert passed == [probe.what for probe in REVIEW3_PROBES if probe.what not in alone and probe.refused_by not in alone]
 
@@ -2773,3 +2788,101 @@ def test_references_absent_at_up_are_refused_before_the_step(stacks, aws, label)
             if AT_UP not in {policy for policy, _ in found} or not any("absent or empty" in m for _, m in found):
                 passed.append((name, what, found))
     assert passed == []
+
+
+# G1/G1b: only the VM's own group was compared with the settings; the instance's second group (the stores' client
+# group, allowed in every mode) admitted whatever the per-group resource check lets through.
+FOREIGN_NET = "198.51.100.0/24"  # in no stack's allowedCidrs or sshAllowedCidrs
+CLIENT_GROUP_ID = "sg-0c1e17c1e17c1e17c"
+
+
+def client_group_in_a_stack_without_stores(stack: list[EngineResource]) -> list[EngineResource]:
+    """G1b: without externalServices, a harbor-data-client-sg under a HarborDataServices "harbor-data" component (which
+    components-are-the-programs accepts in any mode), admitting a foreign /24 on 22 and 443; the instance joins it."""
+    vm_sg = registration_of(stack, "harbor-vm-sg")
+    props = {
+        "vpcId": vm_sg.inputs.get("vpcId"),
+        "ingress": [tcp(22, FOREIGN_NET), tcp(443, FOREIGN_NET)],
+        "egress": [],
+        "tags": {"Name": "harbor-data-client-sg", "harbor-cache:stack": "dev"},
+    }
+    group = made("aws:ec2/securityGroup:SecurityGroup", "harbor-data-client-sg", props, outputs={**props, "id": CLIENT_GROUP_ID})
+    kind = "harbor-cache:index:HarborDataServices"
+    component = EngineResource(kind, "harbor-data", engine_urn("dev", CACHE_URN, kind, "harbor-data"), {}, {}, CACHE_URN)
+    group.urn, group.parent = engine_urn("dev", component.urn, group.type, group.name), component.urn
+    instance = changed(stack, "harbor-vm-instance", lambda p: p["vpcSecurityGroupIds"].append(CLIENT_GROUP_ID))
+    instance.property_dependencies["vpcSecurityGroupIds"] = [*instance.property_dependencies["vpcSecurityGroupIds"], group.urn]
+    return [component, group, instance]
+
+
+def client_group_admits(*rules: dict) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    return lambda s: [changed(s, "harbor-data-client-sg", lambda p: p.update(ingress=list(rules)))]
+
+
+def standalone_client_ingress(stack: list[EngineResource]) -> list[EngineResource]:
+    group = registration_of(stack, "harbor-data-client-sg")
+    rule = made(
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        "probe-client-rule",
+        {"ipProtocol": "tcp", "fromPort": 443, "toPort": 443, "cidrIpv4": FOREIGN_NET, "securityGroupId": group.outputs["id"]},
+    )
+    rule.property_dependencies = {"securityGroupId": [group.urn]}
+    return [rule]
+
+
+REVIEW22D_PROBES = [
+    Probe(
+        "review22d",
+        "the stores' client group admits a foreign /24 on 22 and 443 and a /16 on 9090",
+        "s3",
+        client_group_admits(tcp(22, FOREIGN_NET), tcp(443, FOREIGN_NET), tcp(9090, "203.0.0.0/16")),
+        refused_by="vm-group-admits-exactly-the-settings",
+    ),
+    Probe(
+        "review22d",
+        "a stand-alone ingress rule on the stores' client group: 443 from a foreign /24",
+        "s3",
+        standalone_client_ingress,
+        refused_by="vm-group-admits-exactly-the-settings",
+    ),
+    Probe(
+        "review22d",
+        "a one-VM stack's instance joins a new client group (no stores) that admits a foreign /24",
+        "dev",
+        client_group_in_a_stack_without_stores,
+        refused_by="security-groups-are-the-programs",
+    ),
+    Probe(
+        "review22d",
+        "a one-VM stack's new client group that the instance joins is judged as one of the VM's groups",
+        "dev",
+        client_group_in_a_stack_without_stores,
+        refused_by="vm-group-admits-exactly-the-settings",
+    ),
+]
+PROBES += REVIEW22D_PROBES
+
+
+def test_an_instance_joins_the_client_group_only_in_a_stack_with_stores(stacks, aws):
+    """G1b at up: the client group of a stack without stores, tagged and named as the program tags its own, passes the
+    instance's lookup only where the configuration makes the stores (externalServices, replicas > 1); with the
+    configuration of a one-VM stack it is refused before the step. The program's stacks pass at preview."""
+    from tests.standins.moto_stack import clients, tag_specification
+
+    for label in ("dev", "s3", "ha"):
+        with running_pack(dry_run=True, config=stack_config(label), disabled=WITHOUT_AWS_LOOKUPS) as pack:
+            assert mandatory_of(pack, stacks[label], whole=True) == [], label
+    stack = in_aws(stacks, "dev", aws)
+    ec2 = clients(aws[0])("ec2")
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    tags = {"Name": "harbor-data-client-sg", "harbor-cache:stack": "dev"}
+    made_by_the_pr = tag_specification("security-group", tags)
+    group_id = ec2.create_security_group(
+        GroupName="harbor-data-client-sg-1", Description="x", VpcId=vpc, TagSpecifications=made_by_the_pr
+    )["GroupId"]
+    instance = changed(stack, "harbor-vm-instance", lambda p: p["vpcSecurityGroupIds"].append(group_id))
+    with running_pack(dry_run=False, env=aws[1], config=stack_config("dev")) as pack:
+        found = mandatory_of(pack, [instance])
+        assert [policy for policy, _ in found] == [AT_UP] and group_id in found[0][1]
+    with running_pack(dry_run=False, env=aws[1], config=stack_config("s3")) as pack:
+        assert mandatory_of(pack, [instance]) == []  # the same group where the settings make the stores

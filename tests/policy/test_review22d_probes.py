@@ -44,66 +44,6 @@ def judged(stack, label, probes=(), aws=None):
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# G1: vm-group-admits-exactly-the-settings judges only harbor-vm-sg; the instance's second group (the stores' client
-# group, allowed by GROUP_REFERENCES and the up-time lookup in EVERY mode) admits whatever the per-group resource check
-# lets through: a foreign /24 on 22, 443 or 80, metrics from a /16 when metricsAllowedCidrs is unset.
-
-
-def test_g1_client_group_admits_a_foreign_network_on_ssh_and_https(stacks):
-    stack = stacks["s3"]
-
-    def open_it(p):
-        p["ingress"] = [tcp(22, FOREIGN_NET), tcp(443, FOREIGN_NET), tcp(9090, "203.0.0.0/16")]
-
-    probe = changed(stack, "harbor-data-client-sg", open_it)
-    pre, _ = judged(stack, "s3", [probe])
-    print("G1 preview:", pre)
-    assert pre == []
-
-
-def test_g1b_one_vm_stack_instance_joins_a_new_client_group(stacks):
-    """The same without externalServices: the pull request adds harbor-data-client-sg under a HarborDataServices
-    component (components-are-the-programs accepts it in any mode) with a foreign /24 on 22 and 443, and the instance
-    joins it (GROUP_REFERENCES allows the client group whatever the mode). Only the VM's own group is compared with the
-    settings."""
-    from tests.policy.test_policy_bypass import CACHE_URN, made
-    from tests.standins.policy_engine import EngineResource, engine_urn
-
-    stack = stacks["dev"]
-    vm_sg = registration_of(stack, "harbor-vm-sg")
-    group = made(
-        "aws:ec2/securityGroup:SecurityGroup",
-        "harbor-data-client-sg",
-        {
-            "vpcId": vm_sg.inputs.get("vpcId"),
-            "ingress": [tcp(22, FOREIGN_NET), tcp(443, FOREIGN_NET)],
-            "egress": [],
-            "tags": {"Name": "harbor-data-client-sg", "harbor-cache:stack": "dev"},
-        },
-        under="HarborDataServices",
-        outputs={
-            "id": "sg-0c1e17c1e17c1e17c",
-            "vpcId": vm_sg.inputs.get("vpcId"),
-            "ingress": [tcp(22, FOREIGN_NET), tcp(443, FOREIGN_NET)],
-            "egress": [],
-            "tags": {"Name": "harbor-data-client-sg", "harbor-cache:stack": "dev"},
-        },
-    )
-    kind = "harbor-cache:index:HarborDataServices"
-    component = EngineResource(kind, "harbor-data", engine_urn("dev", CACHE_URN, kind, "harbor-data"), {}, {}, CACHE_URN)
-    group.urn = engine_urn("dev", component.urn, group.type, group.name)
-    group.parent = component.urn
-    instance = changed(stack, "harbor-vm-instance", lambda p: p["vpcSecurityGroupIds"].append("sg-0c1e17c1e17c1e17c"))
-    instance.property_dependencies["vpcSecurityGroupIds"] = [
-        *instance.property_dependencies["vpcSecurityGroupIds"],
-        group.urn,
-    ]
-    pre, _ = judged(stack, "dev", [component, group, instance])
-    print("G1b preview:", pre)
-    assert pre == []
-
-
-# ------------------------------------------------------------------------------------------------------------------
 # S1: what the VM's disks and the database are made FROM is read by no check and no lookup. A volume restored from
 # another account's public (or shared) snapshot holds Harbor's database (its admin and robot accounts, password hashes
 # the snapshot's owner chose), Traefik's ACME account and certificate, and the cached blobs the cache then serves as
