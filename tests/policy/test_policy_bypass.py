@@ -2031,16 +2031,20 @@ def client_egress(change: Callable[[list[EngineResource], list], None]) -> Calla
     return lambda s: [changed(s, "harbor-data-client-sg", lambda p: change(s, p["egress"]))]
 
 
-def standalone_store_egress(stack: list[EngineResource]) -> list[EngineResource]:
-    """A stand-alone vpc egress rule on the VM's group: 5432 to the VPC's block, made from the group."""
-    group = registration_of(stack, "harbor-vm-sg")
-    rule = made(
-        "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
-        "probe-vm-egress",
-        {"ipProtocol": "tcp", "fromPort": 5432, "toPort": 5432, "cidrIpv4": VPC_BLOCK, "securityGroupId": group.outputs["id"]},
-    )
+def standalone_rule(stack: list[EngineResource], kind: str, group_name: str, name: str, **props) -> list[EngineResource]:
+    """A stand-alone rule of `kind` on the program's group `group_name`, made from it (its id, a property dependency)."""
+    group = registration_of(stack, group_name)
+    rule = made(kind, name, {**props, "securityGroupId": group.outputs["id"]})
     rule.property_dependencies = {"securityGroupId": [group.urn]}
     return [rule]
+
+
+def standalone_store_egress(stack: list[EngineResource]) -> list[EngineResource]:
+    """A stand-alone vpc egress rule on the VM's group: 5432 to the VPC's block, made from the group."""
+    kind = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+    return standalone_rule(
+        stack, kind, "harbor-vm-sg", "probe-vm-egress", ipProtocol="tcp", fromPort=5432, toPort=5432, cidrIpv4=VPC_BLOCK
+    )
 
 
 # Issue 22's residual (docs/security.md): the VM let 5432 and 6379 out to the VPC's CIDR, so it reached every database in
@@ -2820,14 +2824,10 @@ def client_group_admits(*rules: dict) -> Callable[[list[EngineResource]], list[E
 
 
 def standalone_client_ingress(stack: list[EngineResource]) -> list[EngineResource]:
-    group = registration_of(stack, "harbor-data-client-sg")
-    rule = made(
-        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
-        "probe-client-rule",
-        {"ipProtocol": "tcp", "fromPort": 443, "toPort": 443, "cidrIpv4": FOREIGN_NET, "securityGroupId": group.outputs["id"]},
+    kind, group = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "harbor-data-client-sg"
+    return standalone_rule(
+        stack, kind, group, "probe-client-rule", ipProtocol="tcp", fromPort=443, toPort=443, cidrIpv4=FOREIGN_NET
     )
-    rule.property_dependencies = {"securityGroupId": [group.urn]}
-    return [rule]
 
 
 REVIEW22D_PROBES = [
