@@ -233,13 +233,62 @@ def _vm_group_ingress_problems(group: StackResource, rules: list) -> list[Violat
     return problems
 
 
+# Where the VM's own group lets traffic out (components/aws/network_rules.py egress_rules): each of the world egress
+# ports (80, 443 and an upstream's own port the settings open, resource_checks.world_egress_ports, as egress_ports
+# derives them) to the world, IPv4 and IPv6; nothing else, no group (the stores are reached through their client group).
+WORLD = [ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")]
+
+
+def _vm_group_egress_problems(group: StackResource, rules: list) -> list[Violation]:
+    """The VM's (nodes') group's egress, port by port, exactly the program's (review 22d G2: 3306, 2049, 27017... to
+    the VPC's blocks passed, since only 5432 and 6379 were judged and the resource check refuses only the world)."""
+    sent = Admitted()
+    for where, rule, sources in rules:
+        sent.add(where, rule, sources)
+    problems = [f"the VM's group {group.name!r} (egress): {problem}" for problem in sent.problems]
+    wanted = {port: WORLD for port in world_egress_ports()}
+    for port in sorted({*wanted, *sent.blocks}):
+        have, want = _addresses(sent.blocks.get(port, [])), _addresses(wanted.get(port, []))
+        if have != want:
+            problems.append(
+                f"the VM's group {group.name!r} lets {port} out to {[str(n) for n in have]}, where the program sends "
+                f"{[str(n) for n in want]} (80, 443 and an upstream's own port with allowCustomPortEgress, to the world; "
+                "components/aws/network_rules.py egress_rules): no other port, no private block (other databases of the VPC)"
+            )
+    if sent.groups:
+        named = sorted(str(value) for references in sent.groups.values() for value, _ in references)
+        problems.append(
+            f"the VM's group {group.name!r} lets traffic out to groups {named}: "
+            "the program's sends to none (the VM reaches the stores through their client group)"
+        )
+    return problems
+
+
+def _client_group_egress_problems(group: StackResource, rules: list) -> list[Violation]:
+    """The stores' client group lets out 5432 and 6379 to the store groups only (components/aws/network_rules.py
+    store_egress; which group on which port: vm_reaches_only_the_programs_stores): no address block, no other port."""
+    sent = Admitted()
+    for where, rule, sources in rules:
+        sent.add(where, rule, sources)
+    problems = [f"the stores' client group {group.name!r} (egress): {problem}" for problem in sent.problems]
+    blocks = sorted(str(n) for networks in sent.blocks.values() for n in networks)
+    others = sorted(port for port in sent.groups if port not in STORE_GROUPS)
+    if blocks or others:
+        problems.append(
+            f"the stores' client group {group.name!r} lets traffic out to {blocks} and groups on {others}: the program's "
+            f"sends only {sorted(STORE_GROUPS)} to the store groups, nothing else"
+        )
+    return problems
+
+
 def vm_group_admits_exactly_the_settings(resources: list[StackResource]) -> list[Violation]:
     """Every group an instance joins (review 22d G1: the VM's alone was judged) admits exactly what the program makes
     it admit: the VM's (nodes') group, port by port, what the program derives from the stack's configuration
     (components/aws/network_rules.py ingress_rules): one VM 443 and 80 from allowedCidrs, nodes (replicas > 1) 8080
     from the load balancer's group only; 22 from sshAllowedCidrs; with metricsAllowedCidrs 9090 and 9091 from them;
-    nothing else; the stores' client group nothing; any other group an instance joins is judged as the VM's. Counting
-    inline rules and stand-alone rules on the group."""
+    nothing else; the stores' client group nothing; any other group an instance joins is judged as the VM's. And what
+    they let out (review 22d G2): the VM's group exactly components/aws/network_rules.py egress_rules, the client group
+    only the store ports to groups. Counting inline rules and stand-alone rules on the group."""
     by_urn = _by_urn(resources)
     problems: list[Violation] = []
     for group in _instance_groups(resources):
@@ -249,10 +298,13 @@ def vm_group_admits_exactly_the_settings(resources: list[StackResource]) -> list
             )
             continue
         rules = _rules_on(group, resources, "ingress", by_urn)
-        if group.resource().made_by(*CLIENT_GROUP):
-            problems += _client_group_ingress_problems(group, rules)
-        else:
-            problems += _vm_group_ingress_problems(group, rules)
+        client = group.resource().made_by(*CLIENT_GROUP)
+        problems += _client_group_ingress_problems(group, rules) if client else _vm_group_ingress_problems(group, rules)
+        if is_unknown(group.props.get("egress")):
+            problems.append(f"the VM's group {group.name!r} cannot be judged: its egress is unknown")
+            continue
+        rules = _rules_on(group, resources, "egress", by_urn)
+        problems += _client_group_egress_problems(group, rules) if client else _vm_group_egress_problems(group, rules)
     return problems
 
 
@@ -310,8 +362,8 @@ def vm_reaches_only_the_programs_stores(resources: list[StackResource]) -> list[
 
 GROUP_CHECKS: dict[str, tuple[str, stack_checks.StackCheck]] = {
     "vm-group-admits-exactly-the-settings": (
-        "The groups the VM (nodes) joins admit exactly what the program makes them admit: the VM's what the configuration gives "
-        "it on each port, the stores' client group nothing.",
+        "The groups the VM (nodes) joins admit and let out exactly what the program makes them: the VM's what the "
+        "configuration gives it on each port, the stores' client group nothing in and only the stores out.",
         vm_group_admits_exactly_the_settings,
     ),
     "vm-reaches-only-the-programs-stores": (

@@ -2886,3 +2886,52 @@ def test_an_instance_joins_the_client_group_only_in_a_stack_with_stores(stacks, 
         assert [policy for policy, _ in found] == [AT_UP] and group_id in found[0][1]
     with running_pack(dry_run=False, env=aws[1], config=stack_config("s3")) as pack:
         assert mandatory_of(pack, [instance]) == []  # the same group where the settings make the stores
+
+
+# G2: the VM's group's egress was judged on the stores' ports (5432, 6379) and for the world only: any other tcp port
+# out to the VPC's private blocks passed (MySQL 3306, NFS/EFS 2049, MongoDB 27017, OpenSearch 9200, SQL Server 1433,
+# Redshift 5439, a PostgreSQL on 5433). Its egress is now exact against components/aws/network_rules.py egress_rules.
+OTHER_DATABASE_PORTS = (3306, 2049, 27017, 9200, 1433, 5439, 5433)
+
+
+def vm_egress(*rules: dict) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    return lambda s: [changed(s, "harbor-vm-sg", lambda p: p["egress"].extend(rules))]
+
+
+REVIEW22D_EGRESS_PROBES = [
+    Probe("review22d", what, stack, build, refused_by="vm-group-admits-exactly-the-settings")
+    for what, stack, build in (
+        (
+            "the VM's group lets every other database port out to the VPC's block (stores stack)",
+            "s3",
+            vm_egress(*(tcp(port, VPC_BLOCK) for port in OTHER_DATABASE_PORTS)),
+        ),
+        ("the one VM's group lets MySQL's 3306 out to 10.0.0.0/8", "dev", vm_egress(tcp(3306, "10.0.0.0/8"))),
+        ("the nodes' group lets OpenSearch's 9200 out to the VPC's block", "ha", vm_egress(tcp(9200, VPC_BLOCK))),
+        (
+            "the VM's group lets 2049 (EFS) out to the database's group",
+            "s3",
+            lambda s: vm_egress({**tcp(2049), "securityGroups": [output_of(s, "harbor-data-db-sg")]})(s),
+        ),
+        (
+            "the stores' client group lets MySQL's 3306 out to the VPC's block",
+            "s3",
+            client_egress(lambda s, egress: egress.append(tcp(3306, VPC_BLOCK))),
+        ),
+        (
+            "a stand-alone egress rule on the VM's group: 27017 to the VPC's block",
+            "dev",
+            lambda s: standalone_rule(
+                s,
+                "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+                "harbor-vm-sg",
+                "probe-vm-egress",
+                ipProtocol="tcp",
+                fromPort=27017,
+                toPort=27017,
+                cidrIpv4=VPC_BLOCK,
+            ),
+        ),
+    )
+]
+PROBES += REVIEW22D_EGRESS_PROBES

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.policy.test_policy_bypass import AT_UP, in_aws, stack_config, tcp, with_probe
+from tests.policy.test_policy_bypass import AT_UP, in_aws, stack_config, with_probe
 from tests.standins.policy_engine import (
     changed,
     engine_resources,
@@ -192,27 +192,6 @@ def test_b2b_alarm_mail_to_an_address_that_is_not_alarm_email(stacks):
     probe = changed(stack, "harbor-alarms-email", lambda p: p.update(endpoint="collector@attacker.example"))
     pre, _ = judged(stack, "mail", [probe])
     print("B2b subscription preview:", pre)
-    assert pre == []
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# G2: vm-reaches-only-the-programs-stores covers 5432 and 6379 only, and the resource check refuses egress to "the
-# world" only (too_wide counts public addresses): the VM's group may let any other single tcp port out to the VPC's
-# private blocks: MySQL/Aurora 3306, NFS/EFS 2049, MongoDB 27017, OpenSearch 9200, SQL Server 1433, Redshift 5439, a
-# PostgreSQL on 5433. Issue 22's low finding ("the VM may reach every database in the VPC") holds for every store but
-# the program's own kind; the program itself has no egress to private blocks at all.
-
-
-def test_g2_vm_reaches_other_databases_of_the_vpc(stacks):
-    stack = stacks["s3"]
-    vpc = "172.31.0.0/16"
-
-    def more_egress(p):
-        p["egress"] = [*p["egress"], *(tcp(port, vpc) for port in (3306, 2049, 27017, 9200, 1433, 5439, 5433))]
-
-    probe = changed(stack, "harbor-vm-sg", more_egress)
-    pre, _ = judged(stack, "s3", [probe])
-    print("G2 preview:", pre)
     assert pre == []
 
 
