@@ -117,6 +117,23 @@ def _addresses(networks: list[Network]) -> list[Network]:
     return [n for version in (4, 6) for n in ipaddress.collapse_addresses(x for x in networks if x.version == version)]
 
 
+def _admitted(rules: list[tuple[str, Mapping[str, Any], list[StackResource | None]]]) -> Admitted:
+    admitted = Admitted()
+    for where, rule, sources in rules:
+        admitted.add(where, rule, sources)
+    return admitted
+
+
+def _other_addresses(admitted: Admitted, wanted: dict[int, list[Network]]) -> list[tuple[int, list[str], list[str]]]:
+    """(port, the addresses the rules cover, those wanted) for each port where the two differ as address sets."""
+    differing = []
+    for port in sorted({*wanted, *admitted.blocks}):
+        have, want = _addresses(admitted.blocks.get(port, [])), _addresses(wanted.get(port, []))
+        if have != want:
+            differing.append((port, [str(n) for n in have], [str(n) for n in want]))
+    return differing
+
+
 def _rules_on(
     group: StackResource, resources: list[StackResource], direction: str, by_urn: dict[str, StackResource]
 ) -> list[tuple[str, Mapping[str, Any], list[StackResource | None]]]:
@@ -206,18 +223,14 @@ def _vm_group_ingress_problems(group: StackResource, rules: list) -> list[Violat
     if isinstance(expected, str):
         return [f"the VM's group {group.name!r} cannot be judged: {expected}"]
     wanted, behind_load_balancer = expected
-    admitted = Admitted()
-    for where, rule, sources in rules:
-        admitted.add(where, rule, sources)
+    admitted = _admitted(rules)
     problems = [f"the VM's group {group.name!r}: {problem}" for problem in admitted.problems]
-    for port in sorted({*wanted, *admitted.blocks}):
-        have, want = _addresses(admitted.blocks.get(port, [])), _addresses(wanted.get(port, []))
-        if have != want:
-            problems.append(
-                f"the VM's group {group.name!r} admits {[str(n) for n in have]} on {port}, where the stack's "
-                f"configuration gives {[str(n) for n in want]} (allowedCidrs on 443/80 of one VM, sshAllowedCidrs on 22, "
-                "metricsAllowedCidrs on 9090/9091): admit exactly what the settings say, nothing beside it"
-            )
+    for port, have, want in _other_addresses(admitted, wanted):
+        problems.append(
+            f"the VM's group {group.name!r} admits {have} on {port}, where the stack's configuration gives {want} "
+            "(allowedCidrs on 443/80 of one VM, sshAllowedCidrs on 22, metricsAllowedCidrs on 9090/9091): admit exactly "
+            "what the settings say, nothing beside it"
+        )
     for port, references in sorted(admitted.groups.items(), key=lambda item: item[0]):
         wrong = [value for value, sources in references if not _holds_group(value, sources, "harbor-lb-sg")]
         if port != NODE_HTTP_PORT or not behind_load_balancer or wrong:
@@ -242,19 +255,14 @@ WORLD = [ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")]
 def _vm_group_egress_problems(group: StackResource, rules: list) -> list[Violation]:
     """The VM's (nodes') group's egress, port by port, exactly the program's (review 22d G2: 3306, 2049, 27017... to
     the VPC's blocks passed, since only 5432 and 6379 were judged and the resource check refuses only the world)."""
-    sent = Admitted()
-    for where, rule, sources in rules:
-        sent.add(where, rule, sources)
+    sent = _admitted(rules)
     problems = [f"the VM's group {group.name!r} (egress): {problem}" for problem in sent.problems]
-    wanted = {port: WORLD for port in world_egress_ports()}
-    for port in sorted({*wanted, *sent.blocks}):
-        have, want = _addresses(sent.blocks.get(port, [])), _addresses(wanted.get(port, []))
-        if have != want:
-            problems.append(
-                f"the VM's group {group.name!r} lets {port} out to {[str(n) for n in have]}, where the program sends "
-                f"{[str(n) for n in want]} (80, 443 and an upstream's own port with allowCustomPortEgress, to the world; "
-                "components/aws/network_rules.py egress_rules): no other port, no private block (other databases of the VPC)"
-            )
+    for port, have, want in _other_addresses(sent, {port: WORLD for port in world_egress_ports()}):
+        problems.append(
+            f"the VM's group {group.name!r} lets {port} out to {have}, where the program sends {want} (80, 443 and an "
+            "upstream's own port with allowCustomPortEgress, to the world; components/aws/network_rules.py egress_rules): "
+            "no other port, no private block (other databases of the VPC)"
+        )
     if sent.groups:
         named = sorted(str(value) for references in sent.groups.values() for value, _ in references)
         problems.append(
@@ -267,9 +275,7 @@ def _vm_group_egress_problems(group: StackResource, rules: list) -> list[Violati
 def _client_group_egress_problems(group: StackResource, rules: list) -> list[Violation]:
     """The stores' client group lets out 5432 and 6379 to the store groups only (components/aws/network_rules.py
     store_egress; which group on which port: vm_reaches_only_the_programs_stores): no address block, no other port."""
-    sent = Admitted()
-    for where, rule, sources in rules:
-        sent.add(where, rule, sources)
+    sent = _admitted(rules)
     problems = [f"the stores' client group {group.name!r} (egress): {problem}" for problem in sent.problems]
     blocks = sorted(str(n) for networks in sent.blocks.values() for n in networks)
     others = sorted(port for port in sent.groups if port not in STORE_GROUPS)
