@@ -1272,13 +1272,14 @@ def harbor_robot(review: Review) -> None:
 
 
 def harbor_system_settings(review: Review) -> None:
-    """Where the password goes (harbor_api_client); no self-registration, projects made by admins only
-    (components/harbor/config.py)."""
+    """Where the password goes (harbor_api_client); no self-registration, projects made by admins only,
+    and the robot name prefix kept at `robot$`, the one the nodes' robot logs in under
+    (components/harbor/config.py, components/harbor/system_settings.py)."""
     harbor_api_client(review)
     props = review.resource.props
 
     def pinned() -> list[Violation]:
-        wanted = {"self_registration": False, "project_creation_restriction": "adminonly"}
+        wanted = {"self_registration": False, "project_creation_restriction": "adminonly", "robot_name_prefix": "robot$"}
         wrong = {key: props.get(key) for key, value in wanted.items() if known(props.get(key), key) != value}
         return [f"Harbor's system settings set {wrong}: the cache keeps {wanted}"] if wrong else []
 

@@ -23,7 +23,7 @@ from components.harbor.project import HarborProject
 from components.harbor.provider_base import LOCAL_DATABASE, HarborConnection
 from components.harbor.registry import HarborRegistry
 from components.harbor.robot import HarborRobot
-from components.harbor.system_settings import HarborSystemSettings
+from components.harbor.system_settings import ROBOT_NAME_PREFIX, HarborSystemSettings
 from components.nodes.credentials import pull_credential_outputs
 from components.nodes.mirrors import PullCredential, mirror_options
 from components.settings.settings import Settings
@@ -55,6 +55,20 @@ class HarborConfigArgs:
     database: pulumi.Input[str] = LOCAL_DATABASE
     # Anything else the provider needs first (HA: the name that leads to the load balancer).
     also_after: tuple[pulumi.Resource, ...] = ()
+
+
+def robot_login_name(name: str) -> str:
+    """The name one of our robots logs in under: the prefix we own + the name it was made with, as
+    Harbor authenticates it (server/middleware/security/robot.go Generate: the user name is the
+    configured robot_name_prefix + the stored name; controller/robot populate shows it so).
+
+    Not the robot's `robot_name` output: that is the name Harbor showed at the last create or
+    refresh. A refresh after an admin changed the prefix records the interim name (`bot$...`), and
+    the `up` that follows writes `robot$` back in the settings' step while the robot, unchanged in
+    our terms, keeps the interim name in its state until the next refresh (its provider,
+    components/harbor/robot.py, takes the name only from Harbor). Logins built from the prefix the
+    settings own are right after every `up`, and never change with an admin's interim prefix."""
+    return ROBOT_NAME_PREFIX + name
 
 
 def database_identity(data_services: HarborDataServices | None) -> pulumi.Input[str]:
@@ -107,6 +121,17 @@ class HarborConfig(pulumi.ComponentResource):
             if not upstream.public:
                 private_projects.append(project)
 
+        # Harbor's defaults a cache must not keep, and the robot name prefix kept at Harbor's default
+        # (components/harbor/system_settings.py says why). The robots depend on it: Harbor shows and
+        # authenticates a robot under the prefix as configured at that moment, so an `up` that puts
+        # `robot$` back must do so before a robot is updated under the name the state holds.
+        system_settings = HarborSystemSettings(
+            f"{name}-system-settings",
+            self._connection,
+            {"project_creation_restriction": "adminonly", "self_registration": False, "robot_name_prefix": ROBOT_NAME_PREFIX},
+            opts=self._options(),
+        )
+
         # Private proxy projects: nodes pull with a robot that may only pull, from those projects.
         self.pull_credential: pulumi.Output[dict] | None = None
         self.probe_login: pulumi.Output[str] | None = None
@@ -123,9 +148,9 @@ class HarborConfig(pulumi.ComponentResource):
             database=args.database,
             system_access=MONITOR_ACCESS,
             project_access=MONITOR_PROJECT_ACCESS,
-            opts=self._options(depends_on=proxy_projects),
+            opts=self._options(depends_on=[system_settings, *proxy_projects]),
         )
-        self.monitor_login = pulumi.Output.secret(pulumi.Output.concat(monitor.robot_name, ":", monitor.secret))
+        self.monitor_login = pulumi.Output.secret(pulumi.Output.concat(robot_login_name(MONITOR_ROBOT_NAME), ":", monitor.secret))
         if private_projects:
             robot = HarborRobot(
                 f"{name}-pull-robot",
@@ -139,13 +164,14 @@ class HarborConfig(pulumi.ComponentResource):
                 # made before artifact read was added (the provider's diff compares inputs).
                 description="harbor-cache: nodes pull the private proxy projects; the probe reads their artifacts",
                 database=args.database,
-                opts=self._options(depends_on=private_projects),
+                opts=self._options(depends_on=[system_settings, *private_projects]),
             )
-            self.probe_login = pulumi.Output.secret(pulumi.Output.concat(robot.robot_name, ":", robot.secret))
+            pull_login = robot_login_name(PULL_ROBOT_NAME)
+            self.probe_login = pulumi.Output.secret(pulumi.Output.concat(pull_login, ":", robot.secret))
             self.pull_credential = pulumi.Output.secret(
-                pulumi.Output.all(robot.robot_name, robot.secret).apply(
-                    lambda login: pull_credential_outputs(
-                        settings.hostname, settings.upstreams, PullCredential(*login), mirror_options(settings)
+                robot.secret.apply(
+                    lambda secret: pull_credential_outputs(
+                        settings.hostname, settings.upstreams, PullCredential(pull_login, secret), mirror_options(settings)
                     )
                 )
             )
@@ -157,14 +183,6 @@ class HarborConfig(pulumi.ComponentResource):
             secret = pulumi.Output.secret(client_secret.base64)
             HarborOidcAuth(f"{name}-oidc", self._connection, self._oidc_props(secret), opts=self._options())
             self.dex_static_client = pulumi.Output.secret(secret.apply(lambda value: dex_static_client(settings, value)))
-
-        # Harbor's defaults a cache must not keep (components/harbor/system_settings.py says why).
-        HarborSystemSettings(
-            f"{name}-system-settings",
-            self._connection,
-            {"project_creation_restriction": "adminonly", "self_registration": False},
-            opts=self._options(),
-        )
 
         HarborGcSchedule(
             f"{name}-gc",

@@ -312,6 +312,42 @@ def test_robot_permissions_are_shown_one_per_scope(harbor, robot_project):
     ]
 
 
+def test_robot_permissions_follow_the_project_id_not_its_name(harbor):
+    """Harbor keeps a robot's project permission under the project's *id* (controller/robot toScope:
+    /project/<id>) and turns it back into a name by that id (populatePermissions -> convertScope ->
+    proMgr.Get(id); NotFound: not listed). Deleting a project leaves the policy (nothing deletes a
+    system robot's rbac_policy rows), but a project made again under the same name has a new id:
+    the robot is shown no permission there, and its security context (the same populated
+    permissions, middleware/security/robot.go) lists it no such project (handler/project.go
+    ListProjects, robot branch: Names from its permissions)."""
+    registries = {"resource": "registry", "action": "list"}
+    assert call(harbor, "POST", "/projects", {"project_name": "again"})[0] == 201
+    body = {
+        **robot_body(name="by-id"),
+        "permissions": [
+            {"kind": "project", "namespace": "again", "access": [dict(PULL)]},
+            {"kind": "system", "namespace": "/", "access": [registries]},
+        ],
+    }
+    status, created = call(harbor, "POST", "/robots", body)
+    assert status == 201
+
+    def as_robot(path: str) -> list:
+        authorization = "Basic " + base64.b64encode(f"{created['name']}:{created['secret']}".encode()).decode()
+        request = urllib.request.Request(harbor.url + "/api/v2.0" + path, headers={"Authorization": authorization})  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            return json.loads(answer.read())
+
+    assert [p["name"] for p in as_robot("/projects?name=again")] == ["again"]
+    first_id = harbor.project_by_name("again")["project_id"]
+    assert call(harbor, "DELETE", f"/projects/{first_id}")[0] == 200
+    assert call(harbor, "POST", "/projects", {"project_name": "again"})[0] == 201
+    assert harbor.project_by_name("again")["project_id"] != first_id
+    shown = call(harbor, "GET", f"/robots/{created['id']}")[1]["permissions"]
+    assert shown == [{"kind": "system", "namespace": "/", "access": [registries]}], "the old id's permission is gone"
+    assert as_robot("/projects?name=again") == [], "the new project of that name is not the robot's"
+
+
 # Retention: handler/retention.go CreateRetention, UpdateRetention, requirePolicyAccess, checkRuleConflict
 
 

@@ -20,6 +20,7 @@ import pytest
 from pulumi.runtime import rpc
 from pulumi.runtime.proto.provider_pb2 import DiffResponse
 
+from components.harbor.api import HarborClient
 from components.harbor.gc_schedule import HarborGcScheduleProvider
 from components.harbor.oidc import HarborOidcProvider
 from components.harbor.project import HarborProjectProvider
@@ -156,7 +157,12 @@ KINDS = {
     "settings": Kind(
         HarborSystemSettingsProvider,
         "SystemSettings",
-        lambda harbor: {**connection(harbor), "project_creation_restriction": "adminonly", "self_registration": False},
+        lambda harbor: {
+            **connection(harbor),
+            "project_creation_restriction": "adminonly",
+            "self_registration": False,
+            "robot_name_prefix": "robot$",
+        },
     ),
 }
 
@@ -286,6 +292,7 @@ DRIFT: list[tuple[str, str, Callable[[HarborEmulator], None]]] = [
         lambda h: h.state.configurations.update(project_creation_restriction="everyone"),
     ),
     ("settings", "self_registration", lambda h: h.state.configurations.update(self_registration=True)),
+    ("settings", "robot_name_prefix", lambda h: h.state.configurations.update(robot_name_prefix="bot$")),
 ]
 
 
@@ -444,6 +451,40 @@ def test_system_settings_are_set_and_left_on_delete(harbor, hosts):
     assert harbor.state.configurations["self_registration"] is False
     host.delete(urn, settings_id, outputs)
     assert harbor.state.configurations["project_creation_restriction"] == "adminonly", "never opened up by a delete"
+
+
+def test_a_robot_name_prefix_changed_in_harbor_is_drift_and_up_writes_robot_dollar_back(harbor, hosts):
+    """An admin changes robot_name_prefix (PUT /configurations, as Harbor's UI does) after the
+    settings were applied: the refresh reports Harbor's value, the diff shows a change, and the
+    update's PUT /configurations makes Harbor hold `robot$` again (what every robot is shown and
+    logs in under: controller/robot populate, middleware/security/robot.go Generate)."""
+    host, urn, inputs, settings_id, outputs = made(harbor, hosts, "settings")
+    assert harbor.state.configurations["robot_name_prefix"] == "robot$" and outputs["robot_name_prefix"] == "robot$"
+    admin = HarborClient(harbor.url, "admin", ADMIN_PASSWORD)
+    admin.request("PUT", "/configurations", {"robot_name_prefix": "bot$"})
+    _, drifted = host.read(urn, settings_id, outputs)
+    assert drifted["robot_name_prefix"] == "bot$", "refresh reports the prefix Harbor holds"
+    diff = host.diff(urn, settings_id, drifted, inputs)
+    assert diff.changes == DiffResponse.DIFF_SOME and list(diff.replaces) == []
+    unchanged = host.diff(urn, settings_id, {**drifted, "robot_name_prefix": "robot$"}, inputs)
+    assert unchanged.changes == DiffResponse.DIFF_NONE, "the prefix alone is the change"
+    updated = host.update(urn, settings_id, drifted, inputs)
+    assert updated["robot_name_prefix"] == "robot$"
+    assert admin.get("/configurations")["robot_name_prefix"]["value"] == "robot$", "Harbor holds robot$ again"
+
+
+def test_system_settings_accept_any_robot_name_prefix_as_harbor_does(harbor, hosts):
+    """PUT /configurations checks robot_name_prefix only as a string (pkg/config/manager.go ValidateCfg
+    -> lib/config/metadata/type.go StringType.validate accepts every string, the empty one too):
+    check refuses no string Harbor takes, and refuses what Harbor's typed body cannot decode."""
+    host = hosts("settings")
+    urn = host.urn("settings", "SystemSettings")
+    for prefix in ("", "bot-", "robot$"):
+        _, failures = host.check(urn, as_engine_sends({**KINDS["settings"].inputs(harbor), "robot_name_prefix": prefix}))
+        assert failures == [], prefix
+        HarborClient(harbor.url, "admin", ADMIN_PASSWORD).request("PUT", "/configurations", {"robot_name_prefix": prefix})
+    _, failures = host.check(urn, {**KINDS["settings"].inputs(harbor), "robot_name_prefix": 5})
+    assert [name for name, _ in failures] == ["robot_name_prefix"]
 
 
 def test_retries_outlast_a_harbor_core_restart(harbor, hosts):

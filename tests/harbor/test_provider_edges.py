@@ -505,6 +505,7 @@ def test_a_rotation_of_an_object_gone_from_harbor_still_takes_the_new_password(h
 UNAPPLIED: list[tuple[str, str, object, Callable[[HarborEmulator], None]]] = [
     ("gc", "workers", 1, lambda h: h.state.gc_schedule["parameters"].update(workers=2)),
     ("settings", "self_registration", False, lambda h: h.state.configurations.update(self_registration=True)),
+    ("settings", "robot_name_prefix", "robot$", lambda h: h.state.configurations.update(robot_name_prefix="bot$")),
     ("oidc", "oidc_auto_onboard", False, lambda h: h.state.configurations.update(oidc_auto_onboard=True)),
     ("registry", "insecure", False, lambda h: registry_of(h).update(insecure=True)),
     ("project", "local_on_not_found", True, lambda h: project_of(h)["metadata"].update(proxy_cache_local_on_not_found="false")),
@@ -730,6 +731,7 @@ DEFAULTS = [
     ("gc", "delete_untagged", lambda h: h.state.gc_schedule["parameters"]["delete_untagged"] is True),
     ("gc", "workers", lambda h: h.state.gc_schedule["parameters"]["workers"] == 1),
     ("settings", "self_registration", lambda h: h.state.configurations["self_registration"] is False),
+    ("settings", "robot_name_prefix", lambda h: h.state.configurations["robot_name_prefix"] == "robot$"),
 ]
 
 

@@ -12,7 +12,8 @@ import yaml
 from components.nodes.credentials import render_containers_auth_json, render_docker_config_json, render_talos_auth_patch
 from components.nodes.k3s import render_k3s_registries_yaml
 from components.nodes.mirrors import MirrorOptions, PullCredential
-from tests.standins.pulumi_harness import dev_config, run_program
+from components.vm import operate_files
+from tests.standins.pulumi_harness import AwsMocks, dev_config, run_program
 
 ROBOT = "pulumi-python:dynamic/harbor:Robot"
 HOST = "harbor.dev.example.com"
@@ -42,6 +43,47 @@ def test_one_robot_pulls_only_the_private_projects_after_they_exist(run):
     for project in ("harbor-config-project-dockerhub", "harbor-config-project-quay"):
         assert run.named(project).urn in robot.dependencies
     assert run.named("harbor-install-ready").urn in robot.dependencies
+
+
+def test_every_robot_waits_for_the_system_settings_that_own_its_name_prefix(run):
+    """Harbor shows and authenticates a robot under robot_name_prefix as configured at that moment
+    (controller/robot populate): an `up` that writes `robot$` back must do so before any robot is
+    created or updated under that name (tests/harbor/test_robot_name_prefix.py drives both steps)."""
+    settings = run.named("harbor-config-system-settings")
+    assert settings.inputs["robot_name_prefix"] == "robot$"
+    robots = run.of_type(ROBOT)
+    assert sorted(r.name for r in robots) == ["harbor-config-monitor-robot", "harbor-config-pull-robot"]
+    for robot in robots:
+        assert settings.urn in robot.dependencies, robot.name
+
+
+def test_the_nodes_login_is_the_owned_prefix_not_the_name_a_refresh_recorded(monkeypatch):
+    """After a refresh that saw an admin's interim prefix, the robot's state holds Harbor's name of
+    that moment (`bot$...`) while the `up` writes `robot$` back (tests/harbor/test_robot_name_prefix.py):
+    the logins the program hands out are built from the prefix the settings own, whatever the robot's
+    `robot_name` output says (components/harbor/config.py robot_login_name)."""
+    answer = AwsMocks.new_resource
+
+    def refreshed_under_bot(self, args):
+        id_, state = answer(self, args)
+        if args.typ == ROBOT:
+            state = {**state, "robot_name": f"bot${args.inputs['name']}"}
+        return id_, state
+
+    monkeypatch.setattr(AwsMocks, "new_resource", refreshed_under_bot)
+    run = run_program({**dev_config(), "harbor-cache:upstreams": PRIVATE})
+    assert run.outputs["registryPullCredentials"]["username"] == "robot$harbor-cache-pull"
+    # The VM's probe and reporter log in from files the deploy writes (components/vm/probe.py _login_file).
+    written = {
+        path: registration.inputs["stdin"]
+        for registration in run.of_type("command:remote:Command")
+        for path in (operate_files.PROBE_CREDENTIALS_PATH, operate_files.MONITOR_CREDENTIALS_PATH)
+        if registration.inputs.get("create", "").endswith(" " + path)
+    }
+    assert written == {
+        operate_files.PROBE_CREDENTIALS_PATH: "robot$harbor-cache-pull:Robot-Secret-0123456789abcdef\n",
+        operate_files.MONITOR_CREDENTIALS_PATH: "robot$harbor-cache-monitor:Robot-Secret-0123456789abcdef\n",
+    }
 
 
 def test_the_robot_secret_is_secret_in_state_and_in_outputs(run):

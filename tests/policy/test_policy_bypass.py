@@ -1734,6 +1734,13 @@ REVIEW22B_PROBES = [
         set_on("harbor-config-system-settings", self_registration=True, project_creation_restriction="everyone"),
         refused_by="pulumi-python-dynamic-harbor-systemsettings",
     ),
+    Probe(
+        "issue20-robot-prefix",
+        "the robot name prefix moved off `robot$` (the nodes' robot login renamed under them)",
+        "dev",
+        set_on("harbor-config-system-settings", robot_name_prefix="bot$"),
+        refused_by="pulumi-python-dynamic-harbor-systemsettings",
+    ),
     # M4: the provider's identity.
     Probe("review22b-M4", "B20 the AWS provider with static keys", "dev", on_provider(**STATIC_KEYS), "pulumi-providers-aws"),
     Probe(

@@ -518,7 +518,8 @@ class HarborEmulator:
         if method == "GET" and path == "/projects":
             # handler/project.go ListProjects, the robot branch: no RBAC check, but only the projects
             # its permissions name (all of them when one covers all: namespace "*"), and the public ones.
-            kinds = [(p["kind"], p["namespace"]) for p in robot["permissions"]]
+            # The permissions as its security context holds them (robot_permissions: by project id).
+            kinds = [(p["kind"], p["namespace"]) for p in self.robot_permissions(robot)]
             cover_all = ("project", "*") in kinds
             names = {namespace for _, namespace in kinds}
             listed = [
@@ -1116,13 +1117,16 @@ class HarborEmulator:
             for p in permissions
         ]
 
-    def scopes(self, permissions: list[dict]) -> list[str]:
+    def scopes(self, permissions: list[dict], strict: bool = True) -> list[str]:
         """controller/robot toScope, kept beside each permission as Harbor keeps it (rbac_policy): the
-        project's *id*, so a project deleted and made again under the same name is not covered."""
+        project's *id*, so a project deleted and made again under the same name is not covered.
+        Every named project must exist (missing_project answered 404 before); `strict=False` leaves
+        out a permission naming none instead."""
         ids = {p["name"]: p["project_id"] for p in self.state.projects.values()}
         return [
             "/system" if p["kind"] == "system" else "/project/*" if p["namespace"] == "*" else f"/project/{ids[p['namespace']]}"
             for p in permissions
+            if strict or p["kind"] == "system" or p["namespace"] in (*ids, "*")
         ]
 
     def robot_shown_name(self, robot: dict) -> str:
@@ -1132,22 +1136,43 @@ class HarborEmulator:
         default `robot$`, lib/config/metadata/metadatalist.go), which an admin may change."""
         return self.state.configurations["robot_name_prefix"] + robot["name"]
 
-    def shown_robot(self, robot: dict) -> dict:
-        names = {p["name"] for p in self.state.projects.values()}
-        # controller/robot populatePermissions: the robot's policies grouped by scope, one permission
-        # per scope with every access of it (so one system "/" permission at most, however many were
-        # sent); permissions on a project that is gone are not listed. Harbor walks a Go map (no
-        # order); the emulator keeps the order of first appearance.
-        grouped: dict[tuple[str, str], dict] = {}
-        for permission in robot["permissions"]:
-            if permission.get("kind") == "project" and permission["namespace"] not in names:
+    def robot_permissions(self, robot: dict) -> list[dict]:
+        """controller/robot/controller.go populatePermissions: the robot's policies as Harbor stored
+        them (rbac_policy scopes, kept by toScope: a project by its *id*), grouped by scope, one
+        permission per scope with every access of it (so one system "/" permission at most, however
+        many were sent). convertScope turns each scope back into a namespace: /system -> "/",
+        /project/* -> "*", /project/<id> -> the name of the project with that id *now* (proMgr.Get by
+        id); a scope whose project is gone (NotFound) is not listed, even when a project of the same
+        name was made since (it has another id). What GET /robots shows and what the robot's security
+        context holds (middleware/security/robot.go: robot_ctl List WithPermission), so also what
+        ListProjects lists a robot. Harbor walks a Go map (no order); the emulator keeps the order of
+        first appearance."""
+        names = {p["project_id"]: p["name"] for p in self.state.projects.values()}
+        stored = robot.get("scopes", [])
+        grouped: dict[str, dict] = {}
+        for index, permission in enumerate(robot["permissions"]):
+            # A permission a test put into the state by hand has no stored scope: it is taken as
+            # made through the API now (toScope by its name), as Harbor would have stored it.
+            scope = stored[index] if index < len(stored) else next(iter(self.scopes([permission], strict=False)), None)
+            if scope is None:
                 continue
-            key = (permission["kind"], permission["namespace"])
-            if key in grouped:
-                grouped[key]["access"] = grouped[key]["access"] + permission["access"]
+            if scope in grouped:
+                grouped[scope]["access"] = grouped[scope]["access"] + permission["access"]
+                continue
+            if scope == "/system":
+                namespace = "/"
+            elif scope == "/project/*":
+                namespace = "*"
             else:
-                grouped[key] = dict(permission)
-        permissions = list(grouped.values())
+                project_id = int(scope.removeprefix("/project/"))
+                if project_id not in names:
+                    continue
+                namespace = names[project_id]
+            grouped[scope] = {**permission, "namespace": namespace}
+        return list(grouped.values())
+
+    def shown_robot(self, robot: dict) -> dict:
+        permissions = self.robot_permissions(robot)
         shown = {k: v for k, v in robot.items() if k not in ("secret", "refreshes", "scopes")}
         return {**shown, "name": self.robot_shown_name(robot), "permissions": permissions, "editable": True}
 
