@@ -27,6 +27,8 @@ from collections.abc import Callable
 
 from aws_lookups import POLICY as AWS_LOOKUPS_POLICY
 from aws_lookups import STACK_TAG_POLICY, references_are_the_stacks_own, the_stack_tag_marks_the_programs_own
+from fields import POLICY as FIELDS_POLICY
+from fields import only_the_programs_fields
 from group_checks import GROUP_CHECKS
 from pulumi_policy import (
     EnforcementLevel,
@@ -280,6 +282,12 @@ POLICIES = [
         "only-the-programs-resource-types",
         "Every resource is of a type the program creates (the reviewed table ALLOWED); any other type is refused.",
         only_the_programs_types,
+    ),
+    _resource_policy(
+        FIELDS_POLICY,
+        "Every field a resource sets is one the program sets (the reviewed table policy/fields.py FIELDS), or one its "
+        "provider fills itself; any other field is refused.",
+        only_the_programs_fields,
     ),
     _resource_policy(
         "components-are-the-programs",

