@@ -59,12 +59,7 @@ BUCKET = "harbor-storage-bucket"
 
 
 class LookupFailed(Exception):
-    """AWS could not show the object (an error, or not exactly one answer), or showed one that is not allowed: the check
-    fails closed. `fix`: what to change, where it is not "pass the program's own resource" (_problem)."""
-
-    def __init__(self, why: str, fix: str = "") -> None:
-        super().__init__(why)
-        self.fix = fix
+    """AWS could not show the object (an error, or not exactly one answer): the check fails closed."""
 
 
 @dataclass(frozen=True)
@@ -271,91 +266,18 @@ UBUNTU_IMAGE_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*
 UBUNTU_IMAGE = {"Architecture": "x86_64", "VirtualizationType": "hvm"}
 
 
-# DescribeImages answers these for an image this account cannot see (EC2 API Reference, "Error codes": InvalidAMIID.
-# NotFound "The specified AMI doesn't exist", InvalidAMIID.Unavailable "The specified AMI has been deregistered or is
-# in a transitional state"); a recently deregistered image gives an empty answer instead (DescribeImages: "Recently
-# deregistered images appear in the returned results for a short interval and then return empty results").
-INVISIBLE_IMAGE_ERRORS = ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable")
-# Instances that exist (EC2 API Reference, InstanceState): a terminated one no longer runs anything.
-LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped"]
-
-
-def _visible_image(image_id: str) -> Mapping[str, Any] | None:
-    """The image as DescribeImages shows it to this account, or None where the account cannot see it. IncludeDeprecated:
-    Canonical deprecates every release serial but the newest within weeks, and the parameter's default is "No
-    deprecated AMIs are included in the response" (botocore's ec2 model, DescribeImages IncludeDeprecated; the EC2 User
-    Guide says an id is answered anyway, the API reference does not), so the pack asks for them explicitly. Any other
-    error (AccessDenied, throttling after botocore's retries, no credentials) is raised: the check fails closed."""
-    from botocore.exceptions import ClientError
-
-    try:
-        images = _client("ec2").describe_images(ImageIds=[image_id], IncludeDeprecated=True)["Images"]
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in INVISIBLE_IMAGE_ERRORS:
-            return None
-        raise
-    if not images:
-        return None
-    return _one(images, "image", image_id)
-
-
-def launch_image(image_id: str, stack: str) -> list[Found]:
+def canonical_ubuntu_image(image_id: str) -> list[Found]:
     """Review 22c F2: the image an instance boots is Canonical's Ubuntu, as the program's AMI lookup chooses it
     (EC2 DescribeImages by id: `OwnerId`, `Name`, `Architecture`, `VirtualizationType`); its owner controls the OS
     that receives the install commands' stdin and the instance role's credentials. An image carries no stack tag, so
-    nothing is left for the tag check (an empty answer).
-
-    Review 22d FR1: the program sets ignore_changes=["ami"] (components/aws/vm.py), so at every `up` the engine hands
-    Analyze the image the instance was launched from (pulumi step_generator.go: processIgnoreChanges puts the old
-    input back before analyzeAll), possibly years old. Canonical deprecates old serials and makes unused ones private
-    (Ubuntu on AWS, "EC2 image retention policy"), and a private or deregistered image is invisible to this account:
-    InvalidAMIID.NotFound/Unavailable or an empty answer. Such an image boots nothing: RunInstances launches only an
-    image the caller may launch (its own, a public one, or one shared with it: exactly what DescribeImages shows,
-    "public images, private images that you own, and private images owned by other Amazon Web Services accounts for
-    which you have explicit launch permissions"; a deregistered or disabled image launches nothing). So an invisible
-    image passes where a live instance of this stack already runs it (DescribeInstances by image-id and the stack
-    tag): the instance the engine reports unchanged. Anywhere else (a new instance, or an attacker's image it could
-    share with this account between this Analyze and the step's RunInstances) it is refused."""
-    found = _visible_image(image_id)
-    if found is None:
-        filters = [
-            {"Name": "image-id", "Values": [image_id]},
-            {"Name": f"tag:{STACK_TAG}", "Values": [stack]},
-            {"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES},
-        ]
-        pages = _client("ec2").get_paginator("describe_instances").paginate(Filters=filters)
-        running = [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
-        if not running:
-            raise LookupFailed(
-                f"AWS shows this account no image {image_id!r} (private, deregistered or never public) and no instance of "
-                f"stack {stack!r} runs it",
-                fix="a new instance boots the image the program's AMI lookup chooses (components/aws/vm.py); one this "
-                "account cannot see cannot be launched",
-            )
-        return [Found(f"instance {i.get('InstanceId')} (runs {image_id})", _tags(i.get("Tags")), INSTANCE) for i in running]
+    nothing is left for the tag check (an empty answer)."""
+    found = _one(_client("ec2").describe_images(ImageIds=[image_id])["Images"], "image", image_id)
     shown = {key: found.get(key) for key in ("OwnerId", "Name", *UBUNTU_IMAGE)}
     wanted = {"OwnerId": UBUNTU_OWNER, **UBUNTU_IMAGE}
     named = fnmatch.fnmatchcase(str(shown["Name"]), UBUNTU_IMAGE_NAME)  # get_ami's name filter: `*` is any text
     if not named or any(shown[key] != value for key, value in wanted.items()):
-        raise LookupFailed(
-            f"the image is {shown}, not Canonical's ({UBUNTU_OWNER}) {UBUNTU_IMAGE_NAME!r} {UBUNTU_IMAGE}",
-            fix="boot the image the program's AMI lookup chooses (components/aws/vm.py get_ami), never a literal or "
-            "another image",
-        )
+        raise LookupFailed(f"the image is {shown}, not Canonical's ({UBUNTU_OWNER}) {UBUNTU_IMAGE_NAME!r} {UBUNTU_IMAGE}")
     return []
-
-
-@dataclass(frozen=True)
-class OfTheStack:
-    """A lookup that needs the stack of the resource it judges (its URN's): `lookup(value, stack)`."""
-
-    lookup: Callable[[str, str], list[Found]]
-
-
-@cache
-def _for_stack(lookup: Callable[[str, str], list[Found]], stack: str) -> Callable[[str], list[Found]]:
-    # One function per (lookup, stack), so what AWS showed is kept (_SHOWN) as for the other lookups.
-    return lambda value: lookup(value, stack)
 
 
 def instance_group(group_id: str) -> list[Found]:
@@ -373,14 +295,14 @@ _ALARM_OR_EVENTS = topic(f"(?:{ALARM_TOPIC}|{EVENTS_TOPIC})")
 # groups, IDENTITY_SOURCES, NOTIFICATION_SOURCES, alarms_notify_the_programs_topic, the cache's A record) that names
 # an AWS object. Not here (docs/security.md, residuals): the SSH host key, the key pair's public key, the CAA
 # record's account and a public project's registry, which are no AWS object with tags.
-REFERENCES: dict[tuple[str, str], Lookup | OfTheStack] = {
+REFERENCES: dict[tuple[str, str], Lookup] = {
     ("command:remote:Command", "connection.host"): elastic_ip_on_its_instance,
     ("aws:ec2/instance:Instance", "iamInstanceProfile"): instance_profile,
     # The profile's role: swapped in place, it is what the running instance gets credentials for (IAM AddRoleTo-
     # InstanceProfile), before any instance is analyzed again.
     ("aws:iam/instanceProfile:InstanceProfile", "role"): role_by_name(INSTANCE_ROLE),
     ("aws:ec2/instance:Instance", "keyName"): key_pair,
-    ("aws:ec2/instance:Instance", "ami"): OfTheStack(launch_image),
+    ("aws:ec2/instance:Instance", "ami"): canonical_ubuntu_image,
     # The VM's group and, with externalServices, the stores' client group (stack_checks.py group_references).
     ("aws:ec2/instance:Instance", "vpcSecurityGroupIds[]"): instance_group,
     ("aws:lb/loadBalancer:LoadBalancer", "securityGroups[]"): security_group(LB_GROUP),
@@ -419,6 +341,26 @@ REFERENCES.update({(kind, "bucket"): bucket for kind in BUCKET_SETTINGS})
 # The cache's address record (one VM: components/aws/dns.py records=[the EIP's public_ip]): _record_addresses.
 # replicas > 1: the address record aliases the program's load balancer (dns.py aliases=[{name: its dns_name}]).
 REFERENCES[("aws:route53/record:Record", "aliases[].name")] = load_balancer_by_dns_name
+# Review 22d A1: at `up` a reference the program always sets must be there and not empty, as at a preview an unknown
+# one is judged (its dependency must be the program's resource): absent, no lookup ran, and AWS filled the gap with
+# its default (EC2 RunInstances and ELBv2 CreateLoadBalancer without security groups use the VPC's default group;
+# RDS and ElastiCache too). Every field of REFERENCES is required but those the program leaves out somewhere: -> when
+# it may be absent (the resource's properties -> True where the program sets none).
+MAY_BE_ABSENT: dict[tuple[str, str], Callable[[Mapping[str, Any]], bool]] = {
+    # A rule names groups only where the program's does (the nodes' 8080, the stores' ports): judged by the lookups
+    # when present, and by group_checks.py for what the rules admit.
+    ("aws:ec2/securityGroup:SecurityGroup", "ingress[].securityGroups[]"): lambda _: True,
+    ("aws:ec2/securityGroup:SecurityGroup", "egress[].securityGroups[]"): lambda _: True,
+    # components/aws/load_balancer.py: the HTTPS listener has the certificate and forwards to the target group, the
+    # HTTP listener redirects.
+    ("aws:lb/listener:Listener", "certificateArn"): lambda props: str(props.get("protocol")).upper() != "HTTPS",
+    ("aws:lb/listener:Listener", "defaultActions[].targetGroupArn"): lambda props: str(props.get("protocol")).upper() != "HTTPS",
+    # components/aws/alarms.py sets alarm_actions and ok_actions (the alarm topic) on every alarm, no insufficient-data
+    # action.
+    ("aws:cloudwatch/metricAlarm:MetricAlarm", "insufficientDataActions[]"): lambda _: True,
+    # components/aws/dns.py: the A record's alias with replicas > 1 only; the CAA and validation records have none.
+    ("aws:route53/record:Record", "aliases[].name"): lambda _: True,
+}
 # Fields whose values include others than AWS objects of one kind: only the values `wanted` matches are looked up
 # (an alarm's recover and reboot actions are `arn:aws:automate:...`, judged by the alarm's own check).
 ONLY: dict[tuple[str, str], re.Pattern] = {
@@ -468,31 +410,23 @@ def _policy_resources(resource: Resource, service: str) -> list[str]:
 _SHOWN: dict[tuple[Lookup, str], list[Found]] = {}
 
 
-def _looked_up(lookup: Lookup, value: str) -> tuple[list[Found], str, str]:
-    """What AWS shows for `value`, or why it could not and what to change (LookupFailed.fix). What AWS showed is kept for
-    the pack process, which lives for one update; a failure is not (review 22c F8): a later reference asks again, so a
-    throttled or not yet consistent read refuses only the resource it was made for."""
+def _looked_up(lookup: Lookup, value: str) -> tuple[list[Found], str]:
+    """What AWS shows for `value` (or why it could not). What AWS showed is kept for the pack process, which lives for
+    one update; a failure is not (review 22c F8): a later reference asks again, so a throttled or not yet consistent
+    read refuses only the resource it was made for."""
     if (lookup, value) in _SHOWN:
-        return _SHOWN[(lookup, value)], "", ""
+        return _SHOWN[(lookup, value)], ""
     try:
         found = lookup(value)
     except LookupFailed as problem:
-        return [], str(problem), problem.fix
+        return [], str(problem)
     except Exception as problem:  # noqa: BLE001 - any error (credentials, permissions, not found) fails closed
-        return [], f"{type(problem).__name__}: {problem}", ""
+        return [], f"{type(problem).__name__}: {problem}"
     _SHOWN[(lookup, value)] = found
-    return found, "", ""
+    return found, ""
 
 
-def _problem(resource: Resource, field: str, value: Any, why: str, fix: str = "") -> Violation:
-    """A refused reference: by default one that is not the stack's own object; `fix` where the lookup judges something
-    else (an image, a snapshot), so the message says what to change there (review 22d FR1)."""
-    if fix:
-        return (
-            f"{resource.type} {resource.name!r}: {field} is {value!r}, which the pack refuses at `up` ({why}; it asks AWS "
-            f"before the step with the deploy's credentials): {fix}; if the lookup itself failed, give the deploy role the "
-            "read actions of docs/iam/deploy-policy.json"
-        )
+def _problem(resource: Resource, field: str, value: Any, why: str) -> Violation:
     return (
         f"{resource.type} {resource.name!r}: {field} is {value!r}, which is not shown by AWS as this stack's own object "
         f"({why}); at `up` the pack looks every reference up before the step (ec2/iam/elbv2/acm/sns/s3 reads with the "
@@ -501,12 +435,20 @@ def _problem(resource: Resource, field: str, value: Any, why: str, fix: str = ""
     )
 
 
+def _absent(resource: Resource, path: str) -> Violation:
+    return (
+        f"{resource.type} {resource.name!r}: {path} is absent or empty at up, where the program always sets it to its own "
+        "object (review 22d A1: AWS then applies its default, e.g. the VPC's default security group); pass the program's "
+        "own resource (its output)"
+    )
+
+
 def _judged(resource: Resource, field: str, value: Any, lookup: Lookup, stack: str) -> list[Violation]:
     if is_unknown(value) or not isinstance(value, str):
         return [_problem(resource, field, value, "it is not a known string at up")]
-    found, why, fix = _looked_up(lookup, value)
+    found, why = _looked_up(lookup, value)
     if why:
-        return [_problem(resource, field, value, why, fix)]
+        return [_problem(resource, field, value, why)]
     for item in found:
         name, owner = item.tags.get("Name", ""), item.tags.get(STACK_TAG)
         if owner != stack or re.fullmatch(item.name_re, name) is None:
@@ -535,13 +477,17 @@ def references_are_the_stacks_own(resource: Resource) -> list[Violation]:
     urn = Urn.parse(resource.urn)
     stack = urn.stack if urn is not None else os.environ.get("PULUMI_STACK", "")
     problems: list[Violation] = []
-    for (kind, path), entry in REFERENCES.items():
+    for (kind, path), lookup in REFERENCES.items():
         if resource.type != kind:
             continue
-        lookup = _for_stack(entry.lookup, stack) if isinstance(entry, OfTheStack) else entry
-        for value in values_at(resource.props, path):
-            if (kind, path) in ONLY and not (isinstance(value, str) and ONLY[(kind, path)].match(value)):
-                continue
+        values = [
+            value
+            for value in values_at(resource.props, path)
+            if (kind, path) not in ONLY or isinstance(value, str) and ONLY[(kind, path)].match(value)
+        ]
+        if not values and not MAY_BE_ABSENT.get((kind, path), lambda _: False)(resource.props):
+            problems.append(_absent(resource, path))
+        for value in values:
             problems += _judged(resource, path, value, lookup, stack)
     if resource.type == "aws:iam/rolePolicy:RolePolicy":
         for arn in _policy_resources(resource, "s3"):
