@@ -365,6 +365,8 @@ FIELDS: dict[str, dict[str, Field]] = {
     "pulumi-python:dynamic/harbor:SystemSettings": _harbor(
         project_creation_restriction=Value("harbor_system_settings: adminonly"),
         self_registration=Value("harbor_system_settings: off"),
+        # Issue 20 (components/harbor/system_settings.py): Harbor's default, owned so a change is undone.
+        robot_name_prefix=Value("harbor_system_settings: robot$, Harbor's default"),
     ),
     "pulumi-python:dynamic/ec2:ConsoleHostKey": {
         "instance_id": Reference((INSTANCE,), IDENTITIES, "instance"),
