@@ -33,8 +33,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from fields import FIELDS, Reference, Source
 from reading import PROGRAM_COMPONENTS, Resource, Urn, Violation, is_unknown
-from stack_checks import BUCKET_SETTINGS, stores_configured
+from stack_checks import stores_configured
 
 POLICY = "references-are-the-stacks-own-at-up"
 STACK_TAG = "harbor-cache:stack"
@@ -50,11 +51,8 @@ KEY_PAIR = f"{_VM}-key-pair"
 INSTANCE_PROFILE = f"{_VM}-profile"
 INSTANCE_ROLE = f"{_VM}-role"
 DLM_ROLE = f"{_VM}-dlm-role"
-VM_GROUP, LB_GROUP = f"{_VM}-sg", "harbor-lb-sg"
-DB_GROUP, REDIS_GROUP, CLIENT_GROUP = "harbor-data-db-sg", "harbor-data-redis-sg", "harbor-data-client-sg"
-PROGRAM_GROUPS = f"(?:{VM_GROUP}|{LB_GROUP}|{DB_GROUP}|{REDIS_GROUP}|{CLIENT_GROUP})"
 TARGET_GROUP, CERTIFICATE, LOAD_BALANCER = "harbor-lb-nodes", "harbor-lb-certificate", "harbor-lb-alb"
-ALARM_TOPIC, EVENTS_TOPIC = "harbor-alarms-topic", "harbor-data-events"
+ALARM_TOPIC = "harbor-alarms-topic"
 BUCKET = "harbor-storage-bucket"
 
 
@@ -283,64 +281,64 @@ def canonical_ubuntu_image(image_id: str) -> list[Found]:
 def instance_group(group_id: str) -> list[Found]:
     """An instance's group: the VM's and, only where the program makes it (externalServices, replicas > 1:
     stack_checks.py stores_configured), the stores' client group (review 22d G1b)."""
-    return security_group(f"(?:{VM_GROUP}|{CLIENT_GROUP})" if stores_configured() else VM_GROUP)(group_id)
+    row = FIELDS["aws:ec2/instance:Instance"]["vpcSecurityGroupIds[]"]
+    assert isinstance(row, Reference)  # the table's row for this field (policy/fields.py)
+    client = ("HarborDataServices", "client-sg")
+    sources = row.sources if stores_configured() else tuple(s for s in row.sources if s[1:3] != client)
+    return security_group(_names(sources))(group_id)
 
 
 Lookup = Callable[[str], list[Found]]
-_ALARM_OR_EVENTS = topic(f"(?:{ALARM_TOPIC}|{EVENTS_TOPIC})")
+
+# The lookups the Reference rows of fields.py FIELDS name: made for the row's sources' names, or fixed (their Name
+# is the one object of that kind the program makes).
+_FOR_NAMES: dict[str, Callable[[str], Lookup]] = {
+    "security_group": security_group,
+    "role_by_name": role_by_name,
+    "role_by_arn": role_by_arn,
+    "topic": topic,
+}
+_FIXED: dict[str, Lookup] = {
+    "instance": instance,
+    "data_volume": data_volume,
+    "key_pair": key_pair,
+    "instance_profile": instance_profile,
+    "elastic_ip_by_allocation": elastic_ip_by_allocation,
+    "elastic_ip_on_its_instance": elastic_ip_on_its_instance,
+    "target_group": target_group,
+    "certificate": certificate,
+    "bucket": bucket,
+    "load_balancer_by_dns_name": load_balancer_by_dns_name,
+}
+
+
+def _names(sources: tuple[Source, ...]) -> str:
+    """The program's names of the sources (components/aws/tagging.py: Name = the resource's name), as one pattern."""
+    names = [f"{PROGRAM_COMPONENTS[owner]}-{part}" for _, owner, part, _ in sources]
+    return names[0] if len(names) == 1 else f"(?:{'|'.join(names)})"
+
+
+def _lookup(row: Reference) -> Lookup:
+    return _FOR_NAMES[row.lookup](_names(row.sources)) if row.lookup in _FOR_NAMES else _FIXED[row.lookup]
+
 
 # (type, field path) -> the lookup of what the field names. A path's `[]` walks a list, `.` a mapping's key. Every
-# reference the stack checks accept unknown at a preview (stack_checks.py: instances_run_as_the_programs_role,
-# role_grants_land_on_the_right_role, remote_commands_reach_the_programs_vms' host, GROUP_REFERENCES and the rules'
-# groups, IDENTITY_SOURCES, NOTIFICATION_SOURCES, alarms_notify_the_programs_topic, the cache's A record) that names
-# an AWS object. Not here (docs/security.md, residuals): the SSH host key, the key pair's public key, the CAA
-# record's account and a public project's registry, which are no AWS object with tags.
+# Reference row of fields.py FIELDS (each also judged at a preview by its stack check), but the one whose object
+# has no tags to look up: the key pair's public key (docs/security.md, residuals; nor are the SSH host key, the CAA
+# record's account and a public project's registry AWS objects with tags).
 REFERENCES: dict[tuple[str, str], Lookup] = {
-    ("command:remote:Command", "connection.host"): elastic_ip_on_its_instance,
-    ("aws:ec2/instance:Instance", "iamInstanceProfile"): instance_profile,
-    # The profile's role: swapped in place, it is what the running instance gets credentials for (IAM AddRoleTo-
-    # InstanceProfile), before any instance is analyzed again.
-    ("aws:iam/instanceProfile:InstanceProfile", "role"): role_by_name(INSTANCE_ROLE),
-    ("aws:ec2/instance:Instance", "keyName"): key_pair,
-    ("aws:ec2/instance:Instance", "ami"): canonical_ubuntu_image,
-    # The VM's group and, with externalServices, the stores' client group (stack_checks.py group_references).
-    ("aws:ec2/instance:Instance", "vpcSecurityGroupIds[]"): instance_group,
-    ("aws:lb/loadBalancer:LoadBalancer", "securityGroups[]"): security_group(LB_GROUP),
-    ("aws:rds/instance:Instance", "vpcSecurityGroupIds[]"): security_group(DB_GROUP),
-    ("aws:elasticache/replicationGroup:ReplicationGroup", "securityGroupIds[]"): security_group(REDIS_GROUP),
-    ("aws:ec2/securityGroup:SecurityGroup", "ingress[].securityGroups[]"): security_group(PROGRAM_GROUPS),
-    ("aws:ec2/securityGroup:SecurityGroup", "egress[].securityGroups[]"): security_group(PROGRAM_GROUPS),
-    ("aws:ec2/volumeAttachment:VolumeAttachment", "instanceId"): instance,
-    ("aws:ec2/volumeAttachment:VolumeAttachment", "volumeId"): data_volume,
-    ("aws:ec2/eipAssociation:EipAssociation", "instanceId"): instance,
-    ("aws:ec2/eipAssociation:EipAssociation", "allocationId"): elastic_ip_by_allocation,
-    ("pulumi-python:dynamic/ec2:ConsoleHostKey", "instance_id"): instance,
-    ("pulumi-python:dynamic/ec2:InstanceRunning", "instance_id"): instance,
-    ("aws:lb/listener:Listener", "defaultActions[].targetGroupArn"): target_group,
-    ("aws:lb/listener:Listener", "certificateArn"): certificate,
-    ("aws:acm/certificateValidation:CertificateValidation", "certificateArn"): certificate,
-    ("aws:lb/targetGroupAttachment:TargetGroupAttachment", "targetGroupArn"): target_group,
-    ("aws:lb/targetGroupAttachment:TargetGroupAttachment", "targetId"): instance,
-    ("pulumi-python:dynamic/elbv2:TargetDrain", "target_group_arn"): target_group,
-    ("pulumi-python:dynamic/elbv2:TargetDrain", "instance_id"): instance,
-    ("aws:iam/rolePolicy:RolePolicy", "role"): role_by_name(INSTANCE_ROLE),
-    ("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "role"): role_by_name(DLM_ROLE),
-    ("aws:dlm/lifecyclePolicy:LifecyclePolicy", "executionRoleArn"): role_by_arn(DLM_ROLE),
-    ("aws:cloudwatch/eventTarget:EventTarget", "arn"): topic(ALARM_TOPIC),
-    ("aws:sns/topicPolicy:TopicPolicy", "arn"): topic(ALARM_TOPIC),
-    ("aws:sns/topicSubscription:TopicSubscription", "topic"): _ALARM_OR_EVENTS,
-    ("aws:rds/eventSubscription:EventSubscription", "snsTopic"): topic(EVENTS_TOPIC),
-    ("aws:elasticache/replicationGroup:ReplicationGroup", "notificationTopicArn"): topic(EVENTS_TOPIC),
-    **{
-        ("aws:cloudwatch/metricAlarm:MetricAlarm", f"{key}[]"): topic(ALARM_TOPIC)
-        for key in ("alarmActions", "okActions", "insufficientDataActions")
-    },
+    (kind, path): _lookup(row)
+    for kind, table in FIELDS.items()
+    for path, row in table.items()
+    if isinstance(row, Reference) and not row.lookup.startswith("none")
 }
-# The registry bucket's settings and policy (review 22c F3; stack_checks.py BUCKET_SETTINGS): on the program's bucket.
-REFERENCES.update({(kind, "bucket"): bucket for kind in BUCKET_SETTINGS})
-# The cache's address record (one VM: components/aws/dns.py records=[the EIP's public_ip]): _record_addresses.
-# replicas > 1: the address record aliases the program's load balancer (dns.py aliases=[{name: its dns_name}]).
-REFERENCES[("aws:route53/record:Record", "aliases[].name")] = load_balancer_by_dns_name
+# Not the program's source but a data source's answer (components/aws/vm.py: Canonical's image), a Value row.
+REFERENCES[("aws:ec2/instance:Instance", "ami")] = canonical_ubuntu_image
+# A field the program does not set (only-the-programs-fields refuses it), looked up all the same.
+REFERENCES[("aws:cloudwatch/metricAlarm:MetricAlarm", "insufficientDataActions[]")] = topic(ALARM_TOPIC)
+# The VM's group and, only where the configuration makes the stores, their client group (review 22d G1b;
+# stack_checks.py group_references): the row's two sources in every mode were too many.
+REFERENCES[("aws:ec2/instance:Instance", "vpcSecurityGroupIds[]")] = instance_group
 # Review 22d A1: at `up` a reference the program always sets must be there and not empty, as at a preview an unknown
 # one is judged (its dependency must be the program's resource): absent, no lookup ran, and AWS filled the gap with
 # its default (EC2 RunInstances and ELBv2 CreateLoadBalancer without security groups use the VPC's default group;

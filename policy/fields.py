@@ -9,7 +9,9 @@ each classified:
 - `Whole(why)`: a map or free-shaped value taken whole (`tags`, an alarm's `dimensions`), with the same why;
 - `Reference(sources, preview, lookup)`: it names another object; at preview the stack check `preview` judges that
   it comes from one of the program's `sources` (type, owner component, name part, the output it holds), at `up`
-  the lookup `lookup` (policy/aws_lookups.py REFERENCES) finds it in AWS as this stack's own.
+  the lookup `lookup` (policy/aws_lookups.py) finds it in AWS as this stack's own. These rows are the one place that
+  names each reference: aws_lookups.py REFERENCES and stack_checks.py IDENTITY_SOURCES, NOTIFICATION_SOURCES and
+  GROUP_REFERENCES are derived from them.
 
 `only-the-programs-fields` refuses any other field that is set (not absent, not null), naming the type, the field
 and the fix, except what the provider itself fills in Check before the engine hands the inputs to the analyzer
@@ -215,6 +217,7 @@ FIELDS: dict[str, dict[str, Field]] = {
     },
     "aws:iam/instanceProfile:InstanceProfile": {
         "path": Value("/; the name's prefix only"),
+        # Swapped in place, the role is what the running instance gets credentials for (IAM AddRoleToInstanceProfile).
         "role": Reference((INSTANCE_ROLE,), RUN_AS, "role_by_name"),
         "tags": TAGS,
     },
@@ -267,8 +270,8 @@ FIELDS: dict[str, dict[str, Field]] = {
         "zoneId": Value("the settings' hosted zone (components/aws/dns.py); the names in it are route53_record's"),
     },
     "aws:cloudwatch/metricAlarm:MetricAlarm": {
-        "alarmActions[]": Reference((ALARM_TOPIC,), ALARMS, "sns ARN of this account"),
-        "okActions[]": Reference((ALARM_TOPIC,), ALARMS, "sns ARN of this account"),
+        "alarmActions[]": Reference((ALARM_TOPIC,), ALARMS, "topic"),
+        "okActions[]": Reference((ALARM_TOPIC,), ALARMS, "topic"),
         "alarmDescription": DESCRIPTION,
         "comparisonOperator": _DIMENSION,
         "datapointsToAlarm": _DIMENSION,
@@ -558,6 +561,17 @@ FIELDS: dict[str, dict[str, Field]] = {
         "validationRecordFqdns[]": Value("which records the provider waits for; no access"),
     },
 }
+
+
+def references_judged_by(check: str) -> dict[tuple[str, str], tuple[Source, ...]]:
+    """The Reference rows whose origin the stack check `check` judges: (type, path) -> their sources."""
+    return {
+        (kind, path): row.sources
+        for kind, table in FIELDS.items()
+        for path, row in table.items()
+        if isinstance(row, Reference) and row.preview == check
+    }
+
 
 # Types whose inputs are not the program's: the engine's root stack and the program's components have none; a
 # default provider's are the stack's own `<package>:*` configuration (the engine configures it,

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fields import GROUPS, IDENTITIES, NOTIFICATIONS, Source, references_judged_by
 from reading import Resource, Review, Undecidable, Violation, is_unknown, statements
 from resource_checks import (
     ACME_PREFIX,
@@ -313,16 +314,32 @@ def remote_commands_reach_the_programs_vms(resources: list[StackResource]) -> li
     return problems
 
 
-# Which of the program's security groups each reference names (components/aws/vm.py, load_balancer.py,
-# data_services.py): (type, field) -> the program's group, by its full name.
-# An instance is in the VM's group and, with externalServices, the stores' client group (its way to the stores):
-# group_references() leaves the client group out of stacks without stores.
-GROUP_REFERENCES: dict[tuple[str, str], str | tuple[str, ...]] = {
-    ("aws:ec2/instance:Instance", "vpcSecurityGroupIds"): ("harbor-vm-sg", "harbor-data-client-sg"),
-    ("aws:lb/loadBalancer:LoadBalancer", "securityGroups"): "harbor-lb-sg",
-    ("aws:rds/instance:Instance", "vpcSecurityGroupIds"): "harbor-data-db-sg",
-    ("aws:elasticache/replicationGroup:ReplicationGroup", "securityGroupIds"): "harbor-data-redis-sg",
+_NODE = r"(?:[1-9][0-9]*-)?"  # node i > 0's resources: harbor-vm-<i>-... (components/aws/vm.py node_prefix)
+PROGRAM_GROUPS = {
+    "harbor-vm-sg": ("HarborVm", "sg"),
+    "harbor-lb-sg": ("HarborLoadBalancer", "sg"),
+    "harbor-data-db-sg": ("HarborDataServices", "db-sg"),
+    "harbor-data-redis-sg": ("HarborDataServices", "redis-sg"),
+    "harbor-data-client-sg": ("HarborDataServices", "client-sg"),
 }
+
+
+def _group_names(sources: tuple[Source, ...]) -> str | tuple[str, ...]:
+    names = tuple(next(n for n, spec in PROGRAM_GROUPS.items() if spec == (owner, part)) for _, owner, part, _ in sources)
+    return names[0] if len(names) == 1 else names
+
+
+# Which of the program's security groups each reference names (fields.py's Reference rows judged by
+# security-groups-are-the-programs, but the rules' groups, `ingress[].securityGroups[]`, judged by
+# _rule_group_problems): (type, field) -> the program's group, by its full name. An instance is in the VM's group
+# and, with externalServices, the stores' client group (its way to the stores): group_references() leaves the client
+# group out of stacks without stores.
+GROUP_REFERENCES: dict[tuple[str, str], str | tuple[str, ...]] = {
+    (kind, path.removesuffix("[]")): _group_names(sources)
+    for (kind, path), sources in references_judged_by(GROUPS).items()
+    if "[]." not in path
+}
+
 CLIENT_GROUP_NAME = "harbor-data-client-sg"
 
 
@@ -356,14 +373,6 @@ def group_references() -> dict[tuple[str, str], str | tuple[str, ...]]:
         for key, wanted in GROUP_REFERENCES.items()
     }
 
-
-PROGRAM_GROUPS = {
-    "harbor-vm-sg": ("HarborVm", "sg"),
-    "harbor-lb-sg": ("HarborLoadBalancer", "sg"),
-    "harbor-data-db-sg": ("HarborDataServices", "db-sg"),
-    "harbor-data-redis-sg": ("HarborDataServices", "redis-sg"),
-    "harbor-data-client-sg": ("HarborDataServices", "client-sg"),
-}
 
 
 def _programs_group(resource: StackResource | None) -> str | None:
@@ -548,15 +557,6 @@ def alarms_notify_the_programs_topic(resources: list[StackResource]) -> list[Vio
     return problems
 
 
-# A reference to one of the program's resources: the source's type, its owner component and name part, and the
-# output the reference holds.
-Source = tuple[str, str, str, str]
-_NODE = r"(?:[1-9][0-9]*-)?"
-_INSTANCE = ("aws:ec2/instance:Instance", "HarborVm", f"{_NODE}instance", "id")
-_TARGET_GROUP = ("aws:lb/targetGroup:TargetGroup", "HarborLoadBalancer", "nodes", "arn")
-_ALARM_TOPIC = ("aws:sns/topic:Topic", "HarborAlarms", "topic", "arn")
-_EVENTS_TOPIC = ("aws:sns/topic:Topic", "HarborDataServices", "events", "arn")
-_BUCKET = ("aws:s3/bucket:Bucket", "HarborStorage", "bucket", "id")
 # Every aws:s3 type the pack allows besides the bucket itself (harbor_policies.py ALLOWED): each names its bucket.
 BUCKET_SETTINGS = (
     "aws:s3/bucketPolicy:BucketPolicy",
@@ -567,48 +567,16 @@ BUCKET_SETTINGS = (
 )
 
 # Resources the pack has nothing to judge in alone, whose identity fields must come from the program's own
-# resources and hold their value (components/aws/vm.py): (type, field) -> the sources it may name.
-IDENTITY_SOURCES: dict[tuple[str, str], tuple[Source, ...]] = {
-    ("aws:ec2/volumeAttachment:VolumeAttachment", "instanceId"): (_INSTANCE,),
-    ("aws:ec2/volumeAttachment:VolumeAttachment", "volumeId"): (("aws:ebs/volume:Volume", "HarborVm", f"{_NODE}data", "id"),),
-    ("aws:ec2/eipAssociation:EipAssociation", "instanceId"): (_INSTANCE,),
-    ("aws:ec2/eipAssociation:EipAssociation", "allocationId"): (("aws:ec2/eip:Eip", "HarborVm", f"{_NODE}eip", "id"),),
-    ("aws:ec2/instance:Instance", "keyName"): (("aws:ec2/keyPair:KeyPair", "HarborVm", "key-pair", "keyName"),),
-    ("aws:ec2/keyPair:KeyPair", "publicKey"): (("tls:index/privateKey:PrivateKey", "HarborVm", "ssh-key", "publicKeyOpenssh"),),
-    # What the load balancer sends decrypted traffic to (components/aws/load_balancer.py, vm.py, target_drain.py):
-    # the HTTPS listener forwards to the program's target group, which holds the program's instances only.
-    ("aws:lb/listener:Listener", "defaultActions[].targetGroupArn"): (_TARGET_GROUP,),
-    ("aws:lb/targetGroupAttachment:TargetGroupAttachment", "targetGroupArn"): (_TARGET_GROUP,),
-    ("aws:lb/targetGroupAttachment:TargetGroupAttachment", "targetId"): (_INSTANCE,),
-    ("pulumi-python:dynamic/elbv2:TargetDrain", "target_group_arn"): (_TARGET_GROUP,),
-    ("pulumi-python:dynamic/elbv2:TargetDrain", "instance_id"): (_INSTANCE,),
-    # The HTTPS listener serves the program's ACM certificate (components/aws/load_balancer.py: the validation's
-    # certificate_arn, which is the certificate's arn), never one imported with a key someone holds.
-    ("aws:lb/listener:Listener", "certificateArn"): (
-        ("aws:acm/certificateValidation:CertificateValidation", "HarborLoadBalancer", "certificate-issued", "certificateArn"),
-    ),
-    ("aws:acm/certificateValidation:CertificateValidation", "certificateArn"): (
-        ("aws:acm/certificate:Certificate", "HarborLoadBalancer", "certificate", "arn"),
-    ),
-    # Which instance's console the host key is read from, which instance is started after a volume swap.
-    ("pulumi-python:dynamic/ec2:ConsoleHostKey", "instance_id"): (_INSTANCE,),
-    ("pulumi-python:dynamic/ec2:InstanceRunning", "instance_id"): (_INSTANCE,),
-    # The registry bucket's settings and policy are set on the program's bucket (components/aws/storage.py
-    # bucket=self.bucket.id), never on another bucket of the account, such as the Pulumi state's (review 22c F3).
-    **{(kind, "bucket"): (_BUCKET,) for kind in BUCKET_SETTINGS},
-}
+# resources and hold their value: the Reference rows of fields.py FIELDS this check judges, (type, field) -> the
+# sources it may name (volume and EIP attachments, the key pair, the load balancer's target group, certificate and
+# targets, the console host key's and the drain's instance, the registry bucket's settings: review 22c F3).
+IDENTITY_SOURCES: dict[tuple[str, str], tuple[Source, ...]] = references_judged_by(IDENTITIES)
 # References a resource may leave out (the HTTP listener has no certificate): absent, nothing to compare.
 OPTIONAL_REFERENCES = {("aws:lb/listener:Listener", "certificateArn")}
 # Where the program's notifications go (alarms: `alarms-notify-the-programs-topic`): the backup watch's targets and
 # the topic policy it sets are the alarm topic's (components/aws/backup_watch.py), the stores' events go to their
-# events topic (data_services.py), e-mail subscriptions subscribe to one of the two.
-NOTIFICATION_SOURCES: dict[tuple[str, str], tuple[Source, ...]] = {
-    ("aws:cloudwatch/eventTarget:EventTarget", "arn"): (_ALARM_TOPIC,),
-    ("aws:sns/topicPolicy:TopicPolicy", "arn"): (_ALARM_TOPIC,),
-    ("aws:sns/topicSubscription:TopicSubscription", "topic"): (_ALARM_TOPIC, _EVENTS_TOPIC),
-    ("aws:rds/eventSubscription:EventSubscription", "snsTopic"): (_EVENTS_TOPIC,),
-    ("aws:elasticache/replicationGroup:ReplicationGroup", "notificationTopicArn"): (_EVENTS_TOPIC,),
-}
+# events topic (data_services.py), e-mail subscriptions subscribe to one of the two: fields.py's rows.
+NOTIFICATION_SOURCES: dict[tuple[str, str], tuple[Source, ...]] = references_judged_by(NOTIFICATIONS)
 
 
 def _field_values(props: Mapping[str, Any], key: str) -> list[Any]:
