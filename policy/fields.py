@@ -162,7 +162,7 @@ FIELDS: dict[str, dict[str, Field]] = {
         "metadataOptions.httpTokens": Value("_imds_options: required"),
         "rootBlockDevice.deleteOnTermination": Value("the root disk holds no data (the data volume does); cost only"),
         "rootBlockDevice.encrypted": Value("ec2_instance disks(): encrypted"),
-        "rootBlockDevice.kmsKeyId": Value("the settings' kmsKeyArn (a key of the operator's); encryption stays on"),
+        "rootBlockDevice.kmsKeyId": Value("ec2_instance disks() (stacks_kms_key): the stack's kmsKeyArn setting or none"),
         "rootBlockDevice.volumeSize": Value("size only; it grants nothing"),
         "rootBlockDevice.volumeType": Value("gp3; performance only"),
         "subnetId": SETTING_VPC,
@@ -173,7 +173,7 @@ FIELDS: dict[str, dict[str, Field]] = {
     "aws:ebs/volume:Volume": {
         "availabilityZone": SETTING_VPC,
         "encrypted": Value("ebs_volume: encrypted"),
-        "kmsKeyId": Value("the settings' kmsKeyArn (a key of the operator's); encryption stays on"),
+        "kmsKeyId": Value("ebs_volume (stacks_kms_key): the stack's kmsKeyArn setting or none"),
         "size": Value("size only; it grants nothing"),
         "snapshotId": Value("the settings' dataVolumeSnapshotId; ebs_volume: a restored volume is protected"),
         "tags": TAGS,
@@ -367,6 +367,7 @@ FIELDS: dict[str, dict[str, Field]] = {
     ),
     "pulumi-python:dynamic/harbor:SystemSettings": _harbor(
         project_creation_restriction=Value("harbor_system_settings: adminonly"),
+        robot_name_prefix=Value("harbor_system_settings: robot$, the prefix the nodes' robot logs in under"),
         self_registration=Value("harbor_system_settings: off"),
         # Issue 20 (components/harbor/system_settings.py): Harbor's default, owned so a change is undone.
         robot_name_prefix=Value("harbor_system_settings: robot$, Harbor's default"),
@@ -654,11 +655,13 @@ def unlisted_fields(resource: Resource) -> list[tuple[str, Any]]:
 def provider_filled(resource: Resource, path: str, value: Any, containers: set[str]) -> bool:
     """Whether `path` = `value` is what the provider's Check adds to the program's inputs (policy/provider_defaults.py):
     pulumi-aws's `tagsAll` (provider/tags.go applyTags; judged by program-tags-come-from-the-program), the SDKv2
-    bridge's `__defaults` key names (never read: it exempts nothing), a name the provider's autonaming made for this
-    resource, or a field's schema default with exactly the default value, at the top or inside an object the program
-    sets."""
+    bridge's `__defaults` key names (never read: it exempts nothing), the stack's own region, a name the provider's
+    autonaming made for this resource, or a field's schema default with exactly the default value, at the top or
+    inside an object the program sets."""
     aws = resource.type.startswith(provider_defaults.SDKV2_BRIDGED)
     if aws and path == "tagsAll":
+        return True
+    if aws and path == provider_defaults.REGION_FIELD and value == provider_defaults.stack_region():
         return True
     parent, _, key = path.rpartition(".")
     if aws and key == f"{provider_defaults.BRIDGE_DEFAULTS_KEY}[]" and (isinstance(value, str) or value == []):

@@ -43,6 +43,8 @@ filled, as the engine does.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from typing import Any
 
@@ -182,9 +184,20 @@ BRIDGE_DEFAULTS_KEY = "__defaults"
 SDKV2_BRIDGED = ("aws:",)
 
 
-def autoname(name: str) -> str:
-    """The shape of a provider-made name for the resource `name` (the harness makes one of it)."""
-    return f"{name}-1a2b3c4"
+def stack_region() -> str | None:
+    """The stack's `aws:region` as the engine passes the configuration (analyzer_plugin.go constructConfig)."""
+    try:
+        config = json.loads(os.environ.get("PULUMI_CONFIG") or "{}")
+    except ValueError:
+        return None
+    return config.get("aws:region") if isinstance(config, dict) else None
+
+
+# Terraform AWS v6 gave most resources a `region` argument ("Defaults to the Region set in the provider
+# configuration", pulumi-aws 7.51.1's docs of every such argument): whether the provider fills it at Check or only at
+# plan, the value it would fill is the stack's region. The pack accepts that value only: a resource in another region
+# is one no lookup of this stack's region finds.
+REGION_FIELD = "region"
 
 
 def is_autoname(value: Any, name: str) -> bool:

@@ -298,8 +298,10 @@ def ec2_instance(review: Review) -> None:
 
     def disks() -> list[Violation]:
         problems = []
-        if (known(props.get("rootBlockDevice"), "rootBlockDevice") or {}).get("encrypted") is not True:
+        root = known(props.get("rootBlockDevice"), "rootBlockDevice") or {}
+        if root.get("encrypted") is not True:
             problems.append("root volume is not encrypted: set root_block_device.encrypted=True")
+        problems += stacks_kms_key(root.get("kmsKeyId"), "rootBlockDevice.kmsKeyId")
         for index, device in enumerate(as_list(props.get("ebsBlockDevices"), "ebsBlockDevices")):
             if known(device, f"ebsBlockDevices[{index}]").get("encrypted") is not True:
                 problems.append(f"EBS block device {device.get('deviceName')} is not encrypted: set encrypted=True")
@@ -340,12 +342,24 @@ def ec2_instance(review: Review) -> None:
         review.judge(judge)
 
 
+def stacks_kms_key(value: Any, path: str) -> list[Violation]:
+    """A disk's key is the stack's `kmsKeyArn` setting, or AWS's default key when the stack sets none
+    (components/aws/vm.py: kms_key_id=settings.kms_key_arn or None): another key, of another account say, would
+    let its owner read the disks' snapshots shared with it, or revoke the key and stop the cache."""
+    wanted = _stack_config("kmsKeyArn") or None
+    found = known(value, path) or None
+    if found == wanted:
+        return []
+    return [f"{path} is {found!r}, not the stack's kmsKeyArn setting ({wanted!r}): encrypt the disks with that key only"]
+
+
 def ebs_volume(review: Review) -> None:
-    """Encrypted, and protected: only the scratch volumes of Harbor nodes 1..N-1, which the program
-    names <vm>-<i>-data under HarborVm and tags so, go with their node."""
+    """Encrypted with the stack's key, and protected: only the scratch volumes of Harbor nodes 1..N-1, which the
+    program names <vm>-<i>-data under HarborVm and tags so, go with their node."""
     resource = review.resource
     if known(resource.props.get("encrypted"), "encrypted") is not True:
         review.problems.append("EBS volume is not encrypted: set encrypted=True")
+    review.judge(lambda: stacks_kms_key(resource.props.get("kmsKeyId"), "kmsKeyId"))
     if resource.protect:
         return
     scratch = (

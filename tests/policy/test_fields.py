@@ -26,6 +26,7 @@ from tests.standins.policy_engine import (  # noqa: E402
     run_program,
     running_pack,
 )
+from tests.standins.pulumi_harness import dev_config  # noqa: E402
 
 POLICY = fields.POLICY
 
@@ -235,3 +236,34 @@ def test_every_reference_is_judged_at_preview_and_looked_up_at_up(reference_stac
             assert any(d.mandatory and d.policy == row.preview for d in found), (mode, resource.name, found)
             return
     pytest.fail(f"no mode of {REFERENCE_MODES} sets {kind} {path}")
+
+
+# ---------------------------------------------------------------------------------------------
+# A field that was a harmless Value without a check: the disks' KMS key (a setting naming another object)
+
+FOREIGN_KEY = "arn:aws:kms:eu-central-1:210987654321:key/0badc0de-0000-4000-8000-000000000000"
+
+
+@pytest.mark.parametrize("mode", ["dev", "kms"])
+def test_the_disks_use_only_the_stacks_kms_key(mode):
+    """With or without the kmsKeyArn setting, the program's disks pass; another account's key (or a key where the
+    stack sets none) on the data volume or the root disk is refused by the type's check."""
+    stack = engine_resources(run_program(config(mode)))
+    with running_pack(dry_run=False, config=config(mode), disabled=WITHOUT_AWS_LOOKUPS) as pack:
+        for name in ("harbor-vm-data", "harbor-vm-instance"):
+            assert [d for d in pack.analyze(registration_of(stack, name)) if d.mandatory] == []
+        volume = changed(stack, "harbor-vm-data", lambda p: p.update(kmsKeyId=FOREIGN_KEY))
+        root = changed(stack, "harbor-vm-instance", lambda p: p["rootBlockDevice"].update(kmsKeyId=FOREIGN_KEY))
+        for probe, policy in ((volume, "aws-ebs-volume-volume"), (root, "aws-ec2-instance-instance")):
+            found = [d.message for d in pack.analyze(probe) if d.mandatory and d.policy == policy]
+            assert found and "not the stack's kmsKeyArn setting" in found[0], (probe.name, found)
+
+
+def test_a_resource_may_name_the_stacks_region_only(up_pack, dev):
+    """pulumi-aws v7's per-resource `region` (the provider's region by default): the stack's own passes, another
+    region is refused (a resource there is one the up-time lookups in the stack's region never see)."""
+    region = dev_config()["aws:region"]  # the configuration up_pack runs with (running_pack's default)
+    here = changed(dev, "harbor-vm-sg", _set("region", region))
+    elsewhere = changed(dev, "harbor-vm-sg", _set("region", "us-east-1"))
+    assert [d for d in up_pack.analyze(here) if d.policy == POLICY] == []
+    assert [d for d in up_pack.analyze(elsewhere) if d.policy == POLICY and "sets region" in d.message]

@@ -11,8 +11,9 @@ port it serves on. It is asked what the engine asks it:
 - `AnalyzeStack` once at the end, with every resource's outputs, parent, dependencies and
   property dependencies (step_generator.go AnalyzeResources).
 
-Not modelled (review 22b's harness notes): Analyze gets the program's inputs, not the provider's `Check` output
-(defaults, autonaming of other types than roles and instance profiles); options beyond `protect` and the parent; reads
+Analyze gets the provider's `Check` output, as modelled by `checked_inputs` (policy/provider_defaults.py, with its
+sources: the bridge's Terraform defaults, `__defaults` and autonaming, pulumi-command's connection defaults).
+Not modelled (review 22b's harness notes): options beyond `protect` and the parent; reads
 (`Resource.get`), which the engine neither analyzes nor hands to `AnalyzeStack`; `--target`, under which untargeted
 resources keep their old inputs. A preview of an existing stack with some resources replaced: `replaced_at_preview`.
 
@@ -20,8 +21,8 @@ A program run under the mocks (tests/standins/pulumi_harness.py) is turned into 
 the engine makes them (sdk/go/common/resource/urn/urn.go New: the parent's qualified type, the
 root stack left out; the mocks keep only the parent's last type), the root stack resource and
 the default providers the engine registers itself (pkg/resource/deploy/providers/provider.go
-DefaultName: `default_<major>_<minor>_<patch>`), the names the AWS provider's autonaming puts
-into a role's and an instance profile's checked inputs, and the outputs as the providers return
+DefaultName: `default_<major>_<minor>_<patch>`), the checked inputs (`checked_inputs`: autonamed names, the
+providers' defaults), and the outputs as the providers return
 them: a bridged resource's "id" among its outputs, ids in AWS's shapes (AutonamingMocks).
 """
 
@@ -65,8 +66,9 @@ PROVIDER_PACKAGES = {
     "tls": "pulumi-tls",
     "pulumi-python": "pulumi",
 }
-# Autonaming: the AWS provider fills `name` with `<logical name>-<7 random hex>` during Check
-# (pulumi-aws autonaming), so the checked inputs the analyzer sees carry it.
+# Autonaming: the AWS provider fills `name` with `<logical name>-<7 random hex>` during Check (pulumi-aws autonaming;
+# the checked inputs: policy/provider_defaults.py AUTONAMED); the mocks' outputs carry it for a role and an instance
+# profile, whose names other resources reference.
 AUTONAMED = ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile")
 
 
@@ -285,7 +287,7 @@ def checked_inputs(resource_type: str, name: str, raw: dict[str, Any]) -> dict[s
     bridged = resource_type.startswith(provider_defaults.SDKV2_BRIDGED)
     for named in provider_defaults.AUTONAMED.get(resource_type, ()):
         if inputs.get(named) is None:
-            inputs[named] = provider_defaults.autoname(name)
+            inputs[named] = autoname(name)
     defaults = provider_defaults.TERRAFORM_DEFAULTS.get(resource_type, {})
     if not (bridged or defaults):
         return inputs
