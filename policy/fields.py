@@ -369,8 +369,6 @@ FIELDS: dict[str, dict[str, Field]] = {
         project_creation_restriction=Value("harbor_system_settings: adminonly"),
         robot_name_prefix=Value("harbor_system_settings: robot$, the prefix the nodes' robot logs in under"),
         self_registration=Value("harbor_system_settings: off"),
-        # Issue 20 (components/harbor/system_settings.py): Harbor's default, owned so a change is undone.
-        robot_name_prefix=Value("harbor_system_settings: robot$, Harbor's default"),
     ),
     "pulumi-python:dynamic/ec2:ConsoleHostKey": {
         "instance_id": Reference((INSTANCE,), IDENTITIES, "instance"),
