@@ -35,6 +35,7 @@ from typing import Any
 
 from fields import FIELDS, Reference, Source
 from reading import PROGRAM_COMPONENTS, Resource, Urn, Violation, is_unknown
+from stack_checks import stores_configured
 
 POLICY = "references-are-the-stacks-own-at-up"
 STACK_TAG = "harbor-cache:stack"
@@ -421,6 +422,16 @@ def _for_stack(lookup: Callable[[str, str], list[Found]], stack: str) -> Callabl
     return lambda value: lookup(value, stack)
 
 
+def instance_group(group_id: str) -> list[Found]:
+    """An instance's group: the VM's and, only where the program makes it (externalServices, replicas > 1:
+    stack_checks.py stores_configured), the stores' client group (review 22d G1b)."""
+    row = FIELDS["aws:ec2/instance:Instance"]["vpcSecurityGroupIds[]"]
+    assert isinstance(row, Reference)  # the table's row for this field (policy/fields.py)
+    client = ("HarborDataServices", "client-sg")
+    sources = row.sources if stores_configured() else tuple(s for s in row.sources if s[1:3] != client)
+    return security_group(_names(sources))(group_id)
+
+
 Lookup = Callable[[str], list[Found]]
 
 # The lookups the Reference rows of fields.py FIELDS name: made for the row's sources' names, or fixed (their Name
@@ -474,6 +485,33 @@ REFERENCES[("aws:ebs/volume:Volume", "snapshotId")] = OfTheStack(own_ebs_snapsho
 REFERENCES[("aws:rds/instance:Instance", "snapshotIdentifier")] = own_db_snapshot
 # A field the program does not set (only-the-programs-fields refuses it), looked up all the same.
 REFERENCES[("aws:cloudwatch/metricAlarm:MetricAlarm", "insufficientDataActions[]")] = topic(ALARM_TOPIC)
+# The VM's group and, only where the configuration makes the stores, their client group (review 22d G1b;
+# stack_checks.py group_references): the row's two sources in every mode were too many.
+REFERENCES[("aws:ec2/instance:Instance", "vpcSecurityGroupIds[]")] = instance_group
+# Review 22d A1: at `up` a reference the program always sets must be there and not empty, as at a preview an unknown
+# one is judged (its dependency must be the program's resource): absent, no lookup ran, and AWS filled the gap with
+# its default (EC2 RunInstances and ELBv2 CreateLoadBalancer without security groups use the VPC's default group;
+# RDS and ElastiCache too). Every field of REFERENCES is required but those the program leaves out somewhere: -> when
+# it may be absent (the resource's properties -> True where the program sets none).
+MAY_BE_ABSENT: dict[tuple[str, str], Callable[[Mapping[str, Any]], bool]] = {
+    # A rule names groups only where the program's does (the nodes' 8080, the stores' ports): judged by the lookups
+    # when present, and by group_checks.py for what the rules admit.
+    ("aws:ec2/securityGroup:SecurityGroup", "ingress[].securityGroups[]"): lambda _: True,
+    ("aws:ec2/securityGroup:SecurityGroup", "egress[].securityGroups[]"): lambda _: True,
+    # components/aws/load_balancer.py: the HTTPS listener has the certificate and forwards to the target group, the
+    # HTTP listener redirects.
+    ("aws:lb/listener:Listener", "certificateArn"): lambda props: str(props.get("protocol")).upper() != "HTTPS",
+    ("aws:lb/listener:Listener", "defaultActions[].targetGroupArn"): lambda props: str(props.get("protocol")).upper() != "HTTPS",
+    # components/aws/alarms.py sets alarm_actions and ok_actions (the alarm topic) on every alarm, no insufficient-data
+    # action.
+    ("aws:cloudwatch/metricAlarm:MetricAlarm", "insufficientDataActions[]"): lambda _: True,
+    # components/aws/dns.py: the A record's alias with replicas > 1 only; the CAA and validation records have none.
+    ("aws:route53/record:Record", "aliases[].name"): lambda _: True,
+    # Looked up where set (review 22d S1, S2), set only where dataVolumeSnapshotId is (node 0's volume), never by the
+    # program for the database: components/aws/vm.py (the data volume's snapshot_id), components/aws/data_services.py.
+    ("aws:ebs/volume:Volume", "snapshotId"): lambda _: True,
+    ("aws:rds/instance:Instance", "snapshotIdentifier"): lambda _: True,
+}
 # Fields whose values include others than AWS objects of one kind: only the values `wanted` matches are looked up
 # (an alarm's recover and reboot actions are `arn:aws:automate:...`, judged by the alarm's own check).
 ONLY: dict[tuple[str, str], re.Pattern] = {
@@ -556,6 +594,14 @@ def _problem(resource: Resource, field: str, value: Any, why: str, fix: str = ""
     )
 
 
+def _absent(resource: Resource, path: str) -> Violation:
+    return (
+        f"{resource.type} {resource.name!r}: {path} is absent or empty at up, where the program always sets it to its own "
+        "object (review 22d A1: AWS then applies its default, e.g. the VPC's default security group); pass the program's "
+        "own resource (its output)"
+    )
+
+
 def _judged(resource: Resource, field: str, value: Any, lookup: Lookup, stack: str) -> list[Violation]:
     if is_unknown(value) or not isinstance(value, str):
         return [_problem(resource, field, value, "it is not a known string at up")]
@@ -594,16 +640,23 @@ def references_are_the_stacks_own(resource: Resource) -> list[Violation]:
         if resource.type != kind:
             continue
         lookup = _for_stack(entry.lookup, stack) if isinstance(entry, OfTheStack) else entry
-        for value in values_at(resource.props, path):
-            if (kind, path) in ONLY and not (isinstance(value, str) and ONLY[(kind, path)].match(value)):
-                continue
+        values = [
+            value
+            for value in values_at(resource.props, path)
+            if (kind, path) not in ONLY or isinstance(value, str) and ONLY[(kind, path)].match(value)
+        ]
+        if not values and not MAY_BE_ABSENT.get((kind, path), lambda _: False)(resource.props):
+            problems.append(_absent(resource, path))
+        for value in values:
             problems += _judged(resource, path, value, lookup, stack)
     if resource.type == "aws:iam/rolePolicy:RolePolicy":
         for arn in _policy_resources(resource, "s3"):
             problems += _judged(resource, "policy (an S3 Resource)", arn, bucket, stack)
         for arn in _policy_resources(resource, "sns"):
             problems += _judged(resource, "policy (an SNS Resource)", arn, topic(ALARM_TOPIC), stack)
-    for field, address in [*_node_addresses(resource), *_record_addresses(resource)]:
+    node_addresses, refused = _load_balancer_admission(resource)
+    problems += refused
+    for field, address in [*node_addresses, *_record_addresses(resource)]:
         problems += _judged(resource, field, address, elastic_ip_by_address, stack)
     return problems
 
@@ -617,27 +670,47 @@ def _record_addresses(resource: Resource) -> list[tuple[str, Any]]:
     return [("records[]", value) for value in values_at(resource.props, "records[]")]
 
 
-def _node_addresses(resource: Resource) -> list[tuple[str, str]]:
-    """The load balancer's group admits allowedCidrs and, on 443, each node's Elastic IP as a /32 (components/aws/
-    load_balancer.py node_address_ingress; stack_checks.py load_balancer_admits_allowed_cidrs_and_its_nodes): every
-    other /32 on 443 must be an Elastic IP of this stack's nodes."""
+def _load_balancer_admission(resource: Resource) -> tuple[list[tuple[str, str]], list[Violation]]:
+    """At `up`, the whole of stack_checks.py load_balancer_admits_allowed_cidrs_and_its_nodes for one group, before
+    the step (review 22d L1): the load balancer's group admits allowedCidrs and, on 443, each node's Elastic IP as a
+    /32 (components/aws/load_balancer.py node_address_ingress). Every block on every port is in allowedCidrs (as
+    networks, as the stack check reads them: "203.0.113.5" and "203.0.113.5/32" are one) or a /32 of a tcp 443 rule,
+    which is looked up as an Elastic IP of this stack's nodes; anything else is refused here, whatever its prefix (at
+    a preview a node's block made from a replaced EIP is unknown and judged by its origin only, so a /16 or a /31
+    there reached the step when only /32s were looked up). Returns (the /32s to look up, the blocks refused)."""
     from resource_checks import NODE_CHECK_PORT, _stack_config
 
     if resource.type != "aws:ec2/securityGroup:SecurityGroup" or not resource.made_by("HarborLoadBalancer", "sg"):
-        return []
+        return [], []
     configured = _stack_config("allowedCidrs")
-    allowed = {_network(item) for item in configured} if isinstance(configured, list) else set()
+    if not isinstance(configured, list):
+        return [], [f"the load balancer's group {resource.name!r} cannot be judged: the configuration has no allowedCidrs"]
+    allowed = {_network(item) for item in configured} - {None}
     rules = resource.props.get("ingress")
-    found = []
+    if is_unknown(rules):
+        return [], [f"the load balancer's group {resource.name!r}: its ingress is unknown at up"]
+    lookups: list[tuple[str, str]] = []
+    refused: list[Violation] = []
     for index, rule in enumerate(rules if isinstance(rules, list) else []):
-        if not isinstance(rule, Mapping) or rule.get("fromPort") != NODE_CHECK_PORT:
+        if not isinstance(rule, Mapping):
             continue
-        for block in rule.get("cidrBlocks") or []:
-            network = _network(block)
-            # As the stack check reads allowedCidrs (networks, so "203.0.113.5" and "203.0.113.5/32" are one).
-            if network is not None and network.prefixlen == 32 and network not in allowed:
-                found.append((f"ingress[{index}].cidrBlocks", str(network.network_address)))
-    return found
+        tcp = str(rule.get("protocol")).lower() in ("tcp", "6")
+        on_443 = tcp and rule.get("fromPort") == rule.get("toPort") == NODE_CHECK_PORT
+        for key in ("cidrBlocks", "ipv6CidrBlocks"):
+            blocks = rule.get(key)
+            for block in [blocks] if is_unknown(blocks) else blocks if isinstance(blocks, list) else []:
+                network = None if is_unknown(block) else _network(block)
+                if network is not None and network in allowed:
+                    continue
+                if on_443 and network is not None and network.prefixlen == network.max_prefixlen:
+                    lookups.append((f"ingress[{index}].{key}", str(network.network_address)))
+                    continue
+                refused.append(
+                    f"the load balancer's group {resource.name!r} admits {block!r} (ingress rule {index}, port "
+                    f"{rule.get('fromPort')!r}): only allowedCidrs {sorted(str(n) for n in allowed)} and, on tcp 443, the /32 "
+                    "of an Elastic IP of this stack's nodes (looked up at up before the step); remove the block"
+                )
+    return lookups, refused
 
 
 def _network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:

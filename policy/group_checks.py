@@ -93,21 +93,10 @@ def _config_networks(key: str) -> list[Network] | None:
         return None
 
 
-def _replicas() -> int | None:
-    """The stack's `replicas` (Pulumi.yaml default 1); None when it is not a number."""
-    value = _stack_config("replicas")
-    if value is None:
-        return 1
-    try:
-        return int(str(value))
-    except ValueError:
-        return None
-
-
 def _expected_ingress() -> tuple[dict[int, list[Network]], bool] | str:
     """What components/aws/network_rules.py ingress_rules admits for the stack's configuration: per port its address
     blocks, and whether 8080 takes the load balancer's group (replicas > 1); or why it cannot be known."""
-    replicas = _replicas()
+    replicas = stack_checks.configured_replicas()
     allowed, ssh = _config_networks("allowedCidrs"), _config_networks("sshAllowedCidrs")
     metrics = [] if _stack_config("metricsAllowedCidrs") in (None, "", []) else _config_networks("metricsAllowedCidrs")
     read = {"replicas": replicas, "allowedCidrs": allowed, "sshAllowedCidrs": ssh, "metricsAllowedCidrs": metrics}
@@ -126,6 +115,23 @@ def _expected_ingress() -> tuple[dict[int, list[Network]], bool] | str:
 def _addresses(networks: list[Network]) -> list[Network]:
     """The addresses the blocks cover together, IPv4 then IPv6 (an exact set, however the blocks are cut)."""
     return [n for version in (4, 6) for n in ipaddress.collapse_addresses(x for x in networks if x.version == version)]
+
+
+def _admitted(rules: list[tuple[str, Mapping[str, Any], list[StackResource | None]]]) -> Admitted:
+    admitted = Admitted()
+    for where, rule, sources in rules:
+        admitted.add(where, rule, sources)
+    return admitted
+
+
+def _other_addresses(admitted: Admitted, wanted: dict[int, list[Network]]) -> list[tuple[int, list[str], list[str]]]:
+    """(port, the addresses the rules cover, those wanted) for each port where the two differ as address sets."""
+    differing = []
+    for port in sorted({*wanted, *admitted.blocks}):
+        have, want = _addresses(admitted.blocks.get(port, [])), _addresses(wanted.get(port, []))
+        if have != want:
+            differing.append((port, [str(n) for n in have], [str(n) for n in want]))
+    return differing
 
 
 def _rules_on(
@@ -183,50 +189,128 @@ def _holds_group(value: Any, sources: list[StackResource | None], wanted: str) -
     )
 
 
+def _instance_groups(resources: list[StackResource]) -> list[StackResource]:
+    """The groups the VM's (nodes') traffic passes: the VM's own, the stores' client group, and any other group an
+    instance of the stack joins (the property dependencies of its vpcSecurityGroupIds)."""
+    joined = {
+        urn
+        for instance in resources
+        if instance.type == "aws:ec2/instance:Instance"
+        for urn in instance.property_dependencies.get("vpcSecurityGroupIds") or []
+    }
+    return [
+        group
+        for group in resources
+        if group.type == SECURITY_GROUP
+        and (group.urn in joined or group.resource().made_by(*VM_GROUP) or group.resource().made_by(*CLIENT_GROUP))
+    ]
+
+
+def _client_group_ingress_problems(group: StackResource, rules: list) -> list[Violation]:
+    """The stores' client group admits nothing (components/aws/data_services.py: ingress=[]); it only lets the VM out
+    to the stores (review 22d G1: a foreign network on 22 or 443 there reached the instance that joins it)."""
+    if not rules:
+        return []
+    return [
+        f"the stores' client group {group.name!r} admits {[where for where, _, _ in rules]}: the program's admits nothing "
+        "(ingress=[]), the VM's own group admits what the settings say; remove the rules"
+    ]
+
+
+def _vm_group_ingress_problems(group: StackResource, rules: list) -> list[Violation]:
+    """The VM's (nodes') group, port by port, against components/aws/network_rules.py ingress_rules."""
+    expected = _expected_ingress()
+    if isinstance(expected, str):
+        return [f"the VM's group {group.name!r} cannot be judged: {expected}"]
+    wanted, behind_load_balancer = expected
+    admitted = _admitted(rules)
+    problems = [f"the VM's group {group.name!r}: {problem}" for problem in admitted.problems]
+    for port, have, want in _other_addresses(admitted, wanted):
+        problems.append(
+            f"the VM's group {group.name!r} admits {have} on {port}, where the stack's configuration gives {want} "
+            "(allowedCidrs on 443/80 of one VM, sshAllowedCidrs on 22, metricsAllowedCidrs on 9090/9091): admit exactly "
+            "what the settings say, nothing beside it"
+        )
+    for port, references in sorted(admitted.groups.items(), key=lambda item: item[0]):
+        wrong = [value for value, sources in references if not _holds_group(value, sources, "harbor-lb-sg")]
+        if port != NODE_HTTP_PORT or not behind_load_balancer or wrong:
+            problems.append(
+                f"the VM's group {group.name!r} admits groups {[value for value, _ in references]!r} on {port}: only "
+                "the nodes (replicas > 1) admit a group, the program's load balancer's (harbor-lb-sg, its id) on "
+                f"{NODE_HTTP_PORT}"
+            )
+    if behind_load_balancer and not admitted.groups.get(NODE_HTTP_PORT):
+        problems.append(
+            f"the nodes' group {group.name!r} does not admit the load balancer's group on {NODE_HTTP_PORT} (replicas > 1)"
+        )
+    return problems
+
+
+# Where the VM's own group lets traffic out (components/aws/network_rules.py egress_rules): each of the world egress
+# ports (80, 443 and an upstream's own port the settings open, resource_checks.world_egress_ports, as egress_ports
+# derives them) to the world, IPv4 and IPv6; nothing else, no group (the stores are reached through their client group).
+WORLD = [ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")]
+
+
+def _vm_group_egress_problems(group: StackResource, rules: list) -> list[Violation]:
+    """The VM's (nodes') group's egress, port by port, exactly the program's (review 22d G2: 3306, 2049, 27017... to
+    the VPC's blocks passed, since only 5432 and 6379 were judged and the resource check refuses only the world)."""
+    sent = _admitted(rules)
+    problems = [f"the VM's group {group.name!r} (egress): {problem}" for problem in sent.problems]
+    for port, have, want in _other_addresses(sent, {port: WORLD for port in world_egress_ports()}):
+        problems.append(
+            f"the VM's group {group.name!r} lets {port} out to {have}, where the program sends {want} (80, 443 and an "
+            "upstream's own port with allowCustomPortEgress, to the world; components/aws/network_rules.py egress_rules): "
+            "no other port, no private block (other databases of the VPC)"
+        )
+    if sent.groups:
+        named = sorted(str(value) for references in sent.groups.values() for value, _ in references)
+        problems.append(
+            f"the VM's group {group.name!r} lets traffic out to groups {named}: "
+            "the program's sends to none (the VM reaches the stores through their client group)"
+        )
+    return problems
+
+
+def _client_group_egress_problems(group: StackResource, rules: list) -> list[Violation]:
+    """The stores' client group lets out 5432 and 6379 to the store groups only (components/aws/network_rules.py
+    store_egress; which group on which port: vm_reaches_only_the_programs_stores): no address block, no other port."""
+    sent = _admitted(rules)
+    problems = [f"the stores' client group {group.name!r} (egress): {problem}" for problem in sent.problems]
+    blocks = sorted(str(n) for networks in sent.blocks.values() for n in networks)
+    others = sorted(port for port in sent.groups if port not in STORE_GROUPS)
+    if blocks or others:
+        problems.append(
+            f"the stores' client group {group.name!r} lets traffic out to {blocks} and groups on {others}: the program's "
+            f"sends only {sorted(STORE_GROUPS)} to the store groups, nothing else"
+        )
+    return problems
+
+
 def vm_group_admits_exactly_the_settings(resources: list[StackResource]) -> list[Violation]:
-    """The VM's (nodes') group admits, port by port, exactly what the program derives from the stack's configuration
+    """Every group an instance joins (review 22d G1: the VM's alone was judged) admits exactly what the program makes
+    it admit: the VM's (nodes') group, port by port, what the program derives from the stack's configuration
     (components/aws/network_rules.py ingress_rules): one VM 443 and 80 from allowedCidrs, nodes (replicas > 1) 8080
     from the load balancer's group only; 22 from sshAllowedCidrs; with metricsAllowedCidrs 9090 and 9091 from them;
-    nothing else, counting inline rules and stand-alone rules on the group."""
+    nothing else; the stores' client group nothing; any other group an instance joins is judged as the VM's. And what
+    they let out (review 22d G2): the VM's group exactly components/aws/network_rules.py egress_rules, the client group
+    only the store ports to groups. Counting inline rules and stand-alone rules on the group."""
     by_urn = _by_urn(resources)
     problems: list[Violation] = []
-    for group in resources:
-        if group.type != SECURITY_GROUP or not group.resource().made_by(*VM_GROUP):
-            continue
-        expected = _expected_ingress()
-        if isinstance(expected, str):
-            problems.append(f"the VM's group {group.name!r} cannot be judged: {expected}")
-            continue
-        wanted, behind_load_balancer = expected
+    for group in _instance_groups(resources):
         if is_unknown(group.props.get("ingress")):
             problems.append(
                 f"the VM's group {group.name!r} cannot be judged: its ingress is unknown (the program's is known at preview)"
             )
             continue
-        admitted = Admitted()
-        for where, rule, sources in _rules_on(group, resources, "ingress", by_urn):
-            admitted.add(where, rule, sources)
-        problems += [f"the VM's group {group.name!r}: {problem}" for problem in admitted.problems]
-        for port in sorted({*wanted, *admitted.blocks}):
-            have, want = _addresses(admitted.blocks.get(port, [])), _addresses(wanted.get(port, []))
-            if have != want:
-                problems.append(
-                    f"the VM's group {group.name!r} admits {[str(n) for n in have]} on {port}, where the stack's "
-                    f"configuration gives {[str(n) for n in want]} (allowedCidrs on 443/80 of one VM, sshAllowedCidrs on 22, "
-                    "metricsAllowedCidrs on 9090/9091): admit exactly what the settings say, nothing beside it"
-                )
-        for port, references in sorted(admitted.groups.items(), key=lambda item: item[0]):
-            wrong = [value for value, sources in references if not _holds_group(value, sources, "harbor-lb-sg")]
-            if port != NODE_HTTP_PORT or not behind_load_balancer or wrong:
-                problems.append(
-                    f"the VM's group {group.name!r} admits groups {[value for value, _ in references]!r} on {port}: only "
-                    "the nodes (replicas > 1) admit a group, the program's load balancer's (harbor-lb-sg, its id) on "
-                    f"{NODE_HTTP_PORT}"
-                )
-        if behind_load_balancer and not admitted.groups.get(NODE_HTTP_PORT):
-            problems.append(
-                f"the nodes' group {group.name!r} does not admit the load balancer's group on {NODE_HTTP_PORT} (replicas > 1)"
-            )
+        rules = _rules_on(group, resources, "ingress", by_urn)
+        client = group.resource().made_by(*CLIENT_GROUP)
+        problems += _client_group_ingress_problems(group, rules) if client else _vm_group_ingress_problems(group, rules)
+        if is_unknown(group.props.get("egress")):
+            problems.append(f"the VM's group {group.name!r} cannot be judged: its egress is unknown")
+            continue
+        rules = _rules_on(group, resources, "egress", by_urn)
+        problems += _client_group_egress_problems(group, rules) if client else _vm_group_egress_problems(group, rules)
     return problems
 
 
@@ -272,18 +356,8 @@ def vm_reaches_only_the_programs_stores(resources: list[StackResource]) -> list[
     port, named by its id and coming from it: never to address blocks (the VPC's CIDR held every database in it) and
     never to another group; counting inline rules and stand-alone rules on the groups."""
     by_urn = _by_urn(resources)
-    joined = {
-        urn
-        for instance in resources
-        if instance.type == "aws:ec2/instance:Instance"
-        for urn in instance.property_dependencies.get("vpcSecurityGroupIds") or []
-    }
     problems: list[Violation] = []
-    for group in resources:
-        if group.type != SECURITY_GROUP or not (
-            group.urn in joined or group.resource().made_by(*VM_GROUP) or group.resource().made_by(*CLIENT_GROUP)
-        ):
-            continue
+    for group in _instance_groups(resources):
         if is_unknown(group.props.get("egress")):
             problems.append(f"the VM's group {group.name!r} cannot be judged: its egress is unknown")
             continue
@@ -294,7 +368,8 @@ def vm_reaches_only_the_programs_stores(resources: list[StackResource]) -> list[
 
 GROUP_CHECKS: dict[str, tuple[str, stack_checks.StackCheck]] = {
     "vm-group-admits-exactly-the-settings": (
-        "The VM's (nodes') group admits on each port exactly what the stack's configuration gives it, nothing beside it.",
+        "The groups the VM (nodes) joins admit and let out exactly what the program makes them: the VM's what the "
+        "configuration gives it on each port, the stores' client group nothing in and only the stores out.",
         vm_group_admits_exactly_the_settings,
     ),
     "vm-reaches-only-the-programs-stores": (

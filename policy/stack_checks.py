@@ -332,12 +332,47 @@ def _group_names(sources: tuple[Source, ...]) -> str | tuple[str, ...]:
 # Which of the program's security groups each reference names (fields.py's Reference rows judged by
 # security-groups-are-the-programs, but the rules' groups, `ingress[].securityGroups[]`, judged by
 # _rule_group_problems): (type, field) -> the program's group, by its full name. An instance is in the VM's group
-# and, with externalServices, the stores' client group (its way to the stores).
+# and, with externalServices, the stores' client group (its way to the stores): group_references() leaves the client
+# group out of stacks without stores.
 GROUP_REFERENCES: dict[tuple[str, str], str | tuple[str, ...]] = {
     (kind, path.removesuffix("[]")): _group_names(sources)
     for (kind, path), sources in references_judged_by(GROUPS).items()
     if "[]." not in path
 }
+
+CLIENT_GROUP_NAME = "harbor-data-client-sg"
+
+
+def configured_replicas() -> int | None:
+    """The stack's `replicas` (Pulumi.yaml default 1); None when it is not a number."""
+    value = _stack_config("replicas")
+    if value is None:
+        return 1
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
+
+
+def stores_configured() -> bool:
+    """Whether the program makes the stores and their client group for the stack's configuration: externalServices,
+    which replicas > 1 turns on (components/settings/scale_settings.py parse_scale; components/harbor_cache.py makes
+    HarborDataServices only `if settings.external_services`). `storage: s3` alone makes no store."""
+    external = _stack_config("externalServices")
+    return (configured_replicas() or 1) > 1 or external is True or str(external).lower() == "true"
+
+
+def group_references() -> dict[tuple[str, str], str | tuple[str, ...]]:
+    """GROUP_REFERENCES for the stack's configuration: an instance may join the stores' client group only where the
+    program makes it (review 22d G1b: a pull request's client group under a HarborDataServices component passed in a
+    stack without stores)."""
+    if stores_configured():
+        return GROUP_REFERENCES
+    return {
+        key: wanted if isinstance(wanted, str) else tuple(name for name in wanted if name != CLIENT_GROUP_NAME)
+        for key, wanted in GROUP_REFERENCES.items()
+    }
+
 
 
 def _programs_group(resource: StackResource | None) -> str | None:
@@ -416,7 +451,7 @@ def security_groups_are_the_programs(resources: list[StackResource]) -> list[Vio
     by_urn = _by_urn(resources)
     problems = []
     for resource in resources:
-        for (kind, key), wanted in GROUP_REFERENCES.items():
+        for (kind, key), wanted in group_references().items():
             if resource.type == kind:
                 problems += _group_reference_problems(resource, key, wanted, by_urn)
         if resource.type == "aws:ec2/securityGroup:SecurityGroup":

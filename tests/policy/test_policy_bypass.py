@@ -1466,7 +1466,7 @@ def test_the_nodes_elastic_ips_pass_and_a_foreign_host_does_not(stacks):
         f"{output_of(stack, name, 'publicIp')}/32" for name in ("harbor-vm-eip", "harbor-vm-1-eip")
     )
     for dry_run in (False, True):
-        with running_pack(dry_run=dry_run, disabled=WITHOUT_AWS_LOOKUPS) as pack:
+        with running_pack(dry_run=dry_run, config=stack_config("ha"), disabled=WITHOUT_AWS_LOOKUPS) as pack:
             policy = "load-balancer-admits-allowed-cidrs-and-its-nodes"
             assert not [d for d in pack.analyze_stack(stack) if d.policy == policy]
             assert refused(pack, stack, PUBLIC_PATH_PROBES[0])
@@ -1483,20 +1483,31 @@ def test_the_corpus_covers_every_gap_of_the_review():
 @pytest.mark.parametrize("dry_run", [True, False], ids=["preview", "up"])
 def test_every_probe_is_refused(stacks, dry_run):
     passed = []
-    with running_pack(dry_run=dry_run, disabled=WITHOUT_AWS_LOOKUPS) as pack:
-        for probe in PROBES:
-            stack = stacks[probe.stack]
-            added = probe.build(stack)
-            found = [d for r in added for d in pack.analyze(r)] + pack.analyze_stack(with_probe(stack, added))
-            if not any(d.mandatory and d.policy == probe.refused_by for d in found):
-                passed.append(f"{probe.gap}: {probe.what} (expected {probe.refused_by}, got {sorted({d.policy for d in found})})")
+    for probe, found in zip(PROBES, judged_in_their_stacks(stacks, PROBES, dry_run), strict=True):
+        if not any(d.mandatory and d.policy == probe.refused_by for d in found):
+            passed.append(f"{probe.gap}: {probe.what} (expected {probe.refused_by}, got {sorted({d.policy for d in found})})")
     assert passed == []
 
 
-def refused(pack, stack: list[EngineResource], probe: Probe) -> bool:
+def judged(pack, stack: list[EngineResource], probe: Probe) -> list:
     added = probe.build(stack)
-    found = [d for r in added for d in pack.analyze(r)] + pack.analyze_stack(with_probe(stack, added))
-    return any(d.mandatory and d.policy == probe.refused_by for d in found)
+    return [d for r in added for d in pack.analyze(r)] + pack.analyze_stack(with_probe(stack, added))
+
+
+def refused(pack, stack: list[EngineResource], probe: Probe) -> bool:
+    return any(d.mandatory and d.policy == probe.refused_by for d in judged(pack, stack, probe))
+
+
+def judged_in_their_stacks(stacks, probes: list[Probe], dry_run: bool, **options) -> list[list]:
+    """Each probe's diagnostics, judged with its own stack's configuration (the engine hands the pack the stack's:
+    the groups an instance may join, the settings' addresses depend on it), in the order of `probes`."""
+    found: dict[int, list] = {}
+    for label in sorted({probe.stack for probe in probes}):
+        with running_pack(dry_run=dry_run, config=stack_config(label), disabled=WITHOUT_AWS_LOOKUPS, **options) as pack:
+            for index, probe in enumerate(probes):
+                if probe.stack == label:
+                    found[index] = judged(pack, stacks[label], probe)
+    return [found[index] for index in range(len(probes))]
 
 
 def test_literal_ids_are_refused_by_the_comparison_with_the_outputs(stacks, tmp_path):
@@ -1507,8 +1518,12 @@ def test_literal_ids_are_refused_by_the_comparison_with_the_outputs(stacks, tmp_
     shutil.copytree(POLICY_DIR, pack_dir, ignore=shutil.ignore_patterns("__pycache__"))
     with (pack_dir / "stack_checks.py").open("a") as checks:
         checks.write("\n\ndef holds_the_sources_value(value, source, output):\n    return True\n")
-    with running_pack(dry_run=False, policy_dir=pack_dir, disabled=WITHOUT_AWS_LOOKUPS) as pack:
-        passed = [probe.what for probe in REVIEW3_PROBES if not refused(pack, stacks[probe.stack], probe)]
+    found = judged_in_their_stacks(stacks, REVIEW3_PROBES, False, policy_dir=pack_dir)
+    passed = [
+        probe.what
+        for probe, diagnostics in zip(REVIEW3_PROBES, found, strict=True)
+        if not any(d.mandatory and d.policy == probe.refused_by for d in diagnostics)
+    ]
     alone = ("the nodes' group sending to a literal group", "aws-lb-listener-listener")
     assert passed == [probe.what for probe in REVIEW3_PROBES if probe.what not in alone and probe.refused_by not in alone]
 
@@ -2023,16 +2038,20 @@ def client_egress(change: Callable[[list[EngineResource], list], None]) -> Calla
     return lambda s: [changed(s, "harbor-data-client-sg", lambda p: change(s, p["egress"]))]
 
 
-def standalone_store_egress(stack: list[EngineResource]) -> list[EngineResource]:
-    """A stand-alone vpc egress rule on the VM's group: 5432 to the VPC's block, made from the group."""
-    group = registration_of(stack, "harbor-vm-sg")
-    rule = made(
-        "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
-        "probe-vm-egress",
-        {"ipProtocol": "tcp", "fromPort": 5432, "toPort": 5432, "cidrIpv4": VPC_BLOCK, "securityGroupId": group.outputs["id"]},
-    )
+def standalone_rule(stack: list[EngineResource], kind: str, group_name: str, name: str, **props) -> list[EngineResource]:
+    """A stand-alone rule of `kind` on the program's group `group_name`, made from it (its id, a property dependency)."""
+    group = registration_of(stack, group_name)
+    rule = made(kind, name, {**props, "securityGroupId": group.outputs["id"]})
     rule.property_dependencies = {"securityGroupId": [group.urn]}
     return [rule]
+
+
+def standalone_store_egress(stack: list[EngineResource]) -> list[EngineResource]:
+    """A stand-alone vpc egress rule on the VM's group: 5432 to the VPC's block, made from the group."""
+    kind = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+    return standalone_rule(
+        stack, kind, "harbor-vm-sg", "probe-vm-egress", ipProtocol="tcp", fromPort=5432, toPort=5432, cidrIpv4=VPC_BLOCK
+    )
 
 
 # Issue 22's residual (docs/security.md): the VM let 5432 and 6379 out to the VPC's CIDR, so it reached every database in
@@ -2996,6 +3015,228 @@ def test_logs_and_alarm_mail_go_nowhere_the_program_does_not_send_them(stacks):
         assert SUBSCRIPTION_POLICY in mandatory_policies(pack, [elsewhere])
     with running_pack(dry_run=True, config=stack_config("dev")) as pack:  # no alarmEmail
         assert SUBSCRIPTION_POLICY in mandatory_policies(pack, [registration_of(mail, "harbor-alarms-email")])
+
+
+# Review 22d (issue 22): the load balancer's whole admission at up (L1), references absent at up (A1), every group an
+# instance joins (G1/G1b), the VM group's egress (G2). Each probe passed the pack before the fix (the review's probes,
+# tests on branch review22d); now it is refused.
+def mandatory_of(pack, resources: list[EngineResource], whole: bool = False) -> list[tuple[str, str]]:
+    found = pack.analyze_all(resources) if whole else [d for r in resources for d in pack.analyze(r)]
+    return [(d.policy, d.message) for d in found if d.mandatory]
+
+
+def test_the_load_balancers_whole_admission_is_judged_at_up(stacks, aws):
+    """L1: in the HA stack a node's EIP replaced in the update (every scale-up makes one) leaves its 443 block unknown
+    at the preview, judged there by its origin only (stack_checks._node_address). A block the pull request makes
+    from that EIP (eip.public_ip.apply(lambda _: "198.51.0.0/16")) was looked up at up only when it was a /32, and the
+    resource check refuses only the world: a foreign /16 or /31 reached the cache. At up, before the step, every block
+    is now in allowedCidrs or a tcp 443 /32 that looks up as a node's EIP of this stack; the stack's own group passes."""
+    stack = in_aws(stacks, "ha", aws)
+    original = copy.deepcopy(registration_of(stack, "harbor-lb-sg").inputs["ingress"])
+    preview = replaced_at_preview(stack, ["harbor-vm-1-eip"])
+    group = registration_of(preview, "harbor-lb-sg")
+    at_preview = copy.deepcopy(original)
+    node_rule = next(i for i, r in enumerate(at_preview) if r["description"].endswith("of node 1 (its public path check)"))
+    at_preview[node_rule]["cidrBlocks"] = [UNKNOWN]  # node 1's EIP, replaced: as the program's own rule is at that preview
+    at_preview.append(tcp(443, UNKNOWN, description="443 from node 1 (the pull request's)"))
+    for props in (group.inputs, group.outputs):
+        props["ingress"] = copy.deepcopy(at_preview)
+    with running_pack(dry_run=True, config=stack_config("ha")) as pack:
+        assert mandatory_of(pack, preview, whole=True) == []  # the preview cannot tell: the step's Analyze must
+    probes = {
+        "a foreign /16 on 443": lambda p: p["ingress"].append(tcp(443, "198.51.0.0/16")),
+        "a foreign /31 on 443": lambda p: p["ingress"].append(tcp(443, "198.51.100.6/31")),
+        "a foreign /24 on 80": lambda p: p["ingress"].append(tcp(80, "198.51.100.0/24")),
+        "a node's /32 on 80": lambda p: p["ingress"].append(tcp(80, f"{output_of(stack, 'harbor-vm-eip', 'publicIp')}/32")),
+        "an IPv6 /64 on 443": lambda p: p["ingress"].append({**tcp(443), "ipv6CidrBlocks": ["2001:db8:66::/64"]}),
+    }
+    with running_pack(dry_run=False, env=aws[1], config=stack_config("ha")) as pack:
+        assert mandatory_of(pack, [registration_of(stack, "harbor-lb-sg")]) == []
+        for what, change in probes.items():
+            found = mandatory_of(pack, [changed(stack, "harbor-lb-sg", change)])
+            assert [policy for policy, _ in found] == [AT_UP], what
+
+
+# A1: (stack, resource, what the pull request makes of it at up) - each reference the program always sets, absent or
+# empty at up (at the preview unknown, made through `apply` from a replaced source, and judged by its dependency).
+ABSENT_AT_UP = [
+    ("dev", "harbor-vm-instance", "no vpcSecurityGroupIds", lambda p: p.pop("vpcSecurityGroupIds")),
+    ("dev", "harbor-vm-instance", "vpcSecurityGroupIds []", lambda p: p.update(vpcSecurityGroupIds=[])),
+    ("dev", "harbor-vm-instance", "no iamInstanceProfile", lambda p: p.pop("iamInstanceProfile")),
+    ("dev", "harbor-vm-instance", "keyName ''", lambda p: p.update(keyName="")),
+    ("s3", "harbor-data-db", "no vpcSecurityGroupIds", lambda p: p.pop("vpcSecurityGroupIds")),
+    ("s3", "harbor-data-redis", "no securityGroupIds", lambda p: p.pop("securityGroupIds")),
+    ("ha", "harbor-lb-alb", "securityGroups []", lambda p: p.update(securityGroups=[])),
+    ("ha", "harbor-lb-https", "no certificateArn", lambda p: p.pop("certificateArn")),
+    ("ha", "harbor-lb-https", "no targetGroupArn", lambda p: p["defaultActions"][0].pop("targetGroupArn")),
+    ("ha", "harbor-vm-1-instance", "no vpcSecurityGroupIds", lambda p: p.pop("vpcSecurityGroupIds")),
+]
+
+
+@pytest.mark.parametrize("label", ["dev", "s3", "ha"])
+def test_references_absent_at_up_are_refused_before_the_step(stacks, aws, label):
+    """A1: the VM's group replaced (a changed description forces it), the instance's vpcSecurityGroupIds made through
+    `sg.id.apply(lambda _: None)` is unknown at the preview, where its dependency is the program's group, and absent at
+    up, where no lookup ran: EC2 then puts the instance in the VPC's default group (all egress, ingress from its other
+    members). The same for the other references the program always sets. Each is refused at up, before the step; the
+    program's own resources (the HTTP listener without a certificate included) pass."""
+    stack = in_aws(stacks, label, aws)
+    if label == "dev":
+        preview = replaced_at_preview(stack, ["harbor-vm-sg"])
+        assert registration_of(preview, "harbor-vm-instance").inputs["vpcSecurityGroupIds"] == UNKNOWN
+        with running_pack(dry_run=True, config=stack_config("dev")) as pack:
+            assert mandatory_of(pack, preview, whole=True) == []  # the preview cannot tell: the step's Analyze must
+    passed = []
+    with running_pack(dry_run=False, env=aws[1], config=stack_config(label)) as pack:
+        assert mandatory_of(pack, stack, whole=True) == []
+        for _, name, what, change in (probe for probe in ABSENT_AT_UP if probe[0] == label):
+            found = mandatory_of(pack, [changed(stack, name, change)])
+            if AT_UP not in {policy for policy, _ in found} or not any("absent or empty" in m for _, m in found):
+                passed.append((name, what, found))
+    assert passed == []
+
+
+# G1/G1b: only the VM's own group was compared with the settings; the instance's second group (the stores' client
+# group, allowed in every mode) admitted whatever the per-group resource check lets through.
+FOREIGN_NET = "198.51.100.0/24"  # in no stack's allowedCidrs or sshAllowedCidrs
+CLIENT_GROUP_ID = "sg-0c1e17c1e17c1e17c"
+
+
+def client_group_in_a_stack_without_stores(stack: list[EngineResource]) -> list[EngineResource]:
+    """G1b: without externalServices, a harbor-data-client-sg under a HarborDataServices "harbor-data" component (which
+    components-are-the-programs accepts in any mode), admitting a foreign /24 on 22 and 443; the instance joins it."""
+    vm_sg = registration_of(stack, "harbor-vm-sg")
+    props = {
+        "vpcId": vm_sg.inputs.get("vpcId"),
+        "ingress": [tcp(22, FOREIGN_NET), tcp(443, FOREIGN_NET)],
+        "egress": [],
+        "tags": {"Name": "harbor-data-client-sg", "harbor-cache:stack": "dev"},
+    }
+    group = made("aws:ec2/securityGroup:SecurityGroup", "harbor-data-client-sg", props, outputs={**props, "id": CLIENT_GROUP_ID})
+    kind = "harbor-cache:index:HarborDataServices"
+    component = EngineResource(kind, "harbor-data", engine_urn("dev", CACHE_URN, kind, "harbor-data"), {}, {}, CACHE_URN)
+    group.urn, group.parent = engine_urn("dev", component.urn, group.type, group.name), component.urn
+    instance = changed(stack, "harbor-vm-instance", lambda p: p["vpcSecurityGroupIds"].append(CLIENT_GROUP_ID))
+    instance.property_dependencies["vpcSecurityGroupIds"] = [*instance.property_dependencies["vpcSecurityGroupIds"], group.urn]
+    return [component, group, instance]
+
+
+def client_group_admits(*rules: dict) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    return lambda s: [changed(s, "harbor-data-client-sg", lambda p: p.update(ingress=list(rules)))]
+
+
+def standalone_client_ingress(stack: list[EngineResource]) -> list[EngineResource]:
+    kind, group = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "harbor-data-client-sg"
+    return standalone_rule(
+        stack, kind, group, "probe-client-rule", ipProtocol="tcp", fromPort=443, toPort=443, cidrIpv4=FOREIGN_NET
+    )
+
+
+REVIEW22D_PROBES = [
+    Probe(
+        "review22d",
+        "the stores' client group admits a foreign /24 on 22 and 443 and a /16 on 9090",
+        "s3",
+        client_group_admits(tcp(22, FOREIGN_NET), tcp(443, FOREIGN_NET), tcp(9090, "203.0.0.0/16")),
+        refused_by="vm-group-admits-exactly-the-settings",
+    ),
+    Probe(
+        "review22d",
+        "a stand-alone ingress rule on the stores' client group: 443 from a foreign /24",
+        "s3",
+        standalone_client_ingress,
+        refused_by="vm-group-admits-exactly-the-settings",
+    ),
+    Probe(
+        "review22d",
+        "a one-VM stack's instance joins a new client group (no stores) that admits a foreign /24",
+        "dev",
+        client_group_in_a_stack_without_stores,
+        refused_by="security-groups-are-the-programs",
+    ),
+    Probe(
+        "review22d",
+        "a one-VM stack's new client group that the instance joins is judged as one of the VM's groups",
+        "dev",
+        client_group_in_a_stack_without_stores,
+        refused_by="vm-group-admits-exactly-the-settings",
+    ),
+]
+PROBES += REVIEW22D_PROBES
+
+
+def test_an_instance_joins_the_client_group_only_in_a_stack_with_stores(stacks, aws):
+    """G1b at up: the client group of a stack without stores, tagged and named as the program tags its own, passes the
+    instance's lookup only where the configuration makes the stores (externalServices, replicas > 1); with the
+    configuration of a one-VM stack it is refused before the step. The program's stacks pass at preview."""
+    from tests.standins.moto_stack import clients, tag_specification
+
+    for label in ("dev", "s3", "ha"):
+        with running_pack(dry_run=True, config=stack_config(label), disabled=WITHOUT_AWS_LOOKUPS) as pack:
+            assert mandatory_of(pack, stacks[label], whole=True) == [], label
+    stack = in_aws(stacks, "dev", aws)
+    ec2 = clients(aws[0])("ec2")
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    tags = {"Name": "harbor-data-client-sg", "harbor-cache:stack": "dev"}
+    made_by_the_pr = tag_specification("security-group", tags)
+    group_id = ec2.create_security_group(
+        GroupName="harbor-data-client-sg-1", Description="x", VpcId=vpc, TagSpecifications=made_by_the_pr
+    )["GroupId"]
+    instance = changed(stack, "harbor-vm-instance", lambda p: p["vpcSecurityGroupIds"].append(group_id))
+    with running_pack(dry_run=False, env=aws[1], config=stack_config("dev")) as pack:
+        found = mandatory_of(pack, [instance])
+        assert [policy for policy, _ in found] == [AT_UP] and group_id in found[0][1]
+    with running_pack(dry_run=False, env=aws[1], config=stack_config("s3")) as pack:
+        assert mandatory_of(pack, [instance]) == []  # the same group where the settings make the stores
+
+
+# G2: the VM's group's egress was judged on the stores' ports (5432, 6379) and for the world only: any other tcp port
+# out to the VPC's private blocks passed (MySQL 3306, NFS/EFS 2049, MongoDB 27017, OpenSearch 9200, SQL Server 1433,
+# Redshift 5439, a PostgreSQL on 5433). Its egress is now exact against components/aws/network_rules.py egress_rules.
+OTHER_DATABASE_PORTS = (3306, 2049, 27017, 9200, 1433, 5439, 5433)
+
+
+def vm_egress(*rules: dict) -> Callable[[list[EngineResource]], list[EngineResource]]:
+    return lambda s: [changed(s, "harbor-vm-sg", lambda p: p["egress"].extend(rules))]
+
+
+REVIEW22D_EGRESS_PROBES = [
+    Probe("review22d", what, stack, build, refused_by="vm-group-admits-exactly-the-settings")
+    for what, stack, build in (
+        (
+            "the VM's group lets every other database port out to the VPC's block (stores stack)",
+            "s3",
+            vm_egress(*(tcp(port, VPC_BLOCK) for port in OTHER_DATABASE_PORTS)),
+        ),
+        ("the one VM's group lets MySQL's 3306 out to 10.0.0.0/8", "dev", vm_egress(tcp(3306, "10.0.0.0/8"))),
+        ("the nodes' group lets OpenSearch's 9200 out to the VPC's block", "ha", vm_egress(tcp(9200, VPC_BLOCK))),
+        (
+            "the VM's group lets 2049 (EFS) out to the database's group",
+            "s3",
+            lambda s: vm_egress({**tcp(2049), "securityGroups": [output_of(s, "harbor-data-db-sg")]})(s),
+        ),
+        (
+            "the stores' client group lets MySQL's 3306 out to the VPC's block",
+            "s3",
+            client_egress(lambda s, egress: egress.append(tcp(3306, VPC_BLOCK))),
+        ),
+        (
+            "a stand-alone egress rule on the VM's group: 27017 to the VPC's block",
+            "dev",
+            lambda s: standalone_rule(
+                s,
+                "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+                "harbor-vm-sg",
+                "probe-vm-egress",
+                ipProtocol="tcp",
+                fromPort=27017,
+                toPort=27017,
+                cidrIpv4=VPC_BLOCK,
+            ),
+        ),
+    )
+]
+PROBES += REVIEW22D_EGRESS_PROBES
 
 
 # ---------------------------------------------------------------------------------------------
