@@ -33,12 +33,19 @@ version filled differently would be refused until the field is set explicitly: a
   and harbor/robot.py pick their keys (absent ones as null), the others answer the inputs as they are.
 
 The Terraform defaults below are those of terraform-provider-aws's resource schemas (internal/service/<service>/
-<resource>.go, `Default:`), for the program's types, in Pulumi's names: read in the Terraform source where it could be
-read here (the aws_instance schema) and otherwise from pulumi-aws 7.51.1's own docs of each argument (the installed
-SDK's `Defaults to ...`, generated from the same upstream). Pulumi renames `Managed by Terraform` to `Managed by
-Pulumi` (pulumi-aws provider/resources.go). A default listed here that the provider does not fill changes nothing; a
-default missing would refuse a real `up`: tests/policy/test_fields.py feeds the pack the program's inputs with these
-filled, as the engine does.
+<resource>.go, `Default:`), for the program's types, in Pulumi's names, every `Default:` at the top and inside the
+objects the program sets (fields.py), falsy ones included (whether the bridge pulumi-aws 7.51.1 pins already has #3398
+could not be read here; listing them is right either way). Read in the Terraform source (hashicorp/terraform-provider-aws,
+the newest stored version of each file, v5.x to the 2026 v6 source: the exact upstream commit of pulumi-aws 7.51.1
+could not be fetched here) for aws_instance, aws_security_group, aws_ebs_volume, aws_volume_attachment, aws_iam_role,
+aws_dlm_lifecycle_policy, aws_route53_record, aws_cloudwatch_metric_alarm, aws_sns_topic(+_subscription),
+aws_cloudwatch_event_rule, aws_db_instance, aws_elasticache_replication_group, aws_lb, aws_lb_listener,
+aws_lb_target_group and aws_acm_certificate (none); the rest from pulumi-aws 7.51.1's own docs of each argument (the
+installed SDK's `Defaults to ...` / `Default value is ...`, generated from the same upstream). aws_s3_bucket_lifecycle_
+configuration is a Plugin Framework resource in Terraform AWS v6 (its Terraform defaults are not filled at Check, see
+pulumi-random above). Pulumi renames `Managed by Terraform` to `Managed by Pulumi` (pulumi-aws provider/resources.go).
+A default listed here that the provider does not fill changes nothing; a default missing would refuse a real `up`:
+tests/policy/test_fields.py feeds the pack the program's inputs with these filled, as the engine does.
 """
 
 from __future__ import annotations
@@ -87,10 +94,12 @@ TERRAFORM_DEFAULTS: dict[str, dict[str, Any]] = {
         "policyDetails.retainInterval": 7,
     },
     "aws:cloudwatch/metricAlarm:MetricAlarm": {"actionsEnabled": True, "treatMissingData": "missing"},
+    # internal/service/events/rule.go resourceRule: event_bus_name "default", force_destroy false; is_enabled is
+    # Deprecated (the bridge fills no default of a deprecated field) and state has no `Default:` there, but pulumi-aws
+    # 7.51.1 documents `Defaults to ENABLED`: kept.
     "aws:cloudwatch/eventRule:EventRule": {
         "eventBusName": "default",
         "forceDestroy": False,
-        "isEnabled": True,
         "state": "ENABLED",
     },
     "aws:cloudwatch/eventTarget:EventTarget": {"eventBusName": "default", "forceDestroy": False},
