@@ -56,7 +56,12 @@ BUCKET = "harbor-storage-bucket"
 
 
 class LookupFailed(Exception):
-    """AWS could not show the object (an error, or not exactly one answer): the check fails closed."""
+    """AWS could not show the object (an error, or not exactly one answer), or showed one that is not allowed: the check
+    fails closed. `fix`: what to change, where it is not "pass the program's own resource" (_problem)."""
+
+    def __init__(self, why: str, fix: str = "") -> None:
+        super().__init__(why)
+        self.fix = fix
 
 
 @dataclass(frozen=True)
@@ -263,18 +268,157 @@ UBUNTU_IMAGE_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*
 UBUNTU_IMAGE = {"Architecture": "x86_64", "VirtualizationType": "hvm"}
 
 
-def canonical_ubuntu_image(image_id: str) -> list[Found]:
+# DescribeImages answers these for an image this account cannot see (EC2 API Reference, "Error codes": InvalidAMIID.
+# NotFound "The specified AMI doesn't exist", InvalidAMIID.Unavailable "The specified AMI has been deregistered or is
+# in a transitional state"); a recently deregistered image gives an empty answer instead (DescribeImages: "Recently
+# deregistered images appear in the returned results for a short interval and then return empty results").
+INVISIBLE_IMAGE_ERRORS = ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable")
+# Instances that exist (EC2 API Reference, InstanceState): a terminated one no longer runs anything.
+LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped"]
+
+
+def _visible_image(image_id: str) -> Mapping[str, Any] | None:
+    """The image as DescribeImages shows it to this account, or None where the account cannot see it. IncludeDeprecated:
+    Canonical deprecates every release serial but the newest within weeks, and the parameter's default is "No
+    deprecated AMIs are included in the response" (botocore's ec2 model, DescribeImages IncludeDeprecated; the EC2 User
+    Guide says an id is answered anyway, the API reference does not), so the pack asks for them explicitly. Any other
+    error (AccessDenied, throttling after botocore's retries, no credentials) is raised: the check fails closed."""
+    from botocore.exceptions import ClientError
+
+    try:
+        images = _client("ec2").describe_images(ImageIds=[image_id], IncludeDeprecated=True)["Images"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in INVISIBLE_IMAGE_ERRORS:
+            return None
+        raise
+    if not images:
+        return None
+    return _one(images, "image", image_id)
+
+
+def launch_image(image_id: str, stack: str) -> list[Found]:
     """Review 22c F2: the image an instance boots is Canonical's Ubuntu, as the program's AMI lookup chooses it
     (EC2 DescribeImages by id: `OwnerId`, `Name`, `Architecture`, `VirtualizationType`); its owner controls the OS
     that receives the install commands' stdin and the instance role's credentials. An image carries no stack tag, so
-    nothing is left for the tag check (an empty answer)."""
-    found = _one(_client("ec2").describe_images(ImageIds=[image_id])["Images"], "image", image_id)
+    nothing is left for the tag check (an empty answer).
+
+    Review 22d FR1: the program sets ignore_changes=["ami"] (components/aws/vm.py), so at every `up` the engine hands
+    Analyze the image the instance was launched from (pulumi step_generator.go: processIgnoreChanges puts the old
+    input back before analyzeAll), possibly years old. Canonical deprecates old serials and makes unused ones private
+    (Ubuntu on AWS, "EC2 image retention policy"), and a private or deregistered image is invisible to this account:
+    InvalidAMIID.NotFound/Unavailable or an empty answer. Such an image boots nothing: RunInstances launches only an
+    image the caller may launch (its own, a public one, or one shared with it: exactly what DescribeImages shows,
+    "public images, private images that you own, and private images owned by other Amazon Web Services accounts for
+    which you have explicit launch permissions"; a deregistered or disabled image launches nothing). So an invisible
+    image passes where a live instance of this stack already runs it (DescribeInstances by image-id and the stack
+    tag): the instance the engine reports unchanged. Anywhere else (a new instance, or an attacker's image it could
+    share with this account between this Analyze and the step's RunInstances) it is refused."""
+    found = _visible_image(image_id)
+    if found is None:
+        filters = [
+            {"Name": "image-id", "Values": [image_id]},
+            {"Name": f"tag:{STACK_TAG}", "Values": [stack]},
+            {"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES},
+        ]
+        pages = _client("ec2").get_paginator("describe_instances").paginate(Filters=filters)
+        running = [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+        if not running:
+            raise LookupFailed(
+                f"AWS shows this account no image {image_id!r} (private, deregistered or never public) and no instance of "
+                f"stack {stack!r} runs it",
+                fix="a new instance boots the image the program's AMI lookup chooses (components/aws/vm.py); one this "
+                "account cannot see cannot be launched",
+            )
+        return [Found(f"instance {i.get('InstanceId')} (runs {image_id})", _tags(i.get("Tags")), INSTANCE) for i in running]
     shown = {key: found.get(key) for key in ("OwnerId", "Name", *UBUNTU_IMAGE)}
     wanted = {"OwnerId": UBUNTU_OWNER, **UBUNTU_IMAGE}
     named = fnmatch.fnmatchcase(str(shown["Name"]), UBUNTU_IMAGE_NAME)  # get_ami's name filter: `*` is any text
     if not named or any(shown[key] != value for key, value in wanted.items()):
-        raise LookupFailed(f"the image is {shown}, not Canonical's ({UBUNTU_OWNER}) {UBUNTU_IMAGE_NAME!r} {UBUNTU_IMAGE}")
+        raise LookupFailed(
+            f"the image is {shown}, not Canonical's ({UBUNTU_OWNER}) {UBUNTU_IMAGE_NAME!r} {UBUNTU_IMAGE}",
+            fix="boot the image the program's AMI lookup chooses (components/aws/vm.py get_ami), never a literal or "
+            "another image",
+        )
     return []
+
+
+# What a new disk or database is made from (review 22d S1, S2): a snapshot whose owner chose its content (Harbor's
+# database with its admin and robot accounts, Traefik's ACME account, the cached blobs the cache then serves) is a
+# snapshot of this account only.
+SNAPSHOT_FIX = (
+    "a volume is restored only from a snapshot this account owns (dataVolumeSnapshotId, docs/configuration.md): copy a "
+    "snapshot into this account first (ec2 copy-snapshot) or use the stack's own DLM snapshots"
+)
+DB_SNAPSHOT_FIX = (
+    "the database is created from a snapshot of this account in the stack's region only (the program sets no "
+    "snapshotIdentifier: a restore is an operator's deliberate change)"
+)
+
+
+def own_ebs_snapshot(snapshot_id: str, stack: str) -> list[Found]:
+    """EC2 DescribeSnapshots by id shows public snapshots and those shared with this account as well as its own (the
+    EC2 API Reference: "public snapshots, private snapshots that you own, and private snapshots owned by other Amazon
+    Web Services accounts for which you have explicit create volume permissions"), each with its `OwnerId`, which
+    must be the deploy's account (STS). The engine hands Analyze the data volume at every `up`, with its
+    snapshotId as long as dataVolumeSnapshotId stays set, and DLM deletes old snapshots (snapshotRetentionDays): a
+    snapshot this account no longer sees (InvalidSnapshot.NotFound, or no answer: "If you specify a snapshot ID for
+    which you do not have access, it is not included") passes where a volume of this stack was made from it
+    (DescribeVolumes by snapshot-id and the stack tag: the volume the engine reports unchanged; CreateVolume cannot
+    use a snapshot the account cannot see), as the launch image does (launch_image). Any other error fails closed."""
+    from botocore.exceptions import ClientError
+
+    try:
+        snapshots = _client("ec2").describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "InvalidSnapshot.NotFound":
+            raise
+        snapshots = []
+    if not snapshots:
+        filters = [{"Name": "snapshot-id", "Values": [snapshot_id]}, {"Name": f"tag:{STACK_TAG}", "Values": [stack]}]
+        pages = _client("ec2").get_paginator("describe_volumes").paginate(Filters=filters)
+        volumes = [volume for page in pages for volume in page["Volumes"]]
+        if not volumes:
+            raise LookupFailed(
+                f"AWS shows this account no snapshot {snapshot_id!r} and no volume of stack {stack!r} made from it",
+                fix=SNAPSHOT_FIX,
+            )
+        return [Found(f"volume {v.get('VolumeId')} (from {snapshot_id})", _tags(v.get("Tags")), DATA_VOLUME) for v in volumes]
+    owner = str(_one(snapshots, "snapshot", snapshot_id).get("OwnerId"))
+    if owner != _account():
+        raise LookupFailed(f"the snapshot is owned by account {owner!r}, not by this stack's {_account()!r}", fix=SNAPSHOT_FIX)
+    return []
+
+
+def own_db_snapshot(identifier: str) -> list[Found]:
+    """RDS restores an instance from a snapshot named by its identifier (this account's) or by the ARN of another
+    account's shared or public one (RDS API RestoreDBInstanceFromDBSnapshot, DBSnapshotIdentifier). DescribeDBSnapshots
+    by identifier answers this account's snapshots only, unless IncludeShared/IncludePublic are asked (they are not);
+    the answer's DBSnapshotArn must be of the deploy's account and the stack's region."""
+    try:
+        name = identifier
+        if identifier.startswith("arn:"):
+            # arn:aws:rds:<region>:<account>:snapshot:<name>: this account's, then asked for by its name.
+            _in_this_account(identifier, "DB snapshot")
+            name = identifier.split(":", 6)[-1]
+        answer = _client("rds").describe_db_snapshots(DBSnapshotIdentifier=name)["DBSnapshots"]
+        found = _one(answer, "DB snapshot", identifier)
+        _in_this_account(str(found.get("DBSnapshotArn")), "DB snapshot")
+    except LookupFailed as problem:
+        raise LookupFailed(str(problem), fix=DB_SNAPSHOT_FIX) from None
+    return []
+
+
+@dataclass(frozen=True)
+class OfTheStack:
+    """A lookup that needs the stack of the resource it judges (its URN's): `lookup(value, stack)`."""
+
+    lookup: Callable[[str, str], list[Found]]
+
+
+@cache
+def _for_stack(lookup: Callable[[str, str], list[Found]], stack: str) -> Callable[[str], list[Found]]:
+    # One function per (lookup, stack), so what AWS showed is kept (_SHOWN) as for the other lookups.
+    return lambda value: lookup(value, stack)
 
 
 Lookup = Callable[[str], list[Found]]
@@ -315,14 +459,19 @@ def _lookup(row: Reference) -> Lookup:
 # Reference row of fields.py FIELDS (each also judged at a preview by its stack check), but the one whose object
 # has no tags to look up: the key pair's public key (docs/security.md, residuals; nor are the SSH host key, the CAA
 # record's account and a public project's registry AWS objects with tags).
-REFERENCES: dict[tuple[str, str], Lookup] = {
+REFERENCES: dict[tuple[str, str], Lookup | OfTheStack] = {
     (kind, path): _lookup(row)
     for kind, table in FIELDS.items()
     for path, row in table.items()
     if isinstance(row, Reference) and not row.lookup.startswith("none")
 }
-# Not the program's source but a data source's answer (components/aws/vm.py: Canonical's image), a Value row.
-REFERENCES[("aws:ec2/instance:Instance", "ami")] = canonical_ubuntu_image
+# Not the program's source but a data source's answer (components/aws/vm.py: Canonical's image), a Value row; judged
+# with the stack (review 22d FR1: an image AWS no longer shows passes only where this stack's instance runs it).
+REFERENCES[("aws:ec2/instance:Instance", "ami")] = OfTheStack(launch_image)
+# What the data volume and the database are made from (review 22d S1, S2): this account's snapshots only. Value rows
+# (the settings' dataVolumeSnapshotId) or a field the program does not set (snapshotIdentifier), looked up all the same.
+REFERENCES[("aws:ebs/volume:Volume", "snapshotId")] = OfTheStack(own_ebs_snapshot)
+REFERENCES[("aws:rds/instance:Instance", "snapshotIdentifier")] = own_db_snapshot
 # A field the program does not set (only-the-programs-fields refuses it), looked up all the same.
 REFERENCES[("aws:cloudwatch/metricAlarm:MetricAlarm", "insufficientDataActions[]")] = topic(ALARM_TOPIC)
 # Fields whose values include others than AWS objects of one kind: only the values `wanted` matches are looked up
@@ -374,23 +523,31 @@ def _policy_resources(resource: Resource, service: str) -> list[str]:
 _SHOWN: dict[tuple[Lookup, str], list[Found]] = {}
 
 
-def _looked_up(lookup: Lookup, value: str) -> tuple[list[Found], str]:
-    """What AWS shows for `value` (or why it could not). What AWS showed is kept for the pack process, which lives for
-    one update; a failure is not (review 22c F8): a later reference asks again, so a throttled or not yet consistent
-    read refuses only the resource it was made for."""
+def _looked_up(lookup: Lookup, value: str) -> tuple[list[Found], str, str]:
+    """What AWS shows for `value`, or why it could not and what to change (LookupFailed.fix). What AWS showed is kept for
+    the pack process, which lives for one update; a failure is not (review 22c F8): a later reference asks again, so a
+    throttled or not yet consistent read refuses only the resource it was made for."""
     if (lookup, value) in _SHOWN:
-        return _SHOWN[(lookup, value)], ""
+        return _SHOWN[(lookup, value)], "", ""
     try:
         found = lookup(value)
     except LookupFailed as problem:
-        return [], str(problem)
+        return [], str(problem), problem.fix
     except Exception as problem:  # noqa: BLE001 - any error (credentials, permissions, not found) fails closed
-        return [], f"{type(problem).__name__}: {problem}"
+        return [], f"{type(problem).__name__}: {problem}", ""
     _SHOWN[(lookup, value)] = found
-    return found, ""
+    return found, "", ""
 
 
-def _problem(resource: Resource, field: str, value: Any, why: str) -> Violation:
+def _problem(resource: Resource, field: str, value: Any, why: str, fix: str = "") -> Violation:
+    """A refused reference: by default one that is not the stack's own object; `fix` where the lookup judges something
+    else (an image, a snapshot), so the message says what to change there (review 22d FR1)."""
+    if fix:
+        return (
+            f"{resource.type} {resource.name!r}: {field} is {value!r}, which the pack refuses at `up` ({why}; it asks AWS "
+            f"before the step with the deploy's credentials): {fix}; if the lookup itself failed, give the deploy role the "
+            "read actions of docs/iam/deploy-policy.json"
+        )
     return (
         f"{resource.type} {resource.name!r}: {field} is {value!r}, which is not shown by AWS as this stack's own object "
         f"({why}); at `up` the pack looks every reference up before the step (ec2/iam/elbv2/acm/sns/s3 reads with the "
@@ -402,9 +559,9 @@ def _problem(resource: Resource, field: str, value: Any, why: str) -> Violation:
 def _judged(resource: Resource, field: str, value: Any, lookup: Lookup, stack: str) -> list[Violation]:
     if is_unknown(value) or not isinstance(value, str):
         return [_problem(resource, field, value, "it is not a known string at up")]
-    found, why = _looked_up(lookup, value)
+    found, why, fix = _looked_up(lookup, value)
     if why:
-        return [_problem(resource, field, value, why)]
+        return [_problem(resource, field, value, why, fix)]
     for item in found:
         name, owner = item.tags.get("Name", ""), item.tags.get(STACK_TAG)
         if owner != stack or re.fullmatch(item.name_re, name) is None:
@@ -433,9 +590,10 @@ def references_are_the_stacks_own(resource: Resource) -> list[Violation]:
     urn = Urn.parse(resource.urn)
     stack = urn.stack if urn is not None else os.environ.get("PULUMI_STACK", "")
     problems: list[Violation] = []
-    for (kind, path), lookup in REFERENCES.items():
+    for (kind, path), entry in REFERENCES.items():
         if resource.type != kind:
             continue
+        lookup = _for_stack(entry.lookup, stack) if isinstance(entry, OfTheStack) else entry
         for value in values_at(resource.props, path):
             if (kind, path) in ONLY and not (isinstance(value, str) and ONLY[(kind, path)].match(value)):
                 continue

@@ -150,7 +150,7 @@ FIELDS: dict[str, dict[str, Field]] = {
     # The VM.
     "aws:ec2/instance:Instance": {
         "ami": Value(
-            "ec2_instance reads it not; at up aws_lookups canonical_ubuntu_image: Canonical's Ubuntu image as vm.py "
+            "ec2_instance reads it not; at up aws_lookups launch_image: Canonical's Ubuntu image as vm.py "
             "chooses it (review 22c F2)"
         ),
         "availabilityZone": SETTING_VPC,
@@ -175,7 +175,10 @@ FIELDS: dict[str, dict[str, Field]] = {
         "encrypted": Value("ebs_volume: encrypted"),
         "kmsKeyId": Value("ebs_volume (stacks_kms_key): the stack's kmsKeyArn setting or none"),
         "size": Value("size only; it grants nothing"),
-        "snapshotId": Value("the settings' dataVolumeSnapshotId; ebs_volume: a restored volume is protected"),
+        "snapshotId": Value(
+            "the settings' dataVolumeSnapshotId; ebs_volume: node 0's data volume only, protected; at up aws_lookups "
+            "own_ebs_snapshot: a snapshot of this account"
+        ),
         "tags": TAGS,
         "type": Value("gp3; performance only"),
     },

@@ -305,6 +305,15 @@ def ec2_instance(review: Review) -> None:
         for index, device in enumerate(as_list(props.get("ebsBlockDevices"), "ebsBlockDevices")):
             if known(device, f"ebsBlockDevices[{index}]").get("encrypted") is not True:
                 problems.append(f"EBS block device {device.get('deviceName')} is not encrypted: set encrypted=True")
+            # Review 22d S1b: a disk made from another account's snapshot (content its owner chose, a second root
+            # file system label competing for / at boot). The program's instance has no block device of its own
+            # beyond the root; its data volume is the Volume resource, whose snapshot is judged there.
+            if known(device.get("snapshotId"), f"ebsBlockDevices[{index}].snapshotId") not in (None, ""):
+                problems.append(
+                    f"EBS block device {device.get('deviceName')} is made from snapshot {device.get('snapshotId')!r}: the "
+                    "program's instance takes no block device from a snapshot; restore the data volume with "
+                    "dataVolumeSnapshotId instead"
+                )
         return problems
 
     def launch_template() -> list[Violation]:
@@ -360,6 +369,7 @@ def ebs_volume(review: Review) -> None:
     if known(resource.props.get("encrypted"), "encrypted") is not True:
         review.problems.append("EBS volume is not encrypted: set encrypted=True")
     review.judge(lambda: stacks_kms_key(resource.props.get("kmsKeyId"), "kmsKeyId"))
+    review.judge(lambda: _restored_from(resource))
     if resource.protect:
         return
     scratch = (
@@ -371,6 +381,22 @@ def ebs_volume(review: Review) -> None:
         review.problems.append(
             "the data volume can be replaced or deleted by an update: create it with protect=True (and retain_on_delete=True)"
         )
+
+
+def _restored_from(resource: Resource) -> list[Violation]:
+    """Review 22d S1: a volume is made from a snapshot only as the program makes node 0's data volume, from the stack's
+    `dataVolumeSnapshotId` setting (components/aws/vm.py snapshot_id=settings.data_volume_snapshot_id or None); whose
+    snapshot that is: at up, before the step (aws_lookups.py own_ebs_snapshot: this account's)."""
+    snapshot = known(resource.props.get("snapshotId"), "snapshotId")
+    if snapshot in (None, ""):
+        return []
+    configured = _stack_config("dataVolumeSnapshotId") or ""
+    if resource.made_by("HarborVm", "data") and snapshot == configured:
+        return []
+    return [
+        f"the volume {resource.name!r} is made from snapshot {snapshot!r}: only node 0's data volume is, from the stack's "
+        f"dataVolumeSnapshotId ({configured or 'unset'!r}), a snapshot of this account"
+    ]
 
 
 @dataclass(frozen=True)
@@ -762,7 +788,30 @@ def load_balancer(review: Review) -> None:
             problems.append("the load balancer has no security group: give it the program's")
         return problems
 
+    def logs() -> list[Violation]:
+        # Review 22d B2: ELB delivers its logs to any bucket whose policy admits it, another account's too: every
+        # request line (Harbor's /service/token?account=<user>&scope=...) and client address. The program sets no
+        # log block (components/aws/load_balancer.py); a block that sends nothing (no bucket, not enabled) is no log.
+        sending = []
+        for key in LOAD_BALANCER_LOGS:
+            block = known(props.get(key), key)
+            if block not in (None, {}, []) and (
+                not isinstance(block, Mapping) or block.get("enabled") not in (None, False) or block.get("bucket")
+            ):
+                sending.append(key)
+        if sending:
+            return [
+                f"the load balancer sets {sending}: its logs (request lines with Harbor's token requests, client addresses) "
+                "would go to a bucket the program does not make; remove them"
+            ]
+        return []
+
     review.judge(kind)
+    review.judge(logs)
+
+
+# pulumi-aws lb.LoadBalancer blocks that send logs to an S3 bucket.
+LOAD_BALANCER_LOGS = ("accessLogs", "connectionLogs", "healthCheckLogs")
 
 
 # The CAA values the program writes (components/aws/caa.py), one of two sets and nothing else: one VM, Let's
@@ -962,10 +1011,23 @@ def event_target(review: Review) -> None:
 
 
 def sns_topic_subscription(review: Review) -> None:
-    """alarmEmail: an e-mail subscription (its owner confirms it); nothing that forwards alarms to endpoints or code."""
-    protocol = review.resource.props.get("protocol")
+    """alarmEmail: an e-mail subscription (its owner confirms it) to the stack's alarmEmail setting (review 22d B2b:
+    components/aws/alarms.py endpoint=settings.alarm_email); nothing that forwards alarms to endpoints or code."""
+    props = review.resource.props
+    protocol = props.get("protocol")
     if protocol != "email":
         review.problems.append(f"an SNS subscription over {protocol!r}: alarms go to alarmEmail by e-mail only")
+
+    def to_alarm_email() -> list[Violation]:
+        endpoint, configured = known(props.get("endpoint"), "endpoint"), _stack_config("alarmEmail")
+        if not configured or endpoint != configured:
+            return [
+                f"the alarm subscription sends to {endpoint!r}, not to the stack's alarmEmail ({configured or 'unset'!r}): "
+                "alarms (host names, addresses, what broke) go to that address only; set alarmEmail"
+            ]
+        return []
+
+    review.judge(to_alarm_email)
 
 
 def s3_bucket(review: Review) -> None:
@@ -1037,7 +1099,25 @@ def rds_instance(review: Review) -> None:
             ]
         return []
 
+    def made_from() -> list[Violation]:
+        # Review 22d S2: what the database is created from. The program creates an empty one (components/aws/
+        # data_services.py sets none of these); a snapshot of this account is looked up at up (aws_lookups.py
+        # own_db_snapshot), any other source of data is refused: S3 files (s3Import), a replica of another database
+        # (replicateSourceDb), a point-in-time restore of another instance (restoreToPointInTime).
+        elsewhere = [key for key in RDS_DATA_SOURCES if known(props.get(key), key) not in (None, "", {}, [])]
+        if elsewhere:
+            return [
+                f"the database sets {elsewhere}: Harbor's database is created empty (or restored from a snapshot of this "
+                "account, snapshotIdentifier), never from S3 files, another database or another instance's backups"
+            ]
+        return []
+
     review.judge(settings)
+    review.judge(made_from)
+
+
+# pulumi-aws rds.Instance inputs that fill the new database with data from elsewhere.
+RDS_DATA_SOURCES = ("s3Import", "replicateSourceDb", "restoreToPointInTime")
 
 
 def elasticache_replication_group(review: Review) -> None:
@@ -1091,6 +1171,98 @@ def harbor_api_client(review: Review) -> None:
         ]
 
     review.judge(where)
+
+
+# The upstreams when the stack sets none, and the OIDC defaults (components/settings/upstreams.py DEFAULT_UPSTREAMS,
+# components/settings/oidc.py OIDC_DEFAULTS; a test keeps them equal): what the program gives Harbor's registries and
+# its OIDC login (components/harbor/config.py _registry, _oidc_props).
+DEFAULT_UPSTREAMS: tuple[dict[str, str], ...] = (
+    {"name": "dockerhub", "type": "docker-hub", "url": "https://hub.docker.com"},
+    {"name": "ghcr", "type": "github-ghcr", "url": "https://ghcr.io"},
+    {"name": "quay", "type": "docker-registry", "url": "https://quay.io"},
+    {"name": "k8s", "type": "docker-registry", "url": "https://registry.k8s.io"},
+    {"name": "gcr", "type": "docker-registry", "url": "https://gcr.io"},
+)
+OIDC_DEFAULTS = {"adminGroup": "cluster_admins", "groupsClaim": "groups", "verifyCert": True}
+
+
+def harbor_registry(review: Review) -> None:
+    """Where the admin password goes (harbor_api_client), and where Harbor itself sends the upstream's credential
+    (access_key/access_secret on every ping and pull, review 22d H1): the registry named like an entry of the stack's
+    `upstreams` setting (its defaults where unset) has that entry's `url` and `type`, `insecure` only where the entry
+    sets it, and a `ca_certificate` only the entry's."""
+    harbor_api_client(review)
+    props = review.resource.props
+
+    def upstream() -> list[Violation]:
+        name = known(props.get("name"), "name")
+        configured = _stack_config("upstreams")
+        upstreams = DEFAULT_UPSTREAMS if configured is None else configured
+        listed = upstreams if isinstance(upstreams, list | tuple) else []
+        entries = [u for u in listed if isinstance(u, Mapping) and u.get("name") == name]
+        if len(entries) != 1:
+            return [
+                f"Harbor registry {review.resource.name!r} is named {name!r}, which is no entry of the stack's upstreams "
+                f"setting ({PROJECT}:upstreams, or its defaults): Harbor's registries are the settings' upstreams only"
+            ]
+        entry = entries[0]
+        wanted = {
+            "url": str(entry.get("url", "")).rstrip("/"),  # components/settings/upstreams.py: url.rstrip("/")
+            "type": entry.get("type"),
+            "insecure": entry.get("insecure") is True,
+            "ca_certificate": entry.get("caCertificate") or "",
+        }
+        found = {
+            "url": known(props.get("url"), "url"),
+            "type": known(props.get("type"), "type"),
+            "insecure": known(props.get("insecure"), "insecure") or False,
+            "ca_certificate": known(props.get("ca_certificate"), "ca_certificate") or "",
+        }
+        wrong = sorted(key for key in wanted if found[key] != wanted[key] and not (key == "insecure" and not found[key]))
+        if wrong:
+            shown = {key: found[key] for key in wrong if key != "ca_certificate"}
+            return [
+                f"Harbor registry {name!r} sets {wrong} ({shown}) unlike the stack's upstreams entry {name!r}: Harbor sends the "
+                "upstream's credential to that url (and trusts that certificate); set them in the upstreams setting, which "
+                "the program passes through"
+            ]
+        return []
+
+    review.judge(upstream)
+
+
+def harbor_oidc_auth(review: Review) -> None:
+    """Where the admin password goes (harbor_api_client), and whom Harbor trusts as admin (review 22d H1): Harbor sends
+    its OIDC client secret to `oidc_endpoint` and makes admin whoever that issuer puts in `oidc_admin_group` of the
+    groups claim; all as the stack's `oidc` setting gives them (components/harbor/config.py _oidc_props: issuer without
+    a trailing slash, adminGroup, groupsClaim), and the issuer's certificate verified unless the setting says
+    verifyCert: false."""
+    harbor_api_client(review)
+    props = review.resource.props
+
+    def issuer() -> list[Violation]:
+        oidc = _stack_config("oidc")
+        if not isinstance(oidc, Mapping):
+            return [f"Harbor's OIDC login {review.resource.name!r} is configured, but the stack sets no {PROJECT}:oidc"]
+        merged = {**OIDC_DEFAULTS, **oidc}
+        wanted = {
+            "oidc_endpoint": str(merged.get("issuer", "")).rstrip("/"),
+            "oidc_admin_group": merged["adminGroup"],
+            "oidc_groups_claim": merged["groupsClaim"],
+        }
+        wrong = {key: props.get(key) for key, value in wanted.items() if known(props.get(key), key) != value}
+        verify = known(props.get("oidc_verify_cert"), "oidc_verify_cert")
+        if verify is not True and merged["verifyCert"] is not False:
+            wrong["oidc_verify_cert"] = verify
+        if wrong:
+            return [
+                f"Harbor's OIDC login sets {wrong}, not as the stack's oidc setting gives them ({wanted}, verifyCert "
+                f"{merged['verifyCert']!r}): Harbor sends its client secret to that issuer and makes admin whom it names; "
+                "set them in the oidc setting, which the program passes through"
+            ]
+        return []
+
+    review.judge(issuer)
 
 
 def remote_command(review: Review) -> None:

@@ -317,6 +317,9 @@ POLICY_PACK_ACTIONS = (
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeKeyPairs",
     "ec2:DescribeImages",
+    # What the data volume and the database are made from: this account's snapshots (review 22d S1, S2).
+    "ec2:DescribeSnapshots",
+    "rds:DescribeDBSnapshots",
     "iam:GetInstanceProfile",
     "iam:GetRole",
     "elasticloadbalancing:DescribeTags",

@@ -228,7 +228,7 @@ def test_the_deploy_policy_allows_every_lookup_the_policy_pack_makes_at_up():
     # A call, or a paginated one (`.get_paginator("<method>")`).
     found = re.findall(r'_client\("([a-z0-9]+)"\)\.([a-z_]+)\((?:"([a-z_]+)")?', source)
     calls = {(service, paginated or method) for service, method, paginated in found}
-    assert {service for service, _ in calls} == {"ec2", "iam", "elbv2", "acm", "sns", "s3", "sts"}
+    assert {service for service, _ in calls} == {"ec2", "iam", "elbv2", "acm", "sns", "s3", "sts", "rds"}
     session = botocore.session.get_session()
     prefixes = {"elbv2": "elasticloadbalancing"}
     needed = set()

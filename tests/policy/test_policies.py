@@ -694,3 +694,13 @@ def test_the_image_the_pack_requires_is_the_one_the_program_looks_up():
     for key, value in aws_lookups.UBUNTU_IMAGE.items():
         ec2_filter = {"Architecture": "architecture", "VirtualizationType": "virtualization-type"}[key]
         assert f'{{"name": "{ec2_filter}", "values": ["{value}"]}}' in source
+
+
+def test_the_harbor_settings_the_pack_compares_are_the_programs_defaults():
+    """Review 22d H1: where the stack sets no upstreams, the pack compares Harbor's registries with the settings'
+    defaults, and the OIDC login with the oidc setting's defaults: the same values as components/settings."""
+    from components.settings import oidc, upstreams
+
+    keys = ("name", "type", "url")
+    assert tuple({key: u[key] for key in keys} for u in upstreams.DEFAULT_UPSTREAMS) == resource_checks.DEFAULT_UPSTREAMS
+    assert {key: oidc.OIDC_DEFAULTS[key] for key in resource_checks.OIDC_DEFAULTS} == resource_checks.OIDC_DEFAULTS

@@ -2703,6 +2703,301 @@ def test_node_indices_stay_below_the_replicas(stacks):
         assert STACK_TAG_POLICY not in mandatory_policies(pack, [registration_of(stacks["ha"], "harbor-vm-1-eip")])
 
 
+# Review 22d (issue 22): the launch image at every `up` (FR1), what the disks and the database are made from (S1, S1b,
+# S2), where Harbor sends upstream credentials and whom it trusts as admin (H1), where logs and alarm mail go (B2, B2b).
+# Each probe passed the pack before the fix (tests/policy/test_review22d_probes.py on branch review22d).
+
+
+def mandatory_messages(pack, resource: EngineResource) -> list[tuple[str, str]]:
+    return [(d.policy, d.message) for d in pack.analyze(resource) if d.mandatory]
+
+
+def test_an_instance_whose_launch_image_is_gone_passes_and_a_new_one_does_not(stacks, aws):
+    """FR1: with ignore_changes=["ami"] (components/aws/vm.py) the engine hands Analyze the image the instance was
+    launched from at every `up` (step_generator.go: processIgnoreChanges before analyzeAll). Once Canonical makes that
+    serial private or deregisters it, DescribeImages shows this account nothing: InvalidAMIID.NotFound for an id moto
+    does not hold (moto/ec2/models/amis.py AmiBackend.describe_images raises InvalidAMIIdError), an empty answer for a
+    deregistered one (moto: an id in `deleted_amis` answers no image and no error, as AWS answers "empty results" for
+    recently deregistered images). The stack's instance that runs it then passes; an image nobody of this stack runs
+    (a new instance's: RunInstances cannot boot an image the account cannot see) is refused with a message that says
+    so, and so is the old image once the stack's instance is gone (another stack's instance running it counts for
+    nothing)."""
+    from moto.ec2.models import ec2_backends
+
+    from tests.standins.moto_stack import MOTO_ACCOUNT, PROGRAM_IMAGE, REGION, clients, tag_specification
+
+    stack = in_aws(stacks, "dev", aws)
+    instance = registration_of(stack, "harbor-vm-instance")
+    assert instance.inputs["ami"] == PROGRAM_IMAGE
+    ec2 = clients(aws[0])("ec2")
+    prod = {**instance.inputs["tags"], "harbor-cache:stack": "prod"}
+    ec2.run_instances(ImageId=PROGRAM_IMAGE, MinCount=1, MaxCount=1, TagSpecifications=tag_specification("instance", prod))
+    backend = ec2_backends[MOTO_ACCOUNT][REGION]
+    del backend.amis[PROGRAM_IMAGE]
+    backend.deleted_amis.append(PROGRAM_IMAGE)  # deregistered: an empty answer
+    assert ec2.describe_images(ImageIds=[PROGRAM_IMAGE])["Images"] == []
+    with running_pack(dry_run=False, env=aws[1], config=stack_config("dev")) as pack:
+        assert mandatory_messages(pack, instance) == []
+    backend.deleted_amis.remove(PROGRAM_IMAGE)  # private: InvalidAMIID.NotFound
+    never = "ami-0fedcba9876543210"
+    with running_pack(dry_run=False, env=aws[1], config=stack_config("dev")) as pack:
+        assert mandatory_messages(pack, instance) == []
+        found = mandatory_messages(pack, changed(stack, "harbor-vm-instance", lambda p: p.update(ami=never)))
+        assert [policy for policy, _ in found] == [AT_UP]
+        assert "AWS shows this account no image" in found[0][1] and "AMI lookup" in found[0][1]
+        assert "pass the program's own resource" not in found[0][1]
+    ec2.terminate_instances(InstanceIds=[instance.outputs["id"]])
+    with running_pack(dry_run=False, env=aws[1], config=stack_config("dev")) as pack:
+        found = mandatory_messages(pack, instance)
+        assert [policy for policy, _ in found] == [AT_UP] and "no instance of stack 'dev' runs it" in found[0][1]
+
+
+def test_the_launch_image_lookup_asks_for_deprecated_images_and_fails_closed_on_other_errors(monkeypatch):
+    """FR1: DescribeImages is asked with IncludeDeprecated=True (its default leaves deprecated images out; Canonical
+    deprecates every serial but the newest within weeks), which botocore's model validates (the Stubber checks the
+    parameters against it). Access denied (EC2's UnauthorizedOperation) and throttling (RequestLimitExceeded) are no
+    "invisible image": the lookup raises, so the reference is refused (fail closed)."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+    from botocore.stub import Stubber
+
+    monkeypatch.syspath_prepend(str(POLICY_DIR))
+    import aws_lookups
+
+    ec2 = boto3.client(
+        "ec2",
+        region_name="eu-central-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"mode": "standard", "max_attempts": 1}),
+    )
+    monkeypatch.setattr(aws_lookups, "_client", lambda service: ec2)
+    image = "ami-0123456789abcdef0"
+    asked = {"ImageIds": [image], "IncludeDeprecated": True}
+    with Stubber(ec2) as stub:
+        for code in ("UnauthorizedOperation", "RequestLimitExceeded"):
+            stub.add_client_error("describe_images", code, expected_params=asked)
+            with pytest.raises(ClientError, match=code):
+                aws_lookups.launch_image(image, "dev")
+        canonical = {
+            "ImageId": image,
+            "OwnerId": aws_lookups.UBUNTU_OWNER,
+            "Name": "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20260101",
+            "Architecture": "x86_64",
+            "VirtualizationType": "hvm",
+            "DeprecationTime": "2026-03-01T00:00:00.000Z",
+        }
+        stub.add_response("describe_images", {"Images": [canonical]}, expected_params=asked)
+        assert aws_lookups.launch_image(image, "dev") == []
+        stub.assert_no_pending_responses()
+
+
+VOLUME_POLICY, INSTANCE_POLICY = "aws-ebs-volume-volume", "aws-ec2-instance-instance"
+DATABASE_POLICY = "aws-rds-instance-instance"
+THEIR_SNAPSHOT_ACCOUNT = "210987654321"
+
+
+def test_disks_and_the_database_are_made_from_nothing_foreign_at_preview(stacks):
+    """S1, S1b, S2 at a preview: a volume is made from a snapshot only as node 0's data volume from the stack's
+    dataVolumeSnapshotId (components/aws/vm.py); the instance takes no block device from a snapshot; the database is
+    never filled from S3 files, another database or another instance's point in time. The program's own stacks, and
+    the dev stack with dataVolumeSnapshotId set, pass."""
+    foreign = "snap-0f0e0d0c0b0a09081"
+    dev, s3, ha = stacks["dev"], stacks["s3"], stacks["ha"]
+    probes = [
+        ("dev", VOLUME_POLICY, changed(dev, "harbor-vm-data", lambda p: p.update(snapshotId=foreign))),
+        (
+            "dev",
+            INSTANCE_POLICY,
+            changed(
+                dev,
+                "harbor-vm-instance",
+                lambda p: p.update(ebsBlockDevices=[{"deviceName": "/dev/sdg", "snapshotId": foreign, "encrypted": True}]),
+            ),
+        ),
+        ("ha", VOLUME_POLICY, changed(ha, "harbor-vm-1-data", lambda p: p.update(snapshotId=foreign))),
+        *(
+            ("s3", DATABASE_POLICY, changed(s3, "harbor-data-db", lambda p, f=field, v=value: p.update({f: v})))
+            for field, value in (
+                (
+                    "s3Import",
+                    {"bucketName": "seed-db", "ingestionRole": "arn:aws:iam::123456789012:role/x", "sourceEngine": "postgres"},
+                ),
+                ("replicateSourceDb", "arn:aws:rds:eu-west-1:210987654321:db:theirs"),
+                ("restoreToPointInTime", {"sourceDbInstanceIdentifier": "theirs", "useLatestRestorableTime": True}),
+            )
+        ),
+    ]
+    passed = []
+    for label, policy, probe in probes:
+        with running_pack(dry_run=True, config=stack_config(label)) as pack:
+            if policy not in mandatory_policies(pack, [probe]):
+                passed.append((label, probe.name, policy))
+    assert passed == []
+    # The ha stack's node 1 with the snapshot the configuration names: still only node 0's data volume.
+    config = {**stack_config("ha"), "harbor-cache:dataVolumeSnapshotId": foreign}
+    with running_pack(dry_run=True, config=config) as pack:
+        assert VOLUME_POLICY in mandatory_policies(pack, [probes[2][2]])
+        node0 = changed(ha, "harbor-vm-data", lambda p: p.update(snapshotId=foreign))
+        assert mandatory_policies(pack, [node0]) == set()  # what the configuration says: its owner is looked up at up
+    program = engine_resources(run_program({**stack_config("dev"), "harbor-cache:dataVolumeSnapshotId": foreign}))
+    assert registration_of(program, "harbor-vm-data").inputs["snapshotId"] == foreign
+    with running_pack(dry_run=True, config={**stack_config("dev"), "harbor-cache:dataVolumeSnapshotId": foreign}) as pack:
+        assert [d for d in pack.analyze_all(program) if d.mandatory] == []
+
+
+def test_disks_and_the_database_are_made_from_this_accounts_snapshots_at_up(stacks, aws):
+    """S1, S2 at up, before the step: the data volume's snapshot (dataVolumeSnapshotId) must be one this account owns
+    (EC2 DescribeSnapshots OwnerId against STS's account): another account's public or shared snapshot, and one the
+    account cannot see, are refused, the account's own passes, and so does a snapshot DLM has since deleted where a
+    volume of this stack was made from it (the engine hands Analyze the volume at every up). The database's
+    snapshotIdentifier: this account's (RDS DescribeDBSnapshots) passes, another account's ARN is refused.
+    moto: CreateSnapshot takes the owner the model is given (moto/ec2/models/elastic_block_store.py
+    EBSBackend.create_snapshot owner_id, the way moto makes an AMI's snapshots), so the other account's public snapshot
+    is modelled in this account's backend, where DescribeSnapshots shows it with that OwnerId as AWS shows a public
+    snapshot; one of another account that is not shared is absent (InvalidSnapshot.NotFound)."""
+    from moto.ec2.models import ec2_backends
+
+    from tests.standins.moto_stack import MOTO_ACCOUNT, REGION, clients, tag_specification
+
+    stack = in_aws(stacks, "dev", aws)
+    ec2 = clients(aws[0])("ec2")
+    seed = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=1)["VolumeId"]
+    own = ec2.create_snapshot(VolumeId=seed)["SnapshotId"]
+    theirs = ec2_backends[MOTO_ACCOUNT][REGION].create_snapshot(seed, "public", owner_id=THEIR_SNAPSHOT_ACCOUNT).id
+    assert ec2.describe_snapshots(SnapshotIds=[theirs])["Snapshots"][0]["OwnerId"] == THEIR_SNAPSHOT_ACCOUNT
+    gone = ec2.create_snapshot(VolumeId=seed)["SnapshotId"]
+
+    def judged(snapshot: str) -> list[tuple[str, str]]:
+        config = {**stack_config("dev"), "harbor-cache:dataVolumeSnapshotId": snapshot}
+        volume = changed(stack, "harbor-vm-data", lambda p: p.update(snapshotId=snapshot))
+        with running_pack(dry_run=True, config=config) as pack:
+            assert mandatory_messages(pack, volume) == []  # the configuration's: judged at up
+        with running_pack(dry_run=False, env=aws[1], config=config) as pack:
+            return mandatory_messages(pack, volume)
+
+    assert judged(own) == []
+    found = judged(theirs)
+    assert [p for p, _ in found] == [AT_UP] and f"owned by account '{THEIR_SNAPSHOT_ACCOUNT}'" in found[0][1]
+    assert "dataVolumeSnapshotId" in found[0][1] and "pass the program's own resource" not in found[0][1]
+    found = judged("snap-0123456789abcdef0")
+    assert [p for p, _ in found] == [AT_UP] and "no snapshot" in found[0][1]
+    data_tags = registration_of(stack, "harbor-vm-data").inputs["tags"]
+    ec2.create_volume(
+        AvailabilityZone=f"{REGION}a", SnapshotId=gone, TagSpecifications=tag_specification("volume", data_tags)
+    )
+    ec2.delete_snapshot(SnapshotId=gone)
+    assert judged(gone) == []
+    prod = {**data_tags, "harbor-cache:stack": "prod"}
+    also_gone = ec2.create_snapshot(VolumeId=seed)["SnapshotId"]
+    ec2.create_volume(AvailabilityZone=f"{REGION}a", SnapshotId=also_gone, TagSpecifications=tag_specification("volume", prod))
+    ec2.delete_snapshot(SnapshotId=also_gone)
+    assert [p for p, _ in judged(also_gone)] == [AT_UP]  # another stack's volume counts for nothing
+
+
+def test_the_database_is_restored_only_from_this_accounts_snapshot_at_up(stacks, aws):
+    """S2 at up: snapshotIdentifier (the program sets none) names a snapshot RDS DescribeDBSnapshots shows this account
+    in the stack's region; another account's shared snapshot (its ARN), or a name this account has no snapshot of, is
+    refused before the step."""
+    from tests.standins.moto_stack import MOTO_ACCOUNT, REGION, clients
+
+    s3 = in_aws(stacks, "s3", aws)
+    rds = clients(aws[0])("rds")
+    rds.create_db_instance(
+        DBInstanceIdentifier="harbor-cache-old",
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        AllocatedStorage=20,
+        MasterUsername="harbor",
+        MasterUserPassword="not-a-real-secret-1",
+    )
+    rds.create_db_snapshot(DBInstanceIdentifier="harbor-cache-old", DBSnapshotIdentifier="harbor-cache-restore")
+    with running_pack(dry_run=False, env=aws[1], config=stack_config("s3")) as pack:
+        for identifier, refused in (
+            ("harbor-cache-restore", False),
+            (f"arn:aws:rds:{REGION}:{MOTO_ACCOUNT}:snapshot:harbor-cache-restore", False),
+            (f"arn:aws:rds:{REGION}:{THEIR_SNAPSHOT_ACCOUNT}:snapshot:harbor-seed", True),
+            ("harbor-seed", True),
+        ):
+            database = changed(s3, "harbor-data-db", lambda p, i=identifier: p.update(snapshotIdentifier=i))
+            assert (AT_UP in {p for p, _ in mandatory_messages(pack, database)}) is refused, identifier
+
+
+REGISTRY_POLICY, OIDC_POLICY = "pulumi-python-dynamic-harbor-registry", "pulumi-python-dynamic-harbor-oidcauth"
+CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBfixture\n-----END CERTIFICATE-----\n"
+
+
+def test_harbor_sends_upstream_credentials_and_trusts_admins_only_as_the_settings_say(stacks):
+    """H1: a Harbor registry's url and type are its upstreams entry's (Harbor sends access_key/access_secret there on
+    every ping and pull), insecure and a CA certificate only where the entry sets them; the OIDC login's issuer, admin
+    group and groups claim are the oidc setting's (Harbor sends its client secret to the issuer and makes admin whom it
+    names), its certificate verified unless the setting says verifyCert: false. Refused at preview; the program's own
+    registries and login pass, also with an insecure upstream, a CA certificate and verifyCert: false in the settings."""
+    dev = stacks["dev"]
+    registry, oidc = "harbor-config-registry-dockerhub", "harbor-config-oidc"
+    probes = [
+        (REGISTRY_POLICY, changed(dev, registry, lambda p: p.update(url="https://registry.attacker.example", insecure=True))),
+        (REGISTRY_POLICY, changed(dev, registry, lambda p: p.update(url="https://registry.attacker.example"))),
+        (REGISTRY_POLICY, changed(dev, registry, lambda p: p.update(url="https://hub.docker.com.attacker.example/"))),
+        (REGISTRY_POLICY, changed(dev, registry, lambda p: p.update(type="harbor"))),
+        (REGISTRY_POLICY, changed(dev, registry, lambda p: p.update(insecure=True))),
+        (REGISTRY_POLICY, changed(dev, registry, lambda p: p.update(ca_certificate=CA_PEM))),
+        (REGISTRY_POLICY, changed(dev, registry, lambda p: p.update(name="mirror"))),
+        (OIDC_POLICY, changed(dev, oidc, lambda p: p.update(oidc_endpoint="https://idp.attacker.example"))),
+        (OIDC_POLICY, changed(dev, oidc, lambda p: p.update(oidc_verify_cert=False))),
+        (OIDC_POLICY, changed(dev, oidc, lambda p: p.update(oidc_admin_group="everyone"))),
+        (OIDC_POLICY, changed(dev, oidc, lambda p: p.update(oidc_groups_claim="email"))),
+    ]
+    with running_pack(dry_run=True, config=stack_config("dev")) as pack:
+        assert mandatory_policies(pack, [registration_of(dev, registry), registration_of(dev, oidc)]) == set()
+        passed = [(p.name, p.inputs) for policy, p in probes if policy not in mandatory_policies(pack, [p])]
+    assert passed == []
+    no_oidc = {key: value for key, value in stack_config("dev").items() if key != "harbor-cache:oidc"}
+    with running_pack(dry_run=True, config=no_oidc) as pack:
+        assert OIDC_POLICY in mandatory_policies(pack, [registration_of(dev, oidc)])
+    settings = {
+        **stack_config("dev"),
+        "harbor-cache:upstreams": [
+            {"name": "internal", "type": "docker-registry", "url": "http://registry.cache-fixture.net/", "insecure": True},
+            {"name": "own-ca", "type": "harbor", "url": "https://harbor.cache-fixture.net", "caCertificate": CA_PEM},
+        ],
+        "harbor-cache:oidc": {"issuer": "https://dex.cache-fixture.net/", "verifyCert": False, "adminGroup": "ops"},
+    }
+    program = engine_resources(run_program(settings))
+    assert registration_of(program, "harbor-config-registry-internal").inputs["insecure"] is True
+    assert registration_of(program, "harbor-config-oidc").inputs["oidc_verify_cert"] is False
+    with running_pack(dry_run=True, config=settings) as pack:
+        assert [d for d in pack.analyze_all(program) if d.mandatory] == []
+        theirs = CA_PEM.replace("fixture", "theirs")
+        ca = changed(program, "harbor-config-registry-own-ca", lambda p: p.update(ca_certificate=theirs))
+        assert REGISTRY_POLICY in mandatory_policies(pack, [ca])
+
+
+LB_POLICY, SUBSCRIPTION_POLICY = "aws-lb-loadbalancer-loadbalancer", "aws-sns-topicsubscription-topicsubscription"
+
+
+def test_logs_and_alarm_mail_go_nowhere_the_program_does_not_send_them(stacks):
+    """B2: the load balancer's access, connection or health check logs to a bucket (another account's: ELB delivers to
+    any bucket whose policy admits it; the lines hold Harbor's token requests and client addresses) are refused; a
+    block that sends nothing passes. B2b: the alarm e-mail subscription's endpoint is the stack's alarmEmail (another
+    address, or a subscription where the stack sets none, is refused); the program's subscriptions pass."""
+    ha, mail = stacks["ha"], stacks["mail"]
+    logs = {"bucket": "their-elb-logs", "enabled": True, "prefix": "x"}
+    with running_pack(dry_run=True, config=stack_config("ha")) as pack:
+        for key in ("accessLogs", "connectionLogs", "healthCheckLogs"):
+            sending = changed(ha, "harbor-lb-alb", lambda p, k=key: p.update({k: logs}))
+            assert LB_POLICY in mandatory_policies(pack, [sending]), key
+        silent = changed(ha, "harbor-lb-alb", lambda p: p.update(accessLogs={"enabled": False}))
+        assert LB_POLICY not in mandatory_policies(pack, [silent])  # sends nothing (the field allow-list refuses it)
+    elsewhere = changed(mail, "harbor-alarms-email", lambda p: p.update(endpoint="collector@attacker.example"))
+    with running_pack(dry_run=True, config=stack_config("mail")) as pack:
+        assert mandatory_policies(pack, [registration_of(mail, "harbor-alarms-email")]) == set()
+        assert SUBSCRIPTION_POLICY in mandatory_policies(pack, [elsewhere])
+    with running_pack(dry_run=True, config=stack_config("dev")) as pack:  # no alarmEmail
+        assert SUBSCRIPTION_POLICY in mandatory_policies(pack, [registration_of(mail, "harbor-alarms-email")])
+
+
 # ---------------------------------------------------------------------------------------------
 # Deny by default for fields (issue 22, after review 22c: EipAssociation.networkInterfaceId and Instance.ami were
 # fields no check read): a field outside policy/fields.py FIELDS, set to anything but what the provider's Check fills
@@ -2789,3 +3084,36 @@ def test_the_programs_checked_inputs_with_the_providers_defaults_pass(stacks):
     with running_pack(dry_run=False, disabled=WITHOUT_AWS_LOOKUPS) as pack:
         for label in ("dev", "ha", "s3"):
             assert [d for r in stacks[label] for d in pack.analyze(r) if d.policy == FIELDS_POLICY] == []
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("lifecycleRules", [{"enabled": True, "expirations": [{"days": 1}], "id": "gone"}]),
+        (
+            "replicationConfiguration",
+            {
+                "role": "arn:aws:iam::123456789012:role/existing-s3-replication",
+                "rules": [{"status": "Enabled", "destination": {"bucket": "arn:aws:s3:::theirs", "account": "210987654321"}}],
+            },
+        ),
+        (
+            "serverSideEncryptionConfiguration",
+            {
+                "rule": {
+                    "applyServerSideEncryptionByDefault": {
+                        "sseAlgorithm": "aws:kms",
+                        "kmsMasterKeyId": "arn:aws:kms:eu-central-1:210987654321:key/theirs",
+                    }
+                }
+            },
+        ),
+    ],
+)
+def test_the_registry_buckets_inline_settings_are_refused(stacks, field, value):
+    """Review 22d B1 (the probe of branch review22d, flipped): pulumi-aws 7.51's aws.s3.Bucket still takes the deprecated
+    inline lifecycle, replication and encryption settings, which s3_bucket does not read (an expiration after a day
+    deletes every blob, replication copies every object to another account). The field allow-list refuses them."""
+    probe = changed(stacks["s3"], "harbor-storage-bucket", lambda p: p.update({field: value}))
+    with running_pack(dry_run=True, config=stack_config("s3")) as pack:
+        assert FIELDS_POLICY in mandatory_policies(pack, [probe])

@@ -102,6 +102,20 @@ def canonical_image() -> str:
     return PROGRAM_IMAGE
 
 
+def own_snapshot(snapshot_id: str) -> str:
+    """An EBS snapshot of the stack's account under the id the configuration names (dataVolumeSnapshotId), in moto's
+    backend of this process as canonical_image adds the image: moto's CreateSnapshot chooses its own ids
+    (moto/ec2/models/elastic_block_store.py EBSBackend.create_snapshot), the configuration's is given. Its `Snapshot`
+    model, of a volume of the account (owner: the backend's account, as AWS shows the account's own snapshot)."""
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.elastic_block_store import Snapshot
+
+    backend = ec2_backends[MOTO_ACCOUNT][REGION]
+    source = backend.create_volume(size=1, zone_name=f"{REGION}a")
+    backend.snapshots[snapshot_id] = Snapshot(backend, snapshot_id, source, "the operator's restore point")
+    return snapshot_id
+
+
 def tag_specification(kind: str, tags: Mapping[str, Any] | None) -> list[dict]:
     return [{"ResourceType": kind, "Tags": tag_list(tags)}] if tags else []
 
@@ -143,8 +157,14 @@ def create(client: Any, resource: EngineResource, renamed: dict[str, str]) -> No
         )
         renamed[props["id"]] = made["Instances"][0]["InstanceId"]
     elif kind == "aws:ebs/volume:Volume":
+        # dataVolumeSnapshotId names a snapshot of the stack's account (the pack's lookup at up: its OwnerId): the
+        # snapshot the operator restores from, under the id the configuration names.
+        snapshot = {"SnapshotId": own_snapshot(props["snapshotId"])} if props.get("snapshotId") else {}
         made = client("ec2").create_volume(
-            AvailabilityZone=f"{REGION}a", Size=int(props.get("size") or 20), TagSpecifications=tag_specification("volume", tags)
+            AvailabilityZone=f"{REGION}a",
+            Size=int(props.get("size") or 20),
+            TagSpecifications=tag_specification("volume", tags),
+            **snapshot,
         )
         renamed[props["id"]] = made["VolumeId"]
     elif kind == "aws:ec2/securityGroup:SecurityGroup":
