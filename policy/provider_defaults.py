@@ -33,12 +33,19 @@ version filled differently would be refused until the field is set explicitly: a
   and harbor/robot.py pick their keys (absent ones as null), the others answer the inputs as they are.
 
 The Terraform defaults below are those of terraform-provider-aws's resource schemas (internal/service/<service>/
-<resource>.go, `Default:`), for the program's types, in Pulumi's names: read in the Terraform source where it could be
-read here (the aws_instance schema) and otherwise from pulumi-aws 7.51.1's own docs of each argument (the installed
-SDK's `Defaults to ...`, generated from the same upstream). Pulumi renames `Managed by Terraform` to `Managed by
-Pulumi` (pulumi-aws provider/resources.go). A default listed here that the provider does not fill changes nothing; a
-default missing would refuse a real `up`: tests/policy/test_fields.py feeds the pack the program's inputs with these
-filled, as the engine does.
+<resource>.go, `Default:`), for the program's types, in Pulumi's names, every `Default:` at the top and inside the
+objects the program sets (fields.py), falsy ones included (whether the bridge pulumi-aws 7.51.1 pins already has #3398
+could not be read here; listing them is right either way). Read in the Terraform source (hashicorp/terraform-provider-aws,
+the newest stored version of each file, v5.x to the 2026 v6 source: the exact upstream commit of pulumi-aws 7.51.1
+could not be fetched here) for aws_instance, aws_security_group, aws_ebs_volume, aws_volume_attachment, aws_iam_role,
+aws_dlm_lifecycle_policy, aws_route53_record, aws_cloudwatch_metric_alarm, aws_sns_topic(+_subscription),
+aws_cloudwatch_event_rule, aws_db_instance, aws_elasticache_replication_group, aws_lb, aws_lb_listener,
+aws_lb_target_group and aws_acm_certificate (none); the rest from pulumi-aws 7.51.1's own docs of each argument (the
+installed SDK's `Defaults to ...` / `Default value is ...`, generated from the same upstream). aws_s3_bucket_lifecycle_
+configuration is a Plugin Framework resource in Terraform AWS v6 (its Terraform defaults are not filled at Check, see
+pulumi-random above). Pulumi renames `Managed by Terraform` to `Managed by Pulumi` (pulumi-aws provider/resources.go).
+A default listed here that the provider does not fill changes nothing; a default missing would refuse a real `up`:
+tests/policy/test_fields.py feeds the pack the program's inputs with these filled, as the engine does.
 """
 
 from __future__ import annotations
@@ -51,11 +58,17 @@ from typing import Any
 # Per type: path (Pulumi names, `[]` a list element) -> the schema's default. A nested path's default counts only
 # inside an object the program sets (fields.py: its parent is one of the table's containers).
 TERRAFORM_DEFAULTS: dict[str, dict[str, Any]] = {
+    # internal/service/ec2/ec2_instance.go resourceInstance: metadata_options.http_endpoint Default "enabled" and
+    # http_protocol_ipv6 Default "disabled" (the program sets metadataOptions, so the bridge fills them inside it);
+    # instance_metadata_tags is Computed there but pulumi-aws 7.51.1 documents `Defaults to disabled`: listed too.
     "aws:ec2/instance:Instance": {
         "getPasswordData": False,
         "sourceDestCheck": True,
         "userDataReplaceOnChange": False,
         "forceDestroy": False,
+        "metadataOptions.httpEndpoint": "enabled",
+        "metadataOptions.httpProtocolIpv6": "disabled",
+        "metadataOptions.instanceMetadataTags": "disabled",
         "rootBlockDevice.deleteOnTermination": True,
     },
     "aws:ec2/securityGroup:SecurityGroup": {
@@ -67,21 +80,33 @@ TERRAFORM_DEFAULTS: dict[str, dict[str, Any]] = {
     "aws:ebs/volume:Volume": {"finalSnapshot": False},
     "aws:iam/role:Role": {"forceDetachPolicies": False, "maxSessionDuration": 3600, "path": "/"},
     "aws:iam/instanceProfile:InstanceProfile": {"path": "/"},
+    # internal/service/dlm/lifecycle_policy.go resourceLifecyclePolicy (the 2026 source): policy_details' default-policy
+    # fields copy_tags (false), create_interval (1), extend_deletion (false) and retain_interval (7) carry `Default:`
+    # although they conflict with `schedule`, which the program sets (the bridge's applyDefaults fills them all the
+    # same unless a set field names them in its ConflictsWith; none does), policy_type EBS_SNAPSHOT_MANAGEMENT, state
+    # ENABLED. schedule.copy_tags and create_rule.interval_unit are Optional+Computed there (no default any more).
     "aws:dlm/lifecyclePolicy:LifecyclePolicy": {
         "state": "ENABLED",
+        "policyDetails.copyTags": False,
+        "policyDetails.createInterval": 1,
+        "policyDetails.extendDeletion": False,
         "policyDetails.policyType": "EBS_SNAPSHOT_MANAGEMENT",
-        "policyDetails.schedules[].copyTags": False,
-        "policyDetails.schedules[].createRule.intervalUnit": "HOURS",
+        "policyDetails.retainInterval": 7,
     },
     "aws:cloudwatch/metricAlarm:MetricAlarm": {"actionsEnabled": True, "treatMissingData": "missing"},
+    # internal/service/events/rule.go resourceRule: event_bus_name "default", force_destroy false; is_enabled is
+    # Deprecated (the bridge fills no default of a deprecated field) and state has no `Default:` there, but pulumi-aws
+    # 7.51.1 documents `Defaults to ENABLED`: kept.
     "aws:cloudwatch/eventRule:EventRule": {
         "eventBusName": "default",
         "forceDestroy": False,
-        "isEnabled": True,
         "state": "ENABLED",
     },
     "aws:cloudwatch/eventTarget:EventTarget": {"eventBusName": "default", "forceDestroy": False},
-    "aws:sns/topic:Topic": {"fifoTopic": False, "contentBasedDeduplication": False},
+    # internal/service/sns/topic.go topicSchema: content_based_deduplication, fifo_topic (false). maximumMessageSize
+    # is newer than the source read here; pulumi-aws 7.51.1 documents "The default is 262144": listed in case it is a
+    # schema default (a default listed and not filled changes nothing).
+    "aws:sns/topic:Topic": {"fifoTopic": False, "contentBasedDeduplication": False, "maximumMessageSize": 262144},
     "aws:sns/topicSubscription:TopicSubscription": {
         "confirmationTimeoutInMinutes": 1,
         "endpointAutoConfirms": False,
@@ -94,7 +119,11 @@ TERRAFORM_DEFAULTS: dict[str, dict[str, Any]] = {
         "ignorePublicAcls": False,
         "restrictPublicBuckets": False,
     },
+    # internal/service/rds/instance.go resourceInstance: apply_immediately, copy_tags_to_snapshot,
+    # performance_insights_enabled, publicly_accessible, skip_final_snapshot (false), auto_minor_version_upgrade,
+    # delete_automated_backups (true), monitoring_interval (0); dedicated_log_volume (false) is newer.
     "aws:rds/instance:Instance": {
+        "applyImmediately": False,
         "autoMinorVersionUpgrade": True,
         "copyTagsToSnapshot": False,
         "dedicatedLogVolume": False,
@@ -106,18 +135,22 @@ TERRAFORM_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "aws:rds/subnetGroup:SubnetGroup": {"description": "Managed by Pulumi"},
     "aws:rds/eventSubscription:EventSubscription": {"enabled": True},
+    # internal/service/elasticache/replication_group.go resourceReplicationGroup (the 2026 source): only
+    # automatic_failover_enabled and multi_az_enabled (false). auth_token_update_strategy lost its ROTATE default in
+    # v6.0.0 (its StateUpgraders say so) and engine is Optional+Computed (no "redis" default since valkey).
     "aws:elasticache/replicationGroup:ReplicationGroup": {
-        "authTokenUpdateStrategy": "ROTATE",
         "automaticFailoverEnabled": False,
-        "engine": "redis",
         "multiAzEnabled": False,
     },
     "aws:elasticache/subnetGroup:SubnetGroup": {"description": "Managed by Pulumi"},
+    # internal/service/elbv2/load_balancer.go resourceLoadBalancer: every top-level `Default:` (access_logs and
+    # connection_logs `enabled` are inside blocks the program does not set).
     "aws:lb/loadBalancer:LoadBalancer": {
         "clientKeepAlive": 3600,
         "desyncMitigationMode": "defensive",
         "dnsRecordClientRoutingPolicy": "any_availability_zone",
         "dropInvalidHeaderFields": False,
+        "enableCrossZoneLoadBalancing": False,
         "enableDeletionProtection": False,
         "enableHttp2": True,
         "enableTlsVersionAndCipherSuiteHeaders": False,
@@ -129,6 +162,8 @@ TERRAFORM_DEFAULTS: dict[str, dict[str, Any]] = {
         "preserveHostHeader": False,
         "xffHeaderProcessingMode": "append",
     },
+    # internal/service/elbv2/listener.go: default_action.redirect's host/path/port/protocol/query (the program sets
+    # redirect); forward.target_group.weight (1) and forward.stickiness.enabled sit in blocks the program does not set.
     "aws:lb/listener:Listener": {
         "defaultActions[].redirect.host": "#{host}",
         "defaultActions[].redirect.path": "/#{path}",
@@ -136,8 +171,11 @@ TERRAFORM_DEFAULTS: dict[str, dict[str, Any]] = {
         "defaultActions[].redirect.protocol": "#{protocol}",
         "defaultActions[].redirect.query": "#{query}",
     },
+    # internal/service/elbv2/target_group.go resourceTargetGroup: deregistration_delay (a nullable int, "300"),
+    # lambda_multi_value_headers_enabled, proxy_protocol_v2 (false), slow_start (0), target_type, and health_check's
+    # enabled/healthy_threshold/interval/port/protocol/unhealthy_threshold; connection_termination is
+    # Optional+Computed (no default).
     "aws:lb/targetGroup:TargetGroup": {
-        "connectionTermination": False,
         "deregistrationDelay": 300,
         "lambdaMultiValueHeadersEnabled": False,
         "proxyProtocolV2": False,

@@ -153,6 +153,34 @@ def test_the_refusal_does_not_show_a_string_value(up_pack, dev):
     assert "environment.TOKEN (a str value)" in text and "Hunter2" not in text
 
 
+# Defaults the real SDKv2 bridge fills at Check inside objects the program sets (pulumi-terraform-bridge
+# pkg/tfbridge/schema.go applyDefaults), read in terraform-provider-aws, not in policy/provider_defaults.py: the harness
+# feeds that table, so only values written down independently catch a default it misses (every real `up` refused).
+UPSTREAM_FILLED = [
+    # internal/service/ec2/ec2_instance.go resourceInstance metadata_options.http_protocol_ipv6 `Default: disabled`.
+    ("harbor-vm-instance", "metadataOptions.httpProtocolIpv6", "disabled"),
+    # internal/service/dlm/lifecycle_policy.go policy_details.create_interval `Default: 1`, retain_interval
+    # `Default: 7`, copy_tags and extend_deletion `Default: false`, policy_type EBS_SNAPSHOT_MANAGEMENT.
+    ("harbor-vm-snapshots", "policyDetails.createInterval", 1),
+    ("harbor-vm-snapshots", "policyDetails.retainInterval", 7),
+    ("harbor-vm-snapshots", "policyDetails.copyTags", False),
+    ("harbor-vm-snapshots", "policyDetails.extendDeletion", False),
+    ("harbor-vm-snapshots", "policyDetails.policyType", "EBS_SNAPSHOT_MANAGEMENT"),
+    # internal/service/ec2/vpc_security_group.go securityGroupRuleNestedBlock self `Default: false`.
+    ("harbor-vm-sg", "ingress[].self", False),
+]
+
+
+@pytest.mark.parametrize("name, path, value", UPSTREAM_FILLED)
+def test_a_default_the_bridge_fills_is_accepted(up_pack, dev, name, path, value):
+    """The value the provider's Check writes into an object the program sets is not refused; another value is."""
+    accepted = changed(dev, name, _set(path, value))
+    assert [d.message for d in up_pack.analyze(accepted) if d.policy == POLICY] == []
+    other = "x" if isinstance(value, str) else (not value if isinstance(value, bool) else value + 1)
+    refused = changed(dev, name, _set(path, other))
+    assert [d for d in up_pack.analyze(refused) if d.policy == POLICY and f"sets {path}" in d.message]
+
+
 def test_a_null_unlisted_field_is_not_set(up_pack, dev):
     probe = changed(dev, "harbor-vm-instance", _set("hostId", None))
     assert [d for d in up_pack.analyze(probe) if d.policy == POLICY] == []
