@@ -318,10 +318,11 @@ FIELDS: dict[str, dict[str, Field]] = {
         insecure=Value("TLS verification of this upstream only (the settings' upstream)"),
         name=Value("the upstream's name in Harbor"),
         type=Value("the upstream's kind in Harbor"),
-        url=Value(
-            "the settings' upstream (not compared with the stack's `upstreams`: a residual); "
-            "public-projects-relay-no-credentials judges its credential"
-        ),
+        url=Value("harbor_registry: the stack's `upstreams` entry of this name; public-projects-relay-no-credentials"),
+        # The provider's own check fills every field it has (provider_base.py HarborProvider.check -> normalise), so
+        # the engine hands Analyze these "" where the settings give no credential (review 22e).
+        access_key=Value("the upstream's credential from upstreamCredentials (secret), sent only to `url`, judged above"),
+        access_secret=Value("the upstream's credential from upstreamCredentials (secret), sent only to `url`"),
     ),
     "pulumi-python:dynamic/harbor:Project": _harbor(
         force_destroy=Value("whether the provider deletes a project with images (cache only)"),

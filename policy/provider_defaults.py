@@ -193,6 +193,10 @@ TERRAFORM_DEFAULTS: dict[str, dict[str, Any]] = {
         "connection.port": 22,
         "connection.dialErrorLimit": 10,
         "connection.perDialTimeout": 15,
+        # provider/pkg/provider/remote/command.go CommandInputs.Annotate: a.SetDefault(&c.AddPreviousOutputInEnv, true)
+        # (review 22e: filled by infer's Check on every command; the previous run's output in the next run's
+        # environment, on the same pinned host).
+        "addPreviousOutputInEnv": True,
     },
 }
 
@@ -223,12 +227,16 @@ SDKV2_BRIDGED = ("aws:",)
 
 
 def stack_region() -> str | None:
-    """The stack's `aws:region` as the engine passes the configuration (analyzer_plugin.go constructConfig)."""
+    """The stack's `aws:region` as the engine passes the configuration (analyzer_plugin.go constructConfig), else the
+    environment's AWS_REGION / AWS_DEFAULT_REGION: the settings accept a region from the environment alone
+    (components/settings/settings.py), pulumi-aws then fills `region` from it, and the engine starts the analyzer with
+    its own environment (analyzer_plugin.go constructEnv: os.Environ()). The same order as aws_lookups._region."""
     try:
         config = json.loads(os.environ.get("PULUMI_CONFIG") or "{}")
     except ValueError:
-        return None
-    return config.get("aws:region") if isinstance(config, dict) else None
+        config = {}
+    region = config.get("aws:region") if isinstance(config, dict) else None
+    return region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
 
 
 # Terraform AWS v6 gave most resources a `region` argument ("Defaults to the Region set in the provider

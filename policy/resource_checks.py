@@ -8,6 +8,7 @@ import ipaddress
 import json
 import os
 import re
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -1207,7 +1208,7 @@ def harbor_registry(review: Review) -> None:
             ]
         entry = entries[0]
         wanted = {
-            "url": str(entry.get("url", "")).rstrip("/"),  # components/settings/upstreams.py: url.rstrip("/")
+            "url": harbor_url_form(str(entry.get("url", ""))),  # as the registry's check hands it (review 22e)
             "type": entry.get("type"),
             "insecure": entry.get("insecure") is True,
             "ca_certificate": entry.get("caCertificate") or "",
@@ -1229,6 +1230,18 @@ def harbor_registry(review: Review) -> None:
         return []
 
     review.judge(upstream)
+
+
+def harbor_url_form(url: str) -> str:
+    """An upstream's URL as the program's registry provider puts it before the engine sees it (its check:
+    components/harbor/registry.py harbor_url_form, after Harbor's src/lib/endpoint.go ValidateHTTPURL): spaces and
+    trailing slashes trimmed, the scheme lower-cased, `http://` where none, user info dropped. The pack cannot import
+    the program; tests/policy/test_fields.py keeps the two equal."""
+    text = url.strip(" ").rstrip("/")
+    if "://" not in text:
+        text = "http://" + text
+    parts = urllib.parse.urlsplit(text)
+    return f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 def harbor_oidc_auth(review: Review) -> None:

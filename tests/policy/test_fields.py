@@ -4,6 +4,7 @@ mode, and the pack refuses any other field set, through the analyzer protocol.""
 from __future__ import annotations
 
 import copy
+import json
 import sys
 from collections.abc import Mapping
 
@@ -15,12 +16,15 @@ sys.path.insert(0, str(ROOT / "policy"))
 
 import fields  # noqa: E402
 import harbor_policies  # noqa: E402
+import provider_defaults  # noqa: E402
 
 from tests.policy.test_policies import MODES, config  # noqa: E402
 from tests.standins.policy_engine import (  # noqa: E402
+    DYNAMIC_PROVIDER_KEY,
     WITHOUT_AWS_LOOKUPS,
     EngineResource,
     changed,
+    dynamic_checked,
     engine_resources,
     registration_of,
     run_program,
@@ -44,7 +48,8 @@ def _analyzed_inputs(resource: EngineResource) -> dict:
 @pytest.fixture(scope="module")
 def programs_fields() -> dict[str, set[str]]:
     """Per type, every field path the program itself sets in any mode: its registrations' inputs as the program
-    registers them (before any provider's Check; what the providers add is provider_defaults.py's)."""
+    registers them (before any provider's Check; what the providers add is provider_defaults.py's), and for a dynamic
+    resource what the program's own provider's check answers."""
     found: dict[str, set[str]] = {}
     for mode in MODES:
         for registration in run_program(config(mode)).registrations:
@@ -52,7 +57,10 @@ def programs_fields() -> dict[str, set[str]]:
                 continue
             table = fields.FIELDS.get(registration.type, {})
             wholes = {path for path, field in table.items() if isinstance(field, fields.Whole)}
-            inputs = {key: value for key, value in registration.raw.items() if not str(key).startswith("__")}
+            # A dynamic resource's fields are what its provider's own check answers (the program's code: review 22e).
+            raw = registration.raw
+            raw = dynamic_checked(raw) if DYNAMIC_PROVIDER_KEY in raw else raw
+            inputs = {key: value for key, value in raw.items() if not str(key).startswith("__")}
             paths = found.setdefault(registration.type, set())
             # An empty list or object sets nothing (the pack accepts it where the table lists fields below it).
             paths |= {path for path, value in fields.set_fields(inputs, wholes) if value not in ([], {})}
@@ -168,6 +176,9 @@ UPSTREAM_FILLED = [
     ("harbor-vm-snapshots", "policyDetails.policyType", "EBS_SNAPSHOT_MANAGEMENT"),
     # internal/service/ec2/vpc_security_group.go securityGroupRuleNestedBlock self `Default: false`.
     ("harbor-vm-sg", "ingress[].self", False),
+    # pulumi-command (not bridged) provider/pkg/provider/remote/command.go CommandInputs.Annotate
+    # `a.SetDefault(&c.AddPreviousOutputInEnv, true)`, filled by pulumi-go-provider infer's Check (review 22e).
+    ("harbor-install-docker", "addPreviousOutputInEnv", True),
 ]
 
 
@@ -179,6 +190,28 @@ def test_a_default_the_bridge_fills_is_accepted(up_pack, dev, name, path, value)
     other = "x" if isinstance(value, str) else (not value if isinstance(value, bool) else value + 1)
     refused = changed(dev, name, _set(path, other))
     assert [d for d in up_pack.analyze(refused) if d.policy == POLICY and f"sets {path}" in d.message]
+
+
+def test_the_region_pulumi_aws_fills_may_come_from_the_environment(monkeypatch):
+    """The settings accept a region from AWS_REGION alone (components/settings/settings.py); pulumi-aws then fills
+    each resource's `region` from it and the engine starts the analyzer with its environment (review 22e)."""
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"harbor-cache:hostname": "cache.example.org"}))
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    assert provider_defaults.stack_region() == "eu-west-3"
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"aws:region": "eu-central-1"}))
+    assert provider_defaults.stack_region() == "eu-central-1", "the stack's aws:region first"
+
+
+@pytest.mark.parametrize("url", ["https://quay.io", "HTTPS://quay.io/", "Https://Quay.io/", " https://quay.io", "quay.io/v2"])
+def test_the_pack_compares_upstream_urls_in_the_form_the_registry_check_hands_it(url):
+    """The settings accept these spellings; the registry's check rewrites them before the engine sees the inputs, so the
+    pack compares the settings' URL in that same form (review 22e: each was refused before)."""
+    import resource_checks
+
+    from components.harbor.registry import harbor_url_form
+
+    assert resource_checks.harbor_url_form(url) == harbor_url_form(url)
 
 
 def test_a_null_unlisted_field_is_not_set(up_pack, dev):
