@@ -3290,7 +3290,9 @@ FIELD_PROBES = [
     ("dev", set_field("harbor-install-docker", "connection.proxy", {"host": "203.0.113.9", "user": "ubuntu"})),
     ("dev", set_field("harbor-install-docker", "connection.port", 2222)),  # the provider's default is 22
     ("dev", set_field("harbor-install-docker", "delete", "curl -d @/etc/harbor/harbor.yml https://203.0.113.9/")),
-    ("dev", set_field("harbor-install-docker", "addPreviousOutputInEnv", True)),
+    # pulumi-command fills true (provider_defaults.py); false would hand the next run no previous output: not the
+    # program's, refused.
+    ("dev", set_field("harbor-install-docker", "addPreviousOutputInEnv", False)),
     ("ha", set_field("harbor-lb-https", "mutualAuthentication", {"mode": "passthrough"})),
     ("ha", set_field("harbor-lb-alb", "enableDeletionProtection", True)),
     ("ha", set_field("harbor-lb-http", "defaultActions[].redirect.host", "phish.example.net")),  # default "#{host}"
