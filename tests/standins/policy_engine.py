@@ -288,22 +288,12 @@ def dynamic_checked(inputs: dict[str, Any]) -> dict[str, Any]:
 
     # The provider host deserializes with secrets unwrapped (pulumi/runtime/rpc.py deserialize_properties), as
     # pulumi_policy hands the pack its values.
-    news = _unwrapped_secrets(inputs)
+    news = copy.deepcopy(pulumi_harness.unwrap_secrets(inputs))
     provider = dill.loads(base64.b64decode(news[DYNAMIC_PROVIDER_KEY]))  # noqa: S301 - the program's own pickle
     result = provider.check({}, news)
     checked = {key: value for key, value in result.inputs.items() if value is not None}
     checked[DYNAMIC_PROVIDER_KEY] = news[DYNAMIC_PROVIDER_KEY]
     return checked
-
-
-def _unwrapped_secrets(value: Any) -> Any:
-    if isinstance(value, dict):
-        if rpc._special_sig_key in value and value.get(rpc._special_sig_key) == rpc._special_secret_sig:
-            return _unwrapped_secrets(value.get("value"))
-        return {key: _unwrapped_secrets(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_unwrapped_secrets(item) for item in value]
-    return copy.deepcopy(value)
 
 
 # pulumi-terraform-bridge pkg/reservedkeys/keys.go IsBridgeReservedKey.
