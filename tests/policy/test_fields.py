@@ -18,7 +18,7 @@ import fields  # noqa: E402
 import harbor_policies  # noqa: E402
 import provider_defaults  # noqa: E402
 
-from tests.policy.test_policies import MODES, config  # noqa: E402
+from tests.policy.test_policies import MODES, config, run_mode  # noqa: E402
 from tests.standins.policy_engine import (  # noqa: E402
     DYNAMIC_PROVIDER_KEY,
     WITHOUT_AWS_LOOKUPS,
@@ -27,7 +27,6 @@ from tests.standins.policy_engine import (  # noqa: E402
     dynamic_checked,
     engine_resources,
     registration_of,
-    run_program,
     running_pack,
 )
 from tests.standins.pulumi_harness import dev_config  # noqa: E402
@@ -37,7 +36,7 @@ POLICY = fields.POLICY
 
 @pytest.fixture(scope="module")
 def dev() -> list[EngineResource]:
-    return engine_resources(run_program(config("dev")))
+    return engine_resources(run_mode("dev"))
 
 
 def _analyzed_inputs(resource: EngineResource) -> dict:
@@ -52,7 +51,7 @@ def programs_fields() -> dict[str, set[str]]:
     resource what the program's own provider's check answers."""
     found: dict[str, set[str]] = {}
     for mode in MODES:
-        for registration in run_program(config(mode)).registrations:
+        for registration in run_mode(mode).registrations:
             if registration.type.startswith(fields.NOT_THE_PROGRAMS_INPUTS):
                 continue
             table = fields.FIELDS.get(registration.type, {})
@@ -84,7 +83,7 @@ def test_whole_values_are_the_maps_and_everything_else_a_leaf(programs_fields):
     """A row of an object is a map (`Whole`): the walk never stops at an object the table does not call whole, so
     `connection` cannot be listed in one row and hide `connection.proxy`."""
     for mode in ("dev", "ha", "s3-external"):
-        for resource in engine_resources(run_program(config(mode))):
+        for resource in engine_resources(run_mode(mode)):
             table = fields.FIELDS.get(resource.type, {})
             for path, value in fields.set_fields(_analyzed_inputs(resource), set(table)):
                 if isinstance(value, Mapping) and fields.SECRET_SIGNATURE_KEY not in value:
@@ -108,7 +107,7 @@ def test_every_row_is_classified_with_its_reason():
 def test_the_program_sets_only_listed_fields_in_every_mode():
     """Per resource, the pack's field rule (not only the derived set): the program itself is never refused."""
     for mode in MODES:
-        for resource in engine_resources(run_program(config(mode))):
+        for resource in engine_resources(run_mode(mode)):
             judged = fields.Resource(resource.type, resource.name, resource.urn, _analyzed_inputs(resource))
             assert fields.only_the_programs_fields(judged) == [], (mode, resource.name)
 
@@ -304,7 +303,7 @@ REFERENCE_MODES = ("dev", "ha", "s3-external", "metrics")
 
 @pytest.fixture(scope="module")
 def reference_stacks():
-    return {mode: engine_resources(run_program(config(mode))) for mode in REFERENCE_MODES}
+    return {mode: engine_resources(run_mode(mode)) for mode in REFERENCE_MODES}
 
 
 @pytest.mark.parametrize("kind, path, row", _references(), ids=lambda v: v if isinstance(v, str) else "")
@@ -342,7 +341,7 @@ FOREIGN_KEY = "arn:aws:kms:eu-central-1:210987654321:key/0badc0de-0000-4000-8000
 def test_the_disks_use_only_the_stacks_kms_key(mode):
     """With or without the kmsKeyArn setting, the program's disks pass; another account's key (or a key where the
     stack sets none) on the data volume or the root disk is refused by the type's check."""
-    stack = engine_resources(run_program(config(mode)))
+    stack = engine_resources(run_mode(mode))
     with running_pack(dry_run=False, config=config(mode), disabled=WITHOUT_AWS_LOOKUPS) as pack:
         for name in ("harbor-vm-data", "harbor-vm-instance"):
             assert [d for d in pack.analyze(registration_of(stack, name)) if d.mandatory] == []

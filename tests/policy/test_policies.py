@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT / "policy"))
 import harbor_policies  # noqa: E402
 import reading  # noqa: E402
 import resource_checks  # noqa: E402
+from pulumi.runtime import rpc  # noqa: E402
 
 from tests.standins.policy_engine import (  # noqa: E402
     WITHOUT_AWS_LOOKUPS,
@@ -60,26 +61,39 @@ MODES = {
     "ha-s3-redirect": {"replicas": 2, "storage": "s3", "storageRedirect": True},
     # The recorded registrations' "placed" stack: a fixed subnet, metrics and alarm e-mail.
     "placed": RECORDED_CONFIGS["placed"],
+    # A private upstream with the credential Harbor pulls it with: the registry's access_key/access_secret are set
+    # (components/harbor/config.py), as secrets (the settings refuse them plain: components/settings/readers.py).
+    "credentials": {
+        "upstreams": PRIVATE_UPSTREAMS,
+        "upstreamCredentials": {"dockerhub": {"username": "cache-bot", "password": "hub-Token-1"}},
+    },
 }
+# The keys each mode sets as secrets (`pulumi config set --secret`): the engine hands the program these wrapped.
+MODE_SECRETS = {"credentials": ("harbor-cache:upstreamCredentials",)}
 
 
 def config(mode: str) -> dict:
     return {**dev_config(), **{f"harbor-cache:{key}": value for key, value in MODES[mode].items()}}
 
 
+def run_mode(mode: str, **options):
+    """The program run with the mode's configuration, its secret keys given as secrets."""
+    return run_program(config(mode), secret_keys=MODE_SECRETS.get(mode, ()), **options)
+
+
 @pytest.fixture(scope="module")
 def dev():
-    return engine_resources(run_program(config("dev")))
+    return engine_resources(run_mode("dev"))
 
 
 @pytest.fixture(scope="module")
 def ha():
-    return engine_resources(run_program(config("ha")))
+    return engine_resources(run_mode("ha"))
 
 
 @pytest.fixture(scope="module")
 def s3():
-    return engine_resources(run_program(config("s3-external")))
+    return engine_resources(run_mode("s3-external"))
 
 
 def messages(pack: Analyzer, resource: EngineResource) -> dict[str, list[str]]:
@@ -112,8 +126,8 @@ def with_policy(change):
 def test_every_mode_passes_at_up_and_at_a_fresh_preview(mode):
     """At `up` every input is known; at the preview of a new stack the values that come from resources
     created in the same update are unknown, and the pack still lets the program through."""
-    resources = engine_resources(run_program(config(mode)))
-    fresh = engine_resources(run_program(config(mode), fresh_preview=True))
+    resources = engine_resources(run_mode(mode))
+    fresh = engine_resources(run_mode(mode, fresh_preview=True))
     assert any(reading.is_unknown(value) for r in fresh for value in r.inputs.values()), "the fresh preview has unknowns"
     # The engine hands the pack the stack's own configuration, which the load balancer's group (policy/stack_checks.py
     # load_balancer_admits_allowed_cidrs_and_its_nodes) and the VM's group (policy/group_checks.py
@@ -130,7 +144,7 @@ def test_every_mode_passes_at_up_with_its_objects_in_aws(aws, mode):
     stack's own, so the program passes every policy at up."""
     from tests.standins.moto_stack import in_aws
 
-    resources = in_aws(engine_resources(run_program(config(mode))), aws[0])
+    resources = in_aws(engine_resources(run_mode(mode)), aws[0])
     with running_pack(dry_run=False, config=config(mode), env=aws[1]) as pack:
         assert pack.analyze_all(resources) == []
 
@@ -146,10 +160,27 @@ def test_the_users_own_aws_default_tags_pass(up_pack, preview_pack):
     assert preview_pack.analyze_all(fresh) == []
 
 
+def test_a_credentialed_upstream_passes_and_its_credential_goes_only_to_its_url():
+    """With upstreamCredentials (secret) the program's registry carries access_key/access_secret, which reach the pack
+    as secrets (the engine marshals them so, plugin/rpc.go MarshalPropertyValue KeepSecrets); the pack passes it, and
+    refuses it where its url is not the upstream's (Harbor sends the credential there on every ping and pull), without
+    showing the credential in the refusal."""
+    config_ = config("credentials")
+    stack = engine_resources(run_mode("credentials"))
+    registry = registration_of(stack, "harbor-config-registry-dockerhub")
+    assert registry.inputs["access_key"][rpc._special_sig_key] == rpc._special_secret_sig
+    with running_pack(dry_run=False, config=config_, disabled=WITHOUT_AWS_LOOKUPS) as pack:
+        assert pack.analyze(registry) == []
+        elsewhere = changed(stack, registry.name, lambda p: p.update(url="https://registry.attacker.example"))
+        refused = refusals(pack, elsewhere)
+    assert "registry.attacker.example" in refused
+    assert "hub-Token-1" not in refused and "cache-bot" not in refused
+
+
 def test_the_pack_knows_exactly_the_types_the_program_creates():
     """ALLOWED is the program's types in every mode plus the engine's own (the stack, the default
     providers): a type the program stops creating leaves the table, a new one needs its check."""
-    made = {r.type for mode in MODES for r in engine_resources(run_program(config(mode)))}
+    made = {r.type for mode in MODES for r in engine_resources(run_mode(mode))}
     assert made == set(harbor_policies.ALLOWED)
     assert not set(harbor_policies.REFUSED_WITH_REASON) & set(harbor_policies.ALLOWED)
 
@@ -581,7 +612,7 @@ def test_ssh_without_a_pinned_host_key_or_with_a_password_fails(up_pack, dev):
 def test_program_values_unknown_at_a_fresh_preview_are_judged_at_up(preview_pack, up_pack):
     """The fields KNOWN_ONLY_AT_UP may be unknown at preview on the program's own resources; the same
     resource on another URN, or at up, fails closed."""
-    fresh = engine_resources(run_program(config("s3-external"), fresh_preview=True))
+    fresh = engine_resources(run_mode("s3-external", fresh_preview=True))
     command = registration_of(fresh, "harbor-install-docker")
     assert reading.is_unknown(command.inputs["connection"]["value"]), "a secret whose value is unknown"
     assert messages(preview_pack, command) == {}

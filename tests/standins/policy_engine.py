@@ -48,7 +48,7 @@ from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from tests.paths import ROOT
 from tests.standins import pulumi_harness
-from tests.standins.pulumi_harness import ProgramRun, Registration
+from tests.standins.pulumi_harness import SECRET_SIG, ProgramRun, Registration, contains_secret
 
 sys.path.insert(0, str(ROOT / "policy"))
 
@@ -134,7 +134,10 @@ class AutonamingMocks(pulumi_harness.AwsMocks):
             # RegistryProvider.outputs: secret_hash(access_key, access_secret), provider_base.secret_hash).
             from components.harbor.provider_base import secret_hash
 
-            key, secret = args.inputs.get("access_key") or "", args.inputs.get("access_secret") or ""
+            # The provider host hands create its inputs with secrets unwrapped (pulumi/dynamic/__main__.py Create ->
+            # rpc.deserialize_properties); the mocks hand them wrapped.
+            inputs = pulumi_harness.unwrap_secrets(args.inputs)
+            key, secret = inputs.get("access_key") or "", inputs.get("access_secret") or ""
             state.update(credential_hash=secret_hash(key, secret), access_key_hash=secret_hash(key))
             state.pop("access_key", None)
             state.pop("access_secret", None)
@@ -293,7 +296,33 @@ def dynamic_checked(inputs: dict[str, Any]) -> dict[str, Any]:
     result = provider.check({}, news)
     checked = {key: value for key, value in result.inputs.items() if value is not None}
     checked[DYNAMIC_PROVIDER_KEY] = news[DYNAMIC_PROVIDER_KEY]
-    return checked
+    # The dynamic host does not accept secrets (its Configure answers acceptSecrets: False), so the engine marks
+    # secret again whatever was secret in the program's inputs (sdk/go/common/resource/plugin/provider_plugin.go
+    # Check -> annotateSecrets(inputs, req.News)).
+    return annotate_secrets(checked, inputs)
+
+
+def annotate_secrets(outs: dict[str, Any], ins: dict[str, Any]) -> dict[str, Any]:
+    """provider_plugin.go annotateSecrets: a key of `outs` whose value in `ins` holds a secret is made secret (objects
+    on both sides are walked key by key)."""
+    annotated = dict(outs)
+    for key, in_value in ins.items():
+        if key not in annotated:
+            continue
+        out_value = annotated[key]
+        if _is_object(out_value) and _is_object(in_value):
+            annotated[key] = annotate_secrets(out_value, in_value)
+        elif not _is_secret(out_value) and contains_secret(in_value):
+            annotated[key] = {rpc._special_sig_key: SECRET_SIG, "value": out_value}
+    return annotated
+
+
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(rpc._special_sig_key) == SECRET_SIG
+
+
+def _is_object(value: Any) -> bool:
+    return isinstance(value, dict) and rpc._special_sig_key not in value
 
 
 # pulumi-terraform-bridge pkg/reservedkeys/keys.go IsBridgeReservedKey.

@@ -270,7 +270,7 @@ class Registration:
 
     def secret_keys(self) -> set[str]:
         """Top-level input keys sent to the engine as secrets."""
-        return {key for key, value in self.raw.items() if _contains_secret(value)}
+        return {key for key, value in self.raw.items() if contains_secret(value)}
 
 
 def unwrap_secrets(value: Any) -> Any:
@@ -284,11 +284,11 @@ def unwrap_secrets(value: Any) -> Any:
     return value
 
 
-def _contains_secret(value: Any) -> bool:
+def contains_secret(value: Any) -> bool:
     if isinstance(value, dict):
-        return value.get(rpc._special_sig_key) == SECRET_SIG or any(_contains_secret(v) for v in value.values())
+        return value.get(rpc._special_sig_key) == SECRET_SIG or any(contains_secret(v) for v in value.values())
     if isinstance(value, list):
-        return any(_contains_secret(v) for v in value)
+        return any(contains_secret(v) for v in value)
     return False
 
 
