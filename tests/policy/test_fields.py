@@ -220,7 +220,7 @@ def test_a_top_level_default_the_bridge_fills_is_accepted(up_pack, mode, name, k
     """A type's top-level default, filled by the bridge's Check where the program leaves the field out (falsy ones
     replayed from a stack's old `__defaults`, provider_defaults.py), is not refused; another value is."""
     if mode not in _MODE_RESOURCES:
-        _MODE_RESOURCES[mode] = engine_resources(run_program(config(mode)))
+        _MODE_RESOURCES[mode] = engine_resources(run_mode(mode))
     _filled_default_is_accepted(up_pack, _MODE_RESOURCES[mode], name, kind, path, value)
 
 
