@@ -6,24 +6,39 @@ snapshot after v3.259.0) generateSteps calls `prov.Check`, sets `inputs = resp.P
 under `--target` gets its old inputs, which were checked the same way). So a field the program never sets can reach
 the pack because the provider filled it; the field rule (fields.py) must accept exactly that, and nothing more:
 
-- pulumi-aws (the Terraform bridge, SDKv2 resources): pulumi-terraform-bridge pkg/tfbridge/provider.go
-  (*Provider).Check builds the inputs twice with makeTerraformInputsWithOptions, the second time WITH the Terraform
-  schema's defaults, and answers MakeTerraformOutputs of that. schema.go makeObjectTerraformInputs runs for every
-  object, nested ones too, and ends with applyDefaults: first the Pulumi-side defaults (SchemaInfo.Default: here the
-  provider's autonaming of `name`, provider/autonaming.go setAutonaming -> tfbridge.AutoName, `<urn name>-<7 hex>`),
-  skipped where a conflicting field is set (buildConflictsWith: `bucketPrefix` stops `bucket`), then every Terraform
-  `Default:` of a field not set and not deprecated (since bridge #3398, 2026-04, falsy ones are left out: both kinds
-  are listed here), and it always writes `__defaults`, the list of the keys it filled. makeObjectTerraformInputs skips
-  the bridge's reserved keys of the program's inputs (reservedkeys.IsBridgeReservedKey: `__defaults`, `__meta`,
-  `__pulumi_raw_state_delta`), so a `__defaults` the program sets is replaced by the bridge's own (on an update,
-applyDefaults takes a field listed in the *old* inputs' `__defaults` from the old inputs: a default an older provider
-version filled differently would be refused until the field is set explicitly: a residual, docs/security.md); the engine drops
+- pulumi-aws (the Terraform bridge, SDKv2 resources): pulumi-terraform-bridge v3.131.0 pkg/tfbridge/provider.go
+  (*Provider).Check (line 931) builds the inputs twice with makeTerraformInputsWithOptions, first with
+  DisableTFDefaults (line 1024), then WITH the Terraform schema's defaults (line 1044), and answers
+  MakeTerraformOutputs of that. schema.go makeObjectTerraformInputs (line 620) runs for every object, nested ones
+  too, and ends with applyDefaults (line 742): first the Pulumi-side defaults (SchemaInfo.Default: here the
+  provider's autonaming of `name`, provider/autonaming.go setAutonaming -> tfbridge.AutoName, `<urn name>-<7 hex>`,
+  and the `Managed by Pulumi` descriptions, which pulumi-aws 7.51.1's SDK shows as its only Value defaults of the
+  program's types: aws_security_group, aws_db_subnet_group, aws_elasticache_subnet_group), skipped where a
+  conflicting field is set (buildConflictsWith: `bucketPrefix` stops `bucket`) and for a deprecated, not required
+  field (aws_s3_bucket `acl`, documented `Defaults to private`, is deprecated: never filled); then every Terraform
+  `Default:` of a field not set, not deprecated, not in conflict. Falsy ones (false, 0, "") are left out since
+  bridge #3398 (commit 6e33544f9, 2026-04-21, in every tag from v3.127.0, not reverted up to v3.136.0; line 963
+  shouldSuppressTFSchemaDefaultValue), but a default named in the *old* inputs' `__defaults` is still taken from
+  the old inputs ("old default", lines 946-957), so a stack created before #3398 keeps getting its falsy ones on
+  every update: both kinds are listed here. It always writes `__defaults`, the list of the keys it filled (line 986;
+  only Read drops empty ones, provider.go line 1509). makeObjectTerraformInputs skips the bridge's reserved keys of
+  the program's inputs (reservedkeys.IsBridgeReservedKey: `__defaults`, `__meta`, `__pulumi_raw_state_delta`), so a
+  `__defaults` the program sets is replaced by the bridge's own (a default an older provider version filled
+  differently would be refused until the field is set explicitly: a residual, docs/security.md); the engine drops
   top-level "__" keys before the analyzer (sdk/go/common/resource/plugin/rpc.go MarshalProperties with
   SkipInternalKeys), so the pack sees the nested ones only. The pack never reads them: a key listed there exempts
   nothing (fields.py accepts a filled field only by its value). The PreCheckCallback adds `tagsAll` (provider/tags.go).
-- pulumi-random, pulumi-tls: the bridge's Plugin Framework side, pkg/pf/tfbridge/provider_check.go CheckWithContext:
-  PreCheckCallback and the Pulumi-side defaults (defaults.ApplyDefaultInfoValues) only, no Terraform defaults and no
-  `__defaults`; neither provider declares such defaults for the program's types: nothing added.
+  Which bridge pulumi-aws 7.51.1 pins could not be read (below), but it is at least v3.131.0: pulumi-aws #6392
+  (2026-05-22, Terraform AWS v6.46.0) moved to bridge v3.130.0 and #6417 (2026-06-04, v6.48.0) to v3.131.0, and
+  7.51.1 is newer still (its SDK has aws_sns_topic `maximum_message_size`, asked for upstream on 2026-09-22,
+  hashicorp/terraform-provider-aws#50109): #3398 is in.
+- Plugin Framework resources of pulumi-aws (aws_s3_bucket_lifecycle_configuration: `@FrameworkResource` in
+  internal/service/s3/bucket_lifecycle_configuration.go line 54), pulumi-random, pulumi-tls: the bridge's Plugin
+  Framework side, v3.131.0 pkg/pf/tfbridge/provider_check.go CheckWithContext: PreCheckCallback and the Pulumi-side
+  defaults (defaults.ApplyDefaultInfoValues) only, no Terraform defaults (a Framework schema's defaults and plan
+  modifiers, like transition_default_minimum_object_size's, act at plan) and no `__defaults`; pulumi-random and
+  pulumi-tls serve every resource through it (pf.ShimProvider / pf tfbridge.Main) and declare no such defaults for
+  the program's types: nothing added.
 - pulumi-command v1.2.1 (not bridged): pulumi-go-provider v1.3.0 infer/resource.go derivedResourceController.Check
   decodes the inputs into the resource's Go type, applyDefaults from its annotations, and encodes them again; the
   connection's annotations (provider/pkg/provider/remote/connection.go Connection.Annotate) default user "root",
@@ -32,20 +47,54 @@ version filled differently would be refused until the field is set explicitly: a
   `check` (plus `__provider`, dropped before the analyzer as a top-level "__" key): components/aws/host_key_provider.py
   and harbor/robot.py pick their keys (absent ones as null), the others answer the inputs as they are.
 
-The Terraform defaults below are those of terraform-provider-aws's resource schemas (internal/service/<service>/
-<resource>.go, `Default:`), for the program's types, in Pulumi's names, every `Default:` at the top and inside the
-objects the program sets (fields.py), falsy ones included (whether the bridge pulumi-aws 7.51.1 pins already has #3398
-could not be read here; listing them is right either way). Read in the Terraform source (hashicorp/terraform-provider-aws,
-the newest stored version of each file, v5.x to the 2026 v6 source: the exact upstream commit of pulumi-aws 7.51.1
-could not be fetched here) for aws_instance, aws_security_group, aws_ebs_volume, aws_volume_attachment, aws_iam_role,
-aws_dlm_lifecycle_policy, aws_route53_record, aws_cloudwatch_metric_alarm, aws_sns_topic(+_subscription),
-aws_cloudwatch_event_rule, aws_db_instance, aws_elasticache_replication_group, aws_lb, aws_lb_listener,
-aws_lb_target_group and aws_acm_certificate (none); the rest from pulumi-aws 7.51.1's own docs of each argument (the
-installed SDK's `Defaults to ...` / `Default value is ...`, generated from the same upstream). aws_s3_bucket_lifecycle_
-configuration is a Plugin Framework resource in Terraform AWS v6 (its Terraform defaults are not filled at Check, see
-pulumi-random above). Pulumi renames `Managed by Terraform` to `Managed by Pulumi` (pulumi-aws provider/resources.go).
-A default listed here that the provider does not fill changes nothing; a default missing would refuse a real `up`:
-tests/policy/test_fields.py feeds the pack the program's inputs with these filled, as the engine does.
+The Terraform defaults below are those of terraform-provider-aws's resource schemas, for every aws type the program
+creates (harbor_policies.py ALLOWED), in Pulumi's names: every `Default:` at the top and inside the objects the program
+sets (fields.py), falsy ones included. Where they were read (issue 22, review of the defaults):
+
+- The exact upstream commit pulumi-aws 7.51.1 builds from was not found: the Go module proxy here answers 403 ("not
+  available") for github.com/pulumi/pulumi-aws/provider/v7@v7.51.1 (and for any pulumi-aws module), both
+  repositories' snapshots are over the 500 MB fetch limit, the stored pulumi/terraform-provider-aws mirror ends in
+  2023 (patched-v6.0.0) and PyPI's JSON API is not reachable. Read instead: hashicorp/terraform-provider-aws at
+  commit 5f2286d6d836 (Go pseudo-version v1.60.1-0.20260602190131-5f2286d6d836, main of 2026-06-02, between v6.47.0
+  and v6.48.0: the newest source the proxy serves), with pulumi-aws's upstream patch "Change default descriptions
+  to Managed by Pulumi" (patches/0018-..., rds and elasticache subnet groups, security groups). Drift since then was
+  checked against pulumi-aws 7.51.1 itself: every argument of the program's types in its SDK (the generated Args
+  classes, nested ones of the objects the program sets) exists in that source except aws_sns_topic
+  maximum_message_size, aws_cloudwatch_metric_alarm evaluation_window/warm_up_configuration (blocks the program does
+  not set), aws_db_instance warning_event_categories and aws_elasticache_replication_group auth_token_wo(_version)/
+  durability (documented without a default); and every `Defaults to`/`Default value is`/`The default is` in those
+  SDK docs is either a schema default listed here, a field the program sets, or Optional+Computed in that source.
+- internal/service/<file> (line of the schema function; the `Default:` lines): ec2/ec2_instance.go resourceInstance
+  (59; 519, 524, 710, 716, 890, 1034, 1114), ec2/vpc_security_group.go resourceSecurityGroup (46; 74, 107, and
+  securityGroupRuleNestedBlock 135: self 181), ec2/ebs_volume.go resourceEBSVolume (41; 80),
+  ec2/ebs_volume_attachment.go resourceVolumeAttachment (38; none), iam/role.go resourceRole (57; 109, 168, 190),
+  dlm/lifecycle_policy.go resourceLifecyclePolicy (34; 146, 153, 196, 268, 300, 666), route53/record.go
+  resourceRecord (51; none), cloudwatch/metric_alarm.go resourceMetricAlarm (47; 63, 338), sns/topic.go topicSchema
+  (41; 69, 85), sns/topic_subscription.go (39; 48, 73, 99), events/rule.go resourceRule (42; 74, 89),
+  rds/instance.go resourceInstance (60; 132, 141, 204, 239, 244, 459, 517, 542, 644),
+  elasticache/replication_group.go resourceReplicationGroup (52; 103, 237), elbv2/load_balancer.go
+  resourceLoadBalancer (54; 115-396), elbv2/listener.go resourceListener (50; redirect 339-366),
+  elbv2/target_group.go resourceTargetGroup (49; 80-150, 166, 255, 260, 403), acm/certificate.go resourceCertificate
+  (67; only options.certificate_transparency_logging_preference, a block the program does not set): as the table
+  had them. Newly verified: iam/instance_profile.go resourceInstanceProfile (42; path "/" 78), iam/role_policy.go
+  (43), iam/role_policy_attachment.go (35), ec2/ec2_eip.go resourceEIP (39), ec2/ec2_eip_association.go (27),
+  ec2/ec2_key_pair.go (33), rds/snapshot.go (33), elbv2/target_group_attachment.go (42),
+  acm/certificate_validation.go (36), cloudwatch/dashboard.go (29), sns/topic_policy.go (31), s3/bucket_policy.go
+  (31), s3/bucket_server_side_encryption_configuration.go (39), s3/bucket_ownership_controls.go (32): no `Default:`;
+  rds/subnet_group.go (39; description 54) and elasticache/subnet_group.go (32; description 52), "Managed by
+  Terraform" patched to "Managed by Pulumi"; rds/event_subscription.go (35; enabled true 64); s3/bucket.go
+  resourceBucket (71; force_destroy false 194; the other defaults sit in deprecated blocks); s3/
+  bucket_public_access_block.go (29; the four block/ignore/restrict flags false 40-60); events/target.go resourceTarget
+  (47; event_bus_name "default" 264, force_destroy false 269, the rest inside ecs_target). No DefaultFunc in any of
+  them; all SDKv2 (`@SDKResource`) but the lifecycle configuration (Framework, above). Every value matched the table:
+  nothing was missing.
+- Listed without being a schema default (Optional+Computed or not a field there, documented with a default; the
+  provider does not fill them, and a listed default it does not fill changes nothing): aws_instance
+  metadata_options.instance_metadata_tags, aws_cloudwatch_event_rule state, aws_s3_bucket bucket_namespace, and
+  aws_sns_topic maximum_message_size (newer than the source read).
+A default missing would refuse a real `up`: tests/policy/test_fields.py feeds the pack the program's inputs with these
+filled, as the engine does, and UPSTREAM_FILLED there holds values written from the Terraform source, not from this
+table.
 """
 
 from __future__ import annotations
@@ -58,9 +107,10 @@ from typing import Any
 # Per type: path (Pulumi names, `[]` a list element) -> the schema's default. A nested path's default counts only
 # inside an object the program sets (fields.py: its parent is one of the table's containers).
 TERRAFORM_DEFAULTS: dict[str, dict[str, Any]] = {
-    # internal/service/ec2/ec2_instance.go resourceInstance: metadata_options.http_endpoint Default "enabled" and
-    # http_protocol_ipv6 Default "disabled" (the program sets metadataOptions, so the bridge fills them inside it);
-    # instance_metadata_tags is Computed there but pulumi-aws 7.51.1 documents `Defaults to disabled`: listed too.
+    # internal/service/ec2/ec2_instance.go resourceInstance (5f2286d6d836): metadata_options.http_endpoint Default
+    # "enabled" (710) and http_protocol_ipv6 Default "disabled" (716) (the program sets metadataOptions, so the bridge
+    # fills them inside it); instance_metadata_tags is Optional+Computed there but pulumi-aws 7.51.1 documents
+    # `Defaults to disabled`: listed too (not filled; harmless).
     "aws:ec2/instance:Instance": {
         "getPasswordData": False,
         "sourceDestCheck": True,
@@ -79,6 +129,7 @@ TERRAFORM_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "aws:ebs/volume:Volume": {"finalSnapshot": False},
     "aws:iam/role:Role": {"forceDetachPolicies": False, "maxSessionDuration": 3600, "path": "/"},
+    # internal/service/iam/instance_profile.go resourceInstanceProfile: path Default "/" (line 78).
     "aws:iam/instanceProfile:InstanceProfile": {"path": "/"},
     # internal/service/dlm/lifecycle_policy.go resourceLifecyclePolicy (the 2026 source): policy_details' default-policy
     # fields copy_tags (false), create_interval (1), extend_deletion (false) and retain_interval (7) carry `Default:`
@@ -94,25 +145,32 @@ TERRAFORM_DEFAULTS: dict[str, dict[str, Any]] = {
         "policyDetails.retainInterval": 7,
     },
     "aws:cloudwatch/metricAlarm:MetricAlarm": {"actionsEnabled": True, "treatMissingData": "missing"},
-    # internal/service/events/rule.go resourceRule: event_bus_name "default", force_destroy false; is_enabled is
-    # Deprecated (the bridge fills no default of a deprecated field) and state has no `Default:` there, but pulumi-aws
-    # 7.51.1 documents `Defaults to ENABLED`: kept.
+    # internal/service/events/rule.go resourceRule: event_bus_name "default" (74), force_destroy false (89); is_enabled
+    # is Deprecated (the bridge fills no default of a deprecated field) and state has no `Default:` there, but
+    # pulumi-aws 7.51.1 documents `Defaults to ENABLED`: kept (not filled; harmless).
     "aws:cloudwatch/eventRule:EventRule": {
         "eventBusName": "default",
         "forceDestroy": False,
         "state": "ENABLED",
     },
+    # internal/service/events/target.go resourceTarget: event_bus_name DefaultEventBusName = "default" (264,
+    # events/consts.go), force_destroy false (269); its other defaults sit inside ecs_target, which the program does
+    # not set.
     "aws:cloudwatch/eventTarget:EventTarget": {"eventBusName": "default", "forceDestroy": False},
-    # internal/service/sns/topic.go topicSchema: content_based_deduplication, fifo_topic (false). maximumMessageSize
-    # is newer than the source read here; pulumi-aws 7.51.1 documents "The default is 262144": listed in case it is a
-    # schema default (a default listed and not filled changes nothing).
+    # internal/service/sns/topic.go topicSchema: content_based_deduplication (69), fifo_topic (85) (false).
+    # maximum_message_size is newer than the source read (5f2286d6d836 has no such field); pulumi-aws 7.51.1 documents
+    # "The default is 262144": listed in case it is a schema default (a default listed and not filled changes nothing).
     "aws:sns/topic:Topic": {"fifoTopic": False, "contentBasedDeduplication": False, "maximumMessageSize": 262144},
     "aws:sns/topicSubscription:TopicSubscription": {
         "confirmationTimeoutInMinutes": 1,
         "endpointAutoConfirms": False,
         "rawMessageDelivery": False,
     },
+    # internal/service/s3/bucket.go resourceBucket: force_destroy false (194). bucket_namespace is Optional+Computed
+    # there (pulumi-aws documents `Defaults to global (AWS)`, an AWS-side default): not filled, kept (harmless); acl
+    # (documented `Defaults to private`) is Deprecated and Optional+Computed: never filled.
     "aws:s3/bucket:Bucket": {"forceDestroy": False, "bucketNamespace": "global"},
+    # internal/service/s3/bucket_public_access_block.go: the four flags Default false (40, 45, 55, 60).
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": {
         "blockPublicAcls": False,
         "blockPublicPolicy": False,
@@ -133,7 +191,10 @@ TERRAFORM_DEFAULTS: dict[str, dict[str, Any]] = {
         "publiclyAccessible": False,
         "skipFinalSnapshot": False,
     },
+    # internal/service/rds/subnet_group.go description Default "Managed by Terraform" (54), "Managed by Pulumi" after
+    # pulumi-aws's patch (and its SDK's schema default).
     "aws:rds/subnetGroup:SubnetGroup": {"description": "Managed by Pulumi"},
+    # internal/service/rds/event_subscription.go resourceEventSubscription: enabled Default true (64).
     "aws:rds/eventSubscription:EventSubscription": {"enabled": True},
     # internal/service/elasticache/replication_group.go resourceReplicationGroup (the 2026 source): only
     # automatic_failover_enabled and multi_az_enabled (false). auth_token_update_strategy lost its ROTATE default in
@@ -142,6 +203,7 @@ TERRAFORM_DEFAULTS: dict[str, dict[str, Any]] = {
         "automaticFailoverEnabled": False,
         "multiAzEnabled": False,
     },
+    # internal/service/elasticache/subnet_group.go description (52), patched like rds's.
     "aws:elasticache/subnetGroup:SubnetGroup": {"description": "Managed by Pulumi"},
     # internal/service/elbv2/load_balancer.go resourceLoadBalancer: every top-level `Default:` (access_logs and
     # connection_logs `enabled` are inside blocks the program does not set).
