@@ -311,6 +311,19 @@ def test_ssh_from_the_world_fails(up_pack, dev, cidr):
     assert "sshAllowedCidrs" in text(up_pack, changed(dev, "harbor-vm-sg", open_port(22, cidr)))
 
 
+@pytest.mark.parametrize("port", [9090, 9091])
+@pytest.mark.parametrize("blocks", [["0.0.0.0/0"], ["::/0"], ["0.0.0.0/1", "128.0.0.0/1"]])
+def test_metrics_from_the_world_fail(up_pack, dev, port, blocks):
+    """Harbor's exporter (9090) and the cache's own (9091) take address blocks like 22: never every address, by the
+    union of the blocks (docs/security.md, "One check per type")."""
+
+    def open_blocks(props):
+        for block in blocks:
+            open_port(port, block)(props)
+
+    assert f"port {port} (metrics)" in text(up_pack, changed(dev, "harbor-vm-sg", open_blocks))
+
+
 def test_public_web_fails_unless_the_program_allows_it(up_pack, dev):
     group = changed(dev, "harbor-vm-sg", open_port(443, "0.0.0.0/0"))
     assert "allowPublicAccess: true" in text(up_pack, group)

@@ -564,6 +564,15 @@ PROBES = [
             ),
         )
     ),
+    # Exposure of Redis: without an AUTH token (auth_token, components/aws/data_services.py) anything that reaches the
+    # group's port reads and writes Harbor's sessions and job queue; ElastiCache accepts a TLS group without one.
+    Probe(
+        "promises",
+        "ElastiCache without an AUTH token",
+        "s3",
+        lambda s: [changed(s, "harbor-data-redis", lambda p: p.pop("authToken"))],
+        refused_by="aws-elasticache-replicationgroup-replicationgroup",
+    ),
     Probe(
         "promises",
         "the bucket's public access block off",
