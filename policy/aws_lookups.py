@@ -559,7 +559,8 @@ def _lookup(row: Reference) -> Lookup | OfTheResource:
 # (type, field path) -> the lookup of what the field names. A path's `[]` walks a list, `.` a mapping's key. Every
 # Reference row of fields.py FIELDS (each also judged at a preview by its stack check), but the one whose object
 # has no tags to look up: the key pair's public key (docs/security.md, residuals; nor are the SSH host key, the CAA
-# record's account and a public project's registry AWS objects with tags).
+# record's account and a public project's registry AWS objects with tags: a record's values are looked up by the
+# record's type, record_values, the CAA record's not at all).
 REFERENCES: dict[tuple[str, str], Lookup | OfTheStack | OfTheResource] = {
     (kind, path): _lookup(row)
     for kind, table in FIELDS.items()
