@@ -337,9 +337,7 @@ def launch_image(image_id: str, stack: str) -> list[Found]:
         # booted); a new instance still needs today's name.
         running = _stack_instances_running(image_id, stack)
         if running:
-            return [
-                Found(f"instance {i.get('InstanceId')} (runs {image_id})", _tags(i.get("Tags")), INSTANCE) for i in running
-            ]
+            return [Found(f"instance {i.get('InstanceId')} (runs {image_id})", _tags(i.get("Tags")), INSTANCE) for i in running]
     if not named or not canonical:
         raise LookupFailed(
             f"the image is {shown}, not Canonical's ({UBUNTU_OWNER}) {UBUNTU_IMAGE_NAME!r} {UBUNTU_IMAGE}"
