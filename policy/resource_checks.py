@@ -248,8 +248,9 @@ AWS_PROVIDER_OFF_ONLY_KEYS = ("endpoints", "insecure", "customCaBundle", "httpPr
 # `__internal`, which the analyzer never sees: analyzer_plugin.go marshalProvider, SkipInternalKeys). pulumi-aws's
 # CheckConfig (pulumi-terraform-bridge pkg/x/muxer CheckConfig: the union of its SDKv2 and plugin-framework halves;
 # pkg/pf/tfbridge/provider_checkconfig.go applies the config's DefaultInfo) adds `region` (AWS_REGION,
-# AWS_DEFAULT_REGION), `skipCredentialsValidation` (false) and `skipRegionValidation` (true): pulumi-aws 7.51.1's
-# config defaults, as its SDK's Provider shows them (pulumi_aws/provider.py). Every typed value arrives JSON-encoded
+# AWS_DEFAULT_REGION), `skipCredentialsValidation` (false) and `skipRegionValidation` (true): pulumi-aws's config
+# defaults (provider/resources.go ProviderInfo.Config DefaultInfo; 7.51.1's SDK Provider shows the same,
+# pulumi_aws/provider.py; earlier versions also default `skipMetadataApiCheck` to true). Every typed value arrives JSON-encoded
 # (pkg/tfbridge/config_encoding.go jsonEncodePropertyValue: "false", "[]"). The rest are pulumi-aws's config keys
 # (pulumi_aws/config/vars.py) that change neither who the provider is nor where its requests go: retries, validation
 # skips, account guards, AWS's own endpoint variants (FIPS, dual-stack, S3 path style, the STS region), user agents,
