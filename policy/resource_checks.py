@@ -1495,7 +1495,7 @@ def acm_certificate(review: Review) -> None:
             )
         method = props.get("validationMethod")
         if is_unknown(method) or method != "DNS":
-            problems.append(f'the certificate\'s validationMethod is {method!r}: the program validates by DNS; set "DNS"')
+            problems.append(f"the certificate's validationMethod is {method!r}: the program validates by DNS; set \"DNS\"")
         return problems
 
     review.judge(issued_by_acm)
