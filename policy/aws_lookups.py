@@ -439,6 +439,90 @@ def _for_stack(lookup: Callable[[str, str], list[Found]], stack: str) -> Callabl
     return lambda value: lookup(value, stack)
 
 
+@dataclass(frozen=True)
+class OfTheResource:
+    """A lookup that needs the resource it judges (its other fields) and the stack: `lookup(resource, stack)` gives the
+    lookup of one value."""
+
+    lookup: Callable[[Resource, str], Callable[[str], list[Found]]]
+
+
+# Every key type ACM issues or imports (ACM API Reference, Filters keyTypes): ListCertificates "Default filtering returns
+# only RSA_1024 and RSA_2048 certificates", so the lookup asks for all of them.
+ACM_KEY_TYPES = ("RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1", "EC_secp521r1")
+
+
+def _dns_name(value: Any) -> str:
+    """As stack_checks.py _dns_name: case-insensitive, with or without the root's dot."""
+    return str(value).strip().lower().rstrip(".")
+
+
+@cache
+def acm_validation(name: str, kind: str, stack: str) -> Callable[[str], list[Found]]:
+    """Review 22f B2: ACM's validation record (`name`, `kind`, the value looked up) is the validation CNAME of one of
+    this stack's certificates (harbor-lb-certificate), in this account and region. At a preview of a new certificate
+    its values are unknown (judged by their origin, stack_checks.py _validation_problems); here they are known and
+    AWS answers which certificate asks for them: ACM ListCertificates lists this account's certificates of the region
+    (each with its DomainName), DescribeCertificate gives each one's DomainValidationOptions[].ResourceRecord (Name,
+    Type, Value: ACM API Reference, DomainValidation and ResourceRecord; the pulumi-aws certificate's
+    domainValidationOptions[] resourceRecordName/Type/Value are these), ListTagsForCertificate its tags. A record that
+    no certificate of this account for the cache's name asks for (another account's pair validates that account's
+    request) is refused. ACM gives every certificate of one account for one name the same record (so the program
+    sets allow_overwrite), so a replaced certificate and its successor both match: one tagged as this stack's
+    harbor-lb-certificate suffices."""
+
+    def lookup(value: str) -> list[Found]:
+        from resource_checks import _stack_hostname
+
+        domain = _stack_hostname()
+        wanted = (_dns_name(name), str(kind).strip().upper(), _dns_name(value))
+        pages = _client("acm").get_paginator("list_certificates").paginate(Includes={"keyTypes": list(ACM_KEY_TYPES)})
+        arns = [
+            str(summary.get("CertificateArn"))
+            for page in pages
+            for summary in page.get("CertificateSummaryList") or []
+            if _dns_name(summary.get("DomainName")) == domain
+        ]
+        matching = []
+        for arn in arns:
+            found = _client("acm").describe_certificate(CertificateArn=arn)["Certificate"]
+            records = [option.get("ResourceRecord") or {} for option in found.get("DomainValidationOptions") or []]
+            if any((_dns_name(r.get("Name")), str(r.get("Type")).upper(), _dns_name(r.get("Value"))) == wanted for r in records):
+                tags = _tags(_client("acm").list_tags_for_certificate(CertificateArn=arn).get("Tags"))
+                matching.append(Found(f"certificate {arn}", tags, CERTIFICATE))
+        if not matching:
+            raise LookupFailed(
+                f"no certificate of this account ({_account()}) in {_region()!r} for {domain!r} asks ACM for the "
+                f"validation record {name} {kind} {value} (DescribeCertificate DomainValidationOptions): it validates a "
+                "certificate someone else requested",
+                fix="ACM's validation record holds the program's certificate's resourceRecordName, resourceRecordType "
+                "and resourceRecordValue (components/aws/load_balancer.py), never a literal",
+            )
+        own = [f for f in matching if f.tags.get(STACK_TAG) == stack and re.fullmatch(f.name_re, f.tags.get("Name", ""))]
+        return (own or matching)[:1]
+
+    return lookup
+
+
+def _nothing_to_look_up(_value: str) -> list[Found]:
+    """A CAA value names no AWS object (one VM: the stack's ACME account, judged at preview by
+    the-caches-name-is-the-programs against the account command's output; docs/security.md residuals)."""
+    return []
+
+
+def record_values(resource: Resource, stack: str) -> Callable[[str], list[Found]]:
+    """The lookup of a record's values (`records[]`) by the record's type: a CAA value nothing; ACM's validation CNAME
+    one of this stack's certificates' validation records (acm_validation); any other value, whatever its shape
+    (review 22c F4: only IPv4-shaped values were looked up, so an AAAA's passed), an Elastic IP of the stack's nodes
+    (components/aws/dns.py: the cache's address record holds the EIP's address)."""
+    kind = str(resource.props.get("type")).strip().upper()
+    if kind == "CAA":
+        return _nothing_to_look_up
+    if kind == "CNAME":
+        return acm_validation(str(resource.props.get("name")), kind, stack)
+    return elastic_ip_by_address
+
+
 def instance_group(group_id: str) -> list[Found]:
     """An instance's group: the VM's and, only where the program makes it (externalServices, replicas > 1:
     stack_checks.py stores_configured), the stores' client group (review 22d G1b)."""
@@ -479,15 +563,22 @@ def _names(sources: tuple[Source, ...]) -> str:
     return names[0] if len(names) == 1 else f"(?:{'|'.join(names)})"
 
 
-def _lookup(row: Reference) -> Lookup:
+# Lookups that need the resource they judge (its other fields).
+_OF_THE_RESOURCE: dict[str, OfTheResource] = {"record_values": OfTheResource(record_values)}
+
+
+def _lookup(row: Reference) -> Lookup | OfTheResource:
+    if row.lookup in _OF_THE_RESOURCE:
+        return _OF_THE_RESOURCE[row.lookup]
     return _FOR_NAMES[row.lookup](_names(row.sources)) if row.lookup in _FOR_NAMES else _FIXED[row.lookup]
 
 
 # (type, field path) -> the lookup of what the field names. A path's `[]` walks a list, `.` a mapping's key. Every
 # Reference row of fields.py FIELDS (each also judged at a preview by its stack check), but the one whose object
 # has no tags to look up: the key pair's public key (docs/security.md, residuals; nor are the SSH host key, the CAA
-# record's account and a public project's registry AWS objects with tags).
-REFERENCES: dict[tuple[str, str], Lookup | OfTheStack] = {
+# record's account and a public project's registry AWS objects with tags: a record's values are looked up by the
+# record's type, record_values, the CAA record's not at all).
+REFERENCES: dict[tuple[str, str], Lookup | OfTheStack | OfTheResource] = {
     (kind, path): _lookup(row)
     for kind, table in FIELDS.items()
     for path, row in table.items()
@@ -524,6 +615,8 @@ MAY_BE_ABSENT: dict[tuple[str, str], Callable[[Mapping[str, Any]], bool]] = {
     ("aws:cloudwatch/metricAlarm:MetricAlarm", "insufficientDataActions[]"): lambda _: True,
     # components/aws/dns.py: the A record's alias with replicas > 1 only; the CAA and validation records have none.
     ("aws:route53/record:Record", "aliases[].name"): lambda _: True,
+    # The address record with replicas > 1 is an alias (looked up above), without values; every other record has them.
+    ("aws:route53/record:Record", "records[]"): lambda props: props.get("aliases") not in (None, []),
     # Looked up where set (review 22d S1, S2), set only where dataVolumeSnapshotId is (node 0's volume), never by the
     # program for the database: components/aws/vm.py (the data volume's snapshot_id), components/aws/data_services.py.
     ("aws:ebs/volume:Volume", "snapshotId"): lambda _: True,
@@ -656,7 +749,12 @@ def references_are_the_stacks_own(resource: Resource) -> list[Violation]:
     for (kind, path), entry in REFERENCES.items():
         if resource.type != kind:
             continue
-        lookup = _for_stack(entry.lookup, stack) if isinstance(entry, OfTheStack) else entry
+        if isinstance(entry, OfTheStack):
+            lookup = _for_stack(entry.lookup, stack)
+        elif isinstance(entry, OfTheResource):
+            lookup = entry.lookup(resource, stack)
+        else:
+            lookup = entry
         values = [
             value
             for value in values_at(resource.props, path)
@@ -673,18 +771,9 @@ def references_are_the_stacks_own(resource: Resource) -> list[Violation]:
             problems += _judged(resource, "policy (an SNS Resource)", arn, topic(ALARM_TOPIC), stack)
     node_addresses, refused = _load_balancer_admission(resource)
     problems += refused
-    for field, address in [*node_addresses, *_record_addresses(resource)]:
+    for field, address in node_addresses:
         problems += _judged(resource, field, address, elastic_ip_by_address, stack)
     return problems
-
-
-def _record_addresses(resource: Resource) -> list[tuple[str, Any]]:
-    """Every value of a record but the CAA record's and ACM's validation CNAME's, whatever its shape (review 22c F4:
-    only IPv4-shaped values were looked up, so an AAAA's passed): the cache's address record holds the EIP's address
-    (components/aws/dns.py); any other value is no Elastic IP of the stack and fails the lookup."""
-    if resource.type != "aws:route53/record:Record" or str(resource.props.get("type")).upper() in ("CAA", "CNAME"):
-        return []
-    return [("records[]", value) for value in values_at(resource.props, "records[]")]
 
 
 def _load_balancer_admission(resource: Resource) -> tuple[list[tuple[str, str]], list[Violation]]:

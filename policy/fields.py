@@ -88,6 +88,12 @@ ISSUED: Source = (
     "certificateArn",
 )
 CERTIFICATE: Source = ("aws:acm/certificate:Certificate", "HarborLoadBalancer", "certificate", "arn")
+# ACM's validation CNAME of the program's certificate: its domainValidationOptions[] (pulumi-aws acm.Certificate output,
+# CertificateDomainValidationOption resourceRecordName/Type/Value; ACM DescribeCertificate DomainValidation
+# ResourceRecord Name/Type/Value), which components/aws/load_balancer.py writes as the validation record (review 22f B2).
+VALIDATION: Source = ("aws:acm/certificate:Certificate", "HarborLoadBalancer", "certificate", "domainValidationOptions")
+# The stack's ACME account, which the one-VM CAA record names (components/aws/caa.py caa_records).
+ACME_ACCOUNT: Source = ("command:remote:Command", "HarborCaa", "acme-account", "stdout")
 ALARM_TOPIC: Source = ("aws:sns/topic:Topic", "HarborAlarms", "topic", "arn")
 EVENTS_TOPIC: Source = ("aws:sns/topic:Topic", "HarborDataServices", "events", "arn")
 BUCKET: Source = ("aws:s3/bucket:Bucket", "HarborStorage", "bucket", "id")
@@ -266,10 +272,22 @@ FIELDS: dict[str, dict[str, Field]] = {
         "aliases[].name": Reference((BALANCER_NAME,), CACHE_NAME, "load_balancer_by_dns_name"),
         "aliases[].zoneId": Value("the load balancer's canonical zone (the-caches-name-is-the-programs)"),
         "allowOverwrite": Value("route53_record; it grants nothing"),
-        "name": Value("route53_record: never the DNS-01 name; dns01-names-the-programs-hostname"),
-        "records[]": Value("route53_record; the cache's A values: the-caches-name-is-the-programs and at up each looked up"),
+        "name": Value(
+            "route53_record: the cache's name (ACM's under it), never the DNS-01 name (dns01-names-the-programs-hostname); "
+            "ACM's validation record's is its certificate's resourceRecordName (the-caches-name-is-the-programs; at up "
+            "with records[]'s lookup)"
+        ),
+        # One row for the program's three records (review 22f B2): the A record holds the EIP's address (one VM), ACM's
+        # validation CNAME its certificate's resourceRecordValue, the CAA record the stack's ACME account (one VM) or
+        # the program's literal ACM set (replicas > 1, judged by shape). At up the lookup goes by the record's type:
+        # an A value an Elastic IP of the stack's, the CNAME one of this stack's certificate's validation records, CAA
+        # values nothing (no AWS object; docs/security.md residuals).
+        "records[]": Reference((EIP_ADDRESS, VALIDATION, ACME_ACCOUNT), CACHE_NAME, "record_values"),
         "ttl": Value("caching time only; it grants nothing"),
-        "type": Value("route53_record (A for the cache's name, CAA, CNAME validation)"),
+        "type": Value(
+            "route53_record (A for the cache's name, CAA, CNAME validation); the validation record's is its "
+            "certificate's resourceRecordType (the-caches-name-is-the-programs; at up with records[]'s lookup)"
+        ),
         "zoneId": Value("the settings' hosted zone (components/aws/dns.py); the names in it are route53_record's"),
     },
     "aws:cloudwatch/metricAlarm:MetricAlarm": {
@@ -308,8 +326,15 @@ FIELDS: dict[str, dict[str, Field]] = {
         "rule": Value("the program's rule by name; which events reach the program's topic only"),
     },
     "aws:cloudwatch/dashboard:Dashboard": {
-        "dashboardBody": Value("widgets showing metrics; it grants nothing"),
-        "dashboardName": Value("a name in the account's dashboards"),
+        "dashboardBody": Value(
+            "cloudwatch_dashboard: JSON of the program's widget types only (metric, text, alarm; no custom widget, which "
+            "runs a Lambda function for its viewer), metric math plain arithmetic (no LAMBDA data source); unknown only "
+            "at a preview of the program's dashboard (the-dashboard-shows-the-programs-own), judged at up"
+        ),
+        "dashboardName": Value(
+            "cloudwatch_dashboard: exactly the program's name for this stack (dashboard_name_of); another would replace, "
+            "and destroy delete, a dashboard that is not the stack's (PutDashboard)"
+        ),
     },
     # Harbor's configuration (dynamic providers).
     "pulumi-python:dynamic/harbor:Registry": _harbor(

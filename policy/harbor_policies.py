@@ -40,6 +40,7 @@ from pulumi_policy import (
 from reading import PROJECT, Resource, Review, Violation, component, plain
 from resource_checks import (
     acm_certificate,
+    cloudwatch_dashboard,
     cloudwatch_metric_alarm,
     default_provider,
     dlm_lifecycle_policy,
@@ -142,7 +143,7 @@ ALLOWED: dict[str, Callable[[Review], None]] = {
     "aws:sns/topicPolicy:TopicPolicy": sns_topic_policy,
     "aws:cloudwatch/eventRule:EventRule": nothing_to_check,  # a pattern; what it may reach: its target
     "aws:cloudwatch/eventTarget:EventTarget": event_target,
-    "aws:cloudwatch/dashboard:Dashboard": nothing_to_check,
+    "aws:cloudwatch/dashboard:Dashboard": cloudwatch_dashboard,
     # Harbor's configuration (dynamic providers) and generated secrets.
     "pulumi-python:dynamic/harbor:Registry": harbor_registry,
     "pulumi-python:dynamic/harbor:Project": harbor_api_client,

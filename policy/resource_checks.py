@@ -22,6 +22,7 @@ from reading import (
     Undecidable,
     Urn,
     Violation,
+    _no_duplicate_keys,
     action_matches,
     as_list,
     is_unknown,
@@ -1018,6 +1019,10 @@ def route53_record(review: Review) -> None:
                 )
         if which == "address":
             problems += _address_record_shape(resource.name, kind, props)
+        if which == "ACM" and props.get("aliases") not in (None, []):
+            # components/aws/load_balancer.py: records=[the certificate's resourceRecordValue], no alias; which value:
+            # stack check the-caches-name-is-the-programs and, at up, the lookup of records[] (policy/aws_lookups.py).
+            problems.append(f"record {resource.name!r} sets aliases: ACM's validation record holds its CNAME value only")
         return problems
 
     review.judge(record)
@@ -1611,3 +1616,123 @@ def rds_snapshot(review: Review) -> None:
         return [f"the database snapshot is shared with {accounts}: it stays in this account"] if accounts else []
 
     review.judge(kept)
+
+
+# ---------------------------------------------------------------------------------------------
+# The dashboard (components/aws/dashboard.py): the stack's own, showing what the program shows
+
+
+def dashboard_name_of(stack: str, organization: str | None, project: str) -> str:
+    """A copy of components/aws/dashboard.py dashboard_name_of (tests/policy/test_bypass_acm_dashboard.py keeps the
+    two equal): dashboard names are one namespace per account and region, and PutDashboard of a taken name replaces
+    that dashboard ("If a dashboard with this name already exists, this call modifies that dashboard, replacing its
+    entire contents", CloudWatch API Reference, PutDashboard), so the program's is the stack's name plus a hash of
+    organization/project/stack."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{organization}/{project}/{stack}".encode()).hexdigest()[:8]
+    readable = "".join(c if c.isalnum() or c in "-_" else "-" for c in f"harbor-cache-{stack}")[:240]
+    return f"{readable}-{digest}"
+
+
+def stack_organization() -> str | None:
+    """The organization the program's pulumi.get_organization() answers: the engine hands the program and the pack the
+    one update target's organization (pulumi pkg/resource/deploy/source_eval.go RunRequest Organization, pkg/engine/
+    update.go PolicyAnalyzerOptions Organization; a DIY backend's is "organization"), the pack as PULUMI_ORGANIZATION
+    only when it is not empty (sdk/go/common/resource/plugin/analyzer_plugin.go constructEnv maybeAppendEnv), as the
+    Python language host passes `--organization` only when it is not empty (sdk/python/cmd/pulumi-language-python
+    main.go maybeAppendArg), and the program's SDK then answers None."""
+    return os.environ.get("PULUMI_ORGANIZATION") or None
+
+
+# What the program's dashboard body holds (components/aws/dashboard.py cloudwatch_body, "Dashboard Body Structure and
+# Syntax", CloudWatch API Reference): `widgets` only, each of these keys, of the program's types with the properties
+# it sets. Any other type is refused: a `custom` widget invokes a Lambda function of the account when someone opens the
+# dashboard (review 22f L1), `log` widgets query log groups, `explorer` widgets other resources.
+DASHBOARD_BODY_KEYS = {"widgets"}
+DASHBOARD_WIDGET_KEYS = {"type", "x", "y", "width", "height", "properties"}
+DASHBOARD_WIDGET_PROPERTIES = {
+    "metric": {"title", "view", "stacked", "period", "metrics", "region", "yAxis"},
+    "text": {"markdown"},
+    "alarm": {"title", "alarms"},
+}
+# The program's metric math is arithmetic over its own series (`100 * (1 - m0 / r0)`): ids, numbers, + - * / and
+# parentheses. Any function is refused, LAMBDA above all: `LAMBDA("function", ...)` calls a Lambda function of the
+# account as a data source whenever the widget is drawn (CloudWatch User Guide, "Use your custom data source"), as do
+# SEARCH and Metrics Insights queries over other metrics, which the program does not use.
+METRIC_MATH_RE = re.compile(r"[A-Za-z0-9_.\s+\-*/()]*")
+METRIC_MATH_CALL_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\s*\(")
+
+
+def _dashboard_widget_problems(index: int, widget: Any) -> list[Violation]:
+    if not isinstance(widget, Mapping):
+        return [f"the dashboard's widget {index} is {type(widget).__name__}, not a widget object"]
+    kind = widget.get("type")
+    if kind not in DASHBOARD_WIDGET_PROPERTIES:
+        return [
+            f"the dashboard's widget {index} is of type {kind!r}: the program's dashboard shows only "
+            f"{sorted(DASHBOARD_WIDGET_PROPERTIES)} widgets (a custom widget runs a Lambda function for whoever opens it); "
+            "remove it"
+        ]
+    problems = []
+    extra = sorted(set(widget) - DASHBOARD_WIDGET_KEYS)
+    properties = widget.get("properties")
+    properties = properties if isinstance(properties, Mapping) else {}
+    extra += sorted(f"properties.{key}" for key in set(properties) - DASHBOARD_WIDGET_PROPERTIES[kind])
+    if extra:
+        problems.append(f"the dashboard's {kind} widget {index} sets {extra}, which the program's widgets do not; remove them")
+    rows = properties.get("metrics") if kind == "metric" else []
+    for row in rows if isinstance(rows, list) else [rows]:
+        for item in row if isinstance(row, list) else [row]:
+            expression = item.get("expression") if isinstance(item, Mapping) else None
+            if expression is None:
+                continue
+            text = str(expression)
+            if not METRIC_MATH_RE.fullmatch(text) or METRIC_MATH_CALL_RE.search(text):
+                problems.append(
+                    f"the dashboard's widget {index} computes {text!r}: the program's metric math is arithmetic over its "
+                    "own series only (no function: LAMBDA calls a Lambda function, SEARCH and SELECT read other metrics)"
+                )
+    return problems
+
+
+def cloudwatch_dashboard(review: Review) -> None:
+    """The program's one dashboard (HarborDashboard's `harbor-dashboard`): named as the program names it for this
+    stack (dashboard_name_of; another name replaces, and `pulumi destroy` deletes, a dashboard that is not the
+    stack's), its body JSON of the program's widget types only (metric, text, alarm) with plain arithmetic metric
+    math. Unparseable fails closed; unknown at preview only on the program's dashboard (reading.py KNOWN_ONLY_AT_UP),
+    judged at `up` before the step."""
+    resource = review.resource
+    props = resource.props
+
+    def programs_name() -> list[Violation]:
+        urn = Urn.parse(resource.urn)
+        if urn is None or not resource.made_by("HarborDashboard", ""):
+            return [
+                f"dashboard {resource.name!r} is not the program's (harbor-dashboard under HarborDashboard): harbor-cache "
+                "makes one dashboard per stack; remove it"
+            ]
+        name = str(known(props.get("dashboardName"), "dashboardName"))
+        wanted = dashboard_name_of(urn.stack, stack_organization(), urn.project)
+        if name != wanted:
+            return [
+                f"the dashboard is named {name!r}, not the stack's own {wanted!r} (components/aws/dashboard.py "
+                "dashboard_name_of): PutDashboard would replace that dashboard and `pulumi destroy` delete it; use the "
+                "program's name"
+            ]
+        return []
+
+    def body() -> list[Violation]:
+        text = known(props.get("dashboardBody"), "dashboardBody")
+        try:
+            parsed = json.loads(str(text), object_pairs_hook=_no_duplicate_keys)
+        except ValueError as error:
+            raise Undecidable("dashboardBody", f"is not a JSON dashboard body ({error})") from None
+        if not isinstance(parsed, Mapping) or set(parsed) - DASHBOARD_BODY_KEYS or not isinstance(parsed.get("widgets"), list):
+            keys = sorted(parsed) if isinstance(parsed, Mapping) else type(parsed).__name__
+            raise Undecidable("dashboardBody", f"is not a body of widgets only (it has {keys})")
+        widgets = enumerate(parsed["widgets"])
+        return [problem for index, widget in widgets for problem in _dashboard_widget_problems(index, widget)]
+
+    review.judge(programs_name)
+    review.judge(body)

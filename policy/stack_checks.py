@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fields import GROUPS, IDENTITIES, NOTIFICATIONS, Source, references_judged_by
+from fields import GROUPS, IDENTITIES, NOTIFICATIONS, VALIDATION, Source, references_judged_by
 from reading import Resource, Review, Undecidable, Violation, is_unknown, statements
 from resource_checks import (
     ACME_PREFIX,
@@ -708,10 +708,71 @@ def _caa_problems(record: StackResource, by_urn: dict[str, StackResource], balan
     ]
 
 
+def _dns_name(value: Any) -> str:
+    """A DNS name as Route 53 and ACM compare it: case-insensitive, with or without the root's dot (the AWS provider
+    stores a record's `name` lower-cased without it, terraform-provider-aws internal/service/route53/record.go `name`
+    StateFunc, where ACM's resourceRecordName ends in one)."""
+    return str(value).strip().lower().rstrip(".")
+
+
+VALIDATION_FIELDS = (("name", "resourceRecordName"), ("type", "resourceRecordType"), ("records", "resourceRecordValue"))
+
+
+def _validation_problems(record: StackResource, by_urn: dict[str, StackResource]) -> list[Violation]:
+    """Review 22f B2: ACM's validation CNAME is the program's certificate's own (components/aws/load_balancer.py: name,
+    type and records=[value] from `domain_validation_options[0]` of harbor-lb-certificate). ACM issues a certificate
+    to whoever requested it once the CNAME it gave that requester resolves (ACM User Guide, "DNS validation"); with
+    replicas > 1 the CAA record admits amazon.com for any account, so a record holding another account's pair would
+    validate that account's certificate for the cache's name. Each of name, type and records comes from that
+    certificate alone; known values equal one of its domainValidationOptions[] (name, type, the one value); unknown
+    ones (the certificate created or replaced in this update) are judged by that dependency here and by the lookup at
+    `up` (policy/aws_lookups.py acm_validation)."""
+    _, owner, part, output = VALIDATION
+    sources = [_source(record, key, by_urn) for key, _ in VALIDATION_FIELDS]
+    certificate = sources[0]
+    records = record.props.get("records")
+    values = [record.props.get("name"), record.props.get("type")]
+    if is_unknown(records):
+        values.append(records)
+    elif isinstance(records, list) and len(records) == 1:
+        values.append(records[0])
+    options = certificate.props.get(output) if certificate is not None else None
+    options = [o for o in options if isinstance(o, Mapping)] if isinstance(options, list) else []
+
+    def holds(option: Mapping[str, Any]) -> bool:
+        """Every known value equals the option's (an unknown one cannot be a literal: judged by its dependency)."""
+        return all(
+            is_unknown(value)
+            or option.get(key) is not None
+            and not is_unknown(option.get(key))
+            and _dns_name(value) == _dns_name(option.get(key))
+            for value, (_, key) in zip(values, VALIDATION_FIELDS, strict=True)
+        )
+
+    good = (
+        len(values) == len(VALIDATION_FIELDS)
+        and certificate is not None
+        and all(source is certificate for source in sources)
+        and certificate.type == VALIDATION[0]
+        and certificate.resource().made_by(owner, part)
+        and record.props.get("aliases") in (None, [])
+        and (all(is_unknown(value) for value in values) or any(holds(option) for option in options))
+    )
+    if good:
+        return []
+    return [
+        f"ACM's validation record {record.name!r} is name={record.props.get('name')!r} type={record.props.get('type')!r} "
+        f"records={records!r}: it holds exactly the resourceRecordName, resourceRecordType and resourceRecordValue of "
+        "the program's certificate (harbor-lb-certificate's domainValidationOptions), from that resource; another "
+        "pair validates a certificate someone else requested for the cache's name"
+    ]
+
+
 def the_caches_name_is_the_programs(resources: list[StackResource]) -> list[Violation]:
     """The cache's A record holds the program's EIP address (one VM) or aliases the program's load balancer
     (replicas > 1), from that resource; its CAA record names the stack's own ACME account (one VM) or is exactly
-    the program's ACM set (replicas > 1). Which mode: whether the program's load balancer is in the stack."""
+    the program's ACM set (replicas > 1); ACM's validation record is the program's certificate's validation CNAME,
+    from it. Which mode: whether the program's load balancer is in the stack."""
     by_urn = _by_urn(resources)
     balancer = next(
         (
@@ -727,6 +788,40 @@ def the_caches_name_is_the_programs(resources: list[StackResource]) -> list[Viol
             problems += _address_problems(record, by_urn, balancer)
         elif record.resource().made_by("HarborCaa", "caa"):
             problems += _caa_problems(record, by_urn, balancer)
+        elif record.resource().made_by("HarborLoadBalancer", "certificate-validation"):
+            problems += _validation_problems(record, by_urn)
+    return problems
+
+
+# Where the dashboard's body comes from (components/harbor_cache.py HarborDashboardArgs): the alarms' ARNs, the load
+# balancer's CloudWatch dimension (arn_suffix) and the certificate's ARN.
+DASHBOARD_SOURCES = (
+    ("aws:cloudwatch/metricAlarm:MetricAlarm", "HarborAlarms", r"[\w-]+"),
+    ("aws:lb/loadBalancer:LoadBalancer", "HarborLoadBalancer", "alb"),
+    ("aws:acm/certificate:Certificate", "HarborLoadBalancer", "certificate"),
+)
+
+
+def the_dashboard_shows_the_programs_own(resources: list[StackResource]) -> list[Violation]:
+    """The program's dashboard body, where a preview does not know it (reading.py KNOWN_ONLY_AT_UP), is made from the
+    program's alarms, load balancer and certificate only: its content (widget types, metric math) is judged at `up`,
+    before the step, by the dashboard's own check (resource_checks.py cloudwatch_dashboard)."""
+    by_urn = _by_urn(resources)
+    problems = []
+    for dashboard in (r for r in resources if r.type == "aws:cloudwatch/dashboard:Dashboard"):
+        if not is_unknown(dashboard.props.get("dashboardBody")):
+            continue  # known: the dashboard's own check parses it
+        sources = [by_urn.get(urn) for urn in dashboard.property_dependencies.get("dashboardBody") or []]
+        if not all(
+            source is not None
+            and any(source.type == kind and source.resource().made_by(owner, part) for kind, owner, part in DASHBOARD_SOURCES)
+            for source in sources
+        ):
+            problems.append(
+                f"dashboard {dashboard.name!r}'s body, unknown at this preview, is made from "
+                f"{sorted(s.name if s else '<outside the stack>' for s in sources)}: the program's dashboard shows its "
+                "alarms, load balancer and certificate only"
+            )
     return problems
 
 
@@ -780,8 +875,14 @@ def public_projects_relay_no_credentials(resources: list[StackResource]) -> list
 
 STACK_CHECKS: dict[str, tuple[str, StackCheck]] = {
     "the-caches-name-is-the-programs": (
-        "The cache's A record is the program's EIP or load balancer; its CAA record names the stack's own ACME account.",
+        "The cache's A record is the program's EIP or load balancer; its CAA record names the stack's own ACME account; "
+        "ACM's validation record is the program's certificate's.",
         the_caches_name_is_the_programs,
+    ),
+    "the-dashboard-shows-the-programs-own": (
+        "The program's dashboard body, where a preview does not know it, is made from the program's alarms, load "
+        "balancer and certificate only.",
+        the_dashboard_shows_the_programs_own,
     ),
     "public-projects-relay-no-credentials": (
         "A public proxy project's registry carries no upstream credential unless the settings allow it.",

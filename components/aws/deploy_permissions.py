@@ -325,6 +325,9 @@ POLICY_PACK_ACTIONS = (
     "elasticloadbalancing:DescribeTags",
     "elasticloadbalancing:DescribeLoadBalancers",
     "acm:ListTagsForCertificate",
+    # ACM's validation record: which of this account's certificates asks for it (review 22f B2).
+    "acm:ListCertificates",
+    "acm:DescribeCertificate",
     "sns:ListTagsForResource",
     "s3:GetBucketTagging",
     # A bucket must be the account's own in the stack's region (S3 ListBuckets). The pack also asks

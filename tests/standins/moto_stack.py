@@ -202,8 +202,17 @@ def create(client: Any, resource: EngineResource, renamed: dict[str, str]) -> No
         balancer = made["LoadBalancers"][0]
         renamed[props["arn"]], renamed[props["dnsName"]] = balancer["LoadBalancerArn"], balancer["DNSName"]
     elif kind == "aws:acm/certificate:Certificate":
-        made = client("acm").request_certificate(DomainName=props["domainName"], Tags=tag_list(tags))
+        acm = client("acm")
+        made = acm.request_certificate(DomainName=props["domainName"], Tags=tag_list(tags), ValidationMethod="DNS")
         renamed[props["arn"]] = made["CertificateArn"]
+        # ACM chooses the validation record (DescribeCertificate DomainValidationOptions[].ResourceRecord), which the
+        # provider hands on as domainValidationOptions[] and the program writes as its validation CNAME.
+        answered = acm.describe_certificate(CertificateArn=made["CertificateArn"])["Certificate"]
+        shown = {option["DomainName"]: option["ResourceRecord"] for option in answered["DomainValidationOptions"]}
+        for option in props.get("domainValidationOptions") or []:
+            record = shown[option["domainName"]]
+            renamed[option["resourceRecordName"]] = record["Name"]
+            renamed[option["resourceRecordValue"]] = record["Value"]
     elif kind == "aws:sns/topic:Topic":
         arn = client("sns").create_topic(Name=props["arn"].rsplit(":", 1)[-1], Tags=tag_list(tags))["TopicArn"]
         assert arn == props["arn"], (arn, props["arn"])

@@ -488,6 +488,7 @@ def running_pack(
     policy_dir: Path = POLICY_DIR,
     disabled: Iterable[str] = (),
     env: dict[str, str | None] | None = None,
+    organization: str | None = None,
 ) -> Iterator[Analyzer]:
     """The pack's entry point started as the engine starts it (from `policy_dir`, the checkout's by default); stopped on exit.
 
@@ -495,16 +496,23 @@ def running_pack(
     `{"<policy>": "disabled"}`), sent as the engine sends it: `Configure` after `GetAnalyzerInfo` (pulumi
     pkg/engine/plugins.go installAndLoadPolicyPlugins -> ReconcilePolicyPackConfig -> analyzer.Configure; pulumi_policy
     policy.py Analyze skips a policy whose level is DISABLED). `env`: more of the environment the engine passes on
-    (analyzer_plugin.go: the CLI's own environment, where the deploy's AWS credentials are); None removes a variable."""
+    (analyzer_plugin.go: the CLI's own environment, where the deploy's AWS credentials are); None removes a variable.
+    `organization`: the update target's organization, which the engine hands the program (run_program's) and the pack
+    (PULUMI_ORGANIZATION, only when not empty: analyzer_plugin.go constructEnv maybeAppendEnv)."""
     # The stack's configuration as the engine passes it (analyzer_plugin.go constructConfig: "project:key" ->
     # string; structured values as their JSON text); the dev stack's by default.
     config = pulumi_harness.dev_config() if config is None else config
-    inherited = {key: value for key, value in {**os.environ, **(env or {})}.items() if value is not None}
+    inherited = {
+        key: value
+        for key, value in {**os.environ, **(env or {})}.items()
+        if value is not None and key != "PULUMI_ORGANIZATION"  # the engine's own, below
+    }
     environment = {
         **inherited,
         "PULUMI_PROJECT": PROJECT,
         "PULUMI_STACK": stack,
         "PULUMI_DRY_RUN": "true" if dry_run else "false",
+        **({"PULUMI_ORGANIZATION": organization} if organization else {}),
         "PULUMI_CONFIG": json.dumps(
             {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}
         ),
