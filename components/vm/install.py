@@ -45,7 +45,12 @@ from components.vm.rolling import RollingHooks
 from components.vm.runtime_drain import DRAIN_HOOK_STEP, runtime_drain_commands, runtime_drain_files
 from components.vm.schedules_check import SCHEDULES_TIMER, schedules_checked, schedules_files
 from components.vm.secret_values import HarborSecrets, SharedSecretValues
-from components.vm.shared_secrets import SHARED_SECRETS_TYPE, admin_password_alias
+from components.vm.shared_secrets import (
+    ADMIN_PASSWORD_LENGTH,
+    ADMIN_PASSWORD_MIN_EACH,
+    SHARED_SECRETS_TYPE,
+    admin_password_alias,
+)
 from components.vm.systemd import render_docker_dropin, render_systemd_unit
 from components.vm.traefik import render_traefik_dynamic_config
 
@@ -122,6 +127,9 @@ def write_file_command(path: str, mode: str, owner: str = "root") -> str:
 
 # Where the harbor-key step keeps the secret key a node held before the shared one replaced it.
 PREVIOUS_KEY_SUFFIX = ".before-shared"
+# Each node's own Harbor database password (letters and digits; the policy pack floors it: policy/resource_checks.py
+# RANDOM_PASSWORDS).
+DATABASE_PASSWORD_LENGTH = 32
 
 
 def write_keeping_previous_command(path: str, mode: str, owner: str) -> str:
@@ -191,16 +199,16 @@ class HarborInstall(pulumi.ComponentResource):
             previous = admin_password_alias(name, "-install", "-shared", SHARED_SECRETS_TYPE, opts)
             generated = random.RandomPassword(
                 f"{name}-admin-password",
-                length=24,
+                length=ADMIN_PASSWORD_LENGTH,
                 special=False,
-                min_upper=2,
-                min_lower=2,
-                min_numeric=2,
+                min_upper=ADMIN_PASSWORD_MIN_EACH,
+                min_lower=ADMIN_PASSWORD_MIN_EACH,
+                min_numeric=ADMIN_PASSWORD_MIN_EACH,
                 opts=pulumi.ResourceOptions(parent=self, aliases=previous),
             )
             self.admin_password = pulumi.Output.secret(generated.result)
         database_password = random.RandomPassword(
-            f"{name}-database-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+            f"{name}-database-password", length=DATABASE_PASSWORD_LENGTH, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
 
         endpoints = args.endpoints or DataEndpoints()
