@@ -251,7 +251,9 @@ FIELDS: dict[str, dict[str, Field]] = {
         "isCaCertificate": Value("tls_self_signed_cert: true, as prepare's `req -x509` makes it"),
         # A literal key (one its author keeps) would make a certificate for tokens signed with another key than the
         # program's. No up-time lookup: the key is no AWS object; the stack check compares the value (at up, and at a
-        # preview where the key is known) with the token key's.
+        # preview where the key is known) with the token key's. terraform-provider-tls v4.0.0 (CHANGELOG:
+        # "tls_self_signed_cert: Attribute `private_key_pem` is stored (and returned) _as-is_") keeps the PEM itself in
+        # the certificate's outputs, which AnalyzeStack gets (pulumi step_generator.go AnalyzeResources), not a hash.
         "privateKeyPem": Reference((TOKEN_KEY,), IDENTITIES, "none: a private key is no AWS object (docs/security.md)"),
         "validityPeriodHours": Value("tls_self_signed_cert: at least the program's 10 years (TOKEN_CERT_VALIDITY_HOURS)"),
     },
