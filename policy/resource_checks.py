@@ -1390,7 +1390,7 @@ IMPORTED_CERTIFICATE_FIELDS = ("privateKey", "certificateBody", "certificateChai
 # ---------------------------------------------------------------------------------------------
 # Generated secrets (review 22f B1, L3): each of the program's by its name (owner component, name part, as
 # Resource.made_by matches them: node-indexed HarborInstall names included), no weaker than the program makes it. The
-# numbers are copies of the program's constants (components/vm/shared_secrets.py, components/vm/install.py,
+# numbers are copies of the program's constants (components/vm/shared_secrets.py, components/vm/secret_values.py,
 # components/aws/data_services.py, components/harbor/config.py); tests/policy/test_policies.py keeps them equal.
 # A generated secret of any other name is refused: the pack does not know what it protects.
 #
@@ -1428,7 +1428,7 @@ TOKEN_KEY_ALGORITHM, TOKEN_KEY_BITS = "RSA", 4096
 TOKEN_CERT_VALIDITY_HOURS = 3650 * 24
 # `is_ca_certificate=True`, `allowed_uses=["digital_signature", "cert_signing"]`: prepare's `req -x509` (v3_ca).
 TOKEN_CERT_USES = ("digital_signature", "cert_signing")
-# components/vm/install.py
+# components/vm/secret_values.py (each node's, components/vm/install.py)
 DATABASE_PASSWORD_LENGTH = 32
 # components/aws/data_services.py
 STORE_PASSWORD_LENGTH = 32

@@ -44,13 +44,8 @@ from components.vm.paths import (
 from components.vm.rolling import RollingHooks
 from components.vm.runtime_drain import DRAIN_HOOK_STEP, runtime_drain_commands, runtime_drain_files
 from components.vm.schedules_check import SCHEDULES_TIMER, schedules_checked, schedules_files
-from components.vm.secret_values import HarborSecrets, SharedSecretValues
-from components.vm.shared_secrets import (
-    ADMIN_PASSWORD_LENGTH,
-    ADMIN_PASSWORD_MIN_EACH,
-    SHARED_SECRETS_TYPE,
-    admin_password_alias,
-)
+from components.vm.secret_values import DATABASE_PASSWORD_LENGTH, HarborSecrets, SharedSecretValues
+from components.vm.shared_secrets import ADMIN_PASSWORD_LENGTH, ADMIN_PASSWORD_MIN_EACH, SHARED_SECRETS_TYPE, admin_password_alias
 from components.vm.systemd import render_docker_dropin, render_systemd_unit
 from components.vm.traefik import render_traefik_dynamic_config
 
@@ -127,9 +122,6 @@ def write_file_command(path: str, mode: str, owner: str = "root") -> str:
 
 # Where the harbor-key step keeps the secret key a node held before the shared one replaced it.
 PREVIOUS_KEY_SUFFIX = ".before-shared"
-# Each node's own Harbor database password (letters and digits; the policy pack floors it: policy/resource_checks.py
-# RANDOM_PASSWORDS).
-DATABASE_PASSWORD_LENGTH = 32
 
 
 def write_keeping_previous_command(path: str, mode: str, owner: str) -> str:

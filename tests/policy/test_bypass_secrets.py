@@ -298,7 +298,7 @@ def test_the_packs_floors_are_the_programs_constants():
 
     from components.aws import data_services
     from components.harbor import config
-    from components.vm import install, shared_secrets
+    from components.vm import secret_values, shared_secrets
 
     pairs = {
         "ADMIN_PASSWORD_LENGTH": shared_secrets.ADMIN_PASSWORD_LENGTH,
@@ -310,7 +310,7 @@ def test_the_packs_floors_are_the_programs_constants():
         "SCAN_ROBOT_PREFIX_LENGTH": shared_secrets.SCAN_ROBOT_PREFIX_LENGTH,
         "TOKEN_KEY_BITS": shared_secrets.TOKEN_KEY_BITS,
         "TOKEN_CERT_VALIDITY_HOURS": shared_secrets.TOKEN_CERT_VALIDITY_HOURS,
-        "DATABASE_PASSWORD_LENGTH": install.DATABASE_PASSWORD_LENGTH,
+        "DATABASE_PASSWORD_LENGTH": secret_values.DATABASE_PASSWORD_LENGTH,
         "STORE_PASSWORD_LENGTH": data_services.STORE_PASSWORD_LENGTH,
         "STORE_PASSWORD_MIN_EACH": data_services.STORE_PASSWORD_MIN_EACH,
         "OIDC_CLIENT_SECRET_BYTES": config.OIDC_CLIENT_SECRET_BYTES,
