@@ -316,13 +316,7 @@ def launch_image(image_id: str, stack: str) -> list[Found]:
     share with this account between this Analyze and the step's RunInstances) it is refused."""
     found = _visible_image(image_id)
     if found is None:
-        filters = [
-            {"Name": "image-id", "Values": [image_id]},
-            {"Name": f"tag:{STACK_TAG}", "Values": [stack]},
-            {"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES},
-        ]
-        pages = _client("ec2").get_paginator("describe_instances").paginate(Filters=filters)
-        running = [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+        running = _stack_instances_running(image_id, stack)
         if not running:
             raise LookupFailed(
                 f"AWS shows this account no image {image_id!r} (private, deregistered or never public) and no instance of "
@@ -334,13 +328,36 @@ def launch_image(image_id: str, stack: str) -> list[Found]:
     shown = {key: found.get(key) for key in ("OwnerId", "Name", *UBUNTU_IMAGE)}
     wanted = {"OwnerId": UBUNTU_OWNER, **UBUNTU_IMAGE}
     named = fnmatch.fnmatchcase(str(shown["Name"]), UBUNTU_IMAGE_NAME)  # get_ami's name filter: `*` is any text
-    if not named or any(shown[key] != value for key, value in wanted.items()):
+    canonical = all(shown[key] == value for key, value in wanted.items())
+    if canonical and not named:
+        # Review 22f FR2: an image of Canonical's that no longer matches today's name (vm.py moved to another series,
+        # or Canonical renamed its path, as hvm-ssd became hvm-ssd-gp3) is still the one an existing node was launched
+        # from: the engine hands it back at every `up` (ignore_changes=["ami"], see above). It passes where a live
+        # instance of this stack runs it (FR1's argument: only a new launch boots an image, and this one is already
+        # booted); a new instance still needs today's name.
+        running = _stack_instances_running(image_id, stack)
+        if running:
+            return [Found(f"instance {i.get('InstanceId')} (runs {image_id})", _tags(i.get("Tags")), INSTANCE) for i in running]
+    if not named or not canonical:
         raise LookupFailed(
-            f"the image is {shown}, not Canonical's ({UBUNTU_OWNER}) {UBUNTU_IMAGE_NAME!r} {UBUNTU_IMAGE}",
+            f"the image is {shown}, not Canonical's ({UBUNTU_OWNER}) {UBUNTU_IMAGE_NAME!r} {UBUNTU_IMAGE}"
+            + (f", and no instance of stack {stack!r} runs it" if canonical else ""),
             fix="boot the image the program's AMI lookup chooses (components/aws/vm.py get_ami), never a literal or "
             "another image",
         )
     return []
+
+
+def _stack_instances_running(image_id: str, stack: str) -> list[Mapping[str, Any]]:
+    """The live instances of `stack` (its stack tag) that run `image_id` (EC2 DescribeInstances filters image-id,
+    tag:<key>, instance-state-name)."""
+    filters = [
+        {"Name": "image-id", "Values": [image_id]},
+        {"Name": f"tag:{STACK_TAG}", "Values": [stack]},
+        {"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES},
+    ]
+    pages = _client("ec2").get_paginator("describe_instances").paginate(Filters=filters)
+    return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
 
 
 # What a new disk or database is made from (review 22d S1, S2): a snapshot whose owner chose its content (Harbor's

@@ -255,9 +255,11 @@ TERRAFORM_DEFAULTS: dict[str, dict[str, Any]] = {
         "connection.port": 22,
         "connection.dialErrorLimit": 10,
         "connection.perDialTimeout": 15,
-        # provider/pkg/provider/remote/command.go CommandInputs.Annotate: a.SetDefault(&c.AddPreviousOutputInEnv, true)
-        # (review 22e: filled by infer's Check on every command; the previous run's output in the next run's
-        # environment, on the same pinned host).
+        # Not filled at the pinned v1.2.1 (review 22f): its provider/pkg/provider/remote/command.go
+        # CommandInputs.Annotate only describes "Defaults to true"; the a.SetDefault(&c.AddPreviousOutputInEnv, true)
+        # review 22e cited is an older commit's (bdee8868, in v1.0.0). Accepted anyway: `true` is what the provider does
+        # when it is absent (v1.2.1 remote/commandOutputs.go: `c.AddPreviousOutputInEnv == nil ||
+        # *c.AddPreviousOutputInEnv`), the previous run's output in the next run's environment, on the same pinned host.
         "addPreviousOutputInEnv": True,
     },
 }

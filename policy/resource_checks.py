@@ -164,11 +164,7 @@ def default_provider(review: Review) -> None:
         )
 
     def endpoints() -> list[Violation]:
-        custom = [
-            key
-            for key in ("endpoints", "insecure", "customCaBundle", "httpProxy", "httpsProxy")
-            if known(resource.props.get(key), key)
-        ]
+        custom = [key for key in AWS_PROVIDER_OFF_ONLY_KEYS if not _off(known(resource.props.get(key), key))]
         return [f"the provider sets {custom}: requests (and their signatures) would go elsewhere; remove them"] if custom else []
 
     def program_default_tags() -> list[Violation]:
@@ -188,23 +184,145 @@ def default_provider(review: Review) -> None:
         if static:
             return [
                 f"the provider sets {static}: the stack is deployed with the deploying identity (OIDC), never with static "
-                "keys or a role in another account; remove them from the stack's aws:* config"
+                "keys, a profile, other config files or another credential endpoint; remove them from the stack's aws:* "
+                "config and set the environment instead (AWS_PROFILE, AWS_CONFIG_FILE, ...)"
+            ]
+        return []
+
+    def aws_keys_allowed() -> list[Violation]:
+        # Review 22f L2, deny by default: every other key the AWS provider reads is refused (identity() names the
+        # identity keys with their own message).
+        other = sorted(
+            key
+            for key, value in resource.props.items()
+            if key not in AWS_PROVIDER_ALLOWED_KEYS and key not in PROVIDER_IDENTITY_KEYS and not _empty(known(value, key))
+        )
+        if other:
+            return [
+                f"the provider sets {other}, which the pack does not know as harmless (it allows "
+                f"{sorted(AWS_PROVIDER_ALLOWED_KEYS)}); remove them from the stack's aws:* config"
+            ]
+        return []
+
+    def ignored_tags() -> list[Violation]:
+        ignored = _ignored_program_tags(known(resource.props.get("ignoreTags"), "ignoreTags"))
+        if ignored:
+            return [
+                f"the provider's ignoreTags {ignored}: the provider would leave the program's {PROGRAM_TAG_PREFIX!r} tags "
+                "off what it creates (terraform-provider-aws tags KeyValueTags.IgnoreConfig: keys and key prefixes); "
+                "remove them from aws:ignoreTags"
             ]
         return []
 
     review.judge(endpoints)
     review.judge(program_default_tags)
     review.judge(identity)
+    if resource.type == "pulumi:providers:aws":
+        review.judge(aws_keys_allowed)
+        review.judge(ignored_tags)
 
 
-# Who the provider acts as: static keys (aws:accessKey/secretKey/token) or another role (aws:assumeRole(s)...).
-PROVIDER_IDENTITY_KEYS = ("accessKey", "secretKey", "token", "assumeRole", "assumeRoles", "assumeRoleWithWebIdentity")
+# Who the provider acts as (review 22f L2): static keys (aws:accessKey/secretKey/token), another role
+# (aws:assumeRoles, aws:assumeRoleWithWebIdentity; assumeRole before pulumi-aws v6), a profile or other shared config or
+# credentials files (a profile may name role_arn, source_profile, credential_process), or another host to ask for the
+# instance credentials (ec2MetadataServiceEndpoint, and its mode). The settings refuse the same keys
+# (components/settings/namespaces.py PROVIDER_ONLY_CREDENTIAL_KEYS; tests/policy/test_bypass_provider.py keeps them equal).
+PROVIDER_IDENTITY_KEYS = (
+    "accessKey",
+    "secretKey",
+    "token",
+    "assumeRole",
+    "assumeRoles",
+    "assumeRoleWithWebIdentity",
+    "profile",
+    "sharedConfigFiles",
+    "sharedCredentialsFiles",
+    "ec2MetadataServiceEndpoint",
+    "ec2MetadataServiceEndpointMode",
+)
+# Keys that send requests elsewhere: allowed only when off (empty, "[]", false).
+AWS_PROVIDER_OFF_ONLY_KEYS = ("endpoints", "insecure", "customCaBundle", "httpProxy", "httpsProxy")
+# The inputs of the default `pulumi:providers:aws` a stack may set: the engine's default provider takes the stack's
+# `aws:*` config (pulumi pkg/resource/deploy/default_providers.go newRegisterDefaultProviderEvent: GetPackageConfig)
+# and adds `version` (providers/registry.go SetProviderVersion; the plugin download URL and checksums go under
+# `__internal`, which the analyzer never sees: analyzer_plugin.go marshalProvider, SkipInternalKeys). pulumi-aws's
+# CheckConfig (pulumi-terraform-bridge pkg/x/muxer CheckConfig: the union of its SDKv2 and plugin-framework halves;
+# pkg/pf/tfbridge/provider_checkconfig.go applies the config's DefaultInfo) adds `region` (AWS_REGION,
+# AWS_DEFAULT_REGION), `skipCredentialsValidation` (false) and `skipRegionValidation` (true): pulumi-aws's config
+# defaults (provider/resources.go ProviderInfo.Config DefaultInfo; 7.51.1's SDK Provider shows the same,
+# pulumi_aws/provider.py; earlier versions also default `skipMetadataApiCheck` to true). Every typed value arrives JSON-encoded
+# (pkg/tfbridge/config_encoding.go jsonEncodePropertyValue: "false", "[]"). The rest are pulumi-aws's config keys
+# (pulumi_aws/config/vars.py) that change neither who the provider is nor where its requests go: retries, validation
+# skips, account guards, AWS's own endpoint variants (FIPS, dual-stack, S3 path style, the STS region), user agents,
+# hosts excluded from a proxy, tag policy and default tags (judged above: no program keys), ignoreTags (judged: none
+# of the program's). The settings accept exactly these (components/settings/namespaces.py AWS_PROVIDER_SETTABLE_KEYS;
+# a test keeps them equal).
+AWS_PROVIDER_ALLOWED_KEYS = frozenset(
+    {
+        "version",
+        "region",
+        "skipCredentialsValidation",
+        "skipRegionValidation",
+        "skipMetadataApiCheck",
+        "skipRequestingAccountId",
+        "allowedAccountIds",
+        "forbiddenAccountIds",
+        "maxRetries",
+        "retryMode",
+        "tokenBucketRateLimiterCapacity",
+        "stsRegion",
+        "useFipsEndpoint",
+        "useDualstackEndpoint",
+        "s3UsePathStyle",
+        "s3UsEast1RegionalEndpoint",
+        "userAgents",
+        "noProxy",
+        "tagPolicyCompliance",
+        "defaultTags",
+        "ignoreTags",
+        *AWS_PROVIDER_OFF_ONLY_KEYS,
+    }
+)
 
 
 def _empty(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip() in ("", "[]", "{}", "null")
     return value in (None, [], {})
+
+
+def _off(value: Any) -> bool:
+    """Review 22f FR3: a setting that is empty or false is off; CheckConfig hands `aws:insecure: false` back as
+    "false" and `aws:endpoints: []` as "[]" (config_encoding.go jsonEncodePropertyValue)."""
+    if isinstance(value, str) and value.strip().lower() == "false":
+        return True
+    return value is False or _empty(value)
+
+
+def _ignored_program_tags(value: Any) -> list[str]:
+    """The `ignoreTags` keys and key prefixes that would drop a tag key starting with PROGRAM_TAG_PREFIX (the provider
+    matches keys exactly and prefixes with strings.HasPrefix; compared case-insensitively here, the stricter). A value
+    that is not the provider's shape ({keys: [...], keyPrefixes: [...]}) counts as dropping them."""
+    if _empty(value):
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return [repr(value)]
+    if not isinstance(value, Mapping):
+        return [repr(value)]
+    found = []
+    for field in ("keys", "keyPrefixes"):
+        items = value.get(field) or []
+        if not isinstance(items, (list, tuple)):
+            return [repr(value)]
+        for item in items:
+            text = str(item).lower()
+            prefix = field == "keyPrefixes"
+            if text.startswith(PROGRAM_TAG_PREFIX) or (prefix and PROGRAM_TAG_PREFIX.startswith(text)):
+                found.append(f"{field}: {item!r}")
+    return found
 
 
 def _default_tag_keys(props: Mapping[str, Any] | None) -> list[str]:

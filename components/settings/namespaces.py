@@ -10,6 +10,7 @@ the provider would use them (below).
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,13 +28,109 @@ PROVIDER_ONLY_CREDENTIAL_KEYS = {
     "aws:accessKey": "export AWS_ACCESS_KEY_ID (and AWS_SECRET_ACCESS_KEY) instead",
     "aws:secretKey": "export AWS_SECRET_ACCESS_KEY instead",
     "aws:token": "export AWS_SESSION_TOKEN instead",
+    "aws:assumeRole": "assume the role before `pulumi up` (a profile with role_arn and AWS_PROFILE) instead",
     "aws:assumeRoles": "assume the role before `pulumi up` (a profile with role_arn and AWS_PROFILE) instead",
     "aws:assumeRoleWithWebIdentity": "export AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE instead",
     "aws:sharedCredentialsFiles": "export AWS_SHARED_CREDENTIALS_FILE instead",
     "aws:sharedConfigFiles": "export AWS_CONFIG_FILE instead",
+    "aws:ec2MetadataServiceEndpoint": "export AWS_EC2_METADATA_SERVICE_ENDPOINT instead",
+    "aws:ec2MetadataServiceEndpointMode": "export AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE instead",
 }
 # Shown by name only: their values are or may hold credentials (a web identity token, an external id).
-SECRET_PROVIDER_KEYS = ("aws:accessKey", "aws:secretKey", "aws:token", "aws:assumeRoles", "aws:assumeRoleWithWebIdentity")
+SECRET_PROVIDER_KEYS = (
+    "aws:accessKey",
+    "aws:secretKey",
+    "aws:token",
+    "aws:assumeRole",
+    "aws:assumeRoles",
+    "aws:assumeRoleWithWebIdentity",
+)
+# The policy pack refuses every other key of the default AWS provider (review 22f L2: policy/resource_checks.py
+# AWS_PROVIDER_ALLOWED_KEYS, which adds the engine's `version`; tests/policy/test_bypass_provider.py keeps the two
+# equal), so the settings refuse them first, with the key and the fix. These change neither who the provider is nor
+# where its requests go; the last five only when off (empty or false), ignoreTags only without the program's keys.
+AWS_PROVIDER_OFF_ONLY_KEYS = ("endpoints", "insecure", "customCaBundle", "httpProxy", "httpsProxy")
+AWS_PROVIDER_SETTABLE_KEYS = frozenset(
+    {
+        "region",
+        "skipCredentialsValidation",
+        "skipRegionValidation",
+        "skipMetadataApiCheck",
+        "skipRequestingAccountId",
+        "allowedAccountIds",
+        "forbiddenAccountIds",
+        "maxRetries",
+        "retryMode",
+        "tokenBucketRateLimiterCapacity",
+        "stsRegion",
+        "useFipsEndpoint",
+        "useDualstackEndpoint",
+        "s3UsePathStyle",
+        "s3UsEast1RegionalEndpoint",
+        "userAgents",
+        "noProxy",
+        "tagPolicyCompliance",
+        "defaultTags",
+        "ignoreTags",
+        *AWS_PROVIDER_OFF_ONLY_KEYS,
+    }
+)
+PROGRAM_TAG_PREFIX = f"{PROJECT}:"
+
+
+def _off(value: Any) -> bool:
+    """Unset, empty or false, as the CLI stores it (JSON text: "false", "[]") or parsed."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("", "[]", "{}", "null", "false")
+    return value in (None, False, [], {})
+
+
+def _ignores_program_tags(value: Any) -> bool:
+    """aws:ignoreTags ({keys, keyPrefixes}) would make the provider drop a tag key starting with the program's prefix
+    (terraform-provider-aws KeyValueTags.IgnoreConfig: exact keys, strings.HasPrefix prefixes; compared without case
+    here, as the policy pack does); a value of another shape counts as dropping them."""
+    if _off(value):
+        return False
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return True
+    if not isinstance(value, Mapping):
+        return True
+    for field in ("keys", "keyPrefixes"):
+        items = value.get(field) or []
+        if not isinstance(items, (list, tuple)):
+            return True
+        for item in items:
+            text = str(item).lower()
+            if text.startswith(PROGRAM_TAG_PREFIX) or (field == "keyPrefixes" and PROGRAM_TAG_PREFIX.startswith(text)):
+                return True
+    return False
+
+
+def _refuse_aws_provider_key(reader: ConfigReader, key: str, value: Any) -> None:
+    name = key.removeprefix("aws:")
+    if name in AWS_PROVIDER_OFF_ONLY_KEYS and not _off(value):
+        shown = f"is set ({value!r})" if name in ("insecure", "endpoints", "customCaBundle") else "is set"
+        reader.fail(
+            key,
+            f"{shown}: the AWS provider would send its requests (and their signatures) elsewhere, which the policy "
+            f"pack refuses; remove it (`pulumi config rm {key}`)",
+        )
+    elif name == "ignoreTags" and _ignores_program_tags(value):
+        reader.fail(
+            key,
+            f"{value!r}: the AWS provider would leave the program's {PROGRAM_TAG_PREFIX!r} tags off what it creates "
+            f"(snapshots, policy exemptions), which the policy pack refuses; remove those keys and prefixes (or "
+            f"`pulumi config rm {key}`)",
+        )
+    elif name not in AWS_PROVIDER_SETTABLE_KEYS and not _off(value):
+        reader.fail(
+            key,
+            "is set, but the policy pack allows only the AWS provider settings that change neither its identity nor "
+            f"where its requests go ({', '.join(sorted(AWS_PROVIDER_SETTABLE_KEYS))}); remove it (`pulumi config rm {key}`)",
+        )
 
 
 def refuse_foreign_keys(reader: ConfigReader, foreign: Mapping[str, Any], project_keys: tuple[str, ...]) -> None:
@@ -49,6 +146,8 @@ def refuse_foreign_keys(reader: ConfigReader, foreign: Mapping[str, Any], projec
                 f"credentials from the environment and would run as another identity or none, after the instance "
                 f"exists. Remove it (`pulumi config rm {key}`) and {fix}",
             )
+        elif namespace == "aws":
+            _refuse_aws_provider_key(reader, key, foreign[key])
         elif namespace not in KNOWN_NAMESPACES:
             close = difflib.get_close_matches(namespace, KNOWN_NAMESPACES, n=1, cutoff=0.6)
             meant = f"{close[0]}:{name}" if close else ""

@@ -63,6 +63,18 @@ FOREIGN_KEYS = [
         "aws:assumeRoles: is set,",
         "role_arn",
     ),
+    # Review 22f L2: the policy pack refuses the default provider with any of these; the settings say so first.
+    ({"aws:sharedConfigFiles": '["./aws-config"]'}, "aws:sharedConfigFiles: is set", "AWS_CONFIG_FILE"),
+    ({"aws:ec2MetadataServiceEndpoint": "http://198.51.100.7"}, "aws:ec2MetadataServiceEndpoint: is set", "AWS_EC2_METADATA"),
+    (
+        {"aws:assumeRole": '{"roleArn": "arn:aws:iam::1:role/x", "externalId": "wJalrXUtnFEMI"}'},
+        "aws:assumeRole: is set,",
+        "AWS_",
+    ),
+    ({"aws:regoin": "eu-central-1"}, "aws:regoin: is set, but the policy pack allows only", "pulumi config rm aws:regoin"),
+    ({"aws:insecure": "true"}, "aws:insecure: is set ('true')", "pulumi config rm aws:insecure"),
+    ({"aws:httpsProxy": "http://me:wJalrXUtnFEMI@proxy.example.net"}, "aws:httpsProxy: is set:", "elsewhere"),
+    ({"aws:ignoreTags": '{"keyPrefixes": ["harbor"]}'}, "aws:ignoreTags: ", "harbor-cache:' tags off"),
     ({"harbor_cache:hostname": "h.dev.example.com"}, "harbor_cache:hostname: namespace", "'harbor-cache:hostname'"),
     ({"harborcache:acmeEmail": "x@corp.io"}, "harborcache:acmeEmail: namespace", "did you mean 'harbor-cache:acmeEmail'"),
     ({"harbor-cahce:zonename": "dev.example.com"}, "harbor-cahce:zonename: namespace", "did you mean 'harbor-cache:zoneName'"),
@@ -88,7 +100,19 @@ def test_real_values_near_the_refused_ones_pass():
         "harborInstallerSha256": "0" * 63 + "1",
         "instanceType": "m7i.large",
     }
-    foreign = {"aws:region": "eu-central-1", "aws:defaultTags": {"tags": {"a": "b"}}, "pulumi:tags": {"x": "y"}}
+    foreign = {
+        "aws:region": "eu-central-1",
+        "aws:defaultTags": {"tags": {"a": "b"}},
+        "pulumi:tags": {"x": "y"},
+        # Review 22f FR3 and L2: explicit "off" and the provider settings the policy pack allows.
+        "aws:insecure": "false",
+        "aws:endpoints": "[]",
+        "aws:httpProxy": "",
+        "aws:skipRequestingAccountId": "true",
+        "aws:maxRetries": "25",
+        "aws:allowedAccountIds": '["123456789012"]',
+        "aws:ignoreTags": '{"keyPrefixes": ["kubernetes.io/"], "keys": ["CostCenter"]}',
+    }
     assert problems(near, foreign) == []
     for real in ("t3.medium", "c7i.2xlarge", "m5zn.large", "u-6tb1.metal", "x2iedn.xlarge"):
         assert problems({"instanceType": real}) == [], real
