@@ -71,6 +71,7 @@ EIP: Source = ("aws:ec2/eip:Eip", "HarborVm", f"{_NODE}eip", "id")
 EIP_ADDRESS: Source = ("aws:ec2/eip:Eip", "HarborVm", f"{_NODE}eip", "publicIp")
 KEY_PAIR: Source = ("aws:ec2/keyPair:KeyPair", "HarborVm", "key-pair", "keyName")
 SSH_KEY: Source = ("tls:index/privateKey:PrivateKey", "HarborVm", "ssh-key", "publicKeyOpenssh")
+TOKEN_KEY: Source = ("tls:index/privateKey:PrivateKey", "HarborSharedSecrets", "token-key", "privateKeyPem")
 PROFILE: Source = ("aws:iam/instanceProfile:InstanceProfile", "HarborVm", "profile", "name")
 INSTANCE_ROLE: Source = ("aws:iam/role:Role", "HarborVm", "role", "name")
 DLM_ROLE: Source = ("aws:iam/role:Role", "HarborVm", "dlm-role", "name")
@@ -246,14 +247,21 @@ FIELDS: dict[str, dict[str, Field]] = {
         "tags": TAGS,
     },
     "tls:index/privateKey:PrivateKey": {
-        "algorithm": Value("tls_private_key: ED25519"),
-        "rsaBits": Value("a key size; tls_private_key judges the algorithm"),
+        "algorithm": Value("tls_private_key, by name: the SSH key ED25519, Harbor's token signing key RSA"),
+        "rsaBits": Value("tls_private_key: the token signing key's at least the program's (TOKEN_KEY_BITS, 4096)"),
     },
+    # Harbor's token service certificate (HA, components/vm/shared_secrets.py): every node's registry trusts it to
+    # verify the bearer tokens core signs with the token key.
     "tls:index/selfSignedCert:SelfSignedCert": {
-        "allowedUses[]": Value("the loopback tunnel's own certificate (components/harbor/config.py); trusted by nothing else"),
-        "isCaCertificate": Value("the loopback tunnel's own certificate; trusted by nothing else"),
-        "privateKeyPem": Value("the stack's own generated key (secret in state)"),
-        "validityPeriodHours": Value("the loopback tunnel's own certificate; trusted by nothing else"),
+        "allowedUses[]": Value("tls_self_signed_cert: the program's, digital_signature and cert_signing"),
+        "isCaCertificate": Value("tls_self_signed_cert: true, as prepare's `req -x509` makes it"),
+        # A literal key (one its author keeps) would make a certificate for tokens signed with another key than the
+        # program's. No up-time lookup: the key is no AWS object; the stack check compares the value (at up, and at a
+        # preview where the key is known) with the token key's. terraform-provider-tls v4.0.0 (CHANGELOG:
+        # "tls_self_signed_cert: Attribute `private_key_pem` is stored (and returned) _as-is_") keeps the PEM itself in
+        # the certificate's outputs, which AnalyzeStack gets (pulumi step_generator.go AnalyzeResources), not a hash.
+        "privateKeyPem": Reference((TOKEN_KEY,), IDENTITIES, "none: a private key is no AWS object (docs/security.md)"),
+        "validityPeriodHours": Value("tls_self_signed_cert: at least the program's 10 years (TOKEN_CERT_VALIDITY_HOURS)"),
     },
     "command:remote:Command": {
         "connection.host": Reference((EIP_ADDRESS,), COMMANDS, "elastic_ip_on_its_instance"),
@@ -422,13 +430,15 @@ FIELDS: dict[str, dict[str, Field]] = {
     },
     # Generated secrets.
     "random:index/randomPassword:RandomPassword": {
-        "length": Value("the password's strength (settings floor it)"),
-        "minLower": Value("the password's alphabet"),
-        "minNumeric": Value("the password's alphabet"),
-        "minUpper": Value("the password's alphabet"),
-        "special": Value("the password's alphabet"),
+        "length": Value("random_password, by name: at least the program's length (RANDOM_PASSWORDS)"),
+        "minLower": Value("random_password, by name: at least the program's (RANDOM_PASSWORDS)"),
+        "minNumeric": Value("random_password, by name: at least the program's (RANDOM_PASSWORDS)"),
+        "minUpper": Value("random_password, by name: at least the program's (RANDOM_PASSWORDS)"),
+        "special": Value("random_password: false, letters and digits as the program needs them"),
     },
-    "random:index/randomBytes:RandomBytes": {"length": Value("the secret's size; it grants nothing")},
+    "random:index/randomBytes:RandomBytes": {
+        "length": Value("random_bytes, by name: at least the program's bytes (RANDOM_BYTES)"),
+    },
     "random:index/randomId:RandomId": {
         "byteLength": Value("the id's size; it grants nothing"),
         "keepers": Whole("values whose change makes a new id; no access"),

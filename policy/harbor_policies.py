@@ -65,6 +65,8 @@ from resource_checks import (
     nothing_to_check,
     program_tags_from_elsewhere,
     programs_component,
+    random_bytes,
+    random_password,
     rds_instance,
     rds_snapshot,
     remote_command,
@@ -79,6 +81,7 @@ from resource_checks import (
     sns_topic_policy,
     sns_topic_subscription,
     tls_private_key,
+    tls_self_signed_cert,
 )
 from stack_checks import STACK_CHECKS as CHECKS_ACROSS_RESOURCES
 from stack_checks import StackCheck, StackResource
@@ -151,10 +154,10 @@ ALLOWED: dict[str, Callable[[Review], None]] = {
     "pulumi-python:dynamic/harbor:GcSchedule": harbor_api_client,
     "pulumi-python:dynamic/harbor:Robot": harbor_robot,
     "pulumi-python:dynamic/harbor:SystemSettings": harbor_system_settings,
-    "random:index/randomPassword:RandomPassword": nothing_to_check,
-    "random:index/randomBytes:RandomBytes": nothing_to_check,
-    "random:index/randomId:RandomId": nothing_to_check,
-    "tls:index/selfSignedCert:SelfSignedCert": nothing_to_check,
+    "random:index/randomPassword:RandomPassword": random_password,
+    "random:index/randomBytes:RandomBytes": random_bytes,
+    "random:index/randomId:RandomId": nothing_to_check,  # a snapshot name's suffix, no secret
+    "tls:index/selfSignedCert:SelfSignedCert": tls_self_signed_cert,
     # storage: s3.
     "aws:s3/bucket:Bucket": s3_bucket,
     "aws:s3/bucketPolicy:BucketPolicy": s3_bucket_policy,

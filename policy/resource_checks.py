@@ -1510,16 +1510,214 @@ def acm_certificate(review: Review) -> None:
 IMPORTED_CERTIFICATE_FIELDS = ("privateKey", "certificateBody", "certificateChain", "certificateAuthorityArn")
 
 
-# The stack's SSH key is ED25519 (components/aws/vm.py: tls.PrivateKey(algorithm="ED25519")).
-SSH_KEY_ALGORITHM, SSH_PUBLIC_KEY_PREFIX = "ED25519", "ssh-ed25519 "
+# ---------------------------------------------------------------------------------------------
+# Generated secrets (review 22f B1, L3): each of the program's by its name (owner component, name part, as
+# Resource.made_by matches them: node-indexed HarborInstall names included), no weaker than the program makes it. The
+# numbers are copies of the program's constants (components/vm/shared_secrets.py, components/vm/secret_values.py,
+# components/aws/data_services.py, components/harbor/config.py); tests/policy/test_policies.py keeps them equal.
+# A generated secret of any other name is refused: the pack does not know what it protects.
+#
+# pulumi-random 4.21.4 and pulumi-tls 5.6.2 are Plugin Framework providers whose Check fills no Terraform default
+# (policy/provider_defaults.py), so a field the program leaves out reaches the pack absent and the provider's schema
+# default applies when it creates the value. terraform-provider-random internal/provider/resource_password.go
+# passwordSchemaV3: `length` is the number of characters of the result ("The length of the string desired"),
+# `special`, `upper`, `lower`, `numeric`/`number` default to true, `min_upper`/`min_lower`/`min_numeric`/`min_special`
+# to 0, and `override_special` replaces the special characters only where `special` is true; Create hands them all
+# to random.CreateString. internal/provider/resource_bytes.go bytesSchemaV0: `length` is "The number of bytes
+# requested". terraform-provider-tls internal/provider/resource_private_key.go privateKeyResourceSchemaV1: `rsa_bits`
+# defaults to 2048.
+
+
+@dataclass(frozen=True)
+class PasswordFloor:
+    """A RandomPassword of the program: at least `length` characters and the least of each class, letters and digits
+    only (the values pass through YAML, env files and compose unharmed: components/vm/shared_secrets.py)."""
+
+    length: int
+    min_upper: int = 0
+    min_lower: int = 0
+    min_numeric: int = 0
+
+
+# components/vm/shared_secrets.py
+ADMIN_PASSWORD_LENGTH = 24
+ADMIN_PASSWORD_MIN_EACH = 2
+SECRET_KEY_LENGTH = 16
+COMPONENT_SECRET_LENGTH = 16
+CSRF_KEY_LENGTH = 32
+REGISTRY_HTTP_SECRET_LENGTH = 32
+SCAN_ROBOT_PREFIX_LENGTH = 8
+TOKEN_KEY_ALGORITHM, TOKEN_KEY_BITS = "RSA", 4096
+TOKEN_CERT_VALIDITY_HOURS = 3650 * 24
+# `is_ca_certificate=True`, `allowed_uses=["digital_signature", "cert_signing"]`: prepare's `req -x509` (v3_ca).
+TOKEN_CERT_USES = ("digital_signature", "cert_signing")
+# components/vm/secret_values.py (each node's, components/vm/install.py)
+DATABASE_PASSWORD_LENGTH = 32
+# components/aws/data_services.py
+STORE_PASSWORD_LENGTH = 32
+STORE_PASSWORD_MIN_EACH = 2
+# components/harbor/config.py
+OIDC_CLIENT_SECRET_BYTES = 20
+
+_ADMIN = PasswordFloor(ADMIN_PASSWORD_LENGTH, ADMIN_PASSWORD_MIN_EACH, ADMIN_PASSWORD_MIN_EACH, ADMIN_PASSWORD_MIN_EACH)
+_STORE = PasswordFloor(STORE_PASSWORD_LENGTH, STORE_PASSWORD_MIN_EACH, STORE_PASSWORD_MIN_EACH, STORE_PASSWORD_MIN_EACH)
+# (owner component, name part) -> the floor.
+RANDOM_PASSWORDS: dict[tuple[str, str], PasswordFloor] = {
+    # The single VM's (and node 0's) Harbor admin password, and every node's own Harbor database password.
+    ("HarborInstall", "admin-password"): _ADMIN,
+    ("HarborInstall", "database-password"): PasswordFloor(DATABASE_PASSWORD_LENGTH),
+    # HA: the values every node shares.
+    ("HarborSharedSecrets", "admin-password"): _ADMIN,
+    ("HarborSharedSecrets", "secret-key"): PasswordFloor(SECRET_KEY_LENGTH),
+    ("HarborSharedSecrets", "core-secret"): PasswordFloor(COMPONENT_SECRET_LENGTH),
+    ("HarborSharedSecrets", "jobservice-secret"): PasswordFloor(COMPONENT_SECRET_LENGTH),
+    ("HarborSharedSecrets", "csrf-key"): PasswordFloor(CSRF_KEY_LENGTH),
+    ("HarborSharedSecrets", "registry-http-secret"): PasswordFloor(REGISTRY_HTTP_SECRET_LENGTH),
+    ("HarborSharedSecrets", "scan-robot-prefix"): PasswordFloor(SCAN_ROBOT_PREFIX_LENGTH),
+    # externalServices: the RDS master password and the ElastiCache AUTH token.
+    ("HarborDataServices", "db-password"): _STORE,
+    ("HarborDataServices", "redis-password"): _STORE,
+}
+RANDOM_BYTES: dict[tuple[str, str], int] = {("HarborConfig", "oidc-client-secret"): OIDC_CLIENT_SECRET_BYTES}
+# (owner, part) -> (algorithm, least RSA bits or None).
+PRIVATE_KEYS: dict[tuple[str, str], tuple[str, int | None]] = {
+    ("HarborVm", "ssh-key"): ("ED25519", None),  # components/aws/vm.py: tls.PrivateKey(algorithm="ED25519")
+    ("HarborSharedSecrets", "token-key"): (TOKEN_KEY_ALGORITHM, TOKEN_KEY_BITS),
+}
+TOKEN_CERT: tuple[str, str] = ("HarborSharedSecrets", "token-cert")
+# The stack's SSH key's public half in the key pair (ec2_key_pair).
+SSH_PUBLIC_KEY_PREFIX = "ssh-ed25519 "
+
+
+def _known_as(table: dict[tuple[str, str], Any], resource: Resource) -> tuple[str, str] | None:
+    return next((key for key in table if resource.made_by(*key)), None)
+
+
+def _unknown_secret(resource: Resource, table: dict[tuple[str, str], Any]) -> Violation:
+    names = sorted(f"{PROGRAM_COMPONENTS[owner]}-{part} (under {owner})" for owner, part in table)
+    return (
+        f"{resource.type} {resource.name!r} is not one of the program's generated secrets ({', '.join(names)}): the "
+        "pack floors each by its name and refuses one it does not know; add it to policy/resource_checks.py with the "
+        "strength the program gives it"
+    )
+
+
+def _count(props: Mapping[str, Any], key: str, default: int = 0) -> float:
+    """A number field, or the provider's schema default where the program leaves it out."""
+    return number(props.get(key), key, default)
+
+
+def random_password(review: Review) -> None:
+    """One of the program's generated passwords, by its name, at least as long as the program makes it, with at least
+    its letters of each class, and letters and digits only (special false, no class turned off)."""
+    resource = review.resource
+    known_as = _known_as(RANDOM_PASSWORDS, resource)
+    if known_as is None:
+        review.problems.append(_unknown_secret(resource, RANDOM_PASSWORDS))
+        return
+    floor, props = RANDOM_PASSWORDS[known_as], resource.props
+
+    def strength() -> list[Violation]:
+        problems = []
+        length = number(props.get("length"), "length")
+        if length < floor.length:
+            problems.append(
+                f"the password {resource.name!r} is {length:g} characters long: the program makes it {floor.length}; "
+                "a shorter one is easier to guess"
+            )
+        for key, least in (("minUpper", floor.min_upper), ("minLower", floor.min_lower), ("minNumeric", floor.min_numeric)):
+            if (found := _count(props, key)) < least:
+                problems.append(f"the password {resource.name!r} has {key} {found:g} (absent: 0): the program asks {least}")
+        return problems
+
+    def alphabet() -> list[Violation]:
+        problems = []
+        if known(props.get("special"), "special") is not False:
+            problems.append(
+                f"the password {resource.name!r} has special={props.get('special')!r} (absent, pulumi-random's default is "
+                "true): the program's are letters and digits, set special=False"
+            )
+        off = [key for key in ("upper", "lower", "numeric", "number") if known(props.get(key), key) is False]
+        if off:
+            problems.append(f"the password {resource.name!r} turns {off} off: the program keeps letters and digits")
+        return problems
+
+    review.judge(strength)
+    review.judge(alphabet)
+
+
+def random_bytes(review: Review) -> None:
+    """One of the program's generated secrets of random bytes (the OIDC client secret), by its name, at least as
+    many bytes as the program draws."""
+    resource = review.resource
+    known_as = _known_as(RANDOM_BYTES, resource)
+    if known_as is None:
+        review.problems.append(_unknown_secret(resource, RANDOM_BYTES))
+        return
+
+    def size() -> list[Violation]:
+        length, least = number(resource.props.get("length"), "length"), RANDOM_BYTES[known_as]
+        if length < least:
+            return [f"the secret {resource.name!r} is {length:g} random bytes: the program draws {least}"]
+        return []
+
+    review.judge(size)
 
 
 def tls_private_key(review: Review) -> None:
-    """The stack's SSH key (HarborVm's ssh-key): ED25519. (Harbor's token signing key, HarborSharedSecrets', is RSA as
-    Harbor's core wants it.)"""
-    algorithm = review.resource.props.get("algorithm")
-    if review.resource.made_by("HarborVm", "ssh-key") and algorithm != SSH_KEY_ALGORITHM:
-        review.problems.append(f"the SSH key's algorithm is {algorithm!r}: use {SSH_KEY_ALGORITHM}")
+    """One of the program's keys, by its name: the stack's SSH key (HarborVm's ssh-key) ED25519; Harbor's token
+    signing key (HarborSharedSecrets' token-key) RSA of at least the program's size, as prepare makes it."""
+    resource = review.resource
+    known_as = _known_as(PRIVATE_KEYS, resource)
+    if known_as is None:
+        review.problems.append(_unknown_secret(resource, PRIVATE_KEYS))
+        return
+    algorithm, least_bits = PRIVATE_KEYS[known_as]
+
+    def strength() -> list[Violation]:
+        found = known(resource.props.get("algorithm"), "algorithm")
+        if found != algorithm:
+            return [f"the key {resource.name!r} is {found!r}: the program's is {algorithm}; use {algorithm}"]
+        if least_bits is not None:
+            bits = _count(resource.props, "rsaBits", 2048)  # absent: tls_private_key's default, 2048
+            if bits < least_bits:
+                return [
+                    f"the key {resource.name!r} has {bits:g} RSA bits: the program's has {least_bits}; set rsa_bits={least_bits}"
+                ]
+        return []
+
+    review.judge(strength)
+
+
+def tls_self_signed_cert(review: Review) -> None:
+    """Harbor's token service certificate (HarborSharedSecrets' token-cert), the only self-signed certificate: every
+    HA node's registry trusts it to verify the bearer tokens core signs; a CA certificate for digital signatures and
+    certificate signing, valid as long as prepare makes it. Made from the token key: stack check
+    identities-come-from-the-program (its privateKeyPem is a Reference, policy/fields.py)."""
+    resource = review.resource
+    if not resource.made_by(*TOKEN_CERT):
+        review.problems.append(_unknown_secret(resource, {TOKEN_CERT: None}))
+        return
+    props = resource.props
+
+    def shape() -> list[Violation]:
+        problems = []
+        if known(props.get("isCaCertificate"), "isCaCertificate") is not True:
+            problems.append(f"the token certificate {resource.name!r} is not a CA certificate: set is_ca_certificate=True")
+        uses = as_list(props.get("allowedUses"), "allowedUses")
+        if sorted(map(str, uses)) != sorted(TOKEN_CERT_USES):
+            problems.append(
+                f"the token certificate {resource.name!r} allows {uses}: the program's allows {list(TOKEN_CERT_USES)}"
+            )
+        hours = number(props.get("validityPeriodHours"), "validityPeriodHours")
+        if hours < TOKEN_CERT_VALIDITY_HOURS:
+            problems.append(
+                f"the token certificate {resource.name!r} is valid {hours:g} hours: the program's {TOKEN_CERT_VALIDITY_HOURS}; "
+                "once it expires no node's registry accepts a token"
+            )
+        return problems
+
+    review.judge(shape)
 
 
 def ec2_key_pair(review: Review) -> None:

@@ -99,11 +99,24 @@ def store_ingress(port: int, vm_security_group_id: pulumi.Input[str], what: str)
     ]
 
 
+# The stores' generated passwords (the policy pack floors them: policy/resource_checks.py RANDOM_PASSWORDS).
+STORE_PASSWORD_LENGTH = 32
+STORE_PASSWORD_MIN_EACH = 2
+
+
 def store_password(name: str, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
     """A generated store password, secret: 32 letters and digits, which pass through harbor.yml, the
     env files prepare writes and compose unharmed, and which RDS ('/', '@', '"', spaces) and
     ElastiCache ('@', '"', '/') both accept."""
-    password = random.RandomPassword(name, length=32, special=False, min_upper=2, min_lower=2, min_numeric=2, opts=opts)
+    password = random.RandomPassword(
+        name,
+        length=STORE_PASSWORD_LENGTH,
+        special=False,
+        min_upper=STORE_PASSWORD_MIN_EACH,
+        min_lower=STORE_PASSWORD_MIN_EACH,
+        min_numeric=STORE_PASSWORD_MIN_EACH,
+        opts=opts,
+    )
     return pulumi.Output.secret(password.result)
 
 

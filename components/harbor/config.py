@@ -43,6 +43,9 @@ PULL_ROBOT_NAME = "harbor-cache-pull"
 MONITOR_ROBOT_NAME = "harbor-cache-monitor"
 MONITOR_ACCESS = [{"resource": "registry", "action": "list"}, {"resource": "garbage-collection", "action": "list"}]
 MONITOR_PROJECT_ACCESS = [{"resource": "tag-retention", "action": "list"}]
+# 20 random bytes, base64: what `openssl rand -base64 20` gave in the manual setup (the policy pack floors it:
+# policy/resource_checks.py RANDOM_BYTES).
+OIDC_CLIENT_SECRET_BYTES = 20
 
 
 @dataclass(frozen=True)
@@ -178,8 +181,9 @@ class HarborConfig(pulumi.ComponentResource):
 
         self.dex_static_client: pulumi.Output[dict] | None = None
         if settings.oidc is not None:
-            # 20 random bytes, base64: what `openssl rand -base64 20` gave in the manual setup.
-            client_secret = random.RandomBytes(f"{name}-oidc-client-secret", length=20, opts=pulumi.ResourceOptions(parent=self))
+            client_secret = random.RandomBytes(
+                f"{name}-oidc-client-secret", length=OIDC_CLIENT_SECRET_BYTES, opts=pulumi.ResourceOptions(parent=self)
+            )
             secret = pulumi.Output.secret(client_secret.base64)
             HarborOidcAuth(f"{name}-oidc", self._connection, self._oidc_props(secret), opts=self._options())
             self.dex_static_client = pulumi.Output.secret(secret.apply(lambda value: dex_static_client(settings, value)))

@@ -44,8 +44,8 @@ from components.vm.paths import (
 from components.vm.rolling import RollingHooks
 from components.vm.runtime_drain import DRAIN_HOOK_STEP, runtime_drain_commands, runtime_drain_files
 from components.vm.schedules_check import SCHEDULES_TIMER, schedules_checked, schedules_files
-from components.vm.secret_values import HarborSecrets, SharedSecretValues
-from components.vm.shared_secrets import SHARED_SECRETS_TYPE, admin_password_alias
+from components.vm.secret_values import DATABASE_PASSWORD_LENGTH, HarborSecrets, SharedSecretValues
+from components.vm.shared_secrets import ADMIN_PASSWORD_LENGTH, ADMIN_PASSWORD_MIN_EACH, SHARED_SECRETS_TYPE, admin_password_alias
 from components.vm.systemd import render_docker_dropin, render_systemd_unit
 from components.vm.traefik import render_traefik_dynamic_config
 
@@ -191,16 +191,16 @@ class HarborInstall(pulumi.ComponentResource):
             previous = admin_password_alias(name, "-install", "-shared", SHARED_SECRETS_TYPE, opts)
             generated = random.RandomPassword(
                 f"{name}-admin-password",
-                length=24,
+                length=ADMIN_PASSWORD_LENGTH,
                 special=False,
-                min_upper=2,
-                min_lower=2,
-                min_numeric=2,
+                min_upper=ADMIN_PASSWORD_MIN_EACH,
+                min_lower=ADMIN_PASSWORD_MIN_EACH,
+                min_numeric=ADMIN_PASSWORD_MIN_EACH,
                 opts=pulumi.ResourceOptions(parent=self, aliases=previous),
             )
             self.admin_password = pulumi.Output.secret(generated.result)
         database_password = random.RandomPassword(
-            f"{name}-database-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+            f"{name}-database-password", length=DATABASE_PASSWORD_LENGTH, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
 
         endpoints = args.endpoints or DataEndpoints()

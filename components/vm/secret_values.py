@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Each node's own Harbor database password (components/vm/install.py), letters and digits; the policy pack floors
+# it (policy/resource_checks.py RANDOM_PASSWORDS).
+DATABASE_PASSWORD_LENGTH = 32
+
 
 @dataclass(frozen=True)
 class HarborSecrets:

@@ -57,6 +57,8 @@ CSRF_KEY_LENGTH = 32
 SCAN_ROBOT_PREFIX_LENGTH = 8
 REGISTRY_HTTP_SECRET_LENGTH = 32
 ADMIN_PASSWORD_LENGTH = 24
+# The admin password's letters of each class (the generated single-VM, node-0 and shared one alike).
+ADMIN_PASSWORD_MIN_EACH = 2
 # utils/cert.py create_root_cert: `openssl genrsa 4096`, `req -x509 -days 3650 -subj /`.
 TOKEN_KEY_BITS = 4096
 TOKEN_CERT_VALIDITY_HOURS = 3650 * 24
@@ -121,9 +123,9 @@ class HarborSharedSecrets(pulumi.ComponentResource):
                 f"{name}-admin-password",
                 length=ADMIN_PASSWORD_LENGTH,
                 special=False,
-                min_upper=2,
-                min_lower=2,
-                min_numeric=2,
+                min_upper=ADMIN_PASSWORD_MIN_EACH,
+                min_lower=ADMIN_PASSWORD_MIN_EACH,
+                min_numeric=ADMIN_PASSWORD_MIN_EACH,
                 opts=pulumi.ResourceOptions(parent=self, aliases=previous),
             ).result
 
