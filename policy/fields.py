@@ -590,7 +590,7 @@ FIELDS: dict[str, dict[str, Field]] = {
         "targetId": Reference((INSTANCE,), IDENTITIES, "instance"),
     },
     "aws:acm/certificate:Certificate": {
-        "domainName": Value("the stack's hostname; acm_certificate: ACM-issued"),
+        "domainName": Value("acm_certificate: exactly the stack's hostname (no wildcard, no other name)"),
         "tags": TAGS,
         "validationMethod": Value("acm_certificate: DNS; it grants nothing"),
     },

@@ -209,9 +209,10 @@ def default_provider(review: Review) -> None:
         ignored = _ignored_program_tags(known(resource.props.get("ignoreTags"), "ignoreTags"))
         if ignored:
             return [
-                f"the provider's ignoreTags {ignored}: the provider would leave the program's {PROGRAM_TAG_PREFIX!r} tags "
-                "off what it creates (terraform-provider-aws tags KeyValueTags.IgnoreConfig: keys and key prefixes); "
-                "remove them from aws:ignoreTags"
+                f"the provider's ignoreTags {ignored}: the provider would stop managing the program's "
+                f"{PROGRAM_TAG_PREFIX!r} tags (terraform-provider-aws tags KeyValueTags.IgnoreConfig, keys and key "
+                "prefixes: left out of every diff, so a tag changed or removed outside is never put back, and the pack's "
+                "snapshot and exemption checks read those tags); remove them from aws:ignoreTags"
             ]
         return []
 
@@ -1484,10 +1485,11 @@ def ec2_eip_association(review: Review) -> None:
 
 
 def acm_certificate(review: Review) -> None:
-    """The load balancer's certificate is one ACM issues after DNS validation (components/aws/load_balancer.py:
-    domain_name and validation_method="DNS"). An imported certificate (privateKey, certificateBody,
-    certificateChain) is one whose key someone outside AWS holds, and a private CA's (certificateAuthorityArn) one
-    that CA's holders can issue again: either lets them read and change the cache's traffic (review 22c, minor)."""
+    """The load balancer's certificate is one ACM issues after DNS validation for the stack's hostname
+    (components/aws/load_balancer.py: domain_name and validation_method="DNS"). An imported certificate (privateKey,
+    certificateBody, certificateChain) is one whose key someone outside AWS holds, and a private CA's
+    (certificateAuthorityArn) one that CA's holders can issue again: either lets them read and change the cache's
+    traffic (review 22c, minor)."""
     props = review.resource.props
 
     def issued_by_acm() -> list[Violation]:
@@ -1501,6 +1503,16 @@ def acm_certificate(review: Review) -> None:
         method = props.get("validationMethod")
         if is_unknown(method) or method != "DNS":
             problems.append(f"the certificate's validationMethod is {method!r}: the program validates by DNS; set \"DNS\"")
+        # The certificate names the cache and nothing else (components/aws/load_balancer.py domain_name=hostname, no
+        # subjectAlternativeNames: fields.py refuses those): a wildcard or another name would have ACM issue, and the
+        # stack validate, a certificate for names the stack does not serve (review 22g F2). ACM compares names without
+        # case and Route 53 stores them lower-case without the final dot, as _stack_hostname() answers.
+        domain = props.get("domainName")
+        if is_unknown(domain) or not isinstance(domain, str) or domain.lower().rstrip(".") != _stack_hostname():
+            problems.append(
+                f"the certificate's domainName is {domain!r}: it names the stack's hostname only "
+                f"({_stack_hostname()!r}, the hostname setting)"
+            )
         return problems
 
     review.judge(issued_by_acm)

@@ -121,8 +121,9 @@ def _refuse_aws_provider_key(reader: ConfigReader, key: str, value: Any) -> None
     elif name == "ignoreTags" and _ignores_program_tags(value):
         reader.fail(
             key,
-            f"{value!r}: the AWS provider would leave the program's {PROGRAM_TAG_PREFIX!r} tags off what it creates "
-            f"(snapshots, policy exemptions), which the policy pack refuses; remove those keys and prefixes (or "
+            f"{value!r}: the AWS provider would stop managing the program's {PROGRAM_TAG_PREFIX!r} tags (a tag changed "
+            f"or removed outside is never put back; snapshots and policy exemptions read them), which the policy "
+            f"pack refuses; remove those keys and prefixes (or "
             f"`pulumi config rm {key}`)",
         )
     elif name not in AWS_PROVIDER_SETTABLE_KEYS and not _off(value):

@@ -1879,6 +1879,20 @@ REVIEW22B_PROBES = [
         refused_by="aws-acm-certificate-certificate",
     ),
     Probe(
+        "review22g-low",
+        "F2 the program's certificate for a wildcard under the cache's name",
+        "ha",
+        set_on("harbor-lb-certificate", domainName="*.harbor.dev.example.com"),
+        refused_by="aws-acm-certificate-certificate",
+    ),
+    Probe(
+        "review22g-low",
+        "F2 the program's certificate for another name",
+        "ha",
+        set_on("harbor-lb-certificate", domainName="login.example.org"),
+        refused_by="aws-acm-certificate-certificate",
+    ),
+    Probe(
         "review22b-low",
         "B4b the upgrade's database snapshot shared with every account",
         "s3",

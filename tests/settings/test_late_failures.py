@@ -74,7 +74,7 @@ FOREIGN_KEYS = [
     ({"aws:regoin": "eu-central-1"}, "aws:regoin: is set, but the policy pack allows only", "pulumi config rm aws:regoin"),
     ({"aws:insecure": "true"}, "aws:insecure: is set ('true')", "pulumi config rm aws:insecure"),
     ({"aws:httpsProxy": "http://me:wJalrXUtnFEMI@proxy.example.net"}, "aws:httpsProxy: is set:", "elsewhere"),
-    ({"aws:ignoreTags": '{"keyPrefixes": ["harbor"]}'}, "aws:ignoreTags: ", "harbor-cache:' tags off"),
+    ({"aws:ignoreTags": '{"keyPrefixes": ["harbor"]}'}, "aws:ignoreTags: ", "stop managing the program's 'harbor-cache:' tags"),
     ({"harbor_cache:hostname": "h.dev.example.com"}, "harbor_cache:hostname: namespace", "'harbor-cache:hostname'"),
     ({"harborcache:acmeEmail": "x@corp.io"}, "harborcache:acmeEmail: namespace", "did you mean 'harbor-cache:acmeEmail'"),
     ({"harbor-cahce:zonename": "dev.example.com"}, "harbor-cahce:zonename: namespace", "did you mean 'harbor-cache:zoneName'"),
