@@ -37,7 +37,7 @@ from tests.standins.policy_engine import (  # noqa: E402
     run_program,
     running_pack,
 )
-from tests.standins.pulumi_harness import dev_config  # noqa: E402
+from tests.standins.pulumi_harness import alarm_arn, dev_config  # noqa: E402
 
 HA = {**dev_config(), "harbor-cache:replicas": 2}
 HOSTNAME = HA["harbor-cache:hostname"]
@@ -53,6 +53,7 @@ DASHBOARD = "harbor-dashboard"
 DASHBOARD_TYPE = "aws:cloudwatch/dashboard:Dashboard"
 DASHBOARD_POLICY = "aws-cloudwatch-dashboard-dashboard"
 DASHBOARD_ORIGIN = "the-dashboard-shows-the-programs-own"
+ALARM_TYPE = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
 
 @pytest.fixture(scope="module")
@@ -311,3 +312,22 @@ def test_an_unknown_dashboard_body_at_preview_is_the_programs_made_from_its_reso
         assert list(refused(pack, swapped(dev, foreign))) == [DASHBOARD_ORIGIN]
         found = refused(pack, [*dev, second])
     assert DASHBOARD_POLICY in found and "is not the program's" in found[DASHBOARD_POLICY][0], found
+
+
+@pytest.mark.parametrize("config", [dev_config(), HA], ids=["dev", "ha"])
+@pytest.mark.parametrize("existing_preview", [False, True], ids=["up", "preview-of-the-existing-stack"])
+def test_the_dashboard_lists_the_alarms_real_arns_and_passes(config, existing_preview):
+    """Review 22g T1: pulumi-aws answers every alarm's `arn` (arn:aws:cloudwatch:<region>:<account>:alarm:<its autonamed
+    name>), so at `up` and at the preview of the existing stack the dashboard body is known and its alarm widget lists
+    the program's alarms by those ARNs; the pack's dashboard check (and every other policy) accepts it at both."""
+    stack = engine_resources(run_program(config, existing_preview=existing_preview), config=config)
+    body = registration_of(stack, DASHBOARD, DASHBOARD_TYPE).inputs["dashboardBody"]
+    assert body != rpc.UNKNOWN, "the existing stack's alarms have their ARNs: the body is known"
+    (listed,) = [w["properties"]["alarms"] for w in json.loads(body)["widgets"] if w["type"] == "alarm"]
+    # Each ARN names its alarm by the name the provider's Check filled in (autonamed) and its outputs answer.
+    alarms = [r for r in stack if r.type == ALARM_TYPE]
+    assert 0 < len(alarms) <= 100 and sorted(map(str, listed)) == sorted(alarm_arn(r.inputs["name"]) for r in alarms), listed
+    assert all(r.outputs.get("name") == r.inputs["name"] and r.outputs.get("arn") == alarm_arn(r.inputs["name"]) for r in alarms)
+    with running_pack(dry_run=existing_preview, config=config, disabled=WITHOUT_AWS_LOOKUPS) as pack:
+        assert [d for d in pack.analyze(registration_of(stack, DASHBOARD, DASHBOARD_TYPE)) if d.mandatory] == []
+        assert refused(pack, stack) == {}

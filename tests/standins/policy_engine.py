@@ -48,7 +48,7 @@ from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from tests.paths import ROOT
 from tests.standins import pulumi_harness
-from tests.standins.pulumi_harness import SECRET_SIG, ProgramRun, Registration, contains_secret
+from tests.standins.pulumi_harness import SECRET_SIG, ProgramRun, Registration, autoname, contains_secret
 
 sys.path.insert(0, str(ROOT / "policy"))
 
@@ -68,12 +68,8 @@ PROVIDER_PACKAGES = {
 }
 # Autonaming: the AWS provider fills `name` with `<logical name>-<7 random hex>` during Check (pulumi-aws autonaming;
 # the checked inputs: policy/provider_defaults.py AUTONAMED); the mocks' outputs carry it for a role and an instance
-# profile, whose names other resources reference.
+# profile, whose names other resources reference (and the harness's AwsMocks for an alarm, whose ARN holds it).
 AUTONAMED = ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile")
-
-
-def autoname(name: str) -> str:
-    return f"{name}-1a2b3c4"
 
 
 # A bridged provider's outputs carry the resource's id as a property "id" (and AnalyzeStack hands the analyzer the
@@ -146,13 +142,17 @@ class AutonamingMocks(pulumi_harness.AwsMocks):
         return identifier, state
 
 
-def run_program(config: dict[str, Any], fresh_preview: bool = False, **options: Any) -> ProgramRun:
-    """tests.pulumi_harness.run_program with AutonamingMocks (and, for `fresh_preview`, a preview of a new stack)."""
+def run_program(
+    config: dict[str, Any], fresh_preview: bool = False, existing_preview: bool = False, **options: Any
+) -> ProgramRun:
+    """tests.pulumi_harness.run_program with AutonamingMocks (and, for `fresh_preview`, a preview of a new stack; for
+    `existing_preview`, a preview of the unchanged existing stack: every resource answers the outputs it has in the
+    state, and an output the provider does not answer is unknown to the program, as the SDK resolves it in a dry run)."""
     original = pulumi_harness.AwsMocks
     mocks = type("Mocks", (AutonamingMocks,), {"fresh_preview": fresh_preview})
     pulumi_harness.AwsMocks = mocks
     try:
-        return pulumi_harness.run_program(config, preview=fresh_preview, **options)
+        return pulumi_harness.run_program(config, preview=fresh_preview or existing_preview, **options)
     finally:
         pulumi_harness.AwsMocks = original
 

@@ -52,6 +52,18 @@ FAKE_ALB_ZONE_ID = "Z215JYRZR1TBD5"
 FAKE_SIGNED_INSTALLER_SHA256 = hashlib.sha256(b"harbor-offline-installer stand-in").hexdigest()
 
 
+def autoname(name: str) -> str:
+    """pulumi-aws's autonaming of a `name` the program leaves out: `<logical name>-<7 random hex>` (provider/autonaming.go
+    setAutonaming; pulumi sdk resource.NewUniqueHex), with fixed hex so every run names alike."""
+    return f"{name}-1a2b3c4"
+
+
+def alarm_arn(alarm_name: str) -> str:
+    """A CloudWatch alarm's ARN: "arn:aws:cloudwatch:<Region>:<account-id>:alarm:<alarm-name>" (CloudWatch API
+    Reference, TagResource ResourceARN)."""
+    return f"arn:aws:cloudwatch:{FAKE_REGION}:{FAKE_ACCOUNT_ID}:alarm:{alarm_name}"
+
+
 class AwsMocks(pulumi.runtime.Mocks):
     """Answers what the cloud would: ids and the computed properties the program reads."""
 
@@ -89,6 +101,14 @@ class AwsMocks(pulumi.runtime.Mocks):
         elif kind == "aws:dlm/lifecyclePolicy:LifecyclePolicy":
             # DLM policy ARNs: arn:<partition>:dlm:<region>:<account>:policy/<policy id> (policy-<17 hex>).
             state.update(arn=f"arn:aws:dlm:{FAKE_REGION}:{FAKE_ACCOUNT_ID}:policy/policy-0a1b2c3d4e5f60718")
+        elif kind == "aws:cloudwatch/metricAlarm:MetricAlarm":
+            # pulumi-aws MetricAlarm: `name` autonamed when left out (policy/provider_defaults.py AUTONAMED), the id
+            # is that name and `arn` the alarm's ARN (terraform-provider-aws internal/service/cloudwatch/
+            # metric_alarm.go resourceMetricAlarmCreate d.SetId(alarm_name); resourceMetricAlarmRead sets `arn`
+            # from DescribeAlarms' AlarmArn). The dashboard's alarm widget lists these ARNs.
+            alarm_name = args.inputs.get("name") or autoname(args.name)
+            state.update(name=alarm_name, arn=alarm_arn(alarm_name))
+            return alarm_name, state
         elif kind == "aws:cloudwatch/eventRule:EventRule":
             # EventBridge rule ARNs on the default bus: arn:<partition>:events:<region>:<account>:rule/<name>.
             state.update(arn=f"arn:aws:events:{FAKE_REGION}:{FAKE_ACCOUNT_ID}:rule/{args.name}", name=args.name)

@@ -38,6 +38,8 @@ may list the subscriptions of the stack's topic (and so depends on it), and the 
 widget shows the count; nothing else changed (`__provider` kept as recorded). And for review 22b's H1: the
 instance profile carries the program's tags (Name, harbor-cache:stack), which the policy pack looks up at `up`;
 only those three rows' `tags` are new (`__provider` kept as recorded).
+And for review 22g T1 (the mocks now answer each alarm's `arn`, as pulumi-aws does): only the dashboard rows changed,
+their alarm widget listing the alarms' ARNs where it held nulls (everything else kept as recorded).
 """
 
 from __future__ import annotations
