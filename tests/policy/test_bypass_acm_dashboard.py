@@ -2,8 +2,7 @@
 resource of the program's stack changed as a pull request could change it, run through the pack as the engine runs it
 (its own entry point over the analyzer's gRPC protocol, tests/standins/policy_engine.py `running_pack`: Analyze per
 resource, AnalyzeStack for the whole stack), at preview and at `up` (the AWS lookups against moto on loopback). Each
-probe passed the pack on main dad5a47 (review 22f's probes, /work/notes/review22f/probe_acm_validation.py and
-probe_up_time.py; tests/policy/test_review22f_probes.py on branch review22f); now each is refused. The program's own
+probe passed the pack on main dad5a47 (review 22f's probes, kept outside the repository); now each is refused. The program's own
 stacks pass in every mode (tests/policy/test_policies.py test_every_mode_passes_*).
 
 B2: ACM's validation CNAME (`harbor-lb-certificate-validation`, replicas > 1) was bound to nothing: with the CAA record

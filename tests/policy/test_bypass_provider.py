@@ -1,8 +1,8 @@
 """Review 22f (issue 22): the default AWS provider's inputs (L2: an allow-list, everything else refused; FR3: harmless
 explicit "off" values pass) and an existing node's old launch image (FR2). Each runs through the pack as the engine
 runs it (tests/standins/policy_engine.py `running_pack`: its entry point over the analyzer's gRPC protocol), as
-tests/policy/test_policy_bypass.py does; each failed on main dad5a47's pack (the review's probes,
-/work/notes/review22f/probe_provider_identity.py and probe_old_image.py, outside the repository)."""
+tests/policy/test_policy_bypass.py does; each failed on main dad5a47's pack (the review's probes, kept outside the
+repository)."""
 
 from __future__ import annotations
 
