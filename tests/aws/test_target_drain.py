@@ -14,6 +14,7 @@ ELB documents (ELB User Guide for Application Load Balancers, "Target health sta
 from __future__ import annotations
 
 import socket
+import urllib.request
 from typing import Any
 
 import pytest
@@ -56,6 +57,9 @@ def elbv2():
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
+    # moto's servers in one process share one set of backends (moto/backends.py): start empty, whatever other tests
+    # left there (the policy tests' stacks hold a target group of this name), as moto's /moto-api/reset does.
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=30).close()
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
     vpc = session.client("ec2", endpoint_url=endpoint).create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     client = session.client("elbv2", endpoint_url=endpoint)
