@@ -34,7 +34,7 @@ from functools import cache
 from typing import Any
 
 from fields import FIELDS, Reference, Source
-from reading import PROGRAM_COMPONENTS, Resource, Urn, Violation, is_unknown
+from reading import PROGRAM_COMPONENTS, Resource, Urn, Violation, dns_name, is_unknown
 from stack_checks import stores_configured
 
 POLICY = "references-are-the-stacks-own-at-up"
@@ -452,11 +452,6 @@ class OfTheResource:
 ACM_KEY_TYPES = ("RSA_1024", "RSA_2048", "RSA_3072", "RSA_4096", "EC_prime256v1", "EC_secp384r1", "EC_secp521r1")
 
 
-def _dns_name(value: Any) -> str:
-    """As stack_checks.py _dns_name: case-insensitive, with or without the root's dot."""
-    return str(value).strip().lower().rstrip(".")
-
-
 @cache
 def acm_validation(name: str, kind: str, stack: str) -> Callable[[str], list[Found]]:
     """Review 22f B2: ACM's validation record (`name`, `kind`, the value looked up) is the validation CNAME of one of
@@ -475,19 +470,19 @@ def acm_validation(name: str, kind: str, stack: str) -> Callable[[str], list[Fou
         from resource_checks import _stack_hostname
 
         domain = _stack_hostname()
-        wanted = (_dns_name(name), str(kind).strip().upper(), _dns_name(value))
+        wanted = (dns_name(name), str(kind).strip().upper(), dns_name(value))
         pages = _client("acm").get_paginator("list_certificates").paginate(Includes={"keyTypes": list(ACM_KEY_TYPES)})
         arns = [
             str(summary.get("CertificateArn"))
             for page in pages
             for summary in page.get("CertificateSummaryList") or []
-            if _dns_name(summary.get("DomainName")) == domain
+            if dns_name(summary.get("DomainName")) == domain
         ]
         matching = []
         for arn in arns:
             found = _client("acm").describe_certificate(CertificateArn=arn)["Certificate"]
             records = [option.get("ResourceRecord") or {} for option in found.get("DomainValidationOptions") or []]
-            if any((_dns_name(r.get("Name")), str(r.get("Type")).upper(), _dns_name(r.get("Value"))) == wanted for r in records):
+            if any((dns_name(r.get("Name")), str(r.get("Type")).upper(), dns_name(r.get("Value"))) == wanted for r in records):
                 tags = _tags(_client("acm").list_tags_for_certificate(CertificateArn=arn).get("Tags"))
                 matching.append(Found(f"certificate {arn}", tags, CERTIFICATE))
         if not matching:

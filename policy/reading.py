@@ -56,6 +56,13 @@ class Undecidable(Exception):
         return re.split(r"[.\[]", self.path, maxsplit=1)[0]
 
 
+def dns_name(value: Any) -> str:
+    """A DNS name as Route 53 and ACM compare it: case-insensitive, with or without the root's dot (the AWS provider
+    stores a record's `name` lower-cased without it, terraform-provider-aws internal/service/route53/record.go `name`
+    StateFunc, where ACM's resourceRecordName ends in one)."""
+    return str(value).strip().lower().rstrip(".")
+
+
 def is_unknown(value: Any) -> bool:
     return isinstance(value, str) and value in UNKNOWN_SENTINELS
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fields import GROUPS, IDENTITIES, NOTIFICATIONS, VALIDATION, Source, references_judged_by
-from reading import Resource, Review, Undecidable, Violation, is_unknown, statements
+from reading import Resource, Review, Undecidable, Violation, dns_name, is_unknown, statements
 from resource_checks import (
     ACME_PREFIX,
     CAA_ACCOUNT_RE,
@@ -708,13 +708,6 @@ def _caa_problems(record: StackResource, by_urn: dict[str, StackResource], balan
     ]
 
 
-def _dns_name(value: Any) -> str:
-    """A DNS name as Route 53 and ACM compare it: case-insensitive, with or without the root's dot (the AWS provider
-    stores a record's `name` lower-cased without it, terraform-provider-aws internal/service/route53/record.go `name`
-    StateFunc, where ACM's resourceRecordName ends in one)."""
-    return str(value).strip().lower().rstrip(".")
-
-
 VALIDATION_FIELDS = (("name", "resourceRecordName"), ("type", "resourceRecordType"), ("records", "resourceRecordValue"))
 
 
@@ -745,7 +738,7 @@ def _validation_problems(record: StackResource, by_urn: dict[str, StackResource]
             is_unknown(value)
             or option.get(key) is not None
             and not is_unknown(option.get(key))
-            and _dns_name(value) == _dns_name(option.get(key))
+            and dns_name(value) == dns_name(option.get(key))
             for value, (_, key) in zip(values, VALIDATION_FIELDS, strict=True)
         )
 
